@@ -1,0 +1,51 @@
+// The shared error table. Codes are the original pilotctl's lowercase strings so agent scripts keep working.
+export const ERRORS = {
+  invalid_argument: { hint: 'see `pilotctl help <command>`' },
+  not_found: { hint: 'check the hostname with `pilotctl find`; private nodes need a handshake first' },
+  already_exists: { hint: 'choose another hostname' },
+  not_running: { hint: 'start the daemon with: pilotctl daemon start' },
+  connection_failed: {
+    hint: 'peer offline or not trusted yet: `pilotctl handshake <peer>`; `pilotctl peers` shows the path',
+  },
+  timeout: { hint: 'raise --timeout, or check `pilotctl ping <peer>`' },
+  internal: { hint: 'a bug: rerun with --log-level debug and keep the log' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface PilotError {
+  code: ErrorCode;
+  message: string;
+  hint?: string;
+  detail?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+export function isErrorCode(s: unknown): s is ErrorCode {
+  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(ERRORS, s);
+}
+
+/** Build a PilotError; the hint defaults to the table's hint for the code. */
+export function pilotError(
+  code: ErrorCode,
+  message: string,
+  extra: { hint?: string; detail?: Record<string, unknown>; cause?: unknown } = {},
+): PilotError {
+  const e: PilotError = { code, message, hint: extra.hint ?? ERRORS[code].hint };
+  if (extra.detail !== undefined) e.detail = extra.detail;
+  if (extra.cause !== undefined) e.cause = extra.cause;
+  return e;
+}
+
+/** An Error carrying a PilotError, for the few boundaries (Node streams, promises) that must throw. */
+export class PilotException extends Error {
+  readonly error: PilotError;
+  constructor(error: PilotError) {
+    super(error.message);
+    this.name = 'PilotException';
+    this.error = error;
+  }
+  get code(): ErrorCode {
+    return this.error.code;
+  }
+}

@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './result.js';
+export * from './clock.js';
+export * from './rng.js';
+export * from './logger.js';
