@@ -1,0 +1,211 @@
+// The contract between the daemon (src/node) and everything above it: ipc/ (which serves it to pilotctl),
+// sdk/ (in-process node) and services/. Types only; the daemon implements NodeApi.
+import type { Duplex } from 'node:stream';
+import type { Result } from '../core/result.js';
+
+/** Virtual address text form `N:XXXX.YYYY.YYYY` (see wire/address.ts). */
+export type VirtualAddrText = string;
+/** A peer named by virtual address text, hostname, or numeric node id (as text). */
+export type PeerRef = string;
+
+export interface NodeInfo {
+  node_id: number;
+  address: VirtualAddrText;
+  hostname: string | null;
+  public_key: string; // base64 Ed25519
+  public: boolean;
+  tags: string[];
+  registry: string; // host:port
+  registry_connected: boolean;
+  listen: string; // udp host:port of the tunnel socket
+  public_endpoint: string | null; // observed by the beacon
+  nat_type: string | null;
+  uptime_s: number;
+  peers: number;
+  connections: number;
+  datapath: 'native' | 'dgram';
+  version: string;
+}
+
+export interface PeerEntry {
+  node_id: number;
+  address: VirtualAddrText;
+  hostname: string | null;
+  endpoint: string | null; // udp ip:port in use
+  path: 'direct' | 'relay' | 'none';
+  encrypted: boolean;
+  suite: 'noise' | 'legacy' | null;
+  trusted: boolean;
+  last_seen_ms: number | null;
+  rtt_ms: number | null;
+}
+
+export interface ConnectionEntry {
+  id: number;
+  peer: VirtualAddrText;
+  peer_node_id: number;
+  local_port: number;
+  remote_port: number;
+  state: string;
+  cwnd_bytes: number;
+  srtt_ms: number;
+  bytes_in_flight: number;
+  bytes_sent: number;
+  bytes_received: number;
+  retransmits: number;
+}
+
+export interface TrustEntry {
+  node_id: number;
+  address: VirtualAddrText;
+  hostname: string | null;
+  mutual: boolean;
+  approved_at: string; // ISO time
+  public_key?: string;
+}
+
+export interface PendingRequest {
+  node_id: number;
+  address: VirtualAddrText;
+  hostname: string | null;
+  justification: string;
+  received_at: string; // ISO time
+}
+
+export interface FindResult {
+  node_id: number;
+  address: VirtualAddrText;
+  hostname: string | null;
+  public: boolean;
+  tags: string[];
+  public_key: string;
+}
+
+export interface PingResult {
+  seq: number;
+  bytes: number;
+  rtt_ms: number;
+  error?: string;
+}
+
+export type MessageType = 'text' | 'json' | 'binary' | 'file';
+
+export interface InboxMessage {
+  id: string;
+  from: VirtualAddrText;
+  from_hostname: string | null;
+  type: MessageType;
+  data: string; // utf8 for text/json, base64 for binary
+  size: number;
+  received_at: string;
+}
+
+export interface ReceivedFile {
+  name: string;
+  path: string;
+  size: number;
+  from: VirtualAddrText;
+  sha256: string;
+  received_at: string;
+}
+
+export interface BenchResult {
+  bytes: number;
+  duration_ms: number;
+  send_mbps: number; // MB/s as the original reports
+  throughput_mbps?: number;
+}
+
+export interface EventMessage {
+  topic: string;
+  data: string;
+  from: VirtualAddrText;
+  received_at: string;
+}
+
+/** A reliable, ordered, encrypted byte stream to one peer port. End = FIN; destroy = RST. */
+export interface PilotStream extends Duplex {
+  readonly remoteAddr: VirtualAddrText;
+  readonly remoteNodeId: number;
+  readonly remotePort: number;
+  readonly localPort: number;
+}
+
+export interface PortListener {
+  readonly port: number;
+  /** Resolves with the next inbound stream; null when the listener closed. */
+  accept(): Promise<PilotStream | null>;
+  close(): void;
+}
+
+export interface Datagram {
+  from: VirtualAddrText;
+  fromNodeId: number;
+  fromPort: number;
+  port: number;
+  data: Uint8Array;
+}
+
+export interface DatagramSocket {
+  readonly port: number;
+  send(to: PeerRef, port: number, data: Uint8Array): Promise<Result<void>>;
+  /** Next datagram, or null on close / timeout. */
+  recv(timeoutMs?: number): Promise<Datagram | null>;
+  close(): void;
+}
+
+export interface ProgressFn {
+  (bytesDone: number, bytesTotal: number): void;
+}
+
+/**
+ * Everything an agent can ask of its node. Every expected failure is a Result with a PilotError code
+ * (invalid_argument, not_found, connection_failed, timeout, …), never a rejection.
+ */
+export interface NodeApi {
+  info(): Promise<Result<NodeInfo>>;
+  setHostname(hostname: string): Promise<Result<{ hostname: string }>>;
+  clearHostname(): Promise<Result<{ hostname: null }>>;
+  setVisibility(isPublic: boolean): Promise<Result<{ public: boolean }>>;
+  setTags(tags: string[]): Promise<Result<{ tags: string[] }>>;
+  find(query: PeerRef): Promise<Result<FindResult>>;
+
+  handshake(peer: PeerRef, justification: string): Promise<Result<{ node_id: number; status: string }>>;
+  pending(): Promise<Result<{ pending: PendingRequest[] }>>;
+  approve(nodeId: number): Promise<Result<{ node_id: number; status: 'approved' }>>;
+  reject(nodeId: number, reason?: string): Promise<Result<{ node_id: number; status: 'rejected' }>>;
+  trusted(): Promise<Result<{ trusted: TrustEntry[] }>>;
+  untrust(nodeId: number): Promise<Result<{ node_id: number; status: 'untrusted' }>>;
+
+  dial(peer: PeerRef, port: number, opts?: { timeoutMs?: number }): Promise<Result<PilotStream>>;
+  listen(port: number): Result<PortListener>;
+  openDatagramSocket(port: number): Result<DatagramSocket>;
+
+  sendMessage(peer: PeerRef, data: Uint8Array, type: MessageType): Promise<Result<{ bytes: number; ack: boolean }>>;
+  inbox(opts?: { clear?: boolean }): Promise<Result<{ messages: InboxMessage[]; cleared?: number }>>;
+  sendFile(peer: PeerRef, path: string, progress?: ProgressFn): Promise<Result<{ bytes: number; sha256: string; name: string }>>;
+  received(opts?: { clear?: boolean }): Promise<Result<{ files: ReceivedFile[]; cleared?: number }>>;
+  publish(peer: PeerRef, topic: string, data: Uint8Array): Promise<Result<{ topic: string; bytes: number }>>;
+  /** Events arrive on `onEvent` until the returned close() is called or the peer goes away. */
+  subscribe(peer: PeerRef, topic: string, onEvent: (e: EventMessage) => void): Promise<Result<{ close(): void; done: Promise<void> }>>;
+
+  ping(peer: PeerRef, opts: { count: number; intervalMs: number; size?: number; timeoutMs?: number }): Promise<Result<{ results: PingResult[] }>>;
+  bench(peer: PeerRef, bytes: number, progress?: ProgressFn): Promise<Result<BenchResult>>;
+
+  peers(): Promise<Result<{ peers: PeerEntry[] }>>;
+  connections(): Promise<Result<{ connections: ConnectionEntry[] }>>;
+  disconnect(connectionId: number): Promise<Result<{ id: number }>>;
+
+  shutdown(): Promise<void>;
+}
+
+/** What a built-in service gets from its node (services/ depend on this only). */
+export interface ServiceHost {
+  readonly nodeId: number;
+  readonly address: VirtualAddrText;
+  /** The node's home directory (inbox/, received/ live under it). */
+  readonly home: string;
+  listen(port: number): Result<PortListener>;
+  dial(peer: PeerRef, port: number, opts?: { timeoutMs?: number }): Promise<Result<PilotStream>>;
+  hostnameOf(nodeId: number): string | null;
+}
