@@ -1,0 +1,132 @@
+// pilot-daemon's flags, as the original's cmd/daemon (-registry, -beacon, -listen, …; one or two dashes),
+// plus --home. Precedence: flag > environment > config file > default.
+import { readFileSync } from 'node:fs';
+import { err, ok, type Result } from '../core/result.js';
+import { defaultHome, homePaths } from './home.js';
+
+export interface DaemonOptions {
+  home: string;
+  registry: string; // host:port (TCP)
+  beacon: string; // host:port (UDP)
+  listen: string; // host:port for the tunnel socket
+  socket: string;
+  identity: string;
+  hostname: string | null;
+  public: boolean;
+  logLevel: string;
+  logFormat: 'json' | 'pretty';
+  echo: boolean;
+  dataExchange: boolean;
+  eventStream: boolean;
+  trustAutoApprove: boolean;
+  keepaliveMs: number;
+  idleTimeoutMs: number;
+  config: string | null;
+}
+
+const BOOL_FLAGS = new Set(['public', 'no-echo', 'no-dataexchange', 'no-eventstream', 'trust-auto-approve', 'foreground']);
+const VALUE_FLAGS = new Set([
+  'home', 'registry', 'beacon', 'listen', 'socket', 'identity', 'hostname', 'log-level', 'log-format', 'config',
+  'keepalive', 'idle-timeout',
+]);
+
+export const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export function isHostPort(s: string): boolean {
+  const m = /^(.*):(\d{1,5})$/.exec(s);
+  return m !== null && Number(m[2]) <= 65535;
+}
+
+/** Parses `--x v`, `--x=v`, `-x v` and boolean `--x` / `--x=false`. */
+export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Result<DaemonOptions> {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const m = /^--?([a-z][a-z0-9-]*)(?:=(.*))?$/.exec(a);
+    if (!m) return err('invalid_argument', `unexpected argument '${a}'`, { hint: 'see `pilot-daemon --help`' });
+    const name = m[1]!;
+    if (BOOL_FLAGS.has(name)) {
+      flags.set(name, m[2] ?? 'true');
+    } else if (VALUE_FLAGS.has(name)) {
+      const v = m[2] ?? argv[++i];
+      if (v === undefined) return err('invalid_argument', `flag --${name} needs a value`);
+      flags.set(name, v);
+    } else {
+      return err('invalid_argument', `unknown flag --${name}`, { hint: 'see `pilot-daemon --help`' });
+    }
+  }
+
+  const home = flags.get('home') ?? defaultHome(env);
+  const paths = homePaths(home);
+  const configPath = flags.get('config') ?? null;
+  let file: Record<string, unknown> = {};
+  const cfgFile = configPath ?? paths.config;
+  try {
+    file = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+    if (typeof file !== 'object' || file === null || Array.isArray(file)) {
+      return err('invalid_argument', `config ${cfgFile} is not a JSON object`, { hint: 'fix or remove the config file' });
+    }
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' || configPath !== null) {
+      return err('invalid_argument', `cannot read config ${cfgFile}: ${(e as Error).message}`, { hint: 'fix or remove the config file' });
+    }
+  }
+  const pick = (flag: string, envName: string | null, fileKey: string, dflt: string): string => {
+    const f = flags.get(flag);
+    if (f !== undefined) return f;
+    if (envName && env[envName]) return env[envName]!;
+    const v = file[fileKey];
+    return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : dflt;
+  };
+  const bool = (flag: string, fileKey: string): boolean => {
+    const f = flags.get(flag);
+    if (f !== undefined) return f !== 'false' && f !== '0';
+    return file[fileKey] === true;
+  };
+
+  const opts: DaemonOptions = {
+    home: paths.home,
+    registry: pick('registry', 'PILOT_REGISTRY', 'registry', '127.0.0.1:9000'),
+    beacon: pick('beacon', 'PILOT_BEACON', 'beacon', '127.0.0.1:9001'),
+    listen: pick('listen', null, 'listen', '0.0.0.0:0'),
+    socket: pick('socket', 'PILOT_SOCKET', 'socket', paths.socket),
+    identity: pick('identity', null, 'identity', paths.identity),
+    hostname: pick('hostname', null, 'hostname', '') || null,
+    public: bool('public', 'public'),
+    logLevel: pick('log-level', 'PILOT_LOG_LEVEL', 'log_level', 'info'),
+    logFormat: pick('log-format', null, 'log_format', 'json') === 'pretty' ? 'pretty' : 'json',
+    echo: !bool('no-echo', 'no_echo'),
+    dataExchange: !bool('no-dataexchange', 'no_dataexchange'),
+    eventStream: !bool('no-eventstream', 'no_eventstream'),
+    trustAutoApprove: bool('trust-auto-approve', 'trust_auto_approve'),
+    keepaliveMs: durationMs(pick('keepalive', null, 'keepalive', '15s')),
+    idleTimeoutMs: durationMs(pick('idle-timeout', null, 'idle_timeout', '60s')),
+    config: configPath,
+  };
+  if (opts.listen.startsWith(':')) opts.listen = '0.0.0.0' + opts.listen;
+  for (const [k, v] of [['registry', opts.registry], ['beacon', opts.beacon], ['listen', opts.listen]] as const) {
+    if (!isHostPort(v)) return err('invalid_argument', `--${k} '${v}' is not host:port`, { hint: `e.g. --${k} 127.0.0.1:9000` });
+  }
+  if (opts.hostname !== null && !HOSTNAME_RE.test(opts.hostname)) {
+    return err('invalid_argument', `invalid hostname '${opts.hostname}'`, {
+      hint: 'lowercase letters, digits and hyphens, at most 63 characters',
+    });
+  }
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(opts.logLevel)) {
+    return err('invalid_argument', `invalid --log-level '${opts.logLevel}'`, { hint: 'debug, info, warn or error' });
+  }
+  if (!Number.isFinite(opts.keepaliveMs) || !Number.isFinite(opts.idleTimeoutMs)) {
+    return err('invalid_argument', 'invalid --keepalive or --idle-timeout', { hint: 'durations like 15s, 500ms, 2m' });
+  }
+  return ok(opts);
+}
+
+/** "15s" / "500ms" / "2m" / "30" (seconds) → ms; NaN if malformed. */
+export function durationMs(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s.trim());
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60000 : 3600000);
+}
