@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// pilot-rendezvous: registry (TCP) + beacon (UDP) in one process, as the original's cmd/rendezvous
+// (defaults :9000 / :9001). Logs go to stderr; stdout carries exactly one JSON line once both listen:
+// {"registry":"HOST:PORT","beacon":"HOST:PORT"} (with "beacon2" when --beacon-addr2 is given) — handy with port 0.
+import { parseArgs } from 'node:util';
+import { createLogger, type LogFormat } from '../core/logger.js';
+import { BeaconServer } from '../registry/beacon.js';
+import { RegistryServer } from '../registry/server.js';
+import { FileStore, MemoryStore, type RegistryStore } from '../registry/store.js';
+
+const USAGE = `usage: pilot-rendezvous [--registry-addr HOST:PORT] [--beacon-addr HOST:PORT] [--beacon-addr2 HOST:PORT]
+                        [--store PATH] [--require-fresh-signatures] [--log-level L] [--log-format json|pretty]
+defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = state in memory only`;
+
+function splitHostPort(text: string): { host: string; port: number } | null {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  const host = m[1] ?? m[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        'registry-addr': { type: 'string', default: ':9000' },
+        'beacon-addr': { type: 'string', default: ':9001' },
+        'beacon-addr2': { type: 'string' },
+        store: { type: 'string' },
+        'require-fresh-signatures': { type: 'boolean', default: false },
+        'log-level': { type: 'string', default: 'info' },
+        'log-format': { type: 'string', default: 'json' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const format = args['log-format'];
+  if (format !== 'json' && format !== 'pretty') {
+    process.stderr.write(`--log-format must be json or pretty\n${USAGE}\n`);
+    return 2;
+  }
+  const registryAddr = splitHostPort(args['registry-addr']!);
+  const beaconAddr = splitHostPort(args['beacon-addr']!);
+  const beaconAddr2 = args['beacon-addr2'] !== undefined ? splitHostPort(args['beacon-addr2']) : undefined;
+  if (!registryAddr || !beaconAddr || beaconAddr2 === null) {
+    process.stderr.write(`addresses must be HOST:PORT\n${USAGE}\n`);
+    return 2;
+  }
+  const logger = createLogger({ level: args['log-level'], format: format as LogFormat, name: 'pilot-rendezvous' });
+
+  const beacon = await BeaconServer.start({
+    host: beaconAddr.host,
+    port: beaconAddr.port,
+    ...(beaconAddr2 ? { host2: beaconAddr2.host, port2: beaconAddr2.port } : {}),
+    logger: logger.child({ part: 'beacon' }),
+  });
+  if (!beacon.ok) {
+    logger.fatal({ err: beacon.error }, beacon.error.message);
+    return 1;
+  }
+  const store: RegistryStore = args.store
+    ? new FileStore(args.store, { logger: logger.child({ part: 'store' }) })
+    : new MemoryStore();
+  const registry = await RegistryServer.start({
+    host: registryAddr.host,
+    port: registryAddr.port,
+    store,
+    logger: logger.child({ part: 'registry' }),
+    observedEndpoint: (id) => beacon.value.observedEndpoint(id),
+    requireFreshSignatures: args['require-fresh-signatures'],
+  });
+  if (!registry.ok) {
+    logger.fatal({ err: registry.error }, registry.error.message);
+    process.stderr.write(`pilot-rendezvous: ${registry.error.message}\n`);
+    await beacon.value.close();
+    return 1;
+  }
+
+  const ra = registry.value.address();
+  const ba = beacon.value.address();
+  const ba2 = beacon.value.address2();
+  const ready: Record<string, string> = {
+    registry: joinHostPort(ra.address, ra.port),
+    beacon: joinHostPort(ba.address, ba.port),
+  };
+  if (ba2) ready.beacon2 = joinHostPort(ba2.address, ba2.port);
+  process.stdout.write(JSON.stringify(ready) + '\n');
+  logger.info(ready, 'rendezvous running');
+
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      logger.info({ signal: sig }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await registry.value.close();
+  await beacon.value.close();
+  logger.flush?.();
+  return 0;
+}
+
+main().then(
+  (code) => {
+    // Give pino's async destination a moment to drain before exiting.
+    setTimeout(() => process.exit(code), 50).unref();
+    process.exitCode = code;
+  },
+  (e) => {
+    process.stderr.write(`pilot-rendezvous: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,253 @@
+// Beacon UDP messages of the original (pkg/beacon/server.go, pkg/protocol/header.go BeaconMsg*):
+//   0x01 discover        [u32 node]                               node → beacon (also keeps the mapping alive)
+//   0x02 discover reply  [u8 iplen (4|16)][ip][u16 port]           beacon → node: observed endpoint
+//   0x03 punch request   [u32 from][u32 to]                        node → beacon
+//   0x04 punch command   [u8 iplen][ip][u16 port]                  beacon → both nodes: send PILP there
+//   0x05 relay           [u32 sender][u32 dest][opaque frame]      node → beacon (or beacon → peer beacon)
+//   0x06 relay deliver   [u32 sender][opaque frame]                beacon → dest node
+//   0x07 sync (gossip)   [u32 beacon id][u16 count][u32 node]*     beacon ↔ beacon
+// As in the original, trailing bytes after the fixed part are ignored (the Go code only checks minimum length).
+import { err, ok, type Result } from '../core/result.js';
+import { isU16, isU32, readU16, readU32, writeU16, writeU32 } from './bytes.js';
+
+export const BEACON_DISCOVER = 0x01;
+export const BEACON_DISCOVER_REPLY = 0x02;
+export const BEACON_PUNCH_REQUEST = 0x03;
+export const BEACON_PUNCH_COMMAND = 0x04;
+export const BEACON_RELAY = 0x05;
+export const BEACON_RELAY_DELIVER = 0x06;
+export const BEACON_SYNC = 0x07;
+
+/** An endpoint in a beacon message. `ip` is dotted IPv4 or 8-group IPv6 text. */
+export interface BeaconEndpoint {
+  ip: string;
+  port: number;
+}
+
+export type BeaconMessage =
+  | { kind: 'discover'; nodeId: number }
+  | ({ kind: 'discover_reply' } & BeaconEndpoint)
+  | { kind: 'punch_request'; fromNodeId: number; toNodeId: number }
+  | ({ kind: 'punch_command' } & BeaconEndpoint)
+  | { kind: 'relay'; senderNodeId: number; destNodeId: number; payload: Uint8Array }
+  | { kind: 'relay_deliver'; senderNodeId: number; payload: Uint8Array }
+  | { kind: 'sync'; beaconId: number; nodeIds: number[] };
+
+/** Beacon messages use one-byte types below 0x10 (tunnel frames start with the ASCII magic `PIL…`). */
+export function isBeaconMessage(buf: Uint8Array): boolean {
+  return buf.length >= 1 && buf[0]! >= BEACON_DISCOVER && buf[0]! <= BEACON_SYNC;
+}
+
+/** Decode one datagram. Never throws; `payload` views alias `buf`. */
+export function decodeBeaconMessage(buf: Uint8Array): Result<BeaconMessage> {
+  if (buf.length < 1) return err('invalid_argument', 'empty beacon message');
+  const body = buf.subarray(1);
+  switch (buf[0]) {
+    case BEACON_DISCOVER:
+      if (body.length < 4) return short('discover');
+      return ok({ kind: 'discover', nodeId: readU32(body, 0) });
+    case BEACON_DISCOVER_REPLY:
+    case BEACON_PUNCH_COMMAND: {
+      const ep = decodeEndpoint(body);
+      if (!ep.ok) return ep;
+      return ok({ kind: buf[0] === BEACON_DISCOVER_REPLY ? 'discover_reply' : 'punch_command', ...ep.value });
+    }
+    case BEACON_PUNCH_REQUEST:
+      if (body.length < 8) return short('punch request');
+      return ok({ kind: 'punch_request', fromNodeId: readU32(body, 0), toNodeId: readU32(body, 4) });
+    case BEACON_RELAY:
+      if (body.length < 8) return short('relay');
+      return ok({
+        kind: 'relay',
+        senderNodeId: readU32(body, 0),
+        destNodeId: readU32(body, 4),
+        payload: body.subarray(8),
+      });
+    case BEACON_RELAY_DELIVER:
+      if (body.length < 4) return short('relay deliver');
+      return ok({ kind: 'relay_deliver', senderNodeId: readU32(body, 0), payload: body.subarray(4) });
+    case BEACON_SYNC: {
+      if (body.length < 6) return short('sync');
+      const count = readU16(body, 4);
+      if (body.length < 6 + 4 * count) return short('sync');
+      const nodeIds = new Array<number>(count);
+      for (let i = 0; i < count; i++) nodeIds[i] = readU32(body, 6 + 4 * i);
+      return ok({ kind: 'sync', beaconId: readU32(body, 0), nodeIds });
+    }
+    default:
+      return err('invalid_argument', `unknown beacon message type 0x${buf[0]!.toString(16).padStart(2, '0')}`);
+  }
+}
+
+/** Encode one message. invalid_argument for out-of-range ids/ports or an unparseable IP. */
+export function encodeBeaconMessage(msg: BeaconMessage): Result<Uint8Array> {
+  switch (msg.kind) {
+    case 'discover': {
+      if (!isU32(msg.nodeId)) return bad('nodeId');
+      const out = new Uint8Array(5);
+      out[0] = BEACON_DISCOVER;
+      writeU32(out, 1, msg.nodeId);
+      return ok(out);
+    }
+    case 'discover_reply':
+    case 'punch_command': {
+      const ip = parseIp(msg.ip);
+      if (!ip) return bad('ip');
+      if (!isU16(msg.port)) return bad('port');
+      const out = new Uint8Array(2 + ip.length + 2);
+      out[0] = msg.kind === 'discover_reply' ? BEACON_DISCOVER_REPLY : BEACON_PUNCH_COMMAND;
+      out[1] = ip.length;
+      out.set(ip, 2);
+      writeU16(out, 2 + ip.length, msg.port);
+      return ok(out);
+    }
+    case 'punch_request': {
+      if (!isU32(msg.fromNodeId) || !isU32(msg.toNodeId)) return bad('node id');
+      const out = new Uint8Array(9);
+      out[0] = BEACON_PUNCH_REQUEST;
+      writeU32(out, 1, msg.fromNodeId);
+      writeU32(out, 5, msg.toNodeId);
+      return ok(out);
+    }
+    case 'relay': {
+      if (!isU32(msg.senderNodeId) || !isU32(msg.destNodeId)) return bad('node id');
+      const out = new Uint8Array(9 + msg.payload.length);
+      out[0] = BEACON_RELAY;
+      writeU32(out, 1, msg.senderNodeId);
+      writeU32(out, 5, msg.destNodeId);
+      out.set(msg.payload, 9);
+      return ok(out);
+    }
+    case 'relay_deliver': {
+      if (!isU32(msg.senderNodeId)) return bad('node id');
+      const out = new Uint8Array(5 + msg.payload.length);
+      out[0] = BEACON_RELAY_DELIVER;
+      writeU32(out, 1, msg.senderNodeId);
+      out.set(msg.payload, 5);
+      return ok(out);
+    }
+    case 'sync': {
+      if (!isU32(msg.beaconId)) return bad('beaconId');
+      if (msg.nodeIds.length > 0xffff) return bad('nodeIds (max 65535)');
+      const out = new Uint8Array(7 + 4 * msg.nodeIds.length);
+      out[0] = BEACON_SYNC;
+      writeU32(out, 1, msg.beaconId);
+      writeU16(out, 5, msg.nodeIds.length);
+      for (let i = 0; i < msg.nodeIds.length; i++) {
+        const id = msg.nodeIds[i];
+        if (!isU32(id)) return bad('nodeIds');
+        writeU32(out, 7 + 4 * i, id);
+      }
+      return ok(out);
+    }
+    default:
+      return err('invalid_argument', 'unknown beacon message kind');
+  }
+}
+
+/**
+ * Relay deliver header written in place, for the hot path: `out` receives [0x06][sender][payload].
+ * Returns the byte count. The caller sizes `out` (5 + payload.length).
+ */
+export function writeRelayDeliver(out: Uint8Array, senderNodeId: number, payload: Uint8Array): number {
+  out[0] = BEACON_RELAY_DELIVER;
+  writeU32(out, 1, senderNodeId);
+  out.set(payload, 5);
+  return 5 + payload.length;
+}
+
+function decodeEndpoint(body: Uint8Array): Result<BeaconEndpoint> {
+  if (body.length < 1) return short('endpoint');
+  const ipLen = body[0]!;
+  if (ipLen !== 4 && ipLen !== 16) return err('invalid_argument', `beacon endpoint has ip length ${ipLen}`);
+  if (body.length < 1 + ipLen + 2) return short('endpoint');
+  return ok({ ip: formatIp(body.subarray(1, 1 + ipLen)), port: readU16(body, 1 + ipLen) });
+}
+
+/** Dotted IPv4 for 4 bytes, 8 lower-case hex groups (uncompressed, valid for dgram) for 16. */
+export function formatIp(b: Uint8Array): string {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
+  return groups.join(':');
+}
+
+/**
+ * IP text → 4 or 16 bytes; null when not an IP. IPv4-mapped IPv6 (`::ffff:a.b.c.d`, what a dual-stack
+ * socket reports) becomes 4 bytes, as Go's IP.To4() does in the original.
+ */
+export function parseIp(text: string): Uint8Array | null {
+  if (typeof text !== 'string' || text.length === 0 || text.length > 45) return null;
+  const v4 = parseIpv4(text);
+  if (v4) return v4;
+  const v6 = parseIpv6(text);
+  if (!v6) return null;
+  let mapped = true;
+  for (let i = 0; i < 10; i++) if (v6[i] !== 0) mapped = false;
+  if (mapped && v6[10] === 0xff && v6[11] === 0xff) return v6.slice(12);
+  return v6;
+}
+
+function parseIpv4(text: string): Uint8Array | null {
+  const parts = text.split('.');
+  if (parts.length !== 4) return null;
+  const out = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    const p = parts[i]!;
+    if (!/^\d{1,3}$/.test(p)) return null;
+    const n = Number(p);
+    if (n > 255) return null;
+    out[i] = n;
+  }
+  return out;
+}
+
+function parseIpv6(text: string): Uint8Array | null {
+  const zone = text.indexOf('%');
+  if (zone >= 0) text = text.slice(0, zone);
+  const halves = text.split('::');
+  if (halves.length > 2) return null;
+  const parseGroups = (s: string): number[] | null => {
+    if (s === '') return [];
+    const out: number[] = [];
+    const parts = s.split(':');
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i]!;
+      if (i === parts.length - 1 && p.includes('.')) {
+        const v4 = parseIpv4(p);
+        if (!v4) return null;
+        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+      } else {
+        if (!/^[0-9a-fA-F]{1,4}$/.test(p)) return null;
+        out.push(parseInt(p, 16));
+      }
+    }
+    return out;
+  };
+  const head = parseGroups(halves[0]!);
+  const tail = halves.length === 2 ? parseGroups(halves[1]!) : [];
+  if (!head || !tail) return null;
+  let groups: number[];
+  if (halves.length === 2) {
+    const fill = 8 - head.length - tail.length;
+    if (fill < 1) return null;
+    groups = [...head, ...new Array<number>(fill).fill(0), ...tail];
+  } else {
+    groups = head;
+  }
+  if (groups.length !== 8) return null;
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    out[2 * i] = groups[i]! >>> 8;
+    out[2 * i + 1] = groups[i]! & 0xff;
+  }
+  return out;
+}
+
+function short(what: string): Result<never> {
+  return err('invalid_argument', `beacon ${what} message too short`);
+}
+
+function bad(what: string): Result<never> {
+  return err('invalid_argument', `beacon message has an invalid ${what}`);
+}

@@ -1,0 +1,208 @@
+// Registry wire protocol (TCP): frames are `[u32 BE length][JSON object]`, the object carries `type`
+// (pkg/registry/server.go readMessage/writeMessage of the original; its server drops frames over 1 MiB).
+// Also the ASCII challenges that signed requests cover, shared by the server (src/registry) and the daemon's
+// client (src/node/registry-client.ts). Pure: bytes in, values out, never throws on input.
+import { err, ok, type Result } from '../core/result.js';
+import { readU32, writeU32 } from './bytes.js';
+
+/** The original's limit (server.go readMessage: `length > 1<<20`). */
+export const REGISTRY_MAX_FRAME_BYTES = 1 << 20;
+
+/** A decoded registry message: any JSON object. `type` is checked by the receiver, not the framing. */
+export type RegistryMessage = Record<string, unknown>;
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Encode one message as a frame. invalid_argument when it cannot be serialised or exceeds the limit. */
+export function encodeRegistryFrame(
+  msg: RegistryMessage,
+  maxFrameBytes: number = REGISTRY_MAX_FRAME_BYTES,
+): Result<Uint8Array> {
+  let json: string;
+  try {
+    json = JSON.stringify(msg);
+  } catch (e) {
+    return err('invalid_argument', 'registry message is not serialisable', { cause: e });
+  }
+  if (typeof json !== 'string') return err('invalid_argument', 'registry message is not serialisable');
+  const body = textEncoder.encode(json);
+  if (body.length > maxFrameBytes) {
+    return err('invalid_argument', `registry frame of ${body.length} bytes exceeds ${maxFrameBytes}`);
+  }
+  const out = new Uint8Array(4 + body.length);
+  writeU32(out, 0, body.length);
+  out.set(body, 4);
+  return ok(out);
+}
+
+/** Parse one frame body (without the length prefix). Must be UTF-8 JSON whose top level is an object. */
+export function decodeRegistryBody(body: Uint8Array): Result<RegistryMessage> {
+  let text: string;
+  try {
+    text = textDecoder.decode(body);
+  } catch (e) {
+    return err('invalid_argument', 'registry frame is not UTF-8', { cause: e });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    return err('invalid_argument', 'registry frame is not JSON', { cause: e });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return err('invalid_argument', 'registry frame is not a JSON object');
+  }
+  return ok(value as RegistryMessage);
+}
+
+/**
+ * Incremental decoder: feed TCP chunks, get whole messages. After the first error (oversized length,
+ * bad JSON) it stays failed — the stream is out of sync, the caller closes that connection.
+ */
+export class RegistryFrameDecoder {
+  private chunks: Uint8Array[] = [];
+  private bufferedBytes = 0;
+  private failure: Result<never> | null = null;
+
+  constructor(private readonly maxFrameBytes: number = REGISTRY_MAX_FRAME_BYTES) {}
+
+  /** Bytes held waiting for the rest of a frame. */
+  get pendingBytes(): number {
+    return this.bufferedBytes;
+  }
+
+  /** Append a chunk and return every message it completes (possibly none). */
+  push(chunk: Uint8Array): Result<RegistryMessage[]> {
+    if (this.failure) return this.failure;
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.bufferedBytes += chunk.length;
+    }
+    const out: RegistryMessage[] = [];
+    while (this.bufferedBytes >= 4) {
+      const head = this.peek(4);
+      const bodyBytes = readU32(head, 0);
+      if (bodyBytes > this.maxFrameBytes) {
+        this.failure = err('invalid_argument', `registry frame of ${bodyBytes} bytes exceeds ${this.maxFrameBytes}`, {
+          detail: { frameBytes: bodyBytes, maxFrameBytes: this.maxFrameBytes },
+        });
+        this.reset();
+        return this.failure;
+      }
+      if (this.bufferedBytes < 4 + bodyBytes) break;
+      const frame = this.take(4 + bodyBytes);
+      const msg = decodeRegistryBody(frame.subarray(4));
+      if (!msg.ok) {
+        this.failure = msg;
+        this.reset();
+        return msg;
+      }
+      out.push(msg.value);
+    }
+    return ok(out);
+  }
+
+  private reset(): void {
+    this.chunks = [];
+    this.bufferedBytes = 0;
+  }
+
+  /** First n buffered bytes, without consuming. */
+  private peek(n: number): Uint8Array {
+    const first = this.chunks[0]!;
+    if (first.length >= n) return first.subarray(0, n);
+    const out = new Uint8Array(n);
+    let off = 0;
+    for (const c of this.chunks) {
+      const take = Math.min(c.length, n - off);
+      out.set(c.subarray(0, take), off);
+      off += take;
+      if (off === n) break;
+    }
+    return out;
+  }
+
+  /** Consume and return the first n buffered bytes. */
+  private take(n: number): Uint8Array {
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      const out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      this.bufferedBytes -= n;
+      return out;
+    }
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.chunks[0]!;
+      const take = Math.min(c.length, n - off);
+      out.set(c.subarray(0, take), off);
+      off += take;
+      if (take === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(take);
+    }
+    this.bufferedBytes -= n;
+    return out;
+  }
+}
+
+// ---- Field readers (JSON numbers arrive as doubles, as in Go's map[string]interface{}) ----
+
+/** A u32 field; 0 when missing, negative, fractional or out of range (the original's jsonUint32 yields 0). */
+export function fieldU32(msg: RegistryMessage, key: string): number {
+  const v = msg[key];
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? v : 0;
+}
+
+/** A string field; '' when missing or not a string. */
+export function fieldString(msg: RegistryMessage, key: string): string {
+  const v = msg[key];
+  return typeof v === 'string' ? v : '';
+}
+
+/** A boolean field; false when missing or not a boolean (Go's `msg[k].(bool)` with `_`). */
+export function fieldBool(msg: RegistryMessage, key: string): boolean {
+  return msg[key] === true;
+}
+
+// ---- Signed-request challenges ----
+// The original signs fixed ASCII strings (pkg/registry/client.go, server.go). They carry no time or nonce, so
+// a captured signature replays forever. Our extension: when a request carries `ts` (unix seconds) and `nonce`
+// (base64 of >= 12 random bytes), the signed string is `<challenge>:<ts>:<nonce>` and the server rejects stale
+// or repeated ones. set_hostname from our clients also covers the hostname: `set_hostname:<id>:<hostname>`.
+
+export const challenge = {
+  heartbeat: (nodeId: number) => `heartbeat:${nodeId}`,
+  pollHandshakes: (nodeId: number) => `poll_handshakes:${nodeId}`,
+  setHostname: (nodeId: number) => `set_hostname:${nodeId}`,
+  /** Extension form, used only together with ts/nonce. */
+  setHostnameBound: (nodeId: number, hostname: string) => `set_hostname:${nodeId}:${hostname}`,
+  setTags: (nodeId: number) => `set_tags:${nodeId}`,
+  setVisibility: (nodeId: number) => `set_visibility:${nodeId}`,
+  setTaskExec: (nodeId: number) => `set_task_exec:${nodeId}`,
+  deregister: (nodeId: number) => `deregister:${nodeId}`,
+  resolve: (requesterId: number, targetId: number) => `resolve:${requesterId}:${targetId}`,
+  reportTrust: (nodeId: number, peerId: number) => `report_trust:${nodeId}:${peerId}`,
+  revokeTrust: (nodeId: number, peerId: number) => `revoke_trust:${nodeId}:${peerId}`,
+  punch: (nodeA: number, nodeB: number) => `punch:${nodeA}:${nodeB}`,
+  requestHandshake: (fromId: number, toId: number) => `handshake:${fromId}:${toId}`,
+  respondHandshake: (nodeId: number, peerId: number) => `respond:${nodeId}:${peerId}`,
+  rotateKey: (nodeId: number) => `rotate:${nodeId}`,
+  /** Extension: identified lookup (full answer for trusted requesters). */
+  lookup: (requesterId: number, targetId: number) => `lookup:${requesterId}:${targetId}`,
+  /** Extension: subscribe_push. */
+  subscribePush: (nodeId: number) => `subscribe_push:${nodeId}`,
+} as const;
+
+/** The replay-safe form of a challenge. */
+export function withFreshness(base: string, tsSec: number, nonce: string): string {
+  return `${base}:${tsSec}:${nonce}`;
+}
+
+/** Registry address text of the original: `0:0000.HHHH.LLLL` (upper-case hex, protocol.Addr.String). */
+export function registryAddressText(nodeId: number, network = 0): string {
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
+  return `${network}:${hex(network)}.${hex((nodeId >>> 16) & 0xffff)}.${hex(nodeId & 0xffff)}`;
+}
