@@ -1,0 +1,368 @@
+// Data exchange service (port 1001) and its clients send-message / send-file. Frame layout and ACK text:
+// see data-exchange-codec.ts. Server behaviour follows the original's handleDataExchangeConn
+// (TeoSlayer/pilotprotocol, pkg/daemon/services.go): frames are handled in order on one connection,
+// TEXT/JSON/BINARY go to the inbox, FILE with a non-empty name goes to received/, anything else is only
+// ACKed; a length over the cap or a truncated frame drops just that connection.
+// Unlike the original we never hold a file in memory: FILE data streams to disk as it arrives, and
+// send-file streams from disk (the frame length is known up front from stat).
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
+import { err, ok, type Result } from '../core/result.js';
+import type { Logger } from '../core/logger.js';
+import { PORT_DATAEXCHANGE } from '../wire/address.js';
+import type { MessageType, PeerRef, PilotStream, ProgressFn, ServiceHost } from '../node/api.js';
+import {
+  ackText,
+  decodeFrameHeader,
+  encodeFileFramePrefix,
+  encodeFrame,
+  errAckText,
+  FILE_NAME_LEN_BYTES,
+  FRAME_HEADER_BYTES,
+  FRAME_TYPE_FILE,
+  FRAME_TYPE_TEXT,
+  frameTypeName,
+  frameTypeOf,
+  messageTypeOf,
+} from './data-exchange-codec.js';
+import type { Inbox, StoredInboxMessage } from './inbox.js';
+import type { ReceivedFiles, StoredReceivedFile } from './received-files.js';
+import { closeStream, guardStream, messageOf, StreamReader, withTimeout, writeChunk } from './stream-io.js';
+
+const IO_CHUNK_BYTES = 64 * 1024;
+
+export interface DataExchangeServerDeps {
+  inbox: Inbox;
+  received: ReceivedFiles;
+  hostnameOf(nodeId: number): string | null;
+  logger: Logger;
+  /** Frames longer than this drop the connection (the original: 16 MiB). */
+  maxFramePayloadBytes: number;
+  /** Files larger than this are read and discarded with an ERR ack. */
+  maxFileBytes: number;
+  onMessage?(m: StoredInboxMessage): void;
+  onFile?(f: StoredReceivedFile): void;
+}
+
+/** Read and discard `n` bytes. */
+async function drain(reader: StreamReader, n: number): Promise<Result<void>> {
+  let left = n;
+  while (left > 0) {
+    const r = await reader.readSome(Math.min(left, IO_CHUNK_BYTES));
+    if (!r.ok) return r;
+    if (r.value === null) return err('connection_failed', 'stream ended inside a frame', { detail: { truncated: true } });
+    left -= r.value.length;
+  }
+  return ok();
+}
+
+type FrameOutcome = { ack: string } | { drop: string };
+
+/** Serve one data exchange connection until the peer closes it or breaks the protocol. */
+export async function serveDataExchange(stream: PilotStream, deps: DataExchangeServerDeps): Promise<void> {
+  const log = deps.logger.child({ service: 'dataexchange', remote: stream.remoteAddr });
+  guardStream(stream, log);
+  const reader = new StreamReader(stream);
+  for (;;) {
+    const header = await reader.readExact(FRAME_HEADER_BYTES);
+    if (!header.ok) {
+      log.debug({ err: header.error.message }, 'connection dropped');
+      stream.destroy();
+      return;
+    }
+    if (header.value === null) break;
+    const h = decodeFrameHeader(header.value, deps.maxFramePayloadBytes);
+    if (!h.ok) {
+      log.warn({ err: h.error.message }, 'bad frame, dropping connection');
+      stream.destroy();
+      return;
+    }
+    const outcome =
+      h.value.type === FRAME_TYPE_FILE
+        ? await receiveFileFrame(stream, reader, h.value.payloadBytes, deps, log)
+        : await receiveMessageFrame(stream, reader, h.value.type, h.value.payloadBytes, deps, log);
+    if ('drop' in outcome) {
+      log.debug({ err: outcome.drop }, 'connection dropped');
+      stream.destroy();
+      return;
+    }
+    const ack = encodeFrame(FRAME_TYPE_TEXT, Buffer.from(outcome.ack, 'utf8'));
+    if (!ack.ok || !(await writeChunk(stream, ack.value)).ok) {
+      stream.destroy();
+      return;
+    }
+  }
+  closeStream(stream);
+}
+
+async function receiveMessageFrame(
+  stream: PilotStream,
+  reader: StreamReader,
+  type: number,
+  payloadBytes: number,
+  deps: DataExchangeServerDeps,
+  log: Logger,
+): Promise<FrameOutcome> {
+  const payload = await reader.readExactStrict(payloadBytes);
+  if (!payload.ok) return { drop: payload.error.message };
+  const mt = messageTypeOf(type);
+  if (mt === null || mt === 'file') return { ack: ackText(type, payloadBytes) };
+  const saved = await deps.inbox.save({
+    from: stream.remoteAddr,
+    from_hostname: deps.hostnameOf(stream.remoteNodeId),
+    type: mt,
+    payload: payload.value,
+  });
+  if (!saved.ok) {
+    log.warn({ err: saved.error.message }, 'inbox save failed');
+    return { ack: errAckText(type, saved.error.message) };
+  }
+  log.info({ type: frameTypeName(type), bytes: payloadBytes, id: saved.value.id }, 'inbox message saved');
+  deps.onMessage?.(saved.value);
+  return { ack: ackText(type, payloadBytes) };
+}
+
+async function receiveFileFrame(
+  stream: PilotStream,
+  reader: StreamReader,
+  payloadBytes: number,
+  deps: DataExchangeServerDeps,
+  log: Logger,
+): Promise<FrameOutcome> {
+  // The original's split: a payload too short for a name, or a name overrunning it, keeps the whole
+  // payload and an empty name — ACKed, not saved.
+  if (payloadBytes < FILE_NAME_LEN_BYTES) {
+    const d = await drain(reader, payloadBytes);
+    return d.ok ? { ack: ackText(FRAME_TYPE_FILE, payloadBytes) } : { drop: d.error.message };
+  }
+  const nl = await reader.readExactStrict(FILE_NAME_LEN_BYTES);
+  if (!nl.ok) return { drop: nl.error.message };
+  const nameLen = nl.value.readUInt16BE(0);
+  if (FILE_NAME_LEN_BYTES + nameLen > payloadBytes) {
+    const d = await drain(reader, payloadBytes - FILE_NAME_LEN_BYTES);
+    return d.ok ? { ack: ackText(FRAME_TYPE_FILE, payloadBytes) } : { drop: d.error.message };
+  }
+  const nameBytes = await reader.readExactStrict(nameLen);
+  if (!nameBytes.ok) return { drop: nameBytes.error.message };
+  const filename = nameBytes.value.toString('utf8');
+  const dataBytes = payloadBytes - FILE_NAME_LEN_BYTES - nameLen;
+
+  if (filename === '') {
+    const d = await drain(reader, dataBytes);
+    return d.ok ? { ack: ackText(FRAME_TYPE_FILE, dataBytes) } : { drop: d.error.message };
+  }
+  if (dataBytes > deps.maxFileBytes) {
+    log.warn({ filename, bytes: dataBytes, max_bytes: deps.maxFileBytes }, 'file too large, discarded');
+    const d = await drain(reader, dataBytes);
+    return d.ok
+      ? { ack: errAckText(FRAME_TYPE_FILE, `file too large: ${dataBytes} bytes (max ${deps.maxFileBytes})`) }
+      : { drop: d.error.message };
+  }
+
+  const sink = await deps.received.begin(filename, stream.remoteAddr, deps.hostnameOf(stream.remoteNodeId));
+  let saveError: string | null = sink.ok ? null : sink.error.message;
+  let left = dataBytes;
+  while (left > 0) {
+    const r = await reader.readSome(Math.min(left, IO_CHUNK_BYTES));
+    if (!r.ok || r.value === null) {
+      if (sink.ok) await sink.value.abort();
+      return { drop: r.ok ? 'stream ended inside a file frame' : r.error.message };
+    }
+    left -= r.value.length;
+    // After a disk error keep reading to the frame's end so the connection stays in step.
+    if (sink.ok && saveError === null) {
+      const w = await sink.value.write(r.value);
+      if (!w.ok) saveError = w.error.message;
+    }
+  }
+  if (!sink.ok || saveError !== null) {
+    if (sink.ok) await sink.value.abort();
+    log.warn({ filename, err: saveError }, 'file save failed');
+    return { ack: errAckText(FRAME_TYPE_FILE, saveError ?? 'unknown') };
+  }
+  const committed = await sink.value.commit();
+  if (!committed.ok) {
+    log.warn({ filename, err: committed.error.message }, 'file save failed');
+    return { ack: errAckText(FRAME_TYPE_FILE, committed.error.message) };
+  }
+  log.info({ name: committed.value.name, bytes: dataBytes, sha256: committed.value.sha256 }, 'file saved');
+  deps.onFile?.(committed.value);
+  return { ack: ackText(FRAME_TYPE_FILE, dataBytes) };
+}
+
+// ---------------------------------------------------------------- clients
+
+export const DEFAULT_ACK_TIMEOUT_MS = 30_000;
+const MAX_ACK_PAYLOAD_BYTES = 64 * 1024;
+
+export interface SendOptions {
+  /** Dial timeout and how long to wait for the ACK (best effort, as in the original). */
+  timeoutMs?: number;
+}
+
+/** The contract's {bytes, ack} plus the original's JSON fields (target, type, and the ACK text). */
+export interface SendMessageReport {
+  target: string;
+  type: Exclude<MessageType, 'file'>;
+  bytes: number;
+  /** True when the peer answered with an "ACK …" frame. */
+  ack: boolean;
+  /** The ACK frame's text as the original prints it in "ack", e.g. "ACK TEXT 5 bytes"; null if none came. */
+  ack_text: string | null;
+}
+
+export interface SendFileReport {
+  target: string;
+  /** The name sent (basename of the path); the original's field is "filename". */
+  name: string;
+  filename: string;
+  bytes: number;
+  sha256: string;
+  ack: boolean;
+  ack_text: string | null;
+}
+
+/** Read the peer's ACK: one TEXT frame. Best effort: any failure gives null. */
+async function readAck(stream: PilotStream, reader: StreamReader, timeoutMs: number): Promise<string | null> {
+  const read = async (): Promise<Result<string>> => {
+    const h = await reader.readExactStrict(FRAME_HEADER_BYTES);
+    if (!h.ok) return h;
+    const d = decodeFrameHeader(h.value, MAX_ACK_PAYLOAD_BYTES);
+    if (!d.ok) return d;
+    const p = await reader.readExactStrict(d.value.payloadBytes);
+    if (!p.ok) return p;
+    return ok(p.value.toString('utf8'));
+  };
+  const r = await withTimeout(read(), timeoutMs, 'ack', () => stream.destroy());
+  return r.ok ? r.value : null;
+}
+
+async function dialDataExchange(host: ServiceHost, peer: PeerRef, timeoutMs: number): Promise<Result<PilotStream>> {
+  const d = await host.dial(peer, PORT_DATAEXCHANGE, { timeoutMs });
+  if (!d.ok) return d;
+  guardStream(d.value);
+  return d;
+}
+
+/**
+ * Send one TEXT/JSON/BINARY frame and wait (best effort) for the ACK. Errors: invalid_argument (type
+ * 'file', > 16 MiB), and whatever dial returns (not_found, connection_failed, timeout);
+ * connection_failed if the write fails. Does I/O.
+ */
+export async function sendMessage(
+  host: ServiceHost,
+  peer: PeerRef,
+  data: Uint8Array,
+  type: MessageType,
+  opts: SendOptions = {},
+): Promise<Result<SendMessageReport>> {
+  if (type === 'file') return err('invalid_argument', 'use send-file for files', { hint: 'pilotctl send-file <peer> <path>' });
+  if (type !== 'text' && type !== 'json' && type !== 'binary') {
+    return err('invalid_argument', `unknown type "${String(type)}" (use text, json, or binary)`);
+  }
+  const frame = encodeFrame(frameTypeOf(type), data);
+  if (!frame.ok) return frame;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+  const dialed = await dialDataExchange(host, peer, timeoutMs);
+  if (!dialed.ok) return dialed;
+  const stream = dialed.value;
+  const reader = new StreamReader(stream);
+  try {
+    const w = await writeChunk(stream, frame.value);
+    if (!w.ok) return err('connection_failed', `send: ${w.error.message}`);
+    const ackTextValue = await readAck(stream, reader, timeoutMs);
+    return ok({
+      target: stream.remoteAddr,
+      type,
+      bytes: data.length,
+      ack: ackTextValue !== null && ackTextValue.startsWith('ACK '),
+      ack_text: ackTextValue,
+    });
+  } finally {
+    closeStream(stream);
+  }
+}
+
+/**
+ * Stream a file as one FILE frame (name = basename of `path`), hashing as it goes, then wait (best
+ * effort) for the ACK. `progress(bytesSent, fileBytes)` after each chunk. Files over the protocol's
+ * 16 MiB frame limit are refused (invalid_argument) since the original's receivers would drop them.
+ * Errors: not_found (no such file), invalid_argument (not a regular file, too large), internal (read
+ * error, or the file shrank while sending), dial errors, connection_failed. Does I/O.
+ */
+export async function sendFile(
+  host: ServiceHost,
+  peer: PeerRef,
+  path: string,
+  progress?: ProgressFn,
+  opts: SendOptions = {},
+): Promise<Result<SendFileReport>> {
+  let fh: FileHandle;
+  try {
+    fh = await fsp.open(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return err('not_found', `file not found: ${path}`, { hint: 'check the path' });
+    if (code === 'EACCES' || code === 'EPERM') return err('internal', `permission denied: ${path}`, { hint: 'check the file permissions' });
+    return err('internal', `read file: ${messageOf(e)}`, { cause: e });
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) return err('invalid_argument', `not a regular file: ${path}`);
+    const fileBytes = st.size;
+    const name = basename(path);
+    const prefix = encodeFileFramePrefix(name, fileBytes);
+    if (!prefix.ok) return prefix;
+
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+    const dialed = await dialDataExchange(host, peer, timeoutMs);
+    if (!dialed.ok) return dialed;
+    const stream = dialed.value;
+    const reader = new StreamReader(stream);
+    try {
+      const w0 = await writeChunk(stream, prefix.value);
+      if (!w0.ok) return err('connection_failed', `send failed: ${w0.error.message}`);
+      const hash = createHash('sha256');
+      let sent = 0;
+      while (sent < fileBytes) {
+        // A fresh buffer per chunk: the stream may keep it queued after write() returns.
+        const buf = Buffer.allocUnsafe(Math.min(IO_CHUNK_BYTES, fileBytes - sent));
+        let n: number;
+        try {
+          ({ bytesRead: n } = await fh.read(buf, 0, buf.length, sent));
+        } catch (e) {
+          stream.destroy();
+          return err('internal', `read file: ${messageOf(e)}`, { cause: e });
+        }
+        if (n === 0) {
+          // The frame promised `fileBytes`; a short frame would desynchronise the receiver, so reset.
+          stream.destroy();
+          return err('internal', `file shrank while sending: ${path}`, { detail: { bytes_sent: sent, bytes_expected: fileBytes } });
+        }
+        const chunk = n === buf.length ? buf : buf.subarray(0, n);
+        hash.update(chunk);
+        const w = await writeChunk(stream, chunk);
+        if (!w.ok) return err('connection_failed', `send failed: ${w.error.message}`, { detail: { bytes_sent: sent } });
+        sent += n;
+        progress?.(sent, fileBytes);
+      }
+      const ackTextValue = await readAck(stream, reader, timeoutMs);
+      return ok({
+        target: stream.remoteAddr,
+        name,
+        filename: name,
+        bytes: fileBytes,
+        sha256: hash.digest('hex'),
+        ack: ackTextValue !== null && ackTextValue.startsWith('ACK '),
+        ack_text: ackTextValue,
+      });
+    } finally {
+      closeStream(stream);
+    }
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+

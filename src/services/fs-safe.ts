@@ -1,0 +1,82 @@
+// File-system moves that never replace an existing file: link(2) fails with EEXIST instead of
+// overwriting, which rename(2) would do silently.
+import { promises as fsp } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { err, ok, type Result } from '../core/result.js';
+
+function codeOf(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | null)?.code;
+}
+
+/**
+ * Move `src` to `dst` only if `dst` does not exist. ok(false) when it exists. Uses link+unlink; on file
+ * systems without hard links it reserves `dst` with an exclusive create and renames over that reservation.
+ */
+export async function moveNoClobber(src: string, dst: string): Promise<Result<boolean>> {
+  try {
+    await fsp.link(src, dst);
+    await fsp.unlink(src).catch(() => undefined);
+    return ok(true);
+  } catch (e) {
+    const code = codeOf(e);
+    if (code === 'EEXIST') return ok(false);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EXDEV' && code !== 'ENOSYS') {
+      return err('internal', `cannot move ${src} to ${dst}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  try {
+    const fh = await fsp.open(dst, 'wx', 0o600);
+    await fh.close();
+  } catch (e) {
+    if (codeOf(e) === 'EEXIST') return ok(false);
+    return err('internal', `cannot create ${dst}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    await fsp.rename(src, dst);
+    return ok(true);
+  } catch (e) {
+    await fsp.unlink(dst).catch(() => undefined);
+    return err('internal', `cannot move ${src} to ${dst}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Move `src` to `base`, or `base-1`, `base-2`, … — the first name that is free. Returns the name used. */
+export async function moveAside(src: string, base: string, maxTries = 1000): Promise<Result<string>> {
+  for (let i = 0; i < maxTries; i++) {
+    const dst = i === 0 ? base : `${base}-${i}`;
+    const r = await moveNoClobber(src, dst);
+    if (!r.ok) return r;
+    if (r.value) return ok(dst);
+  }
+  return err('internal', `no free name for ${base} after ${maxTries} tries`);
+}
+
+/** Atomically create or replace `path` with `data` (temp file in the same directory + fsync + rename). */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<Result<void>> {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const fh = await fsp.open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, path);
+    return ok();
+  } catch (e) {
+    await fsp.unlink(tmp).catch(() => undefined);
+    return err('internal', `cannot write ${path}: ${(e as Error).message}`, { cause: e, hint: 'check free disk space and permissions' });
+  }
+}
+
+export async function ensureDir(dir: string): Promise<Result<void>> {
+  try {
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    return ok();
+  } catch (e) {
+    return err('internal', `cannot create ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+export { codeOf };

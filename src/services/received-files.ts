@@ -1,0 +1,277 @@
+// Files received on port 1001, in <home>/received/.
+//
+// The original keeps filepath.Base(name) and always appends a timestamp, "<base>-<YYYYMMDD-HHMMSS.mmm><ext>",
+// holding the whole file in memory (TeoSlayer/pilotprotocol, pkg/daemon/services.go, saveReceivedFile).
+// We keep the sender's (sanitised) name when it is free and add "-1", "-2", … otherwise; data streams
+// to a temp file while SHA-256 is computed, and appears under its final name only when complete, via
+// link(2) so an existing file is never replaced. Sender, hash and time go to a sidecar
+// received/.pilot-meta/<name>.json; the original's `received` skips directories, so it still lists ours.
+import { promises as fsp, type Dirent } from 'node:fs';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { join } from 'node:path';
+import { err, ok, type Result } from '../core/result.js';
+import type { Logger } from '../core/logger.js';
+import type { ReceivedFile, VirtualAddrText } from '../node/api.js';
+import { codeOf, ensureDir, moveNoClobber, writeFileAtomic } from './fs-safe.js';
+import { rfc3339 } from './inbox.js';
+
+export const META_DIR_NAME = '.pilot-meta';
+const PARTIAL_PREFIX = 'partial-';
+const MAX_NAME_BYTES = 200;
+const MAX_SUFFIX_TRIES = 10_000;
+
+/** What list() returns: the contract's fields plus the original's `bytes` and `modified`. */
+export interface StoredReceivedFile extends ReceivedFile {
+  bytes: number;
+  modified: string;
+  from_hostname: string | null;
+}
+
+function truncateUtf8(s: string, maxBytes: number): string {
+  if (Buffer.byteLength(s, 'utf8') <= maxBytes) return s;
+  let out = '';
+  let used = 0;
+  for (const ch of s) {
+    const n = Buffer.byteLength(ch, 'utf8');
+    if (used + n > maxBytes) break;
+    out += ch;
+    used += n;
+  }
+  return out;
+}
+
+function splitExt(name: string): { base: string; ext: string } {
+  const dot = name.lastIndexOf('.');
+  if (dot <= 0) return { base: name, ext: '' };
+  return { base: name.slice(0, dot), ext: name.slice(dot) };
+}
+
+/**
+ * A name safe to create inside received/: last path component only (either slash), no control
+ * characters, no leading dots (so never ".", "..", hidden files or our meta dir), at most 200 bytes
+ * keeping the extension; "file" if nothing is left.
+ */
+export function sanitizeFilename(raw: string): string {
+  let name = raw.replace(/\\/g, '/');
+  name = name.slice(name.lastIndexOf('/') + 1);
+  // eslint-disable-next-line no-control-regex
+  name = name.replace(/[\u0000-\u001f\u007f]/g, '');
+  name = name.replace(/^[.\s]+/, '').replace(/\s+$/, '');
+  if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) {
+    const { base, ext } = splitExt(name);
+    const keepExt = Buffer.byteLength(ext, 'utf8') <= 32 ? ext : '';
+    name = truncateUtf8(keepExt ? base : name, MAX_NAME_BYTES - Buffer.byteLength(keepExt, 'utf8')) + keepExt;
+  }
+  return name === '' ? 'file' : name;
+}
+
+export function suffixedName(name: string, n: number): string {
+  if (n === 0) return name;
+  const { base, ext } = splitExt(name);
+  return `${base}-${n}${ext}`;
+}
+
+interface Sidecar {
+  name: string;
+  from: string;
+  from_hostname: string | null;
+  sha256: string;
+  size: number;
+  received_at: string;
+}
+
+export interface ReceivedFilesOptions {
+  logger?: Logger;
+  now?: () => Date;
+}
+
+/** One file being received. write() chunks in order, then commit() or abort(). */
+export interface IncomingFile {
+  readonly bytesWritten: number;
+  write(chunk: Uint8Array): Promise<Result<void>>;
+  commit(): Promise<Result<StoredReceivedFile>>;
+  abort(): Promise<void>;
+}
+
+export class ReceivedFiles {
+  private readonly logger: Logger | undefined;
+  private readonly now: () => Date;
+
+  constructor(
+    readonly dir: string,
+    opts: ReceivedFilesOptions = {},
+  ) {
+    this.logger = opts.logger;
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  private get metaDir(): string {
+    return join(this.dir, META_DIR_NAME);
+  }
+
+  /** Open a temp file for `requestedName` from `from`. Errors: internal (disk). Does I/O. */
+  async begin(requestedName: string, from: VirtualAddrText, fromHostname: string | null): Promise<Result<IncomingFile>> {
+    const made = await ensureDir(this.metaDir);
+    if (!made.ok) return made;
+    const tmpPath = join(this.metaDir, `${PARTIAL_PREFIX}${randomBytes(8).toString('hex')}`);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(tmpPath, 'wx', 0o600);
+    } catch (e) {
+      return err('internal', `cannot create ${tmpPath}: ${(e as Error).message}`, { cause: e });
+    }
+    const hash: Hash = createHash('sha256');
+    const name = sanitizeFilename(requestedName);
+    let bytesWritten = 0;
+    let isDone = false;
+    const abort = async (): Promise<void> => {
+      if (isDone) return;
+      isDone = true;
+      await fh.close().catch(() => undefined);
+      await fsp.unlink(tmpPath).catch(() => undefined);
+    };
+    const self = this;
+    return ok({
+      get bytesWritten() {
+        return bytesWritten;
+      },
+      async write(chunk: Uint8Array): Promise<Result<void>> {
+        if (isDone) return err('internal', 'file already finished');
+        try {
+          await fh.write(chunk);
+        } catch (e) {
+          await abort();
+          return err('internal', (e as Error).message, { cause: e });
+        }
+        hash.update(chunk);
+        bytesWritten += chunk.length;
+        return ok();
+      },
+      async commit(): Promise<Result<StoredReceivedFile>> {
+        if (isDone) return err('internal', 'file already finished');
+        isDone = true;
+        try {
+          await fh.sync();
+          await fh.close();
+        } catch (e) {
+          await fh.close().catch(() => undefined);
+          await fsp.unlink(tmpPath).catch(() => undefined);
+          return err('internal', (e as Error).message, { cause: e });
+        }
+        const placed = await self.place(tmpPath, name);
+        if (!placed.ok) {
+          await fsp.unlink(tmpPath).catch(() => undefined);
+          return placed;
+        }
+        const at = self.now();
+        const meta: Sidecar = {
+          name: placed.value,
+          from,
+          from_hostname: fromHostname,
+          sha256: hash.digest('hex'),
+          size: bytesWritten,
+          received_at: rfc3339(at),
+        };
+        const w = await writeFileAtomic(join(self.metaDir, `${placed.value}.json`), JSON.stringify(meta));
+        if (!w.ok) self.logger?.warn({ name: placed.value, err: w.error.message }, 'received: sidecar not written');
+        return ok({
+          ...meta,
+          path: join(self.dir, placed.value),
+          bytes: bytesWritten,
+          modified: meta.received_at,
+        });
+      },
+      abort,
+    });
+  }
+
+  private async place(tmpPath: string, name: string): Promise<Result<string>> {
+    for (let i = 0; i < MAX_SUFFIX_TRIES; i++) {
+      const candidate = suffixedName(name, i);
+      const r = await moveNoClobber(tmpPath, join(this.dir, candidate));
+      if (!r.ok) return r;
+      if (r.value) return ok(candidate);
+    }
+    return err('internal', `no free name for ${name}`);
+  }
+
+  /** Every file in received/ (not directories), oldest first. Errors: internal. Does I/O. */
+  async list(): Promise<Result<StoredReceivedFile[]>> {
+    let entries: Dirent[];
+    try {
+      entries = await fsp.readdir(this.dir, { withFileTypes: true });
+    } catch (e) {
+      if (codeOf(e) === 'ENOENT') return ok([]);
+      return err('internal', `cannot read ${this.dir}: ${(e as Error).message}`, { cause: e });
+    }
+    const out: StoredReceivedFile[] = [];
+    for (const e of entries) {
+      if (e.isDirectory()) continue;
+      const path = join(this.dir, e.name);
+      let size: number;
+      let modified: string;
+      try {
+        const st = await fsp.stat(path);
+        if (st.isDirectory()) continue;
+        size = st.size;
+        modified = rfc3339(st.mtime);
+      } catch {
+        continue; // removed meanwhile
+      }
+      const meta = await this.readSidecar(e.name);
+      out.push({
+        name: e.name,
+        path,
+        size,
+        bytes: size,
+        modified,
+        from: meta?.from ?? '',
+        from_hostname: meta?.from_hostname ?? null,
+        sha256: meta?.sha256 ?? '',
+        received_at: meta?.received_at ?? modified,
+      });
+    }
+    out.sort((a, b) => (a.received_at < b.received_at ? -1 : a.received_at > b.received_at ? 1 : a.name < b.name ? -1 : 1));
+    return ok(out);
+  }
+
+  private async readSidecar(name: string): Promise<Sidecar | null> {
+    try {
+      const v = JSON.parse(await fsp.readFile(join(this.metaDir, `${name}.json`), 'utf8')) as Partial<Sidecar> | null;
+      if (!v || typeof v !== 'object' || typeof v.sha256 !== 'string' || typeof v.from !== 'string') return null;
+      return {
+        name,
+        from: v.from,
+        from_hostname: typeof v.from_hostname === 'string' ? v.from_hostname : null,
+        sha256: v.sha256,
+        size: typeof v.size === 'number' ? v.size : 0,
+        received_at: typeof v.received_at === 'string' ? v.received_at : '',
+      };
+    } catch {
+      return null;
+    }
+  }
+
+  /** Remove every received file and its sidecar (transfers in progress are left alone). Does I/O. */
+  async clear(): Promise<Result<{ cleared: number }>> {
+    let entries: Dirent[];
+    try {
+      entries = await fsp.readdir(this.dir, { withFileTypes: true });
+    } catch (e) {
+      if (codeOf(e) === 'ENOENT') return ok({ cleared: 0 });
+      return err('internal', `cannot read ${this.dir}: ${(e as Error).message}`, { cause: e });
+    }
+    let cleared = 0;
+    for (const e of entries) {
+      if (e.isDirectory()) continue;
+      try {
+        await fsp.unlink(join(this.dir, e.name));
+        cleared++;
+      } catch (x) {
+        if (codeOf(x) !== 'ENOENT') return err('internal', `cannot remove ${e.name}: ${(x as Error).message}`, { cause: x });
+      }
+      await fsp.unlink(join(this.metaDir, `${e.name}.json`)).catch(() => undefined);
+    }
+    return ok({ cleared });
+  }
+}
