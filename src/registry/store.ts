@@ -233,6 +233,14 @@ export class FileStore implements RegistryStore {
     this.wal = null;
   }
 
+  /** Close the files with no final snapshot — the state a crash leaves behind (tests). */
+  async abandon(): Promise<void> {
+    while (this.writing) await this.writing;
+    this.isClosed = true;
+    await this.wal?.close().catch(() => undefined);
+    this.wal = null;
+  }
+
   private kick(): void {
     if (this.writing) return;
     this.writing = this.drain().finally(() => {
