@@ -41,8 +41,9 @@ export function sealDetached(
 }
 
 /**
- * Verify and decrypt. libsodium checks the tag before writing, so on failure `plaintextOut` is untouched (in-place
- * use is safe). Returns false for any forgery; never throws for hostile bytes.
+ * Verify and decrypt (in place when `plaintextOut` is `ciphertext`). libsodium verifies the tag before decrypting
+ * and zeroes `plaintextOut` on failure, so a forged in-place frame reads as zeros afterwards. Returns false for
+ * any forgery; never throws for hostile bytes.
  */
 export function openDetached(
   key: Uint8Array,

@@ -236,8 +236,10 @@ export class NoiseSession implements TunnelSession {
 
   /**
    * Authenticate and decrypt a PND1 frame. The plaintext is written to `out` (≥ frame - 32 bytes) or, without
-   * `out`, in place over the frame's ciphertext; the returned view points there. A failed frame leaves every
-   * buffer unchanged. Errors carry detail.reason: malformed | wrong_index | replay | auth | expired.
+   * `out`, in place over the frame's ciphertext; the returned view points there. Framing, index, replay and expiry
+   * are checked before decryption and leave buffers unchanged; an authentication failure zeroes the plaintext
+   * target (libsodium wipes it), i.e. the ciphertext when opening in place — such a frame is garbage anyway.
+   * Errors carry detail.reason: malformed | wrong_index | replay | auth | expired.
    */
   open(frame: Uint8Array, now: Micros, out?: Uint8Array): Result<Uint8Array> {
     if (noiseFrameKind(frame) !== 'data') return openFailure('malformed', 'not a Noise data frame');
