@@ -95,7 +95,7 @@ export interface NatOptions {
   hairpin?: boolean;
   /** Idle seconds before a mapping (and its conntrack entries) expires. Default 60. */
   mappingTimeoutS?: number;
-  /** First port symmetric-sequential hands out. Default 20000. */
+  /** First port symmetric-sequential hands out (then +1 per new flow, wrapping after SEQUENTIAL_PORTS). Default 20000. */
   sequentialBasePort?: number;
 }
 
@@ -108,6 +108,8 @@ export interface NatRuleParams {
 }
 
 export const DEFAULT_MAPPING_TIMEOUT_S = 60;
+/** symmetric-sequential cycles through this many ports from sequentialBasePort. */
+export const SEQUENTIAL_PORTS = 1000;
 
 /** The nft script for one NAT router. Loading it replaces table `ip pn_nat` if present. */
 export function natRuleset(opts: NatOptions, p: NatRuleParams): string {
@@ -130,8 +132,10 @@ export function natRuleset(opts: NatOptions, p: NatRuleParams): string {
     snatUdp.push(`${udp} snat ip to ${pub}`); // port-preserving when the tuple is free (Linux NAT default)
   } else if (kind === 'symmetric-sequential') {
     // numgen inc runs once per *new* conntrack (nat chains see only the first packet), so each new
-    // destination endpoint gets the next port.
-    snatUdp.push(`${udp} snat ip to ${pub} : numgen inc mod ${65535 - seqBase} offset ${seqBase}`);
+    // destination endpoint gets the next port. The counter goes through a map because numgen yields a
+    // host-order u32 and a bare `: numgen …` port would be byte-swapped (+256 per flow, measured).
+    const ports = Array.from({ length: SEQUENTIAL_PORTS }, (_, i) => `${i} : ${seqBase + i}`).join(', ');
+    snatUdp.push(`${udp} snat ip to ${pub} : numgen inc mod ${SEQUENTIAL_PORTS} map { ${ports} }`);
   } else {
     snatUdp.push(`${udp} snat ip to ${pub} fully-random`);
   }

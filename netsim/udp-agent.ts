@@ -164,7 +164,7 @@ export class UdpAgent {
   /** UDP ping against a reflector: `count` pings every intervalMs; RTTs of the pongs back within waitMs. */
   async ping(sock: number, to: string, count: number, intervalMs: number, waitMs = 1000): Promise<PingStats> {
     const id = `p${this.nextId++}`;
-    this.command({ op: 'ping', sock, to, count, intervalMs, waitMs });
+    this.command({ op: 'ping', id, sock, to, count, intervalMs, waitMs });
     const e = await this.waitEvent((x) => x.ev === 'ping' && x.id === id, count * intervalMs + waitMs + 10_000);
     return e ? { sent: Number(e.sent), rttsMs: e.rttsMs as number[] } : { sent: count, rttsMs: [] };
   }
@@ -179,9 +179,15 @@ export class UdpAgent {
    * endpoint ip:port it reports, or null.
    */
   async mappedVia(sock: number, reflector: string, tag: string, timeoutMs = 2000): Promise<string | null> {
-    this.send(sock, reflector, `stun ${tag}`, Math.ceil(timeoutMs / 100), 100);
-    const m = await this.waitFor((r) => r.from === reflector && r.text.startsWith('mapped ') && r.text.endsWith(` ${tag}`), timeoutMs);
-    return m ? m.text.split(' ')[1]! : null;
+    const deadline = performance.now() + timeoutMs;
+    const isAnswer = (r: RecvEvent) => r.from === reflector && r.text.startsWith('mapped ') && r.text.endsWith(` ${tag}`);
+    // stop sending once answered: stray late requests would keep refreshing the mapping
+    while (performance.now() < deadline) {
+      this.send(sock, reflector, `stun ${tag}`);
+      const m = await this.waitFor(isAnswer, Math.min(100, Math.max(1, deadline - performance.now())));
+      if (m) return m.text.split(' ')[1]!;
+    }
+    return null;
   }
 
   private waitEvent(pred: (e: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown> | null> {
