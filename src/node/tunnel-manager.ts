@@ -1,0 +1,312 @@
+// Encrypted tunnels to peers: Noise IK handshakes (with retries), session installation and rekey, sealing
+// outgoing plaintexts and opening incoming PND1 frames. This is a driver: it owns timers, the crypto below it
+// stays sans-IO. One TunnelPeer per remote node id.
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import { err, ok, type Result } from '../core/result.js';
+import type { PilotError } from '../core/errors.js';
+import type { Micros } from '../core/clock.js';
+import {
+  createInitiator,
+  createInitiationReplayGuard,
+  respond,
+  type NoiseInitiation,
+  type NoiseSession,
+  type Identity,
+} from '../crypto/index.js';
+import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse } from '../wire/noise-frame.js';
+
+export interface UdpEndpoint {
+  ip: string;
+  port: number;
+}
+
+export interface UdpSender {
+  send(data: Uint8Array, ip: string, port: number): void;
+}
+
+export interface PeerContact {
+  ed25519: Uint8Array;
+  /** Candidate endpoints to try, best first. */
+  endpoints: UdpEndpoint[];
+}
+
+export interface TunnelDeps {
+  identity: Identity;
+  nodeId: () => number;
+  udp: UdpSender;
+  logger: Logger;
+  nowUs: () => Micros;
+  /** Ed25519 key and endpoints of a peer (registry resolve + lookup). */
+  resolvePeer(nodeId: number): Promise<Result<PeerContact>>;
+  /** May this initiator open a tunnel to us? (trusted with the same key, or we are public and the registry agrees) */
+  authorize(nodeId: number, ed25519: Uint8Array): Promise<Result<void>>;
+  /** Decrypted plaintext from an established session. The view is only valid during the call. */
+  onPlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): void;
+  /** Called when a tunnel to a peer has been established (either side). */
+  onSessionUp?(peer: TunnelPeer): void;
+  /** Handshake attempts before giving up, and the first retry delay (doubles). */
+  handshakeTimeoutMs?: number;
+}
+
+interface SessionEntry {
+  peer: TunnelPeer;
+  session: NoiseSession;
+}
+
+export class TunnelPeer {
+  endpoint: UdpEndpoint | null = null;
+  candidates: UdpEndpoint[] = [];
+  ed25519: Uint8Array | null = null;
+  current: NoiseSession | null = null;
+  previous: NoiseSession | null = null;
+  initiation: NoiseInitiation | null = null;
+  waiters: ((r: Result<void>) => void)[] = [];
+  retryTimer: NodeJS.Timeout | null = null;
+  lastRecvUs: Micros = 0;
+  lastSendUs: Micros = 0;
+  rttUs: Micros | null = null;
+  handshakeStartedUs: Micros = 0;
+  isResolving = false;
+  constructor(readonly nodeId: number) {}
+
+  get isUp(): boolean {
+    return this.current !== null;
+  }
+}
+
+const KEEPALIVE_BYTE = 0x10;
+
+export class TunnelManager {
+  readonly peers = new Map<number, TunnelPeer>();
+  private readonly byIndex = new Map<number, SessionEntry>();
+  private readonly initiations = new Map<number, TunnelPeer>();
+  private readonly replayGuard = createInitiationReplayGuard();
+  private readonly sealBuf = new Uint8Array(2048);
+  private lastTimestampS = 0;
+
+  constructor(private readonly deps: TunnelDeps) {}
+
+  peer(nodeId: number): TunnelPeer {
+    let p = this.peers.get(nodeId);
+    if (!p) {
+      p = new TunnelPeer(nodeId);
+      this.peers.set(nodeId, p);
+    }
+    return p;
+  }
+
+  /** Resolves once a session to `nodeId` is up (handshaking if needed). Errors: not_found, connection_failed, timeout. */
+  async ensureSession(nodeId: number): Promise<Result<TunnelPeer>> {
+    const peer = this.peer(nodeId);
+    const now = this.deps.nowUs();
+    if (peer.current && !peer.current.isExpired(now)) {
+      if (peer.current.needsRekey(now) && !peer.initiation) void this.startHandshake(peer);
+      return ok(peer);
+    }
+    const done = new Promise<Result<void>>((resolve) => peer.waiters.push(resolve));
+    if (!peer.initiation && !peer.isResolving) void this.startHandshake(peer);
+    const r = await done;
+    return r.ok ? ok(peer) : r;
+  }
+
+  private settle(peer: TunnelPeer, r: Result<void>): void {
+    const ws = peer.waiters;
+    peer.waiters = [];
+    for (const w of ws) w(r);
+  }
+
+  private newIndex(): number {
+    for (;;) {
+      const i = randomInt(1, 0xffffffff);
+      if (!this.byIndex.has(i) && !this.initiations.has(i)) return i;
+    }
+  }
+
+  private async startHandshake(peer: TunnelPeer): Promise<void> {
+    if (peer.isResolving) return;
+    // Marked before the await so concurrent callers join this attempt.
+    peer.isResolving = true;
+    const contact = await this.deps.resolvePeer(peer.nodeId);
+    peer.isResolving = false;
+    if (!contact.ok) {
+      this.settle(peer, contact);
+      return;
+    }
+    peer.ed25519 = contact.value.ed25519;
+    peer.candidates = contact.value.endpoints;
+    if (peer.candidates.length === 0 && !peer.endpoint) {
+      this.settle(peer, err('connection_failed', `node ${peer.nodeId} has no known endpoint`));
+      return;
+    }
+    peer.handshakeStartedUs = this.deps.nowUs();
+    this.sendInitiation(peer, 0);
+  }
+
+  private sendInitiation(peer: TunnelPeer, attempt: number): void {
+    const now = this.deps.nowUs();
+    const timeoutMs = this.deps.handshakeTimeoutMs ?? 5000;
+    if ((now - peer.handshakeStartedUs) / 1000 >= timeoutMs) {
+      this.dropInitiation(peer);
+      this.settle(peer, err('connection_failed', `no tunnel answer from node ${peer.nodeId} within ${timeoutMs} ms`, {
+        hint: 'peer offline, unreachable, or it does not trust us yet: `pilotctl handshake <peer>`',
+      }));
+      return;
+    }
+    this.dropInitiation(peer);
+    // Timestamps must rise across initiations (responder replay guard); wall clock in ms resolution.
+    const ts = Math.max(Date.now() / 1000, this.lastTimestampS + 0.001);
+    this.lastTimestampS = ts;
+    const localIndex = this.newIndex();
+    const init = createInitiator({
+      local: this.deps.identity,
+      localNodeId: this.deps.nodeId(),
+      localIndex,
+      remoteStatic: peer.ed25519!,
+      remoteNodeId: peer.nodeId,
+      timestampS: ts,
+      now,
+    });
+    if (!init.ok) {
+      this.settle(peer, init);
+      return;
+    }
+    peer.initiation = init.value.state;
+    this.initiations.set(localIndex, peer);
+    const targets = peer.endpoint ? [peer.endpoint, ...peer.candidates.filter((c) => !sameEp(c, peer.endpoint!))] : peer.candidates;
+    for (const ep of targets) this.deps.udp.send(init.value.message, ep.ip, ep.port);
+    const delayMs = Math.min(100 * 2 ** attempt, 1000);
+    peer.retryTimer = setTimeout(() => {
+      peer.retryTimer = null;
+      if (peer.initiation === init.value.state) this.sendInitiation(peer, attempt + 1);
+    }, delayMs);
+  }
+
+  private dropInitiation(peer: TunnelPeer): void {
+    if (peer.initiation) this.initiations.delete(peer.initiation.localIndex);
+    peer.initiation = null;
+    if (peer.retryTimer) clearTimeout(peer.retryTimer);
+    peer.retryTimer = null;
+  }
+
+  private install(peer: TunnelPeer, session: NoiseSession): void {
+    if (peer.previous) this.byIndex.delete(peer.previous.localIndex);
+    peer.previous = peer.current;
+    peer.current = session;
+    this.byIndex.set(session.localIndex, { peer, session });
+    this.deps.onSessionUp?.(peer);
+  }
+
+  /**
+   * Handle one UDP payload of the Noise family. Returns false if it is not ours (caller tries other decoders).
+   */
+  handleFrame(buf: Uint8Array, ip: string, port: number, now: Micros): boolean {
+    const kind = noiseFrameKind(buf);
+    if (kind === 'data') {
+      const entry = this.byIndex.get(peekNoiseDataReceiver(buf));
+      if (!entry) return true;
+      const r = entry.session.open(buf, now);
+      if (!r.ok) return true;
+      const peer = entry.peer;
+      peer.lastRecvUs = now;
+      // Roaming: an authenticated packet from a new source moves the peer (NAT rebinding, relay → direct).
+      if (!peer.endpoint || peer.endpoint.port !== port || peer.endpoint.ip !== ip) peer.endpoint = { ip, port };
+      if (r.value.length > 0 && r.value[0] !== KEEPALIVE_BYTE) this.deps.onPlaintext(peer, r.value, now);
+      return true;
+    }
+    if (kind === 'initiation') {
+      void this.handleInitiation(buf.slice(), ip, port, now);
+      return true;
+    }
+    if (kind === 'response') {
+      const f = decodeNoiseResponse(buf);
+      if (!f.ok) return true;
+      const peer = this.initiations.get(f.value.receiverIndex);
+      if (!peer || !peer.initiation) return true;
+      const r = peer.initiation.handleResponse(buf, now);
+      if (!r.ok) {
+        this.deps.logger.debug({ peer: peer.nodeId, error: r.error.message }, 'bad handshake response');
+        return true;
+      }
+      this.dropInitiation(peer);
+      peer.endpoint = { ip, port };
+      peer.rttUs = now - peer.handshakeStartedUs;
+      this.install(peer, r.value.session);
+      // Key confirmation for the responder, and a path check: an empty keepalive.
+      this.sendPlaintext(peer, new Uint8Array([KEEPALIVE_BYTE]), now);
+      this.settle(peer, ok());
+      return true;
+    }
+    return false;
+  }
+
+  private async handleInitiation(buf: Uint8Array, ip: string, port: number, now: Micros): Promise<void> {
+    const localIndex = this.newIndex();
+    const r = respond(buf, {
+      local: this.deps.identity,
+      localNodeId: this.deps.nodeId(),
+      localIndex,
+      now,
+      replayGuard: this.replayGuard,
+    });
+    if (!r.ok) {
+      this.deps.logger.debug({ from: `${ip}:${port}`, error: r.error.message }, 'dropped handshake initiation');
+      return;
+    }
+    const { remoteNodeId, remoteEd25519, session, message } = r.value;
+    const auth = await this.deps.authorize(remoteNodeId, remoteEd25519);
+    if (!auth.ok) {
+      this.deps.logger.info({ node_id: remoteNodeId, from: `${ip}:${port}`, reason: auth.error.message }, 'refused tunnel from untrusted node');
+      return;
+    }
+    const peer = this.peer(remoteNodeId);
+    peer.ed25519 = remoteEd25519;
+    peer.endpoint = { ip, port };
+    peer.lastRecvUs = now;
+    this.install(peer, session);
+    this.deps.udp.send(message, ip, port);
+    // Our own attempt (simultaneous open) can stop: this session works both ways.
+    if (peer.initiation) this.dropInitiation(peer);
+    this.settle(peer, ok());
+  }
+
+  /** Seal and send one plaintext. Errors: connection_failed when there is no usable session. */
+  sendPlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): Result<void> {
+    const s = peer.current;
+    const ep = peer.endpoint;
+    if (!s || !ep) return err('connection_failed', `no tunnel to node ${peer.nodeId}`);
+    const r = s.seal(plaintext, now, this.sealBuf);
+    if (!r.ok) {
+      void this.startHandshake(peer);
+      return r;
+    }
+    this.deps.udp.send(r.value, ep.ip, ep.port);
+    peer.lastSendUs = now;
+    if (s.needsRekey(now) && !peer.initiation && !peer.isResolving) void this.startHandshake(peer);
+    return ok();
+  }
+
+  /** Keepalive to hold NAT bindings and detect dead paths. */
+  sendKeepalive(peer: TunnelPeer, now: Micros): void {
+    this.sendPlaintext(peer, new Uint8Array([KEEPALIVE_BYTE]), now);
+  }
+
+  /** Forget a peer's sessions (untrust, shutdown). */
+  closePeer(nodeId: number, reason: PilotError | null = null): void {
+    const peer = this.peers.get(nodeId);
+    if (!peer) return;
+    this.dropInitiation(peer);
+    for (const s of [peer.current, peer.previous]) if (s) this.byIndex.delete(s.localIndex);
+    peer.current = peer.previous = null;
+    if (reason) this.settle(peer, { ok: false, error: reason });
+    this.peers.delete(nodeId);
+  }
+
+  close(): void {
+    for (const id of [...this.peers.keys()]) this.closePeer(id, null);
+  }
+}
+
+function sameEp(a: UdpEndpoint, b: UdpEndpoint): boolean {
+  return a.ip === b.ip && a.port === b.port;
+}
