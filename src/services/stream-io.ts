@@ -36,7 +36,9 @@ export class StreamReader {
   private failure: string | null = null;
 
   constructor(stream: Readable) {
-    this.iter = stream[Symbol.asyncIterator]();
+    // destroyOnReturn:false — the default iterator destroys the stream when the peer's FIN arrives,
+    // which would reset our still-open sending half (PilotDuplex maps destroy to RST).
+    this.iter = stream.iterator({ destroyOnReturn: false });
   }
 
   /** Bytes already received but not yet consumed. */
