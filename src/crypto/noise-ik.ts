@@ -300,6 +300,24 @@ function newPilotSymmetric(responderStatic: Uint8Array): SymmetricState {
   return sym;
 }
 
+// The Ed25519 → X25519 map costs about as much as a DH (point decompression plus a subgroup check), and the same
+// peers handshake again every rekey interval: remember recent results. Keys are public, so caching them is safe.
+const X25519_CACHE_ENTRIES = 4096;
+const x25519OfEd = new Map<string, Uint8Array>();
+
+function cachedEd25519ToX25519(publicKey: Uint8Array): Result<Uint8Array> {
+  if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES) return ed25519PublicToX25519(publicKey);
+  const key = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64');
+  const hit = x25519OfEd.get(key);
+  if (hit !== undefined) return ok(hit);
+  const r = ed25519PublicToX25519(publicKey);
+  if (r.ok) {
+    if (x25519OfEd.size >= X25519_CACHE_ENTRIES) x25519OfEd.delete(x25519OfEd.keys().next().value as string);
+    x25519OfEd.set(key, r.value);
+  }
+  return r;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Timestamps: wall-clock seconds (fractional allowed) carried as u64 seconds + u32 nanoseconds.
 
@@ -483,7 +501,7 @@ export function createInitiator(opts: InitiatorOptions): Result<{ state: NoiseIn
   if (opts.localIndex >>> 0 !== opts.localIndex || opts.localNodeId >>> 0 !== opts.localNodeId) {
     return err('invalid_argument', 'localIndex and localNodeId must be u32');
   }
-  const rs = ed25519PublicToX25519(opts.remoteStatic);
+  const rs = cachedEd25519ToX25519(opts.remoteStatic);
   if (!rs.ok) return rs;
   const s = identityX25519(opts.local);
   const e = generateEphemeral(opts.random);
@@ -539,7 +557,7 @@ export function respond(message: Uint8Array, opts: ResponderOptions): Result<Res
   }
   // The Ed25519 key must be the one whose X25519 image Noise just authenticated. (The map drops the sign of x,
   // so only the holder of the static secret can claim the negated key — which is the same principal.)
-  const mapped = ed25519PublicToX25519(remoteEd25519);
+  const mapped = cachedEd25519ToX25519(remoteEd25519);
   if (!mapped.ok || !sodium.sodium_memcmp(mapped.value, read.rs)) {
     return hsFail('initiator Ed25519 key does not match its Noise static key', 'key_mismatch');
   }
