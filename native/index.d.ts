@@ -1,0 +1,49 @@
+// Types of the raw pilot-datapath addon (hand-written; see native/src/lib.rs). Imported only by
+// src/datapath/native.ts. Handles are opaque; numbers < 0 are -errno. IPv4 addresses are u32 a.b.c.d =
+// (a<<24)|(b<<16)|(c<<8)|d. Packet meta arrays have stride 4: [offset, length, ipU32, port] per packet.
+
+declare const socketBrand: unique symbol;
+declare const aeadBrand: unique symbol;
+export type NativeSocketHandle = { readonly [socketBrand]: true };
+export type NativeAeadHandle = { readonly [aeadBrand]: true };
+
+export interface NativeBinding {
+  version(): string;
+  /** features bit 1 = try UDP GSO on send, bit 2 = enable UDP_GRO on receive. */
+  udpOpen(ipU32: number, port: number, rcvbufBytes: number, sndbufBytes: number, features: number): NativeSocketHandle | number;
+  udpLocalPort(h: NativeSocketHandle): number;
+  /** Features in effect now (GSO drops out when the kernel refuses it). */
+  udpFeatures(h: NativeSocketHandle): number;
+  /** Packets handed to the kernel, or -errno when none was. */
+  udpSend(h: NativeSocketHandle, buf: Uint8Array, meta: Uint32Array, count: number): number;
+  /** Once per socket. `onBatch(slot, count, errno)` runs on the JS thread; slot s's packets sit at
+   *  buf[s*msgsPerSlot*elemBytes ...] with meta (offsets relative to the slot) at meta[s*metaPerSlot*4 ...];
+   *  the slot returns to the reader when onBatch returns. */
+  udpStartRecv(
+    h: NativeSocketHandle,
+    buf: Uint8Array,
+    meta: Uint32Array,
+    slots: number,
+    msgsPerSlot: number,
+    elemBytes: number,
+    metaPerSlot: number,
+    onBatch: (slot: number, count: number, errno: number) => void,
+  ): number;
+  udpRef(h: NativeSocketHandle, ref: boolean): number;
+  /** Joins the reader thread, closes the fd. Idempotent. */
+  udpClose(h: NativeSocketHandle): number;
+  /** Fills out[0..10): txPackets, txBytes, txDropped, txGsoSends, rxPackets, rxBytes, rxBatches, rxDropped, lastErrno, features. */
+  udpStats(h: NativeSocketHandle, out: Float64Array): number;
+
+  /** alg 1 = ChaCha20-Poly1305 IETF, 2 = AES-256-GCM (needs AES-NI). */
+  aeadAvailable(alg: number): boolean;
+  aeadCreate(alg: number, key: Uint8Array, headerBytes: number, aadBytes: number, nonceOffset: number, nonceBytes: number): NativeAeadHandle | number;
+  aeadSeal(h: NativeAeadHandle, buf: Uint8Array, meta: Uint32Array, count: number): number;
+  aeadOpen(h: NativeAeadHandle, buf: Uint8Array, meta: Uint32Array, count: number, status: Uint8Array): number;
+  aeadDestroy(h: NativeAeadHandle): number;
+}
+
+export declare const NATIVE_ADDON_PATH: string;
+export declare function loadNativeBinding():
+  | { ok: true; binding: NativeBinding }
+  | { ok: false; reason: string; cause?: unknown };
