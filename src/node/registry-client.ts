@@ -1,0 +1,800 @@
+// The daemon's registry client: one TCP connection, request/response in FIFO order (the protocol has no
+// request ids; the server answers in order), pushed frames (`push_*`) routed to listeners, timeouts as
+// Result `timeout`, reconnect with exponential backoff + jitter, and session restore after a reconnect
+// (re-register with the same key, hostname, visibility, tags, reported trust, push subscription).
+//
+// Signatures: the node owns its identity and passes `sign`. Against our registry every signed request carries
+// `ts` + `nonce` (replay-safe, see src/wire/registry-frame.ts). Against an original registry — detected when
+// `subscribe_push` is answered by an error without our `code` field — the client signs the original bare
+// challenges and falls back to polling handshakes every `pollFallbackMs`.
+//
+// Timers (heartbeat, handshake poll) live here: this is the driver layer.
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../core/logger.js';
+import { isErrorCode, type ErrorCode } from '../core/errors.js';
+import { err, ok, type Result } from '../core/result.js';
+import {
+  RegistryFrameDecoder,
+  challenge,
+  encodeRegistryFrame,
+  fieldBool,
+  fieldString,
+  fieldU32,
+  withFreshness,
+  type RegistryMessage,
+} from '../wire/registry-frame.js';
+
+export type FreshSignatureMode = 'auto' | 'always' | 'never';
+
+export interface RegistryClientOptions {
+  /** Registry TCP address `host:port`. */
+  registryAddr: string;
+  /** Ed25519 detached signature over `msg` with the node's identity. */
+  sign: (msg: Uint8Array) => Uint8Array;
+  logger?: Logger;
+  /** Per request, including time spent waiting for a connection. */
+  requestTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** 'auto' (default): ts/nonce unless the registry turns out to be an original one. */
+  freshSignatures?: FreshSignatureMode;
+  /** Keepalive; 0 disables. Default 30 s (the original's). */
+  heartbeatIntervalMs?: number;
+  /** Safety poll while push works. Default 60 s. */
+  pollWithPushMs?: number;
+  /** Poll period without push (original registry). Default 5 s. */
+  pollFallbackMs?: number;
+  reconnectInitialDelayMs?: number;
+  reconnectMaxDelayMs?: number;
+  /** Wall clock in ms (tests). */
+  nowMs?: () => number;
+}
+
+export interface RegisterResult {
+  nodeId: number;
+  /** Virtual address text, e.g. `0:0000.0000.0001`. */
+  address: string;
+  publicKey: string;
+  hostname?: string;
+}
+
+export interface LookupResult {
+  nodeId: number;
+  address: string;
+  publicKey: string;
+  isPublic: boolean;
+  hostname?: string;
+  tags?: string[];
+  /** Only for public nodes. */
+  realAddr?: string;
+  poloScore: number;
+  taskExec: boolean;
+}
+
+export interface ResolveResult {
+  nodeId: number;
+  /** Endpoint the node registered (TCP source IP + its listen port). */
+  realAddr: string;
+  /** Endpoint the beacon observed for the node's tunnel socket (our registry only). */
+  observedAddr?: string;
+}
+
+export interface ResolveHostnameResult {
+  nodeId: number;
+  address: string;
+  hostname: string;
+  isPublic: boolean;
+}
+
+export interface HandshakeRequestItem {
+  fromNodeId: number;
+  justification: string;
+  timestampSec: number;
+  fromHostname?: string;
+  fromPublicKey?: string;
+}
+
+export interface HandshakeResponseItem {
+  fromNodeId: number;
+  accept: boolean;
+  timestampSec: number;
+}
+
+export interface PunchResult {
+  nodeA: number;
+  nodeAAddr: string;
+  nodeB: number;
+  nodeBAddr: string;
+  nodeAObservedAddr?: string;
+  nodeBObservedAddr?: string;
+}
+
+/** What listeners receive. `via` tells whether it was pushed or found by a poll. Each item is delivered once. */
+export type RegistryEvent =
+  | { kind: 'handshake_request'; via: 'push' | 'poll'; request: HandshakeRequestItem }
+  | { kind: 'handshake_response'; via: 'push' | 'poll'; response: HandshakeResponseItem }
+  | { kind: 'trust_revoked'; byNodeId: number; timestampSec: number }
+  /** After every (re-)register; nodeId may change if the registry lost its state and the key is new to it. */
+  | { kind: 'registered'; result: RegisterResult }
+  | { kind: 'connected' }
+  | { kind: 'disconnected'; error: string }
+  /** Push availability decided after each subscribe attempt. */
+  | { kind: 'push_mode'; isPushing: boolean; isOriginalRegistry: boolean };
+
+interface PendingRequest {
+  type: string;
+  resolve: (r: Result<RegistryMessage>) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface Conn {
+  sock: net.Socket;
+  decoder: RegistryFrameDecoder;
+  pending: PendingRequest[];
+  isReady: boolean;
+}
+
+type State = 'idle' | 'connecting' | 'restoring' | 'ready' | 'closed';
+
+export class RegistryClient {
+  private conn: Conn | null = null;
+  private state: State = 'idle';
+  private readyWaiters: (() => void)[] = [];
+  private listeners = new Set<(e: RegistryEvent) => void>();
+  private reconnectAttempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private heartbeatFailures = 0;
+  private clockOffsetSec = 0;
+  private isFresh: boolean;
+  private isPushing = false;
+  private isOriginalRegistry = false;
+  private readonly seen = new Map<string, number>(); // delivered-event keys → ms, for push/poll dedup
+  private readonly opts: Required<Omit<RegistryClientOptions, 'logger' | 'sign' | 'registryAddr'>>;
+
+  // Session to restore after a reconnect.
+  private registration: { listenAddr: string; publicKeyB64: string } | null = null;
+  private current: RegisterResult | null = null;
+  private desiredHostname: string | null = null;
+  private desiredPublic: boolean | null = null;
+  private desiredTags: string[] | null = null;
+  private readonly reportedTrust = new Set<number>();
+
+  constructor(private readonly options: RegistryClientOptions) {
+    this.opts = {
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      freshSignatures: options.freshSignatures ?? 'auto',
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 30_000,
+      pollWithPushMs: options.pollWithPushMs ?? 60_000,
+      pollFallbackMs: options.pollFallbackMs ?? 5_000,
+      reconnectInitialDelayMs: options.reconnectInitialDelayMs ?? 200,
+      reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? 10_000,
+      nowMs: options.nowMs ?? Date.now,
+    };
+    this.isFresh = this.opts.freshSignatures !== 'never';
+  }
+
+  // ---- lifecycle ----
+
+  /** Subscribe to events; returns the unsubscribe function. */
+  on(listener: (e: RegistryEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get nodeId(): number | null {
+    return this.current?.nodeId ?? null;
+  }
+
+  get isConnected(): boolean {
+    return this.state === 'ready';
+  }
+
+  /** Whether handshake events arrive by push (our registry) rather than polling. */
+  get pushActive(): boolean {
+    return this.isPushing;
+  }
+
+  /**
+   * Connect (and keep reconnecting in the background). Resolves ok once connected, or connection_failed
+   * after connectTimeoutMs — the client keeps trying either way until close().
+   */
+  async connect(): Promise<Result<void>> {
+    if (this.state === 'closed') return err('not_running', 'registry client is closed');
+    if (this.state === 'idle') this.dial();
+    const isReady = await this.waitReady(this.opts.connectTimeoutMs);
+    return isReady ? ok() : err('connection_failed', `registry ${this.options.registryAddr} unreachable`);
+  }
+
+  async close(): Promise<void> {
+    this.state = 'closed';
+    this.stopTimers();
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.conn?.sock.destroy();
+    this.conn = null;
+    for (const w of this.readyWaiters.splice(0)) w();
+  }
+
+  // ---- typed requests ----
+
+  /** Register (or re-register) this node's key; the same key gets the same node id. */
+  async register(listenAddr: string, publicKey: Uint8Array): Promise<Result<RegisterResult>> {
+    const publicKeyB64 = Buffer.from(publicKey).toString('base64');
+    this.registration = { listenAddr, publicKeyB64 };
+    const r = await this.doRegister(false);
+    if (r.ok) {
+      this.startTimers();
+      // Before returning: it decides how the next requests are signed (original registry or ours).
+      await this.subscribePush(false);
+    }
+    return r;
+  }
+
+  async lookup(nodeId: number): Promise<Result<LookupResult>> {
+    const msg: RegistryMessage = { type: 'lookup', node_id: nodeId };
+    const me = this.nodeId;
+    // Identified lookup (our registry): trusted peers see the hostname and tags of private nodes.
+    if (me !== null && this.isFresh && !this.isOriginalRegistry) {
+      Object.assign(msg, { requester_id: me }, this.signature(challenge.lookup(me, nodeId)));
+    }
+    const r = await this.request(msg);
+    if (!r.ok) return r;
+    const m = r.value;
+    const out: LookupResult = {
+      nodeId: fieldU32(m, 'node_id'),
+      address: fieldString(m, 'address'),
+      publicKey: fieldString(m, 'public_key'),
+      isPublic: fieldBool(m, 'public'),
+      poloScore: typeof m.polo_score === 'number' ? m.polo_score : 0,
+      taskExec: fieldBool(m, 'task_exec'),
+    };
+    if (typeof m.hostname === 'string') out.hostname = m.hostname;
+    if (Array.isArray(m.tags)) out.tags = m.tags.filter((t): t is string => typeof t === 'string');
+    if (typeof m.real_addr === 'string') out.realAddr = m.real_addr;
+    return ok(out);
+  }
+
+  async resolve(nodeId: number): Promise<Result<ResolveResult>> {
+    const me = this.requireNodeId();
+    if (!me.ok) return me;
+    const r = await this.request({
+      type: 'resolve',
+      node_id: nodeId,
+      requester_id: me.value,
+      ...this.signature(challenge.resolve(me.value, nodeId)),
+    });
+    if (!r.ok) return r;
+    const out: ResolveResult = { nodeId: fieldU32(r.value, 'node_id'), realAddr: fieldString(r.value, 'real_addr') };
+    if (typeof r.value.observed_addr === 'string') out.observedAddr = r.value.observed_addr;
+    return ok(out);
+  }
+
+  async resolveHostname(hostname: string): Promise<Result<ResolveHostnameResult>> {
+    const r = await this.request({ type: 'resolve_hostname', hostname });
+    if (!r.ok) return r;
+    return ok({
+      nodeId: fieldU32(r.value, 'node_id'),
+      address: fieldString(r.value, 'address'),
+      hostname: fieldString(r.value, 'hostname'),
+      isPublic: fieldBool(r.value, 'public'),
+    });
+  }
+
+  /** Set ('' clears) the hostname; restored after reconnects. already_exists when taken. */
+  async setHostname(hostname: string): Promise<Result<{ hostname: string }>> {
+    const r = await this.sendSetHostname(hostname);
+    if (r.ok) this.desiredHostname = hostname;
+    return r;
+  }
+
+  async setTags(tags: string[]): Promise<Result<{ tags: string[] }>> {
+    const me = this.requireNodeId();
+    if (!me.ok) return me;
+    const r = await this.request({ type: 'set_tags', node_id: me.value, tags, ...this.signature(challenge.setTags(me.value)) });
+    if (!r.ok) return r;
+    this.desiredTags = tags;
+    const got = Array.isArray(r.value.tags) ? r.value.tags.filter((t): t is string => typeof t === 'string') : [];
+    return ok({ tags: got });
+  }
+
+  async setVisibility(isPublic: boolean): Promise<Result<{ isPublic: boolean }>> {
+    const r = await this.sendSetVisibility(isPublic);
+    if (r.ok) this.desiredPublic = isPublic;
+    return r;
+  }
+
+  /** Keepalive; the client also sends these on its own timer. Returns the registry's clock. */
+  async heartbeat(): Promise<Result<{ serverTimeSec: number }>> {
+    const me = this.requireNodeId();
+    if (!me.ok) return me;
+    const r = await this.request({ type: 'heartbeat', node_id: me.value, ...this.signature(challenge.heartbeat(me.value)) });
+    if (!r.ok) return r;
+    const serverTimeSec = typeof r.value.time === 'number' ? r.value.time : 0;
+    if (serverTimeSec > 0) this.clockOffsetSec = serverTimeSec - Math.floor(this.opts.nowMs() / 1000);
+    return ok({ serverTimeSec });
+  }
+
+  /** Ask `toNodeId` (via the registry) for a trust handshake. already_exists when one is pending. */
+  async requestHandshake(toNodeId: number, justification: string): Promise<Result<void>> {
+    const me = this.requireNodeId();
+    if (!me.ok) return me;
+    const r = await this.request({
+      type: 'request_handshake',
+      from_node_id: me.value,
+      to_node_id: toNodeId,
+      justification,
+      ...this.signature(challenge.requestHandshake(me.value, toNodeId)),
+    });
+    return r.ok ? ok() : r;
+  }
+
+  /** Fetch and clear the relayed inbox. Items are also emitted as events (deduplicated against pushes). */
+  async pollHandshakes(): Promise<Result<{ requests: HandshakeRequestItem[]; responses: HandshakeResponseItem[] }>> {
+    const me = this.requireNodeId();
+    if (!me.ok) return me;
+    const r = await this.request({ type: 'poll_handshakes', node_id: me.value, ...this.signature(challenge.pollHandshakes(me.value)) });
+    if (!r.ok) return r;
+    const requests: HandshakeRequestItem[] = [];
+    const responses: HandshakeResponseItem[] = [];
+    for (const e of Array.isArray(r.value.requests) ? r.value.requests : []) {
+      if (typeof e !== 'object' || e === null) continue;
+      const o = e as RegistryMessage;
+      requests.push({ fromNodeId: fieldU32(o, 'from_node_id'), justification: fieldString(o, 'justification'), timestampSec: fieldU32(o, 'timestamp') });
+    }
+    for (const e of Array.isArray(r.value.responses) ? r.value.responses : []) {
+      if (typeof e !== 'object' || e === null) continue;
+      const o = e as RegistryMessage;
+      responses.push({ fromNodeId: fieldU32(o, 'from_node_id'), accept: fieldBool(o, 'accept'), timestampSec: fieldU32(o, 'timestamp') });
+    }
+    for (const request of requests) this.deliverOnce({ kind: 'handshake_request', via: 'poll', request });
+    for (const response of responses) this.deliverOnce({ kind: 'handshake_response', via: 'poll', response });
+    return ok({ requests, responses });
+  }
+
+  /** Approve or reject `peerId`'s relayed request. Approval makes the registry record trust. */
+  async respondHandshake(peerId: number, accept: boolean): Promise<Result<void>> {
+    const me = this.requireNodeId();
+    if (!me.ok) return me;
+    const r = await this.request({
+      type: 'respond_handshake',
+      node_id: me.value,
+      peer_id: peerId,
+      accept,
+      ...this.signature(challenge.respondHandshake(me.value, peerId)),
+    });
+    if (r.ok && accept) this.reportedTrust.add(peerId);
+    return r.ok ? ok() : r;
+  }
+
+  /** Tell the registry this node trusts `peerId` (lets the peer resolve us); re-sent after reconnects. */
+  async reportTrust(peerId: number): Promise<Result<void>> {
+    const r = await this.sendTrust('report_trust', peerId);
+    if (r.ok) this.reportedTrust.add(peerId);
+    return r;
+  }
+
+  async revokeTrust(peerId: number): Promise<Result<void>> {
+    this.reportedTrust.delete(peerId);
+    return this.sendTrust('revoke_trust', peerId);
+  }
+
+  async punch(peerId: number): Promise<Result<PunchResult>> {
+    const me = this.requireNodeId();
+    if (!me.ok) return me;
+    const r = await this.request({
+      type: 'punch',
+      requester_id: me.value,
+      node_a: me.value,
+      node_b: peerId,
+      ...this.signature(challenge.punch(me.value, peerId)),
+    });
+    if (!r.ok) return r;
+    const m = r.value;
+    const out: PunchResult = {
+      nodeA: fieldU32(m, 'node_a'),
+      nodeAAddr: fieldString(m, 'node_a_addr'),
+      nodeB: fieldU32(m, 'node_b'),
+      nodeBAddr: fieldString(m, 'node_b_addr'),
+    };
+    if (typeof m.node_a_observed_addr === 'string') out.nodeAObservedAddr = m.node_a_observed_addr;
+    if (typeof m.node_b_observed_addr === 'string') out.nodeBObservedAddr = m.node_b_observed_addr;
+    return ok(out);
+  }
+
+  /** Remove this node from the registry and stop restoring the session. */
+  async deregister(): Promise<Result<void>> {
+    const me = this.requireNodeId();
+    if (!me.ok) return me;
+    const r = await this.request({ type: 'deregister', node_id: me.value, ...this.signature(challenge.deregister(me.value)) });
+    if (r.ok) {
+      this.registration = null;
+      this.current = null;
+      this.stopTimers();
+    }
+    return r.ok ? ok() : r;
+  }
+
+  /** Escape hatch: any message, reply as is (errors as Result). */
+  request(msg: RegistryMessage, timeoutMs = this.opts.requestTimeoutMs): Promise<Result<RegistryMessage>> {
+    return this.requestWhenReady(msg, timeoutMs, false);
+  }
+
+  // ---- internals: signing ----
+
+  private signature(base: string, bound?: string): Record<string, unknown> {
+    const sign = (text: string) => Buffer.from(this.options.sign(Buffer.from(text, 'utf8'))).toString('base64');
+    if (!this.isFresh) return { signature: sign(base) };
+    const ts = Math.floor(this.opts.nowMs() / 1000) + this.clockOffsetSec;
+    const nonce = randomBytes(16).toString('base64');
+    return { ts, nonce, signature: sign(withFreshness(bound ?? base, ts, nonce)) };
+  }
+
+  private requireNodeId(): Result<number> {
+    const id = this.nodeId;
+    return id === null ? err('not_running', 'not registered with the registry yet', { hint: 'call register() first' }) : ok(id);
+  }
+
+  private async sendSetHostname(hostname: string, internal = false): Promise<Result<{ hostname: string }>> {
+    const me = this.requireNodeId();
+    if (!me.ok) return me;
+    const r = await this.requestWhenReady(
+      {
+        type: 'set_hostname',
+        node_id: me.value,
+        hostname,
+        ...this.signature(challenge.setHostname(me.value), challenge.setHostnameBound(me.value, hostname)),
+      },
+      this.opts.requestTimeoutMs,
+      internal,
+    );
+    return r.ok ? ok({ hostname: fieldString(r.value, 'hostname') }) : r;
+  }
+
+  private async sendSetVisibility(isPublic: boolean, internal = false): Promise<Result<{ isPublic: boolean }>> {
+    const me = this.requireNodeId();
+    if (!me.ok) return me;
+    const r = await this.requestWhenReady(
+      { type: 'set_visibility', node_id: me.value, public: isPublic, ...this.signature(challenge.setVisibility(me.value)) },
+      this.opts.requestTimeoutMs,
+      internal,
+    );
+    return r.ok ? ok({ isPublic: fieldString(r.value, 'visibility') === 'public' }) : r;
+  }
+
+  private async sendTrust(type: 'report_trust' | 'revoke_trust', peerId: number, internal = false): Promise<Result<void>> {
+    const me = this.requireNodeId();
+    if (!me.ok) return me;
+    const base = type === 'report_trust' ? challenge.reportTrust(me.value, peerId) : challenge.revokeTrust(me.value, peerId);
+    const r = await this.requestWhenReady({ type, node_id: me.value, peer_id: peerId, ...this.signature(base) }, this.opts.requestTimeoutMs, internal);
+    return r.ok ? ok() : r;
+  }
+
+  private async doRegister(internal: boolean): Promise<Result<RegisterResult>> {
+    if (!this.registration) return err('invalid_argument', 'nothing to register');
+    const r = await this.requestWhenReady(
+      { type: 'register', listen_addr: this.registration.listenAddr, public_key: this.registration.publicKeyB64 },
+      this.opts.requestTimeoutMs,
+      internal,
+    );
+    if (!r.ok) return r;
+    const result: RegisterResult = {
+      nodeId: fieldU32(r.value, 'node_id'),
+      address: fieldString(r.value, 'address'),
+      publicKey: fieldString(r.value, 'public_key'),
+    };
+    if (typeof r.value.hostname === 'string') result.hostname = r.value.hostname;
+    if (this.current && this.current.nodeId !== result.nodeId) {
+      this.options.logger?.warn({ old: this.current.nodeId, new: result.nodeId }, 'registry gave a new node id');
+    }
+    this.current = result;
+    this.emit({ kind: 'registered', result });
+    return ok(result);
+  }
+
+  /** Subscribe to pushes; decides push vs polling and, in 'auto', fresh vs original signatures. */
+  private async subscribePush(internal: boolean): Promise<void> {
+    const me = this.nodeId;
+    if (me === null) return;
+    if (this.opts.freshSignatures === 'never' || this.isOriginalRegistry) {
+      this.setPushMode(false);
+      return;
+    }
+    const wasFresh = this.isFresh;
+    this.isFresh = true; // subscribe_push always needs ts/nonce
+    const r = await this.requestWhenReady(
+      { type: 'subscribe_push', node_id: me, ...this.signature(challenge.subscribePush(me)) },
+      this.opts.requestTimeoutMs,
+      internal,
+    );
+    if (r.ok) {
+      this.setPushMode(true);
+    } else if (r.error.detail?.registryCode === undefined && r.error.detail?.registryError !== undefined) {
+      // An error without our `code` field: an original registry. Sign its way, poll.
+      this.isOriginalRegistry = true;
+      if (this.opts.freshSignatures === 'auto') this.isFresh = false;
+      this.setPushMode(false);
+    } else {
+      this.isFresh = wasFresh;
+      this.setPushMode(false);
+      this.options.logger?.warn({ err: r.error.message }, 'registry push subscription failed; polling');
+    }
+    // Whatever queued while we were away.
+    void this.pollHandshakes();
+  }
+
+  private setPushMode(isPushing: boolean): void {
+    this.isPushing = isPushing;
+    this.emit({ kind: 'push_mode', isPushing, isOriginalRegistry: this.isOriginalRegistry });
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    const everyMs = isPushing ? this.opts.pollWithPushMs : this.opts.pollFallbackMs;
+    if (everyMs > 0 && this.registration) {
+      this.pollTimer = setInterval(() => void this.pollHandshakes(), everyMs);
+      this.pollTimer.unref();
+    }
+  }
+
+  private startTimers(): void {
+    if (this.heartbeatTimer || this.opts.heartbeatIntervalMs <= 0) return;
+    this.heartbeatTimer = setInterval(() => void this.onHeartbeatTick(), this.opts.heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private stopTimers(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.heartbeatTimer = null;
+    this.pollTimer = null;
+  }
+
+  private async onHeartbeatTick(): Promise<void> {
+    if (this.state !== 'ready' || this.nodeId === null) return;
+    const r = await this.heartbeat();
+    if (r.ok) {
+      this.heartbeatFailures = 0;
+      return;
+    }
+    this.heartbeatFailures++;
+    // The registry forgot us (restart without store, reaped): re-register; repeated failures: new connection.
+    if (r.error.code === 'not_found') void this.restore();
+    else if (this.heartbeatFailures >= 3) this.conn?.sock.destroy();
+  }
+
+  private emit(e: RegistryEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (ex) {
+        this.options.logger?.error({ err: ex }, 'registry event listener threw');
+      }
+    }
+  }
+
+  /** Handshake items may come by push and again by poll: deliver each once. */
+  private deliverOnce(e: Extract<RegistryEvent, { kind: 'handshake_request' | 'handshake_response' }>): void {
+    const key =
+      e.kind === 'handshake_request'
+        ? `q:${e.request.fromNodeId}:${e.request.timestampSec}`
+        : `r:${e.response.fromNodeId}:${e.response.accept}:${e.response.timestampSec}`;
+    const now = this.opts.nowMs();
+    if (this.seen.has(key)) return;
+    this.seen.set(key, now);
+    if (this.seen.size > 4096) {
+      for (const [k, t] of this.seen) if (now - t > 10 * 60_000 || this.seen.size > 4096) this.seen.delete(k);
+    }
+    this.emit(e);
+  }
+
+  // ---- internals: connection ----
+
+  private waitReady(timeoutMs: number): Promise<boolean> {
+    if (this.state === 'ready') return Promise.resolve(true);
+    if (this.state === 'closed') return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.readyWaiters = this.readyWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(t);
+        resolve(this.state === 'ready');
+      };
+      this.readyWaiters.push(done);
+    });
+  }
+
+  /** `internal` requests (session restore) go out while the connection is still restoring. */
+  private async requestWhenReady(msg: RegistryMessage, timeoutMs: number, internal: boolean): Promise<Result<RegistryMessage>> {
+    if (this.state === 'closed') return err('not_running', 'registry client is closed');
+    if (this.state === 'idle') this.dial();
+    const started = this.opts.nowMs();
+    if (!internal && this.state !== 'ready') {
+      const isReady = await this.waitReady(timeoutMs);
+      if (!isReady) {
+        return (this.state as State) === 'closed'
+          ? err('not_running', 'registry client is closed')
+          : err('timeout', `registry ${this.options.registryAddr} not reachable within ${timeoutMs} ms`);
+      }
+    }
+    const conn = this.conn;
+    if (!conn || (!internal && this.state !== 'ready')) return err('connection_failed', 'registry connection lost');
+    const frame = encodeRegistryFrame(msg);
+    if (!frame.ok) return frame;
+    const type = fieldString(msg, 'type');
+    const leftMs = Math.max(1, timeoutMs - (this.opts.nowMs() - started));
+    return new Promise((resolve) => {
+      const entry: PendingRequest = {
+        type,
+        resolve,
+        timer: setTimeout(() => {
+          // The reply may still come; with no request ids the only safe way on is a fresh connection.
+          resolve(err('timeout', `registry did not answer ${type} within ${timeoutMs} ms`));
+          entry.resolve = () => undefined;
+          if (this.conn === conn) conn.sock.destroy();
+        }, leftMs),
+      };
+      conn.pending.push(entry);
+      conn.sock.write(frame.value);
+    });
+  }
+
+  private dial(): void {
+    if (this.state === 'closed') return;
+    this.state = 'connecting';
+    const target = splitHostPort(this.options.registryAddr);
+    if (!target) {
+      this.options.logger?.error({ addr: this.options.registryAddr }, 'bad registry address');
+      this.scheduleReconnect('bad registry address');
+      return;
+    }
+    const sock = net.connect({ host: target.host, port: target.port });
+    const conn: Conn = { sock, decoder: new RegistryFrameDecoder(), pending: [], isReady: false };
+    this.conn = conn;
+    sock.setNoDelay(true);
+    const connectTimer = setTimeout(() => sock.destroy(new Error('connect timeout')), this.opts.connectTimeoutMs);
+    sock.on('connect', () => {
+      clearTimeout(connectTimer);
+      this.reconnectAttempt = 0;
+      sock.setKeepAlive(true, 30_000);
+      void this.restore();
+    });
+    sock.on('data', (chunk: Buffer) => this.onData(conn, chunk));
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      clearTimeout(connectTimer);
+      for (const p of conn.pending.splice(0)) {
+        clearTimeout(p.timer);
+        p.resolve(err('connection_failed', 'registry connection lost'));
+      }
+      if (this.conn !== conn) return;
+      this.conn = null;
+      this.isPushing = false;
+      if (this.state === 'closed') return;
+      const wasReady = this.state === 'ready';
+      if (wasReady) this.emit({ kind: 'disconnected', error: 'connection closed' });
+      this.scheduleReconnect('connection closed');
+    });
+  }
+
+  /** After (re)connecting: re-register and re-apply the session before user requests flow. */
+  private async restore(): Promise<void> {
+    const conn = this.conn;
+    if (!conn || this.state === 'closed') return;
+    this.state = 'restoring';
+    if (this.registration) {
+      const r = await this.doRegister(true);
+      if (!r.ok) {
+        this.options.logger?.warn({ err: r.error.message }, 'registry re-register failed');
+        conn.sock.destroy();
+        return;
+      }
+      // Best effort: a failure here (e.g. hostname taken meanwhile) is logged, not fatal.
+      const steps: Promise<Result<unknown>>[] = [];
+      if (this.desiredHostname) steps.push(this.sendSetHostname(this.desiredHostname, true));
+      if (this.desiredPublic !== null) steps.push(this.sendSetVisibility(this.desiredPublic, true));
+      if (this.desiredTags) {
+        const me = this.nodeId!;
+        steps.push(this.requestWhenReady({ type: 'set_tags', node_id: me, tags: this.desiredTags, ...this.signature(challenge.setTags(me)) }, this.opts.requestTimeoutMs, true));
+      }
+      for (const peer of this.reportedTrust) steps.push(this.sendTrust('report_trust', peer, true));
+      for (const s of await Promise.all(steps)) {
+        if (!s.ok) this.options.logger?.warn({ err: s.error.message }, 'registry session restore step failed');
+      }
+      if (this.conn !== conn) return;
+      await this.subscribePush(true);
+    }
+    if (this.conn !== conn || (this.state as State) === 'closed') return;
+    this.state = 'ready';
+    this.heartbeatFailures = 0;
+    this.emit({ kind: 'connected' });
+    for (const w of this.readyWaiters.splice(0)) w();
+  }
+
+  private scheduleReconnect(reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'connecting';
+    const base = Math.min(this.opts.reconnectMaxDelayMs, this.opts.reconnectInitialDelayMs * 2 ** this.reconnectAttempt);
+    const delayMs = Math.round(base * (0.5 + Math.random() * 0.5)); // jitter: many daemons, one registry restart
+    this.reconnectAttempt = Math.min(this.reconnectAttempt + 1, 30);
+    this.options.logger?.debug({ reason, delayMs }, 'registry reconnect scheduled');
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.dial();
+    }, delayMs);
+    this.reconnectTimer.unref();
+  }
+
+  private onData(conn: Conn, chunk: Buffer): void {
+    const msgs = conn.decoder.push(chunk);
+    if (!msgs.ok) {
+      this.options.logger?.warn({ err: msgs.error.message }, 'registry sent a bad frame; reconnecting');
+      conn.sock.destroy();
+      return;
+    }
+    for (const m of msgs.value) {
+      const type = fieldString(m, 'type');
+      if (type.startsWith('push_')) {
+        this.onPush(m, type);
+        continue;
+      }
+      const p = conn.pending.shift();
+      if (!p) continue; // unsolicited non-push frame: ignore
+      clearTimeout(p.timer);
+      p.resolve(type === 'error' ? toError(p.type, m) : ok(m));
+      if (type === 'error' && typeof m.server_time === 'number') {
+        this.clockOffsetSec = m.server_time - Math.floor(this.opts.nowMs() / 1000);
+      }
+    }
+  }
+
+  private onPush(m: RegistryMessage, type: string): void {
+    switch (type) {
+      case 'push_handshake_request': {
+        const request: HandshakeRequestItem = {
+          fromNodeId: fieldU32(m, 'from_node_id'),
+          justification: fieldString(m, 'justification'),
+          timestampSec: fieldU32(m, 'timestamp'),
+        };
+        if (typeof m.from_hostname === 'string') request.fromHostname = m.from_hostname;
+        if (typeof m.from_public_key === 'string') request.fromPublicKey = m.from_public_key;
+        this.deliverOnce({ kind: 'handshake_request', via: 'push', request });
+        return;
+      }
+      case 'push_handshake_response':
+        this.deliverOnce({
+          kind: 'handshake_response',
+          via: 'push',
+          response: { fromNodeId: fieldU32(m, 'from_node_id') || fieldU32(m, 'peer_id'), accept: fieldBool(m, 'accept'), timestampSec: fieldU32(m, 'timestamp') },
+        });
+        return;
+      case 'push_trust_revoked':
+        this.reportedTrust.delete(fieldU32(m, 'node_id'));
+        this.emit({ kind: 'trust_revoked', byNodeId: fieldU32(m, 'node_id'), timestampSec: fieldU32(m, 'timestamp') });
+        return;
+      default:
+        this.options.logger?.debug({ type }, 'unknown registry push ignored');
+    }
+  }
+}
+
+/** Map a registry error reply to a Result. Our registry sends `code`; the original only `error` text. */
+function toError(requestType: string, m: RegistryMessage): Result<never> {
+  const text = fieldString(m, 'error') || 'registry error';
+  const code = m.code;
+  let mapped: ErrorCode;
+  if (isErrorCode(code)) mapped = code;
+  else if (requestType === 'resolve' || requestType === 'punch') mapped = 'connection_failed';
+  else if (requestType === 'lookup' || requestType === 'resolve_hostname') mapped = 'not_found';
+  else mapped = 'internal';
+  const detail: Record<string, unknown> = { registryError: text, requestType };
+  if (isErrorCode(code)) detail.registryCode = code;
+  return err(mapped, `registry: ${text}`, { detail });
+}
+
+function splitHostPort(text: string): { host: string; port: number } | null {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
+  if (!m || Number(m[3]) > 65535) return null;
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
+}
