@@ -192,7 +192,7 @@ export async function bench(
   let sentBytes = 0;
   while (sentBytes < bytes) {
     const n = Math.min(BENCH_CHUNK_BYTES, bytes - sentBytes);
-    // Each write needs its own view: the stream may hold the chunk until the transport takes it.
+    // Reusing one buffer is safe: its bytes never change, even while a write is still queued.
     const w = await writeChunk(stream, n === BENCH_CHUNK_BYTES ? chunk : chunk.subarray(0, n));
     if (!w.ok) {
       stream.destroy();

@@ -27,6 +27,8 @@ export interface ServiceLimits {
   maxEventPayloadBytes: number;
   /** Streams served at once per port; more are reset on arrival. */
   maxConnectionsPerService: number;
+  /** Streams one peer (node id) may hold open per port, so one peer cannot use up the whole budget. */
+  maxConnectionsPerPeer: number;
   /** Unsent bytes queued to one event subscriber before it is dropped. */
   maxSubscriberBacklogBytes: number;
 }
@@ -37,6 +39,7 @@ export const DEFAULT_SERVICE_LIMITS: Readonly<ServiceLimits> = Object.freeze({
   maxTopicBytes: MAX_TOPIC_BYTES,
   maxEventPayloadBytes: MAX_EVENT_PAYLOAD_BYTES,
   maxConnectionsPerService: 256,
+  maxConnectionsPerPeer: 32,
   maxSubscriberBacklogBytes: 8 * 1024 * 1024,
 });
 
@@ -137,6 +140,7 @@ export function startServices(host: ServiceHost, opts: ServiceOptions): Result<R
 
   const acceptLoop = async (svc: Service, ln: PortListener): Promise<void> => {
     const activeHere = new Set<PilotStream>();
+    const perPeer = new Map<number, number>();
     for (;;) {
       let stream: PilotStream | null;
       try {
@@ -149,14 +153,16 @@ export function startServices(host: ServiceHost, opts: ServiceOptions): Result<R
         stream?.destroy();
         return;
       }
-      if (activeHere.size >= limits.maxConnectionsPerService) {
-        logger.warn({ port: svc.port, remote: stream.remoteAddr }, 'too many connections, stream reset');
+      const peerCount = perPeer.get(stream.remoteNodeId) ?? 0;
+      if (activeHere.size >= limits.maxConnectionsPerService || peerCount >= limits.maxConnectionsPerPeer) {
+        logger.warn({ port: svc.port, remote: stream.remoteAddr, peer_connections: peerCount }, 'too many connections, stream reset');
         stream.destroy();
         continue;
       }
       const s = stream;
       active.add(s);
       activeHere.add(s);
+      perPeer.set(s.remoteNodeId, peerCount + 1);
       const task = (async (): Promise<void> => {
         try {
           await svc.serve(s);
@@ -167,6 +173,9 @@ export function startServices(host: ServiceHost, opts: ServiceOptions): Result<R
         } finally {
           active.delete(s);
           activeHere.delete(s);
+          const left = (perPeer.get(s.remoteNodeId) ?? 1) - 1;
+          if (left > 0) perPeer.set(s.remoteNodeId, left);
+          else perPeer.delete(s.remoteNodeId);
         }
       })();
       tasks.add(task);

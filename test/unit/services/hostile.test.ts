@@ -194,6 +194,24 @@ test('event stream: a subscriber that never reads is dropped once its backlog pa
   net.cleanup();
 });
 
+test('connection cap per peer: one peer cannot take the whole budget', async () => {
+  const { net, evil, good, svc } = setup({ limits: { maxConnectionsPerPeer: 2 } });
+  const held = [];
+  for (let i = 0; i < 2; i++) {
+    const d = await evil.dial('server', PORT_ECHO);
+    assert.ok(d.ok);
+    d.value.on('error', () => {});
+    held.push(d.value);
+  }
+  await waitFor(() => svc.activeConnections() === 2, 3000, 'two held');
+  assert.equal((await rawSend(evil, PORT_ECHO, Buffer.from('hi'))).closed, 'reset');
+  const p = await ping(good, 'server', { count: 1, intervalMs: 0 });
+  assert.ok(p.ok && p.value.results[0]!.error === undefined, 'another peer is still served');
+  for (const h of held) h.destroy();
+  await svc.stop();
+  net.cleanup();
+});
+
 test('connection cap per service: extra streams are reset, others unaffected', async () => {
   const { net, evil, good, svc } = setup({ limits: { maxConnectionsPerService: 2 } });
   const held = [];
@@ -208,6 +226,8 @@ test('connection cap per service: extra streams are reset, others unaffected', a
   assert.equal(third.closed, 'reset');
   // Other services have their own budget.
   assert.ok((await sendMessage(good, 'server', Buffer.from('x'), 'text')).ok);
+  // And the per-service budget is shared: a different peer is refused too while it is full.
+  assert.equal((await rawSend(good, PORT_ECHO, Buffer.from('hi'))).closed, 'reset');
   for (const h of held) h.destroy();
   await waitFor(() => svc.activeConnections() === 0, 3000, 'released');
   const p = await ping(good, 'server', { count: 1, intervalMs: 0 });
