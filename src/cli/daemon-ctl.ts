@@ -1,0 +1,286 @@
+// `pilotctl daemon start|stop|status`: spawn pilot-daemon detached, wait for its socket, stop it politely
+// (IPC shutdown) and then firmly (SIGTERM, SIGKILL).
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { err, ok, type Result } from '../core/result.js';
+import { callOnce } from '../ipc/client.js';
+import { homePaths } from '../ipc/paths.js';
+import type { NodeInfo } from '../node/api.js';
+import type { FlagSpec } from './args.js';
+import { defineCommand, type CliContext, type Command } from './command.js';
+import { fields, formatDuration } from './output.js';
+import { sleep } from './stream-io.js';
+import { checkHostname } from './validate.js';
+
+const START_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 10_000;
+const POLL_MS = 100;
+const LOG_TAIL_LINES = 20;
+
+/** Flags forwarded to pilot-daemon as given (the original's daemon flags, plus --home/--socket added by us). */
+const DAEMON_FLAGS: FlagSpec[] = [
+  { name: 'foreground', kind: 'bool', description: 'run in this terminal instead of detaching' },
+  { name: 'registry', kind: 'string', value: '<host:port>', description: 'registry address (env PILOT_REGISTRY)' },
+  { name: 'beacon', kind: 'string', value: '<host:port>', description: 'beacon address for NAT discovery' },
+  { name: 'listen', kind: 'string', value: '<host:port>', description: 'UDP tunnel address (default 0.0.0.0:0)' },
+  { name: 'identity', kind: 'string', value: '<path>', description: 'Ed25519 identity file (default <home>/identity.json)' },
+  { name: 'hostname', kind: 'string', value: '<name>', description: 'hostname to register' },
+  { name: 'public', kind: 'bool', description: 'make the endpoint publicly visible' },
+  { name: 'log-level', kind: 'string', value: '<level>', description: 'debug, info, warn, error' },
+  { name: 'log-format', kind: 'string', value: '<fmt>', description: 'json or pretty' },
+  { name: 'no-echo', kind: 'bool', description: 'disable the echo service (port 7)' },
+  { name: 'no-dataexchange', kind: 'bool', description: 'disable data exchange (port 1001)' },
+  { name: 'no-eventstream', kind: 'bool', description: 'disable the event stream broker (port 1002)' },
+  { name: 'trust-auto-approve', kind: 'bool', description: 'approve every handshake request (tests, demos)' },
+  { name: 'config', kind: 'string', value: '<path>', description: 'daemon config file (JSON)' },
+];
+
+function readPid(pidFile: string): number | null {
+  try {
+    const n = Number(readFileSync(pidFile, 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function logTail(logFile: string): string {
+  try {
+    return readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-LOG_TAIL_LINES).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * argv prefix that runs pilot-daemon: PILOT_DAEMON_BIN if set, else the script beside this pilotctl
+ * (pilot-daemon.js when compiled, pilot-daemon.ts through tsx when run from source).
+ */
+export function daemonCommand(io: { scriptPath: string; env: NodeJS.ProcessEnv }): Result<string[]> {
+  const override = io.env.PILOT_DAEMON_BIN;
+  const candidates = override ? [override] : [join(dirname(io.scriptPath), 'pilot-daemon.js'), join(dirname(io.scriptPath), 'pilot-daemon.ts')];
+  for (const c of candidates) {
+    if (!existsSync(c)) continue;
+    return ok(c.endsWith('.ts') ? [process.execPath, '--import', 'tsx', c] : [process.execPath, c]);
+  }
+  return err('not_found', `pilot-daemon not found next to ${io.scriptPath}`, { hint: 'build the project (npm run build) or set PILOT_DAEMON_BIN' });
+}
+
+function forwardedArgs(ctx: CliContext, flags: Map<string, string | true>): string[] {
+  const out = ['--home', ctx.home, '--socket', ctx.socketPath];
+  for (const f of DAEMON_FLAGS) {
+    const v = flags.get(f.name);
+    if (v === undefined || f.name === 'foreground') continue;
+    out.push(`--${f.name}`);
+    if (v !== true) out.push(v);
+  }
+  return out;
+}
+
+const start = defineCommand<Map<string, string | true>>({
+  name: 'daemon start',
+  group: 'Daemon',
+  summary: 'Start the daemon in the background; waits until its socket answers, then prints its address',
+  args: [],
+  flags: DAEMON_FLAGS,
+  returns: 'pid, node_id, address, hostname, socket, log_file',
+  errors: ['already_exists', 'timeout', 'internal', 'not_found'],
+  parse(a) {
+    const h = a.flags.get('hostname');
+    if (typeof h === 'string') {
+      const r = checkHostname(h);
+      if (!r.ok) return r;
+    }
+    for (const k of ['registry', 'beacon', 'listen']) {
+      const v = a.flags.get(k);
+      if (typeof v === 'string' && !/^(.*):(\d{1,5})$/.test(v)) {
+        return err('invalid_argument', `--${k} '${v}' is not host:port`, { hint: `e.g. --${k} 127.0.0.1:9000` });
+      }
+    }
+    return ok(a.flags);
+  },
+  async run(ctx, flags) {
+    const paths = homePaths(ctx.home);
+    const pid0 = readPid(paths.pidFile);
+    if (pid0 !== null && isProcessAlive(pid0)) {
+      return err('already_exists', `daemon is already running (pid ${pid0})`, { hint: 'stop it first with: pilotctl daemon stop' });
+    }
+    const live = await callOnce(ctx.socketPath, 'info');
+    if (live.ok) return err('already_exists', `daemon is already running (socket ${ctx.socketPath} is active)`, { hint: 'stop it first with: pilotctl daemon stop' });
+
+    const cmd = daemonCommand(ctx.io);
+    if (!cmd.ok) return cmd;
+    const [exe, ...pre] = cmd.value;
+    const args = [...pre, ...forwardedArgs(ctx, flags)];
+    mkdirSync(paths.home, { recursive: true, mode: 0o700 });
+
+    if (flags.get('foreground') === true) {
+      const child = spawn(exe!, args, { stdio: 'inherit', env: ctx.io.env });
+      const relay = (sig: NodeJS.Signals) => () => child.kill(sig);
+      const onInt = relay('SIGINT');
+      const onTerm = relay('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+      const code = await new Promise<number>((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      return ok({ data: { exit_code: code }, text: '', exitCode: code });
+    }
+
+    const logFd = openSync(paths.logFile, 'a', 0o600);
+    const child = spawn(exe!, args, { detached: true, stdio: ['ignore', logFd, logFd], env: ctx.io.env });
+    closeSync(logFd);
+    let exitCode: number | null = null;
+    child.on('exit', (c, s) => (exitCode = c ?? (s ? 128 : 0)));
+    child.on('error', () => (exitCode = 127));
+    const pid = child.pid;
+    if (pid === undefined) return err('internal', `cannot start ${exe}`, { hint: 'check that node can run pilot-daemon' });
+    writeFileSync(paths.pidFile, String(pid), { mode: 0o600 });
+    child.unref();
+    if (!ctx.isJson) ctx.io.stderr.write(`starting daemon (pid ${pid})...`);
+
+    const deadlineMs = Date.now() + (ctx.timeoutMs ?? START_TIMEOUT_MS);
+    while (Date.now() < deadlineMs) {
+      await sleep(POLL_MS);
+      if (exitCode !== null) {
+        if (!ctx.isJson) ctx.io.stderr.write('\n');
+        try {
+          unlinkSync(paths.pidFile);
+        } catch {
+          /* the daemon may have removed it */
+        }
+        const tail = logTail(paths.logFile);
+        return err('internal', `daemon exited with code ${exitCode} during startup` + (tail ? `; log tail:\n${tail}` : ''), {
+          hint: `see ${paths.logFile}`,
+          detail: { log_file: paths.logFile, log_tail: tail },
+        });
+      }
+      const r = await callOnce<NodeInfo>(ctx.socketPath, 'info');
+      if (!r.ok) continue;
+      if (!ctx.isJson) ctx.io.stderr.write('\n');
+      const i = r.value;
+      const data = { pid, node_id: i.node_id, address: i.address, hostname: i.hostname ?? '', socket: ctx.socketPath, log_file: paths.logFile };
+      const text =
+        `Daemon running (pid ${pid})\n` +
+        fields([
+          ['Node ID', i.node_id],
+          ['Address', i.address],
+          ['Hostname', i.hostname],
+          ['Socket', ctx.socketPath],
+          ['Logs', paths.logFile],
+        ]);
+      return ok({ data, text });
+    }
+    if (!ctx.isJson) ctx.io.stderr.write('\n');
+    const tail = logTail(paths.logFile);
+    return err('timeout', `daemon started (pid ${pid}) but did not answer on ${ctx.socketPath} in time` + (tail ? `; log tail:\n${tail}` : ''), {
+      hint: `check logs: tail -f ${paths.logFile}`,
+      detail: { pid, log_file: paths.logFile, log_tail: tail },
+    });
+  },
+});
+
+/** Wait until `isGone` or the deadline; true when gone. */
+async function waitUntil(isGone: () => boolean | Promise<boolean>, deadlineMs: number): Promise<boolean> {
+  while (Date.now() < deadlineMs) {
+    if (await isGone()) return true;
+    await sleep(POLL_MS);
+  }
+  return isGone();
+}
+
+const stop = defineCommand<null>({
+  name: 'daemon stop',
+  group: 'Daemon',
+  summary: 'Stop the daemon (IPC shutdown, then SIGTERM, then SIGKILL)',
+  args: [],
+  flags: [],
+  returns: 'pid, forced (bool)',
+  errors: ['not_running', 'internal'],
+  parse: () => ok(null),
+  async run(ctx) {
+    const paths = homePaths(ctx.home);
+    const pidFromFile = readPid(paths.pidFile);
+    const pid = pidFromFile !== null && isProcessAlive(pidFromFile) ? pidFromFile : null;
+    const asked = await callOnce(ctx.socketPath, 'shutdown');
+    if (!asked.ok && pid === null) {
+      if (pidFromFile !== null) tryUnlink(paths.pidFile);
+      return err('not_running', 'daemon is not running', { hint: 'start it with: pilotctl daemon start' });
+    }
+    const deadlineMs = Date.now() + (ctx.timeoutMs ?? STOP_TIMEOUT_MS);
+    const isGone = async (): Promise<boolean> => (pid === null || !isProcessAlive(pid)) && !(await callOnce(ctx.socketPath, 'info')).ok;
+    let forced = false;
+    if (!(await waitUntil(isGone, asked.ok ? deadlineMs : Date.now()))) {
+      if (pid !== null) {
+        process.kill(pid, 'SIGTERM');
+        if (!(await waitUntil(isGone, Date.now() + 5000))) {
+          forced = true;
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            /* exited meanwhile */
+          }
+          await waitUntil(() => !isProcessAlive(pid), Date.now() + 2000);
+        }
+      } else {
+        return err('internal', 'daemon accepted shutdown but is still answering', { hint: `find it with: lsof ${ctx.socketPath}` });
+      }
+    }
+    tryUnlink(paths.pidFile);
+    const data = { pid, forced };
+    return ok({ data, text: `daemon ${forced ? 'force-stopped' : 'stopped'}${pid !== null ? ` (pid ${pid})` : ''}\n` });
+  },
+});
+
+function tryUnlink(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* already gone */
+  }
+}
+
+const status = defineCommand<{ check: boolean }>({
+  name: 'daemon status',
+  group: 'Daemon',
+  summary: 'Is the daemon running and answering? --check: silent, exit 0 if responsive, 1 otherwise',
+  args: [],
+  flags: [{ name: 'check', kind: 'bool', description: 'no output; exit code only' }],
+  returns: 'running (bool), responsive (bool), pid, pid_file, socket, node_id, address, hostname, uptime_secs, peers, connections',
+  errors: [],
+  parse: (a) => ok({ check: a.flags.get('check') === true }),
+  async run(ctx, p) {
+    const paths = homePaths(ctx.home);
+    const r = await callOnce<NodeInfo>(ctx.socketPath, 'info');
+    if (p.check) return ok({ exitCode: r.ok ? 0 : 1 });
+    const pid = readPid(paths.pidFile);
+    const isRunning = r.ok || (pid !== null && isProcessAlive(pid));
+    const data: Record<string, unknown> = { running: isRunning, responsive: r.ok, pid, pid_file: paths.pidFile, socket: ctx.socketPath };
+    if (!r.ok) return ok({ data, text: `Daemon: ${isRunning ? 'running but not answering' : 'stopped'}\n  start with: pilotctl daemon start\n` });
+    const i = r.value;
+    Object.assign(data, { node_id: i.node_id, address: i.address, hostname: i.hostname ?? '', uptime_secs: i.uptime_s, peers: i.peers, connections: i.connections });
+    const text =
+      `Daemon: running${pid !== null ? ` (pid ${pid})` : ''}\n` +
+      fields([
+        ['Node ID', i.node_id],
+        ['Address', i.address],
+        ['Hostname', i.hostname],
+        ['Uptime', formatDuration(i.uptime_s)],
+        ['Peers', i.peers],
+        ['Connections', i.connections],
+      ]);
+    return ok({ data, text });
+  },
+});
+
+export const DAEMON_COMMANDS: Command[] = [start, stop, status];

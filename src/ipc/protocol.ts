@@ -1,0 +1,150 @@
+// The daemon control socket's wire format: newline-delimited JSON over a Unix socket.
+//
+//   request   {"id":7,"method":"ping","params":{"peer":"beta","count":4,"interval_ms":1000}}
+//   event     {"id":7,"event":"result","data":{"seq":0,"bytes":6,"rtt_ms":0.4}}   (0..n, streaming calls only)
+//   response  {"id":7,"ok":true,"result":{…}}  |  {"id":7,"ok":false,"error":{"code":"timeout","message":…,"hint":…}}
+//
+// Call-style methods (ping, send_file, bench) send their events before the response. Open-style methods
+// (subscribe, listen, open_datagram) answer first and then push events on the same id until an `end` event
+// or until the client sends {"method":"close","params":{"target":id}} / closes the connection.
+//
+// Byte streams: after `dial` or `accept` succeeds, that connection carries the stream's raw bytes (no framing);
+// half-close = FIN. An abort travels out of band so it can't be confused with FIN: the SDK sends
+// `stream_reset {stream}` before closing the socket, and on EOF asks `stream_status {stream}` whether the peer
+// finished or reset (see src/ipc/stream.ts).
+import { isErrorCode, pilotError, type PilotError } from '../core/errors.js';
+
+/** Longest request line the server accepts; a client that sends more is answered with an error and dropped. */
+export const MAX_REQUEST_LINE_BYTES = 1024 * 1024;
+/** Responses can be large (inbox listings); bounded only to stop a runaway daemon from eating the client. */
+export const MAX_RESPONSE_LINE_BYTES = 64 * 1024 * 1024;
+
+export type RequestId = number | string;
+
+export interface IpcRequest {
+  id: RequestId;
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+/** A PilotError as it travels: `cause` is dropped (not serialisable, and may hold internals). */
+export interface WireError {
+  code: string;
+  message: string;
+  hint?: string;
+  detail?: Record<string, unknown>;
+}
+
+export type IpcResponse =
+  | { id: RequestId | null; ok: true; result: unknown }
+  | { id: RequestId | null; ok: false; error: WireError };
+
+export interface IpcEvent {
+  id: RequestId;
+  event: string;
+  data: unknown;
+}
+
+/** Every method the server answers; the SDK and the tests use these names. */
+export const IPC_METHODS = [
+  'info',
+  'set_hostname',
+  'clear_hostname',
+  'set_visibility',
+  'set_tags',
+  'find',
+  'handshake',
+  'pending',
+  'approve',
+  'reject',
+  'trusted',
+  'untrust',
+  'dial',
+  'listen',
+  'accept',
+  'open_datagram',
+  'datagram_send',
+  'send_message',
+  'inbox',
+  'send_file',
+  'received',
+  'publish',
+  'subscribe',
+  'ping',
+  'bench',
+  'peers',
+  'connections',
+  'disconnect',
+  'shutdown',
+  'close',
+  'stream_status',
+  'stream_reset',
+] as const;
+export type IpcMethod = (typeof IPC_METHODS)[number];
+
+export function toWireError(e: PilotError): WireError {
+  const w: WireError = { code: e.code, message: e.message };
+  if (e.hint !== undefined) w.hint = e.hint;
+  if (e.detail !== undefined) w.detail = e.detail;
+  return w;
+}
+
+/** Back to a PilotError; an unknown code from a newer daemon degrades to `internal` but keeps its text. */
+export function fromWireError(w: unknown): PilotError {
+  if (typeof w !== 'object' || w === null) return pilotError('internal', 'malformed error from daemon');
+  const o = w as Record<string, unknown>;
+  const message = typeof o.message === 'string' ? o.message : 'unknown error';
+  const extra: { hint?: string; detail?: Record<string, unknown> } = {};
+  if (typeof o.hint === 'string') extra.hint = o.hint;
+  if (typeof o.detail === 'object' && o.detail !== null) extra.detail = o.detail as Record<string, unknown>;
+  if (isErrorCode(o.code)) return pilotError(o.code, message, extra);
+  return pilotError('internal', message, { ...extra, detail: { ...extra.detail, code: o.code } });
+}
+
+/**
+ * Splits a byte stream into lines one at a time, so a caller can stop after a line that turns the connection
+ * into a raw byte stream and take the remaining bytes with `takeRest`. A line longer than `maxLineBytes` sets
+ * `isOverflowed`; the caller answers with an error and drops that client.
+ */
+export class LineSplitter {
+  private buf: Buffer = Buffer.alloc(0);
+  private scanFrom = 0;
+  isOverflowed = false;
+
+  constructor(private readonly maxLineBytes: number) {}
+
+  push(chunk: Buffer): void {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+  }
+
+  /** The next complete line (without the newline), or null when none is buffered or the limit was hit. */
+  next(): string | null {
+    if (this.isOverflowed) return null;
+    const nl = this.buf.indexOf(10, this.scanFrom);
+    if (nl < 0) {
+      this.scanFrom = this.buf.length;
+      if (this.buf.length > this.maxLineBytes) this.isOverflowed = true;
+      return null;
+    }
+    if (nl > this.maxLineBytes) {
+      this.isOverflowed = true;
+      return null;
+    }
+    const line = this.buf.subarray(0, nl).toString('utf8');
+    this.buf = this.buf.subarray(nl + 1);
+    this.scanFrom = 0;
+    return line;
+  }
+
+  /** Bytes after the last line taken (used when a connection turns into a raw stream). */
+  takeRest(): Buffer {
+    const rest = this.buf;
+    this.buf = Buffer.alloc(0);
+    this.scanFrom = 0;
+    return rest;
+  }
+}
+
+export function encodeLine(msg: IpcRequest | IpcResponse | IpcEvent): string {
+  return JSON.stringify(msg) + '\n';
+}

@@ -1,0 +1,687 @@
+// Daemon side of the control socket: serves a NodeApi to pilotctl and SDK clients (protocol in protocol.ts).
+// One misbehaving client (garbage, oversized lines, vanishing mid-call) only ever loses its own connection.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import type { Logger } from '../core/logger.js';
+import { silentLogger } from '../core/logger.js';
+import { pilotError, type PilotError } from '../core/errors.js';
+import { err, ok, type Result } from '../core/result.js';
+import type { DatagramSocket, NodeApi, PilotStream, PingResult, PortListener } from '../node/api.js';
+import { ParamReader } from './params.js';
+import {
+  encodeLine,
+  LineSplitter,
+  MAX_REQUEST_LINE_BYTES,
+  toWireError,
+  type IpcEvent,
+  type IpcResponse,
+  type RequestId,
+} from './protocol.js';
+
+/** NodeApi.ping options plus a per-reply callback; a daemon that calls it lets `pilotctl ping` print live. */
+export type PingOptions = Parameters<NodeApi['ping']>[1] & { onResult?: (r: PingResult) => void };
+
+export interface IpcServerOptions {
+  socketPath: string;
+  logger?: Logger;
+}
+
+export interface IpcServer {
+  readonly socketPath: string;
+  /** Open client connections (for tests and `info`). */
+  readonly connectionCount: number;
+  /** Stops accepting, drops every client, closes their listeners/subscriptions and removes the socket file. */
+  close(): Promise<void>;
+}
+
+/** How long a finished stream's outcome stays queryable by `stream_status`. */
+const STREAM_OUTCOME_TTL_MS = 30_000;
+/** Progress events are throttled to this interval (the last one is always sent). */
+const PROGRESS_INTERVAL_MS = 100;
+/** Unix socket paths longer than this fail to bind on Linux (sun_path is 108 bytes with the NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+type StreamState = 'open' | 'fin' | 'reset';
+interface StreamEntry {
+  state: StreamState;
+  stream: PilotStream;
+  socket: Socket;
+}
+
+/**
+ * Listen on `opts.socketPath` (created 0600; parent directory created 0700) and serve `api` until close().
+ * A stale socket file nobody answers on is removed first; a live one → `already_exists`.
+ */
+export async function serveIpc(api: NodeApi, opts: IpcServerOptions): Promise<Result<IpcServer>> {
+  const logger = opts.logger ?? silentLogger();
+  const prepared = await prepareSocketPath(opts.socketPath);
+  if (!prepared.ok) return prepared;
+  const state = new ServerState(api, logger);
+  const server = createServer({ allowHalfOpen: true }, (socket) => state.accept(socket));
+  const listening = await new Promise<Result<void>>((resolve) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      resolve(err('internal', `cannot listen on ${opts.socketPath}: ${e.message}`, { cause: e })),
+    );
+    server.listen(opts.socketPath, () => resolve(ok()));
+  });
+  if (!listening.ok) return listening;
+  server.on('error', (e) => logger.error({ err: e }, 'ipc server error'));
+  try {
+    chmodSync(opts.socketPath, 0o600);
+  } catch (e) {
+    server.close();
+    return err('internal', `cannot chmod ${opts.socketPath}: ${(e as Error).message}`, { cause: e });
+  }
+  logger.debug({ socket: opts.socketPath }, 'ipc listening');
+  return ok(new IpcServerHandle(server, state, opts.socketPath));
+}
+
+class IpcServerHandle implements IpcServer {
+  private isClosed = false;
+  constructor(
+    private readonly server: Server,
+    private readonly state: ServerState,
+    readonly socketPath: string,
+  ) {}
+  get connectionCount(): number {
+    return this.state.conns.size;
+  }
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.state.closeAll();
+    await closed;
+    try {
+      unlinkSync(this.socketPath);
+    } catch {
+      /* already gone: server.close() unlinks on most platforms */
+    }
+  }
+}
+
+async function prepareSocketPath(path: string): Promise<Result<void>> {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    return err('invalid_argument', `socket path is longer than ${MAX_SOCKET_PATH_BYTES} bytes: ${path}`, {
+      hint: 'use a shorter --socket or --home',
+    });
+  }
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  } catch (e) {
+    return err('internal', `cannot create ${dirname(path)}: ${(e as Error).message}`, { cause: e });
+  }
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return ok(); // nothing there
+  }
+  if (!isSocket) return err('already_exists', `${path} exists and is not a socket`, { hint: 'remove it or pick another --socket' });
+  const isLive = await new Promise<boolean>((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (isLive) {
+    return err('already_exists', `a daemon is already listening on ${path}`, { hint: 'stop it first with: pilotctl daemon stop' });
+  }
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    return err('internal', `cannot remove stale socket ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  return ok();
+}
+
+class ServerState {
+  readonly conns = new Set<ClientConn>();
+  readonly listeners = new Map<string, PortListener>();
+  readonly datagramSockets = new Map<string, DatagramSocket>();
+  readonly streams = new Map<string, StreamEntry>();
+  private nextConnSeq = 1;
+
+  constructor(
+    readonly api: NodeApi,
+    readonly logger: Logger,
+  ) {}
+
+  accept(socket: Socket): void {
+    const conn = new ClientConn(this, socket, this.nextConnSeq++);
+    this.conns.add(conn);
+    socket.once('close', () => {
+      this.conns.delete(conn);
+      conn.releaseResources();
+    });
+  }
+
+  closeAll(): void {
+    for (const c of this.conns) c.socket.destroy();
+    for (const e of this.streams.values()) if (e.state === 'open') e.stream.destroy();
+  }
+
+  registerStream(stream: PilotStream, socket: Socket): string {
+    const token = randomBytes(12).toString('hex');
+    this.streams.set(token, { state: 'open', stream, socket });
+    return token;
+  }
+
+  /** Record a stream's outcome; forget it a while later so `stream_status` still answers after the close. */
+  settleStream(token: string, state: 'fin' | 'reset'): void {
+    const e = this.streams.get(token);
+    if (!e || e.state !== 'open') return;
+    e.state = state;
+    setTimeout(() => this.streams.delete(token), STREAM_OUTCOME_TTL_MS).unref();
+  }
+}
+
+type Handler = (conn: ClientConn, id: RequestId, params: unknown) => Promise<void>;
+
+class ClientConn {
+  private readonly splitter = new LineSplitter(MAX_REQUEST_LINE_BYTES);
+  /** While a dial/accept is in flight no further lines are parsed: the bytes may be stream data. */
+  private isSwitching = false;
+  private isRaw = false;
+  private inflight = 0;
+  /** Open-style resources (subscriptions, listeners, datagram sockets) by request id; closed with the conn. */
+  private readonly resources = new Map<string, () => void>();
+
+  constructor(
+    private readonly state: ServerState,
+    readonly socket: Socket,
+    private readonly seq: number,
+  ) {
+    socket.on('data', this.onData);
+    socket.on('error', () => socket.destroy());
+    socket.on('end', () => {
+      this.hasClientEnded = true;
+      if (!this.isRaw && !this.isSwitching && this.inflight === 0) socket.end();
+    });
+  }
+
+  private hasClientEnded = false;
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.splitter.push(chunk);
+    this.drain();
+  };
+
+  private drain(): void {
+    while (!this.isSwitching && !this.isRaw) {
+      const line = this.splitter.next();
+      if (line === null) break;
+      this.handleLine(line);
+    }
+    if (this.splitter.isOverflowed && !this.isRaw) {
+      this.respond(null, err('invalid_argument', `request line exceeds ${MAX_REQUEST_LINE_BYTES} bytes`));
+      this.socket.end();
+      this.socket.destroySoon();
+    }
+  }
+
+  private handleLine(line: string): void {
+    if (line.trim() === '') return;
+    let msg: unknown;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      this.respond(null, err('invalid_argument', 'malformed request: not JSON'));
+      return;
+    }
+    const m = msg as Record<string, unknown>;
+    const id = m?.id;
+    if (typeof m !== 'object' || m === null || (typeof id !== 'number' && typeof id !== 'string')) {
+      this.respond(null, err('invalid_argument', 'malformed request: needs {id, method, params}'));
+      return;
+    }
+    const method = m.method;
+    const handler = typeof method === 'string' && Object.prototype.hasOwnProperty.call(HANDLERS, method) ? HANDLERS[method] : undefined;
+    if (!handler) {
+      this.respond(id, err('invalid_argument', `unknown method ${JSON.stringify(method)}`));
+      return;
+    }
+    if (method === 'dial' || method === 'accept') {
+      if (this.inflight > 0 || this.resources.size > 0) {
+        this.respond(id, err('invalid_argument', `${method} needs a fresh connection (it becomes the byte stream)`));
+        return;
+      }
+      this.isSwitching = true;
+    }
+    this.inflight++;
+    handler(this, id, m.params)
+      .catch((e: unknown) => {
+        // A throw here is a bug in a handler or in the daemon; the client still gets an answer.
+        this.state.logger.error({ err: e, method }, 'ipc handler threw');
+        this.respond(id, err('internal', `daemon error in ${String(method)}: ${(e as Error)?.message ?? String(e)}`));
+      })
+      .finally(() => {
+        this.inflight--;
+        if (this.hasClientEnded && !this.isRaw && !this.isSwitching && this.inflight === 0) this.socket.end();
+      });
+  }
+
+  get api(): NodeApi {
+    return this.state.api;
+  }
+  get server(): ServerState {
+    return this.state;
+  }
+  get isOpen(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
+  }
+
+  respond(id: RequestId | null, r: Result<unknown>): void {
+    const msg: IpcResponse = r.ok ? { id, ok: true, result: r.value ?? null } : { id, ok: false, error: toWireError(r.error) };
+    if (this.isOpen) this.socket.write(encodeLine(msg));
+  }
+
+  event(id: RequestId, event: string, data: unknown): void {
+    const msg: IpcEvent = { id, event, data };
+    if (this.isOpen && !this.isRaw) this.socket.write(encodeLine(msg));
+  }
+
+  /** Throttled `progress` events for send_file/bench. */
+  progressFn(id: RequestId): (done: number, total: number) => void {
+    let lastMs = 0;
+    return (done, total) => {
+      const now = Date.now();
+      if (done < total && now - lastMs < PROGRESS_INTERVAL_MS) return;
+      lastMs = now;
+      this.event(id, 'progress', { bytes_done: done, bytes_total: total });
+    };
+  }
+
+  addResource(id: RequestId, close: () => void): void {
+    this.resources.set(String(id), close);
+  }
+
+  closeResource(id: RequestId): boolean {
+    const close = this.resources.get(String(id));
+    if (!close) return false;
+    this.resources.delete(String(id));
+    close();
+    return true;
+  }
+
+  releaseResources(): void {
+    for (const close of this.resources.values()) close();
+    this.resources.clear();
+  }
+
+  resourceKey(id: RequestId): string {
+    return `${this.seq}.${String(id)}`;
+  }
+
+  /** dial/accept failed: the connection stays a control connection; parse what was buffered meanwhile. */
+  abortSwitch(): void {
+    this.isSwitching = false;
+    this.drain();
+  }
+
+  /** dial/accept succeeded: answer, then this socket is the stream's byte pipe. */
+  switchToRaw(id: RequestId, stream: PilotStream): void {
+    const token = this.state.registerStream(stream, this.socket);
+    this.respond(id, ok({
+      stream: token,
+      remote_addr: stream.remoteAddr,
+      remote_node_id: stream.remoteNodeId,
+      remote_port: stream.remotePort,
+      local_port: stream.localPort,
+    }));
+    this.isRaw = true;
+    this.isSwitching = false;
+    this.socket.removeListener('data', this.onData);
+    bridge(this.state, token, this.socket, stream, this.splitter.takeRest(), this.hasClientEnded);
+  }
+}
+
+/**
+ * Raw byte pipe between a client socket and a PilotStream. socket EOF → stream.end() (FIN);
+ * stream end → socket.end(); stream error (peer RST) → socket destroyed and the outcome recorded as `reset`.
+ */
+function bridge(state: ServerState, token: string, socket: Socket, stream: PilotStream, rest: Buffer, hasEnded: boolean): void {
+  let hasSocketEnded = hasEnded;
+  if (rest.length > 0) stream.write(rest);
+  if (hasEnded) stream.end();
+
+  socket.on('data', (chunk: Buffer) => {
+    if (!stream.write(chunk)) socket.pause();
+  });
+  stream.on('drain', () => socket.resume());
+  socket.on('end', () => {
+    hasSocketEnded = true;
+    if (!stream.destroyed) stream.end();
+  });
+
+  const onStreamData = (chunk: Buffer): void => {
+    if (!socket.write(chunk)) stream.pause();
+  };
+  stream.on('data', onStreamData);
+  socket.on('drain', () => stream.resume());
+  stream.on('end', () => {
+    state.settleStream(token, 'fin');
+    if (!socket.destroyed) socket.end();
+  });
+  stream.on('error', () => {
+    state.settleStream(token, 'reset');
+    socket.destroy();
+  });
+  stream.on('close', () => {
+    // Closed without 'end' (destroyed without error): still an abort from the client's point of view.
+    if (!stream.readableEnded) {
+      state.settleStream(token, 'reset');
+      socket.destroy();
+    }
+  });
+  socket.on('close', () => {
+    if (stream.destroyed) return;
+    if (!hasSocketEnded) {
+      // The client vanished without FIN (crash, or destroy without stream_reset): abort like TCP would.
+      state.settleStream(token, 'reset');
+      stream.destroy();
+    } else if (!stream.readableEnded) {
+      // The client finished writing and stopped reading: let our FIN drain, discard what the peer still sends.
+      stream.removeListener('data', onStreamData);
+      stream.resume();
+    }
+  });
+  socket.on('error', () => socket.destroy());
+}
+
+// --- handlers -------------------------------------------------------------------------------------------
+
+/** A plain request/response method: validate params, call the api, answer. */
+function simple(fn: (api: NodeApi, p: ParamReader) => Promise<Result<unknown>> | null): Handler {
+  return async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const call = fn(conn.api, p);
+    if (p.error || call === null) {
+      conn.respond(id, { ok: false, error: p.error ?? pilotError('invalid_argument', 'bad params') });
+      return;
+    }
+    conn.respond(id, await call);
+  };
+}
+
+function invalid(p: ParamReader): PilotError {
+  return p.error ?? pilotError('invalid_argument', 'bad params');
+}
+
+const U32 = 0xffffffff;
+const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
+
+const HANDLERS: Record<string, Handler> = {
+  info: simple((api) => api.info()),
+  set_hostname: simple((api, p) => {
+    const hostname = p.str('hostname');
+    return p.error ? null : api.setHostname(hostname);
+  }),
+  clear_hostname: simple((api) => api.clearHostname()),
+  set_visibility: simple((api, p) => {
+    const isPublic = p.bool('public', false);
+    return p.error ? null : api.setVisibility(isPublic);
+  }),
+  set_tags: simple((api, p) => {
+    const tags = p.strList('tags');
+    return p.error ? null : api.setTags(tags);
+  }),
+  find: simple((api, p) => {
+    const q = p.str('query');
+    return p.error ? null : api.find(q);
+  }),
+  handshake: simple((api, p) => {
+    const peer = p.str('peer');
+    const justification = p.optStr('justification') ?? '';
+    return p.error ? null : api.handshake(peer, justification);
+  }),
+  pending: simple((api) => api.pending()),
+  approve: simple((api, p) => {
+    const nodeId = p.int('node_id', 0, U32);
+    return p.error ? null : api.approve(nodeId);
+  }),
+  reject: simple((api, p) => {
+    const nodeId = p.int('node_id', 0, U32);
+    const reason = p.optStr('reason');
+    return p.error ? null : api.reject(nodeId, reason);
+  }),
+  trusted: simple((api) => api.trusted()),
+  untrust: simple((api, p) => {
+    const nodeId = p.int('node_id', 0, U32);
+    return p.error ? null : api.untrust(nodeId);
+  }),
+  send_message: simple((api, p) => {
+    const peer = p.str('peer');
+    const data = p.bytes('data');
+    const type = p.optStr('type') ?? 'text';
+    if (!['text', 'json', 'binary', 'file'].includes(type) && !p.error) {
+      p.error = pilotError('invalid_argument', `unknown message type '${type}' (text, json or binary)`);
+    }
+    return p.error ? null : api.sendMessage(peer, data, type as 'text');
+  }),
+  inbox: simple((api, p) => {
+    const clear = p.bool('clear', false);
+    return p.error ? null : api.inbox({ clear });
+  }),
+  received: simple((api, p) => {
+    const clear = p.bool('clear', false);
+    return p.error ? null : api.received({ clear });
+  }),
+  publish: simple((api, p) => {
+    const peer = p.str('peer');
+    const topic = p.str('topic');
+    const data = p.bytes('data');
+    return p.error ? null : api.publish(peer, topic, data);
+  }),
+  peers: simple((api) => api.peers()),
+  connections: simple((api) => api.connections()),
+  disconnect: simple((api, p) => {
+    const cid = p.int('id', 0, U32);
+    return p.error ? null : api.disconnect(cid);
+  }),
+
+  shutdown: async (conn, id) => {
+    conn.respond(id, ok({ status: 'stopping' }));
+    // Answer first: shutdown() tears down this very server.
+    setImmediate(() => void conn.api.shutdown());
+  },
+
+  close: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const target = (params as Record<string, unknown> | undefined)?.target;
+    if (typeof target !== 'number' && typeof target !== 'string') {
+      conn.respond(id, err('invalid_argument', "param 'target' must be the id of an open-style request"));
+      return;
+    }
+    if (p.error) return conn.respond(id, { ok: false, error: p.error });
+    conn.respond(id, ok({ closed: conn.closeResource(target) }));
+  },
+
+  send_file: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const peer = p.str('peer');
+    const path = p.str('path');
+    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
+    conn.respond(id, await conn.api.sendFile(peer, path, conn.progressFn(id)));
+  },
+
+  bench: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const peer = p.str('peer');
+    const bytes = p.int('bytes', 1, Number.MAX_SAFE_INTEGER);
+    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
+    conn.respond(id, await conn.api.bench(peer, bytes, conn.progressFn(id)));
+  },
+
+  ping: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const peer = p.str('peer');
+    const opts: PingOptions = {
+      count: p.optInt('count', 1, 1_000_000) ?? 4,
+      intervalMs: p.optInt('interval_ms', 0, MAX_TIMEOUT_MS) ?? 1000,
+      onResult: (r) => conn.event(id, 'result', r),
+    };
+    const size = p.optInt('size', 0, 65_000);
+    const timeoutMs = p.optInt('timeout_ms', 1, MAX_TIMEOUT_MS);
+    if (size !== undefined) opts.size = size;
+    if (timeoutMs !== undefined) opts.timeoutMs = timeoutMs;
+    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
+    conn.respond(id, await conn.api.ping(peer, opts));
+  },
+
+  subscribe: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const peer = p.str('peer');
+    const topic = p.str('topic');
+    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
+    // Events can fire before subscribe() resolves; hold them until the response is out.
+    let queued: unknown[] | null = [];
+    const r = await conn.api.subscribe(peer, topic, (e) => {
+      if (queued) queued.push(e);
+      else conn.event(id, 'event', e);
+    });
+    if (!r.ok) return conn.respond(id, r);
+    if (!conn.isOpen) {
+      r.value.close();
+      return;
+    }
+    conn.addResource(id, () => r.value.close());
+    conn.respond(id, ok({ topic, subscribed: true }));
+    for (const e of queued) conn.event(id, 'event', e);
+    queued = null;
+    void r.value.done.then(() => {
+      conn.closeResource(id);
+      conn.event(id, 'end', {});
+    });
+  },
+
+  listen: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const port = p.int('port', 1, 65535);
+    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
+    const r = conn.api.listen(port);
+    if (!r.ok) return conn.respond(id, r);
+    const key = conn.resourceKey(id);
+    conn.server.listeners.set(key, r.value);
+    conn.addResource(id, () => {
+      conn.server.listeners.delete(key);
+      r.value.close();
+    });
+    conn.respond(id, ok({ port, listener: key }));
+  },
+
+  accept: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const key = p.str('listener');
+    if (p.error) {
+      conn.respond(id, { ok: false, error: invalid(p) });
+      return conn.abortSwitch();
+    }
+    const listener = conn.server.listeners.get(key);
+    if (!listener) {
+      conn.respond(id, err('not_found', `no listener ${key}`, { hint: 'listen first; listeners close with their connection' }));
+      return conn.abortSwitch();
+    }
+    const stream = await listener.accept();
+    if (stream === null) {
+      conn.respond(id, ok({ closed: true }));
+      return conn.abortSwitch();
+    }
+    if (!conn.isOpen) {
+      stream.destroy();
+      return;
+    }
+    conn.switchToRaw(id, stream);
+  },
+
+  dial: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const peer = p.str('peer');
+    const port = p.int('port', 0, 65535);
+    const timeoutMs = p.optInt('timeout_ms', 1, MAX_TIMEOUT_MS);
+    if (p.error) {
+      conn.respond(id, { ok: false, error: invalid(p) });
+      return conn.abortSwitch();
+    }
+    const r = await conn.api.dial(peer, port, timeoutMs === undefined ? undefined : { timeoutMs });
+    if (!r.ok) {
+      conn.respond(id, r);
+      return conn.abortSwitch();
+    }
+    if (!conn.isOpen) {
+      r.value.destroy();
+      return;
+    }
+    conn.switchToRaw(id, r.value);
+  },
+
+  stream_status: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const token = p.str('stream');
+    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
+    const e = conn.server.streams.get(token);
+    conn.respond(id, ok({ stream: token, state: e ? e.state : 'unknown' }));
+  },
+
+  stream_reset: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const token = p.str('stream');
+    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
+    const e = conn.server.streams.get(token);
+    if (!e) return conn.respond(id, err('not_found', `no stream ${token}`));
+    if (e.state === 'open') {
+      conn.server.settleStream(token, 'reset');
+      e.stream.destroy();
+      e.socket.destroy();
+    }
+    conn.respond(id, ok({ stream: token, state: e.state }));
+  },
+
+  open_datagram: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const port = p.int('port', 1, 65535);
+    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
+    const r = conn.api.openDatagramSocket(port);
+    if (!r.ok) return conn.respond(id, r);
+    const sock = r.value;
+    const key = conn.resourceKey(id);
+    let isClosed = false;
+    conn.server.datagramSockets.set(key, sock);
+    conn.addResource(id, () => {
+      isClosed = true;
+      conn.server.datagramSockets.delete(key);
+      sock.close();
+    });
+    conn.respond(id, ok({ port, socket: key }));
+    for (;;) {
+      const d = await sock.recv();
+      if (d === null || isClosed) break;
+      conn.event(id, 'datagram', {
+        from: d.from,
+        from_node_id: d.fromNodeId,
+        from_port: d.fromPort,
+        port: d.port,
+        data: Buffer.from(d.data).toString('base64'),
+      });
+    }
+    conn.closeResource(id);
+    conn.event(id, 'end', {});
+  },
+
+  datagram_send: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const key = p.str('socket');
+    const to = p.str('to');
+    const port = p.int('port', 0, 65535);
+    const data = p.bytes('data');
+    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
+    const sock = conn.server.datagramSockets.get(key);
+    if (!sock) return conn.respond(id, err('not_found', `no datagram socket ${key}`));
+    const r = await sock.send(to, port, data);
+    conn.respond(id, r.ok ? ok({ bytes: data.length }) : r);
+  },
+};

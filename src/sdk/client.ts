@@ -1,0 +1,393 @@
+// PilotClient: the NodeApi of a running daemon, over its control socket. pilotctl is built on it, so agents
+// get exactly what the CLI gets.
+import { resolve as resolvePath } from 'node:path';
+import { pilotError, type PilotError } from '../core/errors.js';
+import { err, errFrom, ok, type Result } from '../core/result.js';
+import { connectIpc, openRawStream, type IpcConnection } from '../ipc/client.js';
+import type { IpcMethod, RequestId } from '../ipc/protocol.js';
+import { resolveSocketPath } from '../ipc/paths.js';
+import type { PingOptions } from '../ipc/server.js';
+import { IpcStream } from '../ipc/stream.js';
+import type {
+  BenchResult,
+  ConnectionEntry,
+  Datagram,
+  DatagramSocket,
+  EventMessage,
+  FindResult,
+  InboxMessage,
+  MessageType,
+  NodeApi,
+  NodeInfo,
+  PeerEntry,
+  PeerRef,
+  PendingRequest,
+  PilotStream,
+  PingResult,
+  PortListener,
+  ProgressFn,
+  ReceivedFile,
+  TrustEntry,
+} from '../node/api.js';
+
+export interface PilotClientOptions {
+  /** Control socket path; default PILOT_SOCKET, else `<home>/pilot.sock`. */
+  socketPath?: string | undefined;
+  /** Daemon home; default PILOT_HOME, else ~/.pilot. */
+  home?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+}
+
+export type { PingOptions };
+
+function b64(data: Uint8Array | string): string {
+  return (typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString('base64');
+}
+
+export class PilotClient implements NodeApi {
+  private conn: IpcConnection | null;
+
+  private constructor(
+    readonly socketPath: string,
+    conn: IpcConnection,
+  ) {
+    this.conn = conn;
+  }
+
+  /** Connect to a running daemon. No daemon → `not_running` (hint: `pilotctl daemon start`). */
+  static async connect(opts: PilotClientOptions = {}): Promise<Result<PilotClient>> {
+    const socketPath = resolveSocketPath({ socketPath: opts.socketPath, home: opts.home }, opts.env ?? process.env);
+    const c = await connectIpc(socketPath);
+    if (!c.ok) return c;
+    return ok(new PilotClient(socketPath, c.value));
+  }
+
+  /** The shared control connection, reopened if the daemon restarted since. */
+  private async control(): Promise<Result<IpcConnection>> {
+    if (this.conn && !this.conn.isClosed) return ok(this.conn);
+    const c = await connectIpc(this.socketPath);
+    if (!c.ok) return c;
+    this.conn = c.value;
+    return c;
+  }
+
+  private async call<T>(method: IpcMethod, params: Record<string, unknown> = {}, onEvent?: (event: string, data: unknown) => void): Promise<Result<T>> {
+    const c = await this.control();
+    if (!c.ok) return c;
+    return c.value.call<T>(method, params, onEvent);
+  }
+
+  /** Close the control connection. Streams, listeners and subscriptions opened through it close too. */
+  close(): void {
+    this.conn?.close();
+    this.conn = null;
+  }
+
+  info(): Promise<Result<NodeInfo>> {
+    return this.call('info');
+  }
+  setHostname(hostname: string): Promise<Result<{ hostname: string }>> {
+    return this.call('set_hostname', { hostname });
+  }
+  clearHostname(): Promise<Result<{ hostname: null }>> {
+    return this.call('clear_hostname');
+  }
+  setVisibility(isPublic: boolean): Promise<Result<{ public: boolean }>> {
+    return this.call('set_visibility', { public: isPublic });
+  }
+  setTags(tags: string[]): Promise<Result<{ tags: string[] }>> {
+    return this.call('set_tags', { tags });
+  }
+  find(query: PeerRef): Promise<Result<FindResult>> {
+    return this.call('find', { query });
+  }
+
+  handshake(peer: PeerRef, justification: string): Promise<Result<{ node_id: number; status: string }>> {
+    return this.call('handshake', { peer, justification });
+  }
+  pending(): Promise<Result<{ pending: PendingRequest[] }>> {
+    return this.call('pending');
+  }
+  approve(nodeId: number): Promise<Result<{ node_id: number; status: 'approved' }>> {
+    return this.call('approve', { node_id: nodeId });
+  }
+  reject(nodeId: number, reason?: string): Promise<Result<{ node_id: number; status: 'rejected' }>> {
+    return this.call('reject', reason === undefined ? { node_id: nodeId } : { node_id: nodeId, reason });
+  }
+  trusted(): Promise<Result<{ trusted: TrustEntry[] }>> {
+    return this.call('trusted');
+  }
+  untrust(nodeId: number): Promise<Result<{ node_id: number; status: 'untrusted' }>> {
+    return this.call('untrust', { node_id: nodeId });
+  }
+
+  /** Open a stream to `peer:port`. The returned Duplex is a raw pipe through the daemon: end() = FIN, destroy() = RST. */
+  async dial(peer: PeerRef, port: number, opts: { timeoutMs?: number } = {}): Promise<Result<PilotStream>> {
+    const params: Record<string, unknown> = { peer, port };
+    if (opts.timeoutMs !== undefined) params.timeout_ms = Math.max(1, Math.round(opts.timeoutMs));
+    const r = await openRawStream(this.socketPath, 'dial', params);
+    if (!r.ok) return r;
+    if (r.value === null) return err('internal', 'daemon answered dial without a stream');
+    return ok(new IpcStream(r.value.socket, r.value.meta, r.value.rest, this.socketPath));
+  }
+
+  /**
+   * Bind a port for inbound streams. NodeApi's listen is synchronous, so registration finishes in the background:
+   * a failure (port taken) makes accept() resolve null with `listener.error` set. Use listenAsync to see it at once.
+   */
+  listen(port: number): Result<PortListener> {
+    return ok(new ClientListener(this, port));
+  }
+
+  async listenAsync(port: number): Promise<Result<PortListener>> {
+    const l = new ClientListener(this, port);
+    const r = await l.ready;
+    return r.ok ? ok(l) : r;
+  }
+
+  /** Same background registration as listen(); see openDatagramSocketAsync. */
+  openDatagramSocket(port: number): Result<DatagramSocket> {
+    return ok(new ClientDatagramSocket(this, port));
+  }
+
+  async openDatagramSocketAsync(port: number): Promise<Result<DatagramSocket>> {
+    const s = new ClientDatagramSocket(this, port);
+    const r = await s.ready;
+    return r.ok ? ok(s) : r;
+  }
+
+  sendMessage(peer: PeerRef, data: Uint8Array | string, type: MessageType): Promise<Result<{ bytes: number; ack: boolean }>> {
+    return this.call('send_message', { peer, data: b64(data), type });
+  }
+  inbox(opts: { clear?: boolean } = {}): Promise<Result<{ messages: InboxMessage[]; cleared?: number }>> {
+    return this.call('inbox', { clear: opts.clear === true });
+  }
+  /** `path` is resolved against this process's cwd: the daemon reads the file itself. */
+  sendFile(peer: PeerRef, path: string, progress?: ProgressFn): Promise<Result<{ bytes: number; sha256: string; name: string }>> {
+    return this.call('send_file', { peer, path: resolvePath(path) }, progressHandler(progress));
+  }
+  received(opts: { clear?: boolean } = {}): Promise<Result<{ files: ReceivedFile[]; cleared?: number }>> {
+    return this.call('received', { clear: opts.clear === true });
+  }
+  publish(peer: PeerRef, topic: string, data: Uint8Array | string): Promise<Result<{ topic: string; bytes: number }>> {
+    return this.call('publish', { peer, topic, data: b64(data) });
+  }
+
+  async subscribe(
+    peer: PeerRef,
+    topic: string,
+    onEvent: (e: EventMessage) => void,
+  ): Promise<Result<{ close(): void; done: Promise<void> }>> {
+    const c = await this.control();
+    if (!c.ok) return c;
+    const conn = c.value;
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    const r = await conn.open('subscribe', { peer, topic }, (event, data) => {
+      if (event === 'event') onEvent(data as EventMessage);
+      else if (event === 'end') resolveDone();
+    });
+    if (!r.ok) return r;
+    const id = r.value.id;
+    return ok({
+      close: () => {
+        void conn.closeStream(id);
+        resolveDone();
+      },
+      done,
+    });
+  }
+
+  /** `opts.onResult` is called per reply when the daemon streams results (it may only answer at the end). */
+  ping(peer: PeerRef, opts: PingOptions): Promise<Result<{ results: PingResult[] }>> {
+    const params: Record<string, unknown> = { peer, count: opts.count, interval_ms: opts.intervalMs };
+    if (opts.size !== undefined) params.size = opts.size;
+    if (opts.timeoutMs !== undefined) params.timeout_ms = Math.max(1, Math.round(opts.timeoutMs));
+    const onResult = opts.onResult;
+    return this.call('ping', params, onResult ? (event, data) => event === 'result' && onResult(data as PingResult) : undefined);
+  }
+
+  bench(peer: PeerRef, bytes: number, progress?: ProgressFn): Promise<Result<BenchResult>> {
+    return this.call('bench', { peer, bytes }, progressHandler(progress));
+  }
+
+  peers(): Promise<Result<{ peers: PeerEntry[] }>> {
+    return this.call('peers');
+  }
+  connections(): Promise<Result<{ connections: ConnectionEntry[] }>> {
+    return this.call('connections');
+  }
+  disconnect(connectionId: number): Promise<Result<{ id: number }>> {
+    return this.call('disconnect', { id: connectionId });
+  }
+
+  /** Ask the daemon to stop (it answers before it goes). */
+  async shutdown(): Promise<void> {
+    await this.call('shutdown');
+    this.close();
+  }
+
+  // --- used by ClientListener / ClientDatagramSocket ---
+  /** @internal */
+  async openResource<T>(method: IpcMethod, params: Record<string, unknown>, onEvent: (event: string, data: unknown) => void): Promise<Result<{ id: RequestId; result: T; conn: IpcConnection }>> {
+    const c = await this.control();
+    if (!c.ok) return c;
+    const r = await c.value.open<T>(method, params, onEvent);
+    if (!r.ok) return r;
+    return ok({ ...r.value, conn: c.value });
+  }
+  /** @internal */
+  rawCall<T>(method: IpcMethod, params: Record<string, unknown>): Promise<Result<T>> {
+    return this.call<T>(method, params);
+  }
+}
+
+function progressHandler(progress: ProgressFn | undefined): ((event: string, data: unknown) => void) | undefined {
+  if (!progress) return undefined;
+  return (event, data) => {
+    if (event !== 'progress') return;
+    const d = data as { bytes_done: number; bytes_total: number };
+    progress(d.bytes_done, d.bytes_total);
+  };
+}
+
+class ClientListener implements PortListener {
+  readonly ready: Promise<Result<void>>;
+  /** Why registration failed or the listener ended, if it did. */
+  error: PilotError | null = null;
+  private key: string | null = null;
+  private id: RequestId | null = null;
+  private conn: IpcConnection | null = null;
+  private isClosed = false;
+
+  constructor(
+    private readonly client: PilotClient,
+    readonly port: number,
+  ) {
+    this.ready = this.register();
+  }
+
+  private async register(): Promise<Result<void>> {
+    const r = await this.client.openResource<{ listener: string }>('listen', { port: this.port }, (event) => {
+      if (event === 'end') this.isClosed = true;
+    });
+    if (!r.ok) {
+      this.error = r.error;
+      this.isClosed = true;
+      return r;
+    }
+    this.key = r.value.result.listener;
+    this.id = r.value.id;
+    this.conn = r.value.conn;
+    this.conn.onClose(() => (this.isClosed = true));
+    if (this.isClosed) void this.conn.closeStream(this.id); // close() raced the registration
+    return ok();
+  }
+
+  async accept(): Promise<PilotStream | null> {
+    const r = await this.ready;
+    if (!r.ok || this.isClosed || this.key === null) return null;
+    const s = await openRawStream(this.client.socketPath, 'accept', { listener: this.key });
+    if (!s.ok) {
+      if (!this.isClosed) this.error = s.error;
+      return null;
+    }
+    if (s.value === null) return null;
+    return new IpcStream(s.value.socket, s.value.meta, s.value.rest, this.client.socketPath);
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    if (this.conn && this.id !== null) void this.conn.closeStream(this.id);
+  }
+}
+
+class ClientDatagramSocket implements DatagramSocket {
+  readonly ready: Promise<Result<void>>;
+  error: PilotError | null = null;
+  private key: string | null = null;
+  private id: RequestId | null = null;
+  private conn: IpcConnection | null = null;
+  private isClosed = false;
+  private readonly queue: Datagram[] = [];
+  private waiters: Array<(d: Datagram | null) => void> = [];
+
+  constructor(
+    private readonly client: PilotClient,
+    readonly port: number,
+  ) {
+    this.ready = this.register();
+  }
+
+  private async register(): Promise<Result<void>> {
+    const r = await this.client.openResource<{ socket: string }>('open_datagram', { port: this.port }, (event, data) => {
+      if (event === 'datagram') this.deliver(data as Record<string, unknown>);
+      else if (event === 'end') this.finish();
+    });
+    if (!r.ok) {
+      this.error = r.error;
+      this.finish();
+      return r;
+    }
+    this.key = r.value.result.socket;
+    this.id = r.value.id;
+    this.conn = r.value.conn;
+    if (this.isClosed) void this.conn.closeStream(this.id);
+    return ok();
+  }
+
+  private deliver(d: Record<string, unknown>): void {
+    const dg: Datagram = {
+      from: String(d.from),
+      fromNodeId: Number(d.from_node_id),
+      fromPort: Number(d.from_port),
+      port: Number(d.port),
+      data: Buffer.from(String(d.data ?? ''), 'base64'),
+    };
+    const w = this.waiters.shift();
+    if (w) w(dg);
+    else this.queue.push(dg);
+  }
+
+  private finish(): void {
+    this.isClosed = true;
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) w(null);
+  }
+
+  async send(to: PeerRef, port: number, data: Uint8Array): Promise<Result<void>> {
+    const r = await this.ready;
+    if (!r.ok) return r;
+    if (this.isClosed || this.key === null) return errFrom(pilotError('connection_failed', 'datagram socket closed'));
+    const s = await this.client.rawCall('datagram_send', { socket: this.key, to, port, data: b64(data) });
+    return s.ok ? ok() : s;
+  }
+
+  recv(timeoutMs?: number): Promise<Datagram | null> {
+    const d = this.queue.shift();
+    if (d) return Promise.resolve(d);
+    if (this.isClosed) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const w = (dg: Datagram | null): void => {
+        if (timer) clearTimeout(timer);
+        resolve(dg);
+      };
+      this.waiters.push(w);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          resolve(null);
+        }, timeoutMs);
+      }
+    });
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    if (this.conn && this.id !== null) void this.conn.closeStream(this.id);
+    this.finish();
+  }
+}
