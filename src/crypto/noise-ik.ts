@@ -2,7 +2,7 @@
 //   <- s
 //   ...
 //   -> e, es, s, ss   (+ payload: initiator's Ed25519 key, node id, sender index, timestamp, early data)
-//   <- e, ee, se      (+ payload: responder's sender index, early data)
+//   <- e, ee, se      (+ payload: responder's sender index, node id, early data)
 // Static keys are the Ed25519 identities mapped to X25519, so the registry's Ed25519 key is all an initiator needs.
 // The initiator's payload names its Ed25519 key; the responder checks that it maps to the static key Noise
 // authenticated and hands key + node id to the caller, who checks them against the registry.
@@ -43,15 +43,15 @@ const DH_BYTES = X25519_KEY_BYTES;
 
 /** Initiator payload: ed25519 pub | node id u32 | sender index u32 | seconds u64 | nanoseconds u32 | early data. */
 const INIT_PAYLOAD_FIXED_BYTES = ED25519_PUBLIC_KEY_BYTES + 4 + 4 + 8 + 4; // 52
-/** Responder payload: sender index u32 | early data. */
-const RESP_PAYLOAD_FIXED_BYTES = 4;
+/** Responder payload: sender index u32 | node id u32 | early data. */
+const RESP_PAYLOAD_FIXED_BYTES = 8;
 const MSG1_FIXED_BYTES = DH_BYTES + (DH_BYTES + AEAD_TAG_BYTES) + AEAD_TAG_BYTES; // e, enc(s), payload tag
 const MSG2_FIXED_BYTES = DH_BYTES + AEAD_TAG_BYTES;
 
 /** Largest early data in msg1 so the PNI1 frame fits one UDP payload (1296). */
 export const MAX_INITIATION_EARLY_DATA_BYTES =
   MAX_UDP_PAYLOAD_BYTES - NOISE_INITIATION_HEADER_BYTES - MSG1_FIXED_BYTES - INIT_PAYLOAD_FIXED_BYTES;
-/** Largest early data in msg2 (1388). */
+/** Largest early data in msg2 (1384). */
 export const MAX_RESPONSE_EARLY_DATA_BYTES =
   MAX_UDP_PAYLOAD_BYTES - NOISE_RESPONSE_HEADER_BYTES - MSG2_FIXED_BYTES - RESP_PAYLOAD_FIXED_BYTES;
 
@@ -368,7 +368,7 @@ export interface InitiatorOptions {
   localIndex: number;
   /** Responder's Ed25519 public key, from the registry. */
   remoteStatic: Uint8Array;
-  /** The responder's node id, recorded in the session (not sent). */
+  /** The responder's node id from the registry; when given, a response claiming another id is refused. */
   remoteNodeId?: number;
   /** Wall-clock seconds (may be fractional); must increase across our initiations to the same responder. */
   timestampS: number;
@@ -413,7 +413,8 @@ export class NoiseInitiation {
   readonly localIndex: number;
   readonly createdAtUs: Micros;
   readonly remoteEd25519PublicKey: Uint8Array;
-  readonly remoteNodeId: number;
+  /** Expected responder node id, if the caller gave one. */
+  readonly remoteNodeId: number | undefined;
   private sym: SymmetricState | null;
   private readonly s: X25519KeyPair;
   private readonly e: X25519KeyPair;
@@ -424,7 +425,7 @@ export class NoiseInitiation {
     localIndex: number;
     createdAtUs: Micros;
     remoteEd25519PublicKey: Uint8Array;
-    remoteNodeId: number;
+    remoteNodeId: number | undefined;
     sym: SymmetricState;
     s: X25519KeyPair;
     e: X25519KeyPair;
@@ -446,7 +447,7 @@ export class NoiseInitiation {
 
   /**
    * Consume a PNR1 frame. A forged or mismatched response leaves this initiation waiting for the real one.
-   * Errors (detail.reason): malformed, wrong_index, auth, expired, done.
+   * Errors (detail.reason): malformed, wrong_index, auth, node_mismatch, expired, done.
    */
   handleResponse(message: Uint8Array, now: Micros): Result<{ session: NoiseSession; earlyData: Uint8Array }> {
     if (this.sym === null) return hsFail('initiation already completed', 'done');
@@ -464,6 +465,10 @@ export class NoiseInitiation {
     if (payload.length < RESP_PAYLOAD_FIXED_BYTES || readU32LE(payload, 0) !== frame.value.senderIndex) {
       return hsFail('Noise response payload is malformed', 'malformed');
     }
+    const responderNodeId = readU32LE(payload, 4);
+    if (this.remoteNodeId !== undefined && responderNodeId !== this.remoteNodeId) {
+      return hsFail(`responder claims node ${responderNodeId}, expected ${this.remoteNodeId}`, 'node_mismatch');
+    }
     const [sendKey, recvKey] = sym.split();
     const session = new NoiseSession({
       sendKey,
@@ -473,7 +478,7 @@ export class NoiseInitiation {
       isInitiator: true,
       createdAtUs: now,
       remoteEd25519PublicKey: this.remoteEd25519PublicKey,
-      remoteNodeId: this.remoteNodeId,
+      remoteNodeId: responderNodeId,
       handshakeHash: sym.h,
       limits: this.limits,
     });
@@ -501,6 +506,9 @@ export function createInitiator(opts: InitiatorOptions): Result<{ state: NoiseIn
   if (opts.localIndex >>> 0 !== opts.localIndex || opts.localNodeId >>> 0 !== opts.localNodeId) {
     return err('invalid_argument', 'localIndex and localNodeId must be u32');
   }
+  if (opts.remoteNodeId !== undefined && opts.remoteNodeId >>> 0 !== opts.remoteNodeId) {
+    return err('invalid_argument', 'remoteNodeId must be u32');
+  }
   const rs = cachedEd25519ToX25519(opts.remoteStatic);
   if (!rs.ok) return rs;
   const s = identityX25519(opts.local);
@@ -520,7 +528,7 @@ export function createInitiator(opts: InitiatorOptions): Result<{ state: NoiseIn
     localIndex: opts.localIndex,
     createdAtUs: opts.now,
     remoteEd25519PublicKey: opts.remoteStatic.slice(),
-    remoteNodeId: opts.remoteNodeId ?? 0,
+    remoteNodeId: opts.remoteNodeId,
     sym,
     s,
     e,
@@ -569,6 +577,7 @@ export function respond(message: Uint8Array, opts: ResponderOptions): Result<Res
   const e = generateEphemeral(opts.random);
   const payload2 = new Uint8Array(RESP_PAYLOAD_FIXED_BYTES + earlyData.length);
   writeU32LE(payload2, 0, opts.localIndex);
+  writeU32LE(payload2, 4, opts.localNodeId);
   payload2.set(earlyData, RESP_PAYLOAD_FIXED_BYTES);
   const msg2 = writeIkMessage2(sym, e, read.re, read.rs, payload2);
   sodium.sodium_memzero(e.secretKey);

@@ -59,12 +59,16 @@ function fail<T>(code: 'invalid_argument' | 'connection_failed', message: string
 }
 
 // Failures on the receive path are common (scanners, stale sessions): share one frozen Result per reason
-// instead of building an error object for every dropped packet.
+// instead of building an error object for every dropped packet. Callers must not mutate errors from open().
 const OPEN_FAILURES: Record<string, Result<never>> = {};
 function openFailure(reason: TunnelFailureReason, message: string): Result<never> {
   let r = OPEN_FAILURES[reason];
   if (r === undefined) {
     r = fail<never>(reason === 'expired' ? 'connection_failed' : 'invalid_argument', message, reason);
+    if (!r.ok) {
+      Object.freeze(r.error.detail);
+      Object.freeze(r.error);
+    }
     Object.freeze(r);
     OPEN_FAILURES[reason] = r;
   }

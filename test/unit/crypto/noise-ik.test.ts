@@ -322,6 +322,18 @@ test('handshakes are fresh: the same inputs give different ephemerals and keys',
   assert.equal(b.resp.session.open(f.value, 1).ok, false);
 });
 
+test('the responder names its node id; a mismatch with the registry id is refused', () => {
+  const p = pair();
+  const { done } = handshake(p);
+  assert.equal(done.session.remoteNodeId, 22);
+  const init = createInitiator({ local: p.a, localNodeId: 1, localIndex: 1, remoteStatic: p.b.publicKey, remoteNodeId: 23, timestampS: 1, now: 0 });
+  assert.ok(init.ok);
+  const r = respond(init.value.message, { local: p.b, localNodeId: 22, localIndex: 2, now: 0 });
+  assert.ok(r.ok);
+  const res = init.value.state.handleResponse(r.value.message, 0);
+  assert.equal(!res.ok && res.error.detail?.reason, 'node_mismatch');
+});
+
 test('a response after the reject-after time is refused', () => {
   const p = pair();
   const init = createInitiator({ local: p.a, localNodeId: 1, localIndex: 1, remoteStatic: p.b.publicKey, timestampS: 1, now: 0 });
