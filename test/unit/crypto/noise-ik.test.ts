@@ -344,3 +344,30 @@ test('a response after the reject-after time is refused', () => {
   assert.equal(late.ok, false);
   if (!late.ok) assert.equal(late.error.detail?.reason, 'expired');
 });
+
+test('rekey overlap: a new handshake gives new indices and keys while the old session keeps working', () => {
+  const p = pair();
+  const now0 = 1_000_000;
+  const old = handshake(p, { now: now0 });
+  assert.equal(old.done.session.needsRekey(now0 + 120_000_000), true);
+  const inFlight = old.done.session.seal(enc.encode('sent before rekey'), now0 + 120_000_000);
+  assert.ok(inFlight.ok);
+  const init = createInitiator({ local: p.a, localNodeId: 11, localIndex: 0x0c0c0c0c, remoteStatic: p.b.publicKey, timestampS: 1_795_533_200, now: now0 + 120_000_000 });
+  assert.ok(init.ok);
+  const resp = respond(init.value.message, { local: p.b, localNodeId: 22, localIndex: 0x0d0d0d0d, now: now0 + 120_000_000 });
+  assert.ok(resp.ok);
+  const fresh = init.value.state.handleResponse(resp.value.message, now0 + 120_001_000);
+  assert.ok(fresh.ok);
+  const t = now0 + 121_000_000;
+  // The responder keeps the previous session for receive until the new one is confirmed by a data packet.
+  assert.equal(resp.value.session.isConfirmed, false);
+  const viaOld = old.resp.session.open(inFlight.value, t);
+  assert.ok(viaOld.ok);
+  assert.equal(new TextDecoder().decode(viaOld.value), 'sent before rekey');
+  const viaNew = fresh.value.session.seal(enc.encode('after'), t);
+  assert.ok(viaNew.ok);
+  assert.equal(old.resp.session.open(viaNew.value.slice(), t).ok, false, 'old session refuses new-index frames');
+  assert.ok(resp.value.session.open(viaNew.value, t).ok);
+  assert.equal(resp.value.session.isConfirmed, true);
+  assert.equal(fresh.value.session.needsRekey(t), false);
+});
