@@ -304,6 +304,8 @@ export interface LinkCheck {
   deliveredFraction: number | null;
   /** Datagrams of the burst that arrived after a higher-numbered one. */
   reordered: number;
+  /** UDP payload rate of the burst at the receiver, first to last arrival, kbit/s. */
+  receivedKbit: number | null;
   buildMs: number;
 }
 
@@ -311,7 +313,13 @@ export interface LinkCheck {
  * Two public hosts; `a`'s link carries `link`. Pings b (echo) `pings` times, then sends a one-way burst of
  * `burst` datagrams from a to b and counts what arrived and how much was reordered.
  */
-export async function runLinkCheck(link: LinkSpec, pings = 20, burst = 0, burstIntervalMs = 2): Promise<Result<LinkCheck>> {
+export async function runLinkCheck(
+  link: LinkSpec,
+  pings = 20,
+  burst = 0,
+  burstIntervalMs = 2,
+  padBytes = 0,
+): Promise<Result<LinkCheck>> {
   const spec: TopologySpec = { publicHosts: [{ name: 'a', link }, { name: 'b' }] };
   return withTopology(
     spec,
@@ -328,10 +336,16 @@ export async function runLinkCheck(link: LinkSpec, pings = 20, burst = 0, burstI
         }
         let deliveredFraction: number | null = null;
         let reordered = 0;
+        let receivedKbit: number | null = null;
         if (burst > 0) {
-          await a.value.burst(0, to, 'burst', burst, burstIntervalMs);
+          await a.value.burst(0, to, 'burst', burst, burstIntervalMs, padBytes);
           await new Promise((res) => setTimeout(res, (link.delayMs ?? 0) + (link.jitterMs ?? 0) + 300));
-          const seqs = b.value.received.filter((m) => m.text.startsWith('burst ')).map((m) => Number(m.text.split(' ')[1]));
+          const got = b.value.received.filter((m) => m.text.startsWith('burst '));
+          const seqs = got.map((m) => Number(m.text.split(' ')[1]));
+          if (got.length > 1) {
+            const bytes = got.slice(1).reduce((n, m) => n + m.text.length, 0);
+            receivedKbit = (bytes * 8) / (got[got.length - 1]!.atMs - got[0]!.atMs);
+          }
           deliveredFraction = seqs.length / burst;
           let highest = -1;
           for (const s of seqs) {
@@ -346,6 +360,7 @@ export async function runLinkCheck(link: LinkSpec, pings = 20, burst = 0, burstI
           rttMaxMs: rtts.length ? rtts[rtts.length - 1]! : null,
           deliveredFraction,
           reordered,
+          receivedKbit,
           buildMs: topo.buildMs,
         };
         return check;

@@ -49,9 +49,10 @@ rl.on('line', (line) => {
     const count = c.count ?? 1, gap = c.intervalMs ?? 0;
     for (let k = 0; k < count; k++) setTimeout(() => s.send(c.text, port, ip), k * gap);
   } else if (c.op === 'burst') {
-    // numbered datagrams "<prefix> <seq>", paced every intervalMs (0 = as fast as possible in chunks)
+    // numbered datagrams "<prefix> <seq> [padding]", paced every intervalMs (0 = as fast as possible in chunks)
     let k = 0;
-    const tick = () => { const end = Math.min(c.count, k + (c.intervalMs ? 1 : 64)); for (; k < end; k++) s.send(c.prefix + ' ' + k, port, ip); if (k < c.count) setTimeout(tick, c.intervalMs ?? 0); else out({ ev: 'burst-done', id: c.id }); };
+    const pad = c.padBytes ? ' ' + 'x'.repeat(c.padBytes) : '';
+    const tick = () => { const end = Math.min(c.count, k + (c.intervalMs ? 1 : 64)); for (; k < end; k++) s.send(c.prefix + ' ' + k + pad, port, ip); if (k < c.count) setTimeout(tick, c.intervalMs ?? 0); else out({ ev: 'burst-done', id: c.id }); };
     tick();
   } else if (c.op === 'ping') {
     const p = { rttsMs: [] }; pings.set(c.id, p);
@@ -154,10 +155,13 @@ export class UdpAgent {
     this.command({ op: 'send', sock, to, text, count, intervalMs });
   }
 
-  /** Send `count` datagrams "<prefix> <seq>", one every intervalMs (0 = back to back). Resolves when all are sent. */
-  async burst(sock: number, to: string, prefix: string, count: number, intervalMs = 0): Promise<void> {
+  /**
+   * Send `count` datagrams "<prefix> <seq>" (plus a space and padBytes 'x'), one every intervalMs (0 = back to
+   * back). Resolves when all are sent.
+   */
+  async burst(sock: number, to: string, prefix: string, count: number, intervalMs = 0, padBytes = 0): Promise<void> {
     const id = `b${this.nextId++}`;
-    this.command({ op: 'burst', sock, to, prefix, count, intervalMs, id });
+    this.command({ op: 'burst', sock, to, prefix, count, intervalMs, id, padBytes });
     await this.waitEvent((e) => e.ev === 'burst-done' && e.id === id, 60_000);
   }
 
