@@ -349,7 +349,8 @@ test('rekey overlap: a new handshake gives new indices and keys while the old se
   const p = pair();
   const now0 = 1_000_000;
   const old = handshake(p, { now: now0 });
-  assert.equal(old.done.session.needsRekey(now0 + 120_000_000), true);
+  assert.equal(old.done.session.needsRekey(now0 + 120_000_000), false, "created at handleResponse time");
+  assert.equal(old.done.session.needsRekey(now0 + 120_000_500), true);
   const inFlight = old.done.session.seal(enc.encode('sent before rekey'), now0 + 120_000_000);
   assert.ok(inFlight.ok);
   const init = createInitiator({ local: p.a, localNodeId: 11, localIndex: 0x0c0c0c0c, remoteStatic: p.b.publicKey, timestampS: 1_795_533_200, now: now0 + 120_000_000 });
