@@ -657,19 +657,22 @@ const HANDLERS: Record<string, Handler> = {
       sock.close();
     });
     conn.respond(id, ok({ port, socket: key }));
-    for (;;) {
-      const d = await sock.recv();
-      if (d === null || isClosed) break;
-      conn.event(id, 'datagram', {
-        from: d.from,
-        from_node_id: d.fromNodeId,
-        from_port: d.fromPort,
-        port: d.port,
-        data: Buffer.from(d.data).toString('base64'),
-      });
-    }
-    conn.closeResource(id);
-    conn.event(id, 'end', {});
+    // Pump detached: the request is answered, and an in-flight handler would keep a half-closed client open.
+    void (async () => {
+      for (;;) {
+        const d = await sock.recv();
+        if (d === null || isClosed) break;
+        conn.event(id, 'datagram', {
+          from: d.from,
+          from_node_id: d.fromNodeId,
+          from_port: d.fromPort,
+          port: d.port,
+          data: Buffer.from(d.data).toString('base64'),
+        });
+      }
+      conn.closeResource(id);
+      conn.event(id, 'end', {});
+    })();
   },
 
   datagram_send: async (conn, id, params) => {
