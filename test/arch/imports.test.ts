@@ -17,7 +17,7 @@ const ALLOWED: Record<string, string[]> = {
   node: ['core', 'wire', 'crypto', 'transport', 'nat', 'datapath'],
   services: ['core', 'wire', 'node'],
   ipc: ['core', 'wire', 'node'],
-  cli: ['core', 'wire', 'ipc', 'sdk'],
+  cli: ['core', 'wire', 'ipc', 'sdk', 'node'], // node: the NodeApi contract types (node/api.ts)
   sdk: ['core', 'wire', 'ipc', 'node', 'services', 'crypto', 'datapath'],
   bin: ['core', 'wire', 'crypto', 'transport', 'nat', 'datapath', 'registry', 'node', 'services', 'ipc', 'cli', 'sdk'],
 };
