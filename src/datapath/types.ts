@@ -94,7 +94,8 @@ export interface AeadBatch {
    * `buf` or shorter than headerBytes + 16 — a caller bug. No I/O. */
   seal(buf: Uint8Array, meta: Uint32Array, count: number): number;
   /** Open `count` packets in place; status[i] = 1 when authentic (plaintext at [headerBytes, length-16)),
-   * 0 when forged, truncated or out of bounds. Returns the authentic count. Never throws on bad input. */
+   * 0 when forged, truncated or out of bounds (their bytes are unspecified afterwards: libsodium's AES-GCM
+   * wipes a forged payload). Returns the authentic count. Never throws on bad input. */
   open(buf: Uint8Array, meta: Uint32Array, count: number, status: Uint8Array): number;
   /** Wipe the key; later calls return -1 / 0. */
   destroy(): void;
