@@ -162,11 +162,11 @@ async function selftest(
     const rtt = delay.value.rttMedianMs;
     const delayPass = rtt !== null && rtt > 38 && rtt < 50;
     out(`link delay 20 ms each way: median UDP RTT ${rtt?.toFixed(1)} ms (want ~40) -> ${delayPass ? 'PASS' : 'FAIL'}`);
-    const loss = await runLinkCheck({ lossPct: 20 }, 0, 500, 1);
+    const loss = await runLinkCheck({ lossPct: 20 }, 0, 1000, 1);
     if (!loss.ok) return fail(loss.error.code, loss.error.message);
     const got = loss.value.deliveredFraction ?? 0;
-    const lossPass = got > 0.72 && got < 0.88;
-    out(`link loss 20%: delivered ${(got * 100).toFixed(1)}% of 500 (want ~80%) -> ${lossPass ? 'PASS' : 'FAIL'}`);
+    const lossPass = got > 0.73 && got < 0.87;
+    out(`link loss 20%: delivered ${(got * 100).toFixed(1)}% of 1000 (want ~80%) -> ${lossPass ? 'PASS' : 'FAIL'}`);
     isOk &&= delayPass && lossPass;
     data.delay = delay.value;
     data.loss = loss.value;
