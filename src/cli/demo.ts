@@ -202,7 +202,7 @@ export async function runDemo(ctx: CliContext, p: { keep: boolean; benchMb: numb
       const isOk = await step(`daemon start ${name}`, async () => {
         started.push(home);
         const r = fromCli(await pilotctl(io, home, ['daemon', 'start', '--registry', registry, '--beacon', beacon, '--hostname', name, '--listen', '127.0.0.1:0']));
-        if (!r.ok) return err(r.error.code, `${r.error.message}\n    log tail:\n${logTail(home)}`);
+        if (!r.ok) return err(r.error.code, `${r.error.message}\n    log tail:\n${logTail(home)}`, r.error.hint ? { hint: r.error.hint } : {});
         if (name === 'agent-alpha') alphaId = Number(r.value.node_id);
         else betaId = Number(r.value.node_id);
         return ok(`node ${String(r.value.node_id)} ${String(r.value.address)}`);
