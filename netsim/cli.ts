@@ -4,8 +4,8 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { netsimUnavailableReason } from './exec.js';
-import { formatNatTable, runLinkCheck, runMappingTimeoutCheck, runNatSelftest } from './selftest.js';
-import { findScenario, SCENARIOS } from './scenario.js';
+import { formatNatTable, runLinkCheck, runMappingTimeoutCheck, runNatSelftest, runPunchCheck, type PunchCase } from './selftest.js';
+import { expectedPath, findScenario, matrixPairs, SCENARIOS } from './scenario.js';
 import { buildTopology, teardownAll } from './topology.js';
 
 const USAGE = `usage: netsim <command> [--json]
@@ -170,6 +170,20 @@ async function selftest(
     isOk &&= delayPass && lossPass;
     data.delay = delay.value;
     data.loss = loss.value;
+    const cases: PunchCase[] = [
+      ...matrixPairs().map(([natA, natB]) => ({ natA, natB })),
+      { natA: 'port-restricted-cone', natB: 'port-restricted-cone', sameNat: true, hairpin: true },
+      { natA: 'port-restricted-cone', natB: 'port-restricted-cone', sameNat: true, hairpin: false },
+    ];
+    const punch = await runPunchCheck(cases, (c) => (c.sameNat ? (c.hairpin ? 'direct' : 'relay') : expectedPath(c.natA, c.natB)));
+    if (!punch.ok) return fail(punch.error.code, punch.error.message);
+    out('\nnaive hole punching (no port prediction):');
+    for (const p of punch.value) {
+      const got = p.isDirect ? 'direct' : 'relay';
+      out(`  ${p.label.padEnd(46)} ${got.padEnd(6)} expected ${p.expected.padEnd(6)} ${got === p.expected ? 'PASS' : 'FAIL'}`);
+      isOk &&= got === p.expected;
+    }
+    data.punch = punch.value;
   }
   out(`\n${isOk ? 'all passed' : 'FAILED'} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   if (json) process.stdout.write(JSON.stringify({ status: isOk ? 'ok' : 'error', data }) + '\n');

@@ -372,3 +372,88 @@ export async function runLinkCheck(
     { timeoutMs: 60_000 },
   );
 }
+
+// ---------------------------------------------------------------------------------------------------------
+
+export interface PunchCase {
+  natA: NatKind;
+  natB: NatKind;
+  /** Both agents behind one NAT router of kind natA. */
+  sameNat?: boolean;
+  hairpin?: boolean;
+}
+
+export interface PunchResult extends PunchCase {
+  label: string;
+  /** Both agents received a datagram from the other through their public endpoints. */
+  isDirect: boolean;
+  expected: 'direct' | 'relay';
+  /** Endpoints each side learned from the rendezvous. */
+  mappedA: string | null;
+  mappedB: string | null;
+}
+
+/**
+ * Naive UDP hole punching (both sides send to the peer's rendezvous-reported endpoint every 50 ms for ~1.5 s,
+ * and also answer any endpoint a punch came from) for several pairs at once in one topology. This is what
+ * expectedPath() predicts for a daemon that does no port prediction.
+ */
+export async function runPunchCheck(
+  cases: readonly PunchCase[],
+  expected: (c: PunchCase) => 'direct' | 'relay',
+): Promise<Result<PunchResult[]>> {
+  const publicHosts: TopologySpec['publicHosts'] = [{ name: 'rdv' }];
+  const nats: NatSpec[] = [];
+  cases.forEach((c, i) => {
+    if (c.sameNat) {
+      nats.push({ name: `n${i}`, kind: c.natA, hairpin: c.hairpin ?? false, hosts: [{ name: `p${i}a` }, { name: `p${i}b` }] });
+      return;
+    }
+    for (const [side, kind] of [
+      ['a', c.natA],
+      ['b', c.natB],
+    ] as const) {
+      if (kind === 'none') publicHosts.push({ name: `p${i}${side}` });
+      else nats.push({ name: `n${i}${side}`, kind, hairpin: c.hairpin ?? false, hosts: [{ name: `p${i}${side}` }] });
+    }
+  });
+  const r = await withTopology(
+    { publicHosts, nats },
+    async (topo) => {
+      const agents: UdpAgent[] = [];
+      const start = async (host: string, bind: string, reflect = false) => {
+        const a = await UdpAgent.start(topo, host, [bind], { reflect });
+        if (!a.ok) throw new Error(a.error.message);
+        agents.push(a.value);
+        return a.value;
+      };
+      try {
+        const rdvEp = `${topo.ipOf('rdv')}:3478`;
+        await start('rdv', rdvEp, true);
+        return await Promise.all(
+          cases.map(async (c, i): Promise<PunchResult> => {
+            const a = await start(`p${i}a`, `${topo.ipOf(`p${i}a`)}:${CLIENT_PORT}`);
+            const b = await start(`p${i}b`, `${topo.ipOf(`p${i}b`)}:${CLIENT_PORT}`);
+            const [mappedA, mappedB] = await Promise.all([a.mappedVia(0, rdvEp, 'a'), b.mappedVia(0, rdvEp, 'b')]);
+            const label = c.sameNat ? `${c.natA} x2 (hairpin ${c.hairpin ? 'on' : 'off'})` : `${c.natA} <-> ${c.natB}`;
+            const base = { ...c, label, expected: expected(c), mappedA, mappedB };
+            if (!mappedA || !mappedB) return { ...base, isDirect: false };
+            const sources = (x: UdpAgent) => [...new Set(x.received.filter((m) => m.text.startsWith('punch ')).map((m) => m.from))];
+            for (let k = 0; k < 30; k++) {
+              for (const to of new Set([mappedB, ...sources(a)])) a.send(0, to, 'punch a');
+              for (const to of new Set([mappedA, ...sources(b)])) b.send(0, to, 'punch b');
+              await new Promise((res) => setTimeout(res, 50));
+              if (sources(a).length > 0 && sources(b).length > 0 && k >= 3) break;
+            }
+            await new Promise((res) => setTimeout(res, 100));
+            return { ...base, isDirect: sources(a).length > 0 && sources(b).length > 0 };
+          }),
+        );
+      } finally {
+        for (const a of agents) a.stop();
+      }
+    },
+    { timeoutMs: 60_000 },
+  );
+  return r;
+}
