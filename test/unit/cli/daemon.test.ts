@@ -6,10 +6,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { pilotctl, PILOTCTL_SCRIPT } from './helpers.js';
+import { binCommand } from '../../helpers/bins.js';
+import { FAKE_DAEMON_SCRIPT as FAKE_DAEMON, pilotctl } from './helpers.js';
 
-const FAKE_DAEMON = fileURLToPath(new URL('./fake-daemon.ts', import.meta.url));
 let dir: string;
 let home: string;
 const env = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, PILOT_DAEMON_BIN: FAKE_DAEMON });
@@ -26,7 +25,8 @@ after(async () => {
 
 function bin(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', PILOTCTL_SCRIPT, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: env() });
+    const [exe, ...pre] = binCommand('pilotctl');
+    const child = spawn(exe!, [...pre, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: env() });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));

@@ -11,7 +11,10 @@ export interface CliRun {
   json: Record<string, unknown> | null;
 }
 
-export const PILOTCTL_SCRIPT = fileURLToPath(new URL('../../../src/bin/pilotctl.ts', import.meta.url));
+// Compiled runs (dist/test) use the compiled bin; tsx runs the source.
+const EXT = import.meta.url.endsWith('.js') ? 'js' : 'ts';
+export const PILOTCTL_SCRIPT = fileURLToPath(new URL(`../../../src/bin/pilotctl.${EXT}`, import.meta.url));
+export const FAKE_DAEMON_SCRIPT = fileURLToPath(new URL(`./fake-daemon.${EXT}`, import.meta.url));
 
 export async function pilotctl(
   args: string[],
