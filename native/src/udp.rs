@@ -614,8 +614,14 @@ unsafe extern "C" fn call_js(env: napi_env, js_cb: napi_value, ctx: *mut c_void,
     if !env.is_null() && !js_cb.is_null() && !shared.stopped.load(SeqCst) {
         let argv = [uint(env, slot), uint(env, count), int(env, errno)];
         let mut ret = ptr::null_mut();
-        // A throwing handler stays a pending exception: Node reports it as uncaught, as for dgram.
-        napi_call_function(env, undefined(env), js_cb, 3, argv.as_ptr(), &mut ret);
+        let st = napi_call_function(env, undefined(env), js_cb, 3, argv.as_ptr(), &mut ret);
+        if st == NAPI_PENDING_EXCEPTION {
+            // A throwing handler is a bug: surface it as an uncaught exception, as a dgram 'message'
+            // listener would (Node 20 otherwise only prints a deprecation warning for TSFN callbacks).
+            let mut e = ptr::null_mut();
+            napi_get_and_clear_last_exception(env, &mut e);
+            napi_fatal_exception(env, e);
+        }
     }
     let mut rel = shared.released.lock().unwrap();
     *rel += 1;

@@ -251,11 +251,11 @@ test('openDatapath picks native when built, dgram when PILOT_NATIVE=0 or preferN
   }
 });
 
-test('native: process exits cleanly with sockets left open (receiving, under traffic, unref)', { skip: nativeSkip }, () => {
+test('native: clean exit with sockets left open (receiving, under traffic, unref); a throwing handler is uncaught', { skip: nativeSkip }, () => {
   // Under tsx the child is .ts; in the compiled run (dist/test) it is .js and needs no loader.
   const isTs = import.meta.url.endsWith('.ts');
   const child = fileURLToPath(new URL(isTs ? './exit-child.ts' : './exit-child.js', import.meta.url));
-  for (const mode of ['exit', 'unref', 'traffic']) {
+  for (const mode of ['exit', 'unref', 'traffic', 'throw']) {
     const r = spawnSync(process.execPath, [...(isTs ? ['--import', 'tsx'] : []), child, mode], { encoding: 'utf8', timeout: 20000 });
     assert.equal(r.status, 0, `${mode}: status ${r.status} signal ${r.signal}\n${r.stderr}`);
     assert.match(r.stdout, /ready/, mode);

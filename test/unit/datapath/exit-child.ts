@@ -13,7 +13,19 @@ let n = 0;
 b.value.onReceive((batch) => (n += batch.count));
 a.value.onReceive(() => {});
 console.log('ready');
-if (mode === 'exit') {
+if (mode === 'throw') {
+  // A throwing handler must reach 'uncaughtException' (not vanish) and receiving must go on.
+  let uncaught = 0;
+  process.on('uncaughtException', () => uncaught++);
+  let batches = 0;
+  b.value.onReceive(() => {
+    if (++batches === 1) throw new Error('handler bug');
+    process.exit(uncaught === 1 ? 0 : 5);
+  });
+  a.value.send(new Uint8Array(8), '127.0.0.1', b.value.localAddress.port);
+  setTimeout(() => a.value.send(new Uint8Array(8), '127.0.0.1', b.value.localAddress.port), 50);
+  setTimeout(() => process.exit(4), 5000);
+} else if (mode === 'exit') {
   setTimeout(() => process.exit(0), 20);
 } else if (mode === 'unref') {
   // Nothing pending but unref'd sockets: the loop must end on its own.
