@@ -116,6 +116,8 @@ test('client: survives a registry restart (same store): same id, hostname and pu
     assert.ok((await A.c.register('127.0.0.1:6001', a.publicKey)).ok);
     assert.ok((await B.c.register('127.0.0.1:6002', b.publicKey)).ok);
     assert.ok((await A.c.setHostname('persist-a')).ok);
+    A.events.length = 0; // only events from the restart on count below
+    B.events.length = 0;
     await server.close();
     await A.waitEvent((e) => e.kind === 'disconnected');
     // While down, requests fail as values.

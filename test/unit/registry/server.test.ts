@@ -351,3 +351,52 @@ test('stale nodes are reaped; the key re-gets its id; misc original messages', a
     await server.close();
   }
 });
+
+test('fuzz: 300 connections of random bytes and random JSON never harm a well-behaved client', async () => {
+  const { Rng, seedFromEnv } = await import('../../../src/core/rng.js');
+  const seed = seedFromEnv();
+  const rng = new Rng(seed);
+  const { server, port } = await startServer();
+  try {
+    const good = await RawClient.connect(port);
+    const a = newIdentity();
+    const id = await register(good, a);
+    const types = ['register', 'lookup', 'resolve', 'set_hostname', 'heartbeat', 'poll_handshakes', 'request_handshake', 'respond_handshake', 'punch', 'subscribe_push', 'set_tags', 'revoke_trust', 'rotate_key', 'update_polo_score'];
+    const junkValue = (): unknown => {
+      switch (rng.int(7)) {
+        case 0: return rng.int(5);
+        case 1: return -rng.int(1e9);
+        case 2: return 'x'.repeat(rng.int(100));
+        case 3: return null;
+        case 4: return [rng.int(3), 'a'];
+        case 5: return { __proto__: { polluted: true }, nested: rng.int(9) };
+        default: return rng.chance(0.5);
+      }
+    };
+    for (let i = 0; i < 300; i++) {
+      const c = await RawClient.connect(port);
+      if (rng.chance(0.5)) {
+        const buf = new Uint8Array(1 + rng.int(200));
+        rng.fill(buf);
+        c.sendRaw(buf);
+      } else {
+        const msg: Record<string, unknown> = { type: types[rng.int(types.length)] };
+        for (const k of ['node_id', 'requester_id', 'peer_id', 'to_node_id', 'from_node_id', 'hostname', 'tags', 'signature', 'ts', 'nonce', 'public_key', 'delta', 'accept']) {
+          if (rng.chance(0.4)) msg[k] = junkValue();
+        }
+        c.send(msg);
+        const r = await c.reply().catch(() => null);
+        if (r) assert.equal(typeof r.type, 'string');
+      }
+      c.close();
+    }
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.equal((await good.request(signed(a, { type: 'heartbeat', node_id: id }, challenge.heartbeat(id)))).type, 'heartbeat_ok');
+    good.close();
+  } catch (e) {
+    console.log(`fuzz seed: PILOT_SEED=${seed}`);
+    throw e;
+  } finally {
+    await server.close();
+  }
+});
