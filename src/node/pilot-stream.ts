@@ -80,7 +80,9 @@ export class PilotDuplex extends Duplex implements PilotStream {
       this.pendingWrite = null;
       p.cb(error ?? new PilotException(pilotError('connection_failed', 'stream destroyed')));
     }
-    if (!this.isClosedByTransport) this.endpoint.reset();
+    // Auto-destroy after both directions ended is an orderly close (FINs already queued), not an abort.
+    const isOrderly = error === null && this.writableFinished && this.readableEnded;
+    if (!this.isClosedByTransport && !isOrderly) this.endpoint.reset();
     cb(error);
   }
 

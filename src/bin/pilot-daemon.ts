@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// pilot-daemon: one per agent. Flags as the original's daemon (see src/node/daemon-options.ts).
+import { writeFileSync, rmSync } from 'node:fs';
+import { createLogger } from '../core/logger.js';
+import { parseDaemonArgs } from '../node/daemon-options.js';
+import { homePaths } from '../node/home.js';
+import { createNode } from '../sdk/local-node.js';
+import { serveIpc } from '../ipc/index.js';
+import { VERSION } from '../node/daemon.js';
+
+const USAGE = `pilot-daemon [--home DIR] [--registry HOST:PORT] [--beacon HOST:PORT] [--listen HOST:PORT]
+             [--socket PATH] [--identity PATH] [--hostname NAME] [--public] [--trust-auto-approve]
+             [--log-level debug|info|warn|error] [--log-format json|pretty]
+             [--no-echo] [--no-dataexchange] [--no-eventstream] [--config FILE]
+             [--keepalive 15s] [--idle-timeout 60s]`;
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (argv.includes('--version')) {
+    process.stdout.write(VERSION + '\n');
+    return 0;
+  }
+  const parsed = parseDaemonArgs(argv.filter((a) => a !== '--foreground'));
+  if (!parsed.ok) {
+    process.stderr.write(`pilot-daemon: ${parsed.error.message}\n${parsed.error.hint ?? ''}\n`);
+    return 2;
+  }
+  const opts = parsed.value;
+  const logger = createLogger({ level: opts.logLevel, format: opts.logFormat, name: 'pilot-daemon' });
+  const node = await createNode({ ...opts, logger });
+  if (!node.ok) {
+    logger.fatal({ code: node.error.code, hint: node.error.hint }, node.error.message);
+    process.stderr.write(`pilot-daemon: ${node.error.message}\n${node.error.hint ?? ''}\n`);
+    return 1;
+  }
+  const n = node.value;
+  let isStopping = false;
+  const stop = async (why: string) => {
+    if (isStopping) return;
+    isStopping = true;
+    logger.info({ why }, 'shutting down');
+    await ipc.close().catch(() => undefined);
+    await innerShutdown();
+    rmSync(homePaths(opts.home).pidFile, { force: true });
+    logger.flush?.();
+    setTimeout(() => process.exit(0), 50);
+  };
+  const innerShutdown = n.shutdown.bind(n);
+  // IPC `shutdown` reaches NodeApi.shutdown: stop the whole process, not just the node.
+  n.shutdown = () => stop('ipc shutdown');
+  const srv = await serveIpc(n, { socketPath: opts.socket, logger: logger.child({ component: 'ipc' }) });
+  if (!srv.ok) {
+    process.stderr.write(`pilot-daemon: ${srv.error.message}\n${srv.error.hint ?? ''}\n`);
+    await innerShutdown();
+    return 1;
+  }
+  const ipc = srv.value;
+  writeFileSync(homePaths(opts.home).pidFile, String(process.pid) + '\n', { mode: 0o600 });
+  const info = await n.info();
+  if (info.ok) logger.info({ node_id: info.value.node_id, address: info.value.address, socket: opts.socket }, 'daemon ready');
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  return -1; // keep running
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (e: unknown) => {
+    process.stderr.write(`pilot-daemon: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,688 @@
+// The daemon core: identity, registry membership, trust, encrypted tunnels, transport connections and
+// datagrams over one UDP socket. It implements the parts of NodeApi that need no service protocol, and
+// ServiceHost for the built-in services (composed above it, in sdk/local-node.ts).
+import { mkdirSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { err, errFrom, ok, type Result } from '../core/result.js';
+import { pilotError, type PilotError } from '../core/errors.js';
+import { monotonicClock, type Micros } from '../core/clock.js';
+import { loadOrCreateIdentity, sign, toBase64, fromBase64, type Identity } from '../crypto/index.js';
+import { openDatapath, type Datapath, type RecvBatch } from '../datapath/index.js';
+import { formatAddr, parseAddr, isValidPort } from '../wire/address.js';
+import { isNoiseFamily } from '../wire/noise-frame.js';
+import { decodeBeaconMessage, encodeBeaconMessage, isBeaconMessage } from '../wire/beacon-message.js';
+import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram, encodeDatagram } from '../wire/segment.js';
+import { RegistryClient, type RegistryEvent } from './registry-client.js';
+import { TrustStore } from './trust-store.js';
+import { TunnelManager, type TunnelPeer, type UdpEndpoint, type PeerContact } from './tunnel-manager.js';
+import { ConnectionTable } from './connection-table.js';
+import { DatagramPorts } from './datagram-ports.js';
+import { HOSTNAME_RE, type DaemonOptions } from './daemon-options.js';
+import { homePaths, type HomePaths } from './home.js';
+import type {
+  ConnectionEntry,
+  DatagramSocket,
+  FindResult,
+  NodeInfo,
+  PeerEntry,
+  PeerRef,
+  PendingRequest,
+  PilotStream,
+  PortListener,
+  ServiceHost,
+  TrustEntry,
+} from './api.js';
+
+export const VERSION = '0.1.0';
+
+const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+
+export class Daemon implements ServiceHost {
+  readonly paths: HomePaths;
+  readonly identity: Identity;
+  readonly trust: TrustStore;
+  readonly registry: RegistryClient;
+  private datapath!: Datapath;
+  private tunnels!: TunnelManager;
+  private conns!: ConnectionTable;
+  private dgrams!: DatagramPorts;
+  private myNodeId = 0;
+  private myAddress = '0:0000.0000.0000';
+  private hostname: string | null;
+  private isPublic: boolean;
+  private tags: string[] = [];
+  private publicEndpoint: string | null = null;
+  private isRegistryUp = false;
+  private readonly startedAtMs = Date.now();
+  private readonly hostnames = new Map<number, string>();
+  private keepaliveTimer: NodeJS.Timeout | null = null;
+  private beaconTimer: NodeJS.Timeout | null = null;
+  private isShuttingDown = false;
+  private readonly nowUs = (): Micros => monotonicClock.nowUs();
+
+  private constructor(
+    readonly opts: DaemonOptions,
+    readonly logger: Logger,
+    identity: Identity,
+    trust: TrustStore,
+  ) {
+    this.paths = homePaths(opts.home);
+    this.identity = identity;
+    this.trust = trust;
+    this.hostname = opts.hostname;
+    this.isPublic = opts.public;
+    this.registry = new RegistryClient({
+      registryAddr: opts.registry,
+      sign: (msg) => sign(identity, msg),
+      logger: logger.child({ component: 'registry' }),
+    });
+  }
+
+  /** Load identity and state, bind the tunnel socket, register. Registry failure is not fatal (retries). */
+  static async start(opts: DaemonOptions, logger: Logger): Promise<Result<Daemon>> {
+    const paths = homePaths(opts.home);
+    try {
+      mkdirSync(paths.home, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      return err('invalid_argument', `cannot create home ${paths.home}: ${(e as Error).message}`, { hint: 'pass --home with a writable directory' });
+    }
+    const id = loadOrCreateIdentity(opts.identity);
+    if (!id.ok) return id;
+    if (id.value.created) logger.info({ path: opts.identity }, 'created a new identity');
+    const trust = TrustStore.open(paths.trust, Date.now());
+    if (!trust.ok) return trust;
+    const d = new Daemon(opts, logger, id.value.identity, trust.value);
+    const r = await d.bind();
+    if (!r.ok) return r;
+    return ok(d);
+  }
+
+  private async bind(): Promise<Result<void>> {
+    const [host, portText] = splitHostPort(this.opts.listen);
+    const dp = await openDatapath({ host, port: Number(portText), logger: this.logger });
+    if (!dp.ok) return dp;
+    this.datapath = dp.value;
+    this.logger.info({ datapath: dp.value.kind, listen: dp.value.localAddress }, 'tunnel socket bound');
+
+    this.tunnels = new TunnelManager({
+      identity: this.identity,
+      nodeId: () => this.myNodeId,
+      udp: { send: (data, ip, port) => void this.datapath.send(data, ip, port) },
+      logger: this.logger.child({ component: 'tunnel' }),
+      nowUs: this.nowUs,
+      resolvePeer: (nodeId) => this.contactOf(nodeId),
+      authorize: (nodeId, key) => this.authorizeTunnel(nodeId, key),
+      onPlaintext: (peer, plaintext, now) => this.handlePlaintext(peer, plaintext, now),
+    });
+    this.conns = new ConnectionTable({
+      logger: this.logger.child({ component: 'transport' }),
+      nowUs: this.nowUs,
+      sendTo: (peer, plaintext, now) => this.sendToPeer(peer, plaintext, now),
+      addressOf: (nodeId) => this.addressOf(nodeId),
+      connectionOptions: { idleTimeoutUs: this.opts.idleTimeoutMs * 1000 },
+    });
+    this.dgrams = new DatagramPorts({
+      send: (to, fromPort, toPort, data) => this.sendDatagram(to, fromPort, toPort, data),
+    });
+    this.datapath.onReceive((batch) => this.handleBatch(batch));
+
+    this.registry.on((e) => this.handleRegistryEvent(e));
+    const reg = await this.registerWithRegistry();
+    if (!reg.ok) {
+      // Keep running: the client reconnects with backoff, and tunnels to known peers keep working.
+      this.logger.warn({ registry: this.opts.registry, error: reg.error.message }, 'registry unreachable; retrying in the background');
+    }
+    this.discoverEndpoint();
+    this.beaconTimer = setInterval(() => this.discoverEndpoint(), 25_000);
+    this.keepaliveTimer = setInterval(() => this.keepalive(), this.opts.keepaliveMs);
+    return ok();
+  }
+
+  private async registerWithRegistry(): Promise<Result<void>> {
+    const c = await this.registry.connect();
+    if (!c.ok) return c;
+    const r = await this.registry.register(this.advertisedListenAddr(), this.identity.publicKey);
+    if (!r.ok) return r;
+    this.applyRegistration(r.value.nodeId, r.value.address);
+    return this.applyDirectoryState();
+  }
+
+  private applyRegistration(nodeId: number, address: string): void {
+    if (this.myNodeId !== 0 && this.myNodeId !== nodeId) {
+      this.logger.warn({ old: this.myNodeId, new: nodeId }, 'registry assigned a different node id');
+    }
+    this.myNodeId = nodeId;
+    this.myAddress = address;
+    this.isRegistryUp = true;
+  }
+
+  /** Push hostname, visibility and tags after (re)registration. */
+  private async applyDirectoryState(): Promise<Result<void>> {
+    if (this.hostname) {
+      const h = await this.registry.setHostname(this.hostname);
+      if (!h.ok) {
+        this.logger.warn({ hostname: this.hostname, error: h.error.message }, 'could not set hostname');
+        if (h.error.code === 'already_exists') return h;
+      }
+    }
+    if (this.isPublic) await this.registry.setVisibility(true);
+    if (this.tags.length > 0) await this.registry.setTags(this.tags);
+    return ok();
+  }
+
+  private advertisedListenAddr(): string {
+    const a = this.datapath.localAddress;
+    // A wildcard bind is advertised with the loopback address here; the registry records the TCP source IP
+    // and the beacon the observed endpoint, which is what remote peers use.
+    const ip = a.ip === '0.0.0.0' ? '127.0.0.1' : a.ip;
+    return `${ip}:${a.port}`;
+  }
+
+  private discoverEndpoint(): void {
+    if (this.myNodeId === 0) return;
+    const [host, port] = splitHostPort(this.opts.beacon);
+    const msg = encodeBeaconMessage({ kind: 'discover', nodeId: this.myNodeId });
+    if (msg.ok) this.datapath.send(msg.value, host === 'localhost' ? '127.0.0.1' : host, Number(port));
+  }
+
+  private handleRegistryEvent(e: RegistryEvent): void {
+    switch (e.kind) {
+      case 'registered':
+        this.applyRegistration(e.result.nodeId, e.result.address);
+        void this.applyDirectoryState();
+        this.discoverEndpoint();
+        break;
+      case 'connected':
+        break;
+      case 'disconnected':
+        this.isRegistryUp = false;
+        this.logger.warn({ error: e.error }, 'registry connection lost');
+        break;
+      case 'handshake_request':
+        void this.handleIncomingHandshake(e.request.fromNodeId, e.request.justification, e.request.fromHostname ?? null, e.request.fromPublicKey ?? null);
+        break;
+      case 'handshake_response':
+        void this.handleHandshakeResponse(e.response.fromNodeId, e.response.accept);
+        break;
+      case 'trust_revoked':
+        this.handleTrustRevoked(e.byNodeId);
+        break;
+      case 'push_mode':
+        this.logger.info({ push: e.isPushing, original_registry: e.isOriginalRegistry }, 'registry trust delivery mode');
+        break;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Packets
+
+  private handleBatch(batch: RecvBatch): void {
+    const now = this.nowUs();
+    for (let i = 0; i < batch.count; i++) {
+      const p = batch.payload(i);
+      if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), now);
+      else if (isBeaconMessage(p)) this.handleBeacon(p);
+    }
+    this.conns.flush();
+  }
+
+  private handleBeacon(p: Uint8Array): void {
+    const m = decodeBeaconMessage(p);
+    if (!m.ok) return;
+    if (m.value.kind === 'discover_reply') {
+      const ep = `${m.value.ip}:${m.value.port}`;
+      if (ep !== this.publicEndpoint) this.logger.info({ endpoint: ep }, 'beacon observed our endpoint');
+      this.publicEndpoint = ep;
+    }
+  }
+
+  private handlePlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): void {
+    const kind = plaintext[0];
+    if (kind === KIND_STREAM) {
+      this.conns.handleSegment(peer.nodeId, plaintext, now);
+    } else if (kind === KIND_DATAGRAM) {
+      const d = decodeDatagram(plaintext);
+      if (d.ok) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
+    }
+  }
+
+  private sendToPeer(nodeId: number, plaintext: Uint8Array, now: Micros): Result<void> {
+    const peer = this.tunnels.peers.get(nodeId);
+    if (!peer) return err('connection_failed', `no tunnel to node ${nodeId}`);
+    return this.tunnels.sendPlaintext(peer, plaintext, now);
+  }
+
+  private keepalive(): void {
+    const now = this.nowUs();
+    for (const nodeId of this.conns.peersWithConnections()) {
+      const peer = this.tunnels.peers.get(nodeId);
+      if (peer?.isUp && now - peer.lastSendUs >= this.opts.keepaliveMs * 500) this.tunnels.sendKeepalive(peer, now);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Peers and trust
+
+  /** Where to reach a peer and which key it must prove. Errors: not_found, connection_failed. */
+  private async contactOf(nodeId: number): Promise<Result<PeerContact>> {
+    const trusted = this.trust.getTrusted(nodeId);
+    let key = trusted ? fromBase64(trusted.public_key) : null;
+    if (!key) {
+      const l = await this.registry.lookup(nodeId);
+      if (!l.ok) return errFrom(withCode(l.error, l.error.code === 'not_found' ? 'not_found' : 'connection_failed'));
+      key = fromBase64(l.value.publicKey);
+      if (!key) return err('connection_failed', `registry gave a malformed key for node ${nodeId}`);
+    }
+    const endpoints: UdpEndpoint[] = [];
+    const r = await this.registry.resolve(nodeId);
+    if (r.ok) {
+      for (const a of [r.value.realAddr, r.value.observedAddr]) {
+        const ep = a ? parseEndpoint(a) : null;
+        if (ep && !endpoints.some((x) => x.ip === ep.ip && x.port === ep.port)) endpoints.push(ep);
+      }
+    }
+    const known = this.tunnels.peers.get(nodeId)?.endpoint;
+    if (known && !endpoints.some((x) => x.ip === known.ip && x.port === known.port)) endpoints.unshift(known);
+    if (endpoints.length === 0) {
+      const why = r.ok ? 'no endpoint' : r.error.message;
+      return err('connection_failed', `cannot reach node ${nodeId}: ${why}`, {
+        hint: 'the peer must be online and trust you: `pilotctl handshake <peer>`, then wait for approval',
+      });
+    }
+    return ok({ ed25519: key, endpoints });
+  }
+
+  private async authorizeTunnel(nodeId: number, key: Uint8Array): Promise<Result<void>> {
+    const t = this.trust.getTrusted(nodeId);
+    if (t) {
+      return t.public_key === toBase64(key) ? ok() : err('connection_failed', `node ${nodeId} presented a key that differs from the trusted one`);
+    }
+    if (!this.isPublic) return err('connection_failed', `node ${nodeId} is not trusted`);
+    // Public nodes accept anyone whose key the registry binds to the claimed node id.
+    const l = await this.registry.lookup(nodeId);
+    if (!l.ok) return l;
+    return l.value.publicKey === toBase64(key) ? ok() : err('connection_failed', `node ${nodeId} key does not match the registry`);
+  }
+
+  /** Node id for an address, hostname or numeric id. Errors: invalid_argument, not_found. */
+  async resolveRef(ref: PeerRef): Promise<Result<number>> {
+    const s = String(ref).trim();
+    if (/^\d+$/.test(s)) {
+      const n = Number(s);
+      if (n > 0xffffffff) return err('invalid_argument', `node id ${s} is out of range`);
+      return ok(n);
+    }
+    if (s.includes(':')) {
+      const a = parseAddr(s);
+      if (!a.ok) return err('invalid_argument', `invalid address '${s}'`, { hint: 'addresses look like 0:0000.0000.0001' });
+      return ok(a.value.node);
+    }
+    if (!HOSTNAME_RE.test(s)) {
+      return err('invalid_argument', `invalid hostname '${s}'`, { hint: 'lowercase letters, digits and hyphens, at most 63 characters' });
+    }
+    for (const [id, h] of this.hostnames) if (h === s) return ok(id);
+    for (const t of this.trust.listTrusted()) if (t.hostname === s) return ok(t.node_id);
+    const r = await this.registry.resolveHostname(s);
+    if (!r.ok) {
+      return err('not_found', `no node named '${s}'`, { hint: 'check the hostname with `pilotctl find`; private nodes need a handshake first' });
+    }
+    this.hostnames.set(r.value.nodeId, s);
+    return ok(r.value.nodeId);
+  }
+
+  addressOf(nodeId: number): string {
+    return formatAddr({ network: 0, node: nodeId });
+  }
+
+  hostnameOf(nodeId: number): string | null {
+    return this.hostnames.get(nodeId) ?? this.trust.getTrusted(nodeId)?.hostname ?? null;
+  }
+
+  private async handleIncomingHandshake(from: number, justification: string, hostname: string | null, publicKey: string | null): Promise<void> {
+    if (hostname) this.hostnames.set(from, hostname);
+    if (this.trust.isTrusted(from)) {
+      // They lost their state or retried: answer again so both sides agree.
+      await this.registry.respondHandshake(from, true);
+      return;
+    }
+    const r = this.trust.addPending({
+      node_id: from,
+      justification,
+      hostname,
+      public_key: publicKey,
+      received_at: new Date().toISOString(),
+    });
+    if (!r.ok) this.logger.error({ error: r.error.message }, 'could not persist a trust request');
+    this.logger.info({ from, hostname, justification }, 'trust request received');
+    // A handshake in both directions, or auto-approve mode, approves at once.
+    if (this.trust.getOutgoing(from) || this.opts.trustAutoApprove) await this.approve(from);
+  }
+
+  private async handleHandshakeResponse(from: number, accept: boolean): Promise<void> {
+    const outgoing = this.trust.getOutgoing(from);
+    if (!accept) {
+      this.logger.info({ from }, 'trust request rejected');
+      this.trust.removeOutgoing(from);
+      return;
+    }
+    if (this.trust.isTrusted(from)) {
+      this.trust.setMutual(from, true);
+      this.trust.removeOutgoing(from);
+      return;
+    }
+    if (!outgoing) return; // an answer to nothing we asked
+    const key = await this.peerKey(from);
+    if (!key.ok) {
+      this.logger.warn({ from, error: key.error.message }, 'approved by a node we cannot look up');
+      return;
+    }
+    this.trust.addTrusted({
+      node_id: from,
+      public_key: key.value,
+      hostname: this.hostnameOf(from),
+      approved_at: new Date().toISOString(),
+      mutual: true,
+    });
+    this.trust.removeOutgoing(from);
+    // Let the registry know we trust them too, so they may resolve our endpoint.
+    await this.registry.reportTrust(from);
+    this.logger.info({ peer: from }, 'mutual trust established');
+  }
+
+  private handleTrustRevoked(by: number): void {
+    if (!this.trust.isTrusted(by)) return;
+    this.trust.removeTrusted(by);
+    this.dropPeer(by, pilotError('connection_failed', `node ${by} revoked trust`));
+    this.logger.info({ peer: by }, 'peer revoked trust');
+  }
+
+  private dropPeer(nodeId: number, reason: PilotError): void {
+    this.conns.closePeer(nodeId, reason);
+    this.tunnels.closePeer(nodeId, reason);
+  }
+
+  private async peerKey(nodeId: number): Promise<Result<string>> {
+    const pending = this.trust.getPending(nodeId);
+    const l = await this.registry.lookup(nodeId);
+    if (l.ok) {
+      if (l.value.hostname) this.hostnames.set(nodeId, l.value.hostname);
+      return ok(l.value.publicKey);
+    }
+    if (pending?.public_key) return ok(pending.public_key);
+    return l;
+  }
+
+  private requireRegistered(): Result<void> {
+    if (this.myNodeId === 0) {
+      return err('connection_failed', 'not registered with the registry yet', { hint: `check that the rendezvous at ${this.opts.registry} is running` });
+    }
+    return ok();
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // NodeApi (core part)
+
+  async info(): Promise<Result<NodeInfo>> {
+    const a = this.datapath.localAddress;
+    return ok({
+      node_id: this.myNodeId,
+      address: this.myAddress,
+      hostname: this.hostname,
+      public_key: toBase64(this.identity.publicKey),
+      public: this.isPublic,
+      tags: this.tags,
+      registry: this.opts.registry,
+      registry_connected: this.isRegistryUp,
+      listen: `${a.ip}:${a.port}`,
+      public_endpoint: this.publicEndpoint,
+      nat_type: null,
+      uptime_s: Math.round((Date.now() - this.startedAtMs) / 1000),
+      peers: [...this.tunnels.peers.values()].filter((p) => p.isUp).length,
+      connections: this.conns.size,
+      datapath: this.datapath.kind,
+      version: VERSION,
+    });
+  }
+
+  async setHostname(hostname: string): Promise<Result<{ hostname: string }>> {
+    if (!HOSTNAME_RE.test(hostname)) {
+      return err('invalid_argument', `invalid hostname '${hostname}'`, { hint: 'lowercase letters, digits and hyphens, at most 63 characters' });
+    }
+    const reg = this.requireRegistered();
+    if (!reg.ok) return reg;
+    const r = await this.registry.setHostname(hostname);
+    if (!r.ok) return r;
+    this.hostname = hostname;
+    return ok({ hostname });
+  }
+
+  async clearHostname(): Promise<Result<{ hostname: null }>> {
+    const reg = this.requireRegistered();
+    if (!reg.ok) return reg;
+    const r = await this.registry.setHostname('');
+    if (!r.ok) return r;
+    this.hostname = null;
+    return ok({ hostname: null });
+  }
+
+  async setVisibility(isPublic: boolean): Promise<Result<{ public: boolean }>> {
+    const reg = this.requireRegistered();
+    if (!reg.ok) return reg;
+    const r = await this.registry.setVisibility(isPublic);
+    if (!r.ok) return r;
+    this.isPublic = isPublic;
+    return ok({ public: isPublic });
+  }
+
+  async setTags(tags: string[]): Promise<Result<{ tags: string[] }>> {
+    const reg = this.requireRegistered();
+    if (!reg.ok) return reg;
+    const r = await this.registry.setTags(tags);
+    if (!r.ok) return r;
+    this.tags = r.value.tags;
+    return ok({ tags: this.tags });
+  }
+
+  async find(query: PeerRef): Promise<Result<FindResult>> {
+    const id = await this.resolveRef(query);
+    if (!id.ok) return id;
+    const l = await this.registry.lookup(id.value);
+    if (!l.ok) return l;
+    if (l.value.hostname) this.hostnames.set(id.value, l.value.hostname);
+    return ok({
+      node_id: l.value.nodeId,
+      address: l.value.address,
+      hostname: l.value.hostname ?? null,
+      public: l.value.isPublic,
+      tags: l.value.tags ?? [],
+      public_key: l.value.publicKey,
+    });
+  }
+
+  async handshake(peer: PeerRef, justification: string): Promise<Result<{ node_id: number; status: string }>> {
+    const reg = this.requireRegistered();
+    if (!reg.ok) return reg;
+    const id = await this.resolveRef(peer);
+    if (!id.ok) return id;
+    const nodeId = id.value;
+    if (nodeId === this.myNodeId) return err('invalid_argument', 'cannot handshake with yourself');
+    if (this.trust.isTrusted(nodeId)) return ok({ node_id: nodeId, status: 'already_trusted' });
+    if (this.trust.getPending(nodeId)) {
+      const a = await this.approve(nodeId);
+      return a.ok ? ok({ node_id: nodeId, status: 'approved' }) : a;
+    }
+    const o = this.trust.addOutgoing({ node_id: nodeId, justification, sent_at: new Date().toISOString() });
+    if (!o.ok) return o;
+    const r = await this.registry.requestHandshake(nodeId, justification);
+    if (!r.ok) {
+      this.trust.removeOutgoing(nodeId);
+      return r;
+    }
+    return ok({ node_id: nodeId, status: 'pending' });
+  }
+
+  async pending(): Promise<Result<{ pending: PendingRequest[] }>> {
+    return ok({
+      pending: this.trust.listPending().map((p) => ({
+        node_id: p.node_id,
+        address: this.addressOf(p.node_id),
+        hostname: p.hostname,
+        justification: p.justification,
+        received_at: p.received_at,
+      })),
+    });
+  }
+
+  async approve(nodeId: number): Promise<Result<{ node_id: number; status: 'approved' }>> {
+    const p = this.trust.getPending(nodeId);
+    if (!p) return err('not_found', `no pending trust request from node ${nodeId}`, { hint: 'list them with `pilotctl pending`' });
+    const key = await this.peerKey(nodeId);
+    if (!key.ok) return key;
+    const r = await this.registry.respondHandshake(nodeId, true);
+    if (!r.ok) return r;
+    const t = this.trust.addTrusted({
+      node_id: nodeId,
+      public_key: key.value,
+      hostname: p.hostname ?? this.hostnameOf(nodeId),
+      approved_at: new Date().toISOString(),
+      mutual: true,
+    });
+    if (!t.ok) return t;
+    this.trust.removeOutgoing(nodeId);
+    await this.registry.reportTrust(nodeId);
+    return ok({ node_id: nodeId, status: 'approved' });
+  }
+
+  async reject(nodeId: number, _reason?: string): Promise<Result<{ node_id: number; status: 'rejected' }>> {
+    if (!this.trust.getPending(nodeId)) return err('not_found', `no pending trust request from node ${nodeId}`, { hint: 'list them with `pilotctl pending`' });
+    const r = await this.registry.respondHandshake(nodeId, false);
+    if (!r.ok) return r;
+    const d = this.trust.removePending(nodeId);
+    if (!d.ok) return d;
+    return ok({ node_id: nodeId, status: 'rejected' });
+  }
+
+  async trusted(): Promise<Result<{ trusted: TrustEntry[] }>> {
+    return ok({
+      trusted: this.trust.listTrusted().map((t) => ({
+        node_id: t.node_id,
+        address: this.addressOf(t.node_id),
+        hostname: t.hostname,
+        mutual: t.mutual,
+        approved_at: t.approved_at,
+        public_key: t.public_key,
+      })),
+    });
+  }
+
+  async untrust(nodeId: number): Promise<Result<{ node_id: number; status: 'untrusted' }>> {
+    if (!this.trust.isTrusted(nodeId)) return err('not_found', `node ${nodeId} is not trusted`, { hint: 'list trusted peers with `pilotctl trust`' });
+    const r = this.trust.removeTrusted(nodeId);
+    if (!r.ok) return r;
+    this.dropPeer(nodeId, pilotError('connection_failed', `trust in node ${nodeId} was revoked`));
+    const rv = await this.registry.revokeTrust(nodeId);
+    if (!rv.ok) this.logger.warn({ peer: nodeId, error: rv.error.message }, 'registry did not record the revocation');
+    return ok({ node_id: nodeId, status: 'untrusted' });
+  }
+
+  async dial(peer: PeerRef, port: number, opts: { timeoutMs?: number } = {}): Promise<Result<PilotStream>> {
+    if (!isValidPort(port) || port === 0) return err('invalid_argument', `invalid port ${port}`, { hint: 'ports are 1–65535' });
+    const id = await this.resolveRef(peer);
+    if (!id.ok) return id;
+    if (id.value === this.myNodeId) return err('invalid_argument', 'cannot dial yourself');
+    const t = await this.tunnels.ensureSession(id.value);
+    if (!t.ok) return t;
+    return this.conns.dial(id.value, port, opts.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS);
+  }
+
+  listen(port: number): Result<PortListener> {
+    return this.conns.listen(port);
+  }
+
+  openDatagramSocket(port: number): Result<DatagramSocket> {
+    return this.dgrams.open(port);
+  }
+
+  private async sendDatagram(to: PeerRef, fromPort: number, toPort: number, data: Uint8Array): Promise<Result<void>> {
+    const id = await this.resolveRef(to);
+    if (!id.ok) return id;
+    const t = await this.tunnels.ensureSession(id.value);
+    if (!t.ok) return t;
+    const buf = new Uint8Array(data.length + 8);
+    const n = encodeDatagram({ srcPort: fromPort, dstPort: toPort, payload: data }, buf);
+    if (!n.ok) return n;
+    if (n.value > t.value.current!.maxPlaintextBytes) {
+      return err('invalid_argument', `datagram of ${data.length} bytes is too large`, { hint: 'datagrams carry at most 1415 bytes; use a stream' });
+    }
+    return this.tunnels.sendPlaintext(t.value, buf.subarray(0, n.value), this.nowUs());
+  }
+
+  async peers(): Promise<Result<{ peers: PeerEntry[] }>> {
+    const now = this.nowUs();
+    return ok({
+      peers: [...this.tunnels.peers.values()].map((p) => ({
+        node_id: p.nodeId,
+        address: this.addressOf(p.nodeId),
+        hostname: this.hostnameOf(p.nodeId),
+        endpoint: p.endpoint ? `${p.endpoint.ip}:${p.endpoint.port}` : null,
+        path: p.isUp ? 'direct' : 'none',
+        encrypted: p.isUp,
+        suite: p.isUp ? 'noise' : null,
+        trusted: this.trust.isTrusted(p.nodeId),
+        last_seen_ms: p.lastRecvUs > 0 ? Math.round((now - p.lastRecvUs) / 1000) : null,
+        rtt_ms: p.rttUs !== null ? Math.round(p.rttUs / 10) / 100 : null,
+      })),
+    });
+  }
+
+  async connections(): Promise<Result<{ connections: ConnectionEntry[] }>> {
+    return ok({ connections: this.conns.list() });
+  }
+
+  async disconnect(connectionId: number): Promise<Result<{ id: number }>> {
+    return this.conns.disconnect(connectionId);
+  }
+
+  // ServiceHost
+  get nodeId(): number {
+    return this.myNodeId;
+  }
+  get address(): string {
+    return this.myAddress;
+  }
+  get home(): string {
+    return this.paths.home;
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.isShuttingDown) return;
+    this.isShuttingDown = true;
+    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    if (this.beaconTimer) clearInterval(this.beaconTimer);
+    this.conns.close();
+    this.dgrams.close();
+    this.tunnels.close();
+    await this.registry.close();
+    await this.datapath.close();
+  }
+}
+
+function splitHostPort(s: string): [string, string] {
+  const i = s.lastIndexOf(':');
+  return [s.slice(0, i) || '0.0.0.0', s.slice(i + 1)];
+}
+
+function parseEndpoint(s: string): UdpEndpoint | null {
+  const i = s.lastIndexOf(':');
+  if (i <= 0) return null;
+  const port = Number(s.slice(i + 1));
+  let ip = s.slice(0, i);
+  if (ip.startsWith('[')) return null; // IPv6 is not supported by the datapath yet
+  if (ip === '0.0.0.0' || ip === '') ip = '127.0.0.1';
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) return null;
+  return { ip, port };
+}
+
+function withCode(e: PilotError, code: PilotError['code']): PilotError {
+  return e.code === code ? e : { ...e, code };
+}

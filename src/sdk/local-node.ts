@@ -1,0 +1,131 @@
+// An in-process node: the daemon core plus the built-in services, as one NodeApi. `pilot-daemon` serves it over
+// IPC; agents that want no separate daemon use it directly (`createNode`).
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { ok, type Result } from '../core/result.js';
+import { silentLogger } from '../core/logger.js';
+import { Daemon } from '../node/daemon.js';
+import { parseDaemonArgs, type DaemonOptions } from '../node/daemon-options.js';
+import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult } from '../node/api.js';
+import {
+  startServices,
+  ping as pingPeer,
+  bench as benchPeer,
+  sendMessage as sendMessageTo,
+  sendFile as sendFileTo,
+  publish as publishTo,
+  subscribe as subscribeTo,
+  Inbox,
+  ReceivedFiles,
+  type RunningServices,
+} from '../services/index.js';
+
+export type NodeOptions = Partial<DaemonOptions> & { logger?: Logger };
+
+/** Starts a node in this process. Errors: invalid_argument (options, identity file), internal (state files). */
+export async function createNode(options: NodeOptions = {}): Promise<Result<LocalNode>> {
+  const base = parseDaemonArgs([], { ...process.env, PILOT_HOME: options.home ?? process.env.PILOT_HOME ?? join(homedir(), '.pilot') });
+  if (!base.ok) return base;
+  const opts: DaemonOptions = { ...base.value, ...stripUndefined(options) };
+  if (options.home && !options.identity) opts.identity = join(options.home, 'identity.json');
+  const logger = options.logger ?? silentLogger();
+  const d = await Daemon.start(opts, logger);
+  if (!d.ok) return d;
+  const inbox = new Inbox(d.value.paths.inbox, { logger });
+  const received = new ReceivedFiles(d.value.paths.received, { logger });
+  const s = startServices(d.value, {
+    echo: opts.echo,
+    dataExchange: opts.dataExchange,
+    eventStream: opts.eventStream,
+    logger,
+    inbox,
+    received,
+  });
+  if (!s.ok) {
+    await d.value.shutdown();
+    return s;
+  }
+  return ok(new LocalNode(d.value, s.value));
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([k, v]) => v !== undefined && k !== 'logger')) as Partial<T>;
+}
+
+export class LocalNode implements NodeApi {
+  constructor(
+    readonly daemon: Daemon,
+    private readonly services: RunningServices,
+  ) {}
+
+  info = () => this.daemon.info();
+  setHostname = (h: string) => this.daemon.setHostname(h);
+  clearHostname = () => this.daemon.clearHostname();
+  setVisibility = (p: boolean) => this.daemon.setVisibility(p);
+  setTags = (t: string[]) => this.daemon.setTags(t);
+  find = (q: PeerRef) => this.daemon.find(q);
+  handshake = (p: PeerRef, j: string) => this.daemon.handshake(p, j);
+  pending = () => this.daemon.pending();
+  approve = (id: number) => this.daemon.approve(id);
+  reject = (id: number, reason?: string) => this.daemon.reject(id, reason);
+  trusted = () => this.daemon.trusted();
+  untrust = (id: number) => this.daemon.untrust(id);
+  dial = (p: PeerRef, port: number, o?: { timeoutMs?: number }) => this.daemon.dial(p, port, o);
+  listen = (port: number) => this.daemon.listen(port);
+  openDatagramSocket = (port: number) => this.daemon.openDatagramSocket(port);
+  peers = () => this.daemon.peers();
+  connections = () => this.daemon.connections();
+  disconnect = (id: number) => this.daemon.disconnect(id);
+
+  async sendMessage(peer: PeerRef, data: Uint8Array, type: MessageType) {
+    return sendMessageTo(this.daemon, peer, data, type);
+  }
+
+  async inbox(opts: { clear?: boolean } = {}) {
+    const list = await this.services.inbox.list();
+    if (!list.ok) return list;
+    if (!opts.clear) return ok({ messages: list.value });
+    const c = await this.services.inbox.clear();
+    if (!c.ok) return c;
+    return ok({ messages: list.value, cleared: c.value.cleared });
+  }
+
+  async sendFile(peer: PeerRef, path: string, progress?: ProgressFn) {
+    return sendFileTo(this.daemon, peer, path, progress);
+  }
+
+  async received(opts: { clear?: boolean } = {}) {
+    const list = await this.services.received.list();
+    if (!list.ok) return list;
+    if (!opts.clear) return ok({ files: list.value });
+    const c = await this.services.received.clear();
+    if (!c.ok) return c;
+    return ok({ files: list.value, cleared: c.value.cleared });
+  }
+
+  async publish(peer: PeerRef, topic: string, data: Uint8Array) {
+    return publishTo(this.daemon, peer, topic, data);
+  }
+
+  async subscribe(peer: PeerRef, topic: string, onEvent: (e: EventMessage) => void) {
+    return subscribeTo(this.daemon, peer, topic, onEvent);
+  }
+
+  async ping(peer: PeerRef, opts: { count: number; intervalMs: number; size?: number; timeoutMs?: number; onResult?: (r: PingResult) => void }) {
+    const r = await pingPeer(this.daemon, peer, opts);
+    if (!r.ok) return r;
+    for (const x of r.value.results) opts.onResult?.(x);
+    return r;
+  }
+
+  async bench(peer: PeerRef, bytes: number, progress?: ProgressFn) {
+    return benchPeer(this.daemon, peer, bytes, progress);
+  }
+
+  async shutdown(): Promise<void> {
+    await this.services.stop();
+    await this.daemon.shutdown();
+  }
+}
+
