@@ -18,7 +18,12 @@ import {
 const seed = seedFromEnv();
 test.after(() => console.log(`# aead seed PILOT_SEED=${seed}`));
 const native = await loadNative();
-const nativeSkip = native.ok ? false : `native addon not built (${native.error.message})`;
+const nativeSkip: string | false =
+  process.env.PILOT_NATIVE === '0'
+    ? 'PILOT_NATIVE=0 forces the JS datapath'
+    : native.ok
+      ? false
+      : `${native.error.message}; skipping the native run`;
 const TAG = 16;
 /** v0.5 PILS-like: magic(4) | node(4) | nonce(12) | ct | tag, no AAD. */
 const EXPLICIT_NONCE_LAYOUT: AeadLayout = { headerBytes: 20, aadBytes: 0, nonceOffset: 8, nonceBytes: 12 };
