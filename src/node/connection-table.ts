@@ -14,8 +14,10 @@ import type { ConnectionEntry, PilotStream, PortListener } from './api.js';
 export interface ConnectionTableDeps {
   logger: Logger;
   nowUs: () => Micros;
-  /** Seal and send one plaintext segment to a peer. */
+  /** Seal and queue one plaintext segment to a peer. */
   sendTo(peerNodeId: number, plaintext: Uint8Array, now: Micros): Result<void>;
+  /** Hand queued frames to the socket. */
+  flushTx(): void;
   addressOf(nodeId: number): string;
   connectionOptions?: ConnectionOptions;
 }
@@ -138,6 +140,7 @@ export class ConnectionTable {
         if (n > 0) this.markDirty(entry);
         return n;
       },
+      readableBytes: () => conn.readableBytes,
       read: (into) => {
         const n = conn.read(into);
         // Reading opens the receive window: let the connection send a window update.
@@ -216,6 +219,7 @@ export class ConnectionTable {
       e.isDirty = false;
       this.drive(e, now);
     }
+    this.deps.flushTx();
   }
 
   private drive(e: Entry, now: Micros): void {
@@ -263,6 +267,7 @@ export class ConnectionTable {
       const t = this.deps.nowUs();
       e.conn.handleTimeout(t);
       this.drive(e, t);
+      this.deps.flushTx();
     }, Math.max(0, Math.ceil((at - now) / 1000)));
   }
 

@@ -107,7 +107,10 @@ export class Daemon implements ServiceHost {
     this.tunnels = new TunnelManager({
       identity: this.identity,
       nodeId: () => this.myNodeId,
-      udp: { send: (data, ip, port) => void this.datapath.send(data, ip, port) },
+      udp: {
+        send: (data, ip, port) => void this.datapath.send(data, ip, port),
+        sendBatch: (batch) => void this.datapath.sendBatch(batch),
+      },
       logger: this.logger.child({ component: 'tunnel' }),
       nowUs: this.nowUs,
       resolvePeer: (nodeId) => this.contactOf(nodeId),
@@ -118,6 +121,7 @@ export class Daemon implements ServiceHost {
       logger: this.logger.child({ component: 'transport' }),
       nowUs: this.nowUs,
       sendTo: (peer, plaintext, now) => this.sendToPeer(peer, plaintext, now),
+      flushTx: () => this.tunnels.flushTx(),
       addressOf: (nodeId) => this.addressOf(nodeId),
       connectionOptions: { idleTimeoutUs: this.opts.idleTimeoutMs * 1000 },
     });
@@ -224,6 +228,7 @@ export class Daemon implements ServiceHost {
       else if (isBeaconMessage(p)) this.handleBeacon(p);
     }
     this.conns.flush();
+    this.tunnels.flushTx();
   }
 
   private handleBeacon(p: Uint8Array): void {

@@ -7,6 +7,8 @@ import type { PilotStream } from './api.js';
 export interface StreamEndpoint {
   /** Bytes accepted (flow control / send buffer); 0 means wait for handleWritable. */
   write(data: Uint8Array): number;
+  /** Bytes buffered in order and ready to read. */
+  readableBytes(): number;
   /** Bytes copied into `into`; 0 means nothing buffered right now. */
   read(into: Uint8Array): number;
   /** Queue FIN after all written data. */
@@ -15,7 +17,8 @@ export interface StreamEndpoint {
   reset(): void;
 }
 
-const READ_CHUNK_BYTES = 256 * 1024;
+const MAX_READ_CHUNK_BYTES = 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 export class PilotDuplex extends Duplex implements PilotStream {
   private pendingWrite: { data: Uint8Array; cb: (e?: Error | null) => void } | null = null;
@@ -61,8 +64,10 @@ export class PilotDuplex extends Duplex implements PilotStream {
 
   private pumpRead(): void {
     while (this.wantsRead) {
-      const buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
-      const n = this.endpoint.read(buf);
+      // Exactly what is buffered (capped): small reads come from Node's pool, large ones avoid over-allocating.
+      const available = Math.min(this.endpoint.readableBytes(), MAX_READ_CHUNK_BYTES);
+      const buf = available > 0 ? Buffer.allocUnsafe(available) : EMPTY;
+      const n = available > 0 ? this.endpoint.read(buf) : 0;
       if (n === 0) {
         if (this.isPeerFinished) {
           this.wantsRead = false;

@@ -14,15 +14,20 @@ import {
   type NoiseSession,
   type Identity,
 } from '../crypto/index.js';
-import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse } from '../wire/noise-frame.js';
+import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse, NOISE_DATA_HEADER_BYTES, NOISE_DATA_OVERHEAD_BYTES } from '../wire/noise-frame.js';
+import { PacketBatch, ipv4ToU32 } from '../datapath/packet-batch.js';
 
 export interface UdpEndpoint {
   ip: string;
   port: number;
+  /** Cached numeric form of `ip` for the send batch. */
+  ipU32?: number;
 }
 
 export interface UdpSender {
   send(data: Uint8Array, ip: string, port: number): void;
+  /** Many datagrams in one call (sendmmsg / GSO on the native datapath). */
+  sendBatch(batch: PacketBatch): void;
 }
 
 export interface PeerContact {
@@ -76,13 +81,16 @@ export class TunnelPeer {
 }
 
 const KEEPALIVE_BYTE = 0x10;
+const TX_BATCH_PACKETS = 64;
 
 export class TunnelManager {
   readonly peers = new Map<number, TunnelPeer>();
   private readonly byIndex = new Map<number, SessionEntry>();
   private readonly initiations = new Map<number, TunnelPeer>();
   private readonly replayGuard = createInitiationReplayGuard();
-  private readonly sealBuf = new Uint8Array(2048);
+  // Data frames are sealed straight into one flat batch and leave in one sendmmsg/GSO call per flush.
+  private readonly txBatch = new PacketBatch(TX_BATCH_PACKETS, TX_BATCH_PACKETS * 1472);
+  private isTxFlushScheduled = false;
   private lastTimestampS = 0;
 
   constructor(private readonly deps: TunnelDeps) {}
@@ -275,15 +283,35 @@ export class TunnelManager {
     const s = peer.current;
     const ep = peer.endpoint;
     if (!s || !ep) return err('connection_failed', `no tunnel to node ${peer.nodeId}`);
-    const r = s.seal(plaintext, now, this.sealBuf);
+    const frameBytes = plaintext.length + NOISE_DATA_OVERHEAD_BYTES;
+    let off = this.txBatch.reserve(frameBytes, ep.ipU32 ?? (ep.ipU32 = ipv4ToU32(ep.ip)), ep.port);
+    if (off < 0) {
+      this.flushTx();
+      off = this.txBatch.reserve(frameBytes, ep.ipU32, ep.port);
+    }
+    this.txBatch.buf.set(plaintext, off + NOISE_DATA_HEADER_BYTES);
+    const r = s.sealInPlace(this.txBatch.buf, off, plaintext.length, now);
     if (!r.ok) {
+      this.txBatch.count--;
+      this.txBatch.bytesUsed = off;
       void this.startHandshake(peer);
       return r;
     }
-    this.deps.udp.send(r.value, ep.ip, ep.port);
+    if (!this.isTxFlushScheduled) {
+      this.isTxFlushScheduled = true;
+      queueMicrotask(() => this.flushTx());
+    }
     peer.lastSendUs = now;
     if (s.needsRekey(now) && !peer.initiation && !peer.isResolving) void this.startHandshake(peer);
     return ok();
+  }
+
+  /** Hand every sealed frame to the datapath in one call. Callers flush after each burst they produce. */
+  flushTx(): void {
+    this.isTxFlushScheduled = false;
+    if (this.txBatch.count === 0) return;
+    this.deps.udp.sendBatch(this.txBatch);
+    this.txBatch.reset();
   }
 
   /** Keepalive to hold NAT bindings and detect dead paths. */
