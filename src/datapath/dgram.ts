@@ -5,7 +5,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { err, ok, type Logger, type Result } from '../core/index.js';
 import { bindError } from './errors.js';
-import { PacketBatch, ipv4ToU32 } from './packet-batch.js';
+import { PacketBatch, ipv4ToU32, u32ToIpv4 } from './packet-batch.js';
 import { META_STRIDE, type Datapath, type DatapathStats, type RecvBatch, type SendBatch } from './types.js';
 
 export interface DgramDatapathOptions {
@@ -63,12 +63,7 @@ class DgramDatapath implements Datapath {
       const m = i * META_STRIDE;
       const off = meta[m]!;
       const len = meta[m + 1]!;
-      const ip = meta[m + 2]!;
-      this.socket.send(
-        Buffer.from(buf.subarray(off, off + len)),
-        meta[m + 3]!,
-        `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`,
-      );
+      this.socket.send(Buffer.from(buf.subarray(off, off + len)), meta[m + 3]!, u32ToIpv4(meta[m + 2]!));
       this.counters.txBytes += len;
     }
     this.counters.txPackets += count;
