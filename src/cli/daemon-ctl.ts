@@ -34,6 +34,10 @@ const DAEMON_FLAGS: FlagSpec[] = [
   { name: 'no-eventstream', kind: 'bool', description: 'disable the event stream broker (port 1002)' },
   { name: 'trust-auto-approve', kind: 'bool', description: 'approve every handshake request (tests, demos)' },
   { name: 'config', kind: 'string', value: '<path>', description: 'daemon config file (JSON)' },
+  { name: 'keepalive', kind: 'string', value: '<duration>', description: 'tunnel keepalive interval (default 15s)' },
+  { name: 'idle-timeout', kind: 'string', value: '<duration>', description: 'close silent connections after this long (default 60s)' },
+  { name: 'no-relay', kind: 'bool', description: 'never fall back to the beacon relay' },
+  { name: 'relay-only', kind: 'bool', description: 'reach peers only through the beacon relay (hides our endpoint from peers)' },
 ];
 
 function readPid(pidFile: string): number | null {

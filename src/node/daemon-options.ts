@@ -19,12 +19,16 @@ export interface DaemonOptions {
   dataExchange: boolean;
   eventStream: boolean;
   trustAutoApprove: boolean;
+  /** Fall back to (and race) the beacon relay when no direct path answers. */
+  relay: boolean;
+  /** Never send directly (tests and relay-only privacy). */
+  relayOnly: boolean;
   keepaliveMs: number;
   idleTimeoutMs: number;
   config: string | null;
 }
 
-const BOOL_FLAGS = new Set(['public', 'no-echo', 'no-dataexchange', 'no-eventstream', 'trust-auto-approve', 'foreground']);
+const BOOL_FLAGS = new Set(['public', 'no-echo', 'no-dataexchange', 'no-eventstream', 'trust-auto-approve', 'foreground', 'no-relay', 'relay-only']);
 const VALUE_FLAGS = new Set([
   'home', 'registry', 'beacon', 'listen', 'socket', 'identity', 'hostname', 'log-level', 'log-format', 'config',
   'keepalive', 'idle-timeout',
@@ -100,6 +104,8 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     dataExchange: !bool('no-dataexchange', 'no_dataexchange'),
     eventStream: !bool('no-eventstream', 'no_eventstream'),
     trustAutoApprove: bool('trust-auto-approve', 'trust_auto_approve'),
+    relay: !bool('no-relay', 'no_relay'),
+    relayOnly: bool('relay-only', 'relay_only'),
     keepaliveMs: durationMs(pick('keepalive', null, 'keepalive', '15s')),
     idleTimeoutMs: durationMs(pick('idle-timeout', null, 'idle_timeout', '60s')),
     config: configPath,

@@ -57,7 +57,9 @@ export class Daemon implements ServiceHost {
   private readonly hostnames = new Map<number, string>();
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private beaconTimer: NodeJS.Timeout | null = null;
+  private probeTimer: NodeJS.Timeout | null = null;
   private isShuttingDown = false;
+  private readonly beaconEndpoint: UdpEndpoint | null;
   private readonly nowUs = (): Micros => monotonicClock.nowUs();
 
   private constructor(
@@ -71,6 +73,8 @@ export class Daemon implements ServiceHost {
     this.trust = trust;
     this.hostname = opts.hostname;
     this.isPublic = opts.public;
+    const [bh, bp] = splitHostPort(opts.beacon);
+    this.beaconEndpoint = opts.relay ? { ip: bh === 'localhost' ? '127.0.0.1' : bh, port: Number(bp) } : null;
     this.registry = new RegistryClient({
       registryAddr: opts.registry,
       sign: (msg) => sign(identity, msg),
@@ -116,6 +120,8 @@ export class Daemon implements ServiceHost {
       resolvePeer: (nodeId) => this.contactOf(nodeId),
       authorize: (nodeId, key) => this.authorizeTunnel(nodeId, key),
       onPlaintext: (peer, plaintext, now) => this.handlePlaintext(peer, plaintext, now),
+      relay: () => this.beaconEndpoint,
+      directOnlyAttempts: this.opts.relayOnly ? 0 : 2,
     });
     this.conns = new ConnectionTable({
       logger: this.logger.child({ component: 'transport' }),
@@ -139,6 +145,7 @@ export class Daemon implements ServiceHost {
     this.discoverEndpoint();
     this.beaconTimer = setInterval(() => this.discoverEndpoint(), 25_000);
     this.keepaliveTimer = setInterval(() => this.keepalive(), this.opts.keepaliveMs);
+    this.probeTimer = setInterval(() => this.probeRelayedPeers(), 1000);
     return ok();
   }
 
@@ -225,15 +232,21 @@ export class Daemon implements ServiceHost {
     for (let i = 0; i < batch.count; i++) {
       const p = batch.payload(i);
       if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), now);
-      else if (isBeaconMessage(p)) this.handleBeacon(p);
+      else if (isBeaconMessage(p)) this.handleBeacon(p, batch.ip(i), batch.port(i), now);
     }
     this.conns.flush();
     this.tunnels.flushTx();
   }
 
-  private handleBeacon(p: Uint8Array): void {
+  private handleBeacon(p: Uint8Array, ip: string, port: number, now: Micros): void {
     const m = decodeBeaconMessage(p);
     if (!m.ok) return;
+    if (m.value.kind === 'relay_deliver') {
+      // Only our beacon relays; the frame inside is authenticated by its session like any other.
+      const b = this.beaconEndpoint;
+      if (b && b.ip === ip && b.port === port) this.tunnels.handleFrame(m.value.payload, ip, port, now, m.value.senderNodeId);
+      return;
+    }
     if (m.value.kind === 'discover_reply') {
       const ep = `${m.value.ip}:${m.value.port}`;
       if (ep !== this.publicEndpoint) this.logger.info({ endpoint: ep }, 'beacon observed our endpoint');
@@ -263,6 +276,14 @@ export class Daemon implements ServiceHost {
       const peer = this.tunnels.peers.get(nodeId);
       if (peer?.isUp && now - peer.lastSendUs >= this.opts.keepaliveMs * 500) this.tunnels.sendKeepalive(peer, now);
     }
+    this.tunnels.flushTx();
+  }
+
+  /** Relayed peers get direct probes every second, so a path that opens later takes over. */
+  private probeRelayedPeers(): void {
+    if (this.opts.relayOnly) return;
+    const now = this.nowUs();
+    for (const peer of this.tunnels.peers.values()) if (peer.isRelayed) this.tunnels.probeDirect(peer, now);
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -288,6 +309,10 @@ export class Daemon implements ServiceHost {
     }
     const known = this.tunnels.peers.get(nodeId)?.endpoint;
     if (known && !endpoints.some((x) => x.ip === known.ip && x.port === known.port)) endpoints.unshift(known);
+    if (this.opts.relayOnly && this.beaconEndpoint) {
+      if (!r.ok) return errFrom(r.error);
+      return ok({ ed25519: key, endpoints: [] });
+    }
     if (endpoints.length === 0) {
       const why = r.ok ? 'no endpoint' : r.error.message;
       return err('connection_failed', `cannot reach node ${nodeId}: ${why}`, {
@@ -630,7 +655,7 @@ export class Daemon implements ServiceHost {
         address: this.addressOf(p.nodeId),
         hostname: this.hostnameOf(p.nodeId),
         endpoint: p.endpoint ? `${p.endpoint.ip}:${p.endpoint.port}` : null,
-        path: p.isUp ? 'direct' : 'none',
+        path: !p.isUp ? 'none' : p.isRelayed ? 'relay' : 'direct',
         encrypted: p.isUp,
         suite: p.isUp ? 'noise' : null,
         trusted: this.trust.isTrusted(p.nodeId),
@@ -664,6 +689,7 @@ export class Daemon implements ServiceHost {
     this.isShuttingDown = true;
     if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
     if (this.beaconTimer) clearInterval(this.beaconTimer);
+    if (this.probeTimer) clearInterval(this.probeTimer);
     this.conns.close();
     this.dgrams.close();
     this.tunnels.close();

@@ -22,6 +22,8 @@ export interface UdpEndpoint {
   port: number;
   /** Cached numeric form of `ip` for the send batch. */
   ipU32?: number;
+  /** Set on relay paths: frames go to the beacon at ip:port wrapped in a relay message for this node. */
+  relayTo?: number;
 }
 
 export interface UdpSender {
@@ -50,8 +52,12 @@ export interface TunnelDeps {
   onPlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): void;
   /** Called when a tunnel to a peer has been established (either side). */
   onSessionUp?(peer: TunnelPeer): void;
-  /** Handshake attempts before giving up, and the first retry delay (doubles). */
+  /** Give up on a handshake after this long. */
   handshakeTimeoutMs?: number;
+  /** The beacon that relays frames when no direct path exists; null disables the relay. */
+  relay(): UdpEndpoint | null;
+  /** Initiation attempts sent direct-only before the relay joins the race. */
+  directOnlyAttempts?: number;
 }
 
 interface SessionEntry {
@@ -71,6 +77,8 @@ export class TunnelPeer {
   lastRecvUs: Micros = 0;
   lastSendUs: Micros = 0;
   rttUs: Micros | null = null;
+  /** Last authenticated packet that arrived directly (not through the relay). */
+  lastDirectRecvUs: Micros = 0;
   handshakeStartedUs: Micros = 0;
   isResolving = false;
   constructor(readonly nodeId: number) {}
@@ -78,10 +86,19 @@ export class TunnelPeer {
   get isUp(): boolean {
     return this.current !== null;
   }
+
+  get isRelayed(): boolean {
+    return this.endpoint?.relayTo !== undefined;
+  }
 }
 
 const KEEPALIVE_BYTE = 0x10;
 const TX_BATCH_PACKETS = 64;
+/** Beacon relay message header: type 0x05, u32 BE sender, u32 BE destination (pkg/beacon of the original). */
+const RELAY_HEADER_BYTES = 9;
+const BEACON_RELAY = 0x05;
+/** A relay packet may not take the peer off a direct path that was heard from this recently. */
+const DIRECT_PATH_GRACE_US = 3_000_000;
 
 export class TunnelManager {
   readonly peers = new Map<number, TunnelPeer>();
@@ -143,7 +160,7 @@ export class TunnelManager {
     }
     peer.ed25519 = contact.value.ed25519;
     peer.candidates = contact.value.endpoints;
-    if (peer.candidates.length === 0 && !peer.endpoint) {
+    if (peer.candidates.length === 0 && !peer.endpoint && !this.deps.relay()) {
       this.settle(peer, err('connection_failed', `node ${peer.nodeId} has no known endpoint`));
       return;
     }
@@ -181,13 +198,31 @@ export class TunnelManager {
     }
     peer.initiation = init.value.state;
     this.initiations.set(localIndex, peer);
-    const targets = peer.endpoint ? [peer.endpoint, ...peer.candidates.filter((c) => !sameEp(c, peer.endpoint!))] : peer.candidates;
-    for (const ep of targets) this.deps.udp.send(init.value.message, ep.ip, ep.port);
+    const targets = peer.endpoint ? [peer.endpoint, ...peer.candidates.filter((c) => !sameEp(c, peer.endpoint!))] : [...peer.candidates];
+    // Race the relay once the direct attempts went unanswered for a few hundred ms (issue 4: data on the
+    // relay within 1 s of the direct attempts failing); the direct path can still win and take over later.
+    const relay = this.deps.relay();
+    if (relay && attempt >= (this.deps.directOnlyAttempts ?? 2) && !targets.some((t) => t.relayTo !== undefined)) {
+      targets.push({ ip: relay.ip, port: relay.port, relayTo: peer.nodeId });
+    }
+    for (const ep of targets) this.sendRaw(init.value.message, ep);
     const delayMs = Math.min(100 * 2 ** attempt, 1000);
     peer.retryTimer = setTimeout(() => {
       peer.retryTimer = null;
       if (peer.initiation === init.value.state) this.sendInitiation(peer, attempt + 1);
     }, delayMs);
+  }
+
+  /** Send a whole UDP payload to an endpoint, wrapping it for the beacon on relay paths. */
+  private sendRaw(payload: Uint8Array, ep: UdpEndpoint): void {
+    if (ep.relayTo === undefined) {
+      this.deps.udp.send(payload, ep.ip, ep.port);
+      return;
+    }
+    const out = new Uint8Array(RELAY_HEADER_BYTES + payload.length);
+    writeRelayHeader(out, 0, this.deps.nodeId(), ep.relayTo);
+    out.set(payload, RELAY_HEADER_BYTES);
+    this.deps.udp.send(out, ep.ip, ep.port);
   }
 
   private dropInitiation(peer: TunnelPeer): void {
@@ -208,7 +243,7 @@ export class TunnelManager {
   /**
    * Handle one UDP payload of the Noise family. Returns false if it is not ours (caller tries other decoders).
    */
-  handleFrame(buf: Uint8Array, ip: string, port: number, now: Micros): boolean {
+  handleFrame(buf: Uint8Array, ip: string, port: number, now: Micros, relayedFrom?: number): boolean {
     const kind = noiseFrameKind(buf);
     if (kind === 'data') {
       const entry = this.byIndex.get(peekNoiseDataReceiver(buf));
@@ -217,13 +252,12 @@ export class TunnelManager {
       if (!r.ok) return true;
       const peer = entry.peer;
       peer.lastRecvUs = now;
-      // Roaming: an authenticated packet from a new source moves the peer (NAT rebinding, relay → direct).
-      if (!peer.endpoint || peer.endpoint.port !== port || peer.endpoint.ip !== ip) peer.endpoint = { ip, port };
+      this.notePath(peer, ip, port, now, relayedFrom);
       if (r.value.length > 0 && r.value[0] !== KEEPALIVE_BYTE) this.deps.onPlaintext(peer, r.value, now);
       return true;
     }
     if (kind === 'initiation') {
-      void this.handleInitiation(buf.slice(), ip, port, now);
+      void this.handleInitiation(buf.slice(), ip, port, now, relayedFrom);
       return true;
     }
     if (kind === 'response') {
@@ -237,18 +271,33 @@ export class TunnelManager {
         return true;
       }
       this.dropInitiation(peer);
-      peer.endpoint = { ip, port };
+      this.notePath(peer, ip, port, now, relayedFrom);
       peer.rttUs = now - peer.handshakeStartedUs;
       this.install(peer, r.value.session);
       // Key confirmation for the responder, and a path check: an empty keepalive.
-      this.sendPlaintext(peer, new Uint8Array([KEEPALIVE_BYTE]), now);
+      this.sendPlaintext(peer, KEEPALIVE, now);
       this.settle(peer, ok());
       return true;
     }
     return false;
   }
 
-  private async handleInitiation(buf: Uint8Array, ip: string, port: number, now: Micros): Promise<void> {
+  /**
+   * Roaming: an authenticated packet from a new source moves the peer (NAT rebinding, relay → direct). A relayed
+   * packet does not pull a peer off a direct path that is still alive; the relay keeps carrying stragglers.
+   */
+  private notePath(peer: TunnelPeer, ip: string, port: number, now: Micros, relayedFrom: number | undefined): void {
+    const cur = peer.endpoint;
+    if (relayedFrom === undefined) {
+      peer.lastDirectRecvUs = now;
+      if (!cur || cur.relayTo !== undefined || cur.port !== port || cur.ip !== ip) peer.endpoint = { ip, port };
+      return;
+    }
+    if (cur && cur.relayTo === undefined && now - peer.lastDirectRecvUs < DIRECT_PATH_GRACE_US) return;
+    if (!cur || cur.relayTo !== relayedFrom || cur.ip !== ip || cur.port !== port) peer.endpoint = { ip, port, relayTo: relayedFrom };
+  }
+
+  private async handleInitiation(buf: Uint8Array, ip: string, port: number, now: Micros, relayedFrom?: number): Promise<void> {
     const localIndex = this.newIndex();
     const r = respond(buf, {
       local: this.deps.identity,
@@ -267,30 +316,33 @@ export class TunnelManager {
       this.deps.logger.info({ node_id: remoteNodeId, from: `${ip}:${port}`, reason: auth.error.message }, 'refused tunnel from untrusted node');
       return;
     }
+    if (relayedFrom !== undefined && relayedFrom !== remoteNodeId) return; // the relay vouches for its sender
     const peer = this.peer(remoteNodeId);
     peer.ed25519 = remoteEd25519;
-    peer.endpoint = { ip, port };
+    this.notePath(peer, ip, port, now, relayedFrom);
     peer.lastRecvUs = now;
     this.install(peer, session);
-    this.deps.udp.send(message, ip, port);
+    this.sendRaw(message, relayedFrom === undefined ? { ip, port } : { ip, port, relayTo: remoteNodeId });
     // Our own attempt (simultaneous open) can stop: this session works both ways.
     if (peer.initiation) this.dropInitiation(peer);
     this.settle(peer, ok());
   }
 
   /** Seal and send one plaintext. Errors: connection_failed when there is no usable session. */
-  sendPlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): Result<void> {
+  sendPlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros, via: UdpEndpoint | null = peer.endpoint): Result<void> {
     const s = peer.current;
-    const ep = peer.endpoint;
+    const ep = via;
     if (!s || !ep) return err('connection_failed', `no tunnel to node ${peer.nodeId}`);
-    const frameBytes = plaintext.length + NOISE_DATA_OVERHEAD_BYTES;
+    const wrapBytes = ep.relayTo === undefined ? 0 : RELAY_HEADER_BYTES;
+    const frameBytes = wrapBytes + plaintext.length + NOISE_DATA_OVERHEAD_BYTES;
     let off = this.txBatch.reserve(frameBytes, ep.ipU32 ?? (ep.ipU32 = ipv4ToU32(ep.ip)), ep.port);
     if (off < 0) {
       this.flushTx();
       off = this.txBatch.reserve(frameBytes, ep.ipU32, ep.port);
     }
-    this.txBatch.buf.set(plaintext, off + NOISE_DATA_HEADER_BYTES);
-    const r = s.sealInPlace(this.txBatch.buf, off, plaintext.length, now);
+    if (wrapBytes > 0) writeRelayHeader(this.txBatch.buf, off, this.deps.nodeId(), ep.relayTo!);
+    this.txBatch.buf.set(plaintext, off + wrapBytes + NOISE_DATA_HEADER_BYTES);
+    const r = s.sealInPlace(this.txBatch.buf, off + wrapBytes, plaintext.length, now);
     if (!r.ok) {
       this.txBatch.count--;
       this.txBatch.bytesUsed = off;
@@ -316,7 +368,24 @@ export class TunnelManager {
 
   /** Keepalive to hold NAT bindings and detect dead paths. */
   sendKeepalive(peer: TunnelPeer, now: Micros): void {
-    this.sendPlaintext(peer, new Uint8Array([KEEPALIVE_BYTE]), now);
+    this.sendPlaintext(peer, KEEPALIVE, now);
+  }
+
+  /**
+   * While a peer is on the relay, probe its direct candidates with authenticated keepalives: the first one
+   * that gets through moves the peer (roaming), and its replies move us — the relay → direct upgrade, with
+   * no effect on the streams above (the transport absorbs the reordering at the switch).
+   */
+  probeDirect(peer: TunnelPeer, now: Micros, extra: UdpEndpoint[] = []): void {
+    if (!peer.current || !peer.isRelayed) return;
+    const seen = new Set<string>();
+    for (const ep of [...peer.candidates, ...extra]) {
+      const k = `${ep.ip}:${ep.port}`;
+      if (ep.relayTo !== undefined || seen.has(k)) continue;
+      seen.add(k);
+      this.sendPlaintext(peer, KEEPALIVE, now, { ip: ep.ip, port: ep.port });
+    }
+    this.flushTx();
   }
 
   /** Forget a peer's sessions (untrust, shutdown). */
@@ -336,5 +405,14 @@ export class TunnelManager {
 }
 
 function sameEp(a: UdpEndpoint, b: UdpEndpoint): boolean {
-  return a.ip === b.ip && a.port === b.port;
+  return a.ip === b.ip && a.port === b.port && a.relayTo === b.relayTo;
+}
+
+const KEEPALIVE = new Uint8Array([KEEPALIVE_BYTE]);
+
+function writeRelayHeader(out: Uint8Array, off: number, sender: number, dest: number): void {
+  out[off] = BEACON_RELAY;
+  const v = new DataView(out.buffer, out.byteOffset + off + 1, 8);
+  v.setUint32(0, sender >>> 0);
+  v.setUint32(4, dest >>> 0);
 }
