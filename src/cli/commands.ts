@@ -3,7 +3,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, join, resolve as resolvePath } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
-import type { PilotStream, PingResult } from '../node/api.js';
+import type { BenchResult, PilotStream, PingResult } from '../node/api.js';
 import type { PilotClient } from '../sdk/client.js';
 import type { ParsedArgs } from './args.js';
 import { defineCommand, type CliContext, type Command, type CommandOutput } from './command.js';
@@ -856,18 +856,23 @@ const bench = defineCommand<{ peer: string; bytes: number; timeoutMs: number }>(
     const r = await withTimeout(c.value.bench(p.peer, p.bytes, (d, t) => bar.update(d, t)), p.timeoutMs, 'bench');
     bar.finish();
     if (!r.ok) return r;
-    const b = r.value;
+    // The daemon's report carries the original's split figures (send phase vs. echoed back); keep them and
+    // fall back to the contract's BenchResult only when a daemon does not send them.
+    const b = r.value as BenchResult & Partial<Record<'sent_bytes' | 'recv_bytes' | 'send_duration_ms' | 'total_duration_ms' | 'total_mbps', number>>;
     const data = {
       ...b,
       target,
-      sent_bytes: b.bytes,
-      recv_bytes: b.bytes,
-      send_duration_ms: b.duration_ms,
-      total_duration_ms: b.duration_ms,
+      sent_bytes: b.sent_bytes ?? b.bytes,
+      recv_bytes: b.recv_bytes ?? b.bytes,
+      send_duration_ms: b.send_duration_ms ?? b.duration_ms,
+      total_duration_ms: b.total_duration_ms ?? b.duration_ms,
       send_mbps: b.send_mbps,
-      total_mbps: b.throughput_mbps ?? b.send_mbps,
+      total_mbps: b.total_mbps ?? b.throughput_mbps ?? b.send_mbps,
     };
-    return out(data, `  Sent:     ${formatBytes(b.bytes)} in ${Math.round(b.duration_ms)}ms (${b.send_mbps.toFixed(1)} MB/s)\n`);
+    let text = `  Sent:     ${formatBytes(data.sent_bytes)} in ${Math.round(data.send_duration_ms)}ms (${data.send_mbps.toFixed(1)} MB/s)\n`;
+    text += `  Echoed:   ${formatBytes(data.recv_bytes)} in ${Math.round(data.total_duration_ms)}ms (${data.total_mbps.toFixed(1)} MB/s round-trip)\n`;
+    if (data.recv_bytes < data.sent_bytes) text += `warning: receive timed out (got ${formatBytes(data.recv_bytes)} of ${formatBytes(data.sent_bytes)})\n`;
+    return out(data, text);
   },
 });
 
