@@ -6,7 +6,5 @@ export { ok, err, errFrom, type Result } from '../core/result.js';
 export { resolveSocketPath, resolveHome, defaultHome } from '../ipc/paths.js';
 export { parseAddr, formatAddr, type VirtualAddr } from '../wire/address.js';
 
-// ---------------------------------------------------------------------------------------------------------
-// In-process node (no daemon): the lead exports it here once src/node lands, e.g.
-//   export { createNode, type NodeOptions } from '../node/index.js';
-// ---------------------------------------------------------------------------------------------------------
+// In-process node (no daemon): the daemon core plus the built-in services, as one NodeApi.
+export { createNode, LocalNode, type NodeOptions } from './local-node.js';
