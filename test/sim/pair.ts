@@ -1,0 +1,218 @@
+// A simulated network driving real Connections with a virtual clock, quinn's Pair::step
+// (quinn-proto/src/tests/util.rs): deliver the earliest in-flight segment or fire the earliest timeout, jump
+// time to it, repeat. Each endpoint follows the driver contract of src/node: after any input,
+// pollEvent until null (the app reacts, e.g. writes), then pollTransmit until 0, then pollTimeout.
+import { Rng } from '../../src/core/rng.js';
+import { Connection, type ConnEvent, type ConnectConfig, type ConnectionOptions } from '../../src/transport/connection.js';
+import { peekSegmentHeader, MAX_SEGMENT_BYTES } from '../../src/wire/segment.js';
+import { EventQueue } from './event-queue.js';
+import { SimLink, type LinkConfig, type Scheduler } from './sim-link.js';
+
+export type AppHandler = (ev: ConnEvent, ep: SimEndpoint, net: SimNet) => void;
+
+export class SimEndpoint {
+  conn: Connection | null = null;
+  /** Link carrying this endpoint's segments to its peer. */
+  out!: SimLink;
+  peer!: SimEndpoint;
+  deadlineUs = Infinity;
+  events: ConnEvent[] = [];
+  handleErrors = 0;
+  constructor(
+    readonly name: string,
+    public app: AppHandler | null,
+    /** Server side: accept the first SYN with these options. */
+    readonly listen: ConnectionOptions | null,
+  ) {}
+}
+
+interface Delivery {
+  to: SimEndpoint;
+  bytes: Uint8Array;
+}
+
+export class SimNet implements Scheduler<SimEndpoint> {
+  nowUs = 0;
+  readonly rng: Rng;
+  readonly endpoints: SimEndpoint[] = [];
+  private readonly queue = new EventQueue<Delivery>();
+  private readonly buf = new Uint8Array(MAX_SEGMENT_BYTES);
+  steps = 0;
+  private sameTimeTimers = 0;
+  corruptedSeen = 0;
+  /** Gets corrupted copies: by default decoded and fed to a sacrificial connection, to prove nothing throws. */
+  corruptSink: ((bytes: Uint8Array) => void) | null = null;
+
+  constructor(readonly seed: number) {
+    this.rng = new Rng(seed);
+  }
+
+  link(cfg: LinkConfig): SimLink {
+    return new SimLink(cfg, new Rng(this.rng.nextU32()));
+  }
+
+  add(ep: SimEndpoint): SimEndpoint {
+    this.endpoints.push(ep);
+    return ep;
+  }
+
+  schedule(atUs: number, to: SimEndpoint, bytes: Uint8Array): void {
+    this.queue.push(atUs, { to, bytes });
+  }
+
+  onCorrupt(bytes: Uint8Array): void {
+    this.corruptedSeen++;
+    this.corruptSink?.(bytes);
+  }
+
+  /** Start a client connection on `ep` now. */
+  connect(ep: SimEndpoint, cfg: ConnectConfig): Connection {
+    ep.conn = Connection.connect(cfg, this.nowUs);
+    this.service(ep);
+    return ep.conn;
+  }
+
+  /** One step: the earliest delivery or timeout. False when nothing is left to happen. */
+  step(): boolean {
+    const tNet = this.queue.peekTime();
+    let tTimer = Infinity;
+    let timerEp: SimEndpoint | null = null;
+    for (const ep of this.endpoints) {
+      if (ep.deadlineUs < tTimer) {
+        tTimer = ep.deadlineUs;
+        timerEp = ep;
+      }
+    }
+    if (tNet === Infinity && tTimer === Infinity) return false;
+    this.steps++;
+    if (tNet <= tTimer) {
+      const d = this.queue.pop()!;
+      if (tNet > this.nowUs) this.nowUs = tNet;
+      this.deliver(d.to, d.bytes);
+    } else {
+      if (tTimer > this.nowUs) {
+        this.nowUs = tTimer;
+        this.sameTimeTimers = 0;
+      } else if (++this.sameTimeTimers > 10_000) {
+        throw new Error(`timer livelock: ${timerEp!.name} keeps asking for a timeout at ${tTimer} µs`);
+      }
+      timerEp!.conn!.handleTimeout(this.nowUs);
+      this.service(timerEp!);
+    }
+    return true;
+  }
+
+  /** Step until `done()` or simulated time passes `untilUs`; returns whether done() became true. */
+  runUntil(done: () => boolean, untilUs: number): boolean {
+    while (!done()) {
+      if (this.nextTime() > untilUs) {
+        this.nowUs = Math.max(this.nowUs, untilUs);
+        return false;
+      }
+      if (!this.step()) return done();
+    }
+    return true;
+  }
+
+  /** Advance simulated time to `untilUs`, processing everything due before it. */
+  runFor(durationUs: number): void {
+    const until = this.nowUs + durationUs;
+    this.runUntil(() => false, until);
+  }
+
+  nextTime(): number {
+    let t = this.queue.peekTime();
+    for (const ep of this.endpoints) if (ep.deadlineUs < t) t = ep.deadlineUs;
+    return t;
+  }
+
+  private deliver(ep: SimEndpoint, bytes: Uint8Array): void {
+    if (ep.conn === null) {
+      if (ep.listen === null) return;
+      const p = peekSegmentHeader(bytes);
+      if (!p.ok || !p.value.isSyn) return;
+      const r = Connection.accept(bytes, ep.listen, this.nowUs);
+      if (!r.ok) return;
+      ep.conn = r.value;
+    } else {
+      const r = ep.conn.handle(bytes, this.nowUs);
+      if (!r.ok) ep.handleErrors++;
+    }
+    this.service(ep);
+  }
+
+  /** The driver contract: events (app reacts), then transmit until 0, repeat while anything happened. */
+  service(ep: SimEndpoint): void {
+    const c = ep.conn;
+    if (c === null) return;
+    for (;;) {
+      let isBusy = false;
+      let ev: ConnEvent | null;
+      while ((ev = c.pollEvent()) !== null) {
+        isBusy = true;
+        ep.events.push(ev);
+        ep.app?.(ev, ep, this);
+      }
+      let n: number;
+      while ((n = c.pollTransmit(this.nowUs, this.buf)) > 0) {
+        isBusy = true;
+        ep.out.send(this.nowUs, this.buf.slice(0, n), ep.peer, this);
+      }
+      if (!isBusy) break;
+    }
+    const t = c.pollTimeout();
+    ep.deadlineUs = t === null ? Infinity : Math.max(t, this.nowUs);
+  }
+}
+
+export interface PairOptions {
+  seed: number;
+  /** Client→server link; `back` defaults to the same shape. */
+  link: LinkConfig;
+  back?: LinkConfig;
+  client?: Partial<ConnectConfig>;
+  server?: ConnectionOptions;
+  clientApp?: AppHandler;
+  serverApp?: AppHandler;
+}
+
+/** Two endpoints joined by a link in each direction. */
+export class Pair {
+  readonly net: SimNet;
+  readonly client: SimEndpoint;
+  readonly server: SimEndpoint;
+
+  constructor(o: PairOptions) {
+    this.net = new SimNet(o.seed);
+    this.client = this.net.add(new SimEndpoint('client', o.clientApp ?? null, null));
+    this.server = this.net.add(new SimEndpoint('server', o.serverApp ?? null, o.server ?? {}));
+    this.client.out = this.net.link(o.link);
+    this.server.out = this.net.link(o.back ?? o.link);
+    this.client.peer = this.server;
+    this.server.peer = this.client;
+    this.clientCfg = { localPort: 40000, remotePort: 7, connId: 0x1234abcd, ...o.client };
+  }
+  private readonly clientCfg: ConnectConfig;
+
+  connect(): Connection {
+    return this.net.connect(this.client, this.clientCfg);
+  }
+
+  get clientConn(): Connection {
+    return this.client.conn!;
+  }
+  get serverConn(): Connection {
+    return this.server.conn!;
+  }
+}
+
+/** Run `fn` with a seed from PILOT_SEED (or a fresh one) and print it when `fn` throws. */
+export function withSeed<T>(name: string, fn: (seed: number) => T): T {
+  const seed = Number(process.env.PILOT_SEED ?? '') >>> 0 || (Math.random() * 2 ** 32) >>> 0;
+  try {
+    return fn(seed);
+  } catch (e) {
+    console.error(`${name} failed with seed ${seed}: replay with PILOT_SEED=${seed}`);
+    throw e;
+  }
+}
