@@ -1,0 +1,661 @@
+// `npm run bench`: end-to-end benchmarks (issue 5). Every endpoint runs in its own process on loopback:
+//   baselines   raw node:dgram, node:net TCP, node:tls 1.3, udx-native + @hyperswarm/secret-stream
+//   Pilot       for each datapath (native addon, node:dgram fallback) and each way in:
+//                 local — createNode in two child processes (tunnel + transport + datapath, no IPC hop)
+//                 ipc   — two pilot-daemon processes, driven through PilotClient (what pilotctl users get)
+// Figures: one encrypted stream (1 GiB), eight parallel streams, CPU seconds per GB, stream ping-pong, datagram
+// ping-pong (10,000), datagrams/s of 64 B and 1200 B, dial → first byte, daemon RSS with 10,000 idle peers.
+// Prints a table and the ratios to the same-run baselines, checks the issue's targets, writes
+// bench/results/e2e[-quick].json and .svg.
+//
+//   npm run bench                      full run (~10 min on the 2-core VM)
+//   npm run bench -- --quick           200 MiB streams, 2,000 pings, 1,000 idle peers: a sanity check
+//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,rss,dgram,streams
+//            --profile                 also run --cpu-prof passes and summarise them (bench/results/profile*.json)
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, openSync, closeSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PilotClient } from '../src/sdk/client.js';
+import { toBase64 } from '../src/crypto/index.js';
+import { loadNative } from '../src/datapath/native.js';
+import { spawnWorker, type Worker } from './e2e/rpc.js';
+import { cpuOf, rssBytes } from './e2e/proc.js';
+import { renderChart, type ChartPanel } from './e2e/svg.js';
+import { summarizeProfile, formatSummary, type ProfileSummary } from './e2e/cpuprofile.js';
+import { SWARM_NODE_ID_BASE, swarmIdentity } from './e2e/swarm-identity.js';
+
+// ------------------------------------------------------------------------------------------------------------
+// Options
+
+const argv = process.argv.slice(2);
+const flag = (name: string): string | null => {
+  const a = argv.find((x) => x === `--${name}` || x.startsWith(`--${name}=`));
+  if (!a) return null;
+  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : '';
+};
+const isQuick = flag('quick') !== null;
+const listFlag = (name: string, dflt: string[]): string[] => (flag(name) ? flag(name)!.split(',').filter(Boolean) : dflt);
+const DATAPATHS = listFlag('datapaths', ['native', 'dgram']) as Array<'native' | 'dgram'>;
+const MODES = listFlag('modes', ['local', 'ipc']) as Array<'local' | 'ipc'>;
+const SKIP = new Set(listFlag('skip', []));
+const isProfiling = flag('profile') !== null;
+
+const MiB = 1024 * 1024;
+const STREAM_BYTES = isQuick ? 200 * MiB : 1024 * MiB;
+const STREAM_MAX_MS = isQuick ? 40_000 : 120_000;
+const PINGS = isQuick ? 2000 : 10_000;
+const SETUPS = isQuick ? 50 : 200;
+const FLOOD_MS = isQuick ? 1000 : 3000;
+const IDLE_PEERS = isQuick ? 1000 : 10_000;
+
+const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench
+const ROOT = resolve(HERE, '..', '..');
+const BIN = join(ROOT, 'dist', 'src', 'bin');
+const WORKERS = join(HERE, 'e2e');
+const RESULTS = join(ROOT, 'bench', 'results');
+const TMP = mkdtempSync(join(tmpdir(), 'pilot-e2e-'));
+
+// ------------------------------------------------------------------------------------------------------------
+// Figures
+
+interface Figures {
+  stream1Gbps: number;
+  stream1Complete: boolean;
+  cpuSPerGb: number;
+  stream8Gbps: number;
+  stream8Complete: boolean;
+  streamPingP50Us: number;
+  streamPingP99Us: number;
+  dgramPingP50Us: number;
+  dgramPingP99Us: number;
+  dgramPingLost: number;
+  setupP50Us: number;
+  setupP99Us: number;
+  setupColdUs: number;
+  dgram64Pps: number;
+  dgram64TxPps: number;
+  dgram1200Pps: number;
+  dgram1200TxPps: number;
+  rssIdleMb: number;
+  rssBaseMb: number;
+  idlePeers: number;
+  servicePingP50Us: number;
+  datapath: string;
+}
+type Row = Partial<Figures>;
+const results: Record<string, Row> = {};
+const notes: string[] = [];
+const note = (s: string): void => {
+  notes.push(s);
+  process.stderr.write(`  note: ${s}\n`);
+};
+const log = (s: string): void => void process.stderr.write(s + '\n');
+
+// ------------------------------------------------------------------------------------------------------------
+// Process bookkeeping: everything we start is stopped on success, failure and SIGINT.
+
+const children = new Set<ChildProcess>();
+const workers = new Set<Worker>();
+function killAll(): void {
+  for (const w of workers) w.child.kill('SIGKILL');
+  for (const c of children) c.kill('SIGKILL');
+}
+process.on('exit', killAll);
+process.on('SIGINT', () => {
+  killAll();
+  process.exit(130);
+});
+
+async function worker(name: string, script: string, args: string[], env: NodeJS.ProcessEnv = process.env, execArgv: string[] = []): Promise<Worker> {
+  const w = await spawnWorker(name, join(WORKERS, script), { args, env, execArgv });
+  workers.add(w);
+  return w;
+}
+async function stopWorkers(...ws: Worker[]): Promise<void> {
+  await Promise.all(ws.map((w) => w.stop(5000)));
+  for (const w of ws) workers.delete(w);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function startRendezvous(): Promise<{ registry: string; beacon: string }> {
+  const child = spawn(process.execPath, [join(BIN, 'pilot-rendezvous.js'), '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--log-level', 'warn'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(child);
+  return new Promise((resolveReady, reject) => {
+    let buf = '';
+    child.once('exit', (c) => reject(new Error(`pilot-rendezvous exited (${c})`)));
+    child.stdout!.on('data', (b: Buffer) => {
+      buf += b.toString();
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      child.stdout!.removeAllListeners('data');
+      child.stdout!.resume();
+      resolveReady(JSON.parse(buf.slice(0, nl)) as { registry: string; beacon: string });
+    });
+  });
+}
+
+interface DaemonProc {
+  child: ChildProcess;
+  home: string;
+  pid: number;
+}
+
+async function startDaemon(name: string, rdv: { registry: string; beacon: string }, env: NodeJS.ProcessEnv, execArgv: string[] = []): Promise<DaemonProc> {
+  const home = join(TMP, name);
+  mkdirSync(home, { recursive: true });
+  const logFd = openSync(join(home, 'stdio.log'), 'a');
+  const child = spawn(
+    process.execPath,
+    [...execArgv, join(BIN, 'pilot-daemon.js'), '--home', home, '--registry', rdv.registry, '--beacon', rdv.beacon, '--hostname', name,
+      '--listen', '127.0.0.1:0', '--trust-auto-approve', '--log-level', 'warn'],
+    { stdio: ['ignore', logFd, logFd], env },
+  );
+  closeSync(logFd);
+  children.add(child);
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`pilot-daemon ${name} exited (${child.exitCode}); see ${home}/stdio.log`);
+    const c = await PilotClient.connect({ home });
+    if (c.ok) {
+      const i = await c.value.info();
+      c.value.close();
+      if (i.ok && i.value.node_id !== 0) return { child, home, pid: child.pid! };
+    }
+    await sleep(100);
+  }
+  throw new Error(`pilot-daemon ${name} not ready within 15 s`);
+}
+
+async function stopDaemon(d: DaemonProc): Promise<void> {
+  if (d.child.exitCode !== null) return void children.delete(d.child);
+  const exited = new Promise<void>((r) => d.child.once('exit', () => r()));
+  d.child.kill('SIGTERM');
+  const t = setTimeout(() => d.child.kill('SIGKILL'), 8000);
+  await exited;
+  clearTimeout(t);
+  children.delete(d.child);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Suites: the same calls for Pilot and for the baselines (see e2e/tests.ts).
+
+interface SinkResult {
+  bytes: number;
+  firstUs: number;
+  lastUs: number;
+  isComplete: boolean;
+}
+
+async function throughput(server: Worker, client: Worker, cpuPids: number[], test: string, streams: number): Promise<{ gbps: number; cpuSPerGb: number; isComplete: boolean }> {
+  const targets = await server.call<unknown[]>('serveSink', { test, count: streams });
+  const cpu0 = cpuOf(cpuPids);
+  const [snd, sink] = await Promise.all([
+    client.call<{ startUs: number }>('send', { targets, bytesPerStream: Math.floor(STREAM_BYTES / streams), maxMs: STREAM_MAX_MS }),
+    server.call<SinkResult>('sinkWait', { test, bytes: Math.floor(STREAM_BYTES / streams) * streams, timeoutMs: STREAM_MAX_MS + 10_000 }),
+  ]);
+  const cpu1 = cpuOf(cpuPids);
+  await client.call('closeStreams');
+  await server.call('closeStreams');
+  const seconds = (sink.lastUs - snd.startUs) / 1e6;
+  if (!sink.isComplete) note(`${server.name}: ${test} incomplete — ${(sink.bytes / MiB).toFixed(0)} MiB of ${(STREAM_BYTES / MiB).toFixed(0)} MiB in ${STREAM_MAX_MS / 1000} s`);
+  return { gbps: (sink.bytes * 8) / seconds / 1e9, cpuSPerGb: (cpu1 - cpu0) / (sink.bytes / 1e9), isComplete: sink.isComplete };
+}
+
+async function streamSuite(label: string, server: Worker, client: Worker, cpuPids: number[]): Promise<Row> {
+  const row: Row = {};
+  const step = async (what: string, fn: () => Promise<void>): Promise<void> => {
+    log(`  ${label}: ${what}`);
+    try {
+      await fn();
+    } catch (e) {
+      note(`${label}: ${what} failed: ${((e as Error).message ?? String(e)).split('\n')[0]}`);
+      await Promise.allSettled([client.call('closeStreams', {}, 10_000), server.call('closeStreams', {}, 10_000)]);
+    }
+  };
+  // Setup first: for Pilot, sample 0 is then the cold dial (Noise IK handshake + registry resolve).
+  await step(`connection setup ×${SETUPS}`, async () => {
+    const targets = await server.call<unknown[]>('serveSetup', { test: 'setup', count: SETUPS + 1 });
+    const r = await client.call<{ first: number; p50Us: number; p99Us: number }>('setup', { targets });
+    Object.assign(row, { setupColdUs: r.first, setupP50Us: r.p50Us, setupP99Us: r.p99Us });
+  });
+  await step(`1 stream, ${STREAM_BYTES / MiB} MiB`, async () => {
+    const r = await throughput(server, client, cpuPids, 's1', 1);
+    Object.assign(row, { stream1Gbps: r.gbps, cpuSPerGb: r.cpuSPerGb, stream1Complete: r.isComplete });
+  });
+  await step(`8 streams, ${STREAM_BYTES / MiB} MiB total`, async () => {
+    const r = await throughput(server, client, cpuPids, 's8', 8);
+    Object.assign(row, { stream8Gbps: r.gbps, stream8Complete: r.isComplete });
+  });
+  await step(`stream ping-pong ×${PINGS}`, async () => {
+    const [target] = await server.call<unknown[]>('serveEcho', { test: 'echo', count: 1 });
+    const r = await client.call<{ p50Us: number; p99Us: number }>('pingStream', { target, count: PINGS, size: 64 });
+    Object.assign(row, { streamPingP50Us: r.p50Us, streamPingP99Us: r.p99Us });
+  });
+  return row;
+}
+
+async function dgramSuite(label: string, server: Worker, client: Worker): Promise<Row> {
+  const row: Row = {};
+  try {
+    log(`  ${label}: datagram ping-pong ×${PINGS}`);
+    const target = await server.call('dgramServeEcho', { test: 'decho' });
+    const r = await client.call<{ p50Us: number; p99Us: number; lost: number }>('dgramPing', { target, count: PINGS, size: 64 });
+    Object.assign(row, { dgramPingP50Us: r.p50Us, dgramPingP99Us: r.p99Us, dgramPingLost: r.lost });
+    for (const size of [64, 1200] as const) {
+      log(`  ${label}: datagram flood ${size} B, ${FLOOD_MS} ms`);
+      const test = `dsink${size}`;
+      const t = await server.call('dgramServeSink', { test });
+      const f = await client.call<{ sent: number; startUs: number; endUs: number }>('dgramFlood', { target: t, size, durationMs: FLOOD_MS }, FLOOD_MS + 120_000);
+      await sleep(300);
+      const st = await server.call<{ count: number; firstUs: number; lastUs: number }>('dgramSinkStatus', { test });
+      const rx = st.count > 1 ? st.count / ((st.lastUs - st.firstUs) / 1e6) : 0;
+      const tx = f.sent / ((f.endUs - f.startUs) / 1e6);
+      if (size === 64) Object.assign(row, { dgram64Pps: rx, dgram64TxPps: tx });
+      else Object.assign(row, { dgram1200Pps: rx, dgram1200TxPps: tx });
+    }
+  } catch (e) {
+    note(`${label}: datagram suite failed: ${((e as Error).message ?? String(e)).split('\n')[0]}`);
+  }
+  await Promise.allSettled([client.call('closeStreams', {}, 10_000), server.call('closeStreams', {}, 10_000)]);
+  return row;
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Baselines
+
+async function runBaselines(): Promise<void> {
+  const certDir = join(TMP, 'tls');
+  mkdirSync(certDir);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(certDir, 'k.pem'),
+    '-out', join(certDir, 'c.pem'), '-days', '1', '-subj', '/CN=bench'], { stdio: 'ignore' });
+  for (const kind of ['tcp', 'tls', 'hp'] as const) {
+    log(`baseline ${kind}`);
+    const args = kind === 'tls' ? [kind, certDir] : [kind];
+    const server = await worker(`${kind}-server`, 'baseline-worker.js', args);
+    const client = await worker(`${kind}-client`, 'baseline-worker.js', args);
+    if (kind === 'hp') {
+      const [ps, pc] = await Promise.all([server.call<number>('hpPort'), client.call<number>('hpPort')]);
+      await server.call('hpPeer', { port: pc });
+      await client.call('hpPeer', { port: ps });
+    }
+    results[kind] = await streamSuite(kind, server, client, [server.pid, client.pid]);
+    await stopWorkers(server, client);
+  }
+  log('baseline udp');
+  const server = await worker('udp-server', 'baseline-worker.js', ['udp']);
+  const client = await worker('udp-client', 'baseline-worker.js', ['udp']);
+  results.udp = await dgramSuite('udp', server, client);
+  await stopWorkers(server, client);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Pilot
+
+function datapathEnv(dp: 'native' | 'dgram'): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PILOT_LOG_LEVEL: 'warn' };
+  if (dp === 'dgram') env.PILOT_NATIVE = '0';
+  else delete env.PILOT_NATIVE;
+  return env;
+}
+
+interface PilotPair {
+  server: Worker;
+  client: Worker;
+  cpuPids: number[];
+  datapath: string;
+  stop(): Promise<void>;
+}
+
+async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { registry: string; beacon: string }, tag: string, execArgv: string[] = []): Promise<PilotPair> {
+  const env = datapathEnv(dp);
+  const names = [`${tag}-srv`, `${tag}-cli`];
+  let daemons: DaemonProc[] = [];
+  let ws: Worker[];
+  if (mode === 'local') {
+    ws = await Promise.all(
+      names.map((n) => {
+        const prof = execArgv.length ? [...execArgv, '--cpu-prof-name', `${n}.cpuprofile`] : [];
+        return worker(n, 'pilot-worker.js', [JSON.stringify({ mode, home: join(TMP, n), ...rdv, hostname: n })], env, prof);
+      }),
+    );
+  } else {
+    daemons = await Promise.all(names.map((n) => startDaemon(n, rdv, env, execArgv.length ? [...execArgv, '--cpu-prof-name', `${n}-daemon.cpuprofile`] : [])));
+    ws = await Promise.all(names.map((n, i) => worker(n, 'pilot-worker.js', [JSON.stringify({ mode, home: daemons[i]!.home })], process.env)));
+  }
+  const [server, client] = ws as [Worker, Worker];
+  const [si, ci] = await Promise.all([server.call<{ node_id: number; datapath: string }>('info'), client.call<{ node_id: number; datapath: string }>('info')]);
+  await client.call('trust', { peer: si.node_id });
+  await Promise.all([client.call('waitTrusted', { peer: si.node_id }), server.call('waitTrusted', { peer: ci.node_id })]);
+  if (si.datapath !== (dp === 'native' ? 'native' : 'dgram')) note(`${tag}: asked for the ${dp} datapath, the node uses ${si.datapath}`);
+  return {
+    server,
+    client,
+    datapath: si.datapath,
+    cpuPids: [...ws.map((w) => w.pid), ...daemons.map((d) => d.pid)],
+    async stop() {
+      await stopWorkers(server, client);
+      await Promise.all(daemons.map(stopDaemon));
+    },
+  };
+}
+
+async function runPilot(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { registry: string; beacon: string }): Promise<void> {
+  const key = `pilot-${dp}-${mode}`;
+  log(`${key}`);
+  const pair = await pilotPair(dp, mode, rdv, key);
+  try {
+    const row: Row = { datapath: pair.datapath };
+    if (!SKIP.has('streams')) Object.assign(row, await streamSuite(key, pair.server, pair.client, pair.cpuPids));
+    if (!SKIP.has('dgram')) Object.assign(row, await dgramSuite(key, pair.server, pair.client));
+    if (!SKIP.has('servicePing')) {
+      // `pilotctl ping` (echo service, one dial per probe) for reference; fewer probes, it is a slower loop.
+      try {
+        const si = await pair.server.call<{ node_id: number }>('info');
+        const rtts = (await pair.client.call<number[]>('servicePing', { peer: si.node_id, count: Math.min(PINGS, 500) })).sort((a, b) => a - b);
+        row.servicePingP50Us = rtts[Math.floor(rtts.length / 2)];
+      } catch (e) {
+        note(`${key}: service ping failed: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+    results[key] = { ...results[key], ...row };
+  } finally {
+    await pair.stop();
+  }
+}
+
+/** Daemon RSS with IDLE_PEERS idle tunnel sessions (real Noise IK handshakes from swarm-worker). */
+async function runRss(dp: 'native' | 'dgram', rdv: { registry: string; beacon: string }): Promise<void> {
+  const key = `pilot-${dp}-ipc`;
+  log(`${key}: daemon RSS with ${IDLE_PEERS} idle peers`);
+  const name = `rss-${dp}`;
+  const home = join(TMP, name);
+  mkdirSync(home, { recursive: true });
+  const now = new Date().toISOString();
+  const trusted = Array.from({ length: IDLE_PEERS }, (_, i) => ({
+    node_id: SWARM_NODE_ID_BASE + i,
+    public_key: toBase64(swarmIdentity(i).publicKey),
+    hostname: null,
+    approved_at: now,
+    mutual: true,
+  }));
+  writeFileSync(join(home, 'trust.json'), JSON.stringify({ version: 1, trusted, pending: [], outgoing: [] }));
+  const d = await startDaemon(name, rdv, datapathEnv(dp));
+  let swarm: Worker | null = null;
+  try {
+    const c = await PilotClient.connect({ home });
+    if (!c.ok) throw new Error(c.error.message);
+    const info = await c.value.info();
+    c.value.close();
+    if (!info.ok) throw new Error(info.error.message);
+    await sleep(1000);
+    const base = rssBytes(d.pid);
+    swarm = await worker(`${name}-swarm`, 'swarm-worker.js', []);
+    const [ip, port] = [info.value.listen.slice(0, info.value.listen.lastIndexOf(':')), Number(info.value.listen.slice(info.value.listen.lastIndexOf(':') + 1))];
+    const r = await swarm.call<{ connected: number; retries: number; ms: number }>('connectAll', {
+      count: IDLE_PEERS, ip: ip === '0.0.0.0' ? '127.0.0.1' : ip, port, publicKey: info.value.public_key, nodeId: info.value.node_id,
+    });
+    await sleep(2000);
+    const rss = rssBytes(d.pid);
+    const c2 = await PilotClient.connect({ home });
+    const up = c2.ok ? await c2.value.info() : null;
+    if (c2.ok) c2.value.close();
+    const peersUp = up?.ok ? up.value.peers : NaN;
+    log(`  ${r.connected}/${IDLE_PEERS} handshakes in ${r.ms} ms (${r.retries} retries); daemon reports ${peersUp} peers up`);
+    if (peersUp !== IDLE_PEERS) note(`${key}: only ${peersUp} of ${IDLE_PEERS} idle peers up in the daemon`);
+    results[key] = { ...results[key], rssIdleMb: rss / MiB, rssBaseMb: base / MiB, idlePeers: peersUp };
+  } catch (e) {
+    note(`${key}: RSS test failed: ${(e as Error).message.split('\n')[0]}`);
+  } finally {
+    if (swarm) await stopWorkers(swarm);
+    await stopDaemon(d);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Profiling: --cpu-prof on both endpoints during a stream (local and daemon) and a 64 B datagram flood.
+
+async function runProfiles(rdv: { registry: string; beacon: string }): Promise<Record<string, ProfileSummary[]>> {
+  const out: Record<string, ProfileSummary[]> = {};
+  for (const dp of DATAPATHS) {
+    for (const [mode, what] of [['local', 'stream'], ['ipc', 'stream'], ['local', 'dgram64']] as const) {
+      const tag = `prof-${dp}-${mode}-${what}`;
+      const dir = join(TMP, tag);
+      mkdirSync(dir);
+      log(`${tag}: --cpu-prof`);
+      const pair = await pilotPair(dp, mode, rdv, tag, ['--cpu-prof', '--cpu-prof-dir', dir]);
+      try {
+        if (what === 'stream') await throughput(pair.server, pair.client, pair.cpuPids, 'prof', 1);
+        else {
+          const t = await pair.server.call('dgramServeSink', { test: 'prof' });
+          await pair.client.call('dgramFlood', { target: t, size: 64, durationMs: FLOOD_MS * 2 }, 300_000);
+        }
+      } catch (e) {
+        note(`${tag}: ${(e as Error).message.split('\n')[0]}`);
+      } finally {
+        await pair.stop();
+      }
+      out[tag] = readdirSync(dir)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .map((f) => summarizeProfile(join(dir, f), 20));
+      for (const s of out[tag]!) log(formatSummary(s));
+      const keep = join(RESULTS, 'profiles');
+      mkdirSync(keep, { recursive: true });
+      for (const f of readdirSync(dir)) execFileSync('cp', [join(dir, f), join(keep, `${tag}-${f.replace(/^.*?(srv|cli)/, '$1')}`)]);
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Report
+
+interface MetricDef {
+  key: keyof Figures;
+  label: string;
+  unit: string;
+  isHigherBetter: boolean;
+  baselines: string[];
+  scale?: number;
+}
+
+const METRICS: MetricDef[] = [
+  { key: 'stream1Gbps', label: '1 stream encrypted', unit: 'Gbit/s', isHigherBetter: true, baselines: ['tcp', 'tls', 'hp'] },
+  { key: 'stream8Gbps', label: '8 parallel streams', unit: 'Gbit/s', isHigherBetter: true, baselines: ['tcp', 'tls', 'hp'] },
+  { key: 'cpuSPerGb', label: 'CPU per GB (both ends)', unit: 's/GB', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
+  { key: 'dgram64Pps', label: 'datagrams 64 B (rx)', unit: 'kpps', isHigherBetter: true, baselines: ['udp'], scale: 1e-3 },
+  { key: 'dgram64TxPps', label: 'datagrams 64 B (tx)', unit: 'kpps', isHigherBetter: true, baselines: ['udp'], scale: 1e-3 },
+  { key: 'dgram1200Pps', label: 'datagrams 1200 B (rx)', unit: 'kpps', isHigherBetter: true, baselines: ['udp'], scale: 1e-3 },
+  { key: 'dgramPingP50Us', label: 'datagram ping p50', unit: 'µs', isHigherBetter: false, baselines: ['udp'] },
+  { key: 'dgramPingP99Us', label: 'datagram ping p99', unit: 'µs', isHigherBetter: false, baselines: ['udp'] },
+  { key: 'streamPingP50Us', label: 'stream ping p50', unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
+  { key: 'streamPingP99Us', label: 'stream ping p99', unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
+  { key: 'setupP50Us', label: 'dial → first byte p50', unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
+  { key: 'setupP99Us', label: 'dial → first byte p99', unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
+  { key: 'setupColdUs', label: 'first dial (cold tunnel)', unit: 'µs', isHigherBetter: false, baselines: [] },
+  { key: 'servicePingP50Us', label: 'pilotctl ping p50 (dial+echo)', unit: 'µs', isHigherBetter: false, baselines: [] },
+  { key: 'rssIdleMb', label: `daemon RSS, ${IDLE_PEERS} idle peers`, unit: 'MiB', isHigherBetter: false, baselines: [] },
+  { key: 'rssBaseMb', label: 'daemon RSS before peers', unit: 'MiB', isHigherBetter: false, baselines: [] },
+];
+
+function cols(): string[] {
+  const pilot = Object.keys(results).filter((k) => k.startsWith('pilot-')).sort();
+  return [...['udp', 'tcp', 'tls', 'hp'].filter((k) => results[k]), ...pilot];
+}
+
+function val(row: Row | undefined, m: MetricDef): number | null {
+  const v = row?.[m.key];
+  return typeof v === 'number' && Number.isFinite(v) ? v * (m.scale ?? 1) : null;
+}
+
+function fmt(v: number | null): string {
+  if (v === null) return '-';
+  if (Math.abs(v) >= 1000) return v.toFixed(0);
+  if (Math.abs(v) >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+  return [line(head), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
+}
+
+function report(): { text: string; ratios: Record<string, Record<string, Record<string, number>>>; targets: TargetCheck[] } {
+  const cs = cols();
+  const main = table(
+    ['figure (unit)', ...cs],
+    METRICS.map((m) => [`${m.label} (${m.unit})`, ...cs.map((c) => fmt(val(results[c], m)))]),
+  );
+  const ratios: Record<string, Record<string, Record<string, number>>> = {};
+  const ratioRows: string[][] = [];
+  for (const c of cs.filter((x) => x.startsWith('pilot-'))) {
+    ratios[c] = {};
+    for (const m of METRICS) {
+      const v = val(results[c], m);
+      if (v === null || m.baselines.length === 0) continue;
+      const cells: string[] = [];
+      for (const b of ['udp', 'tcp', 'tls', 'hp']) {
+        const bv = val(results[b], m);
+        if (!m.baselines.includes(b) || bv === null || bv === 0) {
+          cells.push('');
+          continue;
+        }
+        const r = v / bv;
+        (ratios[c]![m.key] ??= {})[b] = r;
+        cells.push(`${r.toFixed(2)}x`);
+      }
+      ratioRows.push([`${c}  ${m.label}`, ...cells]);
+    }
+  }
+  const ratioTable = table(['Pilot ÷ baseline (same run)', 'udp', 'tcp', 'tls', 'hp'], ratioRows);
+  const targets = checkTargets();
+  const targetTable = table(
+    ['target', 'config', 'measured', 'goal', 'result'],
+    targets.map((t) => [t.target, t.config, t.measured, t.goal, t.isMet === null ? 'n/a' : t.isMet ? 'met' : `MISSED ${t.by}`]),
+  );
+  return { text: `${main}\n\nRatios: higher is better for Gbit/s and pps, lower for µs and s/GB\n${ratioTable}\n\nTargets (issue 5)\n${targetTable}`, ratios, targets };
+}
+
+interface TargetCheck {
+  target: string;
+  config: string;
+  measured: string;
+  goal: string;
+  isMet: boolean | null;
+  by: string;
+}
+
+function checkTargets(): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const hp = results.hp;
+  const udp = results.udp;
+  for (const c of cols().filter((x) => x.startsWith('pilot-'))) {
+    const r = results[c]!;
+    if (r.stream1Gbps !== undefined && hp?.stream1Gbps) {
+      const goal = 3 * hp.stream1Gbps;
+      out.push({ target: 'stream ≥ 3x Holepunch', config: c, measured: `${r.stream1Gbps.toFixed(2)} Gbit/s (${(r.stream1Gbps / hp.stream1Gbps).toFixed(2)}x)`,
+        goal: `≥ ${goal.toFixed(2)} Gbit/s`, isMet: r.stream1Gbps >= goal, by: `${(goal / r.stream1Gbps).toFixed(1)}x short` });
+    }
+    if (r.dgramPingP50Us !== undefined && udp?.dgramPingP50Us !== undefined) {
+      const goal = udp.dgramPingP50Us + 50;
+      out.push({ target: 'ping p50 ≤ UDP + 50 µs', config: c, measured: `${r.dgramPingP50Us.toFixed(0)} µs (UDP ${udp.dgramPingP50Us.toFixed(0)})`,
+        goal: `≤ ${goal.toFixed(0)} µs`, isMet: r.dgramPingP50Us <= goal, by: `+${(r.dgramPingP50Us - goal).toFixed(0)} µs` });
+    }
+    if (r.dgramPingP99Us !== undefined && udp?.dgramPingP99Us !== undefined) {
+      const goal = udp.dgramPingP99Us + 500;
+      out.push({ target: 'ping p99 ≤ UDP + 500 µs', config: c, measured: `${r.dgramPingP99Us.toFixed(0)} µs (UDP ${udp.dgramPingP99Us.toFixed(0)})`,
+        goal: `≤ ${goal.toFixed(0)} µs`, isMet: r.dgramPingP99Us <= goal, by: `+${(r.dgramPingP99Us - goal).toFixed(0)} µs` });
+    }
+    if (r.dgram64Pps !== undefined) {
+      out.push({ target: '≥ 1 M datagrams/s of 64 B', config: c, measured: `${(r.dgram64Pps / 1e3).toFixed(0)} kpps`, goal: '≥ 1000 kpps',
+        isMet: r.dgram64Pps >= 1e6, by: `${(1e6 / Math.max(1, r.dgram64Pps)).toFixed(1)}x short` });
+    }
+    if (r.rssIdleMb !== undefined) {
+      const goal = (200 * IDLE_PEERS) / 10_000;
+      out.push({ target: `${IDLE_PEERS} idle peers ≤ ${goal.toFixed(0)} MB`, config: c, measured: `${r.rssIdleMb.toFixed(0)} MiB`, goal: `≤ ${goal.toFixed(0)} MB`,
+        isMet: (r.rssIdleMb * MiB) / 1e6 <= goal, by: `+${((r.rssIdleMb * MiB) / 1e6 - goal).toFixed(0)} MB` });
+    }
+  }
+  return out;
+}
+
+function chart(): string {
+  const cs = cols();
+  const panels: ChartPanel[] = METRICS.filter((m) => cs.some((c) => val(results[c], m) !== null)).map((m) => ({
+    title: m.label,
+    unit: m.unit + (m.isHigherBetter ? ', higher is better' : ', lower is better'),
+    bars: cs.filter((c) => val(results[c], m) !== null).map((c) => ({ label: c, value: val(results[c], m), isBaseline: !c.startsWith('pilot-') })),
+  }));
+  return renderChart(`pilot-node e2e bench${isQuick ? ' (quick)' : ''} — ${hostname()} — ${new Date().toISOString().slice(0, 16)}`, panels);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const native = await loadNative();
+  const dps = DATAPATHS.filter((dp) => {
+    if (dp === 'native' && !native.ok) {
+      note(`native datapath unavailable (${native.error.message}); run npm run build:native`);
+      return false;
+    }
+    return true;
+  });
+  log(`pilot-node e2e bench${isQuick ? ' --quick' : ''}: streams ${STREAM_BYTES / MiB} MiB, ${PINGS} pings, ${SETUPS} dials, ${IDLE_PEERS} idle peers; datapaths ${dps.join(',')}; modes ${MODES.join(',')}`);
+  const rdv = await startRendezvous();
+  let profiles: Record<string, ProfileSummary[]> | null = null;
+  try {
+    if (!SKIP.has('baselines')) await runBaselines();
+    for (const dp of dps) {
+      for (const mode of MODES) {
+        try {
+          await runPilot(dp, mode, rdv);
+        } catch (e) {
+          note(`pilot-${dp}-${mode}: ${(e as Error).message.split('\n')[0]}`);
+        }
+      }
+      if (!SKIP.has('rss')) await runRss(dp, rdv);
+    }
+    if (isProfiling) profiles = await runProfiles(rdv);
+  } finally {
+    killAll();
+  }
+  const rep = report();
+  process.stdout.write(`\n${rep.text}\n`);
+  if (notes.length) process.stdout.write(`\nNotes\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
+  mkdirSync(RESULTS, { recursive: true });
+  const base = join(RESULTS, isQuick ? 'e2e-quick' : 'e2e');
+  const json = {
+    host: hostname(),
+    date: new Date().toISOString(),
+    node: process.version,
+    quick: isQuick,
+    params: { streamBytes: STREAM_BYTES, pings: PINGS, setups: SETUPS, floodMs: FLOOD_MS, idlePeers: IDLE_PEERS, datapaths: dps, modes: MODES },
+    results,
+    ratios: rep.ratios,
+    targets: rep.targets,
+    notes,
+    profiles,
+    seconds: Math.round((Date.now() - t0) / 1000),
+  };
+  writeFileSync(`${base}.json`, JSON.stringify(json, null, 2) + '\n');
+  writeFileSync(`${base}.svg`, chart());
+  process.stdout.write(`\nwrote ${base}.json and ${base}.svg (${json.seconds} s)\n`);
+}
+
+main()
+  .catch((e: unknown) => {
+    process.stderr.write(`e2e bench: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    killAll();
+    if (existsSync(TMP)) rmSync(TMP, { recursive: true, force: true });
+  });
