@@ -730,6 +730,13 @@ export class RegistryServer {
       }
     }
     if (hadIntent) this.put(tx, { k: 'intent', edge: intent, v: false });
+    // The answer settles the request: drop it from the responder's inbox. A pushed request otherwise stays
+    // queued until the next poll, and the requester's next handshake (after a reject or an untrust) is refused
+    // as "already pending".
+    const answered = this.state.inbox.get(id) ?? [];
+    if (answered.some((r) => r.fromNodeId === peer)) {
+      this.put(tx, { k: 'inbox', id, v: answered.filter((r) => r.fromNodeId !== peer) });
+    }
     const timestampSec = this.nowSec();
     const responses = this.state.responses.get(peer) ?? [];
     if (responses.length < MAX_INBOX) {

@@ -154,6 +154,32 @@ test('private nodes: lookup hides hostname/tags from strangers, resolve needs th
   }
 });
 
+test('an answered handshake leaves the inbox: the requester may ask again after a reject', async () => {
+  const { server, port } = await startServer();
+  try {
+    const c = await RawClient.connect(port);
+    const a = newIdentity();
+    const b = newIdentity();
+    const ida = await register(c, a);
+    const idb = await register(c, b);
+    const ask = () =>
+      c.request(signed(a, { type: 'request_handshake', from_node_id: ida, to_node_id: idb, justification: 'j' }, challenge.requestHandshake(ida, idb)));
+    const answer = (accept: boolean) =>
+      c.request(signed(b, { type: 'respond_handshake', node_id: idb, peer_id: ida, accept }, challenge.respondHandshake(idb, ida)));
+    assert.equal((await ask()).type, 'request_handshake_ok');
+    assert.equal((await answer(false)).type, 'respond_handshake_ok');
+    const poll = await c.request(signed(b, { type: 'poll_handshakes', node_id: idb }, challenge.pollHandshakes(idb)));
+    assert.deepEqual(poll.requests, [], 'the rejected request is no longer queued');
+    assert.equal((await ask()).type, 'request_handshake_ok', 'asking again after a reject');
+    assert.equal((await answer(true)).type, 'respond_handshake_ok');
+    assert.equal((await c.request(signed(b, { type: 'revoke_trust', node_id: idb, peer_id: ida }, challenge.revokeTrust(idb, ida)))).type, 'revoke_trust_ok');
+    assert.equal((await ask()).type, 'request_handshake_ok', 'asking again after an untrust');
+    c.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('trust relay: request, poll, respond; pushes arrive well under 1 s; polls still see queued items', async () => {
   const { server, port } = await startServer();
   try {
