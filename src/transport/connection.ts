@@ -262,6 +262,14 @@ export class Connection {
   private isAckOnlyNext = false;
   /** Out-of-order packets arrived since the last ACK that reported every range. */
   private isAckRangeChanged = false;
+  /**
+   * Our packets that carried a complete ACK report: (pn, largest pn reported). Once the peer acknowledges one,
+   * it knows every range up to that largest, so we stop repeating them (RFC 9000 §13.2.4) and ACKs stay small.
+   */
+  private reportPn = new Float64Array(REPORT_FIFO_SIZE);
+  private reportLargest = new Float64Array(REPORT_FIFO_SIZE);
+  private reportHead = 0;
+  private reportCount = 0;
   private lastAdvertisedLimit = 0;
   private readonly windowUpdateBytes: number;
   private isReadableSignalled = false;
@@ -466,11 +474,7 @@ export class Connection {
       this.persistDeadlineUs = Infinity;
       this.persistBackoff++;
     }
-    if (
-      phase === Phase.Established &&
-      this.keepaliveIntervalUs > 0 &&
-      nowUs >= Math.max(this.lastReceivedUs, this.lastKeepaliveUs) + this.keepaliveIntervalUs
-    ) {
+    if (phase === Phase.Established && this.keepaliveIntervalUs > 0 && nowUs >= this.keepaliveDeadlineUs()) {
       this.isKeepalivePending = true;
       this.lastKeepaliveUs = nowUs;
     }
@@ -571,7 +575,7 @@ export class Connection {
     if (this.persistDeadlineUs < t) t = this.persistDeadlineUs;
     if (this.pacingWaitUs > 0 && this.pacingWaitUs < t) t = this.pacingWaitUs;
     if (phase === Phase.Established && this.keepaliveIntervalUs > 0) {
-      const k = (this.lastReceivedUs > this.lastKeepaliveUs ? this.lastReceivedUs : this.lastKeepaliveUs) + this.keepaliveIntervalUs;
+      const k = this.keepaliveDeadlineUs();
       if (k < t) t = k;
     }
     return t;
@@ -696,12 +700,37 @@ export class Connection {
     }
   }
 
+  private noteCompleteReport(pn: number, largestReported: number): void {
+    if (this.reportCount === REPORT_FIFO_SIZE) {
+      this.reportHead = (this.reportHead + 1) % REPORT_FIFO_SIZE;
+      this.reportCount--;
+    }
+    const j = (this.reportHead + this.reportCount) % REPORT_FIFO_SIZE;
+    this.reportPn[j] = pn;
+    this.reportLargest[j] = largestReported;
+    this.reportCount++;
+  }
+
+  /** The peer acknowledged [topLo, largest]: forget ACK ranges it has certainly seen in full. */
+  private pruneAckRanges(topLo: number, largest: number): void {
+    let prune = -1;
+    while (this.reportCount > 0 && this.reportPn[this.reportHead]! <= largest) {
+      const pn = this.reportPn[this.reportHead]!;
+      if (pn >= topLo && this.reportLargest[this.reportHead]! > prune) prune = this.reportLargest[this.reportHead]!;
+      this.reportHead = (this.reportHead + 1) % REPORT_FIFO_SIZE;
+      this.reportCount--;
+    }
+    // keep the largest received: it anchors every ACK we send
+    if (prune >= 0) this.rxPns.removeBelow(prune + 1 < this.largestRxPn ? prune + 1 : this.largestRxPn);
+  }
+
   private processAck(f: SegmentFields, seg: Uint8Array, nowUs: Micros): void {
     const sb = this.sb;
     const largest = unwrapU32(f.ackPn, sb.nextPn - 1);
     sb.beginAck();
     let hasNewAck = false;
     if (largest >= 0 && largest < sb.nextPn) {
+      if (this.reportCount > 0) this.pruneAckRanges(largest - f.firstAckRange, largest);
       let hi = largest;
       let lo = hi - f.firstAckRange;
       sb.ackRange(lo, hi);
@@ -939,6 +968,13 @@ export class Connection {
   }
 
   // ───────────────────────────── internals: send ─────────────────────────────
+
+  /** A keepalive PING after keepaliveIntervalUs of silence; an unanswered one is repeated every RTO. */
+  private keepaliveDeadlineUs(): Micros {
+    if (this.lastReceivedUs >= this.lastKeepaliveUs) return this.lastReceivedUs + this.keepaliveIntervalUs;
+    const retry = this.rtt.rtoUs();
+    return this.lastKeepaliveUs + (retry < this.keepaliveIntervalUs ? retry : this.keepaliveIntervalUs);
+  }
 
   private ptoDeadlineUs(): Micros {
     return this.sb.lastAckElicitingSentUs + this.currentRtoUs();
@@ -1267,8 +1303,10 @@ export class Connection {
           off += SACK_BLOCK_BYTES;
           sackCount++;
         }
-        if (sackCount === n - 1 || sackCount < maxBlocks) this.isAckRangeChanged = false;
-        else if (this.isAckRangeChanged) this.isAckOnlyNext = true; // piggybacked ACK had no room for the new ranges
+        if (sackCount === n - 1 || sackCount < maxBlocks) {
+          this.isAckRangeChanged = false;
+          if (n > 1) this.noteCompleteReport(this.sb.nextPn, largest);
+        } else if (this.isAckRangeChanged) this.isAckOnlyNext = true; // piggybacked ACK had no room for the new ranges
       }
     }
     tx.sackCount = sackCount;
@@ -1280,6 +1318,7 @@ export class Connection {
 }
 
 const OK: Result<void> = ok();
+const REPORT_FIFO_SIZE = 256;
 /** Marks a queued retransmission that carries the FIN (lengths stay below 2^16). */
 const RETX_FIN = 0x40000000;
 /** Persist probes back off up to this interval. */

@@ -57,8 +57,11 @@ export class BulkReceiver {
   /** While true the application does not read (to exercise a closed receive window). */
   isPaused = false;
   private readonly scratch = new Uint8Array(256 * 1024);
-  /** (timeUs, bytes received so far), sampled on every read — for goodput over an interval. */
-  constructor(shouldHash: boolean) {
+  /** `shouldFinishOnEof`: answer the peer's FIN with our own (a full close once both directions are done). */
+  constructor(
+    shouldHash: boolean,
+    readonly shouldFinishOnEof = true,
+  ) {
     this.hash = shouldHash ? createHash('sha256') : null;
   }
 
@@ -67,6 +70,7 @@ export class BulkReceiver {
     if (ev.kind === 'finished') {
       this.isFinished = true;
       this.finishedAtUs = net.nowUs;
+      if (this.shouldFinishOnEof) ep.conn!.finish();
     }
     if (ev.kind === 'closed') {
       this.isClosed = true;
