@@ -35,7 +35,7 @@ class OriginalPeer {
     public remotePort: number,
   ) {}
 
-  private pkt(flags: number, seq: number, ack: number, payload = new Uint8Array(0), window = 512 - this.delivered.length): Packet {
+  private pkt(flags: number, seq: number, ack: number, payload: Uint8Array = new Uint8Array(0), window = 512 - this.delivered.length): Packet {
     return { version: 1, flags, protocol: PROTO_STREAM, src: THEM, dst: US, srcPort: this.localPort, dstPort: this.remotePort, seq: seq >>> 0, ack: ack >>> 0, window: Math.max(0, window), payload };
   }
   syn(): Packet {
