@@ -142,6 +142,10 @@ async function main(): Promise<void> {
       }
       throw new Error(`no mutual trust with ${String(a.peer)}`);
     },
+    /** Transport state of every connection (cwnd, srtt, in flight, retransmits): is a stream window-bound? */
+    async connections() {
+      return unwrap(await api.connections(), 'connections').connections;
+    },
     /** `pilotctl ping` semantics: the echo service, one dial per probe. */
     async servicePing(a) {
       const r = unwrap(await api.ping(String(a.peer), { count: Number(a.count), intervalMs: 0, size: 64, timeoutMs: 120_000 }), 'ping');
