@@ -672,6 +672,9 @@ export class Connection {
       nowUs,
       seed: this.connId ^ (this.isClient ? 0x9e3779b9 : 0),
       srttUs: this.rtt.hasSample ? this.rtt.srttUs : 0,
+      markAppLimited: () => {
+        this.appLimitedUntil = this.deliveredBytes + this.sb.bytesInFlight || 1;
+      },
     });
     this.deliveredTimeUs = nowUs;
     this.firstSentTimeUs = nowUs;

@@ -216,3 +216,36 @@ export function withSeed<T>(name: string, fn: (seed: number) => T): T {
     throw e;
   }
 }
+
+export interface DumbbellFlow {
+  client: SimEndpoint;
+  server: SimEndpoint;
+  clientCfg: ConnectConfig;
+}
+
+/**
+ * N client→server flows sharing one bottleneck link (and one return link): the classic dumbbell for
+ * fairness. Flows get distinct ports and connection ids.
+ */
+export function dumbbell(
+  net: SimNet,
+  n: number,
+  forward: LinkConfig,
+  back: LinkConfig,
+  apps: (i: number) => { client: AppHandler; server: AppHandler; options?: ConnectionOptions },
+): DumbbellFlow[] {
+  const fwd = net.link(forward);
+  const rev = net.link(back);
+  const flows: DumbbellFlow[] = [];
+  for (let i = 0; i < n; i++) {
+    const a = apps(i);
+    const client = net.add(new SimEndpoint(`client${i}`, a.client, null));
+    const server = net.add(new SimEndpoint(`server${i}`, a.server, a.options ?? {}));
+    client.out = fwd;
+    server.out = rev;
+    client.peer = server;
+    server.peer = client;
+    flows.push({ client, server, clientCfg: { localPort: 40000 + i, remotePort: 7, connId: 0x1000 + i, ...a.options } });
+  }
+  return flows;
+}

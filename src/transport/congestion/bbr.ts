@@ -59,6 +59,7 @@ export class Bbr implements CongestionController {
   private priorCwnd = 0;
   private lostInCycleBytes = 0;
   private deliveredBytes = 0;
+  private readonly markAppLimited: () => void;
 
   constructor(init: CongestionInit, opts: BbrOptions = {}) {
     this.mss = init.mssBytes;
@@ -66,6 +67,7 @@ export class Bbr implements CongestionController {
     this.initialCwnd = initialWindowBytes(init.mssBytes);
     this.cwnd = this.initialCwnd;
     this.minRttStampUs = init.nowUs;
+    this.markAppLimited = init.markAppLimited;
     // a random phase other than the 0.75 one, so flows do not probe in lockstep (tcp_bbr.c bbr_reset_probe_bw_mode)
     this.cycleIndex = PACING_GAIN_CYCLE.length - 1 - ((init.seed >>> 0) % (PACING_GAIN_CYCLE.length - 1));
     const rttUs = init.srttUs > 0 ? init.srttUs : 1_000;
@@ -192,6 +194,8 @@ export class Bbr implements CongestionController {
       this.probeRttDoneStampUs = 0;
     }
     if (this.mode !== Mode.ProbeRtt) return;
+    // tcp_bbr.c bbr_update_min_rtt: ignore the low rate samples PROBE_RTT causes
+    this.markAppLimited();
     if (this.probeRttDoneStampUs === 0 && rs.bytesInFlight <= this.minCwnd) {
       this.probeRttDoneStampUs = rs.nowUs + PROBE_RTT_DURATION_US;
       this.isProbeRttRoundDone = false;

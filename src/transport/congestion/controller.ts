@@ -54,6 +54,11 @@ export interface CongestionInit {
   seed: number;
   /** Smoothed RTT from the handshake, 0 when unknown. */
   srttUs: Micros;
+  /**
+   * Mark the delivery-rate samples of packets sent from now until the current flight is acknowledged as
+   * app-limited (BBR's PROBE_RTT deliberately sends little and must not lower its bandwidth estimate).
+   */
+  markAppLimited: () => void;
 }
 
 export type CongestionControllerFactory = (init: CongestionInit) => CongestionController;
