@@ -45,3 +45,19 @@ for (const loss of [0, 0.05, 0.2]) {
       assert.ok(probe.seen > 0, 'corruption was exercised');
     }));
 }
+
+test('5 MB arrive byte-exact through Gilbert–Elliott burst loss in both directions', () =>
+  withSeed('burst loss', (seed) => {
+    const data = DATA.subarray(0, 5 * 1024 * 1024);
+    const sender = new BulkSender(data);
+    const receiver = new BulkReceiver(true);
+    // mean burst ≈ 3.3 packets at 80% loss, entered on 1% of packets: ~3% loss, in clumps
+    const link = { delayUs: 15_000, rateBps: 6_250_000, queueBytes: 200_000, burstLoss: { pEnterBad: 0.01, pExitBad: 0.3, lossInBad: 0.8 } };
+    const pair = new Pair({ seed, link, clientApp: sender.handler, serverApp: receiver.handler });
+    pair.connect();
+    assert.ok(pair.net.runUntil(() => receiver.isFinished, 300e6), `stalled at ${receiver.received}`);
+    assert.equal(receiver.digest(), sha256(data));
+    const ls = pair.client.out.stats;
+    console.log(`burst loss: ${ls.burstLosses} packets lost in bursts, ${(pair.net.nowUs / 1e6).toFixed(2)} s simulated`);
+    assert.ok(ls.burstLosses > 0);
+  }));
