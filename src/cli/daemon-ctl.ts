@@ -52,9 +52,24 @@ function readPid(pidFile: string): number | null {
 function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !isZombie(pid);
+}
+
+/**
+ * A detached daemon is reparented when pilotctl exits; until its new parent reaps it, an exited daemon is a
+ * zombie that still answers kill(pid, 0). Some container inits reap only every second or two, which made
+ * `daemon stop` wait that long. Linux only; elsewhere a zombie counts as alive (the old behaviour).
+ */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 3, after the parenthesised command name (which may itself contain spaces or parentheses).
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false;
   }
 }
 
