@@ -13,6 +13,23 @@
 // - Timers: delayed ACK (≤ maxAckDelayUs, every 2nd packet, immediately on PSH/FIN/gaps), loss time threshold,
 //   tail-loss probe then RTO with exponential backoff (RFC 6298 §5), zero-window persist probes, keepalive,
 //   idle timeout, TIME_WAIT, pacing.
+//
+// Driver loop (src/node/driver.ts; test/sim/pair.ts does the same with virtual time):
+//
+//   const conn = Connection.connect({ localPort, remotePort, connId }, now);   // or Connection.accept(syn, opts, now)
+//   on segment:  conn.handle(plaintext, now); service();
+//   on timer:    conn.handleTimeout(now); service();
+//   service():   for (;;) {
+//                  let ev; while ((ev = conn.pollEvent())) app(ev);      // app may write/read/finish here
+//                  let n, sent = false; while ((n = conn.pollTransmit(now, buf)) > 0) { seal+send buf[0..n); sent = true; }
+//                  if (!sent && no events) break;
+//                }
+//                rearm the single timer at conn.pollTimeout() (null: none); forget conn once conn.isDrained().
+//   after app reads/writes outside an event: call service() so window updates and data go out.
+//
+// The node demuxes by (srcPort, dstPort, connId) from peekSegmentHeader: a SYN (isSyn) for an unknown triple
+// goes to Connection.accept; a retransmitted SYN for a known one to that connection's handle; anything else
+// unknown may be answered with encodeResetFor. 'readable' is edge-triggered: read until read() returns 0.
 import type { Micros } from '../core/clock.js';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
@@ -540,6 +557,7 @@ export class Connection {
    * length; 0 when nothing may be sent now (empty, congestion window, pacing or flow control).
    */
   pollTransmit(nowUs: Micros, buf: Uint8Array): number {
+    if (buf.length < this.mss) return 0; // caller bug; never write past the buffer
     const phase = this.phase;
     if (phase === Phase.Established) return this.transmitEstablished(nowUs, buf);
     if (this.isRstPending) {
@@ -894,7 +912,8 @@ export class Connection {
     if (offset < 0) return OK;
     if (this.peerFinOffset >= 0 && end > this.peerFinOffset)
       return err('invalid_argument', 'data beyond the peer FIN', { detail: { finOffset: this.peerFinOffset, end } });
-    if (f.flags & FLAG_FIN) {
+    // A FIN beyond our window is not taken (its data is trimmed too); the peer retransmits it later.
+    if (f.flags & FLAG_FIN && end <= this.recvBuf.limitOffset) {
       if (this.peerFinOffset >= 0 && this.peerFinOffset !== end) return err('invalid_argument', 'FIN moved');
       if (end < this.recvBuf.contiguousEnd) return err('invalid_argument', 'FIN below received data');
       this.peerFinOffset = end;

@@ -85,7 +85,7 @@ export interface SegmentHeader {
   sackCount: number;
 }
 
-/** A decoded segment; `payload` is a view into the input, `sackOffset` the byte offset of the first block. */
+/** A decoded segment; `payload` is a view into the input (not a copy). */
 export interface Segment extends SegmentHeader {
   sack: SackBlock[];
   payload: Uint8Array;

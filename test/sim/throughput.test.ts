@@ -51,7 +51,7 @@ test('two flows on a shared bottleneck share it fairly (Jain index ≥ 0.9)', ()
     const flows = dumbbell(
       net,
       2,
-      { delayUs: 20_000, rateBps, queueBytes: 200_000 }, // 40 ms RTT, 1 BDP of buffer
+      { delayUs: 20_000, jitterUs: 1_000, rateBps, queueBytes: 200_000 }, // 40 ms RTT, 1 BDP of buffer
       { delayUs: 20_000 },
       (i) => {
         const tx = new BulkSender(PATTERN, true);
