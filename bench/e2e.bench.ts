@@ -13,6 +13,8 @@
 //   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,rss,dgram,streams,servicePing
 //            --profile                 also run --cpu-prof passes (1 stream local and daemon, 64 B flood) and
 //                                      summarise them; profiles are kept in bench/results/profiles/ (not committed)
+//            --perf                    with --profile: also `perf record -e cpu-clock` both local stream endpoints
+//                                      (JIT frames via --perf-basic-prof) and print the top symbols per DSO
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, openSync, closeSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
@@ -39,9 +41,10 @@ const flag = (name: string): string | null => {
 const isQuick = flag('quick') !== null;
 const listFlag = (name: string, dflt: string[]): string[] => (flag(name) ? flag(name)!.split(',').filter(Boolean) : dflt);
 const DATAPATHS = listFlag('datapaths', ['native', 'dgram']) as Array<'native' | 'dgram'>;
-const MODES = listFlag('modes', ['local', 'ipc']) as Array<'local' | 'ipc'>;
+const MODES = listFlag('modes', ['local', 'ipc']).filter((m) => m === 'local' || m === 'ipc') as Array<'local' | 'ipc'>; // --modes=none: RSS only
 const SKIP = new Set(listFlag('skip', []));
 const isProfiling = flag('profile') !== null;
+const isPerf = flag('perf') !== null;
 
 const MiB = 1024 * 1024;
 const STREAM_BYTES = isQuick ? 200 * MiB : 1024 * MiB;
@@ -87,6 +90,9 @@ interface Figures {
   adjUdpPingP50Us: number;
   adjUdpPingP99Us: number;
   adjUdp64Pps: number;
+  /** In-process node with --expose-gc: live heap + external per idle peer, and RSS after GC. */
+  liveHeapKiBPerPeer: number;
+  rssAfterGcMb: number;
   datapath: string;
 }
 type Row = Partial<Figures>;
@@ -398,7 +404,8 @@ async function runRss(dp: 'native' | 'dgram', rdv: { registry: string; beacon: s
     approved_at: now,
     mutual: true,
   }));
-  writeFileSync(join(home, 'trust.json'), JSON.stringify({ version: 1, trusted, pending: [], outgoing: [] }));
+  const trustJson = JSON.stringify({ version: 1, trusted, pending: [], outgoing: [] });
+  writeFileSync(join(home, 'trust.json'), trustJson);
   const d = await startDaemon(name, rdv, datapathEnv(dp));
   let swarm: Worker | null = null;
   try {
@@ -429,10 +436,70 @@ async function runRss(dp: 'native' | 'dgram', rdv: { registry: string; beacon: s
     if (swarm) await stopWorkers(swarm);
     await stopDaemon(d);
   }
+  await runLiveHeap(dp, rdv, trustJson);
+}
+
+/**
+ * The same idle swarm against an in-process node started with --expose-gc: heap after a full GC says how much
+ * of the daemon's RSS growth is live per-peer state and how much is garbage V8 has not returned yet.
+ */
+async function runLiveHeap(dp: 'native' | 'dgram', rdv: { registry: string; beacon: string }, trustJson: string): Promise<void> {
+  const key = `pilot-${dp}-local`;
+  const name = `heap-${dp}`;
+  const home = join(TMP, name);
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, 'trust.json'), trustJson);
+  const node = await worker(name, 'pilot-worker.js', [JSON.stringify({ mode: 'local', home, ...rdv, hostname: name })], datapathEnv(dp), ['--expose-gc']);
+  let swarm: Worker | null = null;
+  try {
+    const info = await node.call<{ node_id: number; public_key: string; listen: string }>('info');
+    type Mem = { rss: number; heapUsed: number; external: number; arrayBuffers: number };
+    const m0 = await node.call<Mem>('memory');
+    swarm = await worker(`${name}-swarm`, 'swarm-worker.js', []);
+    const i = info.listen.lastIndexOf(':');
+    const r = await swarm.call<{ connected: number }>('connectAll', {
+      count: IDLE_PEERS, ip: '127.0.0.1', port: Number(info.listen.slice(i + 1)), publicKey: info.public_key, nodeId: info.node_id,
+    });
+    await sleep(1000);
+    const m1 = await node.call<Mem>('memory');
+    const perPeer = (f: (m: Mem) => number): number => (f(m1) - f(m0)) / Math.max(1, r.connected) / 1024;
+    log(`  ${key}: after GC, per idle peer: heapUsed ${perPeer((m) => m.heapUsed).toFixed(2)} KiB, external ${perPeer((m) => m.external).toFixed(2)} KiB, ` +
+      `rss ${perPeer((m) => m.rss).toFixed(2)} KiB (${r.connected} peers; rss ${(m1.rss / MiB).toFixed(0)} MiB)`);
+    results[key] = { ...results[key], liveHeapKiBPerPeer: perPeer((m) => m.heapUsed + m.external), rssAfterGcMb: m1.rss / MiB };
+  } catch (e) {
+    note(`${key}: live-heap test failed: ${(e as Error).message.split('\n')[0]}`);
+  } finally {
+    if (swarm) await stopWorkers(swarm);
+    await stopWorkers(node);
+  }
 }
 
 // ------------------------------------------------------------------------------------------------------------
 // Profiling: --cpu-prof on both endpoints during a stream (local and daemon) and a 64 B datagram flood.
+
+/** perf record (software clock; this VM has no hardware counters) for `seconds`, then the top symbols. */
+async function perfRecord(tag: string, pids: number[], seconds: number): Promise<void> {
+  const file = join(TMP, `${tag}.perf.data`);
+  await sleep(500);
+  const rec = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '999', '-g', '-o', file, '-p', pids.join(','), '--', 'sleep', String(seconds)], { stdio: 'ignore' });
+  children.add(rec);
+  const code = await new Promise<number | null>((r) => rec.once('exit', r));
+  children.delete(rec);
+  if (code !== 0) return note(`${tag}: perf record failed (${code})`);
+  try {
+    const text = execFileSync('perf', ['report', '-i', file, '--no-children', '--sort', 'pid,dso,sym', '--stdio', '-g', 'none', '--percent-limit', '1.5'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const lines = text.split('\n').filter((l) => /^\s+\d/.test(l)).slice(0, 30);
+    log(`${tag}: perf (self, ≥1.5%)\n${lines.join('\n')}`);
+    const keep = join(RESULTS, 'profiles');
+    mkdirSync(keep, { recursive: true });
+    writeFileSync(join(keep, `${tag}.perf.txt`), text);
+  } catch (e) {
+    note(`${tag}: perf report failed: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
 
 interface ConnSample {
   cwnd_bytes: number;
@@ -480,10 +547,12 @@ async function runProfiles(rdv: { registry: string; beacon: string }): Promise<R
       const dir = join(TMP, tag);
       mkdirSync(dir);
       log(`${tag}: --cpu-prof`);
-      const pair = await pilotPair(dp, mode, rdv, tag, ['--cpu-prof', '--cpu-prof-dir', dir]);
+      const withPerf = isPerf && mode === 'local' && what === 'stream';
+      const pair = await pilotPair(dp, mode, rdv, tag, ['--cpu-prof', '--cpu-prof-dir', dir, ...(withPerf ? ['--perf-basic-prof'] : [])]);
       try {
         if (what === 'stream') {
           const tp = throughput(pair.server, pair.client, pair.cpuPids, 'prof', 1);
+          if (withPerf) void perfRecord(tag, [pair.client.pid, pair.server.pid], isQuick ? 2 : 5);
           const conn = await sampleConnections(pair.client, tp);
           const t = await tp;
           out[`${tag}-transport`] = { gbps: t.gbps, ...conn };
@@ -542,6 +611,8 @@ const METRICS: MetricDef[] = [
   { key: 'servicePingP50Us', label: 'pilotctl ping p50 (dial+echo)', unit: 'µs', isHigherBetter: false, baselines: [] },
   { key: 'rssIdleMb', label: `daemon RSS, ${IDLE_PEERS} idle peers`, unit: 'MiB', isHigherBetter: false, baselines: [] },
   { key: 'rssBaseMb', label: 'daemon RSS before peers', unit: 'MiB', isHigherBetter: false, baselines: [] },
+  { key: 'rssAfterGcMb', label: `in-process node RSS after GC, ${IDLE_PEERS} peers`, unit: 'MiB', isHigherBetter: false, baselines: [] },
+  { key: 'liveHeapKiBPerPeer', label: 'live heap per idle peer (after GC)', unit: 'KiB', isHigherBetter: false, baselines: [] },
 ];
 
 /** Pilot figures whose UDP ratio uses the raw UDP run adjacent to that configuration. */

@@ -142,6 +142,12 @@ async function main(): Promise<void> {
       }
       throw new Error(`no mutual trust with ${String(a.peer)}`);
     },
+    /** process.memoryUsage() after a full GC when started with --expose-gc (live memory, not garbage). */
+    memory() {
+      const g = (globalThis as { gc?: () => void }).gc;
+      if (g) for (let i = 0; i < 3; i++) g();
+      return { ...process.memoryUsage(), isAfterGc: g !== undefined };
+    },
     /** Transport state of every connection (cwnd, srtt, in flight, retransmits): is a stream window-bound? */
     async connections() {
       return unwrap(await api.connections(), 'connections').connections;
