@@ -5,7 +5,7 @@ import { PilotException, pilotError, type PilotError } from '../core/errors.js';
 import type { PilotStream } from './api.js';
 
 export interface StreamEndpoint {
-  /** Bytes accepted (flow control / send buffer); 0 means wait for handleWritable. */
+  /** Bytes accepted (flow control / send buffer); 0 means wait for handleWritable; -1 means closed. */
   write(data: Uint8Array): number;
   /** Bytes buffered in order and ready to read. */
   readableBytes(): number;
@@ -46,6 +46,12 @@ export class PilotDuplex extends Duplex implements PilotStream {
     while (p.data.length > 0) {
       const n = this.endpoint.write(p.data);
       if (n === 0) return; // resumed by handleWritable
+      if (n < 0) {
+        // The send side is closed (reset or finished underneath us): fail this write instead of spinning.
+        this.pendingWrite = null;
+        p.cb(new PilotException(pilotError('connection_failed', 'stream is closed for writing')));
+        return;
+      }
       p.data = p.data.subarray(n);
     }
     this.pendingWrite = null;
