@@ -480,6 +480,7 @@ const recv = defineCommand<{ port: number; count: number; timeoutMs: number }>({
     const l = await c.value.listenAsync(p.port);
     if (!l.ok) return l;
     const listener = l.value;
+    if (!ctx.isJson) ctx.io.stderr.write(`listening on port ${p.port} — waiting for streams...\n`);
     const messages: Array<Record<string, unknown>> = [];
     const deadlineMs = Date.now() + p.timeoutMs;
     let isTimedOut = false;
