@@ -10,5 +10,6 @@ export function binCommand(name: BinName): string[] {
   const js = fileURLToPath(new URL(`../../src/bin/${name}.js`, import.meta.url));
   if (import.meta.url.endsWith('.js') && existsSync(js)) return [process.execPath, js];
   const ts = fileURLToPath(new URL(`../../src/bin/${name}.ts`, import.meta.url));
-  return [process.execPath, '--import', 'tsx', ts];
+  // tsx by absolute URL: a bare `--import tsx` resolves from the child's cwd, which tests may change.
+  return [process.execPath, '--import', import.meta.resolve('tsx'), ts];
 }
