@@ -33,6 +33,13 @@ export interface BbrOptions {
   minCwndSegments?: number;
 }
 
+/** tcp_bbr.c: extra_acked is a max over this many round trips (two windows alternate). */
+const EXTRA_ACKED_WIN_RTTS = 5;
+/** tcp_bbr.c bbr_extra_acked_max_us: cap the aggregation allowance at 100 ms of bandwidth. */
+const EXTRA_ACKED_MAX_US = 100_000;
+/** tcp_bbr.c bbr_ack_epoch_acked_reset_thresh (2^20 packets there; bytes here). */
+const ACK_EPOCH_RESET_BYTES = 1 << 30;
+
 export class Bbr implements CongestionController {
   readonly name = 'bbr';
   private mode: Mode = Mode.Startup;
@@ -43,6 +50,11 @@ export class Bbr implements CongestionController {
   private pacingRate: number;
   private pacingGain = HIGH_GAIN;
   private cwndGain = HIGH_GAIN;
+  private readonly extraAcked = [0, 0];
+  private extraAckedIdx = 0;
+  private extraAckedWinRtts = 0;
+  private ackEpochUs = 0;
+  private ackEpochAcked = 0;
   private readonly btlBw = new WindowedMaxFilter(BTL_BW_FILTER_ROUNDS);
   private minRttUs = Infinity;
   private minRttStampUs: Micros;
@@ -104,6 +116,7 @@ export class Bbr implements CongestionController {
     this.deliveredBytes = rs.deliveredBytes;
     this.updateRound(rs);
     this.updateBandwidth(rs);
+    this.updateAckAggregation(rs);
     this.updateCyclePhase(rs);
     this.checkFullPipe(rs);
     this.checkDrain(rs);
@@ -223,10 +236,44 @@ export class Bbr implements CongestionController {
     if (this.isPipeFilled || rate > this.pacingRate) this.pacingRate = rate;
   }
 
+  /**
+   * ACK aggregation (tcp_bbr.c bbr_update_ack_aggregation): when ACKs arrive in bursts — an event loop that
+   * handles a whole receive batch at once, delayed ACKs — the sender needs that much extra window to keep
+   * sending between bursts, or cwnd = 2·BDP is used up before the next burst and the link idles.
+   */
+  private updateAckAggregation(rs: AckSample): void {
+    const bw = this.btlBw.best;
+    if (rs.bytesAcked <= 0 || bw === 0) return;
+    if (this.isRoundStart) {
+      this.extraAckedWinRtts = Math.min(31, this.extraAckedWinRtts + 1);
+      if (this.extraAckedWinRtts >= EXTRA_ACKED_WIN_RTTS) {
+        this.extraAckedWinRtts = 0;
+        this.extraAckedIdx ^= 1;
+        this.extraAcked[this.extraAckedIdx] = 0;
+      }
+    }
+    let expectedAcked = (bw * (rs.nowUs - this.ackEpochUs)) / 1e6;
+    if (this.ackEpochAcked <= expectedAcked || this.ackEpochAcked + rs.bytesAcked >= ACK_EPOCH_RESET_BYTES) {
+      this.ackEpochAcked = 0;
+      this.ackEpochUs = rs.nowUs;
+      expectedAcked = 0;
+    }
+    this.ackEpochAcked += rs.bytesAcked;
+    const extra = Math.min(this.ackEpochAcked - expectedAcked, this.cwnd);
+    if (extra > this.extraAcked[this.extraAckedIdx]!) this.extraAcked[this.extraAckedIdx] = extra;
+  }
+
+  private aggregationCwnd(): number {
+    if (!this.isPipeFilled) return 0;
+    const maxAggr = (this.btlBw.best * EXTRA_ACKED_MAX_US) / 1e6;
+    return Math.min(Math.max(this.extraAcked[0]!, this.extraAcked[1]!), maxAggr);
+  }
+
   private setCwnd(rs: AckSample): void {
     const acked = rs.bytesAcked;
-    // 3 segments of quantization budget (tcp_bbr.c bbr_quantization_budget), +2 while probing up
-    let target = this.bdpBytes(this.cwndGain) + 3 * this.mss;
+    // 3 segments of quantization budget (tcp_bbr.c bbr_quantization_budget), +2 while probing up,
+    // + the ACK-aggregation allowance
+    let target = this.bdpBytes(this.cwndGain) + 3 * this.mss + this.aggregationCwnd();
     if (this.mode === Mode.ProbeBw && this.pacingGain > 1) target += 2 * this.mss;
     if (this.isPipeFilled) {
       const c = this.cwnd + acked;
