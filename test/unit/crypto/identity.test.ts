@@ -1,5 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -16,7 +17,11 @@ import {
 import { loadIdentity, loadOrCreateIdentity, saveIdentity } from '../../../src/crypto/identity-store.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const INTEROP = resolve(here, '../../../../shared/interop');
+// ../shared/interop next to the project root, from test/unit/crypto (tsx) or dist/test/unit/crypto (compiled).
+const INTEROP =
+  ['../../../../shared/interop', '../../../../../shared/interop']
+    .map((up) => resolve(here, up))
+    .find((d) => existsSync(join(d, 'identity-node1-ref-b.json'))) ?? resolve(here, '../../../../shared/interop');
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'pilot-identity-'));
