@@ -7,6 +7,8 @@ import { netsimUnavailableReason } from './exec.js';
 import { formatNatTable, runLinkCheck, runMappingTimeoutCheck, runNatSelftest, runPunchCheck, type PunchCase } from './selftest.js';
 import { expectedPath, findScenario, matrixPairs, SCENARIOS } from './scenario.js';
 import { buildTopology, teardownAll } from './topology.js';
+import { parseNatKind, type NatKind } from './nat.js';
+import { defaultResultsDir, matrixCells, matrixMarkdown, runMatrix, writeMatrixResults } from './matrix.js';
 
 const USAGE = `usage: netsim <command> [--json]
   up <scenario>        build a scenario topology and leave it up (see \`list\`; or <kindA>--<kindB>)
@@ -14,7 +16,9 @@ const USAGE = `usage: netsim <command> [--json]
   exec <host> <cmd…>   run a command inside a host of the topology left up by \`up\`
   list                 list scenarios
   selftest [--quick]   check every NAT kind, the mapping timeout and link impairment; prints a table
-  matrix               NAT traversal matrix (needs the daemons, issue 4)
+  matrix [--trials N] [--cells a--b,…] [--one-order] [--out DIR]
+                       NAT traversal matrix with real daemons: every pair of NAT kinds (both orders),
+                       connected/direct/relayed %, TTFB median/p95; writes matrix.md/.json/.svg (netsim/results)
 `;
 
 type Json = Record<string, unknown> | unknown[];
@@ -51,8 +55,7 @@ function main(argv: string[]): Promise<number> | number {
       return 0;
     }
     case 'matrix':
-      process.stdout.write('matrix: needs daemons (issue 4), see netsim/README.md\n');
-      return 0;
+      return matrix(args.slice(1), json, fail, needRoot);
     case 'up':
       return up(args[1], print, fail, needRoot);
     case 'down': {
@@ -188,6 +191,62 @@ async function selftest(
   out(`\n${isOk ? 'all passed' : 'FAILED'} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   if (json) process.stdout.write(JSON.stringify({ status: isOk ? 'ok' : 'error', data }) + '\n');
   return isOk ? 0 : 1;
+}
+
+async function matrix(
+  argv: string[],
+  json: boolean,
+  fail: (code: string, message: string, exitCode?: number) => number,
+  needRoot: () => string | null,
+): Promise<number> {
+  let trials = 1;
+  let out = defaultResultsDir();
+  let cells = matrixCells(!argv.includes('--one-order'));
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const val = (): string | undefined => (a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i]);
+    if (a === '--trials' || a.startsWith('--trials=')) {
+      const v = Number(val());
+      if (!Number.isInteger(v) || v < 1 || v > 1000) return fail('invalid_argument', '--trials needs an integer 1..1000', 2);
+      trials = v;
+    } else if (a === '--out' || a.startsWith('--out=')) {
+      const v = val();
+      if (!v) return fail('invalid_argument', '--out needs a directory', 2);
+      out = v;
+    } else if (a === '--cells' || a.startsWith('--cells=')) {
+      const picked: [NatKind, NatKind][] = [];
+      for (const c of (val() ?? '').split(',').filter(Boolean)) {
+        const m = /^(.+)--(.+)$/.exec(c);
+        const x = m ? parseNatKind(m[1]!) : null;
+        const y = m ? parseNatKind(m[2]!) : null;
+        if (!x || !y) return fail('invalid_argument', `bad cell ${JSON.stringify(c)} (want <kindA>--<kindB>)`, 2);
+        picked.push([x, y]);
+      }
+      cells = picked;
+    } else if (a !== '--one-order') {
+      return fail('invalid_argument', `unknown matrix flag ${JSON.stringify(a)}`, 2);
+    }
+  }
+  const why = needRoot();
+  if (why) return fail('internal', why);
+  const t0 = performance.now();
+  const result = await runMatrix({
+    trials,
+    cells,
+    onCell: (c) => {
+      if (!json) {
+        process.stderr.write(
+          `${c.natA} → ${c.natB}: connected ${c.connectedPct}% direct ${c.directPct}% relayed ${c.relayedPct}% ` +
+            `ttfb ${c.ttfbMedianMs?.toFixed(0) ?? '–'} ms${c.results[0]?.error ? ` (${c.results[0].error.slice(0, 100)})` : ''}\n`,
+        );
+      }
+    },
+  });
+  const meta = { trials, generated_at: new Date().toISOString(), elapsed_s: Math.round((performance.now() - t0) / 1000) };
+  const files = writeMatrixResults(result, out, meta);
+  if (json) process.stdout.write(JSON.stringify({ status: 'ok', data: { ...meta, files, cells: result } }) + '\n');
+  else process.stdout.write(`${matrixMarkdown(result)}\n\nwrote ${files.join(', ')}\n`);
+  return 0;
 }
 
 const code = await main(process.argv.slice(2));

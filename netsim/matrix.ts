@@ -1,0 +1,439 @@
+// The NAT traversal matrix (issue 4): for every pair of NAT kinds, real processes in netsim namespaces —
+// pilot-rendezvous (registry + beacon, beacon2 on the rendezvous's second IP) on the public host and one
+// pilot-daemon per agent — handshake, approve, then time to first byte (`pilotctl traceroute`: setup + first
+// round trip) and the path the daemon reports (`pilotctl peers`). Output: Markdown, JSON, SVG heatmap.
+// Everything here does I/O and needs root (netsim).
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { err, ok, type Result } from '../src/core/index.js';
+import type { LinkSpec } from './link.js';
+import { NAT_KINDS, type NatKind } from './nat.js';
+import { matrixPairs, runPair, type PairContext } from './scenario.js';
+import type { Topology } from './topology.js';
+
+export type PathKind = 'direct' | 'relay' | 'none';
+
+/** The issue's requirement: direct everywhere except random-symmetric ↔ random-symmetric (relay). */
+export function requiredPath(a: NatKind, b: NatKind): 'direct' | 'relay' {
+  return a === 'symmetric-random' && b === 'symmetric-random' ? 'relay' : 'direct';
+}
+
+/**
+ * Cells the daemon without NAT traversal (initiator sends Noise initiations to the peer's registered and
+ * observed endpoints, no relay, no responder punching) already connects directly: the responder must accept
+ * an unsolicited packet, i.e. be public or a full cone. Used to mark the rest `todo` until src/nat is integrated.
+ */
+export function passesWithoutTraversal(a: NatKind, b: NatKind): boolean {
+  void a;
+  return b === 'none' || b === 'full-cone';
+}
+
+/** Ordered cells: the 21 pairs with a ≤ b, then the 15 reversed ones (both orders where they differ). */
+export function matrixCells(bothOrders = true): [NatKind, NatKind][] {
+  const out = matrixPairs();
+  if (bothOrders) for (const [a, b] of matrixPairs()) if (a !== b) out.push([b, a]);
+  return out;
+}
+
+export interface TrialResult {
+  connected: boolean;
+  path: PathKind;
+  /** Time to first byte: connection setup + first echo round trip, ms. */
+  ttfbMs: number | null;
+  /** Seconds from the first byte until the path became direct (null: never within the settle window). */
+  directAfterMs: number | null;
+  endpoint: string | null;
+  natTypeA: string | null;
+  natTypeB: string | null;
+  error: string | null;
+}
+
+export interface MatrixCell {
+  natA: NatKind;
+  natB: NatKind;
+  required: 'direct' | 'relay';
+  trials: number;
+  connectedPct: number;
+  directPct: number;
+  relayedPct: number;
+  ttfbMedianMs: number | null;
+  ttfbP95Ms: number | null;
+  results: TrialResult[];
+}
+
+// --- processes ---------------------------------------------------------------------------------------------
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Project root from netsim/ (tsx) or dist/netsim/ (compiled). */
+function projectRoot(): string {
+  let d = here;
+  for (let i = 0; i < 4; i++) {
+    if (existsSync(join(d, 'package.json'))) return d;
+    d = dirname(d);
+  }
+  return resolve(here, '..');
+}
+
+/**
+ * argv prefix for a bin: the compiled dist/src/bin/<name>.js when it exists (much faster start than tsx; the
+ * netsim:matrix script builds first), else src/bin/<name>.ts through tsx. PILOT_MATRIX_TSX=1 forces tsx.
+ */
+export function binArgv(name: 'pilotctl' | 'pilot-daemon' | 'pilot-rendezvous'): string[] {
+  const root = projectRoot();
+  const js = join(root, 'dist', 'src', 'bin', `${name}.js`);
+  if (process.env.PILOT_MATRIX_TSX !== '1' && existsSync(js)) return [process.execPath, js];
+  return [process.execPath, '--import', 'tsx', join(root, 'src', 'bin', `${name}.ts`)];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Agent {
+  host: string;
+  home: string;
+  nodeId: number;
+}
+
+/** A rendezvous and two daemons up in a pair topology, ready to talk (trusted both ways). */
+export interface PairSession {
+  topo: Topology;
+  a: Agent;
+  b: Agent;
+  ctl(agent: Agent, args: string[], timeoutMs?: number): Promise<Result<Record<string, unknown>>>;
+}
+
+export interface SessionOptions {
+  logLevel?: string;
+}
+
+/** Start rendezvous + daemons inside a runPair context, handshake and approve. */
+export async function startPairSession(ctx: PairContext, opts: SessionOptions = {}): Promise<Result<PairSession>> {
+  const { topo, rendezvous } = ctx;
+  const rip = rendezvous.ips[0]!;
+  const rip2 = rendezvous.ips[1];
+  const logLevel = opts.logLevel ?? process.env.PILOT_MATRIX_LOG_LEVEL ?? 'warn';
+  const rdv = topo.spawn(rendezvous.name, [
+    ...binArgv('pilot-rendezvous'),
+    '--registry-addr', `${rip}:9000`,
+    '--beacon-addr', `${rip}:9001`,
+    ...(rip2 ? ['--beacon-addr2', `${rip2}:9001`] : []),
+    '--log-level', logLevel,
+  ]);
+  const ready = await new Promise<boolean>((res) => {
+    let out = '';
+    const t = setTimeout(() => res(false), 20_000);
+    rdv.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) {
+        clearTimeout(t);
+        res(true);
+      }
+    });
+    rdv.on('exit', () => res(false));
+  });
+  if (!ready) return err('internal', 'pilot-rendezvous did not start');
+
+  const dir = mkdtempSync(join(tmpdir(), 'pn-matrix-'));
+  const mk = (host: string): Agent => ({ host, home: join(dir, host), nodeId: 0 });
+  const a = mk(ctx.a.name);
+  const b = mk(ctx.b.name);
+  const stderr: Record<string, string> = {};
+  for (const ag of [a, b]) {
+    mkdirSync(ag.home, { recursive: true, mode: 0o700 });
+    const child = topo.spawn(
+      ag.host,
+      [
+        ...binArgv('pilot-daemon'),
+        '--home', ag.home,
+        '--registry', `${rip}:9000`,
+        '--beacon', `${rip}:9001`,
+        '--listen', '0.0.0.0:0',
+        '--hostname', `matrix-${ag.host}`,
+        '--log-level', logLevel,
+      ],
+      // PILOT_BEACON2: the second beacon address for NAT classification (a daemon flag once integrated).
+      { env: { ...process.env, PILOT_BEACON2: rip2 ? `${rip2}:9001` : '' } },
+    );
+    stderr[ag.host] = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      if (stderr[ag.host]!.length < 20_000) stderr[ag.host] += d.toString();
+    });
+  }
+  const ctl = async (agent: Agent, args: string[], timeoutMs = 30_000): Promise<Result<Record<string, unknown>>> => {
+    const r = await topo.exec(agent.host, [...binArgv('pilotctl'), '--home', agent.home, '--json', ...args], { timeoutMs });
+    if (!r.ok) return r;
+    const text = r.value.stdout.trim() || r.value.stderr.trim();
+    try {
+      const doc = JSON.parse(text.split('\n').pop()!) as { status: string; data?: Record<string, unknown>; message?: string; code?: string };
+      if (doc.status === 'ok') return ok(doc.data ?? {});
+      return err('connection_failed', `pilotctl ${args[0]}: ${doc.code}: ${doc.message}`);
+    } catch {
+      return err('internal', `pilotctl ${args[0]}: unparseable output ${JSON.stringify(text.slice(0, 300))}`);
+    }
+  };
+  const session: PairSession = { topo, a, b, ctl };
+  // registered?
+  for (const ag of [a, b]) {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const info = await ctl(ag, ['info'], 10_000);
+      if (info.ok && typeof info.value.node_id === 'number' && info.value.node_id > 0 && info.value.registry_connected) {
+        ag.nodeId = info.value.node_id;
+        break;
+      }
+      if (Date.now() > deadline) {
+        return err('internal', `daemon ${ag.host} never registered: ${info.ok ? JSON.stringify(info.value) : info.error.message}; stderr: ${stderr[ag.host]!.slice(-2000)}`);
+      }
+      await sleep(200);
+    }
+  }
+  const hs = await ctl(a, ['handshake', String(b.nodeId), 'netsim matrix']);
+  if (!hs.ok) return hs;
+  const deadline = Date.now() + 15_000;
+  let isApproved = false;
+  while (!isApproved && Date.now() < deadline) {
+    const ap = await ctl(b, ['approve', String(a.nodeId)], 10_000);
+    if (ap.ok) isApproved = true;
+    else await sleep(300);
+  }
+  if (!isApproved) return err('timeout', 'approve never succeeded');
+  // wait until a trusts b (pushed approval)
+  while (Date.now() < deadline) {
+    const t = await ctl(a, ['trust'], 10_000);
+    if (t.ok && JSON.stringify(t.value).includes(`"node_id":${b.nodeId}`)) return ok(session);
+    await sleep(300);
+  }
+  return err('timeout', 'a never learned that b approved');
+}
+
+/** Path and endpoint a reports for b. */
+export async function peerPath(s: PairSession): Promise<{ path: PathKind; endpoint: string | null }> {
+  const r = await s.ctl(s.a, ['peers'], 10_000);
+  if (!r.ok) return { path: 'none', endpoint: null };
+  const peers = (r.value.peers as { node_id: number; path: PathKind; endpoint: string | null }[]) ?? [];
+  const p = peers.find((x) => x.node_id === s.b.nodeId);
+  return p ? { path: p.path, endpoint: p.endpoint } : { path: 'none', endpoint: null };
+}
+
+export interface TrialOptions {
+  link?: LinkSpec;
+  /** How long to wait for a relayed connection to upgrade to direct. */
+  settleMs?: number;
+  timeoutMs?: number;
+}
+
+/** One trial of one cell. */
+export async function runTrial(natA: NatKind, natB: NatKind, opts: TrialOptions = {}): Promise<TrialResult> {
+  const settleMs = opts.settleMs ?? Number(process.env.PILOT_MATRIX_SETTLE_MS ?? 10_000);
+  const res: TrialResult = { connected: false, path: 'none', ttfbMs: null, directAfterMs: null, endpoint: null, natTypeA: null, natTypeB: null, error: null };
+  const r = await runPair(
+    natA,
+    natB,
+    async (ctx) => {
+      const s = await startPairSession(ctx);
+      if (!s.ok) {
+        res.error = s.error.message;
+        return;
+      }
+      const sess = s.value;
+      const tr = await sess.ctl(sess.a, ['traceroute', String(sess.b.nodeId), '--timeout', '30s'], 40_000);
+      if (!tr.ok) {
+        res.error = tr.error.message;
+        return;
+      }
+      res.connected = true;
+      const samples = (tr.value.rtt_samples as { rtt_ms: number }[] | undefined) ?? [];
+      const setup = typeof tr.value.setup_ms === 'number' ? tr.value.setup_ms : 0;
+      res.ttfbMs = setup + (samples[0]?.rtt_ms ?? 0);
+      const t0 = Date.now();
+      for (;;) {
+        const p = await peerPath(sess);
+        res.path = p.path;
+        res.endpoint = p.endpoint;
+        if (p.path === 'direct') {
+          res.directAfterMs = Date.now() - t0;
+          break;
+        }
+        if (Date.now() - t0 > settleMs || requiredPath(natA, natB) === 'relay') break;
+        await sleep(500);
+      }
+      for (const [ag, key] of [[sess.a, 'natTypeA'], [sess.b, 'natTypeB']] as const) {
+        const info = await sess.ctl(ag, ['info'], 10_000);
+        if (info.ok) res[key] = (info.value.nat_type as string | null) ?? null;
+      }
+    },
+    { rendezvousExtraIps: 1, timeoutMs: opts.timeoutMs ?? 120_000, ...(opts.link ? { link: opts.link } : {}) },
+  );
+  if (!r.ok && !res.error) res.error = r.error.message;
+  return res;
+}
+
+function quantile(xs: number[], q: number): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+}
+
+export function summarise(natA: NatKind, natB: NatKind, results: TrialResult[]): MatrixCell {
+  const n = results.length || 1;
+  const ttfb = results.filter((r) => r.connected && r.ttfbMs !== null).map((r) => r.ttfbMs!);
+  const pct = (k: number) => Math.round((1000 * k) / n) / 10;
+  return {
+    natA,
+    natB,
+    required: requiredPath(natA, natB),
+    trials: results.length,
+    connectedPct: pct(results.filter((r) => r.connected).length),
+    directPct: pct(results.filter((r) => r.connected && r.path === 'direct').length),
+    relayedPct: pct(results.filter((r) => r.connected && r.path !== 'direct').length),
+    ttfbMedianMs: quantile(ttfb, 0.5),
+    ttfbP95Ms: quantile(ttfb, 0.95),
+    results,
+  };
+}
+
+export interface MatrixOptions {
+  trials?: number;
+  cells?: [NatKind, NatKind][];
+  onCell?: (cell: MatrixCell) => void;
+  link?: LinkSpec;
+}
+
+/** Run every cell `trials` times, one at a time (2-core CI: parallel topologies would skew the timings). */
+export async function runMatrix(opts: MatrixOptions = {}): Promise<MatrixCell[]> {
+  const trials = opts.trials ?? 1;
+  const out: MatrixCell[] = [];
+  for (const [a, b] of opts.cells ?? matrixCells()) {
+    const results: TrialResult[] = [];
+    for (let i = 0; i < trials; i++) results.push(await runTrial(a, b, opts.link ? { link: opts.link } : {}));
+    const cell = summarise(a, b, results);
+    out.push(cell);
+    opts.onCell?.(cell);
+  }
+  return out;
+}
+
+// --- output ------------------------------------------------------------------------------------------------
+
+const fmt = (x: number | null) => (x === null ? '–' : x.toFixed(0));
+
+export function matrixMarkdown(cells: MatrixCell[]): string {
+  const rows = cells.map(
+    (c) =>
+      `| ${c.natA} | ${c.natB} | ${c.required} | ${c.connectedPct} | ${c.directPct} | ${c.relayedPct} | ${fmt(c.ttfbMedianMs)} | ${fmt(c.ttfbP95Ms)} |` +
+      ` ${c.results.find((r) => r.error)?.error?.replace(/\|/g, '/').slice(0, 80) ?? ''} |`,
+  );
+  return [
+    '| A (dials) | B | required | connected % | direct % | relayed % | TTFB median ms | TTFB p95 ms | first error |',
+    '|---|---|---|---:|---:|---:|---:|---:|---|',
+    ...rows,
+  ].join('\n');
+}
+
+export function matrixJson(cells: MatrixCell[], meta: Record<string, unknown> = {}): string {
+  return JSON.stringify({ ...meta, cells }, null, 2);
+}
+
+const SHORT: Record<NatKind, string> = {
+  none: 'public',
+  'full-cone': 'full cone',
+  'restricted-cone': 'restricted',
+  'port-restricted-cone': 'port-restr.',
+  'symmetric-sequential': 'sym. seq.',
+  'symmetric-random': 'sym. random',
+};
+
+/** 6×6 heatmap: rows = A (dials), columns = B. Green = direct, amber = relayed, red = not connected. */
+export function matrixSvg(cells: MatrixCell[]): string {
+  const cw = 120;
+  const ch = 56;
+  const left = 110;
+  const top = 60;
+  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${left + cw * 6 + 20}" height="${top + ch * 6 + 40}" font-family="sans-serif" font-size="11">`);
+  parts.push(`<text x="${left}" y="18" font-size="14" font-weight="bold">pilot NAT traversal matrix — rows dial columns</text>`);
+  parts.push(`<text x="${left}" y="34" fill="#555">cell: connected % / direct % / median TTFB; colour: green direct, amber relayed, red failed</text>`);
+  NAT_KINDS.forEach((k, i) => {
+    parts.push(`<text x="${left + i * cw + cw / 2}" y="${top - 6}" text-anchor="middle">${SHORT[k]}</text>`);
+    parts.push(`<text x="${left - 6}" y="${top + i * ch + ch / 2 + 4}" text-anchor="end">${SHORT[k]}</text>`);
+  });
+  NAT_KINDS.forEach((a, i) =>
+    NAT_KINDS.forEach((b, j) => {
+      const c = cells.find((x) => x.natA === a && x.natB === b) ?? cells.find((x) => x.natA === b && x.natB === a);
+      const x = left + j * cw;
+      const y = top + i * ch;
+      if (!c) {
+        parts.push(`<rect x="${x}" y="${y}" width="${cw - 2}" height="${ch - 2}" fill="#eee"/>`);
+        return;
+      }
+      const direct = c.directPct / 100;
+      const connected = c.connectedPct / 100;
+      // blend: red (0 connected) → amber (connected, relayed) → green (direct)
+      const r = Math.round(220 - 180 * direct - 0 * connected);
+      const g = Math.round(60 + 120 * connected + 20 * direct);
+      const bl = Math.round(60 + 20 * direct);
+      parts.push(`<rect x="${x}" y="${y}" width="${cw - 2}" height="${ch - 2}" fill="rgb(${r},${g},${bl})"/>`);
+      parts.push(`<text x="${x + cw / 2}" y="${y + 22}" text-anchor="middle" fill="#fff" font-weight="bold">${c.connectedPct}% / ${c.directPct}%</text>`);
+      parts.push(`<text x="${x + cw / 2}" y="${y + 40}" text-anchor="middle" fill="#fff">${esc(c.ttfbMedianMs === null ? 'no TTFB' : `${c.ttfbMedianMs.toFixed(0)} ms`)}${c.required === 'relay' ? ' (relay ok)' : ''}</text>`);
+    }),
+  );
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}
+
+/** Write matrix.md / matrix.json / matrix.svg into `dir`. Returns the paths. */
+export function writeMatrixResults(cells: MatrixCell[], dir: string, meta: Record<string, unknown> = {}): string[] {
+  mkdirSync(dir, { recursive: true });
+  const files = [join(dir, 'matrix.md'), join(dir, 'matrix.json'), join(dir, 'matrix.svg')];
+  writeFileSync(files[0]!, `# NAT traversal matrix\n\n${JSON.stringify(meta)}\n\n${matrixMarkdown(cells)}\n`);
+  writeFileSync(files[1]!, matrixJson(cells, meta) + '\n');
+  writeFileSync(files[2]!, matrixSvg(cells));
+  return files;
+}
+
+export function defaultResultsDir(): string {
+  return join(projectRoot(), 'netsim', 'results');
+}
+
+// --- 10 MB transfers ---------------------------------------------------------------------------------------
+
+export interface TransferResult {
+  isExact: boolean;
+  bytes: number;
+  elapsedMs: number;
+  /** Paths a reported for b, sampled every 250 ms during the transfer. */
+  pathSamples: PathKind[];
+  error: string | null;
+}
+
+/** Send `bytes` of random data a → b with `pilotctl send-file` and compare b's sha256. */
+export async function transferFile(s: PairSession, bytes = 10 * 1024 * 1024, timeoutMs = 180_000): Promise<TransferResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'pn-xfer-'));
+  const file = join(dir, 'payload.bin');
+  const data = randomBytes(bytes);
+  writeFileSync(file, data);
+  const want = createHash('sha256').update(data).digest('hex');
+  const samples: PathKind[] = [];
+  let isDone = false;
+  const sampler = (async () => {
+    while (!isDone) {
+      samples.push((await peerPath(s)).path);
+      await sleep(250);
+    }
+  })();
+  const t0 = Date.now();
+  const r = await s.ctl(s.a, ['send-file', String(s.b.nodeId), file, '--timeout', `${Math.round(timeoutMs / 1000)}s`], timeoutMs + 10_000);
+  const elapsedMs = Date.now() - t0;
+  isDone = true;
+  await sampler;
+  rmSync(dir, { recursive: true, force: true });
+  if (!r.ok) return { isExact: false, bytes, elapsedMs, pathSamples: samples, error: r.error.message };
+  const rec = await s.ctl(s.b, ['received'], 10_000);
+  if (!rec.ok) return { isExact: false, bytes, elapsedMs, pathSamples: samples, error: rec.error.message };
+  const files = (rec.value.files as { sha256?: string; size?: number; bytes?: number }[]) ?? [];
+  const isExact = files.some((f) => f.sha256 === want && (f.size ?? f.bytes) === bytes);
+  return { isExact, bytes, elapsedMs, pathSamples: samples, error: isExact ? null : `no received file with sha256 ${want}` };
+}

@@ -1,0 +1,103 @@
+// The issue-4 NAT matrix with real daemons in netsim namespaces: every ordered pair of NAT kinds must connect
+// (100 %), directly except random-symmetric ↔ random-symmetric; 10 MB arrives byte-exact over a direct path,
+// over the relay, across a relay→direct upgrade mid-transfer, and over an impaired link (2 % loss, 40 ms).
+// Cells the daemon cannot pass before src/nat is integrated into src/node are marked todo (they still run and
+// report). Root + nftables only; skipped with one line elsewhere. PILOT_MATRIX_TRIALS (default 1).
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { netsimUnavailableReason } from '../../netsim/exec.js';
+import {
+  matrixCells,
+  matrixMarkdown,
+  passesWithoutTraversal,
+  runTrial,
+  startPairSession,
+  summarise,
+  transferFile,
+  writeMatrixResults,
+  type MatrixCell,
+  type TrialResult,
+} from '../../netsim/matrix.js';
+import { runPair } from '../../netsim/scenario.js';
+import type { NatKind } from '../../netsim/nat.js';
+import type { LinkSpec } from '../../netsim/link.js';
+
+const why = netsimUnavailableReason();
+const PENDING = 'daemon NAT traversal integration pending';
+const isIntegrated = process.env.PILOT_NAT_INTEGRATED === '1';
+const trials = Number(process.env.PILOT_MATRIX_TRIALS ?? 1);
+
+describe('netsim NAT traversal matrix (real daemons)', { skip: why ?? false }, () => {
+  const cells: MatrixCell[] = [];
+  after(() => {
+    if (cells.length === 0) return;
+    const dir = process.env.PILOT_MATRIX_OUT ?? join(tmpdir(), 'pilot-netsim-matrix');
+    const files = writeMatrixResults(cells, dir, { trials, source: 'test/netsim/matrix.test.ts' });
+    process.stdout.write(`# ${matrixMarkdown(cells).split('\n').join('\n# ')}\n# wrote ${files.join(', ')}\n`);
+  });
+
+  for (const [a, b] of matrixCells()) {
+    const todo = !isIntegrated && !passesWithoutTraversal(a, b) ? PENDING : false;
+    it(`${a} → ${b}`, { timeout: 150_000 * trials, todo }, async (t) => {
+      const results: TrialResult[] = [];
+      for (let i = 0; i < trials; i++) results.push(await runTrial(a, b));
+      const cell = summarise(a, b, results);
+      cells.push(cell);
+      t.diagnostic(
+        `connected ${cell.connectedPct}% direct ${cell.directPct}% relayed ${cell.relayedPct}% ttfb median ${cell.ttfbMedianMs ?? '–'} ms p95 ${cell.ttfbP95Ms ?? '–'} ms; ` +
+          `nat_type a=${results[0]?.natTypeA} b=${results[0]?.natTypeB}${results[0]?.error ? `; error: ${results[0].error}` : ''}`,
+      );
+      assert.equal(cell.connectedPct, 100, results.map((r) => r.error).join('; '));
+      if (cell.required === 'direct') assert.equal(cell.directPct, 100, `paths: ${results.map((r) => r.path).join(',')}`);
+    });
+  }
+
+  const transfer = (
+    name: string,
+    natA: NatKind,
+    natB: NatKind,
+    check: (samples: string[]) => void,
+    link?: LinkSpec,
+  ) =>
+    it(name, { timeout: 300_000, todo: isIntegrated ? false : PENDING }, async (t) => {
+      let outcome: Awaited<ReturnType<typeof transferFile>> | null = null;
+      const r = await runPair(
+        natA,
+        natB,
+        async (ctx) => {
+          const s = await startPairSession(ctx);
+          assert.ok(s.ok, s.ok ? '' : s.error.message);
+          outcome = await transferFile(s.value);
+        },
+        { rendezvousExtraIps: 1, timeoutMs: 280_000, ...(link ? { link } : {}) },
+      );
+      assert.ok(r.ok, r.ok ? '' : r.error.message);
+      const o = outcome as Awaited<ReturnType<typeof transferFile>> | null;
+      assert.ok(o);
+      t.diagnostic(`${(o.bytes / 1e6).toFixed(1)} MB in ${o.elapsedMs} ms; paths sampled: ${o.pathSamples.join(',')}`);
+      assert.equal(o.error, null);
+      assert.ok(o.isExact);
+      check(o.pathSamples);
+    });
+
+  transfer('10 MB byte-exact over a direct path (port-restricted ↔ port-restricted)', 'port-restricted-cone', 'port-restricted-cone', (s) =>
+    assert.equal(s.at(-1), 'direct'),
+  );
+  transfer('10 MB byte-exact over the relay (random ↔ random symmetric)', 'symmetric-random', 'symmetric-random', (s) =>
+    assert.ok(s.every((p) => p !== 'direct')),
+  );
+  transfer('10 MB byte-exact across a relay→direct upgrade mid-transfer (port-restricted ↔ random symmetric)', 'port-restricted-cone', 'symmetric-random', (s) => {
+    const firstRelay = s.indexOf('relay');
+    const lastDirect = s.lastIndexOf('direct');
+    assert.ok(firstRelay >= 0 && lastDirect > firstRelay, `want relay then direct during the transfer, got ${s.join(',')}`);
+  });
+  transfer(
+    '10 MB byte-exact over an impaired link (2% loss, 40 ms delay) on a direct path',
+    'port-restricted-cone',
+    'port-restricted-cone',
+    (s) => assert.equal(s.at(-1), 'direct'),
+    { lossPct: 2, delayMs: 40 },
+  );
+});
