@@ -11,7 +11,7 @@ import { openDatapath, type Datapath, type RecvBatch } from '../datapath/index.j
 import { formatAddr, parseAddr, isValidPort } from '../wire/address.js';
 import { isNoiseFamily } from '../wire/noise-frame.js';
 import { decodeBeaconMessage, encodeBeaconMessage, isBeaconMessage } from '../wire/beacon-message.js';
-import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram, encodeDatagram } from '../wire/segment.js';
+import { KIND_DATAGRAM, KIND_STREAM, DATAGRAM_HEADER_BYTES, decodeDatagram, encodeDatagram } from '../wire/segment.js';
 import { RegistryClient, type RegistryEvent } from './registry-client.js';
 import { TrustStore } from './trust-store.js';
 import { TunnelManager, type TunnelPeer, type UdpEndpoint, type PeerContact } from './tunnel-manager.js';
@@ -59,6 +59,9 @@ export class Daemon implements ServiceHost {
   private beaconTimer: NodeJS.Timeout | null = null;
   private probeTimer: NodeJS.Timeout | null = null;
   private isShuttingDown = false;
+  /** PeerRef → node id, for the datagram fast path. */
+  private readonly refCache = new Map<PeerRef, number>();
+  private readonly dgramBuf = new Uint8Array(2048);
   private readonly beaconEndpoint: UdpEndpoint | null;
   private readonly nowUs = (): Micros => monotonicClock.nowUs();
 
@@ -633,18 +636,32 @@ export class Daemon implements ServiceHost {
     return this.dgrams.open(port);
   }
 
-  private async sendDatagram(to: PeerRef, fromPort: number, toPort: number, data: Uint8Array): Promise<Result<void>> {
+  private sendDatagram(to: PeerRef, fromPort: number, toPort: number, data: Uint8Array): Promise<Result<void>> {
+    // Fast path: a peer we already resolved with a live session is sent to synchronously (no promise chain
+    // per datagram: it was 59% of the 64-byte datagram profile).
+    const known = this.refCache.get(to);
+    const peer = known === undefined ? undefined : this.tunnels.peers.get(known);
+    if (peer?.current && !peer.current.isExpired(this.nowUs())) return Promise.resolve(this.sendDatagramNow(peer, fromPort, toPort, data));
+    return this.sendDatagramSlow(to, fromPort, toPort, data);
+  }
+
+  private async sendDatagramSlow(to: PeerRef, fromPort: number, toPort: number, data: Uint8Array): Promise<Result<void>> {
     const id = await this.resolveRef(to);
     if (!id.ok) return id;
     const t = await this.tunnels.ensureSession(id.value);
     if (!t.ok) return t;
-    const buf = new Uint8Array(data.length + 8);
-    const n = encodeDatagram({ srcPort: fromPort, dstPort: toPort, payload: data }, buf);
-    if (!n.ok) return n;
-    if (n.value > t.value.current!.maxPlaintextBytes) {
+    if (this.refCache.size >= 4096) this.refCache.clear();
+    this.refCache.set(to, id.value);
+    return this.sendDatagramNow(t.value, fromPort, toPort, data);
+  }
+
+  private sendDatagramNow(peer: TunnelPeer, fromPort: number, toPort: number, data: Uint8Array): Result<void> {
+    if (data.length + DATAGRAM_HEADER_BYTES > (peer.current?.maxPlaintextBytes ?? 0)) {
       return err('invalid_argument', `datagram of ${data.length} bytes is too large`, { hint: 'datagrams carry at most 1415 bytes; use a stream' });
     }
-    return this.tunnels.sendPlaintext(t.value, buf.subarray(0, n.value), this.nowUs());
+    const n = encodeDatagram({ srcPort: fromPort, dstPort: toPort, payload: data }, this.dgramBuf);
+    if (!n.ok) return n;
+    return this.tunnels.sendPlaintext(peer, this.dgramBuf.subarray(0, n.value), this.nowUs());
   }
 
   async peers(): Promise<Result<{ peers: PeerEntry[] }>> {
