@@ -89,6 +89,14 @@ export class ConnectionTable {
     return ok(l);
   }
 
+  /** Hand an inbound stream from another transport (the v0.5 legacy suite) to the port's listener. */
+  deliverInbound(port: number, stream: PilotStream): boolean {
+    const l = this.listeners.get(port);
+    if (!l || l.isClosed) return false;
+    l.push(stream);
+    return true;
+  }
+
   isListening(port: number): boolean {
     return this.listeners.has(port);
   }
