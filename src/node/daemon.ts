@@ -36,6 +36,16 @@ import type {
 export const VERSION = '0.1.0';
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+/** Node control plaintexts (0x10–0x1f are the node's; 0x10 keepalive is absorbed by the tunnel). */
+const PATH_PROBE = 0x11;
+const PATH_PROBE_REPLY = 0x12;
+const PATH_PROBE_BYTES = new Uint8Array([PATH_PROBE]);
+const PATH_PROBE_REPLY_BYTES = new Uint8Array([PATH_PROBE_REPLY]);
+const PATH_CHECK_INTERVAL_MS = 1000;
+/** A busy peer silent this long is asked for a sign of life… */
+const PATH_PROBE_AFTER_US = 2_000_000;
+/** …and after this long its traffic moves to the relay. */
+const PATH_DEAD_US = 5_000_000;
 
 export class Daemon implements ServiceHost {
   readonly paths: HomePaths;
@@ -148,7 +158,7 @@ export class Daemon implements ServiceHost {
     this.discoverEndpoint();
     this.beaconTimer = setInterval(() => this.discoverEndpoint(), 25_000);
     this.keepaliveTimer = setInterval(() => this.keepalive(), this.opts.keepaliveMs);
-    this.probeTimer = setInterval(() => this.probeRelayedPeers(), 1000);
+    this.probeTimer = setInterval(() => this.checkPaths(), PATH_CHECK_INTERVAL_MS);
     return ok();
   }
 
@@ -264,6 +274,10 @@ export class Daemon implements ServiceHost {
     } else if (kind === KIND_DATAGRAM) {
       const d = decodeDatagram(plaintext);
       if (d.ok) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
+    } else if (kind === PATH_PROBE) {
+      // Answer on the path the probe came in on (the tunnel just moved the peer there).
+      this.tunnels.sendPlaintext(peer, PATH_PROBE_REPLY_BYTES, now);
+      this.tunnels.flushTx();
     }
   }
 
@@ -283,10 +297,31 @@ export class Daemon implements ServiceHost {
   }
 
   /** Relayed peers get direct probes every second, so a path that opens later takes over. */
-  private probeRelayedPeers(): void {
-    if (this.opts.relayOnly) return;
+  /**
+   * Path liveness, every second: relayed peers get direct probes (a direct path that opens later takes over);
+   * a peer with open connections that has gone silent is probed, and after PATH_DEAD_US of silence its
+   * traffic moves to the relay — streams continue, the transport retransmits what the dead path lost.
+   */
+  private checkPaths(): void {
     const now = this.nowUs();
-    for (const peer of this.tunnels.peers.values()) if (peer.isRelayed) this.tunnels.probeDirect(peer, now);
+    const busy = new Set(this.conns.peersWithConnections());
+    for (const peer of this.tunnels.peers.values()) {
+      if (!peer.isUp) continue;
+      if (peer.isRelayed) {
+        if (!this.opts.relayOnly) this.tunnels.probeDirect(peer, now);
+        continue;
+      }
+      if (!busy.has(peer.nodeId)) continue;
+      const silentUs = now - peer.lastRecvUs;
+      if (silentUs >= PATH_DEAD_US && this.beaconEndpoint) {
+        this.logger.info({ peer: peer.nodeId, silent_ms: Math.round(silentUs / 1000) }, 'direct path silent; switching to the relay');
+        peer.endpoint = { ...this.beaconEndpoint, relayTo: peer.nodeId };
+        this.tunnels.sendPlaintext(peer, PATH_PROBE_BYTES, now);
+      } else if (silentUs >= PATH_PROBE_AFTER_US) {
+        this.tunnels.sendPlaintext(peer, PATH_PROBE_BYTES, now);
+      }
+    }
+    this.tunnels.flushTx();
   }
 
   // ---------------------------------------------------------------------------------------------------
