@@ -66,6 +66,7 @@ class Listener implements PortListener {
 }
 
 const MAX_BACKLOG = 1024;
+const noop = (): void => {};
 
 export class ConnectionTable {
   private readonly byPeer = new Map<number, Map<number, Entry>>();
@@ -167,6 +168,9 @@ export class ConnectionTable {
       },
     };
     entry.stream = new PilotDuplex(endpoint, this.deps.addressOf(peer), peer, remotePort, localPort);
+    // A stream error nobody listens to must not take the daemon down (Node throws unhandled 'error' events):
+    // a dial that fails before the stream is handed out, or a client that never attached a listener.
+    entry.stream.on('error', noop);
     let m = this.byPeer.get(peer);
     if (!m) this.byPeer.set(peer, (m = new Map()));
     m.set(connId, entry);

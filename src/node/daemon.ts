@@ -388,12 +388,17 @@ export class Daemon implements ServiceHost {
     if (!HOSTNAME_RE.test(s)) {
       return err('invalid_argument', `invalid hostname '${s}'`, { hint: 'lowercase letters, digits and hyphens, at most 63 characters' });
     }
-    for (const [id, h] of this.hostnames) if (h === s) return ok(id);
-    for (const t of this.trust.listTrusted()) if (t.hostname === s) return ok(t.node_id);
+    // The registry is the authority (hostnames move and get cleared); the local cache only answers while the
+    // registry is unreachable, so open tunnels and known peers keep working through an outage.
     const r = await this.registry.resolveHostname(s);
     if (!r.ok) {
+      if (r.error.code === 'timeout' || r.error.code === 'connection_failed' || r.error.code === 'not_running') {
+        for (const [id, h] of this.hostnames) if (h === s) return ok(id);
+        for (const t of this.trust.listTrusted()) if (t.hostname === s) return ok(t.node_id);
+      }
       return err('not_found', `no node named '${s}'`, { hint: 'check the hostname with `pilotctl find`; private nodes need a handshake first' });
     }
+    for (const [id, h] of this.hostnames) if (h === s && id !== r.value.nodeId) this.hostnames.delete(id);
     this.hostnames.set(r.value.nodeId, s);
     return ok(r.value.nodeId);
   }
@@ -413,12 +418,15 @@ export class Daemon implements ServiceHost {
       await this.registry.respondHandshake(from, true);
       return;
     }
+    // The registry re-delivers queued requests by poll after a restart, without hostname or key: keep what
+    // the first delivery told us, and its time.
+    const prior = this.trust.getPending(from);
     const r = this.trust.addPending({
       node_id: from,
-      justification,
-      hostname,
-      public_key: publicKey,
-      received_at: new Date().toISOString(),
+      justification: justification || prior?.justification || '',
+      hostname: hostname ?? prior?.hostname ?? null,
+      public_key: publicKey ?? prior?.public_key ?? null,
+      received_at: prior?.received_at ?? new Date().toISOString(),
     });
     if (!r.ok) this.logger.error({ error: r.error.message }, 'could not persist a trust request');
     this.logger.info({ from, hostname, justification }, 'trust request received');

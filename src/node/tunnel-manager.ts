@@ -99,6 +99,8 @@ const RELAY_HEADER_BYTES = 9;
 const BEACON_RELAY = 0x05;
 /** A relay packet may not take the peer off a direct path that was heard from this recently. */
 const DIRECT_PATH_GRACE_US = 3_000_000;
+/** ensureSession re-handshakes when the peer has been silent this long. */
+const STALE_SESSION_US = 5_000_000;
 
 export class TunnelManager {
   readonly peers = new Map<number, TunnelPeer>();
@@ -125,7 +127,10 @@ export class TunnelManager {
   async ensureSession(nodeId: number): Promise<Result<TunnelPeer>> {
     const peer = this.peer(nodeId);
     const now = this.deps.nowUs();
-    if (peer.current && !peer.current.isExpired(now)) {
+    // A session nobody has heard from for a while may point at a peer that restarted (new index, maybe a
+    // new endpoint): re-handshake (one round trip) rather than send into the void.
+    const isFresh = now - peer.lastRecvUs < STALE_SESSION_US;
+    if (peer.current && !peer.current.isExpired(now) && isFresh) {
       if (peer.current.needsRekey(now) && !peer.initiation) void this.startHandshake(peer);
       return ok(peer);
     }
@@ -323,8 +328,9 @@ export class TunnelManager {
     peer.lastRecvUs = now;
     this.install(peer, session);
     this.sendRaw(message, relayedFrom === undefined ? { ip, port } : { ip, port, relayTo: remoteNodeId });
-    // Our own attempt (simultaneous open) can stop: this session works both ways.
-    if (peer.initiation) this.dropInitiation(peer);
+    // A simultaneous initiation of ours keeps running: the peer answers it and installs its half, so both
+    // sides end up holding both sessions. Dropping it would leave each side sending on a session whose
+    // other half the peer never completed.
     this.settle(peer, ok());
   }
 
