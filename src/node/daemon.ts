@@ -2,6 +2,7 @@
 // datagrams over one UDP socket. It implements the parts of NodeApi that need no service protocol, and
 // ServiceHost for the built-in services (composed above it, in sdk/local-node.ts).
 import { mkdirSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { err, errFrom, ok, type Result } from '../core/result.js';
 import { pilotError, type PilotError } from '../core/errors.js';
@@ -42,6 +43,10 @@ const PATH_PROBE_REPLY = 0x12;
 const PATH_PROBE_BYTES = new Uint8Array([PATH_PROBE]);
 const PATH_PROBE_REPLY_BYTES = new Uint8Array([PATH_PROBE_REPLY]);
 const PATH_CHECK_INTERVAL_MS = 1000;
+/** The original's punch packet. */
+const PILP = new TextEncoder().encode('PILP');
+/** Ports above the observed one that a punch also opens (sequential symmetric NATs). */
+const PUNCH_PREDICT_PORTS = 8;
 /** A busy peer silent this long is asked for a sign of life… */
 const PATH_PROBE_AFTER_US = 2_000_000;
 /** …and after this long its traffic moves to the relay. */
@@ -134,6 +139,7 @@ export class Daemon implements ServiceHost {
       authorize: (nodeId, key) => this.authorizeTunnel(nodeId, key),
       onPlaintext: (peer, plaintext, now) => this.handlePlaintext(peer, plaintext, now),
       relay: () => this.beaconEndpoint,
+      onHandshakeStart: (peer) => this.requestPunch(peer.nodeId),
       directOnlyAttempts: this.opts.relayOnly ? 0 : 2,
     });
     this.conns = new ConnectionTable({
@@ -196,9 +202,9 @@ export class Daemon implements ServiceHost {
 
   private advertisedListenAddr(): string {
     const a = this.datapath.localAddress;
-    // A wildcard bind is advertised with the loopback address here; the registry records the TCP source IP
-    // and the beacon the observed endpoint, which is what remote peers use.
-    const ip = a.ip === '0.0.0.0' ? '127.0.0.1' : a.ip;
+    // A wildcard bind is advertised with our LAN address (the LAN shortcut for peers behind the same NAT);
+    // peers elsewhere use the endpoint the beacon observed.
+    const ip = a.ip === '0.0.0.0' ? lanAddress(splitHostPort(this.opts.registry)[0]) : a.ip;
     return `${ip}:${a.port}`;
   }
 
@@ -246,6 +252,7 @@ export class Daemon implements ServiceHost {
       const p = batch.payload(i);
       if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), now);
       else if (isBeaconMessage(p)) this.handleBeacon(p, batch.ip(i), batch.port(i), now);
+      else if (isPunch(p)) this.tunnels.handlePunchFrom(batch.ip(i), batch.port(i));
     }
     this.conns.flush();
     this.tunnels.flushTx();
@@ -260,10 +267,35 @@ export class Daemon implements ServiceHost {
       if (b && b.ip === ip && b.port === port) this.tunnels.handleFrame(m.value.payload, ip, port, now, m.value.senderNodeId);
       return;
     }
+    if (m.value.kind === 'punch_command') {
+      this.punch(m.value.ip, m.value.port);
+      return;
+    }
     if (m.value.kind === 'discover_reply') {
       const ep = `${m.value.ip}:${m.value.port}`;
       if (ep !== this.publicEndpoint) this.logger.info({ endpoint: ep }, 'beacon observed our endpoint');
       this.publicEndpoint = ep;
+    }
+  }
+
+  /**
+   * Hole punching, coordinated by the beacon: it tells both sides each other's observed endpoint at the same
+   * moment; each sends a few PILP packets there, which opens its own NAT for the other's handshake retries.
+   * The ports just above the observed one are sprayed too: a sequential symmetric NAT maps the flow to the
+   * peer on the next ports (port prediction). PILP is the original's punch packet; tunnels ignore it.
+   */
+  private requestPunch(peerNodeId: number): void {
+    if (this.myNodeId === 0 || !this.beaconEndpoint || this.opts.relayOnly) return;
+    const m = encodeBeaconMessage({ kind: 'punch_request', fromNodeId: this.myNodeId, toNodeId: peerNodeId });
+    if (m.ok) this.datapath.send(m.value, this.beaconEndpoint.ip, this.beaconEndpoint.port);
+  }
+
+  private punch(ip: string, port: number): void {
+    if (this.opts.relayOnly) return;
+    for (let round = 0; round < 3; round++) {
+      setTimeout(() => {
+        for (let d = 0; d <= PUNCH_PREDICT_PORTS; d++) if (port + d <= 65535) this.datapath.send(PILP, ip, port + d);
+      }, round * 50);
     }
   }
 
@@ -756,6 +788,19 @@ export class Daemon implements ServiceHost {
     await this.registry.close();
     await this.datapath.close();
   }
+}
+
+function isPunch(p: Uint8Array): boolean {
+  return p.length === 4 && p[0] === 0x50 && p[1] === 0x49 && p[2] === 0x4c && p[3] === 0x50; // 'PILP'
+}
+
+/** The address peers on our network reach us at: loopback for a loopback registry, else our first LAN IPv4. */
+function lanAddress(registryHost: string): string {
+  if (registryHost === 'localhost' || registryHost.startsWith('127.')) return '127.0.0.1';
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
 }
 
 function splitHostPort(s: string): [string, string] {

@@ -52,6 +52,8 @@ export interface TunnelDeps {
   onPlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): void;
   /** Called when a tunnel to a peer has been established (either side). */
   onSessionUp?(peer: TunnelPeer): void;
+  /** Called when we start a handshake (the daemon asks the beacon to coordinate a hole punch). */
+  onHandshakeStart?(peer: TunnelPeer): void;
   /** Give up on a handshake after this long. */
   handshakeTimeoutMs?: number;
   /** The beacon that relays frames when no direct path exists; null disables the relay. */
@@ -81,6 +83,8 @@ export class TunnelPeer {
   lastDirectRecvUs: Micros = 0;
   handshakeStartedUs: Micros = 0;
   isResolving = false;
+  /** The PNI1 frame of the initiation in flight, re-sent to endpoints learned while punching. */
+  initiationMessage: Uint8Array | null = null;
   constructor(readonly nodeId: number) {}
 
   get isUp(): boolean {
@@ -170,6 +174,7 @@ export class TunnelManager {
       return;
     }
     peer.handshakeStartedUs = this.deps.nowUs();
+    this.deps.onHandshakeStart?.(peer);
     this.sendInitiation(peer, 0);
   }
 
@@ -202,6 +207,7 @@ export class TunnelManager {
       return;
     }
     peer.initiation = init.value.state;
+    peer.initiationMessage = init.value.message;
     this.initiations.set(localIndex, peer);
     const targets = peer.endpoint ? [peer.endpoint, ...peer.candidates.filter((c) => !sameEp(c, peer.endpoint!))] : [...peer.candidates];
     // Race the relay once the direct attempts went unanswered for a few hundred ms (issue 4: data on the
@@ -216,6 +222,20 @@ export class TunnelManager {
       peer.retryTimer = null;
       if (peer.initiation === init.value.state) this.sendInitiation(peer, attempt + 1);
     }, delayMs);
+  }
+
+  /**
+   * A punch packet arrived from ip:port. If we are handshaking with a peer at that IP, this is probably its
+   * NAT's mapping toward us (a symmetric NAT picks a new port per destination): try the handshake there too.
+   */
+  handlePunchFrom(ip: string, port: number): void {
+    for (const peer of this.peers.values()) {
+      if (!peer.initiation || !peer.initiationMessage) continue;
+      if (!peer.candidates.some((c) => c.ip === ip) || peer.candidates.some((c) => c.ip === ip && c.port === port)) continue;
+      const ep = { ip, port };
+      peer.candidates.push(ep);
+      this.sendRaw(peer.initiationMessage, ep);
+    }
   }
 
   /** Send a whole UDP payload to an endpoint, wrapping it for the beacon on relay paths. */
@@ -233,6 +253,7 @@ export class TunnelManager {
   private dropInitiation(peer: TunnelPeer): void {
     if (peer.initiation) this.initiations.delete(peer.initiation.localIndex);
     peer.initiation = null;
+    peer.initiationMessage = null;
     if (peer.retryTimer) clearTimeout(peer.retryTimer);
     peer.retryTimer = null;
   }
