@@ -1,0 +1,882 @@
+// Tunnels and streams to ORIGINAL Go Pilot v0.5 nodes: the v0.5 key exchange (PILA), PILS data frames, and the
+// v0.5 stream transport, glued into the node like the Noise side (tunnel-manager.ts + connection-table.ts).
+// This is a driver: it owns timers and sends UDP; the suite (crypto/legacy-session.ts) and the transport
+// (transport/legacy-connection.ts) below it stay sans-IO.
+//
+// What the original does, and what we do (facts: ../shared/interop/README.md, the original's pkg/daemon/tunnel.go):
+// - PILA carries a node id, a static X25519 key and an Ed25519 signature. We verify the signature, then compare
+//   the key with the registry's for that node (looked up once and cached; a PILA arriving during the lookup
+//   is held, the latest per node), then ask the daemon whether the node may talk to us — unless we asked for
+//   the session ourselves (connect), as the Noise initiator does not authorize its responder either.
+// - The original answers a PILA from a new or restarted peer with its own; so do we (except the answer to the
+//   PILA we just sent). A duplicate PILA is answered at most once a second per peer, so two nodes never bounce
+//   PILAs (an answer to an answer is a duplicate).
+// - A PILS we cannot open (no session, or a key from before our restart) is answered with our PILA, at most
+//   once a second per node and 20 a second overall: that is how a restarted daemon gets its peers to rekey.
+// - Inside PILS: the 34-byte header packet. Stream packets are demultiplexed by (peer, local port, remote port);
+//   a SYN for an unknown tuple is accepted and handed to the port's listener, or answered with RST. A control
+//   packet to port 0 is the original's ping and is answered with its pong. Datagrams go to the datagram ports.
+// - PILT (plaintext) and PILK (unauthenticated key exchange) are refused unless allowInsecureLegacy. PILP (NAT
+//   punch) needs no answer.
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import { err, errFrom, ok, type Result } from '../core/result.js';
+import { pilotError, type PilotError } from '../core/errors.js';
+import type { Micros } from '../core/clock.js';
+import type { Identity } from '../crypto/identity.js';
+import { LegacyKeyExchange, verifyPilaFrame, type LegacySession, type VerifiedPila } from '../crypto/legacy-session.js';
+import {
+  decodePacket,
+  encodePacket,
+  FLAG_ACK,
+  FLAG_RST,
+  FLAG_SYN,
+  MAX_PAYLOAD,
+  PACKET_HEADER_SIZE,
+  PROTO_CONTROL,
+  PROTO_DATAGRAM,
+  PROTO_STREAM,
+  type Packet,
+} from '../wire/header.js';
+import { legacyFrameKind, PILS_HEADER_SIZE, GCM_TAG_SIZE, MAGIC_PILT, decodePilt } from '../wire/legacy-frame.js';
+import { legacyPongFor, LEGACY_MSS } from '../wire/legacy-control.js';
+import type { VirtualAddr } from '../wire/address.js';
+import { readU32, writeU32 } from '../wire/bytes.js';
+import {
+  LegacyConnection,
+  isLegacyPongFor,
+  legacyDatagramPacket,
+  legacyPingPacket,
+  legacyRstFor,
+  type LegacyConnectionOptions,
+} from '../transport/legacy-connection.js';
+import { PilotDuplex, type StreamEndpoint } from './pilot-stream.js';
+import type { ConnectionEntry, PilotStream } from './api.js';
+
+export interface LegacyTunnelDeps {
+  identity: Identity;
+  /** Our node id from the registry (0 until registered; the PILA signs it, so it is read on every use). */
+  nodeId(): number;
+  logger: Logger;
+  nowUs(): Micros;
+  /** Send one UDP payload. `data` may be reused once this returns (the datapath copies). */
+  udp: { send(data: Uint8Array, ip: string, port: number): void };
+  /** Ed25519 key the registry holds for a node (for PILA verification). */
+  registryKey(nodeId: number): Promise<Result<Uint8Array>>;
+  /** May this node talk to us (trusted with that key, or we are public)? */
+  authorize(nodeId: number, ed25519: Uint8Array): Promise<Result<void>>;
+  /** Where to reach a node (registry resolve), for outgoing PILA. */
+  contact(nodeId: number): Promise<Result<{ endpoints: { ip: string; port: number }[] }>>;
+  /** Hand an accepted inbound stream to the port's listener; false when nobody listens (→ RST). */
+  deliverInbound(port: number, stream: PilotStream): boolean;
+  /** A datagram from an original node; `payload` is a copy the callee may keep. */
+  deliverDatagram(fromNodeId: number, srcPort: number, dstPort: number, payload: Uint8Array): void;
+  addressOf(nodeId: number): string;
+  allowInsecureLegacy: boolean;
+  /** Options for every v0.5 stream (e.g. idleTimeoutUs). */
+  connectionOptions?: LegacyConnectionOptions;
+}
+
+/** Connection ids of v0.5 streams start here, so they never collide with the Noise connection table's (from 1). */
+export const LEGACY_CONNECTION_ID_BASE = 1_000_000;
+/** Least time between two PILAs we send to one node unasked (answers and restart recovery), µs. */
+const PILA_REPLY_INTERVAL_US = 1_000_000;
+/** PILAs sent to nodes without a session (answers to PILS we cannot open), per second, all nodes together. */
+const UNSOLICITED_PILA_PER_S = 20;
+/** Outgoing PILA retries while connect() waits: 250 ms doubling to 1 s. */
+const CONNECT_RETRY_FIRST_MS = 250;
+const CONNECT_RETRY_MAX_MS = 1000;
+/** Registry keys are cached this long; a PILA with another key refetches once the entry is this old. */
+const KEY_CACHE_TTL_US = 300_000_000;
+const KEY_REFRESH_AFTER_US = 10_000_000;
+const MAX_KEY_CACHE = 4096;
+/** Concurrent registry lookups for unsolicited PILAs (anyone can sign a PILA claiming any node id). */
+const MAX_PENDING_LOOKUPS = 256;
+const MAX_BACKLOG_PER_PORT = 1024;
+/** Room for PILS header + inner packet (34 + MSS) + tag; the inner packet is written at offset 20. */
+const TX_BUF_BYTES = PILS_HEADER_SIZE + PACKET_HEADER_SIZE + LEGACY_MSS + GCM_TAG_SIZE;
+
+interface Endpoint {
+  ip: string;
+  port: number;
+}
+
+interface ConnectWaiter {
+  resolve(r: Result<void>): void;
+  timer: NodeJS.Timeout;
+}
+
+class LegacyPeer {
+  session: LegacySession | null = null;
+  endpoint: Endpoint | null = null;
+  candidates: Endpoint[] = [];
+  waiters: ConnectWaiter[] = [];
+  retryTimer: NodeJS.Timeout | null = null;
+  isResolving = false;
+  lastPilaSentUs = -Infinity;
+  lastRecvUs: Micros = 0;
+  constructor(readonly nodeId: number) {}
+
+  get isConnecting(): boolean {
+    return this.waiters.length > 0;
+  }
+}
+
+interface Entry {
+  id: number;
+  peer: number;
+  localPort: number;
+  remotePort: number;
+  conn: LegacyConnection;
+  stream: PilotDuplex;
+  timer: NodeJS.Timeout | null;
+  timerAtUs: Micros | null;
+  isDirty: boolean;
+  isClosed: boolean;
+  /** The stream reached its owner (dial resolved, or a listener took it); before that it dies quietly. */
+  isHandedOut: boolean;
+  onConnected: ((r: Result<void>) => void) | null;
+}
+
+interface PingWaiter {
+  resolve(r: Result<Micros>): void;
+  sentAtUs: Micros;
+  timer: NodeJS.Timeout;
+}
+
+interface HeldPila {
+  pila: VerifiedPila;
+  ip: string;
+  port: number;
+}
+
+const tupleKey = (localPort: number, remotePort: number): number => localPort * 0x10000 + remotePort;
+
+export class LegacyTunnels {
+  private readonly kx: LegacyKeyExchange;
+  private readonly peersById = new Map<number, LegacyPeer>();
+  private readonly conns = new Map<number, Map<number, Entry>>(); // peer → tuple → entry
+  private readonly byId = new Map<number, Entry>();
+  private readonly dirty: Entry[] = [];
+  private readonly keyCache = new Map<number, { key: Uint8Array; atUs: Micros }>();
+  private readonly lookups = new Map<number, Promise<void>>();
+  private readonly held = new Map<number, HeldPila>();
+  private readonly pings = new Map<string, PingWaiter>();
+  private readonly txBuf = new Uint8Array(TX_BUF_BYTES);
+  private readonly txInner = this.txBuf.subarray(PILS_HEADER_SIZE, PILS_HEADER_SIZE + PACKET_HEADER_SIZE + LEGACY_MSS);
+  private readonly lastUnsolicitedPilaUs = new Map<number, Micros>();
+  private unsolicitedWindowStartUs = 0;
+  private unsolicitedInWindow = 0;
+  private nextId = LEGACY_CONNECTION_ID_BASE;
+  private pingSeq = 1;
+  private isFlushScheduled = false;
+  private isClosed = false;
+
+  constructor(private readonly deps: LegacyTunnelDeps) {
+    this.kx = new LegacyKeyExchange({ identity: deps.identity, nodeId: deps.nodeId(), allowInsecureLegacy: deps.allowInsecureLegacy });
+  }
+
+  // ───────────────────────────── inbound frames ─────────────────────────────
+
+  /**
+   * A PIL* UDP payload (PILA/PILS/PILP/PILT/PILK). Returns false if not a legacy frame (the caller tries other
+   * decoders). Never throws; PILS are decrypted in place, so `buf` is clobbered. PILA handling continues
+   * asynchronously (registry lookup, authorization).
+   */
+  handleFrame(buf: Uint8Array, ip: string, port: number, now: Micros): boolean {
+    const kind = legacyFrameKind(buf);
+    if (kind === null) return false;
+    if (this.isClosed) return true;
+    this.kx.setNodeId(this.deps.nodeId());
+    switch (kind) {
+      case 'PILS':
+        this.handlePils(buf, ip, port, now);
+        break;
+      case 'PILA':
+        this.handlePila(buf, ip, port, now);
+        break;
+      case 'PILT':
+        this.handlePilt(buf, ip, port, now);
+        break;
+      case 'PILK':
+        this.handlePilk(buf, ip, port, now);
+        break;
+      case 'PILP':
+        break; // NAT punch: it opened the path, nothing to answer
+    }
+    return true;
+  }
+
+  private handlePils(buf: Uint8Array, ip: string, port: number, now: Micros): void {
+    if (buf.length < 8) return;
+    const from = readU32(buf, 4);
+    const peer = this.peersById.get(from);
+    const session = peer?.session;
+    if (!peer || !session) {
+      // We restarted (or never met): our PILA lets the peer rekey.
+      this.sendUnsolicitedPila(from, ip, port, now);
+      return;
+    }
+    const r = session.open(buf, now);
+    if (!r.ok) {
+      const reason = r.error.detail?.reason;
+      if (reason === 'auth') this.sendUnsolicitedPila(from, ip, port, now); // the peer may hold a key from our last run
+      this.deps.logger.debug({ node_id: from, from: `${ip}:${port}`, reason }, 'dropped PILS frame');
+      return;
+    }
+    peer.lastRecvUs = now;
+    if (!peer.endpoint || peer.endpoint.ip !== ip || peer.endpoint.port !== port) peer.endpoint = { ip, port }; // roaming
+    this.handleInner(peer, r.value, now);
+  }
+
+  private handlePilt(buf: Uint8Array, ip: string, port: number, now: Micros): void {
+    if (!this.deps.allowInsecureLegacy) {
+      this.deps.logger.debug({ from: `${ip}:${port}` }, 'refused PILT (plaintext v0.5 frame): needs --allow-insecure-legacy');
+      return;
+    }
+    const f = decodePilt(buf);
+    if (!f.ok) return;
+    const from = f.value.packet.src.node;
+    if (from === 0 || from === this.deps.nodeId()) return;
+    // No plaintext injection into an authenticated session (the original's early PILT SYN comes before one).
+    if (this.peersById.get(from)?.session?.isAuthenticated) return;
+    const peer = this.peer(from);
+    peer.lastRecvUs = now;
+    peer.endpoint = { ip, port };
+    this.handlePacket(peer, f.value.packet, now);
+  }
+
+  private handlePilk(buf: Uint8Array, ip: string, port: number, now: Micros): void {
+    if (!this.deps.allowInsecureLegacy) {
+      this.deps.logger.debug({ from: `${ip}:${port}` }, 'refused PILK (unauthenticated v0.5 key exchange): needs --allow-insecure-legacy');
+      return;
+    }
+    if (buf.length < 8) return;
+    const from = readU32(buf, 4);
+    if (from === 0 || from === this.deps.nodeId()) return;
+    const current = this.peersById.get(from)?.session ?? null;
+    // An authenticated session is never downgraded by an unauthenticated key.
+    if (current?.isAuthenticated) return;
+    const a = this.kx.acceptInsecure(buf, now, current);
+    if (!a.ok) return;
+    this.install(this.peer(from), a.value.session, a.value.kind, ip, port, now);
+  }
+
+  private handlePila(buf: Uint8Array, ip: string, port: number, now: Micros): void {
+    const v = verifyPilaFrame(buf);
+    if (!v.ok) {
+      this.deps.logger.debug({ from: `${ip}:${port}`, error: v.error.message }, 'dropped PILA');
+      return;
+    }
+    const pila = v.value;
+    if (pila.nodeId === 0 || pila.nodeId === this.deps.nodeId()) return;
+    const cached = this.keyCache.get(pila.nodeId);
+    if (cached && now - cached.atUs < KEY_CACHE_TTL_US && (sameBytes(cached.key, pila.ed25519Pub) || now - cached.atUs < KEY_REFRESH_AFTER_US)) {
+      void this.acceptPila(pila, cached.key, ip, port);
+      return;
+    }
+    // Hold the newest PILA of this node while its key is looked up.
+    if (!this.lookups.has(pila.nodeId) && this.lookups.size >= MAX_PENDING_LOOKUPS) return;
+    this.held.set(pila.nodeId, { pila, ip, port });
+    if (!this.lookups.has(pila.nodeId)) this.startKeyLookup(pila.nodeId);
+  }
+
+  private startKeyLookup(nodeId: number): void {
+    const p = (async () => {
+      const r = await this.deps.registryKey(nodeId);
+      this.lookups.delete(nodeId);
+      if (this.isClosed) return;
+      const h = this.held.get(nodeId);
+      this.held.delete(nodeId);
+      if (!r.ok) {
+        this.keyCache.delete(nodeId);
+        this.deps.logger.info({ node_id: nodeId, error: r.error.message }, 'no registry key for a v0.5 node: PILA refused');
+        this.failWaiters(nodeId, err('connection_failed', `cannot authenticate node ${nodeId}: ${r.error.message}`));
+        return;
+      }
+      if (this.keyCache.size >= MAX_KEY_CACHE) this.keyCache.delete(this.keyCache.keys().next().value!);
+      this.keyCache.set(nodeId, { key: new Uint8Array(r.value), atUs: this.deps.nowUs() });
+      if (h) await this.acceptPila(h.pila, r.value, h.ip, h.port);
+    })();
+    this.lookups.set(nodeId, p);
+  }
+
+  private async acceptPila(pila: VerifiedPila, registryKey: Uint8Array, ip: string, port: number): Promise<void> {
+    const nodeId = pila.nodeId;
+    if (!sameBytes(registryKey, pila.ed25519Pub)) {
+      // Pending connects are not failed here: anyone can sign a PILA claiming that node id; they time out.
+      this.deps.logger.info({ node_id: nodeId, from: `${ip}:${port}` }, 'refused PILA: signed with a key the registry does not hold for that node');
+      return;
+    }
+    let peer = this.peersById.get(nodeId);
+    const isDuplicate = !!peer?.session && !peer.session.isDestroyed && sameBytes(peer.session.remoteX25519PublicKey, pila.x25519Pub);
+    // Our own connect() asked for this session: the registry key is the proof, as for a Noise initiator.
+    if (!isDuplicate && !peer?.isConnecting) {
+      const a = await this.deps.authorize(nodeId, pila.ed25519Pub);
+      if (this.isClosed) return;
+      if (!a.ok) {
+        this.deps.logger.info({ node_id: nodeId, from: `${ip}:${port}`, reason: a.error.message }, 'refused v0.5 tunnel from unauthorized node');
+        return;
+      }
+      peer = this.peersById.get(nodeId);
+    }
+    const now = this.deps.nowUs();
+    const r = this.kx.accept(pila, registryKey, now, peer?.session ?? null);
+    if (!r.ok) {
+      this.deps.logger.info({ node_id: nodeId, error: r.error.message }, 'refused PILA');
+      return;
+    }
+    this.install(peer ?? this.peer(nodeId), r.value.session, r.value.kind, ip, port, now);
+  }
+
+  private install(peer: LegacyPeer, session: LegacySession, kind: 'new' | 'rekeyed' | 'duplicate', ip: string, port: number, now: Micros): void {
+    if (kind !== 'duplicate') {
+      if (peer.session && peer.session !== session) peer.session.destroy();
+      peer.session = session;
+      this.deps.logger.info({ node_id: peer.nodeId, endpoint: `${ip}:${port}`, kind, authenticated: session.isAuthenticated }, 'v0.5 tunnel up');
+    }
+    peer.endpoint = { ip, port };
+    peer.lastRecvUs = now;
+    // A new or changed key is answered as the original does (the peer may have restarted and lack ours) —
+    // unless it is the answer to the PILA our connect() just sent. A duplicate means the peer missed our PILA:
+    // answered at most once a second, so an answer to an answer ends the exchange.
+    const isRecent = now - peer.lastPilaSentUs < PILA_REPLY_INTERVAL_US;
+    const shouldReply = kind === 'duplicate' ? !isRecent : !(isRecent && peer.isConnecting);
+    if (shouldReply) this.sendPila(peer, { ip, port }, now);
+    this.settleConnect(peer, ok());
+  }
+
+  private sendPila(peer: LegacyPeer, ep: Endpoint, now: Micros): void {
+    peer.lastPilaSentUs = now;
+    this.deps.udp.send(this.kx.authFrame(), ep.ip, ep.port);
+  }
+
+  private sendUnsolicitedPila(nodeId: number, ip: string, port: number, now: Micros): void {
+    if (nodeId === 0 || nodeId === this.deps.nodeId()) return;
+    const last = this.peersById.get(nodeId)?.lastPilaSentUs ?? this.lastUnsolicitedPilaUs.get(nodeId) ?? -Infinity;
+    if (now - last < PILA_REPLY_INTERVAL_US) return;
+    if (now - this.unsolicitedWindowStartUs >= 1_000_000) {
+      this.unsolicitedWindowStartUs = now;
+      this.unsolicitedInWindow = 0;
+      this.lastUnsolicitedPilaUs.clear();
+    }
+    if (this.unsolicitedInWindow >= UNSOLICITED_PILA_PER_S) return;
+    this.unsolicitedInWindow++;
+    const peer = this.peersById.get(nodeId);
+    if (peer) peer.lastPilaSentUs = now;
+    else this.lastUnsolicitedPilaUs.set(nodeId, now);
+    this.deps.udp.send(this.kx.authFrame(), ip, port);
+  }
+
+  // ───────────────────────────── inner packets ─────────────────────────────
+
+  private handleInner(peer: LegacyPeer, inner: Uint8Array, now: Micros): void {
+    const p = decodePacket(inner);
+    if (!p.ok) return;
+    this.handlePacket(peer, p.value, now);
+  }
+
+  private handlePacket(peer: LegacyPeer, p: Packet, now: Micros): void {
+    // The header names both ends: a peer may only speak for itself, and only to us.
+    const me = this.deps.nodeId();
+    if (p.src.node !== peer.nodeId || (me !== 0 && p.dst.node !== me)) return;
+    switch (p.protocol) {
+      case PROTO_STREAM:
+        this.handleStreamPacket(peer, p, now);
+        break;
+      case PROTO_DATAGRAM:
+        this.deps.deliverDatagram(peer.nodeId, p.srcPort, p.dstPort, p.payload.slice());
+        break;
+      case PROTO_CONTROL:
+        this.handleControl(peer, p, now);
+        break;
+    }
+  }
+
+  private handleControl(peer: LegacyPeer, p: Packet, now: Micros): void {
+    if ((p.flags & FLAG_ACK) !== 0) {
+      // A pong (never answered: two nodes would bounce pongs with port 0 forever).
+      const w = this.pings.get(pingKey(peer.nodeId, p.dstPort, p.seq));
+      if (w && isLegacyPongFor(p, p.dstPort, p.seq)) {
+        this.pings.delete(pingKey(peer.nodeId, p.dstPort, p.seq));
+        clearTimeout(w.timer);
+        w.resolve(ok(now - w.sentAtUs));
+      }
+      return;
+    }
+    const pong = legacyPongFor(p, this.localAddr(p.dst.network));
+    if (pong) this.sendPacket(peer, pong, now);
+  }
+
+  private handleStreamPacket(peer: LegacyPeer, p: Packet, now: Micros): void {
+    const e = this.conns.get(peer.nodeId)?.get(tupleKey(p.dstPort, p.srcPort));
+    if (e) {
+      e.conn.handlePacket(p, now);
+      this.markDirty(e);
+      return;
+    }
+    if ((p.flags & (FLAG_SYN | FLAG_ACK | FLAG_RST)) !== FLAG_SYN) return; // stragglers of a closed connection
+    const local = this.localAddr(p.dst.network);
+    if (p.dstPort === 0 || this.countForPort(p.dstPort) >= MAX_BACKLOG_PER_PORT) {
+      this.sendPacket(peer, legacyRstFor(p, local), now);
+      return;
+    }
+    const a = LegacyConnection.accept(p, local, this.deps.connectionOptions ?? {}, now);
+    if (!a.ok) return;
+    const entry = this.add(peer.nodeId, p.dstPort, p.srcPort, a.value);
+    entry.isHandedOut = true;
+    if (!this.deps.deliverInbound(p.dstPort, entry.stream)) {
+      entry.isHandedOut = false;
+      this.deps.logger.debug({ node_id: peer.nodeId, port: p.dstPort }, 'v0.5 SYN to a port nobody listens on');
+      this.remove(entry);
+      entry.stream.destroy();
+      this.sendPacket(peer, legacyRstFor(p, local), now);
+      return;
+    }
+    this.markDirty(entry);
+  }
+
+  private localAddr(network = 0): VirtualAddr {
+    return { network, node: this.deps.nodeId() };
+  }
+
+  /** Seal one packet for a peer and send it; false when there is no way to (no session, no endpoint). */
+  private sendPacket(peer: LegacyPeer, p: Packet, now: Micros): boolean {
+    const n = encodePacket(p, this.txInner);
+    if (!n.ok) return false;
+    return this.sendInner(peer, n.value.length, now);
+  }
+
+  /** The inner packet sits in txInner[0, n): seal it in place into txBuf and send. */
+  private sendInner(peer: LegacyPeer, n: number, now: Micros): boolean {
+    const ep = peer.endpoint;
+    if (!ep) return false;
+    const s = peer.session;
+    if (s) {
+      const f = s.seal(this.txInner.subarray(0, n), now, this.txBuf);
+      if (!f.ok) return false;
+      this.deps.udp.send(f.value, ep.ip, ep.port);
+      return true;
+    }
+    if (!this.deps.allowInsecureLegacy) return false;
+    // PILT: "PILT" right before the packet (offset 16 of txBuf).
+    const at = PILS_HEADER_SIZE - 4;
+    writeU32(this.txBuf, at, MAGIC_PILT);
+    this.deps.udp.send(this.txBuf.subarray(at, PILS_HEADER_SIZE + n), ep.ip, ep.port);
+    return true;
+  }
+
+  // ───────────────────────────── key exchange, outgoing ─────────────────────────────
+
+  hasSession(nodeId: number): boolean {
+    const s = this.peersById.get(nodeId)?.session;
+    return !!s && !s.isDestroyed;
+  }
+
+  /**
+   * PILA exchange with a node: resolve its endpoints, send our PILA (retried 250 ms → 1 s), wait for its PILA.
+   * Resolves at once when a session exists. Errors: connection_failed (timeout, unreachable, key refused),
+   * not_running after close(). Does I/O.
+   */
+  connect(nodeId: number, timeoutMs: number): Promise<Result<void>> {
+    if (this.isClosed) return Promise.resolve(err('not_running', 'v0.5 tunnels are closed'));
+    if (!Number.isInteger(nodeId) || nodeId <= 0 || nodeId > 0xffffffff) return Promise.resolve(err('invalid_argument', `invalid node id ${nodeId}`));
+    if (nodeId === this.deps.nodeId()) return Promise.resolve(err('invalid_argument', 'cannot open a tunnel to ourselves'));
+    if (this.hasSession(nodeId)) return Promise.resolve(ok());
+    this.kx.setNodeId(this.deps.nodeId());
+    const peer = this.peer(nodeId);
+    return new Promise<Result<void>>((resolve) => {
+      const w: ConnectWaiter = {
+        resolve,
+        timer: setTimeout(() => {
+          const i = peer.waiters.indexOf(w);
+          if (i >= 0) peer.waiters.splice(i, 1);
+          if (peer.waiters.length === 0) this.stopRetry(peer);
+          resolve(err('connection_failed', `no v0.5 key exchange answer from node ${nodeId} within ${timeoutMs} ms`, {
+            hint: 'peer offline, unreachable, or it does not trust us yet: `pilotctl handshake <peer>`',
+          }));
+        }, timeoutMs),
+      };
+      peer.waiters.push(w);
+      if (peer.waiters.length === 1) void this.startConnect(peer);
+    });
+  }
+
+  private async startConnect(peer: LegacyPeer): Promise<void> {
+    if (peer.isResolving) return;
+    peer.isResolving = true;
+    // Fetch the key now, so the answering PILA is accepted without a second round trip to the registry.
+    if (!this.keyCache.has(peer.nodeId) && !this.lookups.has(peer.nodeId)) this.startKeyLookup(peer.nodeId);
+    const c = await this.deps.contact(peer.nodeId);
+    peer.isResolving = false;
+    if (this.isClosed || !peer.isConnecting) return;
+    if (!c.ok) {
+      this.settleConnect(peer, errFrom(c.error));
+      return;
+    }
+    peer.candidates = c.value.endpoints.map((e) => ({ ip: e.ip, port: e.port }));
+    if (peer.candidates.length === 0 && !peer.endpoint) {
+      this.settleConnect(peer, err('connection_failed', `node ${peer.nodeId} has no known endpoint`));
+      return;
+    }
+    this.sendConnectPila(peer, 0);
+  }
+
+  private sendConnectPila(peer: LegacyPeer, attempt: number): void {
+    if (this.isClosed || !peer.isConnecting || this.hasSession(peer.nodeId)) return;
+    const now = this.deps.nowUs();
+    const targets = peer.endpoint ? [peer.endpoint, ...peer.candidates.filter((c) => c.ip !== peer.endpoint!.ip || c.port !== peer.endpoint!.port)] : peer.candidates;
+    for (const ep of targets) this.sendPila(peer, ep, now);
+    const delayMs = Math.min(CONNECT_RETRY_FIRST_MS * 2 ** attempt, CONNECT_RETRY_MAX_MS);
+    peer.retryTimer = setTimeout(() => {
+      peer.retryTimer = null;
+      this.sendConnectPila(peer, attempt + 1);
+    }, delayMs);
+  }
+
+  private stopRetry(peer: LegacyPeer): void {
+    if (peer.retryTimer) clearTimeout(peer.retryTimer);
+    peer.retryTimer = null;
+  }
+
+  private settleConnect(peer: LegacyPeer, r: Result<void>): void {
+    this.stopRetry(peer);
+    const ws = peer.waiters;
+    peer.waiters = [];
+    for (const w of ws) {
+      clearTimeout(w.timer);
+      w.resolve(r);
+    }
+  }
+
+  private failWaiters(nodeId: number, r: Result<void>): void {
+    const peer = this.peersById.get(nodeId);
+    if (peer?.isConnecting && !this.hasSession(nodeId)) this.settleConnect(peer, r);
+  }
+
+  private peer(nodeId: number): LegacyPeer {
+    let p = this.peersById.get(nodeId);
+    if (!p) {
+      p = new LegacyPeer(nodeId);
+      p.lastPilaSentUs = this.lastUnsolicitedPilaUs.get(nodeId) ?? -Infinity;
+      this.peersById.set(nodeId, p);
+    }
+    return p;
+  }
+
+  // ───────────────────────────── streams ─────────────────────────────
+
+  /**
+   * Open a v0.5 stream to nodeId:port over the legacy session (key exchange first when needed). Errors:
+   * invalid_argument, connection_failed (no tunnel, RST: nobody listens), timeout. Does I/O.
+   */
+  async dial(nodeId: number, port: number, timeoutMs: number): Promise<Result<PilotStream>> {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) return err('invalid_argument', `invalid port ${port}`, { hint: 'ports are 1–65535' });
+    const started = Date.now();
+    const c = await this.connect(nodeId, timeoutMs);
+    if (!c.ok) return c;
+    const remainingMs = Math.max(1, timeoutMs - (Date.now() - started));
+    const now = this.deps.nowUs();
+    const localPort = this.ephemeralPort(nodeId, port);
+    const conn = LegacyConnection.connect(
+      { local: this.localAddr(), remote: { network: 0, node: nodeId }, localPort, remotePort: port },
+      this.deps.connectionOptions ?? {},
+      now,
+    );
+    const e = this.add(nodeId, localPort, port, conn);
+    const r = await new Promise<Result<void>>((resolve) => {
+      const t = setTimeout(() => {
+        e.onConnected = null;
+        resolve(err('timeout', `no answer from ${this.deps.addressOf(nodeId)} port ${port} within ${timeoutMs} ms`));
+      }, remainingMs);
+      e.onConnected = (res) => {
+        clearTimeout(t);
+        resolve(res);
+      };
+      this.markDirty(e);
+      this.flush();
+    });
+    if (!r.ok) {
+      this.kill(e, r.error, true);
+      return r;
+    }
+    if (e.isClosed) return err('connection_failed', `connection to ${this.deps.addressOf(nodeId)} port ${port} closed during open`);
+    e.isHandedOut = true;
+    return ok(e.stream);
+  }
+
+  private ephemeralPort(nodeId: number, remotePort: number): number {
+    const m = this.conns.get(nodeId);
+    for (let i = 0; i < 64; i++) {
+      const p = randomInt(49152, 65536);
+      if (!m?.has(tupleKey(p, remotePort))) return p;
+    }
+    return randomInt(49152, 65536);
+  }
+
+  private add(peer: number, localPort: number, remotePort: number, conn: LegacyConnection): Entry {
+    const entry: Entry = {
+      id: this.nextId++,
+      peer,
+      localPort,
+      remotePort,
+      conn,
+      stream: null as unknown as PilotDuplex,
+      timer: null,
+      timerAtUs: null,
+      isDirty: false,
+      isClosed: false,
+      isHandedOut: false,
+      onConnected: null,
+    };
+    const endpoint: StreamEndpoint = {
+      write: (data) => {
+        const n = conn.write(data);
+        if (n > 0) this.markDirty(entry);
+        return n;
+      },
+      readableBytes: () => conn.readableBytes,
+      read: (into) => {
+        const n = conn.read(into);
+        // Reading opens the window and may complete a peer's FIN: drive.
+        if (n > 0) this.markDirty(entry);
+        return n;
+      },
+      finish: () => {
+        conn.finish();
+        this.markDirty(entry);
+      },
+      reset: () => {
+        if (entry.isClosed) return;
+        conn.reset();
+        this.markDirty(entry);
+        this.flush();
+      },
+    };
+    entry.stream = new PilotDuplex(endpoint, this.deps.addressOf(peer), peer, remotePort, localPort);
+    let m = this.conns.get(peer);
+    if (!m) this.conns.set(peer, (m = new Map()));
+    m.set(tupleKey(localPort, remotePort), entry);
+    this.byId.set(entry.id, entry);
+    return entry;
+  }
+
+  private remove(e: Entry): void {
+    e.isClosed = true;
+    if (e.timer) clearTimeout(e.timer);
+    e.timer = null;
+    const m = this.conns.get(e.peer);
+    if (m?.get(tupleKey(e.localPort, e.remotePort)) === e) m.delete(tupleKey(e.localPort, e.remotePort));
+    if (m?.size === 0) this.conns.delete(e.peer);
+    this.byId.delete(e.id);
+  }
+
+  private countForPort(port: number): number {
+    let n = 0;
+    for (const e of this.byId.values()) if (e.localPort === port && !e.conn.isClient) n++;
+    return n;
+  }
+
+  private markDirty(e: Entry): void {
+    if (e.isDirty || e.isClosed) return;
+    e.isDirty = true;
+    this.dirty.push(e);
+    if (!this.isFlushScheduled) {
+      this.isFlushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  /** Drive every connection touched since the last flush (also runs on its own in a microtask). */
+  flush(): void {
+    this.isFlushScheduled = false;
+    const now = this.deps.nowUs();
+    while (this.dirty.length > 0) {
+      const e = this.dirty.pop()!;
+      e.isDirty = false;
+      this.drive(e, now);
+    }
+  }
+
+  // quinn's order: pollTransmit until nothing → pollEvent until nothing → re-arm the one timer.
+  private drive(e: Entry, now: Micros): void {
+    if (e.isClosed) return;
+    const conn = e.conn;
+    const peer = this.peersById.get(e.peer);
+    for (;;) {
+      const n = conn.pollTransmit(now, this.txInner);
+      if (n === 0) break;
+      if (peer) this.sendInner(peer, n, now); // no tunnel: the transport retransmits or times out
+    }
+    for (let ev = conn.pollEvent(); ev !== null; ev = conn.pollEvent()) {
+      switch (ev.kind) {
+        case 'connected':
+          e.onConnected?.(ok());
+          e.onConnected = null;
+          break;
+        case 'readable':
+          e.stream.handleReadable();
+          break;
+        case 'writable':
+          e.stream.handleWritable();
+          break;
+        case 'finished':
+          e.stream.handleFinished();
+          break;
+        case 'closed':
+          this.kill(e, ev.error, false);
+          return;
+      }
+    }
+    this.armTimer(e, now);
+  }
+
+  private armTimer(e: Entry, now: Micros): void {
+    const at = e.conn.pollTimeout();
+    if (at === e.timerAtUs) return;
+    if (e.timer) clearTimeout(e.timer);
+    e.timer = null;
+    e.timerAtUs = at;
+    if (at === null) return;
+    e.timer = setTimeout(() => {
+      e.timer = null;
+      e.timerAtUs = null;
+      const t = this.deps.nowUs();
+      e.conn.handleTimeout(t);
+      this.drive(e, t);
+    }, Math.max(0, Math.ceil((at - now) / 1000)));
+  }
+
+  private kill(e: Entry, error: PilotError | null, sendReset: boolean): void {
+    if (e.isClosed) return;
+    if (sendReset) {
+      e.conn.reset();
+      const peer = this.peersById.get(e.peer);
+      const now = this.deps.nowUs();
+      const n = e.conn.pollTransmit(now, this.txInner);
+      if (n > 0 && peer) this.sendInner(peer, n, now);
+    }
+    this.remove(e);
+    e.onConnected?.(error ? { ok: false, error } : err('connection_failed', 'connection closed during open'));
+    e.onConnected = null;
+    // A failed dial reports its error as the dial's result; an 'error' event on a stream nobody holds would crash.
+    if (e.isHandedOut) e.stream.handleClosed(error);
+    else e.stream.destroy();
+  }
+
+  /** Abort one v0.5 connection by its id (from list()). Errors: not_found. */
+  disconnect(id: number): Result<{ id: number }> {
+    const e = this.byId.get(id);
+    if (!e) return err('not_found', `no connection ${id}`, { hint: 'list them with `pilotctl connections`' });
+    this.kill(e, pilotError('connection_failed', 'disconnected by the local user'), true);
+    return ok({ id });
+  }
+
+  // ───────────────────────────── datagrams and ping ─────────────────────────────
+
+  /** One v0.5 datagram (protocol 2) over an existing session. Errors: connection_failed (no session), invalid_argument. */
+  sendDatagram(nodeId: number, srcPort: number, dstPort: number, data: Uint8Array): Result<void> {
+    const peer = this.peersById.get(nodeId);
+    if (!peer?.session || peer.session.isDestroyed) return err('connection_failed', `no v0.5 tunnel to node ${nodeId}`);
+    if (data.length > Math.min(MAX_PAYLOAD, LEGACY_MSS)) {
+      return err('invalid_argument', `datagram of ${data.length} bytes is too large`, { hint: `v0.5 datagrams carry at most ${LEGACY_MSS} bytes; use a stream` });
+    }
+    const p = legacyDatagramPacket(this.localAddr(), { network: 0, node: nodeId }, srcPort, dstPort, data);
+    if (!this.sendPacket(peer, p, this.deps.nowUs())) return err('connection_failed', `cannot send to node ${nodeId}`);
+    return ok();
+  }
+
+  /** The original's ping (control protocol to port 0) over an existing session; resolves with the RTT in µs. */
+  ping(nodeId: number, timeoutMs: number, payload: Uint8Array = new Uint8Array(0)): Promise<Result<Micros>> {
+    const peer = this.peersById.get(nodeId);
+    if (!peer?.session) return Promise.resolve(err('connection_failed', `no v0.5 tunnel to node ${nodeId}`));
+    const srcPort = randomInt(49152, 65536);
+    const seq = this.pingSeq++ >>> 0;
+    const now = this.deps.nowUs();
+    const key = pingKey(nodeId, srcPort, seq);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(key);
+        resolve(err('timeout', `no pong from node ${nodeId} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pings.set(key, { resolve, sentAtUs: now, timer });
+      const p = legacyPingPacket(this.localAddr(), { network: 0, node: nodeId }, srcPort, seq, payload);
+      if (!this.sendPacket(peer, p, now)) {
+        clearTimeout(timer);
+        this.pings.delete(key);
+        resolve(err('connection_failed', `cannot send to node ${nodeId}`));
+      }
+    });
+  }
+
+  // ───────────────────────────── status and teardown ─────────────────────────────
+
+  list(): ConnectionEntry[] {
+    return [...this.byId.values()].map((e) => {
+      const s = e.conn.stats();
+      return {
+        id: e.id,
+        peer: this.deps.addressOf(e.peer),
+        peer_node_id: e.peer,
+        local_port: e.localPort,
+        remote_port: e.remotePort,
+        state: String(s.state),
+        cwnd_bytes: s.cwndBytes,
+        srtt_ms: Math.round((s.srttUs / 1000) * 100) / 100,
+        bytes_in_flight: s.bytesInFlight,
+        bytes_sent: s.bytesSent,
+        bytes_received: s.bytesReceived,
+        retransmits: s.retransmits,
+      };
+    });
+  }
+
+  /** Nodes with a live v0.5 session, the UDP endpoint in use, and when we last heard from them (monotonic µs). */
+  peers(): { nodeId: number; endpoint: string; lastRecvUs: Micros }[] {
+    const out: { nodeId: number; endpoint: string; lastRecvUs: Micros }[] = [];
+    for (const p of this.peersById.values()) {
+      if (p.session && !p.session.isDestroyed && p.endpoint) out.push({ nodeId: p.nodeId, endpoint: `${p.endpoint.ip}:${p.endpoint.port}`, lastRecvUs: p.lastRecvUs });
+    }
+    return out;
+  }
+
+  /** Drop a node: RST its streams, wipe its session, fail its pending connects (untrust, shutdown). */
+  closePeer(nodeId: number, reason: PilotError): void {
+    const m = this.conns.get(nodeId);
+    if (m) for (const e of [...m.values()]) this.kill(e, reason, true);
+    for (const [k, w] of this.pings) {
+      if (k.startsWith(`${nodeId}:`)) {
+        clearTimeout(w.timer);
+        this.pings.delete(k);
+        w.resolve({ ok: false, error: reason });
+      }
+    }
+    this.keyCache.delete(nodeId); // trust changes often come with key changes: look it up again
+    this.held.delete(nodeId);
+    const peer = this.peersById.get(nodeId);
+    if (!peer) return;
+    this.settleConnect(peer, { ok: false, error: reason });
+    peer.session?.destroy();
+    peer.session = null;
+    this.peersById.delete(nodeId);
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    const reason = pilotError('connection_failed', 'daemon shutting down');
+    for (const id of [...new Set([...this.peersById.keys(), ...this.conns.keys()])]) this.closePeer(id, reason);
+    this.isClosed = true;
+    this.held.clear();
+  }
+}
+
+function pingKey(nodeId: number, srcPort: number, seq: number): string {
+  return `${nodeId}:${srcPort}:${seq >>> 0}`;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
