@@ -23,6 +23,7 @@ const DAEMON_FLAGS: FlagSpec[] = [
   { name: 'foreground', kind: 'bool', description: 'run in this terminal instead of detaching' },
   { name: 'registry', kind: 'string', value: '<host:port>', description: 'registry address (env PILOT_REGISTRY)' },
   { name: 'beacon', kind: 'string', value: '<host:port>', description: 'beacon address for NAT discovery' },
+  { name: 'beacon2', kind: 'string', value: '<host:port>', description: 'second beacon address (another IP of the rendezvous) for NAT classification (env PILOT_BEACON2)' },
   { name: 'listen', kind: 'string', value: '<host:port>', description: 'UDP tunnel address (default 0.0.0.0:0)' },
   { name: 'identity', kind: 'string', value: '<path>', description: 'Ed25519 identity file (default <home>/identity.json)' },
   { name: 'hostname', kind: 'string', value: '<name>', description: 'hostname to register' },

@@ -8,6 +8,8 @@ export interface DaemonOptions {
   home: string;
   registry: string; // host:port (TCP)
   beacon: string; // host:port (UDP)
+  /** A second beacon address (another IP of the rendezvous) for NAT classification; null = none. */
+  beacon2: string | null;
   listen: string; // host:port for the tunnel socket
   socket: string;
   identity: string;
@@ -31,7 +33,7 @@ export interface DaemonOptions {
 const BOOL_FLAGS = new Set(['public', 'no-echo', 'no-dataexchange', 'no-eventstream', 'trust-auto-approve', 'foreground', 'no-relay', 'relay-only']);
 const VALUE_FLAGS = new Set([
   'home', 'registry', 'beacon', 'listen', 'socket', 'identity', 'hostname', 'log-level', 'log-format', 'config',
-  'keepalive', 'idle-timeout',
+  'keepalive', 'idle-timeout', 'beacon2',
 ]);
 
 export const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -93,6 +95,7 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     home: paths.home,
     registry: pick('registry', 'PILOT_REGISTRY', 'registry', '127.0.0.1:9000'),
     beacon: pick('beacon', 'PILOT_BEACON', 'beacon', '127.0.0.1:9001'),
+    beacon2: pick('beacon2', 'PILOT_BEACON2', 'beacon2', '') || null,
     listen: pick('listen', null, 'listen', '0.0.0.0:0'),
     socket: pick('socket', 'PILOT_SOCKET', 'socket', paths.socket),
     identity: pick('identity', null, 'identity', paths.identity),
@@ -111,7 +114,7 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     config: configPath,
   };
   if (opts.listen.startsWith(':')) opts.listen = '0.0.0.0' + opts.listen;
-  for (const [k, v] of [['registry', opts.registry], ['beacon', opts.beacon], ['listen', opts.listen]] as const) {
+  for (const [k, v] of [['registry', opts.registry], ['beacon', opts.beacon], ['listen', opts.listen], ['beacon2', opts.beacon2 ?? '127.0.0.1:1']] as const) {
     if (!isHostPort(v)) return err('invalid_argument', `--${k} '${v}' is not host:port`, { hint: `e.g. --${k} 127.0.0.1:9000` });
   }
   if (opts.hostname !== null && !HOSTNAME_RE.test(opts.hostname)) {

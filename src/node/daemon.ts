@@ -17,6 +17,7 @@ import { RegistryClient, type RegistryEvent } from './registry-client.js';
 import { TrustStore } from './trust-store.js';
 import { TunnelManager, type TunnelPeer, type UdpEndpoint, type PeerContact } from './tunnel-manager.js';
 import { ConnectionTable } from './connection-table.js';
+import { classifyNat, type DiscoverObservation } from '../nat/index.js';
 import { DatagramPorts } from './datagram-ports.js';
 import { HOSTNAME_RE, type DaemonOptions } from './daemon-options.js';
 import { homePaths, type HomePaths } from './home.js';
@@ -74,9 +75,14 @@ export class Daemon implements ServiceHost {
   private beaconTimer: NodeJS.Timeout | null = null;
   private probeTimer: NodeJS.Timeout | null = null;
   private isShuttingDown = false;
+  private readonly discoverSentUs = new Map<string, Micros>();
+  private readonly natObservations = new Map<string, DiscoverObservation>();
+  private natType: string | null = null;
   /** PeerRef → node id, for the datagram fast path. */
   private readonly refCache = new Map<PeerRef, number>();
   private readonly dgramBuf = new Uint8Array(2048);
+  /** The primary beacon; `beaconEndpoint` is the same address when relaying is allowed, else null. */
+  private readonly beaconAddr: UdpEndpoint;
   private readonly beaconEndpoint: UdpEndpoint | null;
   private readonly nowUs = (): Micros => monotonicClock.nowUs();
 
@@ -92,7 +98,8 @@ export class Daemon implements ServiceHost {
     this.hostname = opts.hostname;
     this.isPublic = opts.public;
     const [bh, bp] = splitHostPort(opts.beacon);
-    this.beaconEndpoint = opts.relay ? { ip: bh === 'localhost' ? '127.0.0.1' : bh, port: Number(bp) } : null;
+    this.beaconAddr = { ip: bh === 'localhost' ? '127.0.0.1' : bh, port: Number(bp) };
+    this.beaconEndpoint = opts.relay ? this.beaconAddr : null;
     this.registry = new RegistryClient({
       registryAddr: opts.registry,
       sign: (msg) => sign(identity, msg),
@@ -208,11 +215,36 @@ export class Daemon implements ServiceHost {
     return `${ip}:${a.port}`;
   }
 
+  /** Discover our public endpoint at the beacon (and the second beacon, which tells the NAT's mapping kind). */
   private discoverEndpoint(): void {
     if (this.myNodeId === 0) return;
-    const [host, port] = splitHostPort(this.opts.beacon);
     const msg = encodeBeaconMessage({ kind: 'discover', nodeId: this.myNodeId });
-    if (msg.ok) this.datapath.send(msg.value, host === 'localhost' ? '127.0.0.1' : host, Number(port));
+    if (!msg.ok) return;
+    for (const b of [this.opts.beacon, this.opts.beacon2]) {
+      if (!b) continue;
+      const [host, port] = splitHostPort(b);
+      const ip = host === 'localhost' ? '127.0.0.1' : host;
+      const key = `${ip}:${port}`;
+      if (!this.discoverSentUs.has(key)) this.discoverSentUs.set(key, this.nowUs());
+      this.datapath.send(msg.value, ip, Number(port));
+    }
+  }
+
+  private noteDiscoverReply(fromIp: string, fromPort: number, observed: { ip: string; port: number }): void {
+    const key = `${fromIp}:${fromPort}`;
+    const sent = this.discoverSentUs.get(key);
+    if (sent === undefined) return;
+    this.natObservations.set(key, {
+      socket: 0,
+      localPort: this.datapath.localAddress.port,
+      server: { ip: fromIp, port: fromPort },
+      observed: { ip: observed.ip, port: observed.port },
+      firstSentUs: sent,
+    });
+    const localIps = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address));
+    const c = classifyNat({ observations: [...this.natObservations.values()], localIps });
+    if (c.summary !== this.natType) this.logger.info({ nat: c.summary, kind: c.kind }, 'NAT classified');
+    this.natType = c.kind === 'unknown' ? null : c.summary;
   }
 
   private handleRegistryEvent(e: RegistryEvent): void {
@@ -272,6 +304,8 @@ export class Daemon implements ServiceHost {
       return;
     }
     if (m.value.kind === 'discover_reply') {
+      this.noteDiscoverReply(ip, port, m.value);
+      if (ip !== this.beaconAddr.ip || port !== this.beaconAddr.port) return;
       const ep = `${m.value.ip}:${m.value.port}`;
       if (ep !== this.publicEndpoint) this.logger.info({ endpoint: ep }, 'beacon observed our endpoint');
       this.publicEndpoint = ep;
@@ -285,9 +319,9 @@ export class Daemon implements ServiceHost {
    * peer on the next ports (port prediction). PILP is the original's punch packet; tunnels ignore it.
    */
   private requestPunch(peerNodeId: number): void {
-    if (this.myNodeId === 0 || !this.beaconEndpoint || this.opts.relayOnly) return;
+    if (this.myNodeId === 0 || this.opts.relayOnly) return;
     const m = encodeBeaconMessage({ kind: 'punch_request', fromNodeId: this.myNodeId, toNodeId: peerNodeId });
-    if (m.ok) this.datapath.send(m.value, this.beaconEndpoint.ip, this.beaconEndpoint.port);
+    if (m.ok) this.datapath.send(m.value, this.beaconAddr.ip, this.beaconAddr.port);
   }
 
   private punch(ip: string, port: number): void {
@@ -543,7 +577,7 @@ export class Daemon implements ServiceHost {
       registry_connected: this.isRegistryUp,
       listen: `${a.ip}:${a.port}`,
       public_endpoint: this.publicEndpoint,
-      nat_type: null,
+      nat_type: this.natType,
       uptime_s: Math.round((Date.now() - this.startedAtMs) / 1000),
       peers: [...this.tunnels.peers.values()].filter((p) => p.isUp).length,
       connections: this.conns.size,
