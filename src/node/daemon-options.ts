@@ -25,12 +25,16 @@ export interface DaemonOptions {
   relay: boolean;
   /** Never send directly (tests and relay-only privacy). */
   relayOnly: boolean;
+  /** Speak the original v0.5 suite (PILA/PILS) to peers that do not answer Noise. */
+  legacy: boolean;
+  /** Accept the original's plaintext PILT / unauthenticated PILK frames (off: refused). */
+  allowInsecureLegacy: boolean;
   keepaliveMs: number;
   idleTimeoutMs: number;
   config: string | null;
 }
 
-const BOOL_FLAGS = new Set(['public', 'no-echo', 'no-dataexchange', 'no-eventstream', 'trust-auto-approve', 'foreground', 'no-relay', 'relay-only']);
+const BOOL_FLAGS = new Set(['public', 'no-echo', 'no-dataexchange', 'no-eventstream', 'trust-auto-approve', 'foreground', 'no-relay', 'relay-only', 'no-legacy', 'allow-insecure-legacy']);
 const VALUE_FLAGS = new Set([
   'home', 'registry', 'beacon', 'listen', 'socket', 'identity', 'hostname', 'log-level', 'log-format', 'config',
   'keepalive', 'idle-timeout', 'beacon2',
@@ -109,6 +113,8 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     trustAutoApprove: bool('trust-auto-approve', 'trust_auto_approve'),
     relay: !bool('no-relay', 'no_relay'),
     relayOnly: bool('relay-only', 'relay_only'),
+    legacy: !bool('no-legacy', 'no_legacy'),
+    allowInsecureLegacy: bool('allow-insecure-legacy', 'allow_insecure_legacy'),
     keepaliveMs: durationMs(pick('keepalive', null, 'keepalive', '15s')),
     idleTimeoutMs: durationMs(pick('idle-timeout', null, 'idle_timeout', '60s')),
     config: configPath,

@@ -17,6 +17,7 @@ import { RegistryClient, type RegistryEvent } from './registry-client.js';
 import { TrustStore } from './trust-store.js';
 import { TunnelManager, type TunnelPeer, type UdpEndpoint, type PeerContact } from './tunnel-manager.js';
 import { ConnectionTable } from './connection-table.js';
+import { LegacyTunnels, LEGACY_CONNECTION_ID_BASE } from './legacy-tunnels.js';
 import { classifyNat, type DiscoverObservation } from '../nat/index.js';
 import { DatagramPorts } from './datagram-ports.js';
 import { HOSTNAME_RE, type DaemonOptions } from './daemon-options.js';
@@ -38,6 +39,8 @@ import type {
 export const VERSION = '0.1.0';
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+/** PILA exchange budget when a peer did not answer Noise. */
+const LEGACY_CONNECT_TIMEOUT_MS = 3000;
 /** Node control plaintexts (0x10–0x1f are the node's; 0x10 keepalive is absorbed by the tunnel). */
 const PATH_PROBE = 0x11;
 const PATH_PROBE_REPLY = 0x12;
@@ -62,6 +65,8 @@ export class Daemon implements ServiceHost {
   private tunnels!: TunnelManager;
   private conns!: ConnectionTable;
   private dgrams!: DatagramPorts;
+  /** The original v0.5 suite (PILA/PILS + its transport), for peers that do not speak Noise. */
+  private legacy!: LegacyTunnels;
   private myNodeId = 0;
   private myAddress = '0:0000.0000.0000';
   private hostname: string | null;
@@ -159,6 +164,26 @@ export class Daemon implements ServiceHost {
     });
     this.dgrams = new DatagramPorts({
       send: (to, fromPort, toPort, data) => this.sendDatagram(to, fromPort, toPort, data),
+    });
+    this.legacy = new LegacyTunnels({
+      identity: this.identity,
+      nodeId: () => this.myNodeId,
+      logger: this.logger.child({ component: 'legacy' }),
+      nowUs: this.nowUs,
+      udp: { send: (data, ip, port) => void this.datapath.send(data, ip, port) },
+      registryKey: async (id) => {
+        const l = await this.registry.lookup(id);
+        if (!l.ok) return l;
+        const k = fromBase64(l.value.publicKey);
+        return k && k.length === 32 ? ok(k) : err('connection_failed', `registry gave a malformed key for node ${id}`);
+      },
+      authorize: (id, key) => this.authorizeTunnel(id, key),
+      contact: (id) => this.contactOf(id),
+      deliverInbound: (port, stream) => this.conns.deliverInbound(port, stream),
+      deliverDatagram: (from, sp, dp, data) => this.dgrams.deliver(this.addressOf(from), from, sp, dp, data),
+      addressOf: (id) => this.addressOf(id),
+      allowInsecureLegacy: this.opts.allowInsecureLegacy,
+      connectionOptions: { idleTimeoutUs: this.opts.idleTimeoutMs * 1000 },
     });
     this.datapath.onReceive((batch) => this.handleBatch(batch));
 
@@ -285,6 +310,7 @@ export class Daemon implements ServiceHost {
       if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), now);
       else if (isBeaconMessage(p)) this.handleBeacon(p, batch.ip(i), batch.port(i), now);
       else if (isPunch(p)) this.tunnels.handlePunchFrom(batch.ip(i), batch.port(i));
+      else this.legacy.handleFrame(p, batch.ip(i), batch.port(i), now);
     }
     this.conns.flush();
     this.tunnels.flushTx();
@@ -540,6 +566,7 @@ export class Daemon implements ServiceHost {
 
   private dropPeer(nodeId: number, reason: PilotError): void {
     this.conns.closePeer(nodeId, reason);
+    this.legacy.closePeer(nodeId, reason);
     this.tunnels.closePeer(nodeId, reason);
   }
 
@@ -732,9 +759,16 @@ export class Daemon implements ServiceHost {
     const id = await this.resolveRef(peer);
     if (!id.ok) return id;
     if (id.value === this.myNodeId) return err('invalid_argument', 'cannot dial yourself');
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+    if (this.legacy.hasSession(id.value)) return this.legacy.dial(id.value, port, timeoutMs);
     const t = await this.tunnels.ensureSession(id.value);
-    if (!t.ok) return t;
-    return this.conns.dial(id.value, port, opts.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS);
+    if (!t.ok) {
+      // No Noise answer: the peer may be an original v0.5 node. Try its suite before giving up.
+      if (t.error.code !== 'connection_failed' || !this.opts.legacy) return t;
+      const l = await this.legacy.connect(id.value, LEGACY_CONNECT_TIMEOUT_MS);
+      return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : t;
+    }
+    return this.conns.dial(id.value, port, timeoutMs);
   }
 
   listen(port: number): Result<PortListener> {
@@ -757,6 +791,7 @@ export class Daemon implements ServiceHost {
   private async sendDatagramSlow(to: PeerRef, fromPort: number, toPort: number, data: Uint8Array): Promise<Result<void>> {
     const id = await this.resolveRef(to);
     if (!id.ok) return id;
+    if (this.legacy.hasSession(id.value)) return this.legacy.sendDatagram(id.value, fromPort, toPort, data);
     const t = await this.tunnels.ensureSession(id.value);
     if (!t.ok) return t;
     if (this.refCache.size >= 4096) this.refCache.clear();
@@ -776,7 +811,7 @@ export class Daemon implements ServiceHost {
   async peers(): Promise<Result<{ peers: PeerEntry[] }>> {
     const now = this.nowUs();
     return ok({
-      peers: [...this.tunnels.peers.values()].map((p) => ({
+      peers: [...this.tunnels.peers.values()].map((p): PeerEntry => ({
         node_id: p.nodeId,
         address: this.addressOf(p.nodeId),
         hostname: this.hostnameOf(p.nodeId),
@@ -787,15 +822,27 @@ export class Daemon implements ServiceHost {
         trusted: this.trust.isTrusted(p.nodeId),
         last_seen_ms: p.lastRecvUs > 0 ? Math.round((now - p.lastRecvUs) / 1000) : null,
         rtt_ms: p.rttUs !== null ? Math.round(p.rttUs / 10) / 100 : null,
-      })),
+      })).concat(this.legacy.peers().map((p): PeerEntry => ({
+        node_id: p.nodeId,
+        address: this.addressOf(p.nodeId),
+        hostname: this.hostnameOf(p.nodeId),
+        endpoint: p.endpoint,
+        path: 'direct' as const,
+        encrypted: true,
+        suite: 'legacy' as const,
+        trusted: this.trust.isTrusted(p.nodeId),
+        last_seen_ms: Math.round((now - p.lastRecvUs) / 1000),
+        rtt_ms: null,
+      }))),
     });
   }
 
   async connections(): Promise<Result<{ connections: ConnectionEntry[] }>> {
-    return ok({ connections: this.conns.list() });
+    return ok({ connections: [...this.conns.list(), ...this.legacy.list()] });
   }
 
   async disconnect(connectionId: number): Promise<Result<{ id: number }>> {
+    if (connectionId >= LEGACY_CONNECTION_ID_BASE) return this.legacy.disconnect(connectionId);
     return this.conns.disconnect(connectionId);
   }
 
@@ -818,6 +865,7 @@ export class Daemon implements ServiceHost {
     if (this.probeTimer) clearInterval(this.probeTimer);
     this.conns.close();
     this.dgrams.close();
+    this.legacy.close();
     this.tunnels.close();
     await this.registry.close();
     await this.datapath.close();
