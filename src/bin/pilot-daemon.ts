@@ -6,13 +6,15 @@ import { parseDaemonArgs } from '../node/daemon-options.js';
 import { homePaths } from '../node/home.js';
 import { createNode } from '../sdk/local-node.js';
 import { serveIpc } from '../ipc/index.js';
+import { serveLegacyIpc } from '../ipc/legacy-server.js';
 import { VERSION } from '../node/daemon.js';
 
 const USAGE = `pilot-daemon [--home DIR] [--registry HOST:PORT] [--beacon HOST:PORT] [--listen HOST:PORT]
              [--socket PATH] [--identity PATH] [--hostname NAME] [--public] [--trust-auto-approve]
              [--log-level debug|info|warn|error] [--log-format json|pretty]
              [--no-echo] [--no-dataexchange] [--no-eventstream] [--config FILE]
-             [--keepalive 15s] [--idle-timeout 60s]`;
+             [--keepalive 15s] [--idle-timeout 60s] [--beacon2 HOST:PORT] [--no-relay] [--relay-only]
+             [--no-legacy] [--allow-insecure-legacy] [--legacy-socket /tmp/pilot.sock]`;
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
@@ -44,6 +46,7 @@ async function main(): Promise<number> {
     isStopping = true;
     logger.info({ why }, 'shutting down');
     await ipc.close().catch(() => undefined);
+    if (legacyIpc?.ok) await legacyIpc.value.close().catch(() => undefined);
     await innerShutdown();
     rmSync(homePaths(opts.home).pidFile, { force: true });
     logger.flush?.();
@@ -59,6 +62,9 @@ async function main(): Promise<number> {
     return 1;
   }
   const ipc = srv.value;
+  // The original Go pilotctl speaks its own binary protocol: serve it too when asked (issue 6).
+  const legacyIpc = opts.legacySocket ? await serveLegacyIpc(n, { socketPath: opts.legacySocket, logger: logger.child({ component: 'legacy-ipc' }) }) : null;
+  if (legacyIpc && !legacyIpc.ok) logger.warn({ socket: opts.legacySocket, error: legacyIpc.error.message }, 'legacy IPC socket not served');
   writeFileSync(homePaths(opts.home).pidFile, String(process.pid) + '\n', { mode: 0o600 });
   const info = await n.info();
   if (info.ok) logger.info({ node_id: info.value.node_id, address: info.value.address, socket: opts.socket }, 'daemon ready');

@@ -38,6 +38,7 @@ const DAEMON_FLAGS: FlagSpec[] = [
   { name: 'keepalive', kind: 'string', value: '<duration>', description: 'tunnel keepalive interval (default 15s)' },
   { name: 'idle-timeout', kind: 'string', value: '<duration>', description: 'close silent connections after this long (default 60s)' },
   { name: 'no-relay', kind: 'bool', description: 'never fall back to the beacon relay' },
+  { name: 'legacy-socket', kind: 'string', value: '<path>', description: 'also serve the original pilotctl protocol on this socket' },
   { name: 'no-legacy', kind: 'bool', description: 'never fall back to the original v0.5 tunnel suite' },
   { name: 'allow-insecure-legacy', kind: 'bool', description: 'accept the original plaintext PILT / unauthenticated PILK frames' },
   { name: 'relay-only', kind: 'bool', description: 'reach peers only through the beacon relay (hides our endpoint from peers)' },

@@ -29,6 +29,8 @@ export interface DaemonOptions {
   legacy: boolean;
   /** Accept the original's plaintext PILT / unauthenticated PILK frames (off: refused). */
   allowInsecureLegacy: boolean;
+  /** Also serve the original pilotctl's binary IPC protocol on this socket (e.g. /tmp/pilot.sock); null = off. */
+  legacySocket: string | null;
   keepaliveMs: number;
   idleTimeoutMs: number;
   config: string | null;
@@ -37,7 +39,7 @@ export interface DaemonOptions {
 const BOOL_FLAGS = new Set(['public', 'no-echo', 'no-dataexchange', 'no-eventstream', 'trust-auto-approve', 'foreground', 'no-relay', 'relay-only', 'no-legacy', 'allow-insecure-legacy']);
 const VALUE_FLAGS = new Set([
   'home', 'registry', 'beacon', 'listen', 'socket', 'identity', 'hostname', 'log-level', 'log-format', 'config',
-  'keepalive', 'idle-timeout', 'beacon2',
+  'keepalive', 'idle-timeout', 'beacon2', 'legacy-socket',
 ]);
 
 export const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -115,6 +117,7 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     relayOnly: bool('relay-only', 'relay_only'),
     legacy: !bool('no-legacy', 'no_legacy'),
     allowInsecureLegacy: bool('allow-insecure-legacy', 'allow_insecure_legacy'),
+    legacySocket: pick('legacy-socket', null, 'legacy_socket', '') || null,
     keepaliveMs: durationMs(pick('keepalive', null, 'keepalive', '15s')),
     idleTimeoutMs: durationMs(pick('idle-timeout', null, 'idle_timeout', '60s')),
     config: configPath,
