@@ -8,7 +8,8 @@ import { err, errFrom, ok, type Result } from '../core/result.js';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { monotonicClock, type Micros } from '../core/clock.js';
 import { loadOrCreateIdentity, sign, toBase64, fromBase64, type Identity } from '../crypto/index.js';
-import { openDatapath, type Datapath, type RecvBatch } from '../datapath/index.js';
+import { openDatapath, openDgramDatapath, type Datapath, type RecvBatch } from '../datapath/index.js';
+import { BirthdayProber } from './birthday-probe.js';
 import { formatAddr, parseAddr, isValidPort } from '../wire/address.js';
 import { isNoiseFamily } from '../wire/noise-frame.js';
 import { decodeBeaconMessage, encodeBeaconMessage, isBeaconMessage } from '../wire/beacon-message.js';
@@ -18,7 +19,7 @@ import { TrustStore } from './trust-store.js';
 import { TunnelManager, type TunnelPeer, type UdpEndpoint, type PeerContact } from './tunnel-manager.js';
 import { ConnectionTable } from './connection-table.js';
 import { LegacyTunnels, LEGACY_CONNECTION_ID_BASE } from './legacy-tunnels.js';
-import { classifyNat, type DiscoverObservation } from '../nat/index.js';
+import { classifyNat, NAT_KINDS, type DiscoverObservation, type NatKind } from '../nat/index.js';
 import { DatagramPorts } from './datagram-ports.js';
 import { HOSTNAME_RE, type DaemonOptions } from './daemon-options.js';
 import { homePaths, type HomePaths } from './home.js';
@@ -43,6 +44,7 @@ const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
 const LEGACY_CONNECT_TIMEOUT_MS = 3000;
 /** Node control plaintexts (0x10–0x1f are the node's; 0x10 keepalive is absorbed by the tunnel). */
 const PATH_PROBE = 0x11;
+const NAT_INFO = 0x13;
 const PATH_PROBE_REPLY = 0x12;
 const PATH_PROBE_BYTES = new Uint8Array([PATH_PROBE]);
 const PATH_PROBE_REPLY_BYTES = new Uint8Array([PATH_PROBE_REPLY]);
@@ -83,6 +85,10 @@ export class Daemon implements ServiceHost {
   private readonly discoverSentUs = new Map<string, Micros>();
   private readonly natObservations = new Map<string, DiscoverObservation>();
   private natType: string | null = null;
+  private natKind: NatKind = 'unknown';
+  private birthday!: BirthdayProber;
+  /** Peers we told our NAT kind (over the relay), so each side can pick its traversal role. */
+  private readonly natInfoSent = new Set<number>();
   /** PeerRef → node id, for the datagram fast path. */
   private readonly refCache = new Map<PeerRef, number>();
   private readonly dgramBuf = new Uint8Array(2048);
@@ -185,6 +191,23 @@ export class Daemon implements ServiceHost {
       allowInsecureLegacy: this.opts.allowInsecureLegacy,
       connectionOptions: { idleTimeoutUs: this.opts.idleTimeoutMs * 1000 },
     });
+    this.birthday = new BirthdayProber({
+      logger: this.logger.child({ component: 'birthday' }),
+      openSocket: () => openDgramDatapath({ host, port: 0, logger: this.logger, recvBufferBytes: 65536, sendBufferBytes: 65536 }),
+      mainSend: (data, ip, port) => void this.datapath.send(data, ip, port),
+      onWinner: (peerId, via, ip, port) => {
+        const peer = this.tunnels.peers.get(peerId);
+        if (!peer?.isUp) return;
+        peer.endpoint = { ip, port, via };
+        this.tunnels.sendPlaintext(peer, PATH_PROBE_BYTES, this.nowUs());
+      },
+      onFrame: (batch, i, via) => {
+        const p = batch.payload(i);
+        if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), this.nowUs(), undefined, via);
+        this.conns.flush();
+        this.tunnels.flushTx();
+      },
+    });
     this.datapath.onReceive((batch) => this.handleBatch(batch));
 
     this.registry.on((e) => this.handleRegistryEvent(e));
@@ -270,6 +293,7 @@ export class Daemon implements ServiceHost {
     const c = classifyNat({ observations: [...this.natObservations.values()], localIps });
     if (c.summary !== this.natType) this.logger.info({ nat: c.summary, kind: c.kind }, 'NAT classified');
     this.natType = c.kind === 'unknown' ? null : c.summary;
+    this.natKind = c.kind;
   }
 
   private handleRegistryEvent(e: RegistryEvent): void {
@@ -359,6 +383,41 @@ export class Daemon implements ServiceHost {
     }
   }
 
+  /** Tell a relayed peer our NAT kind and public endpoint: [0x13][kind u8][ipv4 4][port u16]. */
+  private sendNatInfo(peer: TunnelPeer, now: Micros): void {
+    if (this.natInfoSent.has(peer.nodeId) || this.natKind === 'unknown' || !this.publicEndpoint) return;
+    const ep = parseEndpoint(this.publicEndpoint);
+    const ipBytes = ep?.ip.split('.').map(Number);
+    if (!ep || !ipBytes || ipBytes.length !== 4) return;
+    const msg = new Uint8Array(8);
+    msg[0] = NAT_INFO;
+    msg[1] = NAT_KINDS.indexOf(this.natKind as (typeof NAT_KINDS)[number]);
+    msg.set(ipBytes, 2);
+    msg[6] = ep.port >> 8;
+    msg[7] = ep.port & 0xff;
+    if (this.tunnels.sendPlaintext(peer, msg, now).ok) this.natInfoSent.add(peer.nodeId);
+  }
+
+  /**
+   * A relayed peer's NAT kind: pick our role. Random-port symmetric ↔ cone needs birthday probing (the
+   * symmetric side opens many mappings, the cone side sprays random ports); other pairs were punched already.
+   */
+  private handleNatInfo(peer: TunnelPeer, m: Uint8Array): void {
+    if (m.length < 8 || !peer.isRelayed || this.opts.relayOnly || this.birthday.isRunning(peer.nodeId)) return;
+    const theirs = NAT_KINDS[m[1]!];
+    if (!theirs) return;
+    const ip = `${m[2]}.${m[3]}.${m[4]}.${m[5]}`;
+    const port = (m[6]! << 8) | m[7]!;
+    const isCone = (k: NatKind) => k === 'none' || k === 'full-cone' || k === 'restricted-cone' || k === 'port-restricted-cone';
+    const now = this.nowUs();
+    this.sendNatInfo(peer, now); // make sure they know ours too
+    if (this.natKind === 'symmetric-random' && isCone(theirs)) {
+      void this.birthday.openMany(peer.nodeId, { ip, port });
+    } else if (isCone(this.natKind) && theirs === 'symmetric-random') {
+      this.birthday.probeRandom(peer.nodeId, ip, () => !peer.isRelayed || !this.tunnels.peers.has(peer.nodeId));
+    }
+  }
+
   private handlePlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): void {
     const kind = plaintext[0];
     if (kind === KIND_STREAM) {
@@ -366,6 +425,8 @@ export class Daemon implements ServiceHost {
     } else if (kind === KIND_DATAGRAM) {
       const d = decodeDatagram(plaintext);
       if (d.ok) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
+    } else if (kind === NAT_INFO) {
+      this.handleNatInfo(peer, plaintext);
     } else if (kind === PATH_PROBE) {
       // Answer on the path the probe came in on (the tunnel just moved the peer there).
       this.tunnels.sendPlaintext(peer, PATH_PROBE_REPLY_BYTES, now);
@@ -400,7 +461,10 @@ export class Daemon implements ServiceHost {
     for (const peer of this.tunnels.peers.values()) {
       if (!peer.isUp) continue;
       if (peer.isRelayed) {
-        if (!this.opts.relayOnly) this.tunnels.probeDirect(peer, now);
+        if (!this.opts.relayOnly) {
+          this.tunnels.probeDirect(peer, now);
+          this.sendNatInfo(peer, now);
+        }
         continue;
       }
       if (!busy.has(peer.nodeId)) continue;
@@ -866,6 +930,7 @@ export class Daemon implements ServiceHost {
     this.conns.close();
     this.dgrams.close();
     this.legacy.close();
+    this.birthday.close();
     this.tunnels.close();
     await this.registry.close();
     await this.datapath.close();

@@ -24,6 +24,8 @@ export interface UdpEndpoint {
   ipU32?: number;
   /** Set on relay paths: frames go to the beacon at ip:port wrapped in a relay message for this node. */
   relayTo?: number;
+  /** Send from this extra socket instead of the tunnel socket (a birthday-probing winner). */
+  via?: { send(data: Uint8Array, ip: string, port: number): void };
 }
 
 export interface UdpSender {
@@ -114,6 +116,7 @@ export class TunnelManager {
   // Data frames are sealed straight into one flat batch and leave in one sendmmsg/GSO call per flush.
   private readonly txBatch = new PacketBatch(TX_BATCH_PACKETS, TX_BATCH_PACKETS * 1472);
   private isTxFlushScheduled = false;
+  private readonly scratch = new Uint8Array(2048);
   private lastTimestampS = 0;
 
   constructor(private readonly deps: TunnelDeps) {}
@@ -269,7 +272,7 @@ export class TunnelManager {
   /**
    * Handle one UDP payload of the Noise family. Returns false if it is not ours (caller tries other decoders).
    */
-  handleFrame(buf: Uint8Array, ip: string, port: number, now: Micros, relayedFrom?: number): boolean {
+  handleFrame(buf: Uint8Array, ip: string, port: number, now: Micros, relayedFrom?: number, via?: UdpEndpoint['via']): boolean {
     const kind = noiseFrameKind(buf);
     if (kind === 'data') {
       const entry = this.byIndex.get(peekNoiseDataReceiver(buf));
@@ -278,7 +281,7 @@ export class TunnelManager {
       if (!r.ok) return true;
       const peer = entry.peer;
       peer.lastRecvUs = now;
-      this.notePath(peer, ip, port, now, relayedFrom);
+      this.notePath(peer, ip, port, now, relayedFrom, via);
       if (r.value.length > 0 && r.value[0] !== KEEPALIVE_BYTE) this.deps.onPlaintext(peer, r.value, now);
       return true;
     }
@@ -312,11 +315,11 @@ export class TunnelManager {
    * Roaming: an authenticated packet from a new source moves the peer (NAT rebinding, relay → direct). A relayed
    * packet does not pull a peer off a direct path that is still alive; the relay keeps carrying stragglers.
    */
-  private notePath(peer: TunnelPeer, ip: string, port: number, now: Micros, relayedFrom: number | undefined): void {
+  private notePath(peer: TunnelPeer, ip: string, port: number, now: Micros, relayedFrom: number | undefined, via?: UdpEndpoint['via']): void {
     const cur = peer.endpoint;
     if (relayedFrom === undefined) {
       peer.lastDirectRecvUs = now;
-      if (!cur || cur.relayTo !== undefined || cur.port !== port || cur.ip !== ip) peer.endpoint = { ip, port };
+      if (!cur || cur.relayTo !== undefined || cur.port !== port || cur.ip !== ip || cur.via !== via) peer.endpoint = via ? { ip, port, via } : { ip, port };
       return;
     }
     if (cur && cur.relayTo === undefined && now - peer.lastDirectRecvUs < DIRECT_PATH_GRACE_US) return;
@@ -360,6 +363,14 @@ export class TunnelManager {
     const s = peer.current;
     const ep = via;
     if (!s || !ep) return err('connection_failed', `no tunnel to node ${peer.nodeId}`);
+    if (ep.via) {
+      // Extra sockets carry little (a birthday-probed path): seal into a scratch buffer and send directly.
+      const r = s.seal(plaintext, now, this.scratch);
+      if (!r.ok) return r;
+      ep.via.send(r.value, ep.ip, ep.port);
+      peer.lastSendUs = now;
+      return ok();
+    }
     const wrapBytes = ep.relayTo === undefined ? 0 : RELAY_HEADER_BYTES;
     const frameBytes = wrapBytes + plaintext.length + NOISE_DATA_OVERHEAD_BYTES;
     let off = this.txBatch.reserve(frameBytes, ep.ipU32 ?? (ep.ipU32 = ipv4ToU32(ep.ip)), ep.port);
@@ -432,7 +443,7 @@ export class TunnelManager {
 }
 
 function sameEp(a: UdpEndpoint, b: UdpEndpoint): boolean {
-  return a.ip === b.ip && a.port === b.port && a.relayTo === b.relayTo;
+  return a.ip === b.ip && a.port === b.port && a.relayTo === b.relayTo && a.via === b.via;
 }
 
 const KEEPALIVE = new Uint8Array([KEEPALIVE_BYTE]);
