@@ -45,6 +45,8 @@ const LEGACY_CONNECT_TIMEOUT_MS = 3000;
 /** Node control plaintexts (0x10–0x1f are the node's; 0x10 keepalive is absorbed by the tunnel). */
 const PATH_PROBE = 0x11;
 const NAT_INFO = 0x13;
+/** Predicted ports per side for sequential ↔ sequential NATs. */
+const PREDICT_WINDOW = 24;
 const PATH_PROBE_REPLY = 0x12;
 const PATH_PROBE_BYTES = new Uint8Array([PATH_PROBE]);
 const PATH_PROBE_REPLY_BYTES = new Uint8Array([PATH_PROBE_REPLY]);
@@ -86,6 +88,13 @@ export class Daemon implements ServiceHost {
   private readonly natObservations = new Map<string, DiscoverObservation>();
   private natType: string | null = null;
   private natKind: NatKind = 'unknown';
+  private natNextPort: number | null = null;
+  /** Destinations the tunnel socket has sent to, and how many were new since the last classification. */
+  private readonly contacted = new Set<string>();
+  private flowsSinceClassified = 0;
+  private natPortDelta: number | null = null;
+  /** Public IPs of relayed peers (from their NAT info): a punch from one of them opens a direct path. */
+  private readonly relayedPeerIps = new Map<string, number>();
   private birthday!: BirthdayProber;
   /** Peers we told our NAT kind (over the relay), so each side can pick its traversal role. */
   private readonly natInfoSent = new Set<number>();
@@ -148,7 +157,7 @@ export class Daemon implements ServiceHost {
       identity: this.identity,
       nodeId: () => this.myNodeId,
       udp: {
-        send: (data, ip, port) => void this.datapath.send(data, ip, port),
+        send: (data, ip, port) => this.sendMain(data, ip, port),
         sendBatch: (batch) => void this.datapath.sendBatch(batch),
       },
       logger: this.logger.child({ component: 'tunnel' }),
@@ -176,7 +185,7 @@ export class Daemon implements ServiceHost {
       nodeId: () => this.myNodeId,
       logger: this.logger.child({ component: 'legacy' }),
       nowUs: this.nowUs,
-      udp: { send: (data, ip, port) => void this.datapath.send(data, ip, port) },
+      udp: { send: (data, ip, port) => this.sendMain(data, ip, port) },
       registryKey: async (id) => {
         const l = await this.registry.lookup(id);
         if (!l.ok) return l;
@@ -194,7 +203,7 @@ export class Daemon implements ServiceHost {
     this.birthday = new BirthdayProber({
       logger: this.logger.child({ component: 'birthday' }),
       openSocket: () => openDgramDatapath({ host, port: 0, logger: this.logger, recvBufferBytes: 65536, sendBufferBytes: 65536 }),
-      mainSend: (data, ip, port) => void this.datapath.send(data, ip, port),
+      mainSend: (data, ip, port) => this.sendMain(data, ip, port),
       onWinner: (peerId, via, ip, port) => {
         const peer = this.tunnels.peers.get(peerId);
         if (!peer?.isUp) return;
@@ -274,7 +283,7 @@ export class Daemon implements ServiceHost {
       const ip = host === 'localhost' ? '127.0.0.1' : host;
       const key = `${ip}:${port}`;
       if (!this.discoverSentUs.has(key)) this.discoverSentUs.set(key, this.nowUs());
-      this.datapath.send(msg.value, ip, Number(port));
+      this.sendMain(msg.value, ip, Number(port));
     }
   }
 
@@ -294,6 +303,9 @@ export class Daemon implements ServiceHost {
     if (c.summary !== this.natType) this.logger.info({ nat: c.summary, kind: c.kind }, 'NAT classified');
     this.natType = c.kind === 'unknown' ? null : c.summary;
     this.natKind = c.kind;
+    if (c.nextPort !== this.natNextPort) this.flowsSinceClassified = 0;
+    this.natNextPort = c.nextPort;
+    this.natPortDelta = c.portDelta;
   }
 
   private handleRegistryEvent(e: RegistryEvent): void {
@@ -333,7 +345,7 @@ export class Daemon implements ServiceHost {
       const p = batch.payload(i);
       if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), now);
       else if (isBeaconMessage(p)) this.handleBeacon(p, batch.ip(i), batch.port(i), now);
-      else if (isPunch(p)) this.tunnels.handlePunchFrom(batch.ip(i), batch.port(i));
+      else if (isPunch(p)) this.handlePunch(batch.ip(i), batch.port(i));
       else this.legacy.handleFrame(p, batch.ip(i), batch.port(i), now);
     }
     this.conns.flush();
@@ -371,25 +383,43 @@ export class Daemon implements ServiceHost {
   private requestPunch(peerNodeId: number): void {
     if (this.myNodeId === 0 || this.opts.relayOnly) return;
     const m = encodeBeaconMessage({ kind: 'punch_request', fromNodeId: this.myNodeId, toNodeId: peerNodeId });
-    if (m.ok) this.datapath.send(m.value, this.beaconAddr.ip, this.beaconAddr.port);
+    if (m.ok) this.sendMain(m.value, this.beaconAddr.ip, this.beaconAddr.port);
   }
 
   private punch(ip: string, port: number): void {
     if (this.opts.relayOnly) return;
     for (let round = 0; round < 3; round++) {
       setTimeout(() => {
-        for (let d = 0; d <= PUNCH_PREDICT_PORTS; d++) if (port + d <= 65535) this.datapath.send(PILP, ip, port + d);
+        for (let d = 0; d <= PUNCH_PREDICT_PORTS; d++) if (port + d <= 65535) this.sendMain(PILP, ip, port + d);
       }, round * 50);
     }
   }
 
-  /** Tell a relayed peer our NAT kind and public endpoint: [0x13][kind u8][ipv4 4][port u16]. */
+  /**
+   * Every single send from the tunnel socket. A sequential symmetric NAT gives each new destination the next
+   * port, so we count new destinations: our next port = last observed + delta × flows opened since.
+   */
+  private sendMain(data: Uint8Array, ip: string, port: number): void {
+    const k = `${ip}:${port}`;
+    if (!this.contacted.has(k)) {
+      if (this.contacted.size >= 65536) this.contacted.clear();
+      this.contacted.add(k);
+      this.flowsSinceClassified++;
+    }
+    this.datapath.send(data, ip, port);
+  }
+
+  /** Tell a relayed peer our NAT kind and public endpoint: [0x13][kind u8][ipv4 4][port u16][next port u16][delta i16]. */
   private sendNatInfo(peer: TunnelPeer, now: Micros): void {
     if (this.natInfoSent.has(peer.nodeId) || this.natKind === 'unknown' || !this.publicEndpoint) return;
     const ep = parseEndpoint(this.publicEndpoint);
     const ipBytes = ep?.ip.split('.').map(Number);
     if (!ep || !ipBytes || ipBytes.length !== 4) return;
-    const msg = new Uint8Array(8);
+    const msg = new Uint8Array(12);
+    const v = new DataView(msg.buffer);
+    const next = this.natNextPort === null ? 0 : this.natNextPort + (this.natPortDelta ?? 1) * this.flowsSinceClassified;
+    v.setUint16(8, next > 0 && next <= 65535 ? next : 0);
+    v.setInt16(10, this.natPortDelta ?? 0);
     msg[0] = NAT_INFO;
     msg[1] = NAT_KINDS.indexOf(this.natKind as (typeof NAT_KINDS)[number]);
     msg.set(ipBytes, 2);
@@ -403,11 +433,15 @@ export class Daemon implements ServiceHost {
    * symmetric side opens many mappings, the cone side sprays random ports); other pairs were punched already.
    */
   private handleNatInfo(peer: TunnelPeer, m: Uint8Array): void {
-    if (m.length < 8 || !peer.isRelayed || this.opts.relayOnly || this.birthday.isRunning(peer.nodeId)) return;
+    if (m.length < 12 || !peer.isRelayed || this.opts.relayOnly || this.birthday.isRunning(peer.nodeId)) return;
     const theirs = NAT_KINDS[m[1]!];
     if (!theirs) return;
     const ip = `${m[2]}.${m[3]}.${m[4]}.${m[5]}`;
     const port = (m[6]! << 8) | m[7]!;
+    const v = new DataView(m.buffer, m.byteOffset, m.length);
+    const theirNext = v.getUint16(8);
+    const theirDelta = v.getInt16(10);
+    this.relayedPeerIps.set(ip, peer.nodeId);
     const isCone = (k: NatKind) => k === 'none' || k === 'full-cone' || k === 'restricted-cone' || k === 'port-restricted-cone';
     const now = this.nowUs();
     this.sendNatInfo(peer, now); // make sure they know ours too
@@ -415,7 +449,35 @@ export class Daemon implements ServiceHost {
       void this.birthday.openMany(peer.nodeId, { ip, port });
     } else if (isCone(this.natKind) && theirs === 'symmetric-random') {
       this.birthday.probeRandom(peer.nodeId, ip, () => !peer.isRelayed || !this.tunnels.peers.has(peer.nodeId));
+    } else if (this.natKind === 'symmetric-sequential' && theirs === 'symmetric-sequential' && theirNext > 0 && theirDelta !== 0) {
+      this.predictBoth(ip, theirNext, theirDelta);
     }
+  }
+
+  /**
+   * Sequential ↔ sequential: both sides send the i-th punch to the other's i-th predicted port, in the same
+   * order, so each NAT allocates its i-th new mapping toward exactly the port the other side is allocating
+   * for it. Repeated rounds go to the same destinations (no new mappings) and get through once both exist.
+   */
+  private predictBoth(ip: string, theirNext: number, theirDelta: number): void {
+    for (let round = 0; round < 4; round++) {
+      setTimeout(() => {
+        for (let i = 0; i < PREDICT_WINDOW; i++) {
+          const port = theirNext + i * theirDelta;
+          if (port > 0 && port <= 65535) this.sendMain(PILP, ip, port);
+        }
+      }, round * 150);
+    }
+  }
+
+  /** A punch from a relayed peer's public IP: answer it with an authenticated probe, which moves the path. */
+  private handlePunch(ip: string, port: number): void {
+    this.tunnels.handlePunchFrom(ip, port);
+    const nodeId = this.relayedPeerIps.get(ip);
+    const peer = nodeId === undefined ? undefined : this.tunnels.peers.get(nodeId);
+    if (!peer?.isUp || !peer.isRelayed) return;
+    this.tunnels.sendPlaintext(peer, PATH_PROBE_BYTES, this.nowUs(), { ip, port });
+    this.tunnels.flushTx();
   }
 
   private handlePlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): void {
