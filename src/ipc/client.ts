@@ -186,6 +186,7 @@ export async function openRawStream(
     const splitter = new LineSplitter(MAX_RESPONSE_LINE_BYTES);
     const finish = (r: Result<{ socket: Socket; meta: StreamOpenResult; rest: Buffer } | null>): void => {
       socket.removeListener('data', onData);
+      socket.removeListener('end', onClose);
       socket.removeListener('close', onClose);
       socket.removeListener('error', onClose);
       if (!r.ok || r.value === null) socket.destroy();
@@ -210,8 +211,11 @@ export async function openRawStream(
       if (result === null || result.closed === true) return finish(ok(null));
       finish(ok({ socket, meta: result as unknown as StreamOpenResult, rest: splitter.takeRest() }));
     };
+    // A daemon that dies before answering only half-closes this allowHalfOpen socket: 'close' never comes,
+    // and with nothing left to wait for, pilotctl used to exit 13 (unsettled await) without a word.
     const onClose = (): void => finish(err('not_running', 'daemon closed the connection'));
     socket.on('data', onData);
+    socket.once('end', onClose);
     socket.once('close', onClose);
     socket.once('error', onClose);
     socket.write(encodeLine({ id: 1, method, params }));

@@ -352,3 +352,27 @@ test('LineSplitter: lines across chunks, rest after a line, overflow', () => {
   assert.equal(s.next(), null);
   assert.ok(s.isOverflowed);
 });
+
+test('dial: a daemon that dies before answering (its socket only half-closes) → not_running, not a hang', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pilot-ipc-'));
+  const path = join(dir, 'dying.sock');
+  const conns: import('node:net').Socket[] = [];
+  const srv = createServer({ allowHalfOpen: true }, (s) => {
+    conns.push(s);
+    s.once('data', () => s.end());
+  });
+  await new Promise<void>((r) => srv.listen(path, () => r()));
+  try {
+    const r = await Promise.race([
+      openRawStream(path, 'dial', { peer: 'x', port: 7 }),
+      new Promise<'hang'>((res) => setTimeout(() => res('hang'), 3000).unref()),
+    ]);
+    assert.notEqual(r, 'hang');
+    assert.ok(r !== 'hang' && !r.ok);
+    assert.equal(r.error.code, 'not_running');
+  } finally {
+    for (const s of conns) s.destroy();
+    srv.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
