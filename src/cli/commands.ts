@@ -800,7 +800,16 @@ const ping = defineCommand<{ peer: string; count: number; intervalMs: number; ti
   async run(ctx, p) {
     const c = await ctx.client();
     if (!c.ok) return c;
-    const target = await targetOf(c.value, p.peer);
+    // As the original: a name that does not resolve fails the command (not_found); a peer that resolves but
+    // does not answer gives per-ping errors.
+    let target = literalAddress(p.peer);
+    if (target === null) {
+      const f = await c.value.find(p.peer);
+      if (!f.ok && f.error.code === 'not_found') {
+        return err('not_found', `cannot resolve '${p.peer}': no node with that hostname`, { hint: 'check the hostname with `pilotctl find`; private nodes need a handshake first' });
+      }
+      target = f.ok ? f.value.address : p.peer;
+    }
     if (!ctx.isJson) ctx.io.stdout.write(`PING ${target}\n`);
     const line = (r: PingResult): string =>
       r.error ? `seq=${r.seq} error: ${r.error}\n` : `seq=${r.seq} bytes=${r.bytes} time=${r.rtt_ms.toFixed(3)}ms\n`;
