@@ -575,7 +575,8 @@ export class RegistryClient {
   private deliverOnce(e: Extract<RegistryEvent, { kind: 'handshake_request' | 'handshake_response' }>): void {
     const key =
       e.kind === 'handshake_request'
-        ? `q:${e.request.fromNodeId}:${e.request.timestampSec}`
+        ? // Justification too: a node may ask again (after a rejection) within the same second.
+          `q:${e.request.fromNodeId}:${e.request.timestampSec}:${e.request.justification}`
         : `r:${e.response.fromNodeId}:${e.response.accept}:${e.response.timestampSec}`;
     const now = this.opts.nowMs();
     if (this.seen.has(key)) return;
