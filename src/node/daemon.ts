@@ -558,7 +558,8 @@ export class Daemon implements ServiceHost {
     const endpoints: UdpEndpoint[] = [];
     const r = await this.registry.resolve(nodeId);
     if (r.ok) {
-      for (const a of [r.value.realAddr, r.value.observedAddr]) {
+      // LAN address first: two nodes behind one NAT reach each other without hairpinning (the LAN shortcut).
+      for (const a of [r.value.lanAddr, r.value.realAddr, r.value.observedAddr]) {
         const ep = a ? parseEndpoint(a) : null;
         if (ep && !endpoints.some((x) => x.ip === ep.ip && x.port === ep.port)) endpoints.push(ep);
       }

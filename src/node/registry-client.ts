@@ -77,6 +77,8 @@ export interface ResolveResult {
   realAddr: string;
   /** Endpoint the beacon observed for the node's tunnel socket (our registry only). */
   observedAddr?: string;
+  /** The node's own LAN address, for peers behind the same NAT (our registry only). */
+  lanAddr?: string;
 }
 
 export interface ResolveHostnameResult {
@@ -268,6 +270,7 @@ export class RegistryClient {
     if (!r.ok) return r;
     const out: ResolveResult = { nodeId: fieldU32(r.value, 'node_id'), realAddr: fieldString(r.value, 'real_addr') };
     if (typeof r.value.observed_addr === 'string') out.observedAddr = r.value.observed_addr;
+    if (typeof r.value.lan_addr === 'string') out.lanAddr = r.value.lan_addr;
     return ok(out);
   }
 

@@ -399,6 +399,7 @@ export class RegistryServer {
       return fail('invalid_argument', `rate limited: too many registrations from ${conn.remoteIp}`);
     }
     const listenAddr = sanitizeListenAddr(conn.remoteIp, conn.remotePort, fieldString(msg, 'listen_addr'));
+    const lanAddr = privateListenAddr(fieldString(msg, 'listen_addr'));
     const owner = fieldString(msg, 'owner');
     const hostname = fieldString(msg, 'hostname');
     const hostnameProblem = hostname ? validateHostname(hostname) : null;
@@ -409,6 +410,8 @@ export class RegistryServer {
     if (knownId !== undefined && existing) {
       id = knownId;
       base = { ...existing, realAddr: listenAddr, owner: existing.owner || owner };
+      if (lanAddr) base.lanAddr = lanAddr;
+      else delete base.lanAddr;
     } else {
       if (knownId !== undefined) id = knownId; // deregistered or reaped: same id, fresh record
       else {
@@ -422,6 +425,7 @@ export class RegistryServer {
         publicKey: pubKeyB64,
         owner,
         realAddr: listenAddr,
+        ...(lanAddr ? { lanAddr } : {}),
         isPublic: false,
         hostname: '',
         tags: [],
@@ -513,6 +517,8 @@ export class RegistryServer {
       return fail('connection_failed', `resolve denied: node ${targetId} is private (establish mutual trust first)`);
     }
     const reply: Reply = { type: 'resolve_ok', node_id: target.id, real_addr: target.realAddr };
+    // Our extension: the LAN address a node claimed, for peers behind the same NAT (the LAN shortcut).
+    if (target.lanAddr) reply.lan_addr = target.lanAddr;
     const observed = this.opts.observedEndpoint?.(target.id);
     if (observed) reply.observed_addr = observed;
     return { reply };
@@ -915,6 +921,15 @@ function sanitizeListenAddr(remoteIp: string, remotePort: number, clientAddr: st
   const m = /^(?:\[[^\]]*\]|[^:]*):(\d{1,5})$/.exec(clientAddr);
   if (!clientAddr || !m || Number(m[1]) > 65535) return join(remoteIp, remotePort);
   return join(remoteIp, m[1]!);
+}
+
+/** A claimed listen address in RFC 1918 space (`192.168.x.y:port` …), or null. */
+function privateListenAddr(clientAddr: string): string | null {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(clientAddr);
+  if (!m || Number(m[5]) > 65535 || Number(m[5]) === 0) return null;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  const isPrivate = a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168);
+  return isPrivate ? clientAddr : null;
 }
 
 function normaliseIp(ip: string): string {

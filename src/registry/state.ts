@@ -9,6 +9,8 @@ export interface NodeRecord {
   owner: string;
   /** The endpoint announced at register: TCP source IP + the client's listen port (original's sanitizeListenAddr). */
   realAddr: string;
+  /** The address the node claimed for itself when it is a private (LAN) one: peers behind the same NAT use it. */
+  lanAddr?: string;
   isPublic: boolean;
   hostname: string;
   tags: string[];
