@@ -222,6 +222,9 @@ export interface TrialOptions {
   /** How long to wait for a relayed connection to upgrade to direct. */
   settleMs?: number;
   timeoutMs?: number;
+  /** Both agents behind one NAT of kind natA (the LAN shortcut), with or without hairpinning. */
+  sameNat?: boolean;
+  hairpin?: boolean;
 }
 
 /** One trial of one cell. */
@@ -264,7 +267,12 @@ export async function runTrial(natA: NatKind, natB: NatKind, opts: TrialOptions 
         if (info.ok) res[key] = (info.value.nat_type as string | null) ?? null;
       }
     },
-    { rendezvousExtraIps: 1, timeoutMs: opts.timeoutMs ?? 120_000, ...(opts.link ? { link: opts.link } : {}) },
+    {
+      rendezvousExtraIps: 1,
+      timeoutMs: opts.timeoutMs ?? 120_000,
+      ...(opts.link ? { link: opts.link } : {}),
+      ...(opts.sameNat ? { sameNat: true, hairpin: opts.hairpin ?? false } : {}),
+    },
   );
   if (!r.ok && !res.error) res.error = r.error.message;
   return res;

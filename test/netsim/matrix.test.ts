@@ -55,6 +55,14 @@ describe('netsim NAT traversal matrix (real daemons)', { skip: why ?? false }, (
     });
   }
 
+  it('two hosts behind one NAT without hairpinning connect directly over the LAN (LAN shortcut)', { timeout: 150_000 }, async (t) => {
+    const r = await runTrial('port-restricted-cone', 'port-restricted-cone', { sameNat: true, hairpin: false });
+    t.diagnostic(`path ${r.path} endpoint ${r.endpoint} ttfb ${r.ttfbMs} ms${r.error ? `; error: ${r.error}` : ''}`);
+    assert.equal(r.connected, true, r.error ?? '');
+    assert.equal(r.path, 'direct');
+    assert.match(r.endpoint ?? '', /^192\.168\./);
+  });
+
   const transfer = (
     name: string,
     natA: NatKind,
