@@ -59,8 +59,8 @@ test('a daemon restart keeps identity, trust, pending requests and the inbox', a
   await c.restartDaemon('quin');
   const after1 = await snapshot('quin');
   assert.deepEqual(after1, before);
-  // Trust still works end to end, in both directions. The restarted node speaks first: pia still holds a
-  // session to quin's old endpoint (the todo test at the end covers pia speaking first).
+  // Trust still works end to end, in both directions (the restarted node speaks first here; the last test
+  // covers the other order).
   assert.equal((await c.ok('quin', ['connect', 'pia', '7', '--message', 'yes'])).response, 'yes');
   assert.equal((await c.ok('pia', ['connect', 'quin', '7', '--message', 'still friends'])).response, 'still friends');
 });
@@ -124,8 +124,8 @@ test('a registry outage does not break an open stream; the daemons re-register w
   assert.equal((await c.ok('pia', ['send-message', 'quin', '--data', 'after the outage'])).ack, true);
 });
 
-// Last in the file: today the failing dial's timeout also crashes pia's daemon (see faults.test.ts).
-test('a node reaches a peer that restarted (new endpoint) without waiting for the peer to speak first', { todo: 'src/node/tunnel-manager.ts: a session to the old endpoint stays "up"; SYNs go to a dead port and nothing re-resolves or re-handshakes' }, async () => {
+// Timed out (a session to the old endpoint stayed "up") until 58d624d.
+test('a node reaches a peer that restarted (new endpoint) without waiting for the peer to speak first', async () => {
   await c.ok('pia', ['ping', 'quin', '--count', '1']);
   await c.restartDaemon('quin');
   const t0 = performance.now();

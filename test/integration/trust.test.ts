@@ -47,7 +47,7 @@ test('handshake with justification → pending survives a restart of the target 
   const req = p.pending.find((x: any) => x.node_id === id('ann'));
   assert.ok(req, `pending after restart: ${JSON.stringify(p)}`);
   assert.equal(req.justification, 'ann needs bob for the nightly report');
-  // (Its hostname and received_at surviving too is the todo test at the end of this file.)
+  // (Its hostname and received_at surviving too: the last test in this file.)
 
   const ca = await c.client('ann');
   const cb = await c.client('bob');
@@ -158,7 +158,9 @@ test('untrust revokes both ways, errors an open stream, and stops data in both d
   assert.equal((await c.ok('ann', ['connect', 'bob', '7', '--message', 'friends again'])).response, 'friends again');
 });
 
-test('a pending request keeps its hostname and received time across a restart of the target', { todo: 'src/node/daemon.ts handleIncomingHandshake: the registry re-delivers the queued request by poll after a restart (no hostname, no key) and trust.addPending overwrites the stored entry' }, async () => {
+// The registry re-delivers the queued request by poll after a restart, without hostname or key; that copy
+// overwrote the stored one until 58d624d.
+test('a pending request keeps its hostname and received time across a restart of the target', async () => {
   const cc = await c.client('cat');
   const h = await cc.handshake(String(id('ann')), 'cat asks ann');
   assert.ok(h.ok, !h.ok ? h.error.message : '');
