@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import type { Result } from '../core/result.js';
 import type { Datapath, RecvBatch } from '../datapath/index.js';
+import { isPilp, PILP_FRAME } from '../wire/legacy-frame.js';
 
 export const BIRTHDAY_SOCKETS = 256;
 export const BIRTHDAY_PROBES_PER_SEC = 500;
@@ -18,7 +19,7 @@ export const BIRTHDAY_MAX_PROBES = 3000;
 /** How long the extra sockets wait for a hit before giving up (the relay keeps carrying the traffic). */
 export const BIRTHDAY_WINDOW_MS = 8000;
 
-const PILP = new TextEncoder().encode('PILP');
+const PILP = PILP_FRAME as Uint8Array;
 
 export interface Sender {
   send(data: Uint8Array, ip: string, port: number): void;
@@ -98,7 +99,7 @@ export class BirthdayProber {
           run.sockets = run.winner ? [run.winner] : [];
         }, 2000);
       }
-      if (sock === run.winner && !isPunch(batch.payload(i))) this.deps.onFrame(batch, i, sock);
+      if (sock === run.winner && !isPilp(batch.payload(i))) this.deps.onFrame(batch, i, sock);
     }
   }
 
@@ -138,6 +139,3 @@ export class BirthdayProber {
   }
 }
 
-function isPunch(p: Uint8Array): boolean {
-  return p.length === 4 && p[0] === 0x50 && p[1] === 0x49 && p[2] === 0x4c && p[3] === 0x50;
-}

@@ -12,6 +12,7 @@ import { openDatapath, openDgramDatapath, type Datapath, type RecvBatch } from '
 import { BirthdayProber } from './birthday-probe.js';
 import { formatAddr, parseAddr, isValidPort } from '../wire/address.js';
 import { isNoiseFamily } from '../wire/noise-frame.js';
+import { isPilp, PILP_FRAME } from '../wire/legacy-frame.js';
 import { decodeBeaconMessage, encodeBeaconMessage, isBeaconMessage } from '../wire/beacon-message.js';
 import { KIND_DATAGRAM, KIND_STREAM, DATAGRAM_HEADER_BYTES, decodeDatagram, encodeDatagram } from '../wire/segment.js';
 import { RegistryClient, type RegistryEvent } from './registry-client.js';
@@ -52,7 +53,7 @@ const PATH_PROBE_BYTES = new Uint8Array([PATH_PROBE]);
 const PATH_PROBE_REPLY_BYTES = new Uint8Array([PATH_PROBE_REPLY]);
 const PATH_CHECK_INTERVAL_MS = 1000;
 /** The original's punch packet. */
-const PILP = new TextEncoder().encode('PILP');
+const PILP = PILP_FRAME as Uint8Array;
 /** Ports above the observed one that a punch also opens (sequential symmetric NATs). */
 const PUNCH_PREDICT_PORTS = 8;
 /** A busy peer silent this long is asked for a sign of life… */
@@ -345,7 +346,7 @@ export class Daemon implements ServiceHost {
       const p = batch.payload(i);
       if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), now);
       else if (isBeaconMessage(p)) this.handleBeacon(p, batch.ip(i), batch.port(i), now);
-      else if (isPunch(p)) this.handlePunch(batch.ip(i), batch.port(i));
+      else if (isPilp(p)) this.handlePunch(batch.ip(i), batch.port(i));
       else this.legacy.handleFrame(p, batch.ip(i), batch.port(i), now);
     }
     this.conns.flush();
@@ -998,10 +999,6 @@ export class Daemon implements ServiceHost {
     await this.registry.close();
     await this.datapath.close();
   }
-}
-
-function isPunch(p: Uint8Array): boolean {
-  return p.length === 4 && p[0] === 0x50 && p[1] === 0x49 && p[2] === 0x4c && p[3] === 0x50; // 'PILP'
 }
 
 /** The address peers on our network reach us at: loopback for a loopback registry, else our first LAN IPv4. */

@@ -111,6 +111,14 @@ function outBuf(out: Uint8Array | undefined, offset: number, size: number): Uint
 
 // ---- PILP ----------------------------------------------------------------------------------------------
 
+/** The punch packet itself (tunnels ignore it; NATs learn from it). */
+export const PILP_FRAME: Readonly<Uint8Array> = Object.freeze(new Uint8Array([0x50, 0x49, 0x4c, 0x50]));
+
+/** Any frame that starts with `PILP` is a punch, as the original treats it. */
+export function isPilp(buf: Uint8Array): boolean {
+  return buf.length >= PILP_SIZE && buf[0] === 0x50 && buf[1] === 0x49 && buf[2] === 0x4c && buf[3] === 0x50;
+}
+
 export function encodePilp(out?: Uint8Array, offset = 0): Result<Uint8Array> {
   const buf = outBuf(out, offset, PILP_SIZE);
   if (typeof buf === 'string') return bad(buf);
