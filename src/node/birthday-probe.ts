@@ -19,7 +19,7 @@ export const BIRTHDAY_MAX_PROBES = 3000;
 /** How long the extra sockets wait for a hit before giving up (the relay keeps carrying the traffic). */
 export const BIRTHDAY_WINDOW_MS = 8000;
 
-const PILP = PILP_FRAME as Uint8Array;
+const PILP = PILP_FRAME;
 
 export interface Sender {
   send(data: Uint8Array, ip: string, port: number): void;

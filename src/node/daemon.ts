@@ -53,7 +53,7 @@ const PATH_PROBE_BYTES = new Uint8Array([PATH_PROBE]);
 const PATH_PROBE_REPLY_BYTES = new Uint8Array([PATH_PROBE_REPLY]);
 const PATH_CHECK_INTERVAL_MS = 1000;
 /** The original's punch packet. */
-const PILP = PILP_FRAME as Uint8Array;
+const PILP = PILP_FRAME;
 /** Ports above the observed one that a punch also opens (sequential symmetric NATs). */
 const PUNCH_PREDICT_PORTS = 8;
 /** A busy peer silent this long is asked for a sign of life… */

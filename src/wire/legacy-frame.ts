@@ -111,8 +111,8 @@ function outBuf(out: Uint8Array | undefined, offset: number, size: number): Uint
 
 // ---- PILP ----------------------------------------------------------------------------------------------
 
-/** The punch packet itself (tunnels ignore it; NATs learn from it). */
-export const PILP_FRAME: Readonly<Uint8Array> = Object.freeze(new Uint8Array([0x50, 0x49, 0x4c, 0x50]));
+/** The punch packet itself (tunnels ignore it; NATs learn from it). Shared: never write into it. */
+export const PILP_FRAME = new Uint8Array([0x50, 0x49, 0x4c, 0x50]);
 
 /** Any frame that starts with `PILP` is a punch, as the original treats it. */
 export function isPilp(buf: Uint8Array): boolean {
