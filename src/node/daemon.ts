@@ -41,6 +41,8 @@ import type {
 export const VERSION = '0.1.0';
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+/** A dial that hears nothing from the peer this long re-handshakes (the peer may have restarted). */
+const DIAL_REHANDSHAKE_AFTER_MS = 600;
 /** PILA exchange budget when a peer did not answer Noise. */
 const LEGACY_CONNECT_TIMEOUT_MS = 3000;
 /** Node control plaintexts (0x10–0x1f are the node's; 0x10 keepalive is absorbed by the tunnel). */
@@ -896,7 +898,16 @@ export class Daemon implements ServiceHost {
       const l = await this.legacy.connect(id.value, LEGACY_CONNECT_TIMEOUT_MS);
       return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : t;
     }
-    return this.conns.dial(id.value, port, timeoutMs);
+    // A peer that restarted within the staleness window still looks up; if nothing at all comes back from it
+    // soon after our SYN, re-handshake so the SYN's retransmission travels in a session it has.
+    const tunnel = t.value;
+    const dialStartUs = this.nowUs();
+    const kick = setTimeout(() => {
+      if (tunnel.lastRecvUs < dialStartUs) this.tunnels.rehandshake(tunnel);
+    }, DIAL_REHANDSHAKE_AFTER_MS);
+    const r = await this.conns.dial(id.value, port, timeoutMs);
+    clearTimeout(kick);
+    return r;
   }
 
   listen(port: number): Result<PortListener> {

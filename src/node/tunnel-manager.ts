@@ -147,6 +147,11 @@ export class TunnelManager {
     return r.ok ? ok(peer) : r;
   }
 
+  /** Start a fresh handshake now unless one is under way (the peer may have restarted behind our session). */
+  rehandshake(peer: TunnelPeer): void {
+    if (!peer.initiation && !peer.isResolving) void this.startHandshake(peer);
+  }
+
   private settle(peer: TunnelPeer, r: Result<void>): void {
     const ws = peer.waiters;
     peer.waiters = [];

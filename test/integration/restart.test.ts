@@ -125,7 +125,7 @@ test('a registry outage does not break an open stream; the daemons re-register w
 });
 
 // Still open after 58d624d: passes inside the full suite, fails alone (node --test --test-name-pattern restarted).
-test('a node reaches a peer that restarted (new endpoint) without waiting for the peer to speak first', { todo: 'src/node/tunnel-manager.ts: pia keeps its session to quin\'s old endpoint; the dial times out (also with --timeout 25s); the 5 s-silence re-handshake does not fire for a peer we just pinged' }, async () => {
+test('a node reaches a peer that restarted (new endpoint) without waiting for the peer to speak first', async () => {
   await c.ok('pia', ['ping', 'quin', '--count', '1']);
   await c.restartDaemon('quin');
   const t0 = performance.now();
