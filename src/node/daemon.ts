@@ -813,6 +813,8 @@ export class Daemon implements ServiceHost {
     const o = this.trust.addOutgoing({ node_id: nodeId, justification, sent_at: new Date().toISOString() });
     if (!o.ok) return o;
     const r = await this.registry.requestHandshake(nodeId, justification);
+    // Asking again while our earlier request still waits is not an error: it is still pending.
+    if (!r.ok && r.error.code === 'already_exists') return ok({ node_id: nodeId, status: 'pending' });
     if (!r.ok) {
       this.trust.removeOutgoing(nodeId);
       return r;
