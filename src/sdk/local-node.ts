@@ -113,10 +113,7 @@ export class LocalNode implements NodeApi {
   }
 
   async ping(peer: PeerRef, opts: { count: number; intervalMs: number; size?: number; timeoutMs?: number; onResult?: (r: PingResult) => void }) {
-    const r = await pingPeer(this.daemon, peer, opts);
-    if (!r.ok) return r;
-    for (const x of r.value.results) opts.onResult?.(x);
-    return r;
+    return pingPeer(this.daemon, peer, opts);
   }
 
   async bench(peer: PeerRef, bytes: number, progress?: ProgressFn) {

@@ -45,6 +45,8 @@ export interface PingOptions {
   size?: number;
   /** Deadline for the whole run (the original's --timeout, default 30 s). */
   timeoutMs?: number;
+  /** Called with each reply as it arrives (pilotctl prints them live). */
+  onResult?: (r: PingResult) => void;
 }
 
 export interface PingReport {
@@ -95,12 +97,10 @@ export async function ping(
     const startUs = clock.nowUs();
     const probe = await pingOnce(host, peer, pingPayload(seq, opts.size), remainingMs());
     const rtt = rttMs(startUs, clock);
-    if (probe.ok) {
-      results.push({ seq, bytes: probe.value, rtt_ms: rtt });
-    } else {
-      results.push({ seq, bytes: 0, rtt_ms: rtt, error: probe.error.message });
-      if (probe.error.code === 'timeout') return ok({ results, timeout: true });
-    }
+    const result: PingResult = probe.ok ? { seq, bytes: probe.value, rtt_ms: rtt } : { seq, bytes: 0, rtt_ms: rtt, error: probe.error.message };
+    results.push(result);
+    opts.onResult?.(result);
+    if (!probe.ok && probe.error.code === 'timeout') return ok({ results, timeout: true });
     if (seq < opts.count - 1) await sleep(Math.min(opts.intervalMs, remainingMs()));
   }
   return ok({ results, timeout: false });
