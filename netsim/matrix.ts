@@ -229,7 +229,7 @@ export interface TrialOptions {
 
 /** One trial of one cell. */
 export async function runTrial(natA: NatKind, natB: NatKind, opts: TrialOptions = {}): Promise<TrialResult> {
-  const settleMs = opts.settleMs ?? Number(process.env.PILOT_MATRIX_SETTLE_MS ?? 10_000);
+  const settleMs = opts.settleMs ?? Number(process.env.PILOT_MATRIX_SETTLE_MS ?? 20_000);
   const res: TrialResult = { connected: false, path: 'none', ttfbMs: null, directAfterMs: null, endpoint: null, natTypeA: null, natTypeB: null, error: null };
   const r = await runPair(
     natA,

@@ -56,11 +56,22 @@ export class BirthdayProber {
     return this.runs.has(peer) || this.probes.has(peer);
   }
 
-  /** Symmetric side: open the sockets, punch from each toward the cone side's public endpoint. */
-  async openMany(peer: number, target: { ip: string; port: number }): Promise<void> {
-    if (this.runs.has(peer)) return;
+  /**
+   * Symmetric side: open the sockets, punch from each toward every target — the cone side's public endpoint,
+   * or (sequential peer) each port its NAT is predicted to allocate next. Called again for a running probe,
+   * the existing sockets punch the new targets (a retry with fresh predictions).
+   */
+  async openMany(peer: number, targets: { ip: string; port: number }[]): Promise<void> {
+    const existing = this.runs.get(peer);
+    if (existing) {
+      if (existing.winner) return;
+      for (const sock of existing.sockets) for (const t of targets) sock.send(PILP, t.ip, t.port);
+      this.armTimeout(existing);
+      return;
+    }
     const run: ManySockets = { peer, sockets: [], winner: null, timer: null };
     this.runs.set(peer, run);
+    const peerIp = targets[0]?.ip;
     for (let i = 0; i < BIRTHDAY_SOCKETS && this.runs.get(peer) === run; i++) {
       const s = await this.deps.openSocket();
       if (!s.ok) {
@@ -69,12 +80,18 @@ export class BirthdayProber {
       }
       const sock = s.value;
       run.sockets.push(sock);
-      sock.onReceive((batch) => this.handleBatch(run, sock, target, batch));
-      sock.send(PILP, target.ip, target.port);
+      sock.onReceive((batch) => this.handleBatch(run, sock, peerIp, batch));
+      for (const t of targets) sock.send(PILP, t.ip, t.port);
     }
     // A second punch round: the cone side may have started probing before all mappings existed.
-    for (const sock of run.sockets) sock.send(PILP, target.ip, target.port);
-    this.deps.logger.info({ peer, sockets: run.sockets.length, target: `${target.ip}:${target.port}` }, 'birthday probing: mappings opened');
+    if (targets.length === 1) for (const sock of run.sockets) sock.send(PILP, targets[0]!.ip, targets[0]!.port);
+    this.deps.logger.info({ peer, sockets: run.sockets.length, targets: targets.length }, 'birthday probing: mappings opened');
+    this.armTimeout(run);
+  }
+
+  private armTimeout(run: ManySockets): void {
+    const peer = run.peer;
+    if (run.timer) clearTimeout(run.timer);
     run.timer = setTimeout(() => {
       if (!run.winner) {
         this.deps.logger.info({ peer }, 'birthday probing: no hit; staying on the relay');
@@ -83,10 +100,10 @@ export class BirthdayProber {
     }, BIRTHDAY_WINDOW_MS);
   }
 
-  private handleBatch(run: ManySockets, sock: Datapath, target: { ip: string; port: number }, batch: RecvBatch): void {
+  private handleBatch(run: ManySockets, sock: Datapath, peerIp: string | undefined, batch: RecvBatch): void {
     for (let i = 0; i < batch.count; i++) {
       const ip = batch.ip(i);
-      if (ip !== target.ip) continue;
+      if (ip !== peerIp) continue;
       if (!run.winner) {
         run.winner = sock;
         this.winners.add(sock);
@@ -103,13 +120,13 @@ export class BirthdayProber {
     }
   }
 
-  /** Cone side: rate-capped punches to random ports of the symmetric side's IP until `isDone()`. */
-  probeRandom(peer: number, ip: string, isDone: () => boolean): void {
+  /** Cone (or sequential) side: rate-capped punches to random ports of the symmetric side's IP until `isDone()`. */
+  probeRandom(peer: number, ip: string, isDone: () => boolean, maxProbes = BIRTHDAY_MAX_PROBES): void {
     if (this.probes.has(peer)) return;
     let sent = 0;
     const perTick = Math.max(1, Math.round(BIRTHDAY_PROBES_PER_SEC / 100));
     const tick = () => {
-      if (isDone() || sent >= BIRTHDAY_MAX_PROBES) {
+      if (isDone() || sent >= maxProbes) {
         this.deps.logger.info({ peer, probes: sent, done: isDone() }, 'birthday probing: probe side finished');
         this.probes.delete(peer);
         return;

@@ -48,6 +48,12 @@ const LEGACY_CONNECT_TIMEOUT_MS = 3000;
 /** Node control plaintexts (0x10–0x1f are the node's; 0x10 keepalive is absorbed by the tunnel). */
 const PATH_PROBE = 0x11;
 const NAT_INFO = 0x13;
+const BIRTHDAY_READY = 0x14;
+const BIRTHDAY_READY_BYTES = new Uint8Array([BIRTHDAY_READY]);
+/** Two-sided birthday: predicted ports per attempt × 256 sockets ≈ 67k punches, P(hit) ≈ 65 % per attempt. */
+const BIRTHDAY_2D_PREDICTED_PORTS = 264;
+const BIRTHDAY_2D_MAX_ATTEMPTS = 8;
+const BIRTHDAY_2D_RETRY_MS = 2000;
 /** Predicted ports per side for sequential ↔ sequential NATs. */
 const PREDICT_WINDOW = 24;
 const PATH_PROBE_REPLY = 0x12;
@@ -98,6 +104,8 @@ export class Daemon implements ServiceHost {
   private natPortDelta: number | null = null;
   /** Public IPs of relayed peers (from their NAT info): a punch from one of them opens a direct path. */
   private readonly relayedPeerIps = new Map<string, number>();
+  private readonly peerPublicIp = new Map<number, string>();
+  private readonly birthdayAttempts = new Map<number, number>();
   private birthday!: BirthdayProber;
   /** Peers we told our NAT kind (over the relay), so each side can pick its traversal role. */
   private readonly natInfoSent = new Set<number>();
@@ -436,20 +444,37 @@ export class Daemon implements ServiceHost {
    * symmetric side opens many mappings, the cone side sprays random ports); other pairs were punched already.
    */
   private handleNatInfo(peer: TunnelPeer, m: Uint8Array): void {
-    if (m.length < 12 || !peer.isRelayed || this.opts.relayOnly || this.birthday.isRunning(peer.nodeId)) return;
+    if (m.length < 12 || !peer.isRelayed || this.opts.relayOnly) return;
     const theirs = NAT_KINDS[m[1]!];
     if (!theirs) return;
+    const isRetry = this.birthday.isRunning(peer.nodeId);
     const ip = `${m[2]}.${m[3]}.${m[4]}.${m[5]}`;
     const port = (m[6]! << 8) | m[7]!;
     const v = new DataView(m.buffer, m.byteOffset, m.length);
     const theirNext = v.getUint16(8);
     const theirDelta = v.getInt16(10);
     this.relayedPeerIps.set(ip, peer.nodeId);
+    this.peerPublicIp.set(peer.nodeId, ip);
     const isCone = (k: NatKind) => k === 'none' || k === 'full-cone' || k === 'restricted-cone' || k === 'port-restricted-cone';
     const now = this.nowUs();
     this.sendNatInfo(peer, now); // make sure they know ours too
+    if (this.natKind === 'symmetric-random' && theirs === 'symmetric-sequential' && theirNext > 0 && theirDelta !== 0) {
+      // Two-sided birthday: every socket of ours punches every port their NAT is predicted to allocate next;
+      // then they send random-port probes, the i-th from their i-th new mapping (src/nat/plan.ts 'birthday-2d').
+      const targets: { ip: string; port: number }[] = [];
+      for (let j = 0; j < BIRTHDAY_2D_PREDICTED_PORTS; j++) {
+        const p = theirNext + j * theirDelta;
+        if (p > 0 && p <= 65535) targets.push({ ip, port: p });
+      }
+      void this.birthday.openMany(peer.nodeId, targets).then(() => {
+        if (peer.isRelayed) this.tunnels.sendPlaintext(peer, BIRTHDAY_READY_BYTES, this.nowUs());
+        this.tunnels.flushTx();
+      });
+      return;
+    }
+    if (isRetry) return;
     if (this.natKind === 'symmetric-random' && isCone(theirs)) {
-      void this.birthday.openMany(peer.nodeId, { ip, port });
+      void this.birthday.openMany(peer.nodeId, [{ ip, port }]);
     } else if (isCone(this.natKind) && theirs === 'symmetric-random') {
       this.birthday.probeRandom(peer.nodeId, ip, () => !peer.isRelayed || !this.tunnels.peers.has(peer.nodeId));
     } else if (this.natKind === 'symmetric-sequential' && theirs === 'symmetric-sequential' && theirNext > 0 && theirDelta !== 0) {
@@ -473,6 +498,26 @@ export class Daemon implements ServiceHost {
     }
   }
 
+  /**
+   * Sequential side of the two-sided birthday: the random side's mappings toward our predicted ports are
+   * open; send that many probes to random ports of its IP — each one a new flow, so the i-th leaves from the
+   * i-th predicted port. No hit (≈65 % per attempt): re-announce our (now advanced) next port and go again.
+   */
+  private handleBirthdayReady(peer: TunnelPeer): void {
+    const ip = this.peerPublicIp.get(peer.nodeId);
+    if (!ip || !peer.isRelayed || this.natKind !== 'symmetric-sequential') return;
+    const attempts = (this.birthdayAttempts.get(peer.nodeId) ?? 0) + 1;
+    this.birthdayAttempts.set(peer.nodeId, attempts);
+    this.birthday.probeRandom(peer.nodeId, ip, () => !peer.isRelayed || !this.tunnels.peers.has(peer.nodeId), BIRTHDAY_2D_PREDICTED_PORTS);
+    if (attempts >= BIRTHDAY_2D_MAX_ATTEMPTS) return;
+    setTimeout(() => {
+      if (!peer.isRelayed || !this.tunnels.peers.has(peer.nodeId)) return;
+      this.natInfoSent.delete(peer.nodeId);
+      this.sendNatInfo(peer, this.nowUs());
+      this.tunnels.flushTx();
+    }, BIRTHDAY_2D_RETRY_MS);
+  }
+
   /** A punch from a relayed peer's public IP: answer it with an authenticated probe, which moves the path. */
   private handlePunch(ip: string, port: number): void {
     this.tunnels.handlePunchFrom(ip, port);
@@ -492,6 +537,8 @@ export class Daemon implements ServiceHost {
       if (d.ok) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
     } else if (kind === NAT_INFO) {
       this.handleNatInfo(peer, plaintext);
+    } else if (kind === BIRTHDAY_READY) {
+      this.handleBirthdayReady(peer);
     } else if (kind === PATH_PROBE) {
       // Answer on the path the probe came in on (the tunnel just moved the peer there).
       this.tunnels.sendPlaintext(peer, PATH_PROBE_REPLY_BYTES, now);

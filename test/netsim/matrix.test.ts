@@ -1,8 +1,6 @@
 // The issue-4 NAT matrix with real daemons in netsim namespaces: every ordered pair of NAT kinds must connect
 // (100 %), directly except random-symmetric ↔ random-symmetric; 10 MB arrives byte-exact over a direct path,
 // over the relay, across a relay→direct upgrade mid-transfer, and over an impaired link (2 % loss, 40 ms).
-// One known gap is marked todo (it still runs and reports): sequential ↔ random symmetric, which needs
-// two-sided birthday probing (~67k probes per attempt, src/nat/plan.ts) that the daemon does not do yet.
 // Root + nftables only; skipped with one line elsewhere. PILOT_MATRIX_TRIALS (default 1).
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,9 +23,6 @@ import type { NatKind } from '../../netsim/nat.js';
 import type { LinkSpec } from '../../netsim/link.js';
 
 const why = netsimUnavailableReason();
-const GAP = 'sequential ↔ random symmetric needs two-sided birthday probing, not in the daemon yet (relayed today)';
-const isKnownGap = (a: NatKind, b: NatKind) =>
-  (a === 'symmetric-sequential' && b === 'symmetric-random') || (a === 'symmetric-random' && b === 'symmetric-sequential');
 const trials = Number(process.env.PILOT_MATRIX_TRIALS ?? 1);
 
 describe('netsim NAT traversal matrix (real daemons)', { skip: why ?? false }, () => {
@@ -40,8 +35,7 @@ describe('netsim NAT traversal matrix (real daemons)', { skip: why ?? false }, (
   });
 
   for (const [a, b] of matrixCells()) {
-    const todo = isKnownGap(a, b) ? GAP : false;
-    it(`${a} → ${b}`, { timeout: 150_000 * trials, todo }, async (t) => {
+    it(`${a} → ${b}`, { timeout: 150_000 * trials }, async (t) => {
       const results: TrialResult[] = [];
       for (let i = 0; i < trials; i++) results.push(await runTrial(a, b));
       const cell = summarise(a, b, results);
