@@ -8,19 +8,19 @@ import { err, errFrom, ok, type Result } from '../core/result.js';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { monotonicClock, type Micros } from '../core/clock.js';
 import { loadOrCreateIdentity, sign, toBase64, fromBase64, type Identity } from '../crypto/index.js';
-import { openDatapath, openDgramDatapath, type Datapath, type RecvBatch } from '../datapath/index.js';
-import { BirthdayProber } from './birthday-probe.js';
+import { openDatapath, type Datapath, type RecvBatch } from '../datapath/index.js';
+import { NatTraversal } from './nat-traversal.js';
+import { parseEndpoint, splitHostPort } from './endpoint-text.js';
 import { formatAddr, parseAddr, isValidPort } from '../wire/address.js';
 import { isNoiseFamily } from '../wire/noise-frame.js';
-import { isPilp, PILP_FRAME } from '../wire/legacy-frame.js';
-import { decodeBeaconMessage, encodeBeaconMessage, isBeaconMessage } from '../wire/beacon-message.js';
+import { isPilp } from '../wire/legacy-frame.js';
+import { isBeaconMessage } from '../wire/beacon-message.js';
 import { KIND_DATAGRAM, KIND_STREAM, DATAGRAM_HEADER_BYTES, decodeDatagram, encodeDatagram } from '../wire/segment.js';
 import { RegistryClient, type RegistryEvent } from './registry-client.js';
 import { TrustStore } from './trust-store.js';
 import { TunnelManager, type TunnelPeer, type UdpEndpoint, type PeerContact } from './tunnel-manager.js';
 import { ConnectionTable } from './connection-table.js';
 import { LegacyTunnels, LEGACY_CONNECTION_ID_BASE } from './legacy-tunnels.js';
-import { classifyNat, NAT_KINDS, type DiscoverObservation, type NatKind } from '../nat/index.js';
 import { DatagramPorts } from './datagram-ports.js';
 import { HOSTNAME_RE, type DaemonOptions } from './daemon-options.js';
 import { homePaths, type HomePaths } from './home.js';
@@ -41,34 +41,12 @@ import type {
 export const VERSION = '0.1.0';
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+/** How often path liveness and NAT traversal run (src/node/nat-traversal.ts checkPaths). */
+const PATH_CHECK_INTERVAL_MS = 1000;
 /** A dial that hears nothing from the peer this long re-handshakes (the peer may have restarted). */
 const DIAL_REHANDSHAKE_AFTER_MS = 600;
 /** PILA exchange budget when a peer did not answer Noise. */
 const LEGACY_CONNECT_TIMEOUT_MS = 3000;
-/** Node control plaintexts (0x10–0x1f are the node's; 0x10 keepalive is absorbed by the tunnel). */
-const PATH_PROBE = 0x11;
-const NAT_INFO = 0x13;
-const BIRTHDAY_READY = 0x14;
-const BIRTHDAY_READY_BYTES = new Uint8Array([BIRTHDAY_READY]);
-/** Two-sided birthday: predicted ports per attempt × 256 sockets ≈ 67k punches, P(hit) ≈ 65 % per attempt. */
-const BIRTHDAY_2D_PREDICTED_PORTS = 264;
-const BIRTHDAY_2D_MAX_ATTEMPTS = 8;
-const BIRTHDAY_2D_RETRY_MS = 2000;
-/** Predicted ports per side for sequential ↔ sequential NATs. */
-const PREDICT_WINDOW = 24;
-const PATH_PROBE_REPLY = 0x12;
-const PATH_PROBE_BYTES = new Uint8Array([PATH_PROBE]);
-const PATH_PROBE_REPLY_BYTES = new Uint8Array([PATH_PROBE_REPLY]);
-const PATH_CHECK_INTERVAL_MS = 1000;
-/** The original's punch packet. */
-const PILP = PILP_FRAME;
-/** Ports above the observed one that a punch also opens (sequential symmetric NATs). */
-const PUNCH_PREDICT_PORTS = 8;
-/** A busy peer silent this long is asked for a sign of life… */
-const PATH_PROBE_AFTER_US = 2_000_000;
-/** …and after this long its traffic moves to the relay. */
-const PATH_DEAD_US = 5_000_000;
-
 export class Daemon implements ServiceHost {
   readonly paths: HomePaths;
   readonly identity: Identity;
@@ -80,12 +58,13 @@ export class Daemon implements ServiceHost {
   private dgrams!: DatagramPorts;
   /** The original v0.5 suite (PILA/PILS + its transport), for peers that do not speak Noise. */
   private legacy!: LegacyTunnels;
+  /** Discovery, NAT classification, punching, birthday probing, path liveness. */
+  private nat!: NatTraversal;
   private myNodeId = 0;
   private myAddress = '0:0000.0000.0000';
   private hostname: string | null;
   private isPublic: boolean;
   private tags: string[] = [];
-  private publicEndpoint: string | null = null;
   private isRegistryUp = false;
   private readonly startedAtMs = Date.now();
   private readonly hostnames = new Map<number, string>();
@@ -93,22 +72,6 @@ export class Daemon implements ServiceHost {
   private beaconTimer: NodeJS.Timeout | null = null;
   private probeTimer: NodeJS.Timeout | null = null;
   private isShuttingDown = false;
-  private readonly discoverSentUs = new Map<string, Micros>();
-  private readonly natObservations = new Map<string, DiscoverObservation>();
-  private natType: string | null = null;
-  private natKind: NatKind = 'unknown';
-  private natNextPort: number | null = null;
-  /** Destinations the tunnel socket has sent to, and how many were new since the last classification. */
-  private readonly contacted = new Set<string>();
-  private flowsSinceClassified = 0;
-  private natPortDelta: number | null = null;
-  /** Public IPs of relayed peers (from their NAT info): a punch from one of them opens a direct path. */
-  private readonly relayedPeerIps = new Map<string, number>();
-  private readonly peerPublicIp = new Map<number, string>();
-  private readonly birthdayAttempts = new Map<number, number>();
-  private birthday!: BirthdayProber;
-  /** Peers we told our NAT kind (over the relay), so each side can pick its traversal role. */
-  private readonly natInfoSent = new Set<number>();
   /** PeerRef → node id, for the datagram fast path. */
   private readonly refCache = new Map<PeerRef, number>();
   private readonly dgramBuf = new Uint8Array(2048);
@@ -164,11 +127,24 @@ export class Daemon implements ServiceHost {
     this.datapath = dp.value;
     this.logger.info({ datapath: dp.value.kind, listen: dp.value.localAddress }, 'tunnel socket bound');
 
+    this.nat = new NatTraversal({
+      logger: this.logger.child({ component: 'nat' }),
+      nowUs: this.nowUs,
+      opts: this.opts,
+      datapath: () => this.datapath,
+      tunnels: () => this.tunnels,
+      nodeId: () => this.myNodeId,
+      beaconAddr: this.beaconAddr,
+      beaconEndpoint: this.beaconEndpoint,
+      listenHost: host,
+      busyPeers: () => this.conns.peersWithConnections(),
+      flushConnections: () => this.conns.flush(),
+    });
     this.tunnels = new TunnelManager({
       identity: this.identity,
       nodeId: () => this.myNodeId,
       udp: {
-        send: (data, ip, port) => this.sendMain(data, ip, port),
+        send: (data, ip, port) => this.nat.sendMain(data, ip, port),
         sendBatch: (batch) => void this.datapath.sendBatch(batch),
       },
       logger: this.logger.child({ component: 'tunnel' }),
@@ -177,7 +153,7 @@ export class Daemon implements ServiceHost {
       authorize: (nodeId, key) => this.authorizeTunnel(nodeId, key),
       onPlaintext: (peer, plaintext, now) => this.handlePlaintext(peer, plaintext, now),
       relay: () => this.beaconEndpoint,
-      onHandshakeStart: (peer) => this.requestPunch(peer.nodeId),
+      onHandshakeStart: (peer) => this.nat.requestPunch(peer.nodeId),
       directOnlyAttempts: this.opts.relayOnly ? 0 : 2,
     });
     this.conns = new ConnectionTable({
@@ -196,7 +172,7 @@ export class Daemon implements ServiceHost {
       nodeId: () => this.myNodeId,
       logger: this.logger.child({ component: 'legacy' }),
       nowUs: this.nowUs,
-      udp: { send: (data, ip, port) => this.sendMain(data, ip, port) },
+      udp: { send: (data, ip, port) => this.nat.sendMain(data, ip, port) },
       registryKey: async (id) => {
         const l = await this.registry.lookup(id);
         if (!l.ok) return l;
@@ -211,23 +187,6 @@ export class Daemon implements ServiceHost {
       allowInsecureLegacy: this.opts.allowInsecureLegacy,
       connectionOptions: { idleTimeoutUs: this.opts.idleTimeoutMs * 1000 },
     });
-    this.birthday = new BirthdayProber({
-      logger: this.logger.child({ component: 'birthday' }),
-      openSocket: () => openDgramDatapath({ host, port: 0, logger: this.logger, recvBufferBytes: 65536, sendBufferBytes: 65536 }),
-      mainSend: (data, ip, port) => this.sendMain(data, ip, port),
-      onWinner: (peerId, via, ip, port) => {
-        const peer = this.tunnels.peers.get(peerId);
-        if (!peer?.isUp) return;
-        peer.endpoint = { ip, port, via };
-        this.tunnels.sendPlaintext(peer, PATH_PROBE_BYTES, this.nowUs());
-      },
-      onFrame: (batch, i, via) => {
-        const p = batch.payload(i);
-        if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), this.nowUs(), undefined, via);
-        this.conns.flush();
-        this.tunnels.flushTx();
-      },
-    });
     this.datapath.onReceive((batch) => this.handleBatch(batch));
 
     this.registry.on((e) => this.handleRegistryEvent(e));
@@ -236,10 +195,10 @@ export class Daemon implements ServiceHost {
       // Keep running: the client reconnects with backoff, and tunnels to known peers keep working.
       this.logger.warn({ registry: this.opts.registry, error: reg.error.message }, 'registry unreachable; retrying in the background');
     }
-    this.discoverEndpoint();
-    this.beaconTimer = setInterval(() => this.discoverEndpoint(), 25_000);
+    this.nat.discoverEndpoint();
+    this.beaconTimer = setInterval(() => this.nat.discoverEndpoint(), 25_000);
     this.keepaliveTimer = setInterval(() => this.keepalive(), this.opts.keepaliveMs);
-    this.probeTimer = setInterval(() => this.checkPaths(), PATH_CHECK_INTERVAL_MS);
+    this.probeTimer = setInterval(() => this.nat.checkPaths(), PATH_CHECK_INTERVAL_MS);
     return ok();
   }
 
@@ -283,48 +242,14 @@ export class Daemon implements ServiceHost {
     return `${ip}:${a.port}`;
   }
 
-  /** Discover our public endpoint at the beacon (and the second beacon, which tells the NAT's mapping kind). */
-  private discoverEndpoint(): void {
-    if (this.myNodeId === 0) return;
-    const msg = encodeBeaconMessage({ kind: 'discover', nodeId: this.myNodeId });
-    if (!msg.ok) return;
-    for (const b of [this.opts.beacon, this.opts.beacon2]) {
-      if (!b) continue;
-      const [host, port] = splitHostPort(b);
-      const ip = host === 'localhost' ? '127.0.0.1' : host;
-      const key = `${ip}:${port}`;
-      if (!this.discoverSentUs.has(key)) this.discoverSentUs.set(key, this.nowUs());
-      this.sendMain(msg.value, ip, Number(port));
-    }
-  }
 
-  private noteDiscoverReply(fromIp: string, fromPort: number, observed: { ip: string; port: number }): void {
-    const key = `${fromIp}:${fromPort}`;
-    const sent = this.discoverSentUs.get(key);
-    if (sent === undefined) return;
-    this.natObservations.set(key, {
-      socket: 0,
-      localPort: this.datapath.localAddress.port,
-      server: { ip: fromIp, port: fromPort },
-      observed: { ip: observed.ip, port: observed.port },
-      firstSentUs: sent,
-    });
-    const localIps = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address));
-    const c = classifyNat({ observations: [...this.natObservations.values()], localIps });
-    if (c.summary !== this.natType) this.logger.info({ nat: c.summary, kind: c.kind }, 'NAT classified');
-    this.natType = c.kind === 'unknown' ? null : c.summary;
-    this.natKind = c.kind;
-    if (c.nextPort !== this.natNextPort) this.flowsSinceClassified = 0;
-    this.natNextPort = c.nextPort;
-    this.natPortDelta = c.portDelta;
-  }
 
   private handleRegistryEvent(e: RegistryEvent): void {
     switch (e.kind) {
       case 'registered':
         this.applyRegistration(e.result.nodeId, e.result.address);
         void this.applyDirectoryState();
-        this.discoverEndpoint();
+        this.nat.discoverEndpoint();
         break;
       case 'connected':
         break;
@@ -355,178 +280,22 @@ export class Daemon implements ServiceHost {
     for (let i = 0; i < batch.count; i++) {
       const p = batch.payload(i);
       if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), now);
-      else if (isBeaconMessage(p)) this.handleBeacon(p, batch.ip(i), batch.port(i), now);
-      else if (isPilp(p)) this.handlePunch(batch.ip(i), batch.port(i));
+      else if (isBeaconMessage(p)) this.nat.handleBeacon(p, batch.ip(i), batch.port(i), now);
+      else if (isPilp(p)) this.nat.handlePunch(batch.ip(i), batch.port(i));
       else this.legacy.handleFrame(p, batch.ip(i), batch.port(i), now);
     }
     this.conns.flush();
     this.tunnels.flushTx();
   }
 
-  private handleBeacon(p: Uint8Array, ip: string, port: number, now: Micros): void {
-    const m = decodeBeaconMessage(p);
-    if (!m.ok) return;
-    if (m.value.kind === 'relay_deliver') {
-      // Only our beacon relays; the frame inside is authenticated by its session like any other.
-      const b = this.beaconEndpoint;
-      if (b && b.ip === ip && b.port === port) this.tunnels.handleFrame(m.value.payload, ip, port, now, m.value.senderNodeId);
-      return;
-    }
-    if (m.value.kind === 'punch_command') {
-      this.punch(m.value.ip, m.value.port);
-      return;
-    }
-    if (m.value.kind === 'discover_reply') {
-      this.noteDiscoverReply(ip, port, m.value);
-      if (ip !== this.beaconAddr.ip || port !== this.beaconAddr.port) return;
-      const ep = `${m.value.ip}:${m.value.port}`;
-      if (ep !== this.publicEndpoint) this.logger.info({ endpoint: ep }, 'beacon observed our endpoint');
-      this.publicEndpoint = ep;
-    }
-  }
 
-  /**
-   * Hole punching, coordinated by the beacon: it tells both sides each other's observed endpoint at the same
-   * moment; each sends a few PILP packets there, which opens its own NAT for the other's handshake retries.
-   * The ports just above the observed one are sprayed too: a sequential symmetric NAT maps the flow to the
-   * peer on the next ports (port prediction). PILP is the original's punch packet; tunnels ignore it.
-   */
-  private requestPunch(peerNodeId: number): void {
-    if (this.myNodeId === 0 || this.opts.relayOnly) return;
-    const m = encodeBeaconMessage({ kind: 'punch_request', fromNodeId: this.myNodeId, toNodeId: peerNodeId });
-    if (m.ok) this.sendMain(m.value, this.beaconAddr.ip, this.beaconAddr.port);
-  }
 
-  private punch(ip: string, port: number): void {
-    if (this.opts.relayOnly) return;
-    for (let round = 0; round < 3; round++) {
-      setTimeout(() => {
-        for (let d = 0; d <= PUNCH_PREDICT_PORTS; d++) if (port + d <= 65535) this.sendMain(PILP, ip, port + d);
-      }, round * 50);
-    }
-  }
 
-  /**
-   * Every single send from the tunnel socket. A sequential symmetric NAT gives each new destination the next
-   * port, so we count new destinations: our next port = last observed + delta × flows opened since.
-   */
-  private sendMain(data: Uint8Array, ip: string, port: number): void {
-    const k = `${ip}:${port}`;
-    if (!this.contacted.has(k)) {
-      if (this.contacted.size >= 65536) this.contacted.clear();
-      this.contacted.add(k);
-      this.flowsSinceClassified++;
-    }
-    this.datapath.send(data, ip, port);
-  }
 
-  /** Tell a relayed peer our NAT kind and public endpoint: [0x13][kind u8][ipv4 4][port u16][next port u16][delta i16]. */
-  private sendNatInfo(peer: TunnelPeer, now: Micros): void {
-    if (this.natInfoSent.has(peer.nodeId) || this.natKind === 'unknown' || !this.publicEndpoint) return;
-    const ep = parseEndpoint(this.publicEndpoint);
-    const ipBytes = ep?.ip.split('.').map(Number);
-    if (!ep || !ipBytes || ipBytes.length !== 4) return;
-    const msg = new Uint8Array(12);
-    const v = new DataView(msg.buffer);
-    const next = this.natNextPort === null ? 0 : this.natNextPort + (this.natPortDelta ?? 1) * this.flowsSinceClassified;
-    v.setUint16(8, next > 0 && next <= 65535 ? next : 0);
-    v.setInt16(10, this.natPortDelta ?? 0);
-    msg[0] = NAT_INFO;
-    msg[1] = NAT_KINDS.indexOf(this.natKind as (typeof NAT_KINDS)[number]);
-    msg.set(ipBytes, 2);
-    msg[6] = ep.port >> 8;
-    msg[7] = ep.port & 0xff;
-    if (this.tunnels.sendPlaintext(peer, msg, now).ok) this.natInfoSent.add(peer.nodeId);
-  }
 
-  /**
-   * A relayed peer's NAT kind: pick our role. Random-port symmetric ↔ cone needs birthday probing (the
-   * symmetric side opens many mappings, the cone side sprays random ports); other pairs were punched already.
-   */
-  private handleNatInfo(peer: TunnelPeer, m: Uint8Array): void {
-    if (m.length < 12 || !peer.isRelayed || this.opts.relayOnly) return;
-    const theirs = NAT_KINDS[m[1]!];
-    if (!theirs) return;
-    const isRetry = this.birthday.isRunning(peer.nodeId);
-    const ip = `${m[2]}.${m[3]}.${m[4]}.${m[5]}`;
-    const port = (m[6]! << 8) | m[7]!;
-    const v = new DataView(m.buffer, m.byteOffset, m.length);
-    const theirNext = v.getUint16(8);
-    const theirDelta = v.getInt16(10);
-    this.relayedPeerIps.set(ip, peer.nodeId);
-    this.peerPublicIp.set(peer.nodeId, ip);
-    const isCone = (k: NatKind) => k === 'none' || k === 'full-cone' || k === 'restricted-cone' || k === 'port-restricted-cone';
-    const now = this.nowUs();
-    this.sendNatInfo(peer, now); // make sure they know ours too
-    if (this.natKind === 'symmetric-random' && theirs === 'symmetric-sequential' && theirNext > 0 && theirDelta !== 0) {
-      // Two-sided birthday: every socket of ours punches every port their NAT is predicted to allocate next;
-      // then they send random-port probes, the i-th from their i-th new mapping (src/nat/plan.ts 'birthday-2d').
-      const targets: { ip: string; port: number }[] = [];
-      for (let j = 0; j < BIRTHDAY_2D_PREDICTED_PORTS; j++) {
-        const p = theirNext + j * theirDelta;
-        if (p > 0 && p <= 65535) targets.push({ ip, port: p });
-      }
-      void this.birthday.openMany(peer.nodeId, targets).then(() => {
-        if (peer.isRelayed) this.tunnels.sendPlaintext(peer, BIRTHDAY_READY_BYTES, this.nowUs());
-        this.tunnels.flushTx();
-      });
-      return;
-    }
-    if (isRetry) return;
-    if (this.natKind === 'symmetric-random' && isCone(theirs)) {
-      void this.birthday.openMany(peer.nodeId, [{ ip, port }]);
-    } else if (isCone(this.natKind) && theirs === 'symmetric-random') {
-      this.birthday.probeRandom(peer.nodeId, ip, () => !peer.isRelayed || !this.tunnels.peers.has(peer.nodeId));
-    } else if (this.natKind === 'symmetric-sequential' && theirs === 'symmetric-sequential' && theirNext > 0 && theirDelta !== 0) {
-      this.predictBoth(ip, theirNext, theirDelta);
-    }
-  }
 
-  /**
-   * Sequential ↔ sequential: both sides send the i-th punch to the other's i-th predicted port, in the same
-   * order, so each NAT allocates its i-th new mapping toward exactly the port the other side is allocating
-   * for it. Repeated rounds go to the same destinations (no new mappings) and get through once both exist.
-   */
-  private predictBoth(ip: string, theirNext: number, theirDelta: number): void {
-    for (let round = 0; round < 4; round++) {
-      setTimeout(() => {
-        for (let i = 0; i < PREDICT_WINDOW; i++) {
-          const port = theirNext + i * theirDelta;
-          if (port > 0 && port <= 65535) this.sendMain(PILP, ip, port);
-        }
-      }, round * 150);
-    }
-  }
 
-  /**
-   * Sequential side of the two-sided birthday: the random side's mappings toward our predicted ports are
-   * open; send that many probes to random ports of its IP — each one a new flow, so the i-th leaves from the
-   * i-th predicted port. No hit (≈65 % per attempt): re-announce our (now advanced) next port and go again.
-   */
-  private handleBirthdayReady(peer: TunnelPeer): void {
-    const ip = this.peerPublicIp.get(peer.nodeId);
-    if (!ip || !peer.isRelayed || this.natKind !== 'symmetric-sequential') return;
-    const attempts = (this.birthdayAttempts.get(peer.nodeId) ?? 0) + 1;
-    this.birthdayAttempts.set(peer.nodeId, attempts);
-    this.birthday.probeRandom(peer.nodeId, ip, () => !peer.isRelayed || !this.tunnels.peers.has(peer.nodeId), BIRTHDAY_2D_PREDICTED_PORTS);
-    if (attempts >= BIRTHDAY_2D_MAX_ATTEMPTS) return;
-    setTimeout(() => {
-      if (!peer.isRelayed || !this.tunnels.peers.has(peer.nodeId)) return;
-      this.natInfoSent.delete(peer.nodeId);
-      this.sendNatInfo(peer, this.nowUs());
-      this.tunnels.flushTx();
-    }, BIRTHDAY_2D_RETRY_MS);
-  }
 
-  /** A punch from a relayed peer's public IP: answer it with an authenticated probe, which moves the path. */
-  private handlePunch(ip: string, port: number): void {
-    this.tunnels.handlePunchFrom(ip, port);
-    const nodeId = this.relayedPeerIps.get(ip);
-    const peer = nodeId === undefined ? undefined : this.tunnels.peers.get(nodeId);
-    if (!peer?.isUp || !peer.isRelayed) return;
-    this.tunnels.sendPlaintext(peer, PATH_PROBE_BYTES, this.nowUs(), { ip, port });
-    this.tunnels.flushTx();
-  }
 
   private handlePlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): void {
     const kind = plaintext[0];
@@ -535,14 +304,8 @@ export class Daemon implements ServiceHost {
     } else if (kind === KIND_DATAGRAM) {
       const d = decodeDatagram(plaintext);
       if (d.ok) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
-    } else if (kind === NAT_INFO) {
-      this.handleNatInfo(peer, plaintext);
-    } else if (kind === BIRTHDAY_READY) {
-      this.handleBirthdayReady(peer);
-    } else if (kind === PATH_PROBE) {
-      // Answer on the path the probe came in on (the tunnel just moved the peer there).
-      this.tunnels.sendPlaintext(peer, PATH_PROBE_REPLY_BYTES, now);
-      this.tunnels.flushTx();
+    } else {
+      this.nat.handleControl(peer, plaintext, now);
     }
   }
 
@@ -561,36 +324,6 @@ export class Daemon implements ServiceHost {
     this.tunnels.flushTx();
   }
 
-  /** Relayed peers get direct probes every second, so a path that opens later takes over. */
-  /**
-   * Path liveness, every second: relayed peers get direct probes (a direct path that opens later takes over);
-   * a peer with open connections that has gone silent is probed, and after PATH_DEAD_US of silence its
-   * traffic moves to the relay — streams continue, the transport retransmits what the dead path lost.
-   */
-  private checkPaths(): void {
-    const now = this.nowUs();
-    const busy = new Set(this.conns.peersWithConnections());
-    for (const peer of this.tunnels.peers.values()) {
-      if (!peer.isUp) continue;
-      if (peer.isRelayed) {
-        if (!this.opts.relayOnly) {
-          this.tunnels.probeDirect(peer, now);
-          this.sendNatInfo(peer, now);
-        }
-        continue;
-      }
-      if (!busy.has(peer.nodeId)) continue;
-      const silentUs = now - peer.lastRecvUs;
-      if (silentUs >= PATH_DEAD_US && this.beaconEndpoint) {
-        this.logger.info({ peer: peer.nodeId, silent_ms: Math.round(silentUs / 1000) }, 'direct path silent; switching to the relay');
-        peer.endpoint = { ...this.beaconEndpoint, relayTo: peer.nodeId };
-        this.tunnels.sendPlaintext(peer, PATH_PROBE_BYTES, now);
-      } else if (silentUs >= PATH_PROBE_AFTER_US) {
-        this.tunnels.sendPlaintext(peer, PATH_PROBE_BYTES, now);
-      }
-    }
-    this.tunnels.flushTx();
-  }
 
   // ---------------------------------------------------------------------------------------------------
   // Peers and trust
@@ -780,8 +513,8 @@ export class Daemon implements ServiceHost {
       registry: this.opts.registry,
       registry_connected: this.isRegistryUp,
       listen: `${a.ip}:${a.port}`,
-      public_endpoint: this.publicEndpoint,
-      nat_type: this.natType,
+      public_endpoint: this.nat.publicEndpoint,
+      nat_type: this.nat.natType,
       uptime_s: Math.round((Date.now() - this.startedAtMs) / 1000),
       peers: [...this.tunnels.peers.values()].filter((p) => p.isUp).length,
       connections: this.conns.size,
@@ -1054,7 +787,7 @@ export class Daemon implements ServiceHost {
     this.conns.close();
     this.dgrams.close();
     this.legacy.close();
-    this.birthday.close();
+    this.nat.close();
     this.tunnels.close();
     await this.registry.close();
     await this.datapath.close();
@@ -1070,21 +803,7 @@ function lanAddress(registryHost: string): string {
   return '127.0.0.1';
 }
 
-function splitHostPort(s: string): [string, string] {
-  const i = s.lastIndexOf(':');
-  return [s.slice(0, i) || '0.0.0.0', s.slice(i + 1)];
-}
 
-function parseEndpoint(s: string): UdpEndpoint | null {
-  const i = s.lastIndexOf(':');
-  if (i <= 0) return null;
-  const port = Number(s.slice(i + 1));
-  let ip = s.slice(0, i);
-  if (ip.startsWith('[')) return null; // IPv6 is not supported by the datapath yet
-  if (ip === '0.0.0.0' || ip === '') ip = '127.0.0.1';
-  if (!Number.isInteger(port) || port <= 0 || port > 65535) return null;
-  return { ip, port };
-}
 
 function withCode(e: PilotError, code: PilotError['code']): PilotError {
   return e.code === code ? e : { ...e, code };
