@@ -9,6 +9,7 @@ import type { Micros } from '../core/clock.js';
 import { Connection, type ConnectionOptions } from '../transport/connection.js';
 import { encodeResetFor, peekSegmentHeader, KIND_STREAM, type SegmentPeek } from '../wire/segment.js';
 import { PilotDuplex, type StreamEndpoint } from './pilot-stream.js';
+import { armTimer, dispatchEvents } from './connection-driver.js';
 import type { ConnectionEntry, PilotStream, PortListener } from './api.js';
 
 export interface ConnectionTableDeps {
@@ -32,6 +33,7 @@ interface Entry {
   stream: PilotDuplex;
   timer: NodeJS.Timeout | null;
   timerAtUs: Micros | null;
+  fireTimer: () => void;
   isDirty: boolean;
   onConnected: ((r: Result<void>) => void) | null;
   isClosed: boolean;
@@ -142,6 +144,12 @@ export class ConnectionTable {
       id, peer, localPort, remotePort, connId, conn,
       stream: null as unknown as PilotDuplex,
       timer: null, timerAtUs: null, isDirty: false, onConnected: null, isClosed: false,
+      fireTimer: () => {
+        const t = this.deps.nowUs();
+        entry.conn.handleTimeout(t);
+        this.drive(entry, t);
+        this.deps.flushTx();
+      },
     };
     const endpoint: StreamEndpoint = {
       write: (data) => {
@@ -243,44 +251,12 @@ export class ConnectionTable {
       const r = this.deps.sendTo(e.peer, this.txBuf.subarray(0, n), now);
       if (!r.ok) break;
     }
-    for (let ev = conn.pollEvent(); ev !== null; ev = conn.pollEvent()) {
-      switch (ev.kind) {
-        case 'connected':
-          e.onConnected?.(ok());
-          e.onConnected = null;
-          break;
-        case 'readable':
-          e.stream.handleReadable();
-          break;
-        case 'writable':
-          e.stream.handleWritable();
-          break;
-        case 'finished':
-          e.stream.handleFinished();
-          break;
-        case 'closed':
-          this.kill(e, ev.error, false);
-          return;
-      }
+    const closed = dispatchEvents(e);
+    if (closed) {
+      this.kill(e, closed.error, false);
+      return;
     }
-    this.armTimer(e, now);
-  }
-
-  private armTimer(e: Entry, now: Micros): void {
-    const at = e.conn.pollTimeout();
-    if (at === e.timerAtUs) return;
-    if (e.timer) clearTimeout(e.timer);
-    e.timer = null;
-    e.timerAtUs = at;
-    if (at === null) return;
-    e.timer = setTimeout(() => {
-      e.timer = null;
-      e.timerAtUs = null;
-      const t = this.deps.nowUs();
-      e.conn.handleTimeout(t);
-      this.drive(e, t);
-      this.deps.flushTx();
-    }, Math.max(0, Math.ceil((at - now) / 1000)));
+    armTimer(e, now);
   }
 
   private kill(e: Entry, error: PilotError | null, sendReset: boolean): void {

@@ -51,6 +51,7 @@ import {
   type LegacyConnectionOptions,
 } from '../transport/legacy-connection.js';
 import { PilotDuplex, type StreamEndpoint } from './pilot-stream.js';
+import { armTimer, dispatchEvents } from './connection-driver.js';
 import type { ConnectionEntry, PilotStream } from './api.js';
 
 export interface LegacyTunnelDeps {
@@ -131,6 +132,7 @@ interface Entry {
   stream: PilotDuplex;
   timer: NodeJS.Timeout | null;
   timerAtUs: Micros | null;
+  fireTimer: () => void;
   isDirty: boolean;
   isClosed: boolean;
   /** The stream reached its owner (dial resolved, or a listener took it); before that it dies quietly. */
@@ -628,6 +630,11 @@ export class LegacyTunnels {
       isClosed: false,
       isHandedOut: false,
       onConnected: null,
+      fireTimer: () => {
+        const t = this.deps.nowUs();
+        entry.conn.handleTimeout(t);
+        this.drive(entry, t);
+      },
     };
     const endpoint: StreamEndpoint = {
       write: (data) => {
@@ -708,43 +715,12 @@ export class LegacyTunnels {
       if (n === 0) break;
       if (peer) this.sendInner(peer, n, now); // no tunnel: the transport retransmits or times out
     }
-    for (let ev = conn.pollEvent(); ev !== null; ev = conn.pollEvent()) {
-      switch (ev.kind) {
-        case 'connected':
-          e.onConnected?.(ok());
-          e.onConnected = null;
-          break;
-        case 'readable':
-          e.stream.handleReadable();
-          break;
-        case 'writable':
-          e.stream.handleWritable();
-          break;
-        case 'finished':
-          e.stream.handleFinished();
-          break;
-        case 'closed':
-          this.kill(e, ev.error, false);
-          return;
-      }
+    const closed = dispatchEvents(e);
+    if (closed) {
+      this.kill(e, closed.error, false);
+      return;
     }
-    this.armTimer(e, now);
-  }
-
-  private armTimer(e: Entry, now: Micros): void {
-    const at = e.conn.pollTimeout();
-    if (at === e.timerAtUs) return;
-    if (e.timer) clearTimeout(e.timer);
-    e.timer = null;
-    e.timerAtUs = at;
-    if (at === null) return;
-    e.timer = setTimeout(() => {
-      e.timer = null;
-      e.timerAtUs = null;
-      const t = this.deps.nowUs();
-      e.conn.handleTimeout(t);
-      this.drive(e, t);
-    }, Math.max(0, Math.ceil((at - now) / 1000)));
+    armTimer(e, now);
   }
 
   private kill(e: Entry, error: PilotError | null, sendReset: boolean): void {
