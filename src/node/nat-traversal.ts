@@ -324,7 +324,6 @@ export class NatTraversal {
     this.deps.tunnels().flushTx();
   }
 
-  /** Relayed peers get direct probes every second, so a path that opens later takes over. */
   /**
    * Path liveness, every second: relayed peers get direct probes (a direct path that opens later takes over);
    * a peer with open connections that has gone silent is probed, and after PATH_DEAD_US of silence its
