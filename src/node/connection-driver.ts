@@ -5,7 +5,7 @@ import { ok, type Result } from '../core/result.js';
 import type { PilotError } from '../core/errors.js';
 import type { Micros } from '../core/clock.js';
 import type { ConnEvent } from '../transport/connection.js';
-import type { PilotDuplex } from './pilot-stream.js';
+import type { PilotDuplex, StreamEndpoint } from './pilot-stream.js';
 
 export interface DrivenConnection {
   conn: { pollEvent(): ConnEvent | null; pollTimeout(): Micros | null };
@@ -54,4 +54,49 @@ export function armTimer(e: DrivenConnection, now: Micros): void {
     e.timerAtUs = null;
     e.fireTimer();
   }, Math.max(0, Math.ceil((at - now) / 1000)));
+}
+
+/** What a connection both tables drive offers its stream (transport Connection and LegacyConnection alike). */
+export interface StreamableConnection {
+  write(data: Uint8Array): number;
+  read(into: Uint8Array): number;
+  readonly readableBytes: number;
+  finish(): void;
+  reset(): void;
+}
+
+/**
+ * The PilotDuplex's view of a connection: every call that can produce segments (data, a window update after
+ * a read, FIN, RST) marks the connection for the next drive; a reset is flushed at once.
+ */
+export function streamEndpointFor(
+  conn: StreamableConnection,
+  entry: { isClosed: boolean },
+  markDirty: () => void,
+  flush: () => void,
+): StreamEndpoint {
+  return {
+    write: (data) => {
+      const n = conn.write(data);
+      if (n > 0) markDirty();
+      return n;
+    },
+    readableBytes: () => conn.readableBytes,
+    read: (into) => {
+      const n = conn.read(into);
+      // Reading opens the receive window (and may complete a peer's FIN): let the connection send.
+      if (n > 0) markDirty();
+      return n;
+    },
+    finish: () => {
+      conn.finish();
+      markDirty();
+    },
+    reset: () => {
+      if (entry.isClosed) return;
+      conn.reset();
+      markDirty();
+      flush();
+    },
+  };
 }

@@ -8,8 +8,8 @@ import { pilotError, type PilotError } from '../core/errors.js';
 import type { Micros } from '../core/clock.js';
 import { Connection, type ConnectionOptions } from '../transport/connection.js';
 import { encodeResetFor, peekSegmentHeader, KIND_STREAM, type SegmentPeek } from '../wire/segment.js';
-import { PilotDuplex, type StreamEndpoint } from './pilot-stream.js';
-import { armTimer, dispatchEvents } from './connection-driver.js';
+import { PilotDuplex } from './pilot-stream.js';
+import { armTimer, dispatchEvents, streamEndpointFor } from './connection-driver.js';
 import type { ConnectionEntry, PilotStream, PortListener } from './api.js';
 
 export interface ConnectionTableDeps {
@@ -151,30 +151,7 @@ export class ConnectionTable {
         this.deps.flushTx();
       },
     };
-    const endpoint: StreamEndpoint = {
-      write: (data) => {
-        const n = conn.write(data);
-        if (n > 0) this.markDirty(entry);
-        return n;
-      },
-      readableBytes: () => conn.readableBytes,
-      read: (into) => {
-        const n = conn.read(into);
-        // Reading opens the receive window: let the connection send a window update.
-        if (n > 0) this.markDirty(entry);
-        return n;
-      },
-      finish: () => {
-        conn.finish();
-        this.markDirty(entry);
-      },
-      reset: () => {
-        if (entry.isClosed) return;
-        conn.reset();
-        this.markDirty(entry);
-        this.flush();
-      },
-    };
+    const endpoint = streamEndpointFor(conn, entry, () => this.markDirty(entry), () => this.flush());
     entry.stream = new PilotDuplex(endpoint, this.deps.addressOf(peer), peer, remotePort, localPort);
     // A stream error nobody listens to must not take the daemon down (Node throws unhandled 'error' events):
     // a dial that fails before the stream is handed out, or a client that never attached a listener.

@@ -50,8 +50,8 @@ import {
   legacyRstFor,
   type LegacyConnectionOptions,
 } from '../transport/legacy-connection.js';
-import { PilotDuplex, type StreamEndpoint } from './pilot-stream.js';
-import { armTimer, dispatchEvents } from './connection-driver.js';
+import { PilotDuplex } from './pilot-stream.js';
+import { armTimer, dispatchEvents, streamEndpointFor } from './connection-driver.js';
 import type { ConnectionEntry, PilotStream } from './api.js';
 
 export interface LegacyTunnelDeps {
@@ -636,30 +636,7 @@ export class LegacyTunnels {
         this.drive(entry, t);
       },
     };
-    const endpoint: StreamEndpoint = {
-      write: (data) => {
-        const n = conn.write(data);
-        if (n > 0) this.markDirty(entry);
-        return n;
-      },
-      readableBytes: () => conn.readableBytes,
-      read: (into) => {
-        const n = conn.read(into);
-        // Reading opens the window and may complete a peer's FIN: drive.
-        if (n > 0) this.markDirty(entry);
-        return n;
-      },
-      finish: () => {
-        conn.finish();
-        this.markDirty(entry);
-      },
-      reset: () => {
-        if (entry.isClosed) return;
-        conn.reset();
-        this.markDirty(entry);
-        this.flush();
-      },
-    };
+    const endpoint = streamEndpointFor(conn, entry, () => this.markDirty(entry), () => this.flush());
     entry.stream = new PilotDuplex(endpoint, this.deps.addressOf(peer), peer, remotePort, localPort);
     let m = this.conns.get(peer);
     if (!m) this.conns.set(peer, (m = new Map()));

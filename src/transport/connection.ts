@@ -302,20 +302,7 @@ export class Connection {
 
   // scratch
   private readonly rx: SegmentFields = newSegmentFields();
-  private readonly tx: SegmentHeader = {
-    flags: 0,
-    srcPort: 0,
-    dstPort: 0,
-    connId: 0,
-    pn: 0,
-    seq: 0,
-    ack: 0,
-    window: 0,
-    ackPn: 0,
-    ackDelayUs: 0,
-    firstAckRange: 0,
-    sackCount: 0,
-  };
+  private readonly tx: SegmentHeader = newSegmentFields();
 
   // stats
   private bytesSent = 0;
