@@ -10,6 +10,7 @@
 //
 // Timers (heartbeat, handshake poll) live here: this is the driver layer.
 import net from 'node:net';
+import { BEACON_TOKEN_BYTES } from '../wire/beacon-message.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../core/logger.js';
 import { isErrorCode, type ErrorCode } from '../core/errors.js';
@@ -56,6 +57,8 @@ export interface RegisterResult {
   address: string;
   publicKey: string;
   hostname?: string;
+  /** Our registry's extension: the secret this node MACs its beacon messages with. */
+  beaconToken?: Uint8Array;
 }
 
 export interface LookupResult {
@@ -192,6 +195,14 @@ export class RegistryClient {
 
   get isConnected(): boolean {
     return this.state === 'ready';
+  }
+
+  /**
+   * The beacon token our registry handed out in register_ok (`beacon_token`, base64; see
+   * src/registry/beacon-authority.ts); null against an original registry or before registration.
+   */
+  get beaconToken(): Uint8Array | null {
+    return this.current?.beaconToken ?? null;
   }
 
   /** Whether handshake events arrive by push (our registry) rather than polling. */
@@ -488,6 +499,8 @@ export class RegistryClient {
       publicKey: fieldString(r.value, 'public_key'),
     };
     if (typeof r.value.hostname === 'string') result.hostname = r.value.hostname;
+    const token = typeof r.value.beacon_token === 'string' ? Buffer.from(r.value.beacon_token, 'base64') : null;
+    if (token && token.length === BEACON_TOKEN_BYTES) result.beaconToken = new Uint8Array(token);
     if (this.current && this.current.nodeId !== result.nodeId) {
       this.options.logger?.warn({ old: this.current.nodeId, new: result.nodeId }, 'registry gave a new node id');
     }

@@ -7,6 +7,8 @@
 // the beacon accepts their bare messages (original behaviour), and a bare message can never move the observed
 // endpoint of a node that holds a token.
 
+export { BEACON_TOKEN_BYTES } from '../wire/beacon-message.js';
+
 /** A node as the beacon needs to see it. */
 export interface BeaconNodeAuth {
   /** 32-byte secret shared by the registry and this node; null for nodes registered by original clients. */
@@ -21,6 +23,3 @@ export interface BeaconAuthority {
   /** May `fromNodeId` learn `toNodeId`'s observed endpoint through a punch? (`to` trusts `from`, or `to` is public.) */
   mayPunch(fromNodeId: number, toNodeId: number): boolean;
 }
-
-/** Length of a beacon token in bytes. */
-export const BEACON_TOKEN_BYTES = 32;

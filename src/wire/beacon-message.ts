@@ -10,6 +10,9 @@
 import { err, ok, type Result } from '../core/result.js';
 import { isU16, isU32, readU16, readU32, writeU16, writeU32 } from './bytes.js';
 
+/** Length of the per-node beacon token (src/registry/beacon-authority.ts) in bytes. */
+export const BEACON_TOKEN_BYTES = 32;
+
 export const BEACON_DISCOVER = 0x01;
 export const BEACON_DISCOVER_REPLY = 0x02;
 export const BEACON_PUNCH_REQUEST = 0x03;
