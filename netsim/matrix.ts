@@ -445,3 +445,97 @@ export async function transferFile(s: PairSession, bytes = 10 * 1024 * 1024, tim
   const isExact = files.some((f) => f.sha256 === want && (f.size ?? f.bytes) === bytes);
   return { isExact, bytes, elapsedMs, pathSamples: samples, error: isExact ? null : `no received file with sha256 ${want}` };
 }
+
+// --- a stream that outlasts a relay→direct upgrade -----------------------------------------------------------
+
+export interface UpgradeStreamResult {
+  /** Sent and echoed back byte-exact (same length, same SHA-256). */
+  isExact: boolean;
+  bytesSent: number;
+  bytesEchoed: number;
+  /** Bytes sent before the path was seen to change from relay to direct. */
+  bytesBeforeUpgrade: number;
+  elapsedMs: number;
+  /** a's path to b, sampled every `sampleMs` from before the dial until the stream ends. */
+  pathSamples: PathKind[];
+  error: string | null;
+}
+
+/**
+ * A stream a → b's echo port (7) that lasts until the path has changed relay → direct, and then carries
+ * `afterBytes` more, so the upgrade happens mid-transfer by construction, not by timing: the sender keeps
+ * writing while only the relay has been seen, and only ends once a direct sample follows a relay one. Every
+ * byte is hashed on the way out and on the way back. Talks to a's daemon over its control socket (a Unix
+ * socket works across network namespaces). Gives up with an error when no upgrade is seen in `maxUpgradeMs`.
+ */
+export async function streamAcrossUpgrade(
+  s: PairSession,
+  opts: { afterBytes?: number; maxUpgradeMs?: number; sampleMs?: number; chunkBytes?: number } = {},
+): Promise<UpgradeStreamResult> {
+  const afterBytes = opts.afterBytes ?? 10 * 1024 * 1024;
+  const maxUpgradeMs = opts.maxUpgradeMs ?? 120_000;
+  const sampleMs = opts.sampleMs ?? 250;
+  const chunkBytes = opts.chunkBytes ?? 64 * 1024;
+  const { PilotClient } = await import('../src/sdk/client.js');
+  const res: UpgradeStreamResult = { isExact: false, bytesSent: 0, bytesEchoed: 0, bytesBeforeUpgrade: -1, elapsedMs: 0, pathSamples: [], error: null };
+  const c = await PilotClient.connect({ home: s.a.home });
+  if (!c.ok) return { ...res, error: `connect to a's daemon: ${c.error.message}` };
+  const client = c.value;
+  const t0 = Date.now();
+  let isUpgraded = false;
+  let isDone = false;
+  const sampler = (async () => {
+    while (!isDone) {
+      const p = await client.peers();
+      const path = p.ok ? (p.value.peers.find((x) => x.node_id === s.b.nodeId)?.path ?? 'none') : 'none';
+      res.pathSamples.push(path);
+      if (!isUpgraded && path === 'direct' && res.pathSamples.includes('relay')) isUpgraded = true;
+      await sleep(sampleMs);
+    }
+  })();
+  try {
+    const d = await client.dial(String(s.b.nodeId), 7, { timeoutMs: 30_000 });
+    if (!d.ok) return { ...res, error: `dial b:7: ${d.error.message}` };
+    const stream = d.value;
+    const sent = createHash('sha256');
+    const echoed = createHash('sha256');
+    const echoDone = new Promise<string | null>((resolveEcho) => {
+      stream.on('data', (b: Buffer) => {
+        echoed.update(b);
+        res.bytesEchoed += b.length;
+      });
+      stream.once('end', () => resolveEcho(null));
+      stream.once('error', (e: Error) => resolveEcho(`stream: ${e.message}`));
+    });
+    let writeError: string | null = null;
+    stream.once('error', (e: Error) => (writeError ??= e.message));
+    const write = async (chunk: Buffer): Promise<void> => {
+      sent.update(chunk);
+      res.bytesSent += chunk.length;
+      if (!stream.write(chunk)) await new Promise<void>((r) => { stream.once('drain', r); stream.once('close', r); });
+    };
+    while (!isUpgraded && writeError === null) {
+      if (Date.now() - t0 > maxUpgradeMs) {
+        writeError = `no relay→direct upgrade within ${maxUpgradeMs} ms (paths ${res.pathSamples.join(',')})`;
+        break;
+      }
+      await write(randomBytes(chunkBytes));
+    }
+    if (writeError === null) {
+      res.bytesBeforeUpgrade = res.bytesSent;
+      for (let n = 0; n < afterBytes && writeError === null; n += chunkBytes) await write(randomBytes(Math.min(chunkBytes, afterBytes - n)));
+    }
+    stream.end();
+    const echoError = await Promise.race([echoDone, sleep(180_000).then(() => 'echo did not end within 180 s')]);
+    stream.destroy();
+    res.error = writeError ?? echoError;
+    res.isExact = res.error === null && res.bytesEchoed === res.bytesSent && sent.digest('hex') === echoed.digest('hex');
+    if (res.error === null && !res.isExact) res.error = `echo differs: sent ${res.bytesSent} B, echoed ${res.bytesEchoed} B`;
+    return res;
+  } finally {
+    res.elapsedMs = Date.now() - t0;
+    isDone = true;
+    await sampler;
+    client.close();
+  }
+}
