@@ -5,6 +5,9 @@
 import { spawn } from 'node:child_process';
 import { createCipheriv } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { NativeBinding } from '../native/index.js';
 import { performance } from 'node:perf_hooks';
 import sodium from 'sodium-native';
 import { silentLogger } from '../src/core/index.js';
@@ -291,8 +294,34 @@ export async function runAeadCost(): Promise<AeadCostResult[]> {
         a.open(batch.buf, batch.meta, 64, status);
       }),
     });
+    // The OpenSSL EVP build of the addon (what a machine without libsodium-dev gets), when it was built.
+    const evp = loadEvpVariant();
+    if (evp) {
+      const algId = alg === 'chacha20-poly1305' ? 1 : 2;
+      const h = evp.aeadCreate(algId, KEY, 16, 16, 8, 8);
+      if (typeof h !== 'number') {
+        out.push({ case: `native(openssl-evp) ${alg} seal, batch of 64`, nsPerPacket: timeNsPerPacket(64, () => evp.aeadSeal(h, batch.buf, batch.meta, 64)) });
+        out.push({
+          case: `native(openssl-evp) ${alg} open, batch of 64`,
+          nsPerPacket: timeNsPerPacket(64, () => {
+            batch.buf.set(sealed);
+            evp.aeadOpen(h, batch.buf, batch.meta, 64, status);
+          }),
+        });
+        evp.aeadDestroy(h);
+      }
+    }
   }
   return out;
+}
+
+/** native/pilot-datapath-evp.node (built by `PILOT_NATIVE_BOTH=1 npm run build:native`), or null. */
+function loadEvpVariant(): NativeBinding | null {
+  for (const rel of ['../../native/pilot-datapath-evp.node', '../native/pilot-datapath-evp.node']) {
+    const path = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(path)) return createRequire(import.meta.url)(path) as NativeBinding;
+  }
+  return null;
 }
 
 function round(x: number, digits = 0): number {

@@ -36,6 +36,8 @@ export interface NativeBinding {
   udpStats(h: NativeSocketHandle, out: Float64Array): number;
 
   /** alg 1 = ChaCha20-Poly1305 IETF, 2 = AES-256-GCM (needs AES-NI). */
+  /** Which library does the AEAD work in this build. */
+  aeadBackend(): 'libsodium' | 'openssl-evp';
   aeadAvailable(alg: number): boolean;
   aeadCreate(alg: number, key: Uint8Array, headerBytes: number, aadBytes: number, nonceOffset: number, nonceBytes: number): NativeAeadHandle | number;
   aeadSeal(h: NativeAeadHandle, buf: Uint8Array, meta: Uint32Array, count: number): number;

@@ -6,6 +6,7 @@
 //!   [nonceOffset, +nonceBytes) nonce source; 8 bytes = u64 counter, nonce = 4 zero bytes ‖ those 8 (WireGuard)
 //!   [headerBytes, len-16)    plaintext ↔ ciphertext, in place
 //!   [len-16, len)            tag
+#[allow(unused_imports)]
 use std::os::raw::{c_int, c_void};
 
 pub const TAG_BYTES: usize = 16;
@@ -13,32 +14,85 @@ pub const KEY_BYTES: usize = 32;
 pub const ALG_CHACHA20_POLY1305: u32 = 1;
 pub const ALG_AES256_GCM: u32 = 2;
 
-extern "C" {
-    pub fn sodium_init() -> c_int;
-    fn sodium_memzero(p: *mut c_void, len: usize);
-    fn crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-        c: *mut u8, mac: *mut u8, maclen: *mut u64, m: *const u8, mlen: u64, ad: *const u8, adlen: u64,
-        nsec: *const u8, npub: *const u8, k: *const u8,
-    ) -> c_int;
-    fn crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-        m: *mut u8, nsec: *mut u8, c: *const u8, clen: u64, mac: *const u8, ad: *const u8, adlen: u64,
-        npub: *const u8, k: *const u8,
-    ) -> c_int;
-    fn crypto_aead_aes256gcm_is_available() -> c_int;
-    fn crypto_aead_aes256gcm_statebytes() -> usize;
-    fn crypto_aead_aes256gcm_beforenm(state: *mut u8, k: *const u8) -> c_int;
-    fn crypto_aead_aes256gcm_encrypt_detached_afternm(
-        c: *mut u8, mac: *mut u8, maclen: *mut u64, m: *const u8, mlen: u64, ad: *const u8, adlen: u64,
-        nsec: *const u8, npub: *const u8, state: *const u8,
-    ) -> c_int;
-    fn crypto_aead_aes256gcm_decrypt_detached_afternm(
-        m: *mut u8, nsec: *mut u8, c: *const u8, clen: u64, mac: *const u8, ad: *const u8, adlen: u64,
-        npub: *const u8, state: *const u8,
-    ) -> c_int;
+// Two backends behind one `Aead`: libsodium where the build found it (cfg pilot_sodium, set by build.rs; the
+// design card's hot-path AEAD), else OpenSSL's EVP AEADs resolved from the node process itself (node exports
+// them), so the addon builds with cargo alone on a machine without libsodium-dev.
+#[cfg(pilot_sodium)]
+mod backend {
+    use std::os::raw::{c_int, c_void};
+    pub const NAME: &str = "libsodium";
+    extern "C" {
+        pub fn sodium_init() -> c_int;
+        pub fn sodium_memzero(p: *mut c_void, len: usize);
+        pub fn crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+            c: *mut u8, mac: *mut u8, maclen: *mut u64, m: *const u8, mlen: u64, ad: *const u8, adlen: u64,
+            nsec: *const u8, npub: *const u8, k: *const u8,
+        ) -> c_int;
+        pub fn crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+            m: *mut u8, nsec: *mut u8, c: *const u8, clen: u64, mac: *const u8, ad: *const u8, adlen: u64,
+            npub: *const u8, k: *const u8,
+        ) -> c_int;
+        pub fn crypto_aead_aes256gcm_is_available() -> c_int;
+        pub fn crypto_aead_aes256gcm_statebytes() -> usize;
+        pub fn crypto_aead_aes256gcm_beforenm(state: *mut u8, k: *const u8) -> c_int;
+        pub fn crypto_aead_aes256gcm_encrypt_detached_afternm(
+            c: *mut u8, mac: *mut u8, maclen: *mut u64, m: *const u8, mlen: u64, ad: *const u8, adlen: u64,
+            nsec: *const u8, npub: *const u8, state: *const u8,
+        ) -> c_int;
+        pub fn crypto_aead_aes256gcm_decrypt_detached_afternm(
+            m: *mut u8, nsec: *mut u8, c: *const u8, clen: u64, mac: *const u8, ad: *const u8, adlen: u64,
+            npub: *const u8, state: *const u8,
+        ) -> c_int;
+    }
+    pub fn init() -> bool {
+        unsafe { sodium_init() >= 0 }
+    }
+    pub fn wipe(p: *mut u8, len: usize) {
+        unsafe { sodium_memzero(p as *mut c_void, len) }
+    }
 }
 
+#[cfg(not(pilot_sodium))]
+mod backend {
+    use std::os::raw::{c_int, c_void};
+    pub const NAME: &str = "openssl-evp";
+    pub const EVP_CTRL_AEAD_GET_TAG: c_int = 0x10;
+    pub const EVP_CTRL_AEAD_SET_TAG: c_int = 0x11;
+    extern "C" {
+        pub fn EVP_chacha20_poly1305() -> *const c_void;
+        pub fn EVP_aes_256_gcm() -> *const c_void;
+        pub fn EVP_CIPHER_CTX_new() -> *mut c_void;
+        pub fn EVP_CIPHER_CTX_free(ctx: *mut c_void);
+        pub fn EVP_CIPHER_CTX_ctrl(ctx: *mut c_void, typ: c_int, arg: c_int, ptr: *mut c_void) -> c_int;
+        pub fn EVP_EncryptInit_ex(ctx: *mut c_void, cipher: *const c_void, eng: *mut c_void, key: *const u8, iv: *const u8) -> c_int;
+        pub fn EVP_DecryptInit_ex(ctx: *mut c_void, cipher: *const c_void, eng: *mut c_void, key: *const u8, iv: *const u8) -> c_int;
+        pub fn EVP_EncryptUpdate(ctx: *mut c_void, out: *mut u8, outl: *mut c_int, inp: *const u8, inl: c_int) -> c_int;
+        pub fn EVP_DecryptUpdate(ctx: *mut c_void, out: *mut u8, outl: *mut c_int, inp: *const u8, inl: c_int) -> c_int;
+        pub fn EVP_EncryptFinal_ex(ctx: *mut c_void, out: *mut u8, outl: *mut c_int) -> c_int;
+        pub fn EVP_DecryptFinal_ex(ctx: *mut c_void, out: *mut u8, outl: *mut c_int) -> c_int;
+    }
+    pub fn init() -> bool {
+        // The symbols resolve at load time from the node executable; a node without them fails to load the
+        // addon, which the JS loader reports as a value.
+        true
+    }
+}
+
+/// Which library does the AEAD work in this build ("libsodium" or "openssl-evp").
+pub const BACKEND: &str = backend::NAME;
+
+pub fn backend_init() -> bool {
+    backend::init()
+}
+
+#[cfg(pilot_sodium)]
 pub fn aes_gcm_available() -> bool {
-    unsafe { crypto_aead_aes256gcm_is_available() == 1 }
+    unsafe { backend::crypto_aead_aes256gcm_is_available() == 1 }
+}
+
+#[cfg(not(pilot_sodium))]
+pub fn aes_gcm_available() -> bool {
+    true // OpenSSL has a software AES-GCM when AES-NI is absent
 }
 
 #[derive(Clone, Copy)]
@@ -58,15 +112,24 @@ impl Layout {
 }
 
 pub struct Aead {
+    #[cfg_attr(not(pilot_sodium), allow(dead_code))]
     alg: u32,
     layout: Layout,
-    /// ChaCha: the 32-byte key. AES-GCM: libsodium's expanded state (needs 16-byte alignment, hence u128).
+    /// libsodium: ChaCha's 32-byte key, or AES-GCM's expanded state (needs 16-byte alignment, hence u128).
+    #[cfg(pilot_sodium)]
     key: Vec<u128>,
+    /// OpenSSL: one keyed context per direction, re-armed with a nonce per packet.
+    #[cfg(not(pilot_sodium))]
+    enc: *mut c_void,
+    #[cfg(not(pilot_sodium))]
+    dec: *mut c_void,
     pub destroyed: bool,
 }
 
 impl Aead {
+    #[cfg(pilot_sodium)]
     pub fn new(alg: u32, key: &[u8], layout: Layout) -> Result<Aead, c_int> {
+        use backend::*;
         if key.len() != KEY_BYTES || !layout.valid() {
             return Err(crate::sys::EINVAL);
         }
@@ -89,8 +152,56 @@ impl Aead {
         }
     }
 
+    #[cfg(not(pilot_sodium))]
+    pub fn new(alg: u32, key: &[u8], layout: Layout) -> Result<Aead, c_int> {
+        use backend::*;
+        if key.len() != KEY_BYTES || !layout.valid() {
+            return Err(crate::sys::EINVAL);
+        }
+        let cipher = match alg {
+            ALG_CHACHA20_POLY1305 => unsafe { EVP_chacha20_poly1305() },
+            ALG_AES256_GCM => unsafe { EVP_aes_256_gcm() },
+            _ => return Err(crate::sys::EINVAL),
+        };
+        if cipher.is_null() {
+            return Err(crate::sys::EOPNOTSUPP);
+        }
+        unsafe {
+            let enc = EVP_CIPHER_CTX_new();
+            let dec = EVP_CIPHER_CTX_new();
+            let mut me = Aead { alg, layout, enc, dec, destroyed: false };
+            let null = std::ptr::null_mut();
+            if enc.is_null()
+                || dec.is_null()
+                || EVP_EncryptInit_ex(enc, cipher, null, key.as_ptr(), std::ptr::null()) != 1
+                || EVP_DecryptInit_ex(dec, cipher, null, key.as_ptr(), std::ptr::null()) != 1
+            {
+                me.wipe();
+                return Err(crate::sys::EOPNOTSUPP);
+            }
+            Ok(me)
+        }
+    }
+
+    #[cfg(pilot_sodium)]
     pub fn wipe(&mut self) {
-        unsafe { sodium_memzero(self.key.as_mut_ptr() as *mut c_void, self.key.len() * 16) };
+        backend::wipe(self.key.as_mut_ptr() as *mut u8, self.key.len() * 16);
+        self.destroyed = true;
+    }
+
+    #[cfg(not(pilot_sodium))]
+    pub fn wipe(&mut self) {
+        // EVP_CIPHER_CTX_free cleanses the key schedule.
+        unsafe {
+            if !self.enc.is_null() {
+                backend::EVP_CIPHER_CTX_free(self.enc);
+            }
+            if !self.dec.is_null() {
+                backend::EVP_CIPHER_CTX_free(self.dec);
+            }
+        }
+        self.enc = std::ptr::null_mut();
+        self.dec = std::ptr::null_mut();
         self.destroyed = true;
     }
 
@@ -109,8 +220,10 @@ impl Aead {
     }
 
     /// Seal one packet in place. Caller checked bounds with `fits`.
+    #[cfg(pilot_sodium)]
     #[inline]
     fn seal_one(&self, pkt: &mut [u8]) {
+        use backend::*;
         let l = self.layout;
         let nonce = self.nonce(pkt);
         let len = pkt.len();
@@ -133,8 +246,10 @@ impl Aead {
         }
     }
 
+    #[cfg(pilot_sodium)]
     #[inline]
     fn open_one(&self, pkt: &mut [u8]) -> bool {
+        use backend::*;
         let l = self.layout;
         let nonce = self.nonce(pkt);
         let len = pkt.len();
@@ -154,6 +269,62 @@ impl Aead {
                 )
             };
             r == 0
+        }
+    }
+
+    #[cfg(not(pilot_sodium))]
+    #[inline]
+    fn seal_one(&self, pkt: &mut [u8]) {
+        use backend::*;
+        let l = self.layout;
+        let nonce = self.nonce(pkt);
+        let len = pkt.len();
+        let body_len = (len - TAG_BYTES - l.header_bytes) as c_int;
+        let p = pkt.as_mut_ptr();
+        let null = std::ptr::null();
+        let mut n: c_int = 0;
+        unsafe {
+            let body = p.add(l.header_bytes);
+            EVP_EncryptInit_ex(self.enc, null, std::ptr::null_mut(), std::ptr::null(), nonce.as_ptr());
+            if l.aad_bytes > 0 {
+                EVP_EncryptUpdate(self.enc, std::ptr::null_mut(), &mut n, p, l.aad_bytes as c_int);
+            }
+            EVP_EncryptUpdate(self.enc, body, &mut n, body, body_len);
+            EVP_EncryptFinal_ex(self.enc, body.add(n as usize), &mut n);
+            EVP_CIPHER_CTX_ctrl(self.enc, EVP_CTRL_AEAD_GET_TAG, TAG_BYTES as c_int, p.add(len - TAG_BYTES) as *mut c_void);
+        }
+    }
+
+    #[cfg(not(pilot_sodium))]
+    #[inline]
+    fn open_one(&self, pkt: &mut [u8]) -> bool {
+        use backend::*;
+        let l = self.layout;
+        let nonce = self.nonce(pkt);
+        let len = pkt.len();
+        let body_len = (len - TAG_BYTES - l.header_bytes) as c_int;
+        let p = pkt.as_mut_ptr();
+        let null = std::ptr::null();
+        let mut n: c_int = 0;
+        unsafe {
+            let body = p.add(l.header_bytes);
+            if EVP_DecryptInit_ex(self.dec, null, std::ptr::null_mut(), std::ptr::null(), nonce.as_ptr()) != 1 {
+                return false;
+            }
+            // The tag is copied out first: the body is decrypted in place right before it.
+            let mut tag = [0u8; TAG_BYTES];
+            std::ptr::copy_nonoverlapping(p.add(len - TAG_BYTES), tag.as_mut_ptr(), TAG_BYTES);
+            if l.aad_bytes > 0 && EVP_DecryptUpdate(self.dec, std::ptr::null_mut(), &mut n, p, l.aad_bytes as c_int) != 1 {
+                return false;
+            }
+            if EVP_DecryptUpdate(self.dec, body, &mut n, body, body_len) != 1 {
+                return false;
+            }
+            if EVP_CIPHER_CTX_ctrl(self.dec, EVP_CTRL_AEAD_SET_TAG, TAG_BYTES as c_int, tag.as_mut_ptr() as *mut c_void) != 1 {
+                return false;
+            }
+            let mut fin = [0u8; 16];
+            EVP_DecryptFinal_ex(self.dec, fin.as_mut_ptr(), &mut n) == 1
         }
     }
 

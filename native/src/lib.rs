@@ -212,6 +212,11 @@ unsafe extern "C" fn aead_destroy(env: napi_env, info: napi_callback_info) -> na
     }
 }
 
+/// aeadBackend() → "libsodium" | "openssl-evp": the library behind aeadSeal/aeadOpen in this build.
+unsafe extern "C" fn aead_backend(env: napi_env, _info: napi_callback_info) -> napi_value {
+    string(env, aead::BACKEND)
+}
+
 unsafe extern "C" fn version(env: napi_env, _info: napi_callback_info) -> napi_value {
     string(env, env!("CARGO_PKG_VERSION"))
 }
@@ -220,12 +225,12 @@ static INIT: Once = Once::new();
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let mut sodium_ok = true;
+    let mut aead_ok = true;
     INIT.call_once(|| {
         sys::atexit(udp::on_exit);
     });
-    if aead::sodium_init() < 0 {
-        sodium_ok = false;
+    if !aead::backend_init() {
+        aead_ok = false;
     }
     export(env, exports, "version", version);
     export(env, exports, "udpOpen", udp_open);
@@ -236,7 +241,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
     export(env, exports, "udpRef", udp_ref);
     export(env, exports, "udpClose", udp_close);
     export(env, exports, "udpStats", udp_stats);
-    if sodium_ok {
+    export(env, exports, "aeadBackend", aead_backend);
+    if aead_ok {
         export(env, exports, "aeadAvailable", aead_available);
         export(env, exports, "aeadCreate", aead_create);
         export(env, exports, "aeadSeal", aead_seal);
