@@ -82,6 +82,9 @@ interface Figures {
   dgram64TxPps: number;
   dgram1200Pps: number;
   dgram1200TxPps: number;
+  /** Of the datagrams sent, how many arrived (%). */
+  dgram64DeliveredPct: number;
+  dgram1200DeliveredPct: number;
   rssIdleMb: number;
   rssBaseMb: number;
   idlePeers: number;
@@ -268,8 +271,10 @@ async function dgramSuite(label: string, server: Worker, client: Worker): Promis
       const st = await server.call<{ count: number; firstUs: number; lastUs: number }>('dgramSinkStatus', { test });
       const rx = st.count > 1 ? st.count / ((st.lastUs - st.firstUs) / 1e6) : 0;
       const tx = f.sent / ((f.endUs - f.startUs) / 1e6);
-      if (size === 64) Object.assign(row, { dgram64Pps: rx, dgram64TxPps: tx });
-      else Object.assign(row, { dgram1200Pps: rx, dgram1200TxPps: tx });
+      // rx counts only what arrived; delivered % says how much of what was sent that is.
+      const delivered = f.sent > 0 ? (100 * st.count) / f.sent : 0;
+      if (size === 64) Object.assign(row, { dgram64Pps: rx, dgram64TxPps: tx, dgram64DeliveredPct: delivered });
+      else Object.assign(row, { dgram1200Pps: rx, dgram1200TxPps: tx, dgram1200DeliveredPct: delivered });
     }
   } catch (e) {
     note(`${label}: datagram suite failed: ${((e as Error).message ?? String(e)).split('\n')[0]}`);
@@ -599,6 +604,8 @@ const METRICS: MetricDef[] = [
   { key: 'dgram64Pps', label: 'datagrams 64 B (rx)', unit: 'kpps', isHigherBetter: true, baselines: ['udp'], scale: 1e-3 },
   { key: 'dgram64TxPps', label: 'datagrams 64 B (tx)', unit: 'kpps', isHigherBetter: true, baselines: ['udp'], scale: 1e-3 },
   { key: 'dgram1200Pps', label: 'datagrams 1200 B (rx)', unit: 'kpps', isHigherBetter: true, baselines: ['udp'], scale: 1e-3 },
+  { key: 'dgram64DeliveredPct', label: 'datagrams 64 B delivered', unit: '%', isHigherBetter: true, baselines: ['udp'] },
+  { key: 'dgram1200DeliveredPct', label: 'datagrams 1200 B delivered', unit: '%', isHigherBetter: true, baselines: ['udp'] },
   { key: 'dgramPingP50Us', label: 'datagram ping p50', unit: 'µs', isHigherBetter: false, baselines: ['udp'] },
   { key: 'dgramPingP99Us', label: 'datagram ping p99', unit: 'µs', isHigherBetter: false, baselines: ['udp'] },
   { key: 'streamPingP50Us', label: 'stream ping p50', unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
@@ -607,7 +614,7 @@ const METRICS: MetricDef[] = [
   { key: 'setupP99Us', label: 'dial → first byte p99', unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
   { key: 'adjUdpPingP50Us', label: 'raw UDP ping p50, adjacent run', unit: 'µs', isHigherBetter: false, baselines: [] },
   { key: 'adjUdpPingP99Us', label: 'raw UDP ping p99, adjacent run', unit: 'µs', isHigherBetter: false, baselines: [] },
-  { key: 'setupColdUs', label: 'first dial (cold tunnel)', unit: 'µs', isHigherBetter: false, baselines: [] },
+  { key: 'setupColdUs', label: 'first dial (Pilot: cold tunnel; TLS: full handshake)', unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
   { key: 'servicePingP50Us', label: 'pilotctl ping p50 (dial+echo)', unit: 'µs', isHigherBetter: false, baselines: [] },
   { key: 'rssIdleMb', label: `daemon RSS, ${IDLE_PEERS} idle peers`, unit: 'MiB', isHigherBetter: false, baselines: [] },
   { key: 'rssBaseMb', label: 'daemon RSS before peers', unit: 'MiB', isHigherBetter: false, baselines: [] },

@@ -1,5 +1,8 @@
 // Same-run baselines, each endpoint in its own process like Pilot's: argv[2] is the kind —
-//   tcp  node:net on loopback (noDelay)           tls  node:tls 1.3 over TCP (argv[3] = dir with k.pem, c.pem)
+//   tcp  node:net on loopback                     tls  node:tls 1.3 over TCP (argv[3] = dir with k.pem, c.pem)
+// Written as their users write them: bulk tests leave Nagle on (256 KiB writes), latency tests set noDelay;
+// TLS clients resume sessions (as https.Agent does), so a repeated dial is a resumed handshake and only the
+// first is a full one — like Pilot, whose first dial makes the tunnel and later ones reuse it.
 //   hp   udx-native + @hyperswarm/secret-stream   udp  raw node:dgram (datagram tests only)
 // Ideas from ../shared/baselines/{tcp,tls,hp,tx,rx}.js, re-shaped to the common loops in tests.ts.
 import { createRequire } from 'node:module';
@@ -9,28 +12,29 @@ import net from 'node:net';
 import tls from 'node:tls';
 import dgram from 'node:dgram';
 import { serveRpc } from './rpc.js';
-import { testHandlers, type ByteStream, type DgramSide, type StreamSide } from './tests.js';
+import { isBulkTest, testHandlers, type ByteStream, type DgramSide, type StreamSide } from './tests.js';
 
 const LO = '127.0.0.1';
 const require = createRequire(import.meta.url);
 
 function tcpSide(): StreamSide {
-  const servers = new Map<string, { port: number }>();
+  const servers = new Map<string, { port: number; noDelay: boolean }>();
   return {
     async serve(test, count, onStream) {
       let s = servers.get(test);
       if (!s) {
-        const srv = net.createServer({ noDelay: true }, (c) => onStream(c as unknown as ByteStream));
+        const noDelay = !isBulkTest(test);
+        const srv = net.createServer({ noDelay }, (c) => onStream(c as unknown as ByteStream));
         await new Promise<void>((r) => srv.listen(0, LO, r));
-        s = { port: (srv.address() as net.AddressInfo).port };
+        s = { port: (srv.address() as net.AddressInfo).port, noDelay };
         servers.set(test, s);
       }
       return Array.from({ length: count }, () => s);
     },
     dial(target) {
-      const { port } = target as { port: number };
+      const { port, noDelay } = target as { port: number; noDelay: boolean };
       return new Promise((resolve, reject) => {
-        const c = net.connect({ port, host: LO, noDelay: true }, () => resolve(c as unknown as ByteStream));
+        const c = net.connect({ port, host: LO, noDelay }, () => resolve(c as unknown as ByteStream));
         c.once('error', reject);
       });
     },
@@ -40,28 +44,32 @@ function tcpSide(): StreamSide {
 function tlsSide(certDir: string): StreamSide {
   const key = readFileSync(join(certDir, 'k.pem'));
   const cert = readFileSync(join(certDir, 'c.pem'));
-  const servers = new Map<string, { port: number }>();
+  const servers = new Map<string, { port: number; noDelay: boolean }>();
+  const sessions = new Map<number, Buffer>();
   return {
     async serve(test, count, onStream) {
       let s = servers.get(test);
       if (!s) {
+        const noDelay = !isBulkTest(test);
         const srv = tls.createServer({ key, cert, minVersion: 'TLSv1.3' }, (c) => {
-          c.setNoDelay(true);
+          c.setNoDelay(noDelay);
           onStream(c as unknown as ByteStream);
         });
         await new Promise<void>((r) => srv.listen(0, LO, r));
-        s = { port: (srv.address() as net.AddressInfo).port };
+        s = { port: (srv.address() as net.AddressInfo).port, noDelay };
         servers.set(test, s);
       }
       return Array.from({ length: count }, () => s);
     },
     dial(target) {
-      const { port } = target as { port: number };
+      const { port, noDelay } = target as { port: number; noDelay: boolean };
       return new Promise((resolve, reject) => {
-        const c = tls.connect({ port, host: LO, rejectUnauthorized: false, minVersion: 'TLSv1.3' }, () => {
-          c.setNoDelay(true);
+        const session = sessions.get(port);
+        const c = tls.connect({ port, host: LO, rejectUnauthorized: false, minVersion: 'TLSv1.3', ...(session ? { session } : {}) }, () => {
+          c.setNoDelay(noDelay);
           resolve(c as unknown as ByteStream);
         });
+        c.on('session', (sess: Buffer) => sessions.set(port, sess));
         c.once('error', reject);
       });
     },

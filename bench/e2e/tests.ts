@@ -50,7 +50,13 @@ interface DgramSinkState {
   lastUs: number;
 }
 
-const CHUNK_BYTES = 64 * 1024;
+/** Bulk writes as a bulk sender makes them (../shared/baselines/tls.js: 256 KiB); every transport gets the same. */
+const CHUNK_BYTES = 256 * 1024;
+
+/** Bulk-throughput tests ('s1', 's8'): TCP/TLS baselines leave Nagle on there, as a bulk sender would. */
+export function isBulkTest(test: string): boolean {
+  return /^s\d+$/.test(test);
+}
 
 function once<T>(s: ByteStream, ev: 'drain' | 'close'): Promise<T> {
   return new Promise((resolve) => s.once(ev, resolve as () => void));
@@ -145,7 +151,7 @@ export function testHandlers(streams: StreamSide | null, dgrams: DgramSide | nul
     },
 
     /**
-     * Throughput client: one stream per target, `bytesPerStream` each in 64 KiB writes, all in parallel.
+     * Throughput client: one stream per target, `bytesPerStream` each in 256 KiB writes, all in parallel.
      * Stops writing at `maxMs` (the sink then says how much arrived). Returns the start time.
      */
     async send(a) {
