@@ -134,7 +134,9 @@ test('nat: discover is MACed with a fresh counter each time once we hold a token
 
   const bare = setup(null);
   bare.nat.discoverEndpoint();
-  assert.deepEqual(bare.sent.map((p) => Array.from(p.data)), [Array.from(encodeBeaconMessage({ kind: 'discover', nodeId: ME }).value as Uint8Array)]);
+  const expected = encodeBeaconMessage({ kind: 'discover', nodeId: ME });
+  assert.ok(expected.ok);
+  assert.deepEqual(bare.sent.map((p) => Array.from(p.data)), [Array.from(expected.value)]);
 });
 
 test('nat: against an original registry (no token) a bare punch command from the beacon address still works, rate capped', async () => {

@@ -311,7 +311,7 @@ test('beacon auth fuzz: random bytes and forged node ids change nothing of token
           break;
         }
         case 1:
-          bytes = encodeBeaconMessage({ kind: 'discover', nodeId: pick() }).value as Uint8Array;
+          bytes = enc({ kind: 'discover', nodeId: pick() });
           break;
         case 2: {
           // A well-formed trailer with a random MAC (or one made with Mallory's token) on a forged id.
@@ -320,12 +320,12 @@ test('beacon auth fuzz: random bytes and forged node ids change nothing of token
           break;
         }
         case 3:
-          bytes = encodeBeaconMessage({ kind: 'punch_request', fromNodeId: pick(), toNodeId: pick() }).value as Uint8Array;
+          bytes = enc({ kind: 'punch_request', fromNodeId: pick(), toNodeId: pick() });
           break;
         case 4: {
           const payload = new Uint8Array(rng.int(40));
           rng.fill(payload);
-          bytes = encodeBeaconMessage({ kind: 'relay', senderNodeId: pick(), destNodeId: pick(), payload }).value as Uint8Array;
+          bytes = enc({ kind: 'relay', senderNodeId: pick(), destNodeId: pick(), payload });
           break;
         }
         default: {
@@ -377,6 +377,12 @@ test('beacon budgets: failed-authentication traffic is rate limited per source; 
     await w.close();
   }
 });
+
+function enc(m: BeaconMessage): Uint8Array {
+  const e = encodeBeaconMessage(m);
+  assert.ok(e.ok);
+  return e.value;
+}
 
 function readU32(b: Uint8Array, off: number): number {
   return ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
