@@ -63,37 +63,41 @@ async function main(): Promise<number> {
   }
   const logger = createLogger({ level: args['log-level'], format: format as LogFormat, name: 'pilot-rendezvous' });
 
-  const beacon = await BeaconServer.start({
-    host: beaconAddr.host,
-    port: beaconAddr.port,
-    ...(beaconAddr2 ? { host2: beaconAddr2.host, port2: beaconAddr2.port } : {}),
-    logger: logger.child({ part: 'beacon' }),
-  });
-  if (!beacon.ok) {
-    logger.fatal({ err: beacon.error }, beacon.error.message);
-    return 1;
-  }
   const store: RegistryStore = args.store
     ? new FileStore(args.store, { logger: logger.child({ part: 'store' }) })
     : new MemoryStore();
+  // The registry first: the beacon asks it who a node is (its beacon token) and who may punch whom.
+  let beacon: BeaconServer | null = null;
   const registry = await RegistryServer.start({
     host: registryAddr.host,
     port: registryAddr.port,
     store,
     logger: logger.child({ part: 'registry' }),
-    observedEndpoint: (id) => beacon.value.observedEndpoint(id),
+    observedEndpoint: (id) => beacon?.observedEndpoint(id) ?? null,
     requireFreshSignatures: args['require-fresh-signatures'],
   });
   if (!registry.ok) {
     logger.fatal({ err: registry.error }, registry.error.message);
     process.stderr.write(`pilot-rendezvous: ${registry.error.message}\n`);
-    await beacon.value.close();
     return 1;
   }
+  const started = await BeaconServer.start({
+    host: beaconAddr.host,
+    port: beaconAddr.port,
+    ...(beaconAddr2 ? { host2: beaconAddr2.host, port2: beaconAddr2.port } : {}),
+    logger: logger.child({ part: 'beacon' }),
+    authority: undefined, // TODO(issue 10, at merge): registry.value.beaconAuthority() — the registry's BeaconAuthority
+  });
+  if (!started.ok) {
+    logger.fatal({ err: started.error }, started.error.message);
+    await registry.value.close();
+    return 1;
+  }
+  beacon = started.value;
 
   const ra = registry.value.address();
-  const ba = beacon.value.address();
-  const ba2 = beacon.value.address2();
+  const ba = beacon.address();
+  const ba2 = beacon.address2();
   const ready: Record<string, string> = {
     registry: joinHostPort(ra.address, ra.port),
     beacon: joinHostPort(ba.address, ba.port),
@@ -111,7 +115,7 @@ async function main(): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   await registry.value.close();
-  await beacon.value.close();
+  await beacon.close();
   logger.flush?.();
   return 0;
 }

@@ -139,6 +139,8 @@ export class Daemon implements ServiceHost {
       listenHost: host,
       busyPeers: () => this.conns.peersWithConnections(),
       flushConnections: () => this.conns.flush(),
+      beaconToken: () => this.registry.beaconToken,
+      acceptsPunchFrom: (id) => this.isPublic || this.trust.isTrusted(id),
     });
     this.tunnels = new TunnelManager({
       identity: this.identity,

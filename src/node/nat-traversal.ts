@@ -7,7 +7,13 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import type { Micros } from '../core/clock.js';
 import { openDgramDatapath, type Datapath } from '../datapath/index.js';
-import { decodeBeaconMessage, encodeBeaconMessage } from '../wire/beacon-message.js';
+import {
+  decodeBeaconMessage,
+  encodeAuthenticatedBeaconMessage,
+  encodeBeaconMessage,
+  verifyBeaconAuth,
+  type BeaconMessage,
+} from '../wire/beacon-message.js';
 import { PILP_FRAME } from '../wire/legacy-frame.js';
 import { classifyNat, NAT_KINDS, type DiscoverObservation, type NatKind } from '../nat/index.js';
 import { BirthdayProber } from './birthday-probe.js';
@@ -37,6 +43,11 @@ const PUNCH_PREDICT_PORTS = 8;
 const PATH_PROBE_AFTER_US = 2_000_000;
 /** …and after this long its traffic moves to the relay. */
 const PATH_DEAD_US = 5_000_000;
+/** A punch command naming a peer we asked the beacon about is accepted this long after the request. */
+const PUNCH_PENDING_US = 30_000_000;
+const MAX_PENDING_PUNCHES = 4096;
+/** At most this many punch commands are executed per second, however many arrive (each sends 27 packets). */
+const PUNCH_COMMANDS_PER_SEC = 20;
 
 export interface NatTraversalDeps {
   logger: Logger;
@@ -55,6 +66,13 @@ export interface NatTraversalDeps {
   /** Peers with open connections (only those need a live path). */
   busyPeers(): number[];
   flushConnections(): void;
+  /**
+   * Our beacon token (src/node/registry-client.ts, from the signed register_ok); null against an original
+   * registry. With one, our discover and punch request carry its MAC and only MACed punch commands count.
+   */
+  beaconToken(): Uint8Array | null;
+  /** May `nodeId`, which asked the beacon for a punch towards us, make us punch towards it? (trusted; or we are public) */
+  acceptsPunchFrom(nodeId: number): boolean;
 }
 
 export class NatTraversal {
@@ -77,6 +95,16 @@ export class NatTraversal {
   /** Peers we told our NAT kind (over the relay), so each side can pick its traversal role. */
   private readonly natInfoSent = new Set<number>();
   private readonly birthday: BirthdayProber;
+  /** Counter of our MACed beacon messages: µs since the epoch, strictly increasing (the beacon refuses replays). */
+  private beaconTxCounter = 0;
+  /** Highest counter of a MACed punch command the beacon sent us. */
+  private beaconRxCounter = 0;
+  /** Peers we asked the beacon to punch with, and when. */
+  private readonly pendingPunches = new Map<number, Micros>();
+  private punchWindowStartUs: Micros = 0;
+  private punchesInWindow = 0;
+  /** Punch commands refused (wrong source, bad MAC, replay, a peer we neither asked for nor trust, over rate). */
+  readonly stats = { punchCommandsRefused: 0 };
 
   constructor(private readonly deps: NatTraversalDeps) {
     this.birthday = new BirthdayProber({
@@ -126,16 +154,24 @@ export class NatTraversal {
   /** Discover our public endpoint at the beacon (and the second beacon, which tells the NAT's mapping kind). */
   discoverEndpoint(): void {
     if (this.deps.nodeId() === 0) return;
-    const msg = encodeBeaconMessage({ kind: 'discover', nodeId: this.deps.nodeId() });
-    if (!msg.ok) return;
     for (const b of [this.deps.opts.beacon, this.deps.opts.beacon2]) {
       if (!b) continue;
+      const msg = this.beaconMessage({ kind: 'discover', nodeId: this.deps.nodeId() });
+      if (!msg.ok) return;
       const [host, port] = splitHostPort(b);
       const ip = host === 'localhost' ? '127.0.0.1' : host;
       const key = `${ip}:${port}`;
       if (!this.discoverSentUs.has(key)) this.discoverSentUs.set(key, this.deps.nowUs());
       this.sendMain(msg.value, ip, Number(port));
     }
+  }
+
+  /** A message for the beacon: MACed with our token once we hold one (each call takes a fresh counter). */
+  private beaconMessage(m: BeaconMessage): ReturnType<typeof encodeBeaconMessage> {
+    const token = this.deps.beaconToken();
+    if (!token) return encodeBeaconMessage(m);
+    this.beaconTxCounter = Math.max(this.beaconTxCounter + 1, Date.now() * 1000);
+    return encodeAuthenticatedBeaconMessage(m, token, this.beaconTxCounter);
   }
 
   private noteDiscoverReply(fromIp: string, fromPort: number, observed: { ip: string; port: number }): void {
@@ -169,7 +205,8 @@ export class NatTraversal {
       return;
     }
     if (m.value.kind === 'punch_command') {
-      this.punch(m.value.ip, m.value.port);
+      if (this.acceptPunchCommand(m.value, ip, port, now)) this.punch(m.value.ip, m.value.port);
+      else this.stats.punchCommandsRefused++;
       return;
     }
     if (m.value.kind === 'discover_reply') {
@@ -189,8 +226,52 @@ export class NatTraversal {
    */
   requestPunch(peerNodeId: number): void {
     if (this.deps.nodeId() === 0 || this.deps.opts.relayOnly) return;
-    const m = encodeBeaconMessage({ kind: 'punch_request', fromNodeId: this.deps.nodeId(), toNodeId: peerNodeId });
-    if (m.ok) this.sendMain(m.value, this.deps.beaconAddr.ip, this.deps.beaconAddr.port);
+    const m = this.beaconMessage({ kind: 'punch_request', fromNodeId: this.deps.nodeId(), toNodeId: peerNodeId });
+    if (!m.ok) return;
+    const now = this.deps.nowUs();
+    if (this.pendingPunches.size >= MAX_PENDING_PUNCHES) {
+      for (const [id, at] of this.pendingPunches) if (now - at > PUNCH_PENDING_US) this.pendingPunches.delete(id);
+      if (this.pendingPunches.size >= MAX_PENDING_PUNCHES) this.pendingPunches.delete(this.pendingPunches.keys().next().value!);
+    }
+    this.pendingPunches.delete(peerNodeId);
+    this.pendingPunches.set(peerNodeId, now);
+    this.sendMain(m.value, this.deps.beaconAddr.ip, this.deps.beaconAddr.port);
+  }
+
+  /**
+   * A punch command makes us send 27 packets to the address it names, so it counts only when it comes from
+   * our beacon's address and, once we hold a beacon token, carries the beacon's MAC with our token, a fresh
+   * counter, and names a peer we asked to punch with (we are the requester) or that may reach us (we are the
+   * target: trusted, or we are public). Bare commands (an original beacon) count only while we have no
+   * token, i.e. our registry is an original one. All of them are rate capped.
+   */
+  private acceptPunchCommand(m: Extract<BeaconMessage, { kind: 'punch_command' }>, ip: string, port: number, now: Micros): boolean {
+    const b = this.deps.beaconAddr;
+    if (ip !== b.ip || port !== b.port) {
+      this.deps.logger.debug({ from: `${ip}:${port}` }, 'punch command not from our beacon: ignored');
+      return false;
+    }
+    const token = this.deps.beaconToken();
+    if (token) {
+      if (!m.auth || m.peerNodeId === undefined) {
+        this.deps.logger.debug('unauthenticated punch command: ignored (we hold a beacon token)');
+        return false;
+      }
+      if (m.auth.counter <= this.beaconRxCounter || !verifyBeaconAuth(m.auth, token)) return false;
+      const peer = m.peerNodeId;
+      const askedUs = this.pendingPunches.get(peer);
+      const isAsked = askedUs !== undefined && now - askedUs <= PUNCH_PENDING_US;
+      if (!isAsked && !this.deps.acceptsPunchFrom(peer)) {
+        this.deps.logger.debug({ peer }, 'punch command for a peer we neither asked for nor trust: ignored');
+        return false;
+      }
+      this.beaconRxCounter = m.auth.counter;
+    }
+    if (now - this.punchWindowStartUs >= 1_000_000) {
+      this.punchWindowStartUs = now;
+      this.punchesInWindow = 0;
+    }
+    return ++this.punchesInWindow <= PUNCH_COMMANDS_PER_SEC;
   }
 
   private punch(ip: string, port: number): void {

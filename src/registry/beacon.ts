@@ -1,20 +1,38 @@
 // Beacon: UDP endpoint discovery, punch coordination and relay (pkg/beacon/server.go of the original).
 // Differences, none visible to original daemons:
+// - authenticated (issue 10), when the registry is wired in as `authority` (src/registry/beacon-authority.ts):
+//   a node that holds a beacon token must MAC its discover and punch request with it (trailer in
+//   src/wire/beacon-message.ts, counter strictly increasing and near our clock); only such a message moves
+//   its observed endpoint. Bare (original, unauthenticated) messages are accepted only for nodes the
+//   registry marks legacy (registered by original clients), and can never move a token holder's endpoint;
+//   messages claiming node ids the registry does not know are ignored;
 // - relay (0x05) is forwarded only when it comes from the endpoint the beacon last observed for its sender
-//   id, so a stranger cannot inject frames under another node's id without first hijacking its mapping;
-// - per-source token buckets bound relay bandwidth and discover/punch rates;
+//   id — for a token holder, an endpoint its MAC proved — so nobody else can inject frames under its id;
+// - punch requests are served only when the registry says the target lets the requester learn its endpoint
+//   (`mayPunch`: the target trusts the requester, or is public); the punch command to a token holder is
+//   MACed with its token and names the other node, so its daemon can check it asked for / trusts it;
+// - per-source token buckets (a bounded table) budget relay bytes and every other datagram, malformed and
+//   failed-authentication ones included; unknown or refused senders get no reply (no reflection);
 // - observed endpoints expire after `endpointTtlMs` without a discover (the original keeps them forever);
-// - an optional second socket answers discover too (never records), so a client can compare the two
-//   mappings for NAT classification;
+// - an optional second socket answers discover too (never records, checks no counter), so a client can
+//   compare the two mappings for NAT classification;
 // - gossip (0x07) is parsed and ignored: one beacon per rendezvous here.
-// Known weakness kept for compatibility: discover is unauthenticated, so anyone can re-point a node id's
-// observed endpoint (as in the original). Tunnel frames stay end-to-end authenticated, so this can disrupt or
-// divert traffic to a place that cannot read it, not impersonate.
+// Without `authority` the beacon behaves as the original (every message unauthenticated) and says so once.
+// Left open: legacy nodes stay as exposed as in the original (anyone can claim a legacy node id).
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../core/logger.js';
 import { err, ok, type Result } from '../core/result.js';
-import { decodeBeaconMessage, encodeBeaconMessage, writeRelayDeliver } from '../wire/beacon-message.js';
+import {
+  decodeBeaconMessage,
+  encodeAuthenticatedBeaconMessage,
+  encodeBeaconMessage,
+  verifyBeaconAuth,
+  writeRelayDeliver,
+  type BeaconAuth,
+  type BeaconMessage,
+} from '../wire/beacon-message.js';
+import type { BeaconAuthority, BeaconNodeAuth } from './beacon-authority.js';
 
 export interface BeaconOptions {
   host: string;
@@ -25,14 +43,30 @@ export interface BeaconOptions {
   logger: Logger;
   /** Relay budget per source endpoint. */
   relayBytesPerSec?: number;
-  /** Discover + punch budget per source endpoint. */
+  /** Budget for every non-relay datagram (discover, punch, malformed, failed authentication) per source endpoint. */
   controlPacketsPerSec?: number;
   endpointTtlMs?: number;
+  /** The registry: tokens, legacy nodes, who may punch whom. Absent: original, unauthenticated behaviour. */
+  authority?: BeaconAuthority;
+  /** Authenticated messages whose counter (µs since the epoch) is further than this from our clock are refused. */
+  maxClockSkewMs?: number;
+  /** Source endpoints whose budgets are kept; beyond, the oldest is forgotten. */
+  maxSources?: number;
+  /** Observed endpoints kept; beyond, the least recently refreshed is forgotten. */
+  maxNodes?: number;
+  /** Wall clock in ms (tests). */
+  nowMs?: () => number;
 }
 
 interface Observed {
   ip: string;
   port: number;
+  seenMs: number;
+}
+
+/** Highest authenticated counter accepted from a node, and when (kept 2 × maxClockSkewMs). */
+interface CounterState {
+  counter: number;
   seenMs: number;
 }
 
@@ -48,7 +82,7 @@ class TokenBucket {
     this.lastMs = nowMs;
   }
   take(n: number, nowMs: number): boolean {
-    this.tokens = Math.min(this.burst, this.tokens + ((nowMs - this.lastMs) / 1000) * this.ratePerSec);
+    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, nowMs - this.lastMs) / 1000) * this.ratePerSec);
     this.lastMs = nowMs;
     if (this.tokens < n) return false;
     this.tokens -= n;
@@ -62,12 +96,34 @@ interface SourceBudget {
   lastMs: number;
 }
 
+const DEFAULT_MAX_CLOCK_SKEW_MS = 10 * 60_000;
+const DEFAULT_MAX_SOURCES = 65_536;
+const DEFAULT_MAX_NODES = 262_144;
+
 export class BeaconServer {
   private readonly nodes = new Map<number, Observed>();
+  private readonly counters = new Map<number, CounterState>();
   private readonly budgets = new Map<string, SourceBudget>();
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** Our own counter for the punch commands we MAC. */
+  private txCounter = 0;
   /** Counters for tests and logs. */
-  readonly stats = { discovers: 0, punches: 0, relayed: 0, relayDropped: 0, rateLimited: 0, malformed: 0 };
+  readonly stats = {
+    discovers: 0,
+    punches: 0,
+    relayed: 0,
+    relayDropped: 0,
+    rateLimited: 0,
+    malformed: 0,
+    /** Claimed a node id the registry does not know. */
+    unknownNode: 0,
+    /** Bare message for a token holder, or a MAC that does not verify. */
+    authFailed: 0,
+    /** Counter not above the last accepted, or too far from our clock. */
+    replayed: 0,
+    /** The registry does not let the requester learn the target's endpoint. */
+    punchRefused: 0,
+  };
 
   private constructor(
     private readonly sock: dgram.Socket,
@@ -93,6 +149,7 @@ export class BeaconServer {
     sock2?.on('message', (msg, rinfo) => b.handlePacket(msg, rinfo, true));
     b.sweepTimer = setInterval(() => b.sweep(), 30_000);
     b.sweepTimer.unref();
+    if (!opts.authority) opts.logger.warn('beacon runs without the registry: discover, punch and relay are unauthenticated (original behaviour)');
     return ok(b);
   }
 
@@ -116,61 +173,40 @@ export class BeaconServer {
     await Promise.all([closeUdp(this.sock), this.sock2 ? closeUdp(this.sock2) : Promise.resolve()]);
   }
 
+  private now(): number {
+    return this.opts.nowMs ? this.opts.nowMs() : Date.now();
+  }
+
   private handlePacket(msg: Buffer, rinfo: dgram.RemoteInfo, isSecondary: boolean): void {
-    const nowMs = Date.now();
+    const nowMs = this.now();
+    const budget = this.budgetFor(rinfo, nowMs);
     const decoded = decodeBeaconMessage(msg);
     if (!decoded.ok) {
       this.stats.malformed++;
+      if (!budget.control.take(1, nowMs)) this.limited(rinfo);
       return;
     }
     const m = decoded.value;
-    const budget = this.budgetFor(rinfo, nowMs);
+    if (m.kind === 'relay') {
+      if (!isSecondary) this.handleRelay(m, rinfo, budget, nowMs);
+      return;
+    }
+    if (!budget.control.take(1, nowMs)) return this.limited(rinfo);
     const ip = normaliseIp(rinfo.address);
     switch (m.kind) {
       case 'discover': {
-        if (!budget.control.take(1, nowMs)) return this.limited(rinfo);
+        // The second address records nothing, so it checks no counter (the node's discovers to both
+        // addresses share one); it still answers only known senders, to reflect nothing to strangers.
+        const sender = this.authenticate(m.nodeId, m.auth, nowMs, isSecondary);
+        if (!sender) return;
         this.stats.discovers++;
-        if (!isSecondary) this.nodes.set(m.nodeId, { ip, port: rinfo.port, seenMs: nowMs });
+        if (!isSecondary) this.observe(m.nodeId, ip, rinfo.port, nowMs);
         this.send(isSecondary ? this.sock2! : this.sock, { kind: 'discover_reply', ip, port: rinfo.port }, rinfo);
         return;
       }
-      case 'punch_request': {
-        if (isSecondary) return;
-        if (!budget.control.take(1, nowMs)) return this.limited(rinfo);
-        // As the original: the request refreshes the requester's endpoint (symmetric NATs move it).
-        this.nodes.set(m.fromNodeId, { ip, port: rinfo.port, seenMs: nowMs });
-        const target = this.nodes.get(m.toNodeId);
-        if (!target) {
-          this.opts.logger.debug({ target: m.toNodeId }, 'beacon punch: target unknown');
-          return;
-        }
-        this.stats.punches++;
-        this.send(this.sock, { kind: 'punch_command', ip: target.ip, port: target.port }, { address: ip, port: rinfo.port });
-        this.send(this.sock, { kind: 'punch_command', ip, port: rinfo.port }, { address: target.ip, port: target.port });
+      case 'punch_request':
+        if (!isSecondary) this.handlePunchRequest(m, ip, rinfo.port, nowMs);
         return;
-      }
-      case 'relay': {
-        if (isSecondary) return;
-        const sender = this.nodes.get(m.senderNodeId);
-        if (!sender || sender.ip !== ip || sender.port !== rinfo.port) {
-          this.stats.relayDropped++;
-          return;
-        }
-        if (!budget.relay.take(m.payload.length, nowMs)) return this.limited(rinfo);
-        const dest = this.nodes.get(m.destNodeId);
-        if (!dest) {
-          this.stats.relayDropped++;
-          return;
-        }
-        // dgram owns the buffer until the send callback, so each relayed frame gets its own.
-        const out = Buffer.allocUnsafe(5 + m.payload.length);
-        writeRelayDeliver(out, m.senderNodeId, m.payload);
-        this.sock.send(out, dest.port, dest.ip, (e) => {
-          if (e) this.opts.logger.debug({ err: e }, 'beacon relay send failed');
-        });
-        this.stats.relayed++;
-        return;
-      }
       case 'sync':
         this.opts.logger.debug({ beaconId: m.beaconId, nodes: m.nodeIds.length }, 'beacon gossip ignored');
         return;
@@ -181,18 +217,128 @@ export class BeaconServer {
     }
   }
 
-  private send(
-    sock: dgram.Socket,
-    m: Parameters<typeof encodeBeaconMessage>[0],
-    to: { address: string; port: number },
+  private handlePunchRequest(m: Extract<BeaconMessage, { kind: 'punch_request' }>, ip: string, port: number, nowMs: number): void {
+    const requester = this.authenticate(m.fromNodeId, m.auth, nowMs, false);
+    if (!requester) return;
+    // As the original: the request refreshes the requester's endpoint (symmetric NATs move it).
+    this.observe(m.fromNodeId, ip, port, nowMs);
+    const authority = this.opts.authority;
+    if (authority && !authority.mayPunch(m.fromNodeId, m.toNodeId)) {
+      this.stats.punchRefused++;
+      this.opts.logger.debug({ from: m.fromNodeId, to: m.toNodeId }, 'beacon punch refused: target does not trust the requester');
+      return;
+    }
+    const target = this.nodes.get(m.toNodeId);
+    const targetAuth = authority ? authority.nodeAuth(m.toNodeId) : null;
+    if (!target || (authority && !targetAuth)) {
+      this.opts.logger.debug({ target: m.toNodeId }, 'beacon punch: target unknown');
+      return;
+    }
+    this.stats.punches++;
+    this.sendPunchCommand(requester.node, m.toNodeId, target, { ip, port }, nowMs);
+    this.sendPunchCommand(targetAuth, m.fromNodeId, { ip, port }, target, nowMs);
+  }
+
+  /** Tell `to` to punch towards `peer` (node `peerNodeId`): MACed with `to`'s token when it has one. */
+  private sendPunchCommand(
+    toAuth: BeaconNodeAuth | null,
+    peerNodeId: number,
+    peer: { ip: string; port: number },
+    to: { ip: string; port: number },
+    nowMs: number,
   ): void {
+    const dest = { address: to.ip, port: to.port };
+    if (!toAuth?.token) {
+      this.send(this.sock, { kind: 'punch_command', ip: peer.ip, port: peer.port }, dest);
+      return;
+    }
+    this.txCounter = Math.max(this.txCounter + 1, nowMs * 1000);
+    const bytes = encodeAuthenticatedBeaconMessage({ kind: 'punch_command', ip: peer.ip, port: peer.port, peerNodeId }, toAuth.token, this.txCounter);
+    if (bytes.ok) this.sendBytes(this.sock, bytes.value, dest);
+  }
+
+  private handleRelay(m: Extract<BeaconMessage, { kind: 'relay' }>, rinfo: dgram.RemoteInfo, budget: SourceBudget, nowMs: number): void {
+    // Charged before any check, so a source spraying forged relay frames pays for them too.
+    if (!budget.relay.take(m.payload.length + 9, nowMs)) return this.limited(rinfo);
+    const sender = this.nodes.get(m.senderNodeId);
+    if (!sender || sender.ip !== normaliseIp(rinfo.address) || sender.port !== rinfo.port) {
+      this.stats.relayDropped++;
+      return;
+    }
+    const dest = this.nodes.get(m.destNodeId);
+    if (!dest) {
+      this.stats.relayDropped++;
+      return;
+    }
+    // dgram owns the buffer until the send callback, so each relayed frame gets its own.
+    const out = Buffer.allocUnsafe(5 + m.payload.length);
+    writeRelayDeliver(out, m.senderNodeId, m.payload);
+    this.sock.send(out, dest.port, dest.ip, (e) => {
+      if (e) this.opts.logger.debug({ err: e }, 'beacon relay send failed');
+    });
+    this.stats.relayed++;
+  }
+
+  /**
+   * Does this message really come from `nodeId`? Without an authority, yes (original behaviour). A token
+   * holder must MAC it, with a counter above the last one accepted (checked and recorded unless
+   * `isReadOnly`) and near our clock; a legacy node may send it bare. null (counted) when refused; else the
+   * sender as the registry sees it (null without an authority).
+   */
+  private authenticate(nodeId: number, auth: BeaconAuth | undefined, nowMs: number, isReadOnly: boolean): { node: BeaconNodeAuth | null } | null {
+    const authority = this.opts.authority;
+    if (!authority) return { node: null };
+    const node = authority.nodeAuth(nodeId);
+    if (!node) {
+      this.stats.unknownNode++;
+      return null;
+    }
+    if (!node.token) {
+      if (node.isLegacy) return { node };
+      this.stats.authFailed++;
+      return null;
+    }
+    if (!auth) {
+      this.stats.authFailed++;
+      return null;
+    }
+    const skewMs = this.opts.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    const last = isReadOnly ? undefined : this.counters.get(nodeId);
+    if ((last && auth.counter <= last.counter) || Math.abs(auth.counter / 1000 - nowMs) > skewMs) {
+      this.stats.replayed++;
+      return null;
+    }
+    if (!verifyBeaconAuth(auth, node.token)) {
+      this.stats.authFailed++;
+      return null;
+    }
+    if (!isReadOnly) {
+      this.counters.delete(nodeId);
+      this.counters.set(nodeId, { counter: auth.counter, seenMs: nowMs });
+      if (this.counters.size > (this.opts.maxNodes ?? DEFAULT_MAX_NODES)) this.counters.delete(this.counters.keys().next().value!);
+    }
+    return { node };
+  }
+
+  /** Record a node's endpoint; the table is bounded, the least recently refreshed entry goes first. */
+  private observe(nodeId: number, ip: string, port: number, nowMs: number): void {
+    this.nodes.delete(nodeId);
+    this.nodes.set(nodeId, { ip, port, seenMs: nowMs });
+    if (this.nodes.size > (this.opts.maxNodes ?? DEFAULT_MAX_NODES)) this.nodes.delete(this.nodes.keys().next().value!);
+  }
+
+  private send(sock: dgram.Socket, m: BeaconMessage, to: { address: string; port: number }): void {
     const bytes = encodeBeaconMessage(m);
-    if (!bytes.ok) return;
-    sock.send(bytes.value, to.port, to.address, (e) => {
+    if (bytes.ok) this.sendBytes(sock, bytes.value, to);
+  }
+
+  private sendBytes(sock: dgram.Socket, bytes: Uint8Array, to: { address: string; port: number }): void {
+    sock.send(bytes, to.port, to.address, (e) => {
       if (e) this.opts.logger.debug({ err: e }, 'beacon send failed');
     });
   }
 
+  /** The source endpoint's budget. The table is bounded: a flood of fresh sources evicts the oldest entries. */
   private budgetFor(rinfo: dgram.RemoteInfo, nowMs: number): SourceBudget {
     const key = `${rinfo.address}|${rinfo.port}`;
     let b = this.budgets.get(key);
@@ -205,6 +351,7 @@ export class BeaconServer {
         lastMs: nowMs,
       };
       this.budgets.set(key, b);
+      if (this.budgets.size > (this.opts.maxSources ?? DEFAULT_MAX_SOURCES)) this.budgets.delete(this.budgets.keys().next().value!);
     }
     b.lastMs = nowMs;
     return b;
@@ -215,10 +362,18 @@ export class BeaconServer {
     this.opts.logger.debug({ from: `${rinfo.address}:${rinfo.port}` }, 'beacon rate limited');
   }
 
+  /** Sizes of the bounded tables (tests). */
+  tableSizes(): { nodes: number; counters: number; sources: number } {
+    return { nodes: this.nodes.size, counters: this.counters.size, sources: this.budgets.size };
+  }
+
   private sweep(): void {
-    const nowMs = Date.now();
+    const nowMs = this.now();
     const ttl = this.opts.endpointTtlMs ?? 10 * 60_000;
+    const counterTtl = 2 * (this.opts.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS);
     for (const [id, o] of this.nodes) if (nowMs - o.seenMs > ttl) this.nodes.delete(id);
+    // A forgotten counter re-opens replays of messages still within the clock window: keep it past that.
+    for (const [id, c] of this.counters) if (nowMs - c.seenMs > counterTtl) this.counters.delete(id);
     for (const [k, b] of this.budgets) if (nowMs - b.lastMs > 60_000) this.budgets.delete(k);
   }
 }

@@ -7,6 +7,18 @@
 //   0x06 relay deliver   [u32 sender][opaque frame]                beacon → dest node
 //   0x07 sync (gossip)   [u32 beacon id][u16 count][u32 node]*     beacon ↔ beacon
 // As in the original, trailing bytes after the fixed part are ignored (the Go code only checks minimum length).
+//
+// Our extension (issue 10), invisible to the original because it only appends: discover, punch request and
+// punch command may carry an authentication trailer
+//   [u64 counter][16 bytes: HMAC-SHA256(token, every byte before them), truncated]
+// with the node's 32-byte beacon token (handed out in its signed register_ok, src/registry/beacon-authority.ts).
+// The counter is microseconds since the epoch, strictly increasing per sender (the receiver refuses anything
+// not above the last it accepted, and anything far from its clock). A punch command so authenticated also
+// names the other node of the punch ([u32 peer] before the trailer), so the recipient can check it asked for
+// that punch or trusts that peer. Relay (0x05) carries no trailer: an original beacon would forward it to the
+// peer as part of the frame; the beacon instead accepts a relay frame only from the endpoint that the node's
+// last authenticated discover proved (src/registry/beacon.ts).
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { err, ok, type Result } from '../core/result.js';
 import { isU16, isU32, readU16, readU32, writeU16, writeU32 } from './bytes.js';
 
@@ -21,17 +33,35 @@ export const BEACON_RELAY = 0x05;
 export const BEACON_RELAY_DELIVER = 0x06;
 export const BEACON_SYNC = 0x07;
 
+/** Bytes of the MAC in the authentication trailer (HMAC-SHA256 truncated, as RFC 2104 §5 allows). */
+export const BEACON_MAC_BYTES = 16;
+/** The authentication trailer: [u64 counter][MAC]. */
+export const BEACON_AUTH_TRAILER_BYTES = 8 + BEACON_MAC_BYTES;
+
+/** The authentication trailer of a decoded message (views alias the datagram). */
+export interface BeaconAuth {
+  /** Sender's counter: µs since the epoch, strictly increasing per sender. */
+  counter: number;
+  /** Every byte the MAC covers (the message up to and including the counter). */
+  signed: Uint8Array;
+  mac: Uint8Array;
+}
+
 /** An endpoint in a beacon message. `ip` is dotted IPv4 or 8-group IPv6 text. */
 export interface BeaconEndpoint {
   ip: string;
   port: number;
 }
 
+/**
+ * `auth` is present only on a datagram that carries the trailer (encode ignores it: see
+ * encodeAuthenticatedBeaconMessage). `peerNodeId` of a punch command is the other node of the punch (ours).
+ */
 export type BeaconMessage =
-  | { kind: 'discover'; nodeId: number }
+  | { kind: 'discover'; nodeId: number; auth?: BeaconAuth }
   | ({ kind: 'discover_reply' } & BeaconEndpoint)
-  | { kind: 'punch_request'; fromNodeId: number; toNodeId: number }
-  | ({ kind: 'punch_command' } & BeaconEndpoint)
+  | { kind: 'punch_request'; fromNodeId: number; toNodeId: number; auth?: BeaconAuth }
+  | ({ kind: 'punch_command'; peerNodeId?: number; auth?: BeaconAuth } & BeaconEndpoint)
   | { kind: 'relay'; senderNodeId: number; destNodeId: number; payload: Uint8Array }
   | { kind: 'relay_deliver'; senderNodeId: number; payload: Uint8Array }
   | { kind: 'sync'; beaconId: number; nodeIds: number[] };
@@ -46,18 +76,27 @@ export function decodeBeaconMessage(buf: Uint8Array): Result<BeaconMessage> {
   if (buf.length < 1) return err('invalid_argument', 'empty beacon message');
   const body = buf.subarray(1);
   switch (buf[0]) {
-    case BEACON_DISCOVER:
+    case BEACON_DISCOVER: {
       if (body.length < 4) return short('discover');
-      return ok({ kind: 'discover', nodeId: readU32(body, 0) });
+      const auth = trailerAt(buf, 5);
+      return ok(auth ? { kind: 'discover', nodeId: readU32(body, 0), auth } : { kind: 'discover', nodeId: readU32(body, 0) });
+    }
     case BEACON_DISCOVER_REPLY:
+      return mapOk(decodeEndpoint(body), (ep) => ({ kind: 'discover_reply', ...ep }));
     case BEACON_PUNCH_COMMAND: {
       const ep = decodeEndpoint(body);
       if (!ep.ok) return ep;
-      return ok({ kind: buf[0] === BEACON_DISCOVER_REPLY ? 'discover_reply' : 'punch_command', ...ep.value });
+      const fixed = 1 + 1 + body[0]! + 2;
+      const auth = trailerAt(buf, fixed + 4);
+      if (!auth) return ok({ kind: 'punch_command', ...ep.value });
+      return ok({ kind: 'punch_command', ...ep.value, peerNodeId: readU32(buf, fixed), auth });
     }
-    case BEACON_PUNCH_REQUEST:
+    case BEACON_PUNCH_REQUEST: {
       if (body.length < 8) return short('punch request');
-      return ok({ kind: 'punch_request', fromNodeId: readU32(body, 0), toNodeId: readU32(body, 4) });
+      const auth = trailerAt(buf, 9);
+      const m = { kind: 'punch_request' as const, fromNodeId: readU32(body, 0), toNodeId: readU32(body, 4) };
+      return ok(auth ? { ...m, auth } : m);
+    }
     case BEACON_RELAY:
       if (body.length < 8) return short('relay');
       return ok({
@@ -146,6 +185,56 @@ export function encodeBeaconMessage(msg: BeaconMessage): Result<Uint8Array> {
     default:
       return err('invalid_argument', 'unknown beacon message kind');
   }
+}
+
+/**
+ * Encode a discover, punch request or punch command with the authentication trailer (MAC with `token`,
+ * `counter` strictly above the sender's previous one). A punch command must name `peerNodeId`.
+ * invalid_argument for other kinds, a token that is not BEACON_TOKEN_BYTES long, or a bad counter.
+ */
+export function encodeAuthenticatedBeaconMessage(msg: BeaconMessage, token: Uint8Array, counter: number): Result<Uint8Array> {
+  if (msg.kind !== 'discover' && msg.kind !== 'punch_request' && msg.kind !== 'punch_command') return bad('kind (only discover and punch messages are authenticated)');
+  if (token.length !== BEACON_TOKEN_BYTES) return bad('token');
+  if (!Number.isSafeInteger(counter) || counter < 0) return bad('counter');
+  if (msg.kind === 'punch_command' && !isU32(msg.peerNodeId)) return bad('peerNodeId');
+  const fixed = encodeBeaconMessage(msg);
+  if (!fixed.ok) return fixed;
+  const extra = msg.kind === 'punch_command' ? 4 : 0;
+  const out = new Uint8Array(fixed.value.length + extra + BEACON_AUTH_TRAILER_BYTES);
+  out.set(fixed.value, 0);
+  let off = fixed.value.length;
+  if (msg.kind === 'punch_command') writeU32(out, off, msg.peerNodeId!);
+  off += extra;
+  writeU32(out, off, Math.floor(counter / 0x1_0000_0000));
+  writeU32(out, off + 4, counter % 0x1_0000_0000);
+  out.set(beaconMac(token, out.subarray(0, off + 8)), off + 8);
+  return ok(out);
+}
+
+/** True when `auth`'s MAC is `token`'s (constant time). A wrong-length token never verifies. */
+export function verifyBeaconAuth(auth: BeaconAuth, token: Uint8Array): boolean {
+  if (token.length !== BEACON_TOKEN_BYTES || auth.mac.length !== BEACON_MAC_BYTES) return false;
+  return timingSafeEqual(beaconMac(token, auth.signed), auth.mac);
+}
+
+function beaconMac(token: Uint8Array, signed: Uint8Array): Uint8Array {
+  return createHmac('sha256', token).update(signed).digest().subarray(0, BEACON_MAC_BYTES);
+}
+
+/**
+ * The trailer when `buf` is exactly `fixedLen` + trailer bytes long; null otherwise (a bare original message,
+ * or one with other trailing bytes, which the original ignores and so do we). Counters beyond 2^53 are refused.
+ */
+function trailerAt(buf: Uint8Array, fixedLen: number): BeaconAuth | null {
+  if (buf.length !== fixedLen + BEACON_AUTH_TRAILER_BYTES) return null;
+  const hi = readU32(buf, fixedLen);
+  if (hi > 0x1f_ffff) return null;
+  const counter = hi * 0x1_0000_0000 + readU32(buf, fixedLen + 4);
+  return { counter, signed: buf.subarray(0, fixedLen + 8), mac: buf.subarray(fixedLen + 8) };
+}
+
+function mapOk<T, U>(r: Result<T>, f: (v: T) => U): Result<U> {
+  return r.ok ? ok(f(r.value)) : r;
 }
 
 /**

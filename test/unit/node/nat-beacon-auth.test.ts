@@ -1,0 +1,97 @@
+// Both halves of the authenticated beacon (issue 10) together on loopback: the daemon's NatTraversal MACs its
+// discover and punch request with its beacon token, the real BeaconServer (with a fake registry authority)
+// verifies them, and each side accepts the MACed punch command naming the other — so two trusted token
+// holders still punch, and a stranger's request (or a node without the right token) gets nowhere.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { silentLogger } from '../../../src/core/logger.js';
+import type { Datapath } from '../../../src/datapath/index.js';
+import type { DaemonOptions } from '../../../src/node/daemon-options.js';
+import { NatTraversal } from '../../../src/node/nat-traversal.js';
+import type { TunnelManager } from '../../../src/node/tunnel-manager.js';
+import { BeaconServer } from '../../../src/registry/beacon.js';
+import type { BeaconAuthority, BeaconNodeAuth } from '../../../src/registry/beacon-authority.js';
+import { BEACON_TOKEN_BYTES, isBeaconMessage } from '../../../src/wire/beacon-message.js';
+import { isPilp } from '../../../src/wire/legacy-frame.js';
+
+const A = 21;
+const B = 22;
+const C = 23; // registered, trusted by nobody
+
+const tokens = new Map([A, B, C].map((id) => [id, new Uint8Array(BEACON_TOKEN_BYTES).fill(id)]));
+const authority: BeaconAuthority = {
+  nodeAuth: (id): BeaconNodeAuth | null => (tokens.has(id) ? { token: tokens.get(id)!, isLegacy: false } : null),
+  mayPunch: (from, to) => (from === A && to === B) || (from === B && to === A),
+};
+
+async function node(id: number, beaconPort: number, trusts: number[]) {
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  const pilpFrom = new Set<number>();
+  const datapath = {
+    kind: 'dgram',
+    localAddress: { ip: '127.0.0.1', port: sock.address().port },
+    send(data: Uint8Array, ip: string, port: number) {
+      sock.send(data, port, ip);
+      return 1;
+    },
+  } as unknown as Datapath;
+  const beacon = { ip: '127.0.0.1', port: beaconPort };
+  const nat = new NatTraversal({
+    logger: silentLogger(),
+    nowUs: () => Math.round(performance.now() * 1000),
+    opts: { beacon: `127.0.0.1:${beaconPort}`, beacon2: null, relayOnly: false } as unknown as DaemonOptions,
+    datapath: () => datapath,
+    tunnels: () => ({}) as unknown as TunnelManager,
+    nodeId: () => id,
+    beaconAddr: beacon,
+    beaconEndpoint: beacon,
+    listenHost: '127.0.0.1',
+    busyPeers: () => [],
+    flushConnections: () => undefined,
+    beaconToken: () => tokens.get(id)!,
+    acceptsPunchFrom: (peer) => trusts.includes(peer),
+  });
+  sock.on('message', (m, rinfo) => {
+    const p = Uint8Array.from(m);
+    if (isBeaconMessage(p)) nat.handleBeacon(p, rinfo.address, rinfo.port, Math.round(performance.now() * 1000));
+    else if (isPilp(p)) pilpFrom.add(rinfo.port);
+  });
+  return { nat, sock, pilpFrom, port: sock.address().port, close: () => (nat.close(), sock.close()) };
+}
+
+const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('beacon + daemon: trusted token holders discover and punch each other; a stranger\'s punch request gets nothing', async () => {
+  const started = await BeaconServer.start({ host: '127.0.0.1', port: 0, logger: silentLogger(), authority });
+  assert.ok(started.ok);
+  const beacon = started.value;
+  const port = beacon.address().port;
+  const a = await node(A, port, [B]);
+  const b = await node(B, port, [A]);
+  const c = await node(C, port, []);
+  try {
+    for (const n of [a, b, c]) n.nat.discoverEndpoint();
+    await settle(150);
+    assert.equal(beacon.observedEndpoint(A), `127.0.0.1:${a.port}`);
+    assert.equal(beacon.observedEndpoint(B), `127.0.0.1:${b.port}`);
+    assert.equal(a.nat.publicEndpoint, `127.0.0.1:${a.port}`, 'the beacon answered our MACed discover');
+    assert.equal(beacon.stats.authFailed + beacon.stats.replayed, 0);
+
+    a.nat.requestPunch(B);
+    await settle(250);
+    assert.ok(b.pilpFrom.has(a.port), 'A punched towards B');
+    assert.ok(a.pilpFrom.has(b.port), 'B punched towards A');
+    assert.equal(a.nat.stats.punchCommandsRefused + b.nat.stats.punchCommandsRefused, 0);
+
+    c.nat.requestPunch(A);
+    await settle(250);
+    assert.equal(beacon.stats.punchRefused, 1);
+    assert.equal(c.pilpFrom.size, 0);
+    assert.ok(!a.pilpFrom.has(c.port) && !c.pilpFrom.has(a.port), 'no punch between A and the stranger');
+  } finally {
+    for (const n of [a, b, c]) n.close();
+    await beacon.close();
+  }
+});
