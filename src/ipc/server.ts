@@ -9,6 +9,7 @@ import { silentLogger } from '../core/logger.js';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { DatagramSocket, NodeApi, PilotStream, PingResult, PortListener } from '../node/api.js';
+import { proveDaemon, publishDaemonKey, type Identity } from '../node/daemon-proof.js';
 import { ParamReader } from './params.js';
 import {
   encodeLine,
@@ -25,6 +26,10 @@ export type PingOptions = Parameters<NodeApi['ping']>[1] & { onResult?: (r: Ping
 
 export interface IpcServerOptions {
   socketPath: string;
+  /** The node identity the `auth` method proves to clients (src/node/daemon-proof.ts). */
+  identity: Identity;
+  /** The daemon's home: its public key is published there (identity.pub) for clients to verify against. */
+  home: string;
   logger?: Logger;
 }
 
@@ -58,7 +63,10 @@ export async function serveIpc(api: NodeApi, opts: IpcServerOptions): Promise<Re
   const logger = opts.logger ?? silentLogger();
   const prepared = await prepareSocketPath(opts.socketPath);
   if (!prepared.ok) return prepared;
-  const state = new ServerState(api, logger);
+  // Before the socket exists: a client that can connect can also find the key to check the daemon's proof.
+  const published = publishDaemonKey(opts.home, opts.identity.publicKey);
+  if (!published.ok) return published;
+  const state = new ServerState(api, logger, opts.identity);
   const server = createServer({ allowHalfOpen: true }, (socket) => state.accept(socket));
   const listening = await new Promise<Result<void>>((resolve) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
@@ -149,6 +157,7 @@ class ServerState {
   constructor(
     readonly api: NodeApi,
     readonly logger: Logger,
+    readonly identity: Identity,
   ) {}
 
   accept(socket: Socket): void {
@@ -416,6 +425,11 @@ const U32 = 0xffffffff;
 const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
 
 const HANDLERS: Record<string, Handler> = {
+  // The client's first request on every connection: prove the node key on its nonce before it sends anything.
+  auth: async (conn, id, params) => {
+    const nonce = typeof params === 'object' && params !== null ? (params as Record<string, unknown>).nonce : undefined;
+    conn.respond(id, proveDaemon(conn.server.identity, nonce, process.pid));
+  },
   info: simple((api) => api.info()),
   set_hostname: simple((api, p) => {
     const hostname = p.str('hostname');
