@@ -9,7 +9,8 @@ import { callOnce, connectIpc, openRawStream } from '../../../src/ipc/client.js'
 import { LineSplitter, MAX_REQUEST_LINE_BYTES } from '../../../src/ipc/protocol.js';
 import { serveIpc, type IpcServer } from '../../../src/ipc/server.js';
 import { IpcStream } from '../../../src/ipc/stream.js';
-import { daemonAt, FakeNode, ipcAuth } from './fake-node.js';
+import { daemonAt, FakeNode, ipcAuth, TEST_IDENTITY } from './fake-node.js';
+import { proveDaemon, publishDaemonKey } from '../../../src/node/daemon-proof.js';
 
 let dir: string;
 let sock: string;
@@ -357,9 +358,21 @@ test('dial: a daemon that dies before answering (its socket only half-closes) â†
   const dir = mkdtempSync(join(tmpdir(), 'pilot-ipc-'));
   const path = join(dir, 'dying.sock');
   const conns: import('node:net').Socket[] = [];
+  // It is our daemon (it proves the node key on the client's nonce), and it dies on the dial request.
+  assert.ok(publishDaemonKey(dir, TEST_IDENTITY.publicKey).ok);
   const srv = createServer({ allowHalfOpen: true }, (s) => {
     conns.push(s);
-    s.once('data', () => s.end());
+    const lines = new LineSplitter(1 << 16);
+    s.on('data', (chunk: Buffer) => {
+      lines.push(chunk);
+      for (let line = lines.next(); line !== null; line = lines.next()) {
+        const m = JSON.parse(line) as { id: string; method: string; params: { nonce: string } };
+        if (m.method !== 'auth') return void s.end();
+        const proof = proveDaemon(TEST_IDENTITY, m.params.nonce, process.pid);
+        assert.ok(proof.ok);
+        s.write(JSON.stringify({ id: m.id, ok: true, result: proof.value }) + '\n');
+      }
+    });
   });
   await new Promise<void>((r) => srv.listen(path, () => r()));
   try {
