@@ -295,7 +295,11 @@ const stop = defineCommand<null>({
     const pidFromFile = readPid(paths.pidFile);
     // Ask over the verified socket first: a squatter gets neither the request nor a pid to act on.
     const conn = await connectIpc(target);
-    if (!conn.ok && conn.error.code === 'daemon_unverified') return conn;
+    // Unverified: a squatter, or our daemon too hung to answer. Only /proc can tell; nothing is signalled otherwise.
+    if (!conn.ok && conn.error.code === 'daemon_unverified') {
+      const isHungDaemon = pidFromFile !== null && isProcessAlive(pidFromFile) && isOurDaemonProcess(pidFromFile, paths.home, ctx.io.env);
+      if (!isHungDaemon) return conn;
+    }
     const provenPid = conn.ok ? conn.value.daemonPid : null;
     const asked = conn.ok ? await conn.value.call('shutdown') : conn;
     if (conn.ok) conn.value.close();

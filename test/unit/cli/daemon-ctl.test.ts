@@ -138,3 +138,23 @@ test('daemon start is not blocked by a stale pid file naming a foreign process (
   assert.equal(victim.signalled(), null);
   victim.child.kill('SIGKILL');
 });
+
+test('a hung daemon (SIGSTOP: cannot answer auth) is still stopped: /proc shows it is ours', async () => {
+  const h = join(dir, 'hung');
+  const s = await pilotctl(['daemon', 'start', '--home', h, '--registry', '127.0.0.1:1', '--json'], { env: env() });
+  assert.equal(s.code, 0, s.stderr);
+  const pid = (s.json as { data: { pid: number } }).data.pid;
+  process.kill(pid, 'SIGSTOP');
+  try {
+    const r = await pilotctl(['daemon', 'stop', '--home', h, '--json'], { env: env() });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual((r.json as { data: unknown }).data, { pid, forced: true });
+    assert.throws(() => process.kill(pid, 0));
+  } finally {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+});
