@@ -73,6 +73,7 @@ test('attack: a squatted socket gets no send-message data; pilotctl reports daem
     assert.equal(e.code, 'daemon_unverified');
     assert.match(e.hint, /not served by the daemon of this home/);
     assert.equal(sq.received().includes(SECRET), false, 'the squatter saw the message');
+    assert.equal(sq.received().includes(Buffer.from(SECRET).toString('base64')), false, 'the squatter saw the message (base64 on the wire)');
     // All it got is the auth challenge: one line, method auth, a random nonce.
     const lines = sq.received().trim().split('\n');
     assert.equal(lines.length, 1);
