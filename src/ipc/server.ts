@@ -72,7 +72,14 @@ export async function serveIpc(api: NodeApi, opts: IpcServerOptions): Promise<Re
     server.once('error', (e: NodeJS.ErrnoException) =>
       resolve(err('internal', `cannot listen on ${opts.socketPath}: ${e.message}`, { cause: e })),
     );
-    server.listen(opts.socketPath, () => resolve(ok()));
+    // bind(2) creates the socket file with the umask's mode; the chmod below comes a moment later. A 0177 umask
+    // closes that window (a Unix socket is connectable by whoever may write it). Node binds a path synchronously.
+    const umask = setUmask(0o177);
+    try {
+      server.listen(opts.socketPath, () => resolve(ok()));
+    } finally {
+      if (umask !== null) setUmask(umask);
+    }
   });
   if (!listening.ok) return listening;
   server.on('error', (e) => logger.error({ err: e }, 'ipc server error'));
@@ -107,6 +114,15 @@ class IpcServerHandle implements IpcServer {
     } catch {
       /* already gone: server.close() unlinks on most platforms */
     }
+  }
+}
+
+/** process.umask(mask), or null where it cannot be set (worker threads). Returns the previous mask. */
+function setUmask(mask: number): number | null {
+  try {
+    return process.umask(mask);
+  } catch {
+    return null;
   }
 }
 
