@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // pilot-daemon: one per agent. Flags as the original's daemon (see src/node/daemon-options.ts).
-import { writeFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createLogger } from '../core/logger.js';
+import { writeFileSafe } from '../core/safe-file.js';
 import { parseDaemonArgs } from '../node/daemon-options.js';
 import { homePaths } from '../node/home.js';
 import { createNode } from '../sdk/local-node.js';
@@ -55,7 +56,7 @@ async function main(): Promise<number> {
   const innerShutdown = n.shutdown.bind(n);
   // IPC `shutdown` reaches NodeApi.shutdown: stop the whole process, not just the node.
   n.shutdown = () => stop('ipc shutdown');
-  const srv = await serveIpc(n, { socketPath: opts.socket, logger: logger.child({ component: 'ipc' }) });
+  const srv = await serveIpc(n, { socketPath: opts.socket, identity: n.daemon.identity, home: opts.home, logger: logger.child({ component: 'ipc' }) });
   if (!srv.ok) {
     process.stderr.write(`pilot-daemon: ${srv.error.message}\n${srv.error.hint ?? ''}\n`);
     await innerShutdown();
@@ -65,7 +66,9 @@ async function main(): Promise<number> {
   // The original Go pilotctl speaks its own binary protocol: serve it too when asked (issue 6).
   const legacyIpc = opts.legacySocket ? await serveLegacyIpc(n, { socketPath: opts.legacySocket, logger: logger.child({ component: 'legacy-ipc' }) }) : null;
   if (legacyIpc && !legacyIpc.ok) logger.warn({ socket: opts.legacySocket, error: legacyIpc.error.message }, 'legacy IPC socket not served');
-  writeFileSync(homePaths(opts.home).pidFile, String(process.pid) + '\n', { mode: 0o600 });
+  // Through core/safe-file: a planted daemon.pid symlink is replaced, never followed.
+  const pidWritten = writeFileSafe(homePaths(opts.home).pidFile, String(process.pid) + '\n');
+  if (!pidWritten.ok) logger.warn({ error: pidWritten.error.message }, 'pid file not written');
   const info = await n.info();
   if (info.ok) logger.info({ node_id: info.value.node_id, address: info.value.address, socket: opts.socket }, 'daemon ready');
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -1,11 +1,15 @@
 // `pilotctl daemon start|stop|status`: spawn pilot-daemon detached, wait for its socket, stop it politely
-// (IPC shutdown) and then firmly (SIGTERM, SIGKILL).
+// (IPC shutdown) and then firmly (SIGTERM, SIGKILL) — but only a process shown to be this home's daemon: the
+// pid it signed on the verified control socket, or (daemon hung) what /proc says runs there. A pid file naming
+// someone else's process (pid reuse, or planted) is never signalled.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, existsSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
-import { callOnce } from '../ipc/client.js';
+import { openAppendNoFollow, readSmallFileNoFollow, writeFileSafe } from '../core/safe-file.js';
+import { callOnce, connectIpc, type DaemonTarget } from '../ipc/client.js';
 import { homePaths } from '../ipc/paths.js';
+import { prepareHome } from '../node/home.js';
 import type { NodeInfo } from '../node/api.js';
 import type { FlagSpec } from './args.js';
 import { defineCommand, type CliContext, type Command } from './command.js';
@@ -45,11 +49,58 @@ const DAEMON_FLAGS: FlagSpec[] = [
 ];
 
 function readPid(pidFile: string): number | null {
+  const f = readSmallFileNoFollow(pidFile, 64); // a symlink planted at daemon.pid is not followed
+  if (f === null) return null;
+  const n = Number(f.text.trim());
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
+
+function targetOf(ctx: CliContext): DaemonTarget {
+  return { socketPath: ctx.socketPath, home: ctx.home };
+}
+
+function sameDir(a: string, b: string): boolean {
+  const real = (p: string): string => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  return real(a) === real(b);
+}
+
+/**
+ * Does /proc show `pid` as our pilot-daemon for `home`: same uid as us, argv runs pilot-daemon (or
+ * PILOT_DAEMON_BIN), and its home — `--home` (relative to its cwd), else its PILOT_HOME, else its
+ * $HOME/.pilot — is this one? Linux only; elsewhere false (then only the IPC-verified pid is signalled).
+ */
+export function isOurDaemonProcess(pid: number, home: string, env: NodeJS.ProcessEnv): boolean {
   try {
-    const n = Number(readFileSync(pidFile, 'utf8').trim());
-    return Number.isInteger(n) && n > 0 ? n : null;
+    const uid = typeof process.getuid === 'function' ? process.getuid() : null;
+    if (uid !== null && statSync(`/proc/${pid}`).uid !== uid) return false;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+    const bin = env.PILOT_DAEMON_BIN ? resolve(env.PILOT_DAEMON_BIN) : null;
+    const cwd = readlinkSync(`/proc/${pid}/cwd`);
+    const isDaemon = argv.some((a) => /^pilot-daemon(\.[cm]?[jt]s)?$/.test(basename(a)) || (bin !== null && resolve(cwd, a) === bin));
+    if (!isDaemon) return false;
+    let theirHome: string | null = null;
+    for (let i = 0; i < argv.length; i++) {
+      if (argv[i] === '--home' && argv[i + 1] !== undefined) theirHome = argv[i + 1]!;
+      else if (argv[i]!.startsWith('--home=')) theirHome = argv[i]!.slice('--home='.length);
+    }
+    if (theirHome === null) {
+      const environ = new Map(
+        readFileSync(`/proc/${pid}/environ`, 'utf8')
+          .split('\0')
+          .filter((kv) => kv.includes('='))
+          .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const),
+      );
+      theirHome = environ.get('PILOT_HOME') ?? (environ.get('HOME') ? join(environ.get('HOME')!, '.pilot') : null);
+    }
+    return theirHome !== null && sameDir(resolve(cwd, theirHome), home);
   } catch {
-    return null;
+    return false;
   }
 }
 
@@ -117,7 +168,7 @@ const start = defineCommand<Map<string, string | true>>({
   args: [],
   flags: DAEMON_FLAGS,
   returns: 'pid, node_id, address, hostname, socket, log_file',
-  errors: ['already_exists', 'timeout', 'internal', 'not_found'],
+  errors: ['already_exists', 'timeout', 'internal', 'not_found', 'unsafe_home'],
   parse(a) {
     const h = a.flags.get('hostname');
     if (typeof h === 'string') {
@@ -134,18 +185,19 @@ const start = defineCommand<Map<string, string | true>>({
   },
   async run(ctx, flags) {
     const paths = homePaths(ctx.home);
+    const home = prepareHome(paths.home); // 0700 and ours, or refused with unsafe_home
+    if (!home.ok) return home;
     const pid0 = readPid(paths.pidFile);
-    if (pid0 !== null && isProcessAlive(pid0)) {
+    if (pid0 !== null && isProcessAlive(pid0) && isOurDaemonProcess(pid0, paths.home, ctx.io.env)) {
       return err('already_exists', `daemon is already running (pid ${pid0})`, { hint: 'stop it first with: pilotctl daemon stop' });
     }
-    const live = await callOnce(ctx.socketPath, 'info');
+    const live = await callOnce(targetOf(ctx), 'info');
     if (live.ok) return err('already_exists', `daemon is already running (socket ${ctx.socketPath} is active)`, { hint: 'stop it first with: pilotctl daemon stop' });
 
     const cmd = daemonCommand(ctx.io);
     if (!cmd.ok) return cmd;
     const [exe, ...pre] = cmd.value;
     const args = [...pre, ...forwardedArgs(ctx, flags)];
-    mkdirSync(paths.home, { recursive: true, mode: 0o700 });
 
     if (flags.get('foreground') === true) {
       const child = spawn(exe!, args, { stdio: 'inherit', env: ctx.io.env });
@@ -160,7 +212,9 @@ const start = defineCommand<Map<string, string | true>>({
       return ok({ data: { exit_code: code }, text: '', exitCode: code });
     }
 
-    const logFd = openSync(paths.logFile, 'a', 0o600);
+    const log = openAppendNoFollow(paths.logFile);
+    if (!log.ok) return log;
+    const logFd = log.value;
     const child = spawn(exe!, args, { detached: true, stdio: ['ignore', logFd, logFd], env: ctx.io.env });
     closeSync(logFd);
     let exitCode: number | null = null;
@@ -168,7 +222,11 @@ const start = defineCommand<Map<string, string | true>>({
     child.on('error', () => (exitCode = 127));
     const pid = child.pid;
     if (pid === undefined) return err('internal', `cannot start ${exe}`, { hint: 'check that node can run pilot-daemon' });
-    writeFileSync(paths.pidFile, String(pid), { mode: 0o600 });
+    const pidWritten = writeFileSafe(paths.pidFile, String(pid)); // replaces a planted symlink, never follows it
+    if (!pidWritten.ok) {
+      child.kill('SIGTERM');
+      return pidWritten;
+    }
     child.unref();
     if (!ctx.isJson) ctx.io.stderr.write(`starting daemon (pid ${pid})...`);
 
@@ -188,7 +246,7 @@ const start = defineCommand<Map<string, string | true>>({
           detail: { log_file: paths.logFile, log_tail: tail },
         });
       }
-      const r = await callOnce<NodeInfo>(ctx.socketPath, 'info');
+      const r = await callOnce<NodeInfo>(targetOf(ctx), 'info');
       if (!r.ok) continue;
       if (!ctx.isJson) ctx.io.stderr.write('\n');
       const i = r.value;
@@ -229,19 +287,41 @@ const stop = defineCommand<null>({
   args: [],
   flags: [],
   returns: 'pid, forced (bool)',
-  errors: ['not_running', 'internal'],
+  errors: ['not_running', 'internal', 'daemon_unverified'],
   parse: () => ok(null),
   async run(ctx) {
     const paths = homePaths(ctx.home);
+    const target = targetOf(ctx);
     const pidFromFile = readPid(paths.pidFile);
-    const pid = pidFromFile !== null && isProcessAlive(pidFromFile) ? pidFromFile : null;
-    const asked = await callOnce(ctx.socketPath, 'shutdown');
+    // Ask over the verified socket first: a squatter gets neither the request nor a pid to act on.
+    const conn = await connectIpc(target);
+    // Unverified: a squatter, or our daemon too hung to answer. Only /proc can tell; nothing is signalled otherwise.
+    if (!conn.ok && conn.error.code === 'daemon_unverified') {
+      const isHungDaemon = pidFromFile !== null && isProcessAlive(pidFromFile) && isOurDaemonProcess(pidFromFile, paths.home, ctx.io.env);
+      if (!isHungDaemon) return conn;
+    }
+    const provenPid = conn.ok ? conn.value.daemonPid : null;
+    const asked = conn.ok ? await conn.value.call('shutdown') : conn;
+    if (conn.ok) conn.value.close();
+    // The only pids we may signal: the one the daemon signed, or the pid file's if /proc shows our daemon there.
+    const candidate = pidFromFile ?? provenPid;
+    let pid: number | null = null;
+    if (candidate !== null && isProcessAlive(candidate)) {
+      if (candidate === provenPid || isOurDaemonProcess(candidate, paths.home, ctx.io.env)) pid = candidate;
+      else if (!asked.ok) {
+        tryUnlink(paths.pidFile);
+        return err('not_running', `daemon is not running; the pid file named pid ${candidate}, which is not a pilot-daemon of ${paths.home}, so it was left alone`, {
+          hint: 'the stale pid file was removed; start the daemon with: pilotctl daemon start',
+          detail: { pid_file: paths.pidFile, foreign_pid: candidate },
+        });
+      }
+    }
     if (!asked.ok && pid === null) {
       if (pidFromFile !== null) tryUnlink(paths.pidFile);
       return err('not_running', 'daemon is not running', { hint: 'start it with: pilotctl daemon start' });
     }
     const deadlineMs = Date.now() + (ctx.timeoutMs ?? STOP_TIMEOUT_MS);
-    const isGone = async (): Promise<boolean> => (pid === null || !isProcessAlive(pid)) && !(await callOnce(ctx.socketPath, 'info')).ok;
+    const isGone = async (): Promise<boolean> => (pid === null || !isProcessAlive(pid)) && !(await callOnce(target, 'info')).ok;
     let forced = false;
     if (!(await waitUntil(isGone, asked.ok ? deadlineMs : Date.now()))) {
       if (pid !== null) {
@@ -280,14 +360,15 @@ const status = defineCommand<{ check: boolean }>({
   args: [],
   flags: [{ name: 'check', kind: 'bool', description: 'no output; exit code only' }],
   returns: 'running (bool), responsive (bool), pid, pid_file, socket, node_id, address, hostname, uptime_secs, peers, connections',
-  errors: [],
+  errors: ['daemon_unverified'],
   parse: (a) => ok({ check: a.flags.get('check') === true }),
   async run(ctx, p) {
     const paths = homePaths(ctx.home);
-    const r = await callOnce<NodeInfo>(ctx.socketPath, 'info');
+    const r = await callOnce<NodeInfo>(targetOf(ctx), 'info');
     if (p.check) return ok({ exitCode: r.ok ? 0 : 1 });
+    if (!r.ok && r.error.code === 'daemon_unverified') return r;
     const pid = readPid(paths.pidFile);
-    const isRunning = r.ok || (pid !== null && isProcessAlive(pid));
+    const isRunning = r.ok || (pid !== null && isProcessAlive(pid) && isOurDaemonProcess(pid, paths.home, ctx.io.env));
     const data: Record<string, unknown> = { running: isRunning, responsive: r.ok, pid, pid_file: paths.pidFile, socket: ctx.socketPath };
     if (!r.ok) return ok({ data, text: `Daemon: ${isRunning ? 'running but not answering' : 'stopped'}\n  start with: pilotctl daemon start\n` });
     const i = r.value;

@@ -1,6 +1,8 @@
 // pilotctl entry: one command table drives parsing, help, and the `context` catalogue.
 // Exit codes: 0 ok, 1 failure (error on stderr), 2 usage error (invalid_argument before any I/O).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileSafe } from '../core/safe-file.js';
+import { prepareHome } from '../node/home.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ERRORS, pilotError, type PilotError } from '../core/errors.js';
@@ -43,6 +45,8 @@ const ERROR_DESCRIPTIONS: Record<keyof typeof ERRORS, string> = {
   connection_failed: 'Network or dial failure (may retry)',
   timeout: 'Operation timed out (may retry with longer timeout)',
   internal: 'Unexpected system error',
+  unsafe_home: 'The home directory is owned or writable by another user (fix its owner/mode, do not retry)',
+  daemon_unverified: 'The socket is not served by this home\'s daemon (socket owner or node-key proof failed); nothing was sent',
 };
 
 function configPath(home: string): string {
@@ -79,12 +83,10 @@ const config = defineCommand<{ set: [string, string] | null }>({
       const [key, raw] = p.set;
       const value = raw === 'true' ? true : raw === 'false' ? false : raw;
       cfg[key] = value;
-      try {
-        mkdirSync(ctx.home, { recursive: true, mode: 0o700 });
-        writeFileSync(configPath(ctx.home), JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
-      } catch (e) {
-        return err('internal', `save config: ${(e as Error).message}`);
-      }
+      const home = prepareHome(ctx.home);
+      if (!home.ok) return home;
+      const saved = writeFileSafe(configPath(ctx.home), JSON.stringify(cfg, null, 2) + '\n');
+      if (!saved.ok) return err('internal', `save config: ${saved.error.message}`, { hint: saved.error.hint ?? '' });
       return ok({ data: { key, value }, text: `${key} = ${JSON.stringify(value)}\n` });
     }
     const paths = homePaths(ctx.home);
@@ -331,7 +333,7 @@ export async function runCli(argv: string[], io: CliIo, opts: RunOptions = {}): 
     signal: opts.signal ?? new AbortController().signal,
     async client(): Promise<Result<PilotClient>> {
       if (client) return ok(client);
-      const c = await PilotClient.connect({ socketPath });
+      const c = await PilotClient.connect({ socketPath, home });
       if (!c.ok) return c;
       client = c.value;
       return c;

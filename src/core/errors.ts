@@ -9,6 +9,12 @@ export const ERRORS = {
   },
   timeout: { hint: 'raise --timeout, or check `pilotctl ping <peer>`' },
   internal: { hint: 'a bug: rerun with --log-level debug and keep the log' },
+  // The home is ours (issue 10): a home another user owns or may write could hold planted trust, keys or sockets.
+  unsafe_home: { hint: 'the home must be a directory you own that group/others cannot write: chown it and chmod 700 it, or pass another --home' },
+  // pilotctl/SDK found something on the socket that is not this home's daemon (socket owner, or no proof of the node key).
+  daemon_unverified: {
+    hint: 'the socket is not served by the daemon of this home: check --socket/--home, stop whatever listens there, then run pilotctl daemon start',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

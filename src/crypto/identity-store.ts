@@ -1,22 +1,10 @@
 // Persisting the node identity: the one place under src/crypto that does file-system I/O (synchronous, startup only).
 // An existing file is never replaced: a corrupt, unreadable or world-readable identity file is an error naming the
 // file, because silently minting a new key would change the node's identity behind the operator's back.
-import {
-  closeSync,
-  fchmodSync,
-  fsyncSync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import sodium from 'sodium-native';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { err, ok, type Result } from '../core/index.js';
+import { writeFileSafe } from '../core/safe-file.js';
 import { generateIdentity, identityToJson, parseIdentityJson, type Identity } from './identity.js';
 
 export const IDENTITY_FILE_MODE = 0o600;
@@ -88,8 +76,8 @@ export function loadIdentity(path: string): Result<Identity> {
 }
 
 /**
- * Load the identity at `path`, or create one on first start (mode 0600, atomic: temp file in the same directory,
- * fsync, then hard-link into place so a concurrently created file is never overwritten). Any existing file that
+ * Load the identity at `path`, or create one on first start (mode 0600, through core/safe-file: exclusive
+ * no-follow temp file, fsync, then hard-linked into place so a concurrently created file is never overwritten). Any existing file that
  * fails to load is returned as an error and left untouched. Does file-system I/O.
  */
 export function loadOrCreateIdentity(path: string): Result<{ identity: Identity; created: boolean }> {
@@ -109,110 +97,37 @@ export function loadOrCreateIdentity(path: string): Result<{ identity: Identity;
   }
 
   const identity = generateIdentity();
-  const text = JSON.stringify(identityToJson(identity), null, 2);
-  const suffix = new Uint8Array(6);
-  sodium.randombytes_buf(suffix);
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${Buffer.from(suffix).toString('hex')}`);
-
-  try {
-    const fd = openSync(tmp, 'wx', IDENTITY_FILE_MODE);
-    try {
-      fchmodSync(fd, IDENTITY_FILE_MODE); // the umask cannot widen 0600, but an inherited ACL default could
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch (cause) {
-    safeUnlink(tmp);
-    return err('internal', `cannot write identity file ${path}`, {
-      hint: `check that ${dir} is writable and not full`,
-      detail: { path, errno: errnoOf(cause) },
-      cause,
-    });
-  }
-
-  try {
-    linkSync(tmp, path);
-    safeUnlink(tmp);
-  } catch (cause) {
-    const code = errnoOf(cause);
-    if (code === 'EEXIST') {
-      // Another process created it between our check and now: theirs wins.
-      safeUnlink(tmp);
+  // noReplace: a file created concurrently by another process is never overwritten — theirs wins.
+  const written = writeFileSafe(path, JSON.stringify(identityToJson(identity), null, 2), { mode: IDENTITY_FILE_MODE, noReplace: true });
+  if (!written.ok) {
+    if (written.error.code === 'already_exists') {
       const raced = loadIdentity(path);
       return raced.ok ? ok({ identity: raced.value, created: false }) : raced;
     }
-    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') {
-      // File systems without hard links: rename is still atomic, only the no-overwrite guarantee is lost.
-      try {
-        renameSync(tmp, path);
-      } catch (cause2) {
-        safeUnlink(tmp);
-        return err('internal', `cannot move the new identity into ${path}`, {
-          detail: { path, errno: errnoOf(cause2) },
-          cause: cause2,
-        });
-      }
-    } else {
-      safeUnlink(tmp);
-      return err('internal', `cannot move the new identity into ${path}`, {
-        detail: { path, errno: code },
-        cause,
-      });
-    }
+    return err('internal', `cannot write identity file ${path}`, {
+      hint: `check that ${dir} is writable and not full`,
+      detail: { path, ...written.error.detail },
+      cause: written.error,
+    });
   }
-  fsyncDir(dir);
   return ok({ identity, created: true });
 }
 
 /** Write `identity` to `path` atomically (replacing any file there). For tooling and tests; does file-system I/O. */
 export function saveIdentity(path: string, identity: Identity): Result<void> {
   const dir = dirname(path);
-  const suffix = new Uint8Array(6);
-  sodium.randombytes_buf(suffix);
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${Buffer.from(suffix).toString('hex')}`);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const fd = openSync(tmp, 'wx', IDENTITY_FILE_MODE);
-    try {
-      fchmodSync(fd, IDENTITY_FILE_MODE);
-      writeSync(fd, JSON.stringify(identityToJson(identity), null, 2));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
   } catch (cause) {
-    safeUnlink(tmp);
+    return err('internal', `cannot create directory ${dir} for the identity file`, { detail: { path, errno: errnoOf(cause) }, cause });
+  }
+  const written = writeFileSafe(path, JSON.stringify(identityToJson(identity), null, 2), { mode: IDENTITY_FILE_MODE });
+  if (!written.ok) {
     return err('internal', `cannot write identity file ${path}`, {
       hint: `check that ${dir} is writable`,
-      detail: { path, errno: errnoOf(cause) },
-      cause,
+      detail: { path, ...written.error.detail },
+      cause: written.error,
     });
   }
-  fsyncDir(dir);
   return ok();
-}
-
-function safeUnlink(p: string): void {
-  try {
-    unlinkSync(p);
-  } catch {
-    /* already gone */
-  }
-}
-
-// Makes the new directory entry durable; some platforms cannot open or fsync directories, which is harmless.
-function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    /* best effort */
-  }
 }

@@ -1,7 +1,12 @@
 // Client side of the control socket: request/response multiplexed by id, events routed to per-call handlers.
+// Every connection is verified before a byte of ours goes out (issue 10, "the home is ours"): the socket must be
+// a real socket (not a symlink) owned by our uid, and the process behind it must sign our fresh nonce with the
+// node key published in the home (src/node/daemon-proof.ts). Anything else is `daemon_unverified`.
+import { lstatSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, errFrom, ok, type Result } from '../core/result.js';
+import { checkDaemonProof, newAuthNonce, readDaemonKey } from '../node/daemon-proof.js';
 import {
   encodeLine,
   fromWireError,
@@ -31,8 +36,44 @@ function connectError(socketPath: string, e: NodeJS.ErrnoException): PilotError 
   return pilotError('not_running', `cannot reach the daemon on ${socketPath}: ${e.message}`);
 }
 
-/** Open a Unix socket to the daemon. Missing socket / nobody listening → `not_running`. */
-export function connectSocket(socketPath: string): Promise<Result<Socket>> {
+/** Which daemon to talk to: its control socket, and the home whose published node key it must prove. */
+export interface DaemonTarget {
+  socketPath: string;
+  home: string;
+}
+
+/** A connected, verified socket, and the pid the daemon signed (for `daemon stop`). */
+export interface VerifiedSocket {
+  socket: Socket;
+  daemonPid: number;
+}
+
+/** How long the daemon gets to answer `auth`. A squatter that never answers is `daemon_unverified`, not a hang. */
+const AUTH_TIMEOUT_MS = 5000;
+
+/** The socket file must be a socket owned by us: lstat, so a symlink someone planted is refused, not followed. */
+function checkSocketFile(socketPath: string): Result<void> {
+  let st;
+  try {
+    st = lstatSync(socketPath);
+  } catch (e) {
+    return errFrom(connectError(socketPath, e as NodeJS.ErrnoException));
+  }
+  const uid = typeof process.getuid === 'function' ? process.getuid() : null;
+  if (!st.isSocket()) {
+    return err('daemon_unverified', `${socketPath} is ${st.isSymbolicLink() ? 'a symlink' : 'not a socket'}; refusing to talk to it`, {
+      detail: { socket: socketPath },
+    });
+  }
+  if (uid !== null && st.uid !== uid) {
+    return err('daemon_unverified', `socket ${socketPath} is owned by uid ${st.uid}, not by you (uid ${uid}); refusing to talk to it`, {
+      detail: { socket: socketPath, owner_uid: st.uid, uid },
+    });
+  }
+  return ok();
+}
+
+function rawConnect(socketPath: string): Promise<Result<Socket>> {
   return new Promise((resolve) => {
     const socket = createConnection({ path: socketPath, allowHalfOpen: true });
     const onError = (e: NodeJS.ErrnoException): void => resolve(errFrom(connectError(socketPath, e)));
@@ -42,6 +83,82 @@ export function connectSocket(socketPath: string): Promise<Result<Socket>> {
       resolve(ok(socket));
     });
   });
+}
+
+/**
+ * Send `auth` with a fresh nonce and read exactly its response line; nothing else is written before it verifies.
+ * Bytes that follow the response stay buffered in `rest` (there are none from an honest daemon).
+ */
+function authenticate(socket: Socket, target: DaemonTarget, key: Uint8Array): Promise<Result<{ pid: number; rest: Buffer }>> {
+  const nonce = newAuthNonce();
+  return new Promise((resolve) => {
+    const splitter = new LineSplitter(MAX_RESPONSE_LINE_BYTES);
+    const unverified = (why: string): Result<never> =>
+      err('daemon_unverified', `the process on ${target.socketPath} did not prove it is this home's daemon: ${why}`, {
+        detail: { socket: target.socketPath, home: target.home },
+      });
+    const finish = (r: Result<{ pid: number; rest: Buffer }>): void => {
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onClose);
+      socket.removeListener('close', onClose);
+      socket.removeListener('error', onClose);
+      socket.pause();
+      resolve(r);
+    };
+    const onData = (chunk: Buffer): void => {
+      splitter.push(chunk);
+      const line = splitter.next();
+      if (line === null) {
+        if (splitter.isOverflowed) finish(unverified('oversized answer'));
+        return;
+      }
+      let msg: Record<string, unknown>;
+      try {
+        msg = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return finish(unverified('malformed answer'));
+      }
+      if (typeof msg !== 'object' || msg === null || msg.id !== 'auth') return finish(unverified('no answer to auth'));
+      if (msg.ok !== true) return finish(unverified(`auth refused (${fromWireError(msg.error).message})`));
+      const checked = checkDaemonProof(key, nonce, msg.result, target.socketPath);
+      if (!checked.ok) return finish(checked);
+      finish(ok({ pid: checked.value.pid, rest: splitter.takeRest() }));
+    };
+    const onClose = (): void => finish(unverified('it closed the connection'));
+    const timer = setTimeout(() => finish(unverified(`no answer within ${AUTH_TIMEOUT_MS} ms`)), AUTH_TIMEOUT_MS);
+    timer.unref?.();
+    socket.on('data', onData);
+    socket.once('end', onClose);
+    socket.once('close', onClose);
+    socket.once('error', onClose);
+    socket.write(encodeLine({ id: 'auth', method: 'auth', params: { nonce: Buffer.from(nonce).toString('base64') } }));
+  });
+}
+
+/**
+ * Open a Unix socket to the daemon of `target.home` and verify it (see the file comment) before returning it.
+ * Missing socket / nobody listening → `not_running`; wrong owner, symlink, no key in the home or no valid proof
+ * → `daemon_unverified` (the socket is closed, nothing but the nonce was sent).
+ */
+export async function connectSocket(target: DaemonTarget): Promise<Result<VerifiedSocket>> {
+  const file = checkSocketFile(target.socketPath);
+  if (!file.ok) return file;
+  const key = readDaemonKey(target.home);
+  const s = await rawConnect(target.socketPath);
+  if (!s.ok) return s;
+  const socket = s.value;
+  if (!key.ok) {
+    socket.destroy();
+    return key;
+  }
+  const a = await authenticate(socket, target, key.value);
+  if (!a.ok) {
+    socket.destroy();
+    return a;
+  }
+  if (a.value.rest.length > 0) socket.unshift(a.value.rest);
+  return ok({ socket, daemonPid: a.value.pid });
 }
 
 /**
@@ -59,7 +176,9 @@ export class IpcConnection {
 
   constructor(
     readonly socket: Socket,
-    readonly socketPath: string,
+    readonly target: DaemonTarget,
+    /** The pid the daemon signed in its proof (connectSocket). */
+    readonly daemonPid: number,
   ) {
     socket.on('data', (chunk: Buffer) => {
       this.splitter.push(chunk);
@@ -69,6 +188,11 @@ export class IpcConnection {
     socket.on('error', (e) => this.fail(pilotError('not_running', `daemon connection failed: ${e.message}`)));
     socket.on('end', () => socket.end());
     socket.on('close', () => this.fail(pilotError('not_running', 'daemon closed the connection')));
+    socket.resume(); // connectSocket leaves it paused after the auth exchange
+  }
+
+  get socketPath(): string {
+    return this.target.socketPath;
   }
 
   get isClosed(): boolean {
@@ -153,11 +277,11 @@ export class IpcConnection {
   }
 }
 
-/** Connect a control connection; `not_running` when no daemon answers on `socketPath`. */
-export async function connectIpc(socketPath: string): Promise<Result<IpcConnection>> {
-  const s = await connectSocket(socketPath);
+/** Connect a verified control connection: `not_running` when no daemon answers, `daemon_unverified` (connectSocket). */
+export async function connectIpc(target: DaemonTarget): Promise<Result<IpcConnection>> {
+  const s = await connectSocket(target);
   if (!s.ok) return s;
-  return ok(new IpcConnection(s.value, socketPath));
+  return ok(new IpcConnection(s.value.socket, target, s.value.daemonPid));
 }
 
 /** The daemon's answer to a successful dial/accept, after which the socket carries raw stream bytes. */
@@ -175,13 +299,13 @@ export interface StreamOpenResult {
  * `{closed: true}` from accept (listener gone) comes back as ok(null).
  */
 export async function openRawStream(
-  socketPath: string,
+  target: DaemonTarget,
   method: 'dial' | 'accept',
   params: Record<string, unknown>,
 ): Promise<Result<{ socket: Socket; meta: StreamOpenResult; rest: Buffer } | null>> {
-  const s = await connectSocket(socketPath);
+  const s = await connectSocket(target);
   if (!s.ok) return s;
-  const socket = s.value;
+  const socket = s.value.socket;
   return new Promise((resolve) => {
     const splitter = new LineSplitter(MAX_RESPONSE_LINE_BYTES);
     const finish = (r: Result<{ socket: Socket; meta: StreamOpenResult; rest: Buffer } | null>): void => {
@@ -218,17 +342,18 @@ export async function openRawStream(
     socket.once('end', onClose);
     socket.once('close', onClose);
     socket.once('error', onClose);
+    socket.resume();
     socket.write(encodeLine({ id: 1, method, params }));
   });
 }
 
 /** One request on a throwaway connection (stream_status / stream_reset, `daemon status`). */
 export async function callOnce<T = unknown>(
-  socketPath: string,
+  target: DaemonTarget,
   method: IpcMethod,
   params: Record<string, unknown> = {},
 ): Promise<Result<T>> {
-  const c = await connectIpc(socketPath);
+  const c = await connectIpc(target);
   if (!c.ok) return c;
   const r = await c.value.call<T>(method, params);
   c.value.close();

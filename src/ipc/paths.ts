@@ -21,3 +21,12 @@ export function resolveSocketPath(loc: SocketLocation = {}, env: NodeJS.ProcessE
   if (env.PILOT_SOCKET) return resolve(env.PILOT_SOCKET);
   return homePaths(defaultHome(env)).socket;
 }
+
+/**
+ * Socket and home of the daemon a client means: the socket as resolveSocketPath, the home (whose published node
+ * key the daemon must prove, see client.ts) explicit > PILOT_HOME > ~/.pilot — the same home pilot-daemon uses
+ * when given only --socket.
+ */
+export function resolveDaemonTarget(loc: SocketLocation = {}, env: NodeJS.ProcessEnv = process.env): { socketPath: string; home: string } {
+  return { socketPath: resolveSocketPath(loc, env), home: resolveHome(loc.home, env) };
+}

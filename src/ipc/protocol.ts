@@ -8,6 +8,12 @@
 // (subscribe, listen, open_datagram) answer first and then push events on the same id until an `end` event
 // or until the client sends {"method":"close","params":{"target":id}} / closes the connection.
 //
+// Authentication: a client's first request on every connection is
+//   {"id":"auth","method":"auth","params":{"nonce":"<base64 of 32 random bytes>"}}
+// answered with {"public_key","pid","signature"}: the daemon's Ed25519 signature over
+// "pilot-ipc-auth:v1:<nonce>:<pid>". The client checks it against <home>/identity.pub before sending anything
+// else (src/node/daemon-proof.ts); the daemon does not require it (the socket's 0600 mode guards the daemon).
+//
 // Byte streams: after `dial` or `accept` succeeds, that connection carries the stream's raw bytes (no framing);
 // half-close = FIN. An abort travels out of band so it can't be confused with FIN: the SDK sends
 // `stream_reset {stream}` before closing the socket, and on EOF asks `stream_status {stream}` whether the peer
@@ -47,6 +53,7 @@ export interface IpcEvent {
 
 /** Every method the server answers; the SDK and the tests use these names. */
 export const IPC_METHODS = [
+  'auth',
   'info',
   'set_hostname',
   'clear_hostname',

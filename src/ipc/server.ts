@@ -9,6 +9,7 @@ import { silentLogger } from '../core/logger.js';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { DatagramSocket, NodeApi, PilotStream, PingResult, PortListener } from '../node/api.js';
+import { proveDaemon, publishDaemonKey, type Identity } from '../node/daemon-proof.js';
 import { ParamReader } from './params.js';
 import {
   encodeLine,
@@ -25,6 +26,10 @@ export type PingOptions = Parameters<NodeApi['ping']>[1] & { onResult?: (r: Ping
 
 export interface IpcServerOptions {
   socketPath: string;
+  /** The node identity the `auth` method proves to clients (src/node/daemon-proof.ts). */
+  identity: Identity;
+  /** The daemon's home: its public key is published there (identity.pub) for clients to verify against. */
+  home: string;
   logger?: Logger;
 }
 
@@ -58,13 +63,23 @@ export async function serveIpc(api: NodeApi, opts: IpcServerOptions): Promise<Re
   const logger = opts.logger ?? silentLogger();
   const prepared = await prepareSocketPath(opts.socketPath);
   if (!prepared.ok) return prepared;
-  const state = new ServerState(api, logger);
+  // Before the socket exists: a client that can connect can also find the key to check the daemon's proof.
+  const published = publishDaemonKey(opts.home, opts.identity.publicKey);
+  if (!published.ok) return published;
+  const state = new ServerState(api, logger, opts.identity);
   const server = createServer({ allowHalfOpen: true }, (socket) => state.accept(socket));
   const listening = await new Promise<Result<void>>((resolve) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       resolve(err('internal', `cannot listen on ${opts.socketPath}: ${e.message}`, { cause: e })),
     );
-    server.listen(opts.socketPath, () => resolve(ok()));
+    // bind(2) creates the socket file with the umask's mode; the chmod below comes a moment later. A 0177 umask
+    // closes that window (a Unix socket is connectable by whoever may write it). Node binds a path synchronously.
+    const umask = setUmask(0o177);
+    try {
+      server.listen(opts.socketPath, () => resolve(ok()));
+    } finally {
+      if (umask !== null) setUmask(umask);
+    }
   });
   if (!listening.ok) return listening;
   server.on('error', (e) => logger.error({ err: e }, 'ipc server error'));
@@ -99,6 +114,15 @@ class IpcServerHandle implements IpcServer {
     } catch {
       /* already gone: server.close() unlinks on most platforms */
     }
+  }
+}
+
+/** process.umask(mask), or null where it cannot be set (worker threads). Returns the previous mask. */
+function setUmask(mask: number): number | null {
+  try {
+    return process.umask(mask);
+  } catch {
+    return null;
   }
 }
 
@@ -149,6 +173,7 @@ class ServerState {
   constructor(
     readonly api: NodeApi,
     readonly logger: Logger,
+    readonly identity: Identity,
   ) {}
 
   accept(socket: Socket): void {
@@ -416,6 +441,11 @@ const U32 = 0xffffffff;
 const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
 
 const HANDLERS: Record<string, Handler> = {
+  // The client's first request on every connection: prove the node key on its nonce before it sends anything.
+  auth: async (conn, id, params) => {
+    const nonce = typeof params === 'object' && params !== null ? (params as Record<string, unknown>).nonce : undefined;
+    conn.respond(id, proveDaemon(conn.server.identity, nonce, process.pid));
+  },
   info: simple((api) => api.info()),
   set_hostname: simple((api, p) => {
     const hostname = p.str('hostname');

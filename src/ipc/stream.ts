@@ -6,7 +6,7 @@ import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { PilotException, pilotError } from '../core/errors.js';
 import type { PilotStream } from '../node/api.js';
-import { callOnce, type StreamOpenResult } from './client.js';
+import { callOnce, type DaemonTarget, type StreamOpenResult } from './client.js';
 
 /** Longest we hold a destroy() to deliver the RST to the daemon. */
 const RESET_DELIVERY_TIMEOUT_MS = 1000;
@@ -24,7 +24,7 @@ export class IpcStream extends Duplex implements PilotStream {
     private readonly socket: Socket,
     meta: StreamOpenResult,
     rest: Buffer,
-    private readonly socketPath: string,
+    private readonly target: DaemonTarget,
   ) {
     super({ allowHalfOpen: true });
     this.remoteAddr = meta.remote_addr;
@@ -50,7 +50,7 @@ export class IpcStream extends Duplex implements PilotStream {
 
   private async handleEof(): Promise<void> {
     this.isCheckingEof = true;
-    const r = await callOnce<{ state: string }>(this.socketPath, 'stream_status', { stream: this.token });
+    const r = await callOnce<{ state: string }>(this.target, 'stream_status', { stream: this.token });
     this.isCheckingEof = false;
     if (this.destroyed) return;
     if (r.ok && r.value.state === 'reset') {
@@ -94,6 +94,6 @@ export class IpcStream extends Duplex implements PilotStream {
       this.socket.destroy();
       cb(error);
     };
-    void callOnce(this.socketPath, 'stream_reset', { stream: this.token }).then(done);
+    void callOnce(this.target, 'stream_reset', { stream: this.token }).then(done);
   }
 }

@@ -1,7 +1,6 @@
 // The daemon core: identity, registry membership, trust, encrypted tunnels, transport connections and
 // datagrams over one UDP socket. It implements the parts of NodeApi that need no service protocol, and
 // ServiceHost for the built-in services (composed above it, in sdk/local-node.ts).
-import { mkdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { err, errFrom, ok, type Result } from '../core/result.js';
@@ -23,7 +22,7 @@ import { ConnectionTable } from './connection-table.js';
 import { LegacyTunnels, LEGACY_CONNECTION_ID_BASE } from './legacy-tunnels.js';
 import { DatagramPorts } from './datagram-ports.js';
 import { HOSTNAME_RE, type DaemonOptions } from './daemon-options.js';
-import { homePaths, type HomePaths } from './home.js';
+import { homePaths, prepareHome, type HomePaths } from './home.js';
 import type {
   ConnectionEntry,
   DatagramSocket,
@@ -104,11 +103,8 @@ export class Daemon implements ServiceHost {
   /** Load identity and state, bind the tunnel socket, register. Registry failure is not fatal (retries). */
   static async start(opts: DaemonOptions, logger: Logger): Promise<Result<Daemon>> {
     const paths = homePaths(opts.home);
-    try {
-      mkdirSync(paths.home, { recursive: true, mode: 0o700 });
-    } catch (e) {
-      return err('invalid_argument', `cannot create home ${paths.home}: ${(e as Error).message}`, { hint: 'pass --home with a writable directory' });
-    }
+    const home = prepareHome(paths.home); // 0700, ours, or refused (unsafe_home)
+    if (!home.ok) return home;
     const id = loadOrCreateIdentity(opts.identity);
     if (!id.ok) return id;
     if (id.value.created) logger.info({ path: opts.identity }, 'created a new identity');

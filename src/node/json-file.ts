@@ -1,8 +1,9 @@
 // Small persisted JSON documents (trust, pending requests, config): atomic replace on write, and a corrupt
 // file is moved aside and reported — never silently emptied.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, mkdirSync } from 'node:fs';
+import { readFileSync, renameSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
+import { writeFileSafe } from '../core/safe-file.js';
 
 /** Reads and parses `path`; a missing file gives `fallback`. A corrupt one is renamed `<path>.corrupt-<ms>`. */
 export function readJsonFile<T>(path: string, fallback: T, validate: (v: unknown) => v is T, nowMs: number): Result<T> {
@@ -34,21 +35,12 @@ export function readJsonFile<T>(path: string, fallback: T, validate: (v: unknown
   return ok(value);
 }
 
-/** Atomically replaces `path` with `value` as JSON (tmp file + fsync + rename), mode 0600. */
+/** Atomically replaces `path` with `value` as JSON (core/safe-file: exclusive no-follow temp file, fsync, rename), mode 0600. */
 export function writeJsonFile(path: string, value: unknown): Result<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(value, null, 2) + '\n');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-    return ok();
   } catch (e) {
-    return err('internal', `cannot write ${path}: ${(e as Error).message}`, { hint: 'check free disk space and permissions', cause: e });
+    return err('internal', `cannot create ${dirname(path)}: ${(e as Error).message}`, { hint: 'check the permissions of the home directory', cause: e });
   }
+  return writeFileSafe(path, JSON.stringify(value, null, 2) + '\n');
 }

@@ -3,9 +3,9 @@
 import { resolve as resolvePath } from 'node:path';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, errFrom, ok, type Result } from '../core/result.js';
-import { connectIpc, openRawStream, type IpcConnection } from '../ipc/client.js';
+import { connectIpc, openRawStream, type DaemonTarget, type IpcConnection } from '../ipc/client.js';
 import type { IpcMethod, RequestId } from '../ipc/protocol.js';
-import { resolveSocketPath } from '../ipc/paths.js';
+import { resolveDaemonTarget } from '../ipc/paths.js';
 import type { PingOptions } from '../ipc/server.js';
 import { IpcStream } from '../ipc/stream.js';
 import type {
@@ -33,7 +33,7 @@ import type {
 export interface PilotClientOptions {
   /** Control socket path; default PILOT_SOCKET, else `<home>/pilot.sock`. */
   socketPath?: string | undefined;
-  /** Daemon home; default PILOT_HOME, else ~/.pilot. */
+  /** Daemon home; default PILOT_HOME, else ~/.pilot. The daemon must prove the node key published there. */
   home?: string | undefined;
   env?: NodeJS.ProcessEnv;
 }
@@ -48,24 +48,31 @@ export class PilotClient implements NodeApi {
   private conn: IpcConnection | null;
 
   private constructor(
-    readonly socketPath: string,
+    readonly target: DaemonTarget,
     conn: IpcConnection,
   ) {
     this.conn = conn;
   }
 
-  /** Connect to a running daemon. No daemon → `not_running` (hint: `pilotctl daemon start`). */
-  static async connect(opts: PilotClientOptions = {}): Promise<Result<PilotClient>> {
-    const socketPath = resolveSocketPath({ socketPath: opts.socketPath, home: opts.home }, opts.env ?? process.env);
-    const c = await connectIpc(socketPath);
-    if (!c.ok) return c;
-    return ok(new PilotClient(socketPath, c.value));
+  get socketPath(): string {
+    return this.target.socketPath;
   }
 
-  /** The shared control connection, reopened if the daemon restarted since. */
+  /**
+   * Connect to a running daemon, verified (src/ipc/client.ts) before anything is sent. No daemon → `not_running`
+   * (hint: `pilotctl daemon start`); something else on the socket → `daemon_unverified`.
+   */
+  static async connect(opts: PilotClientOptions = {}): Promise<Result<PilotClient>> {
+    const target = resolveDaemonTarget({ socketPath: opts.socketPath, home: opts.home }, opts.env ?? process.env);
+    const c = await connectIpc(target);
+    if (!c.ok) return c;
+    return ok(new PilotClient(target, c.value));
+  }
+
+  /** The shared control connection, reopened (and verified again) if the daemon restarted since. */
   private async control(): Promise<Result<IpcConnection>> {
     if (this.conn && !this.conn.isClosed) return ok(this.conn);
-    const c = await connectIpc(this.socketPath);
+    const c = await connectIpc(this.target);
     if (!c.ok) return c;
     this.conn = c.value;
     return c;
@@ -125,10 +132,10 @@ export class PilotClient implements NodeApi {
   async dial(peer: PeerRef, port: number, opts: { timeoutMs?: number } = {}): Promise<Result<PilotStream>> {
     const params: Record<string, unknown> = { peer, port };
     if (opts.timeoutMs !== undefined) params.timeout_ms = Math.max(1, Math.round(opts.timeoutMs));
-    const r = await openRawStream(this.socketPath, 'dial', params);
+    const r = await openRawStream(this.target, 'dial', params);
     if (!r.ok) return r;
     if (r.value === null) return err('internal', 'daemon answered dial without a stream');
-    return ok(new IpcStream(r.value.socket, r.value.meta, r.value.rest, this.socketPath));
+    return ok(new IpcStream(r.value.socket, r.value.meta, r.value.rest, this.target));
   }
 
   /**
@@ -287,13 +294,13 @@ class ClientListener implements PortListener {
   async accept(): Promise<PilotStream | null> {
     const r = await this.ready;
     if (!r.ok || this.isClosed || this.key === null) return null;
-    const s = await openRawStream(this.client.socketPath, 'accept', { listener: this.key });
+    const s = await openRawStream(this.client.target, 'accept', { listener: this.key });
     if (!s.ok) {
       if (!this.isClosed) this.error = s.error;
       return null;
     }
     if (s.value === null) return null;
-    return new IpcStream(s.value.socket, s.value.meta, s.value.rest, this.client.socketPath);
+    return new IpcStream(s.value.socket, s.value.meta, s.value.rest, this.client.target);
   }
 
   close(): void {

@@ -7,7 +7,7 @@ import { COMMANDS } from '../../../src/cli/main.js';
 import { parseDurationMs } from '../../../src/cli/args.js';
 import { serveIpc, type IpcServer } from '../../../src/ipc/server.js';
 import { PilotClient } from '../../../src/sdk/client.js';
-import { FakeNode } from '../ipc/fake-node.js';
+import { FakeNode, ipcAuth } from '../ipc/fake-node.js';
 import { pilotctl } from './helpers.js';
 
 let dir: string;
@@ -19,7 +19,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pilot-cli-'));
   sock = join(dir, 'pilot.sock');
   node = new FakeNode();
-  const r = await serveIpc(node, { socketPath: sock });
+  const r = await serveIpc(node, { socketPath: sock, ...ipcAuth(dir) });
   assert.ok(r.ok);
   server = r.value;
 });
@@ -157,7 +157,7 @@ test('send and connect: message, pipe mode, errors', async () => {
 
 test('recv accepts streams on a port', async () => {
   const cli = run(['recv', '5100', '--count', '2', '--json', '--timeout', '5s']);
-  const c = await PilotClient.connect({ socketPath: sock });
+  const c = await PilotClient.connect({ socketPath: sock, home: dir });
   assert.ok(c.ok);
   for (const msg of ['first', 'second']) {
     let s = await c.value.dial('test-node', 5100);
@@ -184,7 +184,7 @@ test('recv accepts streams on a port', async () => {
 
 test('listen prints datagrams: bounded envelope and unbounded NDJSON', async () => {
   const cli = run(['listen', '6100', '--count', '1', '--json', '--timeout', '5s']);
-  const c = await PilotClient.connect({ socketPath: sock });
+  const c = await PilotClient.connect({ socketPath: sock, home: dir });
   assert.ok(c.ok);
   const s = await c.value.openDatagramSocketAsync(6101);
   assert.ok(s.ok);
@@ -372,7 +372,7 @@ test('context lists every command the parser knows, with flags and error codes',
     'handshake', 'pending', 'approve', 'reject', 'trust', 'untrust', 'send', 'recv', 'connect', 'listen', 'send-message', 'inbox', 'send-file',
     'received', 'subscribe', 'publish', 'ping', 'bench', 'traceroute', 'peers', 'connections', 'disconnect', 'config', 'context', 'help', 'version', 'demo'];
   for (const n of required) assert.ok(n in cmds, n);
-  assert.deepEqual(Object.keys(d.error_codes as object).sort(), ['already_exists', 'connection_failed', 'internal', 'invalid_argument', 'not_found', 'not_running', 'timeout']);
+  assert.deepEqual(Object.keys(d.error_codes as object).sort(), ['already_exists', 'connection_failed', 'daemon_unverified', 'internal', 'invalid_argument', 'not_found', 'not_running', 'timeout', 'unsafe_home']);
   assert.ok('--json' in (d.global_flags as object));
   assert.match(cmds.ping!.returns, /results \[\{seq, bytes, rtt_ms/);
   assert.match(cmds.bench!.returns, /send_mbps/);

@@ -2,7 +2,7 @@
 // and ignored) until IPC shutdown or SIGTERM. Used through PILOT_DAEMON_BIN by the daemon start/stop tests.
 import { serveIpc } from '../../../src/ipc/server.js';
 import { homePaths } from '../../../src/ipc/paths.js';
-import { FakeNode } from '../ipc/fake-node.js';
+import { FakeNode, ipcAuth } from '../ipc/fake-node.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -13,11 +13,12 @@ if (process.env.FAKE_DAEMON_FAIL === '1') {
   console.log('fake daemon: refusing to start (FAKE_DAEMON_FAIL=1)');
   process.exit(3);
 }
-const socketPath = flag('socket') ?? homePaths(flag('home') ?? '.').socket;
+const home = flag('home') ?? '.';
+const socketPath = flag('socket') ?? homePaths(home).socket;
 const node = new FakeNode();
 const hostname = flag('hostname');
 if (hostname) node.hostname = hostname;
-const r = await serveIpc(node, { socketPath });
+const r = await serveIpc(node, { socketPath, ...ipcAuth(home) });
 if (!r.ok) {
   console.log(`fake daemon: ${r.error.message}`);
   process.exit(1);

@@ -29,6 +29,20 @@ import type {
   TrustEntry,
 } from '../../../src/node/api.js';
 import type { PingOptions } from '../../../src/ipc/server.js';
+import { dirname } from 'node:path';
+import { generateIdentity } from '../../../src/crypto/identity.js';
+import type { DaemonTarget } from '../../../src/ipc/client.js';
+
+/** One node key for every test server: servers sharing a directory publish the same identity.pub. */
+export const TEST_IDENTITY = generateIdentity();
+/** serveIpc's auth options for a test server whose home is `home`. */
+export function ipcAuth(home: string): { identity: typeof TEST_IDENTITY; home: string } {
+  return { identity: TEST_IDENTITY, home };
+}
+/** The client target for a test server whose socket lives in its home directory. */
+export function daemonAt(socketPath: string): DaemonTarget {
+  return { socketPath, home: dirname(socketPath) };
+}
 
 export const SELF = { node_id: 5, address: '0:0000.0000.0005', hostname: 'test-node' };
 export const PEERS: FindResult[] = [

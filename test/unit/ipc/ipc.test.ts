@@ -3,13 +3,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PilotException } from '../../../src/core/errors.js';
 import { callOnce, connectIpc, openRawStream } from '../../../src/ipc/client.js';
 import { LineSplitter, MAX_REQUEST_LINE_BYTES } from '../../../src/ipc/protocol.js';
 import { serveIpc, type IpcServer } from '../../../src/ipc/server.js';
 import { IpcStream } from '../../../src/ipc/stream.js';
-import { FakeNode } from './fake-node.js';
+import { daemonAt, FakeNode, ipcAuth, TEST_IDENTITY } from './fake-node.js';
+import { proveDaemon, publishDaemonKey } from '../../../src/node/daemon-proof.js';
 
 let dir: string;
 let sock: string;
@@ -20,7 +21,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pilot-ipc-'));
   sock = join(dir, 'pilot.sock');
   node = new FakeNode();
-  const r = await serveIpc(node, { socketPath: sock });
+  const r = await serveIpc(node, { socketPath: sock, ...ipcAuth(dirname(sock)) });
   assert.ok(r.ok, r.ok ? '' : r.error.message);
   server = r.value;
 });
@@ -68,9 +69,9 @@ function collect(stream: NodeJS.ReadableStream): Promise<{ data: string; error: 
 }
 
 async function dial(peer: string, port: number): Promise<IpcStream> {
-  const r = await openRawStream(sock, 'dial', { peer, port });
+  const r = await openRawStream(daemonAt(sock), 'dial', { peer, port });
   assert.ok(r.ok && r.value, 'dial failed');
-  return new IpcStream(r.value.socket, r.value.meta, r.value.rest, sock);
+  return new IpcStream(r.value.socket, r.value.meta, r.value.rest, daemonAt(sock));
 }
 
 test('socket file is created with mode 0600', () => {
@@ -78,7 +79,7 @@ test('socket file is created with mode 0600', () => {
 });
 
 test('a live socket is refused, a stale one is replaced', async () => {
-  const again = await serveIpc(new FakeNode(), { socketPath: sock });
+  const again = await serveIpc(new FakeNode(), { socketPath: sock, ...ipcAuth(dirname(sock)) });
   assert.ok(!again.ok);
   assert.equal(again.error.code, 'already_exists');
 
@@ -87,29 +88,29 @@ test('a live socket is refused, a stale one is replaced', async () => {
   await new Promise<void>((r) => s.listen(stalePath, r));
   // Close the listener but leave the file behind, as a crashed daemon would.
   (s as unknown as { _handle: { close(): void } })._handle.close();
-  const r = await serveIpc(new FakeNode(), { socketPath: stalePath });
+  const r = await serveIpc(new FakeNode(), { socketPath: stalePath, ...ipcAuth(dirname(stalePath)) });
   assert.ok(r.ok, r.ok ? '' : r.error.message);
-  const info = await callOnce<{ node_id: number }>(stalePath, 'info');
+  const info = await callOnce<{ node_id: number }>(daemonAt(stalePath), 'info');
   assert.ok(info.ok);
   await r.value.close();
 
   const notSocket = join(dir, 'file.sock');
   writeFileSync(notSocket, 'x');
-  const r2 = await serveIpc(new FakeNode(), { socketPath: notSocket });
+  const r2 = await serveIpc(new FakeNode(), { socketPath: notSocket, ...ipcAuth(dirname(notSocket)) });
   assert.ok(!r2.ok);
 });
 
 test('no daemon â†’ not_running', async () => {
-  const r = await connectIpc(join(dir, 'nobody.sock'));
+  const r = await connectIpc(daemonAt(join(dir, 'nobody.sock')));
   assert.ok(!r.ok);
   assert.equal(r.error.code, 'not_running');
-  const s = await openRawStream(join(dir, 'nobody.sock'), 'dial', { peer: 'x', port: 1 });
+  const s = await openRawStream(daemonAt(join(dir, 'nobody.sock')), 'dial', { peer: 'x', port: 1 });
   assert.ok(!s.ok);
   assert.equal(s.error.code, 'not_running');
 });
 
 test('request/response and error values travel intact', async () => {
-  const c = await connectIpc(sock);
+  const c = await connectIpc(daemonAt(sock));
   assert.ok(c.ok);
   const conn = c.value;
   const [info, find, missing, taken] = await Promise.all([
@@ -151,7 +152,7 @@ test('malformed lines get an error response and the connection keeps working', a
 
 test('an oversized request drops only that client', async () => {
   const big = rawClient();
-  const other = await connectIpc(sock);
+  const other = await connectIpc(daemonAt(sock));
   assert.ok(other.ok);
   big.send('{"id":1,"method":"info","params":{"x":"' + 'a'.repeat(MAX_REQUEST_LINE_BYTES + 10));
   const e = await big.next();
@@ -164,7 +165,7 @@ test('an oversized request drops only that client', async () => {
 });
 
 test('streaming calls: ping results and progress arrive as events before the response', async () => {
-  const c = await connectIpc(sock);
+  const c = await connectIpc(daemonAt(sock));
   assert.ok(c.ok);
   const events: string[] = [];
   const r = await c.value.call<{ results: unknown[] }>('ping', { peer: 'agent-alpha', count: 3, interval_ms: 1 }, (ev) => events.push(ev));
@@ -179,7 +180,7 @@ test('streaming calls: ping results and progress arrive as events before the res
 });
 
 test('subscribe pushes events until closed; closing the connection releases it', async () => {
-  const c = await connectIpc(sock);
+  const c = await connectIpc(daemonAt(sock));
   assert.ok(c.ok);
   const got: unknown[] = [];
   const sub = await c.value.open('subscribe', { peer: 'agent-alpha', topic: 'news' }, (ev, d) => ev === 'event' && got.push(d));
@@ -257,26 +258,26 @@ test('dial: client destroy() resets the remote stream instead of FIN', async () 
 });
 
 test('dial: a failure leaves a usable control connection and a clear error', async () => {
-  const r = await openRawStream(sock, 'dial', { peer: 'agent-alpha', port: 4444 });
+  const r = await openRawStream(daemonAt(sock), 'dial', { peer: 'agent-alpha', port: 4444 });
   assert.ok(!r.ok);
   assert.equal(r.error.code, 'connection_failed');
-  const bad = await openRawStream(sock, 'dial', { peer: 'agent-alpha', port: 70000 });
+  const bad = await openRawStream(daemonAt(sock), 'dial', { peer: 'agent-alpha', port: 70000 });
   assert.ok(!bad.ok);
   assert.equal(bad.error.code, 'invalid_argument');
 });
 
 test('listen + accept: a local dial arrives as a raw stream', async () => {
-  const c = await connectIpc(sock);
+  const c = await connectIpc(daemonAt(sock));
   assert.ok(c.ok);
   const l = await c.value.open<{ listener: string }>('listen', { port: 5000 }, () => {});
   assert.ok(l.ok);
   const dup = await c.value.call('listen', { port: 5000 });
   assert.ok(!dup.ok && dup.error.code === 'already_exists');
-  const acceptP = openRawStream(sock, 'accept', { listener: l.value.result.listener });
+  const acceptP = openRawStream(daemonAt(sock), 'accept', { listener: l.value.result.listener });
   const client = await dial('test-node', 5000);
   const a = await acceptP;
   assert.ok(a.ok && a.value);
-  const srv = new IpcStream(a.value.socket, a.value.meta, a.value.rest, sock);
+  const srv = new IpcStream(a.value.socket, a.value.meta, a.value.rest, daemonAt(sock));
   const got = collect(srv);
   client.end('ping over loopback');
   assert.equal((await got).data, 'ping over loopback');
@@ -284,7 +285,7 @@ test('listen + accept: a local dial arrives as a raw stream', async () => {
   srv.end('pong');
   assert.equal((await back).data, 'pong');
   // Closing the listener ends pending accepts with {closed: true}.
-  const pendingAccept = openRawStream(sock, 'accept', { listener: l.value.result.listener });
+  const pendingAccept = openRawStream(daemonAt(sock), 'accept', { listener: l.value.result.listener });
   await new Promise((r) => setTimeout(r, 20));
   await c.value.closeStream(l.value.id);
   const closed = await pendingAccept;
@@ -293,7 +294,7 @@ test('listen + accept: a local dial arrives as a raw stream', async () => {
 });
 
 test('datagrams: open, send to self, receive as events', async () => {
-  const c = await connectIpc(sock);
+  const c = await connectIpc(daemonAt(sock));
   assert.ok(c.ok);
   const got: Array<Record<string, unknown>> = [];
   const o = await c.value.open<{ socket: string }>('open_datagram', { port: 6000 }, (ev, d) => ev === 'datagram' && got.push(d as Record<string, unknown>));
@@ -314,23 +315,23 @@ test('datagrams: open, send to self, receive as events', async () => {
 test('shutdown answers before calling api.shutdown', async () => {
   const n = new FakeNode();
   const path = join(dir, 'shut.sock');
-  const r = await serveIpc(n, { socketPath: path });
+  const r = await serveIpc(n, { socketPath: path, ...ipcAuth(dirname(path)) });
   assert.ok(r.ok);
   const stopped = new Promise<void>((res) => (n.onShutdown = () => void r.value.close().then(res)));
-  const s = await callOnce(path, 'shutdown');
+  const s = await callOnce(daemonAt(path), 'shutdown');
   assert.ok(s.ok);
   await stopped;
   assert.ok(n.isShutdown);
-  const gone = await callOnce(path, 'info');
+  const gone = await callOnce(daemonAt(path), 'info');
   assert.ok(!gone.ok && gone.error.code === 'not_running');
 });
 
 test('server close makes pending clients see not_running', async () => {
   const n = new FakeNode();
   const path = join(dir, 'close.sock');
-  const r = await serveIpc(n, { socketPath: path });
+  const r = await serveIpc(n, { socketPath: path, ...ipcAuth(dirname(path)) });
   assert.ok(r.ok);
-  const c = await connectIpc(path);
+  const c = await connectIpc(daemonAt(path));
   assert.ok(c.ok);
   const closed = new Promise((res) => c.value.onClose(res));
   await r.value.close();
@@ -357,14 +358,26 @@ test('dial: a daemon that dies before answering (its socket only half-closes) â†
   const dir = mkdtempSync(join(tmpdir(), 'pilot-ipc-'));
   const path = join(dir, 'dying.sock');
   const conns: import('node:net').Socket[] = [];
+  // It is our daemon (it proves the node key on the client's nonce), and it dies on the dial request.
+  assert.ok(publishDaemonKey(dir, TEST_IDENTITY.publicKey).ok);
   const srv = createServer({ allowHalfOpen: true }, (s) => {
     conns.push(s);
-    s.once('data', () => s.end());
+    const lines = new LineSplitter(1 << 16);
+    s.on('data', (chunk: Buffer) => {
+      lines.push(chunk);
+      for (let line = lines.next(); line !== null; line = lines.next()) {
+        const m = JSON.parse(line) as { id: string; method: string; params: { nonce: string } };
+        if (m.method !== 'auth') return void s.end();
+        const proof = proveDaemon(TEST_IDENTITY, m.params.nonce, process.pid);
+        assert.ok(proof.ok);
+        s.write(JSON.stringify({ id: m.id, ok: true, result: proof.value }) + '\n');
+      }
+    });
   });
   await new Promise<void>((r) => srv.listen(path, () => r()));
   try {
     const r = await Promise.race([
-      openRawStream(path, 'dial', { peer: 'x', port: 7 }),
+      openRawStream(daemonAt(path), 'dial', { peer: 'x', port: 7 }),
       new Promise<'hang'>((res) => setTimeout(() => res('hang'), 3000).unref()),
     ]);
     assert.notEqual(r, 'hang');

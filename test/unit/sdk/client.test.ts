@@ -5,7 +5,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveIpc, type IpcServer } from '../../../src/ipc/server.js';
 import { PilotClient, resolveSocketPath } from '../../../src/sdk/index.js';
-import { FakeNode } from '../ipc/fake-node.js';
+import { FakeNode, ipcAuth } from '../ipc/fake-node.js';
 
 let dir: string;
 let node: FakeNode;
@@ -15,7 +15,7 @@ let client: PilotClient;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pilot-sdk-'));
   node = new FakeNode();
-  const r = await serveIpc(node, { socketPath: join(dir, 'pilot.sock') });
+  const r = await serveIpc(node, { socketPath: join(dir, 'pilot.sock'), ...ipcAuth(dir) });
   assert.ok(r.ok);
   server = r.value;
   const c = await PilotClient.connect({ home: dir });
@@ -176,16 +176,16 @@ test('datagram sockets: send to self and recv with timeout', async () => {
 
 test('the client reconnects after the daemon restarts', async () => {
   const path = join(dir, 'restart.sock');
-  const first = await serveIpc(new FakeNode(), { socketPath: path });
+  const first = await serveIpc(new FakeNode(), { socketPath: path, ...ipcAuth(dir) });
   assert.ok(first.ok);
-  const c = await PilotClient.connect({ socketPath: path });
+  const c = await PilotClient.connect({ socketPath: path, home: dir });
   assert.ok(c.ok);
   assert.ok((await c.value.info()).ok);
   await first.value.close();
   await new Promise((r) => setTimeout(r, 20));
   const down = await c.value.info();
   assert.ok(!down.ok && down.error.code === 'not_running');
-  const second = await serveIpc(new FakeNode(), { socketPath: path });
+  const second = await serveIpc(new FakeNode(), { socketPath: path, ...ipcAuth(dir) });
   assert.ok(second.ok);
   assert.ok((await c.value.info()).ok);
   c.value.close();
