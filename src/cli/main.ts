@@ -43,6 +43,7 @@ const ERROR_DESCRIPTIONS: Record<keyof typeof ERRORS, string> = {
   connection_failed: 'Network or dial failure (may retry)',
   timeout: 'Operation timed out (may retry with longer timeout)',
   internal: 'Unexpected system error',
+  quota_exceeded: "The receiver's storage limit for this sender (or in total) is reached; nothing was stored (retry after it is cleared)",
 };
 
 function configPath(home: string): string {

@@ -9,6 +9,9 @@ export const ERRORS = {
   },
   timeout: { hint: 'raise --timeout, or check `pilotctl ping <peer>`' },
   internal: { hint: 'a bug: rerun with --log-level debug and keep the log' },
+  quota_exceeded: {
+    hint: "the receiver's inbox or received files are full: its operator frees space (pilotctl inbox --clear, received --clear) or raises the daemon's --inbox-max-* / --received-max-* limits",
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

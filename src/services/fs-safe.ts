@@ -1,6 +1,7 @@
 // File-system moves that never replace an existing file: link(2) fails with EEXIST instead of
 // overwriting, which rename(2) would do silently.
-import { promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { err, ok, type Result } from '../core/result.js';
 
@@ -51,11 +52,24 @@ export async function moveAside(src: string, base: string, maxTries = 1000): Pro
   return err('internal', `no free name for ${base} after ${maxTries} tries`);
 }
 
+/** O_CREAT|O_EXCL|O_NOFOLLOW: never opens something planted at the path (file, symlink or FIFO). */
+const CREATE_EXCLUSIVE = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
+
+/** Create a new file (0600) for writing; fails with EEXIST if anything is already at `path`. Throws like fsp.open. */
+export function createExclusive(path: string): Promise<FileHandle> {
+  return fsp.open(path, CREATE_EXCLUSIVE, 0o600);
+}
+
+/** A temp file name beside `path`, unpredictable, ending in .tmp (listings and clear skip those). */
+export function tempNameFor(path: string): string {
+  return `${path}.${randomBytes(8).toString('hex')}.tmp`;
+}
+
 /** Atomically create or replace `path` with `data` (temp file in the same directory + fsync + rename). */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<Result<void>> {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const tmp = tempNameFor(path);
   try {
-    const fh = await fsp.open(tmp, 'wx', 0o600);
+    const fh = await createExclusive(tmp);
     try {
       await fh.writeFile(data);
       await fh.sync();
