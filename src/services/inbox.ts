@@ -193,23 +193,23 @@ export class Inbox {
    * quota_exceeded (nothing written), internal (disk). Does I/O.
    */
   async begin(m: IncomingMessageMeta): Promise<Result<IncomingInboxMessage>> {
-    const at = this.now();
     const id = randomUUID();
     const isBinary = m.type === 'binary';
-    const meta: InboxEntryMeta = {
+    const fixed = {
       id,
       type: m.type,
       from: m.from,
       from_hostname: m.from_hostname,
-      encoding: isBinary ? 'base64' : 'utf8',
+      encoding: isBinary ? ('base64' as const) : ('utf8' as const),
       bytes: m.bytes,
       size: m.bytes,
-      received_at: rfc3339(at),
     };
-    const head = Buffer.from(JSON.stringify(meta).slice(0, -1) + ',"data":"', 'utf8');
-    const tail = Buffer.from('"}', 'utf8');
+    // The sender first (the quota scan reads it from the head), data, then the time it was complete.
+    const head = Buffer.from(JSON.stringify(fixed).slice(0, -1) + ',"data":"', 'utf8');
+    const tailOf = (receivedAt: string): Buffer => Buffer.from(`","received_at":${JSON.stringify(receivedAt)}}`, 'utf8');
+    const tailBytes = tailOf(rfc3339(this.now())).length;
     const minData = isBinary ? 4 * Math.ceil(m.bytes / 3) : m.bytes;
-    const reserved = await this.quota.reserve(m.from, head.length + minData + tail.length);
+    const reserved = await this.quota.reserve(m.from, head.length + minData + tailBytes);
     if (!reserved.ok) return reserved;
     const quota: Reservation = reserved.value;
     const made = await ensureDir(this.dir);
@@ -217,8 +217,7 @@ export class Inbox {
       quota.release();
       return made;
     }
-    const finalPath = join(this.dir, `${m.type.toUpperCase()}-${fileStamp(at)}-${id.slice(0, 8)}.json`);
-    const tmpPath = tempNameFor(finalPath);
+    const tmpPath = tempNameFor(join(this.dir, `.incoming-${id}`));
     let fh: FileHandle;
     try {
       fh = await createExclusive(tmpPath);
@@ -239,7 +238,7 @@ export class Inbox {
     /** Write `b`, growing the reservation first when the stored size passes what was reserved. */
     const put = async (b: Buffer): Promise<Result<void>> => {
       if (b.length === 0) return ok();
-      const over = stored + b.length + tail.length - quota.bytes;
+      const over = stored + b.length + tailBytes - quota.bytes;
       if (over > 0) {
         const g = quota.grow(over);
         if (!g.ok) {
@@ -258,6 +257,7 @@ export class Inbox {
     };
     const started = await put(head);
     if (!started.ok) return started;
+    const self = this;
     return ok({
       async write(chunk: Uint8Array): Promise<Result<void>> {
         if (isDone) return err('internal', 'message already finished');
@@ -265,15 +265,21 @@ export class Inbox {
       },
       async commit(): Promise<Result<InboxEntryMeta>> {
         if (isDone) return err('internal', 'message already finished');
-        const last = await put(Buffer.concat([Buffer.from(encoder.end(), 'utf8'), tail]));
+        const at = self.now();
+        const meta: InboxEntryMeta = { ...fixed, received_at: rfc3339(at) };
+        const last = await put(Buffer.concat([Buffer.from(encoder.end(), 'utf8'), tailOf(meta.received_at)]));
         if (!last.ok) return last;
         try {
           await fh.sync();
           await fh.close();
-          await fsp.rename(tmpPath, finalPath);
         } catch (e) {
           await abort();
-          return err('internal', `cannot write ${finalPath}: ${(e as Error).message}`, { cause: e, hint: 'check free disk space and permissions' });
+          return err('internal', `cannot write ${tmpPath}: ${(e as Error).message}`, { cause: e, hint: 'check free disk space' });
+        }
+        const placed = await self.place(tmpPath, m.type, at);
+        if (!placed.ok) {
+          await abort();
+          return placed;
         }
         isDone = true;
         quota.commit();
@@ -282,6 +288,32 @@ export class Inbox {
       abort,
     });
   }
+
+  /**
+   * Give a finished temp file its name, `<TYPE>-<stamp>-<seq>.json`, stamped when it was complete. Names are
+   * handed out and renamed one at a time with a per-process sequence, so listing keys grow in the order
+   * messages appear: a pager holding `since` never misses one that lands after its page.
+   */
+  private place(tmpPath: string, type: InboxMessageType, at: Date): Promise<Result<void>> {
+    const run = async (): Promise<Result<void>> => {
+      // Never behind the previous name, even if this message's clock read came first (its fsync took longer).
+      if (at.getTime() > this.lastPlacedMs) this.lastPlacedMs = at.getTime();
+      this.seq = (this.seq + 1) >>> 0;
+      const name = `${type.toUpperCase()}-${fileStamp(new Date(this.lastPlacedMs))}-${this.seq.toString(16).padStart(8, '0')}.json`;
+      try {
+        await fsp.rename(tmpPath, join(this.dir, name));
+        return ok();
+      } catch (e) {
+        return err('internal', `cannot write ${name}: ${(e as Error).message}`, { cause: e, hint: 'check free disk space and permissions' });
+      }
+    };
+    const p = this.placing.then(run);
+    this.placing = p.then(() => undefined);
+    return p;
+  }
+  private seq = 0;
+  private lastPlacedMs = -Infinity;
+  private placing: Promise<void> = Promise.resolve();
 
   /** Persist one message held in memory (tests, small callers): begin + write + commit. Errors: as begin. */
   async save(m: IncomingMessage): Promise<Result<StoredInboxMessage>> {

@@ -195,9 +195,10 @@ test('large messages stream to disk and come back byte-exact (multi-byte UTF-8 a
 test('inbox pages: 3,000 messages in pages by count, by bytes and by time, none lost or repeated', async () => {
   const net = new MemoryNetwork();
   const server = net.addHost(1, 'server');
-  let t = Date.parse('2026-01-01T00:00:00Z');
-  const inbox = new Inbox(join(server.home, 'inbox'), { now: () => new Date((t += 7)), quota: { perPeerCount: 0, totalCount: 0, perPeerBytes: 0, totalBytes: 0 } });
+  let t = 0;
+  const inbox = new Inbox(join(server.home, 'inbox'), { now: () => new Date(t), quota: { perPeerCount: 0, totalCount: 0, perPeerBytes: 0, totalBytes: 0 } });
   for (let i = 0; i < 3000; i++) {
+    t = Date.parse('2026-01-01T00:00:00Z') + 7 * (i + 1);
     assert.ok((await inbox.save({ from: '0:0000.0000.0002', from_hostname: 'alice', type: 'text', payload: Buffer.from(`m${i}`) })).ok);
   }
   const seen: string[] = [];
@@ -244,4 +245,27 @@ test('ack codec: quota refusals carry their code after "save failed: ", other ER
   assert.deepEqual(parseAck(null), { kind: 'none' });
   assert.deepEqual(parseAck('garbage'), { kind: 'none' });
   assert.deepEqual(parseAck('ERR weird'), { kind: 'err', code: null, reason: 'weird' });
+});
+
+test('paging never misses a message that finished after the page, even one that began before it (streamed writes)', async () => {
+  const net = new MemoryNetwork();
+  const server = net.addHost(1, 'server');
+  let t = Date.parse('2026-01-01T00:00:00Z');
+  const inbox = new Inbox(join(server.home, 'inbox'), { now: () => new Date((t += 1000)) });
+  const meta = { from: '0:0000.0000.0002', from_hostname: 'alice', type: 'text' as const, bytes: 4 };
+  const slow = await inbox.begin(meta); // a large message still streaming…
+  assert.ok(slow.ok);
+  assert.ok((await slow.value.write(Buffer.from('slow'))).ok);
+  assert.ok((await inbox.save({ ...meta, payload: Buffer.from('fast') })).ok);
+  const first = await inbox.page();
+  assert.ok(first.ok);
+  assert.deepEqual(first.value.messages.map((m) => m.data), ['fast']);
+  assert.deepEqual(readdirSync(inbox.dir).filter((n) => n.endsWith('.tmp')).length, 1, 'the unfinished one is a temp file, not listed');
+  const done = await slow.value.commit(); // …finishes after the page was read
+  assert.ok(done.ok);
+  const next = await inbox.page({ since: first.value.next_since! });
+  assert.ok(next.ok);
+  assert.deepEqual(next.value.messages.map((m) => m.data), ['slow']);
+  assert.ok(next.value.messages[0]!.received_at > first.value.messages[0]!.received_at, 'received_at = when it was complete');
+  net.cleanup();
 });
