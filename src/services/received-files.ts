@@ -51,15 +51,16 @@ function splitExt(name: string): { base: string; ext: string } {
 }
 
 /**
- * A name safe to create inside received/: last path component only (either slash), no control
- * characters, no leading dots (so never ".", "..", hidden files or our meta dir), at most 200 bytes
+ * A name safe to create inside received/: last path component only (either slash), no control or
+ * bidi/format characters, no leading dots (so never ".", "..", hidden files or our meta dir), at most 200 bytes
  * keeping the extension; "file" if nothing is left.
  */
 export function sanitizeFilename(raw: string): string {
   let name = raw.replace(/\\/g, '/');
   name = name.slice(name.lastIndexOf('/') + 1);
-  // eslint-disable-next-line no-control-regex
-  name = name.replace(/[\u0000-\u001f\u007f]/g, '');
+  // Controls, and format characters such as U+202E (which would show "invoice\u202efdp.exe" as
+  // "invoiceexe.pdf" in a file manager), zero-width characters and separators.
+  name = name.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu, '');
   name = name.replace(/^[.\s]+/, '').replace(/\s+$/, '');
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) {
     const { base, ext } = splitExt(name);

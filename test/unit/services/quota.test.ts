@@ -6,7 +6,9 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_STORAGE_QUOTAS, parseDaemonArgs } from '../../../src/node/daemon-options.js';
 import { silentLogger } from '../../../src/core/logger.js';
 import { PORT_DATAEXCHANGE } from '../../../src/wire/address.js';
 import {
@@ -17,6 +19,7 @@ import {
   Inbox,
   inboxKeyOf,
   parseAck,
+  sanitizeFilename,
   sendFile,
   sendMessage,
   startServices,
@@ -268,4 +271,24 @@ test('paging never misses a message that finished after the page, even one that 
   assert.deepEqual(next.value.messages.map((m) => m.data), ['slow']);
   assert.ok(next.value.messages[0]!.received_at > first.value.messages[0]!.received_at, 'received_at = when it was complete');
   net.cleanup();
+});
+
+test('attack: a file name with U+202E or zero-width characters is stored without them', () => {
+  assert.equal(sanitizeFilename('invoice\u202efdp.exe'), 'invoicefdp.exe');
+  assert.equal(sanitizeFilename('a\u200bb\u2066c\ufeff.txt'), 'abc.txt');
+  assert.equal(sanitizeFilename('résumé 😀.pdf'), 'résumé 😀.pdf');
+});
+
+test('daemon flags set the quotas (sizes with units, 0 = no limit); bad values are refused', () => {
+  const home = join(tmpdir(), `pilot-quota-flags-${process.pid}`);
+  const r = parseDaemonArgs(['--home', home, '--inbox-max-bytes', '1MiB', '--received-max-files=3', '--inbox-max-messages-per-peer', '0', '--received-max-bytes', '2G'], {});
+  assert.ok(r.ok);
+  assert.deepEqual(r.value.quotas, { ...DEFAULT_STORAGE_QUOTAS, inboxBytes: 1024 * 1024, receivedFiles: 3, inboxMessagesPerPeer: 0, receivedBytes: 2 * 1024 ** 3 });
+  const d = parseDaemonArgs(['--home', home], {});
+  assert.ok(d.ok);
+  assert.deepEqual(d.value.quotas, DEFAULT_STORAGE_QUOTAS);
+  for (const bad of [['--inbox-max-bytes', 'lots'], ['--received-max-files', '-1'], ['--inbox-max-messages', '1.5']]) {
+    const b = parseDaemonArgs(['--home', home, ...bad], {});
+    assert.ok(!b.ok && b.error.code === 'invalid_argument', bad.join(' '));
+  }
 });
