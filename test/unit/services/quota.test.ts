@@ -292,3 +292,21 @@ test('daemon flags set the quotas (sizes with units, 0 = no limit); bad values a
     assert.ok(!b.ok && b.error.code === 'invalid_argument', bad.join(' '));
   }
 });
+
+test('attack: a message frame cut off mid-payload leaves no temp file and uses no quota', async () => {
+  const { net, alice, svc } = setup({ quotas: QUOTAS });
+  const d = await alice.dial('server', PORT_DATAEXCHANGE);
+  assert.ok(d.ok);
+  d.value.on('error', () => {});
+  const frame = encodeFrame(FRAME_TYPE_TEXT, Buffer.alloc(200_000, 0x41));
+  assert.ok(frame.ok);
+  assert.ok((await writeChunk(d.value, frame.value.subarray(0, 150_000))).ok);
+  await new Promise((r) => setTimeout(r, 50));
+  d.value.end();
+  for (let i = 0; i < 100 && !d.value.destroyed; i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(readdirSync(svc.inbox.dir).filter((n) => !n.startsWith('TEXT-')), [], 'temp file deleted');
+  assert.deepEqual(svc.inbox.quota.usage(alice.address), { count: 0, bytes: 0 });
+  await svc.stop();
+  net.cleanup();
+});
