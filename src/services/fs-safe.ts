@@ -84,6 +84,35 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   }
 }
 
+/** O_RDONLY|O_NONBLOCK|O_NOFOLLOW: a planted FIFO cannot block the reader, a symlink is not followed. */
+export function openForScan(path: string): Promise<FileHandle> {
+  return fsp.open(path, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOFOLLOW);
+}
+
+/** Temp files left by a crash are not counted by any quota: remove those in `dir` untouched for `olderThanMs`. */
+export async function sweepStaleTemps(dir: string, isTemp: (name: string) => boolean, olderThanMs: number, nowMs: number): Promise<number> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const n of names) {
+    if (!isTemp(n)) continue;
+    try {
+      const st = await fsp.lstat(`${dir}/${n}`);
+      if (st.isFile() && nowMs - st.mtimeMs > olderThanMs) {
+        await fsp.unlink(`${dir}/${n}`);
+        removed++;
+      }
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return removed;
+}
+
 export async function ensureDir(dir: string): Promise<Result<void>> {
   try {
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });

@@ -21,7 +21,7 @@ import { err, ok, type Result } from '../core/result.js';
 import type { Logger } from '../core/logger.js';
 import type { InboxMessage, MessageType, VirtualAddrText } from '../node/api.js';
 import { DEFAULT_STORAGE_QUOTAS } from '../node/daemon-options.js';
-import { codeOf, createExclusive, ensureDir, moveAside, tempNameFor } from './fs-safe.js';
+import { codeOf, createExclusive, ensureDir, moveAside, openForScan, sweepStaleTemps, tempNameFor } from './fs-safe.js';
 import { inboxLimitsOf, StorageQuota, type QuotaLimits, type Reservation, type StoredUsage } from './quota.js';
 
 export type InboxMessageType = Exclude<MessageType, 'file'>;
@@ -129,6 +129,8 @@ function escapeJsonText(s: string): string {
 
 /** Bytes read from the front of a message file to learn its sender (quota scan); `from` precedes `data`. */
 const HEAD_BYTES = 1024;
+/** Temp files untouched this long were left by a crash (see sweepStaleTemps). */
+export const STALE_TEMP_MS = 60 * 60 * 1000;
 const FROM_RE = /"from":"((?:[^"\\]|\\.)*)"/;
 
 /** RFC 3339 in UTC with whole seconds, the shape of the original's time.RFC3339. */
@@ -366,7 +368,7 @@ export class Inbox {
       const path = join(this.dir, name);
       let text: string;
       try {
-        const st = await fsp.stat(path);
+        const st = await fsp.lstat(path); // a symlink planted in the inbox is not followed
         if (!st.isFile()) continue;
         if (messages.length > 0 && usedBytes + st.size > maxBytes) break;
         text = await fsp.readFile(path, 'utf8');
@@ -402,6 +404,9 @@ export class Inbox {
 
   /** What each stored message uses, for the quota: file size, sender from the file's head. */
   private async scanUsage(): Promise<Result<StoredUsage[]>> {
+    // An unfinished message is rewritten at least every idle timeout (60 s); one untouched for an hour was
+    // left by a crash.
+    await sweepStaleTemps(this.dir, (n) => n.startsWith('.incoming-') && n.endsWith('.tmp'), STALE_TEMP_MS, Date.now());
     const names = await this.names();
     if (!names.ok) return names;
     const out: StoredUsage[] = [];
@@ -409,7 +414,7 @@ export class Inbox {
     for (const name of names.value) {
       let fh: FileHandle | undefined;
       try {
-        fh = await fsp.open(join(this.dir, name), 'r');
+        fh = await openForScan(join(this.dir, name));
         const st = await fh.stat();
         if (!st.isFile()) continue;
         const { bytesRead } = await fh.read(head, 0, HEAD_BYTES, 0);

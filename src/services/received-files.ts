@@ -15,8 +15,8 @@ import { err, ok, type Result } from '../core/result.js';
 import type { Logger } from '../core/logger.js';
 import type { ReceivedFile, VirtualAddrText } from '../node/api.js';
 import { DEFAULT_STORAGE_QUOTAS } from '../node/daemon-options.js';
-import { codeOf, createExclusive, ensureDir, moveNoClobber, writeFileAtomic } from './fs-safe.js';
-import { rfc3339 } from './inbox.js';
+import { codeOf, createExclusive, ensureDir, moveNoClobber, sweepStaleTemps, writeFileAtomic } from './fs-safe.js';
+import { rfc3339, STALE_TEMP_MS } from './inbox.js';
 import { receivedLimitsOf, StorageQuota, type QuotaLimits, type StoredUsage } from './quota.js';
 
 export const META_DIR_NAME = '.pilot-meta';
@@ -120,6 +120,7 @@ export class ReceivedFiles {
   }
 
   private async scanUsage(): Promise<Result<StoredUsage[]>> {
+    await sweepStaleTemps(this.metaDir, (n) => n.startsWith(PARTIAL_PREFIX), STALE_TEMP_MS, Date.now());
     const l = await this.list();
     return l.ok ? ok(l.value.map((f) => ({ peer: f.from, bytes: f.size }))) : l;
   }

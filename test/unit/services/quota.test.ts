@@ -5,7 +5,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_STORAGE_QUOTAS, parseDaemonArgs } from '../../../src/node/daemon-options.js';
@@ -308,5 +308,21 @@ test('attack: a message frame cut off mid-payload leaves no temp file and uses n
   assert.deepEqual(readdirSync(svc.inbox.dir).filter((n) => !n.startsWith('TEXT-')), [], 'temp file deleted');
   assert.deepEqual(svc.inbox.quota.usage(alice.address), { count: 0, bytes: 0 });
   await svc.stop();
+  net.cleanup();
+});
+
+test('temp files a crash left behind (untouched for an hour) are swept when usage is learnt; fresh ones stay', async () => {
+  const net = new MemoryNetwork();
+  const server = net.addHost(1, 'server');
+  const dir = join(server.home, 'inbox');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, '.incoming-old.abc.tmp'), 'x'.repeat(1000));
+  const past = new Date(Date.now() - 2 * 3600_000);
+  utimesSync(join(dir, '.incoming-old.abc.tmp'), past, past);
+  writeFileSync(join(dir, '.incoming-new.def.tmp'), 'y');
+  const inbox = new Inbox(dir);
+  assert.ok((await inbox.save({ from: '0:0000.0000.0002', from_hostname: null, type: 'text', payload: Buffer.from('hi') })).ok);
+  const left = readdirSync(dir).filter((n) => n.endsWith('.tmp'));
+  assert.deepEqual(left, ['.incoming-new.def.tmp']);
   net.cleanup();
 });
