@@ -15,7 +15,12 @@ const USAGE = `pilot-daemon [--home DIR] [--registry HOST:PORT] [--beacon HOST:P
              [--log-level debug|info|warn|error] [--log-format json|pretty]
              [--no-echo] [--no-dataexchange] [--no-eventstream] [--config FILE]
              [--keepalive 15s] [--idle-timeout 60s] [--beacon2 HOST:PORT] [--no-relay] [--relay-only]
-             [--no-legacy] [--allow-insecure-legacy] [--legacy-socket /tmp/pilot.sock]`;
+             [--no-legacy] [--allow-insecure-legacy] [--legacy-socket /tmp/pilot.sock]
+storage quotas for what peers store here (0 = no limit; over them the sender gets quota_exceeded):
+             [--inbox-max-messages-per-peer 1000] [--inbox-max-bytes-per-peer 64MiB]
+             [--inbox-max-messages 10000] [--inbox-max-bytes 512MiB]
+             [--received-max-files-per-peer 1000] [--received-max-bytes-per-peer 256MiB]
+             [--received-max-files 10000] [--received-max-bytes 2GiB]`;
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);

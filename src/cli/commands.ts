@@ -7,7 +7,7 @@ import type { BenchResult, PilotStream, PingResult } from '../node/api.js';
 import type { PilotClient } from '../sdk/client.js';
 import type { ParsedArgs } from './args.js';
 import { defineCommand, type CliContext, type Command, type CommandOutput } from './command.js';
-import { createProgress, fields, formatBytes, formatDuration, table } from './output.js';
+import { createProgress, escapeText, fields, formatBytes, formatDuration, table } from './output.js';
 import { readAllStdin, readReply, sleep } from './stream-io.js';
 import {
   checkCount,
@@ -397,7 +397,8 @@ async function exchange(ctx: CliContext, p: ExchangeParams, payload: Buffer): Pr
   stream.destroy();
   if (!reply.ok) return reply;
   const response = reply.value.toString('utf8');
-  const text = response !== '' ? (response.endsWith('\n') ? response : response + '\n') : undefined;
+  const shown = escapeText(response, { multiline: true });
+  const text = response !== '' ? (shown.endsWith('\n') ? shown : shown + '\n') : undefined;
   if (text === undefined && !ctx.isJson) ctx.io.stderr.write(`sent ${payload.length} bytes (no response)\n`);
   return ok({ data: { target, port: p.port, sent: payload.toString('utf8'), response, bytes_sent: payload.length, bytes_received: reply.value.length }, text: text ?? '' });
 }
@@ -506,10 +507,11 @@ const recv = defineCommand<{ port: number; count: number; timeoutMs: number }>({
       if (data.ok) {
         msg.data = data.value.toString('utf8');
         msg.bytes = data.value.length;
-        if (!ctx.isJson) ctx.io.stdout.write(String(msg.data) + (String(msg.data).endsWith('\n') ? '' : '\n'));
+        const shown = escapeText(String(msg.data), { multiline: true });
+        if (!ctx.isJson) ctx.io.stdout.write(shown + (shown.endsWith('\n') ? '' : '\n'));
       } else {
         msg.error = data.error.message;
-        if (!ctx.isJson) ctx.io.stderr.write(`error: ${data.error.message}\n`);
+        if (!ctx.isJson) ctx.io.stderr.write(`error: ${escapeText(data.error.message)}\n`);
       }
       messages.push(msg);
     }
@@ -561,7 +563,7 @@ const listen = defineCommand<{ port: number; count: number; timeoutMs: number }>
       }
       const msg = { src_addr: d.from, src_port: d.fromPort, data: Buffer.from(d.data).toString('utf8'), bytes: d.data.length };
       messages.push(msg);
-      if (!ctx.isJson) ctx.io.stdout.write(`[${d.from}:${d.fromPort}] ${msg.data}\n`);
+      if (!ctx.isJson) ctx.io.stdout.write(`[${d.from}:${d.fromPort}] ${escapeText(msg.data)}\n`);
       else if (p.count === 0) ctx.io.stdout.write(JSON.stringify(msg) + '\n');
     }
     ctx.signal.removeEventListener('abort', onAbort);
@@ -583,7 +585,7 @@ const sendMessage = defineCommand<{ peer: string; data: string; type: 'text' | '
     { name: 'type', kind: 'string', value: 'text|json|binary', description: 'default text' },
   ],
   returns: 'target, type, bytes, ack',
-  errors: ['not_running', 'not_found', 'connection_failed', 'timeout'],
+  errors: ['not_running', 'not_found', 'connection_failed', 'timeout', 'quota_exceeded'],
   parse(a) {
     const peer = checkPeer(a.positional[0]!);
     if (!peer.ok) return peer;
@@ -616,35 +618,59 @@ function clearFlag(description: string) {
   return [{ name: 'clear', kind: 'bool' as const, description }];
 }
 
-const inbox = defineCommand<{ clear: boolean }>({
+const inbox = defineCommand<{ clear: boolean; limit: number | undefined; since: string | undefined }>({
   name: 'inbox',
   group: 'Mailbox',
-  summary: 'List messages received via data exchange; --clear deletes them',
+  summary: 'List messages received via data exchange (oldest first; --limit/--since page through); --clear deletes them',
   args: [],
-  flags: clearFlag('delete all messages'),
-  returns: 'messages [{id, type, from, from_hostname, data, size, received_at}], total, dir; with --clear: cleared',
-  errors: ['not_running'],
-  parse: (a) => ok({ clear: a.flags.get('clear') === true }),
+  flags: [
+    ...clearFlag('delete all messages'),
+    { name: 'limit', kind: 'int', value: '<n>', description: 'at most n messages (default: all)' },
+    { name: 'since', kind: 'string', value: '<cursor|time>', description: 'only messages after a previous next_since, or at/after an RFC 3339 time' },
+  ],
+  returns: 'messages [{id, type, from, from_hostname, data, size, received_at}], total, dir, has_more, next_since; with --clear: cleared',
+  errors: ['not_running', 'invalid_argument'],
+  parse(a) {
+    const clear = a.flags.get('clear') === true;
+    const rawLimit = flag(a, 'limit');
+    let limit: number | undefined;
+    if (rawLimit !== undefined) {
+      const l = checkCount(rawLimit, 0, 'limit');
+      if (!l.ok) return l;
+      limit = l.value;
+    }
+    const since = flag(a, 'since');
+    if (since === true) return err('invalid_argument', '--since needs a value', { hint: 'pilotctl inbox --since <next_since>' });
+    if (clear && (limit !== undefined || since !== undefined)) {
+      return err('invalid_argument', '--clear deletes every message; it takes no --limit or --since', { hint: 'pilotctl inbox --clear' });
+    }
+    return ok({ clear, limit, since });
+  },
   async run(ctx, p) {
     const c = await ctx.client();
     if (!c.ok) return c;
-    const r = await c.value.inbox({ clear: p.clear });
-    if (!r.ok) return r;
     if (p.clear) {
+      const r = await c.value.inbox({ clear: true });
+      if (!r.ok) return r;
       const n = r.value.cleared ?? r.value.messages.length;
       return out({ cleared: n }, `cleared ${n} message(s)\n`);
     }
+    const r = await c.value.inbox({ limit: p.limit, since: p.since });
+    if (!r.ok) return r;
     const msgs = r.value.messages;
     const dir = join(ctx.home, 'inbox');
+    const page = { has_more: r.value.has_more, next_since: r.value.next_since };
     if (msgs.length === 0) {
-      return out({ messages: [], total: 0, dir }, 'inbox is empty\n  messages appear here when someone sends: pilotctl send-message <your-hostname> --data "hello"\n');
+      const empty = p.since !== undefined ? 'no messages after that point\n' : 'inbox is empty\n  messages appear here when someone sends: pilotctl send-message <your-hostname> --data "hello"\n';
+      return out({ messages: [], total: 0, dir, ...page }, empty);
     }
-    let text = `Inbox (${msgs.length} messages):\n\n`;
+    let text = `Inbox (${msgs.length} messages${page.has_more ? ', more follow' : ''}):\n\n`;
     for (const m of msgs) {
       const preview = m.data.length > 80 ? m.data.slice(0, 80) + '...' : m.data;
-      text += `  [${m.received_at}] from ${m.from_hostname ?? m.from} type=${m.type}\n    ${preview}\n`;
+      text += `  [${escapeText(m.received_at)}] from ${escapeText(m.from_hostname ?? m.from)} type=${m.type}\n    ${escapeText(preview)}\n`;
     }
-    return out({ messages: msgs, total: msgs.length, dir }, text + '\nclear with: pilotctl inbox --clear\n');
+    text += page.has_more ? `\nnext page: pilotctl inbox --limit ${p.limit ?? msgs.length} --since ${page.next_since}\n` : '\nclear with: pilotctl inbox --clear\n';
+    return out({ messages: msgs, total: msgs.length, dir, ...page }, text);
   },
 });
 
@@ -655,7 +681,7 @@ const sendFile = defineCommand<{ peer: string; path: string }>({
   args: [{ name: 'peer', required: true }, { name: 'path', required: true }],
   flags: [TIMEOUT_FLAG],
   returns: 'filename, bytes, destination, ack, sha256',
-  errors: ['not_running', 'not_found', 'connection_failed', 'timeout'],
+  errors: ['not_running', 'not_found', 'connection_failed', 'timeout', 'quota_exceeded'],
   parse(a, ctx) {
     const peer = checkPeer(a.positional[0]!);
     if (!peer.ok) return peer;
@@ -672,7 +698,8 @@ const sendFile = defineCommand<{ peer: string; path: string }>({
     bar.finish();
     if (!r.ok) return r;
     return out(
-      { filename: r.value.name, bytes: r.value.bytes, destination: target, ack: true, sha256: r.value.sha256 },
+      // The daemon reports whether an ACK came (an ERR ack other than quota_exceeded is not an error).
+      { filename: r.value.name, bytes: r.value.bytes, destination: target, ack: (r.value as { ack?: boolean }).ack ?? true, sha256: r.value.sha256 },
       `sent ${r.value.name} (${formatBytes(r.value.bytes)}) to ${target}\n  sha256 ${r.value.sha256}\n`,
     );
   },
@@ -733,7 +760,7 @@ const subscribe = defineCommand<{ peer: string; topic: string; count: number; ti
       if (p.count > 0 && events.length >= p.count) return;
       const ev = { topic: e.topic, data: e.data, bytes: Buffer.byteLength(e.data), from: e.from, received_at: e.received_at };
       events.push(ev);
-      if (!ctx.isJson) ctx.io.stdout.write(`[${e.topic}] ${e.data}\n`);
+      if (!ctx.isJson) ctx.io.stdout.write(`[${escapeText(e.topic)}] ${escapeText(e.data)}\n`);
       else if (p.count === 0) ctx.io.stdout.write(JSON.stringify(ev) + '\n');
       if (p.count > 0 && events.length >= p.count) wake();
     });

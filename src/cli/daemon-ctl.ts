@@ -11,6 +11,7 @@ import { callOnce, connectIpc, type DaemonTarget } from '../ipc/client.js';
 import { homePaths } from '../ipc/paths.js';
 import { prepareHome } from '../node/home.js';
 import type { NodeInfo } from '../node/api.js';
+import { DEFAULT_STORAGE_QUOTAS, QUOTA_FLAGS } from '../node/daemon-options.js';
 import type { FlagSpec } from './args.js';
 import { defineCommand, type CliContext, type Command } from './command.js';
 import { fields, formatDuration } from './output.js';
@@ -46,6 +47,13 @@ const DAEMON_FLAGS: FlagSpec[] = [
   { name: 'no-legacy', kind: 'bool', description: 'never fall back to the original v0.5 tunnel suite' },
   { name: 'allow-insecure-legacy', kind: 'bool', description: 'accept the original plaintext PILT / unauthenticated PILK frames' },
   { name: 'relay-only', kind: 'bool', description: 'reach peers only through the beacon relay (hides our endpoint from peers)' },
+  // Storage quotas for what peers store here (0 = no limit); over them a sender gets quota_exceeded.
+  ...QUOTA_FLAGS.map((q): FlagSpec => ({
+    name: q.flag,
+    kind: 'string',
+    value: q.size ? '<size>' : '<n>',
+    description: `${q.flag.replace(/-/g, ' ')} (default ${q.size ? `${DEFAULT_STORAGE_QUOTAS[q.key] / 1024 / 1024}MiB` : DEFAULT_STORAGE_QUOTAS[q.key]})`,
+  })),
 ];
 
 function readPid(pidFile: string): number | null {

@@ -15,6 +15,33 @@ export interface CliIo {
   scriptPath: string;
 }
 
+// Unicode controls (Cc: C0, DEL, C1), format characters (Cf: bidi embeddings/overrides/isolates/marks such as
+// U+202E, zero-width characters, BOM, tag characters), line/paragraph separators and lone surrogates.
+const UNSAFE_RE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+function escapeChar(ch: string, multiline: boolean): string {
+  if (multiline && (ch === '\n' || ch === '\t')) return ch;
+  if (ch === '\n') return '\\n';
+  if (ch === '\r') return '\\r';
+  if (ch === '\t') return '\\t';
+  const cp = ch.codePointAt(0)!;
+  if (cp < 0x100) return `\\x${cp.toString(16).padStart(2, '0')}`;
+  if (cp <= 0xffff) return `\\u${cp.toString(16).padStart(4, '0')}`;
+  return `\\u{${cp.toString(16)}}`;
+}
+
+/**
+ * Text from peers (message bodies, file names, hostnames, tags, justifications, error messages) made safe to
+ * print on a terminal: every control, bidi/format character, separator and lone surrogate becomes a visible
+ * escape (`\x1b`, `\u202e`, `\n`), so nothing a peer sends can move the cursor, recolour the screen or reorder
+ * the text after it. `multiline` keeps newlines and tabs (message bodies). Every human-readable renderer of
+ * peer-supplied text goes through this; `--json` output is never escaped (it stays exact).
+ */
+export function escapeText(s: string, opts: { multiline?: boolean } = {}): string {
+  const multiline = opts.multiline === true;
+  return s.replace(UNSAFE_RE, (ch) => escapeChar(ch, multiline));
+}
+
 export function writeJsonOk(io: CliIo, data: unknown): void {
   io.stdout.write(JSON.stringify({ status: 'ok', data: data ?? {} }) + '\n');
 }
@@ -26,24 +53,25 @@ export function writeError(io: CliIo, isJson: boolean, e: PilotError): void {
     if (e.detail !== undefined) out.detail = e.detail;
     io.stderr.write(JSON.stringify(out) + '\n');
   } else {
-    io.stderr.write(`error: ${e.message}\n` + (e.hint ? `hint:  ${e.hint}\n` : ''));
+    // Error messages can carry a peer's words (an ERR ack's reason, a rejection).
+    io.stderr.write(`error: ${escapeText(e.message)}\n` + (e.hint ? `hint:  ${escapeText(e.hint)}\n` : ''));
   }
 }
 
-/** Left-aligned columns, two spaces apart; the last column is not padded. */
+/** Left-aligned columns, two spaces apart; the last column is not padded. Cells are escaped (escapeText). */
 export function table(headers: string[], rows: Array<Array<string | number>>): string {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const cells = [headers, ...rows.map((r) => r.map((c) => escapeText(String(c))))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   return cells
     .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd())
     .join('\n') + '\n';
 }
 
-/** `label: value` lines with the values aligned. */
+/** `label: value` lines with the values aligned; values are escaped (escapeText). */
 export function fields(pairs: Array<[string, string | number | null | undefined]>, indent = '  '): string {
   const shown = pairs.filter(([, v]) => v !== null && v !== undefined && v !== '');
   const w = Math.max(...shown.map(([k]) => k.length)) + 1;
-  return shown.map(([k, v]) => `${indent}${(k + ':').padEnd(w)} ${v}`).join('\n') + '\n';
+  return shown.map(([k, v]) => `${indent}${(k + ':').padEnd(w)} ${escapeText(String(v))}`).join('\n') + '\n';
 }
 
 export function formatBytes(bytes: number): string {

@@ -15,6 +15,9 @@ export const ERRORS = {
   daemon_unverified: {
     hint: 'the socket is not served by the daemon of this home: check --socket/--home, stop whatever listens there, then run pilotctl daemon start',
   },
+  quota_exceeded: {
+    hint: "the receiver's inbox or received files are full: its operator frees space (pilotctl inbox --clear, received --clear) or raises the daemon's --inbox-max-* / --received-max-* limits",
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -22,8 +22,16 @@ import { isErrorCode, pilotError, type PilotError } from '../core/errors.js';
 
 /** Longest request line the server accepts; a client that sends more is answered with an error and dropped. */
 export const MAX_REQUEST_LINE_BYTES = 1024 * 1024;
-/** Responses can be large (inbox listings); bounded only to stop a runaway daemon from eating the client. */
-export const MAX_RESPONSE_LINE_BYTES = 64 * 1024 * 1024;
+/**
+ * Responses are bounded to stop a runaway daemon from eating the client. The largest legitimate one is an
+ * inbox page holding a single 16 MiB message of control characters: JSON-escaped (\u0001 = 6 bytes each)
+ * that is 96 MiB; pages are otherwise cut at INBOX_PAGE_MAX_BYTES.
+ */
+export const MAX_RESPONSE_LINE_BYTES = 128 * 1024 * 1024;
+/** `inbox` answers at most this many messages per call (`limit` is clamped to it)... */
+export const INBOX_PAGE_MAX_MESSAGES = 1000;
+/** ...and stops adding messages once their stored size passes this; clients page on with `since`. */
+export const INBOX_PAGE_MAX_BYTES = 16 * 1024 * 1024;
 
 export type RequestId = number | string;
 

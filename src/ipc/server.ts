@@ -13,6 +13,8 @@ import { proveDaemon, publishDaemonKey, type Identity } from '../node/daemon-pro
 import { ParamReader } from './params.js';
 import {
   encodeLine,
+  INBOX_PAGE_MAX_BYTES,
+  INBOX_PAGE_MAX_MESSAGES,
   LineSplitter,
   MAX_REQUEST_LINE_BYTES,
   toWireError,
@@ -495,7 +497,10 @@ const HANDLERS: Record<string, Handler> = {
   }),
   inbox: simple((api, p) => {
     const clear = p.bool('clear', false);
-    return p.error ? null : api.inbox({ clear });
+    // Always one bounded page, so any inbox fits in response lines; clients follow next_since.
+    const limit = Math.min(p.optInt('limit', 1, U32) ?? INBOX_PAGE_MAX_MESSAGES, INBOX_PAGE_MAX_MESSAGES);
+    const since = p.optStr('since');
+    return p.error ? null : api.inbox({ clear, limit, since, maxBytes: INBOX_PAGE_MAX_BYTES });
   }),
   received: simple((api, p) => {
     const clear = p.bool('clear', false);

@@ -100,6 +100,24 @@ export interface InboxMessage {
   received_at: string;
 }
 
+export interface InboxQuery {
+  clear?: boolean;
+  /** At most this many messages. */
+  limit?: number;
+  /** Stop adding messages once their stored size passes this (one is always returned). */
+  maxBytes?: number;
+  since?: string;
+}
+
+export interface InboxPageResult {
+  messages: InboxMessage[];
+  cleared?: number;
+  /** Pass as `since` for the next page; null when the page is empty. */
+  next_since?: string | null;
+  /** More messages follow this page. */
+  has_more?: boolean;
+}
+
 export interface ReceivedFile {
   name: string;
   path: string;
@@ -182,7 +200,11 @@ export interface NodeApi {
   openDatagramSocket(port: number): Result<DatagramSocket>;
 
   sendMessage(peer: PeerRef, data: Uint8Array, type: MessageType): Promise<Result<{ bytes: number; ack: boolean }>>;
-  inbox(opts?: { clear?: boolean }): Promise<Result<{ messages: InboxMessage[]; cleared?: number }>>;
+  /**
+   * One page of the inbox, oldest first (all of it when no limit/maxBytes is given); `since` = a page's
+   * `next_since` or an RFC 3339 time. With `clear`: removes every message and returns only `cleared`.
+   */
+  inbox(opts?: InboxQuery): Promise<Result<InboxPageResult>>;
   sendFile(peer: PeerRef, path: string, progress?: ProgressFn): Promise<Result<{ bytes: number; sha256: string; name: string }>>;
   received(opts?: { clear?: boolean }): Promise<Result<{ files: ReceivedFile[]; cleared?: number }>>;
   publish(peer: PeerRef, topic: string, data: Uint8Array): Promise<Result<{ topic: string; bytes: number }>>;

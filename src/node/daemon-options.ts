@@ -4,6 +4,48 @@ import { readFileSync } from 'node:fs';
 import { err, ok, type Result } from '../core/result.js';
 import { defaultHome, homePaths } from './home.js';
 
+/**
+ * Storage limits for what peers store here (port 1001). Per peer (by sender address) and in total; 0 = no limit.
+ * Defaults: a peer may fill at most 1/10 of the inbox and 1/8 of the file store, so a few busy (or hostile)
+ * trusted peers cannot crowd out the rest; 64 MiB = 4 maximum-size (16 MiB) messages, 256 MiB = 16 maximum-size
+ * files; the totals (10,000 messages / 512 MiB, 10,000 files / 2 GiB) bound the disk a node gives away and keep a
+ * full inbox listable in a few pages. Inbox bytes are the stored JSON size (base64/escaping included).
+ */
+export interface StorageQuotas {
+  inboxMessagesPerPeer: number;
+  inboxBytesPerPeer: number;
+  inboxMessages: number;
+  inboxBytes: number;
+  receivedFilesPerPeer: number;
+  receivedBytesPerPeer: number;
+  receivedFiles: number;
+  receivedBytes: number;
+}
+
+const MIB = 1024 * 1024;
+export const DEFAULT_STORAGE_QUOTAS: Readonly<StorageQuotas> = Object.freeze({
+  inboxMessagesPerPeer: 1000,
+  inboxBytesPerPeer: 64 * MIB,
+  inboxMessages: 10_000,
+  inboxBytes: 512 * MIB,
+  receivedFilesPerPeer: 1000,
+  receivedBytesPerPeer: 256 * MIB,
+  receivedFiles: 10_000,
+  receivedBytes: 2048 * MIB,
+});
+
+/** Flag name → StorageQuotas key, and whether the value is a size (64MiB, 2GiB, bytes) or a count. */
+export const QUOTA_FLAGS: ReadonlyArray<{ flag: string; key: keyof StorageQuotas; size: boolean }> = [
+  { flag: 'inbox-max-messages-per-peer', key: 'inboxMessagesPerPeer', size: false },
+  { flag: 'inbox-max-bytes-per-peer', key: 'inboxBytesPerPeer', size: true },
+  { flag: 'inbox-max-messages', key: 'inboxMessages', size: false },
+  { flag: 'inbox-max-bytes', key: 'inboxBytes', size: true },
+  { flag: 'received-max-files-per-peer', key: 'receivedFilesPerPeer', size: false },
+  { flag: 'received-max-bytes-per-peer', key: 'receivedBytesPerPeer', size: true },
+  { flag: 'received-max-files', key: 'receivedFiles', size: false },
+  { flag: 'received-max-bytes', key: 'receivedBytes', size: true },
+];
+
 export interface DaemonOptions {
   home: string;
   registry: string; // host:port (TCP)
@@ -34,12 +76,13 @@ export interface DaemonOptions {
   keepaliveMs: number;
   idleTimeoutMs: number;
   config: string | null;
+  quotas: StorageQuotas;
 }
 
 const BOOL_FLAGS = new Set(['public', 'no-echo', 'no-dataexchange', 'no-eventstream', 'trust-auto-approve', 'foreground', 'no-relay', 'relay-only', 'no-legacy', 'allow-insecure-legacy']);
 const VALUE_FLAGS = new Set([
   'home', 'registry', 'beacon', 'listen', 'socket', 'identity', 'hostname', 'log-level', 'log-format', 'config',
-  'keepalive', 'idle-timeout', 'beacon2', 'legacy-socket',
+  'keepalive', 'idle-timeout', 'beacon2', 'legacy-socket', ...QUOTA_FLAGS.map((q) => q.flag),
 ]);
 
 export const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -121,7 +164,19 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     keepaliveMs: durationMs(pick('keepalive', null, 'keepalive', '15s')),
     idleTimeoutMs: durationMs(pick('idle-timeout', null, 'idle_timeout', '60s')),
     config: configPath,
+    quotas: { ...DEFAULT_STORAGE_QUOTAS },
   };
+  for (const q of QUOTA_FLAGS) {
+    const raw = pick(q.flag, null, q.flag.replace(/-/g, '_'), '');
+    if (raw === '') continue;
+    const n = q.size ? sizeBytes(raw) : /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n) || n < 0) {
+      return err('invalid_argument', `invalid --${q.flag} '${raw}'`, {
+        hint: q.size ? 'a size like 64MiB, 512MB, 2GiB or a byte count; 0 = no limit' : 'a whole number; 0 = no limit',
+      });
+    }
+    opts.quotas[q.key] = n;
+  }
   if (opts.listen.startsWith(':')) opts.listen = '0.0.0.0' + opts.listen;
   for (const [k, v] of [['registry', opts.registry], ['beacon', opts.beacon], ['listen', opts.listen], ['beacon2', opts.beacon2 ?? '127.0.0.1:1']] as const) {
     if (!isHostPort(v)) return err('invalid_argument', `--${k} '${v}' is not host:port`, { hint: `e.g. --${k} 127.0.0.1:9000` });
@@ -138,6 +193,15 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     return err('invalid_argument', 'invalid --keepalive or --idle-timeout', { hint: 'durations like 15s, 500ms, 2m' });
   }
   return ok(opts);
+}
+
+/** "64MiB" / "64M" / "512MB" / "2GiB" / "1048576" → bytes (K/M/G and KB/MB/GB are binary too); NaN if malformed. */
+export function sizeBytes(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(?:([kmg])(?:i?b)?|b)?$/i.exec(s.trim());
+  if (!m) return NaN;
+  const unit = (m[2] ?? '').toLowerCase();
+  const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  return Math.round(Number(m[1]) * mult);
 }
 
 /** "15s" / "500ms" / "2m" / "30" (seconds) → ms; NaN if malformed. */

@@ -16,6 +16,7 @@ import type {
   EventMessage,
   FindResult,
   InboxMessage,
+  InboxPageResult,
   MessageType,
   NodeApi,
   NodeInfo,
@@ -166,8 +167,32 @@ export class PilotClient implements NodeApi {
   sendMessage(peer: PeerRef, data: Uint8Array | string, type: MessageType): Promise<Result<{ bytes: number; ack: boolean }>> {
     return this.call('send_message', { peer, data: b64(data), type });
   }
-  inbox(opts: { clear?: boolean } = {}): Promise<Result<{ messages: InboxMessage[]; cleared?: number }>> {
-    return this.call('inbox', { clear: opts.clear === true });
+  /**
+   * Inbox messages, oldest first: all of them, or at most `limit` after `since` (a previous `next_since`, or
+   * an RFC 3339 time). The daemon answers in bounded pages; this follows them. `has_more`/`next_since` tell
+   * where to go on. With `clear`: deletes every message and returns `cleared`.
+   */
+  async inbox(opts: { clear?: boolean; limit?: number; since?: string } = {}): Promise<Result<InboxPageResult & { next_since: string | null; has_more: boolean }>> {
+    if (opts.clear === true) {
+      const c = await this.call<InboxPageResult>('inbox', { clear: true });
+      return c.ok ? ok({ ...c.value, next_since: null, has_more: false }) : c;
+    }
+    const want = opts.limit ?? Infinity;
+    const messages: InboxMessage[] = [];
+    let since = opts.since ?? null;
+    let hasMore = true;
+    while (hasMore && messages.length < want) {
+      const params: Record<string, unknown> = {};
+      if (Number.isFinite(want)) params.limit = want - messages.length;
+      if (since !== null) params.since = since;
+      const page = await this.call<InboxPageResult>('inbox', params);
+      if (!page.ok) return page;
+      messages.push(...page.value.messages);
+      // A daemon without paging sends everything at once and neither field.
+      hasMore = page.value.has_more === true && page.value.messages.length > 0;
+      since = page.value.next_since ?? since;
+    }
+    return ok({ messages, next_since: since, has_more: hasMore });
   }
   /** `path` is resolved against this process's cwd: the daemon reads the file itself. */
   sendFile(peer: PeerRef, path: string, progress?: ProgressFn): Promise<Result<{ bytes: number; sha256: string; name: string }>> {

@@ -7,7 +7,7 @@ import { ok, type Result } from '../core/result.js';
 import { silentLogger } from '../core/logger.js';
 import { Daemon } from '../node/daemon.js';
 import { parseDaemonArgs, type DaemonOptions } from '../node/daemon-options.js';
-import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult } from '../node/api.js';
+import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery } from '../node/api.js';
 import {
   startServices,
   ping as pingPeer,
@@ -18,6 +18,8 @@ import {
   subscribe as subscribeTo,
   Inbox,
   ReceivedFiles,
+  inboxLimitsOf,
+  receivedLimitsOf,
   type RunningServices,
 } from '../services/index.js';
 
@@ -32,8 +34,8 @@ export async function createNode(options: NodeOptions = {}): Promise<Result<Loca
   const logger = options.logger ?? silentLogger();
   const d = await Daemon.start(opts, logger);
   if (!d.ok) return d;
-  const inbox = new Inbox(d.value.paths.inbox, { logger });
-  const received = new ReceivedFiles(d.value.paths.received, { logger });
+  const inbox = new Inbox(d.value.paths.inbox, { logger, quota: inboxLimitsOf(opts.quotas) });
+  const received = new ReceivedFiles(d.value.paths.received, { logger, quota: receivedLimitsOf(opts.quotas) });
   const s = startServices(d.value, {
     echo: opts.echo,
     dataExchange: opts.dataExchange,
@@ -82,13 +84,13 @@ export class LocalNode implements NodeApi {
     return sendMessageTo(this.daemon, peer, data, type);
   }
 
-  async inbox(opts: { clear?: boolean } = {}) {
-    const list = await this.services.inbox.list();
-    if (!list.ok) return list;
-    if (!opts.clear) return ok({ messages: list.value });
-    const c = await this.services.inbox.clear();
-    if (!c.ok) return c;
-    return ok({ messages: list.value, cleared: c.value.cleared });
+  async inbox(opts: InboxQuery = {}) {
+    // --clear answers with the count only: echoing a full inbox back made the reply too large for IPC.
+    if (opts.clear) {
+      const c = await this.services.inbox.clear();
+      return c.ok ? ok({ messages: [], cleared: c.value.cleared }) : c;
+    }
+    return this.services.inbox.page({ limit: opts.limit, maxBytes: opts.maxBytes, since: opts.since });
   }
 
   async sendFile(peer: PeerRef, path: string, progress?: ProgressFn) {
@@ -96,12 +98,11 @@ export class LocalNode implements NodeApi {
   }
 
   async received(opts: { clear?: boolean } = {}) {
-    const list = await this.services.received.list();
-    if (!list.ok) return list;
-    if (!opts.clear) return ok({ files: list.value });
-    const c = await this.services.received.clear();
-    if (!c.ok) return c;
-    return ok({ files: list.value, cleared: c.value.cleared });
+    if (opts.clear) {
+      const c = await this.services.received.clear();
+      return c.ok ? ok({ files: [], cleared: c.value.cleared }) : c;
+    }
+    return this.services.received.list().then((l) => (l.ok ? ok({ files: l.value }) : l));
   }
 
   async publish(peer: PeerRef, topic: string, data: Uint8Array) {

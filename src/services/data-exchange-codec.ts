@@ -9,6 +9,8 @@
 // than 2 bytes, or whose name length overruns it, is kept whole with an empty filename (not saved).
 // The server answers every frame with a TEXT frame "ACK <TYPE> <n> bytes", n = payload bytes after the
 // filename, or "ERR <TYPE> save failed: <reason>" (pkg/daemon/services.go, handleDataExchangeConn).
+// Our extension, compatible with that text: a refusal our senders must tell apart carries its error code
+// first, "ERR TEXT save failed: quota_exceeded: <message>"; an original sender just prints the ERR line.
 import { err, ok, type Result } from '../core/result.js';
 import type { MessageType } from '../node/api.js';
 
@@ -182,6 +184,28 @@ export function ackText(type: number, dataBytes: number): string {
   return `ACK ${frameTypeName(type)} ${dataBytes} bytes`;
 }
 
-export function errAckText(type: number, reason: string): string {
-  return `ERR ${frameTypeName(type)} save failed: ${reason}`;
+export function errAckText(type: number, reason: string, code?: AckErrorCode): string {
+  return `ERR ${frameTypeName(type)} save failed: ${code === undefined ? '' : `${code}: `}${reason}`;
+}
+
+/** Error codes an ERR ack may carry (see errAckText). */
+export type AckErrorCode = 'quota_exceeded';
+const ACK_ERROR_CODES: readonly AckErrorCode[] = ['quota_exceeded'];
+
+export type ParsedAck =
+  | { kind: 'ack' }
+  | { kind: 'err'; code: AckErrorCode | null; reason: string }
+  | { kind: 'none' };
+
+/** Classify an ACK frame's text (null = no ACK came). Total: any text gives a value. */
+export function parseAck(text: string | null): ParsedAck {
+  if (text === null) return { kind: 'none' };
+  if (text.startsWith('ACK ')) return { kind: 'ack' };
+  const m = /^ERR \S+ save failed: (.*)$/s.exec(text);
+  if (m === null) return text.startsWith('ERR ') ? { kind: 'err', code: null, reason: text.slice(4) } : { kind: 'none' };
+  const reason = m[1]!;
+  for (const code of ACK_ERROR_CODES) {
+    if (reason.startsWith(`${code}: `)) return { kind: 'err', code, reason: reason.slice(code.length + 2) };
+  }
+  return { kind: 'err', code: null, reason };
 }

@@ -3,13 +3,16 @@
 // (TeoSlayer/pilotprotocol, pkg/daemon/services.go): frames are handled in order on one connection,
 // TEXT/JSON/BINARY go to the inbox, FILE with a non-empty name goes to received/, anything else is only
 // ACKed; a length over the cap or a truncated frame drops just that connection.
-// Unlike the original we never hold a file in memory: FILE data streams to disk as it arrives, and
-// send-file streams from disk (the frame length is known up front from stat).
+// Unlike the original we never hold a frame in memory: FILE data and inbox messages stream to disk as they
+// arrive (at most one 64 KiB chunk per connection in memory), and send-file streams from disk (the frame
+// length is known up front from stat). Storage quotas refuse a frame with an ERR ack carrying
+// `quota_exceeded` (data-exchange-codec.ts); the sending side turns that into the typed error.
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
+import type { PilotError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { PORT_DATAEXCHANGE } from '../wire/address.js';
 import type { MessageType, PeerRef, PilotStream, ProgressFn, ServiceHost } from '../node/api.js';
@@ -26,8 +29,9 @@ import {
   frameTypeName,
   frameTypeOf,
   messageTypeOf,
+  parseAck,
 } from './data-exchange-codec.js';
-import type { Inbox, StoredInboxMessage } from './inbox.js';
+import type { Inbox, InboxEntryMeta } from './inbox.js';
 import type { ReceivedFiles, StoredReceivedFile } from './received-files.js';
 import { closeStream, guardStream, messageOf, StreamReader, withTimeout, writeChunk } from './stream-io.js';
 
@@ -42,20 +46,46 @@ export interface DataExchangeServerDeps {
   maxFramePayloadBytes: number;
   /** Files larger than this are read and discarded with an ERR ack. */
   maxFileBytes: number;
-  onMessage?(m: StoredInboxMessage): void;
+  onMessage?(m: InboxEntryMeta): void;
   onFile?(f: StoredReceivedFile): void;
 }
 
 /** Read and discard `n` bytes. */
 async function drain(reader: StreamReader, n: number): Promise<Result<void>> {
+  return pump(reader, n, null).then((r) => ('drop' in r ? err('connection_failed', r.drop, { detail: { truncated: true } }) : ok()));
+}
+
+interface ChunkSink {
+  write(chunk: Uint8Array): Promise<Result<void>>;
+  abort(): Promise<void>;
+}
+
+/**
+ * Read exactly `n` bytes into `sink` as they arrive (never more than one chunk in memory). After a sink error
+ * the rest is read and discarded, so the connection stays in step; a stream that ends inside the frame aborts
+ * the sink and drops the connection. `sink` null = discard.
+ */
+async function pump(reader: StreamReader, n: number, sink: ChunkSink | null): Promise<{ drop: string } | { failed: PilotError | null }> {
   let left = n;
+  let failed: PilotError | null = null;
   while (left > 0) {
     const r = await reader.readSome(Math.min(left, IO_CHUNK_BYTES));
-    if (!r.ok) return r;
-    if (r.value === null) return err('connection_failed', 'stream ended inside a frame', { detail: { truncated: true } });
+    if (!r.ok || r.value === null) {
+      if (sink !== null && failed === null) await sink.abort();
+      return { drop: r.ok ? 'stream ended inside a frame' : r.error.message };
+    }
     left -= r.value.length;
+    if (sink !== null && failed === null) {
+      const w = await sink.write(r.value);
+      if (!w.ok) failed = w.error; // the sink aborted itself
+    }
   }
-  return ok();
+  return { failed };
+}
+
+/** The ERR ack for a refused or failed save; quota refusals carry their code (errAckText). */
+function refusal(type: number, e: PilotError): string {
+  return e.code === 'quota_exceeded' ? errAckText(type, e.message, 'quota_exceeded') : errAckText(type, e.message);
 }
 
 type FrameOutcome = { ack: string } | { drop: string };
@@ -105,19 +135,29 @@ async function receiveMessageFrame(
   deps: DataExchangeServerDeps,
   log: Logger,
 ): Promise<FrameOutcome> {
-  const payload = await reader.readExactStrict(payloadBytes);
-  if (!payload.ok) return { drop: payload.error.message };
   const mt = messageTypeOf(type);
-  if (mt === null || mt === 'file') return { ack: ackText(type, payloadBytes) };
-  const saved = await deps.inbox.save({
+  if (mt === null || mt === 'file') {
+    const d = await pump(reader, payloadBytes, null);
+    return 'drop' in d ? d : { ack: ackText(type, payloadBytes) };
+  }
+  // Quota is checked on the declared size before anything is written, and again as the stored size grows.
+  const sink = await deps.inbox.begin({
     from: stream.remoteAddr,
     from_hostname: deps.hostnameOf(stream.remoteNodeId),
     type: mt,
-    payload: payload.value,
+    bytes: payloadBytes,
   });
+  const r = await pump(reader, payloadBytes, sink.ok ? sink.value : null);
+  if ('drop' in r) return r;
+  const failed = sink.ok ? r.failed : sink.error;
+  if (failed !== null) {
+    log.warn({ code: failed.code, err: failed.message, bytes: payloadBytes }, 'inbox message not saved');
+    return { ack: refusal(type, failed) };
+  }
+  const saved = sink.ok ? await sink.value.commit() : sink;
   if (!saved.ok) {
     log.warn({ err: saved.error.message }, 'inbox save failed');
-    return { ack: errAckText(type, saved.error.message) };
+    return { ack: refusal(type, saved.error) };
   }
   log.info({ type: frameTypeName(type), bytes: payloadBytes, id: saved.value.id }, 'inbox message saved');
   deps.onMessage?.(saved.value);
@@ -161,31 +201,19 @@ async function receiveFileFrame(
       : { drop: d.error.message };
   }
 
-  const sink = await deps.received.begin(filename, stream.remoteAddr, deps.hostnameOf(stream.remoteNodeId));
-  let saveError: string | null = sink.ok ? null : sink.error.message;
-  let left = dataBytes;
-  while (left > 0) {
-    const r = await reader.readSome(Math.min(left, IO_CHUNK_BYTES));
-    if (!r.ok || r.value === null) {
-      if (sink.ok) await sink.value.abort();
-      return { drop: r.ok ? 'stream ended inside a file frame' : r.error.message };
-    }
-    left -= r.value.length;
-    // After a disk error keep reading to the frame's end so the connection stays in step.
-    if (sink.ok && saveError === null) {
-      const w = await sink.value.write(r.value);
-      if (!w.ok) saveError = w.error.message;
-    }
+  // The declared size is checked against the quota before the first byte is written.
+  const sink = await deps.received.begin(filename, stream.remoteAddr, deps.hostnameOf(stream.remoteNodeId), dataBytes);
+  const r = await pump(reader, dataBytes, sink.ok ? sink.value : null);
+  if ('drop' in r) return r;
+  const failed = sink.ok ? r.failed : sink.error;
+  if (failed !== null) {
+    log.warn({ filename, code: failed.code, err: failed.message }, 'file not saved');
+    return { ack: refusal(FRAME_TYPE_FILE, failed) };
   }
-  if (!sink.ok || saveError !== null) {
-    if (sink.ok) await sink.value.abort();
-    log.warn({ filename, err: saveError }, 'file save failed');
-    return { ack: errAckText(FRAME_TYPE_FILE, saveError ?? 'unknown') };
-  }
-  const committed = await sink.value.commit();
+  const committed = sink.ok ? await sink.value.commit() : sink;
   if (!committed.ok) {
     log.warn({ filename, err: committed.error.message }, 'file save failed');
-    return { ack: errAckText(FRAME_TYPE_FILE, committed.error.message) };
+    return { ack: refusal(FRAME_TYPE_FILE, committed.error) };
   }
   log.info({ name: committed.value.name, bytes: dataBytes, sha256: committed.value.sha256 }, 'file saved');
   deps.onFile?.(committed.value);
@@ -239,6 +267,13 @@ async function readAck(stream: PilotStream, reader: StreamReader, timeoutMs: num
   return r.ok ? r.value : null;
 }
 
+/** An ERR ack carrying quota_exceeded becomes that error; anything else is reported as the ACK it was. */
+function quotaRefusal(target: string, ack: string | null): Result<never> | null {
+  const a = parseAck(ack);
+  if (a.kind !== 'err' || a.code !== 'quota_exceeded') return null;
+  return err('quota_exceeded', `${target} refused it: ${a.reason}`, { detail: { target, ack } });
+}
+
 async function dialDataExchange(host: ServiceHost, peer: PeerRef, timeoutMs: number): Promise<Result<PilotStream>> {
   const d = await host.dial(peer, PORT_DATAEXCHANGE, { timeoutMs });
   if (!d.ok) return d;
@@ -248,8 +283,8 @@ async function dialDataExchange(host: ServiceHost, peer: PeerRef, timeoutMs: num
 
 /**
  * Send one TEXT/JSON/BINARY frame and wait (best effort) for the ACK. Errors: invalid_argument (type
- * 'file', > 16 MiB), and whatever dial returns (not_found, connection_failed, timeout);
- * connection_failed if the write fails. Does I/O.
+ * 'file', > 16 MiB), quota_exceeded (the receiver refused it: its storage limit is reached), and whatever
+ * dial returns (not_found, connection_failed, timeout); connection_failed if the write fails. Does I/O.
  */
 export async function sendMessage(
   host: ServiceHost,
@@ -273,6 +308,8 @@ export async function sendMessage(
     const w = await writeChunk(stream, frame.value);
     if (!w.ok) return err('connection_failed', `send: ${w.error.message}`);
     const ackTextValue = await readAck(stream, reader, timeoutMs);
+    const refused = quotaRefusal(stream.remoteAddr, ackTextValue);
+    if (refused !== null) return refused;
     return ok({
       target: stream.remoteAddr,
       type,
@@ -290,7 +327,8 @@ export async function sendMessage(
  * effort) for the ACK. `progress(bytesSent, fileBytes)` after each chunk. Files over the protocol's
  * 16 MiB frame limit are refused (invalid_argument) since the original's receivers would drop them.
  * Errors: not_found (no such file), invalid_argument (not a regular file, too large), internal (read
- * error, or the file shrank while sending), dial errors, connection_failed. Does I/O.
+ * error, or the file shrank while sending), quota_exceeded (refused by the receiver's storage limit), dial
+ * errors, connection_failed. Does I/O.
  */
 export async function sendFile(
   host: ServiceHost,
@@ -349,6 +387,8 @@ export async function sendFile(
         progress?.(sent, fileBytes);
       }
       const ackTextValue = await readAck(stream, reader, timeoutMs);
+      const refused = quotaRefusal(stream.remoteAddr, ackTextValue);
+      if (refused !== null) return refused;
       return ok({
         target: stream.remoteAddr,
         name,

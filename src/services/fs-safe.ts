@@ -1,6 +1,7 @@
 // File-system moves that never replace an existing file: link(2) fails with EEXIST instead of
 // overwriting, which rename(2) would do silently.
-import { promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { err, ok, type Result } from '../core/result.js';
 
@@ -51,11 +52,24 @@ export async function moveAside(src: string, base: string, maxTries = 1000): Pro
   return err('internal', `no free name for ${base} after ${maxTries} tries`);
 }
 
+/** O_CREAT|O_EXCL|O_NOFOLLOW: never opens something planted at the path (file, symlink or FIFO). */
+const CREATE_EXCLUSIVE = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
+
+/** Create a new file (0600) for writing; fails with EEXIST if anything is already at `path`. Throws like fsp.open. */
+export function createExclusive(path: string): Promise<FileHandle> {
+  return fsp.open(path, CREATE_EXCLUSIVE, 0o600);
+}
+
+/** A temp file name beside `path`, unpredictable, ending in .tmp (listings and clear skip those). */
+export function tempNameFor(path: string): string {
+  return `${path}.${randomBytes(8).toString('hex')}.tmp`;
+}
+
 /** Atomically create or replace `path` with `data` (temp file in the same directory + fsync + rename). */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<Result<void>> {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const tmp = tempNameFor(path);
   try {
-    const fh = await fsp.open(tmp, 'wx', 0o600);
+    const fh = await createExclusive(tmp);
     try {
       await fh.writeFile(data);
       await fh.sync();
@@ -68,6 +82,35 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     await fsp.unlink(tmp).catch(() => undefined);
     return err('internal', `cannot write ${path}: ${(e as Error).message}`, { cause: e, hint: 'check free disk space and permissions' });
   }
+}
+
+/** O_RDONLY|O_NONBLOCK|O_NOFOLLOW: a planted FIFO cannot block the reader, a symlink is not followed. */
+export function openForScan(path: string): Promise<FileHandle> {
+  return fsp.open(path, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOFOLLOW);
+}
+
+/** Temp files left by a crash are not counted by any quota: remove those in `dir` untouched for `olderThanMs`. */
+export async function sweepStaleTemps(dir: string, isTemp: (name: string) => boolean, olderThanMs: number, nowMs: number): Promise<number> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const n of names) {
+    if (!isTemp(n)) continue;
+    try {
+      const st = await fsp.lstat(`${dir}/${n}`);
+      if (st.isFile() && nowMs - st.mtimeMs > olderThanMs) {
+        await fsp.unlink(`${dir}/${n}`);
+        removed++;
+      }
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return removed;
 }
 
 export async function ensureDir(dir: string): Promise<Result<void>> {

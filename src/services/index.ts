@@ -11,3 +11,4 @@ export * from './inbox.js';
 export * from './received-files.js';
 export * from './stdio.js';
 export { StreamReader, writeChunk, closeStream, endStream, withTimeout } from './stream-io.js';
+export * from './quota.js';

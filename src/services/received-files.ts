@@ -6,14 +6,18 @@
 // to a temp file while SHA-256 is computed, and appears under its final name only when complete, via
 // link(2) so an existing file is never replaced. Sender, hash and time go to a sidecar
 // received/.pilot-meta/<name>.json; the original's `received` skips directories, so it still lists ours.
+// The temp file is created exclusive and no-follow; storage quotas (quota.ts) are checked against the declared
+// size before the first byte is written.
 import { promises as fsp, type Dirent } from 'node:fs';
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
 import type { Logger } from '../core/logger.js';
 import type { ReceivedFile, VirtualAddrText } from '../node/api.js';
-import { codeOf, ensureDir, moveNoClobber, writeFileAtomic } from './fs-safe.js';
-import { rfc3339 } from './inbox.js';
+import { DEFAULT_STORAGE_QUOTAS } from '../node/daemon-options.js';
+import { codeOf, createExclusive, ensureDir, moveNoClobber, sweepStaleTemps, writeFileAtomic } from './fs-safe.js';
+import { rfc3339, STALE_TEMP_MS } from './inbox.js';
+import { receivedLimitsOf, StorageQuota, type QuotaLimits, type StoredUsage } from './quota.js';
 
 export const META_DIR_NAME = '.pilot-meta';
 const PARTIAL_PREFIX = 'partial-';
@@ -47,15 +51,16 @@ function splitExt(name: string): { base: string; ext: string } {
 }
 
 /**
- * A name safe to create inside received/: last path component only (either slash), no control
- * characters, no leading dots (so never ".", "..", hidden files or our meta dir), at most 200 bytes
+ * A name safe to create inside received/: last path component only (either slash), no control or
+ * bidi/format characters, no leading dots (so never ".", "..", hidden files or our meta dir), at most 200 bytes
  * keeping the extension; "file" if nothing is left.
  */
 export function sanitizeFilename(raw: string): string {
   let name = raw.replace(/\\/g, '/');
   name = name.slice(name.lastIndexOf('/') + 1);
-  // eslint-disable-next-line no-control-regex
-  name = name.replace(/[\u0000-\u001f\u007f]/g, '');
+  // Controls, and format characters such as U+202E (which would show "invoice\u202efdp.exe" as
+  // "invoiceexe.pdf" in a file manager), zero-width characters and separators.
+  name = name.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu, '');
   name = name.replace(/^[.\s]+/, '').replace(/\s+$/, '');
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) {
     const { base, ext } = splitExt(name);
@@ -83,6 +88,8 @@ interface Sidecar {
 export interface ReceivedFilesOptions {
   logger?: Logger;
   now?: () => Date;
+  /** Defaults: DEFAULT_STORAGE_QUOTAS' received-file limits. */
+  quota?: Partial<QuotaLimits>;
 }
 
 /** One file being received. write() chunks in order, then commit() or abort(). */
@@ -96,6 +103,7 @@ export interface IncomingFile {
 export class ReceivedFiles {
   private readonly logger: Logger | undefined;
   private readonly now: () => Date;
+  readonly quota: StorageQuota;
 
   constructor(
     readonly dir: string,
@@ -103,21 +111,43 @@ export class ReceivedFiles {
   ) {
     this.logger = opts.logger;
     this.now = opts.now ?? (() => new Date());
+    this.quota = new StorageQuota(
+      'received files',
+      'files',
+      { ...receivedLimitsOf(DEFAULT_STORAGE_QUOTAS), ...opts.quota },
+      () => this.scanUsage(),
+    );
+  }
+
+  private async scanUsage(): Promise<Result<StoredUsage[]>> {
+    await sweepStaleTemps(this.metaDir, (n) => n.startsWith(PARTIAL_PREFIX), STALE_TEMP_MS, Date.now());
+    const l = await this.list();
+    return l.ok ? ok(l.value.map((f) => ({ peer: f.from, bytes: f.size }))) : l;
   }
 
   private get metaDir(): string {
     return join(this.dir, META_DIR_NAME);
   }
 
-  /** Open a temp file for `requestedName` from `from`. Errors: internal (disk). Does I/O. */
-  async begin(requestedName: string, from: VirtualAddrText, fromHostname: string | null): Promise<Result<IncomingFile>> {
+  /**
+   * Open a temp file for `requestedName` from `from`, `declaredBytes` long (writes beyond it are refused).
+   * Errors: quota_exceeded (nothing written), internal (disk). Does I/O.
+   */
+  async begin(requestedName: string, from: VirtualAddrText, fromHostname: string | null, declaredBytes: number): Promise<Result<IncomingFile>> {
+    const reserved = await this.quota.reserve(from, declaredBytes);
+    if (!reserved.ok) return reserved;
+    const quota = reserved.value;
     const made = await ensureDir(this.metaDir);
-    if (!made.ok) return made;
+    if (!made.ok) {
+      quota.release();
+      return made;
+    }
     const tmpPath = join(this.metaDir, `${PARTIAL_PREFIX}${randomBytes(8).toString('hex')}`);
     let fh: fsp.FileHandle;
     try {
-      fh = await fsp.open(tmpPath, 'wx', 0o600);
+      fh = await createExclusive(tmpPath);
     } catch (e) {
+      quota.release();
       return err('internal', `cannot create ${tmpPath}: ${(e as Error).message}`, { cause: e });
     }
     const hash: Hash = createHash('sha256');
@@ -127,6 +157,7 @@ export class ReceivedFiles {
     const abort = async (): Promise<void> => {
       if (isDone) return;
       isDone = true;
+      quota.release();
       await fh.close().catch(() => undefined);
       await fsp.unlink(tmpPath).catch(() => undefined);
     };
@@ -137,6 +168,10 @@ export class ReceivedFiles {
       },
       async write(chunk: Uint8Array): Promise<Result<void>> {
         if (isDone) return err('internal', 'file already finished');
+        if (bytesWritten + chunk.length > declaredBytes) {
+          await abort();
+          return err('internal', `file longer than its declared ${declaredBytes} bytes`);
+        }
         try {
           await fh.write(chunk);
         } catch (e) {
@@ -154,15 +189,18 @@ export class ReceivedFiles {
           await fh.sync();
           await fh.close();
         } catch (e) {
+          quota.release();
           await fh.close().catch(() => undefined);
           await fsp.unlink(tmpPath).catch(() => undefined);
           return err('internal', (e as Error).message, { cause: e });
         }
         const placed = await self.place(tmpPath, name);
         if (!placed.ok) {
+          quota.release();
           await fsp.unlink(tmpPath).catch(() => undefined);
           return placed;
         }
+        quota.commit();
         const at = self.now();
         const meta: Sidecar = {
           name: placed.value,
@@ -262,6 +300,7 @@ export class ReceivedFiles {
       return err('internal', `cannot read ${this.dir}: ${(e as Error).message}`, { cause: e });
     }
     let cleared = 0;
+    this.quota.invalidate();
     for (const e of entries) {
       if (e.isDirectory()) continue;
       try {

@@ -10,7 +10,9 @@ import type { PilotStream, PortListener, ServiceHost } from '../node/api.js';
 import { serveEcho } from './echo.js';
 import { serveDataExchange } from './data-exchange.js';
 import { EventBroker } from './event-stream.js';
-import { Inbox, type StoredInboxMessage } from './inbox.js';
+import { Inbox, type InboxEntryMeta } from './inbox.js';
+import { inboxLimitsOf, receivedLimitsOf } from './quota.js';
+import type { StorageQuotas } from '../node/daemon-options.js';
 import { ReceivedFiles, type StoredReceivedFile } from './received-files.js';
 import { MAX_FRAME_PAYLOAD_BYTES } from './data-exchange-codec.js';
 import { MAX_EVENT_PAYLOAD_BYTES, MAX_TOPIC_BYTES } from './event-stream-codec.js';
@@ -49,13 +51,15 @@ export interface ServiceOptions {
   eventStream: boolean;
   logger: Logger;
   limits?: Partial<ServiceLimits>;
-  /** Share these with NodeApi.inbox()/received(); created under host.home otherwise. */
+  /** Storage limits for the inbox and received files created here (defaults: DEFAULT_STORAGE_QUOTAS). */
+  quotas?: StorageQuotas;
+  /** Share these with NodeApi.inbox()/received(); created under host.home otherwise (with `quotas`). */
   inbox?: Inbox;
   received?: ReceivedFiles;
   /** Wall clock for received_at stamps (tests). */
   now?: () => Date;
   /** Webhook-style notifications (the original emits message.received, file.received, pubsub.published). */
-  onMessage?(m: StoredInboxMessage): void;
+  onMessage?(m: InboxEntryMeta): void;
   onFile?(f: StoredReceivedFile): void;
   onPublish?(e: { topic: string; bytes: number; from: string }): void;
 }
@@ -85,8 +89,10 @@ interface Service {
 export function startServices(host: ServiceHost, opts: ServiceOptions): Result<RunningServices> {
   const limits: ServiceLimits = { ...DEFAULT_SERVICE_LIMITS, ...opts.limits };
   const logger = opts.logger;
-  const inbox = opts.inbox ?? new Inbox(join(host.home, 'inbox'), { logger, now: opts.now });
-  const received = opts.received ?? new ReceivedFiles(join(host.home, 'received'), { logger, now: opts.now });
+  const q = opts.quotas;
+  const inbox = opts.inbox ?? new Inbox(join(host.home, 'inbox'), { logger, now: opts.now, ...(q ? { quota: inboxLimitsOf(q) } : {}) });
+  const received =
+    opts.received ?? new ReceivedFiles(join(host.home, 'received'), { logger, now: opts.now, ...(q ? { quota: receivedLimitsOf(q) } : {}) });
   const hostnameOf = (id: number): string | null => host.hostnameOf(id);
 
   const services: Service[] = [];

@@ -15,6 +15,8 @@ import type {
   EventMessage,
   FindResult,
   InboxMessage,
+  InboxPageResult,
+  InboxQuery,
   MessageType,
   NodeApi,
   NodeInfo,
@@ -316,6 +318,7 @@ export class FakeNode implements NodeApi {
   }
 
   async sendMessage(peer: PeerRef, data: Uint8Array, type: MessageType): Promise<Result<{ bytes: number; ack: boolean }>> {
+    if (this.sendError) return { ok: false, error: this.sendError };
     const p = this.resolve(peer);
     if (!p) return err('not_found', `cannot resolve '${peer}'`);
     this.inboxList.push({
@@ -329,15 +332,24 @@ export class FakeNode implements NodeApi {
     });
     return ok({ bytes: data.length, ack: true });
   }
-  async inbox(opts: { clear?: boolean } = {}): Promise<Result<{ messages: InboxMessage[]; cleared?: number }>> {
+  /** Paged like the daemon: `since` is the index of the last message seen; calls are recorded in inboxCalls. */
+  async inbox(opts: InboxQuery = {}): Promise<Result<InboxPageResult>> {
+    this.inboxCalls.push({ ...opts });
     if (opts.clear) {
       const n = this.inboxList.length;
       this.inboxList = [];
       return ok({ messages: [], cleared: n });
     }
-    return ok({ messages: this.inboxList });
+    const from = opts.since === undefined ? 0 : Number(opts.since) + 1;
+    const page = this.inboxList.slice(from, from + (opts.limit ?? Infinity));
+    const last = from + page.length - 1;
+    return ok({ messages: page, next_since: page.length ? String(last) : null, has_more: last + 1 < this.inboxList.length });
   }
+  inboxCalls: InboxQuery[] = [];
+  /** When set, sendMessage/sendFile fail with it (e.g. quota_exceeded from the receiver). */
+  sendError: ReturnType<typeof pilotError> | null = null;
   async sendFile(peer: PeerRef, path: string, progress?: ProgressFn): Promise<Result<{ bytes: number; sha256: string; name: string }>> {
+    if (this.sendError) return { ok: false, error: this.sendError };
     const p = this.resolve(peer);
     if (!p) return err('not_found', `cannot resolve '${peer}'`);
     let data: Buffer;

@@ -59,11 +59,12 @@ test('hooks fire for saved messages', async () => {
     dataExchange: true,
     eventStream: false,
     logger: silentLogger(),
-    onMessage: (m) => seen.push(m.data),
+    // The hook gets the stored message's metadata: the payload streamed to disk and is not held in memory.
+    onMessage: (m) => seen.push(`${m.type} ${m.bytes} ${m.from}`),
   });
   assert.ok(svc.ok);
   assert.ok((await sendMessage(client, 'server', Buffer.from('hooked'), 'text')).ok);
-  assert.deepEqual(seen, ['hooked']);
+  assert.deepEqual(seen, [`text 6 ${client.address}`]);
   await svc.value.stop();
   net.cleanup();
 });
