@@ -43,6 +43,7 @@ const ERROR_DESCRIPTIONS: Record<keyof typeof ERRORS, string> = {
   connection_failed: 'Network or dial failure (may retry)',
   timeout: 'Operation timed out (may retry with longer timeout)',
   internal: 'Unexpected system error',
+  identity_changed: 'The registry maps a trusted peer (hostname or node id) to another node or key than the pinned one (never retried silently)',
 };
 
 function configPath(home: string): string {

@@ -9,6 +9,9 @@ export const ERRORS = {
   },
   timeout: { hint: 'raise --timeout, or check `pilotctl ping <peer>`' },
   internal: { hint: 'a bug: rerun with --log-level debug and keep the log' },
+  identity_changed: {
+    hint: 'the registry now maps this peer to a different node or key than the one you trust; if it really rotated keys, `pilotctl untrust <old node id>` and handshake again',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

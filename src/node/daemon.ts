@@ -331,15 +331,20 @@ export class Daemon implements ServiceHost {
   /** Where to reach a peer and which key it must prove. Errors: not_found, connection_failed. */
   private async contactOf(nodeId: number): Promise<Result<PeerContact>> {
     const trusted = this.trust.getTrusted(nodeId);
+    // A trusted peer's key is the pin: the initiator uses it as the Noise responder static, so only its holder
+    // can answer. The registry's key is fetched beside the endpoints only to report a change (identity_changed)
+    // at once instead of a handshake that can only time out.
+    const [l, r] = await Promise.all([this.registry.lookup(nodeId), this.registry.resolve(nodeId)]);
     let key = trusted ? fromBase64(trusted.public_key) : null;
+    if (trusted && l.ok && l.value.publicKey && l.value.publicKey !== trusted.public_key) {
+      return errFrom(identityChanged(trusted.hostname ?? `node ${nodeId}`, nodeId, 'the registry now holds a different key for it'));
+    }
     if (!key) {
-      const l = await this.registry.lookup(nodeId);
       if (!l.ok) return errFrom(withCode(l.error, l.error.code === 'not_found' ? 'not_found' : 'connection_failed'));
       key = fromBase64(l.value.publicKey);
       if (!key) return err('connection_failed', `registry gave a malformed key for node ${nodeId}`);
     }
     const endpoints: UdpEndpoint[] = [];
-    const r = await this.registry.resolve(nodeId);
     if (r.ok) {
       // LAN address first: two nodes behind one NAT reach each other without hairpinning (the LAN shortcut).
       for (const a of [r.value.lanAddr, r.value.realAddr, r.value.observedAddr]) {
@@ -390,13 +395,20 @@ export class Daemon implements ServiceHost {
     if (!HOSTNAME_RE.test(s)) {
       return err('invalid_argument', `invalid hostname '${s}'`, { hint: 'lowercase letters, digits and hyphens, at most 63 characters' });
     }
-    // The registry is the authority (hostnames move and get cleared); the local cache only answers while the
-    // registry is unreachable, so open tunnels and known peers keep working through an outage.
+    // Keys, not the registry, decide who a peer is: a trusted peer's hostname resolves from its pin. The registry
+    // is still asked, only to notice that it now names someone else (a takeover, or a rotated key): that is
+    // identity_changed, never a silent redirect. A registry that no longer knows the name (or is down) leaves
+    // the pin in charge.
+    const pinned = this.trust.listTrusted().find((t) => t.hostname === s);
     const r = await this.registry.resolveHostname(s);
+    if (pinned) {
+      if (r.ok && r.value.nodeId !== pinned.node_id) return errFrom(identityChanged(s, pinned.node_id, `the registry now maps it to node ${r.value.nodeId}`));
+      return ok(pinned.node_id);
+    }
     if (!r.ok) {
+      // Other names we learned only answer while the registry is unreachable.
       if (r.error.code === 'timeout' || r.error.code === 'connection_failed' || r.error.code === 'not_running') {
         for (const [id, h] of this.hostnames) if (h === s) return ok(id);
-        for (const t of this.trust.listTrusted()) if (t.hostname === s) return ok(t.node_id);
       }
       return err('not_found', `no node named '${s}'`, { hint: 'check the hostname with `pilotctl find`; private nodes need a handshake first' });
     }
@@ -804,6 +816,14 @@ function lanAddress(registryHost: string): string {
 }
 
 
+
+/** A trusted peer (pinned to node `pinnedId`) that the registry now names differently. */
+function identityChanged(name: string, pinnedId: number, what: string): PilotError {
+  return pilotError('identity_changed', `${name} is pinned to node ${pinnedId} and its key, but ${what}; nothing was sent`, {
+    hint: `if ${name} really rotated keys or moved, \`pilotctl untrust ${pinnedId}\` and handshake again; otherwise someone else claims its name`,
+    detail: { pinned_node_id: pinnedId },
+  });
+}
 
 function withCode(e: PilotError, code: PilotError['code']): PilotError {
   return e.code === code ? e : { ...e, code };
