@@ -17,6 +17,7 @@
 // initiator use a wrong cookie.
 import sodium from 'sodium-native';
 import type { Micros } from '../core/clock.js';
+import { TokenBuckets } from '../core/token-bucket.js';
 import { NOISE_COOKIE_REPLY_BYTES, NOISE_MAC_BYTES, readU32LE, writeCookieReplyHeader } from '../wire/noise-frame.js';
 import type { RandomSource } from './noise-ik.js';
 
@@ -128,34 +129,6 @@ export interface InitiationSource {
   rateKey: string;
 }
 
-class TokenBuckets {
-  private readonly buckets = new Map<string, { tokens: number; atUs: Micros }>();
-  constructor(
-    private readonly perS: number,
-    private readonly maxEntries: number,
-  ) {}
-
-  take(key: string, now: Micros): boolean {
-    let b = this.buckets.get(key);
-    if (b === undefined) {
-      b = { tokens: this.perS, atUs: now };
-      if (this.buckets.size >= this.maxEntries) this.buckets.delete(this.buckets.keys().next().value as string);
-    } else {
-      this.buckets.delete(key); // re-insert: Map order is least-recently-used order
-      b.tokens = Math.min(this.perS, b.tokens + ((now - b.atUs) / 1e6) * this.perS);
-      b.atUs = now;
-    }
-    this.buckets.set(key, b);
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
-
-  get size(): number {
-    return this.buckets.size;
-  }
-}
-
 /**
  * Responder side, in front of respond(): mac1 always, mac2 + per-source rate limit under load. One per node.
  * Costs per initiation: one keyed hash (mac1), and under load one more (mac2) or a cookie reply (two hashes and
@@ -181,8 +154,10 @@ export class HandshakeGuard {
     this.random = opts.random ?? defaultRandom;
     this.underLoadPerS = opts.underLoadPerS ?? 100;
     const maxSources = opts.maxSources ?? 8192;
-    this.perSource = new TokenBuckets(opts.perSourcePerS ?? 20, maxSources);
-    this.cookieReplies = new TokenBuckets(opts.cookieRepliesPerSourcePerS ?? 20, maxSources);
+    const perSource = opts.perSourcePerS ?? 20;
+    const cookieReplies = opts.cookieRepliesPerSourcePerS ?? 20;
+    this.perSource = new TokenBuckets(perSource, perSource, maxSources);
+    this.cookieReplies = new TokenBuckets(cookieReplies, cookieReplies, maxSources);
   }
 
   /** True while initiations arrive faster than `underLoadPerS` (and for 1 s after). */

@@ -180,6 +180,8 @@ export class Daemon implements ServiceHost {
         return k && k.length === 32 ? ok(k) : err('connection_failed', `registry gave a malformed key for node ${id}`);
       },
       authorize: (id, key) => this.authorizeTunnel(id, key),
+      isTrusted: (id) => this.trust.isTrusted(id),
+      isPublic: () => this.isPublic,
       contact: (id) => this.contactOf(id),
       deliverInbound: (port, stream) => this.conns.deliverInbound(port, stream),
       deliverDatagram: (from, sp, dp, data) => this.dgrams.deliver(this.addressOf(from), from, sp, dp, data),
