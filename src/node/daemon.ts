@@ -112,7 +112,9 @@ export class Daemon implements ServiceHost {
     const id = loadOrCreateIdentity(opts.identity);
     if (!id.ok) return id;
     if (id.value.created) logger.info({ path: opts.identity }, 'created a new identity');
-    const trust = TrustStore.open(paths.trust, Date.now());
+    const trust = TrustStore.open(paths.trust, Date.now(), {
+      onWriteError: (e) => logger.error({ error: e.message }, 'could not persist trust requests'),
+    });
     if (!trust.ok) return trust;
     const d = new Daemon(opts, logger, id.value.identity, trust.value);
     const r = await d.bind();
@@ -445,6 +447,7 @@ export class Daemon implements ServiceHost {
       received_at: prior?.received_at ?? new Date().toISOString(),
     });
     if (!r.ok) this.logger.error({ error: r.error.message }, 'could not persist a trust request');
+    else if (r.value.dropped !== null) this.logger.warn({ dropped: r.value.dropped, from }, 'pending trust requests are full: dropped the oldest');
     this.logger.info({ from, hostname, justification }, 'trust request received');
     // A handshake in both directions, or auto-approve mode, approves at once.
     if (this.trust.getOutgoing(from) || this.opts.trustAutoApprove) await this.approve(from);
@@ -803,6 +806,8 @@ export class Daemon implements ServiceHost {
     this.legacy.close();
     this.nat.close();
     this.tunnels.close();
+    const t = this.trust.flush();
+    if (!t.ok) this.logger.error({ error: t.error.message }, 'could not persist trust requests');
     await this.registry.close();
     await this.datapath.close();
   }
