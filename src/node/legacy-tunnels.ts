@@ -382,8 +382,9 @@ export class LegacyTunnels {
     }
     let peer = this.peersById.get(nodeId);
     const isDuplicate = !!peer?.session && !peer.session.isDestroyed && sameBytes(peer.session.remoteX25519PublicKey, pila.x25519Pub);
-    // Our own connect() asked for this session: the registry key is the proof, as for a Noise initiator.
-    if (!isDuplicate && !peer?.isConnecting) {
+    // Our own connect() asked for this session: the registry key is the proof, as for a Noise initiator —
+    // unless we trust the node: then its pinned key is, whatever the registry says.
+    if (!isDuplicate && (!peer?.isConnecting || this.deps.isTrusted(nodeId))) {
       const a = await this.deps.authorize(nodeId, pila.ed25519Pub);
       if (this.isClosed) return;
       if (!a.ok) {

@@ -41,6 +41,8 @@ interface TestNode {
   registryCalls: number;
   contactCalls: number;
   trusts: (nodeId: number, key: Uint8Array) => boolean;
+  /** Which node ids are trusted, whatever the key (default: trusts() with no key). */
+  trustsId?: (nodeId: number) => boolean;
   isPublic: boolean;
   close(): Promise<void>;
 }
@@ -87,7 +89,7 @@ async function makeNode(reg: Registry, nodeId: number, opts: { allowInsecureLega
       return k ? ok(k) : err('not_found', `no node ${id}`);
     },
     authorize: async (id, key) => (node.trusts(id, key) ? ok() : err('connection_failed', `node ${id} is not trusted`)),
-    isTrusted: (id) => node.trusts(id, new Uint8Array(0)),
+    isTrusted: (id) => (node.trustsId ? node.trustsId(id) : node.trusts(id, new Uint8Array(0))),
     isPublic: () => node.isPublic,
     contact: async (id) => {
       node.contactCalls++;
@@ -659,5 +661,27 @@ test('PILA flood with fresh claimed ids: no registry lookup on a private node, a
     await c.close();
   } finally {
     await b.close();
+  }
+});
+
+// Keys, not the registry (issue 10): our own connect() to a TRUSTED v0.5 node accepts only its pinned key, even
+// when the registry now hands out another key (and endpoint) for that node id. Old code took the registry's.
+test('connect() to a trusted node: a PILA signed with the registry\'s new key but not the pinned one is refused', async () => {
+  const reg = new Registry();
+  const a = await makeNode(reg, 101);
+  const pinned = generateIdentity().publicKey;
+  a.trusts = (id, key) => id === 202 && Buffer.from(key).equals(Buffer.from(pinned));
+  a.trustsId = (id) => id === 202;
+  const attacker = await rawOriginal(reg, 202); // the registry now maps 202 to the attacker's key and socket
+  try {
+    const done = a.tunnels.connect(202, 800);
+    await until(() => attacker.inbox.some((f) => legacyFrameKind(f) === 'PILA'), 700); // our PILA reached the registry's endpoint
+    await attacker.keyExchange(101, a.port); // answered with a PILA signed by the key the registry now holds
+    const r = await done;
+    assert.equal(r.ok, false);
+    assert.equal(a.tunnels.hasSession(202), false);
+  } finally {
+    await a.close();
+    await attacker.close();
   }
 });
