@@ -332,7 +332,7 @@ export class Daemon implements ServiceHost {
   // ---------------------------------------------------------------------------------------------------
   // Peers and trust
 
-  /** Where to reach a peer and which key it must prove. Errors: not_found, connection_failed. */
+  /** Where to reach a peer and which key it must prove. Errors: not_found, connection_failed, identity_changed. */
   private async contactOf(nodeId: number): Promise<Result<PeerContact>> {
     const trusted = this.trust.getTrusted(nodeId);
     // A trusted peer's key is the pin: the initiator uses it as the Noise responder static, so only its holder
@@ -383,7 +383,7 @@ export class Daemon implements ServiceHost {
     return l.value.publicKey === toBase64(key) ? ok() : err('connection_failed', `node ${nodeId} key does not match the registry`);
   }
 
-  /** Node id for an address, hostname or numeric id. Errors: invalid_argument, not_found. */
+  /** Node id for an address, hostname or numeric id. Errors: invalid_argument, not_found, identity_changed. */
   async resolveRef(ref: PeerRef): Promise<Result<number>> {
     const s = String(ref).trim();
     if (/^\d+$/.test(s)) {

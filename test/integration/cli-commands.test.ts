@@ -520,7 +520,7 @@ test('config and context', async () => {
     'send-file', 'received', 'subscribe', 'publish', 'ping', 'bench', 'traceroute', 'peers', 'connections', 'disconnect', 'config', 'context',
   ];
   for (const n of names) assert.ok(ctx.commands[n], `context lacks ${n}`);
-  assert.deepEqual(Object.keys(ctx.error_codes).sort(), ['already_exists', 'connection_failed', 'internal', 'invalid_argument', 'not_found', 'not_running', 'timeout']);
+  assert.deepEqual(Object.keys(ctx.error_codes).sort(), ['already_exists', 'connection_failed', 'identity_changed', 'internal', 'invalid_argument', 'not_found', 'not_running', 'timeout']);
   assert.ok(ctx.commands['daemon start'].flags.some((f: any) => f.name === '--idle-timeout'), 'daemon start forwards --idle-timeout');
 });
 
