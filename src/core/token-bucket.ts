@@ -30,6 +30,13 @@ export class TokenBuckets {
     return true;
   }
 
+  /** Would take() succeed now? (Consumes nothing.) */
+  hasToken(key: string, now: Micros): boolean {
+    const b = this.buckets.get(key);
+    if (b === undefined) return true;
+    return Math.min(this.burst, b.tokens + (Math.max(0, now - b.atUs) / 1e6) * this.perS) >= 1;
+  }
+
   get size(): number {
     return this.buckets.size;
   }

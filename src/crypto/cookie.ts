@@ -175,6 +175,10 @@ export class HandshakeGuard {
     }
     if (++this.inWindow > this.underLoadPerS) this.underLoadUntilUs = now + 1_000_000;
     if (!this.isUnderLoad(now)) return { kind: 'process' };
+    // A source that spent both budgets gets nothing, whatever its mac2: skip the hashes (the flood's case).
+    if (!this.perSource.hasToken(source.rateKey, now) && !this.cookieReplies.hasToken(source.rateKey, now)) {
+      return { kind: 'drop', reason: 'rate_limited' };
+    }
 
     const mac2At = frame.length - NOISE_MAC_BYTES;
     const mac2 = frame.subarray(mac2At);

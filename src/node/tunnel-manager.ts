@@ -316,7 +316,7 @@ export class TunnelManager {
       const v = this.handshakeGuard.check(buf, initiationSource(ip, port, relayedFrom), now);
       if (v.kind === 'process') void this.handleInitiation(buf.slice(), ip, port, now, relayedFrom);
       else if (v.kind === 'cookie') this.sendRaw(v.reply, relayedFrom === undefined ? { ip, port } : { ip, port, relayTo: relayedFrom });
-      else this.deps.logger.debug({ from: `${ip}:${port}`, reason: v.reason }, 'dropped handshake initiation before DH');
+      else if (this.deps.logger.isLevelEnabled('debug')) this.deps.logger.debug({ from: `${ip}:${port}`, reason: v.reason }, 'dropped handshake initiation before DH');
       return true;
     }
     if (kind === 'cookie') {
