@@ -4,9 +4,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, explain, sleep } from './harness.js';
-import { createInitiator, fromBase64, generateIdentity, loadIdentity, type Identity } from '../../src/crypto/index.js';
+import { createInitiator, fromBase64, generateIdentity, loadIdentity, toBase64, type Identity } from '../../src/crypto/index.js';
 import { decodeNoiseResponse, noiseFrameKind } from '../../src/wire/noise-frame.js';
 
 let c: Cluster;
@@ -121,4 +122,30 @@ test('receiver side: a public node accepts any registered node with its registry
   assert.equal(await initiationAnswered('mallory', identityOf('alice'), c.node('alice').nodeId), true, 'registered node, registry key');
   assert.equal(await initiationAnswered('mallory', generateIdentity(), c.node('alice').nodeId), false, 'key the registry does not bind to that id');
   assert.equal(await initiationAnswered('mallory', generateIdentity(), 0x7ff0_0002), false, 'unregistered id');
+});
+
+// The other half of "a trusted peer the registry now maps to another key": same node id, another key. From bob's
+// side that is exactly a pin that differs from the registry's key, so the pin is edited while bob is stopped.
+// Old code dialed the pinned key and waited for a handshake that cannot complete (connection_failed after the
+// timeout); now bob says identity_changed at once and sends nothing.
+test('a trusted node id whose registry key differs from the pin is identity_changed, without waiting for a handshake', async () => {
+  const bob = c.node('bob');
+  await c.stopDaemon('bob');
+  const path = join(bob.home, 'trust.json');
+  const t = JSON.parse(readFileSync(path, 'utf8'));
+  const entry = t.trusted.find((x: { node_id: number }) => x.node_id === c.node('vic').nodeId);
+  assert.ok(entry);
+  entry.public_key = toBase64(generateIdentity().publicKey);
+  writeFileSync(path, JSON.stringify(t));
+  await c.startDaemon('bob', bob.flags);
+  const before = (await c.ok('vic', ['inbox'])).messages.length;
+  const t0 = Date.now();
+  const m = await c.json('bob', ['send-message', String(c.node('vic').nodeId), '--data', 'to a changed key']);
+  assert.equal(m.code, 1, explain(m));
+  assert.equal(m.error?.code, 'identity_changed', explain(m));
+  assert.ok(Date.now() - t0 < 4000, 'no handshake timeout');
+  assert.equal((await c.ok('vic', ['inbox'])).messages.length, before);
+  // And vic's own initiations are refused by bob: its key is not the pin.
+  const k = await c.json('vic', ['connect', 'bob', '7', '--message', 'x', '--timeout', '3s']);
+  assert.equal(k.code, 1, explain(k));
 });
