@@ -2,13 +2,15 @@
 // (src/crypto) per peer id against the daemon's tunnel socket, then stays silent. The daemon trusts them
 // through a trust.json the orchestrator wrote before starting it (swarmIdentity(i) on both sides), so no
 // registry traffic is involved: what grows is the daemon's per-peer session state.
+// So many initiations put the daemon under load: it answers with cookie replies (src/crypto/cookie.ts) and
+// rate-limits each source, so the peers spread over SOCKETS source ports and retry with mac2 at once.
 import dgram from 'node:dgram';
 import { createInitiator, type Identity, type NoiseInitiation, type NoiseSession } from '../../src/crypto/index.js';
-import { decodeNoiseResponse, noiseFrameKind } from '../../src/wire/noise-frame.js';
+import { decodeNoiseResponse, noiseFrameKind, readU32LE } from '../../src/wire/noise-frame.js';
 import { serveRpc, monoUs } from './rpc.js';
 import { SWARM_NODE_ID_BASE, swarmIdentity } from './swarm-identity.js';
 
-const SOCKETS = 8;
+const SOCKETS = 64;
 const WINDOW = 256;
 const RETRY_MS = 1000;
 const KEEPALIVE_BYTE = 0x10;
@@ -33,6 +35,8 @@ async function connectAll(a: Record<string, unknown>): Promise<unknown> {
   for (let i = 0; i < count; i++) peers.push({ i, identity: swarmIdentity(i), initiation: null, session: null, sentAtMs: 0, tries: 0 });
   const byIndex = new Map<number, Peer>();
   const sockets: dgram.Socket[] = [];
+  const cookies: (Uint8Array | null)[] = new Array(SOCKETS).fill(null);
+  let send: (p: Peer) => void;
   let done = 0;
   let wake: (() => void) | null = null;
   const sealBuf = new Uint8Array(256);
@@ -40,7 +44,18 @@ async function connectAll(a: Record<string, unknown>): Promise<unknown> {
 
   for (let k = 0; k < SOCKETS; k++) {
     const s = dgram.createSocket('udp4');
+    const socketNo = k;
     s.on('message', (m) => {
+      if (noiseFrameKind(m) === 'cookie') {
+        const idx = readU32LE(m, 4);
+        const p = byIndex.get(idx);
+        const c = p?.initiation?.handleCookieReply(m);
+        if (!p || !c?.ok) return;
+        cookies[socketNo] = c.value;
+        byIndex.delete(idx);
+        send(p);
+        return;
+      }
       if (noiseFrameKind(m) !== 'response') return;
       const f = decodeNoiseResponse(m);
       if (!f.ok) return;
@@ -62,7 +77,7 @@ async function connectAll(a: Record<string, unknown>): Promise<unknown> {
   }
 
   let nextIndex = 1;
-  const send = (p: Peer): void => {
+  send = (p: Peer): void => {
     const ts = Math.max(Date.now() / 1000, lastTs + 0.001);
     lastTs = ts;
     const localIndex = nextIndex++;
@@ -74,6 +89,7 @@ async function connectAll(a: Record<string, unknown>): Promise<unknown> {
       remoteNodeId: daemonNodeId,
       timestampS: ts,
       now: monoUs(),
+      cookie: cookies[p.i % SOCKETS]!,
     });
     if (!init.ok) throw new Error(init.error.message);
     p.initiation = init.value.state;

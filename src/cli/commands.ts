@@ -186,7 +186,7 @@ function visibility(name: string, isPublic: boolean): Command {
   return defineCommand<null>({
     name,
     group: 'Discovery',
-    summary: isPublic ? "Make this node's endpoint visible to everyone" : "Hide this node's endpoint (default): only trusted peers see it",
+    summary: isPublic ? "Make this node public: its endpoint is visible to everyone and every registered node may open tunnels to it" : "Make this node private (default): only trusted peers see its endpoint and may open tunnels",
     args: [],
     flags: [],
     returns: 'status, public',

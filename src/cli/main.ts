@@ -48,6 +48,7 @@ const ERROR_DESCRIPTIONS: Record<keyof typeof ERRORS, string> = {
   unsafe_home: 'The home directory is owned or writable by another user (fix its owner/mode, do not retry)',
   daemon_unverified: 'The socket is not served by this home\'s daemon (socket owner or node-key proof failed); nothing was sent',
   quota_exceeded: "The receiver's storage limit for this sender (or in total) is reached; nothing was stored (retry after it is cleared)",
+  identity_changed: 'The registry maps a trusted peer (hostname or node id) to another node or key than the pinned one (never retried silently)',
 };
 
 function configPath(home: string): string {

@@ -18,6 +18,9 @@ export const ERRORS = {
   quota_exceeded: {
     hint: "the receiver's inbox or received files are full: its operator frees space (pilotctl inbox --clear, received --clear) or raises the daemon's --inbox-max-* / --received-max-* limits",
   },
+  identity_changed: {
+    hint: 'the registry now maps this peer to a different node or key than the one you trust; if it really rotated keys, `pilotctl untrust <old node id>` and handshake again',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

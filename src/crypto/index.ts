@@ -6,3 +6,4 @@ export * from './replay-window.js';
 export * from './tunnel-session.js';
 export * from './session.js';
 export * from './noise-ik.js';
+export * from './cookie.js';

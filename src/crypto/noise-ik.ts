@@ -14,8 +14,10 @@ import {
   decodeNoiseResponse,
   encodeNoiseInitiation,
   encodeNoiseResponse,
+  noiseFrameKind,
   MAX_UDP_PAYLOAD_BYTES,
   NOISE_INITIATION_HEADER_BYTES,
+  NOISE_INITIATION_MACS_BYTES,
   NOISE_RESPONSE_HEADER_BYTES,
   readU32LE,
   readU64LE,
@@ -23,6 +25,7 @@ import {
   writeU64LE,
 } from '../wire/noise-frame.js';
 import { AEAD_TAG_BYTES, openCounter, sealCounter } from './aead.js';
+import { cookieKeyFor, mac1KeyFor, openCookieReply, verifyMac1, writeInitiationMacs } from './cookie.js';
 import {
   ED25519_PUBLIC_KEY_BYTES,
   ed25519PublicToX25519,
@@ -48,9 +51,9 @@ const RESP_PAYLOAD_FIXED_BYTES = 8;
 const MSG1_FIXED_BYTES = DH_BYTES + (DH_BYTES + AEAD_TAG_BYTES) + AEAD_TAG_BYTES; // e, enc(s), payload tag
 const MSG2_FIXED_BYTES = DH_BYTES + AEAD_TAG_BYTES;
 
-/** Largest early data in msg1 so the PNI1 frame fits one UDP payload (1296). */
+/** Largest early data in msg1 so the PNI1 frame (with mac1 and mac2) fits one UDP payload (1264). */
 export const MAX_INITIATION_EARLY_DATA_BYTES =
-  MAX_UDP_PAYLOAD_BYTES - NOISE_INITIATION_HEADER_BYTES - MSG1_FIXED_BYTES - INIT_PAYLOAD_FIXED_BYTES;
+  MAX_UDP_PAYLOAD_BYTES - NOISE_INITIATION_HEADER_BYTES - MSG1_FIXED_BYTES - INIT_PAYLOAD_FIXED_BYTES - NOISE_INITIATION_MACS_BYTES;
 /** Largest early data in msg2 (1384). */
 export const MAX_RESPONSE_EARLY_DATA_BYTES =
   MAX_UDP_PAYLOAD_BYTES - NOISE_RESPONSE_HEADER_BYTES - MSG2_FIXED_BYTES - RESP_PAYLOAD_FIXED_BYTES;
@@ -318,6 +321,23 @@ function cachedEd25519ToX25519(publicKey: Uint8Array): Result<Uint8Array> {
   return r;
 }
 
+// mac1 keys of the few static keys we talk to (ours, as responder; peers', as initiator).
+const mac1Keys = new Map<string, Uint8Array>();
+function cachedMac1Key(staticX25519: Uint8Array): Uint8Array {
+  const k = Buffer.from(staticX25519.buffer, staticX25519.byteOffset, staticX25519.byteLength).toString('base64');
+  let v = mac1Keys.get(k);
+  if (v === undefined) {
+    v = mac1KeyFor(staticX25519);
+    if (mac1Keys.size >= X25519_CACHE_ENTRIES) mac1Keys.delete(mac1Keys.keys().next().value as string);
+    mac1Keys.set(k, v);
+  }
+  return v;
+}
+
+function noiseFrameKindIsCookieFor(reply: Uint8Array, localIndex: number): boolean {
+  return noiseFrameKind(reply) === 'cookie' && readU32LE(reply, 4) === localIndex;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Timestamps: wall-clock seconds (fractional allowed) carried as u64 seconds + u32 nanoseconds.
 
@@ -376,6 +396,8 @@ export interface InitiatorOptions {
   now: Micros;
   random?: RandomSource;
   limits?: Partial<SessionLimits>;
+  /** A cookie from the responder's PNC1 reply (less than COOKIE_LIFETIME_US old): mac2 is computed with it. */
+  cookie?: Uint8Array | null;
 }
 
 export interface ResponderOptions {
@@ -415,6 +437,9 @@ export class NoiseInitiation {
   readonly remoteEd25519PublicKey: Uint8Array;
   /** Expected responder node id, if the caller gave one. */
   readonly remoteNodeId: number | undefined;
+  /** mac1 of the PNI1 frame sent: a cookie reply to it is sealed with it as associated data. */
+  private readonly sentMac1: Uint8Array;
+  private readonly remoteX25519: Uint8Array;
   private sym: SymmetricState | null;
   private readonly s: X25519KeyPair;
   private readonly e: X25519KeyPair;
@@ -430,7 +455,11 @@ export class NoiseInitiation {
     s: X25519KeyPair;
     e: X25519KeyPair;
     limits: Partial<SessionLimits> | undefined;
+    sentMac1: Uint8Array;
+    remoteX25519: Uint8Array;
   }) {
+    this.sentMac1 = args.sentMac1;
+    this.remoteX25519 = args.remoteX25519;
     this.localIndex = args.localIndex;
     this.createdAtUs = args.createdAtUs;
     this.remoteEd25519PublicKey = args.remoteEd25519PublicKey;
@@ -443,6 +472,16 @@ export class NoiseInitiation {
 
   get isDone(): boolean {
     return this.sym === null;
+  }
+
+  /**
+   * Open a PNC1 cookie reply to this initiation: the responder is under load and wants mac2. The caller keeps
+   * the cookie (COOKIE_LIFETIME_US) and sends a new initiation with it. Errors (detail.reason): malformed, auth.
+   */
+  handleCookieReply(reply: Uint8Array): Result<Uint8Array> {
+    if (noiseFrameKindIsCookieFor(reply, this.localIndex) === false) return hsFail('not a cookie reply to this initiation', 'malformed');
+    const cookie = openCookieReply(reply, cookieKeyFor(this.remoteX25519), this.sentMac1);
+    return cookie === null ? hsFail('cookie reply failed authentication', 'auth') : ok(cookie);
   }
 
   /**
@@ -524,6 +563,8 @@ export function createInitiator(opts: InitiatorOptions): Result<{ state: NoiseIn
   const sym = newPilotSymmetric(rs.value);
   const msg1 = writeIkMessage1(sym, s, e, rs.value, payload);
   if (msg1 === null) return err('invalid_argument', 'responder key is a low-order point');
+  const message = encodeNoiseInitiation(opts.localIndex, msg1);
+  const sentMac1 = writeInitiationMacs(message, cachedMac1Key(rs.value), opts.cookie ?? null);
   const state = new NoiseInitiation({
     localIndex: opts.localIndex,
     createdAtUs: opts.now,
@@ -533,14 +574,17 @@ export function createInitiator(opts: InitiatorOptions): Result<{ state: NoiseIn
     s,
     e,
     limits: opts.limits,
+    sentMac1,
+    remoteX25519: rs.value,
   });
-  return ok({ state, message: encodeNoiseInitiation(opts.localIndex, msg1) });
+  return ok({ state, message });
 }
 
 /**
- * Answer a PNI1 frame: authenticates the initiator, refuses replayed initiations, and returns the session plus
- * the PNR1 frame to send. Never throws on hostile input. Errors (detail.reason): malformed, auth, key_mismatch,
- * replay, too_large.
+ * Answer a PNI1 frame: checks mac1 (before any DH), authenticates the initiator, refuses replayed initiations,
+ * and returns the session plus the PNR1 frame to send. mac2 and load are the HandshakeGuard's business (the
+ * driver asks it first). Never throws on hostile input. Errors (detail.reason): malformed, mac1, auth,
+ * key_mismatch, replay, too_large.
  */
 export function respond(message: Uint8Array, opts: ResponderOptions): Result<Responded> {
   const earlyData = opts.earlyData ?? new Uint8Array(0);
@@ -550,6 +594,7 @@ export function respond(message: Uint8Array, opts: ResponderOptions): Result<Res
   const frame = decodeNoiseInitiation(message);
   if (!frame.ok) return hsFail('not a Noise initiation frame', 'malformed');
   const s = identityX25519(opts.local);
+  if (!verifyMac1(message, cachedMac1Key(s.publicKey))) return hsFail('initiation mac1 is not for our key', 'mac1');
   const sym = newPilotSymmetric(s.publicKey);
   const read = readIkMessage1(sym, s, frame.value.noise);
   if (read === null) return hsFail('Noise initiation failed authentication', 'auth');

@@ -38,4 +38,22 @@ declare module 'sodium-native' {
     npub: Bytes,
     k: Bytes,
   ): void;
+  /** c = ciphertext ‖ tag (m.length + 16 bytes). Returns bytes written. */
+  export function crypto_aead_xchacha20poly1305_ietf_encrypt(
+    c: Bytes,
+    m: Bytes,
+    ad: Bytes | null,
+    nsec: null,
+    npub: Bytes,
+    k: Bytes,
+  ): number;
+  /** Throws when the tag does not verify. Returns bytes written. */
+  export function crypto_aead_xchacha20poly1305_ietf_decrypt(
+    m: Bytes,
+    nsec: null,
+    c: Bytes,
+    ad: Bytes | null,
+    npub: Bytes,
+    k: Bytes,
+  ): number;
 }

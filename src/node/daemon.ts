@@ -108,7 +108,9 @@ export class Daemon implements ServiceHost {
     const id = loadOrCreateIdentity(opts.identity);
     if (!id.ok) return id;
     if (id.value.created) logger.info({ path: opts.identity }, 'created a new identity');
-    const trust = TrustStore.open(paths.trust, Date.now());
+    const trust = TrustStore.open(paths.trust, Date.now(), {
+      onWriteError: (e) => logger.error({ error: e.message }, 'could not persist trust requests'),
+    });
     if (!trust.ok) return trust;
     const d = new Daemon(opts, logger, id.value.identity, trust.value);
     const r = await d.bind();
@@ -178,6 +180,8 @@ export class Daemon implements ServiceHost {
         return k && k.length === 32 ? ok(k) : err('connection_failed', `registry gave a malformed key for node ${id}`);
       },
       authorize: (id, key) => this.authorizeTunnel(id, key),
+      isTrusted: (id) => this.trust.isTrusted(id),
+      isPublic: () => this.isPublic,
       contact: (id) => this.contactOf(id),
       deliverInbound: (port, stream) => this.conns.deliverInbound(port, stream),
       deliverDatagram: (from, sp, dp, data) => this.dgrams.deliver(this.addressOf(from), from, sp, dp, data),
@@ -326,18 +330,23 @@ export class Daemon implements ServiceHost {
   // ---------------------------------------------------------------------------------------------------
   // Peers and trust
 
-  /** Where to reach a peer and which key it must prove. Errors: not_found, connection_failed. */
+  /** Where to reach a peer and which key it must prove. Errors: not_found, connection_failed, identity_changed. */
   private async contactOf(nodeId: number): Promise<Result<PeerContact>> {
     const trusted = this.trust.getTrusted(nodeId);
+    // A trusted peer's key is the pin: the initiator uses it as the Noise responder static, so only its holder
+    // can answer. The registry's key is fetched beside the endpoints only to report a change (identity_changed)
+    // at once instead of a handshake that can only time out.
+    const [l, r] = await Promise.all([this.registry.lookup(nodeId), this.registry.resolve(nodeId)]);
     let key = trusted ? fromBase64(trusted.public_key) : null;
+    if (trusted && l.ok && l.value.publicKey && l.value.publicKey !== trusted.public_key) {
+      return errFrom(identityChanged(trusted.hostname ?? `node ${nodeId}`, nodeId, 'the registry now holds a different key for it'));
+    }
     if (!key) {
-      const l = await this.registry.lookup(nodeId);
       if (!l.ok) return errFrom(withCode(l.error, l.error.code === 'not_found' ? 'not_found' : 'connection_failed'));
       key = fromBase64(l.value.publicKey);
       if (!key) return err('connection_failed', `registry gave a malformed key for node ${nodeId}`);
     }
     const endpoints: UdpEndpoint[] = [];
-    const r = await this.registry.resolve(nodeId);
     if (r.ok) {
       // LAN address first: two nodes behind one NAT reach each other without hairpinning (the LAN shortcut).
       for (const a of [r.value.lanAddr, r.value.realAddr, r.value.observedAddr]) {
@@ -372,7 +381,7 @@ export class Daemon implements ServiceHost {
     return l.value.publicKey === toBase64(key) ? ok() : err('connection_failed', `node ${nodeId} key does not match the registry`);
   }
 
-  /** Node id for an address, hostname or numeric id. Errors: invalid_argument, not_found. */
+  /** Node id for an address, hostname or numeric id. Errors: invalid_argument, not_found, identity_changed. */
   async resolveRef(ref: PeerRef): Promise<Result<number>> {
     const s = String(ref).trim();
     if (/^\d+$/.test(s)) {
@@ -388,13 +397,20 @@ export class Daemon implements ServiceHost {
     if (!HOSTNAME_RE.test(s)) {
       return err('invalid_argument', `invalid hostname '${s}'`, { hint: 'lowercase letters, digits and hyphens, at most 63 characters' });
     }
-    // The registry is the authority (hostnames move and get cleared); the local cache only answers while the
-    // registry is unreachable, so open tunnels and known peers keep working through an outage.
+    // Keys, not the registry, decide who a peer is: a trusted peer's hostname resolves from its pin. The registry
+    // is still asked, only to notice that it now names someone else (a takeover, or a rotated key): that is
+    // identity_changed, never a silent redirect. A registry that no longer knows the name (or is down) leaves
+    // the pin in charge.
+    const pinned = this.trust.listTrusted().find((t) => t.hostname === s);
     const r = await this.registry.resolveHostname(s);
+    if (pinned) {
+      if (r.ok && r.value.nodeId !== pinned.node_id) return errFrom(identityChanged(s, pinned.node_id, `the registry now maps it to node ${r.value.nodeId}`));
+      return ok(pinned.node_id);
+    }
     if (!r.ok) {
+      // Other names we learned only answer while the registry is unreachable.
       if (r.error.code === 'timeout' || r.error.code === 'connection_failed' || r.error.code === 'not_running') {
         for (const [id, h] of this.hostnames) if (h === s) return ok(id);
-        for (const t of this.trust.listTrusted()) if (t.hostname === s) return ok(t.node_id);
       }
       return err('not_found', `no node named '${s}'`, { hint: 'check the hostname with `pilotctl find`; private nodes need a handshake first' });
     }
@@ -429,6 +445,7 @@ export class Daemon implements ServiceHost {
       received_at: prior?.received_at ?? new Date().toISOString(),
     });
     if (!r.ok) this.logger.error({ error: r.error.message }, 'could not persist a trust request');
+    else if (r.value.dropped !== null) this.logger.warn({ dropped: r.value.dropped, from }, 'pending trust requests are full: dropped the oldest');
     this.logger.info({ from, hostname, justification }, 'trust request received');
     // A handshake in both directions, or auto-approve mode, approves at once.
     if (this.trust.getOutgoing(from) || this.opts.trustAutoApprove) await this.approve(from);
@@ -787,6 +804,8 @@ export class Daemon implements ServiceHost {
     this.legacy.close();
     this.nat.close();
     this.tunnels.close();
+    const t = this.trust.flush();
+    if (!t.ok) this.logger.error({ error: t.error.message }, 'could not persist trust requests');
     await this.registry.close();
     await this.datapath.close();
   }
@@ -802,6 +821,14 @@ function lanAddress(registryHost: string): string {
 }
 
 
+
+/** A trusted peer (pinned to node `pinnedId`) that the registry now names differently. */
+function identityChanged(name: string, pinnedId: number, what: string): PilotError {
+  return pilotError('identity_changed', `${name} is pinned to node ${pinnedId} and its key, but ${what}; nothing was sent`, {
+    hint: `if ${name} really rotated keys or moved, \`pilotctl untrust ${pinnedId}\` and handshake again; otherwise someone else claims its name`,
+    detail: { pinned_node_id: pinnedId },
+  });
+}
 
 function withCode(e: PilotError, code: PilotError['code']): PilotError {
   return e.code === code ? e : { ...e, code };

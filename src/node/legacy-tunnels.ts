@@ -16,13 +16,19 @@
 // - Inside PILS: the 34-byte header packet. Stream packets are demultiplexed by (peer, local port, remote port);
 //   a SYN for an unknown tuple is accepted and handed to the port's listener, or answered with RST. A control
 //   packet to port 0 is the original's ping and is answered with its pong. Datagrams go to the datagram ports.
-// - PILT (plaintext) and PILK (unauthenticated key exchange) are refused unless allowInsecureLegacy. PILP (NAT
-//   punch) needs no answer.
+// - PILT (plaintext) and PILK (unauthenticated key exchange) are refused unless allowInsecureLegacy, and even then
+//   accepted only from node ids we trust AND only from an endpoint the registry lists for that node: they carry
+//   no proof at all, so the claimed node id and the source address are all there is to check. PILP (NAT punch)
+//   needs no answer.
+// - Unsolicited PILAs cost a signature check and maybe a registry lookup: a PILA from a node we could not accept
+//   anyway (not trusted, and we are not public) is dropped before any lookup; lookups are cached (failures too)
+//   and budgeted (LOOKUPS_PER_S), so a flood of fresh claimed ids cannot turn into a flood of registry requests.
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { err, errFrom, ok, type Result } from '../core/result.js';
 import { pilotError, type PilotError } from '../core/errors.js';
 import type { Micros } from '../core/clock.js';
+import { TokenBuckets } from '../core/token-bucket.js';
 import type { Identity } from '../crypto/identity.js';
 import { LegacyKeyExchange, verifyPilaFrame, type LegacySession, type VerifiedPila } from '../crypto/legacy-session.js';
 import {
@@ -66,6 +72,10 @@ export interface LegacyTunnelDeps {
   registryKey(nodeId: number): Promise<Result<Uint8Array>>;
   /** May this node talk to us (trusted with that key, or we are public)? */
   authorize(nodeId: number, ed25519: Uint8Array): Promise<Result<void>>;
+  /** Is this node id trusted (pinned)? The only gate PILT/PILK have, with the registry's endpoint. */
+  isTrusted(nodeId: number): boolean;
+  /** Do we accept tunnels from any registered node (--public)? */
+  isPublic(): boolean;
   /** Where to reach a node (registry resolve), for outgoing PILA. */
   contact(nodeId: number): Promise<Result<{ endpoints: { ip: string; port: number }[] }>>;
   /** Hand an accepted inbound stream to the port's listener; false when nobody listens (→ RST). */
@@ -91,6 +101,12 @@ const CONNECT_RETRY_MAX_MS = 1000;
 const KEY_CACHE_TTL_US = 300_000_000;
 const KEY_REFRESH_AFTER_US = 10_000_000;
 const MAX_KEY_CACHE = 4096;
+/** A failed key lookup is not repeated for this long (a PILA for that node id is dropped meanwhile). */
+const NEGATIVE_CACHE_US = 30_000_000;
+/** Registry lookups unsolicited PILAs may cause, per second (burst the same). Our own connect() is not counted. */
+const LOOKUPS_PER_S = 20;
+/** Registry endpoints of a trusted node, for PILT/PILK, are refreshed after this long. */
+const INSECURE_ENDPOINTS_TTL_US = 30_000_000;
 /** Concurrent registry lookups for unsolicited PILAs (anyone can sign a PILA claiming any node id). */
 const MAX_PENDING_LOOKUPS = 256;
 const MAX_BACKLOG_PER_PORT = 1024;
@@ -161,6 +177,12 @@ export class LegacyTunnels {
   private readonly byId = new Map<number, Entry>();
   private readonly dirty: Entry[] = [];
   private readonly keyCache = new Map<number, { key: Uint8Array; atUs: Micros }>();
+  private readonly failedLookups = new Map<number, Micros>();
+  private readonly lookupBudget = new TokenBuckets(LOOKUPS_PER_S);
+  /** Endpoints the registry lists for trusted nodes that speak PILT/PILK, and frames held while they are fetched. */
+  private readonly insecureEndpoints = new Map<number, { endpoints: Endpoint[]; atUs: Micros }>();
+  private readonly insecureLookups = new Set<number>();
+  private readonly heldInsecure = new Map<number, () => void>();
   private readonly lookups = new Map<number, Promise<void>>();
   private readonly held = new Map<number, HeldPila>();
   private readonly pings = new Map<string, PingWaiter>();
@@ -240,6 +262,7 @@ export class LegacyTunnels {
     if (!f.ok) return;
     const from = f.value.packet.src.node;
     if (from === 0 || from === this.deps.nodeId()) return;
+    if (!this.isInsecureSourceAllowed('PILT', from, buf, ip, port, now)) return;
     // No plaintext injection into an authenticated session (the original's early PILT SYN comes before one).
     if (this.peersById.get(from)?.session?.isAuthenticated) return;
     const peer = this.peer(from);
@@ -256,12 +279,44 @@ export class LegacyTunnels {
     if (buf.length < 8) return;
     const from = readU32(buf, 4);
     if (from === 0 || from === this.deps.nodeId()) return;
+    if (!this.isInsecureSourceAllowed('PILK', from, buf, ip, port, now)) return;
     const current = this.peersById.get(from)?.session ?? null;
     // An authenticated session is never downgraded by an unauthenticated key.
     if (current?.isAuthenticated) return;
     const a = this.kx.acceptInsecure(buf, now, current);
     if (!a.ok) return;
     this.install(this.peer(from), a.value.session, a.value.kind, ip, port, now);
+  }
+
+  /**
+   * PILT/PILK carry no proof: accept them only for a trusted node id, from an endpoint the registry lists for
+   * it. While that list is fetched the newest frame of the node is held (a copy) and replayed after.
+   */
+  private isInsecureSourceAllowed(kind: 'PILT' | 'PILK', from: number, buf: Uint8Array, ip: string, port: number, now: Micros): boolean {
+    if (!this.deps.isTrusted(from)) {
+      this.deps.logger.debug({ node_id: from, from: `${ip}:${port}`, kind }, 'refused insecure v0.5 frame: node not trusted');
+      return false;
+    }
+    const known = this.insecureEndpoints.get(from);
+    if (known && now - known.atUs < INSECURE_ENDPOINTS_TTL_US) {
+      const isListed = known.endpoints.some((e) => e.ip === ip && e.port === port);
+      if (!isListed) this.deps.logger.info({ node_id: from, from: `${ip}:${port}`, kind }, 'refused insecure v0.5 frame: not from the endpoint the registry lists');
+      return isListed;
+    }
+    const copy = buf.slice();
+    this.heldInsecure.set(from, () => (kind === 'PILT' ? this.handlePilt(copy, ip, port, this.deps.nowUs()) : this.handlePilk(copy, ip, port, this.deps.nowUs())));
+    if (this.insecureLookups.has(from)) return false;
+    this.insecureLookups.add(from);
+    void (async () => {
+      const c = await this.deps.contact(from);
+      this.insecureLookups.delete(from);
+      if (this.isClosed) return;
+      this.insecureEndpoints.set(from, { endpoints: c.ok ? c.value.endpoints.map((e) => ({ ip: e.ip, port: e.port })) : [], atUs: this.deps.nowUs() });
+      const h = this.heldInsecure.get(from);
+      this.heldInsecure.delete(from);
+      h?.();
+    })();
+    return false;
   }
 
   private handlePila(buf: Uint8Array, ip: string, port: number, now: Micros): void {
@@ -276,6 +331,18 @@ export class LegacyTunnels {
     if (cached && now - cached.atUs < KEY_CACHE_TTL_US && (sameBytes(cached.key, pila.ed25519Pub) || now - cached.atUs < KEY_REFRESH_AFTER_US)) {
       void this.acceptPila(pila, cached.key, ip, port);
       return;
+    }
+    const isAsked = this.peersById.get(pila.nodeId)?.isConnecting === true;
+    if (!isAsked && !this.lookups.has(pila.nodeId)) {
+      // Unsolicited: no registry lookup for a node we would refuse anyway, for one whose lookup just failed,
+      // or beyond the lookup budget.
+      if (!this.deps.isTrusted(pila.nodeId) && !this.deps.isPublic()) return;
+      const failedAt = this.failedLookups.get(pila.nodeId);
+      if (failedAt !== undefined && now - failedAt < NEGATIVE_CACHE_US) return;
+      if (!this.lookupBudget.take('pila', now)) {
+        this.deps.logger.debug({ node_id: pila.nodeId, from: `${ip}:${port}` }, 'dropped PILA: registry lookup budget spent');
+        return;
+      }
     }
     // Hold the newest PILA of this node while its key is looked up.
     if (!this.lookups.has(pila.nodeId) && this.lookups.size >= MAX_PENDING_LOOKUPS) return;
@@ -292,10 +359,13 @@ export class LegacyTunnels {
       this.held.delete(nodeId);
       if (!r.ok) {
         this.keyCache.delete(nodeId);
+        if (this.failedLookups.size >= MAX_KEY_CACHE) this.failedLookups.delete(this.failedLookups.keys().next().value!);
+        this.failedLookups.set(nodeId, this.deps.nowUs());
         this.deps.logger.info({ node_id: nodeId, error: r.error.message }, 'no registry key for a v0.5 node: PILA refused');
         this.failWaiters(nodeId, err('connection_failed', `cannot authenticate node ${nodeId}: ${r.error.message}`));
         return;
       }
+      this.failedLookups.delete(nodeId);
       if (this.keyCache.size >= MAX_KEY_CACHE) this.keyCache.delete(this.keyCache.keys().next().value!);
       this.keyCache.set(nodeId, { key: new Uint8Array(r.value), atUs: this.deps.nowUs() });
       if (h) await this.acceptPila(h.pila, r.value, h.ip, h.port);
@@ -312,8 +382,9 @@ export class LegacyTunnels {
     }
     let peer = this.peersById.get(nodeId);
     const isDuplicate = !!peer?.session && !peer.session.isDestroyed && sameBytes(peer.session.remoteX25519PublicKey, pila.x25519Pub);
-    // Our own connect() asked for this session: the registry key is the proof, as for a Noise initiator.
-    if (!isDuplicate && !peer?.isConnecting) {
+    // Our own connect() asked for this session: the registry key is the proof, as for a Noise initiator —
+    // unless we trust the node: then its pinned key is, whatever the registry says.
+    if (!isDuplicate && (!peer?.isConnecting || this.deps.isTrusted(nodeId))) {
       const a = await this.deps.authorize(nodeId, pila.ed25519Pub);
       if (this.isClosed) return;
       if (!a.ok) {

@@ -1,6 +1,11 @@
 // Who this node trusts, who asked to be trusted (pending, survives restarts) and whom we asked.
-// Trust is per node id and pinned to the peer's Ed25519 key as the registry gave it at approval time.
+// Trust is per node id and pinned to the peer's Ed25519 key as the registry gave it at approval time: that pin,
+// not the registry, is who the peer is from then on (daemon.ts contactOf/authorizeTunnel/resolveRef).
+// Incoming requests are the one part strangers can grow: the pending list is bounded (oldest dropped), and their
+// writes are coalesced (one rewrite + fsync per PENDING_WRITE_DELAY_MS, not one per request). Decisions the
+// operator makes (trust, untrust, reject, our own requests) are written at once.
 import { ok, type Result } from '../core/result.js';
+import type { PilotError } from '../core/errors.js';
 import { readJsonFile, writeJsonFile } from './json-file.js';
 
 export interface TrustedPeer {
@@ -43,19 +48,40 @@ function isTrustFile(v: unknown): v is TrustFile {
   );
 }
 
+export const DEFAULT_MAX_PENDING = 256;
+export const PENDING_WRITE_DELAY_MS = 250;
+
+export interface TrustStoreOptions {
+  /** Incoming requests kept; beyond it the oldest is dropped. */
+  maxPending?: number;
+  /** Incoming requests are written this long after the first unsaved one (0: at once). */
+  pendingWriteDelayMs?: number;
+  /** A coalesced write failed (nobody awaits it). */
+  onWriteError?(e: PilotError): void;
+}
+
 export class TrustStore {
   private trusted = new Map<number, TrustedPeer>();
   private pending = new Map<number, IncomingRequest>();
   private outgoing = new Map<number, OutgoingRequest>();
+  private writeTimer: NodeJS.Timeout | null = null;
+  private readonly maxPending: number;
+  private readonly pendingWriteDelayMs: number;
 
-  private constructor(private readonly path: string) {}
+  private constructor(
+    private readonly path: string,
+    private readonly opts: TrustStoreOptions,
+  ) {
+    this.maxPending = opts.maxPending ?? DEFAULT_MAX_PENDING;
+    this.pendingWriteDelayMs = opts.pendingWriteDelayMs ?? PENDING_WRITE_DELAY_MS;
+  }
 
   /** Loads the store; a corrupt file is kept aside and reported as an error (never emptied silently). */
-  static open(path: string, nowMs: number): Result<TrustStore> {
+  static open(path: string, nowMs: number, opts: TrustStoreOptions = {}): Result<TrustStore> {
     const empty: TrustFile = { version: 1, trusted: [], pending: [], outgoing: [] };
     const r = readJsonFile(path, empty, isTrustFile, nowMs);
     if (!r.ok) return r;
-    const s = new TrustStore(path);
+    const s = new TrustStore(path, opts);
     for (const t of r.value.trusted) s.trusted.set(t.node_id, t);
     for (const p of r.value.pending) s.pending.set(p.node_id, p);
     for (const o of r.value.outgoing) s.outgoing.set(o.node_id, o);
@@ -98,8 +124,35 @@ export class TrustStore {
     const r = this.save();
     return r.ok ? ok(had) : r;
   }
-  addPending(req: IncomingRequest): Result<void> {
+  /**
+   * Record an incoming request (a repeat from the same node replaces it). Bounded: at maxPending the oldest
+   * request is dropped; the write is coalesced with others (flush() forces it).
+   */
+  addPending(req: IncomingRequest): Result<{ dropped: number | null }> {
+    let dropped: number | null = null;
+    if (!this.pending.has(req.node_id) && this.pending.size >= this.maxPending) {
+      dropped = this.listPending()[0]!.node_id;
+      this.pending.delete(dropped);
+    }
     this.pending.set(req.node_id, req);
+    if (this.pendingWriteDelayMs <= 0) {
+      const r = this.save();
+      return r.ok ? ok({ dropped }) : r;
+    }
+    if (this.writeTimer === null) {
+      this.writeTimer = setTimeout(() => {
+        this.writeTimer = null;
+        const r = this.save();
+        if (!r.ok) this.opts.onWriteError?.(r.error);
+      }, this.pendingWriteDelayMs);
+      this.writeTimer.unref();
+    }
+    return ok({ dropped });
+  }
+
+  /** Write what is not on disk yet (coalesced pending requests) now; for shutdown. */
+  flush(): Result<void> {
+    if (this.writeTimer === null) return ok();
     return this.save();
   }
   removePending(nodeId: number): Result<boolean> {
@@ -117,6 +170,9 @@ export class TrustStore {
   }
 
   private save(): Result<void> {
+    // Every write carries the whole state, so an immediate one also lands the coalesced pending requests.
+    if (this.writeTimer !== null) clearTimeout(this.writeTimer);
+    this.writeTimer = null;
     const f: TrustFile = {
       version: 1,
       trusted: this.listTrusted(),

@@ -7,14 +7,18 @@ import { err, ok, type Result } from '../core/result.js';
 import type { PilotError } from '../core/errors.js';
 import type { Micros } from '../core/clock.js';
 import {
+  COOKIE_LIFETIME_US,
   createInitiator,
   createInitiationReplayGuard,
+  HandshakeGuard,
+  identityX25519,
   respond,
+  type InitiationSource,
   type NoiseInitiation,
   type NoiseSession,
   type Identity,
 } from '../crypto/index.js';
-import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse, NOISE_DATA_HEADER_BYTES, NOISE_DATA_OVERHEAD_BYTES } from '../wire/noise-frame.js';
+import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse, readU32LE, NOISE_DATA_HEADER_BYTES, NOISE_DATA_OVERHEAD_BYTES } from '../wire/noise-frame.js';
 import { PacketBatch, ipv4ToU32 } from '../datapath/packet-batch.js';
 
 export interface UdpEndpoint {
@@ -62,6 +66,8 @@ export interface TunnelDeps {
   relay(): UdpEndpoint | null;
   /** Initiation attempts sent direct-only before the relay joins the race. */
   directOnlyAttempts?: number;
+  /** Initiations a second (with a valid mac1) above which we answer with cookies (src/crypto/cookie.ts). */
+  underLoadPerS?: number;
 }
 
 interface SessionEntry {
@@ -87,6 +93,11 @@ export class TunnelPeer {
   isResolving = false;
   /** The PNI1 frame of the initiation in flight, re-sent to endpoints learned while punching. */
   initiationMessage: Uint8Array | null = null;
+  /** Retry count of the initiation in flight (a cookie reply re-sends at the same attempt). */
+  initiationAttempt = 0;
+  /** The peer's cookie (it was under load and asked for mac2), and when it arrived. */
+  cookie: Uint8Array | null = null;
+  cookieAtUs: Micros = 0;
   constructor(readonly nodeId: number) {}
 
   get isUp(): boolean {
@@ -113,13 +124,20 @@ export class TunnelManager {
   private readonly byIndex = new Map<number, SessionEntry>();
   private readonly initiations = new Map<number, TunnelPeer>();
   private readonly replayGuard = createInitiationReplayGuard();
+  /** mac1 on every initiation, cookies and per-source limits under load: no DH for a flood. */
+  private readonly handshakeGuard: HandshakeGuard;
   // Data frames are sealed straight into one flat batch and leave in one sendmmsg/GSO call per flush.
   private readonly txBatch = new PacketBatch(TX_BATCH_PACKETS, TX_BATCH_PACKETS * 1472);
   private isTxFlushScheduled = false;
   private readonly scratch = new Uint8Array(2048);
   private lastTimestampS = 0;
 
-  constructor(private readonly deps: TunnelDeps) {}
+  constructor(private readonly deps: TunnelDeps) {
+    this.handshakeGuard = new HandshakeGuard({
+      staticX25519: identityX25519(deps.identity).publicKey,
+      ...(deps.underLoadPerS !== undefined ? { underLoadPerS: deps.underLoadPerS } : {}),
+    });
+  }
 
   peer(nodeId: number): TunnelPeer {
     let p = this.peers.get(nodeId);
@@ -201,6 +219,7 @@ export class TunnelManager {
     const ts = Math.max(Date.now() / 1000, this.lastTimestampS + 0.001);
     this.lastTimestampS = ts;
     const localIndex = this.newIndex();
+    const hasCookie = peer.cookie !== null && now - peer.cookieAtUs < COOKIE_LIFETIME_US;
     const init = createInitiator({
       local: this.deps.identity,
       localNodeId: this.deps.nodeId(),
@@ -209,6 +228,7 @@ export class TunnelManager {
       remoteNodeId: peer.nodeId,
       timestampS: ts,
       now,
+      cookie: hasCookie ? peer.cookie : null,
     });
     if (!init.ok) {
       this.settle(peer, init);
@@ -216,6 +236,7 @@ export class TunnelManager {
     }
     peer.initiation = init.value.state;
     peer.initiationMessage = init.value.message;
+    peer.initiationAttempt = attempt;
     this.initiations.set(localIndex, peer);
     const targets = peer.endpoint ? [peer.endpoint, ...peer.candidates.filter((c) => !sameEp(c, peer.endpoint!))] : [...peer.candidates];
     // Race the relay once the direct attempts went unanswered for a few hundred ms (issue 4: data on the
@@ -291,7 +312,23 @@ export class TunnelManager {
       return true;
     }
     if (kind === 'initiation') {
-      void this.handleInitiation(buf.slice(), ip, port, now, relayedFrom);
+      // Before any DH: mac1 proves the sender knows our key; under load mac2 proves it receives at its source.
+      const v = this.handshakeGuard.check(buf, initiationSource(ip, port, relayedFrom), now);
+      if (v.kind === 'process') void this.handleInitiation(buf.slice(), ip, port, now, relayedFrom);
+      else if (v.kind === 'cookie') this.sendRaw(v.reply, relayedFrom === undefined ? { ip, port } : { ip, port, relayTo: relayedFrom });
+      else if (this.deps.logger.isLevelEnabled('debug')) this.deps.logger.debug({ from: `${ip}:${port}`, reason: v.reason }, 'dropped handshake initiation before DH');
+      return true;
+    }
+    if (kind === 'cookie') {
+      const peer = this.initiations.get(readU32LE(buf, 4));
+      if (!peer || !peer.initiation) return true;
+      const c = peer.initiation.handleCookieReply(buf);
+      if (!c.ok) return true;
+      // The peer is under load: retry at once with mac2 (this initiation is dropped, so a copy of the reply
+      // cannot trigger a second retry).
+      peer.cookie = c.value;
+      peer.cookieAtUs = now;
+      this.sendInitiation(peer, peer.initiationAttempt);
       return true;
     }
     if (kind === 'response') {
@@ -445,6 +482,16 @@ export class TunnelManager {
   close(): void {
     for (const id of [...this.peers.keys()]) this.closePeer(id, null);
   }
+}
+
+/**
+ * What a cookie binds (ip:port, and the node a relayed frame came from) and the rate-limit bucket: the IP as
+ * WireGuard does, except on loopback, where every local node shares 127.0.0.1 and the port tells them apart.
+ */
+function initiationSource(ip: string, port: number, relayedFrom: number | undefined): InitiationSource {
+  const text = relayedFrom === undefined ? `${ip}:${port}` : `${ip}:${port}/relay:${relayedFrom}`;
+  const rateKey = relayedFrom !== undefined ? `relay:${relayedFrom}` : ip.startsWith('127.') || ip === '::1' ? `${ip}:${port}` : ip;
+  return { cookieBytes: new TextEncoder().encode(text), rateKey };
 }
 
 function sameEp(a: UdpEndpoint, b: UdpEndpoint): boolean {

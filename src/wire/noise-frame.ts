@@ -2,9 +2,11 @@
 // them from the original v0.5 frames ("PILA", "PILS", "PILP", ...) by the first two bytes.
 // Integer fields are little-endian, as in WireGuard, so the data counter bytes are exactly the AEAD nonce's tail.
 //
-//   PNI1  initiation  magic(4) | sender index u32 | Noise msg1
+//   PNI1  initiation  magic(4) | sender index u32 | Noise msg1 | mac1(16) | mac2(16)
 //   PNR1  response    magic(4) | sender index u32 | receiver index u32 | Noise msg2
 //   PND1  data        magic(4) | receiver index u32 | counter u64 | ciphertext | tag(16)
+//   PNC1  cookie      magic(4) | receiver index u32 | nonce(24) | sealed cookie(16) | tag(16)
+// mac1/mac2 and the cookie reply are WireGuard's DoS defence (src/crypto/cookie.ts computes them).
 //
 // Decoders are total: any bytes give a Result, never a throw. Decoded byte fields are views into the input.
 import { err, ok, type Result } from '../core/index.js';
@@ -20,6 +22,11 @@ export const NOISE_DATA_OVERHEAD_BYTES = NOISE_DATA_HEADER_BYTES + NOISE_TAG_BYT
 export const MAX_NOISE_PLAINTEXT_BYTES = MAX_UDP_PAYLOAD_BYTES - NOISE_DATA_OVERHEAD_BYTES; // 1420
 export const NOISE_INITIATION_HEADER_BYTES = 8;
 export const NOISE_RESPONSE_HEADER_BYTES = 12;
+/** mac1 and mac2 each; both trail every PNI1 frame. */
+export const NOISE_MAC_BYTES = 16;
+export const NOISE_INITIATION_MACS_BYTES = 2 * NOISE_MAC_BYTES;
+/** PNC1: magic, receiver index, 24-byte nonce, 16-byte cookie sealed with a 16-byte tag. */
+export const NOISE_COOKIE_REPLY_BYTES = 4 + 4 + 24 + 16 + 16;
 
 const P = 0x50;
 const N = 0x4e;
@@ -27,20 +34,23 @@ const N = 0x4e;
 const I = 0x49;
 const R = 0x52;
 const D = 0x44;
+const C = 0x43;
 const ONE = 0x31;
 
-export type NoiseFrameKind = 'initiation' | 'response' | 'data';
+export type NoiseFrameKind = 'initiation' | 'response' | 'data' | 'cookie';
 
 /** Kind of a Noise-suite UDP payload, or null when it is not one (e.g. a v0.5 PIL* frame or garbage). */
 export function noiseFrameKind(buf: Uint8Array): NoiseFrameKind | null {
   if (buf.length < NOISE_MAGIC_BYTES || buf[0] !== P || buf[1] !== N || buf[3] !== ONE) return null;
   switch (buf[2]) {
     case I:
-      return buf.length >= NOISE_INITIATION_HEADER_BYTES ? 'initiation' : null;
+      return buf.length >= NOISE_INITIATION_HEADER_BYTES + NOISE_INITIATION_MACS_BYTES ? 'initiation' : null;
     case R:
       return buf.length >= NOISE_RESPONSE_HEADER_BYTES ? 'response' : null;
     case D:
       return buf.length >= NOISE_DATA_OVERHEAD_BYTES ? 'data' : null;
+    case C:
+      return buf.length === NOISE_COOKIE_REPLY_BYTES ? 'cookie' : null;
     default:
       return null;
   }
@@ -83,6 +93,9 @@ export interface NoiseInitiationFrame {
   senderIndex: number;
   /** Noise msg1 (view into the input). */
   noise: Uint8Array;
+  /** Views of the trailing MACs. */
+  mac1: Uint8Array;
+  mac2: Uint8Array;
 }
 
 export interface NoiseResponseFrame {
@@ -103,8 +116,9 @@ function badFrame<T>(what: string, length: number): Result<T> {
   return err('invalid_argument', `not a Noise ${what} frame`, { detail: { length } });
 }
 
+/** PNI1 with zeroed MACs; crypto/cookie.ts writeInitiationMacs fills them. */
 export function encodeNoiseInitiation(senderIndex: number, noise: Uint8Array): Uint8Array {
-  const out = new Uint8Array(NOISE_INITIATION_HEADER_BYTES + noise.length);
+  const out = new Uint8Array(NOISE_INITIATION_HEADER_BYTES + noise.length + NOISE_INITIATION_MACS_BYTES);
   writeMagic(out, I);
   writeU32LE(out, 4, senderIndex);
   out.set(noise, NOISE_INITIATION_HEADER_BYTES);
@@ -113,7 +127,13 @@ export function encodeNoiseInitiation(senderIndex: number, noise: Uint8Array): U
 
 export function decodeNoiseInitiation(buf: Uint8Array): Result<NoiseInitiationFrame> {
   if (noiseFrameKind(buf) !== 'initiation') return badFrame('initiation', buf.length);
-  return ok({ senderIndex: readU32LE(buf, 4), noise: buf.subarray(NOISE_INITIATION_HEADER_BYTES) });
+  const mac1At = buf.length - NOISE_INITIATION_MACS_BYTES;
+  return ok({
+    senderIndex: readU32LE(buf, 4),
+    noise: buf.subarray(NOISE_INITIATION_HEADER_BYTES, mac1At),
+    mac1: buf.subarray(mac1At, mac1At + NOISE_MAC_BYTES),
+    mac2: buf.subarray(mac1At + NOISE_MAC_BYTES),
+  });
 }
 
 export function encodeNoiseResponse(senderIndex: number, receiverIndex: number, noise: Uint8Array): Uint8Array {
@@ -132,6 +152,12 @@ export function decodeNoiseResponse(buf: Uint8Array): Result<NoiseResponseFrame>
     receiverIndex: readU32LE(buf, 8),
     noise: buf.subarray(NOISE_RESPONSE_HEADER_BYTES),
   });
+}
+
+/** Magic and receiver index of a PNC1 cookie reply into its first 8 bytes. */
+export function writeCookieReplyHeader(buf: Uint8Array, receiverIndex: number): void {
+  writeMagic(buf, C);
+  writeU32LE(buf, 4, receiverIndex);
 }
 
 /** Write the 16-byte PND1 header at `off` of `buf` (caller checked the room). */

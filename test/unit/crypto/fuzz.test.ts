@@ -99,7 +99,7 @@ test(`fuzz: ${TOTAL} random and mutated frames never throw and never authenticat
 
   let opened = 0;
   let handshakesAccepted = 0;
-  const kinds = { initiation: 0, response: 0, data: 0, none: 0 };
+  const kinds = { initiation: 0, response: 0, data: 0, cookie: 0, none: 0 };
   const batchBuf = new Uint8Array(64 * 1600);
   const batchOff = new Uint32Array(64);
   const batchLen = new Uint32Array(64);

@@ -11,7 +11,7 @@ import { silentLogger } from '../../../src/core/logger.js';
 import { monotonicClock } from '../../../src/core/clock.js';
 import { generateIdentity, type Identity } from '../../../src/crypto/identity.js';
 import { LegacyKeyExchange, verifyPilaFrame, type LegacySession } from '../../../src/crypto/legacy-session.js';
-import { decodePacket, encodePacket, FLAG_ACK, FLAG_SYN, PROTO_CONTROL, PROTO_STREAM, makePacket, type Packet } from '../../../src/wire/header.js';
+import { decodePacket, encodePacket, FLAG_ACK, FLAG_SYN, PROTO_CONTROL, PROTO_DATAGRAM, PROTO_STREAM, makePacket, type Packet } from '../../../src/wire/header.js';
 import { decodePilt, encodePilt, legacyFrameKind } from '../../../src/wire/legacy-frame.js';
 import { formatAddr } from '../../../src/wire/address.js';
 import { LegacyTunnels, LEGACY_CONNECTION_ID_BASE, type LegacyTunnelDeps } from '../../../src/node/legacy-tunnels.js';
@@ -39,7 +39,11 @@ interface TestNode {
   /** Frames sent, by kind. */
   sent: Map<string, number>;
   registryCalls: number;
+  contactCalls: number;
   trusts: (nodeId: number, key: Uint8Array) => boolean;
+  /** Which node ids are trusted, whatever the key (default: trusts() with no key). */
+  trustsId?: (nodeId: number) => boolean;
+  isPublic: boolean;
   close(): Promise<void>;
 }
 
@@ -62,7 +66,9 @@ async function makeNode(reg: Registry, nodeId: number, opts: { allowInsecureLega
     datagrams: [],
     sent: new Map(),
     registryCalls: 0,
+    contactCalls: 0,
     trusts: () => true,
+    isPublic: false,
   } as unknown as TestNode;
   const deps: LegacyTunnelDeps = {
     identity,
@@ -83,7 +89,10 @@ async function makeNode(reg: Registry, nodeId: number, opts: { allowInsecureLega
       return k ? ok(k) : err('not_found', `no node ${id}`);
     },
     authorize: async (id, key) => (node.trusts(id, key) ? ok() : err('connection_failed', `node ${id} is not trusted`)),
+    isTrusted: (id) => (node.trustsId ? node.trustsId(id) : node.trusts(id, new Uint8Array(0))),
+    isPublic: () => node.isPublic,
     contact: async (id) => {
+      node.contactCalls++;
       const ep = reg.endpoints.get(id);
       return ep ? ok({ endpoints: [ep] }) : err('not_found', `no node ${id}`);
     },
@@ -491,6 +500,8 @@ test('a captured PILA of an original daemon is verified and accepted; our answer
         return id === 2 && registryHasKey ? ok(ids.get(2)!.publicKey) : ok(generateIdentity().publicKey);
       },
       authorize: async () => ok(),
+      isTrusted: () => true,
+      isPublic: () => false,
       contact: async () => err('not_found', 'unused'),
       deliverInbound: () => false,
       deliverDatagram: () => {},
@@ -545,3 +556,132 @@ test('bad input: not a legacy frame, garbage PIL* frames, PILK refused by defaul
   }
 });
 
+
+// Issue 10, "--allow-insecure-legacy disables trust checks entirely": PILT claiming any node id (even one that
+// does not exist) and PILK from a stranger reached a private node that trusts nobody. Old code accepted all of it.
+test('allowInsecureLegacy: PILT and PILK from node ids we do not trust are refused (existing and nonexistent ids)', async () => {
+  const reg = new Registry();
+  const b = await makeNode(reg, 202, { allowInsecureLegacy: true });
+  b.trusts = () => false;
+  const raw = await rawOriginal(reg, 303);
+  const accepted: PilotStream[] = [];
+  b.listeners.set(7, (s) => accepted.push(s));
+  try {
+    for (const claimed of [303, 0x00ab_cdef]) {
+      const syn = makePacket({ flags: FLAG_SYN, protocol: PROTO_STREAM, src: { network: 0, node: claimed }, dst: { network: 0, node: 202 }, srcPort: 49152, dstPort: 7, window: 512 });
+      const f = encodePilt(syn);
+      assert.ok(f.ok);
+      raw.send(f.value, b.port);
+      const dg = makePacket({ flags: 0, protocol: PROTO_DATAGRAM, src: { network: 0, node: claimed }, dst: { network: 0, node: 202 }, srcPort: 1000, dstPort: 1001, payload: new TextEncoder().encode('inject') });
+      const g = encodePilt(dg);
+      assert.ok(g.ok);
+      raw.send(g.value, b.port);
+    }
+    const kx = new LegacyKeyExchange({ identity: generateIdentity(), nodeId: 303, allowInsecureLegacy: true });
+    const pilk = kx.insecureKeyFrame();
+    assert.ok(pilk.ok);
+    raw.send(pilk.value, b.port);
+    assert.equal(await raw.next('PILT', 400), null, 'no plaintext answer');
+    assert.equal(raw.inbox.length, 0, 'no answer of any kind');
+    assert.equal(accepted.length, 0);
+    assert.equal(b.datagrams.length, 0, 'nothing delivered');
+    assert.equal(b.tunnels.hasSession(303), false, 'no PILK session');
+    assert.equal(b.tunnels.list().length, 0);
+  } finally {
+    await b.close();
+    await raw.close();
+  }
+});
+
+test('allowInsecureLegacy: a trusted node id is accepted only from the endpoint the registry lists for it', async () => {
+  const reg = new Registry();
+  const b = await makeNode(reg, 202, { allowInsecureLegacy: true });
+  b.trusts = (id) => id === 303;
+  const raw = await rawOriginal(reg, 303);
+  const impostor = await rawOriginal(new Registry(), 303); // same claimed id, another socket
+  const accepted: PilotStream[] = [];
+  b.listeners.set(7, (s) => accepted.push(s));
+  try {
+    const syn = makePacket({ flags: FLAG_SYN, protocol: PROTO_STREAM, src: { network: 0, node: 303 }, dst: { network: 0, node: 202 }, srcPort: 49152, dstPort: 7, window: 512 });
+    const f = encodePilt(syn);
+    assert.ok(f.ok);
+    impostor.send(f.value, b.port);
+    const kx = new LegacyKeyExchange({ identity: generateIdentity(), nodeId: 303, allowInsecureLegacy: true });
+    const pilk = kx.insecureKeyFrame();
+    assert.ok(pilk.ok);
+    impostor.send(pilk.value, b.port);
+    assert.equal(await impostor.next('PILT', 400), null);
+    assert.equal(impostor.inbox.length, 0, 'the impostor gets no answer');
+    assert.equal(accepted.length, 0);
+    assert.equal(b.tunnels.hasSession(303), false);
+    // The real one, from its registry endpoint, is served.
+    raw.send(f.value, b.port);
+    const answer = await raw.next('PILT', 1000);
+    assert.ok(answer, 'answered from the listed endpoint');
+    assert.equal(accepted.length, 1);
+    accepted[0]!.destroy();
+  } finally {
+    await b.close();
+    await raw.close();
+    await impostor.close();
+  }
+});
+
+// Issue 10, low: "2,000 PILA frames with fresh claimed ids cause 2,000 registry lookups".
+test('PILA flood with fresh claimed ids: no registry lookup on a private node, a budgeted few on a public one', async () => {
+  const reg = new Registry();
+  const b = await makeNode(reg, 202);
+  const attacker = generateIdentity();
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i < 2000; i++) frames.push(new LegacyKeyExchange({ identity: attacker, nodeId: 10_000 + i }).authFrame());
+  try {
+    for (const isPublic of [false, true]) {
+      b.isPublic = isPublic;
+      b.trusts = () => false;
+      const before = b.registryCalls;
+      const t0 = performance.now();
+      for (const f of frames) b.tunnels.handleFrame(f.slice(), '127.0.0.1', 9, nowUs());
+      const budget = 20 + Math.ceil(((performance.now() - t0) / 1000) * 20); // burst + 20/s while they arrived
+      await sleep(50);
+      const calls = b.registryCalls - before;
+      if (!isPublic) assert.equal(calls, 0, 'a private node asks nothing about nodes it would refuse');
+      else assert.ok(calls > 0 && calls <= budget, `public node: ${calls} lookups for 2,000 PILAs (budget ${budget})`);
+      assert.equal(b.sent.get('PILA') ?? 0, 0);
+    }
+    // A lookup that failed is not repeated at once.
+    const reg2 = new Registry();
+    const c = await makeNode(reg2, 404);
+    c.isPublic = true;
+    const f = new LegacyKeyExchange({ identity: attacker, nodeId: 55_555 }).authFrame();
+    for (let i = 0; i < 5; i++) {
+      c.tunnels.handleFrame(f.slice(), '127.0.0.1', 9, nowUs());
+      await sleep(15);
+    }
+    assert.equal(c.registryCalls, 1, 'failed lookups are cached');
+    await c.close();
+  } finally {
+    await b.close();
+  }
+});
+
+// Keys, not the registry (issue 10): our own connect() to a TRUSTED v0.5 node accepts only its pinned key, even
+// when the registry now hands out another key (and endpoint) for that node id. Old code took the registry's.
+test('connect() to a trusted node: a PILA signed with the registry\'s new key but not the pinned one is refused', async () => {
+  const reg = new Registry();
+  const a = await makeNode(reg, 101);
+  const pinned = generateIdentity().publicKey;
+  a.trusts = (id, key) => id === 202 && Buffer.from(key).equals(Buffer.from(pinned));
+  a.trustsId = (id) => id === 202;
+  const attacker = await rawOriginal(reg, 202); // the registry now maps 202 to the attacker's key and socket
+  try {
+    const done = a.tunnels.connect(202, 800);
+    await until(() => attacker.inbox.some((f) => legacyFrameKind(f) === 'PILA'), 700); // our PILA reached the registry's endpoint
+    await attacker.keyExchange(101, a.port); // answered with a PILA signed by the key the registry now holds
+    const r = await done;
+    assert.equal(r.ok, false);
+    assert.equal(a.tunnels.hasSession(202), false);
+  } finally {
+    await a.close();
+    await attacker.close();
+  }
+});
