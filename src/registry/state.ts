@@ -16,6 +16,13 @@ export interface NodeRecord {
   tags: string[];
   poloScore: number;
   taskExec: boolean;
+  /**
+   * True when the node was registered by an original client (register without our signature): bare,
+   * replayable signatures are accepted for it and it gets no beacon token. False once a registration was
+   * freshly signed by the key (the first one binds key ↔ node id): from then on only fresh signatures change
+   * it. Records persisted before this field existed load as true — nothing ever proved their key.
+   */
+  isLegacy: boolean;
 }
 
 export interface HandshakeRequestRecord {
@@ -83,7 +90,8 @@ export function applyChange(s: RegistryState, c: Change): void {
       const old = s.nodes.get(c.id);
       if (old && old.hostname && s.hostnameIndex.get(old.hostname) === c.id) s.hostnameIndex.delete(old.hostname);
       if (c.v) {
-        s.nodes.set(c.id, c.v);
+        // Older snapshots and logs lack isLegacy: such a node never proved its key.
+        s.nodes.set(c.id, typeof c.v.isLegacy === 'boolean' ? c.v : { ...c.v, isLegacy: true });
         if (c.v.hostname) s.hostnameIndex.set(c.v.hostname, c.id);
       } else {
         s.nodes.delete(c.id);
@@ -214,6 +222,7 @@ function isNodeRecord(v: unknown): v is NodeRecord {
     typeof n.hostname === 'string' &&
     Array.isArray(n.tags) &&
     typeof n.poloScore === 'number' &&
-    typeof n.taskExec === 'boolean'
+    typeof n.taskExec === 'boolean' &&
+    (n.isLegacy === undefined || typeof n.isLegacy === 'boolean')
   );
 }
