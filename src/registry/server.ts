@@ -587,8 +587,8 @@ export class RegistryServer {
       if (this.opts.requireFreshSignatures) {
         return fail('invalid_argument', 'register must be signed (ts, nonce, signature): this registry requires fresh signatures');
       }
-      if (existing && !existing.isLegacy) {
-        return fail('invalid_argument', `node ${existing.id} registered with a signed registration: register must be signed (ts, nonce, signature)`);
+      if ((existing && !existing.isLegacy) || this.state.provenKeys.has(pubKeyB64)) {
+        return fail('invalid_argument', `this key registered with a signed registration: register must be signed (ts, nonce, signature)`);
       }
     }
     if (knownId === undefined && !this.allowRegistration(conn.remoteIp)) {
@@ -653,6 +653,7 @@ export class RegistryServer {
     }
     const changed = !existing || JSON.stringify(existing) !== JSON.stringify(base);
     if (changed) this.put(tx, { k: 'node', id, v: base });
+    if (isSigned && !this.state.provenKeys.has(pubKeyB64)) this.put(tx, { k: 'proven', key: pubKeyB64, v: true });
     this.lastSeenMs.set(id, this.nowMs());
     this.opts.logger.debug(
       { nodeId: id, listenAddr, signed: isSigned, mode: existing ? 'existing' : knownId ? 'reclaimed' : 'new' },
@@ -1018,6 +1019,9 @@ export class RegistryServer {
     this.put(tx, { k: 'pubkey', key: node.publicKey, id: null });
     this.put(tx, { k: 'pubkey', key: newKey, id });
     this.put(tx, { k: 'node', id, v: rotated });
+    // Both keys proved possession; the old one is no longer this node's (it may register afresh).
+    if (this.state.provenKeys.has(node.publicKey)) this.put(tx, { k: 'proven', key: node.publicKey, v: false });
+    if (!rotated.isLegacy && !this.state.provenKeys.has(newKey)) this.put(tx, { k: 'proven', key: newKey, v: true });
     const reply: Reply = { type: 'rotate_key_ok', node_id: id, address: registryAddressText(id), public_key: newKey };
     if (!rotated.isLegacy) reply.beacon_token = Buffer.from(this.beaconToken(rotated)).toString('base64');
     return { reply };
