@@ -173,7 +173,7 @@ async function fakeOriginal(onMsg: (m: RegistryMessage) => RegistryMessage | nul
   return { srv, seen, port: (srv.address() as net.AddressInfo).port };
 }
 
-test('client: an original registry (subscribe_push → error without code) gets bare signatures and polling', async () => {
+test('client: an original registry (register_ok without extensions) gets bare signatures and polling', async () => {
   const a = newIdentity();
   const fake = await fakeOriginal((m) => {
     switch (m.type) {
@@ -205,6 +205,42 @@ test('client: an original registry (subscribe_push → error without code) gets 
     // Error without code maps by request type.
     const res = await A.c.resolve(3);
     assert.equal(!res.ok && res.error.code, 'connection_failed');
+  } finally {
+    await A.c.close();
+    fake.srv.close();
+  }
+});
+
+test('client (downgrade attack): after register_ok announced our extensions, a subscribe_push error without code does not make it sign bare', async () => {
+  const a = newIdentity();
+  const fake = await fakeOriginal((m) => {
+    switch (m.type) {
+      case 'register':
+        return {
+          type: 'register_ok', node_id: 7, network_id: 0, address: '0:0000.0000.0007', public_key: m.public_key,
+          extensions: ['fresh-signatures-v1', 'push-v1', 'beacon-token-v1'],
+        };
+      case 'set_hostname':
+        return { type: 'set_hostname_ok', node_id: 7, hostname: m.hostname };
+      case 'poll_handshakes':
+        return { type: 'poll_handshakes_ok', requests: [], responses: [] };
+      default:
+        return { type: 'error', error: 'request failed' }; // what a man in the middle (or a bug) answers
+    }
+  });
+  const A = client(fake.port, a, { pollFallbackMs: 100 });
+  try {
+    assert.ok((await A.c.register('127.0.0.1:7001', a.publicKey)).ok);
+    const mode = await A.waitEvent((e) => e.kind === 'push_mode');
+    assert.ok(mode.kind === 'push_mode' && !mode.isPushing && !mode.isOriginalRegistry);
+    assert.ok((await A.c.setHostname('still-fresh')).ok);
+    const sh = fake.seen.find((m) => m.type === 'set_hostname')!;
+    assert.equal(typeof sh.ts, 'number', 'still ts/nonce');
+    assert.ok(verifyChallenge(a.publicKey, `set_hostname:7:still-fresh:${sh.ts}:${sh.nonce}`, sh.signature as string));
+    const reg = fake.seen.find((m) => m.type === 'register')!;
+    assert.ok(verifyChallenge(a.publicKey, `register:${a.publicKeyB64}::127.0.0.1:7001:${reg.ts}:${reg.nonce}`, reg.signature as string), 'register is signed');
+    const polls = fake.seen.filter((m) => m.type === 'poll_handshakes');
+    assert.ok(polls.length > 0 && polls.every((p) => typeof p.nonce === 'string'));
   } finally {
     await A.c.close();
     fake.srv.close();
