@@ -243,6 +243,22 @@ test('client (downgrade attack): after register_ok announced our extensions, a s
   }
 });
 
+test('client: a skewed clock costs one retry of the signed register (server_time), then everything is fresh', async () => {
+  const { server, port } = await startServer();
+  const a = newIdentity();
+  const A = client(port, a, { nowMs: () => Date.now() - 600_000 });
+  try {
+    const r = await A.c.register('127.0.0.1:5001', a.publicKey);
+    assert.ok(r.ok, r.ok ? '' : r.error.message);
+    assert.equal(server.currentState.nodes.get(r.value.nodeId)?.isLegacy, false);
+    assert.ok((await A.c.setHostname('skewed')).ok);
+    assert.equal(A.c.pushActive, true);
+  } finally {
+    await A.c.close();
+    await server.close();
+  }
+});
+
 test('client: a registry that never answers yields timeout, then the client reconnects', async () => {
   let connections = 0;
   const fake = await fakeOriginal(() => null);
