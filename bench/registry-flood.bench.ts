@@ -27,7 +27,8 @@ const opt = (name: string, dflt: string): string => {
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const ROOT = resolve(HERE, '..', '..');
 const CONNECTIONS = Number(opt('connections', '300'));
-const FRAME_BYTES = Number(opt('frame-bytes', String((1 << 20) - 1)));
+// The issue's near-1 MiB frames, and the largest our registry accepts (64 KiB - 1): the budget's case.
+const FRAME_SIZES = opt('frame-bytes', `${(1 << 20) - 1},${64 * 1024 - 1}`).split(',').map(Number);
 const HOLD_MS = Number(opt('hold-ms', '12000'));
 const BIN = opt('bin', join(ROOT, 'dist', 'src', 'bin', 'pilot-rendezvous.js'));
 const BASELINE = opt('baseline', '');
@@ -88,7 +89,7 @@ interface Wave {
   probe_ms_during: number | null;
 }
 
-async function wave(bin: string, name: string, addressFor: (i: number) => string): Promise<Wave> {
+async function wave(bin: string, name: string, FRAME_BYTES: number, addressFor: (i: number) => string): Promise<Wave> {
   const { child, port } = await startRendezvous(bin);
   const pid = child.pid!;
   try {
@@ -153,11 +154,13 @@ async function wave(bin: string, name: string, addressFor: (i: number) => string
 }
 
 async function runAll(bin: string): Promise<Wave[]> {
-  return [
-    await wave(bin, 'one source IP (127.0.0.1)', () => '127.0.0.1'),
+  const out: Wave[] = [];
+  for (const size of FRAME_SIZES) {
+    out.push(await wave(bin, 'one source IP (127.0.0.1)', size, () => '127.0.0.1'));
     // 127.0.1.x / 127.0.2.x: one address per connection (Linux routes all of 127/8 to lo).
-    await wave(bin, `${CONNECTIONS} source IPs (127.0.1.1..)`, (i) => `127.0.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`),
-  ];
+    out.push(await wave(bin, `${CONNECTIONS} source IPs (127.0.1.1..)`, size, (i) => `127.0.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`));
+  }
+  return out;
 }
 
 async function main(): Promise<void> {

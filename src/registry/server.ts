@@ -25,8 +25,9 @@
 //     (the original hands them to anyone); its public key stays because original daemons verify tunnel auth
 //     with it. set_polo_score and beacon_register carry no authentication and are refused; update_polo_score
 //     (unauthenticated, original daemons send it for peers) changes legacy nodes only;
-//   - resources: connections per source IP are capped, partial frames share one byte budget and must complete
-//     within a deadline, and a closed connection's buffers are dropped at once;
+//   - resources: request frames are capped at 64 KiB (no valid request comes near it; the original: 1 MiB),
+//     connections per source IP are capped, partial frames share one byte budget and must complete within a
+//     deadline, and a closed connection's buffers are dropped at once;
 //   - owner-based reclaim (a new key taking over a node id by naming its owner) is not honoured: the owner
 //     string is unauthenticated. A known public key still re-gets its node id;
 //   - rotate_key needs a fresh signature over the new key by the old key and by the new key
@@ -40,7 +41,7 @@ import { err, ok, type Result } from '../core/result.js';
 import {
   RegistryFrameDecoder,
   REGISTRY_EXTENSIONS,
-  REGISTRY_MAX_FRAME_BYTES,
+  REGISTRY_MAX_REQUEST_BYTES,
   bound,
   challenge,
   encodeRegistryFrame,
@@ -76,6 +77,7 @@ export interface RegistryServerOptions {
   freshnessWindowSec?: number;
   /** Refuse original-style (replayable) signatures. Off by default: original daemons need them. */
   requireFreshSignatures?: boolean;
+  /** Largest request frame; a bigger announced length closes the connection. Default 64 KiB (the original: 1 MiB). */
   maxFrameBytes?: number;
   /** New-key registrations per source IP per minute (original: 10). Loopback is exempt. 0 = unlimited. */
   registrationsPerMinutePerIp?: number;
@@ -258,7 +260,7 @@ export class RegistryServer {
       return;
     }
     this.connsPerIp.set(remoteIp, open + 1);
-    const conn = new ClientConn(sock, remoteIp, sock.remotePort ?? 0, this.opts.maxFrameBytes ?? REGISTRY_MAX_FRAME_BYTES);
+    const conn = new ClientConn(sock, remoteIp, sock.remotePort ?? 0, this.opts.maxFrameBytes ?? REGISTRY_MAX_REQUEST_BYTES);
     this.conns.add(conn);
     sock.setNoDelay(true);
     sock.setTimeout(this.opts.idleTimeoutMs ?? 5 * 60_000, () => sock.destroy());

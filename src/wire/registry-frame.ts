@@ -6,8 +6,14 @@ import { createHash } from 'node:crypto';
 import { err, ok, type Result } from '../core/result.js';
 import { readU32, writeU32 } from './bytes.js';
 
-/** The original's limit (server.go readMessage: `length > 1<<20`). */
+/** The original's limit (server.go readMessage: `length > 1<<20`). Replies (a full poll_handshakes_ok) may need it. */
 export const REGISTRY_MAX_FRAME_BYTES = 1 << 20;
+
+/**
+ * Our server's limit for requests: the largest valid one (request_handshake with a 4096-byte justification,
+ * every byte JSON-escaped) stays far below it, and a hostile partial frame holds 16x less than at 1 MiB.
+ */
+export const REGISTRY_MAX_REQUEST_BYTES = 64 * 1024;
 
 /** Estimated memory per held chunk beyond its bytes (object, backing store header), for pendingCost. */
 export const REGISTRY_CHUNK_OVERHEAD_BYTES = 128;

@@ -58,20 +58,20 @@ test('limits: connections per source IP are capped; a freed slot is usable again
 });
 
 test('limits: partial frames share one budget; the connection that crosses it is closed; a good client keeps working; close gives it back', async () => {
-  const budget = 1024 * 1024;
+  const budget = 256 * 1024;
   const { server, port } = await startServer({ maxConnectionsPerIp: 0, maxPendingFrameBytesTotal: budget });
   const socks: net.Socket[] = [];
   try {
     const good = await RawClient.connect(port);
     for (let i = 0; i < 10; i++) {
       const s = await openRaw(port);
-      s.write(partialFrame(1_000_000, 200_000));
+      s.write(partialFrame(60_000, 50_000));
       socks.push(s);
       await settle(20);
     }
     await settle(100);
     const open = socks.filter((s) => !s.destroyed && !s.readableEnded);
-    assert.ok(server.stats.closedForFrameBudget >= 5, `closed for the budget: ${server.stats.closedForFrameBudget}`);
+    assert.ok(server.stats.closedForFrameBudget >= 4, `closed for the budget: ${server.stats.closedForFrameBudget}`);
     assert.ok(server.pendingFrameBytes <= budget, `held ${server.pendingFrameBytes} <= ${budget}`);
     assert.ok(open.length >= 1);
     // A well-behaved client is unaffected (its frames complete at once and hold nothing).
@@ -125,4 +125,27 @@ test('limits: a 1-byte drip is charged per chunk, not only per byte', () => {
   assert.equal(d.pendingCost, 104 + 101 * REGISTRY_CHUNK_OVERHEAD_BYTES);
   d.clear();
   assert.equal(d.pendingCost, 0);
+});
+
+test('limits: request frames are capped at 64 KiB; the largest valid request (4 KiB justification, all escaped) fits', async () => {
+  const { server, port } = await startServer();
+  try {
+    const c = await RawClient.connect(port);
+    const a = newIdentity();
+    const b = newIdentity();
+    const ida = await registerOurs(c, a);
+    const idb = await registerOurs(c, b);
+    const { bound } = await import('../../../src/wire/registry-frame.js');
+    const { fresh } = await import('./helpers.js');
+    const j = '\u0001'.repeat(4096);
+    const r = await c.request(fresh(a, { type: 'request_handshake', from_node_id: ida, to_node_id: idb, justification: j }, bound.requestHandshake(ida, idb, j)));
+    assert.equal(r.type, 'request_handshake_ok');
+    const big = await openRaw(port);
+    big.write(partialFrame(64 * 1024 + 1, 10));
+    assert.equal(await closed(big), true, 'a 64 KiB + 1 frame closes the connection at its header');
+    assert.equal(server.pendingFrameBytes, 0);
+    c.close();
+  } finally {
+    await server.close();
+  }
 });
