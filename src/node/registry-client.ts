@@ -296,7 +296,7 @@ export class RegistryClient {
   async resolveHostname(hostname: string): Promise<Result<ResolveHostnameResult>> {
     const msg: RegistryMessage = { type: 'resolve_hostname', hostname };
     const me = this.nodeId;
-    // Identified (our registry): private nodes that trust us answer; to strangers they do not exist.
+    // Identified (our registry): a private node of ours does not exist for unauthenticated requests.
     if (me !== null && this.isFresh && !this.isOriginalRegistry) {
       const text = bound.resolveHostname(me, hostname);
       Object.assign(msg, { requester_id: me }, this.signature(text, text));
