@@ -21,9 +21,8 @@
 //     `resolve_hostname` and `get_polo_score` without a valid identified signature (requester_id + fresh
 //     signature of a registered node) answer exactly as for a node that does not exist; identified ones get
 //     its id and key, and its hostname and tags only when it trusts the requester (or asked it for a
-//     handshake). A private legacy node's lookup omits hostname and tags
-//     (the original hands them to anyone); its public key stays because original daemons verify tunnel auth
-//     with it. set_polo_score and beacon_register carry no authentication and are refused; update_polo_score
+//     handshake). A private legacy node's lookup omits hostname and tags (the original hands them to
+//     anyone); its public key stays because original daemons verify tunnel auth with it. set_polo_score and beacon_register carry no authentication and are refused; update_polo_score
 //     (unauthenticated, original daemons send it for peers) changes legacy nodes only;
 //   - resources: request frames are capped at 64 KiB (no valid request comes near it; the original: 1 MiB),
 //     connections per source IP are capped, partial frames share one byte budget and must complete within a
