@@ -9,8 +9,11 @@ import { RegistryServer } from '../registry/server.js';
 import { FileStore, MemoryStore, type RegistryStore } from '../registry/store.js';
 
 const USAGE = `usage: pilot-rendezvous [--registry-addr HOST:PORT] [--beacon-addr HOST:PORT] [--beacon-addr2 HOST:PORT]
-                        [--store PATH] [--require-fresh-signatures] [--log-level L] [--log-format json|pretty]
-defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = state in memory only`;
+                        [--store PATH] [--require-fresh-signatures] [--max-connections-per-ip N]
+                        [--partial-frame-budget BYTES] [--log-level L] [--log-format json|pretty]
+defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = state in memory only,
+          --max-connections-per-ip 16 (registry TCP connections from one IP; raise it for NATed fleets),
+          --partial-frame-budget 16777216 (bytes of unfinished request frames buffered across all connections)`;
 
 function splitHostPort(text: string): { host: string; port: number } | null {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
@@ -35,6 +38,8 @@ async function main(): Promise<number> {
         'beacon-addr2': { type: 'string' },
         store: { type: 'string' },
         'require-fresh-signatures': { type: 'boolean', default: false },
+        'max-connections-per-ip': { type: 'string' },
+        'partial-frame-budget': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
         'log-format': { type: 'string', default: 'json' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -61,6 +66,16 @@ async function main(): Promise<number> {
     process.stderr.write(`addresses must be HOST:PORT\n${USAGE}\n`);
     return 2;
   }
+  const positiveInt = (v: string | undefined): number | undefined | null => {
+    if (v === undefined) return undefined;
+    return /^\d+$/.test(v) && Number(v) > 0 ? Number(v) : null;
+  };
+  const maxPerIp = positiveInt(args['max-connections-per-ip']);
+  const frameBudget = positiveInt(args['partial-frame-budget']);
+  if (maxPerIp === null || frameBudget === null) {
+    process.stderr.write(`--max-connections-per-ip and --partial-frame-budget take a positive integer\n${USAGE}\n`);
+    return 2;
+  }
   const logger = createLogger({ level: args['log-level'], format: format as LogFormat, name: 'pilot-rendezvous' });
 
   const store: RegistryStore = args.store
@@ -75,6 +90,8 @@ async function main(): Promise<number> {
     logger: logger.child({ part: 'registry' }),
     observedEndpoint: (id) => beacon?.observedEndpoint(id) ?? null,
     requireFreshSignatures: args['require-fresh-signatures'],
+    ...(maxPerIp !== undefined ? { maxConnectionsPerIp: maxPerIp } : {}),
+    ...(frameBudget !== undefined ? { maxPendingFrameBytesTotal: frameBudget } : {}),
   });
   if (!registry.ok) {
     logger.fatal({ err: registry.error }, registry.error.message);
@@ -86,7 +103,7 @@ async function main(): Promise<number> {
     port: beaconAddr.port,
     ...(beaconAddr2 ? { host2: beaconAddr2.host, port2: beaconAddr2.port } : {}),
     logger: logger.child({ part: 'beacon' }),
-    authority: undefined, // TODO(issue 10, at merge): registry.value.beaconAuthority() — the registry's BeaconAuthority
+    authority: registry.value.beaconAuthority(),
   });
   if (!started.ok) {
     logger.fatal({ err: started.error }, started.error.message);

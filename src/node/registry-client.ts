@@ -3,10 +3,12 @@
 // Result `timeout`, reconnect with exponential backoff + jitter, and session restore after a reconnect
 // (re-register with the same key, hostname, visibility, tags, reported trust, push subscription).
 //
-// Signatures: the node owns its identity and passes `sign`. Against our registry every signed request carries
-// `ts` + `nonce` (replay-safe, see src/wire/registry-frame.ts). Against an original registry — detected when
-// `subscribe_push` is answered by an error without our `code` field — the client signs the original bare
-// challenges and falls back to polling handshakes every `pollFallbackMs`.
+// Signatures: the node owns its identity and passes `sign`. `register` is always signed with ts + nonce over
+// bound.register (src/wire/registry-frame.ts; an original registry ignores the extra fields). Our registry
+// answers a signed register with `extensions` in register_ok: from then on every signed request carries
+// `ts` + `nonce` over the field-covering string and the client never falls back to bare signatures, whatever
+// later errors say. A register_ok without `extensions` is an original registry: in 'auto' mode the client
+// then signs the original bare challenges and polls handshakes every `pollFallbackMs`.
 //
 // Timers (heartbeat, handshake poll) live here: this is the driver layer.
 import net from 'node:net';
@@ -17,6 +19,8 @@ import { isErrorCode, type ErrorCode } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
 import {
   RegistryFrameDecoder,
+  EXTENSION_FRESH_SIGNATURES,
+  bound,
   challenge,
   encodeRegistryFrame,
   fieldBool,
@@ -37,7 +41,11 @@ export interface RegistryClientOptions {
   /** Per request, including time spent waiting for a connection. */
   requestTimeoutMs?: number;
   connectTimeoutMs?: number;
-  /** 'auto' (default): ts/nonce unless the registry turns out to be an original one. */
+  /**
+   * 'auto' (default): ts/nonce unless register_ok shows an original registry (no `extensions`). 'always': never
+   * bare. 'never': original behaviour (unsigned register, bare signatures) — the registry then treats this node
+   * as one of an original client's.
+   */
   freshSignatures?: FreshSignatureMode;
   /** Keepalive; 0 disables. Default 30 s (the original's). */
   heartbeatIntervalMs?: number;
@@ -286,7 +294,14 @@ export class RegistryClient {
   }
 
   async resolveHostname(hostname: string): Promise<Result<ResolveHostnameResult>> {
-    const r = await this.request({ type: 'resolve_hostname', hostname });
+    const msg: RegistryMessage = { type: 'resolve_hostname', hostname };
+    const me = this.nodeId;
+    // Identified (our registry): a private node of ours does not exist for unauthenticated requests.
+    if (me !== null && this.isFresh && !this.isOriginalRegistry) {
+      const text = bound.resolveHostname(me, hostname);
+      Object.assign(msg, { requester_id: me }, this.signature(text, text));
+    }
+    const r = await this.request(msg);
     if (!r.ok) return r;
     return ok({
       nodeId: fieldU32(r.value, 'node_id'),
@@ -306,7 +321,7 @@ export class RegistryClient {
   async setTags(tags: string[]): Promise<Result<{ tags: string[] }>> {
     const me = this.requireNodeId();
     if (!me.ok) return me;
-    const r = await this.request({ type: 'set_tags', node_id: me.value, tags, ...this.signature(challenge.setTags(me.value)) });
+    const r = await this.request(this.setTagsMessage(me.value, tags));
     if (!r.ok) return r;
     this.desiredTags = tags;
     const got = Array.isArray(r.value.tags) ? r.value.tags.filter((t): t is string => typeof t === 'string') : [];
@@ -339,7 +354,7 @@ export class RegistryClient {
       from_node_id: me.value,
       to_node_id: toNodeId,
       justification,
-      ...this.signature(challenge.requestHandshake(me.value, toNodeId)),
+      ...this.signature(challenge.requestHandshake(me.value, toNodeId), bound.requestHandshake(me.value, toNodeId, justification)),
     });
     return r.ok ? ok() : r;
   }
@@ -376,7 +391,7 @@ export class RegistryClient {
       node_id: me.value,
       peer_id: peerId,
       accept,
-      ...this.signature(challenge.respondHandshake(me.value, peerId)),
+      ...this.signature(challenge.respondHandshake(me.value, peerId), bound.respondHandshake(me.value, peerId, accept)),
     });
     if (r.ok && accept) this.reportedTrust.add(peerId);
     return r.ok ? ok() : r;
@@ -437,12 +452,26 @@ export class RegistryClient {
 
   // ---- internals: signing ----
 
-  private signature(base: string, bound?: string): Record<string, unknown> {
-    const sign = (text: string) => Buffer.from(this.options.sign(Buffer.from(text, 'utf8'))).toString('base64');
-    if (!this.isFresh) return { signature: sign(base) };
+  /** Fresh (ts, nonce, over `boundText ?? base`) against our registry; the bare original form otherwise. */
+  private signature(base: string, boundText?: string): Record<string, unknown> {
+    if (!this.isFresh) return { signature: this.signText(base) };
+    return this.freshSignature(boundText ?? base);
+  }
+
+  private freshSignature(text: string): Record<string, unknown> {
     const ts = Math.floor(this.opts.nowMs() / 1000) + this.clockOffsetSec;
     const nonce = randomBytes(16).toString('base64');
-    return { ts, nonce, signature: sign(withFreshness(bound ?? base, ts, nonce)) };
+    return { ts, nonce, signature: this.signText(withFreshness(text, ts, nonce)) };
+  }
+
+  private signText(text: string): string {
+    return Buffer.from(this.options.sign(Buffer.from(text, 'utf8'))).toString('base64');
+  }
+
+  /** set_tags signs the tags as the server normalises them (a leading '#' dropped). */
+  private setTagsMessage(nodeId: number, tags: string[]): RegistryMessage {
+    const normalised = tags.map((t) => (t.startsWith('#') ? t.slice(1) : t));
+    return { type: 'set_tags', node_id: nodeId, tags, ...this.signature(challenge.setTags(nodeId), bound.setTags(nodeId, normalised)) };
   }
 
   private requireNodeId(): Result<number> {
@@ -458,7 +487,7 @@ export class RegistryClient {
         type: 'set_hostname',
         node_id: me.value,
         hostname,
-        ...this.signature(challenge.setHostname(me.value), challenge.setHostnameBound(me.value, hostname)),
+        ...this.signature(challenge.setHostname(me.value), bound.setHostname(me.value, hostname)),
       },
       this.opts.requestTimeoutMs,
       internal,
@@ -470,7 +499,12 @@ export class RegistryClient {
     const me = this.requireNodeId();
     if (!me.ok) return me;
     const r = await this.requestWhenReady(
-      { type: 'set_visibility', node_id: me.value, public: isPublic, ...this.signature(challenge.setVisibility(me.value)) },
+      {
+        type: 'set_visibility',
+        node_id: me.value,
+        public: isPublic,
+        ...this.signature(challenge.setVisibility(me.value), bound.setVisibility(me.value, isPublic)),
+      },
       this.opts.requestTimeoutMs,
       internal,
     );
@@ -487,11 +521,16 @@ export class RegistryClient {
 
   private async doRegister(internal: boolean): Promise<Result<RegisterResult>> {
     if (!this.registration) return err('invalid_argument', 'nothing to register');
-    const r = await this.requestWhenReady(
-      { type: 'register', listen_addr: this.registration.listenAddr, public_key: this.registration.publicKeyB64 },
-      this.opts.requestTimeoutMs,
-      internal,
-    );
+    const { listenAddr, publicKeyB64 } = this.registration;
+    const send = () => {
+      const msg: RegistryMessage = { type: 'register', listen_addr: listenAddr, public_key: publicKeyB64 };
+      // Signed unless told to behave as an original client: proves the key, so nobody else can move our node.
+      if (this.opts.freshSignatures !== 'never') Object.assign(msg, this.freshSignature(bound.register(publicKeyB64, '', listenAddr)));
+      return this.requestWhenReady(msg, this.opts.requestTimeoutMs, internal);
+    };
+    let r = await send();
+    // Our clock is off: the error carried server_time (onData took the offset); once more with it.
+    if (!r.ok && r.error.detail?.serverTime !== undefined) r = await send();
     if (!r.ok) return r;
     const result: RegisterResult = {
       nodeId: fieldU32(r.value, 'node_id'),
@@ -501,6 +540,15 @@ export class RegistryClient {
     if (typeof r.value.hostname === 'string') result.hostname = r.value.hostname;
     const token = typeof r.value.beacon_token === 'string' ? Buffer.from(r.value.beacon_token, 'base64') : null;
     if (token && token.length === BEACON_TOKEN_BYTES) result.beaconToken = new Uint8Array(token);
+    // Our registry announces its extensions to a signed registration; their absence means an original one.
+    const extensions = Array.isArray(r.value.extensions) ? r.value.extensions : [];
+    if (extensions.includes(EXTENSION_FRESH_SIGNATURES)) {
+      this.isOriginalRegistry = false;
+      if (this.opts.freshSignatures !== 'never') this.isFresh = true;
+    } else {
+      this.isOriginalRegistry = true;
+      if (this.opts.freshSignatures === 'auto') this.isFresh = false;
+    }
     if (this.current && this.current.nodeId !== result.nodeId) {
       this.options.logger?.warn({ old: this.current.nodeId, new: result.nodeId }, 'registry gave a new node id');
     }
@@ -509,7 +557,7 @@ export class RegistryClient {
     return ok(result);
   }
 
-  /** Subscribe to pushes; decides push vs polling and, in 'auto', fresh vs original signatures. */
+  /** Subscribe to pushes (our registry); polling otherwise or when it fails. Never changes how we sign. */
   private async subscribePush(internal: boolean): Promise<void> {
     const me = this.nodeId;
     if (me === null) return;
@@ -517,22 +565,16 @@ export class RegistryClient {
       this.setPushMode(false);
       return;
     }
-    const wasFresh = this.isFresh;
-    this.isFresh = true; // subscribe_push always needs ts/nonce
     const r = await this.requestWhenReady(
-      { type: 'subscribe_push', node_id: me, ...this.signature(challenge.subscribePush(me)) },
+      { type: 'subscribe_push', node_id: me, ...this.freshSignature(challenge.subscribePush(me)) },
       this.opts.requestTimeoutMs,
       internal,
     );
     if (r.ok) {
       this.setPushMode(true);
-    } else if (r.error.detail?.registryCode === undefined && r.error.detail?.registryError !== undefined) {
-      // An error without our `code` field: an original registry. Sign its way, poll.
-      this.isOriginalRegistry = true;
-      if (this.opts.freshSignatures === 'auto') this.isFresh = false;
-      this.setPushMode(false);
     } else {
-      this.isFresh = wasFresh;
+      // Whatever the error looks like (with or without `code`), the registry announced our extensions: no
+      // downgrade to bare signatures, only polling.
       this.setPushMode(false);
       this.options.logger?.warn({ err: r.error.message }, 'registry push subscription failed; polling');
     }
@@ -712,7 +754,7 @@ export class RegistryClient {
       if (this.desiredPublic !== null) steps.push(this.sendSetVisibility(this.desiredPublic, true));
       if (this.desiredTags) {
         const me = this.nodeId!;
-        steps.push(this.requestWhenReady({ type: 'set_tags', node_id: me, tags: this.desiredTags, ...this.signature(challenge.setTags(me)) }, this.opts.requestTimeoutMs, true));
+        steps.push(this.requestWhenReady(this.setTagsMessage(me, this.desiredTags), this.opts.requestTimeoutMs, true));
       }
       for (const peer of this.reportedTrust) steps.push(this.sendTrust('report_trust', peer, true));
       for (const s of await Promise.all(steps)) {
@@ -807,6 +849,7 @@ function toError(requestType: string, m: RegistryMessage): Result<never> {
   else mapped = 'internal';
   const detail: Record<string, unknown> = { registryError: text, requestType };
   if (isErrorCode(code)) detail.registryCode = code;
+  if (typeof m.server_time === 'number') detail.serverTime = m.server_time;
   return err(mapped, `registry: ${text}`, { detail });
 }
 

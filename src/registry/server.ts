@@ -2,28 +2,46 @@
 // message types, reply shapes and signature challenges, plus our extensions for our own nodes:
 //   - push: `subscribe_push` makes the server write `push_handshake_request`, `push_handshake_response` and
 //     `push_trust_revoked` frames on that connection the moment they happen (the original polls every 30 s);
-//   - replay-safe signatures: requests carrying `ts` + `nonce` are verified over `<challenge>:<ts>:<nonce>`,
-//     rejected when |now - ts| > window or the nonce was seen; set_hostname then also covers the hostname;
+//   - fresh signatures: requests carrying `ts` + `nonce` are verified over `<bound>:<ts>:<nonce>` (the
+//     field-covering strings of src/wire/registry-frame.ts `bound`, or `challenge` where every field is an id),
+//     rejected when |now - ts| > window or the nonce was seen. Our clients sign `register` too;
+//   - who may use bare (original, replayable) signatures is decided per node: a node whose registration was
+//     freshly signed (NodeRecord.isLegacy false, persisted) is changed only by fresh signatures, and an
+//     unsigned register of its key is refused (the hostname-takeover attack). Nodes registered by original
+//     clients (unsigned register) keep the original rules. register_ok of a signed registration announces
+//     our extensions (`extensions`) and hands out the node's beacon token (`beacon_token`, see
+//     beacon-authority.ts); an original client's register_ok stays byte-identical to the original's;
 //   - errors add a stable `code` next to the original's `error` text;
 //   - resolve_ok / punch_ok add the beacon-observed endpoint (`observed_addr`) when known.
 // Behaviour differences (security), invisible to original daemons' normal flows:
 //   - trust is directed: resolve/punch of a private node needs the *target* to trust the requester
 //     (report_trust by the target, or its accept of the requester's handshake). The original's single pair
 //     can be created by either side alone, which lets any node resolve any private node;
-//   - lookup of a private node by an unidentified requester omits hostname and tags (the original hands them
-//     to anyone); the public key stays because original daemons verify tunnel auth with it. A lookup carrying
-//     requester_id + signature of a trusted requester (or the node itself) gets everything;
+//   - a private node of ours (not legacy) is invisible to unauthenticated requests: `lookup`,
+//     `resolve_hostname` and `get_polo_score` without a valid identified signature (requester_id + fresh
+//     signature of a registered node) answer exactly as for a node that does not exist; identified ones get
+//     its id and key, and its hostname and tags only when it trusts the requester (or asked it for a
+//     handshake). A private legacy node's lookup omits hostname and tags (the original hands them to
+//     anyone); its public key stays because original daemons verify tunnel auth with it. set_polo_score and beacon_register carry no authentication and are refused; update_polo_score
+//     (unauthenticated, original daemons send it for peers) changes legacy nodes only;
+//   - resources: request frames are capped at 64 KiB (no valid request comes near it; the original: 1 MiB),
+//     connections per source IP are capped, partial frames share one byte budget and must complete within a
+//     deadline, and a closed connection's buffers are dropped at once;
 //   - owner-based reclaim (a new key taking over a node id by naming its owner) is not honoured: the owner
 //     string is unauthenticated. A known public key still re-gets its node id;
-//   - a new key cannot be rotated onto another node's key.
+//   - rotate_key needs a fresh signature over the new key by the old key and by the new key
+//     (`new_key_signature`), and a new key cannot be rotated onto another node's key.
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from '../core/logger.js';
 import type { ErrorCode } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
 import {
   RegistryFrameDecoder,
-  REGISTRY_MAX_FRAME_BYTES,
+  REGISTRY_EXTENSIONS,
+  REGISTRY_MAX_REQUEST_BYTES,
+  bound,
   challenge,
   encodeRegistryFrame,
   fieldBool,
@@ -34,6 +52,7 @@ import {
   type RegistryMessage,
 } from '../wire/registry-frame.js';
 import { decodeBase64Strict, decodePublicKey, verifyChallenge } from './signature.js';
+import type { BeaconAuthority, BeaconNodeAuth } from './beacon-authority.js';
 import {
   applyChange,
   trustEdge,
@@ -57,6 +76,7 @@ export interface RegistryServerOptions {
   freshnessWindowSec?: number;
   /** Refuse original-style (replayable) signatures. Off by default: original daemons need them. */
   requireFreshSignatures?: boolean;
+  /** Largest request frame; a bigger announced length closes the connection. Default 64 KiB (the original: 1 MiB). */
   maxFrameBytes?: number;
   /** New-key registrations per source IP per minute (original: 10). Loopback is exempt. 0 = unlimited. */
   registrationsPerMinutePerIp?: number;
@@ -65,6 +85,17 @@ export interface RegistryServerOptions {
   /** Idle connections are closed after this (original: 5 min read deadline). */
   idleTimeoutMs?: number;
   maxConnections?: number;
+  /** Open connections per source IP, loopback included; further ones are closed at once. 0 = unlimited. Default 16. */
+  maxConnectionsPerIp?: number;
+  /**
+   * Bytes of partial frames held across all connections (plus a per-chunk overhead); the connection whose data
+   * would exceed it is closed. Default 16 MiB.
+   */
+  maxPendingFrameBytesTotal?: number;
+  /** A started frame must be complete within this, or the connection is closed (slow drip). Default 10 s. */
+  partialFrameDeadlineMs?: number;
+  /** HMAC key of the beacon tokens (>= 32 bytes). Default: random per process (nodes re-register after a restart). */
+  beaconSecret?: Uint8Array;
 }
 
 type Reply = Record<string, unknown>;
@@ -83,6 +114,9 @@ const MAX_QUEUED_REQUESTS = 64;
 const MAX_UNREAD_OUTPUT_BYTES = 4 * 1024 * 1024;
 const NONCE_MIN_BYTES = 8;
 const NONCE_MAX_BYTES = 64;
+/** Fresh signatures remembered per node (each for two windows); more are refused until some expire. */
+const MAX_NONCES_PER_SIGNER = 4096;
+const BEACON_TOKEN_LABEL = 'pilot-beacon-token:v1:';
 
 class ClientConn {
   readonly decoder: RegistryFrameDecoder;
@@ -90,6 +124,9 @@ class ClientConn {
   isBusy = false;
   isClosed = false;
   subscribedNodeId: number | null = null;
+  /** This connection's share of the global partial-frame budget. */
+  pendingCost = 0;
+  partialTimer: NodeJS.Timeout | null = null;
   constructor(
     readonly sock: net.Socket,
     readonly remoteIp: string,
@@ -104,12 +141,23 @@ export class RegistryServer {
   private readonly conns = new Set<ClientConn>();
   private readonly subscribers = new Map<number, ClientConn>();
   private readonly lastSeenMs = new Map<number, number>();
-  private readonly nonces = new Map<string, number>(); // `${nodeId}:${nonce}` → expiry ms
+  private readonly nonces = new Map<string, { signer: string; expiresMs: number }>(); // `${signer}|${nonce}`
+  private readonly noncesPerSigner = new Map<string, number>();
   private readonly registrations = new Map<string, { tokens: number; lastMs: number }>();
-  private readonly beacons = new Map<number, { addr: string; seenMs: number }>();
+  private readonly connsPerIp = new Map<string, number>();
+  private pendingFrameCostTotal = 0;
+  private readonly beaconSecret: Uint8Array;
   private timer: NodeJS.Timeout | null = null;
   private readonly nowMs: () => number;
-  readonly stats = { requests: 0, errors: 0, pushes: 0, closedForBadFrames: 0 };
+  readonly stats = {
+    requests: 0,
+    errors: 0,
+    pushes: 0,
+    closedForBadFrames: 0,
+    refusedPerIp: 0,
+    closedForFrameBudget: 0,
+    closedForSlowFrame: 0,
+  };
 
   private constructor(
     private readonly server: net.Server,
@@ -117,6 +165,7 @@ export class RegistryServer {
     private readonly opts: RegistryServerOptions,
   ) {
     this.nowMs = opts.nowMs ?? Date.now;
+    this.beaconSecret = opts.beaconSecret ?? new Uint8Array(randomBytes(32));
   }
 
   /** Load the store and listen. internal on a store failure, connection_failed on a bind failure. */
@@ -170,11 +219,47 @@ export class RegistryServer {
     return this.state;
   }
 
+  /** Bytes of partial frames held right now, across connections (with per-chunk overhead). */
+  get pendingFrameBytes(): number {
+    return this.pendingFrameCostTotal;
+  }
+
+  /** What the beacon (same process) asks before a datagram changes anything; see beacon-authority.ts. */
+  beaconAuthority(): BeaconAuthority {
+    return {
+      nodeAuth: (nodeId: number): BeaconNodeAuth | null => {
+        const n = this.state.nodes.get(nodeId);
+        if (!n) return null;
+        return n.isLegacy ? { token: null, isLegacy: true } : { token: this.beaconToken(n), isLegacy: false };
+      },
+      mayPunch: (fromNodeId: number, toNodeId: number): boolean => {
+        const to = this.state.nodes.get(toNodeId);
+        if (!to || !this.state.nodes.has(fromNodeId)) return false;
+        return to.isPublic || fromNodeId === toNodeId || this.state.trust.has(trustEdge(toNodeId, fromNodeId));
+      },
+    };
+  }
+
+  /** HMAC-SHA256(secret, "pilot-beacon-token:v1:<node id>:<base64 public key>"): a rotated key gets a new token. */
+  private beaconToken(node: NodeRecord): Uint8Array {
+    const mac = createHmac('sha256', this.beaconSecret).update(`${BEACON_TOKEN_LABEL}${node.id}:${node.publicKey}`, 'utf8');
+    return new Uint8Array(mac.digest());
+  }
+
   // ---- connections ----
 
   private accept(sock: net.Socket): void {
     const remoteIp = normaliseIp(sock.remoteAddress ?? '');
-    const conn = new ClientConn(sock, remoteIp, sock.remotePort ?? 0, this.opts.maxFrameBytes ?? REGISTRY_MAX_FRAME_BYTES);
+    const perIp = this.opts.maxConnectionsPerIp ?? 16;
+    const open = this.connsPerIp.get(remoteIp) ?? 0;
+    if (perIp > 0 && open >= perIp) {
+      this.stats.refusedPerIp++;
+      sock.on('error', () => undefined);
+      sock.destroy();
+      return;
+    }
+    this.connsPerIp.set(remoteIp, open + 1);
+    const conn = new ClientConn(sock, remoteIp, sock.remotePort ?? 0, this.opts.maxFrameBytes ?? REGISTRY_MAX_REQUEST_BYTES);
     this.conns.add(conn);
     sock.setNoDelay(true);
     sock.setTimeout(this.opts.idleTimeoutMs ?? 5 * 60_000, () => sock.destroy());
@@ -182,6 +267,10 @@ export class RegistryServer {
     sock.on('error', () => undefined);
     sock.on('close', () => {
       conn.isClosed = true;
+      this.release(conn);
+      const left = (this.connsPerIp.get(remoteIp) ?? 1) - 1;
+      if (left > 0) this.connsPerIp.set(remoteIp, left);
+      else this.connsPerIp.delete(remoteIp);
       this.conns.delete(conn);
       if (conn.subscribedNodeId !== null && this.subscribers.get(conn.subscribedNodeId) === conn) {
         this.subscribers.delete(conn.subscribedNodeId);
@@ -190,17 +279,60 @@ export class RegistryServer {
   }
 
   private onData(conn: ClientConn, chunk: Buffer): void {
+    if (conn.isClosed) return;
     const msgs = conn.decoder.push(chunk);
     if (!msgs.ok) {
       // Framing is lost for this client only; the original closes the connection too.
       this.stats.closedForBadFrames++;
       this.opts.logger.debug({ remote: conn.remoteIp, err: msgs.error.message }, 'registry: bad frame, closing');
-      conn.sock.destroy();
+      this.drop(conn);
       return;
+    }
+    const cost = conn.decoder.pendingCost;
+    this.pendingFrameCostTotal += cost - conn.pendingCost;
+    conn.pendingCost = cost;
+    if (this.pendingFrameCostTotal > (this.opts.maxPendingFrameBytesTotal ?? 16 * 1024 * 1024)) {
+      // Many connections each holding a big partial frame: the one that crosses the line goes.
+      this.stats.closedForFrameBudget++;
+      this.opts.logger.debug({ remote: conn.remoteIp, held: cost }, 'registry: partial-frame budget exceeded, closing');
+      this.drop(conn);
+      return;
+    }
+    // A started frame has a deadline; a completed one (this chunk finished a frame) restarts it for the next.
+    if (cost === 0 || msgs.value.length > 0) this.clearPartialTimer(conn);
+    if (cost > 0 && !conn.partialTimer) {
+      conn.partialTimer = setTimeout(() => {
+        conn.partialTimer = null;
+        if (conn.isClosed || conn.decoder.pendingBytes === 0) return;
+        this.stats.closedForSlowFrame++;
+        this.opts.logger.debug({ remote: conn.remoteIp }, 'registry: partial frame too slow, closing');
+        this.drop(conn);
+      }, this.opts.partialFrameDeadlineMs ?? 10_000);
+      conn.partialTimer.unref();
     }
     conn.queue.push(...msgs.value);
     if (conn.queue.length > MAX_QUEUED_REQUESTS) conn.sock.pause();
     if (!conn.isBusy) void this.drain(conn);
+  }
+
+  /** Close a connection and give its buffers back now (the close event may come later). */
+  private drop(conn: ClientConn): void {
+    conn.isClosed = true;
+    this.release(conn);
+    conn.sock.destroy();
+  }
+
+  private release(conn: ClientConn): void {
+    this.pendingFrameCostTotal -= conn.pendingCost;
+    conn.pendingCost = 0;
+    conn.decoder.clear();
+    conn.queue.length = 0;
+    this.clearPartialTimer(conn);
+  }
+
+  private clearPartialTimer(conn: ClientConn): void {
+    if (conn.partialTimer) clearTimeout(conn.partialTimer);
+    conn.partialTimer = null;
   }
 
   /** One request at a time per connection: replies go out in request order, as the original's. */
@@ -317,7 +449,7 @@ export class RegistryServer {
       case 'leave_network':
         return fail('invalid_argument', 'custom networks are WIP — only backbone (network 0) is available');
       case 'beacon_register':
-        return this.beaconRegister(msg);
+        return this.beaconRegister();
       case 'beacon_list':
         return this.beaconList();
       case 'subscribe_push':
@@ -332,28 +464,40 @@ export class RegistryServer {
   // ---- authentication ----
 
   /**
-   * Verify a node's signature the original's way (`challenge` as is) or, when the request carries ts and
-   * nonce, over `<boundChallenge ?? challenge>:<ts>:<nonce>` with freshness and replay checks.
+   * Check a node's signature. With ts + nonce: over `<bound ?? base>:<ts>:<nonce>`, fresh and not replayed.
+   * Without: the original's bare signature over `base`, accepted only for legacy nodes (registered by an
+   * original client) and only when neither the request type nor the server requires fresh signatures.
    */
   private authenticate(
     node: NodeRecord,
     msg: RegistryMessage,
     base: string,
-    opts: { boundChallenge?: string; requireFresh?: boolean } = {},
+    opts: { bound?: string; requireFresh?: boolean } = {},
   ): Outcome | null {
     const sig = fieldString(msg, 'signature');
     if (!sig) return fail('invalid_argument', 'signature required for authenticated node');
     const publicKey = decodePublicKey(node.publicKey);
     if (!publicKey) return fail('internal', 'node has no usable public key');
-    const hasTs = msg.ts !== undefined;
-    const hasNonce = msg.nonce !== undefined;
-    if (!hasTs && !hasNonce) {
+    if (msg.ts === undefined && msg.nonce === undefined) {
       if (opts.requireFresh || this.opts.requireFreshSignatures) {
         return fail('invalid_argument', 'this request needs ts and nonce (replay-safe signature)');
+      }
+      if (!node.isLegacy) {
+        return fail('invalid_argument', `node ${node.id} registered with a signed registration: bare signatures are refused (sign with ts and nonce)`);
       }
       if (!verifyChallenge(publicKey, base, sig)) return fail('invalid_argument', 'signature verification failed');
       return null;
     }
+    return this.verifyFresh(`n${node.id}`, publicKey, opts.bound ?? base, msg);
+  }
+
+  /**
+   * A fresh signature by `publicKey` over `<text>:<ts>:<nonce>`. `signer` scopes the nonce cache (a node id,
+   * or the key itself for register). The nonce is remembered only once the signature verified.
+   */
+  private verifyFresh(signer: string, publicKey: Uint8Array, text: string, msg: RegistryMessage): Outcome | null {
+    const sig = fieldString(msg, 'signature');
+    if (!sig) return fail('invalid_argument', 'signature required');
     const ts = msg.ts;
     const nonce = fieldString(msg, 'nonce');
     if (typeof ts !== 'number' || !Number.isInteger(ts)) return fail('invalid_argument', 'ts must be unix seconds');
@@ -368,13 +512,16 @@ export class RegistryServer {
         server_time: Math.floor(nowMs / 1000),
       });
     }
-    const nonceKey = `${node.id}:${nonce}`;
+    const nonceKey = `${signer}|${nonce}`;
     if (this.nonces.has(nonceKey)) return fail('invalid_argument', 'replayed request (nonce already used)');
-    if (!verifyChallenge(publicKey, withFreshness(opts.boundChallenge ?? base, ts, nonce), sig)) {
+    if (!verifyChallenge(publicKey, withFreshness(text, ts, nonce), sig)) {
       return fail('invalid_argument', 'signature verification failed');
     }
+    const held = this.noncesPerSigner.get(signer) ?? 0;
+    if (held >= MAX_NONCES_PER_SIGNER) return fail('invalid_argument', 'too many signed requests; slow down');
     // Kept for two windows: a ts anywhere inside ±window stays refused until it can no longer pass the ts check.
-    this.nonces.set(nonceKey, nowMs + 2 * windowSec * 1000);
+    this.nonces.set(nonceKey, { signer, expiresMs: nowMs + 2 * windowSec * 1000 });
+    this.noncesPerSigner.set(signer, held + 1);
     return null;
   }
 
@@ -388,30 +535,87 @@ export class RegistryServer {
     return target.isPublic || requesterId === target.id || this.state.trust.has(trustEdge(target.id, requesterId));
   }
 
+  /**
+   * May an (authenticated) requester see a private node's name, tags and existence? When the target trusts
+   * it, or the target itself asked it for a handshake (the push told it the requester's key and name anyway).
+   */
+  private mayKnow(requesterId: number | null, target: NodeRecord): boolean {
+    if (target.isPublic) return true;
+    if (requesterId === null) return false;
+    return this.mayResolve(requesterId, target) || this.state.handshakeIntents.has(trustEdge(target.id, requesterId));
+  }
+
+  /**
+   * A private node of ours is invisible to unauthenticated requests (no valid identified signature): it
+   * answers as if it did not exist. An identified requester (a registered node, accountable, its new keys
+   * rate-limited) may learn its id and key — handshake by hostname needs that — but its name and tags only
+   * per mayKnow.
+   */
+  private isHiddenFrom(requesterId: number | null, target: NodeRecord): boolean {
+    return !target.isLegacy && !target.isPublic && requesterId === null;
+  }
+
+  /** The requester of an identified request (`requester_id` + signature over `text`), or null when not proven. */
+  private identifiedRequester(msg: RegistryMessage, base: string, opts: { bound?: string; requireFresh?: boolean } = {}): {
+    requesterId: number | null;
+    failure: Outcome | null;
+  } {
+    if (msg.requester_id === undefined) return { requesterId: null, failure: null };
+    const requesterId = fieldU32(msg, 'requester_id');
+    const requester = this.state.nodes.get(requesterId);
+    if (!requester) return { requesterId: null, failure: fail('not_found', `node ${requesterId} not found`) };
+    const failure = this.authenticate(requester, msg, base, opts);
+    return failure ? { requesterId: null, failure } : { requesterId, failure: null };
+  }
+
   // ---- handlers ----
 
+  /**
+   * register. Unsigned (original clients): the original's rules, and the node is legacy. Signed (ours: ts,
+   * nonce, signature over bound.register): proves the key; the node is ours from then on, and an unsigned
+   * register of its key is refused — it would move its endpoint and name without the key.
+   */
   private register(msg: RegistryMessage, conn: ClientConn, tx: Change[]): Outcome {
     const pubKeyB64 = fieldString(msg, 'public_key');
     if (!pubKeyB64) return fail('invalid_argument', 'registration requires public_key');
-    if (!decodePublicKey(pubKeyB64)) return fail('invalid_argument', 'invalid public key');
+    const publicKey = decodePublicKey(pubKeyB64);
+    if (!publicKey) return fail('invalid_argument', 'invalid public key');
+    const claimedListenAddr = fieldString(msg, 'listen_addr');
+    const hostname = fieldString(msg, 'hostname');
+    const hostnameProblem = hostname ? validateHostname(hostname) : null;
+    const isSigned = msg.signature !== undefined || msg.ts !== undefined || msg.nonce !== undefined;
     const knownId = this.state.pubKeyIndex.get(pubKeyB64);
+    const existing = knownId !== undefined ? this.state.nodes.get(knownId) : undefined;
+    if (isSigned) {
+      // A valid name cannot hold ':', which keeps the signed string unambiguous.
+      if (hostnameProblem) return fail('invalid_argument', `invalid hostname: ${hostnameProblem}`);
+      const denied = this.verifyFresh(`k${pubKeyB64}`, publicKey, bound.register(pubKeyB64, hostname, claimedListenAddr), msg);
+      if (denied) return denied;
+    } else {
+      if (this.opts.requireFreshSignatures) {
+        return fail('invalid_argument', 'register must be signed (ts, nonce, signature): this registry requires fresh signatures');
+      }
+      if ((existing && !existing.isLegacy) || this.state.provenKeys.has(pubKeyB64)) {
+        return fail('invalid_argument', `this key registered with a signed registration: register must be signed (ts, nonce, signature)`);
+      }
+    }
     if (knownId === undefined && !this.allowRegistration(conn.remoteIp)) {
       return fail('invalid_argument', `rate limited: too many registrations from ${conn.remoteIp}`);
     }
-    const listenAddr = sanitizeListenAddr(conn.remoteIp, conn.remotePort, fieldString(msg, 'listen_addr'));
-    const lanAddr = privateListenAddr(fieldString(msg, 'listen_addr'));
-    const owner = fieldString(msg, 'owner');
-    const hostname = fieldString(msg, 'hostname');
-    const hostnameProblem = hostname ? validateHostname(hostname) : null;
+    const listenAddr = sanitizeListenAddr(conn.remoteIp, conn.remotePort, claimedListenAddr);
+    const lanAddr = privateListenAddr(claimedListenAddr);
+    // The owner string is not covered by our signature (nor authenticated by the original): only unsigned
+    // registrations set it, as the original.
+    const owner = isSigned ? '' : fieldString(msg, 'owner');
 
     let id: number;
     let base: NodeRecord;
-    const existing = knownId !== undefined ? this.state.nodes.get(knownId) : undefined;
     if (knownId !== undefined && existing) {
       id = knownId;
       base = { ...existing, realAddr: listenAddr, owner: existing.owner || owner };
       if (lanAddr) base.lanAddr = lanAddr;
       else delete base.lanAddr;
+      if (isSigned) base.isLegacy = false;
     } else {
       if (knownId !== undefined) id = knownId; // deregistered or reaped: same id, fresh record
       else {
@@ -431,6 +635,7 @@ export class RegistryServer {
         tags: [],
         poloScore: 0,
         taskExec: false,
+        isLegacy: !isSigned,
       };
     }
     const reply: Reply = {
@@ -449,10 +654,19 @@ export class RegistryServer {
     } else if (hostnameProblem) {
       reply.hostname_error = hostnameProblem;
     }
+    if (isSigned) {
+      // Only to a signed registration: an original client's register_ok stays the original's, byte for byte.
+      reply.extensions = [...REGISTRY_EXTENSIONS];
+      reply.beacon_token = Buffer.from(this.beaconToken(base)).toString('base64');
+    }
     const changed = !existing || JSON.stringify(existing) !== JSON.stringify(base);
     if (changed) this.put(tx, { k: 'node', id, v: base });
+    if (isSigned && !this.state.provenKeys.has(pubKeyB64)) this.put(tx, { k: 'proven', key: pubKeyB64, v: true });
     this.lastSeenMs.set(id, this.nowMs());
-    this.opts.logger.debug({ nodeId: id, listenAddr, mode: existing ? 'existing' : knownId ? 'reclaimed' : 'new' }, 'registered node');
+    this.opts.logger.debug(
+      { nodeId: id, listenAddr, signed: isSigned, mode: existing ? 'existing' : knownId ? 'reclaimed' : 'new' },
+      'registered node',
+    );
     return { reply };
   }
 
@@ -474,18 +688,13 @@ export class RegistryServer {
 
   private lookup(msg: RegistryMessage): Outcome {
     const id = fieldU32(msg, 'node_id');
-    const node = this.nodeOr(id);
-    if (!isNode(node)) return node;
-    let isPrivileged = node.isPublic;
-    if (msg.requester_id !== undefined) {
-      // Extension: an identified lookup; a bad signature is an error, not a silent downgrade.
-      const requesterId = fieldU32(msg, 'requester_id');
-      const requester = this.nodeOr(requesterId);
-      if (!isNode(requester)) return requester;
-      const denied = this.authenticate(requester, msg, challenge.lookup(requesterId, id));
-      if (denied) return denied;
-      isPrivileged ||= this.mayResolve(requesterId, node);
-    }
+    const node = this.state.nodes.get(id);
+    // Extension: an identified lookup (requester_id + signature over lookup:<requester>:<target>).
+    const { requesterId, failure } = this.identifiedRequester(msg, challenge.lookup(fieldU32(msg, 'requester_id'), id));
+    if (!node || this.isHiddenFrom(requesterId, node)) return fail('not_found', `node ${id} not found`);
+    // A bad signature for a node anyone may see is an error, not a silent downgrade.
+    if (failure) return failure;
+    const isPrivileged = this.mayKnow(requesterId, node);
     const reply: Reply = {
       type: 'lookup_ok',
       node_id: node.id,
@@ -529,7 +738,13 @@ export class RegistryServer {
     if (!hostname) return fail('invalid_argument', 'hostname required');
     const id = this.state.hostnameIndex.get(hostname);
     const node = id === undefined ? undefined : this.state.nodes.get(id);
-    if (!node) return fail('not_found', `hostname ${JSON.stringify(hostname.slice(0, 64))} not found`);
+    // Extension: identified (requester_id + fresh signature over bound.resolveHostname); any failure = stranger.
+    const { requesterId } = this.identifiedRequester(msg, bound.resolveHostname(fieldU32(msg, 'requester_id'), hostname), {
+      requireFresh: true,
+    });
+    if (!node || this.isHiddenFrom(requesterId, node)) {
+      return fail('not_found', `hostname ${JSON.stringify(hostname.slice(0, 64))} not found`);
+    }
     return {
       reply: {
         type: 'resolve_hostname_ok',
@@ -548,9 +763,7 @@ export class RegistryServer {
     if (problem) return fail('invalid_argument', `invalid hostname: ${problem}`);
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
-    const denied = this.authenticate(node, msg, challenge.setHostname(id), {
-      boundChallenge: challenge.setHostnameBound(id, hostname),
-    });
+    const denied = this.authenticate(node, msg, challenge.setHostname(id), { bound: bound.setHostname(id, hostname) });
     if (denied) return denied;
     if (hostname) {
       const holder = this.state.hostnameIndex.get(hostname);
@@ -574,7 +787,7 @@ export class RegistryServer {
     }
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
-    const denied = this.authenticate(node, msg, challenge.setTags(id));
+    const denied = this.authenticate(node, msg, challenge.setTags(id), { bound: bound.setTags(id, tags) });
     if (denied) return denied;
     this.put(tx, { k: 'node', id, v: { ...node, tags } });
     // Go marshals an empty tag slice as null.
@@ -586,7 +799,7 @@ export class RegistryServer {
     const isPublic = fieldBool(msg, 'public');
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
-    const denied = this.authenticate(node, msg, challenge.setVisibility(id));
+    const denied = this.authenticate(node, msg, challenge.setVisibility(id), { bound: bound.setVisibility(id, isPublic) });
     if (denied) return denied;
     if (node.isPublic !== isPublic) this.put(tx, { k: 'node', id, v: { ...node, isPublic } });
     return { reply: { type: 'set_visibility_ok', node_id: id, visibility: isPublic ? 'public' : 'private' } };
@@ -597,7 +810,7 @@ export class RegistryServer {
     const enabled = fieldBool(msg, 'enabled');
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
-    const denied = this.authenticate(node, msg, challenge.setTaskExec(id));
+    const denied = this.authenticate(node, msg, challenge.setTaskExec(id), { bound: bound.setTaskExec(id, enabled) });
     if (denied) return denied;
     if (node.taskExec !== enabled) this.put(tx, { k: 'node', id, v: { ...node, taskExec: enabled } });
     return { reply: { type: 'set_task_exec_ok', node_id: id, task_exec: enabled } };
@@ -666,7 +879,9 @@ export class RegistryServer {
     const fromNode = this.nodeOr(from);
     if (!isNode(fromNode)) return fromNode;
     if (!this.state.nodes.has(to)) return fail('not_found', `node ${to} not found`);
-    const denied = this.authenticate(fromNode, msg, challenge.requestHandshake(from, to));
+    const denied = this.authenticate(fromNode, msg, challenge.requestHandshake(from, to), {
+      bound: bound.requestHandshake(from, to, justification),
+    });
     if (denied) return denied;
     if (Buffer.byteLength(justification) > MAX_JUSTIFICATION_BYTES) {
       return fail('invalid_argument', `justification too long (max ${MAX_JUSTIFICATION_BYTES} bytes)`);
@@ -724,7 +939,9 @@ export class RegistryServer {
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     if (!this.state.nodes.has(peer)) return fail('not_found', `node ${peer} not found`);
-    const denied = this.authenticate(node, msg, challenge.respondHandshake(id, peer));
+    const denied = this.authenticate(node, msg, challenge.respondHandshake(id, peer), {
+      bound: bound.respondHandshake(id, peer, accept),
+    });
     if (denied) return denied;
     const intent = trustEdge(peer, id);
     const hadIntent = this.state.handshakeIntents.has(intent);
@@ -780,63 +997,77 @@ export class RegistryServer {
     return { reply };
   }
 
+  /**
+   * rotate_key: a fresh signature by the current key over bound.rotateKey (the bare `rotate:<id>` of the
+   * original replays onto any new key), and `new_key_signature` by the new key over the same string (nobody
+   * binds a key they do not hold, which would hand its owner's future registrations this node).
+   */
   private rotateKey(msg: RegistryMessage, tx: Change[]): Outcome {
     const id = fieldU32(msg, 'node_id');
     if (!fieldString(msg, 'signature')) return fail('invalid_argument', 'rotate_key requires a valid signature');
     const newKey = fieldString(msg, 'new_public_key');
     if (!newKey) return fail('invalid_argument', 'rotate_key requires new_public_key');
-    if (!decodePublicKey(newKey)) return fail('invalid_argument', 'invalid new_public_key');
+    const newKeyBytes = decodePublicKey(newKey);
+    if (!newKeyBytes) return fail('invalid_argument', 'invalid new_public_key');
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
-    const denied = this.authenticate(node, msg, challenge.rotateKey(id));
+    const text = bound.rotateKey(id, newKey);
+    const newKeySig = fieldString(msg, 'new_key_signature');
+    if (msg.ts === undefined || msg.nonce === undefined) {
+      return fail('invalid_argument', 'rotate_key needs ts, nonce and signatures by both keys (replay-safe)');
+    }
+    if (!verifyChallenge(newKeyBytes, withFreshness(text, msg.ts as number, fieldString(msg, 'nonce')), newKeySig)) {
+      return fail('invalid_argument', 'new_key_signature verification failed');
+    }
+    const denied = this.authenticate(node, msg, challenge.rotateKey(id), { bound: text, requireFresh: true });
     if (denied) return denied;
     const holder = this.state.pubKeyIndex.get(newKey);
     if (holder !== undefined && holder !== id) return fail('already_exists', 'new_public_key belongs to another node');
+    const rotated: NodeRecord = { ...node, publicKey: newKey };
     this.put(tx, { k: 'pubkey', key: node.publicKey, id: null });
     this.put(tx, { k: 'pubkey', key: newKey, id });
-    this.put(tx, { k: 'node', id, v: { ...node, publicKey: newKey } });
-    return { reply: { type: 'rotate_key_ok', node_id: id, address: registryAddressText(id), public_key: newKey } };
+    this.put(tx, { k: 'node', id, v: rotated });
+    // Both keys proved possession; the old one is no longer this node's (it may register afresh).
+    if (this.state.provenKeys.has(node.publicKey)) this.put(tx, { k: 'proven', key: node.publicKey, v: false });
+    if (!rotated.isLegacy && !this.state.provenKeys.has(newKey)) this.put(tx, { k: 'proven', key: newKey, v: true });
+    const reply: Reply = { type: 'rotate_key_ok', node_id: id, address: registryAddressText(id), public_key: newKey };
+    if (!rotated.isLegacy) reply.beacon_token = Buffer.from(this.beaconToken(rotated)).toString('base64');
+    return { reply };
   }
 
-  // Polo score: unauthenticated in the original, and original daemons call update_polo_score for peers.
-  // Kept for compatibility; a documented weakness (anyone can move anyone's score).
+  // Polo score: unauthenticated in the original, and original daemons call update_polo_score for peers. It
+  // still moves the scores of legacy nodes (a documented weakness of the original); ours it cannot change, and
+  // set_polo_score (an absolute write by anyone) is refused.
   private poloScore(msg: RegistryMessage, tx: Change[], isSet: boolean): Outcome {
     const id = fieldU32(msg, 'node_id');
-    const key = isSet ? 'polo_score' : 'delta';
-    const v = msg[key];
-    if (typeof v !== 'number' || !Number.isFinite(v)) return fail('invalid_argument', `${isSet ? 'set' : 'update'}_polo_score requires ${key} field`);
-    const node = this.nodeOr(id);
-    if (!isNode(node)) return node;
-    const poloScore = clampInt(isSet ? Math.trunc(v) : node.poloScore + Math.trunc(v));
+    if (isSet) return fail('invalid_argument', 'set_polo_score is not accepted: it carries no authentication');
+    const v = msg.delta;
+    if (typeof v !== 'number' || !Number.isFinite(v)) return fail('invalid_argument', 'update_polo_score requires delta field');
+    const node = this.state.nodes.get(id);
+    if (!node || this.isHiddenFrom(null, node)) return fail('not_found', `node ${id} not found`);
+    if (!node.isLegacy) {
+      return fail('invalid_argument', `the polo score of node ${id} cannot be changed by unauthenticated requests`);
+    }
+    const poloScore = clampInt(node.poloScore + Math.trunc(v));
     this.put(tx, { k: 'node', id, v: { ...node, poloScore } });
-    return {
-      reply: { type: isSet ? 'set_polo_score_ok' : 'update_polo_score_ok', node_id: id, address: registryAddressText(id), polo_score: poloScore },
-    };
+    return { reply: { type: 'update_polo_score_ok', node_id: id, address: registryAddressText(id), polo_score: poloScore } };
   }
 
   private getPoloScore(msg: RegistryMessage): Outcome {
     const id = fieldU32(msg, 'node_id');
-    const node = this.nodeOr(id);
-    if (!isNode(node)) return node;
+    const node = this.state.nodes.get(id);
+    if (!node || this.isHiddenFrom(null, node)) return fail('not_found', `node ${id} not found`);
     return { reply: { type: 'get_polo_score_ok', node_id: id, address: registryAddressText(id), polo_score: node.poloScore } };
   }
 
-  private beaconRegister(msg: RegistryMessage): Outcome {
-    const beaconId = fieldU32(msg, 'beacon_id');
-    const addr = fieldString(msg, 'addr');
-    if (beaconId === 0) return fail('invalid_argument', 'beacon_id required');
-    if (!addr || addr.length > 256) return fail('invalid_argument', 'addr required');
-    if (!this.beacons.has(beaconId) && this.beacons.size >= 1024) return fail('invalid_argument', 'too many beacons');
-    this.beacons.set(beaconId, { addr, seenMs: this.nowMs() });
-    return { reply: { type: 'beacon_register_ok', beacon_id: beaconId } };
+  // beacon_register lets anyone announce a beacon address to every node (the original checks nothing). This
+  // rendezvous runs its own beacon, so announcements are refused and the list is empty.
+  private beaconRegister(): Outcome {
+    return fail('invalid_argument', 'beacon_register is not accepted: it carries no authentication');
   }
 
   private beaconList(): Outcome {
-    const now = this.nowMs();
-    const beacons = [...this.beacons.entries()]
-      .filter(([, b]) => now - b.seenMs <= 60_000)
-      .map(([id, b]) => ({ id, addr: b.addr }));
-    return { reply: { type: 'beacon_list_ok', beacons } };
+    return { reply: { type: 'beacon_list_ok', beacons: [] } };
   }
 
   private subscribePush(msg: RegistryMessage, conn: ClientConn): Outcome {
@@ -864,9 +1095,14 @@ export class RegistryServer {
 
   private async housekeeping(): Promise<void> {
     const now = this.nowMs();
-    for (const [k, exp] of this.nonces) if (exp <= now) this.nonces.delete(k);
+    for (const [k, n] of this.nonces) {
+      if (n.expiresMs > now) continue;
+      this.nonces.delete(k);
+      const left = (this.noncesPerSigner.get(n.signer) ?? 1) - 1;
+      if (left > 0) this.noncesPerSigner.set(n.signer, left);
+      else this.noncesPerSigner.delete(n.signer);
+    }
     for (const [ip, b] of this.registrations) if (now - b.lastMs > 2 * 60_000) this.registrations.delete(ip);
-    for (const [id, b] of this.beacons) if (now - b.seenMs > 60_000) this.beacons.delete(id);
     const staleMs = this.opts.staleNodeMs ?? 3 * 60_000;
     const tx: Change[] = [];
     for (const id of this.state.nodes.keys()) {

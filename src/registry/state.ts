@@ -16,6 +16,13 @@ export interface NodeRecord {
   tags: string[];
   poloScore: number;
   taskExec: boolean;
+  /**
+   * True when the node was registered by an original client (register without our signature): bare,
+   * replayable signatures are accepted for it and it gets no beacon token. False once a registration was
+   * freshly signed by the key (the first one binds key ↔ node id): from then on only fresh signatures change
+   * it. Records persisted before this field existed load as true — nothing ever proved their key.
+   */
+  isLegacy: boolean;
 }
 
 export interface HandshakeRequestRecord {
@@ -44,6 +51,11 @@ export interface RegistryState {
   trust: Set<string>;
   /** `from>to`: from asked to to for a handshake; an accept by `to` then also makes from trust to. */
   handshakeIntents: Set<string>;
+  /**
+   * base64 public keys that once registered with a fresh signature. Kept after deregister/reap, like
+   * pubKeyIndex: an unsigned (original-style) register of such a key is refused even while its node is gone.
+   */
+  provenKeys: Set<string>;
   inbox: Map<number, HandshakeRequestRecord[]>;
   responses: Map<number, HandshakeResponseRecord[]>;
 }
@@ -54,6 +66,7 @@ export type Change =
   | { k: 'pubkey'; key: string; id: number | null }
   | { k: 'trust'; edge: string; v: boolean }
   | { k: 'intent'; edge: string; v: boolean }
+  | { k: 'proven'; key: string; v: boolean }
   | { k: 'inbox'; id: number; v: HandshakeRequestRecord[] }
   | { k: 'responses'; id: number; v: HandshakeResponseRecord[] };
 
@@ -65,6 +78,7 @@ export function emptyState(): RegistryState {
     hostnameIndex: new Map(),
     trust: new Set(),
     handshakeIntents: new Set(),
+    provenKeys: new Set(),
     inbox: new Map(),
     responses: new Map(),
   };
@@ -83,7 +97,8 @@ export function applyChange(s: RegistryState, c: Change): void {
       const old = s.nodes.get(c.id);
       if (old && old.hostname && s.hostnameIndex.get(old.hostname) === c.id) s.hostnameIndex.delete(old.hostname);
       if (c.v) {
-        s.nodes.set(c.id, c.v);
+        // Older snapshots and logs lack isLegacy: such a node never proved its key.
+        s.nodes.set(c.id, typeof c.v.isLegacy === 'boolean' ? c.v : { ...c.v, isLegacy: true });
         if (c.v.hostname) s.hostnameIndex.set(c.v.hostname, c.id);
       } else {
         s.nodes.delete(c.id);
@@ -101,6 +116,10 @@ export function applyChange(s: RegistryState, c: Change): void {
     case 'intent':
       if (c.v) s.handshakeIntents.add(c.edge);
       else s.handshakeIntents.delete(c.edge);
+      return;
+    case 'proven':
+      if (c.v) s.provenKeys.add(c.key);
+      else s.provenKeys.delete(c.key);
       return;
     case 'inbox':
       if (c.v.length === 0) s.inbox.delete(c.id);
@@ -126,6 +145,8 @@ export interface SnapshotJson {
   pub_keys: [string, number][];
   trust: string[];
   intents: string[];
+  /** Absent in snapshots written before it existed. */
+  proven_keys?: string[];
   inbox: [number, HandshakeRequestRecord[]][];
   responses: [number, HandshakeResponseRecord[]][];
 }
@@ -139,6 +160,7 @@ export function stateToJson(s: RegistryState, seq: number): SnapshotJson {
     pub_keys: [...s.pubKeyIndex.entries()],
     trust: [...s.trust],
     intents: [...s.handshakeIntents],
+    proven_keys: [...s.provenKeys],
     inbox: [...s.inbox.entries()],
     responses: [...s.responses.entries()],
   };
@@ -165,6 +187,8 @@ export function stateFromJson(j: unknown): { state: RegistryState; seq: number }
   }
   for (const t of o.trust!) if (typeof t === 'string') s.trust.add(t);
   for (const t of o.intents!) if (typeof t === 'string') s.handshakeIntents.add(t);
+  if (o.proven_keys !== undefined && !Array.isArray(o.proven_keys)) return 'snapshot has malformed proven keys';
+  for (const k of o.proven_keys ?? []) if (typeof k === 'string') s.provenKeys.add(k);
   for (const e of o.inbox!) {
     if (!Array.isArray(e) || !isUint(e[0]) || !Array.isArray(e[1])) return 'snapshot has a malformed inbox';
     s.inbox.set(e[0], e[1] as HandshakeRequestRecord[]);
@@ -190,6 +214,8 @@ export function isChange(c: unknown): c is Change {
     case 'trust':
     case 'intent':
       return typeof o.edge === 'string' && typeof o.v === 'boolean';
+    case 'proven':
+      return typeof o.key === 'string' && typeof o.v === 'boolean';
     case 'inbox':
     case 'responses':
       return isUint(o.id) && Array.isArray(o.v);
@@ -214,6 +240,7 @@ function isNodeRecord(v: unknown): v is NodeRecord {
     typeof n.hostname === 'string' &&
     Array.isArray(n.tags) &&
     typeof n.poloScore === 'number' &&
-    typeof n.taskExec === 'boolean'
+    typeof n.taskExec === 'boolean' &&
+    (n.isLegacy === undefined || typeof n.isLegacy === 'boolean')
   );
 }

@@ -2,11 +2,21 @@
 // (pkg/registry/server.go readMessage/writeMessage of the original; its server drops frames over 1 MiB).
 // Also the ASCII challenges that signed requests cover, shared by the server (src/registry) and the daemon's
 // client (src/node/registry-client.ts). Pure: bytes in, values out, never throws on input.
+import { createHash } from 'node:crypto';
 import { err, ok, type Result } from '../core/result.js';
 import { readU32, writeU32 } from './bytes.js';
 
-/** The original's limit (server.go readMessage: `length > 1<<20`). */
+/** The original's limit (server.go readMessage: `length > 1<<20`). Replies (a full poll_handshakes_ok) may need it. */
 export const REGISTRY_MAX_FRAME_BYTES = 1 << 20;
+
+/**
+ * Our server's limit for requests: the largest valid one (request_handshake with a 4096-byte justification,
+ * every byte JSON-escaped) stays far below it, and a hostile partial frame holds 16x less than at 1 MiB.
+ */
+export const REGISTRY_MAX_REQUEST_BYTES = 64 * 1024;
+
+/** Estimated memory per held chunk beyond its bytes (object, backing store header), for pendingCost. */
+export const REGISTRY_CHUNK_OVERHEAD_BYTES = 128;
 
 /** A decoded registry message: any JSON object. `type` is checked by the receiver, not the framing. */
 export type RegistryMessage = Record<string, unknown>;
@@ -70,6 +80,19 @@ export class RegistryFrameDecoder {
   /** Bytes held waiting for the rest of a frame. */
   get pendingBytes(): number {
     return this.bufferedBytes;
+  }
+
+  /**
+   * What the held partial frame costs in memory, for budgets: its bytes plus a fixed overhead per held chunk
+   * (a peer dripping 1-byte segments makes one chunk object per byte).
+   */
+  get pendingCost(): number {
+    return this.bufferedBytes + this.chunks.length * REGISTRY_CHUNK_OVERHEAD_BYTES;
+  }
+
+  /** Drop whatever is held (the connection is gone); the decoder stays usable. */
+  clear(): void {
+    this.reset();
   }
 
   /** Append a chunk and return every message it completes (possibly none). */
@@ -169,9 +192,13 @@ export function fieldBool(msg: RegistryMessage, key: string): boolean {
 
 // ---- Signed-request challenges ----
 // The original signs fixed ASCII strings (pkg/registry/client.go, server.go). They carry no time or nonce, so
-// a captured signature replays forever. Our extension: when a request carries `ts` (unix seconds) and `nonce`
-// (base64 of >= 12 random bytes), the signed string is `<challenge>:<ts>:<nonce>` and the server rejects stale
-// or repeated ones. set_hostname from our clients also covers the hostname: `set_hostname:<id>:<hostname>`.
+// a captured signature replays forever, and several leave out fields that matter (set_hostname's name,
+// respond's accept, rotate's new key). Our extension ("fresh" signatures): the request carries `ts` (unix
+// seconds) and `nonce` (base64 of 8..64 random bytes) and the signed string is `<bound>:<ts>:<nonce>`, where
+// <bound> is the challenge below that covers every field the server acts on (`bound.*`; for requests whose
+// fields are all ids the original challenge already covers them). The server rejects stale ts and repeated
+// nonces. Every field inside <bound> is an id, a validated name, base64, or a fixed word, so no field can
+// contain ':' except the last one, which makes the string unambiguous (listen_addr of register is last).
 
 export const challenge = {
   heartbeat: (nodeId: number) => `heartbeat:${nodeId}`,
@@ -195,6 +222,32 @@ export const challenge = {
   /** Extension: subscribe_push. */
   subscribePush: (nodeId: number) => `subscribe_push:${nodeId}`,
 } as const;
+
+/**
+ * The field-covering challenges of our fresh signatures (always used with ts/nonce, see above). Requests not
+ * listed here sign their `challenge.*` string with ts/nonce: every field they carry is in it already.
+ */
+export const bound = {
+  /** register of our clients: the key, the requested hostname ('' for none) and the announced listen address. */
+  register: (publicKeyB64: string, hostname: string, listenAddr: string) => `register:${publicKeyB64}:${hostname}:${listenAddr}`,
+  setHostname: (nodeId: number, hostname: string) => challenge.setHostnameBound(nodeId, hostname),
+  /** Tags after the server's normalisation (leading '#' removed), joined by ','. */
+  setTags: (nodeId: number, tags: readonly string[]) => `set_tags:${nodeId}:${tags.join(',')}`,
+  setVisibility: (nodeId: number, isPublic: boolean) => `set_visibility:${nodeId}:${isPublic ? 'public' : 'private'}`,
+  setTaskExec: (nodeId: number, enabled: boolean) => `set_task_exec:${nodeId}:${enabled ? 'enabled' : 'disabled'}`,
+  /** The justification enters as the hex SHA-256 of its UTF-8 bytes (free text, possibly with ':'). */
+  requestHandshake: (fromId: number, toId: number, justification: string) =>
+    `handshake:${fromId}:${toId}:${createHash('sha256').update(justification, 'utf8').digest('hex')}`,
+  respondHandshake: (nodeId: number, peerId: number, accept: boolean) => `respond:${nodeId}:${peerId}:${accept ? 'accept' : 'reject'}`,
+  rotateKey: (nodeId: number, newPublicKeyB64: string) => `rotate:${nodeId}:${newPublicKeyB64}`,
+  /** Extension: identified resolve_hostname (private nodes answer only requesters they trust). */
+  resolveHostname: (requesterId: number, hostname: string) => `resolve_hostname:${requesterId}:${hostname}`,
+} as const;
+
+/** Extension names our registry announces in `register_ok.extensions` (only to freshly signed registrations). */
+export const REGISTRY_EXTENSIONS = ['fresh-signatures-v1', 'push-v1', 'beacon-token-v1'] as const;
+/** The one a client checks before it relies on fresh signatures (it then never falls back to bare ones). */
+export const EXTENSION_FRESH_SIGNATURES = 'fresh-signatures-v1';
 
 /** The replay-safe form of a challenge. */
 export function withFreshness(base: string, tsSec: number, nonce: string): string {

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../src/core/logger.js';
 import {
   RegistryFrameDecoder,
+  bound,
   encodeRegistryFrame,
   withFreshness,
   type RegistryMessage,
@@ -162,5 +163,19 @@ export async function startServer(
 export async function register(c: RawClient, id: TestIdentity, listenAddr = '127.0.0.1:4000'): Promise<number> {
   const r = await c.request({ type: 'register', listen_addr: listenAddr, public_key: id.publicKeyB64 });
   if (r.type !== 'register_ok') throw new Error('register failed: ' + JSON.stringify(r));
+  return r.node_id as number;
+}
+
+/** Our clients' register: ts + nonce + signature over bound.register. Returns the whole reply. */
+export function signedRegister(id: TestIdentity, listenAddr = '127.0.0.1:4000', hostname = '', tsSec?: number): RegistryMessage {
+  const msg: RegistryMessage = { type: 'register', listen_addr: listenAddr, public_key: id.publicKeyB64 };
+  if (hostname) msg.hostname = hostname;
+  return fresh(id, msg, bound.register(id.publicKeyB64, hostname, listenAddr), tsSec);
+}
+
+/** Register `id` the way our clients do (the node is then ours, not legacy); returns the node id. */
+export async function registerOurs(c: RawClient, id: TestIdentity, listenAddr = '127.0.0.1:4000', hostname = ''): Promise<number> {
+  const r = await c.request(signedRegister(id, listenAddr, hostname));
+  if (r.type !== 'register_ok') throw new Error('signed register failed: ' + JSON.stringify(r));
   return r.node_id as number;
 }

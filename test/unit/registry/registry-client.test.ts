@@ -45,7 +45,10 @@ test('client: typed requests, push events under 1 s, trust flow', async () => {
     assert.ok((await A.c.connect()).ok);
     const ra = await A.c.register('127.0.0.1:5001', a.publicKey);
     assert.ok(ra.ok);
-    assert.deepEqual(ra.value, { nodeId: 1, address: '0:0000.0000.0001', publicKey: a.publicKeyB64 });
+    const { beaconToken, ...rest } = ra.value;
+    assert.deepEqual(rest, { nodeId: 1, address: '0:0000.0000.0001', publicKey: a.publicKeyB64 });
+    assert.equal(beaconToken?.length, 32, 'a signed registration gets its beacon token');
+    assert.deepEqual(A.c.beaconToken, beaconToken);
     assert.equal(A.c.pushActive, true);
     const rb = await B.c.register('127.0.0.1:5002', b.publicKey);
     assert.ok(rb.ok);
@@ -56,6 +59,7 @@ test('client: typed requests, push events under 1 s, trust flow', async () => {
     assert.ok((await B.c.setTags(['gpu'])).ok);
     const hb = await A.c.heartbeat();
     assert.ok(hb.ok && hb.value.serverTimeSec > 0);
+    // Our client's lookups are identified: a registered stranger gets the id and key, not the name or tags.
     const rh = await A.c.resolveHostname('bob');
     assert.ok(rh.ok && rh.value.nodeId === 2 && !rh.value.isPublic);
     const denied = await A.c.resolve(2);
@@ -84,6 +88,7 @@ test('client: typed requests, push events under 1 s, trust flow', async () => {
     assert.equal(res.value.realAddr, '127.0.0.1:5002');
     const full = await A.c.lookup(2);
     assert.ok(full.ok && full.value.hostname === 'bob' && full.value.tags?.[0] === 'gpu');
+
     const punch = await A.c.punch(2);
     assert.ok(punch.ok && punch.value.nodeBAddr === '127.0.0.1:5002');
     assert.ok((await B.c.revokeTrust(1)).ok);
@@ -103,7 +108,7 @@ test('client: survives a registry restart (same store): same id, hostname and pu
   const path = join(dir, 'reg.json');
   const start = async (port: number) => {
     const r = await RegistryServer.start({ host: '127.0.0.1', port, store: new FileStore(path), logger: silentLogger() });
-    assert.ok(r.ok);
+    assert.ok(r.ok, r.ok ? '' : r.error.message);
     return r.value;
   };
   let server = await start(0);
@@ -164,7 +169,7 @@ async function fakeOriginal(onMsg: (m: RegistryMessage) => RegistryMessage | nul
   return { srv, seen, port: (srv.address() as net.AddressInfo).port };
 }
 
-test('client: an original registry (subscribe_push → error without code) gets bare signatures and polling', async () => {
+test('client: an original registry (register_ok without extensions) gets bare signatures and polling', async () => {
   const a = newIdentity();
   const fake = await fakeOriginal((m) => {
     switch (m.type) {
@@ -199,6 +204,58 @@ test('client: an original registry (subscribe_push → error without code) gets 
   } finally {
     await A.c.close();
     fake.srv.close();
+  }
+});
+
+test('client (downgrade attack): after register_ok announced our extensions, a subscribe_push error without code does not make it sign bare', async () => {
+  const a = newIdentity();
+  const fake = await fakeOriginal((m) => {
+    switch (m.type) {
+      case 'register':
+        return {
+          type: 'register_ok', node_id: 7, network_id: 0, address: '0:0000.0000.0007', public_key: m.public_key,
+          extensions: ['fresh-signatures-v1', 'push-v1', 'beacon-token-v1'],
+        };
+      case 'set_hostname':
+        return { type: 'set_hostname_ok', node_id: 7, hostname: m.hostname };
+      case 'poll_handshakes':
+        return { type: 'poll_handshakes_ok', requests: [], responses: [] };
+      default:
+        return { type: 'error', error: 'request failed' }; // what a man in the middle (or a bug) answers
+    }
+  });
+  const A = client(fake.port, a, { pollFallbackMs: 100 });
+  try {
+    assert.ok((await A.c.register('127.0.0.1:7001', a.publicKey)).ok);
+    const mode = await A.waitEvent((e) => e.kind === 'push_mode');
+    assert.ok(mode.kind === 'push_mode' && !mode.isPushing && !mode.isOriginalRegistry);
+    assert.ok((await A.c.setHostname('still-fresh')).ok);
+    const sh = fake.seen.find((m) => m.type === 'set_hostname')!;
+    assert.equal(typeof sh.ts, 'number', 'still ts/nonce');
+    assert.ok(verifyChallenge(a.publicKey, `set_hostname:7:still-fresh:${sh.ts}:${sh.nonce}`, sh.signature as string));
+    const reg = fake.seen.find((m) => m.type === 'register')!;
+    assert.ok(verifyChallenge(a.publicKey, `register:${a.publicKeyB64}::127.0.0.1:7001:${reg.ts}:${reg.nonce}`, reg.signature as string), 'register is signed');
+    const polls = fake.seen.filter((m) => m.type === 'poll_handshakes');
+    assert.ok(polls.length > 0 && polls.every((p) => typeof p.nonce === 'string'));
+  } finally {
+    await A.c.close();
+    fake.srv.close();
+  }
+});
+
+test('client: a skewed clock costs one retry of the signed register (server_time), then everything is fresh', async () => {
+  const { server, port } = await startServer();
+  const a = newIdentity();
+  const A = client(port, a, { nowMs: () => Date.now() - 600_000 });
+  try {
+    const r = await A.c.register('127.0.0.1:5001', a.publicKey);
+    assert.ok(r.ok, r.ok ? '' : r.error.message);
+    assert.equal(server.currentState.nodes.get(r.value.nodeId)?.isLegacy, false);
+    assert.ok((await A.c.setHostname('skewed')).ok);
+    assert.equal(A.c.pushActive, true);
+  } finally {
+    await A.c.close();
+    await server.close();
   }
 });
 

@@ -1,7 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { challenge } from '../../../src/wire/registry-frame.js';
-import { RawClient, fresh, newIdentity, register, signed, startServer } from './helpers.js';
+import { bound, challenge, withFreshness } from '../../../src/wire/registry-frame.js';
+import { RawClient, fresh, newIdentity, register, registerOurs, signed, startServer } from './helpers.js';
 
 test('register allocates sequential ids and a known key re-gets its id', async () => {
   const { server, port } = await startServer();
@@ -292,7 +292,8 @@ test('requireFreshSignatures refuses original-style signatures', async () => {
   try {
     const c = await RawClient.connect(port);
     const a = newIdentity();
-    const id = await register(c, a);
+    assert.equal((await c.request({ type: 'register', listen_addr: ':1', public_key: a.publicKeyB64 })).type, 'error', 'unsigned register');
+    const id = await registerOurs(c, a);
     assert.equal((await c.request(signed(a, { type: 'heartbeat', node_id: id }, challenge.heartbeat(id)))).type, 'error');
     assert.equal((await c.request(fresh(a, { type: 'heartbeat', node_id: id }, challenge.heartbeat(id)))).type, 'heartbeat_ok');
     c.close();
@@ -363,13 +364,22 @@ test('stale nodes are reaped; the key re-gets its id; misc original messages', a
     assert.equal((await c.request({ type: 'list_nodes', network_id: 0 })).type, 'error');
     assert.equal((await c.request({ type: 'list_networks' })).type, 'list_networks_ok');
     assert.equal((await c.request({ type: 'create_network', name: 'x' })).type, 'error');
+    // update_polo_score stays open for legacy nodes (original daemons send it for peers).
     assert.equal((await c.request({ type: 'update_polo_score', node_id: id, delta: 3 })).polo_score, 3);
     assert.equal((await c.request({ type: 'get_polo_score', node_id: id })).polo_score, 3);
-    assert.equal((await c.request({ type: 'beacon_register', beacon_id: 7, addr: '127.0.0.1:1' })).type, 'beacon_register_ok');
-    assert.deepEqual((await c.request({ type: 'beacon_list' })).beacons, [{ addr: '127.0.0.1:1', id: 7 }]);
+    // Unauthenticated absolute writes and beacon announcements are refused (they used to be accepted from anyone).
+    assert.equal((await c.request({ type: 'set_polo_score', node_id: id, polo_score: 99 })).type, 'error');
+    assert.equal((await c.request({ type: 'get_polo_score', node_id: id })).polo_score, 3);
+    assert.equal((await c.request({ type: 'beacon_register', beacon_id: 7, addr: '127.0.0.1:1' })).type, 'error');
+    assert.deepEqual((await c.request({ type: 'beacon_list' })).beacons, []);
     assert.equal((await c.request({ type: 'nope' })).type, 'error');
     const b = newIdentity();
-    const rot = await c.request({ type: 'rotate_key', node_id: id, new_public_key: b.publicKeyB64, signature: a.sign(`rotate:${id}`) });
+    // The original's bare rotate signature is refused: it replays onto any new key.
+    const bare = await c.request({ type: 'rotate_key', node_id: id, new_public_key: b.publicKeyB64, signature: a.sign(`rotate:${id}`) });
+    assert.equal(bare.type, 'error');
+    const text = bound.rotateKey(id, b.publicKeyB64);
+    const rotMsg = fresh(a, { type: 'rotate_key', node_id: id, new_public_key: b.publicKeyB64 }, text);
+    const rot = await c.request({ ...rotMsg, new_key_signature: b.sign(withFreshness(text, rotMsg.ts as number, rotMsg.nonce as string)) });
     assert.equal(rot.type, 'rotate_key_ok');
     assert.equal(await register(c, b), id);
     c.close();

@@ -8,7 +8,7 @@ import { FileStore } from '../../../src/registry/store.js';
 import { applyChange, type Change, type NodeRecord } from '../../../src/registry/state.js';
 
 function node(id: number, hostname = ''): NodeRecord {
-  return { id, publicKey: `k${id}`, owner: '', realAddr: '127.0.0.1:1', isPublic: false, hostname, tags: [], poloScore: 0, taskExec: false };
+  return { id, publicKey: `k${id}`, owner: '', realAddr: '127.0.0.1:1', isPublic: false, hostname, tags: [], poloScore: 0, taskExec: false, isLegacy: false };
 }
 
 const opened: FileStore[] = [];
