@@ -1,16 +1,18 @@
-// Conformance against original v0.5 binaries named by environment variables (never built or shipped here):
+// Conformance against original v0.5 binaries (never built or shipped here), found under
+// ../shared/interop/original-*/ beside the project root, or named by environment variables (which win):
 //   PILOT_INTEROP_RENDEZVOUS  original `rendezvous`  → our wire codecs and signatures against its registry + beacon
 //   PILOT_INTEROP_DAEMON      original `daemon`      → it registers, heartbeats and resolves through OUR rendezvous
 //   PILOT_INTEROP_PILOTCTL    original `pilotctl`    → it drives our legacy IPC server (src/ipc/legacy-server.ts)
-// Without any of them this file reports one skipped test with one line saying how to run it.
+// Without any of them this file reports one skipped test with one line saying where it looked.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { challenge, encodeRegistryFrame, RegistryFrameDecoder, type RegistryMessage } from '../../src/wire/registry-frame.js';
 import { decodeBeaconMessage, encodeBeaconMessage } from '../../src/wire/beacon-message.js';
 import { generateIdentity, identityToJson, sign, toBase64, type Identity } from '../../src/crypto/identity.js';
@@ -18,16 +20,44 @@ import { serveLegacyIpc } from '../../src/ipc/legacy-server.js';
 import { binCommand } from '../helpers/bins.js';
 import { FakeNode } from '../unit/ipc/fake-node.js';
 
-const RENDEZVOUS = process.env.PILOT_INTEROP_RENDEZVOUS;
-const DAEMON = process.env.PILOT_INTEROP_DAEMON;
-const PILOTCTL = process.env.PILOT_INTEROP_PILOTCTL;
+/** The project root: the nearest ancestor of this file (test/interop or dist/test/interop) with a package.json. */
+function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+/** `../shared/interop/original-*<name>` beside the project (the newest snapshot first), or undefined. */
+function originalBinary(name: string): string | undefined {
+  const base = resolvePath(projectRoot(), '..', 'shared', 'interop');
+  let dirs: string[];
+  try {
+    dirs = readdirSync(base).filter((d) => d.startsWith('original-')).sort().reverse();
+  } catch {
+    return undefined;
+  }
+  for (const d of dirs) {
+    const file = join(base, d, name);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // not in this snapshot
+    }
+  }
+  return undefined;
+}
+
+const RENDEZVOUS = process.env.PILOT_INTEROP_RENDEZVOUS || originalBinary('rendezvous');
+const DAEMON = process.env.PILOT_INTEROP_DAEMON || originalBinary('daemon');
+const PILOTCTL = process.env.PILOT_INTEROP_PILOTCTL || originalBinary('pilotctl');
 
 const isAnySet = Boolean(RENDEZVOUS || DAEMON || PILOTCTL);
-/** The per-binary tests exist only when some binary is named, so an unconfigured run shows one skip line. */
+/** The per-binary tests exist only when some binary is found, so a run without them shows one skip line. */
 const binTest = (isAnySet ? test : () => undefined) as typeof test;
 if (!isAnySet) {
   test('interop conformance with original v0.5 binaries', {
-    skip: 'set PILOT_INTEROP_RENDEZVOUS, PILOT_INTEROP_DAEMON and/or PILOT_INTEROP_PILOTCTL to paths of original binaries to run it',
+    skip: 'no original binaries in ../shared/interop/original-*/ (or PILOT_INTEROP_RENDEZVOUS/_DAEMON/_PILOTCTL)',
   }, () => {});
 }
 
