@@ -139,6 +139,7 @@ export class Daemon implements ServiceHost {
       listenHost: host,
       busyPeers: () => this.conns.peersWithConnections(),
       flushConnections: () => this.conns.flush(),
+      legacyRelayed: (frame, sender, now) => this.legacy.handleFrame(frame, this.beaconAddr.ip, this.beaconAddr.port, now, sender),
     });
     this.tunnels = new TunnelManager({
       identity: this.identity,
@@ -173,6 +174,7 @@ export class Daemon implements ServiceHost {
       logger: this.logger.child({ component: 'legacy' }),
       nowUs: this.nowUs,
       udp: { send: (data, ip, port) => this.nat.sendMain(data, ip, port) },
+      relay: () => this.beaconEndpoint,
       registryKey: async (id) => {
         const l = await this.registry.lookup(id);
         if (!l.ok) return l;
