@@ -4,12 +4,13 @@
 //   PILOT_INTEROP_DAEMON      original `daemon`      → it registers, heartbeats and resolves through OUR rendezvous
 //   PILOT_INTEROP_PILOTCTL    original `pilotctl`    → it drives our legacy IPC server (src/ipc/legacy-server.ts)
 // Without any of them this file reports one skipped test with one line saying where it looked.
-import test from 'node:test';
+import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,7 @@ import { generateIdentity, identityToJson, sign, toBase64, type Identity } from 
 import { serveLegacyIpc } from '../../src/ipc/legacy-server.js';
 import { binCommand } from '../helpers/bins.js';
 import { FakeNode } from '../unit/ipc/fake-node.js';
+import { Cluster, readBytes, waitFor } from '../integration/harness.js';
 
 /** The project root: the nearest ancestor of this file (test/interop or dist/test/interop) with a package.json. */
 function projectRoot(): string {
@@ -77,9 +79,12 @@ function start(cmd: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   children.push(c);
   return c;
 }
-process.once('exit', () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-});
+const killChildren = (): void => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+};
+// Their stdio pipes would keep this file's process alive after the last test.
+after(killChildren);
+process.once('exit', killChildren);
 
 class RegistryConn {
   private dec = new RegistryFrameDecoder();
@@ -192,7 +197,7 @@ binTest('original daemon: registers, heartbeats and is found through our rendezv
     c.close();
     if (PILOTCTL) {
       // The original pilotctl against the original daemon, which uses our rendezvous.
-      const out = await run(PILOTCTL, ['--json', 'info'], { PILOT_SOCKET: sock });
+      const out = await run(PILOTCTL, ['--json', 'info'], { PILOT_SOCKET: sock, HOME: dir });
       assert.equal(JSON.parse(out).status, 'ok');
     }
   } finally {
@@ -212,7 +217,8 @@ binTest('original pilotctl drives our legacy IPC server', { skip: PILOTCTL ? fal
   const srv = await serveLegacyIpc(node, { socketPath: join(dir, 'pilot.sock') });
   assert.ok(srv.ok);
   try {
-    const env = { PILOT_SOCKET: srv.value.socketPath };
+    // HOME: the original pilotctl writes ~/.pilot/config.json on set-hostname.
+    const env = { PILOT_SOCKET: srv.value.socketPath, HOME: dir };
     const info = JSON.parse(await run(PILOTCTL!, ['--json', 'info'], env)) as { status: string; data: Record<string, unknown> };
     assert.equal(info.status, 'ok');
     assert.equal(info.data.node_id, 5);
@@ -228,3 +234,224 @@ binTest('original pilotctl drives our legacy IPC server', { skip: PILOTCTL ? fal
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// ─────────────────────────── live: original daemons ↔ our daemon, on each rendezvous ───────────────────────────
+// One lab per rendezvous (ours, the original's): our daemon `ours`, an original daemon `orig-a` that we reach
+// first (we handshake it, we ping it…) and an original daemon `orig-b` that reaches us first — so both
+// directions start from no tunnel at all. The original daemons run with `-keepalive 1s`: their heartbeat
+// loop also polls relayed handshakes (30 s by default), so trust arrives in about a second. Every original
+// process gets its own HOME (its inbox, received files and pilotctl config live under ~/.pilot).
+
+interface OriginalNode {
+  name: string;
+  home: string;
+  socket: string;
+  nodeId: number;
+  address: string;
+  child: ChildProcess;
+}
+
+interface CtlResult {
+  code: number | null;
+  doc: { status: string; data?: any; code?: string; message?: string } | null;
+  out: string;
+}
+
+/** The original pilotctl against one original daemon, with --json; the envelope from stdout or stderr. */
+function originalCtl(node: OriginalNode, args: string[], timeoutMs = 30_000): Promise<CtlResult> {
+  return new Promise((resolve) => {
+    execFile(PILOTCTL!, ['--json', ...args], { env: { ...process.env, HOME: node.home, PILOT_SOCKET: node.socket }, timeout: timeoutMs, maxBuffer: 1 << 24 }, (e, stdout, stderr) => {
+      const text = (stdout || stderr).trim();
+      let doc: CtlResult['doc'] = null;
+      try {
+        doc = JSON.parse(text.split('\n').pop() ?? '');
+      } catch {
+        doc = null;
+      }
+      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, doc, out: `${stdout}\n${stderr}` });
+    });
+  });
+}
+
+async function originalOk(node: OriginalNode, args: string[], timeoutMs?: number): Promise<any> {
+  const r = await originalCtl(node, args, timeoutMs);
+  assert.equal(r.doc?.status, 'ok', `original pilotctl ${args.join(' ')} on ${node.name}: ${r.out}`);
+  return r.doc!.data;
+}
+
+async function freeUdpPort(): Promise<number> {
+  const u = createSocket('udp4');
+  await new Promise<void>((res) => u.bind(0, '127.0.0.1', () => res()));
+  const p = (u.address() as { port: number }).port;
+  await new Promise<void>((res) => u.close(() => res()));
+  return p;
+}
+
+async function startOriginalRendezvous(): Promise<{ registry: string; beacon: string; child: ChildProcess }> {
+  const registry = `127.0.0.1:${await freePort()}`;
+  const beacon = `127.0.0.1:${await freeUdpPort()}`;
+  const child = start([RENDEZVOUS!, '-registry-addr', registry, '-beacon-addr', beacon]);
+  (await RegistryConn.open(Number(registry.split(':')[1]))).close();
+  return { registry, beacon, child };
+}
+
+async function startOriginalDaemon(root: string, name: string, registry: string, beacon: string): Promise<OriginalNode> {
+  const home = join(root, name);
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const socket = join(home, 'p.sock');
+  const child = spawn(DAEMON!, [
+    '-registry', registry, '-beacon', beacon, '-listen', '127.0.0.1:0', '-socket', socket,
+    '-identity', join(home, 'identity.json'), '-hostname', name, '-keepalive', '1s',
+  ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HOME: home } });
+  children.push(child);
+  let log = '';
+  child.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-20_000)));
+  const node: OriginalNode = { name, home, socket, nodeId: 0, address: '', child };
+  const info = await waitFor(`original daemon ${name} to register`, async () => {
+    const r = await originalCtl(node, ['info'], 5000);
+    return r.doc?.status === 'ok' && (r.doc.data.node_id as number) > 0 ? r.doc.data : null;
+  }, 20_000, 200).catch((e: Error) => {
+    throw new Error(`${e.message}\n--- its log\n${log}`);
+  });
+  node.nodeId = info.node_id;
+  node.address = info.address;
+  return node;
+}
+
+function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+  return new Promise((res) => {
+    const t = setTimeout(() => c.kill('SIGKILL'), 3000);
+    c.once('exit', () => {
+      clearTimeout(t);
+      res();
+    });
+    c.kill('SIGTERM');
+  });
+}
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+const LIVE_SKIP = !DAEMON || !PILOTCTL ? 'the original daemon and pilotctl are needed' : false;
+
+for (const rv of ['ours', 'original'] as const) {
+  const skip = LIVE_SKIP || (rv === 'original' && !RENDEZVOUS ? 'the original rendezvous is needed' : false);
+  binTest(`live on ${rv === 'ours' ? 'our' : 'the original'} rendezvous: original daemons ↔ our daemon`, { skip, timeout: 80_000 }, async (t) => {
+    const orv = rv === 'original' ? await startOriginalRendezvous() : null;
+    const cluster = await Cluster.start(`ix${rv[0]}`, ['ours'], orv ? { external: orv } : {});
+    const root = mkdtempSync(join(tmpdir(), 'pi-ixo-'));
+    const originals: OriginalNode[] = [];
+    t.after(async () => {
+      await cluster.close();
+      await Promise.all(originals.map((o) => stopChild(o.child)));
+      if (orv) await stopChild(orv.child);
+      rmSync(root, { recursive: true, force: true });
+    });
+    const [a, b] = await Promise.all([
+      startOriginalDaemon(root, 'orig-a', cluster.registry, cluster.beacon),
+      startOriginalDaemon(root, 'orig-b', cluster.registry, cluster.beacon),
+    ]);
+    originals.push(a, b);
+    const ours = cluster.node('ours');
+    const c = await cluster.client('ours');
+
+    await t.test('register + find: ours finds the original, the original finds ours', { timeout: 10_000 }, async () => {
+      const f = await c.find('orig-a');
+      assert.ok(f.ok, f.ok ? '' : f.error.message);
+      assert.equal(f.value.node_id, a.nodeId);
+      const g = await originalOk(a, ['find', 'ours']);
+      assert.equal(g.node_id, ours.nodeId);
+    });
+
+    await t.test('handshake → pending → approve → mutual trust, ours → original and original → ours', { timeout: 20_000 }, async () => {
+      const h = await c.handshake(String(a.nodeId), 'conformance');
+      assert.ok(h.ok, h.ok ? '' : h.error.message);
+      await waitFor('our request pending on orig-a', async () => {
+        const p = await originalOk(a, ['pending']);
+        return (p.pending as { node_id: number }[]).some((x) => x.node_id === ours.nodeId);
+      }, 15_000, 250);
+      await originalOk(a, ['approve', String(ours.nodeId)]);
+      await originalOk(b, ['handshake', String(ours.nodeId), 'conformance']);
+      await waitFor('orig-b request pending on ours', async () => {
+        const p = await c.pending();
+        return p.ok && p.value.pending.some((x) => x.node_id === b.nodeId);
+      }, 15_000, 100);
+      const ap = await c.approve(b.nodeId);
+      assert.ok(ap.ok, ap.ok ? '' : ap.error.message);
+      await waitFor('trust on all sides', async () => {
+        const tr = await c.trusted();
+        if (!tr.ok) return false;
+        const mine = new Set(tr.value.trusted.filter((x) => x.mutual).map((x) => x.node_id));
+        if (!mine.has(a.nodeId) || !mine.has(b.nodeId)) return false;
+        for (const o of [a, b]) {
+          const t2 = await originalOk(o, ['trust']);
+          if (!(t2.trusted as { node_id: number }[]).some((x) => x.node_id === ours.nodeId)) return false;
+        }
+        return true;
+      }, 15_000, 250);
+    });
+
+    await t.test('ping ours → original (first contact: Noise, then the v0.5 suite)', { timeout: 20_000 }, async () => {
+      const r = await c.ping(String(a.nodeId), { count: 2, intervalMs: 200, timeoutMs: 15_000 });
+      assert.ok(r.ok, r.ok ? '' : r.error.message);
+      assert.ok(r.value.results.some((x) => !x.error), JSON.stringify(r.value.results));
+    });
+
+    await t.test('ping original → ours (first contact from the original)', { timeout: 20_000 }, async () => {
+      const r = await originalOk(b, ['ping', String(ours.nodeId), '--count', '2'], 15_000);
+      assert.ok((r.results as { error?: string }[]).some((x) => !x.error), JSON.stringify(r));
+    });
+
+    await t.test('connect: a stream with data both ways, ours → original echo and original → our echo', { timeout: 15_000 }, async () => {
+      const s = await c.dial(String(a.nodeId), 7, { timeoutMs: 10_000 });
+      assert.ok(s.ok, s.ok ? '' : s.error.message);
+      const payload = randomBytes(20_000);
+      s.value.write(payload);
+      const back = await readBytes(s.value, payload.length, 10_000);
+      s.value.destroy();
+      assert.equal(sha256(back), sha256(payload), 'the original echoed every byte');
+      const r = await originalOk(b, ['connect', String(ours.nodeId), '7', '--message', 'over-the-v0.5-stream'], 15_000);
+      assert.equal(r.response, 'over-the-v0.5-stream');
+    });
+
+    await t.test('send-message text, json, binary: ours → original and original → ours', { timeout: 20_000 }, async () => {
+      const sent: [string, 'text' | 'json' | 'binary'][] = [['plain text ✓', 'text'], ['{"k":[1,2]}', 'json'], ['raw-bytes', 'binary']];
+      for (const [data, type] of sent) {
+        const r = await c.sendMessage(String(a.nodeId), data, type);
+        assert.ok(r.ok, r.ok ? '' : r.error.message);
+      }
+      const inbox = await originalOk(a, ['inbox']);
+      const got = (inbox.messages as { type: string; data: string; from: string }[]).filter((m) => m.from === ours.address);
+      for (const [data, type] of sent) assert.ok(got.some((m) => m.type === type.toUpperCase() && m.data === data), `${type} in ${JSON.stringify(got)}`);
+      for (const [data, type] of sent) await originalOk(b, ['send-message', String(ours.nodeId), '--type', type, '--data', data], 15_000);
+      const mine = await c.inbox();
+      assert.ok(mine.ok);
+      const fromB = mine.value.messages.filter((m) => m.from === b.address);
+      for (const [data, type] of sent) {
+        assert.ok(fromB.some((m) => m.type === type && (type === 'binary' ? Buffer.from(m.data, 'base64').toString() : m.data) === data), `${type} in ${JSON.stringify(fromB)}`);
+      }
+    });
+
+    await t.test('send-file: 5 MB ours → original, 1 MB original → ours (its IPC caps a message at 1 MiB), SHA-256 equal', { timeout: 40_000 }, async () => {
+      const big = randomBytes(5_000_000);
+      const small = randomBytes(1_000_000);
+      const bigPath = join(root, 'five.bin');
+      const smallPath = join(root, 'one.bin');
+      writeFileSync(bigPath, big);
+      writeFileSync(smallPath, small);
+      const s = await c.sendFile(String(a.nodeId), bigPath);
+      assert.ok(s.ok, s.ok ? '' : s.error.message);
+      const rec = await originalOk(a, ['received']);
+      const file = (rec.files as { name: string; path: string; bytes: number }[]).find((f) => f.name.startsWith('five') && f.bytes === big.length);
+      assert.ok(file, JSON.stringify(rec));
+      assert.equal(sha256(readFileSync(file.path)), sha256(big));
+      await originalOk(b, ['send-file', String(ours.nodeId), smallPath], 30_000);
+      const mine = await c.received();
+      assert.ok(mine.ok);
+      const f2 = mine.value.files.find((f) => f.name.startsWith('one') && f.size === small.length);
+      assert.ok(f2, JSON.stringify(mine.value.files));
+      assert.equal(f2.sha256, sha256(small));
+      assert.equal(sha256(readFileSync(f2.path)), sha256(small));
+    });
+  });
+}
