@@ -175,6 +175,7 @@ export class Daemon implements ServiceHost {
       nowUs: this.nowUs,
       udp: { send: (data, ip, port) => this.nat.sendMain(data, ip, port) },
       relay: () => this.beaconEndpoint,
+      relayOnly: this.opts.relayOnly,
       registryKey: async (id) => {
         const l = await this.registry.lookup(id);
         if (!l.ok) return l;
@@ -734,7 +735,8 @@ export class Daemon implements ServiceHost {
   async peers(): Promise<Result<{ peers: PeerEntry[] }>> {
     const now = this.nowUs();
     return ok({
-      peers: [...this.tunnels.peers.values()].map((p): PeerEntry => ({
+      // A node whose Noise attempt failed and that talks v0.5 is listed once, as its v0.5 entry.
+      peers: [...this.tunnels.peers.values()].filter((p) => p.isUp || !this.legacy.hasSession(p.nodeId)).map((p): PeerEntry => ({
         node_id: p.nodeId,
         address: this.addressOf(p.nodeId),
         hostname: this.hostnameOf(p.nodeId),
@@ -750,7 +752,7 @@ export class Daemon implements ServiceHost {
         address: this.addressOf(p.nodeId),
         hostname: this.hostnameOf(p.nodeId),
         endpoint: p.endpoint,
-        path: 'direct' as const,
+        path: p.isRelayed ? ('relay' as const) : ('direct' as const),
         encrypted: true,
         suite: 'legacy' as const,
         trusted: this.trust.isTrusted(p.nodeId),

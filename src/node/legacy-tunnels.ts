@@ -66,6 +66,8 @@ export interface LegacyTunnelDeps {
   udp: { send(data: Uint8Array, ip: string, port: number): void };
   /** The beacon as a relay (0x05 relay / 0x06 relay_deliver); null when relaying is off. */
   relay?(): Endpoint | null;
+  /** --relay-only: every frame goes through the relay, none directly. */
+  relayOnly?: boolean;
   /** Ed25519 key the registry holds for a node (for PILA verification). */
   registryKey(nodeId: number): Promise<Result<Uint8Array>>;
   /** May this node talk to us (trusted with that key, or we are public)? */
@@ -91,6 +93,8 @@ const UNSOLICITED_PILA_PER_S = 20;
 /** Outgoing PILA retries while connect() waits: 250 ms doubling to 1 s. */
 const CONNECT_RETRY_FIRST_MS = 250;
 const CONNECT_RETRY_MAX_MS = 1000;
+/** Outgoing PILAs sent only directly before the relay is tried as well (250 + 500 ms). */
+const CONNECT_DIRECT_ONLY_ATTEMPTS = 2;
 /** Registry keys are cached this long; a PILA with another key refetches once the entry is this old. */
 const KEY_CACHE_TTL_US = 300_000_000;
 const KEY_REFRESH_AFTER_US = 10_000_000;
@@ -378,12 +382,16 @@ export class LegacyTunnels {
 
   /** One frame to a peer: through the relay when it talks to us there, else to its endpoint. */
   private sendFrame(peer: LegacyPeer, frame: Uint8Array): boolean {
-    const relay = peer.isRelayed ? (this.deps.relay?.() ?? null) : null;
+    const relay = peer.isRelayed || this.deps.relayOnly ? this.relay() : null;
     if (relay) return this.sendRelayed(peer.nodeId, frame, relay);
     const ep = peer.endpoint;
     if (!ep) return false;
     this.deps.udp.send(frame, ep.ip, ep.port);
     return true;
+  }
+
+  private relay(): Endpoint | null {
+    return this.deps.relay?.() ?? null;
   }
 
   private sendRelayed(nodeId: number, frame: Uint8Array, relay: Endpoint): boolean {
@@ -412,9 +420,9 @@ export class LegacyTunnels {
     const peer = this.peersById.get(nodeId);
     if (peer) peer.lastPilaSentUs = now;
     else this.lastUnsolicitedPilaUs.set(nodeId, now);
-    const relay = isRelayed ? (this.deps.relay?.() ?? null) : null;
+    const relay = isRelayed || this.deps.relayOnly ? this.relay() : null;
     if (relay) this.sendRelayed(nodeId, this.kx.authFrame(), relay);
-    else if (!isRelayed) this.deps.udp.send(this.kx.authFrame(), ip, port);
+    else if (!isRelayed && !this.deps.relayOnly) this.deps.udp.send(this.kx.authFrame(), ip, port);
   }
 
   // ───────────────────────────── inner packets ─────────────────────────────
@@ -498,7 +506,7 @@ export class LegacyTunnels {
 
   /** The inner packet sits in txInner[0, n): seal it in place into txBuf and send. */
   private sendInner(peer: LegacyPeer, n: number, now: Micros): boolean {
-    if (!peer.endpoint && !peer.isRelayed) return false;
+    if (!peer.endpoint && !peer.isRelayed && !(this.deps.relayOnly && this.relay())) return false;
     const s = peer.session;
     if (s) {
       const f = s.seal(this.txInner.subarray(0, n), now, this.txBuf);
@@ -561,7 +569,7 @@ export class LegacyTunnels {
       return;
     }
     peer.candidates = c.value.endpoints.map((e) => ({ ip: e.ip, port: e.port }));
-    if (peer.candidates.length === 0 && !peer.endpoint) {
+    if (peer.candidates.length === 0 && !peer.endpoint && !this.relay()) {
       this.settleConnect(peer, err('connection_failed', `node ${peer.nodeId} has no known endpoint`));
       return;
     }
@@ -572,7 +580,14 @@ export class LegacyTunnels {
     if (this.isClosed || !peer.isConnecting || this.hasSession(peer.nodeId)) return;
     const now = this.deps.nowUs();
     const targets = peer.endpoint ? [peer.endpoint, ...peer.candidates.filter((c) => c.ip !== peer.endpoint!.ip || c.port !== peer.endpoint!.port)] : peer.candidates;
-    for (const ep of targets) this.sendPila(peer, ep, now);
+    const relay = this.relay();
+    if (!this.deps.relayOnly) for (const ep of targets) this.sendPila(peer, ep, now);
+    // Through the relay too once direct attempts went unanswered (or there is no direct way); the original
+    // answers a relayed PILA through the relay.
+    if (relay && (this.deps.relayOnly || targets.length === 0 || attempt >= CONNECT_DIRECT_ONLY_ATTEMPTS)) {
+      peer.lastPilaSentUs = now;
+      this.sendRelayed(peer.nodeId, this.kx.authFrame(), relay);
+    }
     const delayMs = Math.min(CONNECT_RETRY_FIRST_MS * 2 ** attempt, CONNECT_RETRY_MAX_MS);
     peer.retryTimer = setTimeout(() => {
       peer.retryTimer = null;
@@ -828,11 +843,15 @@ export class LegacyTunnels {
     });
   }
 
-  /** Nodes with a live v0.5 session, the UDP endpoint in use, and when we last heard from them (monotonic µs). */
-  peers(): { nodeId: number; endpoint: string; lastRecvUs: Micros }[] {
-    const out: { nodeId: number; endpoint: string; lastRecvUs: Micros }[] = [];
+  /** Nodes with a live v0.5 session, the UDP endpoint in use (the beacon's when relayed), whether frames go
+   * through the relay, and when we last heard from them (monotonic µs). */
+  peers(): { nodeId: number; endpoint: string; isRelayed: boolean; lastRecvUs: Micros }[] {
+    const out: { nodeId: number; endpoint: string; isRelayed: boolean; lastRecvUs: Micros }[] = [];
     for (const p of this.peersById.values()) {
-      if (p.session && !p.session.isDestroyed && p.endpoint) out.push({ nodeId: p.nodeId, endpoint: `${p.endpoint.ip}:${p.endpoint.port}`, lastRecvUs: p.lastRecvUs });
+      if (!p.session || p.session.isDestroyed) continue;
+      const relay = p.isRelayed || this.deps.relayOnly ? this.relay() : null;
+      const ep = relay ?? p.endpoint;
+      if (ep) out.push({ nodeId: p.nodeId, endpoint: `${ep.ip}:${ep.port}`, isRelayed: relay !== null, lastRecvUs: p.lastRecvUs });
     }
     return out;
   }

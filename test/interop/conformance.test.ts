@@ -183,7 +183,7 @@ binTest('original daemon: registers, heartbeats and is found through our rendezv
     const identity = generateIdentity();
     writeFileSync(join(dir, 'identity.json'), JSON.stringify(identityToJson(identity)));
     const sock = join(dir, 'pilot.sock');
-    start([DAEMON!, '-registry', addrs.registry, '-beacon', addrs.beacon, '-listen', '127.0.0.1:0', '-socket', sock, '-identity', join(dir, 'identity.json'), '-hostname', 'orig-conf']);
+    start([DAEMON!, '-registry', addrs.registry, '-beacon', addrs.beacon, '-listen', '127.0.0.1:0', '-socket', sock, '-identity', join(dir, 'identity.json'), '-hostname', 'orig-conf'], { HOME: dir });
     const c = await RegistryConn.open(Number(addrs.registry.split(':').pop()));
     let found: RegistryMessage | null = null;
     for (let i = 0; i < 100 && !found; i++) {
@@ -354,6 +354,9 @@ for (const rv of ['ours', 'original'] as const) {
     originals.push(a, b);
     const ours = cluster.node('ours');
     const c = await cluster.client('ours');
+    // Relayed path: every frame of this one goes through the beacon; the original answers there too.
+    const relayNode = await cluster.startDaemon('ours-relay', ['--relay-only']);
+    const cr = await cluster.client('ours-relay');
 
     await t.test('register + find: ours finds the original, the original finds ours', { timeout: 10_000 }, async () => {
       const f = await c.find('orig-a');
@@ -364,13 +367,17 @@ for (const rv of ['ours', 'original'] as const) {
     });
 
     await t.test('handshake → pending → approve → mutual trust, ours → original and original → ours', { timeout: 20_000 }, async () => {
-      const h = await c.handshake(String(a.nodeId), 'conformance');
-      assert.ok(h.ok, h.ok ? '' : h.error.message);
-      await waitFor('our request pending on orig-a', async () => {
+      for (const x of [c, cr]) {
+        const h = await x.handshake(String(a.nodeId), 'conformance');
+        assert.ok(h.ok, h.ok ? '' : h.error.message);
+      }
+      await waitFor('our requests pending on orig-a', async () => {
         const p = await originalOk(a, ['pending']);
-        return (p.pending as { node_id: number }[]).some((x) => x.node_id === ours.nodeId);
+        const from = new Set((p.pending as { node_id: number }[]).map((x) => x.node_id));
+        return from.has(ours.nodeId) && from.has(relayNode.nodeId);
       }, 15_000, 250);
       await originalOk(a, ['approve', String(ours.nodeId)]);
+      await originalOk(a, ['approve', String(relayNode.nodeId)]);
       await originalOk(b, ['handshake', String(ours.nodeId), 'conformance']);
       await waitFor('orig-b request pending on ours', async () => {
         const p = await c.pending();
@@ -387,17 +394,18 @@ for (const rv of ['ours', 'original'] as const) {
           const t2 = await originalOk(o, ['trust']);
           if (!(t2.trusted as { node_id: number }[]).some((x) => x.node_id === ours.nodeId)) return false;
         }
-        return true;
+        const tr2 = await cr.trusted();
+        return tr2.ok && tr2.value.trusted.some((x) => x.node_id === a.nodeId && x.mutual);
       }, 15_000, 250);
     });
 
-    await t.test('ping ours → original (first contact: Noise, then the v0.5 suite)', { timeout: 20_000 }, async () => {
+    await t.test('ping ours → original', { timeout: 20_000 }, async () => {
       const r = await c.ping(String(a.nodeId), { count: 2, intervalMs: 200, timeoutMs: 15_000 });
       assert.ok(r.ok, r.ok ? '' : r.error.message);
       assert.ok(r.value.results.some((x) => !x.error), JSON.stringify(r.value.results));
     });
 
-    await t.test('ping original → ours (first contact from the original)', { timeout: 20_000 }, async () => {
+    await t.test('ping original → ours (the original opens the tunnel)', { timeout: 20_000 }, async () => {
       const r = await originalOk(b, ['ping', String(ours.nodeId), '--count', '2'], 15_000);
       assert.ok((r.results as { error?: string }[]).some((x) => !x.error), JSON.stringify(r));
     });
@@ -452,6 +460,33 @@ for (const rv of ['ours', 'original'] as const) {
       assert.ok(f2, JSON.stringify(mine.value.files));
       assert.equal(f2.sha256, sha256(small));
       assert.equal(sha256(readFileSync(f2.path)), sha256(small));
+    });
+
+    await t.test('relayed path: our --relay-only daemon ↔ the original through the beacon (ping, send-message both ways, 1 MB file)', { timeout: 30_000 }, async () => {
+      const r = await cr.ping(String(a.nodeId), { count: 2, intervalMs: 200, timeoutMs: 20_000 });
+      assert.ok(r.ok, r.ok ? '' : r.error.message);
+      assert.ok(r.value.results.some((x) => !x.error), JSON.stringify(r.value.results));
+      const peers = await cr.peers();
+      assert.ok(peers.ok);
+      const p = peers.value.peers.find((x) => x.node_id === a.nodeId);
+      assert.equal(p?.path, 'relay', JSON.stringify(peers.value.peers));
+      assert.equal(p?.suite, 'legacy');
+      const m = await cr.sendMessage(String(a.nodeId), 'via the beacon', 'text');
+      assert.ok(m.ok, m.ok ? '' : m.error.message);
+      await originalOk(a, ['send-message', String(relayNode.nodeId), '--data', 'back via the beacon'], 15_000);
+      const inbox = await cr.inbox();
+      assert.ok(inbox.ok && inbox.value.messages.some((x) => x.from === a.address && x.data === 'back via the beacon'), JSON.stringify(inbox));
+      const theirs = await originalOk(a, ['inbox']);
+      assert.ok((theirs.messages as { from: string; data: string }[]).some((x) => x.from === relayNode.address && x.data === 'via the beacon'));
+      const file = randomBytes(1_000_000);
+      const path = join(root, 'relayed.bin');
+      writeFileSync(path, file);
+      const s = await cr.sendFile(String(a.nodeId), path);
+      assert.ok(s.ok, s.ok ? '' : s.error.message);
+      const rec = await originalOk(a, ['received']);
+      const f = (rec.files as { name: string; path: string; bytes: number }[]).find((x) => x.name.startsWith('relayed'));
+      assert.ok(f, JSON.stringify(rec));
+      assert.equal(sha256(readFileSync(f.path)), sha256(file));
     });
   });
 }
