@@ -20,7 +20,7 @@ import { generateIdentity, identityToJson, sign, toBase64, type Identity } from 
 import { serveLegacyIpc } from '../../src/ipc/legacy-server.js';
 import { binCommand } from '../helpers/bins.js';
 import { FakeNode } from '../unit/ipc/fake-node.js';
-import { Cluster, readBytes, waitFor } from '../integration/harness.js';
+import { Cluster, readBytes, sleep, waitFor } from '../integration/harness.js';
 
 /** The project root: the nearest ancestor of this file (test/interop or dist/test/interop) with a package.json. */
 function projectRoot(): string {
@@ -460,6 +460,36 @@ for (const rv of ['ours', 'original'] as const) {
       assert.ok(f2, JSON.stringify(mine.value.files));
       assert.equal(f2.sha256, sha256(small));
       assert.equal(sha256(readFileSync(f2.path)), sha256(small));
+    });
+
+    await t.test('subscribe/publish: the original on our broker, ours on the original broker', { timeout: 25_000 }, async () => {
+      // The original subscriber: its pilotctl in the background until one event arrived; we publish until then
+      // (it prints nothing before it has subscribed, so there is no readiness signal to wait for).
+      const theirs = originalCtl(b, ['subscribe', String(ours.nodeId), 'conf-t1', '--count', '1', '--timeout', '15s'], 20_000);
+      let isDone = false;
+      void theirs.then(() => (isDone = true));
+      const events: string[] = [];
+      const sub = await c.subscribe(String(a.nodeId), 'conf-t2', (e) => events.push(e.data));
+      assert.ok(sub.ok, sub.ok ? '' : sub.error.message);
+      for (let i = 0; i < 60 && (!isDone || events.length === 0); i++) {
+        if (!isDone) await originalOk(b, ['publish', String(ours.nodeId), 'conf-t1', '--data', 'through-our-broker']);
+        if (events.length === 0) assert.ok((await c.publish(String(a.nodeId), 'conf-t2', 'through-the-original-broker')).ok);
+        await sleep(250);
+      }
+      sub.value.close();
+      const r = await theirs;
+      assert.equal(r.doc?.status, 'ok', r.out);
+      assert.equal(r.doc!.data.events?.[0]?.data, 'through-our-broker', r.out);
+      assert.ok(events.length > 0, 'ours got an event from the original broker');
+      assert.equal(events[0], 'through-the-original-broker');
+    });
+
+    await t.test('bench 10 MB: ours → original echo and original → our echo', { timeout: 40_000 }, async () => {
+      const r = await c.bench(String(a.nodeId), 10 * 1024 * 1024);
+      assert.ok(r.ok, r.ok ? '' : r.error.message);
+      assert.equal(r.value.bytes, 10 * 1024 * 1024);
+      const o = await originalOk(b, ['bench', String(ours.nodeId), '10', '--timeout', '30s'], 35_000);
+      assert.equal(o.recv_bytes, 10 * 1024 * 1024, JSON.stringify(o));
     });
 
     await t.test('relayed path: our --relay-only daemon ↔ the original through the beacon (ping, send-message both ways, 1 MB file)', { timeout: 30_000 }, async () => {
