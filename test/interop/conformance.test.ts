@@ -355,7 +355,9 @@ for (const rv of ['ours', 'original'] as const) {
     const ours = cluster.node('ours');
     const c = await cluster.client('ours');
     // Relayed path: every frame of this one goes through the beacon; the original answers there too.
-    const relayNode = await cluster.startDaemon('ours-relay', ['--relay-only']);
+    // It also serves the original's IPC (--legacy-socket), for the original pilotctl.
+    const legacySocket = join(cluster.root, 'legacy.sock');
+    const relayNode = await cluster.startDaemon('ours-relay', ['--relay-only', '--legacy-socket', legacySocket]);
     const cr = await cluster.client('ours-relay');
 
     await t.test('register + find: ours finds the original, the original finds ours', { timeout: 10_000 }, async () => {
@@ -517,6 +519,24 @@ for (const rv of ['ours', 'original'] as const) {
       const f = (rec.files as { name: string; path: string; bytes: number }[]).find((x) => x.name.startsWith('relayed'));
       assert.ok(f, JSON.stringify(rec));
       assert.equal(sha256(readFileSync(f.path)), sha256(file));
+    });
+
+    await t.test('the original pilotctl drives our daemon through --legacy-socket: info, trust, find, ping, connect, send-message, bench', { timeout: 30_000 }, async () => {
+      const viaOurs: OriginalNode = { ...a, name: 'ours-relay (legacy IPC)', socket: legacySocket, home: join(root, 'ctl-home') };
+      mkdirSync(viaOurs.home, { recursive: true });
+      const info = await originalOk(viaOurs, ['info']);
+      assert.equal(info.node_id, relayNode.nodeId);
+      const tr = await originalOk(viaOurs, ['trust']);
+      assert.ok((tr.trusted as { node_id: number }[]).some((x) => x.node_id === a.nodeId), JSON.stringify(tr));
+      assert.equal((await originalOk(viaOurs, ['find', 'orig-a'])).node_id, a.nodeId);
+      const ping = await originalOk(viaOurs, ['ping', String(a.nodeId), '--count', '2'], 20_000);
+      assert.ok((ping.results as { error?: string }[]).some((x) => !x.error), JSON.stringify(ping));
+      assert.equal((await originalOk(viaOurs, ['connect', String(a.nodeId), '7', '--message', 'legacy-ipc'], 15_000)).response, 'legacy-ipc');
+      await originalOk(viaOurs, ['send-message', String(a.nodeId), '--data', 'sent by the original pilotctl via our daemon'], 15_000);
+      const inbox = await originalOk(a, ['inbox']);
+      assert.ok((inbox.messages as { from: string; data: string }[]).some((x) => x.from === relayNode.address && x.data === 'sent by the original pilotctl via our daemon'));
+      const bench = await originalOk(viaOurs, ['bench', String(a.nodeId), '1'], 20_000);
+      assert.equal(bench.recv_bytes, 1024 * 1024, JSON.stringify(bench));
     });
   });
 }
