@@ -354,7 +354,9 @@ export class LegacyTunnels {
       peer.session = session;
       this.deps.logger.info({ node_id: peer.nodeId, endpoint: `${ip}:${port}`, relayed: isRelayed, kind, authenticated: session.isAuthenticated }, 'v0.5 tunnel up');
     }
-    this.notePath(peer, ip, port, isRelayed);
+    // A duplicate PILA is the same bytes all run long: anyone who saw one can replay it from anywhere, so it
+    // does not move a path we have (authentic PILS frames do: those are never accepted twice).
+    if (kind !== 'duplicate' || (!peer.endpoint && !peer.isRelayed)) this.notePath(peer, ip, port, isRelayed);
     peer.lastRecvUs = now;
     // A new or changed key is answered as the original does (the peer may have restarted and lack ours) —
     // unless it is the answer to the PILA our connect() just sent. A duplicate means the peer missed our PILA:

@@ -336,7 +336,7 @@ const LIVE_SKIP = !DAEMON || !PILOTCTL ? 'the original daemon and pilotctl are n
 
 for (const rv of ['ours', 'original'] as const) {
   const skip = LIVE_SKIP || (rv === 'original' && !RENDEZVOUS ? 'the original rendezvous is needed' : false);
-  binTest(`live on ${rv === 'ours' ? 'our' : 'the original'} rendezvous: original daemons ↔ our daemon`, { skip, timeout: 80_000 }, async (t) => {
+  binTest(`live on ${rv === 'ours' ? 'our' : 'the original'} rendezvous: original daemons ↔ our daemon`, { skip, timeout: 120_000 }, async (t) => {
     const orv = rv === 'original' ? await startOriginalRendezvous() : null;
     const cluster = await Cluster.start(`ix${rv[0]}`, ['ours'], orv ? { external: orv } : {});
     const root = mkdtempSync(join(tmpdir(), 'pi-ixo-'));
@@ -368,7 +368,8 @@ for (const rv of ['ours', 'original'] as const) {
       assert.equal(g.node_id, ours.nodeId);
     });
 
-    await t.test('handshake → pending → approve → mutual trust, ours → original and original → ours', { timeout: 20_000 }, async () => {
+    // Our daemon polls an original registry every 5 s (ours pushes); the originals poll every second here.
+    await t.test('handshake → pending → approve → mutual trust, ours → original and original → ours', { timeout: 45_000 }, async () => {
       for (const x of [c, cr]) {
         const h = await x.handshake(String(a.nodeId), 'conformance');
         assert.ok(h.ok, h.ok ? '' : h.error.message);
@@ -377,14 +378,14 @@ for (const rv of ['ours', 'original'] as const) {
         const p = await originalOk(a, ['pending']);
         const from = new Set((p.pending as { node_id: number }[]).map((x) => x.node_id));
         return from.has(ours.nodeId) && from.has(relayNode.nodeId);
-      }, 15_000, 250);
+      }, 25_000, 250);
       await originalOk(a, ['approve', String(ours.nodeId)]);
       await originalOk(a, ['approve', String(relayNode.nodeId)]);
       await originalOk(b, ['handshake', String(ours.nodeId), 'conformance']);
       await waitFor('orig-b request pending on ours', async () => {
         const p = await c.pending();
         return p.ok && p.value.pending.some((x) => x.node_id === b.nodeId);
-      }, 15_000, 100);
+      }, 25_000, 100);
       const ap = await c.approve(b.nodeId);
       assert.ok(ap.ok, ap.ok ? '' : ap.error.message);
       await waitFor('trust on all sides', async () => {
@@ -398,7 +399,7 @@ for (const rv of ['ours', 'original'] as const) {
         }
         const tr2 = await cr.trusted();
         return tr2.ok && tr2.value.trusted.some((x) => x.node_id === a.nodeId && x.mutual);
-      }, 15_000, 250);
+      }, 25_000, 250);
     });
 
     await t.test('ping ours → original', { timeout: 20_000 }, async () => {

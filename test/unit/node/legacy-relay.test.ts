@@ -148,3 +148,23 @@ test('--relay-only: connect() sends its PILA through the relay only, and works w
     s.close();
   }
 });
+
+test('a replayed PILA (relayed or from another address) does not move the path of an established session (attack: path hijack by replaying the static PILA)', async () => {
+  const s = setup();
+  try {
+    // The original reaches us directly; the session is up on its endpoint.
+    s.tunnels.handleFrame(s.original.authFrame().slice(), ORIGINAL_EP.ip, ORIGINAL_EP.port, 2_000_000);
+    await sleep(10);
+    assert.ok(s.tunnels.hasSession(ORIGINAL));
+    const before = s.tunnels.peers()[0];
+    assert.deepEqual([before?.endpoint, before?.isRelayed], [`${ORIGINAL_EP.ip}:${ORIGINAL_EP.port}`, false]);
+    // An attacker replays the same PILA through the beacon and from its own address.
+    s.deliverRelayed(s.original.authFrame());
+    s.tunnels.handleFrame(s.original.authFrame().slice(), '10.6.6.6', 6666, 3_000_000);
+    await sleep(10);
+    const after = s.tunnels.peers()[0];
+    assert.deepEqual([after?.endpoint, after?.isRelayed], [`${ORIGINAL_EP.ip}:${ORIGINAL_EP.port}`, false], 'path unchanged');
+  } finally {
+    s.close();
+  }
+});
