@@ -139,6 +139,7 @@ export class Daemon implements ServiceHost {
       flushConnections: () => this.conns.flush(),
       beaconToken: () => this.registry.beaconToken,
       acceptsPunchFrom: (id) => this.isPublic || this.trust.isTrusted(id),
+      legacyRelayed: (frame, sender, now) => this.legacy.handleFrame(frame, this.beaconAddr.ip, this.beaconAddr.port, now, sender),
     });
     this.tunnels = new TunnelManager({
       identity: this.identity,
@@ -173,6 +174,8 @@ export class Daemon implements ServiceHost {
       logger: this.logger.child({ component: 'legacy' }),
       nowUs: this.nowUs,
       udp: { send: (data, ip, port) => this.nat.sendMain(data, ip, port) },
+      relay: () => this.beaconEndpoint,
+      relayOnly: this.opts.relayOnly,
       registryKey: async (id) => {
         const l = await this.registry.lookup(id);
         if (!l.ok) return l;
@@ -747,7 +750,8 @@ export class Daemon implements ServiceHost {
   async peers(): Promise<Result<{ peers: PeerEntry[] }>> {
     const now = this.nowUs();
     return ok({
-      peers: [...this.tunnels.peers.values()].map((p): PeerEntry => ({
+      // A node whose Noise attempt failed and that talks v0.5 is listed once, as its v0.5 entry.
+      peers: [...this.tunnels.peers.values()].filter((p) => p.isUp || !this.legacy.hasSession(p.nodeId)).map((p): PeerEntry => ({
         node_id: p.nodeId,
         address: this.addressOf(p.nodeId),
         hostname: this.hostnameOf(p.nodeId),
@@ -763,7 +767,7 @@ export class Daemon implements ServiceHost {
         address: this.addressOf(p.nodeId),
         hostname: this.hostnameOf(p.nodeId),
         endpoint: p.endpoint,
-        path: 'direct' as const,
+        path: p.isRelayed ? ('relay' as const) : ('direct' as const),
         encrypted: true,
         suite: 'legacy' as const,
         trusted: this.trust.isTrusted(p.nodeId),

@@ -56,6 +56,8 @@ import {
   legacyRstFor,
   type LegacyConnectionOptions,
 } from '../transport/legacy-connection.js';
+import { RELAY_OVERHEAD_BYTES } from '../nat/relay.js';
+import { writeRelayFrame } from '../wire/beacon-message.js';
 import { PilotDuplex } from './pilot-stream.js';
 import { armTimer, dispatchEvents, streamEndpointFor } from './connection-driver.js';
 import type { ConnectionEntry, PilotStream } from './api.js';
@@ -68,6 +70,10 @@ export interface LegacyTunnelDeps {
   nowUs(): Micros;
   /** Send one UDP payload. `data` may be reused once this returns (the datapath copies). */
   udp: { send(data: Uint8Array, ip: string, port: number): void };
+  /** The beacon as a relay (0x05 relay / 0x06 relay_deliver); null when relaying is off. */
+  relay?(): Endpoint | null;
+  /** --relay-only: every frame goes through the relay, none directly. */
+  relayOnly?: boolean;
   /** Ed25519 key the registry holds for a node (for PILA verification). */
   registryKey(nodeId: number): Promise<Result<Uint8Array>>;
   /** May this node talk to us (trusted with that key, or we are public)? */
@@ -97,6 +103,8 @@ const UNSOLICITED_PILA_PER_S = 20;
 /** Outgoing PILA retries while connect() waits: 250 ms doubling to 1 s. */
 const CONNECT_RETRY_FIRST_MS = 250;
 const CONNECT_RETRY_MAX_MS = 1000;
+/** Outgoing PILAs sent only directly before the relay is tried as well (250 + 500 ms). */
+const CONNECT_DIRECT_ONLY_ATTEMPTS = 2;
 /** Registry keys are cached this long; a PILA with another key refetches once the entry is this old. */
 const KEY_CACHE_TTL_US = 300_000_000;
 const KEY_REFRESH_AFTER_US = 10_000_000;
@@ -132,6 +140,9 @@ class LegacyPeer {
   isResolving = false;
   lastPilaSentUs = -Infinity;
   lastRecvUs: Micros = 0;
+  /** Its last authentic frame came through the beacon relay: answer there, as the original does (it marks a
+   * peer relayed when one of its frames arrives relayed and from then on sends it everything via the beacon). */
+  isRelayed = false;
   constructor(readonly nodeId: number) {}
 
   get isConnecting(): boolean {
@@ -166,6 +177,7 @@ interface HeldPila {
   pila: VerifiedPila;
   ip: string;
   port: number;
+  isRelayed: boolean;
 }
 
 const tupleKey = (localPort: number, remotePort: number): number => localPort * 0x10000 + remotePort;
@@ -188,6 +200,7 @@ export class LegacyTunnels {
   private readonly pings = new Map<string, PingWaiter>();
   private readonly txBuf = new Uint8Array(TX_BUF_BYTES);
   private readonly txInner = this.txBuf.subarray(PILS_HEADER_SIZE, PILS_HEADER_SIZE + PACKET_HEADER_SIZE + LEGACY_MSS);
+  private readonly relayBuf = new Uint8Array(RELAY_OVERHEAD_BYTES + TX_BUF_BYTES);
   private readonly lastUnsolicitedPilaUs = new Map<number, Micros>();
   private unsolicitedWindowStartUs = 0;
   private unsolicitedInWindow = 0;
@@ -205,19 +218,23 @@ export class LegacyTunnels {
   /**
    * A PIL* UDP payload (PILA/PILS/PILP/PILT/PILK). Returns false if not a legacy frame (the caller tries other
    * decoders). Never throws; PILS are decrypted in place, so `buf` is clobbered. PILA handling continues
-   * asynchronously (registry lookup, authorization).
+   * asynchronously (registry lookup, authorization). `relayedFrom`: the frame came from the beacon relay
+   * (`ip:port` is the beacon's), sent by that node; it must carry the same node id.
    */
-  handleFrame(buf: Uint8Array, ip: string, port: number, now: Micros): boolean {
+  handleFrame(buf: Uint8Array, ip: string, port: number, now: Micros, relayedFrom?: number): boolean {
     const kind = legacyFrameKind(buf);
     if (kind === null) return false;
     if (this.isClosed) return true;
     this.kx.setNodeId(this.deps.nodeId());
+    const isRelayed = relayedFrom !== undefined;
+    if (isRelayed && kind !== 'PILA' && kind !== 'PILS') return true; // PILT/PILK/PILP have no business on the relay
+    if (isRelayed && (buf.length < 8 || readU32(buf, 4) !== relayedFrom)) return true;
     switch (kind) {
       case 'PILS':
-        this.handlePils(buf, ip, port, now);
+        this.handlePils(buf, ip, port, now, isRelayed);
         break;
       case 'PILA':
-        this.handlePila(buf, ip, port, now);
+        this.handlePila(buf, ip, port, now, isRelayed);
         break;
       case 'PILT':
         this.handlePilt(buf, ip, port, now);
@@ -231,25 +248,25 @@ export class LegacyTunnels {
     return true;
   }
 
-  private handlePils(buf: Uint8Array, ip: string, port: number, now: Micros): void {
+  private handlePils(buf: Uint8Array, ip: string, port: number, now: Micros, isRelayed: boolean): void {
     if (buf.length < 8) return;
     const from = readU32(buf, 4);
     const peer = this.peersById.get(from);
     const session = peer?.session;
     if (!peer || !session) {
       // We restarted (or never met): our PILA lets the peer rekey.
-      this.sendUnsolicitedPila(from, ip, port, now);
+      this.sendUnsolicitedPila(from, ip, port, now, isRelayed);
       return;
     }
     const r = session.open(buf, now);
     if (!r.ok) {
       const reason = r.error.detail?.reason;
-      if (reason === 'auth') this.sendUnsolicitedPila(from, ip, port, now); // the peer may hold a key from our last run
-      this.deps.logger.debug({ node_id: from, from: `${ip}:${port}`, reason }, 'dropped PILS frame');
+      if (reason === 'auth') this.sendUnsolicitedPila(from, ip, port, now, isRelayed); // the peer may hold a key from our last run
+      this.deps.logger.debug({ node_id: from, from: `${ip}:${port}`, relayed: isRelayed, reason }, 'dropped PILS frame');
       return;
     }
     peer.lastRecvUs = now;
-    if (!peer.endpoint || peer.endpoint.ip !== ip || peer.endpoint.port !== port) peer.endpoint = { ip, port }; // roaming
+    this.notePath(peer, ip, port, isRelayed);
     this.handleInner(peer, r.value, now);
   }
 
@@ -319,7 +336,7 @@ export class LegacyTunnels {
     return false;
   }
 
-  private handlePila(buf: Uint8Array, ip: string, port: number, now: Micros): void {
+  private handlePila(buf: Uint8Array, ip: string, port: number, now: Micros, isRelayed = false): void {
     const v = verifyPilaFrame(buf);
     if (!v.ok) {
       this.deps.logger.debug({ from: `${ip}:${port}`, error: v.error.message }, 'dropped PILA');
@@ -329,7 +346,7 @@ export class LegacyTunnels {
     if (pila.nodeId === 0 || pila.nodeId === this.deps.nodeId()) return;
     const cached = this.keyCache.get(pila.nodeId);
     if (cached && now - cached.atUs < KEY_CACHE_TTL_US && (sameBytes(cached.key, pila.ed25519Pub) || now - cached.atUs < KEY_REFRESH_AFTER_US)) {
-      void this.acceptPila(pila, cached.key, ip, port);
+      void this.acceptPila(pila, cached.key, ip, port, isRelayed);
       return;
     }
     const isAsked = this.peersById.get(pila.nodeId)?.isConnecting === true;
@@ -346,7 +363,7 @@ export class LegacyTunnels {
     }
     // Hold the newest PILA of this node while its key is looked up.
     if (!this.lookups.has(pila.nodeId) && this.lookups.size >= MAX_PENDING_LOOKUPS) return;
-    this.held.set(pila.nodeId, { pila, ip, port });
+    this.held.set(pila.nodeId, { pila, ip, port, isRelayed });
     if (!this.lookups.has(pila.nodeId)) this.startKeyLookup(pila.nodeId);
   }
 
@@ -368,12 +385,12 @@ export class LegacyTunnels {
       this.failedLookups.delete(nodeId);
       if (this.keyCache.size >= MAX_KEY_CACHE) this.keyCache.delete(this.keyCache.keys().next().value!);
       this.keyCache.set(nodeId, { key: new Uint8Array(r.value), atUs: this.deps.nowUs() });
-      if (h) await this.acceptPila(h.pila, r.value, h.ip, h.port);
+      if (h) await this.acceptPila(h.pila, r.value, h.ip, h.port, h.isRelayed);
     })();
     this.lookups.set(nodeId, p);
   }
 
-  private async acceptPila(pila: VerifiedPila, registryKey: Uint8Array, ip: string, port: number): Promise<void> {
+  private async acceptPila(pila: VerifiedPila, registryKey: Uint8Array, ip: string, port: number, isRelayed = false): Promise<void> {
     const nodeId = pila.nodeId;
     if (!sameBytes(registryKey, pila.ed25519Pub)) {
       // Pending connects are not failed here: anyone can sign a PILA claiming that node id; they time out.
@@ -399,24 +416,62 @@ export class LegacyTunnels {
       this.deps.logger.info({ node_id: nodeId, error: r.error.message }, 'refused PILA');
       return;
     }
-    this.install(peer ?? this.peer(nodeId), r.value.session, r.value.kind, ip, port, now);
+    this.install(peer ?? this.peer(nodeId), r.value.session, r.value.kind, ip, port, now, isRelayed);
   }
 
-  private install(peer: LegacyPeer, session: LegacySession, kind: 'new' | 'rekeyed' | 'duplicate', ip: string, port: number, now: Micros): void {
+  private install(peer: LegacyPeer, session: LegacySession, kind: 'new' | 'rekeyed' | 'duplicate', ip: string, port: number, now: Micros, isRelayed = false): void {
     if (kind !== 'duplicate') {
       if (peer.session && peer.session !== session) peer.session.destroy();
       peer.session = session;
-      this.deps.logger.info({ node_id: peer.nodeId, endpoint: `${ip}:${port}`, kind, authenticated: session.isAuthenticated }, 'v0.5 tunnel up');
+      this.deps.logger.info({ node_id: peer.nodeId, endpoint: `${ip}:${port}`, relayed: isRelayed, kind, authenticated: session.isAuthenticated }, 'v0.5 tunnel up');
     }
-    peer.endpoint = { ip, port };
+    // A duplicate PILA is the same bytes all run long: anyone who saw one can replay it from anywhere, so it
+    // does not move a path we have (authentic PILS frames do: those are never accepted twice).
+    if (kind !== 'duplicate' || (!peer.endpoint && !peer.isRelayed)) this.notePath(peer, ip, port, isRelayed);
     peer.lastRecvUs = now;
     // A new or changed key is answered as the original does (the peer may have restarted and lack ours) —
     // unless it is the answer to the PILA our connect() just sent. A duplicate means the peer missed our PILA:
     // answered at most once a second, so an answer to an answer ends the exchange.
     const isRecent = now - peer.lastPilaSentUs < PILA_REPLY_INTERVAL_US;
     const shouldReply = kind === 'duplicate' ? !isRecent : !(isRecent && peer.isConnecting);
-    if (shouldReply) this.sendPila(peer, { ip, port }, now);
+    if (shouldReply) {
+      peer.lastPilaSentUs = now;
+      this.sendFrame(peer, this.kx.authFrame());
+    }
     this.settleConnect(peer, ok());
+  }
+
+  /** Where an authentic frame came from: a direct one is the peer's endpoint (roaming); a relayed one says
+   * the peer talks to us through the beacon, and so shall we (the endpoint we knew is kept). */
+  private notePath(peer: LegacyPeer, ip: string, port: number, isRelayed: boolean): void {
+    if (isRelayed) {
+      if (!peer.isRelayed) this.deps.logger.debug({ node_id: peer.nodeId }, 'v0.5 peer talks through the beacon relay');
+      peer.isRelayed = true;
+      return;
+    }
+    peer.isRelayed = false;
+    if (!peer.endpoint || peer.endpoint.ip !== ip || peer.endpoint.port !== port) peer.endpoint = { ip, port };
+  }
+
+  /** One frame to a peer: through the relay when it talks to us there, else to its endpoint. */
+  private sendFrame(peer: LegacyPeer, frame: Uint8Array): boolean {
+    const relay = peer.isRelayed || this.deps.relayOnly ? this.relay() : null;
+    if (relay) return this.sendRelayed(peer.nodeId, frame, relay);
+    const ep = peer.endpoint;
+    if (!ep) return false;
+    this.deps.udp.send(frame, ep.ip, ep.port);
+    return true;
+  }
+
+  private relay(): Endpoint | null {
+    return this.deps.relay?.() ?? null;
+  }
+
+  private sendRelayed(nodeId: number, frame: Uint8Array, relay: Endpoint): boolean {
+    if (frame.length > this.relayBuf.length - RELAY_OVERHEAD_BYTES) return false;
+    const n = writeRelayFrame(this.relayBuf, this.deps.nodeId(), nodeId, frame);
+    this.deps.udp.send(this.relayBuf.subarray(0, n), relay.ip, relay.port);
+    return true;
   }
 
   private sendPila(peer: LegacyPeer, ep: Endpoint, now: Micros): void {
@@ -424,7 +479,7 @@ export class LegacyTunnels {
     this.deps.udp.send(this.kx.authFrame(), ep.ip, ep.port);
   }
 
-  private sendUnsolicitedPila(nodeId: number, ip: string, port: number, now: Micros): void {
+  private sendUnsolicitedPila(nodeId: number, ip: string, port: number, now: Micros, isRelayed = false): void {
     if (nodeId === 0 || nodeId === this.deps.nodeId()) return;
     const last = this.peersById.get(nodeId)?.lastPilaSentUs ?? this.lastUnsolicitedPilaUs.get(nodeId) ?? -Infinity;
     if (now - last < PILA_REPLY_INTERVAL_US) return;
@@ -438,7 +493,9 @@ export class LegacyTunnels {
     const peer = this.peersById.get(nodeId);
     if (peer) peer.lastPilaSentUs = now;
     else this.lastUnsolicitedPilaUs.set(nodeId, now);
-    this.deps.udp.send(this.kx.authFrame(), ip, port);
+    const relay = isRelayed || this.deps.relayOnly ? this.relay() : null;
+    if (relay) this.sendRelayed(nodeId, this.kx.authFrame(), relay);
+    else if (!isRelayed && !this.deps.relayOnly) this.deps.udp.send(this.kx.authFrame(), ip, port);
   }
 
   // ───────────────────────────── inner packets ─────────────────────────────
@@ -522,21 +579,18 @@ export class LegacyTunnels {
 
   /** The inner packet sits in txInner[0, n): seal it in place into txBuf and send. */
   private sendInner(peer: LegacyPeer, n: number, now: Micros): boolean {
-    const ep = peer.endpoint;
-    if (!ep) return false;
+    if (!peer.endpoint && !peer.isRelayed && !(this.deps.relayOnly && this.relay())) return false;
     const s = peer.session;
     if (s) {
       const f = s.seal(this.txInner.subarray(0, n), now, this.txBuf);
       if (!f.ok) return false;
-      this.deps.udp.send(f.value, ep.ip, ep.port);
-      return true;
+      return this.sendFrame(peer, f.value);
     }
     if (!this.deps.allowInsecureLegacy) return false;
     // PILT: "PILT" right before the packet (offset 16 of txBuf).
     const at = PILS_HEADER_SIZE - 4;
     writeU32(this.txBuf, at, MAGIC_PILT);
-    this.deps.udp.send(this.txBuf.subarray(at, PILS_HEADER_SIZE + n), ep.ip, ep.port);
-    return true;
+    return this.sendFrame(peer, this.txBuf.subarray(at, PILS_HEADER_SIZE + n));
   }
 
   // ───────────────────────────── key exchange, outgoing ─────────────────────────────
@@ -588,7 +642,7 @@ export class LegacyTunnels {
       return;
     }
     peer.candidates = c.value.endpoints.map((e) => ({ ip: e.ip, port: e.port }));
-    if (peer.candidates.length === 0 && !peer.endpoint) {
+    if (peer.candidates.length === 0 && !peer.endpoint && !this.relay()) {
       this.settleConnect(peer, err('connection_failed', `node ${peer.nodeId} has no known endpoint`));
       return;
     }
@@ -599,7 +653,14 @@ export class LegacyTunnels {
     if (this.isClosed || !peer.isConnecting || this.hasSession(peer.nodeId)) return;
     const now = this.deps.nowUs();
     const targets = peer.endpoint ? [peer.endpoint, ...peer.candidates.filter((c) => c.ip !== peer.endpoint!.ip || c.port !== peer.endpoint!.port)] : peer.candidates;
-    for (const ep of targets) this.sendPila(peer, ep, now);
+    const relay = this.relay();
+    if (!this.deps.relayOnly) for (const ep of targets) this.sendPila(peer, ep, now);
+    // Through the relay too once direct attempts went unanswered (or there is no direct way); the original
+    // answers a relayed PILA through the relay.
+    if (relay && (this.deps.relayOnly || targets.length === 0 || attempt >= CONNECT_DIRECT_ONLY_ATTEMPTS)) {
+      peer.lastPilaSentUs = now;
+      this.sendRelayed(peer.nodeId, this.kx.authFrame(), relay);
+    }
     const delayMs = Math.min(CONNECT_RETRY_FIRST_MS * 2 ** attempt, CONNECT_RETRY_MAX_MS);
     peer.retryTimer = setTimeout(() => {
       peer.retryTimer = null;
@@ -855,11 +916,15 @@ export class LegacyTunnels {
     });
   }
 
-  /** Nodes with a live v0.5 session, the UDP endpoint in use, and when we last heard from them (monotonic µs). */
-  peers(): { nodeId: number; endpoint: string; lastRecvUs: Micros }[] {
-    const out: { nodeId: number; endpoint: string; lastRecvUs: Micros }[] = [];
+  /** Nodes with a live v0.5 session, the UDP endpoint in use (the beacon's when relayed), whether frames go
+   * through the relay, and when we last heard from them (monotonic µs). */
+  peers(): { nodeId: number; endpoint: string; isRelayed: boolean; lastRecvUs: Micros }[] {
+    const out: { nodeId: number; endpoint: string; isRelayed: boolean; lastRecvUs: Micros }[] = [];
     for (const p of this.peersById.values()) {
-      if (p.session && !p.session.isDestroyed && p.endpoint) out.push({ nodeId: p.nodeId, endpoint: `${p.endpoint.ip}:${p.endpoint.port}`, lastRecvUs: p.lastRecvUs });
+      if (!p.session || p.session.isDestroyed) continue;
+      const relay = p.isRelayed || this.deps.relayOnly ? this.relay() : null;
+      const ep = relay ?? p.endpoint;
+      if (ep) out.push({ nodeId: p.nodeId, endpoint: `${ep.ip}:${ep.port}`, isRelayed: relay !== null, lastRecvUs: p.lastRecvUs });
     }
     return out;
   }

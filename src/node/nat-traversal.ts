@@ -15,6 +15,7 @@ import {
   type BeaconMessage,
 } from '../wire/beacon-message.js';
 import { PILP_FRAME } from '../wire/legacy-frame.js';
+import { isNoiseFamily } from '../wire/noise-frame.js';
 import { classifyNat, NAT_KINDS, type DiscoverObservation, type NatKind } from '../nat/index.js';
 import { BirthdayProber } from './birthday-probe.js';
 import { parseEndpoint, splitHostPort } from './endpoint-text.js';
@@ -73,6 +74,8 @@ export interface NatTraversalDeps {
   beaconToken(): Uint8Array | null;
   /** May `nodeId`, which asked the beacon for a punch towards us, make us punch towards it? (trusted; or we are public) */
   acceptsPunchFrom(nodeId: number): boolean;
+  /** A v0.5 frame (PIL*) an original node sent through the beacon relay; the v0.5 tunnels authenticate it. */
+  legacyRelayed(frame: Uint8Array, senderNodeId: number, now: Micros): void;
 }
 
 export class NatTraversal {
@@ -201,7 +204,10 @@ export class NatTraversal {
     if (m.value.kind === 'relay_deliver') {
       // Only our beacon relays; the frame inside is authenticated by its session like any other.
       const b = this.deps.beaconEndpoint;
-      if (b && b.ip === ip && b.port === port) this.deps.tunnels().handleFrame(m.value.payload, ip, port, now, m.value.senderNodeId);
+      if (!b || b.ip !== ip || b.port !== port) return;
+      // An original node marks a peer whose frame came through the relay as relayed and answers it there.
+      if (isNoiseFamily(m.value.payload)) this.deps.tunnels().handleFrame(m.value.payload, ip, port, now, m.value.senderNodeId);
+      else this.deps.legacyRelayed(m.value.payload, m.value.senderNodeId, now);
       return;
     }
     if (m.value.kind === 'punch_command') {

@@ -248,6 +248,18 @@ export function writeRelayDeliver(out: Uint8Array, senderNodeId: number, payload
   return 5 + payload.length;
 }
 
+/**
+ * Relay header written in place, for the hot path: `out` receives [0x05][sender][dest][payload]. Returns the
+ * byte count. The caller sizes `out` (9 + payload.length).
+ */
+export function writeRelayFrame(out: Uint8Array, senderNodeId: number, destNodeId: number, payload: Uint8Array): number {
+  out[0] = BEACON_RELAY;
+  writeU32(out, 1, senderNodeId);
+  writeU32(out, 5, destNodeId);
+  out.set(payload, 9);
+  return 9 + payload.length;
+}
+
 function decodeEndpoint(body: Uint8Array): Result<BeaconEndpoint> {
   if (body.length < 1) return short('endpoint');
   const ipLen = body[0]!;

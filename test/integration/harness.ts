@@ -283,6 +283,8 @@ export interface ClusterOptions {
   store?: boolean;
   /** Flags added to every `daemon start`. */
   daemonFlags?: string[];
+  /** Use this registry + beacon (e.g. an original rendezvous) instead of starting ours. */
+  external?: { registry: string; beacon: string };
 }
 
 export class Cluster {
@@ -305,7 +307,10 @@ export class Cluster {
   static async start(label: string, names: string[], opts: ClusterOptions = {}): Promise<Cluster> {
     const c = new Cluster(label, opts);
     try {
-      await c.startRendezvous();
+      if (opts.external) {
+        c.registry = opts.external.registry;
+        c.beacon = opts.external.beacon;
+      } else await c.startRendezvous();
       for (const n of names) await c.startDaemon(n);
     } catch (e) {
       await c.close();

@@ -1,33 +1,65 @@
-// Conformance against original v0.5 binaries named by environment variables (never built or shipped here):
+// Conformance against original v0.5 binaries (never built or shipped here), found under
+// ../shared/interop/original-*/ beside the project root, or named by environment variables (which win):
 //   PILOT_INTEROP_RENDEZVOUS  original `rendezvous`  → our wire codecs and signatures against its registry + beacon
 //   PILOT_INTEROP_DAEMON      original `daemon`      → it registers, heartbeats and resolves through OUR rendezvous
 //   PILOT_INTEROP_PILOTCTL    original `pilotctl`    → it drives our legacy IPC server (src/ipc/legacy-server.ts)
-// Without any of them this file reports one skipped test with one line saying how to run it.
-import test from 'node:test';
+// Without any of them this file reports one skipped test with one line saying where it looked.
+import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { challenge, encodeRegistryFrame, RegistryFrameDecoder, type RegistryMessage } from '../../src/wire/registry-frame.js';
 import { decodeBeaconMessage, encodeBeaconMessage } from '../../src/wire/beacon-message.js';
 import { generateIdentity, identityToJson, sign, toBase64, type Identity } from '../../src/crypto/identity.js';
 import { serveLegacyIpc } from '../../src/ipc/legacy-server.js';
 import { binCommand } from '../helpers/bins.js';
 import { FakeNode } from '../unit/ipc/fake-node.js';
+import { Cluster, readBytes, sleep, waitFor } from '../integration/harness.js';
 
-const RENDEZVOUS = process.env.PILOT_INTEROP_RENDEZVOUS;
-const DAEMON = process.env.PILOT_INTEROP_DAEMON;
-const PILOTCTL = process.env.PILOT_INTEROP_PILOTCTL;
+/** The project root: the nearest ancestor of this file (test/interop or dist/test/interop) with a package.json. */
+function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+/** `../shared/interop/original-*<name>` beside the project (the newest snapshot first), or undefined. */
+function originalBinary(name: string): string | undefined {
+  const base = resolvePath(projectRoot(), '..', 'shared', 'interop');
+  let dirs: string[];
+  try {
+    dirs = readdirSync(base).filter((d) => d.startsWith('original-')).sort().reverse();
+  } catch {
+    return undefined;
+  }
+  for (const d of dirs) {
+    const file = join(base, d, name);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // not in this snapshot
+    }
+  }
+  return undefined;
+}
+
+const RENDEZVOUS = process.env.PILOT_INTEROP_RENDEZVOUS || originalBinary('rendezvous');
+const DAEMON = process.env.PILOT_INTEROP_DAEMON || originalBinary('daemon');
+const PILOTCTL = process.env.PILOT_INTEROP_PILOTCTL || originalBinary('pilotctl');
 
 const isAnySet = Boolean(RENDEZVOUS || DAEMON || PILOTCTL);
-/** The per-binary tests exist only when some binary is named, so an unconfigured run shows one skip line. */
+/** The per-binary tests exist only when some binary is found, so a run without them shows one skip line. */
 const binTest = (isAnySet ? test : () => undefined) as typeof test;
 if (!isAnySet) {
   test('interop conformance with original v0.5 binaries', {
-    skip: 'set PILOT_INTEROP_RENDEZVOUS, PILOT_INTEROP_DAEMON and/or PILOT_INTEROP_PILOTCTL to paths of original binaries to run it',
+    skip: 'no original binaries in ../shared/interop/original-*/ (or PILOT_INTEROP_RENDEZVOUS/_DAEMON/_PILOTCTL)',
   }, () => {});
 }
 
@@ -47,9 +79,12 @@ function start(cmd: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   children.push(c);
   return c;
 }
-process.once('exit', () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-});
+const killChildren = (): void => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+};
+// Their stdio pipes would keep this file's process alive after the last test.
+after(killChildren);
+process.once('exit', killChildren);
 
 class RegistryConn {
   private dec = new RegistryFrameDecoder();
@@ -148,7 +183,7 @@ binTest('original daemon: registers, heartbeats and is found through our rendezv
     const identity = generateIdentity();
     writeFileSync(join(dir, 'identity.json'), JSON.stringify(identityToJson(identity)));
     const sock = join(dir, 'pilot.sock');
-    start([DAEMON!, '-registry', addrs.registry, '-beacon', addrs.beacon, '-listen', '127.0.0.1:0', '-socket', sock, '-identity', join(dir, 'identity.json'), '-hostname', 'orig-conf']);
+    start([DAEMON!, '-registry', addrs.registry, '-beacon', addrs.beacon, '-listen', '127.0.0.1:0', '-socket', sock, '-identity', join(dir, 'identity.json'), '-hostname', 'orig-conf'], { HOME: dir });
     const c = await RegistryConn.open(Number(addrs.registry.split(':').pop()));
     let found: RegistryMessage | null = null;
     for (let i = 0; i < 100 && !found; i++) {
@@ -162,7 +197,7 @@ binTest('original daemon: registers, heartbeats and is found through our rendezv
     c.close();
     if (PILOTCTL) {
       // The original pilotctl against the original daemon, which uses our rendezvous.
-      const out = await run(PILOTCTL, ['--json', 'info'], { PILOT_SOCKET: sock });
+      const out = await run(PILOTCTL, ['--json', 'info'], { PILOT_SOCKET: sock, HOME: dir });
       assert.equal(JSON.parse(out).status, 'ok');
     }
   } finally {
@@ -182,7 +217,8 @@ binTest('original pilotctl drives our legacy IPC server', { skip: PILOTCTL ? fal
   const srv = await serveLegacyIpc(node, { socketPath: join(dir, 'pilot.sock') });
   assert.ok(srv.ok);
   try {
-    const env = { PILOT_SOCKET: srv.value.socketPath };
+    // HOME: the original pilotctl writes ~/.pilot/config.json on set-hostname.
+    const env = { PILOT_SOCKET: srv.value.socketPath, HOME: dir };
     const info = JSON.parse(await run(PILOTCTL!, ['--json', 'info'], env)) as { status: string; data: Record<string, unknown> };
     assert.equal(info.status, 'ok');
     assert.equal(info.data.node_id, 5);
@@ -198,3 +234,310 @@ binTest('original pilotctl drives our legacy IPC server', { skip: PILOTCTL ? fal
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// ─────────────────────────── live: original daemons ↔ our daemon, on each rendezvous ───────────────────────────
+// One lab per rendezvous (ours, the original's): our daemon `ours`, an original daemon `orig-a` that we reach
+// first (we handshake it, we ping it…) and an original daemon `orig-b` that reaches us first — so both
+// directions start from no tunnel at all. The original daemons run with `-keepalive 1s`: their heartbeat
+// loop also polls relayed handshakes (30 s by default), so trust arrives in about a second. Every original
+// process gets its own HOME (its inbox, received files and pilotctl config live under ~/.pilot).
+
+interface OriginalNode {
+  name: string;
+  home: string;
+  socket: string;
+  nodeId: number;
+  address: string;
+  child: ChildProcess;
+}
+
+interface CtlResult {
+  code: number | null;
+  doc: { status: string; data?: any; code?: string; message?: string } | null;
+  out: string;
+}
+
+/** The original pilotctl against one original daemon, with --json; the envelope from stdout or stderr. */
+function originalCtl(node: OriginalNode, args: string[], timeoutMs = 30_000): Promise<CtlResult> {
+  return new Promise((resolve) => {
+    execFile(PILOTCTL!, ['--json', ...args], { env: { ...process.env, HOME: node.home, PILOT_SOCKET: node.socket }, timeout: timeoutMs, maxBuffer: 1 << 24 }, (e, stdout, stderr) => {
+      const text = (stdout || stderr).trim();
+      let doc: CtlResult['doc'] = null;
+      try {
+        doc = JSON.parse(text.split('\n').pop() ?? '');
+      } catch {
+        doc = null;
+      }
+      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, doc, out: `${stdout}\n${stderr}` });
+    });
+  });
+}
+
+async function originalOk(node: OriginalNode, args: string[], timeoutMs?: number): Promise<any> {
+  const r = await originalCtl(node, args, timeoutMs);
+  assert.equal(r.doc?.status, 'ok', `original pilotctl ${args.join(' ')} on ${node.name}: ${r.out}`);
+  return r.doc!.data;
+}
+
+async function freeUdpPort(): Promise<number> {
+  const u = createSocket('udp4');
+  await new Promise<void>((res) => u.bind(0, '127.0.0.1', () => res()));
+  const p = (u.address() as { port: number }).port;
+  await new Promise<void>((res) => u.close(() => res()));
+  return p;
+}
+
+async function startOriginalRendezvous(): Promise<{ registry: string; beacon: string; child: ChildProcess }> {
+  const registry = `127.0.0.1:${await freePort()}`;
+  const beacon = `127.0.0.1:${await freeUdpPort()}`;
+  const child = start([RENDEZVOUS!, '-registry-addr', registry, '-beacon-addr', beacon]);
+  (await RegistryConn.open(Number(registry.split(':')[1]))).close();
+  return { registry, beacon, child };
+}
+
+async function startOriginalDaemon(root: string, name: string, registry: string, beacon: string): Promise<OriginalNode> {
+  const home = join(root, name);
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const socket = join(home, 'p.sock');
+  const child = spawn(DAEMON!, [
+    '-registry', registry, '-beacon', beacon, '-listen', '127.0.0.1:0', '-socket', socket,
+    '-identity', join(home, 'identity.json'), '-hostname', name, '-keepalive', '1s',
+  ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HOME: home } });
+  children.push(child);
+  let log = '';
+  child.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-20_000)));
+  const node: OriginalNode = { name, home, socket, nodeId: 0, address: '', child };
+  const info = await waitFor(`original daemon ${name} to register`, async () => {
+    const r = await originalCtl(node, ['info'], 5000);
+    return r.doc?.status === 'ok' && (r.doc.data.node_id as number) > 0 ? r.doc.data : null;
+  }, 20_000, 200).catch((e: Error) => {
+    throw new Error(`${e.message}\n--- its log\n${log}`);
+  });
+  node.nodeId = info.node_id;
+  node.address = info.address;
+  return node;
+}
+
+function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+  return new Promise((res) => {
+    const t = setTimeout(() => c.kill('SIGKILL'), 3000);
+    c.once('exit', () => {
+      clearTimeout(t);
+      res();
+    });
+    c.kill('SIGTERM');
+  });
+}
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+const LIVE_SKIP = !DAEMON || !PILOTCTL ? 'the original daemon and pilotctl are needed' : false;
+
+for (const rv of ['ours', 'original'] as const) {
+  const skip = LIVE_SKIP || (rv === 'original' && !RENDEZVOUS ? 'the original rendezvous is needed' : false);
+  binTest(`live on ${rv === 'ours' ? 'our' : 'the original'} rendezvous: original daemons ↔ our daemon`, { skip, timeout: 120_000 }, async (t) => {
+    const orv = rv === 'original' ? await startOriginalRendezvous() : null;
+    const cluster = await Cluster.start(`ix${rv[0]}`, ['ours'], orv ? { external: orv } : {});
+    const root = mkdtempSync(join(tmpdir(), 'pi-ixo-'));
+    const originals: OriginalNode[] = [];
+    t.after(async () => {
+      await cluster.close();
+      await Promise.all(originals.map((o) => stopChild(o.child)));
+      if (orv) await stopChild(orv.child);
+      rmSync(root, { recursive: true, force: true });
+    });
+    const [a, b] = await Promise.all([
+      startOriginalDaemon(root, 'orig-a', cluster.registry, cluster.beacon),
+      startOriginalDaemon(root, 'orig-b', cluster.registry, cluster.beacon),
+    ]);
+    originals.push(a, b);
+    const ours = cluster.node('ours');
+    const c = await cluster.client('ours');
+    // Relayed path: every frame of this one goes through the beacon; the original answers there too.
+    // It also serves the original's IPC (--legacy-socket), for the original pilotctl.
+    const legacySocket = join(cluster.root, 'legacy.sock');
+    const relayNode = await cluster.startDaemon('ours-relay', ['--relay-only', '--legacy-socket', legacySocket]);
+    const cr = await cluster.client('ours-relay');
+
+    await t.test('register + find: ours finds the original, the original finds ours', { timeout: 10_000 }, async () => {
+      const f = await c.find('orig-a');
+      assert.ok(f.ok, f.ok ? '' : f.error.message);
+      assert.equal(f.value.node_id, a.nodeId);
+      const g = await originalOk(a, ['find', 'ours']);
+      assert.equal(g.node_id, ours.nodeId);
+    });
+
+    // Our daemon polls an original registry every 5 s (ours pushes); the originals poll every second here.
+    await t.test('handshake → pending → approve → mutual trust, ours → original and original → ours', { timeout: 45_000 }, async () => {
+      for (const x of [c, cr]) {
+        const h = await x.handshake(String(a.nodeId), 'conformance');
+        assert.ok(h.ok, h.ok ? '' : h.error.message);
+      }
+      await waitFor('our requests pending on orig-a', async () => {
+        const p = await originalOk(a, ['pending']);
+        const from = new Set((p.pending as { node_id: number }[]).map((x) => x.node_id));
+        return from.has(ours.nodeId) && from.has(relayNode.nodeId);
+      }, 25_000, 250);
+      await originalOk(a, ['approve', String(ours.nodeId)]);
+      await originalOk(a, ['approve', String(relayNode.nodeId)]);
+      await originalOk(b, ['handshake', String(ours.nodeId), 'conformance']);
+      await waitFor('orig-b request pending on ours', async () => {
+        const p = await c.pending();
+        return p.ok && p.value.pending.some((x) => x.node_id === b.nodeId);
+      }, 25_000, 100);
+      const ap = await c.approve(b.nodeId);
+      assert.ok(ap.ok, ap.ok ? '' : ap.error.message);
+      await waitFor('trust on all sides', async () => {
+        const tr = await c.trusted();
+        if (!tr.ok) return false;
+        const mine = new Set(tr.value.trusted.filter((x) => x.mutual).map((x) => x.node_id));
+        if (!mine.has(a.nodeId) || !mine.has(b.nodeId)) return false;
+        for (const o of [a, b]) {
+          const t2 = await originalOk(o, ['trust']);
+          if (!(t2.trusted as { node_id: number }[]).some((x) => x.node_id === ours.nodeId)) return false;
+        }
+        const tr2 = await cr.trusted();
+        return tr2.ok && tr2.value.trusted.some((x) => x.node_id === a.nodeId && x.mutual);
+      }, 25_000, 250);
+    });
+
+    await t.test('ping ours → original', { timeout: 20_000 }, async () => {
+      const r = await c.ping(String(a.nodeId), { count: 2, intervalMs: 200, timeoutMs: 15_000 });
+      assert.ok(r.ok, r.ok ? '' : r.error.message);
+      assert.ok(r.value.results.some((x) => !x.error), JSON.stringify(r.value.results));
+    });
+
+    await t.test('ping original → ours (the original opens the tunnel)', { timeout: 20_000 }, async () => {
+      const r = await originalOk(b, ['ping', String(ours.nodeId), '--count', '2'], 15_000);
+      assert.ok((r.results as { error?: string }[]).some((x) => !x.error), JSON.stringify(r));
+    });
+
+    await t.test('connect: a stream with data both ways, ours → original echo and original → our echo', { timeout: 15_000 }, async () => {
+      const s = await c.dial(String(a.nodeId), 7, { timeoutMs: 10_000 });
+      assert.ok(s.ok, s.ok ? '' : s.error.message);
+      const payload = randomBytes(20_000);
+      s.value.write(payload);
+      const back = await readBytes(s.value, payload.length, 10_000);
+      s.value.destroy();
+      assert.equal(sha256(back), sha256(payload), 'the original echoed every byte');
+      const r = await originalOk(b, ['connect', String(ours.nodeId), '7', '--message', 'over-the-v0.5-stream'], 15_000);
+      assert.equal(r.response, 'over-the-v0.5-stream');
+    });
+
+    await t.test('send-message text, json, binary: ours → original and original → ours', { timeout: 20_000 }, async () => {
+      const sent: [string, 'text' | 'json' | 'binary'][] = [['plain text ✓', 'text'], ['{"k":[1,2]}', 'json'], ['raw-bytes', 'binary']];
+      for (const [data, type] of sent) {
+        const r = await c.sendMessage(String(a.nodeId), data, type);
+        assert.ok(r.ok, r.ok ? '' : r.error.message);
+      }
+      const inbox = await originalOk(a, ['inbox']);
+      const got = (inbox.messages as { type: string; data: string; from: string }[]).filter((m) => m.from === ours.address);
+      for (const [data, type] of sent) assert.ok(got.some((m) => m.type === type.toUpperCase() && m.data === data), `${type} in ${JSON.stringify(got)}`);
+      for (const [data, type] of sent) await originalOk(b, ['send-message', String(ours.nodeId), '--type', type, '--data', data], 15_000);
+      const mine = await c.inbox();
+      assert.ok(mine.ok);
+      const fromB = mine.value.messages.filter((m) => m.from === b.address);
+      for (const [data, type] of sent) {
+        assert.ok(fromB.some((m) => m.type === type && (type === 'binary' ? Buffer.from(m.data, 'base64').toString() : m.data) === data), `${type} in ${JSON.stringify(fromB)}`);
+      }
+    });
+
+    await t.test('send-file: 5 MB ours → original, 1 MB original → ours (its IPC caps a message at 1 MiB), SHA-256 equal', { timeout: 40_000 }, async () => {
+      const big = randomBytes(5_000_000);
+      const small = randomBytes(1_000_000);
+      const bigPath = join(root, 'five.bin');
+      const smallPath = join(root, 'one.bin');
+      writeFileSync(bigPath, big);
+      writeFileSync(smallPath, small);
+      const s = await c.sendFile(String(a.nodeId), bigPath);
+      assert.ok(s.ok, s.ok ? '' : s.error.message);
+      const rec = await originalOk(a, ['received']);
+      const file = (rec.files as { name: string; path: string; bytes: number }[]).find((f) => f.name.startsWith('five') && f.bytes === big.length);
+      assert.ok(file, JSON.stringify(rec));
+      assert.equal(sha256(readFileSync(file.path)), sha256(big));
+      await originalOk(b, ['send-file', String(ours.nodeId), smallPath], 30_000);
+      const mine = await c.received();
+      assert.ok(mine.ok);
+      const f2 = mine.value.files.find((f) => f.name.startsWith('one') && f.size === small.length);
+      assert.ok(f2, JSON.stringify(mine.value.files));
+      assert.equal(f2.sha256, sha256(small));
+      assert.equal(sha256(readFileSync(f2.path)), sha256(small));
+    });
+
+    await t.test('subscribe/publish: the original on our broker, ours on the original broker', { timeout: 25_000 }, async () => {
+      // The original subscriber: its pilotctl in the background until one event arrived; we publish until then
+      // (it prints nothing before it has subscribed, so there is no readiness signal to wait for).
+      const theirs = originalCtl(b, ['subscribe', String(ours.nodeId), 'conf-t1', '--count', '1', '--timeout', '15s'], 20_000);
+      let isDone = false;
+      void theirs.then(() => (isDone = true));
+      const events: string[] = [];
+      const sub = await c.subscribe(String(a.nodeId), 'conf-t2', (e) => events.push(e.data));
+      assert.ok(sub.ok, sub.ok ? '' : sub.error.message);
+      for (let i = 0; i < 60 && (!isDone || events.length === 0); i++) {
+        if (!isDone) await originalOk(b, ['publish', String(ours.nodeId), 'conf-t1', '--data', 'through-our-broker']);
+        if (events.length === 0) assert.ok((await c.publish(String(a.nodeId), 'conf-t2', 'through-the-original-broker')).ok);
+        await sleep(250);
+      }
+      sub.value.close();
+      const r = await theirs;
+      assert.equal(r.doc?.status, 'ok', r.out);
+      assert.equal(r.doc!.data.events?.[0]?.data, 'through-our-broker', r.out);
+      assert.ok(events.length > 0, 'ours got an event from the original broker');
+      assert.equal(events[0], 'through-the-original-broker');
+    });
+
+    await t.test('bench 10 MB: ours → original echo and original → our echo', { timeout: 40_000 }, async () => {
+      const r = await c.bench(String(a.nodeId), 10 * 1024 * 1024);
+      assert.ok(r.ok, r.ok ? '' : r.error.message);
+      assert.equal(r.value.bytes, 10 * 1024 * 1024);
+      const o = await originalOk(b, ['bench', String(ours.nodeId), '10', '--timeout', '30s'], 35_000);
+      assert.equal(o.recv_bytes, 10 * 1024 * 1024, JSON.stringify(o));
+    });
+
+    await t.test('relayed path: our --relay-only daemon ↔ the original through the beacon (ping, send-message both ways, 1 MB file)', { timeout: 30_000 }, async () => {
+      const r = await cr.ping(String(a.nodeId), { count: 2, intervalMs: 200, timeoutMs: 20_000 });
+      assert.ok(r.ok, r.ok ? '' : r.error.message);
+      assert.ok(r.value.results.some((x) => !x.error), JSON.stringify(r.value.results));
+      const peers = await cr.peers();
+      assert.ok(peers.ok);
+      const p = peers.value.peers.find((x) => x.node_id === a.nodeId);
+      assert.equal(p?.path, 'relay', JSON.stringify(peers.value.peers));
+      assert.equal(p?.suite, 'legacy');
+      const m = await cr.sendMessage(String(a.nodeId), 'via the beacon', 'text');
+      assert.ok(m.ok, m.ok ? '' : m.error.message);
+      await originalOk(a, ['send-message', String(relayNode.nodeId), '--data', 'back via the beacon'], 15_000);
+      const inbox = await cr.inbox();
+      assert.ok(inbox.ok && inbox.value.messages.some((x) => x.from === a.address && x.data === 'back via the beacon'), JSON.stringify(inbox));
+      const theirs = await originalOk(a, ['inbox']);
+      assert.ok((theirs.messages as { from: string; data: string }[]).some((x) => x.from === relayNode.address && x.data === 'via the beacon'));
+      const file = randomBytes(1_000_000);
+      const path = join(root, 'relayed.bin');
+      writeFileSync(path, file);
+      const s = await cr.sendFile(String(a.nodeId), path);
+      assert.ok(s.ok, s.ok ? '' : s.error.message);
+      const rec = await originalOk(a, ['received']);
+      const f = (rec.files as { name: string; path: string; bytes: number }[]).find((x) => x.name.startsWith('relayed'));
+      assert.ok(f, JSON.stringify(rec));
+      assert.equal(sha256(readFileSync(f.path)), sha256(file));
+    });
+
+    await t.test('the original pilotctl drives our daemon through --legacy-socket: info, trust, find, ping, connect, send-message, bench', { timeout: 30_000 }, async () => {
+      const viaOurs: OriginalNode = { ...a, name: 'ours-relay (legacy IPC)', socket: legacySocket, home: join(root, 'ctl-home') };
+      mkdirSync(viaOurs.home, { recursive: true });
+      const info = await originalOk(viaOurs, ['info']);
+      assert.equal(info.node_id, relayNode.nodeId);
+      const tr = await originalOk(viaOurs, ['trust']);
+      assert.ok((tr.trusted as { node_id: number }[]).some((x) => x.node_id === a.nodeId), JSON.stringify(tr));
+      assert.equal((await originalOk(viaOurs, ['find', 'orig-a'])).node_id, a.nodeId);
+      const ping = await originalOk(viaOurs, ['ping', String(a.nodeId), '--count', '2'], 20_000);
+      assert.ok((ping.results as { error?: string }[]).some((x) => !x.error), JSON.stringify(ping));
+      assert.equal((await originalOk(viaOurs, ['connect', String(a.nodeId), '7', '--message', 'legacy-ipc'], 15_000)).response, 'legacy-ipc');
+      await originalOk(viaOurs, ['send-message', String(a.nodeId), '--data', 'sent by the original pilotctl via our daemon'], 15_000);
+      const inbox = await originalOk(a, ['inbox']);
+      assert.ok((inbox.messages as { from: string; data: string }[]).some((x) => x.from === relayNode.address && x.data === 'sent by the original pilotctl via our daemon'));
+      const bench = await originalOk(viaOurs, ['bench', String(a.nodeId), '1'], 20_000);
+      assert.equal(bench.recv_bytes, 1024 * 1024, JSON.stringify(bench));
+    });
+  });
+}

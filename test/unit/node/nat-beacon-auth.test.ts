@@ -51,6 +51,7 @@ async function node(id: number, beaconPort: number, trusts: number[]) {
     busyPeers: () => [],
     flushConnections: () => undefined,
     beaconToken: () => tokens.get(id)!,
+    legacyRelayed: () => {},
     acceptsPunchFrom: (peer) => trusts.includes(peer),
   });
   sock.on('message', (m, rinfo) => {

@@ -50,6 +50,7 @@ function setup(token: Uint8Array | null) {
     busyPeers: () => [],
     flushConnections: () => undefined,
     beaconToken: () => token,
+    legacyRelayed: () => {},
     acceptsPunchFrom: (id) => id === FRIEND,
   });
   let counter = Date.now() * 1000;
