@@ -124,6 +124,12 @@ class ClientConn {
   isBusy = false;
   isClosed = false;
   subscribedNodeId: number | null = null;
+  /**
+   * The node an original (unsigned) client registered on this connection. Original clients cannot sign a
+   * lookup, so this is all that identifies them: it lets a private node that trusts them be looked up (its
+   * key, to check their PILA) — as weak as the original's register, which carries no proof either.
+   */
+  legacyNodeId: number | null = null;
   /** This connection's share of the global partial-frame budget. */
   pendingCost = 0;
   partialTimer: NodeJS.Timeout | null = null;
@@ -396,11 +402,11 @@ export class RegistryServer {
       case 'register':
         return this.register(msg, conn, tx);
       case 'lookup':
-        return this.lookup(msg);
+        return this.lookup(msg, conn);
       case 'resolve':
         return this.resolve(msg);
       case 'resolve_hostname':
-        return this.resolveHostname(msg);
+        return this.resolveHostname(msg, conn);
       case 'set_hostname':
         return this.setHostname(msg, tx);
       case 'set_tags':
@@ -662,6 +668,7 @@ export class RegistryServer {
     const changed = !existing || JSON.stringify(existing) !== JSON.stringify(base);
     if (changed) this.put(tx, { k: 'node', id, v: base });
     if (isSigned && !this.state.provenKeys.has(pubKeyB64)) this.put(tx, { k: 'proven', key: pubKeyB64, v: true });
+    conn.legacyNodeId = isSigned ? null : id;
     this.lastSeenMs.set(id, this.nowMs());
     this.opts.logger.debug(
       { nodeId: id, listenAddr, signed: isSigned, mode: existing ? 'existing' : knownId ? 'reclaimed' : 'new' },
@@ -686,11 +693,25 @@ export class RegistryServer {
     return true;
   }
 
-  private lookup(msg: RegistryMessage): Outcome {
+  /**
+   * An unidentified request on a connection where an original client registered node L: L counts as the
+   * requester when the target trusts L or asked L for a handshake (so a private node of ours can be reached
+   * by original peers it trusts), and stays a stranger otherwise.
+   */
+  private legacyRequester(conn: ClientConn, target: NodeRecord | undefined): number | null {
+    const l = conn.legacyNodeId;
+    if (l === null || !target || !this.state.nodes.get(l)?.isLegacy) return null;
+    const isKnown = this.state.trust.has(trustEdge(target.id, l)) || this.state.handshakeIntents.has(trustEdge(target.id, l));
+    return isKnown ? l : null;
+  }
+
+  private lookup(msg: RegistryMessage, conn: ClientConn): Outcome {
     const id = fieldU32(msg, 'node_id');
     const node = this.state.nodes.get(id);
     // Extension: an identified lookup (requester_id + signature over lookup:<requester>:<target>).
-    const { requesterId, failure } = this.identifiedRequester(msg, challenge.lookup(fieldU32(msg, 'requester_id'), id));
+    const identified = this.identifiedRequester(msg, challenge.lookup(fieldU32(msg, 'requester_id'), id));
+    const failure = identified.failure;
+    const requesterId = identified.requesterId ?? (msg.requester_id === undefined ? this.legacyRequester(conn, node) : null);
     if (!node || this.isHiddenFrom(requesterId, node)) return fail('not_found', `node ${id} not found`);
     // A bad signature for a node anyone may see is an error, not a silent downgrade.
     if (failure) return failure;
@@ -733,15 +754,16 @@ export class RegistryServer {
     return { reply };
   }
 
-  private resolveHostname(msg: RegistryMessage): Outcome {
+  private resolveHostname(msg: RegistryMessage, conn: ClientConn): Outcome {
     const hostname = fieldString(msg, 'hostname');
     if (!hostname) return fail('invalid_argument', 'hostname required');
     const id = this.state.hostnameIndex.get(hostname);
     const node = id === undefined ? undefined : this.state.nodes.get(id);
     // Extension: identified (requester_id + fresh signature over bound.resolveHostname); any failure = stranger.
-    const { requesterId } = this.identifiedRequester(msg, bound.resolveHostname(fieldU32(msg, 'requester_id'), hostname), {
+    const identified = this.identifiedRequester(msg, bound.resolveHostname(fieldU32(msg, 'requester_id'), hostname), {
       requireFresh: true,
     });
+    const requesterId = identified.requesterId ?? (msg.requester_id === undefined ? this.legacyRequester(conn, node) : null);
     if (!node || this.isHiddenFrom(requesterId, node)) {
       return fail('not_found', `hostname ${JSON.stringify(hostname.slice(0, 64))} not found`);
     }

@@ -434,3 +434,36 @@ test('freshness: a register signed with a skewed clock is refused with server_ti
     await server.close();
   }
 });
+
+test('an original client is identified by the connection it registered on: a private node of ours that trusts it can be looked up there, by nobody else', async () => {
+  const { server, port } = await startServer();
+  try {
+    const c = await RawClient.connect(port);
+    const hidden = newIdentity();
+    const idh = await registerOurs(c, hidden);
+    assert.equal((await c.request(fresh(hidden, { type: 'set_hostname', node_id: idh, hostname: 'hidden' }, bound.setHostname(idh, 'hidden')))).type, 'set_hostname_ok');
+    // Two original clients, each on its own connection; the private node trusts only the first.
+    const friendConn = await RawClient.connect(port);
+    const friend = newIdentity();
+    const idf = await register(friendConn, friend);
+    const otherConn = await RawClient.connect(port);
+    const idx = await register(otherConn, newIdentity());
+    const anonConn = await RawClient.connect(port);
+    assert.equal((await c.request(fresh(hidden, { type: 'report_trust', node_id: idh, peer_id: idf }, challenge.reportTrust(idh, idf)))).type, 'report_trust_ok');
+
+    const byFriend = await friendConn.request({ type: 'lookup', node_id: idh });
+    assert.equal(byFriend.type, 'lookup_ok', 'the trusted original sees the key it needs to check our PILA');
+    assert.equal(byFriend.public_key, hidden.publicKeyB64);
+    assert.equal((await friendConn.request({ type: 'resolve_hostname', hostname: 'hidden' })).type, 'resolve_hostname_ok');
+    for (const [conn, who] of [[otherConn, `untrusted original ${idx}`], [anonConn, 'an unregistered connection']] as const) {
+      assert.equal((await conn.request({ type: 'lookup', node_id: idh })).code, 'not_found', who);
+      assert.equal((await conn.request({ type: 'resolve_hostname', hostname: 'hidden' })).type, 'error', who);
+    }
+    // Revoking trust hides the node again.
+    assert.equal((await c.request(fresh(hidden, { type: 'revoke_trust', node_id: idh, peer_id: idf }, challenge.revokeTrust(idh, idf)))).type, 'revoke_trust_ok');
+    assert.equal((await friendConn.request({ type: 'lookup', node_id: idh })).code, 'not_found');
+    for (const x of [c, friendConn, otherConn, anonConn]) x.close();
+  } finally {
+    await server.close();
+  }
+});
