@@ -17,6 +17,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { open as openAsync, rename as renameAsync, unlink as unlinkAsync } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { err, ok, type Result } from './result.js';
 
@@ -82,6 +83,37 @@ export function writeFileSafe(path: string, data: string | Uint8Array, opts: Wri
       return err('already_exists', `${path} already exists`, { hint: `remove ${path} first if it should be replaced`, detail: { path } });
     }
     return failed(cause);
+  }
+  fsyncDir(dirname(path));
+  return ok();
+}
+
+/**
+ * writeFileSafe for large files on an event loop that must keep serving (the registry snapshot, received-file
+ * metadata): the same exclusive no-follow temp file, fsync, rename and directory fsync, done asynchronously.
+ * `tempPath` overrides the temp name (it must be unguessable; callers whose listings skip `*.tmp` use that).
+ * Errors: `internal` (the temp file is removed). Does file-system I/O.
+ */
+export async function writeFileSafeAsync(path: string, data: string | Uint8Array, opts: { mode?: number; tempPath?: string } = {}): Promise<Result<void>> {
+  const mode = opts.mode ?? PRIVATE_FILE_MODE;
+  const tmp = opts.tempPath ?? tempPathFor(path);
+  try {
+    const fh = await openAsync(tmp, CREATE_EXCLUSIVE, mode);
+    try {
+      await fh.chmod(mode);
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await renameAsync(tmp, path);
+  } catch (cause) {
+    await unlinkAsync(tmp).catch(() => undefined);
+    return err('internal', `cannot write ${path}: ${(cause as Error)?.message ?? String(cause)}`, {
+      hint: `check free disk space and the permissions of ${dirname(path)}`,
+      detail: { path, errno: errnoOf(cause) },
+      cause,
+    });
   }
   fsyncDir(dirname(path));
   return ok();

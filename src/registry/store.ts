@@ -8,6 +8,7 @@
 // with seq > snapshot.seq, in order. A torn or corrupt *last* record is dropped (it was never acknowledged);
 // a bad record followed by good ones, a gap in seq, or an unreadable snapshot stop the start with an error —
 // the snapshot is renamed PATH.corrupt-<ts> and kept, never silently replaced by an empty registry.
+import { writeFileSafeAsync } from '../core/safe-file.js';
 import { promises as fsp, constants as fsc } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import type { Logger } from '../core/logger.js';
@@ -296,15 +297,10 @@ export class FileStore implements RegistryStore {
     const seq = this.seq;
     const text = JSON.stringify(stateToJson(this.state, seq));
     try {
-      const fh = await fsp.open(this.tmpPath, 'w', 0o600);
-      try {
-        await fh.writeFile(text);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await fsp.rename(this.tmpPath, this.path);
-      await syncDir(dirname(this.path));
+      // An exclusive, no-follow temp file with a random name: a file or symlink planted beside the store is
+      // never written through (the fixed `<path>.tmp` was).
+      const w = await writeFileSafeAsync(this.path, text);
+      if (!w.ok) return w;
       // A crash between rename and truncate leaves records with seq <= snapshot seq: skipped on load.
       await this.wal.truncate(0);
       await this.wal.sync();

@@ -1,5 +1,6 @@
 // File-system moves that never replace an existing file: link(2) fails with EEXIST instead of
 // overwriting, which rename(2) would do silently.
+import { writeFileSafeAsync } from '../core/safe-file.js';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -65,23 +66,9 @@ export function tempNameFor(path: string): string {
   return `${path}.${randomBytes(8).toString('hex')}.tmp`;
 }
 
-/** Atomically create or replace `path` with `data` (temp file in the same directory + fsync + rename). */
+/** Atomically create or replace `path` with `data`: src/core/safe-file.ts's writer, with a `*.tmp` temp name. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<Result<void>> {
-  const tmp = tempNameFor(path);
-  try {
-    const fh = await createExclusive(tmp);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fsp.rename(tmp, path);
-    return ok();
-  } catch (e) {
-    await fsp.unlink(tmp).catch(() => undefined);
-    return err('internal', `cannot write ${path}: ${(e as Error).message}`, { cause: e, hint: 'check free disk space and permissions' });
-  }
+  return writeFileSafeAsync(path, data, { tempPath: tempNameFor(path) });
 }
 
 /** O_RDONLY|O_NONBLOCK|O_NOFOLLOW: a planted FIFO cannot block the reader, a symlink is not followed. */

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync, appendFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, appendFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../../src/core/logger.js';
@@ -127,6 +127,26 @@ test('file store: damage in the middle of the log, or a seq gap, stops the start
     const r2 = (await open(path)).r;
     assert.equal(r2.ok, false);
     if (!r2.ok) assert.match(r2.error.message, /skips/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('attack (planted temp file): a symlink planted at the snapshot\'s old temp name is never written through', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pilot-store-'));
+  try {
+    const path = join(dir, 'registry.json');
+    const { s, r } = await open(path, { snapshotEveryRecords: 3 });
+    assert.ok(r.ok);
+    // Planted after load (load removes a stale <path>.tmp): the old snapshot opened <path>.tmp with 'w'.
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'untouched');
+    symlinkSync(victim, path + '.tmp');
+    for (let i = 1; i <= 7; i++) await commitAll(s, r.value, [[{ k: 'node', id: i, v: node(i) }, { k: 'next', v: i + 1 }]]);
+    assert.ok(statSync(path).size > 0, 'snapshot written');
+    assert.equal(readFileSync(victim, 'utf8'), 'untouched');
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.ok(!readdirSync(dir).some((n) => n.startsWith('.registry.json.tmp-')), 'no temp file left behind');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
