@@ -16,7 +16,7 @@ import { isPilp } from '../wire/legacy-frame.js';
 import { isBeaconMessage } from '../wire/beacon-message.js';
 import { KIND_DATAGRAM, KIND_STREAM, DATAGRAM_HEADER_BYTES, decodeDatagram, encodeDatagram } from '../wire/segment.js';
 import { RegistryClient, type LookupResult, type PeerSuite, type RegistryEvent } from './registry-client.js';
-import { acceptsV05, dialPlan, type DialPlan } from './peer-suite.js';
+import { dialPlan, v05KeyFrom, type DialPlan } from './peer-suite.js';
 import { TrustStore } from './trust-store.js';
 import { TunnelManager, type TunnelPeer, type UdpEndpoint, type PeerContact } from './tunnel-manager.js';
 import { ConnectionTable } from './connection-table.js';
@@ -184,17 +184,10 @@ export class Daemon implements ServiceHost {
       udp: { send: (data, ip, port) => this.nat.sendMain(data, ip, port) },
       relay: () => this.beaconEndpoint,
       relayOnly: this.opts.relayOnly,
+      // No downgrade: a PILA in the name of a node our registry marks Noise is refused (v05KeyFrom).
       registryKey: async (id) => {
         const l = await this.lookupNode(id);
-        if (!l.ok) return l;
-        // No downgrade: our registry says this node speaks Noise, so a PILA claiming it is refused.
-        if (!acceptsV05(l.value.suite)) {
-          return err('connection_failed', `node ${id} speaks Noise (registry): the v0.5 suite is refused`, {
-            hint: 'a node of ours is met over Noise only; a v0.5 key exchange in its name is a downgrade attempt',
-          });
-        }
-        const k = fromBase64(l.value.publicKey);
-        return k && k.length === 32 ? ok(k) : err('connection_failed', `registry gave a malformed key for node ${id}`);
+        return l.ok ? v05KeyFrom(id, l.value) : l;
       },
       authorize: (id, key) => this.authorizeTunnel(id, key),
       isTrusted: (id) => this.trust.isTrusted(id),
