@@ -15,7 +15,8 @@ import { isNoiseFamily } from '../wire/noise-frame.js';
 import { isPilp } from '../wire/legacy-frame.js';
 import { isBeaconMessage } from '../wire/beacon-message.js';
 import { KIND_DATAGRAM, KIND_STREAM, DATAGRAM_HEADER_BYTES, decodeDatagram, encodeDatagram } from '../wire/segment.js';
-import { RegistryClient, type RegistryEvent } from './registry-client.js';
+import { RegistryClient, type LookupResult, type PeerSuite, type RegistryEvent } from './registry-client.js';
+import { dialPlan, v05KeyFrom, type DialPlan } from './peer-suite.js';
 import { TrustStore } from './trust-store.js';
 import { TunnelManager, type TunnelPeer, type UdpEndpoint, type PeerContact } from './tunnel-manager.js';
 import { ConnectionTable } from './connection-table.js';
@@ -46,6 +47,11 @@ const PATH_CHECK_INTERVAL_MS = 1000;
 const DIAL_REHANDSHAKE_AFTER_MS = 600;
 /** PILA exchange budget when a peer did not answer Noise. */
 const LEGACY_CONNECT_TIMEOUT_MS = 3000;
+/** PILA exchange budget for a peer our registry marks v0.5 (it replaces the Noise handshake's 5 s). */
+const V05_CONNECT_TIMEOUT_MS = 5000;
+/** What the registry said a node speaks (lookup_ok `suite`) is reused this long, µs. */
+const SUITE_CACHE_US = 30_000_000;
+const MAX_SUITE_CACHE = 4096;
 export class Daemon implements ServiceHost {
   readonly paths: HomePaths;
   readonly identity: Identity;
@@ -57,6 +63,8 @@ export class Daemon implements ServiceHost {
   private dgrams!: DatagramPorts;
   /** The original v0.5 suite (PILA/PILS + its transport), for peers that do not speak Noise. */
   private legacy!: LegacyTunnels;
+  /** Suite each looked-up node speaks, per our registry (absent: unknown, e.g. an original registry). */
+  private readonly suites = new Map<number, { suite: PeerSuite | undefined; atUs: number }>();
   /** Discovery, NAT classification, punching, birthday probing, path liveness. */
   private nat!: NatTraversal;
   private myNodeId = 0;
@@ -176,11 +184,10 @@ export class Daemon implements ServiceHost {
       udp: { send: (data, ip, port) => this.nat.sendMain(data, ip, port) },
       relay: () => this.beaconEndpoint,
       relayOnly: this.opts.relayOnly,
+      // No downgrade: a PILA in the name of a node our registry marks Noise is refused (v05KeyFrom).
       registryKey: async (id) => {
-        const l = await this.registry.lookup(id);
-        if (!l.ok) return l;
-        const k = fromBase64(l.value.publicKey);
-        return k && k.length === 32 ? ok(k) : err('connection_failed', `registry gave a malformed key for node ${id}`);
+        const l = await this.lookupNode(id);
+        return l.ok ? v05KeyFrom(id, l.value) : l;
       },
       authorize: (id, key) => this.authorizeTunnel(id, key),
       isTrusted: (id) => this.trust.isTrusted(id),
@@ -339,7 +346,7 @@ export class Daemon implements ServiceHost {
     // A trusted peer's key is the pin: the initiator uses it as the Noise responder static, so only its holder
     // can answer. The registry's key is fetched beside the endpoints only to report a change (identity_changed)
     // at once instead of a handshake that can only time out.
-    const [l, r] = await Promise.all([this.registry.lookup(nodeId), this.registry.resolve(nodeId)]);
+    const [l, r] = await Promise.all([this.lookupNode(nodeId), this.registry.resolve(nodeId)]);
     let key = trusted ? fromBase64(trusted.public_key) : null;
     if (trusted && l.ok && l.value.publicKey && l.value.publicKey !== trusted.public_key) {
       return errFrom(identityChanged(trusted.hostname ?? `node ${nodeId}`, nodeId, 'the registry now holds a different key for it'));
@@ -372,6 +379,28 @@ export class Daemon implements ServiceHost {
     return ok({ ed25519: key, endpoints });
   }
 
+  /** Registry lookup that remembers the suite the node speaks (our registry's extension). */
+  private async lookupNode(nodeId: number): Promise<Result<LookupResult>> {
+    const l = await this.registry.lookup(nodeId);
+    if (l.ok) {
+      if (this.suites.size >= MAX_SUITE_CACHE) this.suites.clear();
+      this.suites.set(nodeId, { suite: l.value.suite, atUs: this.nowUs() });
+    }
+    return l;
+  }
+
+  /**
+   * How to reach a node: Noise, v0.5 at once (our registry marks it v0.5), or Noise then v0.5 (nobody said).
+   * A live Noise session, or no v0.5 support here, means Noise without asking the registry.
+   */
+  private async dialPlanFor(nodeId: number): Promise<DialPlan> {
+    if (!this.opts.legacy || this.tunnels.peers.get(nodeId)?.isUp) return 'noise';
+    const cached = this.suites.get(nodeId);
+    if (cached && this.nowUs() - cached.atUs < SUITE_CACHE_US) return dialPlan(cached.suite, true);
+    const l = await this.lookupNode(nodeId);
+    return dialPlan(l.ok ? l.value.suite : undefined, true);
+  }
+
   private async authorizeTunnel(nodeId: number, key: Uint8Array): Promise<Result<void>> {
     const t = this.trust.getTrusted(nodeId);
     if (t) {
@@ -379,7 +408,7 @@ export class Daemon implements ServiceHost {
     }
     if (!this.isPublic) return err('connection_failed', `node ${nodeId} is not trusted`);
     // Public nodes accept anyone whose key the registry binds to the claimed node id.
-    const l = await this.registry.lookup(nodeId);
+    const l = await this.lookupNode(nodeId);
     if (!l.ok) return l;
     return l.value.publicKey === toBase64(key) ? ok() : err('connection_failed', `node ${nodeId} key does not match the registry`);
   }
@@ -691,10 +720,17 @@ export class Daemon implements ServiceHost {
     if (id.value === this.myNodeId) return err('invalid_argument', 'cannot dial yourself');
     const timeoutMs = opts.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     if (this.legacy.hasSession(id.value)) return this.legacy.dial(id.value, port, timeoutMs);
+    const plan = await this.dialPlanFor(id.value);
+    if (plan === 'v0.5') {
+      // Our registry says an original client registered it: it speaks no Noise, so no Noise attempt first.
+      const l = await this.legacy.connect(id.value, Math.min(timeoutMs, V05_CONNECT_TIMEOUT_MS));
+      return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : l;
+    }
     const t = await this.tunnels.ensureSession(id.value);
     if (!t.ok) {
-      // No Noise answer: the peer may be an original v0.5 node. Try its suite before giving up.
-      if (t.error.code !== 'connection_failed' || !this.opts.legacy) return t;
+      // No Noise answer: the peer may be an original v0.5 node (if nobody told us it speaks Noise). Try its
+      // suite before giving up.
+      if (t.error.code !== 'connection_failed' || plan !== 'noise-then-v0.5') return t;
       const l = await this.legacy.connect(id.value, LEGACY_CONNECT_TIMEOUT_MS);
       return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : t;
     }
@@ -731,6 +767,10 @@ export class Daemon implements ServiceHost {
     const id = await this.resolveRef(to);
     if (!id.ok) return id;
     if (this.legacy.hasSession(id.value)) return this.legacy.sendDatagram(id.value, fromPort, toPort, data);
+    if ((await this.dialPlanFor(id.value)) === 'v0.5') {
+      const l = await this.legacy.connect(id.value, V05_CONNECT_TIMEOUT_MS);
+      return l.ok ? this.legacy.sendDatagram(id.value, fromPort, toPort, data) : l;
+    }
     const t = await this.tunnels.ensureSession(id.value);
     if (!t.ok) return t;
     if (this.refCache.size >= 4096) this.refCache.clear();

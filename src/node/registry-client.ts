@@ -80,7 +80,14 @@ export interface LookupResult {
   realAddr?: string;
   poloScore: number;
   taskExec: boolean;
+  /**
+   * Our registry's extension: the tunnel suite the node speaks — 'v0.5' (registered by an original client) or
+   * 'noise' (one of ours). Absent from an original registry (or an unknown value): the suite is unknown.
+   */
+  suite?: PeerSuite;
 }
+
+export type PeerSuite = 'v0.5' | 'noise';
 
 export interface ResolveResult {
   nodeId: number;
@@ -274,6 +281,7 @@ export class RegistryClient {
     if (typeof m.hostname === 'string') out.hostname = m.hostname;
     if (Array.isArray(m.tags)) out.tags = m.tags.filter((t): t is string => typeof t === 'string');
     if (typeof m.real_addr === 'string') out.realAddr = m.real_addr;
+    if (m.suite === 'v0.5' || m.suite === 'noise') out.suite = m.suite;
     return ok(out);
   }
 

@@ -731,6 +731,10 @@ export class RegistryServer {
     }
     if (node.taskExec) reply.task_exec = true;
     if (node.isPublic) reply.real_addr = node.realAddr;
+    // Extension: which tunnel suite the node speaks. A node registered by an original client speaks only v0.5
+    // (PILA), so our daemons skip the Noise attempt; one of ours speaks Noise, so they never accept or offer it
+    // v0.5 (no downgrade). Original registries send no such field; original clients ignore it.
+    reply.suite = node.isLegacy ? 'v0.5' : 'noise';
     return { reply };
   }
 

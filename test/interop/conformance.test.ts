@@ -18,6 +18,9 @@ import { challenge, encodeRegistryFrame, RegistryFrameDecoder, type RegistryMess
 import { decodeBeaconMessage, encodeBeaconMessage } from '../../src/wire/beacon-message.js';
 import { generateIdentity, identityToJson, sign, toBase64, type Identity } from '../../src/crypto/identity.js';
 import { serveLegacyIpc } from '../../src/ipc/legacy-server.js';
+import { frameLegacyIpc, LegacyCmd } from '../../src/ipc/legacy-protocol.js';
+import { writeAddr } from '../../src/wire/address.js';
+import { writeU16 } from '../../src/wire/bytes.js';
 import { binCommand } from '../helpers/bins.js';
 import { FakeNode } from '../unit/ipc/fake-node.js';
 import { Cluster, readBytes, sleep, waitFor } from '../integration/harness.js';
@@ -411,10 +414,17 @@ for (const rv of ['ours', 'original'] as const) {
       assert.equal(g.node_id, ours.nodeId, 'the original finds our private node once it is trusted');
     });
 
-    await t.test('ping ours → original', { timeout: 20_000 }, async () => {
+    await t.test('ping ours → original (on our rendezvous: first contact well within one 5 s handshake timeout)', { timeout: 20_000 }, async () => {
       const r = await c.ping(String(a.nodeId), { count: 2, intervalMs: 200, timeoutMs: 15_000 });
       assert.ok(r.ok, r.ok ? '' : r.error.message);
       assert.ok(r.value.results.some((x) => !x.error), JSON.stringify(r.value.results));
+      const first = r.value.results[0]!;
+      console.log(`# first contact ours → original on ${rv} rendezvous: ${first.error ?? `${first.rtt_ms.toFixed(1)} ms`}`);
+      if (rv === 'ours') {
+        // Our registry marks an original client's node v0.5 (lookup_ok suite): PILA at once, no 5 s Noise
+        // attempt first (before: ~5.6 s). 4 s leaves room for a loaded CI machine.
+        assert.ok(!first.error && first.rtt_ms < 4000, `first probe: ${JSON.stringify(first)}`);
+      }
     });
 
     await t.test('ping original → ours (the original opens the tunnel)', { timeout: 20_000 }, async () => {
@@ -450,6 +460,47 @@ for (const rv of ['ours', 'original'] as const) {
       for (const [data, type] of sent) {
         assert.ok(fromB.some((m) => m.type === type && (type === 'binary' ? Buffer.from(m.data, 'base64').toString() : m.data) === data), `${type} in ${JSON.stringify(fromB)}`);
       }
+    });
+
+    await t.test('datagrams: ours → original `pilotctl listen`, original (its IPC SendTo) → our datagram socket', { timeout: 20_000 }, async () => {
+      // The original pilotctl receives datagrams (`listen <port>`) but sends none (`send` is a stream; only its
+      // driver's SendTo, IPC command 0x0B, sends one): the original → ours direction speaks that IPC command on
+      // the original daemon's socket. Datagrams are unreliable and `listen` has no readiness signal: resend
+      // every 250 ms until received.
+      const theirs = originalCtl(a, ['listen', '5105', '--count', '1', '--timeout', '10s'], 15_000);
+      let isDone = false;
+      void theirs.then(() => (isDone = true));
+      const sock = await c.openDatagramSocketAsync(5106);
+      assert.ok(sock.ok, sock.ok ? '' : sock.error.message);
+      for (let i = 0; i < 40 && !isDone; i++) {
+        const s1 = await sock.value.send(String(a.nodeId), 5105, Buffer.from('dgram-to-the-original'));
+        assert.ok(s1.ok, s1.ok ? '' : s1.error.message);
+        await sleep(250);
+      }
+      const r = await theirs;
+      assert.equal(r.doc?.status, 'ok', r.out);
+      const got = r.doc!.data.messages?.[0];
+      assert.equal(got?.data, 'dgram-to-the-original', r.out);
+      assert.equal(got?.src_addr, ours.address, r.out);
+
+      const ipc = connect(b.socket);
+      await new Promise<void>((res, rej) => ipc.once('connect', res).once('error', rej));
+      const payload = Buffer.from('dgram-from-the-original');
+      const msg = new Uint8Array(1 + 6 + 2 + payload.length);
+      msg[0] = LegacyCmd.SendTo;
+      writeAddr(msg, 1, { network: 0, node: ours.nodeId });
+      writeU16(msg, 7, 5106);
+      msg.set(payload, 9);
+      let dg = null;
+      for (let i = 0; i < 40 && !dg; i++) {
+        ipc.write(frameLegacyIpc(msg));
+        dg = await sock.value.recv(250);
+      }
+      ipc.destroy();
+      sock.value.close();
+      assert.ok(dg, 'our datagram socket got the original’s datagram');
+      assert.equal(Buffer.from(dg.data).toString(), 'dgram-from-the-original');
+      assert.equal(dg.fromNodeId, b.nodeId);
     });
 
     await t.test('send-file: 5 MB ours → original, 1 MB original → ours (its IPC caps a message at 1 MiB), SHA-256 equal', { timeout: 40_000 }, async () => {
@@ -530,6 +581,30 @@ for (const rv of ['ours', 'original'] as const) {
       assert.ok(f, JSON.stringify(rec));
       assert.equal(sha256(readFileSync(f.path)), sha256(file));
     });
+
+    if (rv === 'ours') {
+      await t.test('our two daemons on our rendezvous meet over Noise only (never downgraded to v0.5)', { timeout: 20_000 }, async () => {
+        const h = await cr.handshake(String(ours.nodeId), 'two of ours');
+        assert.ok(h.ok, h.ok ? '' : h.error.message);
+        await waitFor('the request on ours', async () => {
+          const p = await c.pending();
+          return p.ok && p.value.pending.some((x) => x.node_id === relayNode.nodeId);
+        }, 10_000, 50);
+        assert.ok((await c.approve(relayNode.nodeId)).ok);
+        await waitFor('mutual trust between ours', async () => {
+          const tr = await cr.trusted();
+          return tr.ok && tr.value.trusted.some((x) => x.node_id === ours.nodeId && x.mutual);
+        }, 10_000, 50);
+        const r = await cr.ping(String(ours.nodeId), { count: 2, intervalMs: 100, timeoutMs: 10_000 });
+        assert.ok(r.ok && r.value.results.every((x) => !x.error), JSON.stringify(r.ok ? r.value.results : r.error));
+        for (const [x, other] of [[cr, ours.nodeId], [c, relayNode.nodeId]] as const) {
+          const peers = await x.peers();
+          assert.ok(peers.ok);
+          const mine = peers.value.peers.filter((p) => p.node_id === other);
+          assert.ok(mine.length > 0 && mine.every((p) => p.suite === 'noise'), JSON.stringify(peers.value.peers));
+        }
+      });
+    }
 
     await t.test('the original pilotctl drives our daemon through --legacy-socket: info, trust, find, ping, connect, send-message, bench', { timeout: 30_000 }, async () => {
       const viaOurs: OriginalNode = { ...a, name: 'ours-relay (legacy IPC)', socket: legacySocket, home: join(root, 'ctl-home') };

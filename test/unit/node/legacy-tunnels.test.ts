@@ -9,7 +9,9 @@ import { once } from 'node:events';
 import { err, ok, type Result } from '../../../src/core/result.js';
 import { silentLogger } from '../../../src/core/logger.js';
 import { monotonicClock } from '../../../src/core/clock.js';
-import { generateIdentity, type Identity } from '../../../src/crypto/identity.js';
+import { generateIdentity, toBase64, type Identity } from '../../../src/crypto/identity.js';
+import { v05KeyFrom } from '../../../src/node/peer-suite.js';
+import type { PeerSuite } from '../../../src/node/registry-client.js';
 import { LegacyKeyExchange, verifyPilaFrame, type LegacySession } from '../../../src/crypto/legacy-session.js';
 import { decodePacket, encodePacket, FLAG_ACK, FLAG_SYN, PROTO_CONTROL, PROTO_DATAGRAM, PROTO_STREAM, makePacket, type Packet } from '../../../src/wire/header.js';
 import { decodePilt, encodePilt, legacyFrameKind } from '../../../src/wire/legacy-frame.js';
@@ -26,6 +28,8 @@ const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 class Registry {
   readonly keys = new Map<number, Uint8Array>();
   readonly endpoints = new Map<number, { ip: string; port: number }>();
+  /** What our registry says a node speaks (lookup_ok suite); absent: it says nothing. */
+  readonly suites = new Map<number, PeerSuite>();
 }
 
 interface TestNode {
@@ -86,7 +90,8 @@ async function makeNode(reg: Registry, nodeId: number, opts: { allowInsecureLega
       node.registryCalls++;
       await sleep(5); // a registry round trip: PILAs arriving meanwhile are held
       const k = reg.keys.get(id);
-      return k ? ok(k) : err('not_found', `no node ${id}`);
+      // The daemon's rule (src/node/daemon.ts registryKey): no v0.5 key for a node the registry marks Noise.
+      return k ? v05KeyFrom(id, { publicKey: toBase64(k), suite: reg.suites.get(id) }) : err('not_found', `no node ${id}`);
     },
     authorize: async (id, key) => (node.trusts(id, key) ? ok() : err('connection_failed', `node ${id} is not trusted`)),
     isTrusted: (id) => (node.trustsId ? node.trustsId(id) : node.trusts(id, new Uint8Array(0))),
@@ -683,5 +688,28 @@ test('connect() to a trusted node: a PILA signed with the registry\'s new key bu
   } finally {
     await a.close();
     await attacker.close();
+  }
+});
+
+test('downgrade attack: a PILA in the name of a node our registry marks noise is refused and unanswered, though correctly signed; v0.5-marked works', async () => {
+  const { reg, a, b, close } = await pair();
+  try {
+    reg.suites.set(a.nodeId, 'noise');
+    const r = await a.tunnels.connect(b.nodeId, 600);
+    assert.equal(r.ok, false, 'old code: the PILA was accepted (signature and registry key match)');
+    assert.equal(b.tunnels.hasSession(a.nodeId), false);
+    assert.equal(b.sent.get('PILA') ?? 0, 0, 'not offered v0.5 in return either');
+  } finally {
+    await close();
+  }
+  const p2 = await pair();
+  try {
+    p2.reg.suites.set(p2.a.nodeId, 'v0.5');
+    p2.reg.suites.set(p2.b.nodeId, 'v0.5');
+    const r2 = await p2.a.tunnels.connect(p2.b.nodeId, 2000);
+    assert.ok(r2.ok, r2.ok ? '' : r2.error.message);
+    await until(() => p2.b.tunnels.hasSession(p2.a.nodeId));
+  } finally {
+    await p2.close();
   }
 });

@@ -66,6 +66,7 @@ test('client: typed requests, push events under 1 s, trust flow', async () => {
     assert.equal(!denied.ok && denied.error.code, 'connection_failed');
     const anon = await A.c.lookup(2);
     assert.ok(anon.ok && anon.value.hostname === undefined && anon.value.publicKey === b.publicKeyB64);
+    assert.equal(anon.value.suite, 'noise', 'our registry says a node of ours speaks Noise (no v0.5 downgrade)');
 
     const t0 = performance.now();
     assert.ok((await A.c.requestHandshake(2, 'let me in')).ok);

@@ -436,3 +436,28 @@ test('fuzz: 300 connections of random bytes and random JSON never harm a well-be
     await server.close();
   }
 });
+
+test('lookup_ok names the suite: v0.5 for a node an original client registered, noise for ours (dial without the Noise wait, no downgrade)', async () => {
+  const { server, port } = await startServer();
+  try {
+    const c = await RawClient.connect(port);
+    const original = newIdentity();
+    const ours = newIdentity();
+    const idOriginal = await register(c, original); // bare (unsigned) register: an original client
+    const idOurs = await registerOurs(c, ours);
+    const lo = await c.request({ type: 'lookup', node_id: idOriginal });
+    assert.equal(lo.type, 'lookup_ok');
+    assert.equal(lo.suite, 'v0.5');
+    // Our node is private: it looks itself up (an identified lookup).
+    const lookOurs = () => c.request(fresh(ours, { type: 'lookup', node_id: idOurs, requester_id: idOurs }, challenge.lookup(idOurs, idOurs)));
+    const lu = await lookOurs();
+    assert.equal(lu.type, 'lookup_ok');
+    assert.equal(lu.suite, 'noise');
+    // An original client re-registering our node's key cannot turn it into a v0.5 node.
+    await c.request({ type: 'register', listen_addr: '127.0.0.1:4000', public_key: ours.publicKeyB64 });
+    assert.equal((await lookOurs()).suite, 'noise');
+    c.close();
+  } finally {
+    await server.close();
+  }
+});
