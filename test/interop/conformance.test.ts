@@ -623,5 +623,46 @@ for (const rv of ['ours', 'original'] as const) {
       const bench = await originalOk(viaOurs, ['bench', String(a.nodeId), '1'], 20_000);
       assert.equal(bench.recv_bytes, 1024 * 1024, JSON.stringify(bench));
     });
+
+    // The same original pilotctl commands against an original daemon (orig-b, which trusts ours) and against our
+    // daemon through --legacy-socket (ours-relay, which trusts orig-a): same status, and every field the
+    // original's answer has is in ours (we add fields, never rename them). Each side targets a peer it trusts.
+    await t.test('the original pilotctl catalogue answers through our --legacy-socket as through an original daemon', { timeout: 90_000 }, async () => {
+      const viaOurs: OriginalNode = { ...a, name: 'ours-relay (legacy IPC)', socket: legacySocket, home: join(root, 'ctl-home-2') };
+      mkdirSync(viaOurs.home, { recursive: true });
+      const origHome: OriginalNode = { ...b, home: join(root, 'ctl-home-3') };
+      mkdirSync(origHome.home, { recursive: true });
+      const file = join(root, 'catalogue.bin');
+      writeFileSync(file, Buffer.alloc(64 * 1024, 7));
+      const commands: ((peer: number) => string[])[] = [
+        () => ['info'],
+        () => ['trust'],
+        () => ['pending'],
+        () => ['set-tags', 'conformance', 'interop'],
+        () => ['set-hostname', `cat-${process.pid}-${Math.floor(Math.random() * 1e6)}`],
+        () => ['clear-hostname'],
+        (p) => ['ping', String(p), '--count', '1'],
+        (p) => ['send', String(p), '7', '--data', 'catalogue'],
+        (p) => ['connect', String(p), '7', '--message', 'catalogue'],
+        (p) => ['send-message', String(p), '--data', 'catalogue', '--type', 'text'],
+        (p) => ['send-file', String(p), file],
+        (p) => ['publish', String(p), 'catalogue', '--data', 'x'],
+        (p) => ['bench', String(p), '1'],
+      ];
+      const keys = (d: unknown): string[] => (d && typeof d === 'object' && !Array.isArray(d) ? Object.keys(d).sort() : []);
+      const rows: string[] = [];
+      for (const mk of commands) {
+        const o = await originalCtl(origHome, mk(ours.nodeId), 30_000);
+        const u = await originalCtl(viaOurs, mk(a.nodeId), 30_000);
+        const name = mk(0)[0]!;
+        rows.push(`${name}: original ${o.doc?.status ?? 'no json'}, ours ${u.doc?.status ?? 'no json'}`);
+        assert.equal(u.doc?.status, o.doc?.status, `${name}: original said ${o.out.trim().slice(0, 300)}; ours said ${u.out.trim().slice(0, 300)}`);
+        if (o.doc?.status === 'ok') {
+          const missing = keys(o.doc.data).filter((k) => !keys(u.doc?.data).includes(k));
+          assert.deepEqual(missing, [], `${name}: fields of the original missing from ours (${JSON.stringify(u.doc?.data).slice(0, 300)})`);
+        }
+      }
+      t.diagnostic(rows.join('; '));
+    });
   });
 }
