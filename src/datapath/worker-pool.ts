@@ -8,8 +8,8 @@
 //     batch of latency): they stay on the main thread.
 // Buffers go to the worker by transfer (one packed ArrayBuffer per task); no handles, no sockets (STYLE §3).
 // This module is also the worker script: piscina loads it and calls verifyBatch.
-import { createHash } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { writeFileSafe } from '../core/safe-file.js';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +87,8 @@ export function verifyBatch(task: VerifyBatchTask): ArrayBuffer {
 
 /** Piscina needs a loadable .js worker. From dist/ that is this file; under tsx (tests, dev runs) Node 20 workers
  * do not inherit tsx's hooks, so they boot through a small module that registers tsx and then imports this one. */
+let bootDir: string | null = null;
+
 function workerFilename(): string {
   const self = fileURLToPath(import.meta.url);
   if (!self.endsWith('.ts')) return self;
@@ -94,8 +96,15 @@ function workerFilename(): string {
   const src =
     `import { register } from ${JSON.stringify(tsxApi)};\nregister();\n` +
     `const m = await import(${JSON.stringify(import.meta.url)});\nexport const verifyBatch = m.verifyBatch;\n`;
-  const boot = join(tmpdir(), `pilot-worker-pool-${createHash('sha256').update(src).digest('hex').slice(0, 16)}.mjs`);
-  if (!existsSync(boot)) writeFileSync(boot, src, { mode: 0o600 });
+  // A private directory of our own (mkdtemp: random name, 0700), never a guessable shared path: a module planted
+  // at a predictable /tmp name would run as code in our worker.
+  bootDir ??= mkdtempSync(join(tmpdir(), 'pilot-worker-pool-'));
+  const boot = join(bootDir, 'boot.mjs');
+  if (!existsSync(boot)) {
+    const w = writeFileSafe(boot, src);
+    if (!w.ok) throw new Error(w.error.message);
+    process.once('exit', () => rmSync(bootDir!, { recursive: true, force: true }));
+  }
   return boot;
 }
 
