@@ -726,13 +726,24 @@ export class Daemon implements ServiceHost {
       const l = await this.legacy.connect(id.value, Math.min(timeoutMs, V05_CONNECT_TIMEOUT_MS));
       return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : l;
     }
-    const t = await this.tunnels.ensureSession(id.value);
-    if (!t.ok) {
-      // No Noise answer: the peer may be an original v0.5 node (if nobody told us it speaks Noise). Try its
-      // suite before giving up.
-      if (t.error.code !== 'connection_failed' || plan !== 'noise-then-v0.5') return t;
-      const l = await this.legacy.connect(id.value, LEGACY_CONNECT_TIMEOUT_MS);
-      return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : t;
+    let t: Result<TunnelPeer>;
+    if (plan === 'noise-then-v0.5') {
+      // Nobody told us its suite (an original registry): the Noise initiation and a probing PILA go out
+      // together. Only an original node answers the probe (a daemon of ours refuses its marker bytes), so a
+      // v0.5 session here is never a downgrade of ours, and an original is met without waiting out Noise.
+      const noise = this.tunnels.ensureSession(id.value);
+      const v05 = this.legacy.connect(id.value, LEGACY_CONNECT_TIMEOUT_MS, { probe: true });
+      const first = await Promise.race([noise.then((r) => ({ isNoise: true, r })), v05.then((r) => ({ isNoise: false, r }))]);
+      if (!first.isNoise && first.r.ok) return this.legacy.dial(id.value, port, timeoutMs);
+      t = first.isNoise ? (first.r as Result<TunnelPeer>) : await noise;
+      if (!t.ok) {
+        if (t.error.code !== 'connection_failed') return t;
+        const l = await v05;
+        return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : t;
+      }
+    } else {
+      t = await this.tunnels.ensureSession(id.value);
+      if (!t.ok) return t;
     }
     // A peer that restarted within the staleness window still looks up; if nothing at all comes back from it
     // soon after our SYN, re-handshake so the SYN's retransmission travels in a session it has.

@@ -126,6 +126,14 @@ interface Endpoint {
   port: number;
 }
 
+/**
+ * Bytes after a probing PILA (connect({ probe: true })): the original reads a PILA with `len(data) < 132` as its
+ * only check (pkg/daemon/tunnel.go handleAuthKeyExchange), so it answers; our decoder (src/wire/legacy-frame.ts)
+ * takes exactly PILA_SIZE bytes, so a daemon of ours never answers one. A dial that does not know a peer's
+ * suite can then send it beside the Noise initiation: only an original node can meet it on v0.5.
+ */
+export const PILA_PROBE_MARKER = new Uint8Array([0x50, 0x4e, 0x30, 0x31]); // "PN01"
+
 interface ConnectWaiter {
   resolve(r: Result<void>): void;
   timer: NodeJS.Timeout;
@@ -143,6 +151,8 @@ class LegacyPeer {
   /** Its last authentic frame came through the beacon relay: answer there, as the original does (it marks a
    * peer relayed when one of its frames arrives relayed and from then on sends it everything via the beacon). */
   isRelayed = false;
+  /** connect() was asked to probe: our PILAs to it carry PILA_PROBE_MARKER (only originals answer those). */
+  isProbe = false;
   constructor(readonly nodeId: number) {}
 
   get isConnecting(): boolean {
@@ -476,7 +486,17 @@ export class LegacyTunnels {
 
   private sendPila(peer: LegacyPeer, ep: Endpoint, now: Micros): void {
     peer.lastPilaSentUs = now;
-    this.deps.udp.send(this.kx.authFrame(), ep.ip, ep.port);
+    this.deps.udp.send(this.connectPila(peer), ep.ip, ep.port);
+  }
+
+  /** The PILA our connect() sends: marked when probing (see PILA_PROBE_MARKER). */
+  private connectPila(peer: LegacyPeer): Uint8Array {
+    const a = this.kx.authFrame();
+    if (!peer.isProbe) return a;
+    const out = new Uint8Array(a.length + PILA_PROBE_MARKER.length);
+    out.set(a);
+    out.set(PILA_PROBE_MARKER, a.length);
+    return out;
   }
 
   private sendUnsolicitedPila(nodeId: number, ip: string, port: number, now: Micros, isRelayed = false): void {
@@ -602,16 +622,18 @@ export class LegacyTunnels {
 
   /**
    * PILA exchange with a node: resolve its endpoints, send our PILA (retried 250 ms → 1 s), wait for its PILA.
-   * Resolves at once when a session exists. Errors: connection_failed (timeout, unreachable, key refused),
-   * not_running after close(). Does I/O.
+   * Resolves at once when a session exists. `probe`: mark our PILAs (PILA_PROBE_MARKER) so that only an original
+   * node answers — for dials that do not know the peer's suite. Errors: connection_failed (timeout,
+   * unreachable, key refused), not_running after close(). Does I/O.
    */
-  connect(nodeId: number, timeoutMs: number): Promise<Result<void>> {
+  connect(nodeId: number, timeoutMs: number, opts: { probe?: boolean } = {}): Promise<Result<void>> {
     if (this.isClosed) return Promise.resolve(err('not_running', 'v0.5 tunnels are closed'));
     if (!Number.isInteger(nodeId) || nodeId <= 0 || nodeId > 0xffffffff) return Promise.resolve(err('invalid_argument', `invalid node id ${nodeId}`));
     if (nodeId === this.deps.nodeId()) return Promise.resolve(err('invalid_argument', 'cannot open a tunnel to ourselves'));
     if (this.hasSession(nodeId)) return Promise.resolve(ok());
     this.kx.setNodeId(this.deps.nodeId());
     const peer = this.peer(nodeId);
+    if (!peer.isConnecting) peer.isProbe = opts.probe === true;
     return new Promise<Result<void>>((resolve) => {
       const w: ConnectWaiter = {
         resolve,
@@ -659,7 +681,7 @@ export class LegacyTunnels {
     // answers a relayed PILA through the relay.
     if (relay && (this.deps.relayOnly || targets.length === 0 || attempt >= CONNECT_DIRECT_ONLY_ATTEMPTS)) {
       peer.lastPilaSentUs = now;
-      this.sendRelayed(peer.nodeId, this.kx.authFrame(), relay);
+      this.sendRelayed(peer.nodeId, this.connectPila(peer), relay);
     }
     const delayMs = Math.min(CONNECT_RETRY_FIRST_MS * 2 ** attempt, CONNECT_RETRY_MAX_MS);
     peer.retryTimer = setTimeout(() => {

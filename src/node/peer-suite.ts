@@ -4,12 +4,13 @@
 //   out — send PILA at once.
 // - 'noise' (one of ours): never offer or accept the v0.5 suite (no downgrade: a PILA claiming that node is
 //   refused even when its signature and key check out).
-// - unknown (an original registry sends no suite): today's behaviour — Noise first, v0.5 after its timeout.
+// - unknown (an original registry sends no suite): the Noise initiation and a probing PILA together (see
+//   PILA_PROBE_MARKER in legacy-tunnels.ts: only an original answers the probe), so no Noise timeout is waited out.
 import { err, ok, type Result } from '../core/result.js';
 import { fromBase64 } from '../crypto/index.js';
 import type { PeerSuite } from './registry-client.js';
 
-/** How to dial a peer: Noise only, v0.5 only, or Noise then v0.5 after the Noise handshake timed out. */
+/** How to dial a peer: Noise only, v0.5 only, or both at once with a probing PILA (daemon.ts dial). */
 export type DialPlan = 'noise' | 'v0.5' | 'noise-then-v0.5';
 
 /**

@@ -713,3 +713,20 @@ test('downgrade attack: a PILA in the name of a node our registry marks noise is
     await p2.close();
   }
 });
+
+test('a probing PILA (connect({ probe: true }), marker bytes after the frame) is never answered by a daemon of ours; an unmarked one is', async () => {
+  // The dial that does not know a peer's suite sends the probe beside its Noise initiation: the original
+  // tolerates trailing bytes (len(data) < 132 is its only check) and answers, ours must not — else two of our
+  // nodes could meet on v0.5.
+  const { a, b, close } = await pair();
+  try {
+    const r = await a.tunnels.connect(b.nodeId, 800, { probe: true });
+    assert.equal(r.ok, false, 'no answer to a probe');
+    assert.equal(b.tunnels.hasSession(a.nodeId), false);
+    assert.equal(b.sent.get('PILA') ?? 0, 0, 'the probe got no PILA back');
+    const plain = await a.tunnels.connect(b.nodeId, 2000);
+    assert.ok(plain.ok, plain.ok ? '' : plain.error.message);
+  } finally {
+    await close();
+  }
+});
