@@ -95,6 +95,16 @@ pub fn aes_gcm_available() -> bool {
     true // OpenSSL has a software AES-GCM when AES-NI is absent
 }
 
+/// Raw pointers into one packet: associated data, body (sealed/opened in place), tag; and its 12-byte nonce.
+struct Parts {
+    nonce: [u8; 12],
+    aad: *mut u8,
+    aad_len: usize,
+    body: *mut u8,
+    body_len: usize,
+    tag: *mut u8,
+}
+
 #[derive(Clone, Copy)]
 pub struct Layout {
     pub header_bytes: usize,
@@ -219,28 +229,42 @@ impl Aead {
         len >= self.layout.header_bytes + TAG_BYTES
     }
 
+    /// Where the AEAD inputs of one packet are (the layout at the top of this file). Caller checked `fits`.
+    #[inline]
+    fn parts(&self, pkt: &mut [u8]) -> Parts {
+        let l = self.layout;
+        let nonce = self.nonce(pkt);
+        let len = pkt.len();
+        let p = pkt.as_mut_ptr();
+        // In bounds: fits() guarantees header_bytes + TAG_BYTES <= len.
+        unsafe {
+            Parts {
+                nonce,
+                aad: p,
+                aad_len: l.aad_bytes,
+                body: p.add(l.header_bytes),
+                body_len: len - TAG_BYTES - l.header_bytes,
+                tag: p.add(len - TAG_BYTES),
+            }
+        }
+    }
+
     /// Seal one packet in place. Caller checked bounds with `fits`.
     #[cfg(pilot_sodium)]
     #[inline]
     fn seal_one(&self, pkt: &mut [u8]) {
         use backend::*;
-        let l = self.layout;
-        let nonce = self.nonce(pkt);
-        let len = pkt.len();
-        let body_len = (len - TAG_BYTES - l.header_bytes) as u64;
-        let p = pkt.as_mut_ptr();
+        let x = self.parts(pkt);
+        let k = self.key.as_ptr() as *const u8;
+        let (null, none) = (std::ptr::null(), std::ptr::null_mut());
         unsafe {
-            let body = p.add(l.header_bytes);
-            let tag = p.add(len - TAG_BYTES);
-            let k = self.key.as_ptr() as *const u8;
-            let null = std::ptr::null();
             if self.alg == ALG_CHACHA20_POLY1305 {
                 crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-                    body, tag, std::ptr::null_mut(), body, body_len, p, l.aad_bytes as u64, null, nonce.as_ptr(), k,
+                    x.body, x.tag, none, x.body, x.body_len as u64, x.aad, x.aad_len as u64, null, x.nonce.as_ptr(), k,
                 );
             } else {
                 crypto_aead_aes256gcm_encrypt_detached_afternm(
-                    body, tag, std::ptr::null_mut(), body, body_len, p, l.aad_bytes as u64, null, nonce.as_ptr(), k,
+                    x.body, x.tag, none, x.body, x.body_len as u64, x.aad, x.aad_len as u64, null, x.nonce.as_ptr(), k,
                 );
             }
         }
@@ -250,48 +274,38 @@ impl Aead {
     #[inline]
     fn open_one(&self, pkt: &mut [u8]) -> bool {
         use backend::*;
-        let l = self.layout;
-        let nonce = self.nonce(pkt);
-        let len = pkt.len();
-        let body_len = (len - TAG_BYTES - l.header_bytes) as u64;
-        let p = pkt.as_mut_ptr();
-        unsafe {
-            let body = p.add(l.header_bytes);
-            let tag = p.add(len - TAG_BYTES);
-            let k = self.key.as_ptr() as *const u8;
-            let r = if self.alg == ALG_CHACHA20_POLY1305 {
+        let x = self.parts(pkt);
+        let k = self.key.as_ptr() as *const u8;
+        let none = std::ptr::null_mut();
+        let r = unsafe {
+            if self.alg == ALG_CHACHA20_POLY1305 {
                 crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-                    body, std::ptr::null_mut(), body, body_len, tag, p, l.aad_bytes as u64, nonce.as_ptr(), k,
+                    x.body, none, x.body, x.body_len as u64, x.tag, x.aad, x.aad_len as u64, x.nonce.as_ptr(), k,
                 )
             } else {
                 crypto_aead_aes256gcm_decrypt_detached_afternm(
-                    body, std::ptr::null_mut(), body, body_len, tag, p, l.aad_bytes as u64, nonce.as_ptr(), k,
+                    x.body, none, x.body, x.body_len as u64, x.tag, x.aad, x.aad_len as u64, x.nonce.as_ptr(), k,
                 )
-            };
-            r == 0
-        }
+            }
+        };
+        r == 0
     }
 
     #[cfg(not(pilot_sodium))]
     #[inline]
     fn seal_one(&self, pkt: &mut [u8]) {
         use backend::*;
-        let l = self.layout;
-        let nonce = self.nonce(pkt);
-        let len = pkt.len();
-        let body_len = (len - TAG_BYTES - l.header_bytes) as c_int;
-        let p = pkt.as_mut_ptr();
-        let null = std::ptr::null();
+        let x = self.parts(pkt);
+        let (null, none) = (std::ptr::null(), std::ptr::null_mut());
         let mut n: c_int = 0;
         unsafe {
-            let body = p.add(l.header_bytes);
-            EVP_EncryptInit_ex(self.enc, null, std::ptr::null_mut(), std::ptr::null(), nonce.as_ptr());
-            if l.aad_bytes > 0 {
-                EVP_EncryptUpdate(self.enc, std::ptr::null_mut(), &mut n, p, l.aad_bytes as c_int);
+            EVP_EncryptInit_ex(self.enc, null, none, std::ptr::null(), x.nonce.as_ptr());
+            if x.aad_len > 0 {
+                EVP_EncryptUpdate(self.enc, none as *mut u8, &mut n, x.aad, x.aad_len as c_int);
             }
-            EVP_EncryptUpdate(self.enc, body, &mut n, body, body_len);
-            EVP_EncryptFinal_ex(self.enc, body.add(n as usize), &mut n);
-            EVP_CIPHER_CTX_ctrl(self.enc, EVP_CTRL_AEAD_GET_TAG, TAG_BYTES as c_int, p.add(len - TAG_BYTES) as *mut c_void);
+            EVP_EncryptUpdate(self.enc, x.body, &mut n, x.body, x.body_len as c_int);
+            EVP_EncryptFinal_ex(self.enc, x.body.add(n as usize), &mut n);
+            EVP_CIPHER_CTX_ctrl(self.enc, EVP_CTRL_AEAD_GET_TAG, TAG_BYTES as c_int, x.tag as *mut c_void);
         }
     }
 
@@ -299,32 +313,16 @@ impl Aead {
     #[inline]
     fn open_one(&self, pkt: &mut [u8]) -> bool {
         use backend::*;
-        let l = self.layout;
-        let nonce = self.nonce(pkt);
-        let len = pkt.len();
-        let body_len = (len - TAG_BYTES - l.header_bytes) as c_int;
-        let p = pkt.as_mut_ptr();
-        let null = std::ptr::null();
+        let x = self.parts(pkt);
+        let (null, none) = (std::ptr::null(), std::ptr::null_mut());
         let mut n: c_int = 0;
+        let mut fin = [0u8; 16];
         unsafe {
-            let body = p.add(l.header_bytes);
-            if EVP_DecryptInit_ex(self.dec, null, std::ptr::null_mut(), std::ptr::null(), nonce.as_ptr()) != 1 {
-                return false;
-            }
-            // The tag is copied out first: the body is decrypted in place right before it.
-            let mut tag = [0u8; TAG_BYTES];
-            std::ptr::copy_nonoverlapping(p.add(len - TAG_BYTES), tag.as_mut_ptr(), TAG_BYTES);
-            if l.aad_bytes > 0 && EVP_DecryptUpdate(self.dec, std::ptr::null_mut(), &mut n, p, l.aad_bytes as c_int) != 1 {
-                return false;
-            }
-            if EVP_DecryptUpdate(self.dec, body, &mut n, body, body_len) != 1 {
-                return false;
-            }
-            if EVP_CIPHER_CTX_ctrl(self.dec, EVP_CTRL_AEAD_SET_TAG, TAG_BYTES as c_int, tag.as_mut_ptr() as *mut c_void) != 1 {
-                return false;
-            }
-            let mut fin = [0u8; 16];
-            EVP_DecryptFinal_ex(self.dec, fin.as_mut_ptr(), &mut n) == 1
+            EVP_DecryptInit_ex(self.dec, null, none, std::ptr::null(), x.nonce.as_ptr()) == 1
+                && (x.aad_len == 0 || EVP_DecryptUpdate(self.dec, none as *mut u8, &mut n, x.aad, x.aad_len as c_int) == 1)
+                && EVP_DecryptUpdate(self.dec, x.body, &mut n, x.body, x.body_len as c_int) == 1
+                && EVP_CIPHER_CTX_ctrl(self.dec, EVP_CTRL_AEAD_SET_TAG, TAG_BYTES as c_int, x.tag as *mut c_void) == 1
+                && EVP_DecryptFinal_ex(self.dec, fin.as_mut_ptr(), &mut n) == 1
         }
     }
 
