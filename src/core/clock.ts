@@ -31,3 +31,30 @@ export class ManualClock implements Clock {
     this.t = us;
   }
 }
+
+/**
+ * A source of one-shot timers and end-of-turn callbacks. Real: setTimeout/setImmediate. Simulated: a virtual
+ * heap advanced with the ManualClock (test/sim). Only src/node/driver.ts (and socket owners) consume it in node/.
+ */
+export interface Timers {
+  set(delayMs: number, fn: () => void): unknown;
+  clear(handle: unknown): void;
+  /** Run `fn` once the current event-loop turn's work is done (setImmediate). */
+  soon(fn: () => void): void;
+}
+
+export const realTimers: Timers = {
+  set: (delayMs, fn) => {
+    const t = setTimeout(fn, delayMs);
+    t.unref?.();
+    return t;
+  },
+  clear: (h) => clearTimeout(h as NodeJS.Timeout),
+  soon: (fn) => void setImmediate(fn),
+};
+
+/** Wall-clock milliseconds since the epoch (timestamps people read: trust.json, inbox); injectable for sims. */
+export interface WallClock {
+  nowMs(): number;
+}
+export const realWallClock: WallClock = { nowMs: () => Date.now() };
