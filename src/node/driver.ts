@@ -10,7 +10,9 @@ export interface Deadline {
   readonly isActive: boolean;
 }
 
-interface Entry extends Deadline {
+interface Entry {
+  cancel(): void;
+  isActive: boolean;
   atUs: Micros;
   seq: number;
   fn: () => void;
