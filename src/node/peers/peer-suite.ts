@@ -6,11 +6,11 @@
 //   refused even when its signature and key check out).
 // - unknown (an original registry sends no suite): the Noise initiation and a probing PILA together (see
 //   PILA_PROBE_MARKER in legacy-tunnels.ts: only an original answers the probe), so no Noise timeout is waited out.
-import { err, ok, type Result } from '../core/result.js';
-import { fromBase64 } from '../crypto/index.js';
-import type { PeerSuite } from './registry-client.js';
+import { err, ok, type Result } from '../../core/result.js';
+import { fromBase64 } from '../../crypto/index.js';
+import type { PeerSuite } from '../registry-client.js';
 
-/** How to dial a peer: Noise only, v0.5 only, or both at once with a probing PILA (daemon.ts dial). */
+/** How to dial a peer: Noise only, v0.5 only, or both at once with a probing PILA (node.ts dial). */
 export type DialPlan = 'noise' | 'v0.5' | 'noise-then-v0.5';
 
 /**
