@@ -10,6 +10,11 @@ import { err, ok, type Result } from '../../core/result.js';
 import { fromBase64 } from '../../crypto/index.js';
 import type { PeerSuite } from '../registry-client.js';
 
+/** PILA exchange budget for a peer our registry marks v0.5 (it replaces the Noise handshake's 5 s). */
+export const V05_CONNECT_TIMEOUT_MS = 5000;
+/** PILA exchange budget when a peer did not answer Noise (the probing PILA beside a Noise initiation). */
+export const LEGACY_CONNECT_TIMEOUT_MS = 3000;
+
 /** How to dial a peer: Noise only, v0.5 only, or both at once with a probing PILA (node.ts dial). */
 export type DialPlan = 'noise' | 'v0.5' | 'noise-then-v0.5';
 

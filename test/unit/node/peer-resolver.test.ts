@@ -59,7 +59,7 @@ function world() {
 
 test('ids and addresses resolve without the registry; bad refs are invalid_argument', async () => {
   const w = world();
-  assert.deepEqual(await w.resolver.resolveRef(7), ok(7));
+  assert.deepEqual(await w.resolver.resolveRef('7'), ok(7));
   assert.deepEqual(await w.resolver.resolveRef('0:0000.0000.0009'), ok(9));
   assert.equal((await w.resolver.resolveRef('Not A Name')).ok, false);
   const big = await w.resolver.resolveRef('99999999999');
