@@ -5,7 +5,7 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { err, errFrom, ok, type Result } from '../core/result.js';
 import { pilotError, type PilotError } from '../core/errors.js';
-import { monotonicClock, type Micros } from '../core/clock.js';
+import type { Micros } from '../core/clock.js';
 import { loadOrCreateIdentity, sign, toBase64, fromBase64, type Identity } from '../crypto/index.js';
 import { openDatapath, type Datapath, type RecvBatch } from '../datapath/index.js';
 import { NatTraversal } from './nat-traversal.js';
@@ -14,14 +14,17 @@ import { formatAddr, parseAddr, isValidPort } from '../wire/address.js';
 import { isNoiseFamily } from '../wire/noise-frame.js';
 import { isPilp } from '../wire/legacy-frame.js';
 import { isBeaconMessage } from '../wire/beacon-message.js';
-import { KIND_DATAGRAM, KIND_STREAM, DATAGRAM_HEADER_BYTES, decodeDatagram, encodeDatagram } from '../wire/segment.js';
+import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram } from '../wire/segment.js';
 import { RegistryClient, type LookupResult, type PeerSuite, type RegistryEvent } from './registry-client.js';
 import { dialPlan, v05KeyFrom, type DialPlan } from './peer-suite.js';
 import { TrustStore } from './trust-store.js';
 import { TunnelManager, type TunnelPeer, type UdpEndpoint, type PeerContact } from './tunnel-manager.js';
-import { ConnectionTable } from './connection-table.js';
-import { LegacyTunnels, LEGACY_CONNECTION_ID_BASE } from './legacy-tunnels.js';
-import { DatagramPorts } from './datagram-ports.js';
+import { ConnectionTable } from './streams/connection-table.js';
+import { legacyStreams, noiseStreams, type SuiteName } from './streams/stream-suites.js';
+import { DatagramPorts } from './streams/datagram-ports.js';
+import { LegacySuite } from './peers/legacy-suite.js';
+import { Driver } from './driver.js';
+import { realEnv, type NodeEnv } from './env.js';
 import { HOSTNAME_RE, type DaemonOptions } from './daemon-options.js';
 import { homePaths, prepareHome, type HomePaths } from './home.js';
 import type {
@@ -61,8 +64,11 @@ export class Daemon implements ServiceHost {
   private tunnels!: TunnelManager;
   private conns!: ConnectionTable;
   private dgrams!: DatagramPorts;
-  /** The original v0.5 suite (PILA/PILS + its transport), for peers that do not speak Noise. */
-  private legacy!: LegacyTunnels;
+  /** The original v0.5 suite (PILA/PILS sessions), for peers that do not speak Noise. */
+  private legacy!: LegacySuite;
+  /** Timers and the one flush per turn of the connection table (then the tunnels' transmit batch). */
+  private driver!: Driver;
+  private readonly env: NodeEnv = realEnv();
   /** Suite each looked-up node speaks, per our registry (absent: unknown, e.g. an original registry). */
   private readonly suites = new Map<number, { suite: PeerSuite | undefined; atUs: number }>();
   /** Discovery, NAT classification, punching, birthday probing, path liveness. */
@@ -81,11 +87,10 @@ export class Daemon implements ServiceHost {
   private isShuttingDown = false;
   /** PeerRef → node id, for the datagram fast path. */
   private readonly refCache = new Map<PeerRef, number>();
-  private readonly dgramBuf = new Uint8Array(2048);
   /** The primary beacon; `beaconEndpoint` is the same address when relaying is allowed, else null. */
   private readonly beaconAddr: UdpEndpoint;
   private readonly beaconEndpoint: UdpEndpoint | null;
-  private readonly nowUs = (): Micros => monotonicClock.nowUs();
+  private readonly nowUs = (): Micros => this.env.clock.nowUs();
 
   private constructor(
     readonly opts: DaemonOptions,
@@ -143,8 +148,8 @@ export class Daemon implements ServiceHost {
       beaconAddr: this.beaconAddr,
       beaconEndpoint: this.beaconEndpoint,
       listenHost: host,
-      busyPeers: () => this.conns.peersWithConnections(),
-      flushConnections: () => this.conns.flush(),
+      busyPeers: () => this.conns.peersWithConnections('noise'),
+      flushConnections: () => this.driver.flush(),
       beaconToken: () => this.registry.beaconToken,
       acceptsPunchFrom: (id) => this.isPublic || this.trust.isTrusted(id),
       legacyRelayed: (frame, sender, now) => this.legacy.handleFrame(frame, this.beaconAddr.ip, this.beaconAddr.port, now, sender),
@@ -165,22 +170,13 @@ export class Daemon implements ServiceHost {
       onHandshakeStart: (peer) => this.nat.requestPunch(peer.nodeId),
       directOnlyAttempts: this.opts.relayOnly ? 0 : 2,
     });
-    this.conns = new ConnectionTable({
-      logger: this.logger.child({ component: 'transport' }),
-      nowUs: this.nowUs,
-      sendTo: (peer, plaintext, now) => this.sendToPeer(peer, plaintext, now),
-      flushTx: () => this.tunnels.flushTx(),
-      addressOf: (nodeId) => this.addressOf(nodeId),
-      connectionOptions: { idleTimeoutUs: this.opts.idleTimeoutMs * 1000 },
-    });
-    this.dgrams = new DatagramPorts({
-      send: (to, fromPort, toPort, data) => this.sendDatagram(to, fromPort, toPort, data),
-    });
-    this.legacy = new LegacyTunnels({
+    this.driver = new Driver(this.env.clock, this.env.timers);
+    this.legacy = new LegacySuite({
       identity: this.identity,
       nodeId: () => this.myNodeId,
       logger: this.logger.child({ component: 'legacy' }),
-      nowUs: this.nowUs,
+      driver: this.driver,
+      rng: this.env.rng,
       udp: { send: (data, ip, port) => this.nat.sendMain(data, ip, port) },
       relay: () => this.beaconEndpoint,
       relayOnly: this.opts.relayOnly,
@@ -193,11 +189,33 @@ export class Daemon implements ServiceHost {
       isTrusted: (id) => this.trust.isTrusted(id),
       isPublic: () => this.isPublic,
       contact: (id) => this.contactOf(id),
-      deliverInbound: (port, stream) => this.conns.deliverInbound(port, stream),
+      onStreamSegment: (from, inner, now) => this.conns.handleSegment(from, 'v0.5', inner, now),
       deliverDatagram: (from, sp, dp, data) => this.dgrams.deliver(this.addressOf(from), from, sp, dp, data),
-      addressOf: (id) => this.addressOf(id),
       allowInsecureLegacy: this.opts.allowInsecureLegacy,
-      connectionOptions: { idleTimeoutUs: this.opts.idleTimeoutMs * 1000 },
+    });
+    // One table for both suites; the driver flushes it, then the tunnels' batch of sealed frames.
+    this.conns = new ConnectionTable({
+      logger: this.logger.child({ component: 'transport' }),
+      driver: this.driver,
+      rng: this.env.rng,
+      addressOf: (nodeId) => this.addressOf(nodeId),
+      suites: [
+        noiseStreams({
+          send: (peer, plaintext, now) => this.sendToPeer(peer, plaintext, now),
+          maxPlaintextBytes: (peer) => this.tunnels.peers.get(peer)?.current?.maxPlaintextBytes ?? 0,
+          rng: this.env.rng,
+          options: { idleTimeoutUs: this.opts.idleTimeoutMs * 1000 },
+        }),
+        legacyStreams(
+          { nodeId: () => this.myNodeId, sendPlaintext: (id, inner, now) => this.legacy.sendPlaintext(id, inner, now), sendDatagram: (id, sp, dp, data) => this.legacy.sendDatagram(id, sp, dp, data) },
+          { idleTimeoutUs: this.opts.idleTimeoutMs * 1000 },
+        ),
+      ],
+    });
+    this.driver.onFlush(() => this.tunnels.flushTx());
+    this.dgrams = new DatagramPorts({
+      send: (to, fromPort, toPort, data) => this.sendDatagram(to, fromPort, toPort, data),
+      driver: this.driver,
     });
     this.datapath.onReceive((batch) => this.handleBatch(batch));
 
@@ -296,8 +314,7 @@ export class Daemon implements ServiceHost {
       else if (isPilp(p)) this.nat.handlePunch(batch.ip(i), batch.port(i));
       else this.legacy.handleFrame(p, batch.ip(i), batch.port(i), now);
     }
-    this.conns.flush();
-    this.tunnels.flushTx();
+    this.driver.flush();
   }
 
 
@@ -312,7 +329,7 @@ export class Daemon implements ServiceHost {
   private handlePlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): void {
     const kind = plaintext[0];
     if (kind === KIND_STREAM) {
-      this.conns.handleSegment(peer.nodeId, plaintext, now);
+      this.conns.handleSegment(peer.nodeId, 'noise', plaintext, now);
     } else if (kind === KIND_DATAGRAM) {
       const d = decodeDatagram(plaintext);
       if (d.ok) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
@@ -329,7 +346,7 @@ export class Daemon implements ServiceHost {
 
   private keepalive(): void {
     const now = this.nowUs();
-    for (const nodeId of this.conns.peersWithConnections()) {
+    for (const nodeId of this.conns.peersWithConnections('noise')) {
       const peer = this.tunnels.peers.get(nodeId);
       if (peer?.isUp && now - peer.lastSendUs >= this.opts.keepaliveMs * 500) this.tunnels.sendKeepalive(peer, now);
     }
@@ -719,42 +736,50 @@ export class Daemon implements ServiceHost {
     if (!id.ok) return id;
     if (id.value === this.myNodeId) return err('invalid_argument', 'cannot dial yourself');
     const timeoutMs = opts.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
-    if (this.legacy.hasSession(id.value)) return this.legacy.dial(id.value, port, timeoutMs);
-    const plan = await this.dialPlanFor(id.value);
+    const s = await this.ensureSuite(id.value, timeoutMs);
+    if (!s.ok) return s;
+    if (s.value.suite === 'v0.5') return this.conns.dial(id.value, port, timeoutMs, 'v0.5');
+    // A peer that restarted within the staleness window still looks up; if nothing at all comes back from it
+    // soon after our SYN, re-handshake so the SYN's retransmission travels in a session it has.
+    const tunnel = s.value.tunnel;
+    const dialStartUs = this.nowUs();
+    const kick = this.driver.after(DIAL_REHANDSHAKE_AFTER_MS, () => {
+      if (tunnel.lastRecvUs < dialStartUs) this.tunnels.rehandshake(tunnel);
+    });
+    const r = await this.conns.dial(id.value, port, timeoutMs, 'noise');
+    kick.cancel();
+    return r;
+  }
+
+  /**
+   * A session with a node in the suite it speaks: the live one, else as the dial plan says — Noise, v0.5 at once
+   * (our registry marks it v0.5), or Noise and a probing PILA together (nobody said). Streams and datagrams then
+   * go through that suite.
+   */
+  private async ensureSuite(nodeId: number, timeoutMs: number): Promise<Result<{ suite: 'v0.5' } | { suite: 'noise'; tunnel: TunnelPeer }>> {
+    if (this.legacy.hasSession(nodeId)) return ok({ suite: 'v0.5' });
+    const plan = await this.dialPlanFor(nodeId);
     if (plan === 'v0.5') {
       // Our registry says an original client registered it: it speaks no Noise, so no Noise attempt first.
-      const l = await this.legacy.connect(id.value, Math.min(timeoutMs, V05_CONNECT_TIMEOUT_MS));
-      return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : l;
+      const l = await this.legacy.connect(nodeId, Math.min(timeoutMs, V05_CONNECT_TIMEOUT_MS));
+      return l.ok ? ok({ suite: 'v0.5' }) : l;
     }
-    let t: Result<TunnelPeer>;
     if (plan === 'noise-then-v0.5') {
       // Nobody told us its suite (an original registry): the Noise initiation and a probing PILA go out
       // together. Only an original node answers the probe (a daemon of ours refuses its marker bytes), so a
       // v0.5 session here is never a downgrade of ours, and an original is met without waiting out Noise.
-      const noise = this.tunnels.ensureSession(id.value);
-      const v05 = this.legacy.connect(id.value, LEGACY_CONNECT_TIMEOUT_MS, { probe: true });
+      const noise = this.tunnels.ensureSession(nodeId);
+      const v05 = this.legacy.connect(nodeId, LEGACY_CONNECT_TIMEOUT_MS, { probe: true });
       const first = await Promise.race([noise.then((r) => ({ isNoise: true, r })), v05.then((r) => ({ isNoise: false, r }))]);
-      if (!first.isNoise && first.r.ok) return this.legacy.dial(id.value, port, timeoutMs);
-      t = first.isNoise ? (first.r as Result<TunnelPeer>) : await noise;
-      if (!t.ok) {
-        if (t.error.code !== 'connection_failed') return t;
-        const l = await v05;
-        return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : t;
-      }
-    } else {
-      t = await this.tunnels.ensureSession(id.value);
-      if (!t.ok) return t;
+      if (!first.isNoise && first.r.ok) return ok({ suite: 'v0.5' });
+      const t = first.isNoise ? (first.r as Result<TunnelPeer>) : await noise;
+      if (t.ok) return ok({ suite: 'noise', tunnel: t.value });
+      if (t.error.code !== 'connection_failed') return t;
+      const l = await v05;
+      return l.ok ? ok({ suite: 'v0.5' }) : t;
     }
-    // A peer that restarted within the staleness window still looks up; if nothing at all comes back from it
-    // soon after our SYN, re-handshake so the SYN's retransmission travels in a session it has.
-    const tunnel = t.value;
-    const dialStartUs = this.nowUs();
-    const kick = setTimeout(() => {
-      if (tunnel.lastRecvUs < dialStartUs) this.tunnels.rehandshake(tunnel);
-    }, DIAL_REHANDSHAKE_AFTER_MS);
-    const r = await this.conns.dial(id.value, port, timeoutMs);
-    clearTimeout(kick);
-    return r;
+    const t = await this.tunnels.ensureSession(nodeId);
+    return t.ok ? ok({ suite: 'noise', tunnel: t.value }) : t;
   }
 
   listen(port: number): Result<PortListener> {
@@ -766,74 +791,71 @@ export class Daemon implements ServiceHost {
   }
 
   private sendDatagram(to: PeerRef, fromPort: number, toPort: number, data: Uint8Array): Promise<Result<void>> {
-    // Fast path: a peer we already resolved with a live session is sent to synchronously (no promise chain
-    // per datagram: it was 59% of the 64-byte datagram profile).
+    // Fast path: a peer we already resolved with a live Noise session is sent to synchronously (no promise
+    // chain per datagram: it was 59% of the 64-byte datagram profile).
     const known = this.refCache.get(to);
     const peer = known === undefined ? undefined : this.tunnels.peers.get(known);
-    if (peer?.current && !peer.current.isExpired(this.nowUs())) return Promise.resolve(this.sendDatagramNow(peer, fromPort, toPort, data));
+    if (peer?.current && !peer.current.isExpired(this.nowUs())) return Promise.resolve(this.conns.sendDatagram(peer.nodeId, 'noise', fromPort, toPort, data));
     return this.sendDatagramSlow(to, fromPort, toPort, data);
   }
 
   private async sendDatagramSlow(to: PeerRef, fromPort: number, toPort: number, data: Uint8Array): Promise<Result<void>> {
     const id = await this.resolveRef(to);
     if (!id.ok) return id;
-    if (this.legacy.hasSession(id.value)) return this.legacy.sendDatagram(id.value, fromPort, toPort, data);
-    if ((await this.dialPlanFor(id.value)) === 'v0.5') {
-      const l = await this.legacy.connect(id.value, V05_CONNECT_TIMEOUT_MS);
-      return l.ok ? this.legacy.sendDatagram(id.value, fromPort, toPort, data) : l;
+    const s = await this.ensureSuite(id.value, V05_CONNECT_TIMEOUT_MS);
+    if (!s.ok) return s;
+    if (s.value.suite === 'noise') {
+      if (this.refCache.size >= 4096) this.refCache.clear();
+      this.refCache.set(to, id.value);
     }
-    const t = await this.tunnels.ensureSession(id.value);
-    if (!t.ok) return t;
-    if (this.refCache.size >= 4096) this.refCache.clear();
-    this.refCache.set(to, id.value);
-    return this.sendDatagramNow(t.value, fromPort, toPort, data);
-  }
-
-  private sendDatagramNow(peer: TunnelPeer, fromPort: number, toPort: number, data: Uint8Array): Result<void> {
-    if (data.length + DATAGRAM_HEADER_BYTES > (peer.current?.maxPlaintextBytes ?? 0)) {
-      return err('invalid_argument', `datagram of ${data.length} bytes is too large`, { hint: 'datagrams carry at most 1415 bytes; use a stream' });
-    }
-    const n = encodeDatagram({ srcPort: fromPort, dstPort: toPort, payload: data }, this.dgramBuf);
-    if (!n.ok) return n;
-    return this.tunnels.sendPlaintext(peer, this.dgramBuf.subarray(0, n.value), this.nowUs());
+    return this.conns.sendDatagram(id.value, s.value.suite, fromPort, toPort, data);
   }
 
   async peers(): Promise<Result<{ peers: PeerEntry[] }>> {
     const now = this.nowUs();
-    return ok({
-      // A node whose Noise attempt failed and that talks v0.5 is listed once, as its v0.5 entry.
-      peers: [...this.tunnels.peers.values()].filter((p) => p.isUp || !this.legacy.hasSession(p.nodeId)).map((p): PeerEntry => ({
-        node_id: p.nodeId,
-        address: this.addressOf(p.nodeId),
-        hostname: this.hostnameOf(p.nodeId),
-        endpoint: p.endpoint ? `${p.endpoint.ip}:${p.endpoint.port}` : null,
-        path: !p.isUp ? 'none' : p.isRelayed ? 'relay' : 'direct',
-        encrypted: p.isUp,
-        suite: p.isUp ? 'noise' : null,
-        trusted: this.trust.isTrusted(p.nodeId),
-        last_seen_ms: p.lastRecvUs > 0 ? Math.round((now - p.lastRecvUs) / 1000) : null,
-        rtt_ms: p.rttUs !== null ? Math.round(p.rttUs / 10) / 100 : null,
-      })).concat(this.legacy.peers().map((p): PeerEntry => ({
-        node_id: p.nodeId,
-        address: this.addressOf(p.nodeId),
-        hostname: this.hostnameOf(p.nodeId),
+    // Each node once, in the suite it talks: a node whose Noise attempt failed and that talks v0.5 is listed
+    // as its v0.5 entry.
+    const rows: SuitePeerRow[] = [
+      ...[...this.tunnels.peers.values()]
+        .filter((p) => p.isUp || !this.legacy.hasSession(p.nodeId))
+        .map((p): SuitePeerRow => ({
+          nodeId: p.nodeId,
+          endpoint: p.endpoint ? `${p.endpoint.ip}:${p.endpoint.port}` : null,
+          path: !p.isUp ? 'none' : p.isRelayed ? 'relay' : 'direct',
+          suite: p.isUp ? 'noise' : null,
+          lastRecvUs: p.lastRecvUs > 0 ? p.lastRecvUs : null,
+          rttUs: p.rttUs,
+        })),
+      ...this.legacy.peers().map((p): SuitePeerRow => ({
+        nodeId: p.nodeId,
         endpoint: p.endpoint,
-        path: p.isRelayed ? ('relay' as const) : ('direct' as const),
-        encrypted: true,
-        suite: 'legacy' as const,
-        trusted: this.trust.isTrusted(p.nodeId),
-        last_seen_ms: Math.round((now - p.lastRecvUs) / 1000),
-        rtt_ms: null,
-      }))),
+        path: p.isRelayed ? 'relay' : 'direct',
+        suite: 'v0.5',
+        lastRecvUs: p.lastRecvUs,
+        rttUs: null,
+      })),
+    ];
+    return ok({
+      peers: rows.map((r): PeerEntry => ({
+        node_id: r.nodeId,
+        address: this.addressOf(r.nodeId),
+        hostname: this.hostnameOf(r.nodeId),
+        endpoint: r.endpoint,
+        path: r.path,
+        encrypted: r.suite !== null,
+        suite: r.suite === 'v0.5' ? 'legacy' : r.suite,
+        trusted: this.trust.isTrusted(r.nodeId),
+        last_seen_ms: r.lastRecvUs !== null ? Math.round((now - r.lastRecvUs) / 1000) : null,
+        rtt_ms: r.rttUs !== null ? Math.round(r.rttUs / 10) / 100 : null,
+      })),
     });
   }
 
   async connections(): Promise<Result<{ connections: ConnectionEntry[] }>> {
-    return ok({ connections: [...this.conns.list(), ...this.legacy.list()] });
+    return ok({ connections: this.conns.list() });
   }
 
   async disconnect(connectionId: number): Promise<Result<{ id: number }>> {
-    if (connectionId >= LEGACY_CONNECTION_ID_BASE) return this.legacy.disconnect(connectionId);
     return this.conns.disconnect(connectionId);
   }
 
@@ -859,11 +881,22 @@ export class Daemon implements ServiceHost {
     this.legacy.close();
     this.nat.close();
     this.tunnels.close();
+    this.driver.close();
     const t = this.trust.flush();
     if (!t.ok) this.logger.error({ error: t.error.message }, 'could not persist trust requests');
     await this.registry.close();
     await this.datapath.close();
   }
+}
+
+/** One row of peers(), whichever suite the node talks (suite null: no session yet). */
+interface SuitePeerRow {
+  nodeId: number;
+  endpoint: string | null;
+  path: PeerEntry['path'];
+  suite: SuiteName | null;
+  lastRecvUs: Micros | null;
+  rttUs: number | null;
 }
 
 /** The address peers on our network reach us at: loopback for a loopback registry, else our first LAN IPv4. */

@@ -1,41 +1,42 @@
-// The daemon's transport connections: demultiplexes decrypted stream segments to sans-IO Connections, drives
-// them (pollTransmit → pollEvent → pollTimeout, quinn's order), owns their single timers, and binds each to a
-// PilotDuplex for services, IPC and the SDK.
-import { randomInt } from 'node:crypto';
+// The node's one connection table, for both suites: demultiplexes decrypted stream segments to sans-IO
+// connections (transport/stream-connection.ts), drives them (pollTransmit → pollEvent → pollTimeout, quinn's
+// order) on the Driver (one deadline each, one flush per turn), and binds each to a PilotDuplex for services,
+// IPC and the SDK. A connection's suite is its peer's, chosen when it is created (dial) or by the session its
+// SYN came through (handleSegment); its segments go back through that suite's session.
 import type { Logger } from 'pino';
-import { err, ok, type Result } from '../core/result.js';
-import { pilotError, type PilotError } from '../core/errors.js';
-import type { Micros } from '../core/clock.js';
-import { Connection, type ConnectionOptions } from '../transport/connection.js';
-import { encodeResetFor, peekSegmentHeader, KIND_STREAM, type SegmentPeek } from '../wire/segment.js';
+import { err, ok, type Result } from '../../core/result.js';
+import { pilotError, type PilotError } from '../../core/errors.js';
+import type { Micros } from '../../core/clock.js';
+import type { Rng } from '../../core/rng.js';
+import type { StreamConnection } from '../../transport/stream-connection.js';
+import type { Deadline, Driver } from '../driver.js';
+import type { ConnectionEntry, PilotStream, PortListener } from '../api.js';
 import { PilotDuplex } from './pilot-stream.js';
-import { armTimer, dispatchEvents, streamEndpointFor } from './connection-driver.js';
-import type { ConnectionEntry, PilotStream, PortListener } from './api.js';
+import { armTimer, disarmTimer, dispatchEvents, streamEndpointFor, type DrivenConnection } from './connection-driver.js';
+import type { StreamSuite, SuiteName } from './stream-suites.js';
 
 export interface ConnectionTableDeps {
   logger: Logger;
-  nowUs: () => Micros;
-  /** Seal and queue one plaintext segment to a peer. */
-  sendTo(peerNodeId: number, plaintext: Uint8Array, now: Micros): Result<void>;
-  /** Hand queued frames to the socket. */
-  flushTx(): void;
+  /** Deadlines (one per connection, dial timeouts) and the flush (the table registers its own flusher). */
+  driver: Driver;
+  /** Ephemeral ports. */
+  rng: Rng;
+  /** The suites a peer's connections can go through. */
+  suites: StreamSuite[];
   addressOf(nodeId: number): string;
-  connectionOptions?: ConnectionOptions;
 }
 
-interface Entry {
+interface Entry extends DrivenConnection {
   id: number;
   peer: number;
+  suite: StreamSuite;
+  /** The connection's key in byPeer: the suite's demux key, in that suite's own range. */
+  key: number;
   localPort: number;
   remotePort: number;
-  connId: number;
-  conn: Connection;
-  stream: PilotDuplex;
-  timer: NodeJS.Timeout | null;
-  timerAtUs: Micros | null;
-  fireTimer: () => void;
+  /** Opened by us (dial), not accepted. */
+  isDialed: boolean;
   isDirty: boolean;
-  onConnected: ((r: Result<void>) => void) | null;
   isClosed: boolean;
 }
 
@@ -68,19 +69,27 @@ class Listener implements PortListener {
 }
 
 const MAX_BACKLOG = 1024;
+const EPHEMERAL_FIRST = 49152;
+const EPHEMERAL_COUNT = 65536 - EPHEMERAL_FIRST;
+/** Suite keys are u32; each suite gets its own range of byPeer keys. */
+const KEY_RANGE = 2 ** 32;
 const noop = (): void => {};
 
 export class ConnectionTable {
   private readonly byPeer = new Map<number, Map<number, Entry>>();
   private readonly byId = new Map<number, Entry>();
   private readonly listeners = new Map<number, Listener>();
+  private readonly suites = new Map<SuiteName, { suite: StreamSuite; index: number; txBuf: Uint8Array }>();
   private readonly dirty: Entry[] = [];
-  private readonly txBuf = new Uint8Array(2048);
-  private readonly peek: SegmentPeek = { flags: 0, srcPort: 0, dstPort: 0, connId: 0, isSyn: false, isRst: false };
+  private readonly txBuf: Uint8Array;
   private nextId = 1;
-  private isFlushScheduled = false;
 
-  constructor(private readonly deps: ConnectionTableDeps) {}
+  constructor(private readonly deps: ConnectionTableDeps) {
+    const size = Math.max(...deps.suites.map((s) => s.maxSegmentBytes));
+    this.txBuf = new Uint8Array(size);
+    deps.suites.forEach((suite, index) => this.suites.set(suite.name, { suite, index, txBuf: this.txBuf.subarray(0, suite.maxSegmentBytes) }));
+    deps.driver.onFlush(() => this.flush());
+  }
 
   listen(port: number): Result<PortListener> {
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
@@ -92,97 +101,115 @@ export class ConnectionTable {
     return ok(l);
   }
 
-  /** Hand an inbound stream from another transport (the v0.5 legacy suite) to the port's listener. */
-  deliverInbound(port: number, stream: PilotStream): boolean {
-    const l = this.listeners.get(port);
-    if (!l || l.isClosed) return false;
-    l.push(stream);
-    return true;
-  }
-
   isListening(port: number): boolean {
     return this.listeners.has(port);
   }
 
-  private ephemeralPort(): number {
+  /** A local port for a dial to peer:remotePort — not listened on, not in use towards that peer and port. */
+  private ephemeralPort(peer: number, remotePort: number): number {
+    const m = this.byPeer.get(peer);
     for (let i = 0; i < 64; i++) {
-      const p = randomInt(49152, 65536);
-      if (!this.listeners.has(p)) return p;
+      const p = EPHEMERAL_FIRST + this.deps.rng.int(EPHEMERAL_COUNT);
+      if (this.listeners.has(p)) continue;
+      let isUsed = false;
+      if (m) for (const e of m.values()) if (e.localPort === p && e.remotePort === remotePort) isUsed = true;
+      if (!isUsed) return p;
     }
-    return randomInt(49152, 65536);
+    return EPHEMERAL_FIRST + this.deps.rng.int(EPHEMERAL_COUNT);
   }
 
-  /** Opens a connection over an established tunnel; resolves when the three-way open completes. */
-  async dial(peer: number, remotePort: number, timeoutMs: number): Promise<Result<PilotStream>> {
-    const now = this.deps.nowUs();
-    const localPort = this.ephemeralPort();
-    const connId = randomInt(1, 0xffffffff);
-    const conn = Connection.connect({ ...this.deps.connectionOptions, localPort, remotePort, connId }, now);
-    const e = this.add(peer, localPort, remotePort, connId, conn);
+  /**
+   * Open a connection to peer:remotePort through the peer's session of `suite` (established by the caller);
+   * resolves when the open completes. Errors: invalid_argument, timeout, connection_failed (RST, closed).
+   */
+  async dial(peer: number, remotePort: number, timeoutMs: number, suite: SuiteName): Promise<Result<PilotStream>> {
+    if (!Number.isInteger(remotePort) || remotePort < 1 || remotePort > 65535) return err('invalid_argument', `invalid port ${remotePort}`, { hint: 'ports are 1–65535' });
+    const s = this.suites.get(suite);
+    if (!s) return err('invalid_argument', `no ${suite} suite here`);
+    const driver = this.deps.driver;
+    const localPort = this.ephemeralPort(peer, remotePort);
+    const { conn, key } = s.suite.connect(peer, localPort, remotePort, driver.nowUs());
+    const e = this.add(peer, s, key, localPort, remotePort, conn, true);
     const r = await new Promise<Result<void>>((resolve) => {
-      const t = setTimeout(() => {
-        e.onConnected = null;
-        resolve(err('timeout', `no answer from ${this.deps.addressOf(peer)} port ${remotePort} within ${timeoutMs} ms`));
-      }, timeoutMs);
+      let t: Deadline | null = null;
       e.onConnected = (res) => {
-        clearTimeout(t);
+        t?.cancel();
         resolve(res);
       };
+      t = driver.after(timeoutMs, () => {
+        e.onConnected = null;
+        resolve(err('timeout', `no answer from ${this.deps.addressOf(peer)} port ${remotePort} within ${timeoutMs} ms`));
+      });
       this.markDirty(e);
-      this.flush();
     });
     if (!r.ok) {
       this.kill(e, r.error, true);
       return r;
     }
+    if (e.isClosed) return err('connection_failed', `connection to ${this.deps.addressOf(peer)} port ${remotePort} closed during open`);
     return ok(e.stream);
   }
 
-  private add(peer: number, localPort: number, remotePort: number, connId: number, conn: Connection): Entry {
-    const id = this.nextId++;
+  private add(peer: number, s: { suite: StreamSuite; index: number }, key: number, localPort: number, remotePort: number, conn: StreamConnection, isDialed: boolean): Entry {
     const entry: Entry = {
-      id, peer, localPort, remotePort, connId, conn,
+      id: this.nextId++,
+      peer,
+      suite: s.suite,
+      key: s.index * KEY_RANGE + key,
+      localPort,
+      remotePort,
+      conn,
+      isDialed,
       stream: null as unknown as PilotDuplex,
-      timer: null, timerAtUs: null, isDirty: false, onConnected: null, isClosed: false,
+      deadline: null,
+      deadlineAtUs: null,
+      isDirty: false,
+      onConnected: null,
+      isClosed: false,
       fireTimer: () => {
-        const t = this.deps.nowUs();
+        const t = this.deps.driver.nowUs();
         entry.conn.handleTimeout(t);
-        this.drive(entry, t);
-        this.deps.flushTx();
+        this.drive(entry, t); // the driver flushes after its deadlines ran
       },
     };
-    const endpoint = streamEndpointFor(conn, entry, () => this.markDirty(entry), () => this.flush());
+    const endpoint = streamEndpointFor(conn, entry, () => this.markDirty(entry), () => this.deps.driver.flush());
     entry.stream = new PilotDuplex(endpoint, this.deps.addressOf(peer), peer, remotePort, localPort);
     // A stream error nobody listens to must not take the daemon down (Node throws unhandled 'error' events):
     // a dial that fails before the stream is handed out, or a client that never attached a listener.
     entry.stream.on('error', noop);
     let m = this.byPeer.get(peer);
     if (!m) this.byPeer.set(peer, (m = new Map()));
-    m.set(connId, entry);
-    this.byId.set(id, entry);
+    m.set(entry.key, entry);
+    this.byId.set(entry.id, entry);
     return entry;
   }
 
-  /** One decrypted stream segment (kind 0x01) from `peer`. The view is only valid during the call. */
-  handleSegment(peer: number, segment: Uint8Array, now: Micros): void {
-    if (segment[0] !== KIND_STREAM) return;
-    const p = peekSegmentHeader(segment, this.peek);
-    if (!p.ok) return;
-    const h = p.value;
-    let e = this.byPeer.get(peer)?.get(h.connId);
-    if (e && (e.localPort !== h.dstPort || e.remotePort !== h.srcPort)) return;
+  /**
+   * One decrypted stream segment from `peer`'s session of `suite` (Noise: kind 0x01; v0.5: a stream inner
+   * packet). The view is only valid during the call.
+   */
+  handleSegment(peer: number, suite: SuiteName, segment: Uint8Array, now: Micros): void {
+    const s = this.suites.get(suite);
+    if (!s) return;
+    const h = s.suite.peek(segment);
+    if (!h) return;
+    let e = this.byPeer.get(peer)?.get(s.index * KEY_RANGE + h.key);
+    if (e && (e.localPort !== h.localPort || e.remotePort !== h.remotePort)) return;
     if (!e) {
-      if (!h.isSyn || h.isRst) return;
-      const l = this.listeners.get(h.dstPort);
-      if (!l || this.countForPort(h.dstPort) >= MAX_BACKLOG) {
-        this.deps.logger.debug({ peer, port: h.dstPort }, 'SYN to a port nobody listens on');
-        const rst = encodeResetFor(segment, this.txBuf);
-        if (rst > 0) this.deps.sendTo(peer, this.txBuf.subarray(0, rst), now);
+      if (!h.opens) return; // stragglers of a closed connection
+      const port = h.localPort;
+      const remotePort = h.remotePort;
+      const key = h.key;
+      const l = this.listeners.get(port);
+      if (!l || l.isClosed || this.countAccepted(port) >= MAX_BACKLOG) {
+        this.deps.logger.debug({ peer, port, suite }, 'SYN to a port nobody listens on');
+        const rst = s.suite.resetFor(segment, s.txBuf);
+        if (rst > 0) s.suite.send(peer, s.txBuf.subarray(0, rst), now);
         return;
       }
-      const a = Connection.accept(segment, this.deps.connectionOptions ?? {}, now);
+      const a = s.suite.accept(peer, segment, now);
       if (!a.ok) return;
-      e = this.add(peer, h.dstPort, h.srcPort, h.connId, a.value);
+      e = this.add(peer, s, key, port, remotePort, a.value, false);
       l.push(e.stream);
       this.markDirty(e);
       return;
@@ -191,9 +218,9 @@ export class ConnectionTable {
     this.markDirty(e);
   }
 
-  private countForPort(port: number): number {
+  private countAccepted(port: number): number {
     let n = 0;
-    for (const e of this.byId.values()) if (e.localPort === port) n++;
+    for (const e of this.byId.values()) if (e.localPort === port && !e.isDialed) n++;
     return n;
   }
 
@@ -201,59 +228,59 @@ export class ConnectionTable {
     if (e.isDirty || e.isClosed) return;
     e.isDirty = true;
     this.dirty.push(e);
-    if (!this.isFlushScheduled) {
-      this.isFlushScheduled = true;
-      queueMicrotask(() => this.flush());
-    }
+    this.deps.driver.requestFlush();
   }
 
-  /** Drive every connection touched since the last flush. Called after each receive batch too. */
-  flush(): void {
-    this.isFlushScheduled = false;
-    const now = this.deps.nowUs();
+  /** The table's flusher (driver.onFlush): drive every connection touched since the last flush. */
+  private flush(): void {
+    if (this.dirty.length === 0) return;
+    const now = this.deps.driver.nowUs();
     while (this.dirty.length > 0) {
       const e = this.dirty.pop()!;
       e.isDirty = false;
       this.drive(e, now);
     }
-    this.deps.flushTx();
   }
 
   private drive(e: Entry, now: Micros): void {
     if (e.isClosed) return;
     const conn = e.conn;
+    const buf = this.suites.get(e.suite.name)!.txBuf;
     for (;;) {
-      const n = conn.pollTransmit(now, this.txBuf);
+      const n = conn.pollTransmit(now, buf);
       if (n === 0) break;
-      const r = this.deps.sendTo(e.peer, this.txBuf.subarray(0, n), now);
-      if (!r.ok) break;
+      // No session now: the transport retransmits or times out.
+      if (!e.suite.send(e.peer, buf.subarray(0, n), now).ok) break;
     }
     const closed = dispatchEvents(e);
     if (closed) {
       this.kill(e, closed.error, false);
       return;
     }
-    armTimer(e, now);
+    armTimer(e, this.deps.driver);
   }
 
   private kill(e: Entry, error: PilotError | null, sendReset: boolean): void {
     if (e.isClosed) return;
     if (sendReset) {
       e.conn.reset();
-      const n = e.conn.pollTransmit(this.deps.nowUs(), this.txBuf);
-      if (n > 0) this.deps.sendTo(e.peer, this.txBuf.subarray(0, n), this.deps.nowUs());
+      const now = this.deps.driver.nowUs();
+      const buf = this.suites.get(e.suite.name)!.txBuf;
+      const n = e.conn.pollTransmit(now, buf);
+      if (n > 0) e.suite.send(e.peer, buf.subarray(0, n), now);
     }
     e.isClosed = true;
-    if (e.timer) clearTimeout(e.timer);
-    e.timer = null;
-    this.byPeer.get(e.peer)?.delete(e.connId);
+    disarmTimer(e);
+    const m = this.byPeer.get(e.peer);
+    if (m?.get(e.key) === e) m.delete(e.key);
+    if (m?.size === 0) this.byPeer.delete(e.peer);
     this.byId.delete(e.id);
     e.onConnected?.(error ? { ok: false, error } : err('connection_failed', 'connection closed during open'));
     e.onConnected = null;
     e.stream.handleClosed(error);
   }
 
-  /** Close every connection of a peer (untrust, tunnel lost). */
+  /** Close every connection of a peer, whatever its suite (untrust, tunnel lost). */
   closePeer(peer: number, error: PilotError): void {
     const m = this.byPeer.get(peer);
     if (!m) return;
@@ -268,8 +295,25 @@ export class ConnectionTable {
     return ok({ id });
   }
 
-  peersWithConnections(): number[] {
-    return [...this.byPeer.entries()].filter(([, m]) => m.size > 0).map(([p]) => p);
+  /** One datagram from our `srcPort` to peer:dstPort through the peer's session of `suite`. */
+  sendDatagram(peer: number, suite: SuiteName, srcPort: number, dstPort: number, data: Uint8Array): Result<void> {
+    const s = this.suites.get(suite);
+    if (!s) return err('invalid_argument', `no ${suite} suite here`);
+    return s.suite.sendDatagram(peer, srcPort, dstPort, data, this.deps.driver.nowUs());
+  }
+
+  /** Peers with at least one connection (of `suite`, when given). */
+  peersWithConnections(suite?: SuiteName): number[] {
+    const out: number[] = [];
+    for (const [p, m] of this.byPeer) {
+      for (const e of m.values()) {
+        if (suite === undefined || e.suite.name === suite) {
+          out.push(p);
+          break;
+        }
+      }
+    }
+    return out;
   }
 
   get size(): number {
