@@ -78,8 +78,8 @@ export interface LegacySuiteDeps {
   isPublic(): boolean;
   /** Where to reach a node (registry resolve), for outgoing PILA. */
   contact(nodeId: number): Promise<Result<{ endpoints: { ip: string; port: number }[] }>>;
-  /** One stream packet (34-byte header + payload) from an authenticated node, for the connection table. The
-   * view is only valid during the call. */
+  /** One stream packet (34-byte header + payload) from a node (PILS, or PILT where allowed), for the connection
+   * table. The view is only valid during the call. */
   onStreamSegment(fromNodeId: number, inner: Uint8Array, now: Micros): void;
   /** A datagram from an original node; `payload` is a copy the callee may keep. */
   deliverDatagram(fromNodeId: number, srcPort: number, dstPort: number, payload: Uint8Array): void;

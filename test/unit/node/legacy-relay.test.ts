@@ -13,7 +13,6 @@ import { LegacyKeyExchange, verifyPilaFrame, type LegacySession } from '../../..
 import { decodePacket, encodePacket, FLAG_ACK, PROTO_CONTROL } from '../../../src/wire/header.js';
 import { legacyFrameKind } from '../../../src/wire/legacy-frame.js';
 import { decodeBeaconMessage } from '../../../src/wire/beacon-message.js';
-import { formatAddr } from '../../../src/wire/address.js';
 import { legacyPingPacket } from '../../../src/transport/legacy-connection.js';
 import { LegacySuite, type LegacySuiteDeps } from '../../../src/node/peers/legacy-suite.js';
 import { Driver } from '../../../src/node/driver.js';
