@@ -136,7 +136,7 @@ function newSession(): NoiseSession {
   });
 }
 
-/** What the transport does per batch before sealing: copy each plaintext into its slot (tunnel-manager does
+/** What the transport does per batch before sealing: copy each plaintext into its slot (peers/noise-suite.ts does
  * txBatch.buf.set(plaintext, ...)), plus the optional synthetic transport work. */
 function fillBatch(buf: Uint8Array, transportUs: number): void {
   for (let i = 0; i < BATCH; i++) buf.set(PLAINTEXT, i * SLOT + 16);

@@ -22,11 +22,12 @@ import { TrustStore } from './trust/store.js';
 import { TrustMachine } from './trust/machine.js';
 import { PeerResolver } from './peers/resolver.js';
 import { NoiseSuite, type TunnelPeer, type UdpEndpoint } from './peers/noise-suite.js';
-import { LEGACY_CONNECT_TIMEOUT_MS, V05_CONNECT_TIMEOUT_MS } from './peers/peer-suite.js';
+import { LegacySuite } from './peers/legacy-suite.js';
+import { ensureSuite } from './peers/suite-choice.js';
 import { Membership } from './membership.js';
-import { ConnectionTable } from './connection-table.js';
-import { LegacyTunnels, LEGACY_CONNECTION_ID_BASE } from './legacy-tunnels.js';
-import { DatagramPorts } from './datagram-ports.js';
+import { ConnectionTable } from './streams/connection-table.js';
+import { legacyStreams, noiseStreams, type SuiteName } from './streams/stream-suites.js';
+import { DatagramPorts } from './streams/datagram-ports.js';
 import { DatagramSender } from './streams/datagram-sender.js';
 import type { DaemonOptions } from './daemon-options.js';
 import { homePaths, prepareHome, type HomePaths } from './home.js';
@@ -65,8 +66,8 @@ export class Daemon implements ServiceHost {
   private conns!: ConnectionTable;
   private dgrams!: DatagramPorts;
   private dgramSender!: DatagramSender;
-  /** The original v0.5 suite (PILA/PILS + its transport), for peers that do not speak Noise. */
-  private legacy!: LegacyTunnels;
+  /** The original v0.5 suite (PILA/PILS sessions), for peers that do not speak Noise. */
+  private legacy!: LegacySuite;
   /** Discovery, NAT classification, punching, birthday probing, path liveness. */
   private nat!: NatTraversal;
   private readonly startedAtMs: number;
@@ -167,8 +168,8 @@ export class Daemon implements ServiceHost {
       beaconAddr: this.beaconAddr,
       beaconEndpoint: this.beaconEndpoint,
       listenHost: host,
-      busyPeers: () => this.conns.peersWithConnections(),
-      flushConnections: () => this.conns.flush(),
+      busyPeers: () => this.conns.peersWithConnections('noise'),
+      flushConnections: () => this.driver.flush(),
       beaconToken: () => this.registry.beaconToken,
       acceptsPunchFrom: (id) => this.membership.isPublic || this.trust.isTrusted(id),
       legacyRelayed: (frame, sender, now) => this.legacy.handleFrame(frame, this.beaconAddr.ip, this.beaconAddr.port, now, sender),
@@ -192,19 +193,12 @@ export class Daemon implements ServiceHost {
       onHandshakeStart: (peer) => this.nat.requestPunch(peer.nodeId),
       directOnlyAttempts: opts.relayOnly ? 0 : 2,
     });
-    this.conns = new ConnectionTable({
-      logger: this.logger.child({ component: 'transport' }),
-      nowUs: this.nowUs,
-      sendTo: (peer, plaintext, now) => this.sendToPeer(peer, plaintext, now),
-      flushTx: () => this.tunnels.flushTx(),
-      addressOf: (nodeId) => this.addressOf(nodeId),
-      connectionOptions: { idleTimeoutUs },
-    });
-    this.legacy = new LegacyTunnels({
+    this.legacy = new LegacySuite({
       identity: this.identity,
       nodeId: () => this.membership.nodeId,
       logger: this.logger.child({ component: 'legacy' }),
-      nowUs: this.nowUs,
+      driver,
+      rng: this.env.rng,
       udp: { send: (data, ip, port) => this.nat.sendMain(data, ip, port) },
       relay: () => this.beaconEndpoint,
       relayOnly: opts.relayOnly,
@@ -214,17 +208,37 @@ export class Daemon implements ServiceHost {
       isTrusted: (id) => this.trust.isTrusted(id),
       isPublic: () => this.membership.isPublic,
       contact: (id) => this.resolver.contactOf(id),
-      deliverInbound: (port, stream) => this.conns.deliverInbound(port, stream),
+      onStreamSegment: (from, inner, now) => this.conns.handleSegment(from, 'v0.5', inner, now),
       deliverDatagram: (from, sp, dp, data) => this.dgrams.deliver(this.addressOf(from), from, sp, dp, data),
-      addressOf: (id) => this.addressOf(id),
       allowInsecureLegacy: opts.allowInsecureLegacy,
-      connectionOptions: { idleTimeoutUs },
     });
-    this.dgramSender = new DatagramSender({ resolver: this.resolver, tunnels: this.tunnels, legacy: this.legacy, nowUs: this.nowUs });
-    this.dgrams = new DatagramPorts({ send: (to, fromPort, toPort, data) => this.dgramSender.send(to, fromPort, toPort, data) });
-    // One flush per turn: the connections write their segments, then the sealed frames leave in one batch.
-    driver.onFlush(() => this.conns.flush());
+    // One table for both suites; a connection's suite is its peer's. The table registers its own flusher on the
+    // driver (first), then the tunnels' batch of sealed frames leaves.
+    this.conns = new ConnectionTable({
+      logger: this.logger.child({ component: 'transport' }),
+      driver,
+      rng: this.env.rng,
+      addressOf: (nodeId) => this.addressOf(nodeId),
+      suites: [
+        noiseStreams({
+          send: (peer, plaintext, now) => this.sendToPeer(peer, plaintext, now),
+          maxPlaintextBytes: (peer) => this.tunnels.peers.get(peer)?.current?.maxPlaintextBytes ?? 0,
+          rng: this.env.rng,
+          options: { idleTimeoutUs },
+        }),
+        legacyStreams(
+          {
+            nodeId: () => this.membership.nodeId,
+            sendPlaintext: (id, inner, now) => this.legacy.sendPlaintext(id, inner, now),
+            sendDatagram: (id, sp, dp, data) => this.legacy.sendDatagram(id, sp, dp, data),
+          },
+          { idleTimeoutUs },
+        ),
+      ],
+    });
     driver.onFlush(() => this.tunnels.flushTx());
+    this.dgramSender = new DatagramSender({ resolver: this.resolver, tunnels: this.tunnels, legacy: this.legacy, conns: this.conns, nowUs: this.nowUs });
+    this.dgrams = new DatagramPorts({ send: (to, fromPort, toPort, data) => this.dgramSender.send(to, fromPort, toPort, data), driver });
     this.datapath.onReceive((batch) => this.handleBatch(batch));
 
     const reg = await this.membership.start();
@@ -258,7 +272,7 @@ export class Daemon implements ServiceHost {
   private handlePlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): void {
     const kind = plaintext[0];
     if (kind === KIND_STREAM) {
-      this.conns.handleSegment(peer.nodeId, plaintext, now);
+      this.conns.handleSegment(peer.nodeId, 'noise', plaintext, now);
     } else if (kind === KIND_DATAGRAM) {
       const d = decodeDatagram(plaintext);
       if (d.ok) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
@@ -275,7 +289,7 @@ export class Daemon implements ServiceHost {
 
   private keepalive(): void {
     const now = this.nowUs();
-    for (const nodeId of this.conns.peersWithConnections()) {
+    for (const nodeId of this.conns.peersWithConnections('noise')) {
       const peer = this.tunnels.peers.get(nodeId);
       if (peer?.isUp && now - peer.lastSendUs >= this.opts.keepaliveMs * 500) this.tunnels.sendKeepalive(peer, now);
     }
@@ -403,40 +417,17 @@ export class Daemon implements ServiceHost {
     if (!id.ok) return id;
     if (id.value === this.membership.nodeId) return err('invalid_argument', 'cannot dial yourself');
     const timeoutMs = opts.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
-    if (this.legacy.hasSession(id.value)) return this.legacy.dial(id.value, port, timeoutMs);
-    const plan = await this.resolver.dialPlanFor(id.value);
-    if (plan === 'v0.5') {
-      // Our registry says an original client registered it: it speaks no Noise, so no Noise attempt first.
-      const l = await this.legacy.connect(id.value, Math.min(timeoutMs, V05_CONNECT_TIMEOUT_MS));
-      return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : l;
-    }
-    let t: Result<TunnelPeer>;
-    if (plan === 'noise-then-v0.5') {
-      // Nobody told us its suite (an original registry): the Noise initiation and a probing PILA go out
-      // together. Only an original node answers the probe (a daemon of ours refuses its marker bytes), so a
-      // v0.5 session here is never a downgrade of ours, and an original is met without waiting out Noise.
-      const noise = this.tunnels.ensureSession(id.value);
-      const v05 = this.legacy.connect(id.value, LEGACY_CONNECT_TIMEOUT_MS, { probe: true });
-      const first = await Promise.race([noise.then((r) => ({ isNoise: true, r })), v05.then((r) => ({ isNoise: false, r }))]);
-      if (!first.isNoise && first.r.ok) return this.legacy.dial(id.value, port, timeoutMs);
-      t = first.isNoise ? (first.r as Result<TunnelPeer>) : await noise;
-      if (!t.ok) {
-        if (t.error.code !== 'connection_failed') return t;
-        const l = await v05;
-        return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : t;
-      }
-    } else {
-      t = await this.tunnels.ensureSession(id.value);
-      if (!t.ok) return t;
-    }
+    const s = await ensureSuite({ resolver: this.resolver, tunnels: this.tunnels, legacy: this.legacy }, id.value, timeoutMs);
+    if (!s.ok) return s;
+    if (s.value.suite === 'v0.5') return this.conns.dial(id.value, port, timeoutMs, 'v0.5');
     // A peer that restarted within the staleness window still looks up; if nothing at all comes back from it
     // soon after our SYN, re-handshake so the SYN's retransmission travels in a session it has.
-    const tunnel = t.value;
+    const tunnel = s.value.tunnel;
     const dialStartUs = this.nowUs();
     const kick = this.driver.after(DIAL_REHANDSHAKE_AFTER_MS, () => {
       if (tunnel.lastRecvUs < dialStartUs) this.tunnels.rehandshake(tunnel);
     });
-    const r = await this.conns.dial(id.value, port, timeoutMs);
+    const r = await this.conns.dial(id.value, port, timeoutMs, 'noise');
     kick.cancel();
     return r;
   }
@@ -451,40 +442,49 @@ export class Daemon implements ServiceHost {
 
   async peers(): Promise<Result<{ peers: PeerEntry[] }>> {
     const now = this.nowUs();
-    return ok({
-      // A node whose Noise attempt failed and that talks v0.5 is listed once, as its v0.5 entry.
-      peers: [...this.tunnels.peers.values()].filter((p) => p.isUp || !this.legacy.hasSession(p.nodeId)).map((p): PeerEntry => ({
-        node_id: p.nodeId,
-        address: this.addressOf(p.nodeId),
-        hostname: this.hostnameOf(p.nodeId),
-        endpoint: p.endpoint ? `${p.endpoint.ip}:${p.endpoint.port}` : null,
-        path: !p.isUp ? 'none' : p.isRelayed ? 'relay' : 'direct',
-        encrypted: p.isUp,
-        suite: p.isUp ? 'noise' : null,
-        trusted: this.trust.isTrusted(p.nodeId),
-        last_seen_ms: p.lastRecvUs > 0 ? Math.round((now - p.lastRecvUs) / 1000) : null,
-        rtt_ms: p.rttUs !== null ? Math.round(p.rttUs / 10) / 100 : null,
-      })).concat(this.legacy.peers().map((p): PeerEntry => ({
-        node_id: p.nodeId,
-        address: this.addressOf(p.nodeId),
-        hostname: this.hostnameOf(p.nodeId),
+    // Each node once, in the suite it talks: a node whose Noise attempt failed and that talks v0.5 is listed
+    // as its v0.5 entry.
+    const rows: SuitePeerRow[] = [
+      ...[...this.tunnels.peers.values()]
+        .filter((p) => p.isUp || !this.legacy.hasSession(p.nodeId))
+        .map((p): SuitePeerRow => ({
+          nodeId: p.nodeId,
+          endpoint: p.endpoint ? `${p.endpoint.ip}:${p.endpoint.port}` : null,
+          path: !p.isUp ? 'none' : p.isRelayed ? 'relay' : 'direct',
+          suite: p.isUp ? 'noise' : null,
+          lastRecvUs: p.lastRecvUs > 0 ? p.lastRecvUs : null,
+          rttUs: p.rttUs,
+        })),
+      ...this.legacy.peers().map((p): SuitePeerRow => ({
+        nodeId: p.nodeId,
         endpoint: p.endpoint,
-        path: p.isRelayed ? ('relay' as const) : ('direct' as const),
-        encrypted: true,
-        suite: 'legacy' as const,
-        trusted: this.trust.isTrusted(p.nodeId),
-        last_seen_ms: Math.round((now - p.lastRecvUs) / 1000),
-        rtt_ms: null,
-      }))),
+        path: p.isRelayed ? 'relay' : 'direct',
+        suite: 'v0.5',
+        lastRecvUs: p.lastRecvUs,
+        rttUs: null,
+      })),
+    ];
+    return ok({
+      peers: rows.map((r): PeerEntry => ({
+        node_id: r.nodeId,
+        address: this.addressOf(r.nodeId),
+        hostname: this.hostnameOf(r.nodeId),
+        endpoint: r.endpoint,
+        path: r.path,
+        encrypted: r.suite !== null,
+        suite: r.suite === 'v0.5' ? 'legacy' : r.suite,
+        trusted: this.trust.isTrusted(r.nodeId),
+        last_seen_ms: r.lastRecvUs !== null ? Math.round((now - r.lastRecvUs) / 1000) : null,
+        rtt_ms: r.rttUs !== null ? Math.round(r.rttUs / 10) / 100 : null,
+      })),
     });
   }
 
   async connections(): Promise<Result<{ connections: ConnectionEntry[] }>> {
-    return ok({ connections: [...this.conns.list(), ...this.legacy.list()] });
+    return ok({ connections: this.conns.list() });
   }
 
   async disconnect(connectionId: number): Promise<Result<{ id: number }>> {
-    if (connectionId >= LEGACY_CONNECTION_ID_BASE) return this.legacy.disconnect(connectionId);
     return this.conns.disconnect(connectionId);
   }
 
@@ -513,4 +513,14 @@ export class Daemon implements ServiceHost {
     await this.registry.close();
     await this.datapath.close();
   }
+}
+
+/** One row of peers(), whichever suite the node talks (suite null: no session yet). */
+interface SuitePeerRow {
+  nodeId: number;
+  endpoint: string | null;
+  path: PeerEntry['path'];
+  suite: SuiteName | null;
+  lastRecvUs: Micros | null;
+  rttUs: number | null;
 }

@@ -71,6 +71,7 @@ import {
 } from './sack-scoreboard.js';
 import { SendBuffer } from './send-buffer.js';
 import { unwrapU32 } from './sequence.js';
+import type { StreamConnection } from './stream-connection.js';
 
 export type ConnState =
   | 'syn_sent'
@@ -198,7 +199,7 @@ const DEFAULTS = {
   pacingBurstUs: 2_000,
 };
 
-export class Connection {
+export class Connection implements StreamConnection {
   readonly localPort: number;
   readonly remotePort: number;
   readonly connId: number;

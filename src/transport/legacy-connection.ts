@@ -16,7 +16,8 @@
 //   So we send our FIN only once everything we sent is acknowledged, answer a bare FIN with FIN|ACK, never
 //   answer a FIN|ACK (two originals would otherwise bounce FIN|ACKs), and give up on data missing before the
 //   peer's FIN after finGraceUs.
-// - retransmission: RTO per RFC 6298 (initial 1 s, min 200 ms, max 10 s), give up after 8 attempts with RST;
+// - retransmission: RTO per RFC 6298 (initial 1 s, min 200 ms, max 10 s, G = 10 ms; the shared RttEstimator
+//   with those as its config), give up after 8 attempts with RST;
 //   fast retransmit on 3 duplicate pure ACKs; delayed ACK after 2 segments or 40 ms, at once with SACK.
 // - SYN retransmitted with backoff 1 s → 8 s, 6 retries (DialConnection); keepalive ACK after 30 s idle (the
 //   original reaps connections idle for 120 s).
@@ -50,6 +51,8 @@ import {
   type SackBlock,
 } from '../wire/legacy-control.js';
 import type { ConnectionStats, ConnEvent, ConnState } from './connection.js';
+import { RttEstimator } from './rtt-estimator.js';
+import type { StreamConnection } from './stream-connection.js';
 import { unwrapU32 } from './sequence.js';
 
 export interface LegacyConnectionOptions {
@@ -104,6 +107,8 @@ const D = {
   initialSeq: 0,
 };
 const MAX_SYN_RTO_US = 8_000_000;
+/** The original's clock granularity in its RTO (SRTT + max(10 ms, 4·RTTVAR)). */
+const LEGACY_GRANULARITY_US = 10_000;
 const MAX_OOO_SEGMENTS = 128;
 const INITIAL_CWND_SEGMENTS = 10;
 const MAX_CWND_BYTES = 8 * 1024 * 1024;
@@ -131,7 +136,7 @@ interface SentSegment {
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 
-export class LegacyConnection {
+export class LegacyConnection implements StreamConnection {
   readonly local: VirtualAddr;
   readonly remote: VirtualAddr;
   readonly localPort: number;
@@ -155,8 +160,7 @@ export class LegacyConnection {
   private isInRecovery = false;
   private recoveryPoint = 0;
   private dupAcks = 0;
-  private srttUs = 0;
-  private rttvarUs = 0;
+  private readonly rtt: RttEstimator;
   private rtoUs: Micros;
   private rtoDeadlineUs = Infinity;
   private synRetries = 0;
@@ -214,6 +218,13 @@ export class LegacyConnection {
     this.sndUna = this.iss;
     this.sndNxt = this.iss;
     this.cwndBytes = INITIAL_CWND_SEGMENTS * LEGACY_MSS;
+    this.rtt = new RttEstimator({
+      initialRtoUs: this.o.initialRtoUs,
+      minRtoUs: this.o.minRtoUs,
+      maxRtoUs: this.o.maxRtoUs,
+      granularityUs: LEGACY_GRANULARITY_US,
+      isZeroFirstSampleIgnored: true,
+    });
     this.rtoUs = this.o.initialRtoUs;
     this.lastReceivedUs = nowUs;
     this.lastSentUs = nowUs;
@@ -253,11 +264,11 @@ export class LegacyConnection {
   handle(segment: Uint8Array, nowUs: Micros): Result<void> {
     const p = decodePacket(segment);
     if (!p.ok) return p;
-    return this.handlePacket(p.value, nowUs);
+    return this.handleDecoded(p.value, nowUs);
   }
 
-  /** Feed one decoded packet (payload views are copied when kept). */
-  handlePacket(p: Packet, nowUs: Micros): Result<void> {
+  /** One decoded packet (payload views are copied when kept). */
+  private handleDecoded(p: Packet, nowUs: Micros): Result<void> {
     if (p.protocol !== PROTO_STREAM) return err('invalid_argument', 'not a stream packet');
     if (p.srcPort !== this.remotePort || p.dstPort !== this.localPort || p.src.node !== this.remote.node) {
       return err('invalid_argument', 'packet belongs to another connection');
@@ -372,10 +383,10 @@ export class LegacyConnection {
         }
         break;
       }
-      if (s.attempts === 1 && !s.isSacked) this.updateRtt(nowUs - s.sentAtUs);
+      if (s.attempts === 1 && !s.isSacked) this.rtt.update(nowUs - s.sentAtUs);
     }
     this.inflight.splice(0, i);
-    this.rtoUs = this.baseRtoUs();
+    this.rtoUs = this.rtt.rtoUs();
     this.rtoDeadlineUs = this.inflight.length > 0 ? nowUs + this.rtoUs : Infinity;
     if (this.isInRecovery && this.sndUna >= this.recoveryPoint) this.isInRecovery = false;
     if (!this.isInRecovery) {
@@ -716,9 +727,9 @@ export class LegacyConnection {
     return {
       state: this.state(),
       cwndBytes: this.cwndBytes,
-      srttUs: this.srttUs,
-      rttvarUs: this.rttvarUs,
-      minRttUs: 0,
+      srttUs: this.rtt.srttUs,
+      rttvarUs: this.rtt.rttvarUs,
+      minRttUs: this.rtt.minRttUs,
       rtoUs: this.rtoUs,
       bytesInFlight: this.inflightBytes(),
       pacingRateBps: 0,
@@ -854,22 +865,6 @@ export class LegacyConnection {
       if (window > 0) this.lastAdvertisedWindow = window;
     }
     return n;
-  }
-
-  private updateRtt(sampleUs: Micros): void {
-    if (this.srttUs === 0) {
-      this.srttUs = sampleUs;
-      this.rttvarUs = sampleUs / 2;
-    } else {
-      this.rttvarUs = (3 * this.rttvarUs) / 4 + Math.abs(this.srttUs - sampleUs) / 4;
-      this.srttUs = (7 * this.srttUs) / 8 + sampleUs / 8;
-    }
-  }
-
-  private baseRtoUs(): Micros {
-    if (this.srttUs === 0) return this.o.initialRtoUs;
-    const rto = this.srttUs + Math.max(10_000, 4 * this.rttvarUs); // G = 10 ms as the original
-    return Math.min(this.o.maxRtoUs, Math.max(this.o.minRtoUs, rto));
   }
 
   private closeWith(error: PilotError): void {

@@ -12,6 +12,11 @@ export interface RttConfig {
   maxRtoUs: Micros;
   /** Clock granularity G (RFC 6298 §2, RFC 9002 kGranularity = 1 ms). */
   granularityUs: Micros;
+  /**
+   * The original v0.5 transport keeps SRTT = 0 as "no sample yet", so a 0 µs first sample (an ACK in the same
+   * microsecond) leaves the estimator without one (RTO stays initialRtoUs). Default false: 0 is a sample.
+   */
+  isZeroFirstSampleIgnored?: boolean;
 }
 
 export const DEFAULT_RTT_CONFIG: RttConfig = {
@@ -37,6 +42,7 @@ export class RttEstimator {
    */
   update(sampleUs: Micros, ackDelayUs: Micros = 0): void {
     if (!(sampleUs >= 0)) return;
+    if (sampleUs === 0 && !this.hasSample && this.cfg.isZeroFirstSampleIgnored === true) return;
     this.latestRttUs = sampleUs;
     if (!this.hasSample) {
       // RFC 6298 §2.2

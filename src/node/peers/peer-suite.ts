@@ -5,7 +5,7 @@
 // - 'noise' (one of ours): never offer or accept the v0.5 suite (no downgrade: a PILA claiming that node is
 //   refused even when its signature and key check out).
 // - unknown (an original registry sends no suite): the Noise initiation and a probing PILA together (see
-//   PILA_PROBE_MARKER in legacy-tunnels.ts: only an original answers the probe), so no Noise timeout is waited out.
+//   PILA_PROBE_MARKER in peers/legacy-suite.ts: only an original answers the probe), so no Noise timeout is waited out.
 import { err, ok, type Result } from '../../core/result.js';
 import { fromBase64 } from '../../crypto/index.js';
 import type { PeerSuite } from '../registry-client.js';

@@ -1,4 +1,4 @@
-// v0.5 frames through the beacon relay (src/node/legacy-tunnels.ts). An original node that receives any frame
+// v0.5 frames through the beacon relay (src/node/peers/legacy-suite.ts). An original node that receives any frame
 // of ours through the beacon marks us relayed and from then on sends us everything as 0x05 relay → 0x06
 // relay_deliver — its PILA answer included (the original's pkg/daemon/tunnel.go, handleRelayDeliver and
 // writeFrame). Before this, our daemon dropped those deliveries, so `ping` to an original node failed with
@@ -13,9 +13,11 @@ import { LegacyKeyExchange, verifyPilaFrame, type LegacySession } from '../../..
 import { decodePacket, encodePacket, FLAG_ACK, PROTO_CONTROL } from '../../../src/wire/header.js';
 import { legacyFrameKind } from '../../../src/wire/legacy-frame.js';
 import { decodeBeaconMessage } from '../../../src/wire/beacon-message.js';
-import { formatAddr } from '../../../src/wire/address.js';
 import { legacyPingPacket } from '../../../src/transport/legacy-connection.js';
-import { LegacyTunnels, type LegacyTunnelDeps } from '../../../src/node/legacy-tunnels.js';
+import { LegacySuite, type LegacySuiteDeps } from '../../../src/node/peers/legacy-suite.js';
+import { Driver } from '../../../src/node/driver.js';
+import { realTimers } from '../../../src/core/clock.js';
+import { Rng } from '../../../src/core/rng.js';
 
 const OURS = 2;
 const ORIGINAL = 1;
@@ -34,25 +36,26 @@ function setup(opts: { relayOnly?: boolean } = {}) {
   const origId = generateIdentity();
   const sent: Sent[] = [];
   let t = 1_000_000;
-  const deps: LegacyTunnelDeps = {
+  const driver = new Driver({ nowUs: () => (t += 1000) }, realTimers);
+  const deps: LegacySuiteDeps = {
     identity: ourId,
     nodeId: () => OURS,
     logger: silentLogger(),
-    nowUs: () => (t += 1000),
+    driver,
+    rng: new Rng(1),
     udp: { send: (data, ip, port) => void sent.push({ data: data.slice(), ip, port }) },
     relay: () => BEACON,
     ...(opts.relayOnly ? { relayOnly: true } : {}),
     registryKey: async (id) => (id === ORIGINAL ? ok(origId.publicKey) : err('not_found', `no node ${id}`)),
     authorize: async () => ok(),
     contact: async (id) => (id === ORIGINAL ? ok({ endpoints: opts.relayOnly ? [] : [ORIGINAL_EP] }) : err('not_found', 'no node')),
-    deliverInbound: () => false,
+    onStreamSegment: () => {},
     deliverDatagram: () => {},
-    addressOf: (id) => formatAddr({ network: 0, node: id }),
     allowInsecureLegacy: false,
     isTrusted: (id) => id === ORIGINAL, // the original is a trusted peer here (as after handshake + approve)
     isPublic: () => false,
   };
-  const tunnels = new LegacyTunnels(deps);
+  const tunnels = new LegacySuite(deps);
   const original = new LegacyKeyExchange({ identity: origId, nodeId: ORIGINAL });
   /** A tunnel frame from the original as the beacon delivers it: the frame, from the beacon, sender named. */
   const deliverRelayed = (frame: Uint8Array, sender = ORIGINAL) => tunnels.handleFrame(frame.slice(), BEACON.ip, BEACON.port, t, sender);
@@ -71,7 +74,10 @@ function setup(opts: { relayOnly?: boolean } = {}) {
     assert.ok(a.ok);
     return a.value.session;
   };
-  return { tunnels, original, sent, relayed, deliverRelayed, originalAccepts, close: () => tunnels.close() };
+  return { tunnels, original, sent, relayed, deliverRelayed, originalAccepts, close: () => {
+    tunnels.close();
+    driver.close();
+  } };
 }
 
 test('a PILA the original relays through the beacon is answered through the beacon, and a relayed ping gets its pong there (regression: ours → original ping got no answer)', async () => {

@@ -1,5 +1,5 @@
-// src/node/legacy-tunnels.ts over real loopback UDP: two LegacyTunnels with generated identities and stub
-// registry/trust deps, plus a hand-driven "original" (a socket, a LegacyKeyExchange and the wire codecs) for the
+// src/node/peers/legacy-suite.ts (the v0.5 sessions) with the one connection table (src/node/streams/) over real
+// loopback UDP: two nodes with generated identities and stub registry/trust deps, plus a hand-driven "original" (a socket, a LegacyKeyExchange and the wire codecs) for the
 // frames an original node sends that our own node never does (plaintext PILT, raw pings).
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +8,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { err, ok, type Result } from '../../../src/core/result.js';
 import { silentLogger } from '../../../src/core/logger.js';
-import { monotonicClock } from '../../../src/core/clock.js';
+import { monotonicClock, realTimers } from '../../../src/core/clock.js';
+import { Rng } from '../../../src/core/rng.js';
 import { generateIdentity, toBase64, type Identity } from '../../../src/crypto/identity.js';
 import { v05KeyFrom } from '../../../src/node/peers/peer-suite.js';
 import type { PeerSuite } from '../../../src/node/registry-client.js';
@@ -16,13 +17,83 @@ import { LegacyKeyExchange, verifyPilaFrame, type LegacySession } from '../../..
 import { decodePacket, encodePacket, FLAG_ACK, FLAG_SYN, PROTO_CONTROL, PROTO_DATAGRAM, PROTO_STREAM, makePacket, type Packet } from '../../../src/wire/header.js';
 import { decodePilt, encodePilt, legacyFrameKind } from '../../../src/wire/legacy-frame.js';
 import { formatAddr } from '../../../src/wire/address.js';
-import { LegacyTunnels, LEGACY_CONNECTION_ID_BASE, type LegacyTunnelDeps } from '../../../src/node/legacy-tunnels.js';
+import { LegacySuite, type LegacySuiteDeps } from '../../../src/node/peers/legacy-suite.js';
+import { ConnectionTable } from '../../../src/node/streams/connection-table.js';
+import { legacyStreams } from '../../../src/node/streams/stream-suites.js';
+import { Driver } from '../../../src/node/driver.js';
 import type { PilotStream } from '../../../src/node/api.js';
 import { findInteropDir, readIdentities, readUdpFrames } from '../../interop/captures.js';
 
 const nowUs = () => monotonicClock.nowUs();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * What the tests drive: the v0.5 suite's sessions and the connection table's v0.5 streams, as one object (the
+ * daemon wires the same two: connect first, then the table's dial through the v0.5 suite).
+ */
+function legacyNode(deps: Omit<LegacySuiteDeps, 'driver' | 'rng' | 'onStreamSegment'>, seed: number) {
+  const driver = new Driver(monotonicClock, realTimers);
+  const rng = new Rng(seed);
+  let suite: LegacySuite | null = null;
+  const table = new ConnectionTable({
+    logger: deps.logger,
+    driver,
+    rng,
+    addressOf: (id) => formatAddr({ network: 0, node: id }),
+    suites: [
+      legacyStreams({
+        nodeId: deps.nodeId,
+        sendPlaintext: (id, inner, now) => suite!.sendPlaintext(id, inner, now),
+        sendDatagram: (id, sp, dp, data) => suite!.sendDatagram(id, sp, dp, data),
+      }),
+    ],
+  });
+  suite = new LegacySuite({ ...deps, driver, rng, onStreamSegment: (from, inner, now) => table.handleSegment(from, 'v0.5', inner, now) });
+  const s = suite;
+  return {
+    table,
+    handleFrame: s.handleFrame.bind(s),
+    connect: s.connect.bind(s),
+    hasSession: s.hasSession.bind(s),
+    peers: s.peers.bind(s),
+    ping: s.ping.bind(s),
+    sendDatagram: (id: number, sp: number, dp: number, data: Uint8Array) => table.sendDatagram(id, 'v0.5', sp, dp, data),
+    async dial(id: number, port: number, timeoutMs: number): Promise<Result<PilotStream>> {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) return err('invalid_argument', `invalid port ${port}`);
+      const c = await s.connect(id, timeoutMs);
+      if (!c.ok) return c;
+      return table.dial(id, port, timeoutMs, 'v0.5');
+    },
+    list: () => table.list(),
+    closePeer(id: number, reason: { code: 'connection_failed'; message: string }) {
+      table.closePeer(id, reason);
+      s.closePeer(id, reason);
+    },
+    close() {
+      table.close();
+      s.close();
+      driver.close();
+    },
+  };
+}
+type LegacyNode = ReturnType<typeof legacyNode>;
+
+/** Port → the test's accept callback; setting one listens on the node's connection table. */
+class Listeners extends Map<number, (s: PilotStream) => void> {
+  table: ConnectionTable | null = null;
+  override set(port: number, cb: (s: PilotStream) => void): this {
+    if (this.table && !super.has(port)) {
+      const l = this.table.listen(port);
+      if (l.ok) {
+        void (async () => {
+          for (let st = await l.value.accept(); st; st = await l.value.accept()) this.get(port)?.(st);
+        })();
+      }
+    }
+    return super.set(port, cb);
+  }
+}
 
 /** The stub registry both nodes consult: node id → key and tunnel endpoint. */
 class Registry {
@@ -35,7 +106,7 @@ class Registry {
 interface TestNode {
   nodeId: number;
   identity: Identity;
-  tunnels: LegacyTunnels;
+  tunnels: LegacyNode;
   socket: dgram.Socket;
   port: number;
   listeners: Map<number, (s: PilotStream) => void>;
@@ -66,7 +137,7 @@ async function makeNode(reg: Registry, nodeId: number, opts: { allowInsecureLega
     identity,
     socket,
     port,
-    listeners: new Map(),
+    listeners: new Listeners(),
     datagrams: [],
     sent: new Map(),
     registryCalls: 0,
@@ -74,11 +145,10 @@ async function makeNode(reg: Registry, nodeId: number, opts: { allowInsecureLega
     trusts: () => true,
     isPublic: false,
   } as unknown as TestNode;
-  const deps: LegacyTunnelDeps = {
+  const deps: Omit<LegacySuiteDeps, 'driver' | 'rng' | 'onStreamSegment'> = {
     identity,
     nodeId: () => nodeId,
     logger: silentLogger(),
-    nowUs,
     udp: {
       send: (data, ip, p) => {
         const k = legacyFrameKind(data) ?? 'other';
@@ -101,17 +171,11 @@ async function makeNode(reg: Registry, nodeId: number, opts: { allowInsecureLega
       const ep = reg.endpoints.get(id);
       return ep ? ok({ endpoints: [ep] }) : err('not_found', `no node ${id}`);
     },
-    deliverInbound: (p, stream) => {
-      const l = node.listeners.get(p);
-      if (!l) return false;
-      l(stream);
-      return true;
-    },
     deliverDatagram: (from, srcPort, dstPort, payload) => node.datagrams.push({ from, srcPort, dstPort, payload }),
-    addressOf: (id) => formatAddr({ network: 0, node: id }),
     allowInsecureLegacy: opts.allowInsecureLegacy ?? false,
   };
-  node.tunnels = new LegacyTunnels(deps);
+  node.tunnels = legacyNode(deps, nodeId);
+  (node.listeners as Listeners).table = node.tunnels.table;
   const onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo) => {
     const buf = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
     assert.equal(node.tunnels.handleFrame(buf, rinfo.address, rinfo.port, nowUs()), true);
@@ -282,7 +346,8 @@ test('full duplex on one stream: both ends write 1 MB, FIN only after reading al
     const s = await a.tunnels.dial(b.nodeId, 1003, 5000);
     assert.ok(s.ok);
     const peer = await atB;
-    assert.ok(a.tunnels.list()[0]!.id >= LEGACY_CONNECTION_ID_BASE);
+    // One table: a v0.5 connection is listed like any other (no id range tells the suites apart).
+    assert.deepEqual(a.tunnels.list().map((c) => [c.peer_node_id, c.local_port, c.remote_port]), [[b.nodeId, s.value.localPort, 1003]]);
     const collect = (st: PilotStream, n: number) =>
       new Promise<Buffer>((resolve) => {
         const chunks: Buffer[] = [];
@@ -493,11 +558,10 @@ test('a captured PILA of an original daemon is verified and accepted; our answer
   for (const registryHasKey of [true, false]) {
     const sent: { data: Uint8Array; ip: string; port: number }[] = [];
     let lookups = 0;
-    const tunnels = new LegacyTunnels({
+    const tunnels = legacyNode({
       identity: ids.get(1)!,
       nodeId: () => 1,
       logger: silentLogger(),
-      nowUs,
       udp: { send: (data, ip, port) => sent.push({ data: new Uint8Array(data), ip, port }) },
       registryKey: async (id) => {
         lookups++;
@@ -508,11 +572,9 @@ test('a captured PILA of an original daemon is verified and accepted; our answer
       isTrusted: () => true,
       isPublic: () => false,
       contact: async () => err('not_found', 'unused'),
-      deliverInbound: () => false,
       deliverDatagram: () => {},
-      addressOf: (id) => formatAddr({ network: 0, node: id }),
       allowInsecureLegacy: false,
-    });
+    }, 1);
     try {
       // The original sends its PILA twice back to back (as in the capture): the second is held during the lookup.
       assert.equal(tunnels.handleFrame(new Uint8Array(frame.bytes), '127.0.0.1', 14011, nowUs()), true);

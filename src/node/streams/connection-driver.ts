@@ -1,18 +1,19 @@
-// What both connection tables (Noise transport and the v0.5 legacy transport) do with a sans-IO connection
-// after pollTransmit: hand its events to the PilotDuplex, and keep its single timer armed at pollTimeout()
-// — re-armed only when the deadline moved, as quinn's driver does (quinn/src/connection.rs, drive_timer).
-import { ok, type Result } from '../core/result.js';
-import type { PilotError } from '../core/errors.js';
-import type { Micros } from '../core/clock.js';
-import type { ConnEvent } from '../transport/connection.js';
+// What the connection table does with a sans-IO stream connection (either suite's) after pollTransmit: hand
+// its events to the PilotDuplex, and keep its single deadline armed at pollTimeout() on the Driver — re-armed
+// only when the deadline moved, as quinn's driver does (quinn/src/connection.rs, drive_timer).
+import { ok, type Result } from '../../core/result.js';
+import type { PilotError } from '../../core/errors.js';
+import type { Micros } from '../../core/clock.js';
+import type { StreamConnection } from '../../transport/stream-connection.js';
+import type { Deadline, Driver } from '../driver.js';
 import type { PilotDuplex, StreamEndpoint } from './pilot-stream.js';
 
 export interface DrivenConnection {
-  conn: { pollEvent(): ConnEvent | null; pollTimeout(): Micros | null };
+  conn: StreamConnection;
   stream: PilotDuplex;
   onConnected: ((r: Result<void>) => void) | null;
-  timer: NodeJS.Timeout | null;
-  timerAtUs: Micros | null;
+  deadline: Deadline | null;
+  deadlineAtUs: Micros | null;
   /** Made once per connection: runs handleTimeout and drives it again. */
   fireTimer: () => void;
 }
@@ -41,39 +42,35 @@ export function dispatchEvents(e: DrivenConnection): { error: PilotError | null 
   return null;
 }
 
-/** Keep the one timer at the connection's deadline (e.fireTimer runs when it passes). */
-export function armTimer(e: DrivenConnection, now: Micros): void {
+/** Keep the one deadline at the connection's pollTimeout (e.fireTimer runs when it passes). */
+export function armTimer(e: DrivenConnection, driver: Driver): void {
   const at = e.conn.pollTimeout();
-  if (at === e.timerAtUs) return;
-  if (e.timer) clearTimeout(e.timer);
-  e.timer = null;
-  e.timerAtUs = at;
+  if (at === e.deadlineAtUs && (at === null || e.deadline?.isActive === true)) return;
+  disarmTimer(e);
+  e.deadlineAtUs = at;
   if (at === null) return;
-  e.timer = setTimeout(() => {
-    e.timer = null;
-    e.timerAtUs = null;
+  e.deadline = driver.at(at, () => {
+    e.deadline = null;
+    e.deadlineAtUs = null;
     e.fireTimer();
-  }, Math.max(0, Math.ceil((at - now) / 1000)));
+  });
 }
 
-/** What a connection both tables drive offers its stream (transport Connection and LegacyConnection alike). */
-export interface StreamableConnection {
-  write(data: Uint8Array): number;
-  read(into: Uint8Array): number;
-  readonly readableBytes: number;
-  finish(): void;
-  reset(): void;
+export function disarmTimer(e: DrivenConnection): void {
+  e.deadline?.cancel();
+  e.deadline = null;
+  e.deadlineAtUs = null;
 }
 
 /**
  * The PilotDuplex's view of a connection: every call that can produce segments (data, a window update after
- * a read, FIN, RST) marks the connection for the next drive; a reset is flushed at once.
+ * a read, FIN, RST) marks the connection for the next flush; a reset is flushed at once.
  */
 export function streamEndpointFor(
-  conn: StreamableConnection,
+  conn: StreamConnection,
   entry: { isClosed: boolean },
   markDirty: () => void,
-  flush: () => void,
+  flushNow: () => void,
 ): StreamEndpoint {
   return {
     write: (data) => {
@@ -96,7 +93,7 @@ export function streamEndpointFor(
       if (entry.isClosed) return;
       conn.reset();
       markDirty();
-      flush();
+      flushNow();
     },
   };
 }

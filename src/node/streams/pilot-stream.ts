@@ -1,8 +1,8 @@
 // Node Duplex over one transport connection. The daemon's connection table implements StreamEndpoint
 // and calls the handle* methods when the sans-IO Connection reports events.
 import { Duplex } from 'node:stream';
-import { PilotException, pilotError, type PilotError } from '../core/errors.js';
-import type { PilotStream } from './api.js';
+import { PilotException, pilotError, type PilotError } from '../../core/errors.js';
+import type { PilotStream } from '../api.js';
 
 export interface StreamEndpoint {
   /** Bytes accepted (flow control / send buffer); 0 means wait for handleWritable; -1 means closed. */

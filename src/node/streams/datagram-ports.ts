@@ -1,11 +1,14 @@
 // Unreliable datagrams on virtual ports: bound sockets with a bounded receive queue (drop-oldest, as UDP).
-import { err, ok, type Result } from '../core/result.js';
-import type { Datagram, DatagramSocket, PeerRef } from './api.js';
+import { err, ok, type Result } from '../../core/result.js';
+import type { Datagram, DatagramSocket, PeerRef } from '../api.js';
+import type { Deadline, Driver } from '../driver.js';
 
 const MAX_QUEUED_DATAGRAMS = 4096;
 
 export interface DatagramPortsDeps {
   send(to: PeerRef, fromPort: number, toPort: number, data: Uint8Array): Promise<Result<void>>;
+  /** recv() timeouts. */
+  driver: Driver;
 }
 
 class BoundSocket implements DatagramSocket {
@@ -35,18 +38,18 @@ class BoundSocket implements DatagramSocket {
     if (d) return Promise.resolve(d);
     if (this.isClosed) return Promise.resolve(null);
     return new Promise((resolve) => {
-      let t: NodeJS.Timeout | null = null;
+      let t: Deadline | null = null;
       const w = (x: Datagram | null) => {
-        if (t) clearTimeout(t);
+        t?.cancel();
         resolve(x);
       };
       this.waiters.push(w);
       if (timeoutMs !== undefined) {
-        t = setTimeout(() => {
+        t = this.deps.driver.after(timeoutMs, () => {
           const i = this.waiters.indexOf(w);
           if (i >= 0) this.waiters.splice(i, 1);
           resolve(null);
-        }, timeoutMs);
+        });
       }
     });
   }

@@ -1,7 +1,9 @@
-// Tunnels and streams to ORIGINAL Go Pilot v0.5 nodes: the v0.5 key exchange (PILA), PILS data frames, and the
-// v0.5 stream transport, glued into the node like the Noise side (tunnel-manager.ts + connection-table.ts).
-// This is a driver: it owns timers and sends UDP; the suite (crypto/legacy-session.ts) and the transport
-// (transport/legacy-connection.ts) below it stay sans-IO.
+// The v0.5 suite: sessions with ORIGINAL Go Pilot v0.5 nodes — the v0.5 key exchange (PILA), PILS data frames
+// (direct or through the beacon relay), the original's ping and its datagram framing. Its session surface is the
+// Noise side's (tunnel manager): handleFrame in, sendPlaintext out, peers(). Streams are not here: the one
+// connection table (node/streams/connection-table.ts) holds v0.5 connections beside Noise ones and sends
+// their inner packets through sendPlaintext; stream packets that arrive are handed to it (onStreamSegment).
+// Timers come from the Driver; the key exchange (crypto/legacy-session.ts) below stays sans-IO.
 //
 // What the original does, and what we do (facts: ../shared/interop/README.md, the original's pkg/daemon/tunnel.go):
 // - PILA carries a node id, a static X25519 key and an Ed25519 signature. We verify the signature, then compare
@@ -13,8 +15,8 @@
 //   PILAs (an answer to an answer is a duplicate).
 // - A PILS we cannot open (no session, or a key from before our restart) is answered with our PILA, at most
 //   once a second per node and 20 a second overall: that is how a restarted daemon gets its peers to rekey.
-// - Inside PILS: the 34-byte header packet. Stream packets are demultiplexed by (peer, local port, remote port);
-//   a SYN for an unknown tuple is accepted and handed to the port's listener, or answered with RST. A control
+// - Inside PILS: the 34-byte header packet, naming both ends (a peer speaks only for itself, only to us).
+//   Stream packets go to the connection table (demultiplexed there by peer, local port, remote port). A control
 //   packet to port 0 is the original's ping and is answered with its pong. Datagrams go to the datagram ports.
 // - PILT (plaintext) and PILK (unauthenticated key exchange) are refused unless allowInsecureLegacy, and even then
 //   accepted only from node ids we trust AND only from an endpoint the registry lists for that node: they carry
@@ -23,51 +25,43 @@
 // - Unsolicited PILAs cost a signature check and maybe a registry lookup: a PILA from a node we could not accept
 //   anyway (not trusted, and we are not public) is dropped before any lookup; lookups are cached (failures too)
 //   and budgeted (LOOKUPS_PER_S), so a flood of fresh claimed ids cannot turn into a flood of registry requests.
-import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import { err, errFrom, ok, type Result } from '../core/result.js';
-import { pilotError, type PilotError } from '../core/errors.js';
-import type { Micros } from '../core/clock.js';
-import { TokenBuckets } from '../core/token-bucket.js';
-import type { Identity } from '../crypto/identity.js';
-import { LegacyKeyExchange, verifyPilaFrame, type LegacySession, type VerifiedPila } from '../crypto/legacy-session.js';
+import { err, errFrom, ok, type Result } from '../../core/result.js';
+import { pilotError, type PilotError } from '../../core/errors.js';
+import type { Micros } from '../../core/clock.js';
+import { TokenBuckets } from '../../core/token-bucket.js';
+import type { Rng } from '../../core/rng.js';
+import type { Identity } from '../../crypto/identity.js';
+import { LegacyKeyExchange, verifyPilaFrame, type LegacySession, type VerifiedPila } from '../../crypto/legacy-session.js';
 import {
   decodePacket,
   encodePacket,
   FLAG_ACK,
-  FLAG_RST,
-  FLAG_SYN,
   MAX_PAYLOAD,
   PACKET_HEADER_SIZE,
   PROTO_CONTROL,
   PROTO_DATAGRAM,
   PROTO_STREAM,
   type Packet,
-} from '../wire/header.js';
-import { legacyFrameKind, PILS_HEADER_SIZE, GCM_TAG_SIZE, MAGIC_PILT, decodePilt } from '../wire/legacy-frame.js';
-import { legacyPongFor, LEGACY_MSS } from '../wire/legacy-control.js';
-import type { VirtualAddr } from '../wire/address.js';
-import { readU32, writeU32 } from '../wire/bytes.js';
-import {
-  LegacyConnection,
-  isLegacyPongFor,
-  legacyDatagramPacket,
-  legacyPingPacket,
-  legacyRstFor,
-  type LegacyConnectionOptions,
-} from '../transport/legacy-connection.js';
-import { RELAY_OVERHEAD_BYTES } from '../nat/relay.js';
-import { writeRelayFrame } from '../wire/beacon-message.js';
-import { PilotDuplex } from './pilot-stream.js';
-import { armTimer, dispatchEvents, streamEndpointFor } from './connection-driver.js';
-import type { ConnectionEntry, PilotStream } from './api.js';
+} from '../../wire/header.js';
+import { legacyFrameKind, PILS_HEADER_SIZE, GCM_TAG_SIZE, MAGIC_PILT, decodePilt } from '../../wire/legacy-frame.js';
+import { legacyPongFor, LEGACY_MSS } from '../../wire/legacy-control.js';
+import type { VirtualAddr } from '../../wire/address.js';
+import { readU32, writeU32 } from '../../wire/bytes.js';
+import { isLegacyPongFor, legacyDatagramPacket, legacyPingPacket } from '../../transport/legacy-connection.js';
+import { RELAY_OVERHEAD_BYTES } from '../../nat/relay.js';
+import { writeRelayFrame } from '../../wire/beacon-message.js';
+import type { Deadline, Driver } from '../driver.js';
 
-export interface LegacyTunnelDeps {
+export interface LegacySuiteDeps {
   identity: Identity;
   /** Our node id from the registry (0 until registered; the PILA signs it, so it is read on every use). */
   nodeId(): number;
   logger: Logger;
-  nowUs(): Micros;
+  /** Time and every timer (connect retries and budgets, ping timeouts). */
+  driver: Driver;
+  /** Ping source ports. */
+  rng: Rng;
   /** Send one UDP payload. `data` may be reused once this returns (the datapath copies). */
   udp: { send(data: Uint8Array, ip: string, port: number): void };
   /** The beacon as a relay (0x05 relay / 0x06 relay_deliver); null when relaying is off. */
@@ -84,18 +78,14 @@ export interface LegacyTunnelDeps {
   isPublic(): boolean;
   /** Where to reach a node (registry resolve), for outgoing PILA. */
   contact(nodeId: number): Promise<Result<{ endpoints: { ip: string; port: number }[] }>>;
-  /** Hand an accepted inbound stream to the port's listener; false when nobody listens (→ RST). */
-  deliverInbound(port: number, stream: PilotStream): boolean;
+  /** One stream packet (34-byte header + payload) from a node (PILS, or PILT where allowed), for the connection
+   * table. The view is only valid during the call. */
+  onStreamSegment(fromNodeId: number, inner: Uint8Array, now: Micros): void;
   /** A datagram from an original node; `payload` is a copy the callee may keep. */
   deliverDatagram(fromNodeId: number, srcPort: number, dstPort: number, payload: Uint8Array): void;
-  addressOf(nodeId: number): string;
   allowInsecureLegacy: boolean;
-  /** Options for every v0.5 stream (e.g. idleTimeoutUs). */
-  connectionOptions?: LegacyConnectionOptions;
 }
 
-/** Connection ids of v0.5 streams start here, so they never collide with the Noise connection table's (from 1). */
-export const LEGACY_CONNECTION_ID_BASE = 1_000_000;
 /** Least time between two PILAs we send to one node unasked (answers and restart recovery), µs. */
 const PILA_REPLY_INTERVAL_US = 1_000_000;
 /** PILAs sent to nodes without a session (answers to PILS we cannot open), per second, all nodes together. */
@@ -117,7 +107,6 @@ const LOOKUPS_PER_S = 20;
 const INSECURE_ENDPOINTS_TTL_US = 30_000_000;
 /** Concurrent registry lookups for unsolicited PILAs (anyone can sign a PILA claiming any node id). */
 const MAX_PENDING_LOOKUPS = 256;
-const MAX_BACKLOG_PER_PORT = 1024;
 /** Room for PILS header + inner packet (34 + MSS) + tag; the inner packet is written at offset 20. */
 const TX_BUF_BYTES = PILS_HEADER_SIZE + PACKET_HEADER_SIZE + LEGACY_MSS + GCM_TAG_SIZE;
 
@@ -136,7 +125,7 @@ export const PILA_PROBE_MARKER = new Uint8Array([0x50, 0x4e, 0x30, 0x31]); // "P
 
 interface ConnectWaiter {
   resolve(r: Result<void>): void;
-  timer: NodeJS.Timeout;
+  timer: Deadline;
 }
 
 class LegacyPeer {
@@ -144,7 +133,7 @@ class LegacyPeer {
   endpoint: Endpoint | null = null;
   candidates: Endpoint[] = [];
   waiters: ConnectWaiter[] = [];
-  retryTimer: NodeJS.Timeout | null = null;
+  retryTimer: Deadline | null = null;
   isResolving = false;
   lastPilaSentUs = -Infinity;
   lastRecvUs: Micros = 0;
@@ -160,27 +149,10 @@ class LegacyPeer {
   }
 }
 
-interface Entry {
-  id: number;
-  peer: number;
-  localPort: number;
-  remotePort: number;
-  conn: LegacyConnection;
-  stream: PilotDuplex;
-  timer: NodeJS.Timeout | null;
-  timerAtUs: Micros | null;
-  fireTimer: () => void;
-  isDirty: boolean;
-  isClosed: boolean;
-  /** The stream reached its owner (dial resolved, or a listener took it); before that it dies quietly. */
-  isHandedOut: boolean;
-  onConnected: ((r: Result<void>) => void) | null;
-}
-
 interface PingWaiter {
   resolve(r: Result<Micros>): void;
   sentAtUs: Micros;
-  timer: NodeJS.Timeout;
+  timer: Deadline;
 }
 
 interface HeldPila {
@@ -190,14 +162,19 @@ interface HeldPila {
   isRelayed: boolean;
 }
 
-const tupleKey = (localPort: number, remotePort: number): number => localPort * 0x10000 + remotePort;
+/** A node with a live v0.5 session, as peers() lists it. */
+export interface LegacyPeerInfo {
+  nodeId: number;
+  /** The UDP endpoint in use (the beacon's when relayed). */
+  endpoint: string;
+  isRelayed: boolean;
+  /** Monotonic µs. */
+  lastRecvUs: Micros;
+}
 
-export class LegacyTunnels {
+export class LegacySuite {
   private readonly kx: LegacyKeyExchange;
   private readonly peersById = new Map<number, LegacyPeer>();
-  private readonly conns = new Map<number, Map<number, Entry>>(); // peer → tuple → entry
-  private readonly byId = new Map<number, Entry>();
-  private readonly dirty: Entry[] = [];
   private readonly keyCache = new Map<number, { key: Uint8Array; atUs: Micros }>();
   private readonly failedLookups = new Map<number, Micros>();
   private readonly lookupBudget = new TokenBuckets(LOOKUPS_PER_S);
@@ -214,12 +191,10 @@ export class LegacyTunnels {
   private readonly lastUnsolicitedPilaUs = new Map<number, Micros>();
   private unsolicitedWindowStartUs = 0;
   private unsolicitedInWindow = 0;
-  private nextId = LEGACY_CONNECTION_ID_BASE;
   private pingSeq = 1;
-  private isFlushScheduled = false;
   private isClosed = false;
 
-  constructor(private readonly deps: LegacyTunnelDeps) {
+  constructor(private readonly deps: LegacySuiteDeps) {
     this.kx = new LegacyKeyExchange({ identity: deps.identity, nodeId: deps.nodeId(), allowInsecureLegacy: deps.allowInsecureLegacy });
   }
 
@@ -295,7 +270,7 @@ export class LegacyTunnels {
     const peer = this.peer(from);
     peer.lastRecvUs = now;
     peer.endpoint = { ip, port };
-    this.handlePacket(peer, f.value.packet, now);
+    this.handlePacket(peer, f.value.packet, buf.subarray(4), now);
   }
 
   private handlePilk(buf: Uint8Array, ip: string, port: number, now: Micros): void {
@@ -331,14 +306,14 @@ export class LegacyTunnels {
       return isListed;
     }
     const copy = buf.slice();
-    this.heldInsecure.set(from, () => (kind === 'PILT' ? this.handlePilt(copy, ip, port, this.deps.nowUs()) : this.handlePilk(copy, ip, port, this.deps.nowUs())));
+    this.heldInsecure.set(from, () => (kind === 'PILT' ? this.handlePilt(copy, ip, port, this.deps.driver.nowUs()) : this.handlePilk(copy, ip, port, this.deps.driver.nowUs())));
     if (this.insecureLookups.has(from)) return false;
     this.insecureLookups.add(from);
     void (async () => {
       const c = await this.deps.contact(from);
       this.insecureLookups.delete(from);
       if (this.isClosed) return;
-      this.insecureEndpoints.set(from, { endpoints: c.ok ? c.value.endpoints.map((e) => ({ ip: e.ip, port: e.port })) : [], atUs: this.deps.nowUs() });
+      this.insecureEndpoints.set(from, { endpoints: c.ok ? c.value.endpoints.map((e) => ({ ip: e.ip, port: e.port })) : [], atUs: this.deps.driver.nowUs() });
       const h = this.heldInsecure.get(from);
       this.heldInsecure.delete(from);
       h?.();
@@ -387,14 +362,14 @@ export class LegacyTunnels {
       if (!r.ok) {
         this.keyCache.delete(nodeId);
         if (this.failedLookups.size >= MAX_KEY_CACHE) this.failedLookups.delete(this.failedLookups.keys().next().value!);
-        this.failedLookups.set(nodeId, this.deps.nowUs());
+        this.failedLookups.set(nodeId, this.deps.driver.nowUs());
         this.deps.logger.info({ node_id: nodeId, error: r.error.message }, 'no registry key for a v0.5 node: PILA refused');
         this.failWaiters(nodeId, err('connection_failed', `cannot authenticate node ${nodeId}: ${r.error.message}`));
         return;
       }
       this.failedLookups.delete(nodeId);
       if (this.keyCache.size >= MAX_KEY_CACHE) this.keyCache.delete(this.keyCache.keys().next().value!);
-      this.keyCache.set(nodeId, { key: new Uint8Array(r.value), atUs: this.deps.nowUs() });
+      this.keyCache.set(nodeId, { key: new Uint8Array(r.value), atUs: this.deps.driver.nowUs() });
       if (h) await this.acceptPila(h.pila, r.value, h.ip, h.port, h.isRelayed);
     })();
     this.lookups.set(nodeId, p);
@@ -420,7 +395,7 @@ export class LegacyTunnels {
       }
       peer = this.peersById.get(nodeId);
     }
-    const now = this.deps.nowUs();
+    const now = this.deps.driver.nowUs();
     const r = this.kx.accept(pila, registryKey, now, peer?.session ?? null);
     if (!r.ok) {
       this.deps.logger.info({ node_id: nodeId, error: r.error.message }, 'refused PILA');
@@ -523,16 +498,16 @@ export class LegacyTunnels {
   private handleInner(peer: LegacyPeer, inner: Uint8Array, now: Micros): void {
     const p = decodePacket(inner);
     if (!p.ok) return;
-    this.handlePacket(peer, p.value, now);
+    this.handlePacket(peer, p.value, inner, now);
   }
 
-  private handlePacket(peer: LegacyPeer, p: Packet, now: Micros): void {
+  private handlePacket(peer: LegacyPeer, p: Packet, inner: Uint8Array, now: Micros): void {
     // The header names both ends: a peer may only speak for itself, and only to us.
     const me = this.deps.nodeId();
     if (p.src.node !== peer.nodeId || (me !== 0 && p.dst.node !== me)) return;
     switch (p.protocol) {
       case PROTO_STREAM:
-        this.handleStreamPacket(peer, p, now);
+        this.deps.onStreamSegment(peer.nodeId, inner, now);
         break;
       case PROTO_DATAGRAM:
         this.deps.deliverDatagram(peer.nodeId, p.srcPort, p.dstPort, p.payload.slice());
@@ -549,7 +524,7 @@ export class LegacyTunnels {
       const w = this.pings.get(pingKey(peer.nodeId, p.dstPort, p.seq));
       if (w && isLegacyPongFor(p, p.dstPort, p.seq)) {
         this.pings.delete(pingKey(peer.nodeId, p.dstPort, p.seq));
-        clearTimeout(w.timer);
+        w.timer.cancel();
         w.resolve(ok(now - w.sentAtUs));
       }
       return;
@@ -558,36 +533,21 @@ export class LegacyTunnels {
     if (pong) this.sendPacket(peer, pong, now);
   }
 
-  private handleStreamPacket(peer: LegacyPeer, p: Packet, now: Micros): void {
-    const e = this.conns.get(peer.nodeId)?.get(tupleKey(p.dstPort, p.srcPort));
-    if (e) {
-      e.conn.handlePacket(p, now);
-      this.markDirty(e);
-      return;
-    }
-    if ((p.flags & (FLAG_SYN | FLAG_ACK | FLAG_RST)) !== FLAG_SYN) return; // stragglers of a closed connection
-    const local = this.localAddr(p.dst.network);
-    if (p.dstPort === 0 || this.countForPort(p.dstPort) >= MAX_BACKLOG_PER_PORT) {
-      this.sendPacket(peer, legacyRstFor(p, local), now);
-      return;
-    }
-    const a = LegacyConnection.accept(p, local, this.deps.connectionOptions ?? {}, now);
-    if (!a.ok) return;
-    const entry = this.add(peer.nodeId, p.dstPort, p.srcPort, a.value);
-    entry.isHandedOut = true;
-    if (!this.deps.deliverInbound(p.dstPort, entry.stream)) {
-      entry.isHandedOut = false;
-      this.deps.logger.debug({ node_id: peer.nodeId, port: p.dstPort }, 'v0.5 SYN to a port nobody listens on');
-      this.remove(entry);
-      entry.stream.destroy();
-      this.sendPacket(peer, legacyRstFor(p, local), now);
-      return;
-    }
-    this.markDirty(entry);
-  }
-
   private localAddr(network = 0): VirtualAddr {
     return { network, node: this.deps.nodeId() };
+  }
+
+  /**
+   * Seal one inner packet (34-byte header + payload) for a node and send it, direct or relayed: the session
+   * surface the connection table sends v0.5 stream segments through. Errors: connection_failed (no session,
+   * no way to reach the node).
+   */
+  sendPlaintext(nodeId: number, inner: Uint8Array, now: Micros): Result<void> {
+    const peer = this.peersById.get(nodeId);
+    if (!peer) return err('connection_failed', `no v0.5 tunnel to node ${nodeId}`);
+    if (inner.length > this.txInner.length) return err('invalid_argument', `inner packet of ${inner.length} bytes is too large`);
+    this.txInner.set(inner);
+    return this.sendInner(peer, inner.length, now) ? ok() : err('connection_failed', `cannot send to node ${nodeId}`);
   }
 
   /** Seal one packet for a peer and send it; false when there is no way to (no session, no endpoint). */
@@ -637,14 +597,14 @@ export class LegacyTunnels {
     return new Promise<Result<void>>((resolve) => {
       const w: ConnectWaiter = {
         resolve,
-        timer: setTimeout(() => {
+        timer: this.deps.driver.after(timeoutMs, () => {
           const i = peer.waiters.indexOf(w);
           if (i >= 0) peer.waiters.splice(i, 1);
           if (peer.waiters.length === 0) this.stopRetry(peer);
           resolve(err('connection_failed', `no v0.5 key exchange answer from node ${nodeId} within ${timeoutMs} ms`, {
             hint: 'peer offline, unreachable, or it does not trust us yet: `pilotctl handshake <peer>`',
           }));
-        }, timeoutMs),
+        }),
       };
       peer.waiters.push(w);
       if (peer.waiters.length === 1) void this.startConnect(peer);
@@ -673,7 +633,7 @@ export class LegacyTunnels {
 
   private sendConnectPila(peer: LegacyPeer, attempt: number): void {
     if (this.isClosed || !peer.isConnecting || this.hasSession(peer.nodeId)) return;
-    const now = this.deps.nowUs();
+    const now = this.deps.driver.nowUs();
     const targets = peer.endpoint ? [peer.endpoint, ...peer.candidates.filter((c) => c.ip !== peer.endpoint!.ip || c.port !== peer.endpoint!.port)] : peer.candidates;
     const relay = this.relay();
     if (!this.deps.relayOnly) for (const ep of targets) this.sendPila(peer, ep, now);
@@ -684,14 +644,14 @@ export class LegacyTunnels {
       this.sendRelayed(peer.nodeId, this.connectPila(peer), relay);
     }
     const delayMs = Math.min(CONNECT_RETRY_FIRST_MS * 2 ** attempt, CONNECT_RETRY_MAX_MS);
-    peer.retryTimer = setTimeout(() => {
+    peer.retryTimer = this.deps.driver.after(delayMs, () => {
       peer.retryTimer = null;
       this.sendConnectPila(peer, attempt + 1);
-    }, delayMs);
+    });
   }
 
   private stopRetry(peer: LegacyPeer): void {
-    if (peer.retryTimer) clearTimeout(peer.retryTimer);
+    peer.retryTimer?.cancel();
     peer.retryTimer = null;
   }
 
@@ -700,7 +660,7 @@ export class LegacyTunnels {
     const ws = peer.waiters;
     peer.waiters = [];
     for (const w of ws) {
-      clearTimeout(w.timer);
+      w.timer.cancel();
       w.resolve(r);
     }
   }
@@ -720,165 +680,6 @@ export class LegacyTunnels {
     return p;
   }
 
-  // ───────────────────────────── streams ─────────────────────────────
-
-  /**
-   * Open a v0.5 stream to nodeId:port over the legacy session (key exchange first when needed). Errors:
-   * invalid_argument, connection_failed (no tunnel, RST: nobody listens), timeout. Does I/O.
-   */
-  async dial(nodeId: number, port: number, timeoutMs: number): Promise<Result<PilotStream>> {
-    if (!Number.isInteger(port) || port < 1 || port > 65535) return err('invalid_argument', `invalid port ${port}`, { hint: 'ports are 1–65535' });
-    const started = Date.now();
-    const c = await this.connect(nodeId, timeoutMs);
-    if (!c.ok) return c;
-    const remainingMs = Math.max(1, timeoutMs - (Date.now() - started));
-    const now = this.deps.nowUs();
-    const localPort = this.ephemeralPort(nodeId, port);
-    const conn = LegacyConnection.connect(
-      { local: this.localAddr(), remote: { network: 0, node: nodeId }, localPort, remotePort: port },
-      this.deps.connectionOptions ?? {},
-      now,
-    );
-    const e = this.add(nodeId, localPort, port, conn);
-    const r = await new Promise<Result<void>>((resolve) => {
-      const t = setTimeout(() => {
-        e.onConnected = null;
-        resolve(err('timeout', `no answer from ${this.deps.addressOf(nodeId)} port ${port} within ${timeoutMs} ms`));
-      }, remainingMs);
-      e.onConnected = (res) => {
-        clearTimeout(t);
-        resolve(res);
-      };
-      this.markDirty(e);
-      this.flush();
-    });
-    if (!r.ok) {
-      this.kill(e, r.error, true);
-      return r;
-    }
-    if (e.isClosed) return err('connection_failed', `connection to ${this.deps.addressOf(nodeId)} port ${port} closed during open`);
-    e.isHandedOut = true;
-    return ok(e.stream);
-  }
-
-  private ephemeralPort(nodeId: number, remotePort: number): number {
-    const m = this.conns.get(nodeId);
-    for (let i = 0; i < 64; i++) {
-      const p = randomInt(49152, 65536);
-      if (!m?.has(tupleKey(p, remotePort))) return p;
-    }
-    return randomInt(49152, 65536);
-  }
-
-  private add(peer: number, localPort: number, remotePort: number, conn: LegacyConnection): Entry {
-    const entry: Entry = {
-      id: this.nextId++,
-      peer,
-      localPort,
-      remotePort,
-      conn,
-      stream: null as unknown as PilotDuplex,
-      timer: null,
-      timerAtUs: null,
-      isDirty: false,
-      isClosed: false,
-      isHandedOut: false,
-      onConnected: null,
-      fireTimer: () => {
-        const t = this.deps.nowUs();
-        entry.conn.handleTimeout(t);
-        this.drive(entry, t);
-      },
-    };
-    const endpoint = streamEndpointFor(conn, entry, () => this.markDirty(entry), () => this.flush());
-    entry.stream = new PilotDuplex(endpoint, this.deps.addressOf(peer), peer, remotePort, localPort);
-    let m = this.conns.get(peer);
-    if (!m) this.conns.set(peer, (m = new Map()));
-    m.set(tupleKey(localPort, remotePort), entry);
-    this.byId.set(entry.id, entry);
-    return entry;
-  }
-
-  private remove(e: Entry): void {
-    e.isClosed = true;
-    if (e.timer) clearTimeout(e.timer);
-    e.timer = null;
-    const m = this.conns.get(e.peer);
-    if (m?.get(tupleKey(e.localPort, e.remotePort)) === e) m.delete(tupleKey(e.localPort, e.remotePort));
-    if (m?.size === 0) this.conns.delete(e.peer);
-    this.byId.delete(e.id);
-  }
-
-  private countForPort(port: number): number {
-    let n = 0;
-    for (const e of this.byId.values()) if (e.localPort === port && !e.conn.isClient) n++;
-    return n;
-  }
-
-  private markDirty(e: Entry): void {
-    if (e.isDirty || e.isClosed) return;
-    e.isDirty = true;
-    this.dirty.push(e);
-    if (!this.isFlushScheduled) {
-      this.isFlushScheduled = true;
-      queueMicrotask(() => this.flush());
-    }
-  }
-
-  /** Drive every connection touched since the last flush (also runs on its own in a microtask). */
-  flush(): void {
-    this.isFlushScheduled = false;
-    const now = this.deps.nowUs();
-    while (this.dirty.length > 0) {
-      const e = this.dirty.pop()!;
-      e.isDirty = false;
-      this.drive(e, now);
-    }
-  }
-
-  // quinn's order: pollTransmit until nothing → pollEvent until nothing → re-arm the one timer.
-  private drive(e: Entry, now: Micros): void {
-    if (e.isClosed) return;
-    const conn = e.conn;
-    const peer = this.peersById.get(e.peer);
-    for (;;) {
-      const n = conn.pollTransmit(now, this.txInner);
-      if (n === 0) break;
-      if (peer) this.sendInner(peer, n, now); // no tunnel: the transport retransmits or times out
-    }
-    const closed = dispatchEvents(e);
-    if (closed) {
-      this.kill(e, closed.error, false);
-      return;
-    }
-    armTimer(e, now);
-  }
-
-  private kill(e: Entry, error: PilotError | null, sendReset: boolean): void {
-    if (e.isClosed) return;
-    if (sendReset) {
-      e.conn.reset();
-      const peer = this.peersById.get(e.peer);
-      const now = this.deps.nowUs();
-      const n = e.conn.pollTransmit(now, this.txInner);
-      if (n > 0 && peer) this.sendInner(peer, n, now);
-    }
-    this.remove(e);
-    e.onConnected?.(error ? { ok: false, error } : err('connection_failed', 'connection closed during open'));
-    e.onConnected = null;
-    // A failed dial reports its error as the dial's result; an 'error' event on a stream nobody holds would crash.
-    if (e.isHandedOut) e.stream.handleClosed(error);
-    else e.stream.destroy();
-  }
-
-  /** Abort one v0.5 connection by its id (from list()). Errors: not_found. */
-  disconnect(id: number): Result<{ id: number }> {
-    const e = this.byId.get(id);
-    if (!e) return err('not_found', `no connection ${id}`, { hint: 'list them with `pilotctl connections`' });
-    this.kill(e, pilotError('connection_failed', 'disconnected by the local user'), true);
-    return ok({ id });
-  }
-
   // ───────────────────────────── datagrams and ping ─────────────────────────────
 
   /** One v0.5 datagram (protocol 2) over an existing session. Errors: connection_failed (no session), invalid_argument. */
@@ -889,7 +690,7 @@ export class LegacyTunnels {
       return err('invalid_argument', `datagram of ${data.length} bytes is too large`, { hint: `v0.5 datagrams carry at most ${LEGACY_MSS} bytes; use a stream` });
     }
     const p = legacyDatagramPacket(this.localAddr(), { network: 0, node: nodeId }, srcPort, dstPort, data);
-    if (!this.sendPacket(peer, p, this.deps.nowUs())) return err('connection_failed', `cannot send to node ${nodeId}`);
+    if (!this.sendPacket(peer, p, this.deps.driver.nowUs())) return err('connection_failed', `cannot send to node ${nodeId}`);
     return ok();
   }
 
@@ -897,19 +698,19 @@ export class LegacyTunnels {
   ping(nodeId: number, timeoutMs: number, payload: Uint8Array = new Uint8Array(0)): Promise<Result<Micros>> {
     const peer = this.peersById.get(nodeId);
     if (!peer?.session) return Promise.resolve(err('connection_failed', `no v0.5 tunnel to node ${nodeId}`));
-    const srcPort = randomInt(49152, 65536);
+    const srcPort = 49152 + this.deps.rng.int(16384);
     const seq = this.pingSeq++ >>> 0;
-    const now = this.deps.nowUs();
+    const now = this.deps.driver.nowUs();
     const key = pingKey(nodeId, srcPort, seq);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = this.deps.driver.after(timeoutMs, () => {
         this.pings.delete(key);
         resolve(err('timeout', `no pong from node ${nodeId} within ${timeoutMs} ms`));
-      }, timeoutMs);
+      });
       this.pings.set(key, { resolve, sentAtUs: now, timer });
       const p = legacyPingPacket(this.localAddr(), { network: 0, node: nodeId }, srcPort, seq, payload);
       if (!this.sendPacket(peer, p, now)) {
-        clearTimeout(timer);
+        timer.cancel();
         this.pings.delete(key);
         resolve(err('connection_failed', `cannot send to node ${nodeId}`));
       }
@@ -918,30 +719,10 @@ export class LegacyTunnels {
 
   // ───────────────────────────── status and teardown ─────────────────────────────
 
-  list(): ConnectionEntry[] {
-    return [...this.byId.values()].map((e) => {
-      const s = e.conn.stats();
-      return {
-        id: e.id,
-        peer: this.deps.addressOf(e.peer),
-        peer_node_id: e.peer,
-        local_port: e.localPort,
-        remote_port: e.remotePort,
-        state: String(s.state),
-        cwnd_bytes: s.cwndBytes,
-        srtt_ms: Math.round((s.srttUs / 1000) * 100) / 100,
-        bytes_in_flight: s.bytesInFlight,
-        bytes_sent: s.bytesSent,
-        bytes_received: s.bytesReceived,
-        retransmits: s.retransmits,
-      };
-    });
-  }
-
   /** Nodes with a live v0.5 session, the UDP endpoint in use (the beacon's when relayed), whether frames go
    * through the relay, and when we last heard from them (monotonic µs). */
-  peers(): { nodeId: number; endpoint: string; isRelayed: boolean; lastRecvUs: Micros }[] {
-    const out: { nodeId: number; endpoint: string; isRelayed: boolean; lastRecvUs: Micros }[] = [];
+  peers(): LegacyPeerInfo[] {
+    const out: LegacyPeerInfo[] = [];
     for (const p of this.peersById.values()) {
       if (!p.session || p.session.isDestroyed) continue;
       const relay = p.isRelayed || this.deps.relayOnly ? this.relay() : null;
@@ -951,13 +732,12 @@ export class LegacyTunnels {
     return out;
   }
 
-  /** Drop a node: RST its streams, wipe its session, fail its pending connects (untrust, shutdown). */
+  /** Drop a node: wipe its session, fail its pending connects and pings (untrust, shutdown). Its streams are
+   * the connection table's to close (closePeer there first: their RSTs still need the session). */
   closePeer(nodeId: number, reason: PilotError): void {
-    const m = this.conns.get(nodeId);
-    if (m) for (const e of [...m.values()]) this.kill(e, reason, true);
     for (const [k, w] of this.pings) {
       if (k.startsWith(`${nodeId}:`)) {
-        clearTimeout(w.timer);
+        w.timer.cancel();
         this.pings.delete(k);
         w.resolve({ ok: false, error: reason });
       }
@@ -975,7 +755,7 @@ export class LegacyTunnels {
   close(): void {
     if (this.isClosed) return;
     const reason = pilotError('connection_failed', 'daemon shutting down');
-    for (const id of [...new Set([...this.peersById.keys(), ...this.conns.keys()])]) this.closePeer(id, reason);
+    for (const id of [...this.peersById.keys()]) this.closePeer(id, reason);
     this.isClosed = true;
     this.held.clear();
   }

@@ -1,0 +1,149 @@
+// The two suites a peer's streams and datagrams can go through, as the connection table sees them: how a
+// suite's segments name their connection (demultiplexing), how a connection of that suite is opened and
+// accepted, what answers a SYN nobody takes, and which session carries the bytes. The table holds connections
+// of either suite side by side; the suite is the peer's (chosen when the connection is created).
+//   noise: our transport (transport/connection.ts) in Noise sessions (tunnel manager); connection id demuxes.
+//   v0.5:  the original's transport (transport/legacy-connection.ts) in PILS sessions (peers/legacy-suite.ts);
+//          (local port, remote port) demuxes, as in the original.
+import { err, type Result } from '../../core/result.js';
+import type { Micros } from '../../core/clock.js';
+import type { Rng } from '../../core/rng.js';
+import { Connection, type ConnectionOptions } from '../../transport/connection.js';
+import { LegacyConnection, legacyRstFor, type LegacyConnectionOptions } from '../../transport/legacy-connection.js';
+import type { StreamConnection } from '../../transport/stream-connection.js';
+import {
+  DATAGRAM_HEADER_BYTES,
+  encodeDatagram,
+  encodeResetFor,
+  peekSegmentHeader,
+  KIND_STREAM,
+  type SegmentPeek,
+} from '../../wire/segment.js';
+import { decodePacket, writePacketUnchecked, FLAG_ACK, FLAG_RST, FLAG_SYN, PACKET_HEADER_SIZE, PROTO_STREAM } from '../../wire/header.js';
+import { LEGACY_MSS } from '../../wire/legacy-control.js';
+import { readU16 } from '../../wire/bytes.js';
+
+export type SuiteName = 'noise' | 'v0.5';
+
+/** The demultiplexing fields of one stream segment. */
+export interface SegmentHead {
+  /** Names the connection among the peer's connections of this suite. */
+  key: number;
+  localPort: number;
+  remotePort: number;
+  /** A SYN without ACK or RST: may open a connection. */
+  opens: boolean;
+}
+
+export interface StreamSuite {
+  readonly name: SuiteName;
+  /** Largest segment a connection of this suite writes in pollTransmit. */
+  readonly maxSegmentBytes: number;
+  /** The head of one of this suite's stream segments; null for anything else. The result is reused. */
+  peek(segment: Uint8Array): SegmentHead | null;
+  connect(peer: number, localPort: number, remotePort: number, nowUs: Micros): { conn: StreamConnection; key: number };
+  accept(peer: number, segment: Uint8Array, nowUs: Micros): Result<StreamConnection>;
+  /** Write the RST answering a SYN nobody takes into `buf`; 0 for none. */
+  resetFor(segment: Uint8Array, buf: Uint8Array): number;
+  /** Seal and send one segment through the peer's session of this suite. */
+  send(peer: number, segment: Uint8Array, nowUs: Micros): Result<void>;
+  /** One unreliable datagram through the peer's session. Errors: invalid_argument (too large), connection_failed. */
+  sendDatagram(peer: number, srcPort: number, dstPort: number, data: Uint8Array, nowUs: Micros): Result<void>;
+}
+
+export interface NoiseStreamsDeps {
+  /** Seal and queue one plaintext in the peer's Noise session. */
+  send(peer: number, plaintext: Uint8Array, nowUs: Micros): Result<void>;
+  /** The largest plaintext the peer's current session carries (0: no session). */
+  maxPlaintextBytes(peer: number): number;
+  /** Connection ids. */
+  rng: Rng;
+  options?: ConnectionOptions;
+}
+
+const NOISE_TX_BYTES = 2048;
+
+export function noiseStreams(deps: NoiseStreamsDeps): StreamSuite {
+  const peekBuf: SegmentPeek = { flags: 0, srcPort: 0, dstPort: 0, connId: 0, isSyn: false, isRst: false };
+  const head: SegmentHead = { key: 0, localPort: 0, remotePort: 0, opens: false };
+  const dgramBuf = new Uint8Array(NOISE_TX_BYTES);
+  const options = deps.options ?? {};
+  return {
+    name: 'noise',
+    maxSegmentBytes: NOISE_TX_BYTES,
+    peek(segment) {
+      if (segment[0] !== KIND_STREAM) return null;
+      const p = peekSegmentHeader(segment, peekBuf);
+      if (!p.ok) return null;
+      head.key = p.value.connId;
+      head.localPort = p.value.dstPort;
+      head.remotePort = p.value.srcPort;
+      head.opens = p.value.isSyn && !p.value.isRst;
+      return head;
+    },
+    connect(_peer, localPort, remotePort, nowUs) {
+      const connId = 1 + deps.rng.int(0xfffffffe);
+      return { conn: Connection.connect({ ...options, localPort, remotePort, connId }, nowUs), key: connId };
+    },
+    accept: (_peer, segment, nowUs) => Connection.accept(segment, options, nowUs),
+    resetFor: (segment, buf) => encodeResetFor(segment, buf),
+    send: (peer, segment, nowUs) => deps.send(peer, segment, nowUs),
+    sendDatagram(peer, srcPort, dstPort, data, nowUs) {
+      if (data.length + DATAGRAM_HEADER_BYTES > deps.maxPlaintextBytes(peer)) {
+        return err('invalid_argument', `datagram of ${data.length} bytes is too large`, { hint: 'datagrams carry at most 1415 bytes; use a stream' });
+      }
+      const n = encodeDatagram({ srcPort, dstPort, payload: data }, dgramBuf);
+      if (!n.ok) return n;
+      return deps.send(peer, dgramBuf.subarray(0, n.value), nowUs);
+    },
+  };
+}
+
+/** What the v0.5 streams need of the v0.5 suite (peers/legacy-suite.ts). */
+export interface LegacySessions {
+  /** Our node id (the inner header names both ends). */
+  nodeId(): number;
+  /** Seal and send one inner packet (34-byte header + payload) to the node. */
+  sendPlaintext(nodeId: number, inner: Uint8Array, nowUs: Micros): Result<void>;
+  sendDatagram(nodeId: number, srcPort: number, dstPort: number, data: Uint8Array): Result<void>;
+}
+
+const tupleKey = (localPort: number, remotePort: number): number => localPort * 0x10000 + remotePort;
+
+export function legacyStreams(sessions: LegacySessions, options: LegacyConnectionOptions = {}): StreamSuite {
+  const head: SegmentHead = { key: 0, localPort: 0, remotePort: 0, opens: false };
+  return {
+    name: 'v0.5',
+    maxSegmentBytes: PACKET_HEADER_SIZE + LEGACY_MSS,
+    peek(segment) {
+      // The inner header: flags in the low nibble of byte 0, protocol at 1, ports at 16 and 18. The checksum is
+      // the connection's to verify (LegacyConnection.handle decodes).
+      if (segment.length < PACKET_HEADER_SIZE || segment[1] !== PROTO_STREAM) return null;
+      head.localPort = readU16(segment, 18);
+      head.remotePort = readU16(segment, 16);
+      head.key = tupleKey(head.localPort, head.remotePort);
+      head.opens = (segment[0]! & (FLAG_SYN | FLAG_ACK | FLAG_RST)) === FLAG_SYN;
+      return head;
+    },
+    connect(peer, localPort, remotePort, nowUs) {
+      const conn = LegacyConnection.connect(
+        { local: { network: 0, node: sessions.nodeId() }, remote: { network: 0, node: peer }, localPort, remotePort },
+        options,
+        nowUs,
+      );
+      return { conn, key: tupleKey(localPort, remotePort) };
+    },
+    accept(_peer, segment, nowUs) {
+      const p = decodePacket(segment);
+      if (!p.ok) return p;
+      return LegacyConnection.accept(p.value, { network: p.value.dst.network, node: sessions.nodeId() }, options, nowUs);
+    },
+    resetFor(segment, buf) {
+      const p = decodePacket(segment);
+      if (!p.ok || (p.value.flags & FLAG_RST) !== 0) return 0;
+      return writePacketUnchecked(legacyRstFor(p.value, { network: p.value.dst.network, node: sessions.nodeId() }), buf, 0);
+    },
+    send: (peer, segment, nowUs) => sessions.sendPlaintext(peer, segment, nowUs),
+    sendDatagram: (peer, srcPort, dstPort, data) => sessions.sendDatagram(peer, srcPort, dstPort, data),
+  };
+}
