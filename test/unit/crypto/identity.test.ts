@@ -14,7 +14,7 @@ import {
   toBase64,
   verify,
 } from '../../../src/crypto/identity.js';
-import { loadIdentity, loadOrCreateIdentity, saveIdentity } from '../../../src/crypto/identity-store.js';
+import { loadIdentity, loadOrCreateIdentity, saveIdentity } from '../../../src/node/identity-store.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // ../shared/interop next to the project root, from test/unit/crypto (tsx) or dist/test/unit/crypto (compiled).
