@@ -97,7 +97,8 @@ test('the sans-IO rule catches planted violations and ignores comments and strin
     "import * as tp from 'node:timers/promises';": 'imports node:timers/promises',
     "const os = await import('node:os');": 'imports node:os',
     'const t = Date.now();': 'Date.now',
-    'const t = new Date();': 'new Date',
+    'const t = new Date();': 'new Date()',
+    'const t = new Date;': 'new Date()',
     'const now = Date.now;': 'Date.now',
     'setTimeout(f, 10);': 'setTimeout',
     'globalThis.setInterval(f, 10);': 'setInterval',
@@ -122,6 +123,7 @@ test('the sans-IO rule catches planted violations and ignores comments and strin
     'const s = `no Math.random() in this text`;',
     "import { createHash } from 'node:crypto';",
     "import { join } from 'node:path';",
+    'const iso = new Date(wall.nowMs()).toISOString();', // formats an injected time
     'socket.setTimeout(5);', // a method of some object, not the global timer
     'const fsName = "node:fs";',
   ];
@@ -142,6 +144,7 @@ test('the node rule: timers only in driver.ts, clocks and Math.random only in en
   assert.equal(nodeViolations('node/env.ts', timer).length, 1, 'env hands out Timers, it does not run them');
   assert.equal(nodeViolations('node/x.ts', "import { setTimeout } from 'node:timers';").length, 2);
   assert.deepEqual(nodeViolations('node/x.ts', '// setTimeout(f) was here; Date.now() too'), []);
+  assert.deepEqual(nodeViolations('node/trust/machine.ts', 'const nowIso = () => new Date(wall.nowMs()).toISOString();'), []);
   assert.deepEqual(nodeViolations('services/x.ts', timer + clock), []);
   assert.match(nodeViolations('node/a/b.ts', '\n\nMath.random()')[0]!, /^node\/a\/b\.ts:3: Math\.random/);
 });

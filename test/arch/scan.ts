@@ -61,7 +61,8 @@ const TIMERS: Rule[] = [
 ];
 const CLOCKS: Rule[] = [
   { name: 'Date.now', re: /\bDate\s*\.\s*now\b/ },
-  { name: 'new Date', re: /\bnew\s+Date\b/ },
+  // `new Date()` reads the clock; `new Date(wall.nowMs())` only formats a time that was passed in
+  { name: 'new Date()', re: /\bnew\s+Date\b(?!\s*\((?!\s*\)))/ },
   { name: 'performance.now', re: /\bperformance\s*\.\s*now\b/ },
   { name: 'hrtime', re: /\bhrtime\b/ },
 ];
