@@ -18,7 +18,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import { Cluster, sleep } from '../test/integration/harness.js';
-import { createInitiator, fromBase64, generateIdentity, loadIdentity } from '../src/crypto/index.js';
+import { createInitiator, fromBase64, generateIdentity } from '../src/crypto/index.js';
+import { loadIdentity } from '../src/node/identity-store.js';
 import { cpuSeconds, percentile } from './e2e/proc.js';
 import type { PilotClient } from '../src/sdk/client.js';
 

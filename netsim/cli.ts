@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// netsim CLI: `up <scenario>`, `down`, `exec <host> <cmd…>`, `list`, `selftest`, `matrix` (stub until the
-// daemons exist). Human text on stdout by default; `--json` prints {"status":"ok","data":…} like pilotctl.
+// netsim CLI: `up <scenario>`, `down`, `exec <host> <cmd…>`, `list`, `selftest`, `matrix` (every pair of NAT
+// kinds with real daemons). Human text on stdout by default; `--json` prints {"status":"ok","data":…} like pilotctl.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { netsimUnavailableReason } from './exec.js';

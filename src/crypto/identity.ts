@@ -1,5 +1,5 @@
 // Ed25519 node identity. The secret key is libsodium's 64-byte form (seed ‖ public key), the same bytes Go's
-// ed25519.PrivateKey holds, so the original's identity files load unchanged. No I/O here (see identity-store.ts).
+// ed25519.PrivateKey holds, so the original's identity files load unchanged. No I/O here (src/node/identity-store.ts persists it).
 import sodium from 'sodium-native';
 import { err, ok, type Result } from '../core/index.js';
 

@@ -1,6 +1,5 @@
 // Public surface of src/crypto: identity, Noise IK handshake, transport sessions.
 export * from './identity.js';
-export * from './identity-store.js';
 export * from './aead.js';
 export * from './replay-window.js';
 export * from './tunnel-session.js';

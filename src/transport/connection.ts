@@ -14,7 +14,8 @@
 //   tail-loss probe then RTO with exponential backoff (RFC 6298 §5), zero-window persist probes, keepalive,
 //   idle timeout, TIME_WAIT, pacing.
 //
-// Driver loop (src/node/driver.ts; test/sim/pair.ts does the same with virtual time):
+// Driver loop (the node's connection table runs it — src/node/streams/connection-table.ts and connection-driver.ts,
+// the one timer per connection a Deadline on src/node/driver.ts; test/sim/pair.ts does the same in virtual time):
 //
 //   const conn = Connection.connect({ localPort, remotePort, connId }, now);   // or Connection.accept(syn, opts, now)
 //   on segment:  conn.handle(plaintext, now); service();

@@ -7,7 +7,8 @@ import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, explain, sleep } from './harness.js';
-import { createInitiator, fromBase64, generateIdentity, loadIdentity, toBase64, type Identity } from '../../src/crypto/index.js';
+import { createInitiator, fromBase64, generateIdentity, toBase64, type Identity } from '../../src/crypto/index.js';
+import { loadIdentity } from '../../src/node/identity-store.js';
 import { decodeNoiseResponse, noiseFrameKind } from '../../src/wire/noise-frame.js';
 
 let c: Cluster;

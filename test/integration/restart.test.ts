@@ -124,7 +124,7 @@ test('a registry outage does not break an open stream; the daemons re-register w
   assert.equal((await c.ok('pia', ['send-message', 'quin', '--data', 'after the outage'])).ack, true);
 });
 
-// Still open after 58d624d: passes inside the full suite, fails alone (node --test --test-name-pattern restarted).
+// Runs alone too: node --test --test-name-pattern restarted dist/test/integration/restart.test.js
 test('a node reaches a peer that restarted (new endpoint) without waiting for the peer to speak first', async () => {
   await c.ok('pia', ['ping', 'quin', '--count', '1']);
   await c.restartDaemon('quin');

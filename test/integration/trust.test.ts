@@ -1,6 +1,7 @@
 // Trust lifecycle between real daemons: a request with a justification survives the target's restart, approve
 // gives mutual trust on both sides within 1 s (pushed, not polled), reject, handshakes in both directions
-// auto-approve, and untrust revokes both ways, closes open streams and stops all data.
+// auto-approve, and untrust revokes both ways, closes open streams and stops all data. Each test sets up the
+// trust it needs (the cluster is shared), so any one runs alone: node --test --test-name-pattern=<name>.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster, explain, isMutual, readBytes, sleep, waitFor } from './harness.js';
@@ -120,7 +121,9 @@ test('simultaneous handshakes (neither sees the other first) still end in mutual
 test('untrust revokes both ways, errors an open stream, and stops data in both directions with a handshake hint', async () => {
   const ca = await c.client('ann');
   const cb = await c.client('bob');
-  assert.ok(await isMutual(ca, id('bob')), 'ann and bob trust each other (first test)');
+  // Its own set-up: mutual trust ann↔bob (already there after the first test; built here when run alone).
+  await c.trust('ann', 'bob', 'before untrust');
+  assert.ok(await isMutual(ca, id('bob')), 'ann and bob trust each other');
   // An open stream ann → bob's echo port.
   const s = await ca.dial('bob', 7);
   assert.ok(s.ok, !s.ok ? s.error.message : '');

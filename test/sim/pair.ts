@@ -2,7 +2,11 @@
 // (quinn-proto/src/tests/util.rs): deliver the earliest in-flight segment or fire the earliest timeout, jump
 // time to it, repeat. Each endpoint follows the driver contract of src/node: after any input,
 // pollEvent until null (the app reacts, e.g. writes), then pollTransmit until 0, then pollTimeout.
+// Segments cross the links as the tunnel carries them: sealed into PND1 frames by a real NoiseSession
+// (ChaCha20-Poly1305, replay window) and opened at the receiver, which counts what its AEAD rejected.
 import { Rng } from '../../src/core/rng.js';
+import { NoiseSession } from '../../src/crypto/session.js';
+import type { TunnelFailureReason } from '../../src/crypto/tunnel-session.js';
 import { Connection, type ConnEvent, type ConnectConfig, type ConnectionOptions } from '../../src/transport/connection.js';
 import { peekSegmentHeader, MAX_SEGMENT_BYTES } from '../../src/wire/segment.js';
 import { EventQueue } from './event-queue.js';
@@ -10,14 +14,31 @@ import { SimLink, type LinkConfig, type Scheduler } from './sim-link.js';
 
 export type AppHandler = (ev: ConnEvent, ep: SimEndpoint, net: SimNet) => void;
 
+/** What an endpoint's tunnel did with the frames that reached it. */
+export interface AeadStats {
+  opened: number;
+  /** All frames its AEAD (framing, index, replay window, tag) refused. */
+  rejected: number;
+  /** Of those: frames the link had corrupted (the sim's ledger; the receiver only saw bytes). */
+  rejectedCorrupted: number;
+  /** Of those: replays (the link's duplicates). */
+  rejectedReplays: number;
+  /** Corrupted frames that opened: a forgery got through. Must stay 0. */
+  openedCorrupted: number;
+  reasons: Partial<Record<TunnelFailureReason, number>>;
+}
+
 export class SimEndpoint {
   conn: Connection | null = null;
   /** Link carrying this endpoint's segments to its peer. */
   out!: SimLink;
   peer!: SimEndpoint;
+  /** This endpoint's tunnel session with its peer (set by SimNet.join). */
+  tunnel!: NoiseSession;
   deadlineUs = Infinity;
   events: ConnEvent[] = [];
   handleErrors = 0;
+  readonly aead: AeadStats = { opened: 0, rejected: 0, rejectedCorrupted: 0, rejectedReplays: 0, openedCorrupted: 0, reasons: {} };
   constructor(
     readonly name: string,
     public app: AppHandler | null,
@@ -39,9 +60,8 @@ export class SimNet implements Scheduler<SimEndpoint> {
   private readonly buf = new Uint8Array(MAX_SEGMENT_BYTES);
   steps = 0;
   private sameTimeTimers = 0;
-  corruptedSeen = 0;
-  /** Gets corrupted copies: by default decoded and fed to a sacrificial connection, to prove nothing throws. */
-  corruptSink: ((bytes: Uint8Array) => void) | null = null;
+  /** Frames the links corrupted (ledger for the AEAD counts; never consulted on the receive path). */
+  private readonly corrupted = new WeakSet<Uint8Array>();
 
   constructor(readonly seed: number) {
     this.rng = new Rng(seed);
@@ -56,13 +76,34 @@ export class SimNet implements Scheduler<SimEndpoint> {
     return ep;
   }
 
-  schedule(atUs: number, to: SimEndpoint, bytes: Uint8Array): void {
-    this.queue.push(atUs, { to, bytes });
+  /**
+   * Make `a` and `b` each other's peer with a tunnel session between them: fresh keys and indices from the
+   * seeded Rng, never rekeyed or expired in simulated time.
+   */
+  join(a: SimEndpoint, b: SimEndpoint): void {
+    const key = (): Uint8Array => {
+      const k = new Uint8Array(32);
+      for (let i = 0; i < 32; i++) k[i] = this.rng.int(256);
+      return k;
+    };
+    const aToB = key();
+    const bToA = key();
+    const ia = this.rng.nextU32();
+    const ib = (ia + 1) >>> 0;
+    const limits = { rekeyAfterTimeUs: Infinity, rejectAfterTimeUs: Infinity };
+    const common = { createdAtUs: 0, remoteEd25519PublicKey: new Uint8Array(32), handshakeHash: new Uint8Array(32), limits };
+    a.tunnel = new NoiseSession({ ...common, sendKey: aToB, recvKey: bToA.slice(), localIndex: ia, remoteIndex: ib, isInitiator: true, remoteNodeId: 2 });
+    b.tunnel = new NoiseSession({ ...common, sendKey: bToA, recvKey: aToB.slice(), localIndex: ib, remoteIndex: ia, isInitiator: false, remoteNodeId: 1 });
+    a.peer = b;
+    b.peer = a;
   }
 
-  onCorrupt(bytes: Uint8Array): void {
-    this.corruptedSeen++;
-    this.corruptSink?.(bytes);
+  schedule(atUs: number, to: SimEndpoint, frame: Uint8Array): void {
+    this.queue.push(atUs, { to, bytes: frame });
+  }
+
+  onCorrupt(frame: Uint8Array): void {
+    this.corrupted.add(frame);
   }
 
   /** Start a client connection on `ep` now. */
@@ -126,7 +167,20 @@ export class SimNet implements Scheduler<SimEndpoint> {
     return t;
   }
 
-  private deliver(ep: SimEndpoint, bytes: Uint8Array): void {
+  private deliver(ep: SimEndpoint, frame: Uint8Array): void {
+    const opened = ep.tunnel.open(frame, this.nowUs); // in place: every frame on the queue is its own buffer
+    const wasCorrupted = this.corrupted.has(frame);
+    if (!opened.ok) {
+      const reason = (opened.error.detail as { reason: TunnelFailureReason }).reason;
+      ep.aead.rejected++;
+      ep.aead.reasons[reason] = (ep.aead.reasons[reason] ?? 0) + 1;
+      if (wasCorrupted) ep.aead.rejectedCorrupted++;
+      else if (reason === 'replay') ep.aead.rejectedReplays++;
+      return;
+    }
+    ep.aead.opened++;
+    if (wasCorrupted) ep.aead.openedCorrupted++;
+    const bytes = opened.value;
     if (ep.conn === null) {
       if (ep.listen === null) return;
       const p = peekSegmentHeader(bytes);
@@ -156,7 +210,10 @@ export class SimNet implements Scheduler<SimEndpoint> {
       let n: number;
       while ((n = c.pollTransmit(this.nowUs, this.buf)) > 0) {
         isBusy = true;
-        ep.out.send(this.nowUs, this.buf.slice(0, n), ep.peer, this);
+        const segment = this.buf.subarray(0, n);
+        const frame = ep.tunnel.seal(segment, this.nowUs);
+        if (!frame.ok) throw new Error(`seal failed: ${frame.error.message}`);
+        ep.out.send(this.nowUs, frame.value, ep.peer, this, segment);
       }
       if (!isBusy) break;
     }
@@ -188,8 +245,7 @@ export class Pair {
     this.server = this.net.add(new SimEndpoint('server', o.serverApp ?? null, o.server ?? {}));
     this.client.out = this.net.link(o.link);
     this.server.out = this.net.link(o.back ?? o.link);
-    this.client.peer = this.server;
-    this.server.peer = this.client;
+    this.net.join(this.client, this.server);
     this.clientCfg = { localPort: 40000, remotePort: 7, connId: 0x1234abcd, ...o.client };
   }
   private readonly clientCfg: ConnectConfig;
@@ -243,8 +299,7 @@ export function dumbbell(
     const server = net.add(new SimEndpoint(`server${i}`, a.server, a.options ?? {}));
     client.out = fwd;
     server.out = rev;
-    client.peer = server;
-    server.peer = client;
+    net.join(client, server);
     flows.push({ client, server, clientCfg: { localPort: 40000 + i, remotePort: 7, connId: 0x1000 + i, ...a.options } });
   }
   return flows;

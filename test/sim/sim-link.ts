@@ -2,7 +2,14 @@
 // delay with jitter, random and Gilbert–Elliott burst loss, reordering, duplication and corruption — all from
 // a seeded Rng, so a run replays bit-for-bit from its seed. Several senders may share one SimLink (a
 // dumbbell bottleneck). Rates are bytes per second; times µs.
+// What crosses the link is the tunnel's sealed frame (segment + PND1 header and AEAD tag, test/sim/pair.ts
+// seals it with the real NoiseSession); the bottleneck charges each packet its on-wire size, frame + UDP/IPv4
+// headers, so throughput is measured against the wire rate. Corruption flips bits of the sealed frame and
+// delivers it: the receiver's AEAD has to reject it.
 import type { Rng } from '../../src/core/rng.js';
+
+/** UDP (8) and IPv4 (20) headers: what the link carries around every tunnel frame. */
+export const UDP_IPV4_HEADER_BYTES = 8 + 20;
 
 export interface LinkConfig {
   /** One-way propagation delay. */
@@ -22,16 +29,17 @@ export interface LinkConfig {
   reorderDelayUs?: number;
   /** Probability a packet is delivered twice. */
   duplicate?: number;
-  /** Probability a packet is corrupted: the copy goes to onCorrupt (the tunnel's AEAD would drop it). */
+  /** Probability a packet is corrupted: 1–4 bits of its sealed frame flip and it is delivered like that. */
   corrupt?: number;
-  /** Bytes per packet added on the wire (tunnel frame, UDP/IP) for serialization. */
-  overheadBytes?: number;
-  /** Drop packets for which this returns true (targeted loss in tests). */
-  dropIf?: (bytes: Uint8Array, nowUs: number) => boolean;
+  /** Bytes the link adds around each frame for serialization (default UDP_IPV4_HEADER_BYTES). */
+  headerBytes?: number;
+  /** Drop packets for which this returns true (targeted loss in tests); gets the plaintext segment. */
+  dropIf?: (segment: Uint8Array, nowUs: number) => boolean;
 }
 
 export interface LinkStats {
   packets: number;
+  /** On-wire bytes offered to the link (frames + headers), drops included. */
   bytes: number;
   queueDrops: number;
   randomLosses: number;
@@ -44,8 +52,9 @@ export interface LinkStats {
 }
 
 export interface Scheduler<E> {
-  schedule(atUs: number, to: E, bytes: Uint8Array): void;
-  onCorrupt(bytes: Uint8Array): void;
+  schedule(atUs: number, to: E, frame: Uint8Array): void;
+  /** Bookkeeping only (the receiver is not told): `frame` is a corrupted copy on its way to `to`. */
+  onCorrupt(frame: Uint8Array): void;
 }
 
 export class SimLink {
@@ -70,20 +79,20 @@ export class SimLink {
     private readonly rng: Rng,
   ) {}
 
-  /** Put `bytes` on the link at `nowUs`, addressed to `to`. */
-  send<E>(nowUs: number, bytes: Uint8Array, to: E, net: Scheduler<E>): void {
+  /** Put the sealed `frame` on the link at `nowUs`, addressed to `to`; `segment` is its plaintext (for dropIf). */
+  send<E>(nowUs: number, frame: Uint8Array, to: E, net: Scheduler<E>, segment: Uint8Array = frame): void {
     const c = this.cfg;
     const rng = this.rng;
+    const size = frame.length + (c.headerBytes ?? UDP_IPV4_HEADER_BYTES);
     this.stats.packets++;
-    this.stats.bytes += bytes.length;
-    if (c.dropIf && c.dropIf(bytes, nowUs)) {
+    this.stats.bytes += size;
+    if (c.dropIf && c.dropIf(segment, nowUs)) {
       this.stats.targetedDrops++;
       return;
     }
     let departUs = nowUs;
     const rate = c.rateBps ?? 0;
     if (rate > 0) {
-      const size = bytes.length + (c.overheadBytes ?? 0);
       const backlogUs = this.busyUntilUs > nowUs ? this.busyUntilUs - nowUs : 0;
       const queued = (backlogUs * rate) / 1e6;
       if (queued + size > (c.queueBytes ?? Infinity)) {
@@ -115,16 +124,19 @@ export class SimLink {
     }
     if (c.corrupt && rng.chance(c.corrupt)) {
       this.stats.corrupted++;
-      const copy = bytes.slice();
+      const copy = frame.slice();
       const flips = 1 + rng.int(4);
       for (let i = 0; i < flips; i++) copy[rng.int(copy.length)] ^= 1 << rng.int(8);
+      // Two flips of the same bit cancel out: a frame counted as corrupted must differ from what was sent.
+      while (copy.every((b, i) => b === frame[i])) copy[rng.int(copy.length)] ^= 1 << rng.int(8);
       net.onCorrupt(copy);
+      net.schedule(arriveUs, to, copy);
       return;
     }
-    net.schedule(arriveUs, to, bytes);
+    net.schedule(arriveUs, to, frame);
     if (c.duplicate && rng.chance(c.duplicate)) {
       this.stats.duplicated++;
-      net.schedule(arriveUs + rng.next() * (c.reorderDelayUs ?? c.delayUs), to, bytes);
+      net.schedule(arriveUs + rng.next() * (c.reorderDelayUs ?? c.delayUs), to, frame);
     }
   }
 }

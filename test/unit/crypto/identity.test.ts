@@ -1,10 +1,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import {
   fromBase64,
   generateIdentity,
@@ -14,14 +12,21 @@ import {
   toBase64,
   verify,
 } from '../../../src/crypto/identity.js';
-import { loadIdentity, loadOrCreateIdentity, saveIdentity } from '../../../src/crypto/identity-store.js';
+import { loadIdentity, loadOrCreateIdentity, saveIdentity } from '../../../src/node/identity-store.js';
+import { findInteropDir, readIdentities, readTranscript } from '../../interop/captures.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-// ../shared/interop next to the project root, from test/unit/crypto (tsx) or dist/test/unit/crypto (compiled).
-const INTEROP =
-  ['../../../../shared/interop', '../../../../../shared/interop']
-    .map((up) => resolve(here, up))
-    .find((d) => existsSync(join(d, 'identity-node1-ref-b.json'))) ?? resolve(here, '../../../../shared/interop');
+/**
+ * The v0.5 captures (../shared/interop, or PILOT_INTEROP_CAPTURES), found as the golden tests find them. These
+ * tests need them: where the golden tests skip, a missing capture here is a failure, never a silent fallback.
+ */
+function interopDir(): string {
+  const dir = findInteropDir();
+  assert.ok(dir !== null, 'no v0.5 captures: put them in ../shared/interop or set PILOT_INTEROP_CAPTURES');
+  for (const f of ['identity-node1-ref-b.json', 'identity-node2-ref-a.json', 'registry-transcript.txt']) {
+    assert.ok(existsSync(join(dir, f)), `${join(dir, f)} is missing from the captures`);
+  }
+  return dir;
+}
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'pilot-identity-'));
@@ -63,29 +68,28 @@ test('base64 helpers are strict', () => {
 });
 
 test('interop: both captured identity files parse and node 1 verifies its captured heartbeat signature', () => {
+  const dir = interopDir();
   for (const name of ['identity-node1-ref-b.json', 'identity-node2-ref-a.json']) {
-    const r = parseIdentityJson(readFileSync(join(INTEROP, name), 'utf8'));
+    const r = parseIdentityJson(readFileSync(join(dir, name), 'utf8'));
     assert.ok(r.ok, name);
   }
-  const node1 = parseIdentityJson(readFileSync(join(INTEROP, 'identity-node1-ref-b.json'), 'utf8'));
-  assert.ok(node1.ok);
-  const transcript = readFileSync(join(INTEROP, 'registry-transcript.txt'), 'utf8');
-  const line = transcript.split('\n').find((l) => l.includes('"type":"heartbeat"') && l.includes('"node_id":1,'));
+  const node1 = readIdentities(dir).get(1)!;
+  const line = readTranscript(dir).find((l) => l.json.includes('"type":"heartbeat"') && l.json.includes('"node_id":1,'));
   assert.ok(line, 'heartbeat of node 1 in the transcript');
-  const doc = JSON.parse(line.slice(line.indexOf('{'))) as { signature: string; node_id: number };
+  const doc = JSON.parse(line.json) as { signature: string; node_id: number };
   const sig = fromBase64(doc.signature);
   assert.ok(sig);
   const challenge = new TextEncoder().encode(`heartbeat:${doc.node_id}`);
-  assert.equal(verify(node1.value.publicKey, challenge, sig), true);
+  assert.equal(verify(node1.publicKey, challenge, sig), true);
   // Our signer produces the same deterministic Ed25519 signature as the original.
-  assert.equal(toBase64(sign(node1.value, challenge)), doc.signature);
-  assert.equal(verify(node1.value.publicKey, new TextEncoder().encode('heartbeat:2'), sig), false);
+  assert.equal(toBase64(sign(node1, challenge)), doc.signature);
+  assert.equal(verify(node1.publicKey, new TextEncoder().encode('heartbeat:2'), sig), false);
 });
 
 test('interop: an original identity file loads through the store once it is 0600', (t) => {
   const dir = tempDir(t);
   const path = join(dir, 'identity.json');
-  copyFileSync(join(INTEROP, 'identity-node2-ref-a.json'), path);
+  copyFileSync(join(interopDir(), 'identity-node2-ref-a.json'), path);
   chmodSync(path, 0o600);
   const r = loadOrCreateIdentity(path);
   assert.ok(r.ok);

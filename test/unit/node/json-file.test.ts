@@ -7,7 +7,7 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openAppendNoFollow, tempPathFor, writeFileSafe } from '../../../src/core/safe-file.js';
-import { saveIdentity, loadOrCreateIdentity } from '../../../src/crypto/identity-store.js';
+import { saveIdentity, loadOrCreateIdentity } from '../../../src/node/identity-store.js';
 import { generateIdentity } from '../../../src/crypto/identity.js';
 import { readJsonFile, writeJsonFile } from '../../../src/node/json-file.js';
 

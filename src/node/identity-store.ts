@@ -1,11 +1,11 @@
-// Persisting the node identity: the one place under src/crypto that does file-system I/O (synchronous, startup only).
+// Persisting the node identity (synchronous file-system I/O, startup only); the key itself is src/crypto/identity.ts.
 // An existing file is never replaced: a corrupt, unreadable or world-readable identity file is an error naming the
 // file, because silently minting a new key would change the node's identity behind the operator's back.
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { err, ok, type Result } from '../core/index.js';
 import { writeFileSafe } from '../core/safe-file.js';
-import { generateIdentity, identityToJson, parseIdentityJson, type Identity } from './identity.js';
+import { generateIdentity, identityToJson, parseIdentityJson, type Identity } from '../crypto/identity.js';
 
 export const IDENTITY_FILE_MODE = 0o600;
 
