@@ -8,7 +8,9 @@ import { pilotError, type PilotError } from '../core/errors.js';
 import { monotonicClock, type Micros } from '../core/clock.js';
 import { loadOrCreateIdentity, sign, toBase64, fromBase64, type Identity } from '../crypto/index.js';
 import { openDatapath, type Datapath, type RecvBatch } from '../datapath/index.js';
-import { NatTraversal } from './nat-traversal.js';
+import { PathDriver } from './paths/path-driver.js';
+import { Driver } from './driver.js';
+import { realEnv } from './env.js';
 import { parseEndpoint, splitHostPort } from './endpoint-text.js';
 import { formatAddr, parseAddr, isValidPort } from '../wire/address.js';
 import { isNoiseFamily } from '../wire/noise-frame.js';
@@ -41,8 +43,6 @@ import type {
 export const VERSION = '0.1.0';
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
-/** How often path liveness and NAT traversal run (src/node/nat-traversal.ts checkPaths). */
-const PATH_CHECK_INTERVAL_MS = 1000;
 /** A dial that hears nothing from the peer this long re-handshakes (the peer may have restarted). */
 const DIAL_REHANDSHAKE_AFTER_MS = 600;
 /** PILA exchange budget when a peer did not answer Noise. */
@@ -66,7 +66,7 @@ export class Daemon implements ServiceHost {
   /** Suite each looked-up node speaks, per our registry (absent: unknown, e.g. an original registry). */
   private readonly suites = new Map<number, { suite: PeerSuite | undefined; atUs: number }>();
   /** Discovery, NAT classification, punching, birthday probing, path liveness. */
-  private nat!: NatTraversal;
+  private nat!: PathDriver;
   private myNodeId = 0;
   private myAddress = '0:0000.0000.0000';
   private hostname: string | null;
@@ -76,8 +76,6 @@ export class Daemon implements ServiceHost {
   private readonly startedAtMs = Date.now();
   private readonly hostnames = new Map<number, string>();
   private keepaliveTimer: NodeJS.Timeout | null = null;
-  private beaconTimer: NodeJS.Timeout | null = null;
-  private probeTimer: NodeJS.Timeout | null = null;
   private isShuttingDown = false;
   /** PeerRef → node id, for the datagram fast path. */
   private readonly refCache = new Map<PeerRef, number>();
@@ -133,15 +131,23 @@ export class Daemon implements ServiceHost {
     this.datapath = dp.value;
     this.logger.info({ datapath: dp.value.kind, listen: dp.value.localAddress }, 'tunnel socket bound');
 
-    this.nat = new NatTraversal({
+    // The node's env and driver (node/node.ts will pass its own): timers and randomness of the path layer.
+    const env = realEnv();
+    const driver = new Driver(env.clock, env.timers);
+    const [b2h, b2p] = this.opts.beacon2 ? splitHostPort(this.opts.beacon2) : [null, null];
+    this.nat = new PathDriver({
       logger: this.logger.child({ component: 'nat' }),
-      nowUs: this.nowUs,
-      opts: this.opts,
+      driver,
+      rng: env.rng,
+      wall: env.wall,
+      openExtraSocket: env.openExtraSocket,
+      relayOnly: this.opts.relayOnly,
+      beaconAddr: this.beaconAddr,
+      beacon2Addr: b2h === null ? null : { ip: b2h === 'localhost' ? '127.0.0.1' : b2h, port: Number(b2p) },
+      beaconEndpoint: this.beaconEndpoint,
       datapath: () => this.datapath,
       tunnels: () => this.tunnels,
       nodeId: () => this.myNodeId,
-      beaconAddr: this.beaconAddr,
-      beaconEndpoint: this.beaconEndpoint,
       listenHost: host,
       busyPeers: () => this.conns.peersWithConnections(),
       flushConnections: () => this.conns.flush(),
@@ -207,10 +213,8 @@ export class Daemon implements ServiceHost {
       // Keep running: the client reconnects with backoff, and tunnels to known peers keep working.
       this.logger.warn({ registry: this.opts.registry, error: reg.error.message }, 'registry unreachable; retrying in the background');
     }
-    this.nat.discoverEndpoint();
-    this.beaconTimer = setInterval(() => this.nat.discoverEndpoint(), 25_000);
+    this.nat.start(); // discovery now and every 25 s, path checks every second (src/nat/timing.ts)
     this.keepaliveTimer = setInterval(() => this.keepalive(), this.opts.keepaliveMs);
-    this.probeTimer = setInterval(() => this.nat.checkPaths(), PATH_CHECK_INTERVAL_MS);
     return ok();
   }
 
@@ -852,8 +856,6 @@ export class Daemon implements ServiceHost {
     if (this.isShuttingDown) return;
     this.isShuttingDown = true;
     if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
-    if (this.beaconTimer) clearInterval(this.beaconTimer);
-    if (this.probeTimer) clearInterval(this.probeTimer);
     this.conns.close();
     this.dgrams.close();
     this.legacy.close();
