@@ -42,6 +42,8 @@ export type PathAction =
   | { kind: 'beacon'; to: UdpEndpoint; message: { kind: 'discover' } | { kind: 'punch_request'; toNodeId: number } }
   /** A plaintext in the peer's session: on its current path, or to `to` from the tunnel socket. */
   | { kind: 'control'; peer: number; plaintext: Uint8Array; to?: UdpEndpoint }
+  /** Our NAT info (natInfo(), taken when executed) in the peer's session, on its path. */
+  | { kind: 'nat_info'; peer: number }
   /** Authenticated keepalives to the peer's direct candidates (the tunnel's probeDirect). */
   | { kind: 'probe_direct'; peer: number }
   /** Open `count` extra sockets for the peer (indices 1..count); call handleSocketsOpened when bound. */
@@ -360,12 +362,19 @@ export class PathEngine {
   /** Tell a relayed peer our NAT kind, public endpoint and predicted next port (once, until a retry). */
   private sendNatInfo(peer: number): void {
     if (this.natInfoSent.has(peer) || this.natKind === 'unknown' || !this.publicEndpoint) return;
-    const ep = parseEndpoint(this.publicEndpoint);
-    if (!ep) return;
-    const m = encodeNatInfo({ kind: this.natKind, publicEndpoint: ep, nextPort: this.predictedNextPort(), portDelta: this.natPortDelta ?? 0 });
-    if (!m.ok) return;
     this.natInfoSent.add(peer);
-    this.push({ kind: 'control', peer, plaintext: m.value });
+    this.push({ kind: 'nat_info', peer });
+  }
+
+  /**
+   * The NAT info plaintext as of now: the driver takes it when it executes a 'nat_info' action, after the
+   * actions before it (whose new flows move the predicted next port) went out.
+   */
+  natInfo(): Uint8Array | null {
+    const ep = this.publicEndpoint ? parseEndpoint(this.publicEndpoint) : null;
+    if (!ep || this.natKind === 'unknown') return null;
+    const m = encodeNatInfo({ kind: this.natKind, publicEndpoint: ep, nextPort: this.predictedNextPort(), portDelta: this.natPortDelta ?? 0 });
+    return m.ok ? m.value : null;
   }
 
   /** A relayed peer's NAT info: plan (plan.ts) and take our role. */
@@ -540,6 +549,21 @@ export class PathEngine {
 
   // ---------------------------------------------------------------------------------------------------
   // Path liveness
+
+  /**
+   * A session with `peer` came up. On the relay: probe directly and send our NAT info now rather than at the
+   * next path check, so the roles are picked within a relay round trip of the handshake.
+   */
+  handleSessionUp(peer: PeerView, now: Micros): void {
+    if (this.opts.relayOnly) return;
+    // Not now: a responder's session is up before its handshake response left, the peer's only after.
+    this.later(now, () => {
+      const p = this.opts.peer(peer.nodeId);
+      if (!p?.isUp || !p.isRelayed) return;
+      this.push({ kind: 'probe_direct', peer: p.nodeId });
+      this.sendNatInfo(p.nodeId);
+    });
+  }
 
   /**
    * Every pathCheckIntervalUs: relayed peers get direct probes and our NAT info (a direct path that opens

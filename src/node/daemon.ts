@@ -169,6 +169,7 @@ export class Daemon implements ServiceHost {
       onPlaintext: (peer, plaintext, now) => this.handlePlaintext(peer, plaintext, now),
       relay: () => this.beaconEndpoint,
       onHandshakeStart: (peer) => this.nat.requestPunch(peer.nodeId),
+      onSessionUp: (peer) => this.nat.handleSessionUp(peer),
       directOnlyAttempts: this.opts.relayOnly ? 0 : 2,
     });
     this.conns = new ConnectionTable({

@@ -168,6 +168,12 @@ export class PathDriver {
     return isOurs;
   }
 
+  /** A session with `peer` came up (the tunnel's onSessionUp). */
+  handleSessionUp(peer: TunnelPeer): void {
+    this.engine.handleSessionUp(view(peer), this.now());
+    this.pump();
+  }
+
   /** A handshake towards `peerNodeId` starts: the beacon coordinates a hole punch. */
   requestPunch(peerNodeId: number): void {
     this.engine.requestPunch(peerNodeId, this.now());
@@ -231,6 +237,13 @@ export class PathDriver {
         const peer = tunnels.peers.get(a.peer);
         if (!peer) return false;
         tunnels.sendPlaintext(peer, a.plaintext, now, a.to ? { ip: a.to.ip, port: a.to.port } : peer.endpoint);
+        return true;
+      }
+      case 'nat_info': {
+        const peer = tunnels.peers.get(a.peer);
+        const m = this.engine.natInfo();
+        if (!peer || !m) return false;
+        tunnels.sendPlaintext(peer, m, now);
         return true;
       }
       case 'probe_direct': {
