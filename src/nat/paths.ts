@@ -528,7 +528,7 @@ export class PathEngine {
         this.easy.delete(peer);
         return;
       }
-      for (let k = 0; k < perTick; k++, run.sent++) {
+      for (let k = 0; k < perTick && run.sent < run.max; k++, run.sent++) {
         this.stats.randomProbesSent++;
         this.punch({ ip, port: LOW_PORT + this.opts.rng.int(PORT_SPACE) });
       }

@@ -168,7 +168,7 @@ describe(`nat traversal in the NAT model (PILOT_SEED=${seed})`, () => {
     t.diagnostic(
       `birthday-2d (${NAT_TIMING.birthdaySockets} sockets × ${NAT_TIMING.birthday2dPredictedPorts} predicted ports, ${NAT_TIMING.birthday2dPredictedPorts} random probes per attempt, ≤${NAT_TIMING.birthday2dAttempts} attempts), ${trials} trials: direct 100%; ` +
         `time median ${(quantile(times, 0.5) / 1000).toFixed(0)} ms, p95 ${(quantile(times, 0.95) / 1000).toFixed(0)} ms; ` +
-        `attempts median ${quantile(probes, 0.5) / NAT_TIMING.birthday2dPredictedPorts}, max ${Math.max(...probes) / NAT_TIMING.birthday2dPredictedPorts}`,
+        `attempts (probe rounds begun) median ${Math.ceil(quantile(probes, 0.5) / NAT_TIMING.birthday2dPredictedPorts)}, max ${Math.ceil(Math.max(...probes) / NAT_TIMING.birthday2dPredictedPorts)}`,
     );
   });
 });
