@@ -21,16 +21,6 @@ export function requiredPath(a: NatKind, b: NatKind): 'direct' | 'relay' {
   return a === 'symmetric-random' && b === 'symmetric-random' ? 'relay' : 'direct';
 }
 
-/**
- * Cells the daemon without NAT traversal (initiator sends Noise initiations to the peer's registered and
- * observed endpoints, no relay, no responder punching) already connects directly: the responder must accept
- * an unsolicited packet, i.e. be public or a full cone. Used to mark the rest `todo` until src/nat is integrated.
- */
-export function passesWithoutTraversal(a: NatKind, b: NatKind): boolean {
-  void a;
-  return b === 'none' || b === 'full-cone';
-}
-
 /** Ordered cells: the 21 pairs with a ≤ b, then the 15 reversed ones (both orders where they differ). */
 export function matrixCells(bothOrders = true): [NatKind, NatKind][] {
   const out = matrixPairs();

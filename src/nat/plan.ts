@@ -1,59 +1,43 @@
-// Which traversal strategy a pair of NAT profiles needs, and this side's part in it. Pure.
+// Which traversal strategy a pair of NAT profiles needs, and this side's part in it. Pure. The path engine
+// (paths.ts) executes it once the two sides have exchanged their NAT info over the relay.
 //
-//   same public IP                 → lan: probe the peer's LAN endpoints (and its public one, for hairpinning)
-//   public / cone ↔ public / cone  → punch: both probe the peer's public endpoint at the punch command
-//   cone ↔ symmetric, cone lets unknown ports in (full / address-restricted, public)
-//                                  → punch: the symmetric side's probe reaches the cone, which answers
+//   same public IP                 → lan: the registry's LAN endpoints (the tunnel's candidates) connect them
+//   public / cone ↔ public / cone  → punch: both punch the peer's observed endpoint at the beacon's command
+//   cone ↔ sequential symmetric, cone lets unknown ports in (full / address-restricted, public)
+//                                  → punch: the symmetric side's punch reaches the cone, which answers
 //   port-restricted cone ↔ sequential symmetric
-//                                  → predict: the cone probes a window of the ports the symmetric NAT hands out next
+//                                  → predict: the cone punches a window of the ports the symmetric NAT hands out next
 //   sequential ↔ sequential        → predict on both sides: the k-th new flow of each goes to the peer's k-th port,
 //                                    so both NATs open the matching pair of flows (the "diagonal")
-//   port-restricted cone ↔ random symmetric
-//                                  → birthday: the symmetric ("hard") side opens N sockets that each send to the
+//   cone ↔ random symmetric        → birthday: the symmetric ("hard") side opens N sockets that each punch the
 //                                    cone's endpoint (N random mappings that accept the cone), the cone ("easy")
 //                                    side probes random ports of the symmetric IP at a capped rate. After M probes
 //                                    P(hit) = 1 − (1 − N/P)^M, P = 64512 ports: N=256 → 50 % at M=174,
 //                                    95 % at M=756, 99 % at M=1163 (Tailscale, "How NAT traversal works").
-//                                    Note: the hard side must be the one with many sockets. Many sockets on the
-//                                    cone side cannot help: a port-restricted cone drops the symmetric side's
-//                                    packets unless it sent to that exact random port first.
+//                                    The hard side must be the one with many sockets: a port-restricted cone drops
+//                                    the symmetric side's packets unless it sent to that exact random port first.
 //   sequential ↔ random symmetric  → birthday-2d: the sequential side's k-th random probe leaves from a port it
-//                                    can predict (next + k·Δ); the random side opens N sockets and sends from each
-//                                    to every predicted port. E[hits] = N·M/P per attempt (N=M=256: 1.0, 63 %);
-//                                    attempts repeat until one hits.
+//                                    can predict (next + k·Δ); the random side opens N sockets and punches from each
+//                                    every predicted port. E[hits] = N·M/P per attempt (N=256, M=264: ≈1.05, 65 %);
+//                                    attempts repeat (the sequential side re-announces its advanced next port).
 //   random ↔ random                → relay only (no port on either side can be predicted).
-import {
-  acceptsUnknownPort,
-  isConeLike,
-  type NatKind,
-  type NatProfile,
-  type UdpEndpoint,
-} from './types.js';
+import { isConeLike, acceptsUnknownPort, type NatKind, type NatProfile, type UdpEndpoint } from './types.js';
+import type { NatTiming } from './timing.js';
 
 export type Strategy = 'lan' | 'punch' | 'predict' | 'birthday' | 'birthday-2d' | 'relay-only';
 
-export interface PlanParams {
-  /** Ports probed past the sequential peer's next port. */
-  predictionWindow: number;
-  birthdaySockets: number;
-  birthdayProbes: number;
-  birthday2dSockets: number;
-  /** Probes (and predicted ports) of the sequential side per birthday-2d attempt. */
-  birthday2dProbes: number;
-}
+export type PlanParams = Pick<NatTiming, 'predictionWindow' | 'birthdaySockets' | 'birthdayProbes' | 'birthday2dPredictedPorts'>;
 
 export interface Plan {
   strategy: Strategy;
-  /** Probed from socket 0 every round, in this order (order matters for sequential NATs). */
+  /** Punched from the tunnel socket in rounds, in this order (order matters for sequential NATs). */
   targets: UdpEndpoint[];
   /** Extra local sockets to open (birthday hard side). */
   extraSockets: number;
-  /** Each extra socket sends one probe to each of these (opens its mappings), once per attempt. */
+  /** Each extra socket punches each of these (opens its mappings), once per attempt. */
   extraTargets: UdpEndpoint[];
-  /** Easy side: random-port probes from socket 0 to this IP. */
+  /** Easy side: random-port probes from the tunnel socket to this IP. */
   randomProbe: { ip: string; count: number } | null;
-  /** New flows this side's NAT allocates per attempt (sequential sides advance nextPort by this). */
-  newFlowsPerAttempt: number;
 }
 
 export const LOW_PORT = 1024;
@@ -69,7 +53,8 @@ function nextPortOf(p: NatProfile): number {
   return (p.publicEndpoint?.port ?? 0) + (p.portDelta ?? 1);
 }
 
-function window(p: NatProfile, n: number): UdpEndpoint[] {
+/** The `n` ports a sequential NAT is predicted to allocate next (its next port, then a step of delta each). */
+export function predictedPorts(p: NatProfile, n: number): UdpEndpoint[] {
   const ip = p.publicEndpoint!.ip;
   const d = p.portDelta ?? 1;
   const first = nextPortOf(p);
@@ -85,7 +70,7 @@ function window(p: NatProfile, n: number): UdpEndpoint[] {
 export function planTraversal(local: NatProfile, remote: NatProfile, params: PlanParams): Plan {
   const L = norm(local.kind);
   const R = norm(remote.kind);
-  const plan: Plan = { strategy: 'punch', targets: [], extraSockets: 0, extraTargets: [], randomProbe: null, newFlowsPerAttempt: 0 };
+  const plan: Plan = { strategy: 'punch', targets: [], extraSockets: 0, extraTargets: [], randomProbe: null };
   const rPub = remote.publicEndpoint;
   if (!rPub) {
     plan.strategy = remote.lanEndpoints.length ? 'lan' : 'relay-only';
@@ -95,7 +80,6 @@ export function planTraversal(local: NatProfile, remote: NatProfile, params: Pla
   if (local.publicEndpoint && local.publicEndpoint.ip === rPub.ip && L !== 'none') {
     plan.strategy = 'lan';
     plan.targets = [...remote.lanEndpoints, rPub];
-    plan.newFlowsPerAttempt = plan.targets.length;
     return plan;
   }
   const lCone = isConeLike(L);
@@ -104,39 +88,37 @@ export function planTraversal(local: NatProfile, remote: NatProfile, params: Pla
     plan.targets = [rPub];
   } else if (lCone) {
     // remote is symmetric
-    if (acceptsUnknownPort(L)) plan.targets = [rPub];
-    else if (R === 'symmetric-sequential') {
-      plan.strategy = 'predict';
-      plan.targets = [rPub, ...window(remote, params.predictionWindow)];
-    } else {
+    if (R === 'symmetric-random') {
       plan.strategy = 'birthday';
-      plan.targets = [rPub];
       plan.randomProbe = { ip: rPub.ip, count: params.birthdayProbes };
+    } else if (acceptsUnknownPort(L)) {
+      plan.targets = [rPub];
+    } else {
+      plan.strategy = 'predict';
+      plan.targets = [rPub, ...predictedPorts(remote, params.predictionWindow)];
     }
   } else if (rCone) {
     // local is symmetric
-    plan.targets = [rPub];
-    if (acceptsUnknownPort(R)) plan.strategy = 'punch';
-    else if (L === 'symmetric-sequential') plan.strategy = 'predict';
-    else {
+    if (L === 'symmetric-random') {
       plan.strategy = 'birthday';
       plan.extraSockets = params.birthdaySockets;
       plan.extraTargets = [rPub];
+    } else {
+      // sequential: the beacon's punch (observed port and the few above it) is the cone's part
+      plan.strategy = acceptsUnknownPort(R) ? 'punch' : 'predict';
     }
   } else if (L === 'symmetric-sequential' && R === 'symmetric-sequential') {
     plan.strategy = 'predict';
-    plan.targets = window(remote, params.predictionWindow);
+    plan.targets = predictedPorts(remote, params.predictionWindow);
   } else if (L === 'symmetric-sequential') {
     plan.strategy = 'birthday-2d';
-    plan.randomProbe = { ip: rPub.ip, count: params.birthday2dProbes };
+    plan.randomProbe = { ip: rPub.ip, count: params.birthday2dPredictedPorts };
   } else if (R === 'symmetric-sequential') {
     plan.strategy = 'birthday-2d';
-    plan.extraSockets = params.birthday2dSockets;
-    // a margin of a few ports for flows the peer's NAT handed out between its info and its probes
-    plan.extraTargets = window(remote, params.birthday2dProbes + 8);
+    plan.extraSockets = params.birthdaySockets;
+    plan.extraTargets = predictedPorts(remote, params.birthday2dPredictedPorts);
   } else {
     plan.strategy = 'relay-only';
   }
-  plan.newFlowsPerAttempt = plan.targets.length + (plan.randomProbe?.count ?? 0);
   return plan;
 }

@@ -16,7 +16,7 @@ import { isBeaconMessage } from '../wire/beacon-message.js';
 import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram } from '../wire/segment.js';
 import { Driver } from './driver.js';
 import { realEnv, type NodeEnv } from './env.js';
-import { NatTraversal } from './nat-traversal.js';
+import { PathDriver } from './paths/path-driver.js';
 import { splitHostPort } from './endpoint-text.js';
 import { RegistryClient } from './registry-client.js';
 import { TrustStore } from './trust/store.js';
@@ -49,10 +49,6 @@ import type {
 export const VERSION = '0.1.0';
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
-/** How often path liveness and NAT traversal run (src/node/nat-traversal.ts checkPaths). */
-const PATH_CHECK_INTERVAL_MS = 1000;
-/** How often the beacon is asked for our public endpoint. */
-const DISCOVER_INTERVAL_MS = 25_000;
 /** A dial that hears nothing from the peer this long re-handshakes (the peer may have restarted). */
 const DIAL_REHANDSHAKE_AFTER_MS = 600;
 
@@ -70,7 +66,7 @@ export class Daemon implements ServiceHost {
   /** The original v0.5 suite (PILA/PILS sessions), for peers that do not speak Noise. */
   private legacy!: LegacySuite;
   /** Discovery, NAT classification, punching, birthday probing, path liveness. */
-  private nat!: NatTraversal;
+  private nat!: PathDriver;
   private readonly startedAtMs: number;
   private isShuttingDown = false;
   /** The primary beacon; `beaconEndpoint` is the same address when relaying is allowed, else null. */
@@ -159,15 +155,21 @@ export class Daemon implements ServiceHost {
     const { driver, opts } = this;
     const idleTimeoutUs = opts.idleTimeoutMs * 1000;
 
-    this.nat = new NatTraversal({
+    const beacon2 = opts.beacon2 ? splitHostPort(opts.beacon2) : null;
+    // Paths to peers: src/nat's engine decides (punching, prediction, birthday probing, liveness), this runs it.
+    this.nat = new PathDriver({
       logger: this.logger.child({ component: 'nat' }),
-      nowUs: this.nowUs,
-      opts,
+      driver,
+      rng: this.env.rng,
+      wall: this.env.wall,
+      openExtraSocket: this.env.openExtraSocket,
+      relayOnly: opts.relayOnly,
+      beaconAddr: this.beaconAddr,
+      beacon2Addr: beacon2 === null ? null : { ip: beacon2[0] === 'localhost' ? '127.0.0.1' : beacon2[0], port: Number(beacon2[1]) },
+      beaconEndpoint: this.beaconEndpoint,
       datapath: () => this.datapath,
       tunnels: () => this.tunnels,
       nodeId: () => this.membership.nodeId,
-      beaconAddr: this.beaconAddr,
-      beaconEndpoint: this.beaconEndpoint,
       listenHost: host,
       busyPeers: () => this.conns.peersWithConnections('noise'),
       flushConnections: () => this.driver.flush(),
@@ -192,6 +194,7 @@ export class Daemon implements ServiceHost {
       onPlaintext: (peer, plaintext, now) => this.handlePlaintext(peer, plaintext, now),
       relay: () => this.beaconEndpoint,
       onHandshakeStart: (peer) => this.nat.requestPunch(peer.nodeId),
+      onSessionUp: (peer) => this.nat.handleSessionUp(peer),
       directOnlyAttempts: opts.relayOnly ? 0 : 2,
     });
     this.legacy = new LegacySuite({
@@ -247,11 +250,9 @@ export class Daemon implements ServiceHost {
       // Keep running: the client reconnects with backoff, and tunnels to known peers keep working.
       this.logger.warn({ registry: opts.registry, error: reg.error.message }, 'registry unreachable; retrying in the background');
     }
-    this.nat.discoverEndpoint();
+    this.nat.start(); // discovery now and every 25 s, path checks every second (src/nat/timing.ts)
     // The driver flushes after every deadline it runs.
-    driver.every(DISCOVER_INTERVAL_MS, () => this.nat.discoverEndpoint());
     driver.every(opts.keepaliveMs, () => this.keepalive());
-    driver.every(PATH_CHECK_INTERVAL_MS, () => this.nat.checkPaths());
     return ok();
   }
 

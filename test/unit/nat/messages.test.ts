@@ -2,26 +2,26 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng, seedFromEnv } from '../../../src/core/index.js';
-import { decodeNatMessage, encodeNatMessage, KIND_NAT, unwrapRelayDeliver, wrapRelay, RELAY_OVERHEAD_BYTES, type NatMessage } from '../../../src/nat/index.js';
+import { decodeNatInfo, encodeNatInfo, NAT_INFO, NAT_INFO_BYTES, unwrapRelayDeliver, wrapRelay, RELAY_OVERHEAD_BYTES, type NatInfo } from '../../../src/nat/index.js';
 import { writeRelayDeliver } from '../../../src/wire/beacon-message.js';
 
 const seed = seedFromEnv();
 
 it('nat messages round-trip', () => {
-  const msgs: NatMessage[] = [
-    { kind: 'probe', probeId: 0xdeadbeef },
-    { kind: 'probe_reply', probeId: 7, observed: { ip: '198.18.1.1', port: 20001 } },
-    { kind: 'info', profile: { kind: 'symmetric-sequential', publicEndpoint: { ip: '198.18.1.1', port: 20000 }, portDelta: -2, nextPort: 19998, lanEndpoints: [{ ip: '192.168.1.2', port: 40000 }] } },
-    { kind: 'info', profile: { kind: 'unknown', publicEndpoint: null, lanEndpoints: [] } },
+  const msgs: NatInfo[] = [
+    { kind: 'symmetric-sequential', publicEndpoint: { ip: '198.18.1.1', port: 20000 }, portDelta: -2, nextPort: 19998 },
+    { kind: 'port-restricted-cone', publicEndpoint: { ip: '203.0.113.7', port: 40000 }, portDelta: 0, nextPort: 0 },
   ];
   for (const m of msgs) {
-    const e = encodeNatMessage(m);
+    const e = encodeNatInfo(m);
     assert.ok(e.ok);
-    assert.equal(e.value[0], KIND_NAT);
-    const d = decodeNatMessage(e.value);
+    assert.equal(e.value[0], NAT_INFO);
+    assert.equal(e.value.length, NAT_INFO_BYTES);
+    const d = decodeNatInfo(e.value);
     assert.ok(d.ok, JSON.stringify(m));
     assert.deepEqual(d.value, m);
   }
+  assert.equal(encodeNatInfo({ ...msgs[0]!, publicEndpoint: { ip: '2001:db8::1', port: 1 } }).ok, false, 'ipv4 only');
 });
 
 it(`random bytes never throw (PILOT_SEED=${seed})`, () => {
@@ -29,9 +29,8 @@ it(`random bytes never throw (PILOT_SEED=${seed})`, () => {
   for (let i = 0; i < 50_000; i++) {
     const b = new Uint8Array(rng.int(40));
     rng.fill(b);
-    if (b.length > 0 && rng.chance(0.7)) b[0] = KIND_NAT;
-    if (b.length > 1 && rng.chance(0.7)) b[1] = 1 + rng.int(3);
-    decodeNatMessage(b);
+    if (b.length > 0 && rng.chance(0.7)) b[0] = NAT_INFO;
+    decodeNatInfo(b);
   }
 });
 

@@ -1,17 +1,18 @@
-// A simulated internet for the sans-IO NAT traversal core: NAT models per kind (RFC 4787 mapping + filtering,
-// the same semantics as netsim/nat.ts builds with nftables), a beacon that answers discover, relays and
-// coordinates punches, and a virtual clock that drives two Traversal instances the way the daemon will.
+// A simulated internet for the path engine the daemon runs (src/nat/paths.ts): NAT models per kind (RFC 4787
+// mapping + filtering, the same semantics as netsim/nat.ts builds with nftables), a beacon that answers
+// discover, relays and coordinates punches, a model of the tunnel (handshake retries to the candidates, the
+// relay joining after two direct attempts, roaming: an authenticated packet from a new source moves the peer),
+// and a virtual clock that drives two PathEngine instances the way src/node/paths/path-driver.ts does.
 import { Rng, type Micros } from '../../../src/core/index.js';
 import {
-  classifyNat,
-  decodeNatMessage,
   formatEndpoint,
-  Traversal,
-  type DataPath,
-  type DiscoverObservation,
-  type NatMessage,
-  type NatProfile,
-  type TraversalOptions,
+  NAT_TIMING,
+  PathEngine,
+  sameEndpoint,
+  type NatTiming,
+  type PathAction,
+  type PathTo,
+  type PeerView,
   type UdpEndpoint,
 } from '../../../src/nat/index.js';
 
@@ -96,15 +97,39 @@ export class NatModel {
   }
 }
 
+
+/** What travels in the simulation: punches, beacon messages and (authenticated) tunnel frames. */
+type Packet =
+  | { kind: 'pilp' }
+  | { kind: 'discover' }
+  | { kind: 'punch_request' }
+  | { kind: 'init' }
+  | { kind: 'resp' }
+  | { kind: 'data'; plaintext: Uint8Array };
+
+/** The tunnel to the other host, as src/node/tunnel-manager.ts behaves (one peer). */
+interface SimTunnel {
+  isUp: boolean;
+  path: PathTo | null;
+  lastRecvUs: Micros;
+  lastDirectRecvUs: Micros;
+  /** The peer's registered endpoints (registry resolve): its public endpoint at the beacon, its LAN one. */
+  candidates: UdpEndpoint[];
+  isInitiating: boolean;
+}
+
 export interface SimHost {
   name: string;
+  id: number;
   /** LAN address (or the public address of a public host). */
   ip: string;
   nat: NatModel | null;
   sockets: Map<number, number>; // socket index → local port
-  traversal: Traversal | null;
-  profile: NatProfile | null;
-  pathHistory: { at: Micros; path: DataPath; reason: string }[];
+  engine: PathEngine;
+  tunnel: SimTunnel;
+  /** Open connections to the peer (the engine's busyPeers). */
+  isBusy: boolean;
+  pathHistory: { at: Micros; path: PathTo; reason: string }[];
   directAt: Micros | null;
 }
 
@@ -115,12 +140,16 @@ export interface WorldOptions {
   lossPct?: number;
   sameNat?: boolean;
   hairpin?: boolean;
-  relayMode?: 'race' | 'fallback';
-  timing?: TraversalOptions['timing'];
+  timing?: Partial<NatTiming>;
 }
 
 const BEACON: UdpEndpoint = { ip: '198.18.100.10', port: 9001 };
 const BEACON2: UdpEndpoint = { ip: '198.18.100.11', port: 9001 };
+const KEEPALIVE = Uint8Array.of(0x10);
+/** tunnel-manager.ts: a relay packet may not take the peer off a direct path heard from this recently. */
+const DIRECT_PATH_GRACE_US = 3_000_000;
+/** tunnel-manager.ts: initiation attempts sent direct-only before the relay joins the race. */
+const DIRECT_ONLY_ATTEMPTS = 2;
 
 interface Ev {
   at: Micros;
@@ -165,9 +194,6 @@ class EventQueue {
     }
     return top;
   }
-  get size(): number {
-    return this.h.length;
-  }
 }
 function less(a: Ev, b: Ev): boolean {
   return a.at < b.at || (a.at === b.at && a.order < b.order);
@@ -182,6 +208,11 @@ export class World {
   private readonly latencyUs: Micros;
   private readonly lossPct: number;
   private readonly timers = new Map<SimHost, Micros | null>();
+  /** What the beacon observed for each host's tunnel socket (its punch commands name these). */
+  private readonly observed = new Map<SimHost, UdpEndpoint>();
+  private isSetUp = false;
+  /** When a dialed b (after both classified). */
+  dialAt: Micros | null = null;
   packetsSent = 0;
   relayed = 0;
   /** Drop every packet between the two hosts' public addresses (a dead path), relay keeps working. */
@@ -195,42 +226,80 @@ export class World {
     this.rng = new Rng(opts.seed);
     this.latencyUs = opts.latencyUs ?? 15_000;
     this.lossPct = opts.lossPct ?? 0;
-    const mk = (name: string, kind: ModelKind, i: number, shared: NatModel | null): SimHost => {
+    const mk = (name: string, id: number, kind: ModelKind, i: number, shared: NatModel | null): SimHost => {
       const nat = kind === 'none' ? null : (shared ?? new NatModel(kind, `198.18.${i + 1}.1`, this.rng));
       const ip = kind === 'none' ? `198.18.${101 + i}.10` : `192.168.${shared ? 1 : i + 1}.${shared ? 3 : 2}`;
-      return { name, ip, nat, sockets: new Map([[0, 40000 + i]]), traversal: null, profile: null, pathHistory: [], directAt: null };
+      const h: SimHost = {
+        name,
+        id,
+        ip,
+        nat,
+        sockets: new Map([[0, 40000 + i]]),
+        engine: null as unknown as PathEngine,
+        tunnel: { isUp: false, path: null, lastRecvUs: 0, lastDirectRecvUs: 0, candidates: [], isInitiating: false },
+        isBusy: false,
+        pathHistory: [],
+        directAt: null,
+      };
+      const peerId = id === 1 ? 2 : 1;
+      const v = (): PeerView => ({ nodeId: peerId, isUp: h.tunnel.isUp, isRelayed: h.tunnel.path?.kind === 'relay', lastRecvUs: h.tunnel.lastRecvUs });
+      h.engine = new PathEngine({
+        rng: new Rng(this.rng.nextU32()),
+        ...(opts.timing ? { timing: opts.timing } : {}),
+        beacons: [BEACON, BEACON2],
+        hasRelay: true,
+        relayOnly: false,
+        nodeId: () => id,
+        localPort: () => h.sockets.get(0)!,
+        localIps: () => [h.ip],
+        peer: (n) => (n === peerId ? v() : null),
+        peers: () => [v()],
+        busyPeers: () => (h.isBusy ? [peerId] : []),
+        acceptsPunchFrom: () => true,
+      });
+      return h;
     };
-    this.a = mk('a', kindA, 0, null);
-    this.b = mk('b', opts.sameNat ? kindA : kindB, 1, opts.sameNat ? this.a.nat : null);
+    this.a = mk('a', 1, kindA, 0, null);
+    this.b = mk('b', 2, opts.sameNat ? kindA : kindB, 1, opts.sameNat ? this.a.nat : null);
   }
 
   other(h: SimHost): SimHost {
     return h === this.a ? this.b : this.a;
   }
 
-  /** What the daemon's classification would conclude from discover to beacon and beacon2 (socket 0). */
-  classify(h: SimHost): NatProfile {
-    const port = h.sockets.get(0)!;
-    const obs: DiscoverObservation[] = [BEACON, BEACON2].map((server, i) => ({
-      socket: 0,
-      localPort: port,
-      server,
-      observed: this.publicSource(h, 0, server)!,
-      firstSentUs: i,
-    }));
-    const c = classifyNat({ observations: obs, localIps: [h.ip] });
-    const profile: NatProfile = { kind: c.kind, publicEndpoint: c.publicEndpoint, lanEndpoints: h.nat ? [{ ip: h.ip, port }] : [] };
-    if (c.portDelta !== null) profile.portDelta = c.portDelta;
-    if (c.nextPort !== null) profile.nextPort = c.nextPort;
-    return profile;
+  /** Both engines start (discover, classify); a dials b once both are classified. */
+  setup(): void {
+    this.isSetUp = true;
+    // A busy host's connections send a segment every 100 ms on the current path.
+    const traffic = (): void => {
+      for (const h of [this.a, this.b]) if (h.isBusy) this.sendData(h);
+      this.at(this.now + 100_000, traffic);
+    };
+    this.at(this.now + 100_000, traffic);
+    for (const h of [this.a, this.b]) {
+      h.engine.start(this.now);
+      this.drain(h);
+    }
+    this.at(this.now + 4 * this.latencyUs, () => {
+      for (const h of [this.a, this.b]) {
+        const o = this.other(h);
+        const pub = this.observed.get(o)!;
+        h.tunnel.candidates = o.nat ? [pub, { ip: o.ip, port: o.sockets.get(0)! }] : [pub];
+      }
+      this.dialAt = this.now;
+      this.a.tunnel.isInitiating = true;
+      this.a.engine.requestPunch(this.b.id, this.now); // onHandshakeStart
+      this.drain(this.a);
+      this.sendInitiation(this.a, 0, this.now);
+    });
   }
 
-  /** Start both traversals (a dials b) and run until both are direct, or `limitUs` of simulated time. */
+  /** Run until both are direct, or `limitUs` of simulated time. */
   run(limitUs: Micros, stopWhenDirect = true): void {
-    if (!this.a.traversal) this.setup();
+    if (!this.isSetUp) this.setup();
     const end = this.now + limitUs;
     for (;;) {
-      if (stopWhenDirect && this.a.directAt !== null && this.b.directAt !== null && this.bothDirectNow()) return;
+      if (stopWhenDirect && this.bothDirectNow()) return;
       const e = this.q.pop();
       if (!e || e.at > end) {
         this.now = end;
@@ -242,32 +311,164 @@ export class World {
   }
 
   bothDirectNow(): boolean {
-    return this.a.traversal!.path?.kind === 'direct' && this.b.traversal!.path?.kind === 'direct';
+    return this.a.tunnel.path?.kind === 'direct' && this.b.tunnel.path?.kind === 'direct';
   }
 
-  setup(): void {
-    for (const h of [this.a, this.b]) {
-      h.profile = this.classify(h);
-      h.traversal = new Traversal({
-        local: h.profile,
-        isInitiator: h === this.a,
-        rng: new Rng(this.rng.nextU32()),
-        relayMode: this.opts.relayMode ?? 'race',
-        ...(this.opts.timing ? { timing: this.opts.timing } : {}),
-      });
-    }
-    this.a.traversal!.start(this.now);
-    this.drain(this.a);
-    // The responder starts when the dialer's session (over the relay) reaches it.
-    this.at(this.now + 2 * this.latencyUs, () => {
-      this.b.traversal!.start(this.now);
-      this.drain(this.b);
-    });
+  /** The peer's strategy as h's engine planned it (null: no NAT info was needed). */
+  strategy(h: SimHost): string | null {
+    return h.engine.strategyOf(this.other(h).id);
   }
 
   at(t: Micros, fn: () => void): void {
     this.q.push(t, fn);
   }
+
+  /** One data frame (a stream segment) from h on its current path. */
+  sendData(h: SimHost): void {
+    this.tunnelSend(h, Uint8Array.of(0x01), undefined);
+  }
+
+  /** Execute every pending action of h's engine, then re-arm its timer (as path-driver.ts does). */
+  drain(h: SimHost): void {
+    const e = h.engine;
+    for (let a = e.pollAction(); a; a = e.pollAction()) this.execute(h, a);
+    const next = e.pollTimeout();
+    if (next !== null && next !== this.timers.get(h)) {
+      this.timers.set(h, next);
+      this.at(Math.max(next, this.now), () => {
+        if (this.timers.get(h) !== next) return;
+        this.timers.set(h, null);
+        h.engine.handleTimeout(this.now);
+        this.drain(h);
+      });
+    }
+  }
+
+  private execute(h: SimHost, a: PathAction): void {
+    switch (a.kind) {
+      case 'punch':
+        this.sendRaw(h, 0, a.to, { kind: 'pilp' });
+        return;
+      case 'beacon':
+        this.sendRaw(h, 0, a.to, a.message.kind === 'discover' ? { kind: 'discover' } : { kind: 'punch_request' });
+        return;
+      case 'control':
+        this.tunnelSend(h, a.plaintext, a.to);
+        return;
+      case 'nat_info': {
+        const m = h.engine.natInfo();
+        if (m) this.tunnelSend(h, m, undefined);
+        return;
+      }
+      case 'probe_direct':
+        if (h.tunnel.isUp && h.tunnel.path?.kind === 'relay') for (const c of h.tunnel.candidates) this.tunnelSend(h, KEEPALIVE, c);
+        return;
+      case 'open_sockets': {
+        for (let i = 1; i <= a.count; i++) if (!h.sockets.has(i)) h.sockets.set(i, 41000 + i);
+        this.at(this.now + 1000, () => {
+          h.engine.handleSocketsOpened(a.peer, a.count, this.now);
+          this.drain(h);
+        });
+        return;
+      }
+      case 'prime':
+        for (const s of h.sockets.keys()) if (s !== 0) for (const t of a.targets) this.sendRaw(h, s, t, { kind: 'pilp' });
+        return;
+      case 'close_sockets':
+        for (const s of [...h.sockets.keys()]) if (s !== 0 && !a.keep.includes(s)) h.sockets.delete(s);
+        return;
+      case 'set_path':
+        if (a.path.kind === 'direct' && !h.sockets.has(a.path.socket)) return;
+        this.setPath(h, a.path, a.reason);
+        return;
+      case 'log':
+        return;
+    }
+  }
+
+  private setPath(h: SimHost, p: PathTo, reason: string): void {
+    const cur = h.tunnel.path;
+    const same = cur?.kind === p.kind && (p.kind === 'relay' || (cur?.kind === 'direct' && cur.socket === p.socket && sameEndpoint(cur.endpoint, p.endpoint)));
+    if (same) return;
+    h.tunnel.path = p;
+    h.pathHistory.push({ at: this.now, path: p, reason });
+    if (p.kind === 'direct' && h.directAt === null) h.directAt = this.now;
+  }
+
+  // --- the tunnel model -------------------------------------------------------------------------------
+
+  private sendInitiation(h: SimHost, attempt: number, startUs: Micros): void {
+    const t = h.tunnel;
+    if (t.isUp || !t.isInitiating || this.now - startUs > 10_000_000) return;
+    for (const c of t.candidates) this.sendRaw(h, 0, c, { kind: 'init' });
+    if (attempt >= DIRECT_ONLY_ATTEMPTS) this.relay(h, { kind: 'init' });
+    this.at(this.now + Math.min(100 * 2 ** attempt, 1000) * 1000, () => this.sendInitiation(h, attempt + 1, startUs));
+  }
+
+  private tunnelSend(h: SimHost, plaintext: Uint8Array, to: UdpEndpoint | undefined): void {
+    const t = h.tunnel;
+    if (!t.isUp) return;
+    const p: Packet = { kind: 'data', plaintext };
+    if (to) this.sendRaw(h, 0, to, p);
+    else if (t.path?.kind === 'relay') this.relay(h, p);
+    else if (t.path?.kind === 'direct') this.sendRaw(h, t.path.socket, t.path.endpoint, p);
+  }
+
+  private relay(h: SimHost, p: Packet): void {
+    this.relayed++;
+    const peer = this.other(h);
+    this.at(this.now + 2 * this.latencyUs, () => this.tunnelReceive(peer, p, 0, null));
+  }
+
+  /** An authenticated frame (or handshake message) at h, on socket `socket` from `src`, or relayed (null). */
+  private tunnelReceive(h: SimHost, p: Packet, socket: number, src: UdpEndpoint | null): void {
+    const t = h.tunnel;
+    const peer = this.other(h);
+    if (p.kind === 'init') {
+      const wasUp = t.isUp;
+      t.isUp = true;
+      this.notePath(h, socket, src);
+      t.lastRecvUs = this.now;
+      if (src) this.sendRaw(h, socket, src, { kind: 'resp' });
+      else this.relay(h, { kind: 'resp' });
+      if (!wasUp) h.engine.handleSessionUp({ nodeId: peer.id, isUp: true, isRelayed: t.path?.kind === 'relay', lastRecvUs: this.now }, this.now);
+    } else if (p.kind === 'resp') {
+      if (!t.isInitiating) return;
+      t.isInitiating = false;
+      t.isUp = true;
+      this.notePath(h, socket, src);
+      t.lastRecvUs = this.now;
+      h.engine.handleSessionUp({ nodeId: peer.id, isUp: true, isRelayed: t.path?.kind === 'relay', lastRecvUs: this.now }, this.now);
+    } else if (p.kind === 'data') {
+      if (!t.isUp) return;
+      this.notePath(h, socket, src);
+      t.lastRecvUs = this.now;
+      h.engine.handleControl({ nodeId: peer.id, isUp: true, isRelayed: t.path?.kind === 'relay', lastRecvUs: this.now }, p.plaintext, this.now);
+    }
+    this.drain(h);
+  }
+
+  /** Roaming (tunnel-manager.ts notePath). */
+  private notePath(h: SimHost, socket: number, src: UdpEndpoint | null): void {
+    const t = h.tunnel;
+    if (src) {
+      t.lastDirectRecvUs = this.now;
+      this.setPath(h, { kind: 'direct', socket, endpoint: src }, 'roaming: authenticated packet');
+      return;
+    }
+    if (t.path?.kind === 'direct' && this.now - t.lastDirectRecvUs < DIRECT_PATH_GRACE_US) return;
+    this.setPath(h, { kind: 'relay' }, 'roaming: relayed packet');
+  }
+
+  /** tunnel-manager.ts handlePunchFrom: a punch from a candidate's IP on a new port gets the initiation too. */
+  private handlePunchFrom(h: SimHost, src: UdpEndpoint): void {
+    const t = h.tunnel;
+    if (!t.isInitiating || !t.candidates.some((c) => c.ip === src.ip) || t.candidates.some((c) => sameEndpoint(c, src))) return;
+    t.candidates.push(src);
+    this.sendRaw(h, 0, src, { kind: 'init' });
+  }
+
+  // --- the network ------------------------------------------------------------------------------------
 
   /** Where a packet from host h socket s to dst leaves the NAT (creating NAT state). */
   private publicSource(h: SimHost, socket: number, dst: UdpEndpoint): UdpEndpoint | null {
@@ -277,73 +478,21 @@ export class World {
     return h.nat ? h.nat.outbound(internal, dst) : internal;
   }
 
-  /** Process every pending action of h's traversal, then re-arm its timer. */
-  drain(h: SimHost): void {
-    const t = h.traversal!;
-    for (let a = t.pollAction(); a; a = t.pollAction()) {
-      switch (a.kind) {
-        case 'send':
-          this.send(h, a.socket, a.to, a.plaintext);
-          break;
-        case 'request_punch': {
-          // request travels to the beacon, commands travel to both
-          const peer = this.other(h);
-          this.at(this.now + 2 * this.latencyUs, () => {
-            for (const [x, y] of [[h, peer], [peer, h]] as const) {
-              const ep = y.profile!.publicEndpoint!;
-              x.traversal!.handlePunchCommand(ep, this.now);
-              this.drain(x);
-            }
-          });
-          break;
-        }
-        case 'open_sockets': {
-          for (let i = 1; i <= a.count; i++) if (!h.sockets.has(i)) h.sockets.set(i, 41000 + i);
-          this.at(this.now + 1000, () => {
-            h.traversal!.handleSocketsOpened(a.count, this.now);
-            this.drain(h);
-          });
-          break;
-        }
-        case 'close_sockets':
-          for (const s of [...h.sockets.keys()]) if (s !== 0 && !a.keep.includes(s)) h.sockets.delete(s);
-          break;
-        case 'set_path':
-          h.pathHistory.push({ at: this.now, path: a.path, reason: a.reason });
-          if (a.path.kind === 'direct' && h.directAt === null) h.directAt = this.now;
-          break;
-      }
-    }
-    const next = t.pollTimeout();
-    if (next !== null && next !== this.timers.get(h)) {
-      this.timers.set(h, next);
-      this.at(Math.max(next, this.now), () => {
-        if (this.timers.get(h) !== next) return;
-        this.timers.set(h, null);
-        h.traversal!.handleTimeout(this.now);
-        this.drain(h);
-      });
-    }
-  }
-
-  private send(h: SimHost, socket: number, to: UdpEndpoint | null, plaintext: Uint8Array): void {
-    const msg = decodeNatMessage(plaintext);
-    if (!msg.ok) throw new Error('traversal emitted an undecodable message');
-    const peer = this.other(h);
-    if (to === null) {
-      this.relayed++;
-      this.at(this.now + 2 * this.latencyUs, () => {
-        peer.traversal!.handleNatMessage(0, null, msg.value, this.now);
-        this.drain(peer);
-      });
+  private sendRaw(h: SimHost, socket: number, to: UdpEndpoint, p: Packet): void {
+    if (socket === 0) h.engine.noteFlow(to.ip, to.port); // path-driver.ts sendMain
+    if (sameEndpoint(to, BEACON) || sameEndpoint(to, BEACON2)) {
+      const src = this.publicSource(h, socket, to);
+      if (!src) return;
+      this.at(this.now + this.latencyUs, () => this.beacon(h, to, src, p));
       return;
     }
+    const peer = this.other(h);
     this.packetsSent++;
     // Same LAN: straight across the bridge, no NAT involved.
     if (h.nat && h.nat === peer.nat && to.ip === peer.ip) {
       const port = h.sockets.get(socket);
       if (port === undefined) return;
-      this.deliver(peer, to.port, { ip: h.ip, port }, msg.value, this.latencyUs / 5);
+      this.at(this.now + this.latencyUs / 5, () => this.deliver(peer, to.port, { ip: h.ip, port }, p));
       return;
     }
     const src = this.publicSource(h, socket, to);
@@ -355,30 +504,59 @@ export class World {
         if (h.nat === peer.nat && !this.opts.hairpin) return; // no NAT loopback
         const internal = peer.nat.inbound(src, to.port);
         if (!internal || internal.ip !== peer.ip) return;
-        this.deliver(peer, internal.port, src, msg.value, 0);
+        this.deliver(peer, internal.port, src, p);
       } else if (!peer.nat && to.ip === peer.ip) {
-        this.deliver(peer, to.port, src, msg.value, 0);
+        this.deliver(peer, to.port, src, p);
       }
     });
   }
 
-  private deliver(peer: SimHost, localPort: number, src: UdpEndpoint, msg: NatMessage, delayUs: Micros): void {
-    const go = () => {
-      let socket = -1;
-      for (const [s, p] of peer.sockets) if (p === localPort) socket = s;
-      if (socket < 0) return; // socket closed meanwhile
-      peer.traversal!.handleNatMessage(socket, src, msg, this.now);
-      this.drain(peer);
-    };
-    if (delayUs > 0) this.at(this.now + delayUs, go);
-    else go();
+  /** The beacon: discover replies, punch commands to both sides (the other's observed endpoint each). */
+  private beacon(h: SimHost, server: UdpEndpoint, src: UdpEndpoint, p: Packet): void {
+    if (p.kind === 'discover') {
+      if (sameEndpoint(server, BEACON)) this.observed.set(h, src);
+      this.at(this.now + this.latencyUs, () => {
+        h.engine.handleDiscoverReply(server, src, this.now);
+        this.drain(h);
+      });
+    } else if (p.kind === 'punch_request') {
+      const peer = this.other(h);
+      for (const [x, y] of [[h, peer], [peer, h]] as const) {
+        const ep = this.observed.get(y);
+        if (!ep) continue;
+        this.at(this.now + this.latencyUs, () => {
+          x.engine.handlePunchCommand({ ip: ep.ip, port: ep.port, auth: null }, BEACON, false, this.now);
+          this.drain(x);
+        });
+      }
+    }
+  }
+
+  private deliver(h: SimHost, localPort: number, src: UdpEndpoint, p: Packet): void {
+    let socket = -1;
+    for (const [s, port] of h.sockets) if (port === localPort) socket = s;
+    if (socket < 0) return; // socket closed meanwhile
+    const peer = this.other(h);
+    if (socket === 0) {
+      if (p.kind === 'pilp') {
+        this.handlePunchFrom(h, src);
+        h.engine.handlePunch(src.ip, src.port, this.now);
+        this.drain(h);
+      } else this.tunnelReceive(h, p, 0, src);
+      return;
+    }
+    const isWinner = h.engine.handleExtraReceive(peer.id, socket, src, this.now);
+    this.drain(h);
+    if (isWinner && p.kind !== 'pilp') this.tunnelReceive(h, p, socket, src);
   }
 
   describe(): string {
     const p = (h: SimHost) => {
-      const path = h.traversal?.path;
-      return `${h.name}: ${h.profile?.kind} ${path ? (path.kind === 'direct' ? `direct s${path.socket}→${formatEndpoint(path.endpoint)}` : 'relay') : '-'}`;
+      const path = h.tunnel.path;
+      return `${h.name}: ${h.engine.natType ?? 'unclassified'} ${this.strategy(h) ?? '-'} ${path ? (path.kind === 'direct' ? `direct s${path.socket}→${formatEndpoint(path.endpoint)}` : 'relay') : '-'}`;
     };
     return `${p(this.a)}; ${p(this.b)}`;
   }
 }
+
+export { NAT_TIMING };

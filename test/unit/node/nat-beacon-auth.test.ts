@@ -1,4 +1,4 @@
-// Both halves of the authenticated beacon (issue 10) together on loopback: the daemon's NatTraversal MACs its
+// Both halves of the authenticated beacon (issue 10) together on loopback: the daemon's path driver MACs its
 // discover and punch request with its beacon token, the real BeaconServer (with a fake registry authority)
 // verifies them, and each side accepts the MACed punch command naming the other — so two trusted token
 // holders still punch, and a stranger's request (or a node without the right token) gets nowhere.
@@ -7,8 +7,11 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { silentLogger } from '../../../src/core/logger.js';
 import type { Datapath } from '../../../src/datapath/index.js';
-import type { DaemonOptions } from '../../../src/node/daemon-options.js';
-import { NatTraversal } from '../../../src/node/nat-traversal.js';
+import { monotonicClock, realTimers, realWallClock } from '../../../src/core/clock.js';
+import { Rng } from '../../../src/core/rng.js';
+import { err } from '../../../src/core/result.js';
+import { Driver } from '../../../src/node/driver.js';
+import { PathDriver } from '../../../src/node/paths/path-driver.js';
 import type { NoiseSuite as TunnelManager } from '../../../src/node/peers/noise-suite.js';
 import { BeaconServer } from '../../../src/registry/beacon.js';
 import type { BeaconAuthority, BeaconNodeAuth } from '../../../src/registry/beacon-authority.js';
@@ -38,15 +41,20 @@ async function node(id: number, beaconPort: number, trusts: number[]) {
     },
   } as unknown as Datapath;
   const beacon = { ip: '127.0.0.1', port: beaconPort };
-  const nat = new NatTraversal({
+  const driver = new Driver(monotonicClock, realTimers);
+  const nat = new PathDriver({
     logger: silentLogger(),
-    nowUs: () => Math.round(performance.now() * 1000),
-    opts: { beacon: `127.0.0.1:${beaconPort}`, beacon2: null, relayOnly: false } as unknown as DaemonOptions,
-    datapath: () => datapath,
-    tunnels: () => ({}) as unknown as TunnelManager,
-    nodeId: () => id,
+    driver,
+    rng: new Rng(id),
+    wall: realWallClock,
+    openExtraSocket: async () => err('internal', 'no extra sockets in this test'),
+    relayOnly: false,
     beaconAddr: beacon,
+    beacon2Addr: null,
     beaconEndpoint: beacon,
+    datapath: () => datapath,
+    tunnels: () => ({ handlePunchFrom: () => {}, flushTx: () => {}, peers: new Map() }) as unknown as TunnelManager,
+    nodeId: () => id,
     listenHost: '127.0.0.1',
     busyPeers: () => [],
     flushConnections: () => undefined,
@@ -56,7 +64,7 @@ async function node(id: number, beaconPort: number, trusts: number[]) {
   });
   sock.on('message', (m, rinfo) => {
     const p = Uint8Array.from(m);
-    if (isBeaconMessage(p)) nat.handleBeacon(p, rinfo.address, rinfo.port, Math.round(performance.now() * 1000));
+    if (isBeaconMessage(p)) nat.handleBeacon(p, rinfo.address, rinfo.port, driver.nowUs());
     else if (isPilp(p)) pilpFrom.add(rinfo.port);
   });
   return { nat, sock, pilpFrom, port: sock.address().port, close: () => (nat.close(), sock.close()) };

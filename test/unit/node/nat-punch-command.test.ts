@@ -1,4 +1,5 @@
-// The daemon's side of the authenticated beacon (issue 10), at the component that decides: NatTraversal.
+// The daemon's side of the authenticated beacon (issue 10), through the path driver (src/node/paths/) to the
+// component that decides, the path engine (src/nat/paths.ts), in virtual time.
 // Attack (fails on the code before): a forged 8-byte punch_command from any source made the daemon send 27
 // PILP packets to an address of the attacker's choice. Now a punch command counts only from our beacon's
 // address; once we hold a beacon token, only MACed with it, fresh, and naming a peer we asked to punch with
@@ -7,8 +8,11 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../../src/core/logger.js';
 import type { Datapath } from '../../../src/datapath/index.js';
-import type { DaemonOptions } from '../../../src/node/daemon-options.js';
-import { NatTraversal } from '../../../src/node/nat-traversal.js';
+import { ManualClock } from '../../../src/core/clock.js';
+import { Rng } from '../../../src/core/rng.js';
+import { err } from '../../../src/core/result.js';
+import { Driver, VirtualTimers } from '../../../src/node/driver.js';
+import { PathDriver } from '../../../src/node/paths/path-driver.js';
 import type { NoiseSuite as TunnelManager } from '../../../src/node/peers/noise-suite.js';
 import {
   BEACON_TOKEN_BYTES,
@@ -36,16 +40,22 @@ function setup(token: Uint8Array | null) {
       return 1;
     },
   } as unknown as Datapath;
-  let nowUs = 1_000_000;
-  const nat = new NatTraversal({
+  const clock = new ManualClock(1_000_000);
+  const timers = new VirtualTimers(clock);
+  const driver = new Driver(clock, timers);
+  const nat = new PathDriver({
     logger: silentLogger(),
-    nowUs: () => nowUs,
-    opts: { beacon: `${BEACON.ip}:${BEACON.port}`, beacon2: null, relayOnly: false } as unknown as DaemonOptions,
-    datapath: () => datapath,
-    tunnels: () => ({}) as unknown as TunnelManager,
-    nodeId: () => ME,
+    driver,
+    rng: new Rng(1),
+    wall: { nowMs: () => Date.now() },
+    openExtraSocket: async () => err('internal', 'no extra sockets in this test'),
+    relayOnly: false,
     beaconAddr: BEACON,
+    beacon2Addr: null,
     beaconEndpoint: BEACON,
+    datapath: () => datapath,
+    tunnels: () => ({ handlePunchFrom: () => {}, flushTx: () => {}, peers: new Map() }) as unknown as TunnelManager,
+    nodeId: () => ME,
     listenHost: '127.0.0.1',
     busyPeers: () => [],
     flushConnections: () => undefined,
@@ -58,7 +68,7 @@ function setup(token: Uint8Array | null) {
     nat,
     sent,
     advance(us: number) {
-      nowUs += us;
+      clock.set(clock.nowUs() + us);
     },
     /** A punch command as our beacon MACs it for us (or with another key). */
     macedCommand(peerNodeId: number, port: number, key = TOKEN, ctr = ++counter) {
@@ -72,11 +82,13 @@ function setup(token: Uint8Array | null) {
       return e.value;
     },
     deliver(bytes: Uint8Array, from = BEACON) {
-      nat.handleBeacon(bytes, from.ip, from.port, nowUs);
+      nat.handleBeacon(bytes, from.ip, from.port, clock.nowUs());
     },
-    /** Packets sent to the punch target 203.0.113.7 after the punch rounds ran. */
+    /** Packets sent to the punch target 203.0.113.7 after the punch rounds ran (160 ms of virtual time). */
     async punchesTo(port: number): Promise<number> {
-      await new Promise((r) => setTimeout(r, 160));
+      const until = clock.nowUs() + 160_000;
+      while (timers.step(until));
+      if (clock.nowUs() < until) clock.set(until);
       return sent.filter((s) => s.ip === '203.0.113.7' && s.port >= port && s.port <= port + 8).length;
     },
   };

@@ -1,0 +1,289 @@
+// Paths to peers across NATs, the node's side: it runs the path engine (src/nat/paths.ts, which decides
+// everything) and executes its actions — punches and beacon messages from the tunnel socket, plaintexts in a
+// peer's session (on its path or towards a candidate endpoint), the extra sockets of birthday probing, and
+// the peer's path itself. The engine's next deadline is the only timer (one Driver deadline); every send from
+// the tunnel socket goes through sendMain, which counts new flows for the engine's port prediction.
+import { networkInterfaces } from 'node:os';
+import type { Logger } from 'pino';
+import type { Micros, WallClock } from '../../core/clock.js';
+import type { Rng } from '../../core/rng.js';
+import type { Result } from '../../core/result.js';
+import type { Datapath, OpenDatapathOptions } from '../../datapath/index.js';
+import { PathEngine, type NatTiming, type PathAction, type PeerView } from '../../nat/index.js';
+import { decodeBeaconMessage } from '../../wire/beacon-message.js';
+import { isPilp, PILP_FRAME } from '../../wire/legacy-frame.js';
+import { isNoiseFamily } from '../../wire/noise-frame.js';
+import type { Deadline, Driver } from '../driver.js';
+import type { NoiseSuite, TunnelPeer, UdpEndpoint } from '../peers/noise-suite.js';
+import { BeaconClient } from './beacon-client.js';
+import { ExtraSockets } from './extra-sockets.js';
+
+export interface PathDriverDeps {
+  logger: Logger;
+  driver: Driver;
+  rng: Rng;
+  wall: WallClock;
+  openExtraSocket(opts: OpenDatapathOptions): Promise<Result<Datapath>>;
+  /** `relayOnly`: never try a direct path. */
+  relayOnly: boolean;
+  /** The primary beacon (discover, punch) and the optional second one (classification). */
+  beaconAddr: UdpEndpoint;
+  beacon2Addr: UdpEndpoint | null;
+  /** The beacon as a relay; null when relaying is off. */
+  beaconEndpoint: UdpEndpoint | null;
+  /** The tunnel socket. */
+  datapath(): Datapath;
+  tunnels(): NoiseSuite;
+  nodeId(): number;
+  /** Host the extra (birthday) sockets bind on. */
+  listenHost: string;
+  /** Peers with open connections (only those need a live path). */
+  busyPeers(): number[];
+  flushConnections(): void;
+  /** Our beacon token (registry-client.ts); null against an original registry. */
+  beaconToken(): Uint8Array | null;
+  /** May `nodeId`, which asked the beacon for a punch towards us, make us punch towards it? (trusted; or we are public) */
+  acceptsPunchFrom(nodeId: number): boolean;
+  /** A v0.5 frame (PIL*) an original node sent through the beacon relay; the v0.5 tunnels authenticate it. */
+  legacyRelayed(frame: Uint8Array, senderNodeId: number, now: Micros): void;
+  /** Tests: other constants than src/nat/timing.ts's. */
+  timing?: Partial<NatTiming>;
+}
+
+function view(p: TunnelPeer): PeerView {
+  return { nodeId: p.nodeId, isUp: p.isUp, isRelayed: p.isRelayed, lastRecvUs: p.lastRecvUs };
+}
+
+export class PathDriver {
+  readonly engine: PathEngine;
+  private readonly beacon: BeaconClient;
+  private readonly extra: ExtraSockets;
+  private deadline: Deadline | null = null;
+  private deadlineAtUs: Micros | null = null;
+  private isClosed = false;
+
+  constructor(private readonly deps: PathDriverDeps) {
+    this.beacon = new BeaconClient({ wall: deps.wall, nodeId: deps.nodeId, beaconToken: deps.beaconToken });
+    this.extra = new ExtraSockets({
+      logger: deps.logger.child({ component: 'birthday' }),
+      host: deps.listenHost,
+      openExtraSocket: deps.openExtraSocket,
+      onReceive: (peer, index, sock, batch, i) => {
+        const now = this.now();
+        const from = { ip: batch.ip(i), port: batch.port(i) };
+        const isWinner = this.engine.handleExtraReceive(peer, index, from, now);
+        this.pump();
+        const p = batch.payload(i);
+        if (!isWinner || isPilp(p)) return;
+        // Tunnel frames on the birthday-probed path.
+        deps.tunnels().handleFrame(p, from.ip, from.port, now, undefined, sock);
+        deps.flushConnections();
+        deps.tunnels().flushTx();
+      },
+    });
+    const tunnelPeer = (id: number) => deps.tunnels().peers.get(id);
+    this.engine = new PathEngine({
+      rng: deps.rng,
+      ...(deps.timing ? { timing: deps.timing } : {}),
+      beacons: deps.beacon2Addr ? [deps.beaconAddr, deps.beacon2Addr] : [deps.beaconAddr],
+      hasRelay: deps.beaconEndpoint !== null,
+      relayOnly: deps.relayOnly,
+      nodeId: deps.nodeId,
+      localPort: () => deps.datapath().localAddress.port,
+      localIps: () => Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address)),
+      peer: (id) => {
+        const p = tunnelPeer(id);
+        return p ? view(p) : null;
+      },
+      peers: () => [...deps.tunnels().peers.values()].map(view),
+      busyPeers: deps.busyPeers,
+      acceptsPunchFrom: deps.acceptsPunchFrom,
+    });
+  }
+
+  /** Our endpoint as the primary beacon sees it. */
+  get publicEndpoint(): string | null {
+    return this.engine.publicEndpoint;
+  }
+
+  /** `pilotctl info`'s nat_type; null until classified. */
+  get natType(): string | null {
+    return this.engine.natType;
+  }
+
+  get stats(): PathEngine['stats'] {
+    return this.engine.stats;
+  }
+
+  /** Discovery now and periodically, path checks every second. */
+  start(): void {
+    this.engine.start(this.now());
+    this.pump();
+  }
+
+  /** Discover our public endpoint at the beacon(s) now (after (re)registration). */
+  discoverEndpoint(): void {
+    this.engine.discover(this.now());
+    this.pump();
+  }
+
+  /** A beacon message on the tunnel socket. */
+  handleBeacon(p: Uint8Array, ip: string, port: number, now: Micros): void {
+    const m = decodeBeaconMessage(p);
+    if (!m.ok) return;
+    const from = { ip, port };
+    switch (m.value.kind) {
+      case 'relay_deliver': {
+        // Only our beacon relays; the frame inside is authenticated by its session like any other.
+        const b = this.deps.beaconEndpoint;
+        if (!b || b.ip !== ip || b.port !== port) return;
+        // An original node marks a peer whose frame came through the relay as relayed and answers it there.
+        if (isNoiseFamily(m.value.payload)) this.deps.tunnels().handleFrame(m.value.payload, ip, port, now, m.value.senderNodeId);
+        else this.deps.legacyRelayed(m.value.payload, m.value.senderNodeId, now);
+        return;
+      }
+      case 'punch_command':
+        this.engine.handlePunchCommand(this.beacon.punchCommand(m.value), from, this.beacon.hasToken, now);
+        break;
+      case 'discover_reply':
+        this.engine.handleDiscoverReply(from, { ip: m.value.ip, port: m.value.port }, now);
+        break;
+      default:
+        return;
+    }
+    this.pump();
+  }
+
+  /** A punch packet (PILP) on the tunnel socket. */
+  handlePunch(ip: string, port: number): void {
+    this.deps.tunnels().handlePunchFrom(ip, port);
+    this.engine.handlePunch(ip, port, this.now());
+    this.pump();
+  }
+
+  /** Node control plaintexts of the path layer; false when `plaintext` is not one. */
+  handleControl(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): boolean {
+    const isOurs = this.engine.handleControl(view(peer), plaintext, now);
+    if (isOurs) this.pump();
+    return isOurs;
+  }
+
+  /** A session with `peer` came up (the tunnel's onSessionUp). */
+  handleSessionUp(peer: TunnelPeer): void {
+    this.engine.handleSessionUp(view(peer), this.now());
+    this.pump();
+  }
+
+  /** A handshake towards `peerNodeId` starts: the beacon coordinates a hole punch. */
+  requestPunch(peerNodeId: number): void {
+    this.engine.requestPunch(peerNodeId, this.now());
+    this.pump();
+  }
+
+  /** Every single send from the tunnel socket (counts new flows for the engine's port prediction). */
+  sendMain(data: Uint8Array, ip: string, port: number): void {
+    this.engine.noteFlow(ip, port);
+    this.deps.datapath().send(data, ip, port);
+  }
+
+  close(): void {
+    this.isClosed = true;
+    this.deadline?.cancel();
+    this.deadline = null;
+    this.extra.closeAll();
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+
+  private now(): Micros {
+    return this.deps.driver.nowUs();
+  }
+
+  /** Execute every pending action, then arm the engine's next deadline. */
+  private pump(): void {
+    if (this.isClosed) return;
+    let sent = false;
+    for (let a = this.engine.pollAction(); a; a = this.engine.pollAction()) sent = this.execute(a) || sent;
+    if (sent) this.deps.tunnels().flushTx();
+    const next = this.engine.pollTimeout();
+    if (next === this.deadlineAtUs && this.deadline?.isActive) return;
+    this.deadline?.cancel();
+    this.deadlineAtUs = next;
+    this.deadline =
+      next === null
+        ? null
+        : this.deps.driver.at(next, () => {
+            this.deadline = null;
+            this.deadlineAtUs = null;
+            this.engine.handleTimeout(this.now());
+            this.pump();
+          });
+  }
+
+  /** True when it queued a sealed frame (the caller flushes). */
+  private execute(a: PathAction): boolean {
+    const now = this.now();
+    const tunnels = this.deps.tunnels();
+    switch (a.kind) {
+      case 'punch':
+        this.sendMain(PILP_FRAME, a.to.ip, a.to.port);
+        return false;
+      case 'beacon': {
+        const m = this.beacon.encode(a.message);
+        if (m.ok) this.sendMain(m.value, a.to.ip, a.to.port);
+        return false;
+      }
+      case 'control': {
+        const peer = tunnels.peers.get(a.peer);
+        if (!peer) return false;
+        tunnels.sendPlaintext(peer, a.plaintext, now, a.to ? { ip: a.to.ip, port: a.to.port } : peer.endpoint);
+        return true;
+      }
+      case 'nat_info': {
+        const peer = tunnels.peers.get(a.peer);
+        const m = this.engine.natInfo();
+        if (!peer || !m) return false;
+        tunnels.sendPlaintext(peer, m, now);
+        return true;
+      }
+      case 'probe_direct': {
+        const peer = tunnels.peers.get(a.peer);
+        if (peer) tunnels.probeDirect(peer, now);
+        return false;
+      }
+      case 'open_sockets': {
+        const peer = a.peer;
+        void this.extra.open(peer, a.count).then((n) => {
+          if (this.isClosed) return;
+          this.engine.handleSocketsOpened(peer, n, this.now());
+          this.pump();
+        });
+        return false;
+      }
+      case 'prime':
+        this.extra.prime(a.peer, a.targets);
+        return false;
+      case 'close_sockets':
+        this.extra.close(a.peer, a.keep);
+        return false;
+      case 'set_path': {
+        const peer = tunnels.peers.get(a.peer);
+        if (!peer) return false;
+        const p = a.path;
+        if (p.kind === 'relay') {
+          if (this.deps.beaconEndpoint) peer.endpoint = { ...this.deps.beaconEndpoint, relayTo: peer.nodeId };
+        } else if (p.socket === 0) {
+          peer.endpoint = { ip: p.endpoint.ip, port: p.endpoint.port };
+        } else {
+          const via = this.extra.socket(a.peer, p.socket);
+          if (via) peer.endpoint = { ip: p.endpoint.ip, port: p.endpoint.port, via };
+        }
+        return false;
+      }
+      case 'log':
+        if (a.level === 'info') this.deps.logger.info(a.fields, a.msg);
+        else this.deps.logger.debug(a.fields, a.msg);
+        return false;
+    }
+  }
+}
