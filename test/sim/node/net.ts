@@ -132,6 +132,8 @@ interface Packet {
   src: Endpoint;
   dst: Endpoint;
   bytes: Uint8Array;
+  /** A bit was flipped on the way (counted where it arrives). */
+  isCorrupt?: boolean;
 }
 
 type Cut = (src: Endpoint, dst: Endpoint) => boolean;
@@ -277,6 +279,7 @@ export class SimNet {
       this.stats.corrupted++;
       const bit = this.rng.int(p.bytes.length * 8);
       p.bytes[bit >> 3]! ^= 1 << (bit & 7);
+      p.isCorrupt = true;
     }
     this.later(delay, () => this.arrive(p));
   }
@@ -291,7 +294,7 @@ export class SimNet {
         return;
       }
       const host = nat.lanHosts.get(internal.ip);
-      this.later(LAN_LATENCY_US, () => this.deliverToHost(host, { src: p.src, dst: internal, bytes: p.bytes }));
+      this.later(LAN_LATENCY_US, () => this.deliverToHost(host, { ...p, dst: internal }));
       return;
     }
     const host = this.hosts.get(p.dst.ip);
@@ -305,6 +308,7 @@ export class SimNet {
       return;
     }
     this.stats.delivered++;
+    if (p.isCorrupt) sock.corruptReceived++;
     sock.receive(p.bytes, p.src);
   }
 
@@ -336,6 +340,8 @@ export class SimDatapath implements Datapath {
   private readonly pending = new PacketBatch(RX_BATCH_PACKETS, RX_BATCH_BYTES);
   private isFlushQueued = false;
   private isClosed = false;
+  /** Packets that arrived with a flipped bit (the node's AEAD must drop every one). */
+  corruptReceived = 0;
   private readonly counters = { txPackets: 0, txBytes: 0, txDropped: 0, rxPackets: 0, rxBytes: 0, rxBatches: 0, rxDropped: 0 };
 
   constructor(
