@@ -8,7 +8,7 @@ import { homePaths } from '../node/home.js';
 import { createNode } from '../sdk/local-node.js';
 import { serveIpc } from '../ipc/index.js';
 import { serveLegacyIpc } from '../ipc/legacy-server.js';
-import { VERSION } from '../node/daemon.js';
+import { VERSION } from '../node/node.js';
 
 const USAGE = `pilot-daemon [--home DIR] [--registry HOST:PORT] [--beacon HOST:PORT] [--listen HOST:PORT]
              [--socket PATH] [--identity PATH] [--hostname NAME] [--public] [--trust-auto-approve]

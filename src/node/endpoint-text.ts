@@ -1,5 +1,5 @@
 // host:port text ↔ UDP endpoints, for flags and registry answers (IPv4; the datapath has no IPv6 yet).
-import type { UdpEndpoint } from './tunnel-manager.js';
+import type { UdpEndpoint } from './peers/noise-suite.js';
 
 export function splitHostPort(s: string): [string, string] {
   const i = s.lastIndexOf(':');

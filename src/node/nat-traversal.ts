@@ -20,7 +20,7 @@ import { classifyNat, NAT_KINDS, type DiscoverObservation, type NatKind } from '
 import { BirthdayProber } from './birthday-probe.js';
 import { parseEndpoint, splitHostPort } from './endpoint-text.js';
 import type { DaemonOptions } from './daemon-options.js';
-import type { TunnelManager, TunnelPeer, UdpEndpoint } from './tunnel-manager.js';
+import type { NoiseSuite as TunnelManager, TunnelPeer, UdpEndpoint } from './peers/noise-suite.js';
 
 /** Node control plaintexts (0x10–0x1f are the node's; 0x10 keepalive is absorbed by the tunnel). */
 export const PATH_PROBE = 0x11;

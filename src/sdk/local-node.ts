@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ok, type Result } from '../core/result.js';
 import { silentLogger } from '../core/logger.js';
-import { Daemon } from '../node/daemon.js';
+import { Daemon } from '../node/node.js';
 import { parseDaemonArgs, type DaemonOptions } from '../node/daemon-options.js';
 import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery } from '../node/api.js';
 import {

@@ -10,7 +10,7 @@ import { err, ok, type Result } from '../../../src/core/result.js';
 import { silentLogger } from '../../../src/core/logger.js';
 import { monotonicClock } from '../../../src/core/clock.js';
 import { generateIdentity, toBase64, type Identity } from '../../../src/crypto/identity.js';
-import { v05KeyFrom } from '../../../src/node/peer-suite.js';
+import { v05KeyFrom } from '../../../src/node/peers/peer-suite.js';
 import type { PeerSuite } from '../../../src/node/registry-client.js';
 import { LegacyKeyExchange, verifyPilaFrame, type LegacySession } from '../../../src/crypto/legacy-session.js';
 import { decodePacket, encodePacket, FLAG_ACK, FLAG_SYN, PROTO_CONTROL, PROTO_DATAGRAM, PROTO_STREAM, makePacket, type Packet } from '../../../src/wire/header.js';

@@ -9,7 +9,7 @@ import { silentLogger } from '../../../src/core/logger.js';
 import type { Datapath } from '../../../src/datapath/index.js';
 import type { DaemonOptions } from '../../../src/node/daemon-options.js';
 import { NatTraversal } from '../../../src/node/nat-traversal.js';
-import type { TunnelManager } from '../../../src/node/tunnel-manager.js';
+import type { NoiseSuite as TunnelManager } from '../../../src/node/peers/noise-suite.js';
 import {
   BEACON_TOKEN_BYTES,
   decodeBeaconMessage,

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { acceptsV05, dialPlan, v05KeyFrom } from '../../../src/node/peer-suite.js';
+import { acceptsV05, dialPlan, v05KeyFrom } from '../../../src/node/peers/peer-suite.js';
 
 test('dial plan: a node our registry marks v0.5 gets PILA at once (no 5 s Noise wait first)', () => {
   assert.equal(dialPlan('v0.5', true), 'v0.5');

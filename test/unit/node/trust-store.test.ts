@@ -1,16 +1,18 @@
-// src/node/trust-store.ts: the pin, the bounded pending list, and coalesced writes of incoming requests
+// src/node/trust/store.ts: the pin, the bounded pending list, and coalesced writes of incoming requests
 // (issue 10, low: "the local pending list grows without bound; trust.json is rewritten and fsynced per request").
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TrustStore, DEFAULT_MAX_PENDING } from '../../../src/node/trust-store.js';
+import { TrustStore, DEFAULT_MAX_PENDING } from '../../../src/node/trust/store.js';
+import { Driver } from '../../../src/node/driver.js';
+import { monotonicClock, realTimers } from '../../../src/core/clock.js';
 
-function tempStore(opts: Parameters<typeof TrustStore.open>[2] = {}) {
+function tempStore(opts: Parameters<typeof TrustStore.open>[3] = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'trust-'));
   const path = join(dir, 'trust.json');
-  const r = TrustStore.open(path, Date.now(), opts);
+  const r = TrustStore.open(path, Date.now(), new Driver(monotonicClock, realTimers), opts);
   assert.ok(r.ok);
   return { store: r.value, path, done: () => rmSync(dir, { recursive: true, force: true }) };
 }

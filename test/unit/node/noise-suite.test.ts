@@ -1,24 +1,30 @@
-// src/node/tunnel-manager.ts over an in-memory network: the cookie round trip under load, and the receiver's
+// src/node/peers/noise-suite.ts over an in-memory network: the cookie round trip under load, and the receiver's
 // own refusal of an initiator it does not authorize (issue 10).
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { ok, err, type Result } from '../../../src/core/result.js';
 import { silentLogger } from '../../../src/core/logger.js';
-import { monotonicClock } from '../../../src/core/clock.js';
+import { monotonicClock, realWallClock, type Timers } from '../../../src/core/clock.js';
+import { Rng } from '../../../src/core/rng.js';
+import { Driver } from '../../../src/node/driver.js';
 import { generateIdentity } from '../../../src/crypto/identity.js';
 import { noiseFrameKind } from '../../../src/wire/noise-frame.js';
-import { TunnelManager, type TunnelDeps } from '../../../src/node/tunnel-manager.js';
+import { NoiseSuite, type TunnelDeps } from '../../../src/node/peers/noise-suite.js';
+
+/** Real timers that keep the test's event loop alive (realTimers unref: a daemon's socket keeps it alive). */
+const timers: Timers = { set: (ms, fn) => setTimeout(fn, ms), clear: (h) => clearTimeout(h as NodeJS.Timeout), soon: (fn) => void setImmediate(fn) };
 
 interface Node {
   id: number;
   ip: string;
-  tm: TunnelManager;
+  tm: NoiseSuite;
   sentKinds: string[];
   authorizeCalls: number;
 }
 
 function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boolean } = {}) {
   const nodes = new Map<string, Node>();
+  const drivers: Driver[] = [];
   const make = (id: number): Node => {
     const identity = generateIdentity();
     const ip = `10.0.0.${id}`;
@@ -28,6 +34,8 @@ function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boo
       const copy = data.slice();
       setImmediate(() => nodes.get(`${toIp}:${toPort}`)?.tm.handleFrame(copy, ip, 1, monotonicClock.nowUs()));
     };
+    const driver = new Driver(monotonicClock, timers);
+    drivers.push(driver);
     const deps: TunnelDeps = {
       identity,
       nodeId: () => id,
@@ -39,6 +47,9 @@ function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boo
       },
       logger: silentLogger(),
       nowUs: () => monotonicClock.nowUs(),
+      driver,
+      wall: realWallClock,
+      rng: new Rng(id),
       resolvePeer: async (peerId): Promise<Result<{ ed25519: Uint8Array; endpoints: { ip: string; port: number }[] }>> => {
         const p = [...nodes.values()].find((n) => n.id === peerId) as (Node & { identity: typeof identity }) | undefined;
         return p ? ok({ ed25519: p.identity.publicKey, endpoints: [{ ip: p.ip, port: 1 }] }) : err('not_found', 'no such node');
@@ -52,11 +63,12 @@ function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boo
       handshakeTimeoutMs: 1500,
       ...(opts.underLoadPerS !== undefined ? { underLoadPerS: opts.underLoadPerS } : {}),
     };
-    node.tm = new TunnelManager(deps);
+    node.tm = new NoiseSuite(deps);
+    driver.onFlush(() => node.tm.flushTx());
     nodes.set(`${ip}:1`, node);
     return node;
   };
-  return { a: make(1), b: make(2), close: () => nodes.forEach((n) => n.tm.close()) };
+  return { a: make(1), b: make(2), close: () => (nodes.forEach((n) => n.tm.close()), drivers.forEach((d) => d.close())) };
 }
 
 test('under load the responder answers with a cookie, and the initiator completes the handshake with mac2', async () => {

@@ -1,12 +1,14 @@
 // Who this node trusts, who asked to be trusted (pending, survives restarts) and whom we asked.
 // Trust is per node id and pinned to the peer's Ed25519 key as the registry gave it at approval time: that pin,
-// not the registry, is who the peer is from then on (daemon.ts contactOf/authorizeTunnel/resolveRef).
+// not the registry, is who the peer is from then on (peers/resolver.ts contactOf/authorize/resolveRef). What
+// changes the store, and when, is the trust state machine (trust/transitions.ts).
 // Incoming requests are the one part strangers can grow: the pending list is bounded (oldest dropped), and their
 // writes are coalesced (one rewrite + fsync per PENDING_WRITE_DELAY_MS, not one per request). Decisions the
 // operator makes (trust, untrust, reject, our own requests) are written at once.
-import { ok, type Result } from '../core/result.js';
-import type { PilotError } from '../core/errors.js';
-import { readJsonFile, writeJsonFile } from './json-file.js';
+import { ok, type Result } from '../../core/result.js';
+import type { PilotError } from '../../core/errors.js';
+import type { Deadline, Driver } from '../driver.js';
+import { readJsonFile, writeJsonFile } from '../json-file.js';
 
 export interface TrustedPeer {
   node_id: number;
@@ -64,12 +66,13 @@ export class TrustStore {
   private trusted = new Map<number, TrustedPeer>();
   private pending = new Map<number, IncomingRequest>();
   private outgoing = new Map<number, OutgoingRequest>();
-  private writeTimer: NodeJS.Timeout | null = null;
+  private writeTimer: Deadline | null = null;
   private readonly maxPending: number;
   private readonly pendingWriteDelayMs: number;
 
   private constructor(
     private readonly path: string,
+    private readonly driver: Pick<Driver, 'after'>,
     private readonly opts: TrustStoreOptions,
   ) {
     this.maxPending = opts.maxPending ?? DEFAULT_MAX_PENDING;
@@ -77,11 +80,12 @@ export class TrustStore {
   }
 
   /** Loads the store; a corrupt file is kept aside and reported as an error (never emptied silently). */
-  static open(path: string, nowMs: number, opts: TrustStoreOptions = {}): Result<TrustStore> {
+  /** `driver` times the coalesced writes. */
+  static open(path: string, nowMs: number, driver: Pick<Driver, 'after'>, opts: TrustStoreOptions = {}): Result<TrustStore> {
     const empty: TrustFile = { version: 1, trusted: [], pending: [], outgoing: [] };
     const r = readJsonFile(path, empty, isTrustFile, nowMs);
     if (!r.ok) return r;
-    const s = new TrustStore(path, opts);
+    const s = new TrustStore(path, driver, opts);
     for (const t of r.value.trusted) s.trusted.set(t.node_id, t);
     for (const p of r.value.pending) s.pending.set(p.node_id, p);
     for (const o of r.value.outgoing) s.outgoing.set(o.node_id, o);
@@ -140,12 +144,11 @@ export class TrustStore {
       return r.ok ? ok({ dropped }) : r;
     }
     if (this.writeTimer === null) {
-      this.writeTimer = setTimeout(() => {
+      this.writeTimer = this.driver.after(this.pendingWriteDelayMs, () => {
         this.writeTimer = null;
         const r = this.save();
         if (!r.ok) this.opts.onWriteError?.(r.error);
-      }, this.pendingWriteDelayMs);
-      this.writeTimer.unref();
+      });
     }
     return ok({ dropped });
   }
@@ -171,7 +174,7 @@ export class TrustStore {
 
   private save(): Result<void> {
     // Every write carries the whole state, so an immediate one also lands the coalesced pending requests.
-    if (this.writeTimer !== null) clearTimeout(this.writeTimer);
+    this.writeTimer?.cancel();
     this.writeTimer = null;
     const f: TrustFile = {
       version: 1,

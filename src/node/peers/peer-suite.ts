@@ -6,11 +6,16 @@
 //   refused even when its signature and key check out).
 // - unknown (an original registry sends no suite): the Noise initiation and a probing PILA together (see
 //   PILA_PROBE_MARKER in legacy-tunnels.ts: only an original answers the probe), so no Noise timeout is waited out.
-import { err, ok, type Result } from '../core/result.js';
-import { fromBase64 } from '../crypto/index.js';
-import type { PeerSuite } from './registry-client.js';
+import { err, ok, type Result } from '../../core/result.js';
+import { fromBase64 } from '../../crypto/index.js';
+import type { PeerSuite } from '../registry-client.js';
 
-/** How to dial a peer: Noise only, v0.5 only, or both at once with a probing PILA (daemon.ts dial). */
+/** PILA exchange budget for a peer our registry marks v0.5 (it replaces the Noise handshake's 5 s). */
+export const V05_CONNECT_TIMEOUT_MS = 5000;
+/** PILA exchange budget when a peer did not answer Noise (the probing PILA beside a Noise initiation). */
+export const LEGACY_CONNECT_TIMEOUT_MS = 3000;
+
+/** How to dial a peer: Noise only, v0.5 only, or both at once with a probing PILA (node.ts dial). */
 export type DialPlan = 'noise' | 'v0.5' | 'noise-then-v0.5';
 
 /**

@@ -1,11 +1,12 @@
-// Encrypted tunnels to peers: Noise IK handshakes (with retries), session installation and rekey, sealing
-// outgoing plaintexts and opening incoming PND1 frames. This is a driver: it owns timers, the crypto below it
-// stays sans-IO. One TunnelPeer per remote node id.
-import { randomInt } from 'node:crypto';
+// The Noise suite: encrypted tunnels to peers — Noise IK handshakes (with retries), session installation and
+// rekey, sealing outgoing plaintexts and opening incoming PND1 frames. Its timers are the node's Driver's; the
+// crypto below it stays sans-IO. One TunnelPeer per remote node id.
 import type { Logger } from 'pino';
-import { err, ok, type Result } from '../core/result.js';
-import type { PilotError } from '../core/errors.js';
-import type { Micros } from '../core/clock.js';
+import { err, ok, type Result } from '../../core/result.js';
+import type { PilotError } from '../../core/errors.js';
+import type { Micros, WallClock } from '../../core/clock.js';
+import type { Rng } from '../../core/rng.js';
+import type { Deadline, Driver } from '../driver.js';
 import {
   COOKIE_LIFETIME_US,
   createInitiator,
@@ -17,9 +18,9 @@ import {
   type NoiseInitiation,
   type NoiseSession,
   type Identity,
-} from '../crypto/index.js';
-import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse, readU32LE, NOISE_DATA_HEADER_BYTES, NOISE_DATA_OVERHEAD_BYTES } from '../wire/noise-frame.js';
-import { PacketBatch, ipv4ToU32 } from '../datapath/packet-batch.js';
+} from '../../crypto/index.js';
+import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse, readU32LE, NOISE_DATA_HEADER_BYTES, NOISE_DATA_OVERHEAD_BYTES } from '../../wire/noise-frame.js';
+import { PacketBatch, ipv4ToU32 } from '../../datapath/packet-batch.js';
 
 export interface UdpEndpoint {
   ip: string;
@@ -50,6 +51,12 @@ export interface TunnelDeps {
   udp: UdpSender;
   logger: Logger;
   nowUs: () => Micros;
+  /** Handshake retries and the end-of-turn transmit flush (the node registers `flushTx` with driver.onFlush). */
+  driver: Driver;
+  /** Initiation timestamps (they must rise across restarts too). */
+  wall: WallClock;
+  /** Session indices. */
+  rng: Rng;
   /** Ed25519 key and endpoints of a peer (registry resolve + lookup). */
   resolvePeer(nodeId: number): Promise<Result<PeerContact>>;
   /** May this initiator open a tunnel to us? (trusted with the same key, or we are public and the registry agrees) */
@@ -83,7 +90,7 @@ export class TunnelPeer {
   previous: NoiseSession | null = null;
   initiation: NoiseInitiation | null = null;
   waiters: ((r: Result<void>) => void)[] = [];
-  retryTimer: NodeJS.Timeout | null = null;
+  retryTimer: Deadline | null = null;
   lastRecvUs: Micros = 0;
   lastSendUs: Micros = 0;
   rttUs: Micros | null = null;
@@ -119,7 +126,7 @@ const DIRECT_PATH_GRACE_US = 3_000_000;
 /** ensureSession re-handshakes when the peer has been silent this long. */
 const STALE_SESSION_US = 5_000_000;
 
-export class TunnelManager {
+export class NoiseSuite {
   readonly peers = new Map<number, TunnelPeer>();
   private readonly byIndex = new Map<number, SessionEntry>();
   private readonly initiations = new Map<number, TunnelPeer>();
@@ -128,7 +135,6 @@ export class TunnelManager {
   private readonly handshakeGuard: HandshakeGuard;
   // Data frames are sealed straight into one flat batch and leave in one sendmmsg/GSO call per flush.
   private readonly txBatch = new PacketBatch(TX_BATCH_PACKETS, TX_BATCH_PACKETS * 1472);
-  private isTxFlushScheduled = false;
   private readonly scratch = new Uint8Array(2048);
   private lastTimestampS = 0;
 
@@ -178,7 +184,7 @@ export class TunnelManager {
 
   private newIndex(): number {
     for (;;) {
-      const i = randomInt(1, 0xffffffff);
+      const i = 1 + this.deps.rng.int(0xfffffffe);
       if (!this.byIndex.has(i) && !this.initiations.has(i)) return i;
     }
   }
@@ -216,7 +222,7 @@ export class TunnelManager {
     }
     this.dropInitiation(peer);
     // Timestamps must rise across initiations (responder replay guard); wall clock in ms resolution.
-    const ts = Math.max(Date.now() / 1000, this.lastTimestampS + 0.001);
+    const ts = Math.max(this.deps.wall.nowMs() / 1000, this.lastTimestampS + 0.001);
     this.lastTimestampS = ts;
     const localIndex = this.newIndex();
     const hasCookie = peer.cookie !== null && now - peer.cookieAtUs < COOKIE_LIFETIME_US;
@@ -247,10 +253,10 @@ export class TunnelManager {
     }
     for (const ep of targets) this.sendRaw(init.value.message, ep);
     const delayMs = Math.min(100 * 2 ** attempt, 1000);
-    peer.retryTimer = setTimeout(() => {
+    peer.retryTimer = this.deps.driver.after(delayMs, () => {
       peer.retryTimer = null;
       if (peer.initiation === init.value.state) this.sendInitiation(peer, attempt + 1);
-    }, delayMs);
+    });
   }
 
   /**
@@ -283,7 +289,7 @@ export class TunnelManager {
     if (peer.initiation) this.initiations.delete(peer.initiation.localIndex);
     peer.initiation = null;
     peer.initiationMessage = null;
-    if (peer.retryTimer) clearTimeout(peer.retryTimer);
+    peer.retryTimer?.cancel();
     peer.retryTimer = null;
   }
 
@@ -429,18 +435,14 @@ export class TunnelManager {
       void this.startHandshake(peer);
       return r;
     }
-    if (!this.isTxFlushScheduled) {
-      this.isTxFlushScheduled = true;
-      queueMicrotask(() => this.flushTx());
-    }
+    this.deps.driver.requestFlush();
     peer.lastSendUs = now;
     if (s.needsRekey(now) && !peer.initiation && !peer.isResolving) void this.startHandshake(peer);
     return ok();
   }
 
-  /** Hand every sealed frame to the datapath in one call. Callers flush after each burst they produce. */
+  /** Hand every sealed frame to the datapath in one call (a driver flusher; also when the batch is full). */
   flushTx(): void {
-    this.isTxFlushScheduled = false;
     if (this.txBatch.count === 0) return;
     this.deps.udp.sendBatch(this.txBatch);
     this.txBatch.reset();
@@ -465,7 +467,7 @@ export class TunnelManager {
       seen.add(k);
       this.sendPlaintext(peer, KEEPALIVE, now, { ip: ep.ip, port: ep.port });
     }
-    this.flushTx();
+    this.deps.driver.requestFlush();
   }
 
   /** Forget a peer's sessions (untrust, shutdown). */

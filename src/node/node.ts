@@ -1,0 +1,516 @@
+// The node: wires the rooms of src/node together on one Driver and one NodeEnv, sorts received packets, and
+// implements the parts of NodeApi that need no service protocol, and ServiceHost for the built-in services
+// (composed above it, in sdk/local-node.ts). Decisions live in the rooms: trust/ (the trust state machine),
+// peers/ (who a peer is, the Noise suite), membership.ts (the registry), streams/, the NAT traversal.
+import type { Logger } from 'pino';
+import { err, ok, type Result } from '../core/result.js';
+import type { PilotError } from '../core/errors.js';
+import type { Micros } from '../core/clock.js';
+import { loadOrCreateIdentity, sign, toBase64, type Identity } from '../crypto/index.js';
+import type { Datapath, RecvBatch } from '../datapath/index.js';
+import { formatAddr, isValidPort } from '../wire/address.js';
+import { isNoiseFamily } from '../wire/noise-frame.js';
+import { isPilp } from '../wire/legacy-frame.js';
+import { isBeaconMessage } from '../wire/beacon-message.js';
+import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram } from '../wire/segment.js';
+import { Driver } from './driver.js';
+import { realEnv, type NodeEnv } from './env.js';
+import { NatTraversal } from './nat-traversal.js';
+import { splitHostPort } from './endpoint-text.js';
+import { RegistryClient } from './registry-client.js';
+import { TrustStore } from './trust/store.js';
+import { TrustMachine } from './trust/machine.js';
+import { PeerResolver } from './peers/resolver.js';
+import { NoiseSuite, type TunnelPeer, type UdpEndpoint } from './peers/noise-suite.js';
+import { LEGACY_CONNECT_TIMEOUT_MS, V05_CONNECT_TIMEOUT_MS } from './peers/peer-suite.js';
+import { Membership } from './membership.js';
+import { ConnectionTable } from './connection-table.js';
+import { LegacyTunnels, LEGACY_CONNECTION_ID_BASE } from './legacy-tunnels.js';
+import { DatagramPorts } from './datagram-ports.js';
+import { DatagramSender } from './streams/datagram-sender.js';
+import type { DaemonOptions } from './daemon-options.js';
+import { homePaths, prepareHome, type HomePaths } from './home.js';
+import type {
+  ConnectionEntry,
+  DatagramSocket,
+  FindResult,
+  NodeInfo,
+  PeerEntry,
+  PeerRef,
+  PendingRequest,
+  PilotStream,
+  PortListener,
+  ServiceHost,
+  TrustEntry,
+} from './api.js';
+
+export const VERSION = '0.1.0';
+
+const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+/** How often path liveness and NAT traversal run (src/node/nat-traversal.ts checkPaths). */
+const PATH_CHECK_INTERVAL_MS = 1000;
+/** How often the beacon is asked for our public endpoint. */
+const DISCOVER_INTERVAL_MS = 25_000;
+/** A dial that hears nothing from the peer this long re-handshakes (the peer may have restarted). */
+const DIAL_REHANDSHAKE_AFTER_MS = 600;
+
+export class Daemon implements ServiceHost {
+  readonly paths: HomePaths;
+  readonly registry: RegistryClient;
+  private readonly membership: Membership;
+  private readonly resolver: PeerResolver;
+  private readonly trustMachine: TrustMachine;
+  private datapath!: Datapath;
+  private tunnels!: NoiseSuite;
+  private conns!: ConnectionTable;
+  private dgrams!: DatagramPorts;
+  private dgramSender!: DatagramSender;
+  /** The original v0.5 suite (PILA/PILS + its transport), for peers that do not speak Noise. */
+  private legacy!: LegacyTunnels;
+  /** Discovery, NAT classification, punching, birthday probing, path liveness. */
+  private nat!: NatTraversal;
+  private readonly startedAtMs: number;
+  private isShuttingDown = false;
+  /** The primary beacon; `beaconEndpoint` is the same address when relaying is allowed, else null. */
+  private readonly beaconAddr: UdpEndpoint;
+  private readonly beaconEndpoint: UdpEndpoint | null;
+  private readonly nowUs = (): Micros => this.driver.nowUs();
+
+  private constructor(
+    readonly opts: DaemonOptions,
+    readonly logger: Logger,
+    readonly identity: Identity,
+    readonly trust: TrustStore,
+    private readonly env: NodeEnv,
+    private readonly driver: Driver,
+  ) {
+    this.paths = homePaths(opts.home);
+    this.startedAtMs = env.wall.nowMs();
+    const [bh, bp] = splitHostPort(opts.beacon);
+    this.beaconAddr = { ip: bh === 'localhost' ? '127.0.0.1' : bh, port: Number(bp) };
+    this.beaconEndpoint = opts.relay ? this.beaconAddr : null;
+    this.registry = new RegistryClient({
+      registryAddr: opts.registry,
+      sign: (msg) => sign(identity, msg),
+      logger: logger.child({ component: 'registry' }),
+    });
+    this.resolver = new PeerResolver({
+      registry: this.registry,
+      trust,
+      clock: driver.clock,
+      knownEndpoint: (id) => this.tunnels.peers.get(id)?.endpoint,
+      isNoiseUp: (id) => this.tunnels.peers.get(id)?.isUp ?? false,
+      isLegacyEnabled: opts.legacy,
+      isRelayOnly: opts.relayOnly && this.beaconEndpoint !== null,
+      isPublic: () => this.membership.isPublic,
+    });
+    this.trustMachine = new TrustMachine({
+      store: trust,
+      registry: this.registry,
+      peers: this.resolver,
+      dropPeer: (id, reason) => this.dropPeer(id, reason),
+      wall: env.wall,
+      logger,
+      isAutoApprove: opts.trustAutoApprove,
+    });
+    this.membership = new Membership({
+      registry: this.registry,
+      identity,
+      logger,
+      registryAddr: opts.registry,
+      hostname: opts.hostname,
+      isPublic: opts.public,
+      listenAddress: () => this.datapath.localAddress,
+      trust: this.trustMachine,
+      onRegistered: () => this.nat.discoverEndpoint(),
+    });
+  }
+
+  /** Load identity and state, bind the tunnel socket, register. Registry failure is not fatal (retries). */
+  static async start(opts: DaemonOptions, logger: Logger, env: NodeEnv = realEnv()): Promise<Result<Daemon>> {
+    const paths = homePaths(opts.home);
+    const home = prepareHome(paths.home); // 0700, ours, or refused (unsafe_home)
+    if (!home.ok) return home;
+    const id = loadOrCreateIdentity(opts.identity);
+    if (!id.ok) return id;
+    if (id.value.created) logger.info({ path: opts.identity }, 'created a new identity');
+    const driver = new Driver(env.clock, env.timers);
+    const trust = TrustStore.open(paths.trust, env.wall.nowMs(), driver, {
+      onWriteError: (e) => logger.error({ error: e.message }, 'could not persist trust requests'),
+    });
+    if (!trust.ok) return trust;
+    const d = new Daemon(opts, logger, id.value.identity, trust.value, env, driver);
+    const r = await d.bind();
+    if (!r.ok) {
+      driver.close();
+      return r;
+    }
+    return ok(d);
+  }
+
+  private async bind(): Promise<Result<void>> {
+    const [host, portText] = splitHostPort(this.opts.listen);
+    const dp = await this.env.openDatapath({ host, port: Number(portText), logger: this.logger });
+    if (!dp.ok) return dp;
+    this.datapath = dp.value;
+    this.logger.info({ datapath: dp.value.kind, listen: dp.value.localAddress }, 'tunnel socket bound');
+    const { driver, opts } = this;
+    const idleTimeoutUs = opts.idleTimeoutMs * 1000;
+
+    this.nat = new NatTraversal({
+      logger: this.logger.child({ component: 'nat' }),
+      nowUs: this.nowUs,
+      opts,
+      datapath: () => this.datapath,
+      tunnels: () => this.tunnels,
+      nodeId: () => this.membership.nodeId,
+      beaconAddr: this.beaconAddr,
+      beaconEndpoint: this.beaconEndpoint,
+      listenHost: host,
+      busyPeers: () => this.conns.peersWithConnections(),
+      flushConnections: () => this.conns.flush(),
+      beaconToken: () => this.registry.beaconToken,
+      acceptsPunchFrom: (id) => this.membership.isPublic || this.trust.isTrusted(id),
+      legacyRelayed: (frame, sender, now) => this.legacy.handleFrame(frame, this.beaconAddr.ip, this.beaconAddr.port, now, sender),
+    });
+    this.tunnels = new NoiseSuite({
+      identity: this.identity,
+      nodeId: () => this.membership.nodeId,
+      udp: {
+        send: (data, ip, port) => this.nat.sendMain(data, ip, port),
+        sendBatch: (batch) => void this.datapath.sendBatch(batch),
+      },
+      logger: this.logger.child({ component: 'tunnel' }),
+      nowUs: this.nowUs,
+      driver,
+      wall: this.env.wall,
+      rng: this.env.rng,
+      resolvePeer: (nodeId) => this.resolver.contactOf(nodeId),
+      authorize: (nodeId, key) => this.resolver.authorize(nodeId, key),
+      onPlaintext: (peer, plaintext, now) => this.handlePlaintext(peer, plaintext, now),
+      relay: () => this.beaconEndpoint,
+      onHandshakeStart: (peer) => this.nat.requestPunch(peer.nodeId),
+      directOnlyAttempts: opts.relayOnly ? 0 : 2,
+    });
+    this.conns = new ConnectionTable({
+      logger: this.logger.child({ component: 'transport' }),
+      nowUs: this.nowUs,
+      sendTo: (peer, plaintext, now) => this.sendToPeer(peer, plaintext, now),
+      flushTx: () => this.tunnels.flushTx(),
+      addressOf: (nodeId) => this.addressOf(nodeId),
+      connectionOptions: { idleTimeoutUs },
+    });
+    this.legacy = new LegacyTunnels({
+      identity: this.identity,
+      nodeId: () => this.membership.nodeId,
+      logger: this.logger.child({ component: 'legacy' }),
+      nowUs: this.nowUs,
+      udp: { send: (data, ip, port) => this.nat.sendMain(data, ip, port) },
+      relay: () => this.beaconEndpoint,
+      relayOnly: opts.relayOnly,
+      // No downgrade: a PILA in the name of a node our registry marks Noise is refused (v05KeyFrom).
+      registryKey: (id) => this.resolver.v05Key(id),
+      authorize: (id, key) => this.resolver.authorize(id, key),
+      isTrusted: (id) => this.trust.isTrusted(id),
+      isPublic: () => this.membership.isPublic,
+      contact: (id) => this.resolver.contactOf(id),
+      deliverInbound: (port, stream) => this.conns.deliverInbound(port, stream),
+      deliverDatagram: (from, sp, dp, data) => this.dgrams.deliver(this.addressOf(from), from, sp, dp, data),
+      addressOf: (id) => this.addressOf(id),
+      allowInsecureLegacy: opts.allowInsecureLegacy,
+      connectionOptions: { idleTimeoutUs },
+    });
+    this.dgramSender = new DatagramSender({ resolver: this.resolver, tunnels: this.tunnels, legacy: this.legacy, nowUs: this.nowUs });
+    this.dgrams = new DatagramPorts({ send: (to, fromPort, toPort, data) => this.dgramSender.send(to, fromPort, toPort, data) });
+    // One flush per turn: the connections write their segments, then the sealed frames leave in one batch.
+    driver.onFlush(() => this.conns.flush());
+    driver.onFlush(() => this.tunnels.flushTx());
+    this.datapath.onReceive((batch) => this.handleBatch(batch));
+
+    const reg = await this.membership.start();
+    if (!reg.ok) {
+      // Keep running: the client reconnects with backoff, and tunnels to known peers keep working.
+      this.logger.warn({ registry: opts.registry, error: reg.error.message }, 'registry unreachable; retrying in the background');
+    }
+    this.nat.discoverEndpoint();
+    // The driver flushes after every deadline it runs.
+    driver.every(DISCOVER_INTERVAL_MS, () => this.nat.discoverEndpoint());
+    driver.every(opts.keepaliveMs, () => this.keepalive());
+    driver.every(PATH_CHECK_INTERVAL_MS, () => this.nat.checkPaths());
+    return ok();
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Packets
+
+  private handleBatch(batch: RecvBatch): void {
+    const now = this.nowUs();
+    for (let i = 0; i < batch.count; i++) {
+      const p = batch.payload(i);
+      if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), now);
+      else if (isBeaconMessage(p)) this.nat.handleBeacon(p, batch.ip(i), batch.port(i), now);
+      else if (isPilp(p)) this.nat.handlePunch(batch.ip(i), batch.port(i));
+      else this.legacy.handleFrame(p, batch.ip(i), batch.port(i), now);
+    }
+    this.driver.flush();
+  }
+
+  private handlePlaintext(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): void {
+    const kind = plaintext[0];
+    if (kind === KIND_STREAM) {
+      this.conns.handleSegment(peer.nodeId, plaintext, now);
+    } else if (kind === KIND_DATAGRAM) {
+      const d = decodeDatagram(plaintext);
+      if (d.ok) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
+    } else {
+      this.nat.handleControl(peer, plaintext, now);
+    }
+  }
+
+  private sendToPeer(nodeId: number, plaintext: Uint8Array, now: Micros): Result<void> {
+    const peer = this.tunnels.peers.get(nodeId);
+    if (!peer) return err('connection_failed', `no tunnel to node ${nodeId}`);
+    return this.tunnels.sendPlaintext(peer, plaintext, now);
+  }
+
+  private keepalive(): void {
+    const now = this.nowUs();
+    for (const nodeId of this.conns.peersWithConnections()) {
+      const peer = this.tunnels.peers.get(nodeId);
+      if (peer?.isUp && now - peer.lastSendUs >= this.opts.keepaliveMs * 500) this.tunnels.sendKeepalive(peer, now);
+    }
+  }
+
+  private dropPeer(nodeId: number, reason: PilotError): void {
+    this.conns.closePeer(nodeId, reason);
+    this.legacy.closePeer(nodeId, reason);
+    this.tunnels.closePeer(nodeId, reason);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // NodeApi (core part)
+
+  /** Node id for an address, hostname or numeric id. Errors: invalid_argument, not_found, identity_changed. */
+  resolveRef(ref: PeerRef): Promise<Result<number>> {
+    return this.resolver.resolveRef(ref);
+  }
+
+  addressOf(nodeId: number): string {
+    return formatAddr({ network: 0, node: nodeId });
+  }
+
+  hostnameOf(nodeId: number): string | null {
+    return this.resolver.hostnameOf(nodeId);
+  }
+
+  async info(): Promise<Result<NodeInfo>> {
+    const a = this.datapath.localAddress;
+    const m = this.membership;
+    return ok({
+      node_id: m.nodeId,
+      address: m.address,
+      hostname: m.hostname,
+      public_key: toBase64(this.identity.publicKey),
+      public: m.isPublic,
+      tags: m.tags,
+      registry: this.opts.registry,
+      registry_connected: m.isRegistryUp,
+      listen: `${a.ip}:${a.port}`,
+      public_endpoint: this.nat.publicEndpoint,
+      nat_type: this.nat.natType,
+      uptime_s: Math.round((this.env.wall.nowMs() - this.startedAtMs) / 1000),
+      peers: [...this.tunnels.peers.values()].filter((p) => p.isUp).length,
+      connections: this.conns.size,
+      datapath: this.datapath.kind,
+      version: VERSION,
+    });
+  }
+
+  setHostname = (hostname: string): Promise<Result<{ hostname: string }>> => this.membership.setHostname(hostname);
+  clearHostname = (): Promise<Result<{ hostname: null }>> => this.membership.clearHostname();
+  setVisibility = (isPublic: boolean): Promise<Result<{ public: boolean }>> => this.membership.setVisibility(isPublic);
+  setTags = (tags: string[]): Promise<Result<{ tags: string[] }>> => this.membership.setTags(tags);
+
+  async find(query: PeerRef): Promise<Result<FindResult>> {
+    const id = await this.resolver.resolveRef(query);
+    if (!id.ok) return id;
+    const l = await this.registry.lookup(id.value);
+    if (!l.ok) return l;
+    if (l.value.hostname) this.resolver.learnHostname(id.value, l.value.hostname);
+    return ok({
+      node_id: l.value.nodeId,
+      address: l.value.address,
+      hostname: l.value.hostname ?? null,
+      public: l.value.isPublic,
+      tags: l.value.tags ?? [],
+      public_key: l.value.publicKey,
+    });
+  }
+
+  async handshake(peer: PeerRef, justification: string): Promise<Result<{ node_id: number; status: string }>> {
+    const reg = this.membership.requireRegistered();
+    if (!reg.ok) return reg;
+    const id = await this.resolver.resolveRef(peer);
+    if (!id.ok) return id;
+    if (id.value === this.membership.nodeId) return err('invalid_argument', 'cannot handshake with yourself');
+    const r = await this.trustMachine.apply(id.value, 'local_handshake', { justification });
+    return r.ok ? ok({ node_id: id.value, status: r.value ?? 'pending' }) : r;
+  }
+
+  async pending(): Promise<Result<{ pending: PendingRequest[] }>> {
+    return ok({
+      pending: this.trust.listPending().map((p) => ({
+        node_id: p.node_id,
+        address: this.addressOf(p.node_id),
+        hostname: p.hostname,
+        justification: p.justification,
+        received_at: p.received_at,
+      })),
+    });
+  }
+
+  async approve(nodeId: number): Promise<Result<{ node_id: number; status: 'approved' }>> {
+    const r = await this.trustMachine.apply(nodeId, 'approve');
+    return r.ok ? ok({ node_id: nodeId, status: 'approved' }) : r;
+  }
+
+  async reject(nodeId: number, _reason?: string): Promise<Result<{ node_id: number; status: 'rejected' }>> {
+    const r = await this.trustMachine.apply(nodeId, 'reject');
+    return r.ok ? ok({ node_id: nodeId, status: 'rejected' }) : r;
+  }
+
+  async trusted(): Promise<Result<{ trusted: TrustEntry[] }>> {
+    return ok({
+      trusted: this.trust.listTrusted().map((t) => ({
+        node_id: t.node_id,
+        address: this.addressOf(t.node_id),
+        hostname: t.hostname,
+        mutual: t.mutual,
+        approved_at: t.approved_at,
+        public_key: t.public_key,
+      })),
+    });
+  }
+
+  async untrust(nodeId: number): Promise<Result<{ node_id: number; status: 'untrusted' }>> {
+    const r = await this.trustMachine.apply(nodeId, 'untrust');
+    return r.ok ? ok({ node_id: nodeId, status: 'untrusted' }) : r;
+  }
+
+  async dial(peer: PeerRef, port: number, opts: { timeoutMs?: number } = {}): Promise<Result<PilotStream>> {
+    if (!isValidPort(port) || port === 0) return err('invalid_argument', `invalid port ${port}`, { hint: 'ports are 1–65535' });
+    const id = await this.resolver.resolveRef(peer);
+    if (!id.ok) return id;
+    if (id.value === this.membership.nodeId) return err('invalid_argument', 'cannot dial yourself');
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+    if (this.legacy.hasSession(id.value)) return this.legacy.dial(id.value, port, timeoutMs);
+    const plan = await this.resolver.dialPlanFor(id.value);
+    if (plan === 'v0.5') {
+      // Our registry says an original client registered it: it speaks no Noise, so no Noise attempt first.
+      const l = await this.legacy.connect(id.value, Math.min(timeoutMs, V05_CONNECT_TIMEOUT_MS));
+      return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : l;
+    }
+    let t: Result<TunnelPeer>;
+    if (plan === 'noise-then-v0.5') {
+      // Nobody told us its suite (an original registry): the Noise initiation and a probing PILA go out
+      // together. Only an original node answers the probe (a daemon of ours refuses its marker bytes), so a
+      // v0.5 session here is never a downgrade of ours, and an original is met without waiting out Noise.
+      const noise = this.tunnels.ensureSession(id.value);
+      const v05 = this.legacy.connect(id.value, LEGACY_CONNECT_TIMEOUT_MS, { probe: true });
+      const first = await Promise.race([noise.then((r) => ({ isNoise: true, r })), v05.then((r) => ({ isNoise: false, r }))]);
+      if (!first.isNoise && first.r.ok) return this.legacy.dial(id.value, port, timeoutMs);
+      t = first.isNoise ? (first.r as Result<TunnelPeer>) : await noise;
+      if (!t.ok) {
+        if (t.error.code !== 'connection_failed') return t;
+        const l = await v05;
+        return l.ok ? this.legacy.dial(id.value, port, timeoutMs) : t;
+      }
+    } else {
+      t = await this.tunnels.ensureSession(id.value);
+      if (!t.ok) return t;
+    }
+    // A peer that restarted within the staleness window still looks up; if nothing at all comes back from it
+    // soon after our SYN, re-handshake so the SYN's retransmission travels in a session it has.
+    const tunnel = t.value;
+    const dialStartUs = this.nowUs();
+    const kick = this.driver.after(DIAL_REHANDSHAKE_AFTER_MS, () => {
+      if (tunnel.lastRecvUs < dialStartUs) this.tunnels.rehandshake(tunnel);
+    });
+    const r = await this.conns.dial(id.value, port, timeoutMs);
+    kick.cancel();
+    return r;
+  }
+
+  listen(port: number): Result<PortListener> {
+    return this.conns.listen(port);
+  }
+
+  openDatagramSocket(port: number): Result<DatagramSocket> {
+    return this.dgrams.open(port);
+  }
+
+  async peers(): Promise<Result<{ peers: PeerEntry[] }>> {
+    const now = this.nowUs();
+    return ok({
+      // A node whose Noise attempt failed and that talks v0.5 is listed once, as its v0.5 entry.
+      peers: [...this.tunnels.peers.values()].filter((p) => p.isUp || !this.legacy.hasSession(p.nodeId)).map((p): PeerEntry => ({
+        node_id: p.nodeId,
+        address: this.addressOf(p.nodeId),
+        hostname: this.hostnameOf(p.nodeId),
+        endpoint: p.endpoint ? `${p.endpoint.ip}:${p.endpoint.port}` : null,
+        path: !p.isUp ? 'none' : p.isRelayed ? 'relay' : 'direct',
+        encrypted: p.isUp,
+        suite: p.isUp ? 'noise' : null,
+        trusted: this.trust.isTrusted(p.nodeId),
+        last_seen_ms: p.lastRecvUs > 0 ? Math.round((now - p.lastRecvUs) / 1000) : null,
+        rtt_ms: p.rttUs !== null ? Math.round(p.rttUs / 10) / 100 : null,
+      })).concat(this.legacy.peers().map((p): PeerEntry => ({
+        node_id: p.nodeId,
+        address: this.addressOf(p.nodeId),
+        hostname: this.hostnameOf(p.nodeId),
+        endpoint: p.endpoint,
+        path: p.isRelayed ? ('relay' as const) : ('direct' as const),
+        encrypted: true,
+        suite: 'legacy' as const,
+        trusted: this.trust.isTrusted(p.nodeId),
+        last_seen_ms: Math.round((now - p.lastRecvUs) / 1000),
+        rtt_ms: null,
+      }))),
+    });
+  }
+
+  async connections(): Promise<Result<{ connections: ConnectionEntry[] }>> {
+    return ok({ connections: [...this.conns.list(), ...this.legacy.list()] });
+  }
+
+  async disconnect(connectionId: number): Promise<Result<{ id: number }>> {
+    if (connectionId >= LEGACY_CONNECTION_ID_BASE) return this.legacy.disconnect(connectionId);
+    return this.conns.disconnect(connectionId);
+  }
+
+  // ServiceHost
+  get nodeId(): number {
+    return this.membership.nodeId;
+  }
+  get address(): string {
+    return this.membership.address;
+  }
+  get home(): string {
+    return this.paths.home;
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.isShuttingDown) return;
+    this.isShuttingDown = true;
+    this.conns.close();
+    this.dgrams.close();
+    this.legacy.close();
+    this.nat.close();
+    this.tunnels.close();
+    const t = this.trust.flush();
+    if (!t.ok) this.logger.error({ error: t.error.message }, 'could not persist trust requests');
+    this.driver.close();
+    await this.registry.close();
+    await this.datapath.close();
+  }
+}
