@@ -12,12 +12,12 @@ import { join } from 'node:path';
 import { ManualClock, type Micros } from '../../../src/core/clock.js';
 import { Rng, seedFromEnv } from '../../../src/core/rng.js';
 import { err, ok, type Result } from '../../../src/core/result.js';
-import { createLogger, silentLogger, type Logger } from '../../../src/core/logger.js';
+import { createLogger, silentLogger } from '../../../src/core/logger.js';
 import { VirtualTimers } from '../../../src/node/driver.js';
 import type { NodeEnv } from '../../../src/node/env.js';
 import type { Datapath, OpenDatapathOptions } from '../../../src/datapath/index.js';
 import { parseDaemonArgs, type DaemonOptions } from '../../../src/node/daemon-options.js';
-import { Daemon } from '../../../src/node/daemon.js';
+import { Daemon } from '../../../src/node/node.js';
 import type { PeerEntry } from '../../../src/node/api.js';
 import { SimNet, type LinkProfile, type ModelKind, type SimHost, type SimNat } from './net.js';
 import { startRendezvous, type Rendezvous } from './rendezvous.js';
@@ -46,7 +46,6 @@ export interface NodeSpec {
   flags?: string[];
 }
 
-type StartFn = (opts: DaemonOptions, logger: Logger, env: NodeEnv) => Promise<Result<Daemon>>;
 
 export class SimNode {
   constructor(
@@ -170,7 +169,7 @@ export class SimWorld {
     const env = this.envFor(host, sockets);
     const level = process.env.PILOT_SIM_LOG;
     const logger = level ? createLogger({ level, name }) : silentLogger();
-    const started = await this.wait((Daemon.start as unknown as StartFn)(opts.value, logger, env), 10_000, `${name} start`);
+    const started = await this.wait(Daemon.start(opts.value, logger, env), 10_000, `${name} start`);
     if (sockets.length === 0) {
       if (started.ok) await started.value.shutdown();
       return err('not_running', 'Daemon.start(opts, logger, env) did not open its socket through the env', {
