@@ -10,7 +10,7 @@ import type { RegistryClient, RegistryEvent } from './registry-client.js';
 import type { TrustMachine } from './trust/machine.js';
 
 export interface MembershipDeps {
-  registry: RegistryClient;
+  registry: Pick<RegistryClient, 'on' | 'connect' | 'register' | 'setHostname' | 'setVisibility' | 'setTags'>;
   identity: Identity;
   logger: Logger;
   /** host:port of the registry (its host picks the LAN address we advertise). */
@@ -19,7 +19,7 @@ export interface MembershipDeps {
   isPublic: boolean;
   /** The tunnel socket's bound address. */
   listenAddress(): { ip: string; port: number };
-  trust: TrustMachine;
+  trust: Pick<TrustMachine, 'requestReceived' | 'apply'>;
   /** (Re)registered: the node re-learns its public endpoint. */
   onRegistered(): void;
 }

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { ok, type Result } from '../core/result.js';
 import { silentLogger } from '../core/logger.js';
 import { Daemon } from '../node/node.js';
+import type { NodeEnv } from '../node/env.js';
 import { parseDaemonArgs, type DaemonOptions } from '../node/daemon-options.js';
 import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery } from '../node/api.js';
 import {
@@ -25,14 +26,17 @@ import {
 
 export type NodeOptions = Partial<DaemonOptions> & { logger?: Logger };
 
-/** Starts a node in this process. Errors: invalid_argument (options, identity file), internal (state files). */
-export async function createNode(options: NodeOptions = {}): Promise<Result<LocalNode>> {
+/**
+ * Starts a node in this process; `env` is the world it runs in (default: the process's — src/node/env.ts).
+ * Errors: invalid_argument (options, identity file), internal (state files).
+ */
+export async function createNode(options: NodeOptions = {}, env?: NodeEnv): Promise<Result<LocalNode>> {
   const base = parseDaemonArgs([], { ...process.env, PILOT_HOME: options.home ?? process.env.PILOT_HOME ?? join(homedir(), '.pilot') });
   if (!base.ok) return base;
   const opts: DaemonOptions = { ...base.value, ...stripUndefined(options) };
   if (options.home && !options.identity) opts.identity = join(options.home, 'identity.json');
   const logger = options.logger ?? silentLogger();
-  const d = await Daemon.start(opts, logger);
+  const d = await Daemon.start(opts, logger, env);
   if (!d.ok) return d;
   const inbox = new Inbox(d.value.paths.inbox, { logger, quota: inboxLimitsOf(opts.quotas) });
   const received = new ReceivedFiles(d.value.paths.received, { logger, quota: receivedLimitsOf(opts.quotas) });

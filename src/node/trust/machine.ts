@@ -37,6 +37,9 @@ const STOPS: ReadonlySet<TrustEffect> = new Set<TrustEffect>([
 ]);
 
 export class TrustMachine {
+  /** Events for one peer run one after another, so each row starts from the state the previous one left. */
+  private readonly queues = new Map<number, Promise<unknown>>();
+
   constructor(private readonly deps: TrustMachineDeps) {}
 
   stateOf(nodeId: number): TrustState {
@@ -53,7 +56,18 @@ export class TrustMachine {
    * Apply `event` to the peer: the row's effects in order. Errors: the row's refusal (not_found), or the
    * failing effect's error (the store then shows how far it got).
    */
-  async apply(nodeId: number, event: TrustEvent, input: TrustInput = {}): Promise<Result<TrustStatus | null>> {
+  apply(nodeId: number, event: TrustEvent, input: TrustInput = {}): Promise<Result<TrustStatus | null>> {
+    const prior = this.queues.get(nodeId) ?? Promise.resolve();
+    const run = prior.catch(() => {}).then(() => this.applyNow(nodeId, event, input));
+    this.queues.set(nodeId, run);
+    const forget = (): void => {
+      if (this.queues.get(nodeId) === run) this.queues.delete(nodeId);
+    };
+    run.then(forget, forget);
+    return run;
+  }
+
+  private async applyNow(nodeId: number, event: TrustEvent, input: TrustInput): Promise<Result<TrustStatus | null>> {
     const from = this.stateOf(nodeId);
     const row = transition(from, event);
     if (row.refuse === 'no_pending') return err('not_found', `no pending trust request from node ${nodeId}`, { hint: 'list them with `pilotctl pending`' });

@@ -260,3 +260,17 @@ test('an approval the registry does not carry is not pinned', async () => {
     f.done();
   }
 });
+
+test('events for one peer run in order: an approve and a reject sent together do not both act on "incoming"', async () => {
+  const f = fixture();
+  try {
+    enter(f, 'incoming');
+    const [a, r] = await Promise.all([f.machine.apply(PEER, 'approve'), f.machine.apply(PEER, 'reject')]);
+    assert.ok(a.ok);
+    assert.equal(!r.ok && r.error.code, 'not_found', 'the reject saw the approval: nothing pending any more');
+    assert.equal(f.machine.stateOf(PEER), 'trusted');
+    assert.deepEqual(f.sent, ['respondHandshake(true)', 'reportTrust']);
+  } finally {
+    f.done();
+  }
+});
