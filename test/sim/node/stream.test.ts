@@ -35,6 +35,7 @@ test('sim stream: 2 MB byte-exact over a lossy link that corrupts and reorders; 
     a.sockets.reduce((k, x) => k + ((x as { corruptReceived?: number }).corruptReceived ?? 0), 0);
   assert.ok(corrupted > 0, `no corrupted frame reached a node (${w.tag()})`);
   assert.ok(w.net.stats.lost > 0, 'the link lost packets');
+  assert.equal(await a.pathTo(b), 'direct', 'the transfer crossed the lossy direct link');
   t.diagnostic(`corrupted frames delivered to the nodes: ${corrupted}; lost ${w.net.stats.lost}; reordered ${w.net.stats.reordered}; ${Math.round(w.nowMs)} ms simulated`);
 });
 

@@ -24,7 +24,7 @@ test('sim trust: two nodes register, handshake → approve → mutual trust, in 
 });
 
 test('sim trust: the receiver refuses an untrusted initiator, even one the registry lets find it', async (t) => {
-  const s = await nodesOrSkip(t, 'refuse', { b: { nat: 'full-cone' }, c: { nat: 'full-cone' } });
+  const s = await nodesOrSkip(t, 'refuse', { b: { nat: 'full-cone', captureLog: true }, c: { nat: 'full-cone' } });
   if (!s) return;
   const { w, n } = s;
   const b = n.b!;
@@ -46,4 +46,7 @@ test('sim trust: the receiver refuses an untrusted initiator, even one the regis
   assert.ok(p.ok);
   assert.ok(!p.value.peers.some((x) => x.node_id === c.nodeId && x.path !== 'none'), `b holds a tunnel to c: ${JSON.stringify(p.value.peers)}`);
   assert.equal(await isTrusted(b, c), false);
+  // The refusal happened at b, by b's own trust check (not earlier, at the registry or at c).
+  const refused = b.logs.filter((r) => r.msg === 'refused tunnel from untrusted node' && r.node_id === c.nodeId);
+  assert.ok(refused.length > 0, `b logged no refusal: ${JSON.stringify(b.logs.map((r) => r.msg))}`);
 });

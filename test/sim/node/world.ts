@@ -7,6 +7,7 @@
 // to the next virtual deadline, until a condition holds or a simulated time limit passes. The seed is printed
 // and PILOT_SEED replays a run.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { pino } from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock, type Micros } from '../../../src/core/clock.js';
@@ -44,6 +45,8 @@ export interface NodeSpec {
   public?: boolean;
   /** More pilot-daemon flags, e.g. ['--relay-only']. */
   flags?: string[];
+  /** Keep the node's log messages (info and up) in SimNode.logs. */
+  captureLog?: boolean;
 }
 
 
@@ -57,6 +60,8 @@ export class SimNode {
     readonly home: string,
     /** Every socket the node opened (the tunnel socket first, then extra sockets). */
     readonly sockets: Datapath[],
+    /** Log records (parsed JSON) when started with captureLog. */
+    readonly logs: Array<Record<string, unknown>>,
   ) {}
 
   get nodeId(): number {
@@ -168,7 +173,12 @@ export class SimWorld {
     const sockets: Datapath[] = [];
     const env = this.envFor(host, sockets);
     const level = process.env.PILOT_SIM_LOG;
-    const logger = level ? createLogger({ level, name }) : silentLogger();
+    const logs: Array<Record<string, unknown>> = [];
+    const logger = spec.captureLog
+      ? pino({ level: 'info', name }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) })
+      : level
+        ? createLogger({ level, name })
+        : silentLogger();
     const started = await this.wait(Daemon.start(opts.value, logger, env), 10_000, `${name} start`);
     if (sockets.length === 0) {
       if (started.ok) await started.value.shutdown();
@@ -177,7 +187,7 @@ export class SimWorld {
       });
     }
     if (!started.ok) return started;
-    const node = new SimNode(this, name, host, started.value, env, home, sockets);
+    const node = new SimNode(this, name, host, started.value, env, home, sockets, logs);
     this.nodes.push(node);
     return ok(node);
   }
