@@ -96,7 +96,7 @@ export class SimHost {
     return this.nat ? this.nat.publicIp : this.ip;
   }
 
-  /** A UDP socket on `port` (0 = ephemeral). `bindIp` must be ours or 0.0.0.0 / 'localhost' is refused. */
+  /** A UDP socket on `port` (0 = ephemeral); `bindIp` must be the host's address or 0.0.0.0. */
   bind(port: number, bindIp = this.ip): Result<SimDatapath> {
     if (bindIp !== this.ip && bindIp !== '0.0.0.0') {
       return err('invalid_argument', `cannot bind ${bindIp}:${port} on ${this.name} (${this.ip})`, { hint: `bind ${this.ip} or 0.0.0.0` });

@@ -105,3 +105,28 @@ test('sim path change: the direct path is cut → the stream moves to the relay 
   assert.ok(got.bytesOut().equals(Buffer.concat(sent.all)), `stream differs (${w.tag()})`);
   assert.ok(history.includes('relay/relay') && history[history.length - 1] === 'direct/direct', `paths ${history.join(' → ')}`);
 });
+
+test('sim traversal: three nodes — two behind one NAT meet over their LAN, both reach a third behind another NAT', async (t) => {
+  const s = await nodesOrSkip(t, 'lan', { c: { nat: 'full-cone' } });
+  if (!s) return;
+  const { w, n } = s;
+  const home = w.net.addNat('port-restricted-cone');
+  const a = await w.node('a', { behind: home });
+  const b = await w.node('b', { behind: home });
+  await w.expect(() => a.nodeId > 0 && b.nodeId > 0, 5_000, 'registered');
+  await trust(w, a, b);
+  await trust(w, a, n.c!);
+  await trust(w, b, n.c!);
+  const ab = await openStream(w, a, b, 1000);
+  const ac = await openStream(w, a, n.c!, 1000);
+  const bc = await openStream(w, b, n.c!, 1001);
+  const got = [collect(ab.in), collect(ac.in), collect(bc.in)];
+  const data = payload(128 * 1024, 4);
+  for (const x of [ab, ac, bc]) x.out.end(Buffer.from(data));
+  await w.expect(() => got.every((g) => g.isEnded), 20_000, 'three transfers');
+  for (const g of got) assert.ok(g.bytesOut().equals(Buffer.from(data)));
+  await w.expect(() => bothOn(a, b, 'direct'), 10_000, 'a ↔ b direct');
+  const pab = await a.peer(b);
+  assert.equal(pab?.endpoint, `${b.host.ip}:4000`, `a reaches b at its LAN address, not through the NAT (${w.tag()})`);
+  await w.expect(async () => (await bothOn(a, n.c!, 'direct')) && (await bothOn(b, n.c!, 'direct')), 20_000, 'both reach c direct');
+});

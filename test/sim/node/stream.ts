@@ -11,8 +11,6 @@ export interface StreamScheduler {
 
 export class SimStream extends Duplex {
   peer!: SimStream;
-  /** Bytes written by this end (tests). */
-  bytesWritten2 = 0;
   private isBroken = false;
 
   constructor(
@@ -28,7 +26,6 @@ export class SimStream extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     const copy = Buffer.from(chunk);
-    this.bytesWritten2 += copy.length;
     this.sched.schedule(this.latencyUs, () => {
       if (!this.peer.destroyed && !this.isBroken) this.peer.push(copy);
     });
