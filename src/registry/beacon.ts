@@ -144,19 +144,13 @@ export class BeaconServer {
       }
       sock2 = s2.value;
     }
-    const b = BeaconServer.attach(sock.value, sock2, opts);
+    const b = new BeaconServer(sock.value, sock2, opts);
+    sock.value.on('message', (msg, rinfo) => b.handlePacket(msg, rinfo, false));
+    sock2?.on('message', (msg, rinfo) => b.handlePacket(msg, rinfo, true));
     b.sweepTimer = setInterval(() => b.sweep(), 30_000);
     b.sweepTimer.unref();
     if (!opts.authority) opts.logger.warn('beacon runs without the registry: discover, punch and relay are unauthenticated (original behaviour)');
     return ok(b);
-  }
-
-  /** A beacon on sockets bound elsewhere (test/sim: simulated UDP sockets that emit 'message'); no sweep timer. */
-  static attach(sock: dgram.Socket, sock2: dgram.Socket | null, opts: BeaconOptions): BeaconServer {
-    const b = new BeaconServer(sock, sock2, opts);
-    sock.on('message', (msg, rinfo) => b.handlePacket(msg, rinfo, false));
-    sock2?.on('message', (msg, rinfo) => b.handlePacket(msg, rinfo, true));
-    return b;
   }
 
   address(): AddressInfo {

@@ -33,7 +33,6 @@
 //     (`new_key_signature`), and a new key cannot be rotated onto another node's key.
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from '../core/logger.js';
 import type { ErrorCode } from '../core/errors.js';
@@ -201,20 +200,6 @@ export class RegistryServer {
     rs.timer.unref();
     opts.logger.info({ addr: server.address(), nodes: loaded.value.nodes.size }, 'registry listening');
     return ok(rs);
-  }
-
-  /** A registry with no listener: connections come in through attach() (test/sim's in-memory streams). */
-  static async unbound(opts: Omit<RegistryServerOptions, 'host' | 'port'>): Promise<Result<RegistryServer>> {
-    const loaded = await opts.store.load();
-    if (!loaded.ok) return loaded;
-    const rs = new RegistryServer(net.createServer(), loaded.value, { ...opts, host: '', port: 0 });
-    for (const id of loaded.value.nodes.keys()) rs.lastSeenMs.set(id, rs.nowMs());
-    return ok(rs);
-  }
-
-  /** Serve a connection that did not come from our listener (a net.Socket look-alike Duplex). */
-  attach(stream: Duplex): void {
-    this.accept(stream as net.Socket);
   }
 
   address(): AddressInfo {
