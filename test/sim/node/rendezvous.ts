@@ -1,12 +1,10 @@
 // The simulated rendezvous: the real registry server (src/registry/server.ts, in-memory store, connections
 // attached as in-memory streams) and the real beacon (src/registry/beacon.ts) on simulated UDP sockets of two
 // public hosts (the beacon and its second address, for NAT classification).
-import { EventEmitter } from 'node:events';
-import type dgram from 'node:dgram';
 import type { Duplex } from 'node:stream';
 import { silentLogger } from '../../../src/core/logger.js';
 import { RegistryServer } from '../../../src/registry/server.js';
-import { BeaconServer } from '../../../src/registry/beacon.js';
+import { BeaconServer, type BeaconSocket } from '../../../src/registry/beacon.js';
 import { MemoryStore } from '../../../src/registry/store.js';
 import type { Micros } from '../../../src/core/clock.js';
 import type { RecvBatch } from '../../../src/datapath/types.js';
@@ -16,27 +14,17 @@ import { connectPair, type SimStream } from './stream.js';
 export const REGISTRY_PORT = 9000;
 export const BEACON_PORT = 9001;
 
-/** A SimDatapath dressed as the node:dgram socket the beacon expects (message events, send with callback). */
-class BeaconSocket extends EventEmitter {
-  constructor(private readonly dp: SimDatapath) {
-    super();
-    dp.onReceive((b: RecvBatch) => {
-      for (let i = 0; i < b.count; i++) {
-        const msg = Buffer.from(b.payload(i));
-        this.emit('message', msg, { address: b.ip(i), port: b.port(i), family: 'IPv4', size: msg.length });
-      }
-    });
-  }
-  send(msg: Uint8Array, port: number, address: string, cb?: (e: Error | null) => void): void {
-    this.dp.send(msg, address, port);
-    cb?.(null);
-  }
-  address(): { address: string; port: number; family: string } {
-    return { address: this.dp.localAddress.ip, port: this.dp.localAddress.port, family: 'IPv4' };
-  }
-  close(cb?: () => void): void {
-    void this.dp.close().then(() => cb?.());
-  }
+/** A SimDatapath as the beacon's socket (src/registry/beacon.ts BeaconSocket). */
+function beaconSocket(dp: SimDatapath): BeaconSocket {
+  return {
+    send: (data, ip, port) => void dp.send(data, ip, port),
+    onReceive: (fn) =>
+      dp.onReceive((b: RecvBatch) => {
+        for (let i = 0; i < b.count; i++) fn(b.payload(i).slice(), { address: b.ip(i), port: b.port(i) });
+      }),
+    address: () => ({ address: dp.localAddress.ip, port: dp.localAddress.port, family: 'IPv4' }),
+    close: () => dp.close(),
+  };
 }
 
 export interface Rendezvous {
@@ -57,7 +45,7 @@ export async function startRendezvous(net: SimNet, opts: { wallMs: () => number;
   const host = net.addPublicHost('rendezvous', '198.18.0.10');
   const host2 = net.addPublicHost('rendezvous-2', '198.18.0.11');
   let beacon: BeaconServer | null = null;
-  const reg = await RegistryServer.unbound({
+  const reg = await RegistryServer.open({
     store: new MemoryStore(),
     logger: silentLogger(),
     nowMs: opts.wallMs,
@@ -67,20 +55,19 @@ export async function startRendezvous(net: SimNet, opts: { wallMs: () => number;
   const s1 = host.bind(BEACON_PORT);
   const s2 = host2.bind(BEACON_PORT);
   if (!s1.ok || !s2.ok) throw new Error('beacon sockets');
-  beacon = BeaconServer.attach(new BeaconSocket(s1.value) as unknown as dgram.Socket, new BeaconSocket(s2.value) as unknown as dgram.Socket, {
-    host: host.ip,
-    port: BEACON_PORT,
+  const theBeacon = BeaconServer.over({ primary: beaconSocket(s1.value), secondary: beaconSocket(s2.value) }, {
     logger: silentLogger(),
     authority: reg.value.beaconAuthority(),
     nowMs: opts.wallMs,
   });
+  beacon = theBeacon;
   const connections = new Set<SimStream>();
   const latency = opts.tcpLatencyUs ?? 10_000;
   let nextPort = 30000;
   const registry = reg.value;
   return {
     registry,
-    beacon,
+    beacon: theBeacon,
     registryAddr: `${host.ip}:${REGISTRY_PORT}`,
     beaconAddr: `${host.ip}:${BEACON_PORT}`,
     beacon2Addr: `${host2.ip}:${BEACON_PORT}`,
@@ -88,7 +75,7 @@ export async function startRendezvous(net: SimNet, opts: { wallMs: () => number;
     connect(from, toHost, toPort) {
       const client = { ip: from.publicIp, port: nextPort++ };
       const c = connectPair(net, latency, client, { ip: toHost, port: toPort }, (serverEnd) => {
-        if (toHost === host.ip && toPort === REGISTRY_PORT) registry.attach(serverEnd);
+        if (toHost === host.ip && toPort === REGISTRY_PORT) registry.attach(serverEnd, client);
         else serverEnd.destroy(); // nothing listens there: the client sees a close
       });
       connections.add(c);
@@ -97,7 +84,7 @@ export async function startRendezvous(net: SimNet, opts: { wallMs: () => number;
     },
     async close() {
       for (const c of connections) c.destroy();
-      await beacon!.close();
+      await theBeacon.close();
       await registry.close();
     },
   };
