@@ -91,6 +91,8 @@ export class Daemon implements ServiceHost {
       registryAddr: opts.registry,
       sign: (msg) => sign(identity, msg),
       logger: logger.child({ component: 'registry' }),
+      connect: (host, port) => env.connectRegistry(host, port),
+      nowMs: () => env.wall.nowMs(),
     });
     this.resolver = new PeerResolver({
       registry: this.registry,

@@ -12,6 +12,7 @@
 //
 // Timers (heartbeat, handshake poll) live here: this is the driver layer.
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { BEACON_TOKEN_BYTES } from '../wire/beacon-message.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../core/logger.js';
@@ -57,6 +58,8 @@ export interface RegistryClientOptions {
   reconnectMaxDelayMs?: number;
   /** Wall clock in ms (tests). */
   nowMs?: () => number;
+  /** Opens the byte stream to the registry (NodeEnv.connectRegistry; default node:net). Emits 'connect'. */
+  connect?: (host: string, port: number) => Duplex;
 }
 
 export interface RegisterResult {
@@ -171,7 +174,7 @@ export class RegistryClient {
   private isPushing = false;
   private isOriginalRegistry = false;
   private readonly seen = new Map<string, number>(); // delivered-event keys → ms, for push/poll dedup
-  private readonly opts: Required<Omit<RegistryClientOptions, 'logger' | 'sign' | 'registryAddr'>>;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'logger' | 'sign' | 'registryAddr' | 'connect'>>;
 
   // Session to restore after a reconnect.
   private registration: { listenAddr: string; publicKeyB64: string } | null = null;
@@ -715,7 +718,7 @@ export class RegistryClient {
       this.scheduleReconnect('bad registry address');
       return;
     }
-    const sock = net.connect({ host: target.host, port: target.port });
+    const sock = this.options.connect ? (this.options.connect(target.host, target.port) as net.Socket) : net.connect({ host: target.host, port: target.port });
     const conn: Conn = { sock, decoder: new RegistryFrameDecoder(), pending: [], isReady: false };
     this.conn = conn;
     sock.setNoDelay(true);
