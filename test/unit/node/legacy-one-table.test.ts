@@ -125,12 +125,11 @@ test('one table: connections of both suites listed with distinct ids; disconnect
     a.table.closePeer(b.nodeId, { code: 'connection_failed', message: 'test' });
     assert.equal(a.table.size, 0);
     await until(() => b.table.size === 0);
-    // A SYN to a port nobody listens on is answered with its suite's RST: the dial fails fast.
+    // A SYN to a port nobody listens on is answered with its suite's RST: connection_failed (running out the
+    // 3 s would be `timeout`).
     for (const suite of ['noise', 'v0.5'] as const) {
-      const t0 = Date.now();
       const r = await a.table.dial(b.nodeId, 4242, 3000, suite);
       assert.equal(!r.ok && r.error.code, 'connection_failed');
-      assert.ok(Date.now() - t0 < 1000);
     }
   } finally {
     close();

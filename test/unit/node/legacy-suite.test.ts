@@ -397,11 +397,10 @@ test('FIN: the data before it arrives, then both ends close (v0.5 has no half-cl
 test('RST when nobody listens: dial fails fast with connection_failed', async () => {
   const { a, b, close } = await pair();
   try {
-    const t0 = Date.now();
     const s = await a.tunnels.dial(b.nodeId, 4242, 5000);
     assert.equal(s.ok, false);
+    // connection_failed is the RST's answer; running out the 5 s would be `timeout`.
     assert.equal(!s.ok && s.error.code, 'connection_failed');
-    assert.ok(Date.now() - t0 < 1000, 'answered by RST, not by a timeout');
     assert.equal(a.tunnels.list().length, 0);
     assert.equal(b.tunnels.list().length, 0);
   } finally {
@@ -706,9 +705,10 @@ test('PILA flood with fresh claimed ids: no registry lookup on a private node, a
       b.isPublic = isPublic;
       b.trusts = () => false;
       const before = b.registryCalls;
-      const t0 = performance.now();
+      // Measured on the clock the suite's rate limit reads (its driver's), not a second one.
+      const t0 = nowUs();
       for (const f of frames) b.tunnels.handleFrame(f.slice(), '127.0.0.1', 9, nowUs());
-      const budget = 20 + Math.ceil(((performance.now() - t0) / 1000) * 20); // burst + 20/s while they arrived
+      const budget = 20 + Math.ceil(((nowUs() - t0) / 1e6) * 20); // burst + 20/s while they arrived
       await sleep(50);
       const calls = b.registryCalls - before;
       if (!isPublic) assert.equal(calls, 0, 'a private node asks nothing about nodes it would refuse');
