@@ -9,7 +9,6 @@ import { monotonicClock, type Micros } from '../core/clock.js';
 import { loadOrCreateIdentity, sign, toBase64, fromBase64, type Identity } from '../crypto/index.js';
 import { openDatapath, type Datapath, type RecvBatch } from '../datapath/index.js';
 import { NatTraversal } from './nat-traversal.js';
-import { parseEndpoint, splitHostPort } from './endpoint-text.js';
 import { formatAddr, parseAddr, isValidPort } from '../wire/address.js';
 import { isNoiseFamily } from '../wire/noise-frame.js';
 import { isPilp } from '../wire/legacy-frame.js';
@@ -22,7 +21,7 @@ import { TunnelManager, type TunnelPeer, type UdpEndpoint, type PeerContact } fr
 import { ConnectionTable } from './connection-table.js';
 import { LegacyTunnels, LEGACY_CONNECTION_ID_BASE } from './legacy-tunnels.js';
 import { DatagramPorts } from './datagram-ports.js';
-import { HOSTNAME_RE, type DaemonOptions } from './daemon-options.js';
+import { HOSTNAME_RE, parseDaemonAddresses, type DaemonAddresses, type DaemonOptions } from './daemon-options.js';
 import { homePaths, prepareHome, type HomePaths } from './home.js';
 import type {
   ConnectionEntry,
@@ -92,17 +91,17 @@ export class Daemon implements ServiceHost {
     readonly logger: Logger,
     identity: Identity,
     trust: TrustStore,
+    private readonly addrs: DaemonAddresses,
   ) {
     this.paths = homePaths(opts.home);
     this.identity = identity;
     this.trust = trust;
     this.hostname = opts.hostname;
     this.isPublic = opts.public;
-    const [bh, bp] = splitHostPort(opts.beacon);
-    this.beaconAddr = { ip: bh === 'localhost' ? '127.0.0.1' : bh, port: Number(bp) };
+    this.beaconAddr = { ...addrs.beacon };
     this.beaconEndpoint = opts.relay ? this.beaconAddr : null;
     this.registry = new RegistryClient({
-      registryAddr: opts.registry,
+      registryAddr: addrs.registry,
       sign: (msg) => sign(identity, msg),
       logger: logger.child({ component: 'registry' }),
     });
@@ -110,6 +109,8 @@ export class Daemon implements ServiceHost {
 
   /** Load identity and state, bind the tunnel socket, register. Registry failure is not fatal (retries). */
   static async start(opts: DaemonOptions, logger: Logger): Promise<Result<Daemon>> {
+    const addrs = parseDaemonAddresses(opts);
+    if (!addrs.ok) return addrs;
     const paths = homePaths(opts.home);
     const home = prepareHome(paths.home); // 0700, ours, or refused (unsafe_home)
     if (!home.ok) return home;
@@ -120,15 +121,14 @@ export class Daemon implements ServiceHost {
       onWriteError: (e) => logger.error({ error: e.message }, 'could not persist trust requests'),
     });
     if (!trust.ok) return trust;
-    const d = new Daemon(opts, logger, id.value.identity, trust.value);
+    const d = new Daemon(opts, logger, id.value.identity, trust.value, addrs.value);
     const r = await d.bind();
     if (!r.ok) return r;
     return ok(d);
   }
 
   private async bind(): Promise<Result<void>> {
-    const [host, portText] = splitHostPort(this.opts.listen);
-    const dp = await openDatapath({ host, port: Number(portText), logger: this.logger });
+    const dp = await openDatapath({ host: this.addrs.listen.host, port: this.addrs.listen.port, logger: this.logger });
     if (!dp.ok) return dp;
     this.datapath = dp.value;
     this.logger.info({ datapath: dp.value.kind, listen: dp.value.localAddress }, 'tunnel socket bound');
@@ -142,7 +142,7 @@ export class Daemon implements ServiceHost {
       nodeId: () => this.myNodeId,
       beaconAddr: this.beaconAddr,
       beaconEndpoint: this.beaconEndpoint,
-      listenHost: host,
+      listenHost: this.addrs.listen.host,
       busyPeers: () => this.conns.peersWithConnections(),
       flushConnections: () => this.conns.flush(),
       beaconToken: () => this.registry.beaconToken,
@@ -250,7 +250,7 @@ export class Daemon implements ServiceHost {
     const a = this.datapath.localAddress;
     // A wildcard bind is advertised with our LAN address (the LAN shortcut for peers behind the same NAT);
     // peers elsewhere use the endpoint the beacon observed.
-    const ip = a.ip === '0.0.0.0' ? lanAddress(splitHostPort(this.opts.registry)[0]) : a.ip;
+    const ip = a.ip === '0.0.0.0' ? lanAddress(this.addrs.registry.host) : a.ip;
     return `${ip}:${a.port}`;
   }
 
@@ -359,9 +359,8 @@ export class Daemon implements ServiceHost {
     const endpoints: UdpEndpoint[] = [];
     if (r.ok) {
       // LAN address first: two nodes behind one NAT reach each other without hairpinning (the LAN shortcut).
-      for (const a of [r.value.lanAddr, r.value.realAddr, r.value.observedAddr]) {
-        const ep = a ? parseEndpoint(a) : null;
-        if (ep && !endpoints.some((x) => x.ip === ep.ip && x.port === ep.port)) endpoints.push(ep);
+      for (const ep of [r.value.lanEndpoint, r.value.realEndpoint, r.value.observedEndpoint]) {
+        if (ep && !endpoints.some((x) => x.ip === ep.ip && x.port === ep.port)) endpoints.push({ ...ep });
       }
     }
     const known = this.tunnels.peers.get(nodeId)?.endpoint;

@@ -1,19 +1,12 @@
-// host:port text ↔ UDP endpoints, for flags and registry answers (IPv4; the datapath has no IPv6 yet).
-import type { UdpEndpoint } from './tunnel-manager.js';
+// Transitional shims for src/node/nat-traversal.ts (replaced by src/nat in issue 11): the parsers are
+// src/wire/endpoint.ts's. New code imports those and passes values; delete this file with nat-traversal.ts.
+import { parseHostPort, parseReachableEndpoint, type UdpEndpoint } from '../wire/endpoint.js';
 
+/** `host:port` flag text → [host, port text]; no host → 0.0.0.0. ['', ''] when not host:port. */
 export function splitHostPort(s: string): [string, string] {
-  const i = s.lastIndexOf(':');
-  return [s.slice(0, i) || '0.0.0.0', s.slice(i + 1)];
+  const hp = parseHostPort(s);
+  return hp.ok ? [hp.value.host || '0.0.0.0', String(hp.value.port)] : ['', ''];
 }
 
 /** `ip:port` from the registry or beacon as a UDP endpoint; wildcard → loopback; null when unusable. */
-export function parseEndpoint(s: string): UdpEndpoint | null {
-  const i = s.lastIndexOf(':');
-  if (i <= 0) return null;
-  const port = Number(s.slice(i + 1));
-  let ip = s.slice(0, i);
-  if (ip.startsWith('[')) return null; // IPv6 is not supported by the datapath yet
-  if (ip === '0.0.0.0' || ip === '') ip = '127.0.0.1';
-  if (!Number.isInteger(port) || port <= 0 || port > 65535) return null;
-  return { ip, port };
-}
+export const parseEndpoint: (s: string) => UdpEndpoint | null = parseReachableEndpoint;

@@ -56,8 +56,7 @@ import {
   legacyRstFor,
   type LegacyConnectionOptions,
 } from '../transport/legacy-connection.js';
-import { RELAY_OVERHEAD_BYTES } from '../nat/relay.js';
-import { writeRelayFrame } from '../wire/beacon-message.js';
+import { RELAY_HEADER_BYTES as RELAY_OVERHEAD_BYTES, writeRelayFrame } from '../wire/beacon-message.js';
 import { PilotDuplex } from './pilot-stream.js';
 import { armTimer, dispatchEvents, streamEndpointFor } from './connection-driver.js';
 import type { ConnectionEntry, PilotStream } from './api.js';

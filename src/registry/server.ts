@@ -51,6 +51,7 @@ import {
   withFreshness,
   type RegistryMessage,
 } from '../wire/registry-frame.js';
+import { hostnameProblem } from '../wire/hostname.js';
 import { decodeBase64Strict, decodePublicKey, verifyChallenge } from './signature.js';
 import type { BeaconAuthority, BeaconNodeAuth } from './beacon-authority.js';
 import {
@@ -105,9 +106,7 @@ interface Outcome {
   after?: () => void;
 }
 
-const HOSTNAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const TAG_RE = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
-const RESERVED_HOSTNAMES = new Set(['localhost', 'backbone', 'broadcast']);
 const MAX_INBOX = 100; // original maxHandshakeInbox
 const MAX_JUSTIFICATION_BYTES = 4096;
 const MAX_QUEUED_REQUESTS = 64;
@@ -1169,13 +1168,8 @@ function isNode(v: NodeRecord | Outcome): v is NodeRecord {
   return (v as Outcome).reply === undefined;
 }
 
-/** Original's validateHostname; null when valid. */
-export function validateHostname(name: string): string | null {
-  if (name.length > 63) return 'hostname too long (max 63 chars)';
-  if (!HOSTNAME_RE.test(name)) return 'hostname must be lowercase alphanumeric with hyphens, start/end with alphanumeric';
-  if (RESERVED_HOSTNAMES.has(name)) return `hostname "${name}" is reserved`;
-  return null;
-}
+/** Original's validateHostname; null when valid (the rule lives in src/wire/hostname.ts). */
+export const validateHostname = hostnameProblem;
 
 /** TCP source IP + the client's announced port (the original's sanitizeListenAddr). */
 function sanitizeListenAddr(remoteIp: string, remotePort: number, clientAddr: string): string {
