@@ -34,12 +34,31 @@ import {
 } from '../wire/beacon-message.js';
 import type { BeaconAuthority, BeaconNodeAuth } from './beacon-authority.js';
 
-export interface BeaconOptions {
+/** Where the beacon sends from and hears on: a bound UDP socket, or a simulated one (BeaconServer.over). */
+export interface BeaconSocket {
+  send(data: Uint8Array, ip: string, port: number): void;
+  /** Every datagram that arrives, with its source (`address` as the socket reports it). */
+  onReceive(fn: (data: Uint8Array, from: Remote) => void): void;
+  address(): AddressInfo;
+  close(): Promise<void>;
+}
+
+/** A datagram's source. */
+export interface Remote {
+  address: string;
+  port: number;
+}
+
+export interface BeaconOptions extends BeaconServerOptions {
   host: string;
   port: number;
   /** Second listen address answering discover only (NAT mapping comparison). */
   host2?: string;
   port2?: number;
+}
+
+/** Everything but the listen addresses (those only BeaconServer.start binds). */
+export interface BeaconServerOptions {
   logger: Logger;
   /** Relay budget per source endpoint. */
   relayBytesPerSec?: number;
@@ -126,31 +145,40 @@ export class BeaconServer {
   };
 
   private constructor(
-    private readonly sock: dgram.Socket,
-    private readonly sock2: dgram.Socket | null,
-    private readonly opts: BeaconOptions,
+    private readonly sock: BeaconSocket,
+    private readonly sock2: BeaconSocket | null,
+    private readonly opts: BeaconServerOptions,
   ) {}
 
-  /** Bind the socket(s). connection_failed when a bind fails. */
-  static async start(opts: BeaconOptions): Promise<Result<BeaconServer>> {
-    const sock = await bindUdp(opts.host, opts.port);
-    if (!sock.ok) return sock;
-    let sock2: dgram.Socket | null = null;
-    if (opts.port2 !== undefined) {
-      const s2 = await bindUdp(opts.host2 ?? opts.host, opts.port2);
-      if (!s2.ok) {
-        sock.value.close();
-        return s2;
-      }
-      sock2 = s2.value;
-    }
-    const b = new BeaconServer(sock.value, sock2, opts);
-    sock.value.on('message', (msg, rinfo) => b.handlePacket(msg, rinfo, false));
-    sock2?.on('message', (msg, rinfo) => b.handlePacket(msg, rinfo, true));
+  /**
+   * A beacon over sockets the caller owns (a simulated network: test/sim): `primary` answers everything,
+   * `secondary` (another address of the rendezvous) discover only. close() closes them.
+   */
+  static over(sockets: { primary: BeaconSocket; secondary?: BeaconSocket }, opts: BeaconServerOptions): BeaconServer {
+    const b = new BeaconServer(sockets.primary, sockets.secondary ?? null, opts);
+    sockets.primary.onReceive((data, from) => b.handlePacket(data, from, false));
+    sockets.secondary?.onReceive((data, from) => b.handlePacket(data, from, true));
     b.sweepTimer = setInterval(() => b.sweep(), 30_000);
     b.sweepTimer.unref();
     if (!opts.authority) opts.logger.warn('beacon runs without the registry: discover, punch and relay are unauthenticated (original behaviour)');
-    return ok(b);
+    return b;
+  }
+
+  /** Bind the socket(s). connection_failed when a bind fails. */
+  static async start(opts: BeaconOptions): Promise<Result<BeaconServer>> {
+    const bound = await bindUdp(opts.host, opts.port);
+    if (!bound.ok) return bound;
+    const sock = { value: udpBeaconSocket(bound.value, opts.logger) };
+    let sock2: BeaconSocket | null = null;
+    if (opts.port2 !== undefined) {
+      const s2 = await bindUdp(opts.host2 ?? opts.host, opts.port2);
+      if (!s2.ok) {
+        await sock.value.close();
+        return s2;
+      }
+      sock2 = udpBeaconSocket(s2.value, opts.logger);
+    }
+    return ok(BeaconServer.over({ primary: sock.value, ...(sock2 ? { secondary: sock2 } : {}) }, opts));
   }
 
   address(): AddressInfo {
@@ -170,14 +198,14 @@ export class BeaconServer {
 
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    await Promise.all([closeUdp(this.sock), this.sock2 ? closeUdp(this.sock2) : Promise.resolve()]);
+    await Promise.all([this.sock.close(), this.sock2 ? this.sock2.close() : Promise.resolve()]);
   }
 
   private now(): number {
     return this.opts.nowMs ? this.opts.nowMs() : Date.now();
   }
 
-  private handlePacket(msg: Buffer, rinfo: dgram.RemoteInfo, isSecondary: boolean): void {
+  private handlePacket(msg: Uint8Array, rinfo: Remote, isSecondary: boolean): void {
     const nowMs = this.now();
     const budget = this.budgetFor(rinfo, nowMs);
     const decoded = decodeBeaconMessage(msg);
@@ -257,7 +285,7 @@ export class BeaconServer {
     if (bytes.ok) this.sendBytes(this.sock, bytes.value, dest);
   }
 
-  private handleRelay(m: Extract<BeaconMessage, { kind: 'relay' }>, rinfo: dgram.RemoteInfo, budget: SourceBudget, nowMs: number): void {
+  private handleRelay(m: Extract<BeaconMessage, { kind: 'relay' }>, rinfo: Remote, budget: SourceBudget, nowMs: number): void {
     // Charged before any check, so a source spraying forged relay frames pays for them too.
     if (!budget.relay.take(m.payload.length + 9, nowMs)) return this.limited(rinfo);
     const sender = this.nodes.get(m.senderNodeId);
@@ -273,9 +301,7 @@ export class BeaconServer {
     // dgram owns the buffer until the send callback, so each relayed frame gets its own.
     const out = Buffer.allocUnsafe(5 + m.payload.length);
     writeRelayDeliver(out, m.senderNodeId, m.payload);
-    this.sock.send(out, dest.port, dest.ip, (e) => {
-      if (e) this.opts.logger.debug({ err: e }, 'beacon relay send failed');
-    });
+    this.sock.send(out, dest.ip, dest.port);
     this.stats.relayed++;
   }
 
@@ -327,19 +353,17 @@ export class BeaconServer {
     if (this.nodes.size > (this.opts.maxNodes ?? DEFAULT_MAX_NODES)) this.nodes.delete(this.nodes.keys().next().value!);
   }
 
-  private send(sock: dgram.Socket, m: BeaconMessage, to: { address: string; port: number }): void {
+  private send(sock: BeaconSocket, m: BeaconMessage, to: { address: string; port: number }): void {
     const bytes = encodeBeaconMessage(m);
     if (bytes.ok) this.sendBytes(sock, bytes.value, to);
   }
 
-  private sendBytes(sock: dgram.Socket, bytes: Uint8Array, to: { address: string; port: number }): void {
-    sock.send(bytes, to.port, to.address, (e) => {
-      if (e) this.opts.logger.debug({ err: e }, 'beacon send failed');
-    });
+  private sendBytes(sock: BeaconSocket, bytes: Uint8Array, to: { address: string; port: number }): void {
+    sock.send(bytes, to.address, to.port);
   }
 
   /** The source endpoint's budget. The table is bounded: a flood of fresh sources evicts the oldest entries. */
-  private budgetFor(rinfo: dgram.RemoteInfo, nowMs: number): SourceBudget {
+  private budgetFor(rinfo: Remote, nowMs: number): SourceBudget {
     const key = `${rinfo.address}|${rinfo.port}`;
     let b = this.budgets.get(key);
     if (!b) {
@@ -357,7 +381,7 @@ export class BeaconServer {
     return b;
   }
 
-  private limited(rinfo: dgram.RemoteInfo): void {
+  private limited(rinfo: Remote): void {
     this.stats.rateLimited++;
     this.opts.logger.debug({ from: `${rinfo.address}:${rinfo.port}` }, 'beacon rate limited');
   }
@@ -381,6 +405,19 @@ export class BeaconServer {
 /** `::ffff:1.2.3.4` (dual-stack sockets) → `1.2.3.4`, as Go's To4() in the original's replies. */
 function normaliseIp(ip: string): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
+/** A bound node:dgram socket as a BeaconSocket (send errors are logged at debug). */
+function udpBeaconSocket(sock: dgram.Socket, logger: Logger): BeaconSocket {
+  return {
+    send: (data, ip, port) =>
+      sock.send(data, port, ip, (e) => {
+        if (e) logger.debug({ err: e }, 'beacon send failed');
+      }),
+    onReceive: (fn) => void sock.on('message', (msg, rinfo) => fn(msg, rinfo)),
+    address: () => sock.address(),
+    close: () => closeUdp(sock),
+  };
 }
 
 function bindUdp(host: string, port: number): Promise<Result<dgram.Socket>> {

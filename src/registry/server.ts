@@ -33,6 +33,7 @@
 //     (`new_key_signature`), and a new key cannot be rotated onto another node's key.
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from '../core/logger.js';
 import type { ErrorCode } from '../core/errors.js';
@@ -133,7 +134,7 @@ class ClientConn {
   pendingCost = 0;
   partialTimer: NodeJS.Timeout | null = null;
   constructor(
-    readonly sock: net.Socket,
+    readonly sock: Duplex,
     readonly remoteIp: string,
     readonly remotePort: number,
     maxFrameBytes: number,
@@ -165,7 +166,7 @@ export class RegistryServer {
   };
 
   private constructor(
-    private readonly server: net.Server,
+    private readonly server: net.Server | null,
     private readonly state: RegistryState,
     private readonly opts: RegistryServerOptions,
   ) {
@@ -177,6 +178,22 @@ export class RegistryServer {
   static async start(opts: RegistryServerOptions): Promise<Result<RegistryServer>> {
     const loaded = await opts.store.load();
     if (!loaded.ok) return loaded;
+    return RegistryServer.listen(loaded.value, opts);
+  }
+
+  /**
+   * Load the store, without a listener: connections come only through attach() (a simulated rendezvous,
+   * test/sim). `host`/`port` are not used. internal on a store failure.
+   */
+  static async open(opts: Omit<RegistryServerOptions, 'host' | 'port'>): Promise<Result<RegistryServer>> {
+    const loaded = await opts.store.load();
+    if (!loaded.ok) return loaded;
+    const rs = new RegistryServer(null, loaded.value, { host: '', port: 0, ...opts });
+    rs.begin();
+    return ok(rs);
+  }
+
+  private static async listen(state: RegistryState, opts: RegistryServerOptions): Promise<Result<RegistryServer>> {
     const server = net.createServer();
     server.maxConnections = opts.maxConnections ?? 10_000;
     const bound = await new Promise<Result<void>>((resolve) => {
@@ -189,28 +206,44 @@ export class RegistryServer {
       });
     });
     if (!bound.ok) return bound;
-    const rs = new RegistryServer(server, loaded.value, opts);
-    // Loaded nodes get a fresh grace period: the registry, not the nodes, was away.
-    const now = rs.nowMs();
-    for (const id of loaded.value.nodes.keys()) rs.lastSeenMs.set(id, now);
+    const rs = new RegistryServer(server, state, opts);
+    rs.begin();
     server.on('connection', (sock) => rs.accept(sock));
     server.on('error', (e) => opts.logger.error({ err: e }, 'registry listener error'));
-    rs.timer = setInterval(() => void rs.housekeeping(), 30_000);
-    rs.timer.unref();
-    opts.logger.info({ addr: server.address(), nodes: loaded.value.nodes.size }, 'registry listening');
+    opts.logger.info({ addr: server.address(), nodes: state.nodes.size }, 'registry listening');
     return ok(rs);
   }
 
+  private begin(): void {
+    // Loaded nodes get a fresh grace period: the registry, not the nodes, was away.
+    const now = this.nowMs();
+    for (const id of this.state.nodes.keys()) this.lastSeenMs.set(id, now);
+    this.timer = setInterval(() => void this.housekeeping(), 30_000);
+    this.timer.unref();
+  }
+
+  /** The TCP listener's address; port 0 for a server without one (open()). */
   address(): AddressInfo {
-    return this.server.address() as AddressInfo;
+    return (this.server?.address() as AddressInfo | null) ?? { address: '', family: '', port: 0 };
+  }
+
+  /**
+   * Serve one connection the caller made — the in-memory path of a simulated rendezvous (a Duplex whose other
+   * end is a node's RegistryClient `connect`). `remote` is what a TCP socket's peer address would be: it
+   * becomes the node's registered IP. The same limits apply as to TCP connections, except the idle timeout
+   * (a net.Socket feature).
+   */
+  attach(stream: Duplex, remote: { ip: string; port: number }): void {
+    this.serve(stream, normaliseIp(remote.ip), remote.port);
   }
 
   /** Stop accepting, drop connections, flush the store. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
+      if (this.server) this.server.close(() => resolve());
       for (const c of this.conns) c.sock.destroy();
+      if (!this.server) resolve();
     });
     // Let in-flight commits finish before the store closes.
     for (let i = 0; i < 200 && [...this.conns].some((c) => c.isBusy); i++) {
@@ -254,7 +287,12 @@ export class RegistryServer {
   // ---- connections ----
 
   private accept(sock: net.Socket): void {
-    const remoteIp = normaliseIp(sock.remoteAddress ?? '');
+    sock.setNoDelay(true);
+    sock.setTimeout(this.opts.idleTimeoutMs ?? 5 * 60_000, () => sock.destroy());
+    this.serve(sock, normaliseIp(sock.remoteAddress ?? ''), sock.remotePort ?? 0);
+  }
+
+  private serve(sock: Duplex, remoteIp: string, remotePort: number): void {
     const perIp = this.opts.maxConnectionsPerIp ?? 16;
     const open = this.connsPerIp.get(remoteIp) ?? 0;
     if (perIp > 0 && open >= perIp) {
@@ -264,10 +302,8 @@ export class RegistryServer {
       return;
     }
     this.connsPerIp.set(remoteIp, open + 1);
-    const conn = new ClientConn(sock, remoteIp, sock.remotePort ?? 0, this.opts.maxFrameBytes ?? REGISTRY_MAX_REQUEST_BYTES);
+    const conn = new ClientConn(sock, remoteIp, remotePort, this.opts.maxFrameBytes ?? REGISTRY_MAX_REQUEST_BYTES);
     this.conns.add(conn);
-    sock.setNoDelay(true);
-    sock.setTimeout(this.opts.idleTimeoutMs ?? 5 * 60_000, () => sock.destroy());
     sock.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     sock.on('error', () => undefined);
     sock.on('close', () => {
