@@ -93,10 +93,10 @@ test('in-memory rendezvous: attach() serves a RegistryClient over an injected st
 
 test('in-memory rendezvous: BeaconServer.over answers a discover on an injected datagram socket', async () => {
   const sentOut: Array<{ data: Uint8Array; ip: string; port: number }> = [];
-  let deliver: ((data: Uint8Array, from: Remote) => void) | null = null;
+  const heard: Array<(data: Uint8Array, from: Remote) => void> = [];
   const fake: BeaconSocket = {
     send: (data, ip, port) => void sentOut.push({ data: new Uint8Array(data), ip, port }),
-    onReceive: (fn) => void (deliver = fn),
+    onReceive: (fn) => void heard.push(fn),
     address: (): AddressInfo => ({ address: '198.51.100.1', family: 'IPv4', port: 9001 }),
     close: async () => undefined,
   };
@@ -104,8 +104,8 @@ test('in-memory rendezvous: BeaconServer.over answers a discover on an injected 
   try {
     const discover = encodeBeaconMessage({ kind: 'discover', nodeId: 42 });
     assert.ok(discover.ok);
-    assert.ok(deliver, 'the beacon listens on the injected socket');
-    deliver!(discover.value, { address: '203.0.113.9', port: 5555 });
+    assert.equal(heard.length, 1, 'the beacon listens on the injected socket');
+    heard[0]!(discover.value, { address: '203.0.113.9', port: 5555 });
     assert.equal(sentOut.length, 1);
     assert.equal(sentOut[0]!.ip, '203.0.113.9');
     assert.equal(sentOut[0]!.port, 5555);
