@@ -45,14 +45,13 @@ import {
   bound,
   challenge,
   encodeRegistryFrame,
-  fieldBool,
-  fieldString,
-  fieldU32,
   registryAddressText,
   withFreshness,
   type RegistryMessage,
 } from '../wire/registry-frame.js';
 import { hostnameProblem } from '../wire/hostname.js';
+import { formatHostPort, parseHostPort, parseIp } from '../wire/endpoint.js';
+import { decodeRegistryRequest, type RegistryRequest } from '../wire/registry-messages.js';
 import { decodeBase64Strict, decodePublicKey, verifyChallenge } from './signature.js';
 import type { BeaconAuthority, BeaconNodeAuth } from './beacon-authority.js';
 import {
@@ -431,8 +430,12 @@ export class RegistryServer {
 
   // ---- dispatch ----
 
-  private handle(msg: RegistryMessage, conn: ClientConn, tx: Change[]): Outcome {
-    const type = fieldString(msg, 'type');
+  private handle(raw: RegistryMessage, conn: ClientConn, tx: Change[]): Outcome {
+    // Parsed once, here: the handlers read typed fields only (src/wire/registry-messages.ts).
+    const decoded = decodeRegistryRequest(raw);
+    if (!decoded.ok) return fail('invalid_argument', decoded.error.message);
+    const msg = decoded.value;
+    const type = msg.type;
     switch (type) {
       case 'register':
         return this.register(msg, conn, tx);
@@ -481,10 +484,10 @@ export class RegistryServer {
           },
         };
       case 'list_nodes':
-        if (fieldU32(msg, 'network_id') === 0) {
+        if (msg.networkId === 0) {
           return fail('invalid_argument', 'listing backbone nodes is not permitted (use lookup with a specific node_id)');
         }
-        return fail('not_found', `network ${fieldU32(msg, 'network_id')} not found`);
+        return fail('not_found', `network ${msg.networkId} not found`);
       case 'create_network':
       case 'join_network':
       case 'leave_network':
@@ -511,15 +514,15 @@ export class RegistryServer {
    */
   private authenticate(
     node: NodeRecord,
-    msg: RegistryMessage,
+    msg: RegistryRequest,
     base: string,
     opts: { bound?: string; requireFresh?: boolean } = {},
   ): Outcome | null {
-    const sig = fieldString(msg, 'signature');
+    const sig = msg.signed.signature;
     if (!sig) return fail('invalid_argument', 'signature required for authenticated node');
     const publicKey = decodePublicKey(node.publicKey);
     if (!publicKey) return fail('internal', 'node has no usable public key');
-    if (msg.ts === undefined && msg.nonce === undefined) {
+    if (!msg.signed.hasTs && !msg.signed.hasNonce) {
       if (opts.requireFresh || this.opts.requireFreshSignatures) {
         return fail('invalid_argument', 'this request needs ts and nonce (replay-safe signature)');
       }
@@ -536,12 +539,12 @@ export class RegistryServer {
    * A fresh signature by `publicKey` over `<text>:<ts>:<nonce>`. `signer` scopes the nonce cache (a node id,
    * or the key itself for register). The nonce is remembered only once the signature verified.
    */
-  private verifyFresh(signer: string, publicKey: Uint8Array, text: string, msg: RegistryMessage): Outcome | null {
-    const sig = fieldString(msg, 'signature');
+  private verifyFresh(signer: string, publicKey: Uint8Array, text: string, msg: RegistryRequest): Outcome | null {
+    const sig = msg.signed.signature;
     if (!sig) return fail('invalid_argument', 'signature required');
-    const ts = msg.ts;
-    const nonce = fieldString(msg, 'nonce');
-    if (typeof ts !== 'number' || !Number.isInteger(ts)) return fail('invalid_argument', 'ts must be unix seconds');
+    const ts = msg.signed.ts;
+    const nonce = msg.signed.nonce;
+    if (ts === null) return fail('invalid_argument', 'ts must be unix seconds');
     const nonceBytes = decodeBase64Strict(nonce);
     if (!nonceBytes || nonceBytes.length < NONCE_MIN_BYTES || nonceBytes.length > NONCE_MAX_BYTES) {
       return fail('invalid_argument', `nonce must be base64 of ${NONCE_MIN_BYTES}..${NONCE_MAX_BYTES} bytes`);
@@ -597,12 +600,12 @@ export class RegistryServer {
   }
 
   /** The requester of an identified request (`requester_id` + signature over `text`), or null when not proven. */
-  private identifiedRequester(msg: RegistryMessage, base: string, opts: { bound?: string; requireFresh?: boolean } = {}): {
+  private identifiedRequester(msg: RegistryRequest, base: string, opts: { bound?: string; requireFresh?: boolean } = {}): {
     requesterId: number | null;
     failure: Outcome | null;
   } {
-    if (msg.requester_id === undefined) return { requesterId: null, failure: null };
-    const requesterId = fieldU32(msg, 'requester_id');
+    if (!msg.hasRequesterId) return { requesterId: null, failure: null };
+    const requesterId = msg.requesterId;
     const requester = this.state.nodes.get(requesterId);
     if (!requester) return { requesterId: null, failure: fail('not_found', `node ${requesterId} not found`) };
     const failure = this.authenticate(requester, msg, base, opts);
@@ -616,15 +619,15 @@ export class RegistryServer {
    * nonce, signature over bound.register): proves the key; the node is ours from then on, and an unsigned
    * register of its key is refused — it would move its endpoint and name without the key.
    */
-  private register(msg: RegistryMessage, conn: ClientConn, tx: Change[]): Outcome {
-    const pubKeyB64 = fieldString(msg, 'public_key');
+  private register(msg: RegistryRequest, conn: ClientConn, tx: Change[]): Outcome {
+    const pubKeyB64 = msg.publicKey;
     if (!pubKeyB64) return fail('invalid_argument', 'registration requires public_key');
     const publicKey = decodePublicKey(pubKeyB64);
     if (!publicKey) return fail('invalid_argument', 'invalid public key');
-    const claimedListenAddr = fieldString(msg, 'listen_addr');
-    const hostname = fieldString(msg, 'hostname');
+    const claimedListenAddr = msg.listenAddr;
+    const hostname = msg.hostname;
     const hostnameProblem = hostname ? validateHostname(hostname) : null;
-    const isSigned = msg.signature !== undefined || msg.ts !== undefined || msg.nonce !== undefined;
+    const isSigned = msg.signed.hasSignature || msg.signed.hasTs || msg.signed.hasNonce;
     const knownId = this.state.pubKeyIndex.get(pubKeyB64);
     const existing = knownId !== undefined ? this.state.nodes.get(knownId) : undefined;
     if (isSigned) {
@@ -647,7 +650,7 @@ export class RegistryServer {
     const lanAddr = privateListenAddr(claimedListenAddr);
     // The owner string is not covered by our signature (nor authenticated by the original): only unsigned
     // registrations set it, as the original.
-    const owner = isSigned ? '' : fieldString(msg, 'owner');
+    const owner = isSigned ? '' : msg.owner;
 
     let id: number;
     let base: NodeRecord;
@@ -740,13 +743,13 @@ export class RegistryServer {
     return isKnown ? l : null;
   }
 
-  private lookup(msg: RegistryMessage, conn: ClientConn): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private lookup(msg: RegistryRequest, conn: ClientConn): Outcome {
+    const id = msg.nodeId;
     const node = this.state.nodes.get(id);
     // Extension: an identified lookup (requester_id + signature over lookup:<requester>:<target>).
-    const identified = this.identifiedRequester(msg, challenge.lookup(fieldU32(msg, 'requester_id'), id));
+    const identified = this.identifiedRequester(msg, challenge.lookup(msg.requesterId, id));
     const failure = identified.failure;
-    const requesterId = identified.requesterId ?? (msg.requester_id === undefined ? this.legacyRequester(conn, node) : null);
+    const requesterId = identified.requesterId ?? (!msg.hasRequesterId ? this.legacyRequester(conn, node) : null);
     if (!node || this.isHiddenFrom(requesterId, node)) return fail('not_found', `node ${id} not found`);
     // A bad signature for a node anyone may see is an error, not a silent downgrade.
     if (failure) return failure;
@@ -773,9 +776,9 @@ export class RegistryServer {
     return { reply };
   }
 
-  private resolve(msg: RegistryMessage): Outcome {
-    const targetId = fieldU32(msg, 'node_id');
-    const requesterId = fieldU32(msg, 'requester_id');
+  private resolve(msg: RegistryRequest): Outcome {
+    const targetId = msg.nodeId;
+    const requesterId = msg.requesterId;
     const requester = this.state.nodes.get(requesterId);
     if (!requester) return fail('not_found', `resolve denied: requester node ${requesterId} is not registered`);
     const denied = this.authenticate(requester, msg, challenge.resolve(requesterId, targetId));
@@ -793,16 +796,16 @@ export class RegistryServer {
     return { reply };
   }
 
-  private resolveHostname(msg: RegistryMessage, conn: ClientConn): Outcome {
-    const hostname = fieldString(msg, 'hostname');
+  private resolveHostname(msg: RegistryRequest, conn: ClientConn): Outcome {
+    const hostname = msg.hostname;
     if (!hostname) return fail('invalid_argument', 'hostname required');
     const id = this.state.hostnameIndex.get(hostname);
     const node = id === undefined ? undefined : this.state.nodes.get(id);
     // Extension: identified (requester_id + fresh signature over bound.resolveHostname); any failure = stranger.
-    const identified = this.identifiedRequester(msg, bound.resolveHostname(fieldU32(msg, 'requester_id'), hostname), {
+    const identified = this.identifiedRequester(msg, bound.resolveHostname(msg.requesterId, hostname), {
       requireFresh: true,
     });
-    const requesterId = identified.requesterId ?? (msg.requester_id === undefined ? this.legacyRequester(conn, node) : null);
+    const requesterId = identified.requesterId ?? (!msg.hasRequesterId ? this.legacyRequester(conn, node) : null);
     if (!node || this.isHiddenFrom(requesterId, node)) {
       return fail('not_found', `hostname ${JSON.stringify(hostname.slice(0, 64))} not found`);
     }
@@ -817,9 +820,9 @@ export class RegistryServer {
     };
   }
 
-  private setHostname(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
-    const hostname = fieldString(msg, 'hostname');
+  private setHostname(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
+    const hostname = msg.hostname;
     const problem = hostname ? validateHostname(hostname) : null;
     if (problem) return fail('invalid_argument', `invalid hostname: ${problem}`);
     const node = this.nodeOr(id);
@@ -836,9 +839,9 @@ export class RegistryServer {
     return { reply: { type: 'set_hostname_ok', node_id: id, hostname } };
   }
 
-  private setTags(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
-    const raw = Array.isArray(msg.tags) ? msg.tags : [];
+  private setTags(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
+    const raw = msg.tags;
     const tags = raw.filter((t): t is string => typeof t === 'string').map((t) => (t.startsWith('#') ? t.slice(1) : t));
     if (tags.length > 10) return fail('invalid_argument', 'too many tags (max 10)');
     for (const t of tags) {
@@ -855,9 +858,9 @@ export class RegistryServer {
     return { reply: { type: 'set_tags_ok', node_id: id, tags: tags.length > 0 ? tags : null } };
   }
 
-  private setVisibility(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
-    const isPublic = fieldBool(msg, 'public');
+  private setVisibility(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
+    const isPublic = msg.isPublic;
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     const denied = this.authenticate(node, msg, challenge.setVisibility(id), { bound: bound.setVisibility(id, isPublic) });
@@ -866,9 +869,9 @@ export class RegistryServer {
     return { reply: { type: 'set_visibility_ok', node_id: id, visibility: isPublic ? 'public' : 'private' } };
   }
 
-  private setTaskExec(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
-    const enabled = fieldBool(msg, 'enabled');
+  private setTaskExec(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
+    const enabled = msg.enabled;
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     const denied = this.authenticate(node, msg, challenge.setTaskExec(id), { bound: bound.setTaskExec(id, enabled) });
@@ -877,8 +880,8 @@ export class RegistryServer {
     return { reply: { type: 'set_task_exec_ok', node_id: id, task_exec: enabled } };
   }
 
-  private heartbeat(msg: RegistryMessage): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private heartbeat(msg: RegistryRequest): Outcome {
+    const id = msg.nodeId;
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     const denied = this.authenticate(node, msg, challenge.heartbeat(id));
@@ -888,8 +891,8 @@ export class RegistryServer {
     return { reply: { type: 'heartbeat_ok', time: Math.floor(now / 1000) } };
   }
 
-  private deregister(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private deregister(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
     const node = this.state.nodes.get(id);
     if (!node) return { reply: { type: 'deregister_ok' } }; // as the original: unknown ids succeed
     const denied = this.authenticate(node, msg, challenge.deregister(id));
@@ -900,9 +903,9 @@ export class RegistryServer {
     return { reply: { type: 'deregister_ok' } };
   }
 
-  private reportTrust(msg: RegistryMessage, tx: Change[]): Outcome {
-    const a = fieldU32(msg, 'node_id');
-    const b = fieldU32(msg, 'peer_id');
+  private reportTrust(msg: RegistryRequest, tx: Change[]): Outcome {
+    const a = msg.nodeId;
+    const b = msg.peerId;
     const nodeA = this.nodeOr(a);
     if (!isNode(nodeA)) return nodeA;
     if (!this.state.nodes.has(b)) return fail('not_found', `node ${b} not found`);
@@ -912,9 +915,9 @@ export class RegistryServer {
     return { reply: { type: 'report_trust_ok' } };
   }
 
-  private revokeTrust(msg: RegistryMessage, tx: Change[]): Outcome {
-    const a = fieldU32(msg, 'node_id');
-    const b = fieldU32(msg, 'peer_id');
+  private revokeTrust(msg: RegistryRequest, tx: Change[]): Outcome {
+    const a = msg.nodeId;
+    const b = msg.peerId;
     const nodeA = this.nodeOr(a);
     if (!isNode(nodeA)) return nodeA;
     const denied = this.authenticate(nodeA, msg, challenge.revokeTrust(a, b));
@@ -933,10 +936,10 @@ export class RegistryServer {
     };
   }
 
-  private requestHandshake(msg: RegistryMessage, tx: Change[]): Outcome {
-    const from = fieldU32(msg, 'from_node_id');
-    const to = fieldU32(msg, 'to_node_id');
-    const justification = fieldString(msg, 'justification');
+  private requestHandshake(msg: RegistryRequest, tx: Change[]): Outcome {
+    const from = msg.fromNodeId;
+    const to = msg.toNodeId;
+    const justification = msg.justification;
     const fromNode = this.nodeOr(from);
     if (!isNode(fromNode)) return fromNode;
     if (!this.state.nodes.has(to)) return fail('not_found', `node ${to} not found`);
@@ -974,8 +977,8 @@ export class RegistryServer {
     };
   }
 
-  private pollHandshakes(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private pollHandshakes(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     const denied = this.authenticate(node, msg, challenge.pollHandshakes(id));
@@ -993,10 +996,10 @@ export class RegistryServer {
     };
   }
 
-  private respondHandshake(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id'); // responder
-    const peer = fieldU32(msg, 'peer_id'); // original requester
-    const accept = fieldBool(msg, 'accept');
+  private respondHandshake(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId; // responder
+    const peer = msg.peerId; // original requester
+    const accept = msg.accept;
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     if (!this.state.nodes.has(peer)) return fail('not_found', `node ${peer} not found`);
@@ -1033,10 +1036,10 @@ export class RegistryServer {
     };
   }
 
-  private punch(msg: RegistryMessage): Outcome {
-    const requesterId = fieldU32(msg, 'requester_id');
-    const a = fieldU32(msg, 'node_a');
-    const b = fieldU32(msg, 'node_b');
+  private punch(msg: RegistryRequest): Outcome {
+    const requesterId = msg.requesterId;
+    const a = msg.nodeA;
+    const b = msg.nodeB;
     const requester = this.nodeOr(requesterId);
     if (!isNode(requester)) return requester;
     if (requesterId !== a && requesterId !== b) return fail('invalid_argument', 'punch denied: requester must be participant');
@@ -1063,21 +1066,22 @@ export class RegistryServer {
    * original replays onto any new key), and `new_key_signature` by the new key over the same string (nobody
    * binds a key they do not hold, which would hand its owner's future registrations this node).
    */
-  private rotateKey(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
-    if (!fieldString(msg, 'signature')) return fail('invalid_argument', 'rotate_key requires a valid signature');
-    const newKey = fieldString(msg, 'new_public_key');
+  private rotateKey(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
+    if (!msg.signed.signature) return fail('invalid_argument', 'rotate_key requires a valid signature');
+    const newKey = msg.newPublicKey;
     if (!newKey) return fail('invalid_argument', 'rotate_key requires new_public_key');
     const newKeyBytes = decodePublicKey(newKey);
     if (!newKeyBytes) return fail('invalid_argument', 'invalid new_public_key');
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     const text = bound.rotateKey(id, newKey);
-    const newKeySig = fieldString(msg, 'new_key_signature');
-    if (msg.ts === undefined || msg.nonce === undefined) {
+    const newKeySig = msg.newKeySignature;
+    if (!msg.signed.hasTs || !msg.signed.hasNonce) {
       return fail('invalid_argument', 'rotate_key needs ts, nonce and signatures by both keys (replay-safe)');
     }
-    if (!verifyChallenge(newKeyBytes, withFreshness(text, msg.ts as number, fieldString(msg, 'nonce')), newKeySig)) {
+    if (msg.signed.ts === null) return fail('invalid_argument', 'ts must be unix seconds');
+    if (!verifyChallenge(newKeyBytes, withFreshness(text, msg.signed.ts, msg.signed.nonce), newKeySig)) {
       return fail('invalid_argument', 'new_key_signature verification failed');
     }
     const denied = this.authenticate(node, msg, challenge.rotateKey(id), { bound: text, requireFresh: true });
@@ -1099,11 +1103,11 @@ export class RegistryServer {
   // Polo score: unauthenticated in the original, and original daemons call update_polo_score for peers. It
   // still moves the scores of legacy nodes (a documented weakness of the original); ours it cannot change, and
   // set_polo_score (an absolute write by anyone) is refused.
-  private poloScore(msg: RegistryMessage, tx: Change[], isSet: boolean): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private poloScore(msg: RegistryRequest, tx: Change[], isSet: boolean): Outcome {
+    const id = msg.nodeId;
     if (isSet) return fail('invalid_argument', 'set_polo_score is not accepted: it carries no authentication');
     const v = msg.delta;
-    if (typeof v !== 'number' || !Number.isFinite(v)) return fail('invalid_argument', 'update_polo_score requires delta field');
+    if (v === null) return fail('invalid_argument', 'update_polo_score requires delta field');
     const node = this.state.nodes.get(id);
     if (!node || this.isHiddenFrom(null, node)) return fail('not_found', `node ${id} not found`);
     if (!node.isLegacy) {
@@ -1114,8 +1118,8 @@ export class RegistryServer {
     return { reply: { type: 'update_polo_score_ok', node_id: id, address: registryAddressText(id), polo_score: poloScore } };
   }
 
-  private getPoloScore(msg: RegistryMessage): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private getPoloScore(msg: RegistryRequest): Outcome {
+    const id = msg.nodeId;
     const node = this.state.nodes.get(id);
     if (!node || this.isHiddenFrom(null, node)) return fail('not_found', `node ${id} not found`);
     return { reply: { type: 'get_polo_score_ok', node_id: id, address: registryAddressText(id), polo_score: node.poloScore } };
@@ -1131,8 +1135,8 @@ export class RegistryServer {
     return { reply: { type: 'beacon_list_ok', beacons: [] } };
   }
 
-  private subscribePush(msg: RegistryMessage, conn: ClientConn): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private subscribePush(msg: RegistryRequest, conn: ClientConn): Outcome {
+    const id = msg.nodeId;
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     const denied = this.authenticate(node, msg, challenge.subscribePush(id), { requireFresh: true });
@@ -1209,17 +1213,16 @@ export const validateHostname = hostnameProblem;
 
 /** TCP source IP + the client's announced port (the original's sanitizeListenAddr). */
 function sanitizeListenAddr(remoteIp: string, remotePort: number, clientAddr: string): string {
-  const join = (h: string, p: string | number) => (h.includes(':') ? `[${h}]:${p}` : `${h}:${p}`);
-  const m = /^(?:\[[^\]]*\]|[^:]*):(\d{1,5})$/.exec(clientAddr);
-  if (!clientAddr || !m || Number(m[1]) > 65535) return join(remoteIp, remotePort);
-  return join(remoteIp, m[1]!);
+  const claimed = parseHostPort(clientAddr);
+  return formatHostPort(remoteIp, claimed.ok ? claimed.value.port : remotePort);
 }
 
 /** A claimed listen address in RFC 1918 space (`192.168.x.y:port` …), or null. */
 function privateListenAddr(clientAddr: string): string | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(clientAddr);
-  if (!m || Number(m[5]) > 65535 || Number(m[5]) === 0) return null;
-  const [a, b] = [Number(m[1]), Number(m[2])];
+  const hp = parseHostPort(clientAddr, { minPort: 1 });
+  const ip = hp.ok && /^[\d.]+$/.test(hp.value.host) ? parseIp(hp.value.host) : null;
+  if (!ip || ip.length !== 4) return null;
+  const [a, b] = [ip[0]!, ip[1]!];
   const isPrivate = a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168);
   return isPrivate ? clientAddr : null;
 }

@@ -338,3 +338,71 @@ export function decodePush(msg: RegistryMessage): Result<RegistryPush> {
       return err('invalid_argument', `unknown registry push ${JSON.stringify(type).slice(0, 80)}`);
   }
 }
+
+// ---- requests (client → server) ----
+
+/**
+ * A request as the server reads it: every field any request kind carries, typed, with the original's zero
+ * values for what is missing or mistyped (so an original client's request reads as the original server reads
+ * it). `type` says which fields matter; the `has*` flags keep "absent" apart where the protocol tells them apart.
+ */
+export interface RegistryRequest {
+  type: string;
+  nodeId: number;
+  /** 0 when absent; `hasRequesterId` tells an identified request (requester_id present) from an anonymous one. */
+  requesterId: number;
+  hasRequesterId: boolean;
+  peerId: number;
+  fromNodeId: number;
+  toNodeId: number;
+  nodeA: number;
+  nodeB: number;
+  networkId: number;
+  hostname: string;
+  publicKey: string;
+  newPublicKey: string;
+  newKeySignature: string;
+  /** The announced listen address, as sent (the server sanitises it against the TCP source). */
+  listenAddr: string;
+  owner: string;
+  justification: string;
+  isPublic: boolean;
+  enabled: boolean;
+  accept: boolean;
+  /** set_tags' raw elements ([] when not an array): the server validates each with its own messages. */
+  tags: unknown[];
+  /** update_polo_score's delta; null when missing or not a finite number. */
+  delta: number | null;
+  signed: SignedFields & { hasSignature: boolean };
+}
+
+/** Any JSON object → the typed request (total: an object always decodes; only its `type` decides what is valid). */
+export function decodeRegistryRequest(msg: RegistryMessage): Result<RegistryRequest> {
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return err('invalid_argument', 'registry request is not an object');
+  const delta = msg.delta;
+  return ok({
+    type: messageType(msg),
+    nodeId: fieldU32(msg, 'node_id'),
+    requesterId: fieldU32(msg, 'requester_id'),
+    hasRequesterId: msg.requester_id !== undefined,
+    peerId: fieldU32(msg, 'peer_id'),
+    fromNodeId: fieldU32(msg, 'from_node_id'),
+    toNodeId: fieldU32(msg, 'to_node_id'),
+    nodeA: fieldU32(msg, 'node_a'),
+    nodeB: fieldU32(msg, 'node_b'),
+    networkId: fieldU32(msg, 'network_id'),
+    hostname: fieldString(msg, 'hostname'),
+    publicKey: fieldString(msg, 'public_key'),
+    newPublicKey: fieldString(msg, 'new_public_key'),
+    newKeySignature: fieldString(msg, 'new_key_signature'),
+    listenAddr: fieldString(msg, 'listen_addr'),
+    owner: fieldString(msg, 'owner'),
+    justification: fieldString(msg, 'justification'),
+    isPublic: fieldBool(msg, 'public'),
+    enabled: fieldBool(msg, 'enabled'),
+    accept: fieldBool(msg, 'accept'),
+    tags: Array.isArray(msg.tags) ? msg.tags : [],
+    delta: typeof delta === 'number' && Number.isFinite(delta) ? delta : null,
+    signed: { ...decodeSignedFields(msg), hasSignature: msg.signature !== undefined },
+  });
+}
