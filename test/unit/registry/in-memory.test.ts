@@ -118,3 +118,46 @@ test('in-memory rendezvous: BeaconServer.over answers a discover on an injected 
     await beacon.close();
   }
 });
+
+test('RegistryClient in simulated time: reconnects on the injected driver, jitter from the seeded Rng (replays)', async () => {
+  const { ManualClock } = await import('../../../src/core/clock.js');
+  const { VirtualTimers } = await import('../../../src/node/driver.js');
+  const run = async (seed: number): Promise<number[]> => {
+    const clock = new ManualClock();
+    const vt = new VirtualTimers(clock);
+    const driver = new Driver(clock, vt);
+    const dialsAtUs: number[] = [];
+    const id = newIdentity();
+    const client = new RegistryClient({
+      registryAddr: '10.0.0.1:9000',
+      sign: (m) => signDetached(id.secretKey, m),
+      driver,
+      rng: new Rng(seed),
+      reconnectInitialDelayMs: 200,
+      connect: () => {
+        dialsAtUs.push(clock.nowUs());
+        const [nodeEnd] = streamPair(() => undefined);
+        process.nextTick(() => nodeEnd.destroy()); // the rendezvous is down: every dial closes at once
+        return nodeEnd;
+      },
+    });
+    void client.connect();
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setImmediate(r)); // let the stream's close event run
+      vt.step(Number.POSITIVE_INFINITY);
+    }
+    await client.close();
+    driver.close();
+    return dialsAtUs;
+  };
+  const a = await run(11);
+  assert.equal(a.length, 4, 'one dial, then a reconnect per virtual step');
+  assert.equal(a[0], 0);
+  const first = a[1]! - a[0]!;
+  assert.ok(first >= 100_000 && first <= 200_000, `first backoff ${first} µs is 200 ms with jitter in [0.5, 1]`);
+  const second = a[2]! - a[1]!;
+  const third = a[3]! - a[2]!;
+  assert.ok(second >= 200_000 && second <= 400_000, `second backoff ${second} µs: 400 ms with jitter`);
+  assert.ok(third >= 400_000 && third <= 800_000, `third backoff ${third} µs: 800 ms with jitter`);
+  assert.deepEqual(await run(11), a, 'the same seed replays the same reconnect times');
+});
