@@ -51,7 +51,18 @@ import {
 } from '../wire/registry-frame.js';
 import { hostnameProblem } from '../wire/hostname.js';
 import { formatHostPort, parseHostPort, parseIp } from '../wire/endpoint.js';
-import { decodeRegistryRequest, type RegistryRequest } from '../wire/registry-messages.js';
+import {
+  decodeRegistryRequest,
+  type ErrorReplyWire,
+  type PollHandshakesOkWire,
+  type PunchOkWire,
+  type PushHandshakeRequestWire,
+  type PushHandshakeResponseWire,
+  type PushTrustRevokedWire,
+  type RegisterOkWire,
+  type RegistryRequest,
+  type ResolveOkWire,
+} from '../wire/registry-messages.js';
 import { decodeBase64Strict, decodePublicKey, verifyChallenge } from './signature.js';
 import type { BeaconAuthority, BeaconNodeAuth } from './beacon-authority.js';
 import {
@@ -682,7 +693,7 @@ export class RegistryServer {
         isLegacy: !isSigned,
       };
     }
-    const reply: Reply = {
+    const reply: RegisterOkWire = {
       type: 'register_ok',
       node_id: id,
       network_id: 0,
@@ -788,7 +799,7 @@ export class RegistryServer {
     if (!this.mayResolve(requesterId, target)) {
       return fail('connection_failed', `resolve denied: node ${targetId} is private (establish mutual trust first)`);
     }
-    const reply: Reply = { type: 'resolve_ok', node_id: target.id, real_addr: target.realAddr };
+    const reply: ResolveOkWire = { type: 'resolve_ok', node_id: target.id, real_addr: target.realAddr };
     // Our extension: the LAN address a node claimed, for peers behind the same NAT (the LAN shortcut).
     if (target.lanAddr) reply.lan_addr = target.lanAddr;
     const observed = this.opts.observedEndpoint?.(target.id);
@@ -932,7 +943,7 @@ export class RegistryServer {
     if (this.state.trust.has(ba)) this.put(tx, { k: 'trust', edge: ba, v: false });
     return {
       reply: { type: 'revoke_trust_ok' },
-      after: () => this.push(b, { type: 'push_trust_revoked', node_id: a, peer_id: b, timestamp: this.nowSec() }),
+      after: () => this.push(b, { type: 'push_trust_revoked', node_id: a, peer_id: b, timestamp: this.nowSec() } satisfies PushTrustRevokedWire),
     };
   }
 
@@ -963,7 +974,7 @@ export class RegistryServer {
     return {
       reply: { type: 'request_handshake_ok', status: 'delivered' },
       after: () => {
-        const push: Reply = {
+        const push: PushHandshakeRequestWire = {
           type: 'push_handshake_request',
           from_node_id: from,
           justification,
@@ -992,7 +1003,7 @@ export class RegistryServer {
         type: 'poll_handshakes_ok',
         requests: inbox.map((r) => ({ from_node_id: r.fromNodeId, justification: r.justification, timestamp: r.timestampSec })),
         responses: responses.map((r) => ({ from_node_id: r.fromNodeId, accept: r.accept, timestamp: r.timestampSec })),
-      },
+      } satisfies PollHandshakesOkWire,
     };
   }
 
@@ -1032,7 +1043,7 @@ export class RegistryServer {
     return {
       reply: { type: 'respond_handshake_ok', accept, peer_id: peer },
       after: () =>
-        this.push(peer, { type: 'push_handshake_response', peer_id: id, from_node_id: id, accept, timestamp: timestampSec }),
+        this.push(peer, { type: 'push_handshake_response', peer_id: id, from_node_id: id, accept, timestamp: timestampSec } satisfies PushHandshakeResponseWire),
     };
   }
 
@@ -1053,7 +1064,7 @@ export class RegistryServer {
     if (!this.mayResolve(requesterId, other)) {
       return fail('connection_failed', `punch denied: node ${other.id} is private (establish mutual trust first)`);
     }
-    const reply: Reply = { type: 'punch_ok', node_a: a, node_a_addr: nodeA.realAddr, node_b: b, node_b_addr: nodeB.realAddr };
+    const reply: PunchOkWire = { type: 'punch_ok', node_a: a, node_a_addr: nodeA.realAddr, node_b: b, node_b_addr: nodeB.realAddr };
     const obsA = this.opts.observedEndpoint?.(a);
     const obsB = this.opts.observedEndpoint?.(b);
     if (obsA) reply.node_a_observed_addr = obsA;
@@ -1201,7 +1212,7 @@ function fail(code: ErrorCode, message: string, extra: Record<string, unknown> =
 }
 
 function errorReply(code: ErrorCode, message: string): Reply {
-  return { type: 'error', error: message, code };
+  return { type: 'error', error: message, code } satisfies ErrorReplyWire;
 }
 
 function isNode(v: NodeRecord | Outcome): v is NodeRecord {

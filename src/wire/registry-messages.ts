@@ -406,3 +406,51 @@ export function decodeRegistryRequest(msg: RegistryMessage): Result<RegistryRequ
     signed: { ...decodeSignedFields(msg), hasSignature: msg.signature !== undefined },
   });
 }
+
+// ---- wire shapes the server writes (the decoders above read them back) ----
+// Type aliases (not interfaces) so they fit the server's `Record<string, unknown>` replies.
+
+export type RegisterOkWire = {
+  type: 'register_ok';
+  node_id: number;
+  network_id: number;
+  address: string;
+  public_key: string;
+  hostname?: string;
+  hostname_error?: string;
+  extensions?: string[];
+  beacon_token?: string;
+};
+
+export type ResolveOkWire = { type: 'resolve_ok'; node_id: number; real_addr: string; lan_addr?: string; observed_addr?: string };
+
+export type PunchOkWire = {
+  type: 'punch_ok';
+  node_a: number;
+  node_a_addr: string;
+  node_b: number;
+  node_b_addr: string;
+  node_a_observed_addr?: string;
+  node_b_observed_addr?: string;
+};
+
+export type PollHandshakesOkWire = {
+  type: 'poll_handshakes_ok';
+  requests: Array<{ from_node_id: number; justification: string; timestamp: number }>;
+  responses: Array<{ from_node_id: number; accept: boolean; timestamp: number }>;
+};
+
+export type PushHandshakeRequestWire = {
+  type: 'push_handshake_request';
+  from_node_id: number;
+  justification: string;
+  timestamp: number;
+  from_public_key: string;
+  from_hostname?: string;
+};
+
+export type PushHandshakeResponseWire = { type: 'push_handshake_response'; peer_id: number; from_node_id: number; accept: boolean; timestamp: number };
+
+export type PushTrustRevokedWire = { type: 'push_trust_revoked'; node_id: number; peer_id: number; timestamp: number };
+
+export type ErrorReplyWire = { type: 'error'; error: string; code: ErrorCode; server_time?: number };
