@@ -7,6 +7,7 @@ import { createLogger, type LogFormat } from '../core/logger.js';
 import { BeaconServer } from '../registry/beacon.js';
 import { RegistryServer } from '../registry/server.js';
 import { FileStore, MemoryStore, type RegistryStore } from '../registry/store.js';
+import { DEFAULT_BEACON_PORT, DEFAULT_REGISTRY_PORT, formatHostPort as joinHostPort, parseHostPort, type HostPort } from '../wire/endpoint.js';
 
 const USAGE = `usage: pilot-rendezvous [--registry-addr HOST:PORT] [--beacon-addr HOST:PORT] [--beacon-addr2 HOST:PORT]
                         [--store PATH] [--require-fresh-signatures] [--max-connections-per-ip N]
@@ -15,17 +16,10 @@ defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = 
           --max-connections-per-ip 16 (registry TCP connections from one IP; raise it for NATed fleets),
           --partial-frame-budget 16777216 (bytes of unfinished request frames buffered across all connections)`;
 
-function splitHostPort(text: string): { host: string; port: number } | null {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port > 65535) return null;
-  const host = m[1] ?? m[2] ?? '';
-  return { host: host === '' ? '0.0.0.0' : host, port };
-}
-
-function joinHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+/** A listen flag: `HOST:PORT` / `[v6]:PORT` / `:PORT` (all interfaces); null when malformed. */
+function listenAddr(text: string): HostPort | null {
+  const hp = parseHostPort(text, { defaultHost: '0.0.0.0' });
+  return hp.ok ? hp.value : null;
 }
 
 async function main(): Promise<number> {
@@ -33,8 +27,8 @@ async function main(): Promise<number> {
   try {
     args = parseArgs({
       options: {
-        'registry-addr': { type: 'string', default: ':9000' },
-        'beacon-addr': { type: 'string', default: ':9001' },
+        'registry-addr': { type: 'string', default: `:${DEFAULT_REGISTRY_PORT}` },
+        'beacon-addr': { type: 'string', default: `:${DEFAULT_BEACON_PORT}` },
         'beacon-addr2': { type: 'string' },
         store: { type: 'string' },
         'require-fresh-signatures': { type: 'boolean', default: false },
@@ -59,9 +53,9 @@ async function main(): Promise<number> {
     process.stderr.write(`--log-format must be json or pretty\n${USAGE}\n`);
     return 2;
   }
-  const registryAddr = splitHostPort(args['registry-addr']!);
-  const beaconAddr = splitHostPort(args['beacon-addr']!);
-  const beaconAddr2 = args['beacon-addr2'] !== undefined ? splitHostPort(args['beacon-addr2']) : undefined;
+  const registryAddr = listenAddr(args['registry-addr']!);
+  const beaconAddr = listenAddr(args['beacon-addr']!);
+  const beaconAddr2 = args['beacon-addr2'] !== undefined ? listenAddr(args['beacon-addr2']) : undefined;
   if (!registryAddr || !beaconAddr || beaconAddr2 === null) {
     process.stderr.write(`addresses must be HOST:PORT\n${USAGE}\n`);
     return 2;

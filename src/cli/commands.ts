@@ -21,9 +21,8 @@ import {
   checkTopic,
   literalAddress,
 } from './validate.js';
+import { PORT_ECHO, PORT_STDIO } from '../wire/address.js';
 
-const PORT_ECHO = 7;
-const PORT_STDIO = 1000;
 const DEFAULT_TIMEOUT_MS = 30_000;
 const BENCH_DEFAULT_TIMEOUT_MS = 120_000;
 const MAX_BENCH_MB = 100_000;

@@ -17,6 +17,7 @@ import { defineCommand, type CliContext, type Command } from './command.js';
 import { fields, formatDuration } from './output.js';
 import { sleep } from './stream-io.js';
 import { checkHostname } from './validate.js';
+import { DEFAULT_REGISTRY_ADDR, parseHostPort } from '../wire/endpoint.js';
 
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 10_000;
@@ -185,8 +186,8 @@ const start = defineCommand<Map<string, string | true>>({
     }
     for (const k of ['registry', 'beacon', 'listen']) {
       const v = a.flags.get(k);
-      if (typeof v === 'string' && !/^(.*):(\d{1,5})$/.test(v)) {
-        return err('invalid_argument', `--${k} '${v}' is not host:port`, { hint: `e.g. --${k} 127.0.0.1:9000` });
+      if (typeof v === 'string' && !parseHostPort(v).ok) {
+        return err('invalid_argument', `--${k} '${v}' is not host:port`, { hint: `e.g. --${k} ${DEFAULT_REGISTRY_ADDR}` });
       }
     }
     return ok(a.flags);

@@ -14,6 +14,7 @@ import { defineCommand, usageLine, type CliContext, type Command } from './comma
 import { NODE_COMMANDS } from './commands.js';
 import { DAEMON_COMMANDS } from './daemon-ctl.js';
 import { writeError, writeJsonOk, type CliIo } from './output.js';
+import { DEFAULT_REGISTRY_ADDR } from '../wire/endpoint.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -93,7 +94,7 @@ const config = defineCommand<{ set: [string, string] | null }>({
     }
     const paths = homePaths(ctx.home);
     const data = {
-      registry: ctx.io.env.PILOT_REGISTRY ?? '127.0.0.1:9000',
+      registry: ctx.io.env.PILOT_REGISTRY ?? DEFAULT_REGISTRY_ADDR,
       ...cfg,
       home: paths.home,
       config_path: paths.config,

@@ -1,15 +1,13 @@
 // Argument checks done before the daemon is contacted: a bad argument is a usage error (exit 2) with a hint.
 import { err, ok, type Result } from '../core/result.js';
 import { formatAddr, parseAddr } from '../wire/address.js';
+import { isHostname, parseHostname, type Hostname } from '../wire/hostname.js';
 import { parseDurationMs } from './args.js';
 
-export const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const HOSTNAME_HINT = 'hostnames are lowercase letters, digits and hyphens, at most 63 characters';
 const PEER_HINT = 'a peer is a virtual address (0:0000.0000.0001), a node id (12) or a hostname (agent-alpha)';
 
-export function checkHostname(s: string): Result<string> {
-  if (!HOSTNAME_RE.test(s)) return err('invalid_argument', `invalid hostname '${s}'`, { hint: HOSTNAME_HINT });
-  return ok(s);
+export function checkHostname(s: string): Result<Hostname> {
+  return parseHostname(s);
 }
 
 /** Address text, decimal node id or hostname; returned as typed (the daemon resolves it). */
@@ -23,7 +21,7 @@ export function checkPeer(s: string): Result<string> {
     if (Number(s) > 0xffffffff) return err('invalid_argument', `node id ${s} is out of range (0..4294967295)`, { hint: PEER_HINT });
     return ok(s);
   }
-  if (HOSTNAME_RE.test(s)) return ok(s);
+  if (isHostname(s)) return ok(s);
   return err('invalid_argument', `invalid peer '${s}'`, { hint: PEER_HINT });
 }
 

@@ -53,6 +53,13 @@ export const realTimers: Timers = {
   soon: (fn) => void setImmediate(fn),
 };
 
+/** realTimers whose pending timers keep the process alive (for a component awaited by its caller until close). */
+export const heldTimers: Timers = {
+  set: (delayMs, fn) => setTimeout(fn, delayMs),
+  clear: (h) => clearTimeout(h as NodeJS.Timeout),
+  soon: (fn) => void setImmediate(fn),
+};
+
 /** Wall-clock milliseconds since the epoch (timestamps people read: trust.json, inbox); injectable for sims. */
 export interface WallClock {
   nowMs(): number;

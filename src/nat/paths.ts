@@ -20,7 +20,8 @@ import { classifyNat, type DiscoverObservation } from './classify.js';
 import { BIRTHDAY_READY, decodeNatInfo, encodeNatInfo, NAT_INFO, PATH_PROBE, PATH_PROBE_REPLY, type NatInfo } from './messages.js';
 import { LOW_PORT, PORT_SPACE, planTraversal, type Strategy } from './plan.js';
 import { NAT_TIMING, type NatTiming } from './timing.js';
-import { formatEndpoint, parseEndpoint, sameEndpoint, type NatKind, type NatProfile, type UdpEndpoint } from './types.js';
+import { parseReachableEndpoint } from '../wire/endpoint.js';
+import { formatEndpoint, sameEndpoint, type NatKind, type NatProfile, type UdpEndpoint } from './types.js';
 
 /** What the engine needs to know about a peer's tunnel (read at the moment of the event). */
 export interface PeerView {
@@ -157,7 +158,7 @@ export class PathEngine {
 
   /** Our NAT as far as we know it, with the next port predicted from the flows opened since classification. */
   get localProfile(): NatProfile {
-    const ep = this.publicEndpoint ? parseEndpoint(this.publicEndpoint) : null;
+    const ep = this.publicEndpoint ? parseReachableEndpoint(this.publicEndpoint) : null;
     const p: NatProfile = { kind: this.natKind, publicEndpoint: ep, lanEndpoints: [] };
     if (this.natPortDelta !== null) p.portDelta = this.natPortDelta;
     const next = this.predictedNextPort();
@@ -371,7 +372,7 @@ export class PathEngine {
    * actions before it (whose new flows move the predicted next port) went out.
    */
   natInfo(): Uint8Array | null {
-    const ep = this.publicEndpoint ? parseEndpoint(this.publicEndpoint) : null;
+    const ep = this.publicEndpoint ? parseReachableEndpoint(this.publicEndpoint) : null;
     if (!ep || this.natKind === 'unknown') return null;
     const m = encodeNatInfo({ kind: this.natKind, publicEndpoint: ep, nextPort: this.predictedNextPort(), portDelta: this.natPortDelta ?? 0 });
     return m.ok ? m.value : null;

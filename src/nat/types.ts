@@ -15,11 +15,10 @@ export type MappingBehaviour = 'endpoint-independent' | 'address-dependent' | 'a
 export type PortAllocation = 'preserved' | 'sequential' | 'random';
 export type FilteringBehaviour = 'endpoint-independent' | 'address-dependent' | 'address-and-port-dependent';
 
-/** A UDP endpoint (ip:port) in the real network — never a pilot virtual address. */
-export interface UdpEndpoint {
-  ip: string;
-  port: number;
-}
+import type { UdpEndpoint } from '../wire/endpoint.js';
+/** A UDP endpoint (ip:port) in the real network; defined, parsed and formatted in src/wire/endpoint.ts. */
+export type { UdpEndpoint };
+export { formatEndpoint, sameEndpoint } from '../wire/endpoint.js';
 
 /** What one side knows (and tells its peer) about its own NAT. */
 export interface NatProfile {
@@ -35,23 +34,6 @@ export interface NatProfile {
   nextPort?: number;
   /** Private addresses of socket 0 (LAN shortcut when both sides share a public IP). */
   lanEndpoints: UdpEndpoint[];
-}
-
-export function sameEndpoint(a: UdpEndpoint | null | undefined, b: UdpEndpoint | null | undefined): boolean {
-  return !!a && !!b && a.ip === b.ip && a.port === b.port;
-}
-
-export function formatEndpoint(e: UdpEndpoint): string {
-  return e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
-}
-
-/** `ip:port` / `[v6]:port` → endpoint, or null. */
-export function parseEndpoint(text: string): UdpEndpoint | null {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim());
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) return null;
-  return { ip: (m[1] ?? m[2])!, port };
 }
 
 /** Endpoint-independent mapping: the peer can reach our one public port (given filtering allows it). */

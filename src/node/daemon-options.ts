@@ -2,6 +2,8 @@
 // plus --home. Precedence: flag > environment > config file > default.
 import { readFileSync } from 'node:fs';
 import { err, ok, type Result } from '../core/result.js';
+import { DEFAULT_BEACON_ADDR, DEFAULT_REGISTRY_ADDR, hostToIp, parseHostPort, type HostPort, type UdpEndpoint } from '../wire/endpoint.js';
+import { HOSTNAME_HINT, HOSTNAME_RE, isHostname } from '../wire/hostname.js';
 import { defaultHome, homePaths } from './home.js';
 
 /**
@@ -48,11 +50,11 @@ export const QUOTA_FLAGS: ReadonlyArray<{ flag: string; key: keyof StorageQuotas
 
 export interface DaemonOptions {
   home: string;
-  registry: string; // host:port (TCP)
-  beacon: string; // host:port (UDP)
+  registry: string; // host:port (TCP), as given
+  beacon: string; // host:port (UDP), as given
   /** A second beacon address (another IP of the rendezvous) for NAT classification; null = none. */
   beacon2: string | null;
-  listen: string; // host:port for the tunnel socket
+  listen: string; // host:port for the tunnel socket, as given
   socket: string;
   identity: string;
   hostname: string | null;
@@ -85,11 +87,46 @@ const VALUE_FLAGS = new Set([
   'keepalive', 'idle-timeout', 'beacon2', 'legacy-socket', ...QUOTA_FLAGS.map((q) => q.flag),
 ]);
 
-export const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** The hostname rule (src/wire/hostname.ts), re-exported for the daemon's callers. */
+export { HOSTNAME_RE };
 
 export function isHostPort(s: string): boolean {
-  const m = /^(.*):(\d{1,5})$/.exec(s);
-  return m !== null && Number(m[2]) <= 65535;
+  return parseHostPort(s).ok;
+}
+
+/**
+ * The four addresses of DaemonOptions, parsed (src/wire/endpoint.ts). parseDaemonArgs checks them; Daemon.start
+ * parses them once (the SDK merges its own options over the flags' first) and the node passes these values.
+ */
+export interface DaemonAddresses {
+  /** Registry TCP address; no host → 127.0.0.1. */
+  registry: HostPort;
+  /** Beacon UDP endpoint; `localhost` → 127.0.0.1. */
+  beacon: UdpEndpoint;
+  beacon2: UdpEndpoint | null;
+  /** Tunnel socket bind address; no host → 0.0.0.0; port 0 = any. */
+  listen: HostPort;
+}
+
+export function parseDaemonAddresses(o: Pick<DaemonOptions, 'registry' | 'beacon' | 'beacon2' | 'listen'>): Result<DaemonAddresses> {
+  const parsed: Partial<Record<'registry' | 'beacon' | 'listen' | 'beacon2', HostPort>> = {};
+  for (const [k, v] of [['registry', o.registry], ['beacon', o.beacon], ['listen', o.listen], ['beacon2', o.beacon2]] as const) {
+    if (v === null) continue;
+    const hp = parseHostPort(v);
+    if (!hp.ok) return err('invalid_argument', `--${k} '${v}' is not host:port`, { hint: `e.g. --${k} ${DEFAULT_REGISTRY_ADDR}` });
+    parsed[k] = hp.value;
+  }
+  return ok({
+    registry: { host: parsed.registry!.host || '127.0.0.1', port: parsed.registry!.port },
+    beacon: flagEndpoint(parsed.beacon!),
+    beacon2: parsed.beacon2 ? flagEndpoint(parsed.beacon2) : null,
+    listen: { host: parsed.listen!.host || '0.0.0.0', port: parsed.listen!.port },
+  });
+}
+
+/** A flag's `host:port` as a UDP destination (`localhost` → 127.0.0.1, no host → 0.0.0.0). */
+function flagEndpoint(hp: HostPort): UdpEndpoint {
+  return { ip: hostToIp(hp.host, '0.0.0.0'), port: hp.port };
 }
 
 /** Parses `--x v`, `--x=v`, `-x v` and boolean `--x` / `--x=false`. */
@@ -142,8 +179,8 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
 
   const opts: DaemonOptions = {
     home: paths.home,
-    registry: pick('registry', 'PILOT_REGISTRY', 'registry', '127.0.0.1:9000'),
-    beacon: pick('beacon', 'PILOT_BEACON', 'beacon', '127.0.0.1:9001'),
+    registry: pick('registry', 'PILOT_REGISTRY', 'registry', DEFAULT_REGISTRY_ADDR),
+    beacon: pick('beacon', 'PILOT_BEACON', 'beacon', DEFAULT_BEACON_ADDR),
     beacon2: pick('beacon2', 'PILOT_BEACON2', 'beacon2', '') || null,
     listen: pick('listen', null, 'listen', '0.0.0.0:0'),
     socket: pick('socket', 'PILOT_SOCKET', 'socket', paths.socket),
@@ -178,13 +215,10 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     opts.quotas[q.key] = n;
   }
   if (opts.listen.startsWith(':')) opts.listen = '0.0.0.0' + opts.listen;
-  for (const [k, v] of [['registry', opts.registry], ['beacon', opts.beacon], ['listen', opts.listen], ['beacon2', opts.beacon2 ?? '127.0.0.1:1']] as const) {
-    if (!isHostPort(v)) return err('invalid_argument', `--${k} '${v}' is not host:port`, { hint: `e.g. --${k} 127.0.0.1:9000` });
-  }
-  if (opts.hostname !== null && !HOSTNAME_RE.test(opts.hostname)) {
-    return err('invalid_argument', `invalid hostname '${opts.hostname}'`, {
-      hint: 'lowercase letters, digits and hyphens, at most 63 characters',
-    });
+  const addrs = parseDaemonAddresses(opts);
+  if (!addrs.ok) return addrs;
+  if (opts.hostname !== null && !isHostname(opts.hostname)) {
+    return err('invalid_argument', `invalid hostname '${opts.hostname}'`, { hint: HOSTNAME_HINT });
   }
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(opts.logLevel)) {
     return err('invalid_argument', `invalid --log-level '${opts.logLevel}'`, { hint: 'debug, info, warn or error' });

@@ -4,7 +4,6 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { err, ok, type Result } from '../core/result.js';
 import type { Identity } from '../crypto/index.js';
-import { splitHostPort } from './endpoint-text.js';
 import { HOSTNAME_RE } from './daemon-options.js';
 import type { RegistryClient, RegistryEvent } from './registry-client.js';
 import type { TrustMachine } from './trust/machine.js';
@@ -14,7 +13,9 @@ export interface MembershipDeps {
   identity: Identity;
   logger: Logger;
   /** host:port of the registry (its host picks the LAN address we advertise). */
+  /** As given (messages), and its host (which LAN address to advertise). */
   registryAddr: string;
+  registryHost: string;
   hostname: string | null;
   isPublic: boolean;
   /** The tunnel socket's bound address. */
@@ -76,7 +77,7 @@ export class Membership {
     const a = this.deps.listenAddress();
     // A wildcard bind is advertised with our LAN address (the LAN shortcut for peers behind the same NAT);
     // peers elsewhere use the endpoint the beacon observed.
-    const ip = a.ip === '0.0.0.0' ? lanAddress(splitHostPort(this.deps.registryAddr)[0]) : a.ip;
+    const ip = a.ip === '0.0.0.0' ? lanAddress(this.deps.registryHost) : a.ip;
     return `${ip}:${a.port}`;
   }
 

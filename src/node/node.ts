@@ -17,7 +17,6 @@ import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram } from '../wire/segment.js';
 import { Driver } from './driver.js';
 import { realEnv, type NodeEnv } from './env.js';
 import { PathDriver } from './paths/path-driver.js';
-import { splitHostPort } from './endpoint-text.js';
 import { RegistryClient } from './registry-client.js';
 import { TrustStore } from './trust/store.js';
 import { TrustMachine } from './trust/machine.js';
@@ -30,7 +29,7 @@ import { ConnectionTable } from './streams/connection-table.js';
 import { legacyStreams, noiseStreams, type SuiteName } from './streams/stream-suites.js';
 import { DatagramPorts } from './streams/datagram-ports.js';
 import { DatagramSender } from './streams/datagram-sender.js';
-import type { DaemonOptions } from './daemon-options.js';
+import { parseDaemonAddresses, type DaemonAddresses, type DaemonOptions } from './daemon-options.js';
 import { homePaths, prepareHome, type HomePaths } from './home.js';
 import type {
   ConnectionEntry,
@@ -81,18 +80,20 @@ export class Daemon implements ServiceHost {
     readonly trust: TrustStore,
     private readonly env: NodeEnv,
     private readonly driver: Driver,
+    private readonly addrs: DaemonAddresses,
   ) {
     this.paths = homePaths(opts.home);
     this.startedAtMs = env.wall.nowMs();
-    const [bh, bp] = splitHostPort(opts.beacon);
-    this.beaconAddr = { ip: bh === 'localhost' ? '127.0.0.1' : bh, port: Number(bp) };
+    this.beaconAddr = { ...addrs.beacon };
     this.beaconEndpoint = opts.relay ? this.beaconAddr : null;
     this.registry = new RegistryClient({
-      registryAddr: opts.registry,
-      sign: (msg) => sign(identity, msg),
-      logger: logger.child({ component: 'registry' }),
+      registryAddr: addrs.registry,
+      driver,
+      rng: env.rng,
       connect: (host, port) => env.connectRegistry(host, port),
       nowMs: () => env.wall.nowMs(),
+      sign: (msg) => sign(identity, msg),
+      logger: logger.child({ component: 'registry' }),
     });
     this.resolver = new PeerResolver({
       registry: this.registry,
@@ -118,6 +119,7 @@ export class Daemon implements ServiceHost {
       identity,
       logger,
       registryAddr: opts.registry,
+      registryHost: addrs.registry.host,
       hostname: opts.hostname,
       isPublic: opts.public,
       listenAddress: () => this.datapath.localAddress,
@@ -128,6 +130,8 @@ export class Daemon implements ServiceHost {
 
   /** Load identity and state, bind the tunnel socket, register. Registry failure is not fatal (retries). */
   static async start(opts: DaemonOptions, logger: Logger, env: NodeEnv = realEnv()): Promise<Result<Daemon>> {
+    const addrs = parseDaemonAddresses(opts);
+    if (!addrs.ok) return addrs;
     const paths = homePaths(opts.home);
     const home = prepareHome(paths.home); // 0700, ours, or refused (unsafe_home)
     if (!home.ok) return home;
@@ -139,7 +143,7 @@ export class Daemon implements ServiceHost {
       onWriteError: (e) => logger.error({ error: e.message }, 'could not persist trust requests'),
     });
     if (!trust.ok) return trust;
-    const d = new Daemon(opts, logger, id.value.identity, trust.value, env, driver);
+    const d = new Daemon(opts, logger, id.value.identity, trust.value, env, driver, addrs.value);
     const r = await d.bind();
     if (!r.ok) {
       driver.close();
@@ -149,15 +153,14 @@ export class Daemon implements ServiceHost {
   }
 
   private async bind(): Promise<Result<void>> {
-    const [host, portText] = splitHostPort(this.opts.listen);
-    const dp = await this.env.openDatapath({ host, port: Number(portText), logger: this.logger });
+    const { host, port } = this.addrs.listen;
+    const dp = await this.env.openDatapath({ host, port, logger: this.logger });
     if (!dp.ok) return dp;
     this.datapath = dp.value;
     this.logger.info({ datapath: dp.value.kind, listen: dp.value.localAddress }, 'tunnel socket bound');
     const { driver, opts } = this;
     const idleTimeoutUs = opts.idleTimeoutMs * 1000;
 
-    const beacon2 = opts.beacon2 ? splitHostPort(opts.beacon2) : null;
     // Paths to peers: src/nat's engine decides (punching, prediction, birthday probing, liveness), this runs it.
     this.nat = new PathDriver({
       logger: this.logger.child({ component: 'nat' }),
@@ -167,7 +170,7 @@ export class Daemon implements ServiceHost {
       openExtraSocket: this.env.openExtraSocket,
       relayOnly: opts.relayOnly,
       beaconAddr: this.beaconAddr,
-      beacon2Addr: beacon2 === null ? null : { ip: beacon2[0] === 'localhost' ? '127.0.0.1' : beacon2[0], port: Number(beacon2[1]) },
+      beacon2Addr: this.addrs.beacon2,
       beaconEndpoint: this.beaconEndpoint,
       datapath: () => this.datapath,
       tunnels: () => this.tunnels,

@@ -10,32 +10,62 @@
 // later errors say. A register_ok without `extensions` is an original registry: in 'auto' mode the client
 // then signs the original bare challenges and polls handshakes every `pollFallbackMs`.
 //
-// Timers (heartbeat, handshake poll) live here: this is the driver layer.
-import net from 'node:net';
+// The world comes in (src/node/env.ts): deadlines (heartbeat, handshake poll, reconnect, request timeouts)
+// from the Driver, reconnect jitter from the seeded Rng, the byte stream from `connect(host, port)` (net.connect
+// by default; a simulated rendezvous in test/sim). Replies are decoded by src/wire/registry-messages.ts, the
+// decoders the server's messages are defined by.
+import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { BEACON_TOKEN_BYTES } from '../wire/beacon-message.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../core/logger.js';
-import { isErrorCode, type ErrorCode } from '../core/errors.js';
+import { type ErrorCode } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
+import { heldTimers, monotonicClock, realWallClock } from '../core/clock.js';
+import { Rng } from '../core/rng.js';
+import { parseHostPort, type HostPort } from '../wire/endpoint.js';
 import {
   RegistryFrameDecoder,
   EXTENSION_FRESH_SIGNATURES,
   bound,
   challenge,
   encodeRegistryFrame,
-  fieldBool,
-  fieldString,
-  fieldU32,
   withFreshness,
   type RegistryMessage,
 } from '../wire/registry-frame.js';
+import {
+  decodeErrorReply,
+  decodeHeartbeatOk,
+  decodeLookupOk,
+  decodePollHandshakesOk,
+  decodePunchOk,
+  decodePush,
+  decodeRegisterOk,
+  decodeResolveHostnameOk,
+  decodeResolveOk,
+  decodeSetHostnameOk,
+  decodeSetTagsOk,
+  decodeSetVisibilityOk,
+  isPush,
+  messageType,
+  type HandshakeRequestItem,
+  type HandshakeResponseItem,
+  type LookupOk,
+  type PeerSuite,
+  type PunchOk,
+  type ResolveHostnameOk,
+  type ResolveOk,
+  type ErrorReply,
+} from '../wire/registry-messages.js';
+import { Driver, type Deadline } from './driver.js';
+
+export type { HandshakeRequestItem, HandshakeResponseItem, PeerSuite };
 
 export type FreshSignatureMode = 'auto' | 'always' | 'never';
 
 export interface RegistryClientOptions {
-  /** Registry TCP address `host:port`. */
-  registryAddr: string;
+  /** Registry TCP address: parsed (flags do that), or `host:port` text (parsed here; no host → 127.0.0.1). */
+  registryAddr: HostPort | string;
   /** Ed25519 detached signature over `msg` with the node's identity. */
   sign: (msg: Uint8Array) => Uint8Array;
   logger?: Logger;
@@ -56,9 +86,13 @@ export interface RegistryClientOptions {
   pollFallbackMs?: number;
   reconnectInitialDelayMs?: number;
   reconnectMaxDelayMs?: number;
-  /** Wall clock in ms (tests). */
+  /** Wall clock in ms (tests); signature timestamps and push dedup. Default: the real one. */
   nowMs?: () => number;
-  /** Opens the byte stream to the registry (NodeEnv.connectRegistry; default node:net). Emits 'connect'. */
+  /** Deadlines (NodeEnv's driver). Default: a driver of its own on the real clock and timers. */
+  driver?: Driver;
+  /** Reconnect jitter (NodeEnv.rng). Default: seeded from the crypto RNG. */
+  rng?: Rng;
+  /** The byte stream to the registry (NodeEnv.connectRegistry); must emit 'connect' once open. Default net.connect. */
   connect?: (host: string, port: number) => Duplex;
 }
 
@@ -72,65 +106,15 @@ export interface RegisterResult {
   beaconToken?: Uint8Array;
 }
 
-export interface LookupResult {
-  nodeId: number;
-  address: string;
-  publicKey: string;
-  isPublic: boolean;
-  hostname?: string;
-  tags?: string[];
-  /** Only for public nodes. */
-  realAddr?: string;
-  poloScore: number;
-  taskExec: boolean;
-  /**
-   * Our registry's extension: the tunnel suite the node speaks — 'v0.5' (registered by an original client) or
-   * 'noise' (one of ours). Absent from an original registry (or an unknown value): the suite is unknown.
-   */
-  suite?: PeerSuite;
-}
-
-export type PeerSuite = 'v0.5' | 'noise';
-
-export interface ResolveResult {
-  nodeId: number;
-  /** Endpoint the node registered (TCP source IP + its listen port). */
-  realAddr: string;
-  /** Endpoint the beacon observed for the node's tunnel socket (our registry only). */
-  observedAddr?: string;
-  /** The node's own LAN address, for peers behind the same NAT (our registry only). */
-  lanAddr?: string;
-}
-
-export interface ResolveHostnameResult {
-  nodeId: number;
-  address: string;
-  hostname: string;
-  isPublic: boolean;
-}
-
-export interface HandshakeRequestItem {
-  fromNodeId: number;
-  justification: string;
-  timestampSec: number;
-  fromHostname?: string;
-  fromPublicKey?: string;
-}
-
-export interface HandshakeResponseItem {
-  fromNodeId: number;
-  accept: boolean;
-  timestampSec: number;
-}
-
-export interface PunchResult {
-  nodeA: number;
-  nodeAAddr: string;
-  nodeB: number;
-  nodeBAddr: string;
-  nodeAObservedAddr?: string;
-  nodeBObservedAddr?: string;
-}
+/**
+ * A lookup_ok. `suite` is our registry's extension: the tunnel suite the node speaks — 'v0.5' (registered by an
+ * original client) or 'noise' (one of ours); absent from an original registry (or an unknown value).
+ */
+export type LookupResult = LookupOk;
+/** A resolve_ok: the endpoint texts as sent and parsed (`realEndpoint`, `observedEndpoint`, `lanEndpoint`). */
+export type ResolveResult = ResolveOk;
+export type ResolveHostnameResult = ResolveHostnameOk;
+export type PunchResult = PunchOk;
 
 /** What listeners receive. `via` tells whether it was pushed or found by a poll. Each item is delivered once. */
 export type RegistryEvent =
@@ -147,11 +131,11 @@ export type RegistryEvent =
 interface PendingRequest {
   type: string;
   resolve: (r: Result<RegistryMessage>) => void;
-  timer: NodeJS.Timeout;
+  timer: Deadline;
 }
 
 interface Conn {
-  sock: net.Socket;
+  sock: Duplex;
   decoder: RegistryFrameDecoder;
   pending: PendingRequest[];
   isReady: boolean;
@@ -165,16 +149,23 @@ export class RegistryClient {
   private readyWaiters: (() => void)[] = [];
   private listeners = new Set<(e: RegistryEvent) => void>();
   private reconnectAttempt = 0;
-  private reconnectTimer: NodeJS.Timeout | null = null;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
-  private pollTimer: NodeJS.Timeout | null = null;
+  private reconnectTimer: Deadline | null = null;
+  private heartbeatTimer: Deadline | null = null;
+  private pollTimer: Deadline | null = null;
+  /** register() calls in flight: the first connect's restore leaves registering to them (one register, not two). */
+  private registerCalls = 0;
+  private readonly target: Result<HostPort>;
+  private readonly driver: Driver;
+  private readonly ownsDriver: boolean;
+  private readonly rng: Rng;
+  private readonly connectStream: (host: string, port: number) => Duplex;
   private heartbeatFailures = 0;
   private clockOffsetSec = 0;
   private isFresh: boolean;
   private isPushing = false;
   private isOriginalRegistry = false;
   private readonly seen = new Map<string, number>(); // delivered-event keys → ms, for push/poll dedup
-  private readonly opts: Required<Omit<RegistryClientOptions, 'logger' | 'sign' | 'registryAddr' | 'connect'>>;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'logger' | 'sign' | 'registryAddr' | 'driver' | 'rng' | 'connect'>>;
 
   // Session to restore after a reconnect.
   private registration: { listenAddr: string; publicKeyB64: string } | null = null;
@@ -194,9 +185,23 @@ export class RegistryClient {
       pollFallbackMs: options.pollFallbackMs ?? 5_000,
       reconnectInitialDelayMs: options.reconnectInitialDelayMs ?? 200,
       reconnectMaxDelayMs: options.reconnectMaxDelayMs ?? 10_000,
-      nowMs: options.nowMs ?? Date.now,
+      nowMs: options.nowMs ?? realWallClock.nowMs,
     };
     this.isFresh = this.opts.freshSignatures !== 'never';
+    const addr = options.registryAddr;
+    this.target = typeof addr === 'string' ? parseHostPort(addr, { minPort: 1, defaultHost: '127.0.0.1' }) : ok(addr);
+    this.ownsDriver = options.driver === undefined;
+    // Its own driver's timers hold the process (a caller awaiting a reply or a reconnect must not see the event
+    // loop run dry, as with the real timers' unref'd ones); close() releases them.
+    this.driver = options.driver ?? new Driver(monotonicClock, heldTimers);
+    this.rng = options.rng ?? new Rng(randomBytes(4).readUInt32BE(0));
+    this.connectStream = options.connect ?? ((host, port) => netConnect({ host, port }));
+  }
+
+  /** `host:port` of the registry, for messages. */
+  private get addrText(): string {
+    const a = this.options.registryAddr;
+    return typeof a === 'string' ? a : `${a.host}:${a.port}`;
   }
 
   // ---- lifecycle ----
@@ -236,16 +241,18 @@ export class RegistryClient {
     if (this.state === 'closed') return err('not_running', 'registry client is closed');
     if (this.state === 'idle') this.dial();
     const isReady = await this.waitReady(this.opts.connectTimeoutMs);
-    return isReady ? ok() : err('connection_failed', `registry ${this.options.registryAddr} unreachable`);
+    return isReady ? ok() : err('connection_failed', `registry ${this.addrText} unreachable`);
   }
 
   async close(): Promise<void> {
     this.state = 'closed';
     this.stopTimers();
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer?.cancel();
+    this.reconnectTimer = null;
     this.conn?.sock.destroy();
     this.conn = null;
     for (const w of this.readyWaiters.splice(0)) w();
+    if (this.ownsDriver) this.driver.close();
   }
 
   // ---- typed requests ----
@@ -254,7 +261,13 @@ export class RegistryClient {
   async register(listenAddr: string, publicKey: Uint8Array): Promise<Result<RegisterResult>> {
     const publicKeyB64 = Buffer.from(publicKey).toString('base64');
     this.registration = { listenAddr, publicKeyB64 };
-    const r = await this.doRegister(false);
+    this.registerCalls++;
+    let r: Result<RegisterResult>;
+    try {
+      r = await this.doRegister(false);
+    } finally {
+      this.registerCalls--;
+    }
     if (r.ok) {
       this.startTimers();
       // Before returning: it decides how the next requests are signed (original registry or ours).
@@ -271,21 +284,7 @@ export class RegistryClient {
       Object.assign(msg, { requester_id: me }, this.signature(challenge.lookup(me, nodeId)));
     }
     const r = await this.request(msg);
-    if (!r.ok) return r;
-    const m = r.value;
-    const out: LookupResult = {
-      nodeId: fieldU32(m, 'node_id'),
-      address: fieldString(m, 'address'),
-      publicKey: fieldString(m, 'public_key'),
-      isPublic: fieldBool(m, 'public'),
-      poloScore: typeof m.polo_score === 'number' ? m.polo_score : 0,
-      taskExec: fieldBool(m, 'task_exec'),
-    };
-    if (typeof m.hostname === 'string') out.hostname = m.hostname;
-    if (Array.isArray(m.tags)) out.tags = m.tags.filter((t): t is string => typeof t === 'string');
-    if (typeof m.real_addr === 'string') out.realAddr = m.real_addr;
-    if (m.suite === 'v0.5' || m.suite === 'noise') out.suite = m.suite;
-    return ok(out);
+    return r.ok ? decodeLookupOk(r.value) : r;
   }
 
   async resolve(nodeId: number): Promise<Result<ResolveResult>> {
@@ -297,11 +296,7 @@ export class RegistryClient {
       requester_id: me.value,
       ...this.signature(challenge.resolve(me.value, nodeId)),
     });
-    if (!r.ok) return r;
-    const out: ResolveResult = { nodeId: fieldU32(r.value, 'node_id'), realAddr: fieldString(r.value, 'real_addr') };
-    if (typeof r.value.observed_addr === 'string') out.observedAddr = r.value.observed_addr;
-    if (typeof r.value.lan_addr === 'string') out.lanAddr = r.value.lan_addr;
-    return ok(out);
+    return r.ok ? decodeResolveOk(r.value) : r;
   }
 
   async resolveHostname(hostname: string): Promise<Result<ResolveHostnameResult>> {
@@ -313,13 +308,7 @@ export class RegistryClient {
       Object.assign(msg, { requester_id: me }, this.signature(text, text));
     }
     const r = await this.request(msg);
-    if (!r.ok) return r;
-    return ok({
-      nodeId: fieldU32(r.value, 'node_id'),
-      address: fieldString(r.value, 'address'),
-      hostname: fieldString(r.value, 'hostname'),
-      isPublic: fieldBool(r.value, 'public'),
-    });
+    return r.ok ? decodeResolveHostnameOk(r.value) : r;
   }
 
   /** Set ('' clears) the hostname; restored after reconnects. already_exists when taken. */
@@ -335,8 +324,7 @@ export class RegistryClient {
     const r = await this.request(this.setTagsMessage(me.value, tags));
     if (!r.ok) return r;
     this.desiredTags = tags;
-    const got = Array.isArray(r.value.tags) ? r.value.tags.filter((t): t is string => typeof t === 'string') : [];
-    return ok({ tags: got });
+    return decodeSetTagsOk(r.value);
   }
 
   async setVisibility(isPublic: boolean): Promise<Result<{ isPublic: boolean }>> {
@@ -351,9 +339,9 @@ export class RegistryClient {
     if (!me.ok) return me;
     const r = await this.request({ type: 'heartbeat', node_id: me.value, ...this.signature(challenge.heartbeat(me.value)) });
     if (!r.ok) return r;
-    const serverTimeSec = typeof r.value.time === 'number' ? r.value.time : 0;
-    if (serverTimeSec > 0) this.clockOffsetSec = serverTimeSec - Math.floor(this.opts.nowMs() / 1000);
-    return ok({ serverTimeSec });
+    const hb = decodeHeartbeatOk(r.value);
+    if (hb.ok && hb.value.serverTimeSec > 0) this.clockOffsetSec = hb.value.serverTimeSec - Math.floor(this.opts.nowMs() / 1000);
+    return hb;
   }
 
   /** Ask `toNodeId` (via the registry) for a trust handshake. already_exists when one is pending. */
@@ -376,18 +364,9 @@ export class RegistryClient {
     if (!me.ok) return me;
     const r = await this.request({ type: 'poll_handshakes', node_id: me.value, ...this.signature(challenge.pollHandshakes(me.value)) });
     if (!r.ok) return r;
-    const requests: HandshakeRequestItem[] = [];
-    const responses: HandshakeResponseItem[] = [];
-    for (const e of Array.isArray(r.value.requests) ? r.value.requests : []) {
-      if (typeof e !== 'object' || e === null) continue;
-      const o = e as RegistryMessage;
-      requests.push({ fromNodeId: fieldU32(o, 'from_node_id'), justification: fieldString(o, 'justification'), timestampSec: fieldU32(o, 'timestamp') });
-    }
-    for (const e of Array.isArray(r.value.responses) ? r.value.responses : []) {
-      if (typeof e !== 'object' || e === null) continue;
-      const o = e as RegistryMessage;
-      responses.push({ fromNodeId: fieldU32(o, 'from_node_id'), accept: fieldBool(o, 'accept'), timestampSec: fieldU32(o, 'timestamp') });
-    }
+    const polled = decodePollHandshakesOk(r.value);
+    if (!polled.ok) return polled;
+    const { requests, responses } = polled.value;
     for (const request of requests) this.deliverOnce({ kind: 'handshake_request', via: 'poll', request });
     for (const response of responses) this.deliverOnce({ kind: 'handshake_response', via: 'poll', response });
     return ok({ requests, responses });
@@ -430,17 +409,7 @@ export class RegistryClient {
       node_b: peerId,
       ...this.signature(challenge.punch(me.value, peerId)),
     });
-    if (!r.ok) return r;
-    const m = r.value;
-    const out: PunchResult = {
-      nodeA: fieldU32(m, 'node_a'),
-      nodeAAddr: fieldString(m, 'node_a_addr'),
-      nodeB: fieldU32(m, 'node_b'),
-      nodeBAddr: fieldString(m, 'node_b_addr'),
-    };
-    if (typeof m.node_a_observed_addr === 'string') out.nodeAObservedAddr = m.node_a_observed_addr;
-    if (typeof m.node_b_observed_addr === 'string') out.nodeBObservedAddr = m.node_b_observed_addr;
-    return ok(out);
+    return r.ok ? decodePunchOk(r.value) : r;
   }
 
   /** Remove this node from the registry and stop restoring the session. */
@@ -503,7 +472,7 @@ export class RegistryClient {
       this.opts.requestTimeoutMs,
       internal,
     );
-    return r.ok ? ok({ hostname: fieldString(r.value, 'hostname') }) : r;
+    return r.ok ? decodeSetHostnameOk(r.value) : r;
   }
 
   private async sendSetVisibility(isPublic: boolean, internal = false): Promise<Result<{ isPublic: boolean }>> {
@@ -519,7 +488,7 @@ export class RegistryClient {
       this.opts.requestTimeoutMs,
       internal,
     );
-    return r.ok ? ok({ isPublic: fieldString(r.value, 'visibility') === 'public' }) : r;
+    return r.ok ? decodeSetVisibilityOk(r.value) : r;
   }
 
   private async sendTrust(type: 'report_trust' | 'revoke_trust', peerId: number, internal = false): Promise<Result<void>> {
@@ -543,17 +512,15 @@ export class RegistryClient {
     // Our clock is off: the error carried server_time (onData took the offset); once more with it.
     if (!r.ok && r.error.detail?.serverTime !== undefined) r = await send();
     if (!r.ok) return r;
-    const result: RegisterResult = {
-      nodeId: fieldU32(r.value, 'node_id'),
-      address: fieldString(r.value, 'address'),
-      publicKey: fieldString(r.value, 'public_key'),
-    };
-    if (typeof r.value.hostname === 'string') result.hostname = r.value.hostname;
-    const token = typeof r.value.beacon_token === 'string' ? Buffer.from(r.value.beacon_token, 'base64') : null;
+    const reply = decodeRegisterOk(r.value);
+    if (!reply.ok) return reply;
+    const m = reply.value;
+    const result: RegisterResult = { nodeId: m.nodeId, address: m.address, publicKey: m.publicKey };
+    if (m.hostname !== undefined) result.hostname = m.hostname;
+    const token = m.beaconToken !== undefined ? Buffer.from(m.beaconToken, 'base64') : null;
     if (token && token.length === BEACON_TOKEN_BYTES) result.beaconToken = new Uint8Array(token);
     // Our registry announces its extensions to a signed registration; their absence means an original one.
-    const extensions = Array.isArray(r.value.extensions) ? r.value.extensions : [];
-    if (extensions.includes(EXTENSION_FRESH_SIGNATURES)) {
+    if (m.extensions.includes(EXTENSION_FRESH_SIGNATURES)) {
       this.isOriginalRegistry = false;
       if (this.opts.freshSignatures !== 'never') this.isFresh = true;
     } else {
@@ -596,23 +563,20 @@ export class RegistryClient {
   private setPushMode(isPushing: boolean): void {
     this.isPushing = isPushing;
     this.emit({ kind: 'push_mode', isPushing, isOriginalRegistry: this.isOriginalRegistry });
-    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer?.cancel();
+    this.pollTimer = null;
     const everyMs = isPushing ? this.opts.pollWithPushMs : this.opts.pollFallbackMs;
-    if (everyMs > 0 && this.registration) {
-      this.pollTimer = setInterval(() => void this.pollHandshakes(), everyMs);
-      this.pollTimer.unref();
-    }
+    if (everyMs > 0 && this.registration) this.pollTimer = this.driver.every(everyMs, () => void this.pollHandshakes());
   }
 
   private startTimers(): void {
     if (this.heartbeatTimer || this.opts.heartbeatIntervalMs <= 0) return;
-    this.heartbeatTimer = setInterval(() => void this.onHeartbeatTick(), this.opts.heartbeatIntervalMs);
-    this.heartbeatTimer.unref();
+    this.heartbeatTimer = this.driver.every(this.opts.heartbeatIntervalMs, () => void this.onHeartbeatTick());
   }
 
   private stopTimers(): void {
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.heartbeatTimer?.cancel();
+    this.pollTimer?.cancel();
     this.heartbeatTimer = null;
     this.pollTimer = null;
   }
@@ -662,12 +626,12 @@ export class RegistryClient {
     if (this.state === 'ready') return Promise.resolve(true);
     if (this.state === 'closed') return Promise.resolve(false);
     return new Promise((resolve) => {
-      const t = setTimeout(() => {
+      const t = this.driver.after(timeoutMs, () => {
         this.readyWaiters = this.readyWaiters.filter((w) => w !== done);
         resolve(false);
-      }, timeoutMs);
+      });
       const done = () => {
-        clearTimeout(t);
+        t.cancel();
         resolve(this.state === 'ready');
       };
       this.readyWaiters.push(done);
@@ -684,25 +648,25 @@ export class RegistryClient {
       if (!isReady) {
         return (this.state as State) === 'closed'
           ? err('not_running', 'registry client is closed')
-          : err('timeout', `registry ${this.options.registryAddr} not reachable within ${timeoutMs} ms`);
+          : err('timeout', `registry ${this.addrText} not reachable within ${timeoutMs} ms`);
       }
     }
     const conn = this.conn;
     if (!conn || (!internal && this.state !== 'ready')) return err('connection_failed', 'registry connection lost');
     const frame = encodeRegistryFrame(msg);
     if (!frame.ok) return frame;
-    const type = fieldString(msg, 'type');
+    const type = messageType(msg);
     const leftMs = Math.max(1, timeoutMs - (this.opts.nowMs() - started));
     return new Promise((resolve) => {
       const entry: PendingRequest = {
         type,
         resolve,
-        timer: setTimeout(() => {
+        timer: this.driver.after(leftMs, () => {
           // The reply may still come; with no request ids the only safe way on is a fresh connection.
           resolve(err('timeout', `registry did not answer ${type} within ${timeoutMs} ms`));
           entry.resolve = () => undefined;
           if (this.conn === conn) conn.sock.destroy();
-        }, leftMs),
+        }),
       };
       conn.pending.push(entry);
       conn.sock.write(frame.value);
@@ -712,29 +676,29 @@ export class RegistryClient {
   private dial(): void {
     if (this.state === 'closed') return;
     this.state = 'connecting';
-    const target = splitHostPort(this.options.registryAddr);
-    if (!target) {
-      this.options.logger?.error({ addr: this.options.registryAddr }, 'bad registry address');
+    if (!this.target.ok) {
+      this.options.logger?.error({ addr: this.addrText }, 'bad registry address');
       this.scheduleReconnect('bad registry address');
       return;
     }
-    const sock = this.options.connect ? (this.options.connect(target.host, target.port) as net.Socket) : net.connect({ host: target.host, port: target.port });
+    const sock = this.connectStream(this.target.value.host, this.target.value.port);
     const conn: Conn = { sock, decoder: new RegistryFrameDecoder(), pending: [], isReady: false };
     this.conn = conn;
-    sock.setNoDelay(true);
-    const connectTimer = setTimeout(() => sock.destroy(new Error('connect timeout')), this.opts.connectTimeoutMs);
+    const tcp = sock as Partial<Pick<import('node:net').Socket, 'setNoDelay' | 'setKeepAlive'>>;
+    tcp.setNoDelay?.(true);
+    const connectTimer = this.driver.after(this.opts.connectTimeoutMs, () => sock.destroy(new Error('connect timeout')));
     sock.on('connect', () => {
-      clearTimeout(connectTimer);
+      connectTimer.cancel();
       this.reconnectAttempt = 0;
-      sock.setKeepAlive(true, 30_000);
+      tcp.setKeepAlive?.(true, 30_000);
       void this.restore();
     });
     sock.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     sock.on('error', () => undefined);
     sock.on('close', () => {
-      clearTimeout(connectTimer);
+      connectTimer.cancel();
       for (const p of conn.pending.splice(0)) {
-        clearTimeout(p.timer);
+        p.timer.cancel();
         p.resolve(err('connection_failed', 'registry connection lost'));
       }
       if (this.conn !== conn) return;
@@ -752,7 +716,9 @@ export class RegistryClient {
     const conn = this.conn;
     if (!conn || this.state === 'closed') return;
     this.state = 'restoring';
-    if (this.registration) {
+    // The first register() in flight registers itself once ready: restoring too would register twice.
+    const isFirstRegisterPending = this.registerCalls > 0 && this.current === null;
+    if (this.registration && !isFirstRegisterPending) {
       const r = await this.doRegister(true);
       if (!r.ok) {
         this.options.logger?.warn({ err: r.error.message }, 'registry re-register failed');
@@ -785,15 +751,14 @@ export class RegistryClient {
     if (this.state === 'closed') return;
     this.state = 'connecting';
     const base = Math.min(this.opts.reconnectMaxDelayMs, this.opts.reconnectInitialDelayMs * 2 ** this.reconnectAttempt);
-    const delayMs = Math.round(base * (0.5 + Math.random() * 0.5)); // jitter: many daemons, one registry restart
+    const delayMs = Math.round(base * (0.5 + this.rng.next() * 0.5)); // jitter: many daemons, one registry restart
     this.reconnectAttempt = Math.min(this.reconnectAttempt + 1, 30);
     this.options.logger?.debug({ reason, delayMs }, 'registry reconnect scheduled');
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => {
+    this.reconnectTimer?.cancel();
+    this.reconnectTimer = this.driver.after(delayMs, () => {
       this.reconnectTimer = null;
       this.dial();
-    }, delayMs);
-    this.reconnectTimer.unref();
+    });
   }
 
   private onData(conn: Conn, chunk: Buffer): void {
@@ -804,68 +769,57 @@ export class RegistryClient {
       return;
     }
     for (const m of msgs.value) {
-      const type = fieldString(m, 'type');
-      if (type.startsWith('push_')) {
-        this.onPush(m, type);
+      if (isPush(m)) {
+        this.onPush(m);
         continue;
       }
       const p = conn.pending.shift();
       if (!p) continue; // unsolicited non-push frame: ignore
-      clearTimeout(p.timer);
-      p.resolve(type === 'error' ? toError(p.type, m) : ok(m));
-      if (type === 'error' && typeof m.server_time === 'number') {
-        this.clockOffsetSec = m.server_time - Math.floor(this.opts.nowMs() / 1000);
+      p.timer.cancel();
+      if (messageType(m) !== 'error') {
+        p.resolve(ok(m));
+        continue;
+      }
+      const e = decodeErrorReply(m);
+      p.resolve(e.ok ? toError(p.type, e.value) : e);
+      if (e.ok && e.value.serverTimeSec !== undefined) {
+        this.clockOffsetSec = e.value.serverTimeSec - Math.floor(this.opts.nowMs() / 1000);
       }
     }
   }
 
-  private onPush(m: RegistryMessage, type: string): void {
-    switch (type) {
-      case 'push_handshake_request': {
-        const request: HandshakeRequestItem = {
-          fromNodeId: fieldU32(m, 'from_node_id'),
-          justification: fieldString(m, 'justification'),
-          timestampSec: fieldU32(m, 'timestamp'),
-        };
-        if (typeof m.from_hostname === 'string') request.fromHostname = m.from_hostname;
-        if (typeof m.from_public_key === 'string') request.fromPublicKey = m.from_public_key;
-        this.deliverOnce({ kind: 'handshake_request', via: 'push', request });
+  private onPush(m: RegistryMessage): void {
+    const push = decodePush(m);
+    if (!push.ok) {
+      this.options.logger?.debug({ type: messageType(m) }, 'unknown registry push ignored');
+      return;
+    }
+    const p = push.value;
+    switch (p.kind) {
+      case 'handshake_request':
+        this.deliverOnce({ kind: 'handshake_request', via: 'push', request: p.request });
         return;
-      }
-      case 'push_handshake_response':
-        this.deliverOnce({
-          kind: 'handshake_response',
-          via: 'push',
-          response: { fromNodeId: fieldU32(m, 'from_node_id') || fieldU32(m, 'peer_id'), accept: fieldBool(m, 'accept'), timestampSec: fieldU32(m, 'timestamp') },
-        });
+      case 'handshake_response':
+        this.deliverOnce({ kind: 'handshake_response', via: 'push', response: p.response });
         return;
-      case 'push_trust_revoked':
-        this.reportedTrust.delete(fieldU32(m, 'node_id'));
-        this.emit({ kind: 'trust_revoked', byNodeId: fieldU32(m, 'node_id'), timestampSec: fieldU32(m, 'timestamp') });
+      case 'trust_revoked':
+        this.reportedTrust.delete(p.byNodeId);
+        this.emit({ kind: 'trust_revoked', byNodeId: p.byNodeId, timestampSec: p.timestampSec });
         return;
-      default:
-        this.options.logger?.debug({ type }, 'unknown registry push ignored');
     }
   }
 }
 
 /** Map a registry error reply to a Result. Our registry sends `code`; the original only `error` text. */
-function toError(requestType: string, m: RegistryMessage): Result<never> {
-  const text = fieldString(m, 'error') || 'registry error';
-  const code = m.code;
+function toError(requestType: string, e: ErrorReply): Result<never> {
+  const text = e.error || 'registry error';
   let mapped: ErrorCode;
-  if (isErrorCode(code)) mapped = code;
+  if (e.code !== undefined) mapped = e.code;
   else if (requestType === 'resolve' || requestType === 'punch') mapped = 'connection_failed';
   else if (requestType === 'lookup' || requestType === 'resolve_hostname') mapped = 'not_found';
   else mapped = 'internal';
   const detail: Record<string, unknown> = { registryError: text, requestType };
-  if (isErrorCode(code)) detail.registryCode = code;
-  if (typeof m.server_time === 'number') detail.serverTime = m.server_time;
+  if (e.code !== undefined) detail.registryCode = e.code;
+  if (e.serverTimeSec !== undefined) detail.serverTime = e.serverTimeSec;
   return err(mapped, `registry: ${text}`, { detail });
-}
-
-function splitHostPort(text: string): { host: string; port: number } | null {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
-  if (!m || Number(m[3]) > 65535) return null;
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
 }

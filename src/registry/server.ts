@@ -45,13 +45,24 @@ import {
   bound,
   challenge,
   encodeRegistryFrame,
-  fieldBool,
-  fieldString,
-  fieldU32,
   registryAddressText,
   withFreshness,
   type RegistryMessage,
 } from '../wire/registry-frame.js';
+import { hostnameProblem } from '../wire/hostname.js';
+import { formatHostPort, parseHostPort, parseIp } from '../wire/endpoint.js';
+import {
+  decodeRegistryRequest,
+  type ErrorReplyWire,
+  type PollHandshakesOkWire,
+  type PunchOkWire,
+  type PushHandshakeRequestWire,
+  type PushHandshakeResponseWire,
+  type PushTrustRevokedWire,
+  type RegisterOkWire,
+  type RegistryRequest,
+  type ResolveOkWire,
+} from '../wire/registry-messages.js';
 import { decodeBase64Strict, decodePublicKey, verifyChallenge } from './signature.js';
 import type { BeaconAuthority, BeaconNodeAuth } from './beacon-authority.js';
 import {
@@ -106,9 +117,7 @@ interface Outcome {
   after?: () => void;
 }
 
-const HOSTNAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const TAG_RE = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
-const RESERVED_HOSTNAMES = new Set(['localhost', 'backbone', 'broadcast']);
 const MAX_INBOX = 100; // original maxHandshakeInbox
 const MAX_JUSTIFICATION_BYTES = 4096;
 const MAX_QUEUED_REQUESTS = 64;
@@ -432,8 +441,12 @@ export class RegistryServer {
 
   // ---- dispatch ----
 
-  private handle(msg: RegistryMessage, conn: ClientConn, tx: Change[]): Outcome {
-    const type = fieldString(msg, 'type');
+  private handle(raw: RegistryMessage, conn: ClientConn, tx: Change[]): Outcome {
+    // Parsed once, here: the handlers read typed fields only (src/wire/registry-messages.ts).
+    const decoded = decodeRegistryRequest(raw);
+    if (!decoded.ok) return fail('invalid_argument', decoded.error.message);
+    const msg = decoded.value;
+    const type = msg.type;
     switch (type) {
       case 'register':
         return this.register(msg, conn, tx);
@@ -482,10 +495,10 @@ export class RegistryServer {
           },
         };
       case 'list_nodes':
-        if (fieldU32(msg, 'network_id') === 0) {
+        if (msg.networkId === 0) {
           return fail('invalid_argument', 'listing backbone nodes is not permitted (use lookup with a specific node_id)');
         }
-        return fail('not_found', `network ${fieldU32(msg, 'network_id')} not found`);
+        return fail('not_found', `network ${msg.networkId} not found`);
       case 'create_network':
       case 'join_network':
       case 'leave_network':
@@ -512,15 +525,15 @@ export class RegistryServer {
    */
   private authenticate(
     node: NodeRecord,
-    msg: RegistryMessage,
+    msg: RegistryRequest,
     base: string,
     opts: { bound?: string; requireFresh?: boolean } = {},
   ): Outcome | null {
-    const sig = fieldString(msg, 'signature');
+    const sig = msg.signed.signature;
     if (!sig) return fail('invalid_argument', 'signature required for authenticated node');
     const publicKey = decodePublicKey(node.publicKey);
     if (!publicKey) return fail('internal', 'node has no usable public key');
-    if (msg.ts === undefined && msg.nonce === undefined) {
+    if (!msg.signed.hasTs && !msg.signed.hasNonce) {
       if (opts.requireFresh || this.opts.requireFreshSignatures) {
         return fail('invalid_argument', 'this request needs ts and nonce (replay-safe signature)');
       }
@@ -537,12 +550,12 @@ export class RegistryServer {
    * A fresh signature by `publicKey` over `<text>:<ts>:<nonce>`. `signer` scopes the nonce cache (a node id,
    * or the key itself for register). The nonce is remembered only once the signature verified.
    */
-  private verifyFresh(signer: string, publicKey: Uint8Array, text: string, msg: RegistryMessage): Outcome | null {
-    const sig = fieldString(msg, 'signature');
+  private verifyFresh(signer: string, publicKey: Uint8Array, text: string, msg: RegistryRequest): Outcome | null {
+    const sig = msg.signed.signature;
     if (!sig) return fail('invalid_argument', 'signature required');
-    const ts = msg.ts;
-    const nonce = fieldString(msg, 'nonce');
-    if (typeof ts !== 'number' || !Number.isInteger(ts)) return fail('invalid_argument', 'ts must be unix seconds');
+    const ts = msg.signed.ts;
+    const nonce = msg.signed.nonce;
+    if (ts === null) return fail('invalid_argument', 'ts must be unix seconds');
     const nonceBytes = decodeBase64Strict(nonce);
     if (!nonceBytes || nonceBytes.length < NONCE_MIN_BYTES || nonceBytes.length > NONCE_MAX_BYTES) {
       return fail('invalid_argument', `nonce must be base64 of ${NONCE_MIN_BYTES}..${NONCE_MAX_BYTES} bytes`);
@@ -598,12 +611,12 @@ export class RegistryServer {
   }
 
   /** The requester of an identified request (`requester_id` + signature over `text`), or null when not proven. */
-  private identifiedRequester(msg: RegistryMessage, base: string, opts: { bound?: string; requireFresh?: boolean } = {}): {
+  private identifiedRequester(msg: RegistryRequest, base: string, opts: { bound?: string; requireFresh?: boolean } = {}): {
     requesterId: number | null;
     failure: Outcome | null;
   } {
-    if (msg.requester_id === undefined) return { requesterId: null, failure: null };
-    const requesterId = fieldU32(msg, 'requester_id');
+    if (!msg.hasRequesterId) return { requesterId: null, failure: null };
+    const requesterId = msg.requesterId;
     const requester = this.state.nodes.get(requesterId);
     if (!requester) return { requesterId: null, failure: fail('not_found', `node ${requesterId} not found`) };
     const failure = this.authenticate(requester, msg, base, opts);
@@ -617,15 +630,15 @@ export class RegistryServer {
    * nonce, signature over bound.register): proves the key; the node is ours from then on, and an unsigned
    * register of its key is refused — it would move its endpoint and name without the key.
    */
-  private register(msg: RegistryMessage, conn: ClientConn, tx: Change[]): Outcome {
-    const pubKeyB64 = fieldString(msg, 'public_key');
+  private register(msg: RegistryRequest, conn: ClientConn, tx: Change[]): Outcome {
+    const pubKeyB64 = msg.publicKey;
     if (!pubKeyB64) return fail('invalid_argument', 'registration requires public_key');
     const publicKey = decodePublicKey(pubKeyB64);
     if (!publicKey) return fail('invalid_argument', 'invalid public key');
-    const claimedListenAddr = fieldString(msg, 'listen_addr');
-    const hostname = fieldString(msg, 'hostname');
+    const claimedListenAddr = msg.listenAddr;
+    const hostname = msg.hostname;
     const hostnameProblem = hostname ? validateHostname(hostname) : null;
-    const isSigned = msg.signature !== undefined || msg.ts !== undefined || msg.nonce !== undefined;
+    const isSigned = msg.signed.hasSignature || msg.signed.hasTs || msg.signed.hasNonce;
     const knownId = this.state.pubKeyIndex.get(pubKeyB64);
     const existing = knownId !== undefined ? this.state.nodes.get(knownId) : undefined;
     if (isSigned) {
@@ -648,7 +661,7 @@ export class RegistryServer {
     const lanAddr = privateListenAddr(claimedListenAddr);
     // The owner string is not covered by our signature (nor authenticated by the original): only unsigned
     // registrations set it, as the original.
-    const owner = isSigned ? '' : fieldString(msg, 'owner');
+    const owner = isSigned ? '' : msg.owner;
 
     let id: number;
     let base: NodeRecord;
@@ -680,7 +693,7 @@ export class RegistryServer {
         isLegacy: !isSigned,
       };
     }
-    const reply: Reply = {
+    const reply: RegisterOkWire = {
       type: 'register_ok',
       node_id: id,
       network_id: 0,
@@ -741,13 +754,13 @@ export class RegistryServer {
     return isKnown ? l : null;
   }
 
-  private lookup(msg: RegistryMessage, conn: ClientConn): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private lookup(msg: RegistryRequest, conn: ClientConn): Outcome {
+    const id = msg.nodeId;
     const node = this.state.nodes.get(id);
     // Extension: an identified lookup (requester_id + signature over lookup:<requester>:<target>).
-    const identified = this.identifiedRequester(msg, challenge.lookup(fieldU32(msg, 'requester_id'), id));
+    const identified = this.identifiedRequester(msg, challenge.lookup(msg.requesterId, id));
     const failure = identified.failure;
-    const requesterId = identified.requesterId ?? (msg.requester_id === undefined ? this.legacyRequester(conn, node) : null);
+    const requesterId = identified.requesterId ?? (!msg.hasRequesterId ? this.legacyRequester(conn, node) : null);
     if (!node || this.isHiddenFrom(requesterId, node)) return fail('not_found', `node ${id} not found`);
     // A bad signature for a node anyone may see is an error, not a silent downgrade.
     if (failure) return failure;
@@ -774,9 +787,9 @@ export class RegistryServer {
     return { reply };
   }
 
-  private resolve(msg: RegistryMessage): Outcome {
-    const targetId = fieldU32(msg, 'node_id');
-    const requesterId = fieldU32(msg, 'requester_id');
+  private resolve(msg: RegistryRequest): Outcome {
+    const targetId = msg.nodeId;
+    const requesterId = msg.requesterId;
     const requester = this.state.nodes.get(requesterId);
     if (!requester) return fail('not_found', `resolve denied: requester node ${requesterId} is not registered`);
     const denied = this.authenticate(requester, msg, challenge.resolve(requesterId, targetId));
@@ -786,7 +799,7 @@ export class RegistryServer {
     if (!this.mayResolve(requesterId, target)) {
       return fail('connection_failed', `resolve denied: node ${targetId} is private (establish mutual trust first)`);
     }
-    const reply: Reply = { type: 'resolve_ok', node_id: target.id, real_addr: target.realAddr };
+    const reply: ResolveOkWire = { type: 'resolve_ok', node_id: target.id, real_addr: target.realAddr };
     // Our extension: the LAN address a node claimed, for peers behind the same NAT (the LAN shortcut).
     if (target.lanAddr) reply.lan_addr = target.lanAddr;
     const observed = this.opts.observedEndpoint?.(target.id);
@@ -794,16 +807,16 @@ export class RegistryServer {
     return { reply };
   }
 
-  private resolveHostname(msg: RegistryMessage, conn: ClientConn): Outcome {
-    const hostname = fieldString(msg, 'hostname');
+  private resolveHostname(msg: RegistryRequest, conn: ClientConn): Outcome {
+    const hostname = msg.hostname;
     if (!hostname) return fail('invalid_argument', 'hostname required');
     const id = this.state.hostnameIndex.get(hostname);
     const node = id === undefined ? undefined : this.state.nodes.get(id);
     // Extension: identified (requester_id + fresh signature over bound.resolveHostname); any failure = stranger.
-    const identified = this.identifiedRequester(msg, bound.resolveHostname(fieldU32(msg, 'requester_id'), hostname), {
+    const identified = this.identifiedRequester(msg, bound.resolveHostname(msg.requesterId, hostname), {
       requireFresh: true,
     });
-    const requesterId = identified.requesterId ?? (msg.requester_id === undefined ? this.legacyRequester(conn, node) : null);
+    const requesterId = identified.requesterId ?? (!msg.hasRequesterId ? this.legacyRequester(conn, node) : null);
     if (!node || this.isHiddenFrom(requesterId, node)) {
       return fail('not_found', `hostname ${JSON.stringify(hostname.slice(0, 64))} not found`);
     }
@@ -818,9 +831,9 @@ export class RegistryServer {
     };
   }
 
-  private setHostname(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
-    const hostname = fieldString(msg, 'hostname');
+  private setHostname(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
+    const hostname = msg.hostname;
     const problem = hostname ? validateHostname(hostname) : null;
     if (problem) return fail('invalid_argument', `invalid hostname: ${problem}`);
     const node = this.nodeOr(id);
@@ -837,9 +850,9 @@ export class RegistryServer {
     return { reply: { type: 'set_hostname_ok', node_id: id, hostname } };
   }
 
-  private setTags(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
-    const raw = Array.isArray(msg.tags) ? msg.tags : [];
+  private setTags(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
+    const raw = msg.tags;
     const tags = raw.filter((t): t is string => typeof t === 'string').map((t) => (t.startsWith('#') ? t.slice(1) : t));
     if (tags.length > 10) return fail('invalid_argument', 'too many tags (max 10)');
     for (const t of tags) {
@@ -856,9 +869,9 @@ export class RegistryServer {
     return { reply: { type: 'set_tags_ok', node_id: id, tags: tags.length > 0 ? tags : null } };
   }
 
-  private setVisibility(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
-    const isPublic = fieldBool(msg, 'public');
+  private setVisibility(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
+    const isPublic = msg.isPublic;
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     const denied = this.authenticate(node, msg, challenge.setVisibility(id), { bound: bound.setVisibility(id, isPublic) });
@@ -867,9 +880,9 @@ export class RegistryServer {
     return { reply: { type: 'set_visibility_ok', node_id: id, visibility: isPublic ? 'public' : 'private' } };
   }
 
-  private setTaskExec(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
-    const enabled = fieldBool(msg, 'enabled');
+  private setTaskExec(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
+    const enabled = msg.enabled;
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     const denied = this.authenticate(node, msg, challenge.setTaskExec(id), { bound: bound.setTaskExec(id, enabled) });
@@ -878,8 +891,8 @@ export class RegistryServer {
     return { reply: { type: 'set_task_exec_ok', node_id: id, task_exec: enabled } };
   }
 
-  private heartbeat(msg: RegistryMessage): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private heartbeat(msg: RegistryRequest): Outcome {
+    const id = msg.nodeId;
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     const denied = this.authenticate(node, msg, challenge.heartbeat(id));
@@ -889,8 +902,8 @@ export class RegistryServer {
     return { reply: { type: 'heartbeat_ok', time: Math.floor(now / 1000) } };
   }
 
-  private deregister(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private deregister(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
     const node = this.state.nodes.get(id);
     if (!node) return { reply: { type: 'deregister_ok' } }; // as the original: unknown ids succeed
     const denied = this.authenticate(node, msg, challenge.deregister(id));
@@ -901,9 +914,9 @@ export class RegistryServer {
     return { reply: { type: 'deregister_ok' } };
   }
 
-  private reportTrust(msg: RegistryMessage, tx: Change[]): Outcome {
-    const a = fieldU32(msg, 'node_id');
-    const b = fieldU32(msg, 'peer_id');
+  private reportTrust(msg: RegistryRequest, tx: Change[]): Outcome {
+    const a = msg.nodeId;
+    const b = msg.peerId;
     const nodeA = this.nodeOr(a);
     if (!isNode(nodeA)) return nodeA;
     if (!this.state.nodes.has(b)) return fail('not_found', `node ${b} not found`);
@@ -913,9 +926,9 @@ export class RegistryServer {
     return { reply: { type: 'report_trust_ok' } };
   }
 
-  private revokeTrust(msg: RegistryMessage, tx: Change[]): Outcome {
-    const a = fieldU32(msg, 'node_id');
-    const b = fieldU32(msg, 'peer_id');
+  private revokeTrust(msg: RegistryRequest, tx: Change[]): Outcome {
+    const a = msg.nodeId;
+    const b = msg.peerId;
     const nodeA = this.nodeOr(a);
     if (!isNode(nodeA)) return nodeA;
     const denied = this.authenticate(nodeA, msg, challenge.revokeTrust(a, b));
@@ -930,14 +943,14 @@ export class RegistryServer {
     if (this.state.trust.has(ba)) this.put(tx, { k: 'trust', edge: ba, v: false });
     return {
       reply: { type: 'revoke_trust_ok' },
-      after: () => this.push(b, { type: 'push_trust_revoked', node_id: a, peer_id: b, timestamp: this.nowSec() }),
+      after: () => this.push(b, { type: 'push_trust_revoked', node_id: a, peer_id: b, timestamp: this.nowSec() } satisfies PushTrustRevokedWire),
     };
   }
 
-  private requestHandshake(msg: RegistryMessage, tx: Change[]): Outcome {
-    const from = fieldU32(msg, 'from_node_id');
-    const to = fieldU32(msg, 'to_node_id');
-    const justification = fieldString(msg, 'justification');
+  private requestHandshake(msg: RegistryRequest, tx: Change[]): Outcome {
+    const from = msg.fromNodeId;
+    const to = msg.toNodeId;
+    const justification = msg.justification;
     const fromNode = this.nodeOr(from);
     if (!isNode(fromNode)) return fromNode;
     if (!this.state.nodes.has(to)) return fail('not_found', `node ${to} not found`);
@@ -961,7 +974,7 @@ export class RegistryServer {
     return {
       reply: { type: 'request_handshake_ok', status: 'delivered' },
       after: () => {
-        const push: Reply = {
+        const push: PushHandshakeRequestWire = {
           type: 'push_handshake_request',
           from_node_id: from,
           justification,
@@ -975,8 +988,8 @@ export class RegistryServer {
     };
   }
 
-  private pollHandshakes(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private pollHandshakes(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     const denied = this.authenticate(node, msg, challenge.pollHandshakes(id));
@@ -990,14 +1003,14 @@ export class RegistryServer {
         type: 'poll_handshakes_ok',
         requests: inbox.map((r) => ({ from_node_id: r.fromNodeId, justification: r.justification, timestamp: r.timestampSec })),
         responses: responses.map((r) => ({ from_node_id: r.fromNodeId, accept: r.accept, timestamp: r.timestampSec })),
-      },
+      } satisfies PollHandshakesOkWire,
     };
   }
 
-  private respondHandshake(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id'); // responder
-    const peer = fieldU32(msg, 'peer_id'); // original requester
-    const accept = fieldBool(msg, 'accept');
+  private respondHandshake(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId; // responder
+    const peer = msg.peerId; // original requester
+    const accept = msg.accept;
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     if (!this.state.nodes.has(peer)) return fail('not_found', `node ${peer} not found`);
@@ -1030,14 +1043,14 @@ export class RegistryServer {
     return {
       reply: { type: 'respond_handshake_ok', accept, peer_id: peer },
       after: () =>
-        this.push(peer, { type: 'push_handshake_response', peer_id: id, from_node_id: id, accept, timestamp: timestampSec }),
+        this.push(peer, { type: 'push_handshake_response', peer_id: id, from_node_id: id, accept, timestamp: timestampSec } satisfies PushHandshakeResponseWire),
     };
   }
 
-  private punch(msg: RegistryMessage): Outcome {
-    const requesterId = fieldU32(msg, 'requester_id');
-    const a = fieldU32(msg, 'node_a');
-    const b = fieldU32(msg, 'node_b');
+  private punch(msg: RegistryRequest): Outcome {
+    const requesterId = msg.requesterId;
+    const a = msg.nodeA;
+    const b = msg.nodeB;
     const requester = this.nodeOr(requesterId);
     if (!isNode(requester)) return requester;
     if (requesterId !== a && requesterId !== b) return fail('invalid_argument', 'punch denied: requester must be participant');
@@ -1051,7 +1064,7 @@ export class RegistryServer {
     if (!this.mayResolve(requesterId, other)) {
       return fail('connection_failed', `punch denied: node ${other.id} is private (establish mutual trust first)`);
     }
-    const reply: Reply = { type: 'punch_ok', node_a: a, node_a_addr: nodeA.realAddr, node_b: b, node_b_addr: nodeB.realAddr };
+    const reply: PunchOkWire = { type: 'punch_ok', node_a: a, node_a_addr: nodeA.realAddr, node_b: b, node_b_addr: nodeB.realAddr };
     const obsA = this.opts.observedEndpoint?.(a);
     const obsB = this.opts.observedEndpoint?.(b);
     if (obsA) reply.node_a_observed_addr = obsA;
@@ -1064,21 +1077,22 @@ export class RegistryServer {
    * original replays onto any new key), and `new_key_signature` by the new key over the same string (nobody
    * binds a key they do not hold, which would hand its owner's future registrations this node).
    */
-  private rotateKey(msg: RegistryMessage, tx: Change[]): Outcome {
-    const id = fieldU32(msg, 'node_id');
-    if (!fieldString(msg, 'signature')) return fail('invalid_argument', 'rotate_key requires a valid signature');
-    const newKey = fieldString(msg, 'new_public_key');
+  private rotateKey(msg: RegistryRequest, tx: Change[]): Outcome {
+    const id = msg.nodeId;
+    if (!msg.signed.signature) return fail('invalid_argument', 'rotate_key requires a valid signature');
+    const newKey = msg.newPublicKey;
     if (!newKey) return fail('invalid_argument', 'rotate_key requires new_public_key');
     const newKeyBytes = decodePublicKey(newKey);
     if (!newKeyBytes) return fail('invalid_argument', 'invalid new_public_key');
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     const text = bound.rotateKey(id, newKey);
-    const newKeySig = fieldString(msg, 'new_key_signature');
-    if (msg.ts === undefined || msg.nonce === undefined) {
+    const newKeySig = msg.newKeySignature;
+    if (!msg.signed.hasTs || !msg.signed.hasNonce) {
       return fail('invalid_argument', 'rotate_key needs ts, nonce and signatures by both keys (replay-safe)');
     }
-    if (!verifyChallenge(newKeyBytes, withFreshness(text, msg.ts as number, fieldString(msg, 'nonce')), newKeySig)) {
+    if (msg.signed.ts === null) return fail('invalid_argument', 'ts must be unix seconds');
+    if (!verifyChallenge(newKeyBytes, withFreshness(text, msg.signed.ts, msg.signed.nonce), newKeySig)) {
       return fail('invalid_argument', 'new_key_signature verification failed');
     }
     const denied = this.authenticate(node, msg, challenge.rotateKey(id), { bound: text, requireFresh: true });
@@ -1100,11 +1114,11 @@ export class RegistryServer {
   // Polo score: unauthenticated in the original, and original daemons call update_polo_score for peers. It
   // still moves the scores of legacy nodes (a documented weakness of the original); ours it cannot change, and
   // set_polo_score (an absolute write by anyone) is refused.
-  private poloScore(msg: RegistryMessage, tx: Change[], isSet: boolean): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private poloScore(msg: RegistryRequest, tx: Change[], isSet: boolean): Outcome {
+    const id = msg.nodeId;
     if (isSet) return fail('invalid_argument', 'set_polo_score is not accepted: it carries no authentication');
     const v = msg.delta;
-    if (typeof v !== 'number' || !Number.isFinite(v)) return fail('invalid_argument', 'update_polo_score requires delta field');
+    if (v === null) return fail('invalid_argument', 'update_polo_score requires delta field');
     const node = this.state.nodes.get(id);
     if (!node || this.isHiddenFrom(null, node)) return fail('not_found', `node ${id} not found`);
     if (!node.isLegacy) {
@@ -1115,8 +1129,8 @@ export class RegistryServer {
     return { reply: { type: 'update_polo_score_ok', node_id: id, address: registryAddressText(id), polo_score: poloScore } };
   }
 
-  private getPoloScore(msg: RegistryMessage): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private getPoloScore(msg: RegistryRequest): Outcome {
+    const id = msg.nodeId;
     const node = this.state.nodes.get(id);
     if (!node || this.isHiddenFrom(null, node)) return fail('not_found', `node ${id} not found`);
     return { reply: { type: 'get_polo_score_ok', node_id: id, address: registryAddressText(id), polo_score: node.poloScore } };
@@ -1132,8 +1146,8 @@ export class RegistryServer {
     return { reply: { type: 'beacon_list_ok', beacons: [] } };
   }
 
-  private subscribePush(msg: RegistryMessage, conn: ClientConn): Outcome {
-    const id = fieldU32(msg, 'node_id');
+  private subscribePush(msg: RegistryRequest, conn: ClientConn): Outcome {
+    const id = msg.nodeId;
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
     const denied = this.authenticate(node, msg, challenge.subscribePush(id), { requireFresh: true });
@@ -1198,34 +1212,28 @@ function fail(code: ErrorCode, message: string, extra: Record<string, unknown> =
 }
 
 function errorReply(code: ErrorCode, message: string): Reply {
-  return { type: 'error', error: message, code };
+  return { type: 'error', error: message, code } satisfies ErrorReplyWire;
 }
 
 function isNode(v: NodeRecord | Outcome): v is NodeRecord {
   return (v as Outcome).reply === undefined;
 }
 
-/** Original's validateHostname; null when valid. */
-export function validateHostname(name: string): string | null {
-  if (name.length > 63) return 'hostname too long (max 63 chars)';
-  if (!HOSTNAME_RE.test(name)) return 'hostname must be lowercase alphanumeric with hyphens, start/end with alphanumeric';
-  if (RESERVED_HOSTNAMES.has(name)) return `hostname "${name}" is reserved`;
-  return null;
-}
+/** Original's validateHostname; null when valid (the rule lives in src/wire/hostname.ts). */
+export const validateHostname = hostnameProblem;
 
 /** TCP source IP + the client's announced port (the original's sanitizeListenAddr). */
 function sanitizeListenAddr(remoteIp: string, remotePort: number, clientAddr: string): string {
-  const join = (h: string, p: string | number) => (h.includes(':') ? `[${h}]:${p}` : `${h}:${p}`);
-  const m = /^(?:\[[^\]]*\]|[^:]*):(\d{1,5})$/.exec(clientAddr);
-  if (!clientAddr || !m || Number(m[1]) > 65535) return join(remoteIp, remotePort);
-  return join(remoteIp, m[1]!);
+  const claimed = parseHostPort(clientAddr);
+  return formatHostPort(remoteIp, claimed.ok ? claimed.value.port : remotePort);
 }
 
 /** A claimed listen address in RFC 1918 space (`192.168.x.y:port` …), or null. */
 function privateListenAddr(clientAddr: string): string | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(clientAddr);
-  if (!m || Number(m[5]) > 65535 || Number(m[5]) === 0) return null;
-  const [a, b] = [Number(m[1]), Number(m[2])];
+  const hp = parseHostPort(clientAddr, { minPort: 1 });
+  const ip = hp.ok && /^[\d.]+$/.test(hp.value.host) ? parseIp(hp.value.host) : null;
+  if (!ip || ip.length !== 4) return null;
+  const [a, b] = [ip[0]!, ip[1]!];
   const isPrivate = a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168);
   return isPrivate ? clientAddr : null;
 }

@@ -21,6 +21,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { err, ok, type Result } from '../core/result.js';
 import { isU16, isU32, readU16, readU32, writeU16, writeU32 } from './bytes.js';
+import { formatIp, parseIp } from './endpoint.js';
+
+export { formatIp, parseIp };
 
 /** Length of the per-node beacon token (src/registry/beacon-authority.ts) in bytes. */
 export const BEACON_TOKEN_BYTES = 32;
@@ -153,19 +156,14 @@ export function encodeBeaconMessage(msg: BeaconMessage): Result<Uint8Array> {
     }
     case 'relay': {
       if (!isU32(msg.senderNodeId) || !isU32(msg.destNodeId)) return bad('node id');
-      const out = new Uint8Array(9 + msg.payload.length);
-      out[0] = BEACON_RELAY;
-      writeU32(out, 1, msg.senderNodeId);
-      writeU32(out, 5, msg.destNodeId);
-      out.set(msg.payload, 9);
+      const out = new Uint8Array(RELAY_HEADER_BYTES + msg.payload.length);
+      writeRelayFrame(out, msg.senderNodeId, msg.destNodeId, msg.payload);
       return ok(out);
     }
     case 'relay_deliver': {
       if (!isU32(msg.senderNodeId)) return bad('node id');
-      const out = new Uint8Array(5 + msg.payload.length);
-      out[0] = BEACON_RELAY_DELIVER;
-      writeU32(out, 1, msg.senderNodeId);
-      out.set(msg.payload, 5);
+      const out = new Uint8Array(RELAY_DELIVER_HEADER_BYTES + msg.payload.length);
+      writeRelayDeliver(out, msg.senderNodeId, msg.payload);
       return ok(out);
     }
     case 'sync': {
@@ -237,27 +235,57 @@ function mapOk<T, U>(r: Result<T>, f: (v: T) => U): Result<U> {
   return r.ok ? ok(f(r.value)) : r;
 }
 
+// ---- Relay framing: the one implementation (nodes, the beacon, src/nat all use these) ----
+// A tunnel frame F for node `dest` leaves the node's socket 0 as 0x05 relay [u32 sender][u32 dest][F]; the beacon
+// forwards it as 0x06 relay_deliver [u32 sender][F] to dest's observed endpoint. The beacon forwards only frames
+// from the endpoint it observed for `sender`, so relay frames leave the socket that sends discover (socket 0).
+
+/** Bytes a 0x05 relay adds in front of a tunnel frame (type + sender + dest). Size tunnel plaintexts for it. */
+export const RELAY_HEADER_BYTES = 9;
+/** Bytes a 0x06 relay_deliver adds in front of the frame (type + sender). */
+export const RELAY_DELIVER_HEADER_BYTES = 5;
+
 /**
- * Relay deliver header written in place, for the hot path: `out` receives [0x06][sender][payload].
+ * The 0x05 relay header at `out[off..off+9)`, for a frame the caller writes (or seals in place) right after it.
+ * No checks: the caller guarantees room and u32 ids.
+ */
+export function writeRelayHeader(out: Uint8Array, off: number, senderNodeId: number, destNodeId: number): void {
+  out[off] = BEACON_RELAY;
+  writeU32(out, off + 1, senderNodeId >>> 0);
+  writeU32(out, off + 5, destNodeId >>> 0);
+}
+
+/**
+ * Relay deliver written in place, for the hot path: `out` receives [0x06][sender][payload].
  * Returns the byte count. The caller sizes `out` (5 + payload.length).
  */
 export function writeRelayDeliver(out: Uint8Array, senderNodeId: number, payload: Uint8Array): number {
   out[0] = BEACON_RELAY_DELIVER;
-  writeU32(out, 1, senderNodeId);
-  out.set(payload, 5);
-  return 5 + payload.length;
+  writeU32(out, 1, senderNodeId >>> 0);
+  out.set(payload, RELAY_DELIVER_HEADER_BYTES);
+  return RELAY_DELIVER_HEADER_BYTES + payload.length;
 }
 
 /**
- * Relay header written in place, for the hot path: `out` receives [0x05][sender][dest][payload]. Returns the
- * byte count. The caller sizes `out` (9 + payload.length).
+ * Relay written in place, for the hot path: `out` receives [0x05][sender][dest][payload]. Returns the byte
+ * count. The caller sizes `out` (9 + payload.length).
  */
 export function writeRelayFrame(out: Uint8Array, senderNodeId: number, destNodeId: number, payload: Uint8Array): number {
-  out[0] = BEACON_RELAY;
-  writeU32(out, 1, senderNodeId);
-  writeU32(out, 5, destNodeId);
-  out.set(payload, 9);
-  return 9 + payload.length;
+  writeRelayHeader(out, 0, senderNodeId, destNodeId);
+  out.set(payload, RELAY_HEADER_BYTES);
+  return RELAY_HEADER_BYTES + payload.length;
+}
+
+/** 0x05 relay datagram carrying `frame` (a PNI1/PNR1/PND1 tunnel frame); invalid_argument for non-u32 ids. */
+export function wrapRelay(senderNodeId: number, destNodeId: number, frame: Uint8Array): Result<Uint8Array> {
+  return encodeBeaconMessage({ kind: 'relay', senderNodeId, destNodeId, payload: frame });
+}
+
+/** A 0x06 relay_deliver datagram → sender and inner frame (a view into `buf`); null for anything else. */
+export function unwrapRelayDeliver(buf: Uint8Array): { senderNodeId: number; frame: Uint8Array } | null {
+  const m = decodeBeaconMessage(buf);
+  if (!m.ok || m.value.kind !== 'relay_deliver') return null;
+  return { senderNodeId: m.value.senderNodeId, frame: m.value.payload };
 }
 
 function decodeEndpoint(body: Uint8Array): Result<BeaconEndpoint> {
@@ -266,86 +294,6 @@ function decodeEndpoint(body: Uint8Array): Result<BeaconEndpoint> {
   if (ipLen !== 4 && ipLen !== 16) return err('invalid_argument', `beacon endpoint has ip length ${ipLen}`);
   if (body.length < 1 + ipLen + 2) return short('endpoint');
   return ok({ ip: formatIp(body.subarray(1, 1 + ipLen)), port: readU16(body, 1 + ipLen) });
-}
-
-/** Dotted IPv4 for 4 bytes, 8 lower-case hex groups (uncompressed, valid for dgram) for 16. */
-export function formatIp(b: Uint8Array): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
-  return groups.join(':');
-}
-
-/**
- * IP text → 4 or 16 bytes; null when not an IP. IPv4-mapped IPv6 (`::ffff:a.b.c.d`, what a dual-stack
- * socket reports) becomes 4 bytes, as Go's IP.To4() does in the original.
- */
-export function parseIp(text: string): Uint8Array | null {
-  if (typeof text !== 'string' || text.length === 0 || text.length > 45) return null;
-  const v4 = parseIpv4(text);
-  if (v4) return v4;
-  const v6 = parseIpv6(text);
-  if (!v6) return null;
-  let mapped = true;
-  for (let i = 0; i < 10; i++) if (v6[i] !== 0) mapped = false;
-  if (mapped && v6[10] === 0xff && v6[11] === 0xff) return v6.slice(12);
-  return v6;
-}
-
-function parseIpv4(text: string): Uint8Array | null {
-  const parts = text.split('.');
-  if (parts.length !== 4) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!/^\d{1,3}$/.test(p)) return null;
-    const n = Number(p);
-    if (n > 255) return null;
-    out[i] = n;
-  }
-  return out;
-}
-
-function parseIpv6(text: string): Uint8Array | null {
-  const zone = text.indexOf('%');
-  if (zone >= 0) text = text.slice(0, zone);
-  const halves = text.split('::');
-  if (halves.length > 2) return null;
-  const parseGroups = (s: string): number[] | null => {
-    if (s === '') return [];
-    const out: number[] = [];
-    const parts = s.split(':');
-    for (let i = 0; i < parts.length; i++) {
-      const p = parts[i]!;
-      if (i === parts.length - 1 && p.includes('.')) {
-        const v4 = parseIpv4(p);
-        if (!v4) return null;
-        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(p)) return null;
-        out.push(parseInt(p, 16));
-      }
-    }
-    return out;
-  };
-  const head = parseGroups(halves[0]!);
-  const tail = halves.length === 2 ? parseGroups(halves[1]!) : [];
-  if (!head || !tail) return null;
-  let groups: number[];
-  if (halves.length === 2) {
-    const fill = 8 - head.length - tail.length;
-    if (fill < 1) return null;
-    groups = [...head, ...new Array<number>(fill).fill(0), ...tail];
-  } else {
-    groups = head;
-  }
-  if (groups.length !== 8) return null;
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    out[2 * i] = groups[i]! >>> 8;
-    out[2 * i + 1] = groups[i]! & 0xff;
-  }
-  return out;
 }
 
 function short(what: string): Result<never> {

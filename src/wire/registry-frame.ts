@@ -171,24 +171,8 @@ export class RegistryFrameDecoder {
   }
 }
 
-// ---- Field readers (JSON numbers arrive as doubles, as in Go's map[string]interface{}) ----
-
-/** A u32 field; 0 when missing, negative, fractional or out of range (the original's jsonUint32 yields 0). */
-export function fieldU32(msg: RegistryMessage, key: string): number {
-  const v = msg[key];
-  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? v : 0;
-}
-
-/** A string field; '' when missing or not a string. */
-export function fieldString(msg: RegistryMessage, key: string): string {
-  const v = msg[key];
-  return typeof v === 'string' ? v : '';
-}
-
-/** A boolean field; false when missing or not a boolean (Go's `msg[k].(bool)` with `_`). */
-export function fieldBool(msg: RegistryMessage, key: string): boolean {
-  return msg[key] === true;
-}
+// Field readers and the typed messages: src/wire/registry-messages.ts.
+export { fieldBool, fieldString, fieldU32 } from './registry-messages.js';
 
 // ---- Signed-request challenges ----
 // The original signs fixed ASCII strings (pkg/registry/client.go, server.go). They carry no time or nonce, so

@@ -49,8 +49,7 @@ import { legacyPongFor, LEGACY_MSS } from '../../wire/legacy-control.js';
 import type { VirtualAddr } from '../../wire/address.js';
 import { readU32, writeU32 } from '../../wire/bytes.js';
 import { isLegacyPongFor, legacyDatagramPacket, legacyPingPacket } from '../../transport/legacy-connection.js';
-import { RELAY_OVERHEAD_BYTES } from '../../nat/relay.js';
-import { writeRelayFrame } from '../../wire/beacon-message.js';
+import { RELAY_HEADER_BYTES as RELAY_OVERHEAD_BYTES, writeRelayFrame } from '../../wire/beacon-message.js';
 import type { Deadline, Driver } from '../driver.js';
 
 export interface LegacySuiteDeps {

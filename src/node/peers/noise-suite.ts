@@ -21,10 +21,11 @@ import {
 } from '../../crypto/index.js';
 import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse, readU32LE, NOISE_DATA_HEADER_BYTES, NOISE_DATA_OVERHEAD_BYTES } from '../../wire/noise-frame.js';
 import { PacketBatch, ipv4ToU32 } from '../../datapath/packet-batch.js';
+import type { UdpEndpoint as WireUdpEndpoint } from '../../wire/endpoint.js';
+import { RELAY_HEADER_BYTES, writeRelayHeader } from '../../wire/beacon-message.js';
 
-export interface UdpEndpoint {
-  ip: string;
-  port: number;
+/** A path to a peer: a UDP endpoint (src/wire/endpoint.ts) and how to send there. */
+export interface UdpEndpoint extends WireUdpEndpoint {
   /** Cached numeric form of `ip` for the send batch. */
   ipU32?: number;
   /** Set on relay paths: frames go to the beacon at ip:port wrapped in a relay message for this node. */
@@ -118,9 +119,6 @@ export class TunnelPeer {
 
 const KEEPALIVE_BYTE = 0x10;
 const TX_BATCH_PACKETS = 64;
-/** Beacon relay message header: type 0x05, u32 BE sender, u32 BE destination (pkg/beacon of the original). */
-const RELAY_HEADER_BYTES = 9;
-const BEACON_RELAY = 0x05;
 /** A relay packet may not take the peer off a direct path that was heard from this recently. */
 const DIRECT_PATH_GRACE_US = 3_000_000;
 /** ensureSession re-handshakes when the peer has been silent this long. */
@@ -501,10 +499,3 @@ function sameEp(a: UdpEndpoint, b: UdpEndpoint): boolean {
 }
 
 const KEEPALIVE = new Uint8Array([KEEPALIVE_BYTE]);
-
-function writeRelayHeader(out: Uint8Array, off: number, sender: number, dest: number): void {
-  out[off] = BEACON_RELAY;
-  const v = new DataView(out.buffer, out.byteOffset + off + 1, 8);
-  v.setUint32(0, sender >>> 0);
-  v.setUint32(4, dest >>> 0);
-}

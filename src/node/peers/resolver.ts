@@ -7,7 +7,6 @@ import { pilotError, type PilotError } from '../../core/errors.js';
 import type { Clock } from '../../core/clock.js';
 import { fromBase64, toBase64 } from '../../crypto/index.js';
 import { parseAddr } from '../../wire/address.js';
-import { parseEndpoint } from '../endpoint-text.js';
 import { HOSTNAME_RE } from '../daemon-options.js';
 import type { LookupResult, PeerSuite, RegistryClient } from '../registry-client.js';
 import type { TrustStore } from '../trust/store.js';
@@ -99,9 +98,8 @@ export class PeerResolver {
     const endpoints: UdpEndpoint[] = [];
     if (r.ok) {
       // LAN address first: two nodes behind one NAT reach each other without hairpinning (the LAN shortcut).
-      for (const a of [r.value.lanAddr, r.value.realAddr, r.value.observedAddr]) {
-        const ep = a ? parseEndpoint(a) : null;
-        if (ep && !endpoints.some((x) => x.ip === ep.ip && x.port === ep.port)) endpoints.push(ep);
+      for (const ep of [r.value.lanEndpoint, r.value.realEndpoint, r.value.observedEndpoint]) {
+        if (ep && !endpoints.some((x) => x.ip === ep.ip && x.port === ep.port)) endpoints.push({ ...ep });
       }
     }
     const known = this.deps.knownEndpoint(nodeId);

@@ -20,7 +20,7 @@ async function trace(t: test.TestContext, seed: number, wallEpochMs: number): Pr
   return JSON.stringify({ finMs, stats: w.net.stats, flows: [...w.net.flows], path: [await n.a!.pathTo(n.b!), await n.b!.pathTo(n.a!)] });
 }
 
-test('sim replay: the same seed gives the same run', { todo: process.env.PILOT_SIM_REPLAY_STRICT ? undefined : 'exact replay needs every node/ timer on the Driver (transport timers in streams/connection-driver.ts, NAT traversal): until then real timers interleave' }, async (t) => {
+test('sim replay: the same seed gives the same run (every node/ timer is on the Driver, all randomness from the seed)', async (t) => {
   const seed = seedFromEnv();
   // One epoch for both runs: the beacon and the registry check signed times against it.
   const epoch = Date.now();

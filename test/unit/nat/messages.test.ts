@@ -2,7 +2,8 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng, seedFromEnv } from '../../../src/core/index.js';
-import { decodeNatInfo, encodeNatInfo, NAT_INFO, NAT_INFO_BYTES, unwrapRelayDeliver, wrapRelay, RELAY_OVERHEAD_BYTES, type NatInfo } from '../../../src/nat/index.js';
+import { decodeNatInfo, encodeNatInfo, NAT_INFO, NAT_INFO_BYTES, type NatInfo } from '../../../src/nat/index.js';
+import { unwrapRelayDeliver, wrapRelay, RELAY_HEADER_BYTES as RELAY_OVERHEAD_BYTES } from '../../../src/wire/beacon-message.js';
 import { writeRelayDeliver } from '../../../src/wire/beacon-message.js';
 
 const seed = seedFromEnv();

@@ -29,6 +29,7 @@ function fixture(opts: { hostname?: string | null; isPublic?: boolean; hostnameR
     identity: generateIdentity(),
     logger: silentLogger(),
     registryAddr: '127.0.0.1:9000',
+    registryHost: '127.0.0.1',
     hostname: opts.hostname ?? null,
     isPublic: opts.isPublic ?? false,
     listenAddress: () => ({ ip: '0.0.0.0', port: 4000 }),

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { ok, err, type Result } from '../../../src/core/result.js';
 import { ManualClock } from '../../../src/core/clock.js';
 import { PeerResolver, SUITE_CACHE_US } from '../../../src/node/peers/resolver.js';
+import { parseReachableEndpoint } from '../../../src/wire/endpoint.js';
 import type { LookupResult, ResolveHostnameResult, ResolveResult } from '../../../src/node/registry-client.js';
 import type { TrustedPeer, IncomingRequest } from '../../../src/node/trust/store.js';
 
@@ -31,7 +32,7 @@ function world() {
       resolve: async (id): Promise<Result<ResolveResult>> => {
         if (isDown) return err('timeout', 'registry down');
         const n = nodes.get(id);
-        return n?.realAddr ? ok({ nodeId: id, realAddr: n.realAddr }) : err('not_found', 'no endpoint');
+        return n?.realAddr ? ok({ nodeId: id, realAddr: n.realAddr, realEndpoint: parseReachableEndpoint(n.realAddr) ?? undefined }) : err('not_found', 'no endpoint');
       },
       resolveHostname: async (h): Promise<Result<ResolveHostnameResult>> => {
         calls.resolveHostname++;

@@ -112,6 +112,15 @@ class Client {
 }
 
 const settle = (ms = 150) => new Promise((r) => setTimeout(r, ms));
+/** Wait until the beacon has handled what was sent (a count it keeps), then a grace for replies that must not come. */
+async function handled(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`beacon did not handle ${what} within ${ms} ms`);
+    await settle(10);
+  }
+  await settle();
+}
 
 async function world(extra: Partial<BeaconOptions> = {}) {
   const authority = new FakeAuthority();
@@ -184,7 +193,7 @@ test('attack: a forged discover (bare, wrong token, garbage MAC) cannot move a t
     w.mallory.sendRaw(garbage, w.port);
     // …and the same through the punch request, which also refreshes the requester's endpoint.
     w.mallory.sendBare({ kind: 'punch_request', fromNodeId: ALICE, toNodeId: BOB }, w.port);
-    await settle();
+    await handled(() => w.beacon.stats.authFailed >= 4, 'the four forged messages');
     assert.equal(w.beacon.observedEndpoint(ALICE), w.alice.endpoint);
     assert.equal(w.mallory.inbox.length, 0, 'no reply to a refused sender');
     assert.equal(w.bob.inbox.length, 0, 'no punch command for a forged requester');
@@ -212,7 +221,7 @@ test('attack: a replayed authenticated discover is refused (same bytes, older co
     const late = encodeAuthenticatedBeaconMessage({ kind: 'discover', nodeId: BOB }, w.bob.token!, (Date.now() + 3_600_000) * 1000);
     assert.ok(late.ok);
     w.mallory.sendRaw(late.value, w.port);
-    await settle();
+    await handled(() => w.beacon.stats.replayed >= 3, 'the three replays');
     assert.equal(w.beacon.observedEndpoint(ALICE), w.alice.endpoint);
     assert.equal(w.beacon.observedEndpoint(BOB), w.bob.endpoint);
     assert.equal(w.mallory.inbox.length, 0);
