@@ -17,6 +17,7 @@ import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram } from '../wire/segment.js';
 import { Driver } from './driver.js';
 import { realEnv, type NodeEnv } from './env.js';
 import { PathDriver } from './paths/path-driver.js';
+import { MainSocket } from './paths/main-socket.js';
 import { RegistryClient } from './registry-client.js';
 import { TrustStore } from './trust/store.js';
 import { TrustMachine } from './trust/machine.js';
@@ -162,6 +163,8 @@ export class Daemon implements ServiceHost {
     const idleTimeoutUs = opts.idleTimeoutMs * 1000;
 
     // Paths to peers: src/nat's engine decides (punching, prediction, birthday probing, liveness), this runs it.
+    // The tunnel socket every suite sends on; the path driver listens to its flows.
+    const socket = new MainSocket(this.datapath);
     this.nat = new PathDriver({
       logger: this.logger.child({ component: 'nat' }),
       driver,
@@ -172,12 +175,11 @@ export class Daemon implements ServiceHost {
       beaconAddr: this.beaconAddr,
       beacon2Addr: this.addrs.beacon2,
       beaconEndpoint: this.beaconEndpoint,
-      datapath: () => this.datapath,
+      socket,
       tunnels: () => this.tunnels,
       nodeId: () => this.membership.nodeId,
       listenHost: host,
       busyPeers: () => this.conns.peersWithConnections('noise'),
-      flushConnections: () => this.driver.flush(),
       beaconToken: () => this.registry.beaconToken,
       acceptsPunchFrom: (id) => this.membership.isPublic || this.trust.isTrusted(id),
       legacyRelayed: (frame, sender, now) => this.legacy.handleFrame(frame, this.beaconAddr.ip, this.beaconAddr.port, now, sender),
@@ -186,8 +188,8 @@ export class Daemon implements ServiceHost {
       identity: this.identity,
       nodeId: () => this.membership.nodeId,
       udp: {
-        send: (data, ip, port) => this.nat.sendMain(data, ip, port),
-        sendBatch: (batch) => void this.datapath.sendBatch(batch),
+        send: (data, ip, port) => socket.send(data, ip, port),
+        sendBatch: (batch) => socket.sendBatch(batch),
       },
       logger: this.logger.child({ component: 'tunnel' }),
       nowUs: this.nowUs,
@@ -208,7 +210,7 @@ export class Daemon implements ServiceHost {
       logger: this.logger.child({ component: 'legacy' }),
       driver,
       rng: this.env.rng,
-      udp: { send: (data, ip, port) => this.nat.sendMain(data, ip, port) },
+      udp: socket,
       relay: () => this.beaconEndpoint,
       relayOnly: opts.relayOnly,
       // No downgrade: a PILA in the name of a node our registry marks Noise is refused (v05KeyFrom).

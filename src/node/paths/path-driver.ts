@@ -1,14 +1,15 @@
 // Paths to peers across NATs, the node's side: it runs the path engine (src/nat/paths.ts, which decides
 // everything) and executes its actions — punches and beacon messages from the tunnel socket, plaintexts in a
 // peer's session (on its path or towards a candidate endpoint), the extra sockets of birthday probing, and
-// the peer's path itself. The engine's next deadline is the only timer (one Driver deadline); every send from
-// the tunnel socket goes through sendMain, which counts new flows for the engine's port prediction.
+// the peer's path itself. The engine's next deadline is the only timer (one Driver deadline); the tunnel
+// socket (main-socket.ts) reports every destination it sends to, the flows the engine counts for port prediction.
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import type { Micros, WallClock } from '../../core/clock.js';
 import type { Rng } from '../../core/rng.js';
 import type { Result } from '../../core/result.js';
 import type { Datapath, OpenDatapathOptions } from '../../datapath/index.js';
+import type { MainSocket } from './main-socket.js';
 import { PathEngine, type NatTiming, type PathAction, type PeerView } from '../../nat/index.js';
 import { decodeBeaconMessage } from '../../wire/beacon-message.js';
 import { isPilp, PILP_FRAME } from '../../wire/legacy-frame.js';
@@ -31,15 +32,14 @@ export interface PathDriverDeps {
   beacon2Addr: UdpEndpoint | null;
   /** The beacon as a relay; null when relaying is off. */
   beaconEndpoint: UdpEndpoint | null;
-  /** The tunnel socket. */
-  datapath(): Datapath;
+  /** The tunnel socket (the driver listens to its flows and sends punches and beacon messages on it). */
+  socket: MainSocket;
   tunnels(): NoiseSuite;
   nodeId(): number;
   /** Host the extra (birthday) sockets bind on. */
   listenHost: string;
   /** Peers with open connections (only those need a live path). */
   busyPeers(): number[];
-  flushConnections(): void;
   /** Our beacon token (registry-client.ts); null against an original registry. */
   beaconToken(): Uint8Array | null;
   /** May `nodeId`, which asked the beacon for a punch towards us, make us punch towards it? (trusted; or we are public) */
@@ -77,8 +77,7 @@ export class PathDriver {
         if (!isWinner || isPilp(p)) return;
         // Tunnel frames on the birthday-probed path.
         deps.tunnels().handleFrame(p, from.ip, from.port, now, undefined, sock);
-        deps.flushConnections();
-        deps.tunnels().flushTx();
+        deps.driver.requestFlush();
       },
     });
     const tunnelPeer = (id: number) => deps.tunnels().peers.get(id);
@@ -89,7 +88,7 @@ export class PathDriver {
       hasRelay: deps.beaconEndpoint !== null,
       relayOnly: deps.relayOnly,
       nodeId: deps.nodeId,
-      localPort: () => deps.datapath().localAddress.port,
+      localPort: () => deps.socket.localPort,
       localIps: () => Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address)),
       peer: (id) => {
         const p = tunnelPeer(id);
@@ -99,6 +98,7 @@ export class PathDriver {
       busyPeers: deps.busyPeers,
       acceptsPunchFrom: deps.acceptsPunchFrom,
     });
+    deps.socket.onFlow = (ip, port) => this.engine.noteFlow(ip, port);
   }
 
   /** Our endpoint as the primary beacon sees it. */
@@ -180,11 +180,6 @@ export class PathDriver {
     this.pump();
   }
 
-  /** Every single send from the tunnel socket (counts new flows for the engine's port prediction). */
-  sendMain(data: Uint8Array, ip: string, port: number): void {
-    this.engine.noteFlow(ip, port);
-    this.deps.datapath().send(data, ip, port);
-  }
 
   close(): void {
     this.isClosed = true;
@@ -202,9 +197,8 @@ export class PathDriver {
   /** Execute every pending action, then arm the engine's next deadline. */
   private pump(): void {
     if (this.isClosed) return;
-    let sent = false;
-    for (let a = this.engine.pollAction(); a; a = this.engine.pollAction()) sent = this.execute(a) || sent;
-    if (sent) this.deps.tunnels().flushTx();
+    // Sealed control frames leave with the driver's flush at the end of this turn.
+    for (let a = this.engine.pollAction(); a; a = this.engine.pollAction()) this.execute(a);
     const next = this.engine.pollTimeout();
     if (next === this.deadlineAtUs && this.deadline?.isActive) return;
     this.deadline?.cancel();
@@ -226,11 +220,11 @@ export class PathDriver {
     const tunnels = this.deps.tunnels();
     switch (a.kind) {
       case 'punch':
-        this.sendMain(PILP_FRAME, a.to.ip, a.to.port);
+        this.deps.socket.send(PILP_FRAME, a.to.ip, a.to.port);
         return false;
       case 'beacon': {
         const m = this.beacon.encode(a.message);
-        if (m.ok) this.sendMain(m.value, a.to.ip, a.to.port);
+        if (m.ok) this.deps.socket.send(m.value, a.to.ip, a.to.port);
         return false;
       }
       case 'control': {

@@ -12,6 +12,7 @@ import { Rng } from '../../../src/core/rng.js';
 import { err } from '../../../src/core/result.js';
 import { Driver } from '../../../src/node/driver.js';
 import { PathDriver } from '../../../src/node/paths/path-driver.js';
+import { MainSocket } from '../../../src/node/paths/main-socket.js';
 import type { NoiseSuite as TunnelManager } from '../../../src/node/peers/noise-suite.js';
 import { BeaconServer } from '../../../src/registry/beacon.js';
 import type { BeaconAuthority, BeaconNodeAuth } from '../../../src/registry/beacon-authority.js';
@@ -52,12 +53,11 @@ async function node(id: number, beaconPort: number, trusts: number[]) {
     beaconAddr: beacon,
     beacon2Addr: null,
     beaconEndpoint: beacon,
-    datapath: () => datapath,
+    socket: new MainSocket(datapath),
     tunnels: () => ({ handlePunchFrom: () => {}, flushTx: () => {}, peers: new Map() }) as unknown as TunnelManager,
     nodeId: () => id,
     listenHost: '127.0.0.1',
     busyPeers: () => [],
-    flushConnections: () => undefined,
     beaconToken: () => tokens.get(id)!,
     legacyRelayed: () => {},
     acceptsPunchFrom: (peer) => trusts.includes(peer),

@@ -13,6 +13,7 @@ import { Rng } from '../../../src/core/rng.js';
 import { err } from '../../../src/core/result.js';
 import { Driver, VirtualTimers } from '../../../src/node/driver.js';
 import { PathDriver } from '../../../src/node/paths/path-driver.js';
+import { MainSocket } from '../../../src/node/paths/main-socket.js';
 import type { NoiseSuite as TunnelManager } from '../../../src/node/peers/noise-suite.js';
 import {
   BEACON_TOKEN_BYTES,
@@ -53,12 +54,11 @@ function setup(token: Uint8Array | null) {
     beaconAddr: BEACON,
     beacon2Addr: null,
     beaconEndpoint: BEACON,
-    datapath: () => datapath,
+    socket: new MainSocket(datapath),
     tunnels: () => ({ handlePunchFrom: () => {}, flushTx: () => {}, peers: new Map() }) as unknown as TunnelManager,
     nodeId: () => ME,
     listenHost: '127.0.0.1',
     busyPeers: () => [],
-    flushConnections: () => undefined,
     beaconToken: () => token,
     legacyRelayed: () => {},
     acceptsPunchFrom: (id) => id === FRIEND,
