@@ -310,14 +310,16 @@ const stop = defineCommand<null>({
       if (!isHungDaemon) return conn;
     }
     const provenPid = conn.ok ? conn.value.daemonPid : null;
+    // The only pids we may signal: the one the daemon signed, or the pid file's if /proc shows our daemon there.
+    // Decided before asking for shutdown: a daemon that exits at once must still be reported by its pid.
+    const candidate = pidFromFile ?? provenPid;
+    const isCandidateAlive = candidate !== null && isProcessAlive(candidate);
+    const isCandidateOurs = isCandidateAlive && (candidate === provenPid || isOurDaemonProcess(candidate, paths.home, ctx.io.env));
     const asked = conn.ok ? await conn.value.call('shutdown') : conn;
     if (conn.ok) conn.value.close();
-    // The only pids we may signal: the one the daemon signed, or the pid file's if /proc shows our daemon there.
-    const candidate = pidFromFile ?? provenPid;
-    let pid: number | null = null;
-    if (candidate !== null && isProcessAlive(candidate)) {
-      if (candidate === provenPid || isOurDaemonProcess(candidate, paths.home, ctx.io.env)) pid = candidate;
-      else if (!asked.ok) {
+    const pid: number | null = isCandidateOurs ? candidate : null;
+    if (isCandidateAlive && !isCandidateOurs) {
+      if (!asked.ok) {
         tryUnlink(paths.pidFile);
         return err('not_running', `daemon is not running; the pid file named pid ${candidate}, which is not a pilot-daemon of ${paths.home}, so it was left alone`, {
           hint: 'the stale pid file was removed; start the daemon with: pilotctl daemon start',
