@@ -67,7 +67,7 @@ async function connectAll(a: Record<string, unknown>): Promise<unknown> {
       p.session = r.value.session;
       byIndex.delete(f.value.receiverIndex);
       done++;
-      // Key confirmation, as TunnelManager does after a response.
+      // Key confirmation, as peers/noise-suite.ts does after a response.
       const ka = p.session.seal(new Uint8Array([KEEPALIVE_BYTE]), monoUs(), sealBuf);
       if (ka.ok) s.send(ka.value, port, ip);
       wake?.();

@@ -107,7 +107,7 @@ type Packet =
   | { kind: 'resp' }
   | { kind: 'data'; plaintext: Uint8Array };
 
-/** The tunnel to the other host, as src/node/tunnel-manager.ts behaves (one peer). */
+/** The tunnel to the other host, as src/node/peers/noise-suite.ts behaves (one peer). */
 interface SimTunnel {
   isUp: boolean;
   path: PathTo | null;
@@ -146,9 +146,9 @@ export interface WorldOptions {
 const BEACON: UdpEndpoint = { ip: '198.18.100.10', port: 9001 };
 const BEACON2: UdpEndpoint = { ip: '198.18.100.11', port: 9001 };
 const KEEPALIVE = Uint8Array.of(0x10);
-/** tunnel-manager.ts: a relay packet may not take the peer off a direct path heard from this recently. */
+/** peers/noise-suite.ts: a relay packet may not take the peer off a direct path heard from this recently. */
 const DIRECT_PATH_GRACE_US = 3_000_000;
-/** tunnel-manager.ts: initiation attempts sent direct-only before the relay joins the race. */
+/** peers/noise-suite.ts: initiation attempts sent direct-only before the relay joins the race. */
 const DIRECT_ONLY_ATTEMPTS = 2;
 
 interface Ev {
@@ -448,7 +448,7 @@ export class World {
     this.drain(h);
   }
 
-  /** Roaming (tunnel-manager.ts notePath). */
+  /** Roaming (peers/noise-suite.ts notePath). */
   private notePath(h: SimHost, socket: number, src: UdpEndpoint | null): void {
     const t = h.tunnel;
     if (src) {
@@ -460,7 +460,7 @@ export class World {
     this.setPath(h, { kind: 'relay' }, 'roaming: relayed packet');
   }
 
-  /** tunnel-manager.ts handlePunchFrom: a punch from a candidate's IP on a new port gets the initiation too. */
+  /** peers/noise-suite.ts handlePunchFrom: a punch from a candidate's IP on a new port gets the initiation too. */
   private handlePunchFrom(h: SimHost, src: UdpEndpoint): void {
     const t = h.tunnel;
     if (!t.isInitiating || !t.candidates.some((c) => c.ip === src.ip) || t.candidates.some((c) => sameEndpoint(c, src))) return;
@@ -479,7 +479,7 @@ export class World {
   }
 
   private sendRaw(h: SimHost, socket: number, to: UdpEndpoint, p: Packet): void {
-    if (socket === 0) h.engine.noteFlow(to.ip, to.port); // path-driver.ts sendMain
+    if (socket === 0) h.engine.noteFlow(to.ip, to.port); // paths/main-socket.ts reports each send
     if (sameEndpoint(to, BEACON) || sameEndpoint(to, BEACON2)) {
       const src = this.publicSource(h, socket, to);
       if (!src) return;

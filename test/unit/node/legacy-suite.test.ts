@@ -160,7 +160,7 @@ async function makeNode(reg: Registry, nodeId: number, opts: { allowInsecureLega
       node.registryCalls++;
       await sleep(5); // a registry round trip: PILAs arriving meanwhile are held
       const k = reg.keys.get(id);
-      // The daemon's rule (src/node/daemon.ts registryKey): no v0.5 key for a node the registry marks Noise.
+      // The daemon's rule (src/node/node.ts registryKey → peers/resolver.ts v05Key): no v0.5 key for a node the registry marks Noise.
       return k ? v05KeyFrom(id, { publicKey: toBase64(k), suite: reg.suites.get(id) }) : err('not_found', `no node ${id}`);
     },
     authorize: async (id, key) => (node.trusts(id, key) ? ok() : err('connection_failed', `node ${id} is not trusted`)),

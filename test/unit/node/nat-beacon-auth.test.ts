@@ -13,7 +13,7 @@ import { err } from '../../../src/core/result.js';
 import { Driver } from '../../../src/node/driver.js';
 import { PathDriver } from '../../../src/node/paths/path-driver.js';
 import { MainSocket } from '../../../src/node/paths/main-socket.js';
-import type { NoiseSuite as TunnelManager } from '../../../src/node/peers/noise-suite.js';
+import type { NoiseSuite } from '../../../src/node/peers/noise-suite.js';
 import { BeaconServer } from '../../../src/registry/beacon.js';
 import type { BeaconAuthority, BeaconNodeAuth } from '../../../src/registry/beacon-authority.js';
 import { BEACON_TOKEN_BYTES, isBeaconMessage } from '../../../src/wire/beacon-message.js';
@@ -54,7 +54,7 @@ async function node(id: number, beaconPort: number, trusts: number[]) {
     beacon2Addr: null,
     beaconEndpoint: beacon,
     socket: new MainSocket(datapath),
-    tunnels: () => ({ handlePunchFrom: () => {}, flushTx: () => {}, peers: new Map() }) as unknown as TunnelManager,
+    tunnels: () => ({ handlePunchFrom: () => {}, flushTx: () => {}, peers: new Map() }) as unknown as NoiseSuite,
     nodeId: () => id,
     listenHost: '127.0.0.1',
     busyPeers: () => [],

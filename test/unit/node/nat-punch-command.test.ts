@@ -14,7 +14,7 @@ import { err } from '../../../src/core/result.js';
 import { Driver, VirtualTimers } from '../../../src/node/driver.js';
 import { PathDriver } from '../../../src/node/paths/path-driver.js';
 import { MainSocket } from '../../../src/node/paths/main-socket.js';
-import type { NoiseSuite as TunnelManager } from '../../../src/node/peers/noise-suite.js';
+import type { NoiseSuite } from '../../../src/node/peers/noise-suite.js';
 import {
   BEACON_TOKEN_BYTES,
   decodeBeaconMessage,
@@ -55,7 +55,7 @@ function setup(token: Uint8Array | null) {
     beacon2Addr: null,
     beaconEndpoint: BEACON,
     socket: new MainSocket(datapath),
-    tunnels: () => ({ handlePunchFrom: () => {}, flushTx: () => {}, peers: new Map() }) as unknown as TunnelManager,
+    tunnels: () => ({ handlePunchFrom: () => {}, flushTx: () => {}, peers: new Map() }) as unknown as NoiseSuite,
     nodeId: () => ME,
     listenHost: '127.0.0.1',
     busyPeers: () => [],
