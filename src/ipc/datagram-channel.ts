@@ -157,16 +157,21 @@ export class IpcDatagramChannel implements DatagramSocket {
     this.used = 0;
   }
 
+  /** One promise for every send that hit the high-water mark: resolved by the next 'drain' (or the close). */
+  private drainPromise: Promise<Result<void>> | null = null;
   private drained(): Promise<Result<void>> {
-    return new Promise((resolve) => {
+    if (this.drainPromise !== null) return this.drainPromise;
+    this.drainPromise = new Promise((resolve) => {
       const done = (): void => {
         this.socket.removeListener('drain', done);
         this.socket.removeListener('close', done);
+        this.drainPromise = null;
         resolve(this.isClosed ? errFrom(this.error ?? pilotError('connection_failed', 'datagram socket closed')) : OK);
       };
       this.socket.once('drain', done);
       this.socket.once('close', done);
     });
+    return this.drainPromise;
   }
 
   recv(timeoutMs?: number): Promise<Datagram | null> {
