@@ -121,7 +121,11 @@ export class IpcDatagramChannel implements DatagramSocket {
     if (ref === undefined) {
       const enc = encodeRef(String(to));
       if (enc === null) return Promise.resolve(err('invalid_argument', `invalid peer '${String(to).slice(0, 80)}'`, { hint: 'a hostname, node id or address' }));
-      if (this.refBytes.size >= MAX_REF_CACHE) this.refBytes.clear();
+      if (this.refBytes.size >= MAX_REF_CACHE) {
+        // Bounded like the daemon's ref cache: forgetting a confirmation only costs one confirmed send.
+        this.refBytes.clear();
+        this.confirmed.clear();
+      }
       this.refBytes.set(to, enc);
       ref = enc;
     }
