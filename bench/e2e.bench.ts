@@ -11,7 +11,8 @@
 //   npm run bench                      full run (~10 min on the 2-core VM)
 //   npm run bench -- --quick           200 MiB streams, 2,000 pings, 1,000 idle peers: a sanity check
 //   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,rss,dgram,streams,servicePing
-//            --profile                 also run --cpu-prof passes (1 stream local and daemon, 64 B flood) and
+//            --profile[=stream,dgram64] also run --cpu-prof passes (1 stream and a 64 B flood, local and via the
+//                                      daemon: daemon and SDK processes both) and
 //                                      summarise them; profiles are kept in bench/results/profiles/ (not committed)
 //            --perf                    with --profile: also `perf record -e cpu-clock` both local stream endpoints
 //                                      (JIT frames via --perf-basic-prof) and print the top symbols per DSO
@@ -44,6 +45,8 @@ const DATAPATHS = listFlag('datapaths', ['native', 'dgram']) as Array<'native' |
 const MODES = listFlag('modes', ['local', 'ipc']).filter((m) => m === 'local' || m === 'ipc') as Array<'local' | 'ipc'>; // --modes=none: RSS only
 const SKIP = new Set(listFlag('skip', []));
 const isProfiling = flag('profile') !== null;
+/** --profile=dgram64 (or stream): only those passes. */
+const PROFILE_ONLY = flag('profile') ? new Set(flag('profile')!.split(',')) : null;
 const isPerf = flag('perf') !== null;
 
 const MiB = 1024 * 1024;
@@ -343,7 +346,9 @@ async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { r
     );
   } else {
     daemons = await Promise.all(names.map((n) => startDaemon(n, rdv, env, execArgv.length ? [...execArgv, '--cpu-prof-name', `${n}-daemon.cpuprofile`] : [])));
-    ws = await Promise.all(names.map((n, i) => worker(n, 'pilot-worker.js', [JSON.stringify({ mode, home: daemons[i]!.home })], process.env)));
+    // The SDK side is profiled too: for datagrams its half of the channel is half the IPC cost.
+    ws = await Promise.all(names.map((n, i) => worker(n, 'pilot-worker.js', [JSON.stringify({ mode, home: daemons[i]!.home })], process.env,
+      execArgv.length ? [...execArgv, '--cpu-prof-name', `${n}-sdk.cpuprofile`] : [])));
   }
   const [server, client] = ws as [Worker, Worker];
   const [si, ci] = await Promise.all([server.call<{ node_id: number; datapath: string }>('info'), client.call<{ node_id: number; datapath: string }>('info')]);
@@ -547,7 +552,8 @@ async function sampleConnections(client: Worker, during: Promise<unknown>): Prom
 async function runProfiles(rdv: { registry: string; beacon: string }): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   for (const dp of DATAPATHS) {
-    for (const [mode, what] of [['local', 'stream'], ['ipc', 'stream'], ['local', 'dgram64']] as const) {
+    for (const [mode, what] of [['local', 'stream'], ['ipc', 'stream'], ['local', 'dgram64'], ['ipc', 'dgram64']] as const) {
+      if (PROFILE_ONLY !== null && !PROFILE_ONLY.has(what)) continue;
       const tag = `prof-${dp}-${mode}-${what}`;
       const dir = join(TMP, tag);
       mkdirSync(dir);

@@ -303,12 +303,45 @@ export async function openRawStream(
   method: 'dial' | 'accept',
   params: Record<string, unknown>,
 ): Promise<Result<{ socket: Socket; meta: StreamOpenResult; rest: Buffer } | null>> {
+  const r = await openRawConnection<StreamOpenResult>(target, method, params);
+  if (!r.ok) return r;
+  if (r.value === null) return ok(null);
+  return ok({ socket: r.value.socket, meta: r.value.result, rest: r.value.rest });
+}
+
+/** The daemon's answer to `datagram_channel`, after which the socket carries binary datagram frames. */
+export interface DatagramChannelResult {
+  port: number;
+  socket: string;
+  max_payload_bytes: number;
+}
+
+/** `datagram_channel {port}` on a fresh connection (see openRawStream); the socket then speaks datagram-frames.ts. */
+export async function openDatagramChannel(
+  target: DaemonTarget,
+  port: number,
+): Promise<Result<{ socket: Socket; result: DatagramChannelResult; rest: Buffer }>> {
+  const r = await openRawConnection<DatagramChannelResult>(target, 'datagram_channel', { port });
+  if (!r.ok) return r;
+  if (r.value === null) return err('internal', 'daemon answered datagram_channel without a channel');
+  return ok(r.value);
+}
+
+/**
+ * One request that turns a fresh connection into something other than JSON lines (dial, accept,
+ * datagram_channel): read exactly its response line and hand the socket over, paused, with the bytes after it.
+ */
+async function openRawConnection<T>(
+  target: DaemonTarget,
+  method: 'dial' | 'accept' | 'datagram_channel',
+  params: Record<string, unknown>,
+): Promise<Result<{ socket: Socket; result: T; rest: Buffer } | null>> {
   const s = await connectSocket(target);
   if (!s.ok) return s;
   const socket = s.value.socket;
   return new Promise((resolve) => {
     const splitter = new LineSplitter(MAX_RESPONSE_LINE_BYTES);
-    const finish = (r: Result<{ socket: Socket; meta: StreamOpenResult; rest: Buffer } | null>): void => {
+    const finish = (r: Result<{ socket: Socket; result: T; rest: Buffer } | null>): void => {
       socket.removeListener('data', onData);
       socket.removeListener('end', onClose);
       socket.removeListener('close', onClose);
@@ -333,7 +366,7 @@ export async function openRawStream(
       if (msg.ok !== true) return finish(errFrom(fromWireError(msg.error)));
       const result = msg.result as Record<string, unknown> | null;
       if (result === null || result.closed === true) return finish(ok(null));
-      finish(ok({ socket, meta: result as unknown as StreamOpenResult, rest: splitter.takeRest() }));
+      finish(ok({ socket, result: result as unknown as T, rest: splitter.takeRest() }));
     };
     // A daemon that dies before answering only half-closes this allowHalfOpen socket: 'close' never comes,
     // and with nothing left to wait for, pilotctl used to exit 13 (unsettled await) without a word.

@@ -18,6 +18,21 @@
 // half-close = FIN. An abort travels out of band so it can't be confused with FIN: the SDK sends
 // `stream_reset {stream}` before closing the socket, and on EOF asks `stream_status {stream}` whether the peer
 // finished or reset (see src/ipc/stream.ts).
+//
+// Datagrams, fast: after `datagram_channel {port}` answers {port, socket, max_payload_bytes}, that connection is
+// a binary duplex for the bound port (the JSON `open_datagram` / `datagram_send` pair stays for pilotctl and the
+// original's contract). Every frame is [u32 BE len][u8 kind][body] — len counts kind + body — and many frames
+// share one write and one read:
+//   SEND   client → daemon  [1][u32 seq][u16 dst port][u8 ref len][peer ref, utf8][payload]
+//   RECV   daemon → client  [2][u32 from node id][u16 from port][u16 dst port][u8 addr len][from addr][payload]
+//   RESULT daemon → client  [3][u32 seq][JSON WireError, or empty = success]
+// Sends are fire-and-forget like UDP when seq = 0: only a failure is answered (RESULT seq 0, detail {to, port,
+// suppressed}; at most one per 100 ms, the rest counted in `suppressed`). seq > 0 asks for a RESULT either way;
+// the SDK uses it for the first send to each peer ref, so a wrong name fails that send() as `datagram_send` would.
+// Payloads are at most 65,535 bytes (MAX_CHANNEL_PAYLOAD_BYTES); the tunnel's own limit (≈1415 B) comes back
+// as invalid_argument in a RESULT. A bad length (0 or > MAX_FRAME_LEN), an unknown kind or a kind the side must
+// not receive is answered by one RESULT seq 0 (invalid_argument) and the channel closes. Either side closes the
+// channel by ending its socket; the daemon then unbinds the port. Codec: src/ipc/datagram-frames.ts.
 import { isErrorCode, pilotError, type PilotError } from '../core/errors.js';
 
 /** Longest request line the server accepts; a client that sends more is answered with an error and dropped. */
@@ -79,6 +94,7 @@ export const IPC_METHODS = [
   'accept',
   'open_datagram',
   'datagram_send',
+  'datagram_channel',
   'send_message',
   'inbox',
   'send_file',

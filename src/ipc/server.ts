@@ -10,6 +10,8 @@ import { pilotError, type PilotError } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { DatagramSocket, NodeApi, PilotStream, PingResult, PortListener } from '../node/api.js';
 import { proveDaemon, publishDaemonKey, type Identity } from '../node/daemon-proof.js';
+import { bridgeDatagrams } from './datagram-bridge.js';
+import { MAX_CHANNEL_PAYLOAD_BYTES } from './datagram-frames.js';
 import { ParamReader } from './params.js';
 import {
   encodeLine,
@@ -272,7 +274,7 @@ class ClientConn {
       this.respond(id, err('invalid_argument', `unknown method ${JSON.stringify(method)}`));
       return;
     }
-    if (method === 'dial' || method === 'accept') {
+    if (method === 'dial' || method === 'accept' || method === 'datagram_channel') {
       if (this.inflight > 0 || this.resources.size > 0) {
         this.respond(id, err('invalid_argument', `${method} needs a fresh connection (it becomes the byte stream)`));
         return;
@@ -348,6 +350,21 @@ class ClientConn {
   abortSwitch(): void {
     this.isSwitching = false;
     this.drain();
+  }
+
+  /** datagram_channel succeeded: answer, then this socket carries binary datagram frames (datagram-frames.ts). */
+  switchToDatagramChannel(id: RequestId, sock: DatagramSocket): void {
+    const key = this.resourceKey(id);
+    this.state.datagramSockets.set(key, sock);
+    this.addResource(id, () => {
+      this.state.datagramSockets.delete(key);
+      sock.close();
+    });
+    this.respond(id, ok({ port: sock.port, socket: key, max_payload_bytes: MAX_CHANNEL_PAYLOAD_BYTES }));
+    this.isRaw = true;
+    this.isSwitching = false;
+    this.socket.removeListener('data', this.onData);
+    bridgeDatagrams(this.socket, sock, this.splitter.takeRest(), this.hasClientEnded);
   }
 
   /** dial/accept succeeded: answer, then this socket is the stream's byte pipe. */
@@ -708,6 +725,26 @@ const HANDLERS: Record<string, Handler> = {
       conn.closeResource(id);
       conn.event(id, 'end', {});
     })();
+  },
+
+  // Like open_datagram, but the answer turns this connection into a binary datagram channel (protocol.ts).
+  datagram_channel: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const port = p.int('port', 1, 65535);
+    if (p.error) {
+      conn.respond(id, { ok: false, error: invalid(p) });
+      return conn.abortSwitch();
+    }
+    const r = conn.api.openDatagramSocket(port);
+    if (!r.ok) {
+      conn.respond(id, r);
+      return conn.abortSwitch();
+    }
+    if (!conn.isOpen) {
+      r.value.close();
+      return;
+    }
+    conn.switchToDatagramChannel(id, r.value);
   },
 
   datagram_send: async (conn, id, params) => {

@@ -3,7 +3,8 @@
 import { resolve as resolvePath } from 'node:path';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, errFrom, ok, type Result } from '../core/result.js';
-import { connectIpc, openRawStream, type DaemonTarget, type IpcConnection } from '../ipc/client.js';
+import { connectIpc, openDatagramChannel, openRawStream, type DaemonTarget, type IpcConnection } from '../ipc/client.js';
+import { IpcDatagramChannel } from '../ipc/datagram-channel.js';
 import type { IpcMethod, RequestId } from '../ipc/protocol.js';
 import { resolveDaemonTarget } from '../ipc/paths.js';
 import type { PingOptions } from '../ipc/server.js';
@@ -335,15 +336,15 @@ class ClientListener implements PortListener {
   }
 }
 
+/**
+ * A datagram socket over its own binary channel to the daemon (src/ipc/datagram-channel.ts: frames batched per
+ * write and per read; send() semantics there). Registration runs in the background like ClientListener's.
+ */
 class ClientDatagramSocket implements DatagramSocket {
   readonly ready: Promise<Result<void>>;
   error: PilotError | null = null;
-  private key: string | null = null;
-  private id: RequestId | null = null;
-  private conn: IpcConnection | null = null;
+  private channel: IpcDatagramChannel | null = null;
   private isClosed = false;
-  private readonly queue: Datagram[] = [];
-  private waiters: Array<(d: Datagram | null) => void> = [];
 
   constructor(
     private readonly client: PilotClient,
@@ -353,73 +354,46 @@ class ClientDatagramSocket implements DatagramSocket {
   }
 
   private async register(): Promise<Result<void>> {
-    const r = await this.client.openResource<{ socket: string }>('open_datagram', { port: this.port }, (event, data) => {
-      if (event === 'datagram') this.deliver(data as Record<string, unknown>);
-      else if (event === 'end') this.finish();
-    });
+    const r = await openDatagramChannel(this.client.target, this.port);
     if (!r.ok) {
       this.error = r.error;
-      this.finish();
+      this.isClosed = true;
       return r;
     }
-    this.key = r.value.result.socket;
-    this.id = r.value.id;
-    this.conn = r.value.conn;
-    if (this.isClosed) void this.conn.closeStream(this.id);
+    this.channel = new IpcDatagramChannel(r.value.socket, this.port, r.value.rest);
+    if (this.isClosed) this.channel.close(); // close() raced the registration
     return ok();
   }
 
-  private deliver(d: Record<string, unknown>): void {
-    const dg: Datagram = {
-      from: String(d.from),
-      fromNodeId: Number(d.from_node_id),
-      fromPort: Number(d.from_port),
-      port: Number(d.port),
-      data: Buffer.from(String(d.data ?? ''), 'base64'),
-    };
-    const w = this.waiters.shift();
-    if (w) w(dg);
-    else this.queue.push(dg);
+  /** Fire-and-forget sends the daemon reported as failed, and the last such failure (see datagram-channel.ts). */
+  get sendErrors(): number {
+    return this.channel?.sendErrors ?? 0;
+  }
+  get lastSendError(): PilotError | null {
+    return this.channel?.lastSendError ?? null;
   }
 
-  private finish(): void {
-    this.isClosed = true;
-    const ws = this.waiters;
-    this.waiters = [];
-    for (const w of ws) w(null);
-  }
-
-  async send(to: PeerRef, port: number, data: Uint8Array): Promise<Result<void>> {
-    const r = await this.ready;
-    if (!r.ok) return r;
-    if (this.isClosed || this.key === null) return errFrom(pilotError('connection_failed', 'datagram socket closed'));
-    const s = await this.client.rawCall('datagram_send', { socket: this.key, to, port, data: b64(data) });
-    return s.ok ? ok() : s;
-  }
-
-  recv(timeoutMs?: number): Promise<Datagram | null> {
-    const d = this.queue.shift();
-    if (d) return Promise.resolve(d);
-    if (this.isClosed) return Promise.resolve(null);
-    return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const w = (dg: Datagram | null): void => {
-        if (timer) clearTimeout(timer);
-        resolve(dg);
-      };
-      this.waiters.push(w);
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          this.waiters = this.waiters.filter((x) => x !== w);
-          resolve(null);
-        }, timeoutMs);
-      }
+  send(to: PeerRef, port: number, data: Uint8Array): Promise<Result<void>> {
+    // The hot path stays synchronous up to the channel: no await per datagram once registered.
+    if (this.channel !== null) return this.channel.send(to, port, data);
+    return this.ready.then((r) => {
+      if (!r.ok) return r;
+      if (this.channel === null) return errFrom(pilotError('connection_failed', 'datagram socket closed'));
+      return this.channel.send(to, port, data);
     });
+  }
+
+  async recv(timeoutMs?: number): Promise<Datagram | null> {
+    if (this.channel === null) {
+      const r = await this.ready;
+      if (!r.ok || this.channel === null) return null;
+    }
+    return this.channel.recv(timeoutMs);
   }
 
   close(): void {
     if (this.isClosed) return;
-    if (this.conn && this.id !== null) void this.conn.closeStream(this.id);
-    this.finish();
+    this.isClosed = true;
+    this.channel?.close();
   }
 }
