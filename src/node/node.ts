@@ -162,9 +162,9 @@ export class Daemon implements ServiceHost {
     const { driver, opts } = this;
     const idleTimeoutUs = opts.idleTimeoutMs * 1000;
 
-    // Paths to peers: src/nat's engine decides (punching, prediction, birthday probing, liveness), this runs it.
     // The tunnel socket every suite sends on; the path driver listens to its flows.
     const socket = new MainSocket(this.datapath);
+    // Paths to peers: src/nat's engine decides (punching, prediction, birthday probing, liveness), this runs it.
     this.nat = new PathDriver({
       logger: this.logger.child({ component: 'nat' }),
       driver,
