@@ -43,21 +43,21 @@ export interface Timers {
   soon(fn: () => void): void;
 }
 
+/** Real timers whose pending timers keep the process alive (for a component awaited by its caller until close). */
+export const heldTimers: Timers = {
+  set: (delayMs, fn) => setTimeout(fn, delayMs),
+  clear: (h) => clearTimeout(h as NodeJS.Timeout),
+  soon: (fn) => void setImmediate(fn),
+};
+
+/** Real timers that do not keep the process alive (a node's sockets do). */
 export const realTimers: Timers = {
+  ...heldTimers,
   set: (delayMs, fn) => {
     const t = setTimeout(fn, delayMs);
     t.unref?.();
     return t;
   },
-  clear: (h) => clearTimeout(h as NodeJS.Timeout),
-  soon: (fn) => void setImmediate(fn),
-};
-
-/** realTimers whose pending timers keep the process alive (for a component awaited by its caller until close). */
-export const heldTimers: Timers = {
-  set: (delayMs, fn) => setTimeout(fn, delayMs),
-  clear: (h) => clearTimeout(h as NodeJS.Timeout),
-  soon: (fn) => void setImmediate(fn),
 };
 
 /** Wall-clock milliseconds since the epoch (timestamps people read: trust.json, inbox); injectable for sims. */

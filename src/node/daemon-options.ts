@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { err, ok, type Result } from '../core/result.js';
 import { DEFAULT_BEACON_ADDR, DEFAULT_REGISTRY_ADDR, hostToIp, parseHostPort, type HostPort, type UdpEndpoint } from '../wire/endpoint.js';
-import { HOSTNAME_HINT, HOSTNAME_RE, isHostname } from '../wire/hostname.js';
+import { HOSTNAME_HINT, isHostname } from '../wire/hostname.js';
 import { defaultHome, homePaths } from './home.js';
 
 /**
@@ -87,8 +87,6 @@ const VALUE_FLAGS = new Set([
   'keepalive', 'idle-timeout', 'beacon2', 'legacy-socket', ...QUOTA_FLAGS.map((q) => q.flag),
 ]);
 
-/** The hostname rule (src/wire/hostname.ts), re-exported for the daemon's callers. */
-export { HOSTNAME_RE };
 
 export function isHostPort(s: string): boolean {
   return parseHostPort(s).ok;

@@ -4,7 +4,7 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { err, ok, type Result } from '../core/result.js';
 import type { Identity } from '../crypto/index.js';
-import { HOSTNAME_RE } from './daemon-options.js';
+import { parseHostname } from '../wire/hostname.js';
 import type { RegistryClient, RegistryEvent } from './registry-client.js';
 import type { TrustMachine } from './trust/machine.js';
 
@@ -121,9 +121,8 @@ export class Membership {
   }
 
   async setHostname(hostname: string): Promise<Result<{ hostname: string }>> {
-    if (!HOSTNAME_RE.test(hostname)) {
-      return err('invalid_argument', `invalid hostname '${hostname}'`, { hint: 'lowercase letters, digits and hyphens, at most 63 characters' });
-    }
+    const h = parseHostname(hostname);
+    if (!h.ok) return h;
     const reg = this.requireRegistered();
     if (!reg.ok) return reg;
     const r = await this.deps.registry.setHostname(hostname);

@@ -7,7 +7,7 @@ import { pilotError, type PilotError } from '../../core/errors.js';
 import type { Clock } from '../../core/clock.js';
 import { fromBase64, toBase64 } from '../../crypto/index.js';
 import { parseAddr } from '../../wire/address.js';
-import { HOSTNAME_RE } from '../daemon-options.js';
+import { parseHostname } from '../../wire/hostname.js';
 import type { LookupResult, PeerSuite, RegistryClient } from '../registry-client.js';
 import type { TrustStore } from '../trust/store.js';
 import type { PeerRef } from '../api.js';
@@ -55,9 +55,8 @@ export class PeerResolver {
       if (!a.ok) return err('invalid_argument', `invalid address '${s}'`, { hint: 'addresses look like 0:0000.0000.0001' });
       return ok(a.value.node);
     }
-    if (!HOSTNAME_RE.test(s)) {
-      return err('invalid_argument', `invalid hostname '${s}'`, { hint: 'lowercase letters, digits and hyphens, at most 63 characters' });
-    }
+    const h = parseHostname(s);
+    if (!h.ok) return h;
     // A trusted peer's hostname resolves from its pin. The registry is still asked, only to notice that it now
     // names someone else (a takeover, or a rotated key): that is identity_changed. A registry that no longer
     // knows the name (or is down) leaves the pin in charge.
