@@ -8,6 +8,7 @@ import type { DatagramSocket } from '../node/api.js';
 import {
   encodeResultFrame,
   FRAME_SEND,
+  FrameBatch,
   FrameDecoder,
   recvFrameBytes,
   writeRecvFrame,
@@ -16,8 +17,6 @@ import {
 
 /** Past this many bytes queued in the client socket we stop taking datagrams (the bound socket then drops oldest). */
 const HIGH_WATER_BYTES = 1024 * 1024;
-/** One write buffer; a turn's datagrams fill as many as they need. */
-const BATCH_BYTES = 64 * 1024;
 /** Sends the node has not answered yet (peer resolution, session setup); past it we stop reading the client. */
 const MAX_PENDING_SENDS = 4096;
 /** Fire-and-forget failures are reported at most this often; the rest are counted in the next report. */
@@ -27,15 +26,7 @@ export function bridgeDatagrams(socket: Socket, sock: DatagramSocket, rest: Buff
   let isDone = false;
 
   // --- node → client ----------------------------------------------------------------------------------------
-  let batch: Buffer | null = null;
-  let used = 0;
-  let isFlushScheduled = false;
-  const flush = (): void => {
-    isFlushScheduled = false;
-    if (batch !== null && used > 0 && !socket.destroyed) socket.write(batch.subarray(0, used));
-    batch = null;
-    used = 0;
-  };
+  const out = new FrameBatch(socket);
   let lastFrom = '';
   let lastFromBytes = Buffer.alloc(0);
   const pump = async (): Promise<void> => {
@@ -47,19 +38,10 @@ export function bridgeDatagrams(socket: Socket, sock: DatagramSocket, rest: Buff
         lastFrom = d.from;
         lastFromBytes = Buffer.from(d.from, 'latin1').subarray(0, 255);
       }
-      const n = recvFrameBytes(lastFromBytes.length, d.data.length);
-      if (batch === null || used + n > batch.length) {
-        if (batch !== null && used > 0) socket.write(batch.subarray(0, used));
-        batch = Buffer.allocUnsafe(Math.max(BATCH_BYTES, n));
-        used = 0;
-      }
-      used = writeRecvFrame(batch, used, d.fromNodeId, d.fromPort, d.port, lastFromBytes, d.data);
-      if (!isFlushScheduled) {
-        isFlushScheduled = true;
-        setImmediate(flush);
-      }
+      const buf = out.room(recvFrameBytes(lastFromBytes.length, d.data.length));
+      out.commit(writeRecvFrame(buf, out.offset, d.fromNodeId, d.fromPort, d.port, lastFromBytes, d.data));
     }
-    flush();
+    out.flush();
     if (!socket.destroyed) socket.end();
   };
 

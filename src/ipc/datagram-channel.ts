@@ -15,6 +15,7 @@ import {
   encodeRef,
   FRAME_RECV,
   FRAME_RESULT,
+  FrameBatch,
   FrameDecoder,
   MAX_CHANNEL_PAYLOAD_BYTES,
   sendFrameBytes,
@@ -26,7 +27,6 @@ import {
 const MAX_QUEUED_DATAGRAMS = 4096;
 /** Past this many bytes waiting in the socket, send() resolves on 'drain' instead of at once. */
 const HIGH_WATER_BYTES = 1024 * 1024;
-const BATCH_BYTES = 64 * 1024;
 const MAX_REF_CACHE = 4096;
 const MAX_SEQ = 0xffffffff;
 
@@ -52,9 +52,7 @@ export class IpcDatagramChannel implements DatagramSocket {
   private readonly confirmed = new Set<string>();
   private readonly pending = new Map<number, PendingSend>();
   private nextSeq = 1;
-  private batch: Buffer | null = null;
-  private used = 0;
-  private isFlushScheduled = false;
+  private readonly out: FrameBatch;
   private readonly decoder: FrameDecoder;
 
   constructor(
@@ -62,6 +60,7 @@ export class IpcDatagramChannel implements DatagramSocket {
     readonly port: number,
     rest: Buffer,
   ) {
+    this.out = new FrameBatch(socket);
     this.decoder = new FrameDecoder([FRAME_RECV, FRAME_RESULT], (f) => this.handleFrame(f));
     socket.on('data', this.onData);
     socket.on('end', () => this.shut(pilotError('connection_failed', 'daemon closed the datagram channel')));
@@ -135,31 +134,13 @@ export class IpcDatagramChannel implements DatagramSocket {
       seq = this.nextSeq;
       this.nextSeq = this.nextSeq >= MAX_SEQ ? 1 : this.nextSeq + 1;
     }
-    const n = sendFrameBytes(ref.length, data.length);
-    if (this.batch === null || this.used + n > this.batch.length) {
-      this.flush();
-      this.batch = Buffer.allocUnsafe(Math.max(BATCH_BYTES, n));
-    }
-    this.used = writeSendFrame(this.batch, this.used, seq, port, ref, data);
-    if (!this.isFlushScheduled) {
-      this.isFlushScheduled = true;
-      setImmediate(this.scheduledFlush);
-    }
+    const buf = this.out.room(sendFrameBytes(ref.length, data.length));
+    this.out.commit(writeSendFrame(buf, this.out.offset, seq, port, ref, data));
     if (!isConfirmed) return new Promise((resolve) => this.pending.set(seq, { to, resolve }));
-    if (this.socket.writableLength + this.used > HIGH_WATER_BYTES) return this.drained();
+    if (this.socket.writableLength + this.out.pendingBytes > HIGH_WATER_BYTES) return this.drained();
     return OK_PROMISE;
   }
 
-  private readonly scheduledFlush = (): void => {
-    this.isFlushScheduled = false;
-    this.flush();
-  };
-
-  private flush(): void {
-    if (this.batch !== null && this.used > 0 && !this.socket.destroyed) this.socket.write(this.batch.subarray(0, this.used));
-    this.batch = null;
-    this.used = 0;
-  }
 
   /** One promise for every send that hit the high-water mark: resolved by the next 'drain' (or the close). */
   private drainPromise: Promise<Result<void>> | null = null;
@@ -201,7 +182,7 @@ export class IpcDatagramChannel implements DatagramSocket {
   /** Flush what is queued, then end the socket: the daemon unbinds the port. */
   close(): void {
     if (this.isClosed) return;
-    this.flush();
+    this.out.flush();
     this.socket.end();
     this.shut(null);
   }

@@ -212,3 +212,61 @@ export class FrameDecoder {
     return { ok: false, error: e };
   }
 }
+
+/** One write buffer; a turn's frames fill as many as they need. */
+const BATCH_BYTES = 64 * 1024;
+
+/**
+ * Frames on their way to one socket, both sides of the channel: a turn's frames share 64 KiB buffers, a full
+ * buffer is written at once, the rest at the end of the turn (setImmediate) or on flush(). Usage:
+ * `const buf = b.room(n); b.commit(writeXFrame(buf, b.offset, …))`.
+ */
+export class FrameBatch {
+  private buf: Buffer | null = null;
+  private used = 0;
+  private isFlushScheduled = false;
+
+  constructor(private readonly socket: { write(b: Uint8Array): unknown; readonly destroyed: boolean }) {}
+
+  /** A buffer with room for an `n`-byte frame at `offset` (writes out a full one first). */
+  room(n: number): Buffer {
+    if (this.buf === null || this.used + n > this.buf.length) {
+      this.write();
+      this.buf = Buffer.allocUnsafe(Math.max(BATCH_BYTES, n));
+    }
+    return this.buf;
+  }
+
+  get offset(): number {
+    return this.used;
+  }
+
+  /** Bytes queued here, not yet handed to the socket. */
+  get pendingBytes(): number {
+    return this.used;
+  }
+
+  /** The frame written into room()'s buffer ends at `end`; it leaves by the end of this turn. */
+  commit(end: number): void {
+    this.used = end;
+    if (!this.isFlushScheduled) {
+      this.isFlushScheduled = true;
+      setImmediate(this.scheduledFlush);
+    }
+  }
+
+  flush(): void {
+    this.write();
+  }
+
+  private readonly scheduledFlush = (): void => {
+    this.isFlushScheduled = false;
+    this.write();
+  };
+
+  private write(): void {
+    if (this.buf !== null && this.used > 0 && !this.socket.destroyed) this.socket.write(this.buf.subarray(0, this.used));
+    this.buf = null;
+    this.used = 0;
+  }
+}
