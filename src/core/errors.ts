@@ -21,6 +21,14 @@ export const ERRORS = {
   identity_changed: {
     hint: 'the registry now maps this peer to a different node or key than the one you trust; if it really rotated keys, `pilotctl untrust <old node id>` and handshake again',
   },
+  // The compat transport (issue 13): the rendezvous's TLS certificate is not the pinned / first-seen one.
+  fingerprint_mismatch: {
+    hint: 'the rendezvous presented another certificate than the one pinned or first seen: if it changed on purpose, pass --registry-fingerprint with the new one (pilot-rendezvous --print-fingerprint shows it) or delete its line in <home>/known_rendezvous.json',
+  },
+  // An HTTP CONNECT proxy refused or failed the tunnel (status, auth).
+  proxy_failed: {
+    hint: 'check --proxy / HTTPS_PROXY (http://user:pass@host:port), that the proxy allows CONNECT to the rendezvous port, and NO_PROXY',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
