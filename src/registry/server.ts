@@ -111,6 +111,29 @@ export interface RegistryServerOptions {
 }
 
 type Reply = Record<string, unknown>;
+
+/** One state change, as the dashboard lists it. */
+export interface RegistryEvent {
+  time_ms: number;
+  /** The request that made it (register, set_hostname, report_trust, request_handshake, …) or `reap`. */
+  kind: string;
+  node_id: number | null;
+  hostname: string | null;
+}
+
+export interface RegistryDashboardStats {
+  uptime_s: number;
+  /** online: heard from (register, heartbeat) within ONLINE_WITHIN_MS. */
+  nodes: { registered: number; online: number; public: number; legacy: number };
+  trust: { edges: number; pending_handshakes: number; pushes: number };
+  registry: { requests: number; errors: number; connections: number };
+  /** The latest 50, oldest first. */
+  events: RegistryEvent[];
+}
+
+const MAX_EVENTS = 200;
+/** Daemons heartbeat every 30 s (the original's interval): two missed beats and a node no longer counts as online. */
+const ONLINE_WITHIN_MS = 75_000;
 interface Outcome {
   reply: Reply;
   /** Runs after the changes are durable and the reply is written (pushes). */
@@ -165,6 +188,10 @@ export class RegistryServer {
   private readonly beaconSecret: Uint8Array;
   private timer: NodeJS.Timeout | null = null;
   private readonly nowMs: () => number;
+  /** The latest state changes, newest last (the dashboard's "recent events"); at most MAX_EVENTS. */
+  private readonly recentEvents: RegistryEvent[] = [];
+  private readonly eventListeners = new Set<(e: RegistryEvent) => void>();
+  private readonly startedMs: number;
   readonly stats = {
     requests: 0,
     errors: 0,
@@ -181,6 +208,7 @@ export class RegistryServer {
     private readonly opts: RegistryServerOptions,
   ) {
     this.nowMs = opts.nowMs ?? Date.now;
+    this.startedMs = this.nowMs();
     this.beaconSecret = opts.beaconSecret ?? new Uint8Array(randomBytes(32));
   }
 
@@ -407,6 +435,7 @@ export class RegistryServer {
         }
         this.stats.requests++;
         if (outcome.reply.type === 'error') this.stats.errors++;
+        else if (tx.length > 0) this.event(String(msg.type), outcome.reply.node_id ?? msg.node_id ?? msg.from_node_id, outcome.reply.hostname ?? msg.hostname);
         this.write(conn, outcome.reply);
         outcome.after?.();
         if (conn.queue.length <= MAX_QUEUED_REQUESTS / 2) conn.sock.resume();
@@ -1186,6 +1215,7 @@ export class RegistryServer {
       if (now - seen > staleMs) {
         this.opts.logger.info({ nodeId: id }, 'registry reaping stale node');
         this.put(tx, { k: 'node', id, v: null });
+        this.event('reap', id, undefined);
         this.lastSeenMs.delete(id);
       }
     }
@@ -1193,6 +1223,46 @@ export class RegistryServer {
       const r = await this.opts.store.commit(tx);
       if (!r.ok) this.opts.logger.error({ err: r.error }, 'registry reap commit failed');
     }
+  }
+
+  private event(kind: string, nodeId: unknown, hostname: unknown): void {
+    const e: RegistryEvent = {
+      time_ms: this.nowMs(),
+      kind,
+      node_id: typeof nodeId === 'number' ? nodeId : null,
+      hostname: typeof hostname === 'string' && hostname !== '' ? hostname : null,
+    };
+    this.recentEvents.push(e);
+    if (this.recentEvents.length > MAX_EVENTS) this.recentEvents.splice(0, this.recentEvents.length - MAX_EVENTS);
+    for (const l of this.eventListeners) l(e);
+  }
+
+  /** Every state change from now on (the dashboard's live feed); returns the unsubscribe. */
+  onEvent(fn: (e: RegistryEvent) => void): () => void {
+    this.eventListeners.add(fn);
+    return () => this.eventListeners.delete(fn);
+  }
+
+  /** The registry's half of the dashboard's figures (src/registry/dashboard.ts adds the beacon's). */
+  dashboardStats(): RegistryDashboardStats {
+    const now = this.nowMs();
+    let online = 0;
+    let isPublic = 0;
+    let legacy = 0;
+    for (const n of this.state.nodes.values()) {
+      if (now - (this.lastSeenMs.get(n.id) ?? 0) <= ONLINE_WITHIN_MS) online++;
+      if (n.isPublic) isPublic++;
+      if (n.isLegacy) legacy++;
+    }
+    let pending = 0;
+    for (const reqs of this.state.inbox.values()) pending += reqs.length;
+    return {
+      uptime_s: Math.round((now - this.startedMs) / 1000),
+      nodes: { registered: this.state.nodes.size, online, public: isPublic, legacy },
+      trust: { edges: this.state.trust.size, pending_handshakes: pending, pushes: this.stats.pushes },
+      registry: { requests: this.stats.requests, errors: this.stats.errors, connections: this.conns.size },
+      events: this.recentEvents.slice(-50),
+    };
   }
 
   /** Run the periodic sweep now (tests). */
