@@ -39,6 +39,7 @@ export const DASHBOARD_PAGE = `<!doctype html>
   <div class="card"><h2>Relayed share</h2><div class="big" data-figure="paths.relayed_pct" data-unit="%">–</div><div class="sub"><span data-figure="paths.direct">–</span> direct · <span data-figure="paths.relayed">–</span> relayed peer paths</div></div>
   <div class="card"><h2>Relayed</h2><div class="big" data-figure="relay.bytes" data-format="bytes">–</div><div class="sub"><span data-figure="relay.packets">–</span> packets · <span data-figure="relay.dropped">–</span> dropped</div></div>
   <div class="card"><h2>Trust pushes</h2><div class="big" data-figure="trust.pushes">–</div><div class="sub"><span data-figure="trust.edges">–</span> trust edges · <span data-figure="trust.pending_handshakes">–</span> pending</div></div>
+  <div class="card"><h2>Transports</h2><div class="big"><span data-figure="transports.wss">–</span> <span class="sub">wss</span></div><div class="sub"><span data-figure="transports.udp">–</span> nodes on udp</div></div>
   <div class="card"><h2>Registry requests</h2><div class="big" data-figure="registry.requests">–</div><div class="sub"><span data-figure="registry.errors">–</span> errors · <span data-figure="registry.connections">–</span> connections</div></div>
   <div class="card wide charts">
     <div id="chart-nodes"></div><div id="chart-relay"></div><div id="chart-requests"></div>

@@ -32,6 +32,8 @@ export interface BeaconFigures {
 export interface NodeReports {
   natTypes: Record<string, number>;
   paths: { direct: number; relayed: number };
+  /** Online nodes by the transport they report (udp / wss). */
+  transports?: Record<string, number>;
 }
 
 export interface DashboardSource {
@@ -49,6 +51,8 @@ export interface DashboardStats extends RegistryDashboardStats {
   nat_types: Record<string, number>;
   /** Peer paths the nodes report (sum over nodes): direct vs relayed, and the relayed share in %. */
   paths: { direct: number; relayed: number; relayed_pct: number | null };
+  /** Online nodes by reported transport: udp, or wss (the compat transport). */
+  transports: Record<string, number>;
 }
 
 export interface DashboardOptions {
@@ -92,6 +96,7 @@ export function collectStats(source: DashboardSource, nowMs: number): DashboardS
     },
     beacon: b ? { discovers: b.discovers, punches: b.punches, rate_limited: b.rateLimited } : null,
     nat_types: rep.natTypes,
+    transports: rep.transports ?? {},
     paths: { ...rep.paths, relayed_pct: total > 0 ? Math.round((rep.paths.relayed / total) * 1000) / 10 : null },
   };
 }
@@ -108,6 +113,8 @@ export function prometheusText(s: DashboardStats): string {
   metric('pilot_nodes_public', 'gauge', 'Public nodes.', [['', s.nodes.public]]);
   metric('pilot_nat_type_nodes', 'gauge', 'Online nodes by reported NAT type.',
     Object.entries(s.nat_types).map(([t, n]) => [`{nat_type="${t.replace(/["\\\n]/g, '_')}"}`, n]));
+  metric('pilot_transport_nodes', 'gauge', 'Online nodes by reported transport (udp, wss).',
+    Object.entries(s.transports).map(([t, n]) => [`{transport="${t.replace(/["\\\n]/g, '_')}"}`, n]));
   metric('pilot_peer_paths', 'gauge', 'Peer paths reported by nodes.', [['{path="direct"}', s.paths.direct], ['{path="relayed"}', s.paths.relayed]]);
   metric('pilot_relay_packets_total', 'counter', 'Datagrams relayed by the beacon.', [['', s.relay.packets]]);
   metric('pilot_relay_bytes_total', 'counter', 'Bytes relayed by the beacon.', [['', s.relay.bytes]]);

@@ -54,6 +54,7 @@ import { formatHostPort, parseHostPort, parseIp } from '../wire/endpoint.js';
 import {
   decodeRegistryRequest,
   type ErrorReplyWire,
+  type NodeReport,
   type PollHandshakesOkWire,
   type PunchOkWire,
   type PushHandshakeRequestWire,
@@ -180,6 +181,8 @@ export class RegistryServer {
   private readonly conns = new Set<ClientConn>();
   private readonly subscribers = new Map<number, ClientConn>();
   private readonly lastSeenMs = new Map<number, number>();
+  /** The latest heartbeat self-report per node (dashboard figures only; forgotten with the node). */
+  private readonly reports = new Map<number, NodeReport>();
   private readonly nonces = new Map<string, { signer: string; expiresMs: number }>(); // `${signer}|${nonce}`
   private readonly noncesPerSigner = new Map<string, number>();
   private readonly registrations = new Map<string, { tokens: number; lastMs: number }>();
@@ -928,6 +931,7 @@ export class RegistryServer {
     if (denied) return denied;
     const now = this.nowMs();
     this.lastSeenMs.set(id, now); // liveness is not logged: a restart grants a fresh grace period anyway
+    if (msg.report) this.reports.set(id, msg.report);
     return { reply: { type: 'heartbeat_ok', time: Math.floor(now / 1000) } };
   }
 
@@ -1215,6 +1219,7 @@ export class RegistryServer {
       if (now - seen > staleMs) {
         this.opts.logger.info({ nodeId: id }, 'registry reaping stale node');
         this.put(tx, { k: 'node', id, v: null });
+        this.reports.delete(id);
         this.event('reap', id, undefined);
         this.lastSeenMs.delete(id);
       }
@@ -1241,6 +1246,22 @@ export class RegistryServer {
   onEvent(fn: (e: RegistryEvent) => void): () => void {
     this.eventListeners.add(fn);
     return () => this.eventListeners.delete(fn);
+  }
+
+  /** Online nodes' self-reports, summed: NAT types, peer paths, transports. */
+  nodeReports(): { natTypes: Record<string, number>; paths: { direct: number; relayed: number }; transports: Record<string, number> } {
+    const now = this.nowMs();
+    const natTypes: Record<string, number> = {};
+    const transports: Record<string, number> = {};
+    const paths = { direct: 0, relayed: 0 };
+    for (const [id, r] of this.reports) {
+      if (!this.state.nodes.has(id) || now - (this.lastSeenMs.get(id) ?? 0) > ONLINE_WITHIN_MS) continue;
+      natTypes[r.natType] = (natTypes[r.natType] ?? 0) + 1;
+      if (r.transport) transports[r.transport] = (transports[r.transport] ?? 0) + 1;
+      paths.direct += r.peersDirect;
+      paths.relayed += r.peersRelayed;
+    }
+    return { natTypes, paths, transports };
   }
 
   /** The registry's half of the dashboard's figures (src/registry/dashboard.ts adds the beacon's). */

@@ -373,7 +373,40 @@ export interface RegistryRequest {
   tags: unknown[];
   /** update_polo_score's delta; null when missing or not a finite number. */
   delta: number | null;
+  /** heartbeat's optional self-report (our extension, for the rendezvous dashboard); null when absent or malformed. */
+  report: NodeReport | null;
   signed: SignedFields & { hasSignature: boolean };
+}
+
+/**
+ * What a node says about itself in its heartbeats (`report` object): its NAT type, how many of its peers it
+ * reaches directly and through the relay, and its transport. Figures only — the registry shows them on its
+ * dashboard and decides nothing on them (they are not covered by the heartbeat's signature).
+ */
+export interface NodeReport {
+  natType: string;
+  peersDirect: number;
+  peersRelayed: number;
+  transport: 'udp' | 'wss' | null;
+}
+
+export type NodeReportWire = { nat_type: string; peers_direct: number; peers_relayed: number; transport?: 'udp' | 'wss' };
+
+const NAT_TYPE_RE = /^[a-z][a-z0-9-]{0,31}$/;
+
+/** The `report` field of a heartbeat; null when missing or not well formed (total). */
+export function decodeNodeReport(v: unknown): NodeReport | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const m = v as RegistryMessage;
+  const natType = fieldString(m, 'nat_type');
+  if (!NAT_TYPE_RE.test(natType)) return null;
+  const t = m.transport;
+  return {
+    natType,
+    peersDirect: fieldU32(m, 'peers_direct'),
+    peersRelayed: fieldU32(m, 'peers_relayed'),
+    transport: t === 'udp' || t === 'wss' ? t : null,
+  };
 }
 
 /** Any JSON object → the typed request (total: an object always decodes; only its `type` decides what is valid). */
@@ -403,6 +436,7 @@ export function decodeRegistryRequest(msg: RegistryMessage): Result<RegistryRequ
     accept: fieldBool(msg, 'accept'),
     tags: Array.isArray(msg.tags) ? msg.tags : [],
     delta: typeof delta === 'number' && Number.isFinite(delta) ? delta : null,
+    report: decodeNodeReport(msg.report),
     signed: { ...decodeSignedFields(msg), hasSignature: msg.signature !== undefined },
   });
 }

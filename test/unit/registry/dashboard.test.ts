@@ -6,7 +6,7 @@ import { silentLogger } from '../../../src/core/logger.js';
 import { RegistryClient } from '../../../src/node/registry-client.js';
 import { Dashboard, type BeaconFigures, type DashboardSource } from '../../../src/registry/dashboard.js';
 import { signDetached } from '../../../src/registry/signature.js';
-import { newIdentity, startServer } from './helpers.js';
+import { RawClient, fresh, newIdentity, registerOurs, startServer } from './helpers.js';
 
 const TOKEN = 'test-admin-token-0123456789';
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p)) ?? null;
@@ -148,5 +148,32 @@ test('dashboard: a real browser shows the figures the API gives (headless Chromi
   } finally {
     await browser.close();
     await t.close();
+  }
+});
+
+test('registry: heartbeat self-reports (our extension) are summed over online nodes; malformed ones are ignored', async () => {
+  const { challenge } = await import('../../../src/wire/registry-frame.js');
+  const { server, port } = await startServer();
+  const conns: RawClient[] = [];
+  try {
+    const beat = async (report: unknown) => {
+      const id = newIdentity();
+      const c = await RawClient.connect(port);
+      conns.push(c);
+      const nodeId = await registerOurs(c, id);
+      const r = await c.request(fresh(id, { type: 'heartbeat', node_id: nodeId, report }, challenge.heartbeat(nodeId)));
+      assert.equal(r.type, 'heartbeat_ok');
+    };
+    await beat({ nat_type: 'port-restricted-cone', peers_direct: 3, peers_relayed: 1, transport: 'udp' });
+    await beat({ nat_type: 'symmetric', peers_direct: 0, peers_relayed: 2, transport: 'wss' });
+    await beat({ nat_type: 'Not A Type!', peers_direct: 9 });
+    await beat('nonsense');
+    const r = server.nodeReports();
+    assert.deepEqual(r.natTypes, { 'port-restricted-cone': 1, symmetric: 1 });
+    assert.deepEqual(r.paths, { direct: 3, relayed: 3 });
+    assert.deepEqual(r.transports, { udp: 1, wss: 1 });
+  } finally {
+    for (const c of conns) c.close();
+    await server.close();
   }
 });
