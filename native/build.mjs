@@ -27,6 +27,9 @@ function run(cmd, args) {
   return spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
 }
 
+// `npm install pilot-node` runs this as postinstall; in a checkout `npm run build` builds it (after npm ci).
+const isPostinstall = process.argv.includes('--postinstall');
+if (isPostinstall && existsSync(join(root, '.git'))) process.exit(0);
 if (process.platform !== 'linux') fail(`no native datapath for ${process.platform}`);
 if (spawnSync('cargo', ['--version'], { stdio: 'ignore' }).status !== 0) {
   fail('cargo not found (install Rust: `apt-get install cargo` or https://rustup.rs, then `npm run build:native`)');
@@ -54,7 +57,7 @@ if (!loaded.ok) fail(loaded.reason);
 const backend = typeof loaded.binding.aeadBackend === 'function' ? loaded.binding.aeadBackend() : 'unknown';
 console.error(`native: built pilot-datapath ${loaded.binding.version()} with ${backend} AEAD (${join('native', 'pilot-datapath.node')})`);
 
-if (hasSodium && !forcedEvp && (process.env.CI || process.env.PILOT_NATIVE_BOTH === '1')) {
+if (hasSodium && !forcedEvp && !isPostinstall && (process.env.CI || process.env.PILOT_NATIVE_BOTH === '1')) {
   const env = { ...process.env, PILOT_NATIVE_AEAD: 'evp', CARGO_TARGET_DIR: join(here, 'target', 'evp') };
   const e = spawnSync('cargo', ['build', '--release', '--manifest-path', 'native/Cargo.toml'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env });
   if (e.status !== 0) fail(`cargo build of the OpenSSL variant failed (exit ${e.status ?? e.signal})`);
