@@ -1,20 +1,21 @@
 // pilotctl entry: one command table drives parsing, help, and the `context` catalogue.
 // Exit codes: 0 ok, 1 failure (error on stderr), 2 usage error (invalid_argument before any I/O).
 import { existsSync, readFileSync } from 'node:fs';
-import { writeFileSafe } from '../core/safe-file.js';
-import { prepareHome } from '../node/home.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ERRORS, pilotError, type PilotError } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
-import { homePaths, resolveHome, resolveSocketPath } from '../ipc/paths.js';
+import { resolveHome, resolveSocketPath } from '../ipc/paths.js';
 import { PilotClient } from '../sdk/client.js';
 import { extractGlobals, GLOBAL_FLAGS, parseCommandArgs, parseDurationMs, usageErr, type FlagSpec } from './args.js';
 import { defineCommand, usageLine, type CliContext, type Command } from './command.js';
 import { NODE_COMMANDS } from './commands.js';
 import { DAEMON_COMMANDS } from './daemon-ctl.js';
+import { CONFIG_COMMANDS } from './config-cmd.js';
+import { completionCommand } from './completion.js';
+import { examplesOf } from './examples.js';
+import { RENDEZVOUS_COMMANDS } from './rendezvous-ctl.js';
 import { writeError, writeJsonOk, type CliIo } from './output.js';
-import { DEFAULT_REGISTRY_ADDR } from '../wire/endpoint.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -53,60 +54,6 @@ const ERROR_DESCRIPTIONS: Record<keyof typeof ERRORS, string> = {
   fingerprint_mismatch: "The rendezvous's TLS certificate is not the pinned (--registry-fingerprint) or first-seen one; the daemon does not use it (never retried silently)",
   proxy_failed: 'The HTTP CONNECT proxy refused or failed the tunnel to the rendezvous (status in the message; check the proxy URL, credentials, NO_PROXY)',
 };
-
-function configPath(home: string): string {
-  return homePaths(home).config;
-}
-
-function loadConfig(home: string): Record<string, unknown> {
-  try {
-    const v = JSON.parse(readFileSync(configPath(home), 'utf8')) as unknown;
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
-}
-
-const config = defineCommand<{ set: [string, string] | null }>({
-  name: 'config',
-  group: 'Bootstrap',
-  summary: 'Show the configuration (<home>/config.json plus defaults) or set one key',
-  args: [],
-  flags: [{ name: 'set', kind: 'string', value: 'key=value', description: 'store a value (true/false become booleans)' }],
-  returns: 'current configuration (config_path, pid_file, log_file, socket, registry, …); with --set: key, value',
-  errors: ['internal'],
-  parse(a) {
-    const s = a.flags.get('set');
-    if (s === undefined) return ok({ set: null });
-    const m = typeof s === 'string' ? /^([A-Za-z_][A-Za-z0-9_-]*)=([\s\S]*)$/.exec(s) : null;
-    if (!m) return err('invalid_argument', 'usage: pilotctl config --set key=value', { hint: 'e.g. pilotctl config --set registry=127.0.0.1:9000' });
-    return ok({ set: [m[1]!, m[2]!] });
-  },
-  async run(ctx, p) {
-    const cfg = loadConfig(ctx.home);
-    if (p.set) {
-      const [key, raw] = p.set;
-      const value = raw === 'true' ? true : raw === 'false' ? false : raw;
-      cfg[key] = value;
-      const home = prepareHome(ctx.home);
-      if (!home.ok) return home;
-      const saved = writeFileSafe(configPath(ctx.home), JSON.stringify(cfg, null, 2) + '\n');
-      if (!saved.ok) return err('internal', `save config: ${saved.error.message}`, { hint: saved.error.hint ?? '' });
-      return ok({ data: { key, value }, text: `${key} = ${JSON.stringify(value)}\n` });
-    }
-    const paths = homePaths(ctx.home);
-    const data = {
-      registry: ctx.io.env.PILOT_REGISTRY ?? DEFAULT_REGISTRY_ADDR,
-      ...cfg,
-      home: paths.home,
-      config_path: paths.config,
-      pid_file: paths.pidFile,
-      log_file: paths.logFile,
-      socket: ctx.socketPath,
-    };
-    return ok({ data });
-  },
-});
 
 const version = defineCommand<null>({
   name: 'version',
@@ -165,6 +112,7 @@ function catalogue(commands: Command[]): Record<string, unknown> {
       positional: c.args.map((a) => ({ name: a.name, required: a.required, variadic: a.variadic === true, ...(a.description ? { description: a.description } : {}) })),
       flags: c.flags.map((f) => ({ name: `--${f.name}`, type: f.kind, ...(f.value ? { value: f.value } : {}), description: f.description })),
       errors: ['invalid_argument', ...c.errors.filter((e) => e !== 'invalid_argument')],
+      examples: examplesOf(c.name),
     };
   }
   const errorCodes: Record<string, string> = {};
@@ -214,6 +162,8 @@ function commandHelp(c: Command): string {
     for (const f of c.flags) s += `  ${flagText(f).padEnd(24)} ${f.description}\n`;
   }
   s += `\nreturns (--json data): ${c.returns}\n`;
+  const ex = examplesOf(c.name);
+  if (ex.length) s += `\nexamples:\n${ex.map((e) => `  ${e}\n`).join('')}`;
   return s;
 }
 
@@ -225,7 +175,7 @@ const context = defineCommand<null>({
   summary: 'Machine-readable catalogue of commands, arguments, flags, outputs and error codes (for agents)',
   args: [],
   flags: [],
-  returns: 'version, commands {name: {args, description, returns, usage, positional, flags, errors}}, error_codes, global_flags, environment, config_file',
+  returns: 'version, commands {name: {args, description, returns, usage, positional, flags, errors, examples}}, error_codes, global_flags, environment, config_file',
   errors: [],
   parse: () => ok(null),
   async run() {
@@ -255,7 +205,7 @@ const help = defineCommand<string | null>({
   },
 });
 
-COMMANDS.push(...DAEMON_COMMANDS, ...NODE_COMMANDS, config, context, help, version, demo);
+COMMANDS.push(...DAEMON_COMMANDS, ...RENDEZVOUS_COMMANDS, ...NODE_COMMANDS, ...CONFIG_COMMANDS, context, help, completionCommand(() => COMMANDS, pilotVersion), version, demo);
 
 /** Commands that have subcommands (`daemon start`), for a helpful message on `pilotctl daemon`. */
 function subcommandsOf(word: string): string[] {

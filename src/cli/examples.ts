@@ -1,0 +1,60 @@
+// One or two real invocations per pilotctl command, shown by `help <command>` and listed in `context` (an
+// `examples` field per command). test/unit/cli/examples.test.ts parses every line against the command table, so
+// an example cannot name a flag or argument the parser refuses; keep them copy-pasteable (no placeholders).
+export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
+  'daemon start': [
+    'pilotctl daemon start --hostname my-agent',
+    'pilotctl daemon start --registry 192.168.1.10:9000 --beacon 192.168.1.10:9001 --hostname laptop',
+  ],
+  'daemon stop': ['pilotctl daemon stop'],
+  'daemon status': ['pilotctl daemon status', 'pilotctl daemon status --check && echo running'],
+  'rendezvous start': ['pilotctl rendezvous start', 'pilotctl rendezvous start --registry-addr :9100 --beacon-addr :9101'],
+  'rendezvous stop': ['pilotctl rendezvous stop'],
+  'rendezvous status': ['pilotctl rendezvous status', 'pilotctl --json rendezvous status'],
+  info: ['pilotctl info', 'pilotctl --json info'],
+  'set-hostname': ['pilotctl set-hostname my-agent'],
+  'clear-hostname': ['pilotctl clear-hostname'],
+  find: ['pilotctl find agent-b'],
+  'set-public': ['pilotctl set-public'],
+  'set-private': ['pilotctl set-private'],
+  'set-tags': ['pilotctl set-tags gpu summarizer'],
+  'clear-tags': ['pilotctl clear-tags'],
+  handshake: ['pilotctl handshake agent-b "summaries for the nightly report"', 'pilotctl handshake 0:0000.0000.0002'],
+  pending: ['pilotctl pending'],
+  approve: ['pilotctl approve 2'],
+  reject: ['pilotctl reject 2 "unknown agent"'],
+  trust: ['pilotctl trust'],
+  untrust: ['pilotctl untrust 2'],
+  connect: ['pilotctl connect agent-b 7 --message hello', 'pilotctl connect agent-b'],
+  send: ['pilotctl send agent-b 1000 --data "hello"'],
+  recv: ['pilotctl recv 1000 --count 1', 'pilotctl --json recv 1000 --timeout 30s'],
+  listen: ['pilotctl listen 1000', 'pilotctl listen 1000 --count 5'],
+  'send-message': ['pilotctl send-message agent-b --data "build finished"', 'pilotctl send-message agent-b --type json --data \'{"job":42}\''],
+  inbox: ['pilotctl inbox', 'pilotctl inbox --limit 10'],
+  'send-file': ['pilotctl send-file agent-b ./report.pdf'],
+  received: ['pilotctl received', 'pilotctl received --clear'],
+  subscribe: ['pilotctl subscribe agent-b alerts --count 1', 'pilotctl --json subscribe agent-b alerts'],
+  publish: ['pilotctl publish agent-b alerts --data "disk 91% full"'],
+  ping: ['pilotctl ping agent-b', 'pilotctl ping agent-b --count 10 --interval 200ms'],
+  bench: ['pilotctl bench agent-b', 'pilotctl bench agent-b 50'],
+  traceroute: ['pilotctl traceroute agent-b'],
+  peers: ['pilotctl peers', 'pilotctl peers --search agent'],
+  connections: ['pilotctl connections'],
+  disconnect: ['pilotctl disconnect 3'],
+  config: ['pilotctl config', 'pilotctl config --set registry=192.168.1.10:9000'],
+  'config get': ['pilotctl config get registry'],
+  'config set': ['pilotctl config set registry 192.168.1.10:9000', 'pilotctl config set public true'],
+  'config unset': ['pilotctl config unset registry'],
+  'config show': ['pilotctl config show'],
+  context: ['pilotctl --json context'],
+  help: ['pilotctl help', 'pilotctl help daemon start'],
+  completion: ['source <(pilotctl completion bash)', 'pilotctl completion fish > ~/.config/fish/completions/pilotctl.fish'],
+  version: ['pilotctl version'],
+  demo: ['pilotctl demo', 'pilotctl demo --bench-mb 10 --keep'],
+  mcp: ['pilotctl mcp'],
+};
+
+/** Example lines for a command ([] when it has none). */
+export function examplesOf(name: string): string[] {
+  return [...(EXAMPLES[name] ?? [])];
+}
