@@ -204,6 +204,15 @@ fi
 `;
 }
 
+/** fish: -r -F for a file value, -x (a value, no files) with its words or directories, nothing for a bool. */
+function fishValue(f: FlagSpec, v: Values | null): string {
+  if (f.kind === 'bool') return '';
+  if (v === 'file') return ' -r -F';
+  if (v === 'dir') return " -x -a '(__fish_complete_directories)'";
+  if (v === null) return ' -x';
+  return ` -x -a '${v.words.join(' ')}'`;
+}
+
 export function fishScript(commands: Command[], version: string): string {
   const m = buildModel(commands);
   const p = '__pilotctl';
@@ -287,15 +296,13 @@ complete -c pilotctl -f
 `;
   for (const f of GLOBAL_FLAGS) {
     const v = flagValues(f);
-    s += `complete -c pilotctl -l ${f.name}${f.kind !== 'bool' ? ' -r' : ''}${v === 'dir' ? " -a '(__fish_complete_directories)'" : v === 'file' ? ' -F' : ''} -d ${fq(oneLine(f.description))}\n`;
+    s += `complete -c pilotctl -l ${f.name}${fishValue(f, v)} -d ${fq(oneLine(f.description))}\n`;
   }
   for (const [w, d] of m.words) s += `complete -c pilotctl -n '${p}_needs_command' -a ${fq(w)} -d ${fq(oneLine(d))}\n`;
   for (const [g, subs] of m.subs) for (const [sub, d] of subs) s += `complete -c pilotctl -n '${p}_needs_sub ${g}' -a ${fq(sub)} -d ${fq(oneLine(d))}\n`;
   for (const [c, fs] of m.flags) {
     for (const f of fs) {
-      const v = flagValues(f);
-      const vals = v === null ? '' : v === 'file' ? ' -F' : v === 'dir' ? " -a '(__fish_complete_directories)'" : ` -a ${fq(v.words.join(' '))}`;
-      s += `complete -c pilotctl -n ${fq(`${p}_is '${c}'`)} -l ${f.name}${f.kind !== 'bool' ? ' -r' : ''}${vals} -d ${fq(oneLine(f.description))}\n`;
+      s += `complete -c pilotctl -n ${fq(`${p}_is '${c}'`)} -l ${f.name}${fishValue(f, flagValues(f))} -d ${fq(oneLine(f.description))}\n`;
     }
   }
   for (const [c, as] of m.args) {
