@@ -153,9 +153,18 @@ export function rendezvousCommand(io: { scriptPath: string; env: NodeJS.ProcessE
   const candidates = override ? [override] : [join(dir, 'pilot-rendezvous.js'), join(dir, 'pilot-rendezvous.ts')];
   for (const c of candidates) {
     if (!existsSync(c)) continue;
-    return ok(c.endsWith('.ts') ? [process.execPath, '--import', 'tsx', c] : [process.execPath, c]);
+    return ok(c.endsWith('.ts') ? [process.execPath, '--import', tsxSpecifier(), c] : [process.execPath, c]);
   }
   return err('not_found', `pilot-rendezvous not found next to ${io.scriptPath}`, { hint: 'build the project (npm run build) or set PILOT_RENDEZVOUS_BIN' });
+}
+
+// The rendezvous runs in its own directory, so a bare `--import tsx` (resolved from the cwd) would not be found.
+function tsxSpecifier(): string {
+  try {
+    return import.meta.resolve('tsx');
+  } catch {
+    return 'tsx';
+  }
 }
 
 /** The log from `offset` on (at most 1 MiB). */
@@ -263,7 +272,7 @@ function probeTcp(addr: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<boolean> 
 }
 
 /** Fields describing a running rendezvous, and how daemons reach it. */
-function describe(pid: number, ready: Record<string, string>, p: RendezvousPaths): { data: Record<string, unknown>; text: string } {
+function describe(pid: number, ready: Record<string, string>, p: RendezvousPaths, extra: Array<[string, string | null]> = []): { data: Record<string, unknown>; text: string } {
   const localRegistry = localAddr(ready.registry!);
   const localBeacon = localAddr(ready.beacon!);
   const lan = isWildcard(ready.registry!) ? lanIps() : [];
@@ -281,6 +290,7 @@ function describe(pid: number, ready: Record<string, string>, p: RendezvousPaths
   };
   let text =
     fields([
+      ...extra,
       ['Registry', ready.registry],
       ['Beacon', ready.beacon],
       ...Object.entries(ready)
@@ -402,11 +412,13 @@ const start = defineCommand<Map<string, string | true>>({
         tryUnlink(p.pidFile);
         const why = startupError(out) || `exited with code ${exitCode}`;
         const isPortInUse = /EADDRINUSE|address already in use/i.test(out);
+        const taken = /EADDRINUSE\D*?((?:\[[^\]]*\]|[\d.]+):(\d+))/.exec(why);
+        const takenPort = taken ? taken[2] : null;
         return err(isPortInUse ? 'connection_failed' : 'internal', `rendezvous did not start: ${why}`, {
           hint: isPortInUse
-            ? `a port is taken (another rendezvous? \`pilotctl rendezvous status\`, or: ss -ltnup | grep -E ':(${DEFAULT_REGISTRY_PORT}|${DEFAULT_BEACON_PORT})\\b'); or choose others: pilotctl rendezvous start --registry-addr :9100 --beacon-addr :9101`
+            ? `${taken ? `port ${takenPort} (${taken[1]}) is already in use` : 'a port is already in use'} — by another rendezvous? see \`pilotctl rendezvous status\` or \`ss -ltnup | grep :${takenPort ?? DEFAULT_REGISTRY_PORT}\`; or pick free ports: pilotctl rendezvous start --registry-addr :9100 --beacon-addr :9101`
             : `see ${p.logFile}`,
-          detail: { exit_code: exitCode, log_file: p.logFile, port_in_use: isPortInUse },
+          detail: { exit_code: exitCode, log_file: p.logFile, port_in_use: isPortInUse, ...(taken ? { address_in_use: taken[1] } : {}) },
         });
       }
     }
@@ -500,12 +512,9 @@ const status = defineCommand<{ check: boolean }>({
     }
     const startedMs = Date.parse(st.started_at);
     const uptimeSecs = Number.isFinite(startedMs) ? Math.max(0, Math.floor((Date.now() - startedMs) / 1000)) : null;
-    const d = describe(pid, st.ready, p);
+    const d = describe(pid, st.ready, p, [['Uptime', uptimeSecs === null ? null : formatDuration(uptimeSecs)]]);
     const data = { running: true, responsive: isResponsive, ...d.data, started_at: st.started_at, uptime_secs: uptimeSecs };
-    const text =
-      `Rendezvous: running (pid ${pid})${isResponsive ? '' : ' — registry port not answering'}\n` +
-      fields([['Uptime', uptimeSecs === null ? null : formatDuration(uptimeSecs)]]) +
-      d.text;
+    const text = `Rendezvous: running (pid ${pid})${isResponsive ? '' : ' — but its registry port does not answer'}\n` + d.text;
     return ok({ data, text });
   },
 });
