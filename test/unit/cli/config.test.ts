@@ -44,7 +44,7 @@ test('json locator: line and column of common mistakes', () => {
     ['{"a": 01}', 1, 8, /expected ',' or '}'/],
   ];
   for (const [text, line, column, re] of cases) {
-    assert.throws(() => JSON.parse(text), undefined, `JSON.parse accepts ${JSON.stringify(text)}`);
+    assert.throws(() => JSON.parse(text), SyntaxError, `JSON.parse accepts ${JSON.stringify(text)}`);
     const e = findJsonSyntaxError(text);
     assert.ok(e, JSON.stringify(text));
     assert.deepEqual([e.line, e.column], [line, column], `${JSON.stringify(text)}: ${e.reason}`);

@@ -49,7 +49,7 @@ test('every example parses as its command', () => {
       const split = extractGlobals(argv);
       assert.ok(split.ok, `${line}: ${!split.ok && split.error.message}`);
       const rest = split.value.rest;
-      const words = cmd.name.split(' ');
+      const words: string[] = cmd.name.split(' ');
       assert.deepEqual(rest.slice(0, words.length), words, `'${line}' is an example of ${name}`);
       const parsed = parseCommandArgs(rest.slice(words.length), cmd.args, cmd.flags, cmd.name);
       assert.ok(parsed.ok, `${line}: ${!parsed.ok && parsed.error.message}`);
