@@ -207,10 +207,8 @@ async function main(): Promise<number> {
     ready.compat = joinHostPort(ca.address, ca.port);
     ready.fingerprint = fingerprint;
   }
-  process.stdout.write(JSON.stringify(ready) + '\n');
-  logger.info(ready, fingerprint ? `rendezvous running; compat certificate SHA-256 fingerprint ${fingerprint}` : 'rendezvous running');
-
-  await new Promise<void>((resolve) => {
+  // The signal handlers before the ready line: a supervisor may SIGTERM the moment it reads it.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       logger.info({ signal: sig }, 'shutting down');
       resolve();
@@ -218,6 +216,9 @@ async function main(): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  process.stdout.write(JSON.stringify(ready) + '\n');
+  logger.info(ready, fingerprint ? `rendezvous running; compat certificate SHA-256 fingerprint ${fingerprint}` : 'rendezvous running');
+  await stopped;
   await compat?.close();
   await registry.value.close();
   await beacon.close();

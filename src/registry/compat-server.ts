@@ -65,6 +65,8 @@ export class CompatServer {
   private readonly channelsPerIp = new Map<string, number>();
   /** Raw connections not yet attached or upgraded, by `ip|port` of the peer → lifts their deadline. */
   private readonly pending = new Map<string, { sock: Duplex; lift: () => void }>();
+  /** Every raw connection open now (close() destroys them: server.close waits for all to end). */
+  private readonly sockets = new Set<Duplex>();
   private readonly http: http.Server;
   private readonly wss: WebSocketServer;
   private pingTimer: NodeJS.Timeout | null = null;
@@ -145,7 +147,7 @@ export class CompatServer {
     if (this.pingTimer) clearInterval(this.pingTimer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const c of this.channels) c.ws.terminate();
-    for (const p of this.pending.values()) p.sock.destroy();
+    for (const sock of this.sockets) sock.destroy();
     this.wss.close();
     this.http.close();
     await closed;
@@ -158,6 +160,8 @@ export class CompatServer {
     // Every raw connection gets the deadline; registry attach or a finished upgrade lifts it.
     this.server.on('connection', (sock) => {
       sock.on('error', () => undefined);
+      this.sockets.add(sock);
+      sock.once('close', () => this.sockets.delete(sock));
       const key = peerKey(sock);
       const t = setTimeout(() => {
         if (this.pending.get(key)?.sock !== sock) return;
