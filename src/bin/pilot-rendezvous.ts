@@ -4,7 +4,8 @@
 // the registry over TLS and the beacon/relay over WebSocket for nodes whose UDP does not get out. Logs go to
 // stderr; stdout carries exactly one JSON line once all listen:
 // {"registry":"HOST:PORT","beacon":"HOST:PORT","compat":"HOST:PORT","fingerprint":"AB:…"} (with "beacon2" when
-// --beacon-addr2 is given; compat/fingerprint absent when the compat port is off) — handy with port 0.
+// --beacon-addr2 is given, "dashboard" with --dashboard-addr; compat/fingerprint absent when the compat port is
+// off) — handy with port 0.
 // `--print-fingerprint` prints the compat certificate's SHA-256 fingerprint and exits (making the self-signed
 // certificate first when there is none), so the operator can hand it to nodes before the first start.
 import { parseArgs } from 'node:util';
@@ -13,17 +14,23 @@ import { BeaconServer } from '../registry/beacon.js';
 import { compatCertDir, loadCompatCert, SELF_SIGNED_FILE } from '../registry/compat-cert.js';
 import { CompatServer } from '../registry/compat-server.js';
 import { RegistryServer } from '../registry/server.js';
-import { FileStore, MemoryStore, type RegistryStore } from '../registry/store.js';
+import { MemoryStore, type RegistryStore } from '../registry/store.js';
+import { SqliteStore } from '../registry/sqlite-store.js';
+import { Dashboard } from '../registry/dashboard.js';
 import { DEFAULT_COMPAT_PORT } from '../wire/compat-frames.js';
 import { DEFAULT_BEACON_PORT, DEFAULT_REGISTRY_PORT, formatHostPort as joinHostPort, parseHostPort, type HostPort } from '../wire/endpoint.js';
 
 const USAGE = `usage: pilot-rendezvous [--registry-addr HOST:PORT] [--beacon-addr HOST:PORT] [--beacon-addr2 HOST:PORT]
                         [--compat-addr HOST:PORT|off] [--tls-cert PATH --tls-key PATH]
                         [--max-channels-per-ip N] [--max-channels N] [--relay-bytes-per-sec N]
-                        [--store PATH] [--require-fresh-signatures] [--max-connections-per-ip N]
+                        [--store PATH] [--dashboard-addr HOST:PORT --admin-token T]
+                        [--require-fresh-signatures] [--max-connections-per-ip N]
                         [--partial-frame-budget BYTES] [--log-level L] [--log-format json|pretty]
        pilot-rendezvous --print-fingerprint [--json] [--store PATH | --tls-cert PATH --tls-key PATH]
-defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = state in memory only,
+defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = state in memory only
+          (--store PATH: a SQLite database; a previous JSON+log store at PATH is migrated once, old files kept),
+          no dashboard (--dashboard-addr: the live dashboard, /api/stats, /metrics; needs --admin-token or
+            PILOT_ADMIN_TOKEN, at least 16 characters),
           --compat-addr 0.0.0.0:${DEFAULT_COMPAT_PORT} (registry over TLS + beacon/relay over WebSocket for nodes without UDP;
             if the default cannot bind, a warning and no compat port: use e.g. --compat-addr :8443),
           without --tls-cert/--tls-key a self-signed certificate kept in ${SELF_SIGNED_FILE} (0600) in the
@@ -48,6 +55,8 @@ async function main(): Promise<number> {
         'beacon-addr': { type: 'string', default: `:${DEFAULT_BEACON_PORT}` },
         'beacon-addr2': { type: 'string' },
         store: { type: 'string' },
+        'dashboard-addr': { type: 'string' },
+        'admin-token': { type: 'string' },
         'require-fresh-signatures': { type: 'boolean', default: false },
         'max-connections-per-ip': { type: 'string' },
         'partial-frame-budget': { type: 'string' },
@@ -119,10 +128,20 @@ async function main(): Promise<number> {
     process.stderr.write(`--max-connections-per-ip, --partial-frame-budget, --max-channels-per-ip, --max-channels and --relay-bytes-per-sec take a positive integer\n${USAGE}\n`);
     return 2;
   }
+  const dashboardAddr = args['dashboard-addr'] !== undefined ? listenAddr(args['dashboard-addr']) : undefined;
+  const adminToken = args['admin-token'] ?? process.env.PILOT_ADMIN_TOKEN ?? '';
+  if (dashboardAddr === null) {
+    process.stderr.write(`--dashboard-addr must be HOST:PORT\n${USAGE}\n`);
+    return 2;
+  }
+  if (dashboardAddr && adminToken.length < 16) {
+    process.stderr.write(`the dashboard needs --admin-token (or PILOT_ADMIN_TOKEN) of at least 16 characters, e.g. --admin-token $(openssl rand -hex 24)\n`);
+    return 2;
+  }
   const logger = createLogger({ level: args['log-level'], format: format as LogFormat, name: 'pilot-rendezvous' });
 
   const store: RegistryStore = args.store
-    ? new FileStore(args.store, { logger: logger.child({ part: 'store' }) })
+    ? new SqliteStore(args.store, { logger: logger.child({ part: 'store' }) })
     : new MemoryStore();
   // The registry first: the beacon asks it who a node is (its beacon token) and who may punch whom.
   let beacon: BeaconServer | null = null;
@@ -198,6 +217,32 @@ async function main(): Promise<number> {
     }
   }
 
+  let dashboard: Dashboard | null = null;
+  if (dashboardAddr) {
+    const reg = registry.value;
+    const bcn = beacon;
+    const d = Dashboard.create({
+      adminToken,
+      logger: logger.child({ part: 'dashboard' }),
+      source: {
+        registry: () => reg.dashboardStats(),
+        onEvent: (fn) => reg.onEvent(fn),
+        beacon: () => bcn.stats,
+        reports: () => reg.nodeReports(),
+      },
+    });
+    const listening = d.ok ? await d.value.listen(dashboardAddr.host, dashboardAddr.port) : d;
+    if (!d.ok || !listening.ok) {
+      const e = !listening.ok ? listening.error : null;
+      process.stderr.write(`pilot-rendezvous: ${e?.message ?? 'dashboard failed'}\n`);
+      await compat?.close();
+      await registry.value.close();
+      await beacon.close();
+      return 1;
+    }
+    dashboard = d.value;
+  }
+
   const ra = registry.value.address();
   const ba = beacon.address();
   const ba2 = beacon.address2();
@@ -211,6 +256,10 @@ async function main(): Promise<number> {
     ready.compat = joinHostPort(ca.address, ca.port);
     ready.fingerprint = fingerprint;
   }
+  if (dashboard) {
+    const da = dashboard.address();
+    if (da) ready.dashboard = joinHostPort(da.address, da.port);
+  }
   // The signal handlers before the ready line: a supervisor may SIGTERM the moment it reads it.
   const stopped = new Promise<void>((resolve) => {
     const stop = (sig: string) => {
@@ -223,6 +272,7 @@ async function main(): Promise<number> {
   process.stdout.write(JSON.stringify(ready) + '\n');
   logger.info(ready, fingerprint ? `rendezvous running; compat certificate SHA-256 fingerprint ${fingerprint}` : 'rendezvous running');
   await stopped;
+  await dashboard?.close();
   await compat?.close();
   await registry.value.close();
   await beacon.close();

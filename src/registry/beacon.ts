@@ -201,6 +201,8 @@ export class BeaconServer {
     discovers: 0,
     punches: 0,
     relayed: 0,
+    /** Payload bytes of the frames relayed (the dashboard's "relayed"). */
+    relayedBytes: 0,
     relayDropped: 0,
     rateLimited: 0,
     malformed: 0,
@@ -446,6 +448,7 @@ export class BeaconServer {
     writeRelayDeliver(out, m.senderNodeId, m.payload);
     this.sendBytes(this.sock, out, dest);
     this.stats.relayed++;
+    this.stats.relayedBytes += m.payload.length;
   }
 
   /** May `bytes` more be queued on the channel (queued on the socket + this turn's batch, under the cap)? */
