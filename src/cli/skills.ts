@@ -13,8 +13,9 @@ import { err, ok, type Result } from '../core/result.js';
 import { defineCommand, type CliContext, type Command, type CommandOutput } from './command.js';
 
 export const SKILL_NAME = 'pilot';
+/** A plain YAML scalar: no `: `, no ` #`, no leading indicator (the front matter is not quoted). */
 export const SKILL_DESCRIPTION =
-  'Reach other AI agents and machines over the Pilot Protocol peer-to-peer network with the pilotctl CLI: ' +
+  'Reach other AI agents and machines over the Pilot Protocol peer-to-peer network with the pilotctl CLI - ' +
   'find nodes by hostname, establish mutual trust (handshake/approve), send messages and files, request/reply on ports, ' +
   'publish and subscribe to events, ping. Use when a task needs to talk to another agent or node by hostname, node id or pilot address.';
 
