@@ -41,6 +41,9 @@ export interface ToolSpec {
   isOpenWorld?: boolean;
 }
 
+/** How an MCP host's configuration launches the server (shown by skills and on a terminal). */
+export const MCP_CONFIG_EXAMPLE = '{"command": "pilotctl", "args": ["mcp"]}';
+
 /** How long a subscribe tool call collects events when the caller bounds neither time nor count. */
 export const SUBSCRIBE_DEFAULT_TIMEOUT = '10s';
 
@@ -337,6 +340,8 @@ const mcp = defineCommand<null>({
   parse: () => ok(null),
   async run(ctx): Promise<Result<CommandOutput>> {
     const { COMMANDS, pilotVersion } = await import('./main.js');
+    // Run by hand on a terminal: say what this is (stderr; stdout stays the protocol's).
+    if (ctx.io.stdinIsTTY) ctx.io.stderr.write(`pilotctl mcp speaks the Model Context Protocol on stdin/stdout; add it to an agent harness's MCP servers as ${MCP_CONFIG_EXAMPLE}\n`);
     const served = await serveStdio(await createMcpServer(COMMANDS, ctx, pilotVersion()), ctx);
     if (!served.ok) return served;
     return ok({});

@@ -9,6 +9,7 @@ import { Readable, Writable } from 'node:stream';
 import { extractGlobals, parseCommandArgs } from '../../../src/cli/args.js';
 import type { CliContext } from '../../../src/cli/command.js';
 import { COMMANDS } from '../../../src/cli/main.js';
+import { MCP_TOOLS } from '../../../src/cli/mcp.js';
 import { SKILL_WORKFLOWS } from '../../../src/cli/skills.js';
 import { pilotctl } from './helpers.js';
 
@@ -47,6 +48,7 @@ test('skills prints a SKILL.md with front matter and every command and error cod
   assert.ok(names.includes('skills') && names.includes('mcp'), 'both commands are in the catalogue');
   for (const n of names) assert.ok(skill.includes(`#### pilotctl ${n}\n`), `SKILL.md documents ${n}`);
   for (const code of Object.keys(cat.error_codes)) assert.ok(skill.includes(`| \`${code}\` |`), `SKILL.md lists error ${code}`);
+  for (const t of MCP_TOOLS) assert.ok(skill.includes(`| \`${t.name}\` | \`pilotctl ${t.command}\` |`), `SKILL.md maps MCP tool ${t.name}`);
   assert.match(skill, /\{"status":"ok","data":\{…\}\}/);
   assert.match(skill, /\{"status":"error","code":"…","message":"…","hint":"…"\}/);
 });
