@@ -33,6 +33,8 @@ export interface Catalogue {
       positional: Array<{ name: string; required: boolean; variadic: boolean; description?: string }>;
       flags: Array<{ name: string; type: string; value?: string; description: string }>;
       errors: string[];
+      /** Copy-pasteable invocations, where the catalogue has them. */
+      examples?: string[];
     }
   >;
   error_codes: Record<string, string>;
@@ -105,6 +107,7 @@ function commandSection(name: string, c: Catalogue['commands'][string]): string 
   for (const f of c.flags) s += `- \`${f.name}${f.type === 'bool' ? '' : ' ' + (f.value ?? '<value>')}\`: ${f.description}\n`;
   s += `- returns (\`data\`): ${c.returns}\n`;
   s += `- errors: ${c.errors.map((e) => `\`${e}\``).join(', ')}\n\n`;
+  if (c.examples?.length) s += fence(c.examples) + '\n';
   return s;
 }
 
