@@ -99,11 +99,13 @@ function fence(lines: string[]): string {
 }
 
 function commandSection(name: string, c: Catalogue['commands'][string]): string {
-  let s = `#### pilotctl ${name}\n\n${c.description}.\n\n\`${c.usage}\`\n\n`;
-  for (const a of c.positional) {
-    const shown = (a.required ? `<${a.name}>` : `[${a.name}]`) + (a.variadic ? '...' : '');
-    s += `- \`${shown}\`${a.required ? '' : ' (optional)'}${a.description ? ': ' + a.description : ''}\n`;
-  }
+  // A long usage line repeats the flag list below it; then show the arguments and `[flags]`.
+  const positional = c.positional.map((a) => (a.required ? `<${a.name}>` : `[${a.name}]`) + (a.variadic ? '...' : ''));
+  const usage = c.usage.length <= 120 ? c.usage : ['pilotctl', name, ...positional, '[flags]'].join(' ');
+  let s = `#### pilotctl ${name}\n\n${c.description}.\n\n\`${usage}\`\n\n`;
+  c.positional.forEach((a, i) => {
+    s += `- \`${positional[i]}\`${a.required ? '' : ' (optional)'}${a.description ? ': ' + a.description : ''}\n`;
+  });
   for (const f of c.flags) s += `- \`${f.name}${f.type === 'bool' ? '' : ' ' + (f.value ?? '<value>')}\`: ${f.description}\n`;
   s += `- returns (\`data\`): ${c.returns}\n`;
   s += `- errors: ${c.errors.map((e) => `\`${e}\``).join(', ')}\n\n`;
