@@ -13,6 +13,8 @@ import { extractGlobals, GLOBAL_FLAGS, parseCommandArgs, parseDurationMs, usageE
 import { defineCommand, usageLine, type CliContext, type Command } from './command.js';
 import { NODE_COMMANDS } from './commands.js';
 import { DAEMON_COMMANDS } from './daemon-ctl.js';
+import { MCP_COMMANDS } from './mcp.js';
+import { SKILLS_COMMANDS } from './skills.js';
 import { writeError, writeJsonOk, type CliIo } from './output.js';
 import { DEFAULT_REGISTRY_ADDR } from '../wire/endpoint.js';
 
@@ -256,6 +258,7 @@ const help = defineCommand<string | null>({
 });
 
 COMMANDS.push(...DAEMON_COMMANDS, ...NODE_COMMANDS, config, context, help, version, demo);
+COMMANDS.push(...MCP_COMMANDS, ...SKILLS_COMMANDS);
 
 /** Commands that have subcommands (`daemon start`), for a helpful message on `pilotctl daemon`. */
 function subcommandsOf(word: string): string[] {
