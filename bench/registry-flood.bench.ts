@@ -38,7 +38,7 @@ const MB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startRendezvous(bin: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [bin, '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [bin, '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--compat-addr', 'off', '--log-level', 'warn'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const line = await new Promise<string>((res, rej) => {

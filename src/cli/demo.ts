@@ -49,7 +49,7 @@ function startRendezvous(io: CliIo, logFile: string): Promise<Result<{ child: Ch
   const cmd = rendezvousCommand(io);
   if (!cmd.ok) return Promise.resolve(cmd);
   const [exe, ...pre] = cmd.value;
-  const child = spawn(exe!, [...pre, '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--log-level', 'warn'], {
+  const child = spawn(exe!, [...pre, '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--compat-addr', 'off', '--log-level', 'warn'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: io.env,
   });

@@ -8,7 +8,7 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   ],
   'daemon stop': ['pilotctl daemon stop'],
   'daemon status': ['pilotctl daemon status', 'pilotctl daemon status --check && echo running'],
-  'rendezvous start': ['pilotctl rendezvous start', 'pilotctl rendezvous start --registry-addr :9100 --beacon-addr :9101'],
+  'rendezvous start': ['pilotctl rendezvous start', 'pilotctl rendezvous start --registry-addr :9100 --beacon-addr :9101 --compat-addr off'],
   'rendezvous stop': ['pilotctl rendezvous stop'],
   'rendezvous status': ['pilotctl rendezvous status', 'pilotctl --json rendezvous status'],
   info: ['pilotctl info', 'pilotctl --json info'],
@@ -52,6 +52,7 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   version: ['pilotctl version'],
   demo: ['pilotctl demo', 'pilotctl demo --bench-mb 10 --keep'],
   mcp: ['pilotctl mcp'],
+  skills: ['pilotctl skills', 'pilotctl skills --install ~/.claude/skills'],
 };
 
 /** Example lines for a command ([] when it has none). */

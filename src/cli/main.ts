@@ -15,6 +15,8 @@ import { CONFIG_COMMANDS } from './config-cmd.js';
 import { completionCommand } from './completion.js';
 import { examplesOf } from './examples.js';
 import { RENDEZVOUS_COMMANDS } from './rendezvous-ctl.js';
+import { MCP_COMMANDS } from './mcp.js';
+import { SKILLS_COMMANDS } from './skills.js';
 import { writeError, writeJsonOk, type CliIo } from './output.js';
 
 export const EXIT_OK = 0;
@@ -206,6 +208,7 @@ const help = defineCommand<string | null>({
 });
 
 COMMANDS.push(...DAEMON_COMMANDS, ...RENDEZVOUS_COMMANDS, ...NODE_COMMANDS, ...CONFIG_COMMANDS, context, help, completionCommand(() => COMMANDS, pilotVersion), version, demo);
+COMMANDS.push(...MCP_COMMANDS, ...SKILLS_COMMANDS);
 
 /** Commands that have subcommands (`daemon start`), for a helpful message on `pilotctl daemon`. */
 function subcommandsOf(word: string): string[] {

@@ -55,6 +55,8 @@ const START_FLAGS: FlagSpec[] = [
   { name: 'registry-addr', kind: 'string', value: '<host:port>', description: `registry TCP listen address (default :${DEFAULT_REGISTRY_PORT}, all interfaces)` },
   { name: 'beacon-addr', kind: 'string', value: '<host:port>', description: `beacon UDP listen address (default :${DEFAULT_BEACON_PORT})` },
   { name: 'beacon-addr2', kind: 'string', value: '<host:port>', description: 'second beacon address (another IP of this machine) for NAT classification' },
+  { name: 'compat-addr', kind: 'string', value: '<host:port|off>', description: 'TLS/WebSocket port for nodes without UDP (default :443 when it can bind; off = none)' },
+  { name: 'dashboard-addr', kind: 'string', value: '<host:port>', description: 'serve the live dashboard here (needs PILOT_ADMIN_TOKEN in the environment)' },
   { name: 'log-level', kind: 'string', value: '<level>', description: 'debug, info, warn, error (default info)' },
 ];
 
@@ -332,9 +334,13 @@ const start = defineCommand<Map<string, string | true>>({
   returns: 'registry, beacon (listen addresses; beacon2, … as the ready line has them), pid, pid_file, log_file, store, local_registry, local_beacon, lan_ips',
   errors: ['already_exists', 'connection_failed', 'timeout', 'internal', 'not_found', 'unsafe_home'],
   parse(a) {
-    for (const k of ['registry-addr', 'beacon-addr', 'beacon-addr2']) {
+    for (const k of ['registry-addr', 'beacon-addr', 'beacon-addr2', 'dashboard-addr']) {
       const r = checkAddrFlag(a.flags, k);
       if (!r.ok) return r;
+    }
+    if (a.flags.get('compat-addr') !== 'off') {
+      const r = checkAddrFlag(a.flags, 'compat-addr');
+      if (!r.ok) return err('invalid_argument', r.error.message, { hint: 'e.g. --compat-addr :8443, or --compat-addr off' });
     }
     const lvl = a.flags.get('log-level');
     if (lvl !== undefined && (typeof lvl !== 'string' || !['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(lvl))) {
@@ -369,7 +375,7 @@ const start = defineCommand<Map<string, string | true>>({
       ...pre,
       '--registry-addr', str('registry-addr', `:${DEFAULT_REGISTRY_PORT}`),
       '--beacon-addr', str('beacon-addr', `:${DEFAULT_BEACON_PORT}`),
-      ...(typeof flags.get('beacon-addr2') === 'string' ? ['--beacon-addr2', str('beacon-addr2', '')] : []),
+      ...(['beacon-addr2', 'compat-addr', 'dashboard-addr'] as const).flatMap((k) => (typeof flags.get(k) === 'string' ? [`--${k}`, str(k, '')] : [])),
       '--store', p.store,
       '--log-level', str('log-level', 'info'),
     ];

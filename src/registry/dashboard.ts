@@ -173,6 +173,11 @@ export class Dashboard {
     });
   }
 
+  /** The listen address once listening. */
+  address(): AddressInfo | null {
+    return (this.server?.address() as AddressInfo | null) ?? null;
+  }
+
   async close(): Promise<void> {
     for (const r of this.live) r.end();
     this.live.clear();

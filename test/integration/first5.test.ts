@@ -53,8 +53,12 @@ after(async () => {
 
 test('rendezvous start → two daemons configured with config set → a message → status → stop', { timeout: 120_000 }, async () => {
   const rdv = home('rdv');
-  const s = ok(await runJson(['--home', rdv, 'rendezvous', 'start', '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0']));
+  const s = ok(await runJson(['--home', rdv, 'rendezvous', 'start', '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--compat-addr', '127.0.0.1:0']));
   started.add(s.pid);
+  // Whatever else the ready line carries is passed through (the compat port and its certificate's fingerprint).
+  assert.match(s.compat, /^127\.0\.0\.1:\d+$/);
+  assert.match(s.fingerprint, /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/);
+  assert.ok(existsSync(join(rdv, 'rendezvous', 'compat-tls.pem')), 'the self-signed certificate lives beside the store');
   assert.match(s.registry, /^127\.0\.0\.1:\d+$/);
   assert.match(s.beacon, /^127\.0\.0\.1:\d+$/);
   assert.equal(s.store, join(rdv, 'rendezvous', 'registry.db'));
@@ -123,16 +127,16 @@ test('rendezvous start → two daemons configured with config set → a message 
 test('a port in use: the rendezvous\'s own message and a hint naming the port; nothing left running', { timeout: 60_000 }, async () => {
   const a = home('port-a');
   const b = home('port-b');
-  const s = ok(await runJson(['--home', a, 'rendezvous', 'start', '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0']));
+  const s = ok(await runJson(['--home', a, 'rendezvous', 'start', '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--compat-addr', 'off']));
   started.add(s.pid);
   try {
     const port = s.registry.split(':')[1];
-    const e = fails(await runJson(['--home', b, 'rendezvous', 'start', '--registry-addr', s.registry, '--beacon-addr', '127.0.0.1:0']), 'connection_failed');
+    const e = fails(await runJson(['--home', b, 'rendezvous', 'start', '--registry-addr', s.registry, '--beacon-addr', '127.0.0.1:0', '--compat-addr', 'off']), 'connection_failed');
     assert.match(e.message, /EADDRINUSE|address already in use/);
     assert.match(e.hint!, new RegExp(`port ${port}`));
     assert.match(e.hint!, /--registry-addr/);
     assert.equal(existsSync(join(b, 'rendezvous', 'rendezvous.pid')), false, 'no pid file for a rendezvous that never ran');
-    const t = await runPilotctl(['--home', b, 'rendezvous', 'start', '--registry-addr', '127.0.0.1:0', '--beacon-addr', s.beacon]);
+    const t = await runPilotctl(['--home', b, 'rendezvous', 'start', '--registry-addr', '127.0.0.1:0', '--beacon-addr', s.beacon, '--compat-addr', 'off']);
     assert.equal(t.code, 1);
     assert.match(t.stderr, /error: rendezvous did not start: .*EADDRINUSE/);
     assert.match(t.stderr, /hint: {2}port \d+/);

@@ -216,11 +216,19 @@ export interface Rendezvous {
   child: ChildProcess;
   registry: string;
   beacon: string;
+  /** The compat TLS port and its certificate's fingerprint (with `compatAddr`). */
+  compat?: string;
+  fingerprint?: string;
+  /** With --dashboard-addr in `extraArgs`. */
+  dashboard?: string;
   stderr(): string;
 }
 
-/** Start pilot-rendezvous; resolves on its ready line. `registryAddr`/`beaconAddr` default to 127.0.0.1:0. */
-export function startRendezvous(opts: { store?: string; registryAddr?: string; beaconAddr?: string } = {}): Promise<Rendezvous> {
+/**
+ * Start pilot-rendezvous; resolves on its ready line. `registryAddr`/`beaconAddr` default to 127.0.0.1:0; the compat
+ * TLS port is off unless `compatAddr` names one (its default, :443, is no place for tests).
+ */
+export function startRendezvous(opts: { store?: string; registryAddr?: string; beaconAddr?: string; compatAddr?: string; extraArgs?: string[] } = {}): Promise<Rendezvous> {
   const [exe, ...pre] = binCommand('pilot-rendezvous');
   const args = [
     ...pre,
@@ -230,7 +238,10 @@ export function startRendezvous(opts: { store?: string; registryAddr?: string; b
     opts.beaconAddr ?? '127.0.0.1:0',
     '--log-level',
     'warn',
+    '--compat-addr',
+    opts.compatAddr ?? 'off',
     ...(opts.store ? ['--store', opts.store] : []),
+    ...(opts.extraArgs ?? []),
   ];
   const child = spawn(exe!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
   if (child.pid !== undefined) trackPid(child.pid);
@@ -249,8 +260,8 @@ export function startRendezvous(opts: { store?: string; registryAddr?: string; b
       clearTimeout(t);
       child.stdout!.off('data', onData);
       child.stdout!.resume();
-      const ready = JSON.parse(out.slice(0, nl)) as { registry: string; beacon: string };
-      resolve({ child, registry: ready.registry, beacon: ready.beacon, stderr: () => errText });
+      const ready = JSON.parse(out.slice(0, nl)) as { registry: string; beacon: string; compat?: string; fingerprint?: string; dashboard?: string };
+      resolve({ child, ...ready, stderr: () => errText });
     };
     child.stdout!.on('data', onData);
     child.once('exit', (code) => {

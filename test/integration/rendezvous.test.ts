@@ -21,7 +21,7 @@ interface Running {
 
 function startRendezvous(args: string[]): Promise<Running> {
   const [cmd, ...pre] = binCommand('pilot-rendezvous');
-  const child = spawn(cmd!, [...pre, '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--log-level', 'warn', ...args], {
+  const child = spawn(cmd!, [...pre, '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--log-level', 'warn', '--compat-addr', 'off', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -174,7 +174,7 @@ binTest('original rendezvous: our codecs and signatures work against its registr
 binTest('original daemon: registers, heartbeats and is found through our rendezvous', { skip: DAEMON ? false : 'PILOT_INTEROP_DAEMON not set' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pilot-conf-'));
   try {
-    const ours = start([...binCommand('pilot-rendezvous'), '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0']);
+    const ours = start([...binCommand('pilot-rendezvous'), '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--compat-addr', 'off']);
     const line = await new Promise<string>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('our rendezvous did not start')), 15000);
       ours.stdout!.once('data', (b: Buffer) => {
