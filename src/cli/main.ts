@@ -11,7 +11,7 @@ import { extractGlobals, GLOBAL_FLAGS, parseCommandArgs, parseDurationMs, usageE
 import { defineCommand, usageLine, type CliContext, type Command } from './command.js';
 import { NODE_COMMANDS } from './commands.js';
 import { DAEMON_COMMANDS } from './daemon-ctl.js';
-import { CONFIG_COMMANDS } from './config-cmd.js';
+import { CONFIG_COMMANDS, CONFIG_KEYS } from './config-cmd.js';
 import { completionCommand } from './completion.js';
 import { examplesOf } from './examples.js';
 import { RENDEZVOUS_COMMANDS } from './rendezvous-ctl.js';
@@ -137,6 +137,7 @@ function catalogue(commands: Command[]): Record<string, unknown> {
       PILOT_REGISTRY: 'registry address for daemon start',
     },
     config_file: '<home>/config.json',
+    config_keys: Object.fromEntries(CONFIG_KEYS.map((k) => [k.key, k.description])),
   };
 }
 
@@ -149,7 +150,8 @@ function helpText(commands: Command[]): string {
     s += `\n${g}:\n`;
     for (const c of cs) s += `  ${usageLine(c)}\n`;
   }
-  s += '\nAgents: `pilotctl --json context` lists every command, flag, output field and error code.\n';
+  s += '\n`pilotctl help <command>` shows one with examples; `source <(pilotctl completion bash)` completes them (zsh, fish too).\n';
+  s += 'Agents: `pilotctl --json context` lists every command, flag, output field and error code.\n';
   return s;
 }
 
@@ -248,6 +250,11 @@ export async function runCli(argv: string[], io: CliIo, opts: RunOptions = {}): 
   else {
     cmd = COMMANDS.find((c) => c.name === rest[0]);
     cmdArgv = rest.slice(1);
+    // `config bogus`: a command that also has subcommands, given a word it takes no argument for.
+    if (cmd && cmd.args.length === 0 && rest[1] !== undefined && !rest[1].startsWith('-') && subcommandsOf(rest[0]!).length > 0) {
+      const subs = subcommandsOf(rest[0]!);
+      return fail(pilotError('invalid_argument', `unknown ${rest[0]} subcommand: ${rest[1]}`, { hint: `available: pilotctl ${rest[0]} | ${subs.map((x) => `${rest[0]} ${x}`).join(' | ')}` }), EXIT_USAGE, isJson);
+    }
   }
   if (!cmd) {
     const subs = subcommandsOf(rest[0]!);

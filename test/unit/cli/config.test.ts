@@ -192,3 +192,13 @@ test('the old forms keep working: config, config --set key=value', async () => {
   assert.equal(show.doc.data.config_path, join(home, 'config.json'));
   assert.equal((await cfg(home, ['config', '--set', 'novalue'])).code, 2);
 });
+
+test('config with an unknown subcommand is a usage error listing them; context lists the config keys', async () => {
+  const r = await cfg(freshHome(), ['config', 'bogus']);
+  assert.equal(r.code, 2);
+  assert.equal(r.doc.message, 'unknown config subcommand: bogus');
+  assert.match(r.doc.hint!, /config get \| config set \| config unset \| config show/);
+  const c = await pilotctl(['context', '--json']);
+  const keys = (c.json as { data: { config_keys: Record<string, string> } }).data.config_keys;
+  assert.deepEqual(Object.keys(keys), CONFIG_KEYS.map((k) => k.key));
+});
