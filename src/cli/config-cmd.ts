@@ -197,10 +197,20 @@ function fullConfig(ctx: CliContext): Result<Record<string, unknown>> {
   if (!cfg.ok) return cfg;
   const paths = homePaths(ctx.home);
   const effective: Record<string, EffectiveValue> = {};
-  for (const k of CONFIG_KEYS) effective[k.key] = effectiveValue(k, cfg.value, ctx.io.env, paths.home);
+  // A proxy URL may carry a password: shown masked (config get proxy prints it as stored).
+  const mask = (v: unknown): unknown => (typeof v === 'string' ? v.replace(/^(\w+:\/\/[^:@/]*):[^@/]*@/, '$1:***@') : v);
+  const shown: Record<string, unknown> = { ...cfg.value };
+  for (const k of CONFIG_KEYS) {
+    const e = effectiveValue(k, cfg.value, ctx.io.env, paths.home);
+    if (k.kind === 'url') {
+      e.value = mask(e.value) as ConfigValue | null;
+      if (k.key in shown) shown[k.key] = mask(shown[k.key]);
+    }
+    effective[k.key] = e;
+  }
   return ok({
     registry: ctx.io.env.PILOT_REGISTRY ?? DEFAULT_REGISTRY_ADDR,
-    ...cfg.value,
+    ...shown,
     home: paths.home,
     config_path: paths.config,
     pid_file: paths.pidFile,

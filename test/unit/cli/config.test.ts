@@ -202,3 +202,13 @@ test('config with an unknown subcommand is a usage error listing them; context l
   const keys = (c.json as { data: { config_keys: Record<string, string> } }).data.config_keys;
   assert.deepEqual(Object.keys(keys), CONFIG_KEYS.map((k) => k.key));
 });
+
+test('config show masks a proxy password; config get prints it as stored', async () => {
+  const home = freshHome();
+  assert.equal((await cfg(home, ['config', 'set', 'proxy', 'http://user:s3cret@proxy.example:3128'])).code, 0);
+  const show = await cfg(home, ['config', 'show']);
+  assert.equal(show.doc.data.effective.proxy.value, 'http://user:***@proxy.example:3128');
+  assert.doesNotMatch(show.stdout, /s3cret/);
+  assert.doesNotMatch((await pilotctl(['--home', home, 'config', 'show'])).stdout, /s3cret/);
+  assert.equal((await cfg(home, ['config', 'get', 'proxy'])).doc.data.value, 'http://user:s3cret@proxy.example:3128');
+});
