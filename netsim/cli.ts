@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { netsimUnavailableReason } from './exec.js';
+import { formatEgressChecks, runEgressCheck } from './egress-check.js';
 import { formatNatTable, runLinkCheck, runMappingTimeoutCheck, runNatSelftest, runPunchCheck, type PunchCase } from './selftest.js';
 import { expectedPath, findScenario, matrixPairs, SCENARIOS } from './scenario.js';
 import { buildTopology, teardownAll } from './topology.js';
@@ -16,7 +17,8 @@ const USAGE = `usage: netsim <command> [--json]
   down                 tear down every pn-* namespace, link process and lock (also other runs')
   exec <host> <cmd…>   run a command inside a host of the topology left up by \`up\`
   list                 list scenarios
-  selftest [--quick]   check every NAT kind, the mapping timeout and link impairment; prints a table
+  selftest [--quick]   check every NAT kind, UDP blocking and the HTTP proxy, the mapping timeout and link
+                       impairment; prints a table
   matrix [--trials N] [--cells a--b,name,…] [--one-order] [--no-compat] [--out DIR]
                        NAT traversal matrix with real daemons: every pair of NAT kinds (both orders),
                        then the compat-transport cells (${COMPAT_CELL_NAMES.join(', ')});
@@ -152,6 +154,11 @@ async function selftest(
   out(formatNatTable(nat.value));
   isOk &&= nat.value.every((r) => r.pass);
   const data: Record<string, unknown> = { nat: nat.value };
+  const egress = await runEgressCheck();
+  if (!egress.ok) return fail(egress.error.code, egress.error.message);
+  out(`\negress filters and HTTP proxy (compat transport):\n${formatEgressChecks(egress.value)}`);
+  isOk &&= egress.value.every((c) => c.pass);
+  data.egress = egress.value;
   if (!quick) {
     const timeout = await runMappingTimeoutCheck(2);
     if (!timeout.ok) return fail(timeout.error.code, timeout.error.message);

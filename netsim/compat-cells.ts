@@ -4,7 +4,7 @@
 // port (`--compat-addr :443`, TLS registry + WebSocket relay); daemons run in the default `--transport auto` with
 // `--compat <rendezvous>:443`. Each cell: trust handshake, a ≥ 2 MiB echo stream byte-exact, and what
 // `pilotctl peers --json` / `info --json` report (path relay + transport wss on the blocked side). Does I/O; root.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setUdpBlocked } from './egress.js';
@@ -198,7 +198,9 @@ export async function runCompatTrial(name: CompatCellName, opts: { timeoutMs?: n
     elapsedMs: 0,
   };
   const problem = (p: string) => res.problems.push(p);
-  const rdvHome = mkdtempSync(join(tmpdir(), 'pn-compat-rdv-'));
+  const dir = mkdtempSync(join(tmpdir(), 'pn-compat-'));
+  const rdvHome = join(dir, 'rendezvous-home');
+  mkdirSync(rdvHome, { mode: 0o700 });
   let proxy: ProxyHandle | null = null;
   const r = await runPair(
     cell.natA,
@@ -220,6 +222,7 @@ export async function runCompatTrial(name: CompatCellName, opts: { timeoutMs?: n
         rendezvousEnv: { HOME: rdvHome },
         daemonArgs: { a: [...compat, ...(proxy ? ['--proxy', (proxy as ProxyHandle).url] : [])], b: compat },
         registerTimeoutMs: 30_000,
+        dir,
       });
       if (!s0.ok) {
         res.error = s0.error.message;
@@ -328,7 +331,7 @@ export async function runCompatTrial(name: CompatCellName, opts: { timeoutMs?: n
     },
   );
   await (proxy as ProxyHandle | null)?.stop();
-  rmSync(rdvHome, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true }); // the daemons are gone with the topology
   if (!r.ok && !res.error) res.error = r.error.message;
   res.elapsedMs = Date.now() - t0;
   return res;

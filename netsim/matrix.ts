@@ -113,6 +113,8 @@ export interface SessionOptions {
   daemonEnv?: Record<string, NodeJS.ProcessEnv>;
   /** How long a daemon may take to register (default 20 s). */
   registerTimeoutMs?: number;
+  /** Where the daemons' homes go (<dir>/<host>); the caller removes it after the topology is down. Default: a new temp dir. */
+  dir?: string;
 }
 
 /** Start rendezvous + daemons inside a runPair context, handshake and approve. */
@@ -153,7 +155,7 @@ export async function startPairSession(ctx: PairContext, opts: SessionOptions = 
     // an older rendezvous printed something else; the pair cells only need it to be up
   }
 
-  const dir = mkdtempSync(join(tmpdir(), 'pn-matrix-'));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'pn-matrix-'));
   const mk = (host: string): Agent => ({ host, home: join(dir, host), nodeId: 0 });
   const a = mk(ctx.a.name);
   const b = mk(ctx.b.name);
@@ -250,11 +252,12 @@ export interface TrialOptions {
 export async function runTrial(natA: NatKind, natB: NatKind, opts: TrialOptions = {}): Promise<TrialResult> {
   const settleMs = opts.settleMs ?? Number(process.env.PILOT_MATRIX_SETTLE_MS ?? 20_000);
   const res: TrialResult = { connected: false, path: 'none', ttfbMs: null, directAfterMs: null, endpoint: null, natTypeA: null, natTypeB: null, error: null };
+  const dir = mkdtempSync(join(tmpdir(), 'pn-matrix-'));
   const r = await runPair(
     natA,
     natB,
     async (ctx) => {
-      const s = await startPairSession(ctx);
+      const s = await startPairSession(ctx, { dir });
       if (!s.ok) {
         res.error = s.error.message;
         return;
@@ -293,6 +296,7 @@ export async function runTrial(natA: NatKind, natB: NatKind, opts: TrialOptions 
       ...(opts.sameNat ? { sameNat: true, hairpin: opts.hairpin ?? false } : {}),
     },
   );
+  rmSync(dir, { recursive: true, force: true }); // the daemons are gone with the topology
   if (!r.ok && !res.error) res.error = r.error.message;
   return res;
 }
