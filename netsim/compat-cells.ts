@@ -100,7 +100,7 @@ const HOLD_PACE_MS = 50;
 /** A daemon in auto must be on wss this soon after the session is up (contract: ≈3 s without a UDP answer). */
 const WSS_WITHIN_MS = 15_000;
 /** udp-unblock: back to udp and direct this soon after the rule is deleted (re-probe every ≈15 s + punching). */
-const SWITCH_BACK_WITHIN_MS = 25_000;
+const SWITCH_BACK_WITHIN_MS = Number(process.env.PILOT_COMPAT_SWITCH_BACK_MS ?? 25_000);
 
 export interface CompatSideReport {
   /** `info --json` transport ('udp' | 'wss'), transport_mode, transport_reason, proxy. */

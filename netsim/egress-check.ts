@@ -20,12 +20,16 @@ export interface EgressCheck {
   pass: boolean;
 }
 
-/** srv: public server (UDP 5000, TCP echo 443 + 9000); proxy: tinyproxy; blk behind a UDP-blocking NAT; px behind a proxy-only NAT. */
+/**
+ * srv: public server (UDP 5000 reflector, TCP echo 443 + 9000); proxy: tinyproxy; blk behind a UDP-blocking NAT;
+ * cone behind a plain port-restricted cone (the punching peer); px behind a proxy-only NAT.
+ */
 export function egressCheckSpec(): TopologySpec {
   return {
     publicHosts: [{ name: 'srv' }, { name: 'proxy' }],
     nats: [
       { name: 'nat-blk', kind: 'port-restricted-cone', blockUdp: true, hosts: [{ name: 'blk' }] },
+      { name: 'nat-cone', kind: 'port-restricted-cone', hosts: [{ name: 'cone' }] },
       { name: 'nat-px', kind: 'port-restricted-cone', proxyOnly: `proxy:${PROXY_PORT}`, hosts: [{ name: 'px' }] },
     ],
   };
@@ -120,14 +124,15 @@ async function egressChecks(topo: Topology): Promise<Result<EgressCheck[]>> {
     const p = await startProxy(topo, 'proxy');
     if (!p.ok) return p;
     proxy = p.value;
-    const start = async (host: string, bind: string): Promise<UdpAgent> => {
-      const a = await UdpAgent.start(topo, host, [bind]);
+    const start = async (host: string, bind: string, reflect = false): Promise<UdpAgent> => {
+      const a = await UdpAgent.start(topo, host, [bind], { reflect });
       if (!a.ok) throw new Error(a.error.message);
       agents.push(a.value);
       return a.value;
     };
-    const srv = await start('srv', `${srvIp}:${UDP_PORT}`);
+    const srv = await start('srv', `${srvIp}:${UDP_PORT}`, true);
     const blk = await start('blk', `${topo.ipOf('blk')}:40000`);
+    const cone = await start('cone', `${topo.ipOf('cone')}:40000`);
     const px = await start('px', `${topo.ipOf('px')}:40000`);
     let seq = 0;
     /** Does a datagram from `agent` reach srv? */
@@ -144,10 +149,28 @@ async function egressChecks(topo: Topology): Promise<Result<EgressCheck[]>> {
     check('udp-blocked: UDP LAN → internet is dropped', seen(got), !got);
     let t = await tcpProbe(topo, 'blk', { host: srvIp, port: 443 });
     check('udp-blocked: TCP LAN → internet still works', tcpSeen(t), t.echoed);
+    // punch attempts while blocked (as a daemon's would be) must leave nothing that stops a later punch
+    const coneMapped = await cone.mappedVia(0, `${srvIp}:${UDP_PORT}`, 'cone-0');
+    if (!coneMapped) return err('internal', 'no mapping for the cone host');
+    blk.send(0, coneMapped, 'early-blk', 3, 20);
+    cone.send(0, `${topo.publicIpOf('blk')}:40000`, 'early-cone', 3, 20);
+    await new Promise((r) => setTimeout(r, 100));
     const un = await setUdpBlocked(topo, 'nat-blk', false);
     if (!un.ok) return un;
     got = await udpArrives(blk, 2000);
     check('udp-blocked: after deleting the rule, UDP arrives', seen(got), got);
+    const blkMapped = await blk.mappedVia(0, `${srvIp}:${UDP_PORT}`, 'blk-0');
+    let isPunched = false;
+    if (blkMapped) {
+      blk.send(0, coneMapped, 'punch-blk', 5, 50);
+      cone.send(0, blkMapped, 'punch-cone', 5, 50);
+      const [toCone, toBlk] = await Promise.all([
+        cone.waitFor((m) => m.text === 'punch-blk', 2000),
+        blk.waitFor((m) => m.text === 'punch-cone', 2000),
+      ]);
+      isPunched = toCone !== null && toBlk !== null;
+    }
+    check('udp-blocked: after unblocking, a punch with a cone LAN goes through both ways', `mapped ${blkMapped ?? 'none'}; ${isPunched ? 'both ways' : 'not both ways'}`, isPunched);
     const re = await setUdpBlocked(topo, 'nat-blk', true);
     if (!re.ok) return re;
     got = await udpArrives(blk, NEGATIVE_WAIT_MS);

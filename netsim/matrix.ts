@@ -543,7 +543,16 @@ export async function echoStream(
       sent.update(chunk);
       res.bytesSent += chunk.length;
       live.bytesSent = res.bytesSent;
-      if (!stream.write(chunk)) await new Promise<void>((r) => { stream.once('drain', r); stream.once('close', r); });
+      if (stream.write(chunk)) return;
+      await new Promise<void>((r) => {
+        const done = () => {
+          stream.off('drain', done);
+          stream.off('close', done);
+          r();
+        };
+        stream.once('drain', done);
+        stream.once('close', done);
+      });
     };
     for (;;) {
       const h: EchoHold = opts.hold ? opts.hold() : 'release';

@@ -15,7 +15,7 @@ describe('netsim egress filters and HTTP proxy', { skip: why ?? false }, () => {
     assert.ok(r.ok, r.ok ? '' : `${r.error.message} ${JSON.stringify(r.error.detail ?? {})}`);
     for (const line of formatEgressChecks(r.value).split('\n')) t.diagnostic(line);
     t.diagnostic(`${(performance.now() - t0).toFixed(0)} ms`);
-    assert.equal(r.value.length, 11);
+    assert.equal(r.value.length, 12);
     for (const c of r.value) assert.ok(c.pass, `${c.name}: ${c.observed}`);
   });
 });
