@@ -4,7 +4,7 @@
 // port (`--compat-addr :443`, TLS registry + WebSocket relay); daemons run in the default `--transport auto` with
 // `--compat <rendezvous>:443`. Each cell: trust handshake, a ≥ 2 MiB echo stream byte-exact, and what
 // `pilotctl peers --json` / `info --json` report (path relay + transport wss on the blocked side). Does I/O; root.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setUdpBlocked } from './egress.js';
@@ -131,6 +131,15 @@ export interface CompatTrialResult extends TrialResult {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `<home>/known_rendezvous.json` ({"host:port": "AB:…"}), {} when absent or unreadable. */
+function readKnownRendezvous(home: string): Record<string, unknown> {
+  try {
+    return JSON.parse(readFileSync(join(home, 'known_rendezvous.json'), 'utf8')) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
 /** What one agent's pilotctl says about itself and the other agent (`info --json`, `peers --json`). */
@@ -220,7 +229,16 @@ export async function runCompatTrial(name: CompatCellName, opts: { timeoutMs?: n
         // the self-signed certificate goes to $HOME/.pilot-rendezvous without --store: keep it in a temp home
         rendezvousArgs: ['--compat-addr', ':443'],
         rendezvousEnv: { HOME: rdvHome },
-        daemonArgs: { a: [...compat, ...(proxy ? ['--proxy', (proxy as ProxyHandle).url] : [])], b: compat },
+        // the proxy cell pins the certificate (--registry-fingerprint from the ready line); the others trust on
+        // first use (known_rendezvous.json, checked below)
+        daemonArgs: (ready) => ({
+          a: [
+            ...compat,
+            ...(proxy ? ['--proxy', (proxy as ProxyHandle).url] : []),
+            ...(cell.hasProxy && typeof ready.fingerprint === 'string' ? ['--registry-fingerprint', ready.fingerprint] : []),
+          ],
+          b: compat,
+        }),
         registerTimeoutMs: 30_000,
         dir,
       });
@@ -307,6 +325,15 @@ export async function runCompatTrial(name: CompatCellName, opts: { timeoutMs?: n
         if (rep.transport !== wantTransport) problem(`${x}: info transport ${rep.transport} (want ${wantTransport}; reason: ${rep.transportReason})`);
         if (rep.peerPath !== wantPath) problem(`${x}: peers path ${rep.peerPath} (want ${wantPath})`);
         if (rep.peerTransport !== wantPeerTransport) problem(`${x}: peers transport ${rep.peerTransport} (want ${wantPeerTransport})`);
+      }
+      const fingerprint = s.rendezvousReady.fingerprint;
+      if (typeof fingerprint !== 'string') problem(`the rendezvous's ready line has no fingerprint: ${JSON.stringify(s.rendezvousReady)}`);
+      for (const x of cell.wssSides) {
+        if (cell.hasProxy && x === 'a') continue; // pinned, not trust on first use
+        const known = readKnownRendezvous(agents[x].home);
+        if (known[`${rip}:443`] !== fingerprint) {
+          problem(`${x}: known_rendezvous.json ${JSON.stringify(known)} does not hold ${rip}:443 → the rendezvous's fingerprint`);
+        }
       }
       if (proxy) {
         const px = proxy as ProxyHandle;

@@ -108,8 +108,11 @@ export interface SessionOptions {
   /** More pilot-rendezvous flags (e.g. `--compat-addr :443`) and its environment on top of process.env. */
   rendezvousArgs?: string[];
   rendezvousEnv?: NodeJS.ProcessEnv;
-  /** More pilot-daemon flags / environment per agent host name (e.g. `{ a: ['--proxy', url] }`). */
-  daemonArgs?: Record<string, string[]>;
+  /**
+   * More pilot-daemon flags per agent host name (e.g. `{ a: ['--proxy', url] }`), or a function of the
+   * rendezvous's ready line (e.g. to pin its `fingerprint`).
+   */
+  daemonArgs?: Record<string, string[]> | ((rendezvousReady: Record<string, unknown>) => Record<string, string[]>);
   daemonEnv?: Record<string, NodeJS.ProcessEnv>;
   /** How long a daemon may take to register (default 20 s). */
   registerTimeoutMs?: number;
@@ -160,6 +163,7 @@ export async function startPairSession(ctx: PairContext, opts: SessionOptions = 
   const a = mk(ctx.a.name);
   const b = mk(ctx.b.name);
   const stderr: Record<string, string> = {};
+  const daemonArgs = typeof opts.daemonArgs === 'function' ? opts.daemonArgs(rendezvousReady) : (opts.daemonArgs ?? {});
   for (const ag of [a, b]) {
     mkdirSync(ag.home, { recursive: true, mode: 0o700 });
     const child = topo.spawn(
@@ -172,7 +176,7 @@ export async function startPairSession(ctx: PairContext, opts: SessionOptions = 
         '--listen', '0.0.0.0:0',
         '--hostname', `matrix-${ag.host}`,
         '--log-level', logLevel,
-        ...(opts.daemonArgs?.[ag.host] ?? []),
+        ...(daemonArgs[ag.host] ?? []),
       ],
       // PILOT_BEACON2: the second beacon address for NAT classification (a daemon flag once integrated).
       { env: { ...process.env, PILOT_BEACON2: rip2 ? `${rip2}:9001` : '', ...(opts.daemonEnv?.[ag.host] ?? {}) } },
