@@ -4,7 +4,7 @@
 // round trip) and the path the daemon reports (`pilotctl peers`). Output: Markdown, JSON, SVG heatmap.
 // Everything here does I/O and needs root (netsim).
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,7 +135,14 @@ export async function startPairSession(ctx: PairContext, opts: SessionOptions = 
     ...(opts.rendezvousArgs ?? []),
   ], { env: { ...process.env, ...(opts.rendezvousEnv ?? {}) } });
   let rdvStderr = '';
+  const logDir = process.env.PILOT_MATRIX_LOG_DIR;
+  if (logDir) mkdirSync(logDir, { recursive: true });
+  /** PILOT_MATRIX_LOG_DIR: every process's stderr also goes to <dir>/<host>.log (whole, appended). */
+  const keepLog = (host: string, d: Buffer) => {
+    if (logDir) appendFileSync(join(logDir, `${host}.log`), d);
+  };
   rdv.stderr?.on('data', (d: Buffer) => {
+    keepLog(rendezvous.name, d);
     if (rdvStderr.length < 20_000) rdvStderr += d.toString();
   });
   const readyLine = await new Promise<string | null>((res) => {
@@ -183,6 +190,7 @@ export async function startPairSession(ctx: PairContext, opts: SessionOptions = 
     );
     stderr[ag.host] = '';
     child.stderr?.on('data', (d: Buffer) => {
+      keepLog(ag.host, d);
       if (stderr[ag.host]!.length < 20_000) stderr[ag.host] += d.toString();
     });
   }
