@@ -97,8 +97,11 @@ export interface CompatTiming {
    *  ARQ retransmits; datagram semantics, bounded memory). */
   linkMaxBufferedBytes: number;
   /** auto: the registry moves from plain TCP to TLS on the compat port after this many failed connects in a row
-   *  (and back after as many failures there). */
+   *  (and back after as many failures there)… */
   registryFailuresBeforeSwitch: number;
+  /** …or this many when the current route has connected before (a registry restart is not a blocked network:
+   *  a short outage must not send a working node to another port). */
+  registryFailuresBeforeSwitchAfterSuccess: number;
 }
 
 export const COMPAT_TIMING: CompatTiming = {
@@ -115,4 +118,5 @@ export const COMPAT_TIMING: CompatTiming = {
   linkDialTimeoutUs: 10_000_000,
   linkMaxBufferedBytes: 4 * 1024 * 1024,
   registryFailuresBeforeSwitch: 2,
+  registryFailuresBeforeSwitchAfterSuccess: 8,
 };

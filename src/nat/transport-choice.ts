@@ -11,7 +11,8 @@
 //                     as usual). On udp, a beacon silent for udpSilentUs → probe again (and maybe move). Open
 //                     streams never notice: a frame is the same sealed Noise frame whichever carrier takes it.
 //                     The registry: plain TCP unless a proxy applies to the registry host; after
-//                     registryFailuresBeforeSwitch failed connects in a row, TLS on the compat port (and back).
+//                     registryFailuresBeforeSwitch failed connects in a row, TLS on the compat port (and back);
+//                     a route that has connected before needs registryFailuresBeforeSwitchAfterSuccess.
 import type { Micros } from '../core/index.js';
 import { COMPAT_TIMING, type CompatTiming } from './timing.js';
 
@@ -55,6 +56,7 @@ export class TransportChoice {
   private unansweredDiscoverUs: Micros | null = null;
   private registryRouteNow: RegistryRoute;
   private registryFailures = 0;
+  private readonly registryRouteWorked: Record<RegistryRoute, boolean> = { plain: false, tls: false };
   readonly stats = { probes: 0, toWss: 0, toUdp: 0, registrySwitches: 0 };
 
   constructor(private readonly opts: TransportChoiceOptions) {
@@ -136,10 +138,12 @@ export class TransportChoice {
   handleRegistryConnect(isConnected: boolean): void {
     if (isConnected) {
       this.registryFailures = 0;
+      this.registryRouteWorked[this.registryRouteNow] = true;
       return;
     }
     this.registryFailures++;
-    if (this.mode !== 'auto' || !this.opts.hasCompat || this.registryFailures < this.t.registryFailuresBeforeSwitch) return;
+    const limit = this.registryRouteWorked[this.registryRouteNow] ? this.t.registryFailuresBeforeSwitchAfterSuccess : this.t.registryFailuresBeforeSwitch;
+    if (this.mode !== 'auto' || !this.opts.hasCompat || this.registryFailures < limit) return;
     this.registryFailures = 0;
     this.registryRouteNow = this.registryRouteNow === 'plain' ? 'tls' : 'plain';
     this.stats.registrySwitches++;

@@ -152,19 +152,25 @@ describe('transport choice', () => {
     assert.match(w.c.reason, /no compat transport/);
   });
 
-  it('registry route in auto: plain, TLS after two failures in a row, back after two more; TLS from the start behind a proxy', () => {
+  it('registry route in auto: plain, TLS after two failures in a row, back after two more; more once a route worked; TLS from the start behind a proxy', () => {
     const c = new TransportChoice({ mode: 'auto', hasCompat: true, isRegistryProxied: false });
     assert.equal(c.registryRoute, 'plain');
     c.handleRegistryConnect(false);
-    c.handleRegistryConnect(true);
-    c.handleRegistryConnect(false);
-    assert.equal(c.registryRoute, 'plain', 'failures must be in a row');
+    assert.equal(c.registryRoute, 'plain');
     c.handleRegistryConnect(false);
     assert.equal(c.registryRoute, 'tls');
     c.handleRegistryConnect(false);
     c.handleRegistryConnect(false);
     assert.equal(c.registryRoute, 'plain');
     assert.equal(new TransportChoice({ mode: 'auto', hasCompat: true, isRegistryProxied: true }).registryRoute, 'tls');
+    // A route that worked needs more failures (a registry restart is not a blocked network).
+    c.handleRegistryConnect(true);
+    c.handleRegistryConnect(false);
+    c.handleRegistryConnect(true);
+    for (let i = 1; i < COMPAT_TIMING.registryFailuresBeforeSwitchAfterSuccess; i++) c.handleRegistryConnect(false);
+    assert.equal(c.registryRoute, 'plain');
+    c.handleRegistryConnect(false);
+    assert.equal(c.registryRoute, 'tls');
     assert.equal(new TransportChoice({ mode: 'auto', hasCompat: false, isRegistryProxied: true }).registryRoute, 'plain');
   });
 });
