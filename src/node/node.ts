@@ -296,7 +296,11 @@ export class Daemon implements ServiceHost {
     }
     this.dgramSender = new DatagramSender({ resolver: this.resolver, tunnels: this.tunnels, legacy: this.legacy, conns: this.conns, nowUs: this.nowUs });
     this.dgrams = new DatagramPorts({ send: (to, fromPort, toPort, data) => this.dgramSender.send(to, fromPort, toPort, data), driver });
-    this.datapath.onReceive((batch) => this.handleBatch(batch));
+    // --transport tcp sends no UDP and so takes none either: a peer's direct UDP frame would make the tunnel roam
+    // to a path we never send on. The link's datagrams enter handleBatch directly.
+    this.datapath.onReceive((batch) => {
+      if (opts.transport !== 'tcp') this.handleBatch(batch);
+    });
 
     const reg = await this.membership.start();
     if (!reg.ok) {
