@@ -128,7 +128,7 @@ test('tcp mode: two daemons register over TLS, trust, stream byte-exact over the
   const known = JSON.parse(readFileSync(join(c.homeOf('a'), 'known_rendezvous.json'), 'utf8'));
   assert.deepEqual(known, { [`127.0.0.1:${fwd.port}`]: rdv.fingerprint });
   const text = await c.text('a', ['info']);
-  assert.match(text.stdout, /Transport\s+wss \(mode tcp\)/);
+  assert.match(text.stdout, /Transport:\s+wss \(mode tcp\)/);
 });
 
 test('the WebSocket cut in the middle of a transfer: it reconnects and the transfer completes byte-exact', async () => {
