@@ -1007,8 +1007,9 @@ const peers = defineCommand<{ search: string | undefined }>({
     );
     const text = list.length
       ? table(
-          ['NODE ID', 'ADDRESS', 'HOSTNAME', 'ENDPOINT', 'PATH', 'TRANSPORT', 'ENCRYPTED', 'TRUSTED', 'RTT'],
-          list.map((x) => [x.node_id, x.address, x.hostname ?? '-', x.endpoint ?? '-', x.path, x.transport ?? 'udp', x.encrypted ? x.suite ?? 'yes' : 'no', x.trusted ? 'yes' : 'no', x.rtt_ms === null ? '-' : `${x.rtt_ms.toFixed(1)}ms`]),
+          ['NODE ID', 'ADDRESS', 'HOSTNAME', 'ENDPOINT', 'PATH', 'ENCRYPTED', 'TRUSTED', 'RTT'],
+          // A relay over the compat WebSocket shows as `relay (wss)` (the JSON's `transport`).
+          list.map((x) => [x.node_id, x.address, x.hostname ?? '-', x.endpoint ?? '-', x.transport === 'wss' ? `${x.path} (wss)` : x.path, x.encrypted ? x.suite ?? 'yes' : 'no', x.trusted ? 'yes' : 'no', x.rtt_ms === null ? '-' : `${x.rtt_ms.toFixed(1)}ms`]),
         )
       : p.search !== undefined
         ? `no peers matching '${p.search}'\n`

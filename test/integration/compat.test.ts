@@ -129,6 +129,7 @@ test('tcp mode: two daemons register over TLS, trust, stream byte-exact over the
   assert.deepEqual(known, { [`127.0.0.1:${fwd.port}`]: rdv.fingerprint });
   const text = await c.text('a', ['info']);
   assert.match(text.stdout, /Transport:\s+wss \(mode tcp\)/);
+  assert.match((await c.text('a', ['peers'])).stdout, /relay \(wss\)/);
 });
 
 test('the WebSocket cut in the middle of a transfer: it reconnects and the transfer completes byte-exact', async () => {
