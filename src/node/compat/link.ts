@@ -115,9 +115,10 @@ export class CompatLink {
     this.dial();
   }
 
-  /** Stop and stay stopped (until open()). */
+  /** Stop and stay stopped (until open()); its last error goes too (a closed link is not failing). */
   close(): void {
     this.isWanted = false;
+    this.lastError = null;
     this.generation++;
     this.reconnectTimer?.cancel();
     this.reconnectTimer = null;
