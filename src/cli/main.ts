@@ -50,6 +50,8 @@ const ERROR_DESCRIPTIONS: Record<keyof typeof ERRORS, string> = {
   daemon_unverified: 'The socket is not served by this home\'s daemon (socket owner or node-key proof failed); nothing was sent',
   quota_exceeded: "The receiver's storage limit for this sender (or in total) is reached; nothing was stored (retry after it is cleared)",
   identity_changed: 'The registry maps a trusted peer (hostname or node id) to another node or key than the pinned one (never retried silently)',
+  fingerprint_mismatch: "The rendezvous's TLS certificate is not the pinned (--registry-fingerprint) or first-seen one (known_rendezvous.json); the compat transport refuses it (not retried silently)",
+  proxy_failed: 'The HTTP proxy (--proxy / HTTPS_PROXY) could not be reached or refused CONNECT (status in the message)',
 };
 
 function configPath(home: string): string {
