@@ -583,7 +583,13 @@ export async function echoStream(
     }
     stream.end();
     const echoTimeoutMs = opts.echoTimeoutMs ?? 180_000;
-    const echoError = await Promise.race([echoDone, sleep(echoTimeoutMs).then(() => `echo did not end within ${echoTimeoutMs} ms`)]);
+    // the timer is cleared: a pending one kept the test process alive for echoTimeoutMs after the last stream
+    let echoTimer: NodeJS.Timeout | undefined;
+    const echoError = await Promise.race([
+      echoDone,
+      new Promise<string>((r) => (echoTimer = setTimeout(() => r(`echo did not end within ${echoTimeoutMs} ms`), echoTimeoutMs))),
+    ]);
+    clearTimeout(echoTimer);
     stream.destroy();
     res.error = writeError ?? echoError;
     res.isExact = res.error === null && res.bytesEchoed === res.bytesSent && sent.digest('hex') === echoed.digest('hex');
