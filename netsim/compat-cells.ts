@@ -30,7 +30,7 @@ export interface CompatCellSpec {
   labelB: string;
   /** Agents whose daemon must end up on the WebSocket (transport wss). */
   wssSides: ('a' | 'b')[];
-  /** Start tinyproxy on a public host `proxy`; a's daemon gets `--proxy http://user:pass@ip:3128`. */
+  /** Start tinyproxy on a public host `proxy`; a's daemon gets `HTTPS_PROXY=http://user:pass@ip:3128`. */
   hasProxy: boolean;
   /** Lift a's UDP block mid-stream: a must move back to udp and its path to b to direct. */
   isUnblock: boolean;
@@ -68,7 +68,7 @@ export const COMPAT_CELLS: Record<CompatCellName, CompatCellSpec> = {
   },
   'proxy-only-one': {
     name: 'proxy-only-one',
-    description: "only TCP to an HTTP proxy (tinyproxy, basic auth) leaves a's LAN: a uses --proxy, relay over wss",
+    description: "only TCP to an HTTP proxy (tinyproxy, basic auth) leaves a's LAN: a uses HTTPS_PROXY, relay over wss",
     natA: { kind: 'port-restricted-cone', proxyOnly: `proxy:${PROXY_PORT}` },
     natB: CONE,
     labelA: 'port-restricted-cone, proxy only',
@@ -232,13 +232,11 @@ export async function runCompatTrial(name: CompatCellName, opts: { timeoutMs?: n
         // the proxy cell pins the certificate (--registry-fingerprint from the ready line); the others trust on
         // first use (known_rendezvous.json, checked below)
         daemonArgs: (ready) => ({
-          a: [
-            ...compat,
-            ...(proxy ? ['--proxy', (proxy as ProxyHandle).url] : []),
-            ...(cell.hasProxy && typeof ready.fingerprint === 'string' ? ['--registry-fingerprint', ready.fingerprint] : []),
-          ],
+          a: [...compat, ...(cell.hasProxy && typeof ready.fingerprint === 'string' ? ['--registry-fingerprint', ready.fingerprint] : [])],
           b: compat,
         }),
+        // HTTPS_PROXY rather than --proxy: test/integration/compat.test.ts covers the flag
+        daemonEnv: proxy ? { a: { HTTPS_PROXY: (proxy as ProxyHandle).url } } : {},
         registerTimeoutMs: 30_000,
         dir,
       });
