@@ -1,18 +1,34 @@
 #!/usr/bin/env node
 // pilot-rendezvous: registry (TCP) + beacon (UDP) in one process, as the original's cmd/rendezvous
-// (defaults :9000 / :9001). Logs go to stderr; stdout carries exactly one JSON line once both listen:
-// {"registry":"HOST:PORT","beacon":"HOST:PORT"} (with "beacon2" when --beacon-addr2 is given) — handy with port 0.
+// (defaults :9000 / :9001), plus the compat TLS port (issue 13, default :443; src/registry/compat-server.ts):
+// the registry over TLS and the beacon/relay over WebSocket for nodes whose UDP does not get out. Logs go to
+// stderr; stdout carries exactly one JSON line once all listen:
+// {"registry":"HOST:PORT","beacon":"HOST:PORT","compat":"HOST:PORT","fingerprint":"AB:…"} (with "beacon2" when
+// --beacon-addr2 is given; compat/fingerprint absent when the compat port is off) — handy with port 0.
+// `--print-fingerprint` prints the compat certificate's SHA-256 fingerprint and exits (making the self-signed
+// certificate first when there is none), so the operator can hand it to nodes before the first start.
 import { parseArgs } from 'node:util';
 import { createLogger, type LogFormat } from '../core/logger.js';
 import { BeaconServer } from '../registry/beacon.js';
+import { compatCertDir, loadCompatCert, SELF_SIGNED_FILE } from '../registry/compat-cert.js';
+import { CompatServer } from '../registry/compat-server.js';
 import { RegistryServer } from '../registry/server.js';
 import { FileStore, MemoryStore, type RegistryStore } from '../registry/store.js';
+import { DEFAULT_COMPAT_PORT } from '../wire/compat-frames.js';
 import { DEFAULT_BEACON_PORT, DEFAULT_REGISTRY_PORT, formatHostPort as joinHostPort, parseHostPort, type HostPort } from '../wire/endpoint.js';
 
 const USAGE = `usage: pilot-rendezvous [--registry-addr HOST:PORT] [--beacon-addr HOST:PORT] [--beacon-addr2 HOST:PORT]
+                        [--compat-addr HOST:PORT|off] [--tls-cert PATH --tls-key PATH]
+                        [--max-channels-per-ip N] [--max-channels N]
                         [--store PATH] [--require-fresh-signatures] [--max-connections-per-ip N]
                         [--partial-frame-budget BYTES] [--log-level L] [--log-format json|pretty]
+       pilot-rendezvous --print-fingerprint [--json] [--store PATH | --tls-cert PATH --tls-key PATH]
 defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = state in memory only,
+          --compat-addr 0.0.0.0:${DEFAULT_COMPAT_PORT} (registry over TLS + beacon/relay over WebSocket for nodes without UDP;
+            if the default cannot bind, a warning and no compat port: use e.g. --compat-addr :8443),
+          without --tls-cert/--tls-key a self-signed certificate kept in ${SELF_SIGNED_FILE} (0600) in the
+            directory of --store, or in $HOME/.pilot-rendezvous/ without --store,
+          --max-channels-per-ip 256 --max-channels 65536 (open WebSocket channels),
           --max-connections-per-ip 16 (registry TCP connections from one IP; raise it for NATed fleets),
           --partial-frame-budget 16777216 (bytes of unfinished request frames buffered across all connections)`;
 
@@ -34,6 +50,13 @@ async function main(): Promise<number> {
         'require-fresh-signatures': { type: 'boolean', default: false },
         'max-connections-per-ip': { type: 'string' },
         'partial-frame-budget': { type: 'string' },
+        'compat-addr': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'max-channels-per-ip': { type: 'string' },
+        'max-channels': { type: 'string' },
+        'print-fingerprint': { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
         'log-level': { type: 'string', default: 'info' },
         'log-format': { type: 'string', default: 'json' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -53,6 +76,27 @@ async function main(): Promise<number> {
     process.stderr.write(`--log-format must be json or pretty\n${USAGE}\n`);
     return 2;
   }
+  const certOpts = {
+    dir: compatCertDir(args.store),
+    ...(args['tls-cert'] !== undefined ? { certPath: args['tls-cert'] } : {}),
+    ...(args['tls-key'] !== undefined ? { keyPath: args['tls-key'] } : {}),
+  };
+  if (args['print-fingerprint']) {
+    const cert = loadCompatCert(certOpts);
+    if (!cert.ok) {
+      process.stderr.write(`pilot-rendezvous: ${cert.error.message}${cert.error.hint ? ` (${cert.error.hint})` : ''}\n`);
+      return 1;
+    }
+    process.stdout.write(args.json ? JSON.stringify({ fingerprint: cert.value.fingerprint }) + '\n' : cert.value.fingerprint + '\n');
+    return 0;
+  }
+  const isCompatDefault = args['compat-addr'] === undefined;
+  const compatText = args['compat-addr'] ?? `:${DEFAULT_COMPAT_PORT}`;
+  const compatAddr = compatText === 'off' ? null : listenAddr(compatText);
+  if (compatText !== 'off' && !compatAddr) {
+    process.stderr.write(`--compat-addr must be HOST:PORT or off\n${USAGE}\n`);
+    return 2;
+  }
   const registryAddr = listenAddr(args['registry-addr']!);
   const beaconAddr = listenAddr(args['beacon-addr']!);
   const beaconAddr2 = args['beacon-addr2'] !== undefined ? listenAddr(args['beacon-addr2']) : undefined;
@@ -66,8 +110,10 @@ async function main(): Promise<number> {
   };
   const maxPerIp = positiveInt(args['max-connections-per-ip']);
   const frameBudget = positiveInt(args['partial-frame-budget']);
-  if (maxPerIp === null || frameBudget === null) {
-    process.stderr.write(`--max-connections-per-ip and --partial-frame-budget take a positive integer\n${USAGE}\n`);
+  const maxChannelsPerIp = positiveInt(args['max-channels-per-ip']);
+  const maxChannels = positiveInt(args['max-channels']);
+  if (maxPerIp === null || frameBudget === null || maxChannelsPerIp === null || maxChannels === null) {
+    process.stderr.write(`--max-connections-per-ip, --partial-frame-budget, --max-channels-per-ip and --max-channels take a positive integer\n${USAGE}\n`);
     return 2;
   }
   const logger = createLogger({ level: args['log-level'], format: format as LogFormat, name: 'pilot-rendezvous' });
@@ -106,6 +152,48 @@ async function main(): Promise<number> {
   }
   beacon = started.value;
 
+  // The compat port last: it hands connections to both.
+  let compat: CompatServer | null = null;
+  let fingerprint: string | null = null;
+  if (compatAddr) {
+    const fail = async (message: string): Promise<number> => {
+      process.stderr.write(`pilot-rendezvous: ${message}\n`);
+      await registry.value.close();
+      await beacon!.close();
+      return 1;
+    };
+    const cert = loadCompatCert(certOpts);
+    if (!cert.ok) {
+      logger.fatal({ err: cert.error }, cert.error.message);
+      return fail(`${cert.error.message}${cert.error.hint ? ` (${cert.error.hint})` : ''}`);
+    }
+    if (cert.value.origin === 'self-signed-new') logger.info({ path: cert.value.path }, 'compat: self-signed certificate created');
+    const cs = await CompatServer.start({
+      host: compatAddr.host,
+      port: compatAddr.port,
+      cert: cert.value.cert,
+      key: cert.value.key,
+      registry: registry.value,
+      beacon,
+      logger: logger.child({ part: 'compat' }),
+      ...(maxChannelsPerIp !== undefined ? { maxChannelsPerIp } : {}),
+      ...(maxChannels !== undefined ? { maxChannels } : {}),
+    });
+    if (cs.ok) {
+      compat = cs.value;
+      fingerprint = cert.value.fingerprint;
+    } else if (isCompatDefault) {
+      // The default port is privileged and may be taken: the rendezvous still serves UDP nodes.
+      logger.warn(
+        { err: cs.error.message, errno: cs.error.detail?.errno },
+        `compat port ${compatText} not available (${String(cs.error.detail?.errno ?? cs.error.message)}): running without it; nodes without UDP cannot join — start with e.g. --compat-addr :8443 (or --compat-addr off to silence this)`,
+      );
+    } else {
+      logger.fatal({ err: cs.error }, cs.error.message);
+      return fail(cs.error.message);
+    }
+  }
+
   const ra = registry.value.address();
   const ba = beacon.address();
   const ba2 = beacon.address2();
@@ -114,10 +202,13 @@ async function main(): Promise<number> {
     beacon: joinHostPort(ba.address, ba.port),
   };
   if (ba2) ready.beacon2 = joinHostPort(ba2.address, ba2.port);
-  process.stdout.write(JSON.stringify(ready) + '\n');
-  logger.info(ready, 'rendezvous running');
-
-  await new Promise<void>((resolve) => {
+  if (compat && fingerprint) {
+    const ca = compat.address();
+    ready.compat = joinHostPort(ca.address, ca.port);
+    ready.fingerprint = fingerprint;
+  }
+  // The signal handlers before the ready line: a supervisor may SIGTERM the moment it reads it.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       logger.info({ signal: sig }, 'shutting down');
       resolve();
@@ -125,6 +216,10 @@ async function main(): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  process.stdout.write(JSON.stringify(ready) + '\n');
+  logger.info(ready, fingerprint ? `rendezvous running; compat certificate SHA-256 fingerprint ${fingerprint}` : 'rendezvous running');
+  await stopped;
+  await compat?.close();
   await registry.value.close();
   await beacon.close();
   logger.flush?.();

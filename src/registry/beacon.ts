@@ -16,7 +16,17 @@
 // - observed endpoints expire after `endpointTtlMs` without a discover (the original keeps them forever);
 // - an optional second socket answers discover too (never records, checks no counter), so a client can
 //   compare the two mappings for NAT classification;
-// - gossip (0x07) is parsed and ignored: one beacon per rendezvous here.
+// - gossip (0x07) is parsed and ignored: one beacon per rendezvous here;
+// - a second kind of source, the channel (issue 13): one WebSocket on the compat TLS port
+//   (src/registry/compat-server.ts) carrying beacon datagrams as records (src/wire/compat-frames.ts), for nodes
+//   whose UDP does not get out. A channel is a source endpoint like a UDP one — same budgets, MAC/counter rules
+//   and "relay only from the observed endpoint" rule — with these differences: discover over it records the
+//   channel as the node's endpoint and answers the TCP peer's IPv4 (0.0.0.0 if not v4) and port 0; punches
+//   from or to a channel node send nothing (there is no UDP mapping); relay to a channel node goes over its
+//   channel, coalesced per event-loop turn (one message of many records), dropped when the channel already
+//   buffers MAX_CHANNEL_BUFFERED_BYTES; observedEndpoint() is null for channel nodes; a channel's close forgets
+//   the endpoints that pointed at it; a message that is not whole records (or a text message) closes it with
+//   CLOSE_PROTOCOL_ERROR.
 // Without `authority` the beacon behaves as the original (every message unauthenticated) and says so once.
 // Left open: legacy nodes stay as exposed as in the original (anyone can claim a legacy node id).
 import dgram from 'node:dgram';
@@ -32,6 +42,7 @@ import {
   type BeaconAuth,
   type BeaconMessage,
 } from '../wire/beacon-message.js';
+import { CLOSE_PROTOCOL_ERROR, decodeRecords, RecordBatch } from '../wire/compat-frames.js';
 import type { BeaconAuthority, BeaconNodeAuth } from './beacon-authority.js';
 
 /** Where the beacon sends from and hears on: a bound UDP socket, or a simulated one (BeaconServer.over). */
@@ -48,6 +59,32 @@ export interface Remote {
   address: string;
   port: number;
 }
+
+/**
+ * One WebSocket (or a test double) as the beacon sees it: where it comes from (the TCP peer), how to send one
+ * message, how much it has queued, how to close it. The beacon never touches the socket otherwise.
+ */
+export interface BeaconChannel {
+  /** The TCP peer of the channel. */
+  remote: Remote;
+  /** Send one binary message (whole records). */
+  send(msg: Uint8Array): void;
+  /** Bytes queued and not yet written to the network. */
+  bufferedBytes(): number;
+  /** Close the channel (WebSocket close code + reason). */
+  close(code: number, reason: string): void;
+}
+
+/** What attachChannel returns: the channel's owner feeds it every message and its close. */
+export interface BeaconChannelHandle {
+  /** One WebSocket message; `isBinary` false for a text message (a protocol error). */
+  receive(msg: Uint8Array, isBinary: boolean): void;
+  /** The channel is closed (either side); idempotent. */
+  closed(): void;
+}
+
+/** Above this many queued bytes on a channel, relayed frames to it are dropped (datagram semantics, bounded memory). */
+export const MAX_CHANNEL_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 export interface BeaconOptions extends BeaconServerOptions {
   host: string;
@@ -77,10 +114,38 @@ export interface BeaconServerOptions {
   nowMs?: () => number;
 }
 
-interface Observed {
+/** A beacon channel's state inside the beacon. */
+class ChannelState {
+  readonly batch = new RecordBatch();
+  /** Bytes pushed into `batch` since the last flush. */
+  batchBytes = 0;
+  /** Node ids whose observed endpoint is this channel. */
+  readonly nodeIds = new Set<number>();
+  isClosed = false;
+  constructor(
+    readonly id: number,
+    readonly ch: BeaconChannel,
+    /** The TCP peer's IPv4 (0.0.0.0 if not v4): what discover over the channel answers, with port 0. */
+    readonly ip: string,
+  ) {}
+}
+
+/**
+ * A datagram's source and a node's observed endpoint: a UDP endpoint (`channel` null), or a channel (`ip` its
+ * TCP peer's IPv4, `port` 0).
+ */
+interface Endpoint {
   ip: string;
   port: number;
+  channel: ChannelState | null;
+}
+
+interface Observed extends Endpoint {
   seenMs: number;
+}
+
+function isSameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  return a.channel !== null || b.channel !== null ? a.channel === b.channel : a.ip === b.ip && a.port === b.port;
 }
 
 /** Highest authenticated counter accepted from a node, and when (kept 2 × maxClockSkewMs). */
@@ -126,6 +191,11 @@ export class BeaconServer {
   private sweepTimer: NodeJS.Timeout | null = null;
   /** Our own counter for the punch commands we MAC. */
   private txCounter = 0;
+  private readonly channels = new Set<ChannelState>();
+  private nextChannelId = 1;
+  /** Channels with records waiting for this turn's flush. */
+  private readonly dirtyChannels = new Set<ChannelState>();
+  private flushScheduled: NodeJS.Immediate | null = null;
   /** Counters for tests and logs. */
   readonly stats = {
     discovers: 0,
@@ -142,6 +212,17 @@ export class BeaconServer {
     replayed: 0,
     /** The registry does not let the requester learn the target's endpoint. */
     punchRefused: 0,
+    /** Channels attached so far, and open now. */
+    channels: 0,
+    channelsOpen: 0,
+    /** Channel messages that were not whole records, or text: the channel was closed with CLOSE_PROTOCOL_ERROR. */
+    protocolErrors: 0,
+    /** Punch requests from or to a node whose endpoint is a channel (no UDP mapping: no punch commands). */
+    punchNoUdp: 0,
+    /** Relayed frames dropped because the destination channel buffered too much (also in relayDropped). */
+    channelBufferDropped: 0,
+    /** WebSocket messages sent on channels (each one or more records). */
+    channelMessagesSent: 0,
   };
 
   private constructor(
@@ -156,8 +237,8 @@ export class BeaconServer {
    */
   static over(sockets: { primary: BeaconSocket; secondary?: BeaconSocket }, opts: BeaconServerOptions): BeaconServer {
     const b = new BeaconServer(sockets.primary, sockets.secondary ?? null, opts);
-    sockets.primary.onReceive((data, from) => b.handlePacket(data, from, false));
-    sockets.secondary?.onReceive((data, from) => b.handlePacket(data, from, true));
+    sockets.primary.onReceive((data, from) => b.handlePacket(data, { ip: normaliseIp(from.address), port: from.port, channel: null }, false));
+    sockets.secondary?.onReceive((data, from) => b.handlePacket(data, { ip: normaliseIp(from.address), port: from.port, channel: null }, true));
     b.sweepTimer = setInterval(() => b.sweep(), 30_000);
     b.sweepTimer.unref();
     if (!opts.authority) opts.logger.warn('beacon runs without the registry: discover, punch and relay are unauthenticated (original behaviour)');
@@ -189,38 +270,89 @@ export class BeaconServer {
     return this.sock2 ? this.sock2.address() : null;
   }
 
-  /** Last observed endpoint (`ip:port`) for a node id, or null. */
+  /** Last observed UDP endpoint (`ip:port`) for a node id; null when unknown or when it is a channel (no UDP mapping). */
   observedEndpoint(nodeId: number): string | null {
     const o = this.nodes.get(nodeId);
-    if (!o) return null;
+    if (!o || o.channel) return null;
     return o.ip.includes(':') ? `[${o.ip}]:${o.port}` : `${o.ip}:${o.port}`;
+  }
+
+  /**
+   * A new channel (one WebSocket): the beacon treats it as a source endpoint (see the file comment). The caller
+   * feeds every message into `receive` and calls `closed` once the channel is gone. No I/O but `ch`'s.
+   */
+  attachChannel(ch: BeaconChannel): BeaconChannelHandle {
+    const v4 = normaliseIp(ch.remote.address);
+    const state = new ChannelState(this.nextChannelId++, ch, /^\d{1,3}(\.\d{1,3}){3}$/.test(v4) ? v4 : '0.0.0.0');
+    this.channels.add(state);
+    this.stats.channels++;
+    this.stats.channelsOpen++;
+    const from: Endpoint = { ip: state.ip, port: 0, channel: state };
+    return {
+      receive: (msg, isBinary) => {
+        if (state.isClosed) return;
+        const records = isBinary ? decodeRecords(msg) : null;
+        if (!records?.ok) {
+          this.stats.protocolErrors++;
+          const reason = records ? records.error.message : 'text message';
+          this.opts.logger.debug({ remote: `${ch.remote.address}:${ch.remote.port}`, reason }, 'beacon channel protocol error, closing');
+          ch.close(CLOSE_PROTOCOL_ERROR, 'not whole records');
+          this.detach(state);
+          return;
+        }
+        for (const d of records.value) {
+          if (state.isClosed) return;
+          this.handlePacket(d, from, false);
+        }
+      },
+      closed: () => this.detach(state),
+    };
+  }
+
+  /** Channels open now (tests). */
+  get openChannels(): number {
+    return this.channels.size;
   }
 
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.flushScheduled) clearImmediate(this.flushScheduled);
+    this.flushScheduled = null;
+    for (const c of [...this.channels]) this.detach(c);
     await Promise.all([this.sock.close(), this.sock2 ? this.sock2.close() : Promise.resolve()]);
+  }
+
+  /** Forget a channel and every node endpoint that pointed at it; idempotent. */
+  private detach(state: ChannelState): void {
+    if (state.isClosed) return;
+    state.isClosed = true;
+    this.channels.delete(state);
+    this.dirtyChannels.delete(state);
+    this.stats.channelsOpen--;
+    for (const id of state.nodeIds) if (this.nodes.get(id)?.channel === state) this.nodes.delete(id);
+    state.nodeIds.clear();
+    this.budgets.delete(budgetKey({ ip: state.ip, port: 0, channel: state }));
   }
 
   private now(): number {
     return this.opts.nowMs ? this.opts.nowMs() : Date.now();
   }
 
-  private handlePacket(msg: Uint8Array, rinfo: Remote, isSecondary: boolean): void {
+  private handlePacket(msg: Uint8Array, from: Endpoint, isSecondary: boolean): void {
     const nowMs = this.now();
-    const budget = this.budgetFor(rinfo, nowMs);
+    const budget = this.budgetFor(from, nowMs);
     const decoded = decodeBeaconMessage(msg);
     if (!decoded.ok) {
       this.stats.malformed++;
-      if (!budget.control.take(1, nowMs)) this.limited(rinfo);
+      if (!budget.control.take(1, nowMs)) this.limited(from);
       return;
     }
     const m = decoded.value;
     if (m.kind === 'relay') {
-      if (!isSecondary) this.handleRelay(m, rinfo, budget, nowMs);
+      if (!isSecondary) this.handleRelay(m, from, budget, nowMs);
       return;
     }
-    if (!budget.control.take(1, nowMs)) return this.limited(rinfo);
-    const ip = normaliseIp(rinfo.address);
+    if (!budget.control.take(1, nowMs)) return this.limited(from);
     switch (m.kind) {
       case 'discover': {
         // The second address records nothing, so it checks no counter (the node's discovers to both
@@ -228,12 +360,12 @@ export class BeaconServer {
         const sender = this.authenticate(m.nodeId, m.auth, nowMs, isSecondary);
         if (!sender) return;
         this.stats.discovers++;
-        if (!isSecondary) this.observe(m.nodeId, ip, rinfo.port, nowMs);
-        this.send(isSecondary ? this.sock2! : this.sock, { kind: 'discover_reply', ip, port: rinfo.port }, rinfo);
+        if (!isSecondary) this.observe(m.nodeId, from, nowMs);
+        this.send(isSecondary ? this.sock2! : this.sock, { kind: 'discover_reply', ip: from.ip, port: from.port }, from);
         return;
       }
       case 'punch_request':
-        if (!isSecondary) this.handlePunchRequest(m, ip, rinfo.port, nowMs);
+        if (!isSecondary) this.handlePunchRequest(m, from, nowMs);
         return;
       case 'sync':
         this.opts.logger.debug({ beaconId: m.beaconId, nodes: m.nodeIds.length }, 'beacon gossip ignored');
@@ -245,11 +377,11 @@ export class BeaconServer {
     }
   }
 
-  private handlePunchRequest(m: Extract<BeaconMessage, { kind: 'punch_request' }>, ip: string, port: number, nowMs: number): void {
+  private handlePunchRequest(m: Extract<BeaconMessage, { kind: 'punch_request' }>, from: Endpoint, nowMs: number): void {
     const requester = this.authenticate(m.fromNodeId, m.auth, nowMs, false);
     if (!requester) return;
     // As the original: the request refreshes the requester's endpoint (symmetric NATs move it).
-    this.observe(m.fromNodeId, ip, port, nowMs);
+    this.observe(m.fromNodeId, from, nowMs);
     const authority = this.opts.authority;
     if (authority && !authority.mayPunch(m.fromNodeId, m.toNodeId)) {
       this.stats.punchRefused++;
@@ -262,34 +394,39 @@ export class BeaconServer {
       this.opts.logger.debug({ target: m.toNodeId }, 'beacon punch: target unknown');
       return;
     }
+    if (from.channel || target.channel) {
+      // No UDP mapping on one side: nothing to punch towards; the nodes stay on the relay.
+      this.stats.punchNoUdp++;
+      this.opts.logger.debug({ from: m.fromNodeId, to: m.toNodeId }, 'beacon punch: an endpoint is a channel, no punch');
+      return;
+    }
     this.stats.punches++;
-    this.sendPunchCommand(requester.node, m.toNodeId, target, { ip, port }, nowMs);
-    this.sendPunchCommand(targetAuth, m.fromNodeId, { ip, port }, target, nowMs);
+    this.sendPunchCommand(requester.node, m.toNodeId, target, from, nowMs);
+    this.sendPunchCommand(targetAuth, m.fromNodeId, from, target, nowMs);
   }
 
   /** Tell `to` to punch towards `peer` (node `peerNodeId`): MACed with `to`'s token when it has one. */
   private sendPunchCommand(
     toAuth: BeaconNodeAuth | null,
     peerNodeId: number,
-    peer: { ip: string; port: number },
-    to: { ip: string; port: number },
+    peer: Endpoint,
+    to: Endpoint,
     nowMs: number,
   ): void {
-    const dest = { address: to.ip, port: to.port };
     if (!toAuth?.token) {
-      this.send(this.sock, { kind: 'punch_command', ip: peer.ip, port: peer.port }, dest);
+      this.send(this.sock, { kind: 'punch_command', ip: peer.ip, port: peer.port }, to);
       return;
     }
     this.txCounter = Math.max(this.txCounter + 1, nowMs * 1000);
     const bytes = encodeAuthenticatedBeaconMessage({ kind: 'punch_command', ip: peer.ip, port: peer.port, peerNodeId }, toAuth.token, this.txCounter);
-    if (bytes.ok) this.sendBytes(this.sock, bytes.value, dest);
+    if (bytes.ok) this.sendBytes(this.sock, bytes.value, to);
   }
 
-  private handleRelay(m: Extract<BeaconMessage, { kind: 'relay' }>, rinfo: Remote, budget: SourceBudget, nowMs: number): void {
+  private handleRelay(m: Extract<BeaconMessage, { kind: 'relay' }>, from: Endpoint, budget: SourceBudget, nowMs: number): void {
     // Charged before any check, so a source spraying forged relay frames pays for them too.
-    if (!budget.relay.take(m.payload.length + 9, nowMs)) return this.limited(rinfo);
+    if (!budget.relay.take(m.payload.length + 9, nowMs)) return this.limited(from);
     const sender = this.nodes.get(m.senderNodeId);
-    if (!sender || sender.ip !== normaliseIp(rinfo.address) || sender.port !== rinfo.port) {
+    if (!sender || !isSameEndpoint(sender, from)) {
       this.stats.relayDropped++;
       return;
     }
@@ -298,11 +435,22 @@ export class BeaconServer {
       this.stats.relayDropped++;
       return;
     }
-    // dgram owns the buffer until the send callback, so each relayed frame gets its own.
+    if (dest.channel && !this.hasChannelRoom(dest.channel, 7 + m.payload.length)) {
+      this.stats.relayDropped++;
+      this.stats.channelBufferDropped++;
+      return;
+    }
+    // dgram owns the buffer until the send callback (and a channel's batch until its flush), so each relayed
+    // frame gets its own.
     const out = Buffer.allocUnsafe(5 + m.payload.length);
     writeRelayDeliver(out, m.senderNodeId, m.payload);
-    this.sock.send(out, dest.ip, dest.port);
+    this.sendBytes(this.sock, out, dest);
     this.stats.relayed++;
+  }
+
+  /** May `bytes` more be queued on the channel (queued on the socket + this turn's batch, under the cap)? */
+  private hasChannelRoom(state: ChannelState, bytes: number): boolean {
+    return state.ch.bufferedBytes() + state.batchBytes + bytes <= MAX_CHANNEL_BUFFERED_BYTES;
   }
 
   /**
@@ -347,24 +495,54 @@ export class BeaconServer {
   }
 
   /** Record a node's endpoint; the table is bounded, the least recently refreshed entry goes first. */
-  private observe(nodeId: number, ip: string, port: number, nowMs: number): void {
-    this.nodes.delete(nodeId);
-    this.nodes.set(nodeId, { ip, port, seenMs: nowMs });
-    if (this.nodes.size > (this.opts.maxNodes ?? DEFAULT_MAX_NODES)) this.nodes.delete(this.nodes.keys().next().value!);
+  private observe(nodeId: number, at: Endpoint, nowMs: number): void {
+    this.forget(nodeId);
+    this.nodes.set(nodeId, { ip: at.ip, port: at.port, channel: at.channel, seenMs: nowMs });
+    at.channel?.nodeIds.add(nodeId);
+    if (this.nodes.size > (this.opts.maxNodes ?? DEFAULT_MAX_NODES)) this.forget(this.nodes.keys().next().value!);
   }
 
-  private send(sock: BeaconSocket, m: BeaconMessage, to: { address: string; port: number }): void {
+  private forget(nodeId: number): void {
+    const o = this.nodes.get(nodeId);
+    if (!o) return;
+    this.nodes.delete(nodeId);
+    o.channel?.nodeIds.delete(nodeId);
+  }
+
+  private send(sock: BeaconSocket, m: BeaconMessage, to: Endpoint): void {
     const bytes = encodeBeaconMessage(m);
     if (bytes.ok) this.sendBytes(sock, bytes.value, to);
   }
 
-  private sendBytes(sock: BeaconSocket, bytes: Uint8Array, to: { address: string; port: number }): void {
-    sock.send(bytes, to.address, to.port);
+  /** To a UDP endpoint through `sock`, or into a channel's batch for this turn's flush. */
+  private sendBytes(sock: BeaconSocket, bytes: Uint8Array, to: Endpoint): void {
+    const state = to.channel;
+    if (!state) {
+      sock.send(bytes, to.ip, to.port);
+      return;
+    }
+    if (state.isClosed || !state.batch.push(bytes)) return;
+    state.batchBytes += bytes.length + 2;
+    this.dirtyChannels.add(state);
+    // One flush per event-loop turn: every datagram handled in this turn's I/O phase rides in one message.
+    this.flushScheduled ??= setImmediate(() => this.flushChannels());
+  }
+
+  private flushChannels(): void {
+    this.flushScheduled = null;
+    for (const state of this.dirtyChannels) {
+      state.batchBytes = 0;
+      for (const msg of state.batch.take()) {
+        this.stats.channelMessagesSent++;
+        state.ch.send(msg);
+      }
+    }
+    this.dirtyChannels.clear();
   }
 
   /** The source endpoint's budget. The table is bounded: a flood of fresh sources evicts the oldest entries. */
-  private budgetFor(rinfo: Remote, nowMs: number): SourceBudget {
-    const key = `${rinfo.address}|${rinfo.port}`;
+  private budgetFor(from: Endpoint, nowMs: number): SourceBudget {
+    const key = budgetKey(from);
     let b = this.budgets.get(key);
     if (!b) {
       const relayRate = this.opts.relayBytesPerSec ?? 64 * 1024 * 1024;
@@ -381,9 +559,9 @@ export class BeaconServer {
     return b;
   }
 
-  private limited(rinfo: Remote): void {
+  private limited(from: Endpoint): void {
     this.stats.rateLimited++;
-    this.opts.logger.debug({ from: `${rinfo.address}:${rinfo.port}` }, 'beacon rate limited');
+    this.opts.logger.debug({ from: from.channel ? `channel ${from.channel.id} (${from.ip})` : `${from.ip}:${from.port}` }, 'beacon rate limited');
   }
 
   /** Sizes of the bounded tables (tests). */
@@ -395,11 +573,16 @@ export class BeaconServer {
     const nowMs = this.now();
     const ttl = this.opts.endpointTtlMs ?? 10 * 60_000;
     const counterTtl = 2 * (this.opts.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS);
-    for (const [id, o] of this.nodes) if (nowMs - o.seenMs > ttl) this.nodes.delete(id);
+    for (const [id, o] of this.nodes) if (nowMs - o.seenMs > ttl) this.forget(id);
     // A forgotten counter re-opens replays of messages still within the clock window: keep it past that.
     for (const [id, c] of this.counters) if (nowMs - c.seenMs > counterTtl) this.counters.delete(id);
     for (const [k, b] of this.budgets) if (nowMs - b.lastMs > 60_000) this.budgets.delete(k);
   }
+}
+
+/** Budgets are per UDP endpoint, or per channel. */
+function budgetKey(e: Endpoint): string {
+  return e.channel ? `#${e.channel.id}` : `${e.ip}|${e.port}`;
 }
 
 /** `::ffff:1.2.3.4` (dual-stack sockets) → `1.2.3.4`, as Go's To4() in the original's replies. */
