@@ -22,6 +22,8 @@ const PEER = { ip: '198.18.0.2', port: 4001 };
 
 class FakeLink implements LinkSink {
   isOpen = false;
+  /** Registered at the beacon: the test says when. */
+  isRegistered = false;
   opens = 0;
   closes = 0;
   discovers = 0;
@@ -42,6 +44,7 @@ class FakeLink implements LinkSink {
   close(): void {
     this.closes++;
     this.isOpen = false;
+    this.isRegistered = false;
   }
   discoverNow(): void {
     this.discovers++;
@@ -126,6 +129,12 @@ describe('compat carrier', () => {
     assert.equal(w.link.opens, 1);
     assert.equal(w.transport.carrier, 'wss');
     assert.equal(w.socket.route, 'relay-over-link');
+    // Until the link is registered at the beacon, relay frames stay on UDP (the beacon takes them from there).
+    w.udp.length = 0;
+    w.socket.send(relay(50), BEACON.ip, BEACON.port);
+    assert.equal(w.udp.length, 1);
+    assert.equal(w.link.sealed.length + w.link.pending.length, 0);
+    w.link.isRegistered = true;
 
     // A single relay send and a batch mixing relay frames (to the beacon) with a direct frame (to a peer).
     w.udp.length = 0;
@@ -167,6 +176,9 @@ describe('compat carrier', () => {
     w.nat.discoverEndpoint();
     assert.equal(w.link.opens, 1);
     assert.equal(w.socket.route, 'link-only');
+    w.socket.send(relay(60), BEACON.ip, BEACON.port);
+    assert.deepEqual(w.udp, [], 'tcp: not even before the link registers');
+    w.link.isRegistered = true;
     assert.ok(w.link.discovers >= 1, 'registration discovers over the link');
     w.runUntil(w.clock.nowUs() + 60_000_000);
     w.socket.send(Uint8Array.of(0x50, 0x49, 0x4c, 0x50), PEER.ip, PEER.port);
@@ -175,7 +187,7 @@ describe('compat carrier', () => {
     b.push(Uint8Array.of(1, 2, 3), ipv4ToU32(PEER.ip), PEER.port);
     w.socket.sendBatch(b);
     assert.deepEqual(w.udp, [], 'no UDP at all (discovers, punches, direct frames)');
-    assert.equal(w.link.sealed.length, 1);
+    assert.deepEqual(w.link.sealed.map((d) => d.length), [60, 100]);
     assert.equal(w.socket.stats.udpSuppressed >= 2, true);
   });
 });
