@@ -15,7 +15,7 @@ import { MainSocket, type LinkSink } from '../../../src/node/paths/main-socket.j
 import type { CompatLink } from '../../../src/node/compat/link.js';
 import type { NoiseSuite } from '../../../src/node/peers/noise-suite.js';
 import { TransportChoice, type TransportMode } from '../../../src/nat/index.js';
-import { BEACON_DISCOVER, BEACON_RELAY, encodeBeaconMessage } from '../../../src/wire/beacon-message.js';
+import { BEACON_DISCOVER, BEACON_PUNCH_REQUEST, BEACON_RELAY, encodeBeaconMessage } from '../../../src/wire/beacon-message.js';
 
 const BEACON = { ip: '198.18.0.1', port: 9001 };
 const PEER = { ip: '198.18.0.2', port: 4001 };
@@ -51,7 +51,7 @@ class FakeLink implements LinkSink {
   }
 }
 
-function setup(mode: TransportMode) {
+function setup(mode: TransportMode, peers = new Map<number, { nodeId: number; isUp: boolean; isRelayed: boolean; lastRecvUs: number }>()) {
   const udp: { data: Uint8Array; ip: string; port: number }[] = [];
   const datapath = {
     kind: 'dgram',
@@ -87,7 +87,7 @@ function setup(mode: TransportMode) {
     beacon2Addr: null,
     beaconEndpoint: BEACON,
     socket,
-    tunnels: () => ({ handlePunchFrom: () => {}, flushTx: () => {}, peers: new Map() }) as unknown as NoiseSuite,
+    tunnels: () => ({ handlePunchFrom: () => {}, flushTx: () => {}, probeDirect: () => {}, peers }) as unknown as NoiseSuite,
     nodeId: () => 5,
     listenHost: '0.0.0.0',
     busyPeers: () => [],
@@ -158,6 +158,26 @@ describe('compat carrier', () => {
     w.udp.length = 0;
     w.socket.send(relay(50), BEACON.ip, BEACON.port);
     assert.equal(w.udp.length, 1, 'relay frames on UDP again');
+  });
+
+  it('auto, back on udp: a punch request for every relayed peer (the beacon refused punches while we were a channel node)', () => {
+    const peers = new Map([
+      [9, { nodeId: 9, isUp: true, isRelayed: true, lastRecvUs: 0 }],
+      [10, { nodeId: 10, isUp: true, isRelayed: false, lastRecvUs: 0 }],
+    ]);
+    const w = setup('auto', peers);
+    const t0 = w.clock.nowUs();
+    w.nat.start();
+    w.nat.discoverEndpoint();
+    w.runUntil(t0 + 3_100_000);
+    assert.equal(w.transport.carrier, 'wss');
+    w.runUntil(t0 + 18_200_000);
+    w.udp.length = 0;
+    w.answer();
+    assert.equal(w.transport.carrier, 'udp');
+    const punches = w.udp.filter((s) => s.data[0] === BEACON_PUNCH_REQUEST && s.ip === BEACON.ip);
+    assert.equal(punches.length, 1, 'one punch request: the relayed peer, not the direct one');
+    assert.equal(Buffer.from(punches[0]!.data).readUInt32BE(5), 9);
   });
 
   it('auto, UDP answering: stays on udp, the link never opens', () => {
