@@ -372,7 +372,10 @@ export class Daemon implements ServiceHost {
         s.destroy();
         done(err('connection_failed', `registry ${formatHostPort(host, port)}: ${why}`));
       };
-      const onConnect = (): void => done(ok(s));
+      const onConnect = (): void => {
+        this.registryTlsError = null; // a TLS failure on the way here is not the state any more
+        done(ok(s));
+      };
       const onError = (e: Error): void => fail(e.message);
       const onClose = (): void => fail('connection closed');
       // Before the registry client's own connect timeout (same length, armed after this one), so the failure
