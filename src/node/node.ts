@@ -58,6 +58,8 @@ import type {
 export const VERSION = '0.1.0';
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+/** A registry connect (plain TCP; the TLS route has the compat dial's own deadline) must open within this. */
+const REGISTRY_CONNECT_TIMEOUT_MS = 5_000;
 /** A dial that hears nothing from the peer this long re-handshakes (the peer may have restarted). */
 const DIAL_REHANDSHAKE_AFTER_MS = 600;
 
@@ -127,6 +129,7 @@ export class Daemon implements ServiceHost {
       driver,
       rng: env.rng,
       connect: (host, port) => this.connectRegistry(host, port),
+      connectTimeoutMs: REGISTRY_CONNECT_TIMEOUT_MS,
       nowMs: () => env.wall.nowMs(),
       sign: (msg) => sign(identity, msg),
       logger: logger.child({ component: 'registry' }),
@@ -380,7 +383,7 @@ export class Daemon implements ServiceHost {
       const onClose = (): void => fail('connection closed');
       // Before the registry client's own connect timeout (same length, armed after this one), so the failure
       // counts before its next attempt picks the route.
-      const timer = this.driver.after(5_000, () => fail('connect timeout'));
+      const timer = this.driver.after(REGISTRY_CONNECT_TIMEOUT_MS, () => fail('connect timeout'));
       s.once('connect', onConnect);
       s.once('error', onError);
       s.once('close', onClose);

@@ -11,11 +11,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { binCommand } from '../helpers/bins.js';
-import { Cluster, cleanEnv, readBytes, sleep, waitFor } from './harness.js';
+import { Cluster, cleanEnv, readBytes, waitFor } from './harness.js';
 import { startForwarder, type Forwarder } from '../unit/node/compat-fake.js';
 import type { PilotStream } from '../../src/node/api.js';
 
@@ -266,15 +266,11 @@ function freePort(): Promise<number> {
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = createServer();
-    void s;
-    import('node:net').then(({ connect }) => {
-      const c2 = connect({ host: '127.0.0.1', port }, () => {
-        c2.destroy();
-        resolve(true);
-      });
-      c2.on('error', () => resolve(false));
+    const sock = connect({ host: '127.0.0.1', port }, () => {
+      sock.destroy();
+      resolve(true);
     });
+    sock.on('error', () => resolve(false));
   });
 }
 
@@ -294,6 +290,5 @@ async function udpForwarder(targetPort: number): Promise<{ port: number; isDropp
   await new Promise<void>((r) => front.bind(0, '127.0.0.1', () => r()));
   await new Promise<void>((r) => back.bind(0, '127.0.0.1', () => r()));
   f.port = front.address().port;
-  void sleep;
   return f;
 }
