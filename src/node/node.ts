@@ -118,7 +118,7 @@ export class Daemon implements ServiceHost {
           rng: env.rng,
           logger: logger.child({ component: 'compat' }),
           target: addrs.compat,
-          dial: () => this.dialCompat(['http/1.1']),
+          dial: () => this.dialCompat(['http/1.1'], COMPAT_TIMING.linkDialTimeoutUs / 1000),
           encodeDiscover: () => this.nat.encodeDiscover(),
           onDatagrams: (batch) => this.handleBatch(batch),
           beacon: this.beaconAddr,
@@ -392,7 +392,8 @@ export class Daemon implements ServiceHost {
 
   /** The registry over TLS on the compat port (ALPN pilot-registry). */
   private async dialRegistryTls(): Promise<Result<Duplex>> {
-    let r = await this.dialCompat([COMPAT_ALPN_REGISTRY]);
+    // Within the registry client's connect timeout (armed after this dial's deadline, so this one ends first).
+    let r = await this.dialCompat([COMPAT_ALPN_REGISTRY], REGISTRY_CONNECT_TIMEOUT_MS);
     if (r.ok && r.value.alpnProtocol !== COMPAT_ALPN_REGISTRY) {
       r.value.socket.destroy();
       r = err('connection_failed', `the compat port ${formatHostPort(this.addrs.compat.host, this.addrs.compat.port)} did not take ALPN ${COMPAT_ALPN_REGISTRY} (a rendezvous without the compat transport?)`, {
@@ -405,7 +406,7 @@ export class Daemon implements ServiceHost {
   }
 
   /** One verified TLS connection to the compat port (src/node/compat/dial.ts), for the registry and the link. */
-  private dialCompat(alpn: string[]): Promise<Result<CompatConnection>> {
+  private dialCompat(alpn: string[], timeoutMs: number): Promise<Result<CompatConnection>> {
     const target = this.addrs.compat;
     return this.env.dialCompat!({
       target,
@@ -413,7 +414,7 @@ export class Daemon implements ServiceHost {
       proxy: this.compatProxy,
       pinned: this.addrs.registryFingerprint,
       knownFile: join(this.paths.home, KNOWN_RENDEZVOUS_FILE),
-      timeoutMs: COMPAT_TIMING.linkDialTimeoutUs / 1000,
+      timeoutMs,
       after: (ms, fn) => this.driver.after(ms, fn),
       nowMs: () => this.env.wall.nowMs(),
       logger: this.logger.child({ component: 'compat' }),
