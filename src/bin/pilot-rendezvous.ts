@@ -19,7 +19,7 @@ import { DEFAULT_BEACON_PORT, DEFAULT_REGISTRY_PORT, formatHostPort as joinHostP
 
 const USAGE = `usage: pilot-rendezvous [--registry-addr HOST:PORT] [--beacon-addr HOST:PORT] [--beacon-addr2 HOST:PORT]
                         [--compat-addr HOST:PORT|off] [--tls-cert PATH --tls-key PATH]
-                        [--max-channels-per-ip N] [--max-channels N]
+                        [--max-channels-per-ip N] [--max-channels N] [--relay-bytes-per-sec N]
                         [--store PATH] [--require-fresh-signatures] [--max-connections-per-ip N]
                         [--partial-frame-budget BYTES] [--log-level L] [--log-format json|pretty]
        pilot-rendezvous --print-fingerprint [--json] [--store PATH | --tls-cert PATH --tls-key PATH]
@@ -29,6 +29,7 @@ defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = 
           without --tls-cert/--tls-key a self-signed certificate kept in ${SELF_SIGNED_FILE} (0600) in the
             directory of --store, or in $HOME/.pilot-rendezvous/ without --store,
           --max-channels-per-ip 256 --max-channels 65536 (open WebSocket channels),
+          --relay-bytes-per-sec 67108864 (relay budget per source: UDP endpoint or channel),
           --max-connections-per-ip 16 (registry TCP connections from one IP; raise it for NATed fleets),
           --partial-frame-budget 16777216 (bytes of unfinished request frames buffered across all connections)`;
 
@@ -55,6 +56,7 @@ async function main(): Promise<number> {
         'tls-key': { type: 'string' },
         'max-channels-per-ip': { type: 'string' },
         'max-channels': { type: 'string' },
+        'relay-bytes-per-sec': { type: 'string' },
         'print-fingerprint': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         'log-level': { type: 'string', default: 'info' },
@@ -112,8 +114,9 @@ async function main(): Promise<number> {
   const frameBudget = positiveInt(args['partial-frame-budget']);
   const maxChannelsPerIp = positiveInt(args['max-channels-per-ip']);
   const maxChannels = positiveInt(args['max-channels']);
-  if (maxPerIp === null || frameBudget === null || maxChannelsPerIp === null || maxChannels === null) {
-    process.stderr.write(`--max-connections-per-ip, --partial-frame-budget, --max-channels-per-ip and --max-channels take a positive integer\n${USAGE}\n`);
+  const relayBytesPerSec = positiveInt(args['relay-bytes-per-sec']);
+  if (maxPerIp === null || frameBudget === null || maxChannelsPerIp === null || maxChannels === null || relayBytesPerSec === null) {
+    process.stderr.write(`--max-connections-per-ip, --partial-frame-budget, --max-channels-per-ip, --max-channels and --relay-bytes-per-sec take a positive integer\n${USAGE}\n`);
     return 2;
   }
   const logger = createLogger({ level: args['log-level'], format: format as LogFormat, name: 'pilot-rendezvous' });
@@ -144,6 +147,7 @@ async function main(): Promise<number> {
     ...(beaconAddr2 ? { host2: beaconAddr2.host, port2: beaconAddr2.port } : {}),
     logger: logger.child({ part: 'beacon' }),
     authority: registry.value.beaconAuthority(),
+    ...(relayBytesPerSec !== undefined ? { relayBytesPerSec } : {}),
   });
   if (!started.ok) {
     logger.fatal({ err: started.error }, started.error.message);

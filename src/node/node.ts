@@ -58,6 +58,8 @@ import type {
 export const VERSION = '0.1.0';
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+/** A registry connect (plain TCP; the TLS route has the compat dial's own deadline) must open within this. */
+const REGISTRY_CONNECT_TIMEOUT_MS = 5_000;
 /** A dial that hears nothing from the peer this long re-handshakes (the peer may have restarted). */
 const DIAL_REHANDSHAKE_AFTER_MS = 600;
 
@@ -116,7 +118,7 @@ export class Daemon implements ServiceHost {
           rng: env.rng,
           logger: logger.child({ component: 'compat' }),
           target: addrs.compat,
-          dial: () => this.dialCompat(['http/1.1']),
+          dial: () => this.dialCompat(['http/1.1'], COMPAT_TIMING.linkDialTimeoutUs / 1000),
           encodeDiscover: () => this.nat.encodeDiscover(),
           onDatagrams: (batch) => this.handleBatch(batch),
           beacon: this.beaconAddr,
@@ -127,6 +129,7 @@ export class Daemon implements ServiceHost {
       driver,
       rng: env.rng,
       connect: (host, port) => this.connectRegistry(host, port),
+      connectTimeoutMs: REGISTRY_CONNECT_TIMEOUT_MS,
       nowMs: () => env.wall.nowMs(),
       sign: (msg) => sign(identity, msg),
       logger: logger.child({ component: 'registry' }),
@@ -372,12 +375,15 @@ export class Daemon implements ServiceHost {
         s.destroy();
         done(err('connection_failed', `registry ${formatHostPort(host, port)}: ${why}`));
       };
-      const onConnect = (): void => done(ok(s));
+      const onConnect = (): void => {
+        this.registryTlsError = null; // a TLS failure on the way here is not the state any more
+        done(ok(s));
+      };
       const onError = (e: Error): void => fail(e.message);
       const onClose = (): void => fail('connection closed');
       // Before the registry client's own connect timeout (same length, armed after this one), so the failure
       // counts before its next attempt picks the route.
-      const timer = this.driver.after(5_000, () => fail('connect timeout'));
+      const timer = this.driver.after(REGISTRY_CONNECT_TIMEOUT_MS, () => fail('connect timeout'));
       s.once('connect', onConnect);
       s.once('error', onError);
       s.once('close', onClose);
@@ -386,7 +392,8 @@ export class Daemon implements ServiceHost {
 
   /** The registry over TLS on the compat port (ALPN pilot-registry). */
   private async dialRegistryTls(): Promise<Result<Duplex>> {
-    let r = await this.dialCompat([COMPAT_ALPN_REGISTRY]);
+    // Within the registry client's connect timeout (armed after this dial's deadline, so this one ends first).
+    let r = await this.dialCompat([COMPAT_ALPN_REGISTRY], REGISTRY_CONNECT_TIMEOUT_MS);
     if (r.ok && r.value.alpnProtocol !== COMPAT_ALPN_REGISTRY) {
       r.value.socket.destroy();
       r = err('connection_failed', `the compat port ${formatHostPort(this.addrs.compat.host, this.addrs.compat.port)} did not take ALPN ${COMPAT_ALPN_REGISTRY} (a rendezvous without the compat transport?)`, {
@@ -399,7 +406,7 @@ export class Daemon implements ServiceHost {
   }
 
   /** One verified TLS connection to the compat port (src/node/compat/dial.ts), for the registry and the link. */
-  private dialCompat(alpn: string[]): Promise<Result<CompatConnection>> {
+  private dialCompat(alpn: string[], timeoutMs: number): Promise<Result<CompatConnection>> {
     const target = this.addrs.compat;
     return this.env.dialCompat!({
       target,
@@ -407,7 +414,7 @@ export class Daemon implements ServiceHost {
       proxy: this.compatProxy,
       pinned: this.addrs.registryFingerprint,
       knownFile: join(this.paths.home, KNOWN_RENDEZVOUS_FILE),
-      timeoutMs: COMPAT_TIMING.linkDialTimeoutUs / 1000,
+      timeoutMs,
       after: (ms, fn) => this.driver.after(ms, fn),
       nowMs: () => this.env.wall.nowMs(),
       logger: this.logger.child({ component: 'compat' }),

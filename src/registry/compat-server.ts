@@ -251,6 +251,7 @@ export class CompatServer {
     });
     const c: OpenChannel = { ws, handle, ip, lastHeardMs: Date.now() };
     this.channels.add(c);
+    this.opts.logger.debug({ remote: `${ip}:${port}`, open: this.channels.size }, 'compat channel open');
     ws.on('message', (data, isBinary) => {
       c.lastHeardMs = Date.now();
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
@@ -258,8 +259,9 @@ export class CompatServer {
     });
     ws.on('pong', () => (c.lastHeardMs = Date.now()));
     ws.on('error', (e) => this.opts.logger.debug({ remote: ip, err: e.message }, 'compat channel error'));
-    ws.once('close', () => {
+    ws.once('close', (code) => {
       this.channels.delete(c);
+      this.opts.logger.debug({ remote: `${ip}:${port}`, code, open: this.channels.size }, 'compat channel closed');
       const left = (this.channelsPerIp.get(ip) ?? 1) - 1;
       if (left > 0) this.channelsPerIp.set(ip, left);
       else this.channelsPerIp.delete(ip);

@@ -11,11 +11,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { binCommand } from '../helpers/bins.js';
-import { Cluster, cleanEnv, readBytes, sleep, waitFor } from './harness.js';
+import { Cluster, cleanEnv, readBytes, waitFor } from './harness.js';
 import { startForwarder, type Forwarder } from '../unit/node/compat-fake.js';
 import type { PilotStream } from '../../src/node/api.js';
 
@@ -77,6 +77,11 @@ after(async () => {
 
 const tcpFlags = (): string[] => ['--transport', 'tcp', '--compat', `127.0.0.1:${fwd.port}`];
 
+/** A tcp-mode daemon `name`, started unless an earlier test did (so each test also runs alone). */
+async function tcpNode(name: string): Promise<void> {
+  if (!c.nodes.some((n) => n.name === name)) await c.startDaemon(name, tcpFlags());
+}
+
 /** Echo (port 7) `bytes` through a stream and compare. `midway` runs once half the echo is back. */
 async function echoExact(from: string, to: string, bytes: number, midway?: () => void | Promise<void>): Promise<number> {
   const cl = await c.client(from);
@@ -133,6 +138,9 @@ test('tcp mode: two daemons register over TLS, trust, stream byte-exact over the
 });
 
 test('the WebSocket cut in the middle of a transfer: it reconnects and the transfer completes byte-exact', async () => {
+  await tcpNode('a');
+  await tcpNode('b');
+  await c.trust('a', 'b', 'compat test');
   const accepted = fwd.accepted;
   let cutAt = 0;
   const ms = await echoExact('a', 'b', 4 * 1024 * 1024, () => {
@@ -176,6 +184,7 @@ test('through a real HTTP proxy (tinyproxy, basic auth): connects and streams; w
     });
     assert.equal(info.proxy, `http://user@127.0.0.1:${port}`);
     assert.equal(info.transport, 'wss');
+    await tcpNode('b');
     await c.trust('p', 'b', 'behind a proxy');
     await echoExact('p', 'b', 1024 * 1024);
 
@@ -195,6 +204,8 @@ test('through a real HTTP proxy (tinyproxy, basic auth): connects and streams; w
   }
 });
 
+// (A direct path after the return needs a NAT that blocks all of the node's UDP, not only the beacon's: netsim's
+// udp-unblock cell. On loopback the peer is a tcp-mode node (w), so the path stays relay throughout.)
 test('auto: no UDP answer from the beacon → wss within ~3 s; UDP answers again → back to udp; the stream survives both', async () => {
   // A UDP forwarder in front of the beacon that the test can make drop everything.
   const relay = await udpForwarder(portOf(rdv.beacon));
@@ -209,9 +220,10 @@ test('auto: no UDP answer from the beacon → wss within ~3 s; UDP answers again
     console.log(`# auto → wss ${Math.round(performance.now() - t0)} ms after daemon start returned`);
     assert.equal(wss.transport_mode, 'auto');
     assert.match(wss.transport_reason, /no UDP answer from the beacon within 3 s/);
-    await c.trust('u', 'b', 'auto');
+    await c.startDaemon('w', tcpFlags());
+    await c.trust('u', 'w', 'auto');
     const cl = await c.client('u');
-    const s = await cl.dial('b', 7, { timeoutMs: 15_000 });
+    const s = await cl.dial('w', 7, { timeoutMs: 15_000 });
     assert.ok(s.ok, !s.ok ? s.error.message : '');
     const stream = s.value;
     let streamError: Error | null = null;
@@ -223,14 +235,20 @@ test('auto: no UDP answer from the beacon → wss within ~3 s; UDP answers again
       assert.equal(sha(await back), sha(d));
     };
     await round(256 * 1024);
+    const pv = (await c.ok('u', ['peers'])).peers.find((p: any) => p.node_id === c.node('w').nodeId);
+    assert.equal(pv?.path, 'relay');
+    assert.equal(pv?.transport, 'wss');
     relay.isDropping = false;
     const t1 = performance.now();
     await waitFor('u back on udp', async () => (await c.ok('u', ['info'])).transport === 'udp', 20_000, 200);
     console.log(`# UDP answers again → udp after ${Math.round(performance.now() - t1)} ms (reprobe every 15 s)`);
     await round(256 * 1024);
+    const pb = (await c.ok('u', ['peers'])).peers.find((x: any) => x.node_id === c.node('w').nodeId);
+    assert.equal(pb?.transport, 'udp', 'relay frames on UDP again');
     assert.equal(streamError, null);
     stream.end();
     await c.stopDaemon('u');
+    await c.stopDaemon('w');
   } finally {
     relay.close();
   }
@@ -248,15 +266,11 @@ function freePort(): Promise<number> {
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = createServer();
-    void s;
-    import('node:net').then(({ connect }) => {
-      const c2 = connect({ host: '127.0.0.1', port }, () => {
-        c2.destroy();
-        resolve(true);
-      });
-      c2.on('error', () => resolve(false));
+    const sock = connect({ host: '127.0.0.1', port }, () => {
+      sock.destroy();
+      resolve(true);
     });
+    sock.on('error', () => resolve(false));
   });
 }
 
@@ -276,6 +290,5 @@ async function udpForwarder(targetPort: number): Promise<{ port: number; isDropp
   await new Promise<void>((r) => front.bind(0, '127.0.0.1', () => r()));
   await new Promise<void>((r) => back.bind(0, '127.0.0.1', () => r()));
   f.port = front.address().port;
-  void sleep;
   return f;
 }

@@ -5,7 +5,9 @@
 // It is also where the compat transport's carrier choice takes effect (issue 13; src/nat/transport-choice.ts
 // decides, the path driver sets `route`):
 //   'udp'              everything to UDP (today's behaviour);
-//   'relay-over-link'  relay frames (0x05) to the beacon go to the WebSocket link, everything else to UDP (auto);
+//   'relay-over-link'  relay frames (0x05) to the beacon go to the WebSocket link once it is registered at the
+//                      beacon (before, UDP: the beacon takes relay frames only from our last discovered endpoint,
+//                      so the frames follow the registration); everything else to UDP (auto);
 //   'link-only'        relay frames to the link, everything else is dropped: no UDP is sent at all (tcp).
 // Frames are not touched: the link carries the same bytes UDP would.
 import type { Datapath, SendBatch } from '../../datapath/index.js';
@@ -17,6 +19,8 @@ export type SocketRoute = 'udp' | 'relay-over-link' | 'link-only';
 
 /** Where relay frames go when the route says so (src/node/compat/link.ts). */
 export interface LinkSink {
+  /** Registered at the beacon (its discover answered over the channel): relay frames for us travel on it. */
+  readonly isRegistered: boolean;
   /** Queue a datagram; it is referenced until `seal` (copy what will be reused before). False when dropped. */
   push(datagram: Uint8Array): boolean;
   /** Encode the queued datagrams now (their buffers may be reused after this). */
@@ -56,8 +60,13 @@ export class MainSocket {
     return this.routeNow !== 'link-only';
   }
 
+  /** Relay frames take the link now (link-only: always; relay-over-link: once it is registered). */
+  private get isRelayOnLink(): boolean {
+    return this.routeNow === 'link-only' || (this.routeNow === 'relay-over-link' && this.opts.link!.isRegistered);
+  }
+
   send(data: Uint8Array, ip: string, port: number): void {
-    if (this.routeNow !== 'udp') {
+    if (this.routeNow !== 'udp' && this.isRelayOnLink) {
       if (data[0] === BEACON_RELAY && port === this.beaconPort && ipv4ToU32(ip) === this.beaconIpU32) {
         // Single sends (handshakes, cookies) are copied: their buffers are reused before the flush.
         if (this.opts.link!.push(data.slice())) this.stats.toLink++;
@@ -75,7 +84,7 @@ export class MainSocket {
   }
 
   sendBatch(batch: SendBatch): void {
-    if (this.routeNow === 'udp') {
+    if (this.routeNow === 'udp' || !this.isRelayOnLink) {
       void this.datapath.sendBatch(batch);
       return;
     }

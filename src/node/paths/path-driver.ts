@@ -285,10 +285,18 @@ export class PathDriver {
       case 'link_discover':
         link?.discoverNow();
         return;
-      case 'carrier':
+      case 'carrier': {
         this.deps.socket.setRoute(a.carrier === 'udp' ? 'udp' : this.transport.mode === 'tcp' ? 'link-only' : 'relay-over-link');
         this.deps.logger.info({ transport: a.carrier, reason: a.reason }, 'transport changed');
+        if (a.carrier !== 'udp') return;
+        // Back on UDP: the beacon refused punches while we were a channel node, so ask for one now for every
+        // relayed peer (as at a handshake's start) — a port-restricted peer only lets our direct probes in once
+        // it has sent towards our new mapping. The engine's direct probes then take over as usual.
+        const now = this.now();
+        for (const p of this.deps.tunnels().peers.values()) if (p.isUp && p.isRelayed) this.engine.requestPunch(p.nodeId, now);
+        this.pump();
         return;
+      }
     }
   }
 

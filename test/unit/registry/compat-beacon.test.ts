@@ -325,3 +325,23 @@ test('a channel has its own control budget: a flood over it is rate limited like
   assert.equal(other.datagrams().length, 1);
   await w.beacon.close();
 });
+
+test('a reconnect: discover on a new channel moves the node there; the old one closing later forgets nothing', async () => {
+  const w = world();
+  w.aliceDiscovers();
+  const old = w.channel('203.0.113.9', 40000);
+  old.push(sealed({ kind: 'discover', nodeId: BOB }, BOB));
+  const fresh = w.channel('203.0.113.9', 40001);
+  fresh.push(sealed({ kind: 'discover', nodeId: BOB }, BOB));
+  old.handle.closed();
+  await turn();
+  fresh.messages.length = 0;
+  w.sock.deliver(relay(ALICE, BOB, 'after reconnect'), w.alice.ip, w.alice.port);
+  old.push(relay(BOB, ALICE, 'from the dead channel')); // ignored: closed
+  await turn();
+  assert.equal(fresh.datagrams().filter((d) => d.kind === 'relay_deliver').length, 1);
+  assert.equal(w.sock.sent.filter((s) => s.msg.kind === 'relay_deliver').length, 0);
+  assert.equal(w.beacon.stats.channelsOpen, 1);
+  await w.beacon.close();
+  assert.equal(w.beacon.stats.channelsOpen, 0, 'close() detaches the rest');
+});
