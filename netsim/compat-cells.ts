@@ -256,6 +256,15 @@ export async function runCompatTrial(name: CompatCellName, opts: { timeoutMs?: n
       if (wssOk.every(Boolean)) res.wssAfterMs = Date.now() - tWss;
       else problem(`transport never became wss within ${WSS_WITHIN_MS} ms on ${cell.wssSides.filter((_, i) => !wssOk[i]).join(', ')}`);
 
+      // time to first byte as the NAT-pair rows measure it (traceroute: setup + first echo round trip)
+      const tr = await s.ctl(s.a, ['traceroute', String(s.b.nodeId), '--timeout', '20s'], 30_000);
+      if (tr.ok) {
+        const samples = (tr.value.rtt_samples as { rtt_ms: number }[] | undefined) ?? [];
+        res.ttfbMs = (typeof tr.value.setup_ms === 'number' ? tr.value.setup_ms : 0) + (samples[0]?.rtt_ms ?? 0);
+      } else {
+        problem(`traceroute a → b: ${tr.error.message}`);
+      }
+
       if (!cell.isUnblock) {
         res.stream = await echoStream(s.a.home, s.b.nodeId, { bytes: COMPAT_STREAM_BYTES, echoTimeoutMs: 30_000 });
       } else {
@@ -309,7 +318,6 @@ export async function runCompatTrial(name: CompatCellName, opts: { timeoutMs?: n
       }
       const st = res.stream;
       res.connected = st !== null && st.bytesEchoed > 0;
-      res.ttfbMs = st?.ttfbMs ?? null;
       if (st && !st.isExact) problem(`stream: ${st.error ?? 'not byte-exact'}`);
 
       [res.sideA, res.sideB] = await Promise.all([sideReport(s, s.a, s.b), sideReport(s, s.b, s.a)]);

@@ -32,8 +32,8 @@ describe('netsim compat-transport cells (real daemons)', { skip: why ?? false },
       for (const r of results) {
         const st = r.stream;
         t.diagnostic(
-          `${(r.elapsedMs / 1000).toFixed(1)} s; wss after ${r.wssAfterMs ?? '–'} ms; ttfb ${r.ttfbMs ?? '–'} ms; ` +
-            `stream ${st ? `${(st.bytesSent / 1e6).toFixed(1)} MB in ${st.elapsedMs} ms, exact ${st.isExact}` : 'none'}` +
+          `${(r.elapsedMs / 1000).toFixed(1)} s; wss after ${r.wssAfterMs ?? '–'} ms; ttfb ${r.ttfbMs === null ? "–" : Math.round(r.ttfbMs)} ms; ` +
+            `stream ${st ? `${(st.bytesSent / 1e6).toFixed(1)} MB in ${st.elapsedMs} ms (first echo after ${st.ttfbMs ?? '–'} ms), exact ${st.isExact}` : 'none'}` +
             (cell.isUnblock ? `; udp ${r.udpAfterUnblockMs ?? '–'} ms / direct ${r.directAfterUnblockMs ?? '–'} ms after unblocking` : ''),
         );
         t.diagnostic(`a: ${JSON.stringify(r.sideA)}; b: ${JSON.stringify(r.sideB)}${r.beforeUnblock ? `; a before unblock: ${JSON.stringify(r.beforeUnblock)}` : ''}`);
