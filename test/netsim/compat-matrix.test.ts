@@ -32,7 +32,7 @@ describe('netsim compat-transport cells (real daemons)', { skip: why ?? false },
       for (const r of results) {
         const st = r.stream;
         t.diagnostic(
-          `${(r.elapsedMs / 1000).toFixed(1)} s; wss after ${r.wssAfterMs ?? '–'} ms; ttfb ${r.ttfbMs === null ? "–" : Math.round(r.ttfbMs)} ms; ` +
+          `${(r.elapsedMs / 1000).toFixed(1)} s; wss after ${r.wssAfterMs ?? '–'} ms; ttfb ${r.ttfbMs === null ? '–' : Math.round(r.ttfbMs)} ms; ` +
             `stream ${st ? `${(st.bytesSent / 1e6).toFixed(1)} MB in ${st.elapsedMs} ms (first echo after ${st.ttfbMs ?? '–'} ms), exact ${st.isExact}` : 'none'}` +
             (cell.isUnblock ? `; udp ${r.udpAfterUnblockMs ?? '–'} ms / direct ${r.directAfterUnblockMs ?? '–'} ms after unblocking` : ''),
         );
