@@ -4,20 +4,24 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { netsimUnavailableReason } from './exec.js';
+import { formatEgressChecks, runEgressCheck } from './egress-check.js';
 import { formatNatTable, runLinkCheck, runMappingTimeoutCheck, runNatSelftest, runPunchCheck, type PunchCase } from './selftest.js';
 import { expectedPath, findScenario, matrixPairs, SCENARIOS } from './scenario.js';
 import { buildTopology, teardownAll } from './topology.js';
 import { parseNatKind, type NatKind } from './nat.js';
-import { defaultResultsDir, matrixCells, matrixMarkdown, runMatrix, writeMatrixResults } from './matrix.js';
+import { defaultResultsDir, matrixCells, matrixMarkdown, runMatrix, writeMatrixResults, type MatrixCell } from './matrix.js';
+import { COMPAT_CELL_NAMES, isCompatCellName, runCompatCells, type CompatCellName } from './compat-cells.js';
 
 const USAGE = `usage: netsim <command> [--json]
   up <scenario>        build a scenario topology and leave it up (see \`list\`; or <kindA>--<kindB>)
   down                 tear down every pn-* namespace, link process and lock (also other runs')
   exec <host> <cmd…>   run a command inside a host of the topology left up by \`up\`
   list                 list scenarios
-  selftest [--quick]   check every NAT kind, the mapping timeout and link impairment; prints a table
-  matrix [--trials N] [--cells a--b,…] [--one-order] [--out DIR]
+  selftest [--quick]   check every NAT kind, UDP blocking and the HTTP proxy, the mapping timeout and link
+                       impairment; prints a table
+  matrix [--trials N] [--cells a--b,name,…] [--one-order] [--no-compat] [--out DIR]
                        NAT traversal matrix with real daemons: every pair of NAT kinds (both orders),
+                       then the compat-transport cells (${COMPAT_CELL_NAMES.join(', ')});
                        connected/direct/relayed %, TTFB median/p95; writes matrix.md/.json/.svg (netsim/results)
 `;
 
@@ -150,6 +154,11 @@ async function selftest(
   out(formatNatTable(nat.value));
   isOk &&= nat.value.every((r) => r.pass);
   const data: Record<string, unknown> = { nat: nat.value };
+  const egress = await runEgressCheck();
+  if (!egress.ok) return fail(egress.error.code, egress.error.message);
+  out(`\negress filters and HTTP proxy (compat transport):\n${formatEgressChecks(egress.value)}`);
+  isOk &&= egress.value.every((c) => c.pass);
+  data.egress = egress.value;
   if (!quick) {
     const timeout = await runMappingTimeoutCheck(2);
     if (!timeout.ok) return fail(timeout.error.code, timeout.error.message);
@@ -202,6 +211,7 @@ async function matrix(
   let trials = 1;
   let out = defaultResultsDir();
   let cells = matrixCells(!argv.includes('--one-order'));
+  let compatCells: CompatCellName[] = argv.includes('--no-compat') ? [] : [...COMPAT_CELL_NAMES];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = (): string | undefined => (a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i]);
@@ -215,33 +225,35 @@ async function matrix(
       out = v;
     } else if (a === '--cells' || a.startsWith('--cells=')) {
       const picked: [NatKind, NatKind][] = [];
+      compatCells = [];
       for (const c of (val() ?? '').split(',').filter(Boolean)) {
+        if (isCompatCellName(c)) {
+          compatCells.push(c);
+          continue;
+        }
         const m = /^(.+)--(.+)$/.exec(c);
         const x = m ? parseNatKind(m[1]!) : null;
         const y = m ? parseNatKind(m[2]!) : null;
-        if (!x || !y) return fail('invalid_argument', `bad cell ${JSON.stringify(c)} (want <kindA>--<kindB>)`, 2);
+        if (!x || !y) return fail('invalid_argument', `bad cell ${JSON.stringify(c)} (want <kindA>--<kindB> or one of ${COMPAT_CELL_NAMES.join(', ')})`, 2);
         picked.push([x, y]);
       }
       cells = picked;
-    } else if (a !== '--one-order') {
+    } else if (a !== '--one-order' && a !== '--no-compat') {
       return fail('invalid_argument', `unknown matrix flag ${JSON.stringify(a)}`, 2);
     }
   }
   const why = needRoot();
   if (why) return fail('internal', why);
   const t0 = performance.now();
-  const result = await runMatrix({
-    trials,
-    cells,
-    onCell: (c) => {
-      if (!json) {
-        process.stderr.write(
-          `${c.natA} → ${c.natB}: connected ${c.connectedPct}% direct ${c.directPct}% relayed ${c.relayedPct}% ` +
-            `ttfb ${c.ttfbMedianMs?.toFixed(0) ?? '–'} ms${c.results[0]?.error ? ` (${c.results[0].error.slice(0, 100)})` : ''}\n`,
-        );
-      }
-    },
-  });
+  const onCell = (c: MatrixCell) => {
+    if (!json) {
+      process.stderr.write(
+        `${c.compat ?? `${c.natA} → ${c.natB}`}: connected ${c.connectedPct}% direct ${c.directPct}% relayed ${c.relayedPct}% ` +
+          `ttfb ${c.ttfbMedianMs?.toFixed(0) ?? '–'} ms${c.results[0]?.error ? ` (${c.results[0].error.slice(0, 100)})` : ''}\n`,
+      );
+    }
+  };
+  const result = [...(await runMatrix({ trials, cells, onCell })), ...(await runCompatCells(compatCells, { trials, onCell }))];
   const meta = { trials, generated_at: new Date().toISOString(), elapsed_s: Math.round((performance.now() - t0) / 1000) };
   const files = writeMatrixResults(result, out, meta);
   if (json) process.stdout.write(JSON.stringify({ status: 'ok', data: { ...meta, files, cells: result } }) + '\n');

@@ -4,7 +4,7 @@
 // round trip) and the path the daemon reports (`pilotctl peers`). Output: Markdown, JSON, SVG heatmap.
 // Everything here does I/O and needs root (netsim).
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +52,11 @@ export interface MatrixCell {
   ttfbMedianMs: number | null;
   ttfbP95Ms: number | null;
   results: TrialResult[];
+  /** Compat-transport rows (issue 13, netsim/compat-cells.ts): the cell's name; absent for the NAT-pair rows. */
+  compat?: string;
+  /** Row labels for A and B when a NAT kind alone does not say it (e.g. "port-restricted-cone, UDP blocked"). */
+  labelA?: string;
+  labelB?: string;
 }
 
 // --- processes ---------------------------------------------------------------------------------------------
@@ -80,7 +85,7 @@ export function binArgv(name: 'pilotctl' | 'pilot-daemon' | 'pilot-rendezvous'):
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Agent {
+export interface Agent {
   host: string;
   home: string;
   nodeId: number;
@@ -92,10 +97,27 @@ export interface PairSession {
   a: Agent;
   b: Agent;
   ctl(agent: Agent, args: string[], timeoutMs?: number): Promise<Result<Record<string, unknown>>>;
+  /** The rendezvous's ready JSON line ({registry, beacon, compat?, fingerprint?}); {} when it was not JSON. */
+  rendezvousReady: Record<string, unknown>;
+  /** The last ~20 kB of a daemon's stderr (for error messages). */
+  stderrOf(host: string): string;
 }
 
 export interface SessionOptions {
   logLevel?: string;
+  /** More pilot-rendezvous flags (e.g. `--compat-addr :443`) and its environment on top of process.env. */
+  rendezvousArgs?: string[];
+  rendezvousEnv?: NodeJS.ProcessEnv;
+  /**
+   * More pilot-daemon flags per agent host name (e.g. `{ a: ['--proxy', url] }`), or a function of the
+   * rendezvous's ready line (e.g. to pin its `fingerprint`).
+   */
+  daemonArgs?: Record<string, string[]> | ((rendezvousReady: Record<string, unknown>) => Record<string, string[]>);
+  daemonEnv?: Record<string, NodeJS.ProcessEnv>;
+  /** How long a daemon may take to register (default 20 s). */
+  registerTimeoutMs?: number;
+  /** Where the daemons' homes go (<dir>/<host>); the caller removes it after the topology is down. Default: a new temp dir. */
+  dir?: string;
 }
 
 /** Start rendezvous + daemons inside a runPair context, handshake and approve. */
@@ -110,26 +132,45 @@ export async function startPairSession(ctx: PairContext, opts: SessionOptions = 
     '--beacon-addr', `${rip}:9001`,
     ...(rip2 ? ['--beacon-addr2', `${rip2}:9001`] : []),
     '--log-level', logLevel,
-  ]);
-  const ready = await new Promise<boolean>((res) => {
+    ...(opts.rendezvousArgs ?? []),
+  ], { env: { ...process.env, ...(opts.rendezvousEnv ?? {}) } });
+  let rdvStderr = '';
+  const logDir = process.env.PILOT_MATRIX_LOG_DIR;
+  if (logDir) mkdirSync(logDir, { recursive: true });
+  /** PILOT_MATRIX_LOG_DIR: every process's stderr also goes to <dir>/<host>.log (whole, appended). */
+  const keepLog = (host: string, d: Buffer) => {
+    if (logDir) appendFileSync(join(logDir, `${host}.log`), d);
+  };
+  rdv.stderr?.on('data', (d: Buffer) => {
+    keepLog(rendezvous.name, d);
+    if (rdvStderr.length < 20_000) rdvStderr += d.toString();
+  });
+  const readyLine = await new Promise<string | null>((res) => {
     let out = '';
-    const t = setTimeout(() => res(false), 20_000);
+    const t = setTimeout(() => res(null), 20_000);
     rdv.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes('\n')) {
         clearTimeout(t);
-        res(true);
+        res(out.slice(0, out.indexOf('\n')));
       }
     });
-    rdv.on('exit', () => res(false));
+    rdv.on('exit', () => res(null));
   });
-  if (!ready) return err('internal', 'pilot-rendezvous did not start');
+  if (readyLine === null) return err('internal', `pilot-rendezvous did not start: ${rdvStderr.slice(-2000)}`);
+  let rendezvousReady: Record<string, unknown> = {};
+  try {
+    rendezvousReady = JSON.parse(readyLine) as Record<string, unknown>;
+  } catch {
+    // an older rendezvous printed something else; the pair cells only need it to be up
+  }
 
-  const dir = mkdtempSync(join(tmpdir(), 'pn-matrix-'));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'pn-matrix-'));
   const mk = (host: string): Agent => ({ host, home: join(dir, host), nodeId: 0 });
   const a = mk(ctx.a.name);
   const b = mk(ctx.b.name);
   const stderr: Record<string, string> = {};
+  const daemonArgs = typeof opts.daemonArgs === 'function' ? opts.daemonArgs(rendezvousReady) : (opts.daemonArgs ?? {});
   for (const ag of [a, b]) {
     mkdirSync(ag.home, { recursive: true, mode: 0o700 });
     const child = topo.spawn(
@@ -142,12 +183,14 @@ export async function startPairSession(ctx: PairContext, opts: SessionOptions = 
         '--listen', '0.0.0.0:0',
         '--hostname', `matrix-${ag.host}`,
         '--log-level', logLevel,
+        ...(daemonArgs[ag.host] ?? []),
       ],
       // PILOT_BEACON2: the second beacon address for NAT classification (a daemon flag once integrated).
-      { env: { ...process.env, PILOT_BEACON2: rip2 ? `${rip2}:9001` : '' } },
+      { env: { ...process.env, PILOT_BEACON2: rip2 ? `${rip2}:9001` : '', ...(opts.daemonEnv?.[ag.host] ?? {}) } },
     );
     stderr[ag.host] = '';
     child.stderr?.on('data', (d: Buffer) => {
+      keepLog(ag.host, d);
       if (stderr[ag.host]!.length < 20_000) stderr[ag.host] += d.toString();
     });
   }
@@ -163,10 +206,10 @@ export async function startPairSession(ctx: PairContext, opts: SessionOptions = 
       return err('internal', `pilotctl ${args[0]}: unparseable output ${JSON.stringify(text.slice(0, 300))}`);
     }
   };
-  const session: PairSession = { topo, a, b, ctl };
+  const session: PairSession = { topo, a, b, ctl, rendezvousReady, stderrOf: (host) => stderr[host] ?? '' };
   // registered?
   for (const ag of [a, b]) {
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + (opts.registerTimeoutMs ?? 20_000);
     for (;;) {
       const info = await ctl(ag, ['info'], 10_000);
       if (info.ok && typeof info.value.node_id === 'number' && info.value.node_id > 0 && info.value.registry_connected) {
@@ -221,11 +264,12 @@ export interface TrialOptions {
 export async function runTrial(natA: NatKind, natB: NatKind, opts: TrialOptions = {}): Promise<TrialResult> {
   const settleMs = opts.settleMs ?? Number(process.env.PILOT_MATRIX_SETTLE_MS ?? 20_000);
   const res: TrialResult = { connected: false, path: 'none', ttfbMs: null, directAfterMs: null, endpoint: null, natTypeA: null, natTypeB: null, error: null };
+  const dir = mkdtempSync(join(tmpdir(), 'pn-matrix-'));
   const r = await runPair(
     natA,
     natB,
     async (ctx) => {
-      const s = await startPairSession(ctx);
+      const s = await startPairSession(ctx, { dir });
       if (!s.ok) {
         res.error = s.error.message;
         return;
@@ -264,6 +308,7 @@ export async function runTrial(natA: NatKind, natB: NatKind, opts: TrialOptions 
       ...(opts.sameNat ? { sameNat: true, hairpin: opts.hairpin ?? false } : {}),
     },
   );
+  rmSync(dir, { recursive: true, force: true }); // the daemons are gone with the topology
   if (!r.ok && !res.error) res.error = r.error.message;
   return res;
 }
@@ -320,7 +365,7 @@ const fmt = (x: number | null) => (x === null ? '–' : x.toFixed(0));
 export function matrixMarkdown(cells: MatrixCell[]): string {
   const rows = cells.map(
     (c) =>
-      `| ${c.natA} | ${c.natB} | ${c.required} | ${c.connectedPct} | ${c.directPct} | ${c.relayedPct} | ${fmt(c.ttfbMedianMs)} | ${fmt(c.ttfbP95Ms)} |` +
+      `| ${c.labelA ?? c.natA} | ${c.labelB ?? c.natB} | ${c.required}${c.compat ? ` (${c.compat})` : ''} | ${c.connectedPct} | ${c.directPct} | ${c.relayedPct} | ${fmt(c.ttfbMedianMs)} | ${fmt(c.ttfbP95Ms)} |` +
       ` ${c.results.find((r) => r.error)?.error?.replace(/\|/g, '/').slice(0, 80) ?? ''} |`,
   );
   return [
@@ -360,7 +405,8 @@ export function matrixSvg(cells: MatrixCell[]): string {
   });
   NAT_KINDS.forEach((a, i) =>
     NAT_KINDS.forEach((b, j) => {
-      const c = cells.find((x) => x.natA === a && x.natB === b) ?? cells.find((x) => x.natA === b && x.natB === a);
+      const pairs = cells.filter((x) => !x.compat);
+      const c = pairs.find((x) => x.natA === a && x.natB === b) ?? pairs.find((x) => x.natA === b && x.natB === a);
       const x = left + j * cw;
       const y = top + i * ch;
       if (!c) {
@@ -436,7 +482,124 @@ export async function transferFile(s: PairSession, bytes = 10 * 1024 * 1024, tim
   return { isExact, bytes, elapsedMs, pathSamples: samples, error: isExact ? null : `no received file with sha256 ${want}` };
 }
 
-// --- a stream that outlasts a relay→direct upgrade -----------------------------------------------------------
+// --- echo streams: byte-exact, across path or transport changes ---------------------------------------------
+
+/** While `hold` says 'hold', echoStream keeps writing (paced); 'release' sends the final bytes; {error} gives up. */
+export type EchoHold = 'hold' | 'release' | { error: string };
+
+export interface EchoStreamOptions {
+  /** Bytes sent after the hold is released (all of them when there is no hold). */
+  bytes: number;
+  /** Consulted before each chunk; absent = release at once. */
+  hold?: () => EchoHold;
+  /** While holding: wait this long between chunks (0 = as fast as flow control allows). Default 0. */
+  holdPaceMs?: number;
+  /** Default 64 KiB. */
+  chunkBytes?: number;
+  /** Give up waiting for the echo's end this long after the last write. Default 180 s. */
+  echoTimeoutMs?: number;
+  dialTimeoutMs?: number;
+}
+
+export interface EchoStreamResult {
+  /** Sent and echoed back byte-exact (same length, same SHA-256), and the stream ended without error. */
+  isExact: boolean;
+  bytesSent: number;
+  bytesEchoed: number;
+  /** Bytes sent while holding (-1 when the hold never released). */
+  bytesBeforeRelease: number;
+  /** Dial start → first echoed byte, ms (null: nothing came back). */
+  ttfbMs: number | null;
+  elapsedMs: number;
+  error: string | null;
+}
+
+/**
+ * One stream from a's daemon to `peer`'s echo port (7): random chunks, each hashed on the way out and back. With
+ * `hold`, the stream keeps writing until the hold releases (so a path or transport change happens mid-transfer by
+ * construction, not by timing) and then carries `bytes` more. `live` is updated as bytes go and come. Talks to the
+ * daemon over its control socket (a Unix socket works across network namespaces).
+ */
+export async function echoStream(
+  home: string,
+  peer: number,
+  opts: EchoStreamOptions,
+  live: { bytesSent: number; bytesEchoed: number } = { bytesSent: 0, bytesEchoed: 0 },
+): Promise<EchoStreamResult> {
+  const chunkBytes = opts.chunkBytes ?? 64 * 1024;
+  const { PilotClient } = await import('../src/sdk/client.js');
+  const res: EchoStreamResult = { isExact: false, bytesSent: 0, bytesEchoed: 0, bytesBeforeRelease: -1, ttfbMs: null, elapsedMs: 0, error: null };
+  const t0 = Date.now();
+  const c = await PilotClient.connect({ home });
+  if (!c.ok) return { ...res, error: `connect to the daemon: ${c.error.message}` };
+  const client = c.value;
+  try {
+    const d = await client.dial(String(peer), 7, { timeoutMs: opts.dialTimeoutMs ?? 30_000 });
+    if (!d.ok) return { ...res, error: `dial ${peer}:7: ${d.error.message}` };
+    const stream = d.value;
+    const sent = createHash('sha256');
+    const echoed = createHash('sha256');
+    const echoDone = new Promise<string | null>((resolveEcho) => {
+      stream.on('data', (b: Buffer) => {
+        res.ttfbMs ??= Date.now() - t0;
+        echoed.update(b);
+        res.bytesEchoed += b.length;
+        live.bytesEchoed = res.bytesEchoed;
+      });
+      stream.once('end', () => resolveEcho(null));
+      stream.once('error', (e: Error) => resolveEcho(`stream: ${e.message}`));
+    });
+    let writeError: string | null = null;
+    stream.once('error', (e: Error) => (writeError ??= e.message));
+    const write = async (chunk: Buffer): Promise<void> => {
+      sent.update(chunk);
+      res.bytesSent += chunk.length;
+      live.bytesSent = res.bytesSent;
+      if (stream.write(chunk)) return;
+      await new Promise<void>((r) => {
+        const done = () => {
+          stream.off('drain', done);
+          stream.off('close', done);
+          r();
+        };
+        stream.once('drain', done);
+        stream.once('close', done);
+      });
+    };
+    for (;;) {
+      const h: EchoHold = opts.hold ? opts.hold() : 'release';
+      if (h === 'release') break;
+      if (typeof h === 'object') {
+        writeError = h.error;
+        break;
+      }
+      if (writeError !== null) break;
+      await write(randomBytes(chunkBytes));
+      if (opts.holdPaceMs) await sleep(opts.holdPaceMs);
+    }
+    if (writeError === null) {
+      res.bytesBeforeRelease = res.bytesSent;
+      for (let n = 0; n < opts.bytes && writeError === null; n += chunkBytes) await write(randomBytes(Math.min(chunkBytes, opts.bytes - n)));
+    }
+    stream.end();
+    const echoTimeoutMs = opts.echoTimeoutMs ?? 180_000;
+    // the timer is cleared: a pending one kept the test process alive for echoTimeoutMs after the last stream
+    let echoTimer: NodeJS.Timeout | undefined;
+    const echoError = await Promise.race([
+      echoDone,
+      new Promise<string>((r) => (echoTimer = setTimeout(() => r(`echo did not end within ${echoTimeoutMs} ms`), echoTimeoutMs))),
+    ]);
+    clearTimeout(echoTimer);
+    stream.destroy();
+    res.error = writeError ?? echoError;
+    res.isExact = res.error === null && res.bytesEchoed === res.bytesSent && sent.digest('hex') === echoed.digest('hex');
+    if (res.error === null && !res.isExact) res.error = `echo differs: sent ${res.bytesSent} B, echoed ${res.bytesEchoed} B`;
+    return res;
+  } finally {
+    res.elapsedMs = Date.now() - t0;
+    client.close();
+  }
+}
 
 export interface UpgradeStreamResult {
   /** Sent and echoed back byte-exact (same length, same SHA-256). */
@@ -452,24 +615,20 @@ export interface UpgradeStreamResult {
 }
 
 /**
- * A stream a → b's echo port (7) that lasts until the path has changed relay → direct, and then carries
- * `afterBytes` more, so the upgrade happens mid-transfer by construction, not by timing: the sender keeps
- * writing while only the relay has been seen, and only ends once a direct sample follows a relay one. Every
- * byte is hashed on the way out and on the way back. Talks to a's daemon over its control socket (a Unix
- * socket works across network namespaces). Gives up with an error when no upgrade is seen in `maxUpgradeMs`.
+ * A stream a → b's echo port that lasts until the path has changed relay → direct, and then carries `afterBytes`
+ * more (echoStream with a hold): the sender keeps writing while only the relay has been seen, and only ends once
+ * a direct sample follows a relay one. Gives up with an error when no upgrade is seen in `maxUpgradeMs`.
  */
 export async function streamAcrossUpgrade(
   s: PairSession,
   opts: { afterBytes?: number; maxUpgradeMs?: number; sampleMs?: number; chunkBytes?: number } = {},
 ): Promise<UpgradeStreamResult> {
-  const afterBytes = opts.afterBytes ?? 10 * 1024 * 1024;
   const maxUpgradeMs = opts.maxUpgradeMs ?? 120_000;
   const sampleMs = opts.sampleMs ?? 250;
-  const chunkBytes = opts.chunkBytes ?? 64 * 1024;
   const { PilotClient } = await import('../src/sdk/client.js');
-  const res: UpgradeStreamResult = { isExact: false, bytesSent: 0, bytesEchoed: 0, bytesBeforeUpgrade: -1, elapsedMs: 0, pathSamples: [], error: null };
+  const pathSamples: PathKind[] = [];
   const c = await PilotClient.connect({ home: s.a.home });
-  if (!c.ok) return { ...res, error: `connect to a's daemon: ${c.error.message}` };
+  if (!c.ok) return { isExact: false, bytesSent: 0, bytesEchoed: 0, bytesBeforeUpgrade: -1, elapsedMs: 0, pathSamples, error: `connect to a's daemon: ${c.error.message}` };
   const client = c.value;
   const t0 = Date.now();
   let isUpgraded = false;
@@ -478,52 +637,31 @@ export async function streamAcrossUpgrade(
     while (!isDone) {
       const p = await client.peers();
       const path = p.ok ? (p.value.peers.find((x) => x.node_id === s.b.nodeId)?.path ?? 'none') : 'none';
-      res.pathSamples.push(path);
-      if (!isUpgraded && path === 'direct' && res.pathSamples.includes('relay')) isUpgraded = true;
+      pathSamples.push(path);
+      if (!isUpgraded && path === 'direct' && pathSamples.includes('relay')) isUpgraded = true;
       await sleep(sampleMs);
     }
   })();
   try {
-    const d = await client.dial(String(s.b.nodeId), 7, { timeoutMs: 30_000 });
-    if (!d.ok) return { ...res, error: `dial b:7: ${d.error.message}` };
-    const stream = d.value;
-    const sent = createHash('sha256');
-    const echoed = createHash('sha256');
-    const echoDone = new Promise<string | null>((resolveEcho) => {
-      stream.on('data', (b: Buffer) => {
-        echoed.update(b);
-        res.bytesEchoed += b.length;
-      });
-      stream.once('end', () => resolveEcho(null));
-      stream.once('error', (e: Error) => resolveEcho(`stream: ${e.message}`));
+    const r = await echoStream(s.a.home, s.b.nodeId, {
+      bytes: opts.afterBytes ?? 10 * 1024 * 1024,
+      ...(opts.chunkBytes ? { chunkBytes: opts.chunkBytes } : {}),
+      hold: () => {
+        if (isUpgraded) return 'release';
+        if (Date.now() - t0 > maxUpgradeMs) return { error: `no relay→direct upgrade within ${maxUpgradeMs} ms (paths ${pathSamples.join(',')})` };
+        return 'hold';
+      },
     });
-    let writeError: string | null = null;
-    stream.once('error', (e: Error) => (writeError ??= e.message));
-    const write = async (chunk: Buffer): Promise<void> => {
-      sent.update(chunk);
-      res.bytesSent += chunk.length;
-      if (!stream.write(chunk)) await new Promise<void>((r) => { stream.once('drain', r); stream.once('close', r); });
+    return {
+      isExact: r.isExact,
+      bytesSent: r.bytesSent,
+      bytesEchoed: r.bytesEchoed,
+      bytesBeforeUpgrade: r.bytesBeforeRelease,
+      elapsedMs: Date.now() - t0,
+      pathSamples,
+      error: r.error,
     };
-    while (!isUpgraded && writeError === null) {
-      if (Date.now() - t0 > maxUpgradeMs) {
-        writeError = `no relay→direct upgrade within ${maxUpgradeMs} ms (paths ${res.pathSamples.join(',')})`;
-        break;
-      }
-      await write(randomBytes(chunkBytes));
-    }
-    if (writeError === null) {
-      res.bytesBeforeUpgrade = res.bytesSent;
-      for (let n = 0; n < afterBytes && writeError === null; n += chunkBytes) await write(randomBytes(Math.min(chunkBytes, afterBytes - n)));
-    }
-    stream.end();
-    const echoError = await Promise.race([echoDone, sleep(180_000).then(() => 'echo did not end within 180 s')]);
-    stream.destroy();
-    res.error = writeError ?? echoError;
-    res.isExact = res.error === null && res.bytesEchoed === res.bytesSent && sent.digest('hex') === echoed.digest('hex');
-    if (res.error === null && !res.isExact) res.error = `echo differs: sent ${res.bytesSent} B, echoed ${res.bytesEchoed} B`;
-    return res;
   } finally {
-    res.elapsedMs = Date.now() - t0;
     isDone = true;
     await sampler;
     client.close();

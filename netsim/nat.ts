@@ -97,6 +97,17 @@ export interface NatOptions {
   mappingTimeoutS?: number;
   /** First port symmetric-sequential hands out (then +1 per new flow, wrapping after SEQUENTIAL_PORTS). Default 20000. */
   sequentialBasePort?: number;
+  /**
+   * Drop all UDP between the LAN and the internet (both directions), as networks that let only TCP out do.
+   * Rules in table `ip pn_egress`, tagged UDP_BLOCK_COMMENT; `setUdpBlocked` (netsim/egress.ts) adds or deletes
+   * them at runtime. Default false.
+   */
+  blockUdp?: boolean;
+  /**
+   * The LAN reaches nothing on the internet but TCP to this endpoint: `IPv4:port`, or `<host name>:port` of a
+   * public host in the same topology (resolved by buildTopology). The network where only an HTTP proxy gets out.
+   */
+  proxyOnly?: string;
 }
 
 export interface NatRuleParams {
@@ -201,6 +212,67 @@ ${indent(rec)}
   }
 }
 `;
+}
+
+/** Comment on each rule `blockUdp` adds; setUdpBlocked deletes rules by it. */
+export const UDP_BLOCK_COMMENT = 'pn-udp-block';
+export const EGRESS_TABLE = 'pn_egress';
+export const EGRESS_CHAIN = 'forward';
+
+/** The two rules that drop UDP between LAN and WAN (for `nft add rule ip pn_egress forward …`). */
+export function udpBlockRules(p: Pick<NatRuleParams, 'wanIf' | 'lanIf'>): string[] {
+  const wan = JSON.stringify(p.wanIf);
+  const lan = JSON.stringify(p.lanIf);
+  const tag = `comment ${JSON.stringify(UDP_BLOCK_COMMENT)}`;
+  return [
+    `iifname ${lan} oifname ${wan} meta l4proto udp drop ${tag}`,
+    `iifname ${wan} oifname ${lan} meta l4proto udp drop ${tag}`,
+  ];
+}
+
+/**
+ * The egress filter of one NAT router: table `ip pn_egress`, present on every router (empty unless blockUdp or
+ * proxyOnly) so UDP can be blocked later at runtime. Its forward chain runs before pn_nat's filter (priority
+ * filter - 10); dropped packets are never confirmed into conntrack, so a blocked flow leaves no mapping behind.
+ * `proxyEndpoint` is proxyOnly resolved to `IPv4:port`.
+ */
+export function egressRuleset(opts: NatOptions, p: NatRuleParams, proxyEndpoint: string | null = null): string {
+  const wan = JSON.stringify(p.wanIf);
+  const lan = JSON.stringify(p.lanIf);
+  const fwd: string[] = [];
+  const input: string[] = [];
+  if (opts.blockUdp) fwd.push(...udpBlockRules(p));
+  if (proxyEndpoint !== null) {
+    const i = proxyEndpoint.lastIndexOf(':');
+    const ip = proxyEndpoint.slice(0, i);
+    const port = proxyEndpoint.slice(i + 1);
+    fwd.push(`iifname ${lan} oifname ${wan} ip daddr ${ip} tcp dport ${port} accept`);
+    fwd.push(`iifname ${lan} oifname ${wan} drop`);
+    // nor the router's own public address (a hairpin would otherwise be a way out)
+    input.push(`iifname ${lan} ip daddr ${p.publicIp} drop`);
+  }
+  return `table ip ${EGRESS_TABLE}
+delete table ip ${EGRESS_TABLE}
+table ip ${EGRESS_TABLE} {
+  chain ${EGRESS_CHAIN} {
+    type filter hook forward priority filter - 10; policy accept;
+${indent(fwd)}
+  }
+  chain input {
+    type filter hook input priority filter - 10; policy accept;
+${indent(input)}
+  }
+}
+`;
+}
+
+/** Parse `IPv4:port` (port 1..65535); null otherwise. */
+export function parseIpv4Endpoint(s: string): { ip: string; port: number } | null {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(s);
+  if (!m) return null;
+  const port = Number(m[5]);
+  if ([m[1], m[2], m[3], m[4]].some((o) => Number(o) > 255) || port < 1 || port > 65535) return null;
+  return { ip: `${m[1]}.${m[2]}.${m[3]}.${m[4]}`, port };
 }
 
 /** sysctls for the router namespace: conntrack UDP timeouts define how long an idle mapping lives. */

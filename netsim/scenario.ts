@@ -25,6 +25,8 @@ export interface PairOptions {
   rendezvousExtraIps?: number;
   /** Give up (and tear down) after this many milliseconds. */
   timeoutMs?: number;
+  /** More public hosts after the rendezvous and any public agent (e.g. an HTTP proxy, 198.18.10x.10). */
+  extraPublicHosts?: PublicHostSpec[];
 }
 
 export interface PairContext {
@@ -52,6 +54,7 @@ export function pairSpec(natA: NatArg, natB: NatArg, opts: PairOptions = {}): To
   const a = natOpts(natA, opts);
   if (opts.sameNat) {
     nats.push({ ...a, name: 'nat', wanLink: opts.link, hosts: [{ name: AGENT_A }, { name: AGENT_B }] });
+    publicHosts.push(...(opts.extraPublicHosts ?? []));
     return { publicHosts, nats };
   }
   for (const [agent, n] of [
@@ -61,6 +64,7 @@ export function pairSpec(natA: NatArg, natB: NatArg, opts: PairOptions = {}): To
     if (n.kind === 'none') publicHosts.push({ name: agent, link: opts.link });
     else nats.push({ ...n, name: `nat-${agent}`, wanLink: opts.link, hosts: [{ name: agent }] });
   }
+  publicHosts.push(...(opts.extraPublicHosts ?? []));
   return { publicHosts, nats };
 }
 

@@ -13,7 +13,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { err, ok, seedFromEnv, type Result } from '../src/core/index.js';
 import { run, runOk, runSyncQuiet, netsimUnavailableReason, type RunOptions, type RunResult } from './exec.js';
 import { lossRuleset, needsUserspaceLink, startUserspaceLink, tbfArgs, type LinkSpec } from './link.js';
-import { natRuleset, natSysctls, type NatOptions } from './nat.js';
+import { egressRuleset, natRuleset, natSysctls, parseIpv4Endpoint, type NatOptions } from './nat.js';
 
 export interface PublicHostSpec {
   name: string;
@@ -72,6 +72,9 @@ export interface SpawnOptions {
 }
 
 const LOCK_DIR = '/run/pn-netsim';
+/** Interface names on every NAT router (each lives in its own namespace, so they repeat across routers). */
+export const NAT_WAN_IF = 'pn-wan';
+export const NAT_LAN_IF = 'pn-br';
 const NS_RE = /^pn-(\d+)x(\d+)-/;
 const HOST_RE = /^[a-z0-9][a-z0-9-]{0,23}$/;
 
@@ -422,7 +425,20 @@ function plan(spec: TopologySpec): Result<Plan> {
     cfg.ipLines.push('link add pn-br type bridge', 'link set pn-br up', `addr add ${lanNet}.1/24 dev pn-br`);
     attach(inet, `pn-n${i}`, n.wanLink, false);
     inet.ipLines.push(`addr add ${wanNet}.254/24 dev pn-n${i}`);
-    cfg.nft.push(natRuleset(n, { wanIf: 'pn-wan', lanIf: 'pn-br', publicIp: pub, lanCidr: `${lanNet}.0/24` }));
+    const ruleParams = { wanIf: NAT_WAN_IF, lanIf: NAT_LAN_IF, publicIp: pub, lanCidr: `${lanNet}.0/24` };
+    let proxyEndpoint: string | null = null;
+    if (n.proxyOnly !== undefined) {
+      const i = n.proxyOnly.lastIndexOf(':');
+      const host = hosts.get(n.proxyOnly.slice(0, i));
+      const resolved = host?.role === 'public' ? `${host.ip}${n.proxyOnly.slice(i)}` : n.proxyOnly;
+      if (!parseIpv4Endpoint(resolved)) {
+        r = err('invalid_argument', `NAT ${n.name}: proxyOnly ${JSON.stringify(n.proxyOnly)} is not IPv4:port or <public host>:port`);
+        return;
+      }
+      proxyEndpoint = resolved;
+    }
+    cfg.nft.push(natRuleset(n, ruleParams));
+    cfg.nft.push(egressRuleset(n, ruleParams, proxyEndpoint));
     Object.assign(cfg.lateSysctls, natSysctls(n));
     n.hosts.forEach((h, j) => {
       if (!r.ok) return;

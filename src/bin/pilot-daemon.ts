@@ -16,6 +16,14 @@ const USAGE = `pilot-daemon [--home DIR] [--registry HOST:PORT] [--beacon HOST:P
              [--no-echo] [--no-dataexchange] [--no-eventstream] [--config FILE]
              [--keepalive 15s] [--idle-timeout 60s] [--beacon2 HOST:PORT] [--no-relay] [--relay-only]
              [--no-legacy] [--allow-insecure-legacy] [--legacy-socket /tmp/pilot.sock]
+compat transport (networks that block UDP or allow only an HTTPS proxy):
+             [--transport auto|udp|tcp]   auto (default): UDP; relay over the WebSocket on the rendezvous TLS
+                                          port when the beacon gives no UDP answer within 3 s, back when it does;
+                                          tcp: no UDP at all (TLS registry + WebSocket relay); udp: UDP only
+             [--compat HOST:PORT]         the rendezvous TLS port (default: the registry host, port 443)
+             [--proxy http://[user:pass@]host:port]  HTTP CONNECT proxy (default HTTPS_PROXY; NO_PROXY honoured)
+             [--registry-fingerprint SHA256]  pin the rendezvous certificate; default: trust on first use,
+                                          kept in <home>/known_rendezvous.json
 storage quotas for what peers store here (0 = no limit; over them the sender gets quota_exceeded):
              [--inbox-max-messages-per-peer 1000] [--inbox-max-bytes-per-peer 64MiB]
              [--inbox-max-messages 10000] [--inbox-max-bytes 512MiB]

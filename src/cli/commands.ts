@@ -76,7 +76,9 @@ const info = defineCommand<null>({
   summary: 'Show this node: id, address, hostname, uptime, peers, connections, registry, NAT',
   args: [],
   flags: [],
-  returns: 'node_id, address, hostname, public_key, public, tags, registry, registry_connected, listen, public_endpoint, nat_type, uptime_secs, peers, connections, datapath, version',
+  returns:
+    'node_id, address, hostname, public_key, public, tags, registry, registry_connected, listen, public_endpoint, nat_type, uptime_secs, peers, connections, datapath, version, ' +
+    "transport ('udp'|'wss': what carries relay frames), transport_mode ('auto'|'udp'|'tcp'), transport_reason (why), compat (host:port of the rendezvous TLS port), proxy (URL without password, or null), transport_error (null or {code, message, hint})",
   errors: ['not_running'],
   parse: noArgs,
   async run(ctx) {
@@ -102,6 +104,11 @@ const info = defineCommand<null>({
         ['Peers', i.peers],
         ['Connections', i.connections],
         ['Datapath', i.datapath],
+        ['Transport', i.transport ? `${i.transport} (mode ${i.transport_mode})` : null],
+        ['Why', i.transport_reason ?? null],
+        ['Compat', i.compat ?? null],
+        ['Proxy', i.proxy ?? null],
+        ['Transport error', i.transport_error ? `${i.transport_error.code}: ${i.transport_error.message}${i.transport_error.hint ? `\n    hint: ${i.transport_error.hint}` : ''}` : null],
         ['Version', i.version],
       ]);
     return out(data, text);
@@ -987,7 +994,7 @@ const peers = defineCommand<{ search: string | undefined }>({
   summary: 'List known peers with their path (direct/relay), encryption and RTT',
   args: [],
   flags: [{ name: 'search', kind: 'string', value: '<query>', description: 'filter by node id, address, hostname or endpoint' }],
-  returns: 'peers [{node_id, address, hostname, endpoint, path, encrypted, suite, trusted, last_seen_ms, rtt_ms}], total',
+  returns: "peers [{node_id, address, hostname, endpoint, path, encrypted, suite, trusted, last_seen_ms, rtt_ms, transport ('wss' when the path is relay and our relay frames go over the WebSocket, else 'udp')}], total",
   errors: ['not_running'],
   parse: (a) => ok({ search: strFlag(a, 'search')?.toLowerCase() }),
   async run(ctx, p) {
@@ -1001,7 +1008,8 @@ const peers = defineCommand<{ search: string | undefined }>({
     const text = list.length
       ? table(
           ['NODE ID', 'ADDRESS', 'HOSTNAME', 'ENDPOINT', 'PATH', 'ENCRYPTED', 'TRUSTED', 'RTT'],
-          list.map((x) => [x.node_id, x.address, x.hostname ?? '-', x.endpoint ?? '-', x.path, x.encrypted ? x.suite ?? 'yes' : 'no', x.trusted ? 'yes' : 'no', x.rtt_ms === null ? '-' : `${x.rtt_ms.toFixed(1)}ms`]),
+          // A relay over the compat WebSocket shows as `relay (wss)` (the JSON's `transport`).
+          list.map((x) => [x.node_id, x.address, x.hostname ?? '-', x.endpoint ?? '-', x.transport === 'wss' ? `${x.path} (wss)` : x.path, x.encrypted ? x.suite ?? 'yes' : 'no', x.trusted ? 'yes' : 'no', x.rtt_ms === null ? '-' : `${x.rtt_ms.toFixed(1)}ms`]),
         )
       : p.search !== undefined
         ? `no peers matching '${p.search}'\n`

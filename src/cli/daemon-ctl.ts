@@ -48,6 +48,11 @@ const DAEMON_FLAGS: FlagSpec[] = [
   { name: 'no-legacy', kind: 'bool', description: 'never fall back to the original v0.5 tunnel suite' },
   { name: 'allow-insecure-legacy', kind: 'bool', description: 'accept the original plaintext PILT / unauthenticated PILK frames' },
   { name: 'relay-only', kind: 'bool', description: 'reach peers only through the beacon relay (hides our endpoint from peers)' },
+  // The compat transport (issue 13): networks that block UDP or allow only an HTTPS proxy.
+  { name: 'transport', kind: 'string', value: '<auto|udp|tcp>', description: 'auto (default): UDP, and the WebSocket relay on the rendezvous TLS port when UDP gets no answer within 3 s; udp: UDP only; tcp: no UDP at all (TLS registry + WebSocket relay) (env PILOT_TRANSPORT)' },
+  { name: 'compat', kind: 'string', value: '<host:port>', description: 'the rendezvous TLS (compat) port (default: the registry host, port 443) (env PILOT_COMPAT)' },
+  { name: 'proxy', kind: 'string', value: '<url>', description: 'HTTP CONNECT proxy for the TLS connections, http://[user:pass@]host:port (default HTTPS_PROXY / https_proxy; NO_PROXY honoured)' },
+  { name: 'registry-fingerprint', kind: 'string', value: '<sha256>', description: 'pin the rendezvous certificate (pilot-rendezvous --print-fingerprint); without it the first one seen is kept in <home>/known_rendezvous.json (env PILOT_REGISTRY_FINGERPRINT)' },
   // Storage quotas for what peers store here (0 = no limit); over them a sender gets quota_exceeded.
   ...QUOTA_FLAGS.map((q): FlagSpec => ({
     name: q.flag,
@@ -184,7 +189,11 @@ const start = defineCommand<Map<string, string | true>>({
       const r = checkHostname(h);
       if (!r.ok) return r;
     }
-    for (const k of ['registry', 'beacon', 'listen']) {
+    const tr = a.flags.get('transport');
+    if (tr !== undefined && (typeof tr !== 'string' || !['auto', 'udp', 'tcp'].includes(tr))) {
+      return err('invalid_argument', `invalid --transport '${String(tr)}'`, { hint: 'auto (default), udp or tcp' });
+    }
+    for (const k of ['registry', 'beacon', 'listen', 'compat']) {
       const v = a.flags.get(k);
       if (typeof v === 'string' && !parseHostPort(v).ok) {
         return err('invalid_argument', `--${k} '${v}' is not host:port`, { hint: `e.g. --${k} ${DEFAULT_REGISTRY_ADDR}` });

@@ -9,3 +9,4 @@ export * from './plan.js';
 export * from './messages.js';
 export * from './timing.js';
 export * from './paths.js';
+export * from './transport-choice.js';

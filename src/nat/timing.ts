@@ -65,3 +65,58 @@ export const NAT_TIMING: NatTiming = {
   maxPendingPunches: 4096,
   punchCommandsPerSec: 20,
 };
+
+/**
+ * The compat transport (issue 13): when a node carries relay frames over the WebSocket to the rendezvous instead
+ * of UDP (transport-choice.ts decides; src/node/compat/link.ts runs the link). Times in µs.
+ */
+export interface CompatTiming {
+  /** auto: UDP probes (discover at the beacon) this far apart while deciding… */
+  udpProbeIntervalUs: Micros;
+  /** …and no UDP answer from the beacon this long after the first probe → the WebSocket carries the relay. */
+  udpAnswerTimeoutUs: Micros;
+  /** auto, on wss: probe UDP this often; an answer moves the node back to UDP (and the engine to direct paths). */
+  udpReprobeIntervalUs: Micros;
+  /** auto, on udp: no UDP answer from the beacon for this long (its discovers are answered every 25 s) → probe again. */
+  udpSilentUs: Micros;
+  /** auto, on wss: a UDP discover that got no answer this long after it left → discover again over the link (a
+   *  UDP discover that did reach the beacon moved our endpoint there; this moves it back to the channel). */
+  linkReassertAfterUs: Micros;
+  /** Link: authenticated discover over the channel on open and this often (keeps the beacon's mapping). */
+  linkDiscoverIntervalUs: Micros;
+  /** Link: a WebSocket ping this often; nothing heard for linkSilentUs → terminate and reconnect. A half-open
+   *  connection is therefore detected within linkSilentUs + linkPingIntervalUs (the check runs at each ping). */
+  linkPingIntervalUs: Micros;
+  linkSilentUs: Micros;
+  /** Link: reconnect after a drop with exponential backoff from initial to max, each delay × (0.5..1) jitter. */
+  linkBackoffInitialUs: Micros;
+  linkBackoffMaxUs: Micros;
+  /** Link: proxy + TLS + WebSocket upgrade must finish within this. */
+  linkDialTimeoutUs: Micros;
+  /** Link: over this many bytes waiting in the WebSocket's send buffer, new datagrams are dropped (the stream
+   *  ARQ retransmits; datagram semantics, bounded memory). */
+  linkMaxBufferedBytes: number;
+  /** auto: the registry moves from plain TCP to TLS on the compat port after this many failed connects in a row
+   *  (and back after as many failures there)… */
+  registryFailuresBeforeSwitch: number;
+  /** …or this many when the current route has connected before (a registry restart is not a blocked network:
+   *  a short outage must not send a working node to another port). */
+  registryFailuresBeforeSwitchAfterSuccess: number;
+}
+
+export const COMPAT_TIMING: CompatTiming = {
+  udpProbeIntervalUs: 1_000_000,
+  udpAnswerTimeoutUs: 3_000_000,
+  udpReprobeIntervalUs: 15_000_000,
+  udpSilentUs: 30_000_000,
+  linkReassertAfterUs: 1_000_000,
+  linkDiscoverIntervalUs: 20_000_000,
+  linkPingIntervalUs: 5_000_000,
+  linkSilentUs: 15_000_000,
+  linkBackoffInitialUs: 250_000,
+  linkBackoffMaxUs: 10_000_000,
+  linkDialTimeoutUs: 10_000_000,
+  linkMaxBufferedBytes: 4 * 1024 * 1024,
+  registryFailuresBeforeSwitch: 2,
+  registryFailuresBeforeSwitchAfterSuccess: 8,
+};

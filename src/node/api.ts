@@ -25,6 +25,18 @@ export interface NodeInfo {
   connections: number;
   datapath: 'native' | 'dgram';
   version: string;
+  /** What carries relay frames now (issue 13): UDP, or the WebSocket to the rendezvous's compat port. */
+  transport?: 'udp' | 'wss';
+  /** --transport as configured. */
+  transport_mode?: 'auto' | 'udp' | 'tcp';
+  /** Why `transport` is what it is (one human sentence). */
+  transport_reason?: string;
+  /** The rendezvous's compat (TLS) port, host:port. */
+  compat?: string;
+  /** The HTTP proxy the compat connections use (URL without the password), or null. */
+  proxy?: string | null;
+  /** The last compat failure (fingerprint_mismatch, proxy_failed, connection_failed, timeout, …), or null. */
+  transport_error?: { code: string; message: string; hint: string | null } | null;
 }
 
 export interface PeerEntry {
@@ -38,6 +50,8 @@ export interface PeerEntry {
   trusted: boolean;
   last_seen_ms: number | null;
   rtt_ms: number | null;
+  /** 'wss' when the path is the relay and our relay frames go over the WebSocket; else 'udp'. */
+  transport?: 'udp' | 'wss';
 }
 
 export interface ConnectionEntry {

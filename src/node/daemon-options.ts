@@ -5,6 +5,9 @@ import { err, ok, type Result } from '../core/result.js';
 import { DEFAULT_BEACON_ADDR, DEFAULT_REGISTRY_ADDR, hostToIp, parseHostPort, type HostPort, type UdpEndpoint } from '../wire/endpoint.js';
 import { HOSTNAME_HINT, isHostname } from '../wire/hostname.js';
 import { defaultHome, homePaths } from './home.js';
+import { DEFAULT_COMPAT_PORT, parseFingerprint, type Fingerprint } from '../wire/compat-frames.js';
+import type { TransportMode } from '../nat/transport-choice.js';
+import { parseNoProxy, parseProxyUrl, type NoProxyRule, type ProxyConfig } from './compat/proxy.js';
 
 /**
  * Storage limits for what peers store here (port 1001). Per peer (by sender address) and in total; 0 = no limit.
@@ -79,12 +82,28 @@ export interface DaemonOptions {
   idleTimeoutMs: number;
   config: string | null;
   quotas: StorageQuotas;
+  /**
+   * The compat transport (issue 13): 'auto' (default: UDP, the WebSocket relay when UDP gets no answer), 'udp'
+   * (UDP only), 'tcp' (no UDP at all: the registry over TLS and the relay over the WebSocket).
+   */
+  transport: TransportMode;
+  /** The rendezvous's TLS (compat) port, `host:port` as given; null = the registry host, port 443. */
+  compat: string | null;
+  /** HTTP CONNECT proxy URL for the compat connections (`--proxy`, else HTTPS_PROXY / https_proxy); null = none. */
+  proxy: string | null;
+  /** NO_PROXY / no_proxy: destinations that skip the proxy. */
+  noProxy: string | null;
+  /** Pin of the rendezvous certificate's SHA-256 (as typed); null = trust on first use. */
+  registryFingerprint: string | null;
 }
+
+export const TRANSPORT_MODES: readonly TransportMode[] = ['auto', 'udp', 'tcp'];
 
 const BOOL_FLAGS = new Set(['public', 'no-echo', 'no-dataexchange', 'no-eventstream', 'trust-auto-approve', 'foreground', 'no-relay', 'relay-only', 'no-legacy', 'allow-insecure-legacy']);
 const VALUE_FLAGS = new Set([
   'home', 'registry', 'beacon', 'listen', 'socket', 'identity', 'hostname', 'log-level', 'log-format', 'config',
-  'keepalive', 'idle-timeout', 'beacon2', 'legacy-socket', ...QUOTA_FLAGS.map((q) => q.flag),
+  'keepalive', 'idle-timeout', 'beacon2', 'legacy-socket', 'transport', 'compat', 'proxy', 'registry-fingerprint',
+  ...QUOTA_FLAGS.map((q) => q.flag),
 ]);
 
 
@@ -104,9 +123,17 @@ export interface DaemonAddresses {
   beacon2: UdpEndpoint | null;
   /** Tunnel socket bind address; no host → 0.0.0.0; port 0 = any. */
   listen: HostPort;
+  /** The rendezvous's compat (TLS) port: --compat, else the registry host at DEFAULT_COMPAT_PORT (443). */
+  compat: HostPort;
+  proxy: ProxyConfig | null;
+  noProxy: NoProxyRule[];
+  registryFingerprint: Fingerprint | null;
 }
 
-export function parseDaemonAddresses(o: Pick<DaemonOptions, 'registry' | 'beacon' | 'beacon2' | 'listen'>): Result<DaemonAddresses> {
+type AddressOptions = Pick<DaemonOptions, 'registry' | 'beacon' | 'beacon2' | 'listen'> &
+  Partial<Pick<DaemonOptions, 'compat' | 'proxy' | 'noProxy' | 'registryFingerprint'>>;
+
+export function parseDaemonAddresses(o: AddressOptions): Result<DaemonAddresses> {
   const parsed: Partial<Record<'registry' | 'beacon' | 'listen' | 'beacon2', HostPort>> = {};
   for (const [k, v] of [['registry', o.registry], ['beacon', o.beacon], ['listen', o.listen], ['beacon2', o.beacon2]] as const) {
     if (v === null) continue;
@@ -114,11 +141,34 @@ export function parseDaemonAddresses(o: Pick<DaemonOptions, 'registry' | 'beacon
     if (!hp.ok) return err('invalid_argument', `--${k} '${v}' is not host:port`, { hint: `e.g. --${k} ${DEFAULT_REGISTRY_ADDR}` });
     parsed[k] = hp.value;
   }
+  const registry = { host: parsed.registry!.host || '127.0.0.1', port: parsed.registry!.port };
+  let compat: HostPort = { host: registry.host, port: DEFAULT_COMPAT_PORT };
+  if (o.compat) {
+    const hp = parseHostPort(o.compat, { minPort: 1 });
+    if (!hp.ok) return err('invalid_argument', `--compat '${o.compat}' is not host:port`, { hint: 'the rendezvous --compat-addr, e.g. --compat rendezvous.example.com:443' });
+    compat = { host: hp.value.host || registry.host, port: hp.value.port };
+  }
+  let proxy: ProxyConfig | null = null;
+  if (o.proxy) {
+    const p = parseProxyUrl(o.proxy);
+    if (!p.ok) return p;
+    proxy = p.value;
+  }
+  let registryFingerprint: Fingerprint | null = null;
+  if (o.registryFingerprint) {
+    const f = parseFingerprint(o.registryFingerprint);
+    if (!f.ok) return err('invalid_argument', `--registry-fingerprint: ${f.error.message}`, { hint: f.error.hint ?? '' });
+    registryFingerprint = f.value;
+  }
   return ok({
-    registry: { host: parsed.registry!.host || '127.0.0.1', port: parsed.registry!.port },
+    registry,
     beacon: flagEndpoint(parsed.beacon!),
     beacon2: parsed.beacon2 ? flagEndpoint(parsed.beacon2) : null,
     listen: { host: parsed.listen!.host || '0.0.0.0', port: parsed.listen!.port },
+    compat,
+    proxy,
+    noProxy: parseNoProxy(o.noProxy),
+    registryFingerprint,
   });
 }
 
@@ -200,6 +250,11 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     idleTimeoutMs: durationMs(pick('idle-timeout', null, 'idle_timeout', '60s')),
     config: configPath,
     quotas: { ...DEFAULT_STORAGE_QUOTAS },
+    transport: pick('transport', 'PILOT_TRANSPORT', 'transport', 'auto') as TransportMode,
+    compat: pick('compat', 'PILOT_COMPAT', 'compat', '') || null,
+    proxy: (flags.get('proxy') ?? (env.HTTPS_PROXY || env.https_proxy || (typeof file.proxy === 'string' ? file.proxy : ''))) || null,
+    noProxy: (env.NO_PROXY || env.no_proxy || (typeof file.no_proxy === 'string' ? file.no_proxy : '')) || null,
+    registryFingerprint: pick('registry-fingerprint', 'PILOT_REGISTRY_FINGERPRINT', 'registry_fingerprint', '') || null,
   };
   for (const q of QUOTA_FLAGS) {
     const raw = pick(q.flag, null, q.flag.replace(/-/g, '_'), '');
@@ -215,6 +270,12 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
   if (opts.listen.startsWith(':')) opts.listen = '0.0.0.0' + opts.listen;
   const addrs = parseDaemonAddresses(opts);
   if (!addrs.ok) return addrs;
+  if (!TRANSPORT_MODES.includes(opts.transport)) {
+    return err('invalid_argument', `invalid --transport '${opts.transport}'`, { hint: 'auto (default), udp or tcp' });
+  }
+  if (opts.transport === 'tcp' && !opts.relay) {
+    return err('invalid_argument', '--transport tcp carries everything through the rendezvous relay; it cannot go with --no-relay', { hint: 'drop --no-relay, or use --transport auto' });
+  }
   if (opts.hostname !== null && !isHostname(opts.hostname)) {
     return err('invalid_argument', `invalid hostname '${opts.hostname}'`, { hint: HOSTNAME_HINT });
   }

@@ -8,6 +8,7 @@ import { monotonicClock, realTimers, realWallClock, type Clock, type Timers, typ
 import { Rng } from '../core/rng.js';
 import type { Result } from '../core/result.js';
 import { openDatapath, openDgramDatapath, type Datapath, type OpenDatapathOptions } from '../datapath/index.js';
+import { dialCompat, type CompatConnection, type CompatDialOptions } from './compat/dial.js';
 
 export interface NodeEnv {
   /** Monotonic µs (protocol time). */
@@ -24,6 +25,11 @@ export interface NodeEnv {
   openExtraSocket(opts: OpenDatapathOptions): Promise<Result<Datapath>>;
   /** A byte stream to the registry; emits 'connect' when open (a net.Socket in the real world). */
   connectRegistry(host: string, port: number): Duplex;
+  /**
+   * One verified TLS connection to the rendezvous's compat port (proxy, TLS, fingerprint: src/node/compat/dial.ts);
+   * absent where there is none (simulations): the node then has no compat transport and stays on UDP.
+   */
+  dialCompat?(opts: CompatDialOptions): Promise<Result<CompatConnection>>;
 }
 
 export function realEnv(seed?: number): NodeEnv {
@@ -35,5 +41,6 @@ export function realEnv(seed?: number): NodeEnv {
     openDatapath,
     openExtraSocket: (o) => openDgramDatapath(o),
     connectRegistry: (host, port) => netConnect({ host, port }),
+    dialCompat,
   };
 }

@@ -2,6 +2,8 @@
 // implements the parts of NodeApi that need no service protocol, and ServiceHost for the built-in services
 // (composed above it, in sdk/local-node.ts). Decisions live in the rooms: trust/ (the trust state machine),
 // peers/ (who a peer is, the Noise suite), membership.ts (the registry), streams/, the NAT traversal.
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { err, ok, type Result } from '../core/result.js';
 import type { PilotError } from '../core/errors.js';
@@ -13,6 +15,13 @@ import { formatAddr, isValidPort } from '../wire/address.js';
 import { isNoiseFamily } from '../wire/noise-frame.js';
 import { isPilp } from '../wire/legacy-frame.js';
 import { isBeaconMessage } from '../wire/beacon-message.js';
+import { COMPAT_ALPN_REGISTRY } from '../wire/compat-frames.js';
+import { formatHostPort } from '../wire/endpoint.js';
+import { COMPAT_TIMING, TransportChoice } from '../nat/index.js';
+import { CompatLink } from './compat/link.js';
+import type { CompatConnection } from './compat/dial.js';
+import { KNOWN_RENDEZVOUS_FILE } from './compat/known-rendezvous.js';
+import { proxyFor, type ProxyConfig } from './compat/proxy.js';
 import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram } from '../wire/segment.js';
 import { Driver } from './driver.js';
 import { realEnv, type NodeEnv } from './env.js';
@@ -49,6 +58,8 @@ import type {
 export const VERSION = '0.1.0';
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+/** A registry connect (plain TCP; the TLS route has the compat dial's own deadline) must open within this. */
+const REGISTRY_CONNECT_TIMEOUT_MS = 5_000;
 /** A dial that hears nothing from the peer this long re-handshakes (the peer may have restarted). */
 const DIAL_REHANDSHAKE_AFTER_MS = 600;
 
@@ -72,6 +83,16 @@ export class Daemon implements ServiceHost {
   /** The primary beacon; `beaconEndpoint` is the same address when relaying is allowed, else null. */
   private readonly beaconAddr: UdpEndpoint;
   private readonly beaconEndpoint: UdpEndpoint | null;
+  /** Never a direct path: --relay-only, or --transport tcp (no UDP at all). */
+  private readonly isRelayOnly: boolean;
+  /** UDP or the compat WebSocket for relay frames, plain TCP or TLS for the registry (src/nat/transport-choice.ts). */
+  readonly transport: TransportChoice;
+  /** The compat WebSocket link; null without a compat transport (--transport udp, simulations). */
+  private readonly link: CompatLink | null;
+  /** The proxy the compat connections go through (NO_PROXY considered), or null. */
+  private readonly compatProxy: ProxyConfig | null;
+  /** The last failure of a registry connection over TLS (compat); null after a success. */
+  private registryTlsError: PilotError | null = null;
   private readonly nowUs = (): Micros => this.driver.nowUs();
 
   private constructor(
@@ -87,11 +108,28 @@ export class Daemon implements ServiceHost {
     this.startedAtMs = env.wall.nowMs();
     this.beaconAddr = { ...addrs.beacon };
     this.beaconEndpoint = opts.relay ? this.beaconAddr : null;
+    this.isRelayOnly = opts.relayOnly || opts.transport === 'tcp';
+    const hasCompat = env.dialCompat !== undefined && opts.transport !== 'udp' && this.beaconEndpoint !== null;
+    this.compatProxy = proxyFor(addrs.proxy, addrs.noProxy, addrs.compat.host, addrs.compat.port);
+    this.transport = new TransportChoice({ mode: opts.transport, hasCompat, isRegistryProxied: this.compatProxy !== null });
+    this.link = hasCompat
+      ? new CompatLink({
+          driver,
+          rng: env.rng,
+          logger: logger.child({ component: 'compat' }),
+          target: addrs.compat,
+          dial: () => this.dialCompat(['http/1.1'], COMPAT_TIMING.linkDialTimeoutUs / 1000),
+          encodeDiscover: () => this.nat.encodeDiscover(),
+          onDatagrams: (batch) => this.handleBatch(batch),
+          beacon: this.beaconAddr,
+        })
+      : null;
     this.registry = new RegistryClient({
       registryAddr: addrs.registry,
       driver,
       rng: env.rng,
-      connect: (host, port) => env.connectRegistry(host, port),
+      connect: (host, port) => this.connectRegistry(host, port),
+      connectTimeoutMs: REGISTRY_CONNECT_TIMEOUT_MS,
       nowMs: () => env.wall.nowMs(),
       sign: (msg) => sign(identity, msg),
       logger: logger.child({ component: 'registry' }),
@@ -103,7 +141,7 @@ export class Daemon implements ServiceHost {
       knownEndpoint: (id) => this.tunnels.peers.get(id)?.endpoint,
       isNoiseUp: (id) => this.tunnels.peers.get(id)?.isUp ?? false,
       isLegacyEnabled: opts.legacy,
-      isRelayOnly: opts.relayOnly && this.beaconEndpoint !== null,
+      isRelayOnly: this.isRelayOnly && this.beaconEndpoint !== null,
       isPublic: () => this.membership.isPublic,
     });
     this.trustMachine = new TrustMachine({
@@ -133,6 +171,9 @@ export class Daemon implements ServiceHost {
   static async start(opts: DaemonOptions, logger: Logger, env: NodeEnv = realEnv()): Promise<Result<Daemon>> {
     const addrs = parseDaemonAddresses(opts);
     if (!addrs.ok) return addrs;
+    if (opts.transport === 'tcp' && !opts.relay) {
+      return err('invalid_argument', '--transport tcp carries everything through the rendezvous relay; it cannot go with --no-relay', { hint: 'drop --no-relay, or use --transport auto' });
+    }
     const paths = homePaths(opts.home);
     const home = prepareHome(paths.home); // 0700, ours, or refused (unsafe_home)
     if (!home.ok) return home;
@@ -163,7 +204,8 @@ export class Daemon implements ServiceHost {
     const idleTimeoutUs = opts.idleTimeoutMs * 1000;
 
     // The tunnel socket every suite sends on; the path driver listens to its flows.
-    const socket = new MainSocket(this.datapath);
+    // With the compat link, relay frames may take the WebSocket instead (the path driver sets the route).
+    const socket = new MainSocket(this.datapath, { beacon: this.beaconEndpoint, link: this.link, requestFlush: () => driver.requestFlush() });
     // Paths to peers: src/nat's engine decides (punching, prediction, birthday probing, liveness), this runs it.
     this.nat = new PathDriver({
       logger: this.logger.child({ component: 'nat' }),
@@ -171,7 +213,7 @@ export class Daemon implements ServiceHost {
       rng: this.env.rng,
       wall: this.env.wall,
       openExtraSocket: this.env.openExtraSocket,
-      relayOnly: opts.relayOnly,
+      relayOnly: this.isRelayOnly,
       beaconAddr: this.beaconAddr,
       beacon2Addr: this.addrs.beacon2,
       beaconEndpoint: this.beaconEndpoint,
@@ -183,6 +225,8 @@ export class Daemon implements ServiceHost {
       beaconToken: () => this.registry.beaconToken,
       acceptsPunchFrom: (id) => this.membership.isPublic || this.trust.isTrusted(id),
       legacyRelayed: (frame, sender, now) => this.legacy.handleFrame(frame, this.beaconAddr.ip, this.beaconAddr.port, now, sender),
+      transport: this.transport,
+      link: this.link,
     });
     this.tunnels = new NoiseSuite({
       identity: this.identity,
@@ -202,7 +246,7 @@ export class Daemon implements ServiceHost {
       relay: () => this.beaconEndpoint,
       onHandshakeStart: (peer) => this.nat.requestPunch(peer.nodeId),
       onSessionUp: (peer) => this.nat.handleSessionUp(peer),
-      directOnlyAttempts: opts.relayOnly ? 0 : 2,
+      directOnlyAttempts: this.isRelayOnly ? 0 : 2,
     });
     this.legacy = new LegacySuite({
       identity: this.identity,
@@ -212,7 +256,7 @@ export class Daemon implements ServiceHost {
       rng: this.env.rng,
       udp: socket,
       relay: () => this.beaconEndpoint,
-      relayOnly: opts.relayOnly,
+      relayOnly: this.isRelayOnly,
       // No downgrade: a PILA in the name of a node our registry marks Noise is refused (v05KeyFrom).
       registryKey: (id) => this.resolver.v05Key(id),
       authorize: (id, key) => this.resolver.authorize(id, key),
@@ -248,9 +292,18 @@ export class Daemon implements ServiceHost {
       ],
     });
     driver.onFlush(() => this.tunnels.flushTx());
+    // Relay frames the turn routed to the WebSocket leave after the tunnels' batch, as one message per ≤ 256 KiB.
+    if (this.link) {
+      const link = this.link;
+      driver.onFlush(() => link.flush());
+    }
     this.dgramSender = new DatagramSender({ resolver: this.resolver, tunnels: this.tunnels, legacy: this.legacy, conns: this.conns, nowUs: this.nowUs });
     this.dgrams = new DatagramPorts({ send: (to, fromPort, toPort, data) => this.dgramSender.send(to, fromPort, toPort, data), driver });
-    this.datapath.onReceive((batch) => this.handleBatch(batch));
+    // --transport tcp sends no UDP and so takes none either: a peer's direct UDP frame would make the tunnel roam
+    // to a path we never send on. The link's datagrams enter handleBatch directly.
+    this.datapath.onReceive((batch) => {
+      if (opts.transport !== 'tcp') this.handleBatch(batch);
+    });
 
     const reg = await this.membership.start();
     if (!reg.ok) {
@@ -294,6 +347,83 @@ export class Daemon implements ServiceHost {
     const peer = this.tunnels.peers.get(nodeId);
     if (!peer) return err('connection_failed', `no tunnel to node ${nodeId}`);
     return this.tunnels.sendPlaintext(peer, plaintext, now);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Compat transport: the registry's connection (plain TCP or TLS on the compat port) and the one TLS dial
+
+  /** The registry client's connect: today's plain stream in udp mode (and simulations), else as the choice says. */
+  private connectRegistry(host: string, port: number): Duplex | Promise<Result<Duplex>> {
+    if (!this.env.dialCompat || this.opts.transport === 'udp' || this.beaconEndpoint === null) return this.env.connectRegistry(host, port);
+    return this.transport.registryRoute === 'tls' ? this.dialRegistryTls() : this.dialRegistryPlain(host, port);
+  }
+
+  /** Plain TCP, reported to the transport choice (two failures in a row in auto → TLS). */
+  private dialRegistryPlain(host: string, port: number): Promise<Result<Duplex>> {
+    const s = this.env.connectRegistry(host, port);
+    return new Promise((resolve) => {
+      const done = (r: Result<Duplex>): void => {
+        timer.cancel();
+        s.off('connect', onConnect);
+        s.off('error', onError);
+        s.off('close', onClose);
+        this.transport.handleRegistryConnect(r.ok);
+        resolve(r);
+      };
+      const fail = (why: string): void => {
+        s.on('error', () => undefined);
+        s.destroy();
+        done(err('connection_failed', `registry ${formatHostPort(host, port)}: ${why}`));
+      };
+      const onConnect = (): void => {
+        this.registryTlsError = null; // a TLS failure on the way here is not the state any more
+        done(ok(s));
+      };
+      const onError = (e: Error): void => fail(e.message);
+      const onClose = (): void => fail('connection closed');
+      // Before the registry client's own connect timeout (same length, armed after this one), so the failure
+      // counts before its next attempt picks the route.
+      const timer = this.driver.after(REGISTRY_CONNECT_TIMEOUT_MS, () => fail('connect timeout'));
+      s.once('connect', onConnect);
+      s.once('error', onError);
+      s.once('close', onClose);
+    });
+  }
+
+  /** The registry over TLS on the compat port (ALPN pilot-registry). */
+  private async dialRegistryTls(): Promise<Result<Duplex>> {
+    // Within the registry client's connect timeout (armed after this dial's deadline, so this one ends first).
+    let r = await this.dialCompat([COMPAT_ALPN_REGISTRY], REGISTRY_CONNECT_TIMEOUT_MS);
+    if (r.ok && r.value.alpnProtocol !== COMPAT_ALPN_REGISTRY) {
+      r.value.socket.destroy();
+      r = err('connection_failed', `the compat port ${formatHostPort(this.addrs.compat.host, this.addrs.compat.port)} did not take ALPN ${COMPAT_ALPN_REGISTRY} (a rendezvous without the compat transport?)`, {
+        hint: 'update the rendezvous, or check --compat',
+      });
+    }
+    this.registryTlsError = r.ok ? null : r.error;
+    this.transport.handleRegistryConnect(r.ok);
+    return r.ok ? ok(r.value.socket) : r;
+  }
+
+  /** One verified TLS connection to the compat port (src/node/compat/dial.ts), for the registry and the link. */
+  private dialCompat(alpn: string[], timeoutMs: number): Promise<Result<CompatConnection>> {
+    const target = this.addrs.compat;
+    return this.env.dialCompat!({
+      target,
+      alpn,
+      proxy: this.compatProxy,
+      pinned: this.addrs.registryFingerprint,
+      knownFile: join(this.paths.home, KNOWN_RENDEZVOUS_FILE),
+      timeoutMs,
+      after: (ms, fn) => this.driver.after(ms, fn),
+      nowMs: () => this.env.wall.nowMs(),
+      logger: this.logger.child({ component: 'compat' }),
+    });
+  }
+
+  /** info's transport_error: the link's last failure, else the TLS registry's. */
+  private get transportError(): PilotError | null {
+    return this.link?.lastError ?? this.registryTlsError;
   }
 
   private keepalive(): void {
@@ -346,7 +476,20 @@ export class Daemon implements ServiceHost {
       connections: this.conns.size,
       datapath: this.datapath.kind,
       version: VERSION,
+      transport: this.transport.carrier,
+      transport_mode: this.transport.mode,
+      transport_reason: this.transportReason(),
+      compat: formatHostPort(this.addrs.compat.host, this.addrs.compat.port),
+      proxy: this.compatProxy?.display ?? null,
+      transport_error: errorView(this.transportError),
     });
+  }
+
+  private transportReason(): string {
+    const r = this.transport.reason;
+    const link = this.link;
+    if (this.transport.carrier !== 'wss' || !link) return r;
+    return link.isRegistered ? `${r}; the WebSocket is registered at the beacon` : `${r}; the WebSocket is ${link.state === 'open' ? 'open, registering' : 'connecting'}`;
   }
 
   setHostname = (hostname: string): Promise<Result<{ hostname: string }>> => this.membership.setHostname(hostname);
@@ -485,6 +628,7 @@ export class Daemon implements ServiceHost {
         trusted: this.trust.isTrusted(r.nodeId),
         last_seen_ms: r.lastRecvUs !== null ? Math.round((now - r.lastRecvUs) / 1000) : null,
         rtt_ms: r.rttUs !== null ? Math.round(r.rttUs / 10) / 100 : null,
+        transport: r.path === 'relay' && this.transport.carrier === 'wss' ? 'wss' : 'udp',
       })),
     });
   }
@@ -532,4 +676,9 @@ interface SuitePeerRow {
   suite: SuiteName | null;
   lastRecvUs: Micros | null;
   rttUs: number | null;
+}
+
+/** A PilotError as info shows it: {code, message, hint}. */
+function errorView(e: PilotError | null): NodeInfo['transport_error'] {
+  return e ? { code: e.code, message: e.message, hint: e.hint ?? null } : null;
 }

@@ -19,7 +19,7 @@ import type { Duplex } from 'node:stream';
 import { BEACON_TOKEN_BYTES } from '../wire/beacon-message.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../core/logger.js';
-import { type ErrorCode } from '../core/errors.js';
+import { type ErrorCode, type PilotError } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
 import { heldTimers, monotonicClock, realWallClock } from '../core/clock.js';
 import { Rng } from '../core/rng.js';
@@ -92,8 +92,12 @@ export interface RegistryClientOptions {
   driver?: Driver;
   /** Reconnect jitter (NodeEnv.rng). Default: seeded from the crypto RNG. */
   rng?: Rng;
-  /** The byte stream to the registry (NodeEnv.connectRegistry); must emit 'connect' once open. Default net.connect. */
-  connect?: (host: string, port: number) => Duplex;
+  /**
+   * The byte stream to the registry. Either a Duplex that emits 'connect' once open (NodeEnv.connectRegistry, a
+   * net.Socket in the real world; default net.connect), or a promise of an already open one (the compat transport's
+   * TLS dial, src/node/compat/dial.ts): its error is the connect failure, logged and retried like a refused connect.
+   */
+  connect?: (host: string, port: number) => Duplex | Promise<Result<Duplex>>;
 }
 
 export interface RegisterResult {
@@ -158,7 +162,9 @@ export class RegistryClient {
   private readonly driver: Driver;
   private readonly ownsDriver: boolean;
   private readonly rng: Rng;
-  private readonly connectStream: (host: string, port: number) => Duplex;
+  private readonly connectStream: (host: string, port: number) => Duplex | Promise<Result<Duplex>>;
+  /** The last failed connect's error (async connects only: a TLS or proxy failure has a code worth showing). */
+  lastConnectError: PilotError | null = null;
   private heartbeatFailures = 0;
   private clockOffsetSec = 0;
   private isFresh: boolean;
@@ -681,22 +687,52 @@ export class RegistryClient {
       this.scheduleReconnect('bad registry address');
       return;
     }
-    const sock = this.connectStream(this.target.value.host, this.target.value.port);
+    const stream = this.connectStream(this.target.value.host, this.target.value.port);
+    if (!(stream instanceof Promise)) {
+      this.attach(stream, true);
+      return;
+    }
+    let isAbandoned = false;
+    const connectTimer = this.driver.after(this.opts.connectTimeoutMs, () => {
+      isAbandoned = true;
+      this.scheduleReconnect('connect timeout');
+    });
+    void stream.then((r) => {
+      if (isAbandoned || this.state === 'closed') {
+        if (r.ok) r.value.destroy();
+        return;
+      }
+      connectTimer.cancel();
+      if (!r.ok) {
+        const isNew = this.lastConnectError?.message !== r.error.message;
+        this.lastConnectError = r.error;
+        if (isNew) this.options.logger?.warn({ code: r.error.code, hint: r.error.hint }, `registry connect failed: ${r.error.message}`);
+        this.scheduleReconnect(r.error.message);
+        return;
+      }
+      this.lastConnectError = null;
+      this.attach(r.value, false);
+    });
+  }
+
+  /** Use `sock` as the connection: `awaitConnect` waits for its 'connect' event, else it is open already. */
+  private attach(sock: Duplex, awaitConnect: boolean): void {
     const conn: Conn = { sock, decoder: new RegistryFrameDecoder(), pending: [], isReady: false };
     this.conn = conn;
     const tcp = sock as Partial<Pick<import('node:net').Socket, 'setNoDelay' | 'setKeepAlive'>>;
     tcp.setNoDelay?.(true);
-    const connectTimer = this.driver.after(this.opts.connectTimeoutMs, () => sock.destroy(new Error('connect timeout')));
-    sock.on('connect', () => {
-      connectTimer.cancel();
+    const connectTimer = awaitConnect ? this.driver.after(this.opts.connectTimeoutMs, () => sock.destroy(new Error('connect timeout'))) : null;
+    const onOpen = (): void => {
+      connectTimer?.cancel();
       this.reconnectAttempt = 0;
       tcp.setKeepAlive?.(true, 30_000);
       void this.restore();
-    });
+    };
+    if (awaitConnect) sock.on('connect', onOpen);
     sock.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     sock.on('error', () => undefined);
     sock.on('close', () => {
-      connectTimer.cancel();
+      connectTimer?.cancel();
       for (const p of conn.pending.splice(0)) {
         p.timer.cancel();
         p.resolve(err('connection_failed', 'registry connection lost'));
@@ -709,6 +745,7 @@ export class RegistryClient {
       if (wasReady) this.emit({ kind: 'disconnected', error: 'connection closed' });
       this.scheduleReconnect('connection closed');
     });
+    if (!awaitConnect) onOpen();
   }
 
   /** After (re)connecting: re-register and re-apply the session before user requests flow. */

@@ -4,6 +4,7 @@
 // Root + nftables only; skipped with one line elsewhere. PILOT_MATRIX_TRIALS (default 1).
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { netsimUnavailableReason } from '../../netsim/exec.js';
@@ -68,16 +69,18 @@ describe('netsim NAT traversal matrix (real daemons)', { skip: why ?? false }, (
   ) =>
     it(name, { timeout: 300_000 }, async (t) => {
       let outcome: Awaited<ReturnType<typeof transferFile>> | null = null;
+      const dir = mkdtempSync(join(tmpdir(), 'pn-matrix-'));
       const r = await runPair(
         natA,
         natB,
         async (ctx) => {
-          const s = await startPairSession(ctx);
+          const s = await startPairSession(ctx, { dir });
           assert.ok(s.ok, s.ok ? '' : s.error.message);
           outcome = await transferFile(s.value);
         },
         { rendezvousExtraIps: 1, timeoutMs: 280_000, ...(link ? { link } : {}) },
       );
+      rmSync(dir, { recursive: true, force: true });
       assert.ok(r.ok, r.ok ? '' : r.error.message);
       const o = outcome as Awaited<ReturnType<typeof transferFile>> | null;
       assert.ok(o);
@@ -101,16 +104,18 @@ describe('netsim NAT traversal matrix (real daemons)', { skip: why ?? false }, (
   // finds the direct path, so a fixed-size file raced the upgrade and lost in 2 of 3 runs).
   it('10 MB byte-exact across a relay→direct upgrade mid-transfer (port-restricted ↔ random symmetric)', { timeout: 300_000 }, async (t) => {
     let outcome: UpgradeStreamResult | null = null;
+    const dir = mkdtempSync(join(tmpdir(), 'pn-matrix-'));
     const r = await runPair(
       'port-restricted-cone',
       'symmetric-random',
       async (ctx) => {
-        const s = await startPairSession(ctx);
+        const s = await startPairSession(ctx, { dir });
         assert.ok(s.ok, s.ok ? '' : s.error.message);
         outcome = await streamAcrossUpgrade(s.value, { afterBytes: 10 * 1024 * 1024 });
       },
       { rendezvousExtraIps: 1, timeoutMs: 280_000 },
     );
+    rmSync(dir, { recursive: true, force: true });
     assert.ok(r.ok, r.ok ? '' : r.error.message);
     const o = outcome as UpgradeStreamResult | null;
     assert.ok(o);

@@ -1,7 +1,8 @@
 // Pure checks of netsim's generated rules and scenario tables; no root needed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NAT_KINDS, natRuleset, natSysctls, parseNatKind } from '../../netsim/nat.js';
+import { egressRuleset, NAT_KINDS, natRuleset, natSysctls, parseIpv4Endpoint, parseNatKind } from '../../netsim/nat.js';
+import { tinyproxyConfig } from '../../netsim/proxy.js';
 import { lossRuleset, needsUserspaceLink, tbfArgs } from '../../netsim/link.js';
 import { expectedPath, findScenario, matrixPairs, pairSpec, SCENARIOS } from '../../netsim/scenario.js';
 
@@ -75,4 +76,28 @@ test('scenarios, aliases and expected paths', () => {
   assert.equal(same.nats?.[0]?.hairpin, true);
   const pub = pairSpec('none', 'symmetric-random');
   assert.deepEqual(pub.publicHosts?.map((h) => h.name), ['rendezvous', 'a']);
+});
+
+test('egress filter: empty by default, UDP block rules tagged, proxy-only accepts only TCP to the proxy', () => {
+  const none = egressRuleset({ kind: 'port-restricted-cone' }, params);
+  assert.match(none, /delete table ip pn_egress/);
+  assert.match(none, /hook forward priority filter - 10/);
+  assert.doesNotMatch(none, /drop/);
+  const blk = egressRuleset({ kind: 'port-restricted-cone', blockUdp: true }, params);
+  assert.match(blk, /iifname "pn-br" oifname "pn-wan" meta l4proto udp drop comment "pn-udp-block"/);
+  assert.match(blk, /iifname "pn-wan" oifname "pn-br" meta l4proto udp drop comment "pn-udp-block"/);
+  const px = egressRuleset({ kind: 'port-restricted-cone', proxyOnly: 'proxy:3128' }, params, '198.18.101.10:3128');
+  const accept = px.indexOf('ip daddr 198.18.101.10 tcp dport 3128 accept');
+  const drop = px.indexOf('iifname "pn-br" oifname "pn-wan" drop');
+  assert.ok(accept > 0 && drop > accept, px);
+  assert.deepEqual(parseIpv4Endpoint('198.18.101.10:3128'), { ip: '198.18.101.10', port: 3128 });
+  for (const bad of ['proxy:3128', '1.2.3.256:1', '1.2.3.4:0', '1.2.3.4:65536', '1.2.3.4']) assert.equal(parseIpv4Endpoint(bad), null, bad);
+});
+
+test('tinyproxy config: port, listen, allow, ConnectPort 443, basic auth', () => {
+  const c = tinyproxyConfig('198.18.101.10');
+  for (const line of ['Port 3128', 'Listen 198.18.101.10', 'Allow 198.18.0.0/15', 'ConnectPort 443', 'BasicAuth user pass']) {
+    assert.ok(c.split('\n').includes(line), `${line} in\n${c}`);
+  }
+  assert.doesNotMatch(tinyproxyConfig('198.18.101.10', { auth: null, connectPorts: [] }), /BasicAuth|ConnectPort/);
 });

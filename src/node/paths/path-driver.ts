@@ -10,7 +10,7 @@ import type { Rng } from '../../core/rng.js';
 import type { Result } from '../../core/result.js';
 import type { Datapath, OpenDatapathOptions } from '../../datapath/index.js';
 import type { MainSocket } from './main-socket.js';
-import { PathEngine, type NatTiming, type PathAction, type PeerView } from '../../nat/index.js';
+import { PathEngine, TransportChoice, type NatTiming, type PathAction, type PeerView, type TransportAction } from '../../nat/index.js';
 import { decodeBeaconMessage } from '../../wire/beacon-message.js';
 import { isPilp, PILP_FRAME } from '../../wire/legacy-frame.js';
 import { isNoiseFamily } from '../../wire/noise-frame.js';
@@ -18,6 +18,7 @@ import type { Deadline, Driver } from '../driver.js';
 import type { NoiseSuite, TunnelPeer, UdpEndpoint } from '../peers/noise-suite.js';
 import { BeaconClient } from './beacon-client.js';
 import { ExtraSockets } from './extra-sockets.js';
+import type { CompatLink } from '../compat/link.js';
 
 export interface PathDriverDeps {
   logger: Logger;
@@ -46,6 +47,10 @@ export interface PathDriverDeps {
   acceptsPunchFrom(nodeId: number): boolean;
   /** A v0.5 frame (PIL*) an original node sent through the beacon relay; the v0.5 tunnels authenticate it. */
   legacyRelayed(frame: Uint8Array, senderNodeId: number, now: Micros): void;
+  /** Which carrier takes relay frames (src/nat/transport-choice.ts); this driver executes its actions too. */
+  transport?: TransportChoice;
+  /** The compat WebSocket link; null when there is no compat transport (udp mode, simulations). */
+  link?: CompatLink | null;
   /** Tests: other constants than src/nat/timing.ts's. */
   timing?: Partial<NatTiming>;
 }
@@ -60,9 +65,16 @@ export class PathDriver {
   private readonly extra: ExtraSockets;
   private deadline: Deadline | null = null;
   private deadlineAtUs: Micros | null = null;
+  /** The transport choice (deps.transport, or UDP only). */
+  readonly transport: TransportChoice;
+  private readonly link: CompatLink | null;
+  private transportDeadline: Deadline | null = null;
+  private transportDeadlineAtUs: Micros | null = null;
   private isClosed = false;
 
   constructor(private readonly deps: PathDriverDeps) {
+    this.transport = deps.transport ?? new TransportChoice({ mode: 'udp', hasCompat: false, isRegistryProxied: false });
+    this.link = deps.link ?? null;
     this.beacon = new BeaconClient({ wall: deps.wall, nodeId: deps.nodeId, beaconToken: deps.beaconToken });
     this.extra = new ExtraSockets({
       logger: deps.logger.child({ component: 'birthday' }),
@@ -115,16 +127,30 @@ export class PathDriver {
     return this.engine.stats;
   }
 
-  /** Discovery now and periodically, path checks every second. */
+  /** Discovery now and periodically, path checks every second; the transport choice starts (tcp opens the link). */
   start(): void {
-    this.engine.start(this.now());
+    const now = this.now();
+    this.transport.start(now);
+    this.pumpTransport();
+    this.engine.start(now);
     this.pump();
   }
 
-  /** Discover our public endpoint at the beacon(s) now (after (re)registration). */
+  /** Discover our public endpoint at the beacon(s) now (after (re)registration), over the link too when it is up. */
   discoverEndpoint(): void {
-    this.engine.discover(this.now());
+    const now = this.now();
+    this.engine.discover(now);
     this.pump();
+    this.link?.discoverNow();
+    this.transport.handleRegistered(now);
+    this.pumpTransport();
+  }
+
+  /** Our discover for the beacon, MACed (one counter for UDP and the link); null before registration. */
+  encodeDiscover(): Uint8Array | null {
+    if (this.deps.nodeId() === 0) return null;
+    const m = this.beacon.encode({ kind: 'discover' });
+    return m.ok ? m.value : null;
   }
 
   /** A beacon message on the tunnel socket. */
@@ -146,6 +172,11 @@ export class PathDriver {
         this.engine.handlePunchCommand(this.beacon.punchCommand(m.value), from, this.beacon.hasToken, now);
         break;
       case 'discover_reply':
+        // Over UDP (the link keeps its own discover replies): the transport choice hears UDP works.
+        if (ip === this.deps.beaconAddr.ip && port === this.deps.beaconAddr.port) {
+          this.transport.handleUdpAnswer(now);
+          this.pumpTransport();
+        }
         this.engine.handleDiscoverReply(from, { ip: m.value.ip, port: m.value.port }, now);
         break;
       default:
@@ -185,6 +216,9 @@ export class PathDriver {
     this.isClosed = true;
     this.deadline?.cancel();
     this.deadline = null;
+    this.transportDeadline?.cancel();
+    this.transportDeadline = null;
+    this.link?.close();
     this.extra.closeAll();
   }
 
@@ -214,6 +248,58 @@ export class PathDriver {
           });
   }
 
+  /** Execute the transport choice's actions, then arm its next deadline. */
+  private pumpTransport(): void {
+    if (this.isClosed) return;
+    const t = this.transport;
+    for (let a = t.pollAction(); a; a = t.pollAction()) this.executeTransport(a);
+    const next = t.pollTimeout();
+    if (next === this.transportDeadlineAtUs && this.transportDeadline?.isActive) return;
+    this.transportDeadline?.cancel();
+    this.transportDeadlineAtUs = next;
+    this.transportDeadline =
+      next === null
+        ? null
+        : this.deps.driver.at(next, () => {
+            this.transportDeadline = null;
+            this.transportDeadlineAtUs = null;
+            t.handleTimeout(this.now());
+            this.pumpTransport();
+          });
+  }
+
+  private executeTransport(a: TransportAction): void {
+    const link = this.link;
+    switch (a.kind) {
+      case 'probe_udp':
+        // The engine's discover (both beacons): one way to discover; the reply feeds both the engine and the choice.
+        this.engine.discover(this.now());
+        this.pump();
+        return;
+      case 'open_link':
+        link?.open();
+        return;
+      case 'close_link':
+        link?.close();
+        return;
+      case 'link_discover':
+        link?.discoverNow();
+        return;
+      case 'carrier': {
+        this.deps.socket.setRoute(a.carrier === 'udp' ? 'udp' : this.transport.mode === 'tcp' ? 'link-only' : 'relay-over-link');
+        this.deps.logger.info({ transport: a.carrier, reason: a.reason }, 'transport changed');
+        if (a.carrier !== 'udp') return;
+        // Back on UDP: the beacon refused punches while we were a channel node, so ask for one now for every
+        // relayed peer (as at a handshake's start) — a port-restricted peer only lets our direct probes in once
+        // it has sent towards our new mapping. The engine's direct probes then take over as usual.
+        const now = this.now();
+        for (const p of this.deps.tunnels().peers.values()) if (p.isUp && p.isRelayed) this.engine.requestPunch(p.nodeId, now);
+        this.pump();
+        return;
+      }
+    }
+  }
+
   /** True when it queued a sealed frame (the caller flushes). */
   private execute(a: PathAction): boolean {
     const now = this.now();
@@ -225,6 +311,10 @@ export class PathDriver {
       case 'beacon': {
         const m = this.beacon.encode(a.message);
         if (m.ok) this.deps.socket.send(m.value, a.to.ip, a.to.port);
+        if (a.message.kind === 'discover' && this.deps.socket.sendsUdp && a.to.ip === this.deps.beaconAddr.ip && a.to.port === this.deps.beaconAddr.port) {
+          this.transport.noteUdpDiscoverSent(now);
+          this.pumpTransport();
+        }
         return false;
       }
       case 'control': {
