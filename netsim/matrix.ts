@@ -132,6 +132,8 @@ export async function startPairSession(ctx: PairContext, opts: SessionOptions = 
     '--beacon-addr', `${rip}:9001`,
     ...(rip2 ? ['--beacon-addr2', `${rip2}:9001`] : []),
     '--log-level', logLevel,
+    // No compat port unless a cell asks for one (rendezvousArgs come later; the last --compat-addr wins).
+    '--compat-addr', 'off',
     ...(opts.rendezvousArgs ?? []),
   ], { env: { ...process.env, ...(opts.rendezvousEnv ?? {}) } });
   let rdvStderr = '';

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { readJsonObjectFile } from '../core/json-text.js';
 import { err, ok, type Result } from '../core/result.js';
 import { openAppendNoFollow, readSmallFileNoFollow, writeFileSafe } from '../core/safe-file.js';
 import { callOnce, connectIpc, type DaemonTarget } from '../ipc/client.js';
@@ -62,7 +63,8 @@ const DAEMON_FLAGS: FlagSpec[] = [
   })),
 ];
 
-function readPid(pidFile: string): number | null {
+/** The pid in a pid file (not followed through a symlink); null when absent or not a pid. */
+export function readPid(pidFile: string): number | null {
   const f = readSmallFileNoFollow(pidFile, 64); // a symlink planted at daemon.pid is not followed
   if (f === null) return null;
   const n = Number(f.text.trim());
@@ -118,7 +120,8 @@ export function isOurDaemonProcess(pid: number, home: string, env: NodeJS.Proces
   }
 }
 
-function isProcessAlive(pid: number): boolean {
+/** kill(pid, 0) says it exists and it is not a zombie waiting to be reaped. */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (e) {
@@ -205,6 +208,10 @@ const start = defineCommand<Map<string, string | true>>({
     const paths = homePaths(ctx.home);
     const home = prepareHome(paths.home); // 0700 and ours, or refused with unsafe_home
     if (!home.ok) return home;
+    // A config.json that does not parse: say where at once (file:line:column), rather than after the spawn.
+    const cfgFlag = flags.get('config');
+    const cfg = readJsonObjectFile(typeof cfgFlag === 'string' ? resolve(ctx.io.cwd, cfgFlag) : paths.config);
+    if (!cfg.ok) return cfg;
     const pid0 = readPid(paths.pidFile);
     if (pid0 !== null && isProcessAlive(pid0) && isOurDaemonProcess(pid0, paths.home, ctx.io.env)) {
       return err('already_exists', `daemon is already running (pid ${pid0})`, { hint: 'stop it first with: pilotctl daemon stop' });

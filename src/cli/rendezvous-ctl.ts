@@ -16,6 +16,7 @@ import { prepareHome } from '../node/home.js';
 import { DEFAULT_BEACON_PORT, DEFAULT_REGISTRY_PORT, formatHostPort, parseHostPort } from '../wire/endpoint.js';
 import type { FlagSpec } from './args.js';
 import { defineCommand, type CliContext, type Command } from './command.js';
+import { isProcessAlive, readPid } from './daemon-ctl.js';
 import { fields, formatDuration } from './output.js';
 import { sleep } from './stream-io.js';
 
@@ -60,12 +61,6 @@ const START_FLAGS: FlagSpec[] = [
   { name: 'log-level', kind: 'string', value: '<level>', description: 'debug, info, warn, error (default info)' },
 ];
 
-function readPid(pidFile: string): number | null {
-  const f = readSmallFileNoFollow(pidFile, 64);
-  if (f === null) return null;
-  const n = Number(f.text.trim());
-  return Number.isSafeInteger(n) && n > 0 ? n : null;
-}
 
 function readState(p: RendezvousPaths): RendezvousState | null {
   const f = readSmallFileNoFollow(p.stateFile);
@@ -86,20 +81,6 @@ function tryUnlink(path: string): void {
   }
 }
 
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // An exited detached child that nobody has reaped yet is a zombie: still answers kill(pid, 0).
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-}
 
 function samePath(a: string, b: string): boolean {
   const real = (p: string): string => {

@@ -122,6 +122,11 @@ export class PathEngine {
   /** `pilotctl info`'s nat_type; null until classified. */
   natType: string | null = null;
   private natKind: NatKind = 'unknown';
+
+  /** The classification's kind alone (`full-cone`, `symmetric-random`, `none`, …); null while unknown. */
+  get classifiedKind(): NatKind | null {
+    return this.natKind === 'unknown' ? null : this.natKind;
+  }
   private natNextPort: number | null = null;
   private natPortDelta: number | null = null;
   private readonly discoverSentUs = new Map<string, Micros>();

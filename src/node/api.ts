@@ -26,17 +26,17 @@ export interface NodeInfo {
   datapath: 'native' | 'dgram';
   version: string;
   /** What carries relay frames now (issue 13): UDP, or the WebSocket to the rendezvous's compat port. */
-  transport?: 'udp' | 'wss';
+  transport: 'udp' | 'wss';
   /** --transport as configured. */
-  transport_mode?: 'auto' | 'udp' | 'tcp';
+  transport_mode: 'auto' | 'udp' | 'tcp';
   /** Why `transport` is what it is (one human sentence). */
-  transport_reason?: string;
+  transport_reason: string;
   /** The rendezvous's compat (TLS) port, host:port. */
-  compat?: string;
+  compat: string;
   /** The HTTP proxy the compat connections use (URL without the password), or null. */
-  proxy?: string | null;
+  proxy: string | null;
   /** The last compat failure (fingerprint_mismatch, proxy_failed, connection_failed, timeout, …), or null. */
-  transport_error?: { code: string; message: string; hint: string | null } | null;
+  transport_error: { code: string; message: string; hint: string | null } | null;
 }
 
 export interface PeerEntry {
@@ -51,7 +51,7 @@ export interface PeerEntry {
   last_seen_ms: number | null;
   rtt_ms: number | null;
   /** 'wss' when the path is the relay and our relay frames go over the WebSocket; else 'udp'. */
-  transport?: 'udp' | 'wss';
+  transport: 'udp' | 'wss';
 }
 
 export interface ConnectionEntry {

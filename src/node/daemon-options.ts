@@ -1,6 +1,6 @@
 // pilot-daemon's flags, as the original's cmd/daemon (-registry, -beacon, -listen, …; one or two dashes),
 // plus --home. Precedence: flag > environment > config file > default.
-import { readFileSync } from 'node:fs';
+import { readJsonObjectFile } from '../core/json-text.js';
 import { err, ok, type Result } from '../core/result.js';
 import { DEFAULT_BEACON_ADDR, DEFAULT_REGISTRY_ADDR, hostToIp, parseHostPort, type HostPort, type UdpEndpoint } from '../wire/endpoint.js';
 import { HOSTNAME_HINT, isHostname } from '../wire/hostname.js';
@@ -199,19 +199,14 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
   const home = flags.get('home') ?? defaultHome(env);
   const paths = homePaths(home);
   const configPath = flags.get('config') ?? null;
-  let file: Record<string, unknown> = {};
   const cfgFile = configPath ?? paths.config;
-  try {
-    file = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
-    if (typeof file !== 'object' || file === null || Array.isArray(file)) {
-      return err('invalid_argument', `config ${cfgFile} is not a JSON object`, { hint: 'fix or remove the config file' });
-    }
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT' || configPath !== null) {
-      return err('invalid_argument', `cannot read config ${cfgFile}: ${(e as Error).message}`, { hint: 'fix or remove the config file' });
-    }
+  // A syntax error is reported as file:line:column (core/json-text); a missing file is fine unless named by --config.
+  const read = readJsonObjectFile(cfgFile);
+  if (!read.ok) return err('invalid_argument', read.error.message, { hint: read.error.hint ?? 'fix or remove the config file', ...(read.error.detail ? { detail: read.error.detail } : {}) });
+  if (read.value === null && configPath !== null) {
+    return err('invalid_argument', `cannot read config ${cfgFile}: no such file`, { hint: 'check the --config path' });
   }
+  const file: Record<string, unknown> = read.value ?? {};
   const pick = (flag: string, envName: string | null, fileKey: string, dflt: string): string => {
     const f = flags.get(flag);
     if (f !== undefined) return f;

@@ -15,6 +15,7 @@ import { formatAddr, isValidPort } from '../wire/address.js';
 import { isNoiseFamily } from '../wire/noise-frame.js';
 import { isPilp } from '../wire/legacy-frame.js';
 import { isBeaconMessage } from '../wire/beacon-message.js';
+import type { NodeReportWire } from '../wire/registry-messages.js';
 import { COMPAT_ALPN_REGISTRY } from '../wire/compat-frames.js';
 import { formatHostPort } from '../wire/endpoint.js';
 import { COMPAT_TIMING, TransportChoice } from '../nat/index.js';
@@ -80,6 +81,8 @@ export class Daemon implements ServiceHost {
   private nat!: PathDriver;
   private readonly startedAtMs: number;
   private isShuttingDown = false;
+  /** The heartbeat report last sent (JSON), to send a heartbeat when it changes. */
+  private lastReportText = '';
   /** The primary beacon; `beaconEndpoint` is the same address when relaying is allowed, else null. */
   private readonly beaconAddr: UdpEndpoint;
   private readonly beaconEndpoint: UdpEndpoint | null;
@@ -133,6 +136,7 @@ export class Daemon implements ServiceHost {
       nowMs: () => env.wall.nowMs(),
       sign: (msg) => sign(identity, msg),
       logger: logger.child({ component: 'registry' }),
+      report: () => this.heartbeatReport(),
     });
     this.resolver = new PeerResolver({
       registry: this.registry,
@@ -427,6 +431,13 @@ export class Daemon implements ServiceHost {
   }
 
   private keepalive(): void {
+    // The dashboard's figures follow changes within a keepalive (heartbeats alone come every 30 s).
+    const report = this.heartbeatReport();
+    const reportText = report ? JSON.stringify(report) : '';
+    if (reportText !== this.lastReportText && this.membership.isRegistryUp) {
+      this.lastReportText = reportText;
+      void this.registry.heartbeat();
+    }
     const now = this.nowUs();
     for (const nodeId of this.conns.peersWithConnections('noise')) {
       const peer = this.tunnels.peers.get(nodeId);
@@ -490,6 +501,20 @@ export class Daemon implements ServiceHost {
     const link = this.link;
     if (this.transport.carrier !== 'wss' || !link) return r;
     return link.isRegistered ? `${r}; the WebSocket is registered at the beacon` : `${r}; the WebSocket is ${link.state === 'open' ? 'open, registering' : 'connecting'}`;
+  }
+
+  /** What our heartbeats tell the rendezvous's dashboard (NAT type, peer paths, transport); null before classification. */
+  private heartbeatReport(): NodeReportWire | null {
+    const natType = this.nat?.natKind;
+    if (!natType) return null;
+    let direct = 0;
+    let relayed = 0;
+    for (const p of this.tunnels.peers.values()) {
+      if (!p.isUp) continue;
+      if (p.isRelayed) relayed++;
+      else direct++;
+    }
+    return { nat_type: natType, peers_direct: direct, peers_relayed: relayed, transport: this.transport.carrier };
   }
 
   setHostname = (hostname: string): Promise<Result<{ hostname: string }>> => this.membership.setHostname(hostname);

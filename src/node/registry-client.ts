@@ -56,6 +56,7 @@ import {
   type ResolveHostnameOk,
   type ResolveOk,
   type ErrorReply,
+  type NodeReportWire,
 } from '../wire/registry-messages.js';
 import { Driver, type Deadline } from './driver.js';
 
@@ -98,6 +99,11 @@ export interface RegistryClientOptions {
    * TLS dial, src/node/compat/dial.ts): its error is the connect failure, logged and retried like a refused connect.
    */
   connect?: (host: string, port: number) => Duplex | Promise<Result<Duplex>>;
+  /**
+   * What heartbeats tell about this node (our extension, for the rendezvous dashboard: NAT type, peers direct /
+   * relayed, transport); null or absent sends none. Figures only: the registry decides nothing on them.
+   */
+  report?: () => NodeReportWire | null;
 }
 
 export interface RegisterResult {
@@ -171,7 +177,7 @@ export class RegistryClient {
   private isPushing = false;
   private isOriginalRegistry = false;
   private readonly seen = new Map<string, number>(); // delivered-event keys → ms, for push/poll dedup
-  private readonly opts: Required<Omit<RegistryClientOptions, 'logger' | 'sign' | 'registryAddr' | 'driver' | 'rng' | 'connect'>>;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'logger' | 'sign' | 'registryAddr' | 'driver' | 'rng' | 'connect' | 'report'>>;
 
   // Session to restore after a reconnect.
   private registration: { listenAddr: string; publicKeyB64: string } | null = null;
@@ -343,7 +349,13 @@ export class RegistryClient {
   async heartbeat(): Promise<Result<{ serverTimeSec: number }>> {
     const me = this.requireNodeId();
     if (!me.ok) return me;
-    const r = await this.request({ type: 'heartbeat', node_id: me.value, ...this.signature(challenge.heartbeat(me.value)) });
+    const report = this.options.report?.() ?? null;
+    const r = await this.request({
+      type: 'heartbeat',
+      node_id: me.value,
+      ...(report ? { report } : {}),
+      ...this.signature(challenge.heartbeat(me.value)),
+    });
     if (!r.ok) return r;
     const hb = decodeHeartbeatOk(r.value);
     if (hb.ok && hb.value.serverTimeSec > 0) this.clockOffsetSec = hb.value.serverTimeSec - Math.floor(this.opts.nowMs() / 1000);

@@ -81,7 +81,7 @@ export const DASHBOARD_PAGE = `<!doctype html>
     while (nat.rows.length > 1) nat.deleteRow(1);
     var types = Object.keys(s.nat_types).sort();
     if (types.length === 0) row(nat, ['(no reports yet)', '']);
-    types.forEach(function (t) { row(nat, [t, String(s.nat_types[t])]).dataset.natType = t; });
+    types.forEach(function (t) { row(nat, [t === 'none' ? 'none (public address)' : t, String(s.nat_types[t])]).dataset.natType = t; });
     var ev = document.getElementById('events');
     while (ev.rows.length > 1) ev.deleteRow(1);
     s.events.slice().reverse().slice(0, 20).forEach(function (e) {

@@ -166,14 +166,14 @@ test('a pid file naming another process: stop and status leave it alone', { time
   }
 });
 
-test('daemon start with a config.json that does not parse fails, naming the file; nothing keeps running', { timeout: 30_000 }, async () => {
+test('daemon start with a config.json that does not parse fails at once with file:line:column; nothing keeps running', { timeout: 30_000 }, async () => {
   const h = home('badcfg');
   const cfg = join(h, 'config.json');
   writeFileSync(cfg, '{\n  "registry": "127.0.0.1:9"\n  "hostname": "x"\n}\n', { mode: 0o600 });
   const r = await runJson(['--home', h, 'daemon', 'start']);
-  assert.notEqual(r.code, 0, explain(r));
+  assert.equal(r.code, 1, explain(r));
   assert.ok(r.error, explain(r));
-  assert.ok(r.error.message.includes(cfg), `names ${cfg}: ${r.error.message}`);
+  assert.ok(r.error.message.startsWith(`${cfg}:3:3: `), r.error.message);
   assert.equal(existsSync(join(h, 'daemon.pid')), false);
   const g = await runJson(['--home', h, 'config', 'get', 'registry']);
   fails(g, 'invalid_argument');

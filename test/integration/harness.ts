@@ -296,6 +296,8 @@ export interface ClusterOptions {
   daemonFlags?: string[];
   /** Use this registry + beacon (e.g. an original rendezvous) instead of starting ours. */
   external?: { registry: string; beacon: string };
+  /** More pilot-rendezvous flags (e.g. --dashboard-addr). */
+  rendezvousArgs?: string[];
 }
 
 export class Cluster {
@@ -339,6 +341,7 @@ export class Cluster {
     const r = await startRendezvous({
       ...(this.opts.store ? { store: this.storePath } : {}),
       ...(this.registry ? { registryAddr: this.registry, beaconAddr: this.beacon } : {}),
+      ...(this.opts.rendezvousArgs ? { extraArgs: this.opts.rendezvousArgs } : {}),
     });
     this.rendezvous = r;
     this.registry = r.registry;

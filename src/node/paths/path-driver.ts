@@ -119,6 +119,10 @@ export class PathDriver {
   }
 
   /** `pilotctl info`'s nat_type; null until classified. */
+  get natKind(): string | null {
+    return this.engine.classifiedKind;
+  }
+
   get natType(): string | null {
     return this.engine.natType;
   }

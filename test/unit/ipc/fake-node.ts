@@ -203,6 +203,12 @@ export class FakeNode implements NodeApi {
       peers: 2,
       connections: 1,
       datapath: 'dgram',
+      transport: 'udp',
+      transport_mode: 'auto',
+      transport_reason: 'auto: UDP to the beacon answers',
+      compat: '127.0.0.1:443',
+      proxy: null,
+      transport_error: null,
       version: '0.1.0-test',
     });
   }
@@ -418,7 +424,7 @@ export class FakeNode implements NodeApi {
   }
   async peers(): Promise<Result<{ peers: PeerEntry[] }>> {
     return ok({
-      peers: PEERS.map((p) => ({ node_id: p.node_id, address: p.address, hostname: p.hostname, endpoint: '127.0.0.1:4001', path: 'direct', encrypted: true, suite: 'noise', trusted: p.node_id === 7, last_seen_ms: 10, rtt_ms: 0.7 })),
+      peers: PEERS.map((p) => ({ node_id: p.node_id, address: p.address, hostname: p.hostname, endpoint: '127.0.0.1:4001', path: 'direct', encrypted: true, suite: 'noise', trusted: p.node_id === 7, last_seen_ms: 10, rtt_ms: 0.7, transport: 'udp' })),
     });
   }
   async connections(): Promise<Result<{ connections: ConnectionEntry[] }>> {
