@@ -3,6 +3,9 @@
 //   Pilot       for each datapath (native addon, node:dgram fallback) and each way in:
 //                 local — createNode in two child processes (tunnel + transport + datapath, no IPC hop)
 //                 ipc   — two pilot-daemon processes, driven through PilotClient (what pilotctl users get)
+// Paths (issue 13, native datapath, via the daemon): the same stream and ping through the beacon's UDP relay
+// (--relay-only) and through the WebSocket relay on the rendezvous's TLS port (--transport tcp), each with its
+// own rendezvous so its CPU is the relay's alone: "relay Gbit/s per core" = bytes relayed × 8 / relay CPU s.
 // Figures: one encrypted stream (1 GiB), eight parallel streams, CPU seconds per GB, stream ping-pong, datagram
 // ping-pong (10,000), datagrams/s of 64 B and 1200 B, dial → first byte, daemon RSS with 10,000 idle peers.
 // Prints a table and the ratios to the same-run baselines, checks the issue's targets, writes
@@ -10,7 +13,7 @@
 //
 //   npm run bench                      full run (~10 min on the 2-core VM)
 //   npm run bench -- --quick           200 MiB streams, 2,000 pings, 1,000 idle peers: a sanity check
-//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,rss,dgram,streams,servicePing
+//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,rss,dgram,streams,servicePing,paths
 //            --profile[=stream,dgram64] also run --cpu-prof passes (1 stream and a 64 B flood, local and via the
 //                                      daemon: daemon and SDK processes both) and
 //                                      summarise them; profiles are kept in bench/results/profiles/ (not committed)
@@ -99,6 +102,9 @@ interface Figures {
   /** In-process node with --expose-gc: live heap + external per idle peer, and RSS after GC. */
   liveHeapKiBPerPeer: number;
   rssAfterGcMb: number;
+  /** Relay columns: the rendezvous's CPU seconds per GB relayed, and what that makes per core. */
+  relayCpuSPerGb: number;
+  relayGbpsPerCore: number;
   datapath: string;
 }
 type Row = Partial<Figures>;
@@ -139,8 +145,15 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function startRendezvous(): Promise<{ registry: string; beacon: string }> {
-  const child = spawn(process.execPath, [join(BIN, 'pilot-rendezvous.js'), '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--log-level', 'warn'], {
+interface RendezvousAddrs {
+  registry: string;
+  beacon: string;
+  compat?: string;
+  pid?: number;
+}
+
+async function startRendezvous(extra: string[] = []): Promise<RendezvousAddrs> {
+  const child = spawn(process.execPath, [join(BIN, 'pilot-rendezvous.js'), '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--compat-addr', 'off', '--log-level', 'warn', ...extra], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);
@@ -153,7 +166,7 @@ async function startRendezvous(): Promise<{ registry: string; beacon: string }> 
       if (nl < 0) return;
       child.stdout!.removeAllListeners('data');
       child.stdout!.resume();
-      resolveReady(JSON.parse(buf.slice(0, nl)) as { registry: string; beacon: string });
+      resolveReady({ ...(JSON.parse(buf.slice(0, nl)) as RendezvousAddrs), pid: child.pid! });
     });
   });
 }
@@ -164,14 +177,14 @@ interface DaemonProc {
   pid: number;
 }
 
-async function startDaemon(name: string, rdv: { registry: string; beacon: string }, env: NodeJS.ProcessEnv, execArgv: string[] = []): Promise<DaemonProc> {
+async function startDaemon(name: string, rdv: { registry: string; beacon: string }, env: NodeJS.ProcessEnv, execArgv: string[] = [], extra: string[] = []): Promise<DaemonProc> {
   const home = join(TMP, name);
   mkdirSync(home, { recursive: true });
   const logFd = openSync(join(home, 'stdio.log'), 'a');
   const child = spawn(
     process.execPath,
     [...execArgv, join(BIN, 'pilot-daemon.js'), '--home', home, '--registry', rdv.registry, '--beacon', rdv.beacon, '--hostname', name,
-      '--listen', '127.0.0.1:0', '--trust-auto-approve', '--log-level', 'warn'],
+      '--listen', '127.0.0.1:0', '--trust-auto-approve', '--log-level', 'warn', ...extra],
     { stdio: ['ignore', logFd, logFd], env },
   );
   closeSync(logFd);
@@ -210,19 +223,22 @@ interface SinkResult {
   isComplete: boolean;
 }
 
-async function throughput(server: Worker, client: Worker, cpuPids: number[], test: string, streams: number): Promise<{ gbps: number; cpuSPerGb: number; isComplete: boolean }> {
+async function throughput(server: Worker, client: Worker, cpuPids: number[], test: string, streams: number, relayPids: number[] = []): Promise<{ gbps: number; cpuSPerGb: number; relayCpuSPerGb: number; isComplete: boolean }> {
   const targets = await server.call<unknown[]>('serveSink', { test, count: streams });
   const cpu0 = cpuOf(cpuPids);
+  const relay0 = relayPids.length ? cpuOf(relayPids) : 0;
   const [snd, sink] = await Promise.all([
     client.call<{ startUs: number }>('send', { targets, bytesPerStream: Math.floor(STREAM_BYTES / streams), maxMs: STREAM_MAX_MS }),
     server.call<SinkResult>('sinkWait', { test, bytes: Math.floor(STREAM_BYTES / streams) * streams, timeoutMs: STREAM_MAX_MS + 10_000 }),
   ]);
   const cpu1 = cpuOf(cpuPids);
+  const relay1 = relayPids.length ? cpuOf(relayPids) : 0;
   await client.call('closeStreams');
   await server.call('closeStreams');
   const seconds = (sink.lastUs - snd.startUs) / 1e6;
   if (!sink.isComplete) note(`${server.name}: ${test} incomplete — ${(sink.bytes / MiB).toFixed(0)} MiB of ${(STREAM_BYTES / MiB).toFixed(0)} MiB in ${STREAM_MAX_MS / 1000} s`);
-  return { gbps: (sink.bytes * 8) / seconds / 1e9, cpuSPerGb: (cpu1 - cpu0) / (sink.bytes / 1e9), isComplete: sink.isComplete };
+  const gb = sink.bytes / 1e9;
+  return { gbps: (sink.bytes * 8) / seconds / 1e9, cpuSPerGb: (cpu1 - cpu0) / gb, relayCpuSPerGb: (relay1 - relay0) / gb, isComplete: sink.isComplete };
 }
 
 async function streamSuite(label: string, server: Worker, client: Worker, cpuPids: number[]): Promise<Row> {
@@ -332,7 +348,7 @@ interface PilotPair {
   stop(): Promise<void>;
 }
 
-async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { registry: string; beacon: string }, tag: string, execArgv: string[] = []): Promise<PilotPair> {
+async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { registry: string; beacon: string }, tag: string, execArgv: string[] = [], daemonArgs: string[] = []): Promise<PilotPair> {
   const env = datapathEnv(dp);
   const names = [`${tag}-srv`, `${tag}-cli`];
   let daemons: DaemonProc[] = [];
@@ -345,7 +361,7 @@ async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { r
       }),
     );
   } else {
-    daemons = await Promise.all(names.map((n) => startDaemon(n, rdv, env, execArgv.length ? [...execArgv, '--cpu-prof-name', `${n}-daemon.cpuprofile`] : [])));
+    daemons = await Promise.all(names.map((n) => startDaemon(n, rdv, env, execArgv.length ? [...execArgv, '--cpu-prof-name', `${n}-daemon.cpuprofile`] : [], daemonArgs)));
     // The SDK side is profiled too: for datagrams its half of the channel is half the IPC cost.
     ws = await Promise.all(names.map((n, i) => worker(n, 'pilot-worker.js', [JSON.stringify({ mode, home: daemons[i]!.home })], process.env,
       execArgv.length ? [...execArgv, '--cpu-prof-name', `${n}-sdk.cpuprofile`] : [])));
@@ -396,6 +412,50 @@ async function runPilot(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { re
     results[key] = { ...results[key], ...row };
   } finally {
     await pair.stop();
+  }
+}
+
+/**
+ * The relays (issue 13): two daemons through the beacon's UDP relay (--relay-only) and through the WebSocket
+ * relay on the TLS port (--transport tcp), each pair with a rendezvous of its own (relay budget raised so the
+ * bench measures the relay, not its per-source limit). Direct is the pilot-native-ipc column.
+ */
+async function runRelayPaths(): Promise<void> {
+  const kinds: Array<{ key: string; daemonArgs: (rdv: RendezvousAddrs) => string[] }> = [
+    { key: 'pilot-native-ipc-relay-udp', daemonArgs: () => ['--relay-only', '--transport', 'udp'] },
+    { key: 'pilot-native-ipc-relay-wss', daemonArgs: (rdv) => ['--transport', 'tcp', '--compat', rdv.compat!] },
+  ];
+  for (const k of kinds) {
+    log(k.key);
+    let rdv: RendezvousAddrs | null = null;
+    try {
+      rdv = await startRendezvous(['--compat-addr', '127.0.0.1:0', '--relay-bytes-per-sec', String(8 * 1024 * MiB)]);
+      if (k.key.endsWith('wss') && !rdv.compat) throw new Error('the rendezvous reported no compat port');
+      const pair = await pilotPair('native', 'ipc', rdv, k.key, [], k.daemonArgs(rdv));
+      try {
+        const row: Row = { datapath: pair.datapath };
+        log(`  ${k.key}: 1 stream, ${STREAM_BYTES / MiB} MiB`);
+        const t = await throughput(pair.server, pair.client, pair.cpuPids, 's1', 1, [rdv.pid!]);
+        Object.assign(row, { stream1Gbps: t.gbps, cpuSPerGb: t.cpuSPerGb, stream1Complete: t.isComplete, relayCpuSPerGb: t.relayCpuSPerGb,
+          relayGbpsPerCore: t.relayCpuSPerGb > 0 ? 8 / t.relayCpuSPerGb : undefined });
+        log(`  ${k.key}: stream ping-pong ×${PINGS}`);
+        const [target] = await pair.server.call<unknown[]>('serveEcho', { test: 'echo', count: 1 });
+        const p = await pair.client.call<{ p50Us: number; p99Us: number }>('pingStream', { target, count: PINGS, size: 64 });
+        Object.assign(row, { streamPingP50Us: p.p50Us, streamPingP99Us: p.p99Us });
+        results[k.key] = row;
+      } finally {
+        await pair.stop();
+      }
+    } catch (e) {
+      note(`${k.key}: ${(e as Error).message.split('\n')[0]}`);
+    } finally {
+      if (rdv?.pid) {
+        for (const c of children) if (c.pid === rdv.pid) {
+          c.kill('SIGTERM');
+          children.delete(c);
+        }
+      }
+    }
   }
 }
 
@@ -607,6 +667,8 @@ const METRICS: MetricDef[] = [
   { key: 'stream1Gbps', label: '1 stream encrypted', unit: 'Gbit/s', isHigherBetter: true, baselines: ['tcp', 'tls', 'hp'] },
   { key: 'stream8Gbps', label: '8 parallel streams', unit: 'Gbit/s', isHigherBetter: true, baselines: ['tcp', 'tls', 'hp'] },
   { key: 'cpuSPerGb', label: 'CPU per GB (both ends)', unit: 's/GB', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
+  { key: 'relayGbpsPerCore', label: 'relay throughput per relay core', unit: 'Gbit/s', isHigherBetter: true, baselines: [] },
+  { key: 'relayCpuSPerGb', label: 'relay CPU per GB relayed', unit: 's/GB', isHigherBetter: false, baselines: [] },
   { key: 'dgram64Pps', label: 'datagrams 64 B (rx)', unit: 'kpps', isHigherBetter: true, baselines: ['udp'], scale: 1e-3 },
   { key: 'dgram64TxPps', label: 'datagrams 64 B (tx)', unit: 'kpps', isHigherBetter: true, baselines: ['udp'], scale: 1e-3 },
   { key: 'dgram1200Pps', label: 'datagrams 1200 B (rx)', unit: 'kpps', isHigherBetter: true, baselines: ['udp'], scale: 1e-3 },
@@ -732,6 +794,10 @@ function checkTargets(): TargetCheck[] {
       out.push({ target: '≥ 1 M datagrams/s of 64 B', config: c, measured: `${(r.dgram64Pps / 1e3).toFixed(0)} kpps`, goal: '≥ 1000 kpps',
         isMet: r.dgram64Pps >= 1e6, by: `${(1e6 / Math.max(1, r.dgram64Pps)).toFixed(1)}x short` });
     }
+    if (r.relayGbpsPerCore !== undefined) {
+      out.push({ target: 'relay ≥ 1 Gbit/s per core', config: c, measured: `${r.relayGbpsPerCore.toFixed(2)} Gbit/s per core`, goal: '≥ 1 Gbit/s',
+        isMet: r.relayGbpsPerCore >= 1, by: `${(1 / Math.max(1e-9, r.relayGbpsPerCore)).toFixed(1)}x short` });
+    }
     if (r.rssIdleMb !== undefined && r.rssBaseMb !== undefined) {
       // With fewer peers (--quick) the per-peer growth is projected linearly to 10,000.
       const mb = ((r.rssBaseMb + ((r.rssIdleMb - r.rssBaseMb) * 10_000) / IDLE_PEERS) * MiB) / 1e6;
@@ -781,6 +847,7 @@ async function main(): Promise<void> {
       }
       if (!SKIP.has('rss')) await runRss(dp, rdv);
     }
+    if (!SKIP.has('paths') && !SKIP.has('pilot') && dps.includes('native')) await runRelayPaths();
     if (isProfiling) profiles = await runProfiles(rdv);
   } finally {
     killAll();
