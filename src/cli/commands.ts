@@ -77,7 +77,8 @@ const info = defineCommand<null>({
   args: [],
   flags: [],
   returns:
-    'node_id, address, hostname, public_key, public, tags, registry, registry_connected, listen, public_endpoint, nat_type, uptime_secs, peers, connections, datapath, version, ' +
+    'node_id (0 until registered), address (null until registered), registered, registry_state, registry_reason, registry_error, beacon, nat_reason, datapath_reason, ' +
+    'hostname, public_key, public, tags, registry, registry_connected, listen, public_endpoint, nat_type, uptime_secs, peers, connections, datapath, version, ' +
     "transport ('udp'|'wss': what carries relay frames), transport_mode ('auto'|'udp'|'tcp'), transport_reason (why), compat (host:port of the rendezvous TLS port), proxy (URL without password, or null), transport_error (null or {code, message, hint})",
   errors: ['not_running'],
   parse: noArgs,
@@ -91,24 +92,27 @@ const info = defineCommand<null>({
     const text =
       'Pilot Protocol Daemon\n' +
       fields([
-        ['Node ID', i.node_id],
+        ['Node ID', i.registered === false ? 'not registered' : i.node_id],
         ['Address', i.address],
         ['Hostname', i.hostname],
         ['Visibility', i.public ? 'public' : 'private'],
         ['Tags', i.tags.length ? i.tags.map((t) => '#' + t).join(' ') : null],
         ['Uptime', formatDuration(i.uptime_s)],
         ['Registry', `${i.registry}${i.registry_connected ? '' : ' (disconnected)'}`],
+        ['  why', i.registry_reason ?? null],
+        ['Beacon', i.beacon ?? null],
         ['Listen', i.listen],
         ['Endpoint', i.public_endpoint],
-        ['NAT', i.nat_type],
+        ['NAT', i.nat_type ?? i.nat_reason ?? null],
         ['Peers', i.peers],
         ['Connections', i.connections],
-        ['Datapath', i.datapath],
+        ['Datapath', i.datapath_reason ? `${i.datapath} — ${i.datapath_reason}` : i.datapath],
         ['Transport', i.transport ? `${i.transport} (mode ${i.transport_mode})` : null],
         ['Why', i.transport_reason ?? null],
         ['Compat', i.compat ?? null],
         ['Proxy', i.proxy ?? null],
-        ['Transport error', i.transport_error ? `${i.transport_error.code}: ${i.transport_error.message}${i.transport_error.hint ? `\n    hint: ${i.transport_error.hint}` : ''}` : null],
+        ['Transport error', i.transport_error ? `${i.transport_error.code}: ${i.transport_error.message}` : null],
+        ['  hint', i.transport_error?.hint ?? null],
         ['Version', i.version],
       ]);
     return out(data, text);

@@ -185,7 +185,7 @@ const start = defineCommand<Map<string, string | true>>({
   args: [],
   flags: DAEMON_FLAGS,
   returns: 'pid, node_id, address, hostname, socket, log_file',
-  errors: ['already_exists', 'timeout', 'internal', 'not_found', 'unsafe_home'],
+  errors: ['already_exists', 'connection_failed', 'timeout', 'internal', 'not_found', 'unsafe_home'],
   parse(a) {
     const h = a.flags.get('hostname');
     if (typeof h === 'string') {
@@ -275,6 +275,14 @@ const start = defineCommand<Map<string, string | true>>({
       if (!r.ok) continue;
       if (!ctx.isJson) ctx.io.stderr.write('\n');
       const i = r.value;
+      if (i.registered === false) {
+        // The daemon runs and keeps retrying; the command says at once that it is not registered, and why.
+        const why = i.registry_error?.message ?? 'no answer yet';
+        return err('connection_failed', `not registered: no rendezvous at ${i.registry} (${why}); the daemon (pid ${pid}) keeps running and retrying with backoff`, {
+          hint: `start one on this machine: pilotctl rendezvous start — or use yours: pilotctl daemon stop && pilotctl daemon start --registry HOST:PORT (pilotctl config set registry HOST:PORT keeps it); pilotctl info shows when it registers`,
+          detail: { pid, registered: false, registry: i.registry, socket: ctx.socketPath, log_file: paths.logFile },
+        });
+      }
       const data = { pid, node_id: i.node_id, address: i.address, hostname: i.hostname ?? '', socket: ctx.socketPath, log_file: paths.logFile };
       const text =
         `Daemon running (pid ${pid})\n` +
@@ -386,7 +394,7 @@ const status = defineCommand<{ check: boolean }>({
   summary: 'Is the daemon running and answering? --check: silent, exit 0 if responsive, 1 otherwise',
   args: [],
   flags: [{ name: 'check', kind: 'bool', description: 'no output; exit code only' }],
-  returns: 'running (bool), responsive (bool), pid, pid_file, socket, node_id, address, hostname, uptime_secs, peers, connections',
+  returns: 'running (bool), responsive (bool), pid, pid_file, socket, node_id, address (null until registered), hostname, uptime_secs, peers, connections, registered, registry, registry_state, registry_reason, beacon, nat_type, transport, datapath',
   errors: ['daemon_unverified'],
   parse: (a) => ok({ check: a.flags.get('check') === true }),
   async run(ctx, p) {
@@ -399,14 +407,34 @@ const status = defineCommand<{ check: boolean }>({
     const data: Record<string, unknown> = { running: isRunning, responsive: r.ok, pid, pid_file: paths.pidFile, socket: ctx.socketPath };
     if (!r.ok) return ok({ data, text: `Daemon: ${isRunning ? 'running but not answering' : 'stopped'}\n  start with: pilotctl daemon start\n` });
     const i = r.value;
-    Object.assign(data, { node_id: i.node_id, address: i.address, hostname: i.hostname ?? '', uptime_secs: i.uptime_s, peers: i.peers, connections: i.connections });
+    Object.assign(data, {
+      node_id: i.node_id,
+      address: i.address,
+      hostname: i.hostname ?? '',
+      uptime_secs: i.uptime_s,
+      peers: i.peers,
+      connections: i.connections,
+      // The same summary as info (issue 17): what it is connected to and why.
+      registered: i.registered,
+      registry: i.registry,
+      registry_state: i.registry_state,
+      registry_reason: i.registry_reason,
+      beacon: i.beacon,
+      nat_type: i.nat_type,
+      transport: i.transport,
+      datapath: i.datapath,
+    });
     const text =
       `Daemon: running${pid !== null ? ` (pid ${pid})` : ''}\n` +
       fields([
-        ['Node ID', i.node_id],
+        ['Node ID', i.registered === false ? 'not registered' : i.node_id],
         ['Address', i.address],
         ['Hostname', i.hostname],
         ['Uptime', formatDuration(i.uptime_s)],
+        ['Registry', i.registry_reason ?? i.registry],
+        ['NAT', i.nat_type ?? i.nat_reason ?? null],
+        ['Transport', i.transport ?? null],
+        ['Datapath', i.datapath],
         ['Peers', i.peers],
         ['Connections', i.connections],
       ]);

@@ -26,6 +26,13 @@ let hasLoggedFallback = false;
 
 /** Open a UDP datapath. Bind failures → invalid_argument (port in use, address not local, privileged
  * port) or connection_failed; they are not retried on the other implementation. Does I/O. */
+let lastFallbackReason: string | null = null;
+
+/** Why the last openDatapath used node:dgram (PILOT_NATIVE=0, the addon's load error), or null. */
+export function datapathFallbackReason(): string | null {
+  return lastFallbackReason;
+}
+
 export async function openDatapath(opts: OpenDatapathOptions): Promise<Result<Datapath>> {
   let why: string | null = null;
   if (process.env.PILOT_NATIVE === '0') why = 'PILOT_NATIVE=0';
@@ -35,6 +42,7 @@ export async function openDatapath(opts: OpenDatapathOptions): Promise<Result<Da
     if (lib.ok) return openNativeDatapath(opts);
     why = lib.error.message;
   }
+  lastFallbackReason = why;
   if (why !== null) {
     const level = hasLoggedFallback ? 'debug' : 'info';
     hasLoggedFallback = true;

@@ -9,8 +9,24 @@ export type VirtualAddrText = string;
 export type PeerRef = string;
 
 export interface NodeInfo {
+  /** 0 until the registry assigned one (`registered` false). */
   node_id: number;
-  address: VirtualAddrText;
+  /** null until registered: node 0 is nobody's address. */
+  address: VirtualAddrText | null;
+  /** Whether the registry has assigned this node its id (issue 17: no fake address while it has not). */
+  registered: boolean;
+  /** 'registered' (connected), 'reconnecting' (registered before, connection lost), 'connecting' (never registered yet). */
+  registry_state: 'registered' | 'reconnecting' | 'connecting';
+  /** Why the registry is in that state, in one sentence (what to do when it is not registered). */
+  registry_reason: string;
+  /** The last failure to reach the registry, or null. */
+  registry_error: { code: string; message: string; hint: string | null } | null;
+  /** The beacon (UDP) this node uses. */
+  beacon: string;
+  /** Why nat_type is what it is. */
+  nat_reason: string;
+  /** Why this datapath (native addon, or why node:dgram). */
+  datapath_reason: string;
   hostname: string | null;
   public_key: string; // base64 Ed25519
   public: boolean;

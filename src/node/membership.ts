@@ -9,7 +9,7 @@ import type { RegistryClient, RegistryEvent } from './registry-client.js';
 import type { TrustMachine } from './trust/machine.js';
 
 export interface MembershipDeps {
-  registry: Pick<RegistryClient, 'on' | 'connect' | 'register' | 'setHostname' | 'setVisibility' | 'setTags'>;
+  registry: Pick<RegistryClient, 'on' | 'connect' | 'register' | 'prepareRegistration' | 'setHostname' | 'setVisibility' | 'setTags'>;
   identity: Identity;
   logger: Logger;
   /** host:port of the registry (its host picks the LAN address we advertise). */
@@ -42,7 +42,11 @@ export class Membership {
   async start(): Promise<Result<void>> {
     this.deps.registry.on((e) => this.handle(e));
     const c = await this.deps.registry.connect();
-    if (!c.ok) return c;
+    if (!c.ok) {
+      // Not fatal: the client keeps reconnecting with backoff and registers on the first connect that works.
+      this.deps.registry.prepareRegistration(this.advertisedListenAddr(), this.deps.identity.publicKey);
+      return c;
+    }
     const r = await this.deps.registry.register(this.advertisedListenAddr(), this.deps.identity.publicKey);
     if (!r.ok) return r;
     this.applyRegistration(r.value.nodeId, r.value.address);
@@ -85,6 +89,7 @@ export class Membership {
     const trust = this.deps.trust;
     switch (e.kind) {
       case 'registered':
+        if (this.nodeId === 0) this.deps.logger.info({ nodeId: e.result.nodeId, address: e.result.address, registry: this.deps.registryAddr }, 'registered');
         this.applyRegistration(e.result.nodeId, e.result.address);
         void this.applyDirectoryState();
         this.deps.onRegistered();

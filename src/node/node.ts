@@ -10,7 +10,7 @@ import type { PilotError } from '../core/errors.js';
 import type { Micros } from '../core/clock.js';
 import { sign, toBase64, type Identity } from '../crypto/index.js';
 import { loadOrCreateIdentity } from './identity-store.js';
-import type { Datapath, RecvBatch } from '../datapath/index.js';
+import { datapathFallbackReason, type Datapath, type RecvBatch } from '../datapath/index.js';
 import { formatAddr, isValidPort } from '../wire/address.js';
 import { isNoiseFamily } from '../wire/noise-frame.js';
 import { isPilp } from '../wire/legacy-frame.js';
@@ -470,9 +470,23 @@ export class Daemon implements ServiceHost {
   async info(): Promise<Result<NodeInfo>> {
     const a = this.datapath.localAddress;
     const m = this.membership;
+    const registered = m.nodeId !== 0;
+    const regErr = this.registry.lastConnectError;
     return ok({
       node_id: m.nodeId,
-      address: m.address,
+      address: registered ? m.address : null,
+      registered,
+      registry_state: !registered ? 'connecting' : m.isRegistryUp ? 'registered' : 'reconnecting',
+      registry_reason: this.registryReason(registered),
+      registry_error: regErr
+        ? { code: regErr.code, message: regErr.message, hint: `start a rendezvous on this machine (pilotctl rendezvous start), or use yours: pilotctl daemon start --registry HOST:PORT` }
+        : null,
+      beacon: this.opts.beacon,
+      nat_reason: this.natReason(),
+      datapath_reason:
+        this.datapath.kind === 'native'
+          ? 'native addon loaded (batched UDP + AEAD)'
+          : `node:dgram: ${datapathFallbackReason() ?? 'the native addon is not in use'} (npm run build:native builds it where cargo is)`,
       hostname: m.hostname,
       public_key: toBase64(this.identity.publicKey),
       public: m.isPublic,
@@ -494,6 +508,23 @@ export class Daemon implements ServiceHost {
       proxy: this.compatProxy?.display ?? null,
       transport_error: errorView(this.transportError),
     });
+  }
+
+  private registryReason(registered: boolean): string {
+    const m = this.membership;
+    const e = this.registry.lastConnectError;
+    if (registered && m.isRegistryUp) return `registered as node ${m.nodeId} at ${this.opts.registry}`;
+    if (registered) return `registered as node ${m.nodeId}; the connection to ${this.opts.registry} is lost, reconnecting with backoff${e ? ` (${e.message})` : ''}`;
+    return e
+      ? `not registered: no rendezvous at ${this.opts.registry} (${e.message}); retrying with backoff — start one with \`pilotctl rendezvous start\`, or use --registry HOST:PORT`
+      : `not registered yet: connecting to ${this.opts.registry}`;
+  }
+
+  private natReason(): string {
+    if (this.opts.transport === 'tcp') return '--transport tcp: no UDP is sent, so the NAT is not classified';
+    if (this.nat.natType) return `classified from the beacon's discover replies (${this.opts.beacon}${this.addrs.beacon2 ? ` and a second beacon address` : ''})`;
+    if (!this.membership.isRegistryUp) return 'not classified: discovery starts once registered';
+    return `not classified yet: waiting for discover replies from the beacon at ${this.opts.beacon}`;
   }
 
   private transportReason(): string {

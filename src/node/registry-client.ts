@@ -19,7 +19,7 @@ import type { Duplex } from 'node:stream';
 import { BEACON_TOKEN_BYTES } from '../wire/beacon-message.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../core/logger.js';
-import { type ErrorCode, type PilotError } from '../core/errors.js';
+import { pilotError, type ErrorCode, type PilotError } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
 import { heldTimers, monotonicClock, realWallClock } from '../core/clock.js';
 import { Rng } from '../core/rng.js';
@@ -270,6 +270,14 @@ export class RegistryClient {
   // ---- typed requests ----
 
   /** Register (or re-register) this node's key; the same key gets the same node id. */
+  /**
+   * Remember what to register without sending it (the registry is unreachable right now): every (re)connect
+   * then registers it, and a `registered` event says when that happened.
+   */
+  prepareRegistration(listenAddr: string, publicKey: Uint8Array): void {
+    this.registration = { listenAddr, publicKeyB64: Buffer.from(publicKey).toString('base64') };
+  }
+
   async register(listenAddr: string, publicKey: Uint8Array): Promise<Result<RegisterResult>> {
     const publicKeyB64 = Buffer.from(publicKey).toString('base64');
     this.registration = { listenAddr, publicKeyB64 };
@@ -742,7 +750,15 @@ export class RegistryClient {
     };
     if (awaitConnect) sock.on('connect', onOpen);
     sock.on('data', (chunk: Buffer) => this.onData(conn, chunk));
-    sock.on('error', () => undefined);
+    let isOpen = !awaitConnect;
+    sock.on('connect', () => {
+      isOpen = true;
+      this.lastConnectError = null;
+    });
+    // A plain connect that fails (refused, unreachable, timed out) is what `info` shows until one succeeds.
+    sock.on('error', (e: Error) => {
+      if (!isOpen) this.lastConnectError = pilotError('connection_failed', `cannot connect to the registry at ${this.addrText}: ${e.message}`);
+    });
     sock.on('close', () => {
       connectTimer?.cancel();
       for (const p of conn.pending.splice(0)) {

@@ -179,3 +179,53 @@ test('daemon start with a config.json that does not parse fails at once with fil
   fails(g, 'invalid_argument');
   assert.ok(g.error!.message.startsWith(`${cfg}:3:3: `), g.error!.message);
 });
+
+test('daemon start with no rendezvous: says at once it is not registered (two ways out), keeps retrying, registers when one appears', { timeout: 60_000 }, async () => {
+  const { createServer } = await import('node:net');
+  const freePort = (): Promise<number> =>
+    new Promise((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+  const [rp, bp] = [await freePort(), await freePort()];
+  const h = home('lonely');
+  const r = await runJson(['--home', h, 'daemon', 'start', '--registry', `127.0.0.1:${rp}`, '--beacon', `127.0.0.1:${bp}`, '--listen', '127.0.0.1:0']);
+  const e = fails(r, 'connection_failed');
+  assert.ok(e.message.startsWith(`not registered: no rendezvous at 127.0.0.1:${rp} `), e.message);
+  assert.match(e.hint!, /pilotctl rendezvous start/);
+  assert.match(e.hint!, /--registry HOST:PORT/);
+  const pid = (e as { detail?: { pid: number } }).detail!.pid;
+  started.add(pid);
+  assert.ok(isAlive(pid), 'the daemon keeps running');
+  // No fake address while unregistered, and info says why.
+  const i = ok(await runJson(['--home', h, 'info']));
+  assert.equal(i.registered, false);
+  assert.equal(i.address, null);
+  assert.equal(i.registry_state, 'connecting');
+  assert.match(i.registry_reason, /^not registered: no rendezvous at /);
+  assert.equal(i.registry_error.code, 'connection_failed');
+  assert.equal(typeof i.nat_reason, 'string');
+  assert.equal(typeof i.datapath_reason, 'string');
+  const text = await runPilotctl(['--home', h, 'info']);
+  assert.match(text.stdout, /Node ID:\s+not registered/);
+  assert.doesNotMatch(text.stdout, /0:0000\.0000\.0000/);
+  const st = ok(await runJson(['--home', h, 'daemon', 'status']));
+  assert.equal(st.registered, false);
+  assert.match(st.registry_reason, /not registered/);
+  // A rendezvous appears on that address: the daemon registers on its own (backoff ≤ 10 s).
+  const rdvHome = home('lonely-rdv');
+  const rs = ok(await runJson(['--home', rdvHome, 'rendezvous', 'start', '--registry-addr', `127.0.0.1:${rp}`, '--beacon-addr', `127.0.0.1:${bp}`, '--compat-addr', 'off']));
+  started.add(rs.pid);
+  const reg = await waitFor('registration', async () => {
+    const x = await runJson(['--home', h, 'info']);
+    return x.data?.registered ? x.data : null;
+  }, 20_000, 250);
+  assert.ok(reg.node_id > 0);
+  assert.match(reg.address, /^0:0000\.0000\./);
+  assert.equal(reg.registry_state, 'registered');
+  assert.equal(reg.registry_error, null);
+  ok(await runJson(['--home', h, 'daemon', 'stop']));
+  ok(await runJson(['--home', rdvHome, 'rendezvous', 'stop']));
+});

@@ -178,7 +178,7 @@ export interface JsonRun extends CliRun {
   /** `data` of a `{"status":"ok"}` envelope on stdout. */
   data: any;
   /** The `{"status":"error",…}` envelope from stderr. */
-  error: { status: string; code: string; message: string; hint?: string } | null;
+  error: { status: string; code: string; message: string; hint?: string; detail?: any } | null;
 }
 
 /** The last line of `text` that parses as JSON, or null. */
@@ -381,10 +381,15 @@ export class Cluster {
       '--listen', '127.0.0.1:0',
       ...all,
     ]);
-    const pid = r.data?.pid ?? readPidFile(home);
+    // Not registered (no rendezvous answering yet, a refused certificate…): the daemon runs and keeps retrying,
+    // and `daemon start` says so with connection_failed — the tests that want that node still get it (node id 0).
+    const unregistered = r.code === 1 && r.error?.code === 'connection_failed' && r.error.detail?.registered === false ? r.error.detail : null;
+    const pid = r.data?.pid ?? unregistered?.pid ?? readPidFile(home);
     if (typeof pid === 'number') trackPid(pid);
-    if (r.code !== 0 || !r.data) throw new Error(`daemon start ${name} failed: ${explain(r)}\nlog:\n${this.logTail(name)}`);
-    const n: NodeProc = { name, home, nodeId: r.data.node_id, address: r.data.address, pid: r.data.pid, flags };
+    if (!unregistered && (r.code !== 0 || !r.data)) throw new Error(`daemon start ${name} failed: ${explain(r)}\nlog:\n${this.logTail(name)}`);
+    const n: NodeProc = unregistered
+      ? { name, home, nodeId: 0, address: '', pid: unregistered.pid, flags }
+      : { name, home, nodeId: r.data.node_id, address: r.data.address, pid: r.data.pid, flags };
     const i = this.nodes.findIndex((x) => x.name === name);
     if (i >= 0) this.nodes[i] = n;
     else this.nodes.push(n);

@@ -75,7 +75,7 @@ test('bash: commands, subcommands, flags, flag values and argument values', asyn
     [['pilotctl', 'daemon', ''], (g) => assert.deepEqual(g, ['start', 'stop', 'status'])],
     [['pilotctl', 'rendezvous', 'st'], (g) => assert.deepEqual(g, ['start', 'stop', 'status'])],
     [['pilotctl', 'config', ''], (g) => assert.deepEqual(g, ['get', 'set', 'unset', 'show'])],
-    [['pilotctl', 'daemon', 'start', '--reg'], (g) => assert.deepEqual(g, ['--registry'])],
+    [['pilotctl', 'daemon', 'start', '--reg'], (g) => assert.deepEqual(g, ['--registry', '--registry-fingerprint'])],
     [['pilotctl', 'daemon', 'start', '--log-level', ''], (g) => assert.deepEqual(g, ['debug', 'info', 'warn', 'error'])],
     // Global flags and flag values before the command are skipped.
     [['pilotctl', '--home', '/tmp', '--json', 'daemon', 'start', '--registry', '10.0.0.1:9000', '--host'], (g) => assert.deepEqual(g, ['--hostname'])],
@@ -123,7 +123,7 @@ test('fish: complete -C answers from the script', { skip: has('fish') ? false : 
   };
   assert.deepEqual(ask('pilotctl daemon ').sort(), ['start', 'status', 'stop']);
   assert.deepEqual(ask('pilotctl config ').sort(), ['get', 'set', 'show', 'unset']);
-  assert.deepEqual(ask('pilotctl daemon start --reg'), ['--registry']);
+  assert.deepEqual(ask('pilotctl daemon start --reg'), ['--registry', '--registry-fingerprint']);
   assert.deepEqual(ask('pilotctl daemon start --log-level ').sort(), ['debug', 'error', 'info', 'warn']);
   assert.deepEqual(ask('pilotctl --home /tmp completion ').sort(), ['bash', 'fish', 'zsh']);
   assert.deepEqual(ask('pilotctl config get registry_f'), ['registry_fingerprint']);

@@ -22,6 +22,7 @@ function fixture(opts: { hostname?: string | null; isPublic?: boolean; hostnameR
         calls.push(`register ${listen}`);
         return ok({ nodeId: 11, address: '0:0000.0000.000B', publicKey: '' });
       },
+      prepareRegistration: (listen) => void calls.push(`prepare ${listen}`),
       setHostname: async (h) => (calls.push(`hostname ${h}`), opts.hostnameResult ?? ok({ hostname: h })),
       setVisibility: async (p) => (calls.push(`public ${p}`), ok({ isPublic: p })),
       setTags: async (t) => (calls.push(`tags ${t.join(',')}`), ok({ tags: t })),
