@@ -12,6 +12,7 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   'rendezvous stop': ['pilotctl rendezvous stop'],
   'rendezvous status': ['pilotctl rendezvous status', 'pilotctl --json rendezvous status'],
   info: ['pilotctl info', 'pilotctl --json info'],
+  health: ['pilotctl health', 'pilotctl health --json || pilotctl daemon start'],
   'set-hostname': ['pilotctl set-hostname my-agent'],
   'clear-hostname': ['pilotctl clear-hostname'],
   find: ['pilotctl find agent-b'],

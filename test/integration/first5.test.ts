@@ -214,6 +214,10 @@ test('daemon start with no rendezvous: says at once it is not registered (two wa
   const st = ok(await runJson(['--home', h, 'daemon', 'status']));
   assert.equal(st.registered, false);
   assert.match(st.registry_reason, /not registered/);
+  const sick = await runJson(['--home', h, 'health']);
+  const se = fails(sick, 'connection_failed');
+  assert.match(se.message, /^unhealthy: registry: not registered/);
+  assert.equal((se as { detail?: { healthy: boolean } }).detail!.healthy, false);
   // A rendezvous appears on that address: the daemon registers on its own (backoff ≤ 10 s).
   const rdvHome = home('lonely-rdv');
   const rs = ok(await runJson(['--home', rdvHome, 'rendezvous', 'start', '--registry-addr', `127.0.0.1:${rp}`, '--beacon-addr', `127.0.0.1:${bp}`, '--compat-addr', 'off']));
@@ -226,6 +230,10 @@ test('daemon start with no rendezvous: says at once it is not registered (two wa
   assert.match(reg.address, /^0:0000\.0000\./);
   assert.equal(reg.registry_state, 'registered');
   assert.equal(reg.registry_error, null);
+  const well = ok(await runJson(['--home', h, 'health']));
+  assert.equal(well.healthy, true);
+  assert.deepEqual(well.checks.map((k: { name: string }) => k.name), ['daemon', 'registry', 'nat', 'transport', 'datapath', 'paths']);
   ok(await runJson(['--home', h, 'daemon', 'stop']));
+  fails(await runJson(['--home', h, 'health']), 'not_running');
   ok(await runJson(['--home', rdvHome, 'rendezvous', 'stop']));
 });
