@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readJsonObjectFile } from '../core/json-text.js';
+import { isErrorCode, type ErrorCode } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
 import { openAppendNoFollow, readSmallFileNoFollow, writeFileSafe } from '../core/safe-file.js';
 import { callOnce, connectIpc, type DaemonTarget } from '../ipc/client.js';
@@ -266,6 +267,14 @@ const start = defineCommand<Map<string, string | true>>({
           /* the daemon may have removed it */
         }
         const tail = logTail(paths.logFile);
+        // The daemon's own fatal error (a port in use, a bad flag…) names the problem and the fix: pass it on.
+        const fatal = fatalRecord(tail);
+        if (fatal) {
+          return err(fatal.code, `daemon did not start: ${fatal.message}`, {
+            hint: fatal.hint ?? `see ${paths.logFile}`,
+            detail: { exit_code: exitCode, log_file: paths.logFile, log_tail: tail },
+          });
+        }
         return err('internal', `daemon exited with code ${exitCode} during startup` + (tail ? `; log tail:\n${tail}` : ''), {
           hint: `see ${paths.logFile}`,
           detail: { log_file: paths.logFile, log_tail: tail },
@@ -303,6 +312,21 @@ const start = defineCommand<Map<string, string | true>>({
     });
   },
 });
+
+/** The last fatal (level 60) pino record in a log tail that carries an error code, or null. */
+function fatalRecord(tail: string | null): { code: ErrorCode; message: string; hint: string | null } | null {
+  if (!tail) return null;
+  for (const line of tail.split('\n').reverse()) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const r = JSON.parse(line) as { level?: number; code?: unknown; msg?: unknown; hint?: unknown };
+      if (r.level === 60 && isErrorCode(r.code) && typeof r.msg === 'string') return { code: r.code, message: r.msg, hint: typeof r.hint === 'string' ? r.hint : null };
+    } catch {
+      /* not a log record */
+    }
+  }
+  return null;
+}
 
 /** Wait until `isGone` or the deadline; true when gone. */
 async function waitUntil(isGone: () => boolean | Promise<boolean>, deadlineMs: number): Promise<boolean> {

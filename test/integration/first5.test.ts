@@ -237,3 +237,20 @@ test('daemon start with no rendezvous: says at once it is not registered (two wa
   fails(await runJson(['--home', h, 'health']), 'not_running');
   ok(await runJson(['--home', rdvHome, 'rendezvous', 'stop']));
 });
+
+test('daemon start on a UDP port in use: the daemon\'s own error and fix, not a log dump', { timeout: 30_000 }, async () => {
+  const { createSocket } = await import('node:dgram');
+  const holder = createSocket('udp4');
+  await new Promise<void>((r) => holder.bind(0, '127.0.0.1', () => r()));
+  try {
+    const port = holder.address().port;
+    const h = home('busy-port');
+    const r = await runJson(['--home', h, 'daemon', 'start', '--registry', '127.0.0.1:1', '--listen', `127.0.0.1:${port}`]);
+    const e = fails(r, 'invalid_argument');
+    assert.match(e.message, new RegExp(`^daemon did not start: UDP 127\\.0\\.0\\.1:${port} is already in use`));
+    assert.match(e.hint!, /pick another port/);
+    assert.equal(existsSync(join(h, 'daemon.pid')), false, 'nothing half-started');
+  } finally {
+    holder.close();
+  }
+});
