@@ -219,6 +219,10 @@ export class CompatLink {
       createConnection: () => conn.socket,
       maxPayload: MAX_WS_MESSAGE_BYTES,
       perMessageDeflate: false,
+      // A zero mask: ws then skips masking here and unmasking at the rendezvous (a byte-by-byte XOR in JS on
+      // both ends without the optional bufferutil). Masking protects HTTP intermediaries that read the frames;
+      // ours run inside TLS end to end, so no intermediary sees them.
+      generateMask: (mask: Buffer) => void mask.fill(0),
     });
     this.ws = ws;
     this.upgradeTimer = this.deps.driver.after(this.t.linkDialTimeoutUs / 1000, () => {
