@@ -25,6 +25,7 @@ import { KNOWN_RENDEZVOUS_FILE } from './compat/known-rendezvous.js';
 import { proxyFor, type ProxyConfig } from './compat/proxy.js';
 import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram } from '../wire/segment.js';
 import { Driver } from './driver.js';
+import { datapathReason, heartbeatReport, natReason, registryStatus, transportReason } from './status.js';
 import { realEnv, type NodeEnv } from './env.js';
 import { PathDriver } from './paths/path-driver.js';
 import { MainSocket } from './paths/main-socket.js';
@@ -470,23 +471,19 @@ export class Daemon implements ServiceHost {
   async info(): Promise<Result<NodeInfo>> {
     const a = this.datapath.localAddress;
     const m = this.membership;
-    const registered = m.nodeId !== 0;
-    const regErr = this.registry.lastConnectError;
     return ok({
       node_id: m.nodeId,
-      address: registered ? m.address : null,
-      registered,
-      registry_state: !registered ? 'connecting' : m.isRegistryUp ? 'registered' : 'reconnecting',
-      registry_reason: this.registryReason(registered),
-      registry_error: regErr
-        ? { code: regErr.code, message: regErr.message, hint: `start a rendezvous on this machine (pilotctl rendezvous start), or use yours: pilotctl daemon start --registry HOST:PORT` }
-        : null,
+      address: m.nodeId !== 0 ? m.address : null,
+      ...registryStatus({ nodeId: m.nodeId, isRegistryUp: m.isRegistryUp, registry: this.opts.registry, lastConnectError: this.registry.lastConnectError }),
       beacon: this.opts.beacon,
-      nat_reason: this.natReason(),
-      datapath_reason:
-        this.datapath.kind === 'native'
-          ? 'native addon loaded (batched UDP + AEAD)'
-          : `node:dgram: ${datapathFallbackReason() ?? 'the native addon is not in use'} (npm run build:native builds it where cargo is)`,
+      nat_reason: natReason({
+        transportMode: this.opts.transport,
+        natType: this.nat.natType,
+        beacon: this.opts.beacon,
+        hasBeacon2: this.addrs.beacon2 !== null && this.addrs.beacon2 !== undefined,
+        isRegistryUp: m.isRegistryUp,
+      }),
+      datapath_reason: datapathReason(this.datapath.kind, datapathFallbackReason()),
       hostname: m.hostname,
       public_key: toBase64(this.identity.publicKey),
       public: m.isPublic,
@@ -503,49 +500,16 @@ export class Daemon implements ServiceHost {
       version: VERSION,
       transport: this.transport.carrier,
       transport_mode: this.transport.mode,
-      transport_reason: this.transportReason(),
+      transport_reason: transportReason(this.transport.reason, this.transport.carrier, this.link),
       compat: formatHostPort(this.addrs.compat.host, this.addrs.compat.port),
       proxy: this.compatProxy?.display ?? null,
       transport_error: errorView(this.transportError),
     });
   }
 
-  private registryReason(registered: boolean): string {
-    const m = this.membership;
-    const e = this.registry.lastConnectError;
-    if (registered && m.isRegistryUp) return `registered as node ${m.nodeId} at ${this.opts.registry}`;
-    if (registered) return `registered as node ${m.nodeId}; the connection to ${this.opts.registry} is lost, reconnecting with backoff${e ? ` (${e.message})` : ''}`;
-    return e
-      ? `not registered: no rendezvous at ${this.opts.registry} (${e.message}); retrying with backoff — start one with \`pilotctl rendezvous start\`, or use --registry HOST:PORT`
-      : `not registered yet: connecting to ${this.opts.registry}`;
-  }
-
-  private natReason(): string {
-    if (this.opts.transport === 'tcp') return '--transport tcp: no UDP is sent, so the NAT is not classified';
-    if (this.nat.natType) return `classified from the beacon's discover replies (${this.opts.beacon}${this.addrs.beacon2 ? ` and a second beacon address` : ''})`;
-    if (!this.membership.isRegistryUp) return 'not classified: discovery starts once registered';
-    return `not classified yet: waiting for discover replies from the beacon at ${this.opts.beacon}`;
-  }
-
-  private transportReason(): string {
-    const r = this.transport.reason;
-    const link = this.link;
-    if (this.transport.carrier !== 'wss' || !link) return r;
-    return link.isRegistered ? `${r}; the WebSocket is registered at the beacon` : `${r}; the WebSocket is ${link.state === 'open' ? 'open, registering' : 'connecting'}`;
-  }
-
-  /** What our heartbeats tell the rendezvous's dashboard (NAT type, peer paths, transport); null before classification. */
+  /** What our heartbeats tell the rendezvous's dashboard; null before the NAT is classified. */
   private heartbeatReport(): NodeReportWire | null {
-    const natType = this.nat?.natKind;
-    if (!natType) return null;
-    let direct = 0;
-    let relayed = 0;
-    for (const p of this.tunnels.peers.values()) {
-      if (!p.isUp) continue;
-      if (p.isRelayed) relayed++;
-      else direct++;
-    }
-    return { nat_type: natType, peers_direct: direct, peers_relayed: relayed, transport: this.transport.carrier };
+    return heartbeatReport(this.nat?.natKind ?? null, this.tunnels?.peers.values() ?? [], this.transport.carrier);
   }
 
   setHostname = (hostname: string): Promise<Result<{ hostname: string }>> => this.membership.setHostname(hostname);
