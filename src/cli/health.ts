@@ -14,9 +14,17 @@ interface Check {
   detail: string;
 }
 
-function checksOf(i: NodeInfo, peers: PeerEntry[]): Check[] {
-  const direct = peers.filter((p) => p.path === 'direct').length;
-  const relayed = peers.filter((p) => p.path === 'relay').length;
+interface PathCounts {
+  total: number;
+  direct: number;
+  relayed: number;
+}
+
+function pathCounts(peers: PeerEntry[]): PathCounts {
+  return { total: peers.length, direct: peers.filter((p) => p.path === 'direct').length, relayed: peers.filter((p) => p.path === 'relay').length };
+}
+
+function checksOf(i: NodeInfo, { total, direct, relayed }: PathCounts): Check[] {
   return [
     { name: 'daemon', ok: true, detail: `running ${formatDuration(i.uptime_s)}, version ${i.version}` },
     { name: 'registry', ok: i.registered && i.registry_connected, detail: i.registry_reason },
@@ -27,7 +35,7 @@ function checksOf(i: NodeInfo, peers: PeerEntry[]): Check[] {
       detail: `${i.transport} (mode ${i.transport_mode}): ${i.transport_reason}${i.transport_error ? `; last compat error: ${i.transport_error.message}` : ''}`,
     },
     { name: 'datapath', ok: true, detail: `${i.datapath}: ${i.datapath_reason}` },
-    { name: 'paths', ok: true, detail: `${peers.length} peer(s): ${direct} direct, ${relayed} relayed, ${peers.length - direct - relayed} without a session` },
+    { name: 'paths', ok: true, detail: `${total} peer(s): ${direct} direct, ${relayed} relayed, ${total - direct - relayed} without a session` },
   ];
 }
 
@@ -52,8 +60,8 @@ const health = defineCommand<null>({
     const [ir, pr] = await Promise.all([c.value.info(), c.value.peers()]);
     if (!ir.ok) return ir;
     const i = ir.value;
-    const peers = pr.ok ? pr.value.peers : [];
-    const checks = checksOf(i, peers);
+    const paths = pathCounts(pr.ok ? pr.value.peers : []);
+    const checks = checksOf(i, paths);
     const healthy = checks.every((k) => k.ok);
     const data = {
       healthy,
@@ -65,8 +73,8 @@ const health = defineCommand<null>({
       nat_type: i.nat_type,
       transport: i.transport,
       datapath: i.datapath,
-      peers_direct: peers.filter((p) => p.path === 'direct').length,
-      peers_relayed: peers.filter((p) => p.path === 'relay').length,
+      peers_direct: paths.direct,
+      peers_relayed: paths.relayed,
     };
     if (!healthy) {
       const bad = checks.filter((k) => !k.ok);

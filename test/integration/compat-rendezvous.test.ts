@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import WebSocket from 'ws';
 import { binCommand } from '../helpers/bins.js';
+import { exitStatus, startRendezvous as startHarnessRendezvous } from './harness.js';
 import { decodeBeaconMessage, encodeAuthenticatedBeaconMessage, wrapRelay, type BeaconMessage } from '../../src/wire/beacon-message.js';
 import {
   CLOSE_PROTOCOL_ERROR,
@@ -48,36 +49,18 @@ function run(args: string[]): ChildProcess {
   return spawn(cmd!, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-function startRendezvous(args: string[]): Promise<Running> {
-  const child = run(['--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--log-level', 'warn', ...args]);
-  let out = '';
-  let errText = '';
-  child.stderr!.on('data', (d) => (errText += d));
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('no ready line; stderr: ' + errText)), 30_000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(t);
-      const ready = JSON.parse(out.slice(0, nl)) as Ready;
-      resolve({ child, ready, beaconPort: portOf(ready.beacon), compatPort: ready.compat ? portOf(ready.compat) : 0, stderr: () => errText });
-    });
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`exited ${code} before ready; stderr: ${errText}`));
-    });
-  });
-}
-
-function exited(child: ChildProcess): Promise<{ code: number | null; signal: string | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  return new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
+/** A rendezvous with `compatAddr` and `store` (harness.startRendezvous reads the ready line), as this file uses it. */
+async function startRendezvous(opts: { compatAddr: string; store: string }): Promise<Running> {
+  const r = await startHarnessRendezvous(opts);
+  const ready: Ready = { registry: r.registry, beacon: r.beacon };
+  if (r.compat) ready.compat = r.compat;
+  if (r.fingerprint) ready.fingerprint = r.fingerprint;
+  return { child: r.child, ready, beaconPort: portOf(r.beacon), compatPort: r.compat ? portOf(r.compat) : 0, stderr: r.stderr };
 }
 
 async function stop(r: Running): Promise<void> {
   r.child.kill('SIGTERM');
-  const ex = await exited(r.child);
+  const ex = await exitStatus(r.child);
   assert.equal(ex.code, 0, `signal ${ex.signal}; ${r.stderr()}`);
 }
 
@@ -218,7 +201,7 @@ function udpNext(sock: dgram.Socket, kind: BeaconMessage['kind'], timeoutMs = 30
 
 test('compat port: TLS registry (ALPN), a WebSocket channel relaying with a UDP node, bad clients dropped', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pilot-compat-'));
-  const rdv = await startRendezvous(['--compat-addr', '127.0.0.1:0', '--store', join(dir, 'registry.json')]);
+  const rdv = await startRendezvous({ compatAddr: '127.0.0.1:0', store: join(dir, 'registry.json') });
   const udp = dgram.createSocket('udp4');
   const channels: Channel[] = [];
   try {
@@ -330,7 +313,7 @@ test('compat fingerprint: ready line = --print-fingerprint, stable across a rest
     const json = await runToEnd(['--print-fingerprint', '--json', '--store', store]);
     assert.deepEqual(JSON.parse(json.stdout), { fingerprint: fp });
 
-    const first = await startRendezvous(['--compat-addr', '127.0.0.1:0', '--store', store]);
+    const first = await startRendezvous({ compatAddr: '127.0.0.1:0', store });
     assert.equal(first.ready.fingerprint, fp);
     // An explicit compat address that cannot bind is fatal.
     const clash = await runToEnd(['--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--compat-addr', `127.0.0.1:${first.compatPort}`, '--store', join(dir, 'other', 'r.json')]);
@@ -338,11 +321,11 @@ test('compat fingerprint: ready line = --print-fingerprint, stable across a rest
     assert.match(clash.stderr, /compat port cannot listen/);
     await stop(first);
 
-    const second = await startRendezvous(['--compat-addr', '127.0.0.1:0', '--store', store]);
+    const second = await startRendezvous({ compatAddr: '127.0.0.1:0', store });
     assert.equal(second.ready.fingerprint, fp, 'same certificate after a restart');
     await stop(second);
 
-    const off = await startRendezvous(['--compat-addr', 'off', '--store', store]);
+    const off = await startRendezvous({ compatAddr: 'off', store });
     assert.equal(off.ready.compat, undefined);
     assert.equal(off.ready.fingerprint, undefined);
     await stop(off);

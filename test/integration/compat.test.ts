@@ -14,8 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { binCommand } from '../helpers/bins.js';
-import { Cluster, cleanEnv, readBytes, waitFor } from './harness.js';
+import { Cluster, readBytes, startRendezvous, waitFor } from './harness.js';
 import { startForwarder, type Forwarder } from '../unit/node/compat-fake.js';
 import type { PilotStream } from '../../src/node/api.js';
 
@@ -34,30 +33,12 @@ let c: Cluster;
 const started: ChildProcess[] = [];
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-function startRdv(): Promise<Rdv> {
-  const [exe, ...pre] = binCommand('pilot-rendezvous');
-  const child = spawn(
-    exe!,
-    [...pre, '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--compat-addr', '127.0.0.1:0', '--store', join(root, 'registry.json'), '--log-level', 'warn'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() },
-  );
-  started.push(child);
-  let out = '';
-  let errText = '';
-  child.stderr!.on('data', (d: Buffer) => (errText = (errText + d.toString()).slice(-4000)));
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no ready line: ${errText}`)), 20_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(t);
-      const r = JSON.parse(out.slice(0, nl)) as Omit<Rdv, 'child'>;
-      if (!r.compat || !r.fingerprint) return reject(new Error(`ready line without compat: ${out}`));
-      resolve({ child, ...r });
-    });
-    child.once('exit', (code) => reject(new Error(`pilot-rendezvous exited ${code}: ${errText}`)));
-  });
+/** Our rendezvous with its compat port on 127.0.0.1 (harness.startRendezvous: the one ready-line reader). */
+async function startRdv(): Promise<Rdv> {
+  const r = await startRendezvous({ compatAddr: '127.0.0.1:0', store: join(root, 'registry.json') });
+  started.push(r.child);
+  if (!r.compat || !r.fingerprint) throw new Error(`ready line without compat: ${JSON.stringify(r)}`);
+  return { child: r.child, registry: r.registry, beacon: r.beacon, compat: r.compat, fingerprint: r.fingerprint };
 }
 
 const portOf = (hp: string): number => Number(hp.slice(hp.lastIndexOf(':') + 1));

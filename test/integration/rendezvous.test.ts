@@ -2,12 +2,12 @@
 // beacon over UDP from outside the process.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { binCommand } from '../helpers/bins.js';
+import { exitStatus, startRendezvous as startHarnessRendezvous } from './harness.js';
 import { challenge } from '../../src/wire/registry-frame.js';
 import { decodeBeaconMessage, encodeBeaconMessage } from '../../src/wire/beacon-message.js';
 import { RawClient, fresh, newIdentity, signed } from '../unit/registry/helpers.js';
@@ -19,40 +19,13 @@ interface Running {
   stderr: () => string;
 }
 
-function startRendezvous(args: string[]): Promise<Running> {
-  const [cmd, ...pre] = binCommand('pilot-rendezvous');
-  const child = spawn(cmd!, [...pre, '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--log-level', 'warn', '--compat-addr', 'off', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let errText = '';
-  child.stderr!.on('data', (d) => (errText += d));
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('no ready line; stderr: ' + errText)), 20_000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(t);
-      const ready = JSON.parse(out.slice(0, nl)) as { registry: string; beacon: string };
-      resolve({
-        child,
-        registryPort: Number(ready.registry.split(':').pop()),
-        beaconPort: Number(ready.beacon.split(':').pop()),
-        stderr: () => errText,
-      });
-    });
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`exited ${code} before ready; stderr: ${errText}`));
-    });
-  });
+/** harness.startRendezvous (the one ready-line reader) with more flags, and the ports this file dials. */
+async function startRendezvous(args: string[]): Promise<Running> {
+  const r = await startHarnessRendezvous({ extraArgs: args });
+  return { child: r.child, registryPort: portOf(r.registry), beaconPort: portOf(r.beacon), stderr: r.stderr };
 }
 
-function exited(child: ChildProcess): Promise<{ code: number | null; signal: string | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  return new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
-}
+const portOf = (hp: string): number => Number(hp.split(':').pop());
 
 test('SIGKILL loses nothing acknowledged: nodes, hostnames, trust and queued handshakes survive', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pilot-rdv-'));
@@ -73,7 +46,7 @@ test('SIGKILL loses nothing acknowledged: nodes, hostnames, trust and queued han
     assert.equal((await c.request(signed(a, { type: 'report_trust', node_id: ida, peer_id: idb }, challenge.reportTrust(ida, idb)))).type, 'report_trust_ok');
     // The last _ok has arrived: kill -9 right now.
     run.child.kill('SIGKILL');
-    await exited(run.child);
+    await exitStatus(run.child);
     c.close();
 
     run = await startRendezvous(['--store', store]);
@@ -93,7 +66,7 @@ test('SIGKILL loses nothing acknowledged: nodes, hostnames, trust and queued han
 
     // SIGTERM: graceful, exit code 0, snapshot written.
     run.child.kill('SIGTERM');
-    const ex = await exited(run.child);
+    const ex = await exitStatus(run.child);
     assert.equal(ex.code, 0, run.stderr());
     run = await startRendezvous(['--store', store]);
     const c3 = await RawClient.connect(run.registryPort);
@@ -101,7 +74,7 @@ test('SIGKILL loses nothing acknowledged: nodes, hostnames, trust and queued han
     c3.close();
   } finally {
     run.child.kill('SIGKILL');
-    await exited(run.child);
+    await exitStatus(run.child);
     rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -140,6 +113,6 @@ test('beacon in the rendezvous process: discover and observed_addr in resolve_ok
   } finally {
     sock.close();
     run.child.kill('SIGTERM');
-    await exited(run.child);
+    await exitStatus(run.child);
   }
 });
