@@ -96,12 +96,10 @@ export interface CompatTiming {
   /** Link: over this many bytes waiting in the WebSocket's send buffer, new datagrams are dropped (the stream
    *  ARQ retransmits; datagram semantics, bounded memory). */
   linkMaxBufferedBytes: number;
-  /** auto: the registry moves from plain TCP to TLS on the compat port after this many failed connects in a row
-   *  (and back after as many failures there)… */
-  registryFailuresBeforeSwitch: number;
-  /** …or this many when the current route has connected before (a registry restart is not a blocked network:
-   *  a short outage must not send a working node to another port). */
-  registryFailuresBeforeSwitchAfterSuccess: number;
+  /** auto: one registry connect attempt dials the preferred route (plain TCP or TLS on the compat port) and the
+   *  other one as soon as the first fails or after this head start, whichever is sooner (happy eyeballs); the
+   *  first to connect wins and becomes the preferred route. */
+  registryFallbackDelayUs: Micros;
 }
 
 export const COMPAT_TIMING: CompatTiming = {
@@ -117,6 +115,5 @@ export const COMPAT_TIMING: CompatTiming = {
   linkBackoffMaxUs: 10_000_000,
   linkDialTimeoutUs: 10_000_000,
   linkMaxBufferedBytes: 4 * 1024 * 1024,
-  registryFailuresBeforeSwitch: 2,
-  registryFailuresBeforeSwitchAfterSuccess: 8,
+  registryFallbackDelayUs: 500_000,
 };

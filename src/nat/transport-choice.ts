@@ -10,9 +10,11 @@
 //                     every udpReprobeIntervalUs; an answer → back to UDP (the path engine's direct upgrade then runs
 //                     as usual). On udp, a beacon silent for udpSilentUs → probe again (and maybe move). Open
 //                     streams never notice: a frame is the same sealed Noise frame whichever carrier takes it.
-//                     The registry: plain TCP unless a proxy applies to the registry host; after
-//                     registryFailuresBeforeSwitch failed connects in a row, TLS on the compat port (and back);
-//                     a route that has connected before needs registryFailuresBeforeSwitchAfterSuccess.
+//                     The registry: plain TCP first unless a proxy applies to the registry host (then TLS on
+//                     the compat port first). Each connect attempt dials the preferred route and the other one
+//                     when the first fails or after registryFallbackDelayUs (happy eyeballs): whichever connects
+//                     becomes the preferred route. A rendezvous that appears on either is reached within one
+//                     reconnect backoff, and a registry restart never moves a working node to the other port.
 import type { Micros } from '../core/index.js';
 import { COMPAT_TIMING, type CompatTiming } from './timing.js';
 
@@ -55,8 +57,6 @@ export class TransportChoice {
   /** wss: a UDP discover left at this time and is unanswered (→ link_discover at + linkReassertAfterUs). */
   private unansweredDiscoverUs: Micros | null = null;
   private registryRouteNow: RegistryRoute;
-  private registryFailures = 0;
-  private readonly registryRouteWorked: Record<RegistryRoute, boolean> = { plain: false, tls: false };
   readonly stats = { probes: 0, toWss: 0, toUdp: 0, registrySwitches: 0 };
 
   constructor(private readonly opts: TransportChoiceOptions) {
@@ -88,9 +88,15 @@ export class TransportChoice {
     return this.reasonNow;
   }
 
-  /** How the next registry connection goes. */
+  /** The preferred registry route (the one the next connect attempt dials first). */
   get registryRoute(): RegistryRoute {
     return this.registryRouteNow;
+  }
+
+  /** The routes one registry connect attempt dials, preferred first: both in auto with a compat transport. */
+  get registryRoutes(): RegistryRoute[] {
+    const other: RegistryRoute = this.registryRouteNow === 'plain' ? 'tls' : 'plain';
+    return this.mode === 'auto' && this.opts.hasCompat ? [this.registryRouteNow, other] : [this.registryRouteNow];
   }
 
   /** The daemon started: tcp opens the link now. */
@@ -134,18 +140,10 @@ export class TransportChoice {
     if (this.phase === 'wss' && this.mode === 'auto' && this.unansweredDiscoverUs === null) this.unansweredDiscoverUs = now;
   }
 
-  /** A registry connect attempt ended (`isConnected` false: refused, unreachable, timed out, TLS failed). */
-  handleRegistryConnect(isConnected: boolean): void {
-    if (isConnected) {
-      this.registryFailures = 0;
-      this.registryRouteWorked[this.registryRouteNow] = true;
-      return;
-    }
-    this.registryFailures++;
-    const limit = this.registryRouteWorked[this.registryRouteNow] ? this.t.registryFailuresBeforeSwitchAfterSuccess : this.t.registryFailuresBeforeSwitch;
-    if (this.mode !== 'auto' || !this.opts.hasCompat || this.registryFailures < limit) return;
-    this.registryFailures = 0;
-    this.registryRouteNow = this.registryRouteNow === 'plain' ? 'tls' : 'plain';
+  /** A registry connect attempt connected over `route`: in auto that route is preferred from now on. */
+  handleRegistryConnected(route: RegistryRoute): void {
+    if (this.mode !== 'auto' || !this.opts.hasCompat || route === this.registryRouteNow) return;
+    this.registryRouteNow = route;
     this.stats.registrySwitches++;
   }
 

@@ -18,11 +18,12 @@ import { isBeaconMessage } from '../wire/beacon-message.js';
 import type { NodeReportWire } from '../wire/registry-messages.js';
 import { COMPAT_ALPN_REGISTRY } from '../wire/compat-frames.js';
 import { formatHostPort } from '../wire/endpoint.js';
-import { COMPAT_TIMING, TransportChoice } from '../nat/index.js';
+import { COMPAT_TIMING, TransportChoice, type RegistryRoute } from '../nat/index.js';
 import { CompatLink } from './compat/link.js';
 import type { CompatConnection } from './compat/dial.js';
 import { KNOWN_RENDEZVOUS_FILE } from './compat/known-rendezvous.js';
 import { proxyFor, type ProxyConfig } from './compat/proxy.js';
+import { dialFirstOf } from './compat/first-of.js';
 import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram } from '../wire/segment.js';
 import { Driver } from './driver.js';
 import { datapathReason, heartbeatReport, natReason, registryStatus, transportReason } from './status.js';
@@ -360,10 +361,21 @@ export class Daemon implements ServiceHost {
   /** The registry client's connect: today's plain stream in udp mode (and simulations), else as the choice says. */
   private connectRegistry(host: string, port: number): Duplex | Promise<Result<Duplex>> {
     if (!this.env.dialCompat || this.opts.transport === 'udp' || this.beaconEndpoint === null) return this.env.connectRegistry(host, port);
-    return this.transport.registryRoute === 'tls' ? this.dialRegistryTls() : this.dialRegistryPlain(host, port);
+    const dial = (route: RegistryRoute): Promise<Result<Duplex>> => (route === 'tls' ? this.dialRegistryTls() : this.dialRegistryPlain(host, port));
+    return dialFirstOf({
+      routes: this.transport.registryRoutes,
+      dial,
+      dispose: (s) => s.destroy(),
+      headStartMs: this.transport.timing.registryFallbackDelayUs / 1000,
+      after: (ms, fn) => this.driver.after(ms, fn),
+    }).then((r) => {
+      if (!r.ok) return r;
+      this.transport.handleRegistryConnected(r.value.route);
+      return ok(r.value.value);
+    });
   }
 
-  /** Plain TCP, reported to the transport choice (two failures in a row in auto → TLS). */
+  /** Plain TCP to the registry port (one route of connectRegistry). */
   private dialRegistryPlain(host: string, port: number): Promise<Result<Duplex>> {
     const s = this.env.connectRegistry(host, port);
     return new Promise((resolve) => {
@@ -372,7 +384,6 @@ export class Daemon implements ServiceHost {
         s.off('connect', onConnect);
         s.off('error', onError);
         s.off('close', onClose);
-        this.transport.handleRegistryConnect(r.ok);
         resolve(r);
       };
       const fail = (why: string): void => {
@@ -386,8 +397,7 @@ export class Daemon implements ServiceHost {
       };
       const onError = (e: Error): void => fail(e.message);
       const onClose = (): void => fail('connection closed');
-      // Before the registry client's own connect timeout (same length, armed after this one), so the failure
-      // counts before its next attempt picks the route.
+      // Ends no later than the registry client's own connect timeout (same length, armed after this one).
       const timer = this.driver.after(REGISTRY_CONNECT_TIMEOUT_MS, () => fail('connect timeout'));
       s.once('connect', onConnect);
       s.once('error', onError);
@@ -406,7 +416,6 @@ export class Daemon implements ServiceHost {
       });
     }
     this.registryTlsError = r.ok ? null : r.error;
-    this.transport.handleRegistryConnect(r.ok);
     return r.ok ? ok(r.value.socket) : r;
   }
 

@@ -58,9 +58,9 @@ describe('transport choice', () => {
     w.run(120 * S);
     assert.deepEqual(w.kinds(), []);
     assert.equal(w.c.carrier, 'udp');
-    assert.equal(w.c.registryRoute, 'plain');
-    for (let i = 0; i < 5; i++) w.c.handleRegistryConnect(false);
-    assert.equal(w.c.registryRoute, 'plain');
+    assert.deepEqual(w.c.registryRoutes, ['plain']);
+    w.c.handleRegistryConnected('tls');
+    assert.deepEqual(w.c.registryRoutes, ['plain']);
   });
 
   it('tcp mode: the link opens at start, wss for good, registry over TLS, no UDP probe ever', () => {
@@ -152,25 +152,19 @@ describe('transport choice', () => {
     assert.match(w.c.reason, /no compat transport/);
   });
 
-  it('registry route in auto: plain, TLS after two failures in a row, back after two more; more once a route worked; TLS from the start behind a proxy', () => {
+  it('registry routes in auto: both per attempt, plain first (TLS first behind a proxy); the one that connects is preferred; tcp and no-compat one route', () => {
     const c = new TransportChoice({ mode: 'auto', hasCompat: true, isRegistryProxied: false });
-    assert.equal(c.registryRoute, 'plain');
-    c.handleRegistryConnect(false);
-    assert.equal(c.registryRoute, 'plain');
-    c.handleRegistryConnect(false);
-    assert.equal(c.registryRoute, 'tls');
-    c.handleRegistryConnect(false);
-    c.handleRegistryConnect(false);
-    assert.equal(c.registryRoute, 'plain');
-    assert.equal(new TransportChoice({ mode: 'auto', hasCompat: true, isRegistryProxied: true }).registryRoute, 'tls');
-    // A route that worked needs more failures (a registry restart is not a blocked network).
-    c.handleRegistryConnect(true);
-    c.handleRegistryConnect(false);
-    c.handleRegistryConnect(true);
-    for (let i = 1; i < COMPAT_TIMING.registryFailuresBeforeSwitchAfterSuccess; i++) c.handleRegistryConnect(false);
-    assert.equal(c.registryRoute, 'plain');
-    c.handleRegistryConnect(false);
-    assert.equal(c.registryRoute, 'tls');
-    assert.equal(new TransportChoice({ mode: 'auto', hasCompat: false, isRegistryProxied: true }).registryRoute, 'plain');
+    assert.deepEqual(c.registryRoutes, ['plain', 'tls']);
+    c.handleRegistryConnected('tls');
+    assert.deepEqual(c.registryRoutes, ['tls', 'plain']);
+    assert.equal(c.stats.registrySwitches, 1);
+    c.handleRegistryConnected('tls');
+    assert.equal(c.stats.registrySwitches, 1);
+    c.handleRegistryConnected('plain');
+    assert.deepEqual(c.registryRoutes, ['plain', 'tls']);
+    assert.deepEqual(new TransportChoice({ mode: 'auto', hasCompat: true, isRegistryProxied: true }).registryRoutes, ['tls', 'plain']);
+    assert.deepEqual(new TransportChoice({ mode: 'auto', hasCompat: false, isRegistryProxied: true }).registryRoutes, ['plain']);
+    assert.deepEqual(new TransportChoice({ mode: 'tcp', hasCompat: true, isRegistryProxied: false }).registryRoutes, ['tls']);
+    assert.ok(COMPAT_TIMING.registryFallbackDelayUs > 0);
   });
 });
