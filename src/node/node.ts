@@ -24,6 +24,7 @@ import type { CompatConnection } from './compat/dial.js';
 import { KNOWN_RENDEZVOUS_FILE } from './compat/known-rendezvous.js';
 import { proxyFor, type ProxyConfig } from './compat/proxy.js';
 import { dialFirstOf } from './compat/first-of.js';
+import { NodeEvents } from './events.js';
 import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram } from '../wire/segment.js';
 import { Driver } from './driver.js';
 import { datapathReason, heartbeatReport, natReason, registryStatus, transportReason } from './status.js';
@@ -99,6 +100,8 @@ export class Daemon implements ServiceHost {
   /** The last failure of a registry connection over TLS (compat); null after a success. */
   private registryTlsError: PilotError | null = null;
   private readonly nowUs = (): Micros => this.driver.nowUs();
+  /** What happened in this node (src/node/events.ts): webhooks and the audit log listen. */
+  readonly events: NodeEvents;
 
   private constructor(
     readonly opts: DaemonOptions,
@@ -111,6 +114,7 @@ export class Daemon implements ServiceHost {
   ) {
     this.paths = homePaths(opts.home);
     this.startedAtMs = env.wall.nowMs();
+    this.events = new NodeEvents(() => env.wall.nowMs(), (e, ev) => logger.warn({ err: String(e), event: ev.type }, 'node event listener failed'));
     this.beaconAddr = { ...addrs.beacon };
     this.beaconEndpoint = opts.relay ? this.beaconAddr : null;
     this.isRelayOnly = opts.relayOnly || opts.transport === 'tcp';
