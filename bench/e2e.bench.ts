@@ -13,7 +13,8 @@
 //
 //   npm run bench                      full run (~10 min on the 2-core VM)
 //   npm run bench -- --quick           200 MiB streams, 2,000 pings, 1,000 idle peers: a sanity check
-//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,rss,dgram,streams,servicePing,paths
+//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,direct,rss,dgram,streams,servicePing,paths  (direct: only the relay rows)
+//   PILOT_BENCH_RDV_PROF=DIR writes a CPU profile of every rendezvous the bench starts into DIR (the relay rows' relay)
 //            --profile[=stream,dgram64] also run --cpu-prof passes (1 stream and a 64 B flood, local and via the
 //                                      daemon: daemon and SDK processes both) and
 //                                      summarise them; profiles are kept in bench/results/profiles/ (not committed)
@@ -153,7 +154,7 @@ interface RendezvousAddrs {
 }
 
 async function startRendezvous(extra: string[] = []): Promise<RendezvousAddrs> {
-  const child = spawn(process.execPath, [join(BIN, 'pilot-rendezvous.js'), '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--compat-addr', 'off', '--log-level', 'warn', ...extra], {
+  const child = spawn(process.execPath, [...(process.env.PILOT_BENCH_RDV_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.PILOT_BENCH_RDV_PROF] : []), join(BIN, 'pilot-rendezvous.js'), '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--compat-addr', 'off', '--log-level', 'warn', ...extra], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);
@@ -837,7 +838,7 @@ async function main(): Promise<void> {
   let profiles: Record<string, unknown> | null = null;
   try {
     if (!SKIP.has('baselines')) await runBaselines();
-    for (const dp of SKIP.has('pilot') ? [] : dps) {
+    for (const dp of SKIP.has('pilot') || SKIP.has('direct') ? [] : dps) {
       for (const mode of MODES) {
         try {
           await runPilot(dp, mode, rdv);

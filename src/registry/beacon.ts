@@ -29,7 +29,6 @@
 //   CLOSE_PROTOCOL_ERROR.
 // Without `authority` the beacon behaves as the original (every message unauthenticated) and says so once.
 // Left open: legacy nodes stay as exposed as in the original (anyone can claim a legacy node id).
-import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../core/logger.js';
 import { err, ok, type Result } from '../core/result.js';
@@ -43,23 +42,12 @@ import {
   type BeaconMessage,
 } from '../wire/beacon-message.js';
 import { CLOSE_PROTOCOL_ERROR, decodeRecords, RecordBatch } from '../wire/compat-frames.js';
+import { bindBeaconSocket, type BeaconSocket, type Remote } from './beacon-socket.js';
+
+export type { BeaconSocket, Remote } from './beacon-socket.js';
 import type { BeaconAuthority, BeaconNodeAuth } from './beacon-authority.js';
 
 /** Where the beacon sends from and hears on: a bound UDP socket, or a simulated one (BeaconServer.over). */
-export interface BeaconSocket {
-  send(data: Uint8Array, ip: string, port: number): void;
-  /** Every datagram that arrives, with its source (`address` as the socket reports it). */
-  onReceive(fn: (data: Uint8Array, from: Remote) => void): void;
-  address(): AddressInfo;
-  close(): Promise<void>;
-}
-
-/** A datagram's source. */
-export interface Remote {
-  address: string;
-  port: number;
-}
-
 /**
  * One WebSocket (or a test double) as the beacon sees it: where it comes from (the TCP peer), how to send one
  * message, how much it has queued, how to close it. The beacon never touches the socket otherwise.
@@ -196,6 +184,8 @@ export class BeaconServer {
   /** Channels with records waiting for this turn's flush. */
   private readonly dirtyChannels = new Set<ChannelState>();
   private flushScheduled: NodeJS.Immediate | null = null;
+  /** A relay deliver datagram under construction, for sockets that copy on send. */
+  private readonly relayScratch = Buffer.allocUnsafeSlow(5 + 65_535);
   /** Counters for tests and logs. */
   readonly stats = {
     discovers: 0,
@@ -249,17 +239,16 @@ export class BeaconServer {
 
   /** Bind the socket(s). connection_failed when a bind fails. */
   static async start(opts: BeaconOptions): Promise<Result<BeaconServer>> {
-    const bound = await bindUdp(opts.host, opts.port);
-    if (!bound.ok) return bound;
-    const sock = { value: udpBeaconSocket(bound.value, opts.logger) };
+    const sock = await bindBeaconSocket(opts.host, opts.port, opts.logger);
+    if (!sock.ok) return sock;
     let sock2: BeaconSocket | null = null;
     if (opts.port2 !== undefined) {
-      const s2 = await bindUdp(opts.host2 ?? opts.host, opts.port2);
+      const s2 = await bindBeaconSocket(opts.host2 ?? opts.host, opts.port2, opts.logger);
       if (!s2.ok) {
         await sock.value.close();
         return s2;
       }
-      sock2 = udpBeaconSocket(s2.value, opts.logger);
+      sock2 = s2.value;
     }
     return ok(BeaconServer.over({ primary: sock.value, ...(sock2 ? { secondary: sock2 } : {}) }, opts));
   }
@@ -442,11 +431,21 @@ export class BeaconServer {
       this.stats.channelBufferDropped++;
       return;
     }
-    // dgram owns the buffer until the send callback (and a channel's batch until its flush), so each relayed
-    // frame gets its own.
-    const out = Buffer.allocUnsafe(5 + m.payload.length);
-    writeRelayDeliver(out, m.senderNodeId, m.payload);
-    this.sendBytes(this.sock, out, dest);
+    const state = dest.channel;
+    if (state) {
+      // Written straight into the channel's message for this turn's flush.
+      if (state.isClosed || !state.batch.pushRelayDeliver(m.senderNodeId, m.payload)) return;
+      this.noteBatched(state, 5 + m.payload.length);
+    } else if (this.sock.copiesOnSend) {
+      // The socket copies into its send batch: one scratch buffer serves every frame.
+      const n = writeRelayDeliver(this.relayScratch, m.senderNodeId, m.payload);
+      this.sock.send(this.relayScratch.subarray(0, n), dest.ip, dest.port);
+    } else {
+      // dgram owns the buffer until the send callback, so each relayed frame gets its own.
+      const out = Buffer.allocUnsafe(5 + m.payload.length);
+      writeRelayDeliver(out, m.senderNodeId, m.payload);
+      this.sock.send(out, dest.ip, dest.port);
+    }
     this.stats.relayed++;
     this.stats.relayedBytes += m.payload.length;
   }
@@ -525,7 +524,11 @@ export class BeaconServer {
       return;
     }
     if (state.isClosed || !state.batch.push(bytes)) return;
-    state.batchBytes += bytes.length + 2;
+    this.noteBatched(state, bytes.length);
+  }
+
+  private noteBatched(state: ChannelState, datagramBytes: number): void {
+    state.batchBytes += datagramBytes + 2;
     this.dirtyChannels.add(state);
     // One flush per event-loop turn: every datagram handled in this turn's I/O phase rides in one message.
     this.flushScheduled ??= setImmediate(() => this.flushChannels());
@@ -591,43 +594,4 @@ function budgetKey(e: Endpoint): string {
 /** `::ffff:1.2.3.4` (dual-stack sockets) → `1.2.3.4`, as Go's To4() in the original's replies. */
 function normaliseIp(ip: string): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
-}
-
-/** A bound node:dgram socket as a BeaconSocket (send errors are logged at debug). */
-function udpBeaconSocket(sock: dgram.Socket, logger: Logger): BeaconSocket {
-  return {
-    send: (data, ip, port) =>
-      sock.send(data, port, ip, (e) => {
-        if (e) logger.debug({ err: e }, 'beacon send failed');
-      }),
-    onReceive: (fn) => void sock.on('message', (msg, rinfo) => fn(msg, rinfo)),
-    address: () => sock.address(),
-    close: () => closeUdp(sock),
-  };
-}
-
-function bindUdp(host: string, port: number): Promise<Result<dgram.Socket>> {
-  return new Promise((resolve) => {
-    const sock = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024 });
-    const onError = (e: Error) => {
-      sock.close();
-      resolve(err('connection_failed', `beacon cannot bind udp ${host}:${port}: ${e.message}`, { cause: e }));
-    };
-    sock.once('error', onError);
-    sock.bind(port, host, () => {
-      sock.off('error', onError);
-      sock.on('error', () => undefined);
-      resolve(ok(sock));
-    });
-  });
-}
-
-function closeUdp(sock: dgram.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    try {
-      sock.close(() => resolve());
-    } catch {
-      resolve();
-    }
-  });
 }

@@ -12,6 +12,7 @@
 // the receiver closes the channel with CLOSE_PROTOCOL_ERROR; a record whose datagram is not a valid beacon
 // message is dropped and counted, as a malformed UDP datagram is.
 import { err, ok, type Result } from '../core/result.js';
+import { BEACON_RELAY_DELIVER } from './beacon-message.js';
 
 export const COMPAT_ALPN_REGISTRY = 'pilot-registry';
 export const COMPAT_WS_PATH = '/v1/beacon';
@@ -51,25 +52,40 @@ export function encodeRecords(datagrams: readonly Uint8Array[]): Result<Uint8Arr
   return ok(out);
 }
 
+/** A sealed message under this many bytes is copied out and the batch's buffer reused; a larger one is handed
+ *  over as is (no copy) and the next record starts a fresh buffer. */
+const REUSE_BELOW_BYTES = 64 * 1024;
+
 /**
- * Gathers datagrams into messages of at most MAX_WS_MESSAGE_BYTES (the sender's batch per flush).
+ * Gathers datagrams into messages of at most MAX_WS_MESSAGE_BYTES (the sender's batch per flush), written
+ * straight into the message buffer: no per-datagram allocation, no second copy at the flush.
  * `push` returns false when the datagram is not 1..MAX_RECORD_BYTES (the caller drops it).
  */
 export class RecordBatch {
-  private parts: Uint8Array[] = [];
-  private bytes = 0;
+  private buf: Buffer | null = null;
+  private off = 0;
   private readonly done: Uint8Array[] = [];
 
   push(d: Uint8Array): boolean {
-    if (d.length === 0 || d.length > MAX_RECORD_BYTES) return false;
-    if (this.bytes + RECORD_HEADER_BYTES + d.length > MAX_WS_MESSAGE_BYTES) this.seal();
-    this.parts.push(d);
-    this.bytes += RECORD_HEADER_BYTES + d.length;
+    const at = this.reserve(d.length);
+    if (at < 0) return false;
+    this.buf!.set(d, at);
+    return true;
+  }
+
+  /** A relay deliver datagram ([0x06][u32 sender][payload], src/wire/beacon-message.ts) written in place. */
+  pushRelayDeliver(senderNodeId: number, payload: Uint8Array): boolean {
+    const at = this.reserve(5 + payload.length);
+    if (at < 0) return false;
+    const b = this.buf!;
+    b[at] = BEACON_RELAY_DELIVER;
+    b.writeUInt32BE(senderNodeId >>> 0, at + 1);
+    b.set(payload, at + 5);
     return true;
   }
 
   get isEmpty(): boolean {
-    return this.parts.length === 0 && this.done.length === 0;
+    return this.off === 0 && this.done.length === 0;
   }
 
   /** The messages so far (whole records each), and a fresh batch. */
@@ -78,12 +94,28 @@ export class RecordBatch {
     return this.done.splice(0);
   }
 
+  /** Write a record header for `len` bytes; the offset where its datagram goes, or -1 (bad length). */
+  private reserve(len: number): number {
+    if (len === 0 || len > MAX_RECORD_BYTES) return -1;
+    if (this.off + RECORD_HEADER_BYTES + len > MAX_WS_MESSAGE_BYTES) this.seal();
+    this.buf ??= Buffer.allocUnsafeSlow(MAX_WS_MESSAGE_BYTES);
+    const b = this.buf;
+    b[this.off] = len >>> 8;
+    b[this.off + 1] = len & 0xff;
+    const at = this.off + RECORD_HEADER_BYTES;
+    this.off = at + len;
+    return at;
+  }
+
   private seal(): void {
-    if (this.parts.length === 0) return;
-    const m = encodeRecords(this.parts);
-    this.parts = [];
-    this.bytes = 0;
-    if (m.ok) this.done.push(m.value);
+    if (this.off === 0 || !this.buf) return;
+    if (this.off < REUSE_BELOW_BYTES) {
+      this.done.push(Buffer.from(this.buf.subarray(0, this.off)));
+    } else {
+      this.done.push(this.buf.subarray(0, this.off));
+      this.buf = null;
+    }
+    this.off = 0;
   }
 }
 

@@ -130,7 +130,9 @@ describe('compat dial', () => {
     const r = await dialCompat(opts({ target: { host: '127.0.0.1', port }, timeoutMs: 300 }));
     assert.ok(!r.ok);
     assert.equal(r.error.code, 'timeout');
-    assert.ok(Date.now() - t0 < 2000);
+    // Without the deadline the dial would wait forever (the server never answers); the bound is loose so a loaded
+    // machine does not fail it.
+    assert.ok(Date.now() - t0 < 10_000);
     for (const s of sockets) s.destroy();
     srv.close();
   });
