@@ -41,7 +41,7 @@ import {
   type BeaconAuth,
   type BeaconMessage,
 } from '../wire/beacon-message.js';
-import { CLOSE_PROTOCOL_ERROR, decodeRecords, RecordBatch } from '../wire/compat-frames.js';
+import { CLOSE_PROTOCOL_ERROR, decodeRecords, MessageBufferPool, RecordBatch } from '../wire/compat-frames.js';
 import { bindBeaconSocket, type BeaconSocket, type Remote } from './beacon-socket.js';
 
 export type { BeaconSocket, Remote } from './beacon-socket.js';
@@ -55,8 +55,8 @@ import type { BeaconAuthority, BeaconNodeAuth } from './beacon-authority.js';
 export interface BeaconChannel {
   /** The TCP peer of the channel. */
   remote: Remote;
-  /** Send one binary message (whole records). */
-  send(msg: Uint8Array): void;
+  /** Send one binary message (whole records); `onSent` once the socket has taken it (or failed to). */
+  send(msg: Uint8Array, onSent?: () => void): void;
   /** Bytes queued and not yet written to the network. */
   bufferedBytes(): number;
   /** Close the channel (WebSocket close code + reason). */
@@ -104,7 +104,7 @@ export interface BeaconServerOptions {
 
 /** A beacon channel's state inside the beacon. */
 class ChannelState {
-  readonly batch = new RecordBatch();
+  readonly batch: RecordBatch;
   /** Bytes pushed into `batch` since the last flush. */
   batchBytes = 0;
   /** Node ids whose observed endpoint is this channel. */
@@ -115,7 +115,10 @@ class ChannelState {
     readonly ch: BeaconChannel,
     /** The TCP peer's IPv4 (0.0.0.0 if not v4): what discover over the channel answers, with port 0. */
     readonly ip: string,
-  ) {}
+    pool: MessageBufferPool,
+  ) {
+    this.batch = new RecordBatch(pool);
+  }
 }
 
 /**
@@ -184,6 +187,8 @@ export class BeaconServer {
   /** Channels with records waiting for this turn's flush. */
   private readonly dirtyChannels = new Set<ChannelState>();
   private flushScheduled: NodeJS.Immediate | null = null;
+  /** Channel message buffers, reused once each message's socket has taken it. */
+  private readonly messagePool = new MessageBufferPool();
   /** A relay deliver datagram under construction, for sockets that copy on send. */
   private readonly relayScratch = Buffer.allocUnsafeSlow(5 + 65_535);
   /** Counters for tests and logs. */
@@ -274,7 +279,7 @@ export class BeaconServer {
    */
   attachChannel(ch: BeaconChannel): BeaconChannelHandle {
     const v4 = normaliseIp(ch.remote.address);
-    const state = new ChannelState(this.nextChannelId++, ch, /^\d{1,3}(\.\d{1,3}){3}$/.test(v4) ? v4 : '0.0.0.0');
+    const state = new ChannelState(this.nextChannelId++, ch, /^\d{1,3}(\.\d{1,3}){3}$/.test(v4) ? v4 : '0.0.0.0', this.messagePool);
     this.channels.add(state);
     this.stats.channels++;
     this.stats.channelsOpen++;
@@ -540,7 +545,7 @@ export class BeaconServer {
       state.batchBytes = 0;
       for (const msg of state.batch.take()) {
         this.stats.channelMessagesSent++;
-        state.ch.send(msg);
+        state.ch.send(msg, () => this.messagePool.release(msg));
       }
     }
     this.dirtyChannels.clear();

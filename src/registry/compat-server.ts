@@ -245,7 +245,7 @@ export class CompatServer {
     this.stats.channelsAccepted++;
     const handle = this.opts.beacon.attachChannel({
       remote: { address: ip, port },
-      send: (msg) => ws.send(msg, { binary: true }),
+      send: (msg, onSent) => ws.send(msg, { binary: true }, onSent && (() => onSent())),
       bufferedBytes: () => ws.bufferedAmount,
       close: (code, reason) => ws.close(code, reason),
     });

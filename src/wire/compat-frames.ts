@@ -52,19 +52,40 @@ export function encodeRecords(datagrams: readonly Uint8Array[]): Result<Uint8Arr
   return ok(out);
 }
 
-/** A sealed message under this many bytes is copied out and the batch's buffer reused; a larger one is handed
- *  over as is (no copy) and the next record starts a fresh buffer. */
-const REUSE_BELOW_BYTES = 64 * 1024;
+
+/**
+ * Message buffers for RecordBatch to fill and hand over without a copy; the sender gives each back (`release`)
+ * once the socket has taken it. Bounded: beyond `max` idle buffers, released ones are left to the GC.
+ */
+export class MessageBufferPool {
+  private readonly idle: ArrayBuffer[] = [];
+  constructor(private readonly max = 32) {}
+  acquire(): Buffer {
+    const ab = this.idle.pop();
+    return ab ? Buffer.from(ab) : Buffer.allocUnsafeSlow(MAX_WS_MESSAGE_BYTES);
+  }
+  /** `msg` is a message a pooled RecordBatch returned from take(). */
+  release(msg: Uint8Array): void {
+    const ab = msg.buffer;
+    if (ab instanceof ArrayBuffer && ab.byteLength === MAX_WS_MESSAGE_BYTES && this.idle.length < this.max) this.idle.push(ab);
+  }
+  get idleCount(): number {
+    return this.idle.length;
+  }
+}
 
 /**
  * Gathers datagrams into messages of at most MAX_WS_MESSAGE_BYTES (the sender's batch per flush), written
- * straight into the message buffer: no per-datagram allocation, no second copy at the flush.
+ * straight into the message buffer: no per-datagram allocation. Without a pool each message is copied out at
+ * its exact size and the batch's buffer reused; with one, messages are pool buffers handed over as they are
+ * (the caller releases each after sending it).
  * `push` returns false when the datagram is not 1..MAX_RECORD_BYTES (the caller drops it).
  */
 export class RecordBatch {
   private buf: Buffer | null = null;
   private off = 0;
   private readonly done: Uint8Array[] = [];
+  constructor(private readonly pool: MessageBufferPool | null = null) {}
 
   push(d: Uint8Array): boolean {
     const at = this.reserve(d.length);
@@ -98,7 +119,7 @@ export class RecordBatch {
   private reserve(len: number): number {
     if (len === 0 || len > MAX_RECORD_BYTES) return -1;
     if (this.off + RECORD_HEADER_BYTES + len > MAX_WS_MESSAGE_BYTES) this.seal();
-    this.buf ??= Buffer.allocUnsafeSlow(MAX_WS_MESSAGE_BYTES);
+    this.buf ??= this.pool ? this.pool.acquire() : Buffer.allocUnsafeSlow(MAX_WS_MESSAGE_BYTES);
     const b = this.buf;
     b[this.off] = len >>> 8;
     b[this.off + 1] = len & 0xff;
@@ -109,11 +130,13 @@ export class RecordBatch {
 
   private seal(): void {
     if (this.off === 0 || !this.buf) return;
-    if (this.off < REUSE_BELOW_BYTES) {
-      this.done.push(Buffer.from(this.buf.subarray(0, this.off)));
-    } else {
+    if (this.pool) {
       this.done.push(this.buf.subarray(0, this.off));
       this.buf = null;
+    } else {
+      // Copied out at its exact size and the buffer reused: a large buffer allocated per message made the GC
+      // the relay's main cost.
+      this.done.push(Buffer.from(this.buf.subarray(0, this.off)));
     }
     this.off = 0;
   }
