@@ -857,7 +857,8 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${rep.text}\n`);
   if (notes.length) process.stdout.write(`\nNotes\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
   mkdirSync(RESULTS, { recursive: true });
-  const base = join(RESULTS, isQuick ? 'e2e-quick' : 'e2e');
+  // A run with --skip measures a part: it never overwrites the last whole run's figures.
+  const base = join(RESULTS, (isQuick ? 'e2e-quick' : 'e2e') + (SKIP.size > 0 ? '-partial' : ''));
   const json = {
     host: hostname(),
     date: new Date().toISOString(),
