@@ -12,7 +12,7 @@ export const ALLOWED: Record<string, string[]> = {
   transport: ['core', 'wire'],
   nat: ['core', 'wire'],
   datapath: ['core', 'wire', 'crypto'],
-  registry: ['core', 'wire', 'crypto'],
+  registry: ['core', 'wire', 'crypto', 'datapath'], // datapath: the beacon's UDP socket (src/registry/beacon-socket.ts)
   node: ['core', 'wire', 'crypto', 'transport', 'nat', 'datapath'],
   services: ['core', 'wire', 'node'],
   ipc: ['core', 'wire', 'node'],
