@@ -34,7 +34,12 @@ export async function bindBeaconSocket(host: string, port: number, logger: Logge
   const h = host === '' ? '0.0.0.0' : host;
   if (isIPv4(h) || h === 'localhost') {
     const dp = await openDatapath({ host: h, port, logger, recvBufferBytes: 4 * 1024 * 1024, sendBufferBytes: 4 * 1024 * 1024 });
-    if (!dp.ok) return err('connection_failed', `beacon cannot bind udp ${host}:${port}: ${dp.error.message}`, { cause: dp.error });
+    if (!dp.ok) {
+      // Worded as node:dgram words it ("bind EADDRINUSE host:port"): pilotctl rendezvous start reads the errno.
+      const errno = typeof dp.error.detail?.errno === 'string' ? dp.error.detail.errno : null;
+      const why = errno ? `bind ${errno} ${h}:${port} (${dp.error.message})` : dp.error.message;
+      return err('connection_failed', `beacon cannot bind udp ${host}:${port}: ${why}`, { cause: dp.error });
+    }
     return ok(datapathBeaconSocket(dp.value));
   }
   const s = await bindUdp(h, port);
