@@ -28,6 +28,9 @@ import { createHash } from 'node:crypto';
 import { err, ok, type Result } from '../../core/result.js';
 import { fromBase64, sign, toBase64, verify, type Identity } from '../../crypto/identity.js';
 
+/** Strict base64 (for callers above node/, which do not import crypto/). */
+export { fromBase64 };
+
 export const AUDIT_RECORD_VERSION = 1;
 export const AUDIT_EXPORT_FORMAT = 'pilot-audit-export/1';
 export const GENESIS_PREV = '0'.repeat(64);

@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import { err, ok, type Result } from '../../core/result.js';
 import { toBase64, type Identity } from '../../crypto/identity.js';
 import type { NodeEvent, NodeEvents } from '../events.js';
+import type { AuditEntry, AuditExport, AuditPage } from '../api.js';
 import {
   encodeRecordLine,
   KIND_CREATED,
@@ -30,6 +31,8 @@ import {
 import { DenialLimiter, type DenialLimiterOptions } from './flood.js';
 import { AuditStore } from './store.js';
 
+/** The log's file name in the home. */
+export const AUDIT_FILE = 'audit.log';
 export const KIND_DENIED_SUMMARY = 'policy.denied.summary';
 
 /** Event kinds written to the audit log (plus every network.* and policy.* kind). */
@@ -61,31 +64,7 @@ export interface AuditLogOptions {
   limiter?: DenialLimiterOptions;
 }
 
-/** One record as `pilotctl audit` shows it. */
-export interface AuditEntry {
-  seq: number;
-  at: string;
-  at_ms: number;
-  kind: string;
-  data: Record<string, unknown>;
-  hash: string;
-}
-
-export interface AuditPage {
-  entries: AuditEntry[];
-  /** Records in the log (all of them, not only this page). */
-  total: number;
-  path: string;
-  public_key: string;
-}
-
-export interface AuditExport {
-  /** The export file's content: header line + record lines (JSON lines). */
-  text: string;
-  records: number;
-  head: string;
-  public_key: string;
-}
+export type { AuditEntry, AuditPage, AuditExport };
 
 export class AuditLog {
   private last: AuditRecord | null;
