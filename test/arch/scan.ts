@@ -13,7 +13,7 @@ export const ALLOWED: Record<string, string[]> = {
   nat: ['core', 'wire'],
   datapath: ['core', 'wire', 'crypto'],
   registry: ['core', 'wire', 'crypto'],
-  node: ['core', 'wire', 'crypto', 'transport', 'nat', 'datapath', 'policy'],
+  node: ['core', 'wire', 'crypto', 'transport', 'nat', 'datapath'],
   services: ['core', 'wire', 'node'],
   ipc: ['core', 'wire', 'node'],
   policy: ['core', 'wire'], // the policy language (issue 15), pure
