@@ -54,6 +54,11 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   demo: ['pilotctl demo', 'pilotctl demo --bench-mb 10 --keep'],
   mcp: ['pilotctl mcp'],
   skills: ['pilotctl skills', 'pilotctl skills --install ~/.claude/skills'],
+  audit: ['pilotctl audit', 'pilotctl --json audit --since 1h --limit 50'],
+  'audit export': ['pilotctl audit export audit-agent-b.jsonl'],
+  'audit verify': ['pilotctl audit verify audit-agent-b.jsonl', 'pilotctl audit verify audit-agent-b.jsonl --public-key ~/.pilot/identity.pub'],
+  'policy validate': ['pilotctl policy validate policy.json'],
+  'policy test': ['pilotctl policy test policy.json --from agent-a --to agent-b --port 1001', 'pilotctl policy test policy.json --from 12 --from-tags ci --from-role admin --to builder --port dataexchange'],
 };
 
 /** Example lines for a command ([] when it has none). */

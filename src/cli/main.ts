@@ -18,6 +18,8 @@ import { RENDEZVOUS_COMMANDS } from './rendezvous-ctl.js';
 import { MCP_COMMANDS } from './mcp.js';
 import { HEALTH_COMMANDS } from './health.js';
 import { SKILLS_COMMANDS } from './skills.js';
+import { AUDIT_COMMANDS } from './audit-cmd.js';
+import { POLICY_COMMANDS } from './policy-cmd.js';
 import { writeError, writeJsonOk, type CliIo } from './output.js';
 
 export const EXIT_OK = 0;
@@ -56,6 +58,9 @@ const ERROR_DESCRIPTIONS: Record<keyof typeof ERRORS, string> = {
   identity_changed: 'The registry maps a trusted peer (hostname or node id) to another node or key than the pinned one (never retried silently)',
   fingerprint_mismatch: "The rendezvous's TLS certificate is not the pinned (--registry-fingerprint) or first-seen one; the daemon does not use it (never retried silently)",
   proxy_failed: 'The HTTP CONNECT proxy refused or failed the tunnel to the rendezvous (status in the message; check the proxy URL, credentials, NO_PROXY)',
+  policy_denied: "The network's policy denies this connection (the deciding rule is in the message and detail; never retried)",
+  permission_denied: 'The caller may not do this (network owner or admin only); do not retry',
+  verify_failed: 'An audit export failed verification: the first bad record (line, seq) and why (edited, missing, reordered, bad_signature, torn, truncated, header, wrong_key) are in the message and detail',
 };
 
 const version = defineCommand<null>({
@@ -212,6 +217,7 @@ const help = defineCommand<string | null>({
 
 COMMANDS.push(...DAEMON_COMMANDS, ...RENDEZVOUS_COMMANDS, ...NODE_COMMANDS, ...CONFIG_COMMANDS, context, help, completionCommand(() => COMMANDS, pilotVersion), version, demo);
 COMMANDS.push(...MCP_COMMANDS, ...SKILLS_COMMANDS, ...HEALTH_COMMANDS);
+COMMANDS.push(...AUDIT_COMMANDS, ...POLICY_COMMANDS);
 
 /** Commands that have subcommands (`daemon start`), for a helpful message on `pilotctl daemon`. */
 function subcommandsOf(word: string): string[] {

@@ -29,6 +29,12 @@ export const ERRORS = {
   proxy_failed: {
     hint: 'check --proxy / HTTPS_PROXY (http://user:pass@host:port), that the proxy allows CONNECT to the rendezvous port, and NO_PROXY',
   },
+  // Networks, policy and audit (issue 15).
+  policy_denied: { hint: "the network's policy does not allow this connection: `pilotctl policy test` shows which rule decides; ask the network owner to change it" },
+  permission_denied: { hint: 'only the network owner (or an admin) may do this: ask them, or use a network you own' },
+  verify_failed: {
+    hint: 'the audit export was changed after the node signed it (edited, records deleted or reordered) or is not signed by the expected key: ask the node for a fresh `pilotctl audit export` and compare',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

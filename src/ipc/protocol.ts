@@ -110,6 +110,8 @@ export const IPC_METHODS = [
   'close',
   'stream_status',
   'stream_reset',
+  'audit',
+  'audit_export',
 ] as const;
 export type IpcMethod = (typeof IPC_METHODS)[number];
 

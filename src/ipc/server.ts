@@ -536,6 +536,14 @@ const HANDLERS: Record<string, Handler> = {
     return p.error ? null : api.disconnect(cid);
   }),
 
+  audit: simple((api, p) => {
+    const sinceMs = p.optInt('since_ms', 0, Number.MAX_SAFE_INTEGER);
+    const limit = p.optInt('limit', 1, 1_000_000);
+    if (p.error) return null;
+    return api.audit ? api.audit({ sinceMs, limit }) : Promise.resolve(err('not_found', 'this node keeps no audit log'));
+  }),
+  audit_export: simple((api) => (api.auditExport ? api.auditExport() : Promise.resolve(err('not_found', 'this node keeps no audit log')))),
+
   shutdown: async (conn, id) => {
     conn.respond(id, ok({ status: 'stopping' }));
     // Answer first: shutdown() tears down this very server.

@@ -249,6 +249,37 @@ export interface NodeApi {
   disconnect(connectionId: number): Promise<Result<{ id: number }>>;
 
   shutdown(): Promise<void>;
+
+  /** The audit log (issue 15, src/node/audit/): records oldest first; `sinceMs` = at or after, `limit` = the newest n. */
+  audit?(q?: { sinceMs?: number; limit?: number }): Promise<Result<AuditPage>>;
+  /** The whole audit log as a signed export (JSON lines: header + records). */
+  auditExport?(): Promise<Result<AuditExport>>;
+}
+
+/** One audit record as `pilotctl audit` shows it. */
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  at_ms: number;
+  kind: string;
+  data: Record<string, unknown>;
+  hash: string;
+}
+
+export interface AuditPage {
+  entries: AuditEntry[];
+  /** Records in the log (not only this page). */
+  total: number;
+  path: string;
+  public_key: string;
+}
+
+export interface AuditExport {
+  /** The export file's content (JSON lines). */
+  text: string;
+  records: number;
+  head: string;
+  public_key: string;
 }
 
 /** What a built-in service gets from its node (services/ depend on this only). */

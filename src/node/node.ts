@@ -25,6 +25,7 @@ import { KNOWN_RENDEZVOUS_FILE } from './compat/known-rendezvous.js';
 import { proxyFor, type ProxyConfig } from './compat/proxy.js';
 import { dialFirstOf } from './compat/first-of.js';
 import { NodeEvents } from './events.js';
+import { AUDIT_FILE, AuditLog, type AuditExport, type AuditPage } from './audit/log.js';
 import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram } from '../wire/segment.js';
 import { Driver } from './driver.js';
 import { datapathReason, heartbeatReport, natReason, registryStatus, transportReason } from './status.js';
@@ -102,6 +103,8 @@ export class Daemon implements ServiceHost {
   private readonly nowUs = (): Micros => this.driver.nowUs();
   /** What happened in this node (src/node/events.ts): webhooks and the audit log listen. */
   readonly events: NodeEvents;
+  /** The audit log (src/node/audit/): the security events of `events`, hash-chained and signed. */
+  private audit: AuditLog | null = null;
 
   private constructor(
     readonly opts: DaemonOptions,
@@ -196,11 +199,20 @@ export class Daemon implements ServiceHost {
     });
     if (!trust.ok) return trust;
     const d = new Daemon(opts, logger, id.value.identity, trust.value, env, driver, addrs.value);
+    const audit = AuditLog.open({ path: join(paths.home, AUDIT_FILE), identity: () => d.identity, nowMs: () => env.wall.nowMs(), after: (ms, fn) => driver.after(ms, fn), logger: logger.child({ component: 'audit' }), version: VERSION });
+    if (!audit.ok) {
+      driver.close();
+      return audit;
+    }
+    d.audit = audit.value;
+    audit.value.attach(d.events);
     const r = await d.bind();
     if (!r.ok) {
+      audit.value.close();
       driver.close();
       return r;
     }
+    d.events.emit({ type: 'daemon.started', data: { node_id: d.membership.nodeId, address: d.membership.nodeId ? d.membership.address : null, version: VERSION } });
     return ok(d);
   }
 
@@ -570,11 +582,13 @@ export class Daemon implements ServiceHost {
 
   async approve(nodeId: number): Promise<Result<{ node_id: number; status: 'approved' }>> {
     const r = await this.trustMachine.apply(nodeId, 'approve');
+    if (r.ok) this.events.emit({ type: 'trust.approved', data: { node_id: nodeId, by: 'local' } });
     return r.ok ? ok({ node_id: nodeId, status: 'approved' }) : r;
   }
 
   async reject(nodeId: number, _reason?: string): Promise<Result<{ node_id: number; status: 'rejected' }>> {
     const r = await this.trustMachine.apply(nodeId, 'reject');
+    if (r.ok) this.events.emit({ type: 'trust.rejected', data: { node_id: nodeId, by: 'local', ...(_reason ? { reason: _reason } : {}) } });
     return r.ok ? ok({ node_id: nodeId, status: 'rejected' }) : r;
   }
 
@@ -593,6 +607,7 @@ export class Daemon implements ServiceHost {
 
   async untrust(nodeId: number): Promise<Result<{ node_id: number; status: 'untrusted' }>> {
     const r = await this.trustMachine.apply(nodeId, 'untrust');
+    if (r.ok) this.events.emit({ type: 'trust.revoked', data: { node_id: nodeId, by: 'local' } });
     return r.ok ? ok({ node_id: nodeId, status: 'untrusted' }) : r;
   }
 
@@ -688,6 +703,7 @@ export class Daemon implements ServiceHost {
   async shutdown(): Promise<void> {
     if (this.isShuttingDown) return;
     this.isShuttingDown = true;
+    this.events.emit({ type: 'daemon.stopping', data: { reason: 'shutdown' } });
     this.conns.close();
     this.dgrams.close();
     this.legacy.close();
@@ -695,9 +711,20 @@ export class Daemon implements ServiceHost {
     this.tunnels.close();
     const t = this.trust.flush();
     if (!t.ok) this.logger.error({ error: t.error.message }, 'could not persist trust requests');
+    this.audit?.close();
     this.driver.close();
     await this.registry.close();
     await this.datapath.close();
+  }
+
+  /** `pilotctl audit`: the audit log's records (src/node/audit/log.ts). Errors: not_found (no log), internal. */
+  auditList(q: { sinceMs?: number; limit?: number } = {}): Result<AuditPage> {
+    return this.audit ? this.audit.list(q) : err('not_found', 'this node keeps no audit log');
+  }
+
+  /** `pilotctl audit export`: the whole log with a signed head. Errors: not_found, internal. */
+  auditExport(): Result<AuditExport> {
+    return this.audit ? this.audit.exportLog(this.membership.nodeId) : err('not_found', 'this node keeps no audit log');
   }
 }
 

@@ -10,6 +10,8 @@ import { resolveDaemonTarget } from '../ipc/paths.js';
 import type { PingOptions } from '../ipc/server.js';
 import { IpcStream } from '../ipc/stream.js';
 import type {
+  AuditExport,
+  AuditPage,
   BenchResult,
   ConnectionEntry,
   Datagram,
@@ -252,6 +254,15 @@ export class PilotClient implements NodeApi {
   }
   disconnect(connectionId: number): Promise<Result<{ id: number }>> {
     return this.call('disconnect', { id: connectionId });
+  }
+
+  /** The daemon's audit log (issue 15): records oldest first, at or after `sinceMs`, the newest `limit`. */
+  audit(q: { sinceMs?: number; limit?: number } = {}): Promise<Result<AuditPage>> {
+    return this.call('audit', { ...(q.sinceMs !== undefined ? { since_ms: q.sinceMs } : {}), ...(q.limit !== undefined ? { limit: q.limit } : {}) });
+  }
+  /** The whole audit log as a signed export (JSON lines); `pilotctl audit verify` checks it offline. */
+  auditExport(): Promise<Result<AuditExport>> {
+    return this.call('audit_export');
   }
 
   /** Ask the daemon to stop (it answers before it goes). */

@@ -83,6 +83,8 @@ export class LocalNode implements NodeApi {
   peers = () => this.daemon.peers();
   connections = () => this.daemon.connections();
   disconnect = (id: number) => this.daemon.disconnect(id);
+  audit = async (q?: { sinceMs?: number; limit?: number }) => this.daemon.auditList(q);
+  auditExport = async () => this.daemon.auditExport();
 
   async sendMessage(peer: PeerRef, data: Uint8Array, type: MessageType) {
     return sendMessageTo(this.daemon, peer, data, type);

@@ -16,13 +16,14 @@ export const ALLOWED: Record<string, string[]> = {
   node: ['core', 'wire', 'crypto', 'transport', 'nat', 'datapath'],
   services: ['core', 'wire', 'node'],
   ipc: ['core', 'wire', 'node'],
-  cli: ['core', 'wire', 'ipc', 'sdk', 'node'], // node: the NodeApi contract types (node/api.ts)
+  policy: ['core', 'wire'], // the policy language (issue 15), pure
+  cli: ['core', 'wire', 'ipc', 'sdk', 'node', 'policy'], // node: the NodeApi contract types (node/api.ts); audit verify (node/audit/chain.ts)
   sdk: ['core', 'wire', 'ipc', 'node', 'services', 'crypto', 'datapath'],
   bin: ['core', 'wire', 'crypto', 'transport', 'nat', 'datapath', 'registry', 'node', 'services', 'ipc', 'cli', 'sdk'],
 };
 
 /** Sans-IO folders: no I/O modules, clocks, timers or ambient randomness inside. */
-export const SANS_IO = ['wire', 'crypto', 'transport', 'nat'];
+export const SANS_IO = ['wire', 'crypto', 'transport', 'nat', 'policy'];
 
 /** Node built-ins that do I/O or read the clock (with or without the `node:` prefix). */
 export const IO_MODULES = [
