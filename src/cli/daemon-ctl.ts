@@ -55,6 +55,11 @@ const DAEMON_FLAGS: FlagSpec[] = [
   { name: 'compat', kind: 'string', value: '<host:port>', description: 'the rendezvous TLS (compat) port (default: the registry host, port 443) (env PILOT_COMPAT)' },
   { name: 'proxy', kind: 'string', value: '<url>', description: 'HTTP CONNECT proxy for the TLS connections, http://[user:pass@]host:port (default HTTPS_PROXY / https_proxy; NO_PROXY honoured)' },
   { name: 'registry-fingerprint', kind: 'string', value: '<sha256>', description: 'pin the rendezvous certificate (pilot-rendezvous --print-fingerprint); without it the first one seen is kept in <home>/known_rendezvous.json (env PILOT_REGISTRY_FINGERPRINT)' },
+  // Webhooks (docs/webhooks.md): the flag wins over set-webhook's saved URL.
+  { name: 'webhook', kind: 'string', value: '<url>', description: 'POST every node event as signed JSON to this URL (env PILOT_WEBHOOK; or pilotctl set-webhook)' },
+  { name: 'webhook-secret', kind: 'string', value: '<secret>', description: 'HMAC-SHA256 key for X-Pilot-Signature, ≥ 16 characters (env PILOT_WEBHOOK_SECRET keeps it out of ps)' },
+  { name: 'webhook-events', kind: 'string', value: '<a,b>', description: 'only these event types (or groups like trust.*); default all' },
+  { name: 'webhook-queue-limit', kind: 'string', value: '<n>', description: 'events kept for delivery while the receiver is away (default 1000; past it the oldest go, counted)' },
   // Storage quotas for what peers store here (0 = no limit); over them a sender gets quota_exceeded.
   ...QUOTA_FLAGS.map((q): FlagSpec => ({
     name: q.flag,

@@ -110,6 +110,9 @@ export const IPC_METHODS = [
   'close',
   'stream_status',
   'stream_reset',
+  'set_webhook',
+  'clear_webhook',
+  'webhook_status',
 ] as const;
 export type IpcMethod = (typeof IPC_METHODS)[number];
 

@@ -248,8 +248,16 @@ export interface NodeApi {
   connections(): Promise<Result<{ connections: ConnectionEntry[] }>>;
   disconnect(connectionId: number): Promise<Result<{ id: number }>>;
 
+  /** The webhook (src/node/webhooks/; issue 14). Optional: nodes without it answer not supported. */
+  setWebhook?(url: string, opts?: { secret?: string | null; events?: string[] | string | null }): Promise<Result<WebhookStatus>>;
+  clearWebhook?(): Promise<Result<{ cleared: boolean; dropped: number }>>;
+  webhookStatus?(): Promise<Result<WebhookStatus>>;
+
   shutdown(): Promise<void>;
 }
+
+export type { WebhookStatus } from './webhooks/dispatcher.js';
+import type { WebhookStatus } from './webhooks/dispatcher.js';
 
 /** What a built-in service gets from its node (services/ depend on this only). */
 export interface ServiceHost {
