@@ -145,8 +145,9 @@ export class WebhookDispatcher {
       // Backing off beyond the budget: keep it for the next start.
       if (due !== null && due > endAt) break;
       this.pump();
-      if (this.inFlight.size === 0) await new Promise((r) => setTimeout(r, 20));
-      else await Promise.race([...this.inFlight, new Promise((r) => setTimeout(r, Math.max(1, endAt - this.deps.wall.nowMs())))]);
+      const waitMs = this.inFlight.size === 0 ? Math.min(50, Math.max(1, (due ?? 0) - this.deps.wall.nowMs())) : Math.max(1, endAt - this.deps.wall.nowMs());
+      const wait = new Promise<void>((r) => this.deps.driver.after(waitMs, r));
+      await Promise.race([...this.inFlight, wait]);
     }
     this.isClosed = true;
     this.unlisten();
@@ -217,23 +218,21 @@ export class WebhookDispatcher {
 }
 
 /** One POST with node:http(s): resolves to the status, or to the transport error; never rejects. Does I/O. */
-export function postJson(req: WebhookRequest, timeoutMs: number, driver?: Pick<Driver, 'after'>): Promise<DeliveryResult> {
+export function postJson(req: WebhookRequest, timeoutMs: number, driver: Pick<Driver, 'after'>): Promise<DeliveryResult> {
   return new Promise((resolve) => {
     let isDone = false;
     let cr: ClientRequest | null = null;
     const finish = (r: DeliveryResult): void => {
       if (isDone) return;
       isDone = true;
-      deadline?.cancel();
-      if (fallback) clearTimeout(fallback);
+      deadline.cancel();
       resolve(r);
     };
     const onTimeout = (): void => {
       finish({ error: `no answer within ${timeoutMs} ms` });
       cr?.destroy();
     };
-    const deadline = driver ? driver.after(timeoutMs, onTimeout) : null;
-    const fallback = driver ? null : setTimeout(onTimeout, timeoutMs);
+    const deadline = driver.after(timeoutMs, onTimeout);
     let url: URL;
     try {
       url = new URL(req.url);
