@@ -74,11 +74,4 @@ export class PeerEventTracker {
     return k.isSilent ? [] : [{ type: 'peer.disconnected', data: { node_id: nodeId, reason } }];
   }
 
-  /** Shutdown: every peer still reported up goes. */
-  closeAll(reason: string): NodeEvent[] {
-    const out: NodeEvent[] = [];
-    for (const [id, k] of this.known) if (!k.isSilent) out.push({ type: 'peer.disconnected', data: { node_id: id, reason } });
-    this.known.clear();
-    return out;
-  }
 }

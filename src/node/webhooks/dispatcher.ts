@@ -58,7 +58,8 @@ export class WebhookDispatcher {
   private timerAtMs: number | null = null;
   private persistTimer: Deadline | null = null;
   private persistedRevision = -1;
-  private isWriting = false;
+  /** The asynchronous queue write under way, if any (close() waits for it before its own final write). */
+  private writing: Promise<void> | null = null;
   private isClosed = false;
   private readonly unlisten: () => void;
   private readonly inFlight = new Set<Promise<void>>();
@@ -153,6 +154,8 @@ export class WebhookDispatcher {
     this.unlisten();
     this.timer?.cancel();
     this.persistTimer?.cancel();
+    // An earlier write still renaming its temp file would otherwise land after (and over) this last one.
+    if (this.writing) await this.writing;
     const w = writeJsonFile(webhookQueuePath(this.deps.home), this.queue.snapshot());
     if (!w.ok) this.deps.logger.error({ error: w.error.message }, 'webhook queue not saved');
   }
@@ -205,15 +208,16 @@ export class WebhookDispatcher {
     });
   }
 
-  private async persist(): Promise<void> {
-    if (this.isWriting || this.isClosed) return;
-    this.isWriting = true;
+  private persist(): Promise<void> {
+    if (this.writing || this.isClosed) return this.writing ?? Promise.resolve();
     const rev = this.queue.changeRevision;
-    const w = await writeFileSafeAsync(webhookQueuePath(this.deps.home), JSON.stringify(this.queue.snapshot()));
-    this.isWriting = false;
-    if (!w.ok) this.deps.logger.error({ error: w.error.message }, 'webhook queue not saved');
-    else this.persistedRevision = rev;
-    this.schedulePersist();
+    this.writing = writeFileSafeAsync(webhookQueuePath(this.deps.home), JSON.stringify(this.queue.snapshot())).then((w) => {
+      this.writing = null;
+      if (!w.ok) this.deps.logger.error({ error: w.error.message }, 'webhook queue not saved');
+      else this.persistedRevision = rev;
+      this.schedulePersist();
+    });
+    return this.writing;
   }
 }
 
