@@ -73,5 +73,4 @@ export class PeerEventTracker {
     this.known.delete(nodeId);
     return k.isSilent ? [] : [{ type: 'peer.disconnected', data: { node_id: nodeId, reason } }];
   }
-
 }
