@@ -177,11 +177,18 @@ function forwardedArgs(ctx: CliContext, flags: Map<string, string | true>): stri
   const out = ['--home', ctx.home, '--socket', ctx.socketPath];
   for (const f of DAEMON_FLAGS) {
     const v = flags.get(f.name);
-    if (v === undefined || f.name === 'foreground') continue;
+    // The webhook secret goes by environment (daemonEnv), not argv: argv shows in `ps` for the daemon's life.
+    if (v === undefined || f.name === 'foreground' || f.name === 'webhook-secret') continue;
     out.push(`--${f.name}`);
     if (v !== true) out.push(v);
   }
   return out;
+}
+
+/** The daemon's environment: ours, plus --webhook-secret as PILOT_WEBHOOK_SECRET. */
+function daemonEnv(ctx: CliContext, flags: Map<string, string | true>): NodeJS.ProcessEnv {
+  const secret = flags.get('webhook-secret');
+  return typeof secret === 'string' ? { ...ctx.io.env, PILOT_WEBHOOK_SECRET: secret } : ctx.io.env;
 }
 
 const start = defineCommand<Map<string, string | true>>({
@@ -231,7 +238,7 @@ const start = defineCommand<Map<string, string | true>>({
     const args = [...pre, ...forwardedArgs(ctx, flags)];
 
     if (flags.get('foreground') === true) {
-      const child = spawn(exe!, args, { stdio: 'inherit', env: ctx.io.env });
+      const child = spawn(exe!, args, { stdio: 'inherit', env: daemonEnv(ctx, flags) });
       const relay = (sig: NodeJS.Signals) => () => child.kill(sig);
       const onInt = relay('SIGINT');
       const onTerm = relay('SIGTERM');
@@ -246,7 +253,7 @@ const start = defineCommand<Map<string, string | true>>({
     const log = openAppendNoFollow(paths.logFile);
     if (!log.ok) return log;
     const logFd = log.value;
-    const child = spawn(exe!, args, { detached: true, stdio: ['ignore', logFd, logFd], env: ctx.io.env });
+    const child = spawn(exe!, args, { detached: true, stdio: ['ignore', logFd, logFd], env: daemonEnv(ctx, flags) });
     closeSync(logFd);
     let exitCode: number | null = null;
     child.on('exit', (c, s) => (exitCode = c ?? (s ? 128 : 0)));

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, explain, waitFor, type JsonRun } from './harness.js';
 
@@ -215,7 +215,9 @@ test('the queue and the webhook survive a daemon restart', { timeout: 120_000 },
 
 test('--webhook flag, bounded queue: overflow counted and visible; http to a non-loopback host is warned about', { timeout: 120_000 }, async () => {
   await rx.down();
-  const gamma = await c.startDaemon('gamma', ['--webhook', rx.url, '--webhook-queue-limit', '3', '--trust-auto-approve']);
+  const gamma = await c.startDaemon('gamma', ['--webhook', rx.url, '--webhook-secret', SECRET, '--webhook-queue-limit', '3', '--trust-auto-approve']);
+  // daemon start hands the secret over by environment: the daemon's argv (what `ps` shows) does not hold it.
+  assert.ok(!readFileSync(`/proc/${gamma.pid}/cmdline`, 'utf8').includes(SECRET), 'the secret is not in the daemon argv');
   const beta = await c.client('beta');
   const h = await beta.handshake(String(gamma.nodeId), 'overflow');
   assert.ok(h.ok);
@@ -229,7 +231,7 @@ test('--webhook flag, bounded queue: overflow counted and visible; http to a non
     return s.dropped_overflow >= 4 ? s : null;
   }, 30_000, 200);
   assert.equal(st.source, 'flag');
-  assert.equal(st.secret_set, false);
+  assert.equal(st.secret_set, true);
   assert.equal(st.queue_limit, 3);
   assert.ok(st.queued <= 3);
   const text = await c.text('gamma', ['webhook', 'status']);
