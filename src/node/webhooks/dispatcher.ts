@@ -156,6 +156,7 @@ export class WebhookDispatcher {
     this.persistTimer?.cancel();
     // An earlier write still renaming its temp file would otherwise land after (and over) this last one.
     if (this.writing) await this.writing;
+    if (this.queue.changeRevision === this.persistedRevision) return; // nothing new (no file for a node without webhooks)
     const w = writeJsonFile(webhookQueuePath(this.deps.home), this.queue.snapshot());
     if (!w.ok) this.deps.logger.error({ error: w.error.message }, 'webhook queue not saved');
   }
