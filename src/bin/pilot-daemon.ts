@@ -24,6 +24,8 @@ compat transport (networks that block UDP or allow only an HTTPS proxy):
              [--proxy http://[user:pass@]host:port]  HTTP CONNECT proxy (default HTTPS_PROXY; NO_PROXY honoured)
              [--registry-fingerprint SHA256]  pin the rendezvous certificate; default: trust on first use,
                                           kept in <home>/known_rendezvous.json
+webhooks (docs/webhooks.md; pilotctl set-webhook does the same at run time):
+             [--webhook URL] [--webhook-secret S (or env PILOT_WEBHOOK_SECRET)] [--webhook-events a,b] [--webhook-queue-limit 1000]
 storage quotas for what peers store here (0 = no limit; over them the sender gets quota_exceeded):
              [--inbox-max-messages-per-peer 1000] [--inbox-max-bytes-per-peer 64MiB]
              [--inbox-max-messages 10000] [--inbox-max-bytes 512MiB]
@@ -61,7 +63,7 @@ async function main(): Promise<number> {
     logger.info({ why }, 'shutting down');
     await ipc.close().catch(() => undefined);
     if (legacyIpc?.ok) await legacyIpc.value.close().catch(() => undefined);
-    await innerShutdown();
+    await innerShutdown(why);
     rmSync(homePaths(opts.home).pidFile, { force: true });
     logger.flush?.();
     setTimeout(() => process.exit(0), 50);

@@ -61,6 +61,9 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { key: 'proxy', kind: 'url', env: 'HTTPS_PROXY', dflt: null, description: 'HTTP CONNECT proxy, http://[user:pass@]host:port' },
   { key: 'no_proxy', kind: 'text', env: 'NO_PROXY', dflt: null, description: 'hosts reached without the proxy (comma-separated)' },
   { key: 'registry_fingerprint', kind: 'text', env: 'PILOT_REGISTRY_FINGERPRINT', dflt: null, description: "pinned SHA-256 of the rendezvous's TLS certificate" },
+  { key: 'webhook', kind: 'url', env: 'PILOT_WEBHOOK', dflt: null, description: 'POST node events to this URL (docs/webhooks.md; pilotctl set-webhook does it at run time)' },
+  { key: 'webhook_events', kind: 'text', dflt: null, description: 'only these webhook event types (a,b or groups like trust.*); default all' },
+  { key: 'webhook_queue_limit', kind: 'count', dflt: 1000, description: 'webhook events kept while the receiver is away' },
   ...QUOTA_FLAGS.map((q): ConfigKey => ({
     key: q.flag.replace(/-/g, '_'),
     kind: q.size ? 'size' : 'count',

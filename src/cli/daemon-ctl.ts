@@ -55,6 +55,11 @@ const DAEMON_FLAGS: FlagSpec[] = [
   { name: 'compat', kind: 'string', value: '<host:port>', description: 'the rendezvous TLS (compat) port (default: the registry host, port 443) (env PILOT_COMPAT)' },
   { name: 'proxy', kind: 'string', value: '<url>', description: 'HTTP CONNECT proxy for the TLS connections, http://[user:pass@]host:port (default HTTPS_PROXY / https_proxy; NO_PROXY honoured)' },
   { name: 'registry-fingerprint', kind: 'string', value: '<sha256>', description: 'pin the rendezvous certificate (pilot-rendezvous --print-fingerprint); without it the first one seen is kept in <home>/known_rendezvous.json (env PILOT_REGISTRY_FINGERPRINT)' },
+  // Webhooks (docs/webhooks.md): the flag wins over set-webhook's saved URL.
+  { name: 'webhook', kind: 'string', value: '<url>', description: 'POST every node event as signed JSON to this URL (env PILOT_WEBHOOK; or pilotctl set-webhook)' },
+  { name: 'webhook-secret', kind: 'string', value: '<secret>', description: 'HMAC-SHA256 key for X-Pilot-Signature, ≥ 16 characters (env PILOT_WEBHOOK_SECRET keeps it out of ps)' },
+  { name: 'webhook-events', kind: 'string', value: '<a,b>', description: 'only these event types (or groups like trust.*); default all' },
+  { name: 'webhook-queue-limit', kind: 'string', value: '<n>', description: 'events kept for delivery while the receiver is away (default 1000; past it the oldest go, counted)' },
   // Storage quotas for what peers store here (0 = no limit); over them a sender gets quota_exceeded.
   ...QUOTA_FLAGS.map((q): FlagSpec => ({
     name: q.flag,
@@ -172,11 +177,18 @@ function forwardedArgs(ctx: CliContext, flags: Map<string, string | true>): stri
   const out = ['--home', ctx.home, '--socket', ctx.socketPath];
   for (const f of DAEMON_FLAGS) {
     const v = flags.get(f.name);
-    if (v === undefined || f.name === 'foreground') continue;
+    // The webhook secret goes by environment (daemonEnv), not argv: argv shows in `ps` for the daemon's life.
+    if (v === undefined || f.name === 'foreground' || f.name === 'webhook-secret') continue;
     out.push(`--${f.name}`);
     if (v !== true) out.push(v);
   }
   return out;
+}
+
+/** The daemon's environment: ours, plus --webhook-secret as PILOT_WEBHOOK_SECRET. */
+function daemonEnv(ctx: CliContext, flags: Map<string, string | true>): NodeJS.ProcessEnv {
+  const secret = flags.get('webhook-secret');
+  return typeof secret === 'string' ? { ...ctx.io.env, PILOT_WEBHOOK_SECRET: secret } : ctx.io.env;
 }
 
 const start = defineCommand<Map<string, string | true>>({
@@ -226,7 +238,7 @@ const start = defineCommand<Map<string, string | true>>({
     const args = [...pre, ...forwardedArgs(ctx, flags)];
 
     if (flags.get('foreground') === true) {
-      const child = spawn(exe!, args, { stdio: 'inherit', env: ctx.io.env });
+      const child = spawn(exe!, args, { stdio: 'inherit', env: daemonEnv(ctx, flags) });
       const relay = (sig: NodeJS.Signals) => () => child.kill(sig);
       const onInt = relay('SIGINT');
       const onTerm = relay('SIGTERM');
@@ -241,7 +253,7 @@ const start = defineCommand<Map<string, string | true>>({
     const log = openAppendNoFollow(paths.logFile);
     if (!log.ok) return log;
     const logFd = log.value;
-    const child = spawn(exe!, args, { detached: true, stdio: ['ignore', logFd, logFd], env: ctx.io.env });
+    const child = spawn(exe!, args, { detached: true, stdio: ['ignore', logFd, logFd], env: daemonEnv(ctx, flags) });
     closeSync(logFd);
     let exitCode: number | null = null;
     child.on('exit', (c, s) => (exitCode = c ?? (s ? 128 : 0)));

@@ -22,6 +22,12 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   'clear-tags': ['pilotctl clear-tags'],
   handshake: ['pilotctl handshake agent-b "summaries for the nightly report"', 'pilotctl handshake 0:0000.0000.0002'],
   pending: ['pilotctl pending'],
+  'set-webhook': [
+    'pilotctl set-webhook https://hooks.example.com/pilot --secret 3f9a1c0e7b2d4e6f8a9b0c1d2e3f4a5b',
+    'pilotctl set-webhook http://127.0.0.1:8080/hook --secret-file /etc/pilot/webhook.secret --events "trust.*,message.received"',
+  ],
+  'clear-webhook': ['pilotctl clear-webhook'],
+  'webhook status': ['pilotctl webhook status', 'pilotctl --json webhook status'],
   approve: ['pilotctl approve 2'],
   reject: ['pilotctl reject 2 "unknown agent"'],
   trust: ['pilotctl trust'],

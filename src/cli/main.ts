@@ -20,6 +20,7 @@ import { HEALTH_COMMANDS } from './health.js';
 import { SKILLS_COMMANDS } from './skills.js';
 import { AUDIT_COMMANDS } from './audit-cmd.js';
 import { POLICY_COMMANDS } from './policy-cmd.js';
+import { WEBHOOK_COMMANDS } from './webhook-cmd.js';
 import { writeError, writeJsonOk, type CliIo } from './output.js';
 
 export const EXIT_OK = 0;
@@ -218,6 +219,7 @@ const help = defineCommand<string | null>({
 COMMANDS.push(...DAEMON_COMMANDS, ...RENDEZVOUS_COMMANDS, ...NODE_COMMANDS, ...CONFIG_COMMANDS, context, help, completionCommand(() => COMMANDS, pilotVersion), version, demo);
 COMMANDS.push(...MCP_COMMANDS, ...SKILLS_COMMANDS, ...HEALTH_COMMANDS);
 COMMANDS.push(...AUDIT_COMMANDS, ...POLICY_COMMANDS);
+COMMANDS.push(...WEBHOOK_COMMANDS);
 
 /** Commands that have subcommands (`daemon start`), for a helpful message on `pilotctl daemon`. */
 function subcommandsOf(word: string): string[] {

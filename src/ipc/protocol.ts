@@ -112,6 +112,9 @@ export const IPC_METHODS = [
   'stream_reset',
   'audit',
   'audit_export',
+  'set_webhook',
+  'clear_webhook',
+  'webhook_status',
 ] as const;
 export type IpcMethod = (typeof IPC_METHODS)[number];
 

@@ -457,6 +457,10 @@ function invalid(p: ParamReader): PilotError {
 }
 
 const U32 = 0xffffffff;
+
+function noWebhooks(): Result<never> {
+  return err('invalid_argument', 'this node has no webhooks', { hint: 'update pilot-daemon' });
+}
 const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
 
 const HANDLERS: Record<string, Handler> = {
@@ -543,6 +547,15 @@ const HANDLERS: Record<string, Handler> = {
     return api.audit ? api.audit({ sinceMs, limit }) : Promise.resolve(err('not_found', 'this node keeps no audit log'));
   }),
   audit_export: simple((api) => (api.auditExport ? api.auditExport() : Promise.resolve(err('not_found', 'this node keeps no audit log')))),
+  set_webhook: simple((api, p) => {
+    const url = p.str('url');
+    const secret = p.optStr('secret') ?? null;
+    const events = p.optStr('events') ?? null;
+    if (p.error) return null;
+    return api.setWebhook ? api.setWebhook(url, { secret, events }) : Promise.resolve(noWebhooks());
+  }),
+  clear_webhook: simple((api) => (api.clearWebhook ? api.clearWebhook() : Promise.resolve(noWebhooks()))),
+  webhook_status: simple((api) => (api.webhookStatus ? api.webhookStatus() : Promise.resolve(noWebhooks()))),
 
   shutdown: async (conn, id) => {
     conn.respond(id, ok({ status: 'stopping' }));

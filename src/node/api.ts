@@ -248,6 +248,11 @@ export interface NodeApi {
   connections(): Promise<Result<{ connections: ConnectionEntry[] }>>;
   disconnect(connectionId: number): Promise<Result<{ id: number }>>;
 
+  /** The webhook (src/node/webhooks/; issue 14). Optional: nodes without it answer not supported. */
+  setWebhook?(url: string, opts?: { secret?: string | null; events?: string[] | string | null }): Promise<Result<WebhookStatus>>;
+  clearWebhook?(): Promise<Result<{ cleared: boolean; dropped: number }>>;
+  webhookStatus?(): Promise<Result<WebhookStatus>>;
+
   shutdown(): Promise<void>;
 
   /** The audit log (issue 15, src/node/audit/): records oldest first; `sinceMs` = at or after, `limit` = the newest n. */
@@ -281,6 +286,9 @@ export interface AuditExport {
   head: string;
   public_key: string;
 }
+
+export type { WebhookStatus } from './webhooks/dispatcher.js';
+import type { WebhookStatus } from './webhooks/dispatcher.js';
 
 /** What a built-in service gets from its node (services/ depend on this only). */
 export interface ServiceHost {

@@ -7,6 +7,7 @@ import { HOSTNAME_HINT, isHostname } from '../wire/hostname.js';
 import { defaultHome, homePaths } from './home.js';
 import { DEFAULT_COMPAT_PORT, parseFingerprint, type Fingerprint } from '../wire/compat-frames.js';
 import type { TransportMode } from '../nat/transport-choice.js';
+import { makeTarget } from './webhooks/config.js';
 import { parseNoProxy, parseProxyUrl, type NoProxyRule, type ProxyConfig } from './compat/proxy.js';
 
 /**
@@ -95,6 +96,14 @@ export interface DaemonOptions {
   noProxy: string | null;
   /** Pin of the rendezvous certificate's SHA-256 (as typed); null = trust on first use. */
   registryFingerprint: string | null;
+  /** Webhook URL (`--webhook`); wins over `set-webhook`'s saved one at start (src/node/webhooks/). */
+  webhook?: string | null;
+  /** `--webhook-secret`, else PILOT_WEBHOOK_SECRET (keeps it out of `ps`). */
+  webhookSecret?: string | null;
+  /** `--webhook-events a,b` (default all). */
+  webhookEvents?: string | null;
+  /** `--webhook-queue-limit N`: events kept for delivery at most (default 1000). */
+  webhookQueueLimit?: number;
 }
 
 export const TRANSPORT_MODES: readonly TransportMode[] = ['auto', 'udp', 'tcp'];
@@ -103,6 +112,7 @@ const BOOL_FLAGS = new Set(['public', 'no-echo', 'no-dataexchange', 'no-eventstr
 const VALUE_FLAGS = new Set([
   'home', 'registry', 'beacon', 'listen', 'socket', 'identity', 'hostname', 'log-level', 'log-format', 'config',
   'keepalive', 'idle-timeout', 'beacon2', 'legacy-socket', 'transport', 'compat', 'proxy', 'registry-fingerprint',
+  'webhook', 'webhook-secret', 'webhook-events', 'webhook-queue-limit',
   ...QUOTA_FLAGS.map((q) => q.flag),
 ]);
 
@@ -250,7 +260,18 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     proxy: (flags.get('proxy') ?? (env.HTTPS_PROXY || env.https_proxy || (typeof file.proxy === 'string' ? file.proxy : ''))) || null,
     noProxy: (env.NO_PROXY || env.no_proxy || (typeof file.no_proxy === 'string' ? file.no_proxy : '')) || null,
     registryFingerprint: pick('registry-fingerprint', 'PILOT_REGISTRY_FINGERPRINT', 'registry_fingerprint', '') || null,
+    webhook: pick('webhook', 'PILOT_WEBHOOK', 'webhook', '') || null,
+    webhookSecret: pick('webhook-secret', 'PILOT_WEBHOOK_SECRET', 'webhook_secret', '') || null,
+    webhookEvents: pick('webhook-events', null, 'webhook_events', '') || null,
+    webhookQueueLimit: Number(pick('webhook-queue-limit', null, 'webhook_queue_limit', '1000')),
   };
+  if (!Number.isSafeInteger(opts.webhookQueueLimit) || opts.webhookQueueLimit! < 1 || opts.webhookQueueLimit! > 1_000_000) {
+    return err('invalid_argument', 'invalid --webhook-queue-limit', { hint: 'a whole number of events, 1–1000000 (default 1000)' });
+  }
+  if (opts.webhook) {
+    const t = makeTarget(opts.webhook, opts.webhookSecret, opts.webhookEvents);
+    if (!t.ok) return t;
+  }
   for (const q of QUOTA_FLAGS) {
     const raw = pick(q.flag, null, q.flag.replace(/-/g, '_'), '');
     if (raw === '') continue;

@@ -24,7 +24,10 @@ import type { CompatConnection } from './compat/dial.js';
 import { KNOWN_RENDEZVOUS_FILE } from './compat/known-rendezvous.js';
 import { proxyFor, type ProxyConfig } from './compat/proxy.js';
 import { dialFirstOf } from './compat/first-of.js';
-import { NodeEvents } from './events.js';
+import { NodeEvents, type NodeEvent } from './events.js';
+import { PeerEventTracker, type PeerPathView } from './peer-events.js';
+import { WebhookDispatcher, type WebhookStatus } from './webhooks/dispatcher.js';
+import { makeTarget } from './webhooks/config.js';
 import { AUDIT_FILE, AuditLog, type AuditExport, type AuditPage } from './audit/log.js';
 import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram } from '../wire/segment.js';
 import { Driver } from './driver.js';
@@ -105,6 +108,10 @@ export class Daemon implements ServiceHost {
   readonly events: NodeEvents;
   /** The audit log (src/node/audit/): the security events of `events`, hash-chained and signed. */
   private audit: AuditLog | null = null;
+  /** Posts the events to the configured webhook (src/node/webhooks/); null until start() made it. */
+  private webhooks: WebhookDispatcher | null = null;
+  /** peer.connected / peer.disconnected / path.changed from the peer table (src/node/peer-events.ts). */
+  private readonly peerEvents: PeerEventTracker;
 
   private constructor(
     readonly opts: DaemonOptions,
@@ -118,6 +125,7 @@ export class Daemon implements ServiceHost {
     this.paths = homePaths(opts.home);
     this.startedAtMs = env.wall.nowMs();
     this.events = new NodeEvents(() => env.wall.nowMs(), (e, ev) => logger.warn({ err: String(e), event: ev.type }, 'node event listener failed'));
+    this.peerEvents = new PeerEventTracker(opts.idleTimeoutMs * 1000);
     this.beaconAddr = { ...addrs.beacon };
     this.beaconEndpoint = opts.relay ? this.beaconAddr : null;
     this.isRelayOnly = opts.relayOnly || opts.transport === 'tcp';
@@ -165,6 +173,7 @@ export class Daemon implements ServiceHost {
       wall: env.wall,
       logger,
       isAutoApprove: opts.trustAutoApprove,
+      emit: (e) => this.events.emit(e),
     });
     this.membership = new Membership({
       registry: this.registry,
@@ -206,13 +215,16 @@ export class Daemon implements ServiceHost {
     }
     d.audit = audit.value;
     audit.value.attach(d.events);
+    // Before bind: registration may already bring trust events.
+    d.startWebhooks();
     const r = await d.bind();
     if (!r.ok) {
+      await d.webhooks?.close(0);
       audit.value.close();
       driver.close();
       return r;
     }
-    d.events.emit({ type: 'daemon.started', data: { node_id: d.membership.nodeId, address: d.membership.nodeId ? d.membership.address : null, version: VERSION } });
+    d.events.emit({ type: 'daemon.started', data: { node_id: d.membership.nodeId, address: d.membership.nodeId !== 0 ? d.membership.address : null, version: VERSION } });
     return ok(d);
   }
 
@@ -267,7 +279,10 @@ export class Daemon implements ServiceHost {
       onPlaintext: (peer, plaintext, now) => this.handlePlaintext(peer, plaintext, now),
       relay: () => this.beaconEndpoint,
       onHandshakeStart: (peer) => this.nat.requestPunch(peer.nodeId),
-      onSessionUp: (peer) => this.nat.handleSessionUp(peer),
+      onSessionUp: (peer) => {
+        this.nat.handleSessionUp(peer);
+        this.observePeers();
+      },
       directOnlyAttempts: this.isRelayOnly ? 0 : 2,
     });
     this.legacy = new LegacySuite({
@@ -335,8 +350,58 @@ export class Daemon implements ServiceHost {
     this.nat.start(); // discovery now and every 25 s, path checks every second (src/nat/timing.ts)
     // The driver flushes after every deadline it runs.
     driver.every(opts.keepaliveMs, () => this.keepalive());
+    driver.every(1000, () => this.observePeers());
     return ok();
   }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Events (src/node/events.ts): the peer table's, and the webhook that posts them
+
+  private startWebhooks(): void {
+    const o = this.opts;
+    const flag = o.webhook ? makeTarget(o.webhook, o.webhookSecret, o.webhookEvents) : null;
+    if (flag && !flag.ok) this.logger.error({ error: flag.error.message }, '--webhook ignored');
+    this.webhooks = new WebhookDispatcher({
+      home: this.paths.home,
+      events: this.events,
+      driver: this.driver,
+      wall: this.env.wall,
+      rng: this.env.rng,
+      logger: this.logger.child({ component: 'webhook' }),
+      flagTarget: flag?.ok ? flag.value : null,
+      node: () => ({ node_id: this.membership.nodeId, address: this.membership.nodeId !== 0 ? this.membership.address : null }),
+      userAgent: `pilot-node/${VERSION}`,
+      ...(o.webhookQueueLimit ? { queue: { maxEvents: o.webhookQueueLimit } } : {}),
+    });
+  }
+
+  private emitAll(events: NodeEvent[]): void {
+    for (const e of events) this.events.emit(e);
+  }
+
+  /** Both suites' peers as the event tracker sees them. */
+  private peerViews(): PeerPathView[] {
+    const wss = this.transport.carrier === 'wss';
+    const rows: PeerPathView[] = [];
+    for (const p of this.tunnels.peers.values()) {
+      if (p.isUp) rows.push({ nodeId: p.nodeId, isUp: true, path: p.isRelayed ? 'relay' : 'direct', transport: p.isRelayed && wss ? 'wss' : 'udp', lastRecvUs: p.lastRecvUs });
+    }
+    for (const p of this.legacy.peers()) {
+      rows.push({ nodeId: p.nodeId, isUp: true, path: p.isRelayed ? 'relay' : 'direct', transport: p.isRelayed && wss ? 'wss' : 'udp', lastRecvUs: p.lastRecvUs ?? 0 });
+    }
+    return rows;
+  }
+
+  private observePeers(): void {
+    if (this.isShuttingDown) return;
+    this.emitAll(this.peerEvents.observe(this.peerViews(), this.nowUs()));
+  }
+
+  setWebhook = async (url: string, o: { secret?: string | null; events?: string[] | string | null } = {}): Promise<Result<WebhookStatus>> =>
+    this.webhooks ? this.webhooks.setWebhook(url, o.secret ?? null, o.events ?? null) : err('not_running', 'webhooks are not running');
+  clearWebhook = async (): Promise<Result<{ cleared: boolean; dropped: number }>> =>
+    this.webhooks ? this.webhooks.clearWebhook() : err('not_running', 'webhooks are not running');
+  webhookStatus = async (): Promise<Result<WebhookStatus>> => (this.webhooks ? ok(this.webhooks.status()) : err('not_running', 'webhooks are not running'));
 
   // ---------------------------------------------------------------------------------------------------
   // Packets
@@ -472,6 +537,7 @@ export class Daemon implements ServiceHost {
   }
 
   private dropPeer(nodeId: number, reason: PilotError): void {
+    this.emitAll(this.peerEvents.handleClosed(nodeId, reason.message));
     this.conns.closePeer(nodeId, reason);
     this.legacy.closePeer(nodeId, reason);
     this.tunnels.closePeer(nodeId, reason);
@@ -582,13 +648,11 @@ export class Daemon implements ServiceHost {
 
   async approve(nodeId: number): Promise<Result<{ node_id: number; status: 'approved' }>> {
     const r = await this.trustMachine.apply(nodeId, 'approve');
-    if (r.ok) this.events.emit({ type: 'trust.approved', data: { node_id: nodeId, by: 'local' } });
     return r.ok ? ok({ node_id: nodeId, status: 'approved' }) : r;
   }
 
   async reject(nodeId: number, _reason?: string): Promise<Result<{ node_id: number; status: 'rejected' }>> {
     const r = await this.trustMachine.apply(nodeId, 'reject');
-    if (r.ok) this.events.emit({ type: 'trust.rejected', data: { node_id: nodeId, by: 'local', ...(_reason ? { reason: _reason } : {}) } });
     return r.ok ? ok({ node_id: nodeId, status: 'rejected' }) : r;
   }
 
@@ -607,7 +671,6 @@ export class Daemon implements ServiceHost {
 
   async untrust(nodeId: number): Promise<Result<{ node_id: number; status: 'untrusted' }>> {
     const r = await this.trustMachine.apply(nodeId, 'untrust');
-    if (r.ok) this.events.emit({ type: 'trust.revoked', data: { node_id: nodeId, by: 'local' } });
     return r.ok ? ok({ node_id: nodeId, status: 'untrusted' }) : r;
   }
 
@@ -700,10 +763,12 @@ export class Daemon implements ServiceHost {
     return this.paths.home;
   }
 
-  async shutdown(): Promise<void> {
+  async shutdown(reason = 'shutdown'): Promise<void> {
     if (this.isShuttingDown) return;
+    this.events.emit({ type: 'daemon.stopping', data: { reason } });
     this.isShuttingDown = true;
-    this.events.emit({ type: 'daemon.stopping', data: { reason: 'shutdown' } });
+    // Given a moment to post daemon.stopping (and what else waits); the rest stays queued for the next start.
+    await this.webhooks?.close(2000);
     this.conns.close();
     this.dgrams.close();
     this.legacy.close();

@@ -32,6 +32,7 @@ import type {
   ProgressFn,
   ReceivedFile,
   TrustEntry,
+  WebhookStatus,
 } from '../node/api.js';
 
 export interface PilotClientOptions {
@@ -263,6 +264,17 @@ export class PilotClient implements NodeApi {
   /** The whole audit log as a signed export (JSON lines); `pilotctl audit verify` checks it offline. */
   auditExport(): Promise<Result<AuditExport>> {
     return this.call('audit_export');
+  }
+  /** The webhook the daemon posts its events to (docs/webhooks.md). Errors: invalid_argument, internal. */
+  setWebhook(url: string, opts: { secret?: string | null; events?: string[] | string | null } = {}): Promise<Result<WebhookStatus>> {
+    const events = Array.isArray(opts.events) ? opts.events.join(',') : opts.events;
+    return this.call('set_webhook', { url, ...(opts.secret ? { secret: opts.secret } : {}), ...(events ? { events } : {}) });
+  }
+  clearWebhook(): Promise<Result<{ cleared: boolean; dropped: number }>> {
+    return this.call('clear_webhook');
+  }
+  webhookStatus(): Promise<Result<WebhookStatus>> {
+    return this.call('webhook_status');
   }
 
   /** Ask the daemon to stop (it answers before it goes). */

@@ -7,6 +7,10 @@ import { ok, type Result } from '../core/result.js';
 import { silentLogger } from '../core/logger.js';
 import { Daemon } from '../node/node.js';
 import type { NodeEnv } from '../node/env.js';
+import type { NodeEvent } from '../node/events.js';
+import { parseAddr } from '../wire/address.js';
+import type { InboxEntryMeta } from '../services/inbox.js';
+import type { StoredReceivedFile } from '../services/received-files.js';
 import { parseDaemonArgs, type DaemonOptions } from '../node/daemon-options.js';
 import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery } from '../node/api.js';
 import {
@@ -38,8 +42,9 @@ export async function createNode(options: NodeOptions = {}, env?: NodeEnv): Prom
   const logger = options.logger ?? silentLogger();
   const d = await Daemon.start(opts, logger, env);
   if (!d.ok) return d;
-  const inbox = new Inbox(d.value.paths.inbox, { logger, quota: inboxLimitsOf(opts.quotas) });
-  const received = new ReceivedFiles(d.value.paths.received, { logger, quota: receivedLimitsOf(opts.quotas) });
+  const events = d.value.events;
+  const inbox = new Inbox(d.value.paths.inbox, { logger, quota: inboxLimitsOf(opts.quotas), onStored: (m) => events.emit(messageReceived(m)) });
+  const received = new ReceivedFiles(d.value.paths.received, { logger, quota: receivedLimitsOf(opts.quotas), onStored: (f) => events.emit(fileReceived(f)) });
   const s = startServices(d.value, {
     echo: opts.echo,
     dataExchange: opts.dataExchange,
@@ -53,6 +58,24 @@ export async function createNode(options: NodeOptions = {}, env?: NodeEnv): Prom
     return s;
   }
   return ok(new LocalNode(d.value, s.value));
+}
+
+/** The node event for a stored message (src/node/events.ts). */
+function messageReceived(m: InboxEntryMeta): NodeEvent {
+  const replyTo = (m as { reply_to?: unknown }).reply_to;
+  return {
+    type: 'message.received',
+    data: { id: m.id, from: nodeIdOf(m.from), from_address: m.from, type: m.type, size: m.size, ...(typeof replyTo === 'string' ? { reply_to: replyTo } : {}) },
+  };
+}
+
+function fileReceived(f: StoredReceivedFile): NodeEvent {
+  return { type: 'file.received', data: { name: f.name, from: nodeIdOf(f.from), size: f.size, sha256: f.sha256, path: f.path } };
+}
+
+function nodeIdOf(address: string): number {
+  const a = parseAddr(address);
+  return a.ok ? a.value.node : 0;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
@@ -127,9 +150,13 @@ export class LocalNode implements NodeApi {
     return benchPeer(this.daemon, peer, bytes, progress);
   }
 
-  async shutdown(): Promise<void> {
+  setWebhook = (url: string, o?: { secret?: string | null; events?: string[] | string | null }) => this.daemon.setWebhook(url, o);
+  clearWebhook = () => this.daemon.clearWebhook();
+  webhookStatus = () => this.daemon.webhookStatus();
+
+  async shutdown(reason?: string): Promise<void> {
     await this.services.stop();
-    await this.daemon.shutdown();
+    await this.daemon.shutdown(reason);
   }
 }
 

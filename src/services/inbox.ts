@@ -59,6 +59,8 @@ export interface InboxOptions {
   now?: () => Date;
   /** Defaults: DEFAULT_STORAGE_QUOTAS' inbox limits. */
   quota?: Partial<QuotaLimits>;
+  /** Called once a message is stored (the node's message.received event); must not throw or block. */
+  onStored?: (m: InboxEntryMeta) => void;
 }
 
 export interface InboxPageOptions {
@@ -173,6 +175,7 @@ function parseRecord(fileName: string, value: unknown): StoredInboxMessage | nul
 
 export class Inbox {
   private readonly logger: Logger | undefined;
+  private readonly onStored: ((m: InboxEntryMeta) => void) | undefined;
   private readonly now: () => Date;
   readonly quota: StorageQuota;
 
@@ -182,6 +185,7 @@ export class Inbox {
   ) {
     this.logger = opts.logger;
     this.now = opts.now ?? (() => new Date());
+    this.onStored = opts.onStored;
     this.quota = new StorageQuota(
       'inbox',
       'messages',
@@ -285,6 +289,7 @@ export class Inbox {
         }
         isDone = true;
         quota.commit();
+        self.onStored?.(meta);
         return ok(meta);
       },
       abort,

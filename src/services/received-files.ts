@@ -90,6 +90,8 @@ export interface ReceivedFilesOptions {
   now?: () => Date;
   /** Defaults: DEFAULT_STORAGE_QUOTAS' received-file limits. */
   quota?: Partial<QuotaLimits>;
+  /** Called once a file is stored (the node's file.received event); must not throw or block. */
+  onStored?: (f: StoredReceivedFile) => void;
 }
 
 /** One file being received. write() chunks in order, then commit() or abort(). */
@@ -102,6 +104,7 @@ export interface IncomingFile {
 
 export class ReceivedFiles {
   private readonly logger: Logger | undefined;
+  private readonly onStored: ((f: StoredReceivedFile) => void) | undefined;
   private readonly now: () => Date;
   readonly quota: StorageQuota;
 
@@ -111,6 +114,7 @@ export class ReceivedFiles {
   ) {
     this.logger = opts.logger;
     this.now = opts.now ?? (() => new Date());
+    this.onStored = opts.onStored;
     this.quota = new StorageQuota(
       'received files',
       'files',
@@ -212,12 +216,9 @@ export class ReceivedFiles {
         };
         const w = await writeFileAtomic(join(self.metaDir, `${placed.value}.json`), JSON.stringify(meta));
         if (!w.ok) self.logger?.warn({ name: placed.value, err: w.error.message }, 'received: sidecar not written');
-        return ok({
-          ...meta,
-          path: join(self.dir, placed.value),
-          bytes: bytesWritten,
-          modified: meta.received_at,
-        });
+        const stored: StoredReceivedFile = { ...meta, path: join(self.dir, placed.value), bytes: bytesWritten, modified: meta.received_at };
+        self.onStored?.(stored);
+        return ok(stored);
       },
       abort,
     });

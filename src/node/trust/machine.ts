@@ -6,6 +6,7 @@ import { pilotError, type PilotError } from '../../core/errors.js';
 import type { WallClock } from '../../core/clock.js';
 import type { RegistryClient } from '../registry-client.js';
 import type { TrustStore } from './store.js';
+import type { NodeEvent } from '../events.js';
 import { requestEvent, stateOf, transition, type TrustEffect, type TrustEvent, type TrustState, type TrustStatus } from './transitions.js';
 
 export interface TrustMachineDeps {
@@ -22,6 +23,8 @@ export interface TrustMachineDeps {
   wall: WallClock;
   logger: Logger;
   isAutoApprove: boolean;
+  /** The node's event stream (events.ts): trust.* events after a row completed. */
+  emit?: (e: NodeEvent) => void;
 }
 
 /** What an event carries: a request's justification, hostname and key (absent on the registry's re-delivery). */
@@ -90,6 +93,7 @@ export class TrustMachine {
     else if (event === 'revoked' && from === 'trusted') log.info({ peer: nodeId }, 'peer revoked trust');
     const now = this.stateOf(nodeId);
     if (now !== row.next) log.warn({ peer: nodeId, event, from, want: row.next, got: now }, 'trust store disagrees with the transition table');
+    for (const e of trustEvents(nodeId, event, from, now, input)) this.deps.emit?.(e);
     return ok(row.status ?? null);
   }
 
@@ -166,4 +170,25 @@ export class TrustMachine {
       }
     }
   }
+}
+
+/** The node events one completed row stands for (by the state it really left the store in). Pure. */
+export function trustEvents(nodeId: number, event: TrustEvent, from: TrustState, to: TrustState, input: TrustInput): NodeEvent[] {
+  const out: NodeEvent[] = [];
+  const isRequest = event === 'request_received' || event === 'request_received_auto';
+  // Only a new request: the registry re-delivers a pending one by poll (after a restart) — no second event.
+  if (isRequest && (from === 'none' || from === 'outgoing')) {
+    out.push({ type: 'trust.request_received', data: { node_id: nodeId, hostname: input.hostname ?? null, justification: input.justification ?? '' } });
+  }
+  if (from !== 'trusted' && to === 'trusted') {
+    const by = event === 'approve' || event === 'local_handshake' ? 'local' : event === 'request_received_auto' ? 'auto' : 'peer';
+    out.push({ type: 'trust.approved', data: { node_id: nodeId, by } });
+  } else if (event === 'reject' && (from === 'incoming' || from === 'crossed')) {
+    out.push({ type: 'trust.rejected', data: { node_id: nodeId, by: 'local' } });
+  } else if (event === 'response_reject' && (from === 'outgoing' || from === 'crossed')) {
+    out.push({ type: 'trust.rejected', data: { node_id: nodeId, by: 'peer' } });
+  } else if (from === 'trusted' && to === 'none' && (event === 'untrust' || event === 'revoked')) {
+    out.push({ type: 'trust.revoked', data: { node_id: nodeId, by: event === 'untrust' ? 'local' : 'peer' } });
+  }
+  return out;
 }
