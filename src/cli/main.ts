@@ -56,6 +56,7 @@ const ERROR_DESCRIPTIONS: Record<keyof typeof ERRORS, string> = {
   identity_changed: 'The registry maps a trusted peer (hostname or node id) to another node or key than the pinned one (never retried silently)',
   fingerprint_mismatch: "The rendezvous's TLS certificate is not the pinned (--registry-fingerprint) or first-seen one; the daemon does not use it (never retried silently)",
   proxy_failed: 'The HTTP CONNECT proxy refused or failed the tunnel to the rendezvous (status in the message; check the proxy URL, credentials, NO_PROXY)',
+  key_retired: 'The identity key was rotated out of its node (rotate-key): the registry and peers refuse it (use the new identity file)',
 };
 
 const version = defineCommand<null>({

@@ -29,6 +29,10 @@ export const ERRORS = {
   proxy_failed: {
     hint: 'check --proxy / HTTPS_PROXY (http://user:pass@host:port), that the proxy allows CONNECT to the rendezvous port, and NO_PROXY',
   },
+  // Issue 14: a key that rotate-key replaced (src/crypto/key-rotation.ts); the registry and peers refuse it.
+  key_retired: {
+    hint: 'this identity key was rotated out of its node: use the identity file rotate-key wrote, or take the node back with `pilotctl rotate-key --recovery-file PATH --node-id N`',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
