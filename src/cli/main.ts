@@ -18,6 +18,7 @@ import { RENDEZVOUS_COMMANDS } from './rendezvous-ctl.js';
 import { MCP_COMMANDS } from './mcp.js';
 import { HEALTH_COMMANDS } from './health.js';
 import { SKILLS_COMMANDS } from './skills.js';
+import { KEY_COMMANDS } from './keys-cmd.js';
 import { writeError, writeJsonOk, type CliIo } from './output.js';
 
 export const EXIT_OK = 0;
@@ -213,6 +214,7 @@ const help = defineCommand<string | null>({
 
 COMMANDS.push(...DAEMON_COMMANDS, ...RENDEZVOUS_COMMANDS, ...NODE_COMMANDS, ...CONFIG_COMMANDS, context, help, completionCommand(() => COMMANDS, pilotVersion), version, demo);
 COMMANDS.push(...MCP_COMMANDS, ...SKILLS_COMMANDS, ...HEALTH_COMMANDS);
+COMMANDS.push(...KEY_COMMANDS); // issue 14: init, rotate-key (src/cli/keys-cmd.ts)
 
 /** Commands that have subcommands (`daemon start`), for a helpful message on `pilotctl daemon`. */
 function subcommandsOf(word: string): string[] {

@@ -103,6 +103,10 @@ export function verifyRotation(s: RotationStatement, ctx: VerifyContext): Result
   }
   if (s.recovery_signature !== undefined) {
     if (!ctx.recoveryKey) return err('invalid_argument', 'rotation statement is signed by a recovery key, and no recovery key is known for the node');
+    // Unsigned here (the signer lost that key), but it links the chain: a statement about an older key is not ours.
+    if (s.old_public_key !== '' && s.old_public_key !== ctx.currentKey) {
+      return err('invalid_argument', 'recovery statement rotates away from another key than the one held');
+    }
     const text = statementText(s, 'recovery');
     if (!sigOk(ctx.recoveryKey, text, s.recovery_signature)) return err('invalid_argument', 'rotation statement is not signed by the node\'s recovery key');
     if (!sigOk(s.new_public_key, text, s.new_key_signature)) return err('invalid_argument', 'rotation statement: new_key_signature does not verify');

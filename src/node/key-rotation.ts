@@ -38,6 +38,12 @@ export interface KeyRotationDeps {
   logger: Logger;
 }
 
+/** The approval time of a pin as unix seconds (0 when unreadable), with a minute of slack for clock skew. */
+function pinnedAtSec(approvedAt: string): number {
+  const ms = Date.parse(approvedAt);
+  return Number.isFinite(ms) ? Math.max(0, Math.floor(ms / 1000) - 60) : 0;
+}
+
 export class KeyRotation {
   private isRotating = false;
 
@@ -100,7 +106,8 @@ export class KeyRotation {
     if (!t) return false;
     const chain = followChain(
       statements.filter((s) => s.node_id === nodeId),
-      { nodeId, currentKey: t.public_key, recoveryKey: t.recovery_key ?? null, lastTsSec: t.key_ts ?? 0 },
+      // Before any rotation the pin's own time bounds what applies: statements older than the approval are history.
+      { nodeId, currentKey: t.public_key, recoveryKey: t.recovery_key ?? null, lastTsSec: t.key_ts ?? pinnedAtSec(t.approved_at) },
     );
     if (chain.applied.length === 0) {
       this.deps.logger.warn({ nodeId, via }, 'key rotation statement refused: it does not verify against the pinned key');

@@ -58,6 +58,7 @@ import {
   type ErrorReply,
   type NodeReportWire,
   type RotationStatement,
+  decodeRotationStatement,
 } from '../wire/registry-messages.js';
 import { Driver, type Deadline } from './driver.js';
 
@@ -311,7 +312,7 @@ export class RegistryClient {
    * registration moves to the new key (re-registers after a reconnect use it) and the new beacon token is kept.
    * Errors: the registry's (invalid_argument for a refused signature, already_exists, key_retired), timeout.
    */
-  async rotateKey(statement: RotationStatement): Promise<Result<{ beaconToken: Uint8Array | null }>> {
+  async rotateKey(statement: RotationStatement): Promise<Result<{ beaconToken: Uint8Array | null; oldPublicKey: string }>> {
     const msg: RegistryMessage = { type: 'rotate_key', ...statement };
     const r = await this.request(msg);
     if (!r.ok) return r;
@@ -323,7 +324,8 @@ export class RegistryClient {
       this.current = { ...this.current, publicKey: statement.new_public_key };
       if (beaconToken) this.current.beaconToken = beaconToken;
     }
-    return ok({ beaconToken });
+    const kept = decodeRotationStatement(r.value.statement);
+    return ok({ beaconToken, oldPublicKey: kept?.old_public_key ?? statement.old_public_key });
   }
 
   async lookup(nodeId: number): Promise<Result<LookupResult>> {
