@@ -114,3 +114,37 @@ test('rotate_key by recovery key: takes a lost key back; wrong recovery key, sta
     await server.close();
   }
 });
+
+test('key histories survive a reopen of the SQLite store and of a JSON snapshot; retired keys are derived again', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { SqliteStore } = await import('../../../src/registry/sqlite-store.js');
+  const { applyChange, stateFromJson, stateToJson } = await import('../../../src/registry/state.js');
+  const { silentLogger } = await import('../../../src/core/logger.js');
+  const a0 = pair();
+  const a1 = pair();
+  const statement = signRotation({ nodeId: 4, old: a0.id, next: a1.id, tsSec: 1000, nonce: nonce() });
+  const dir = mkdtempSync(join(tmpdir(), 'pilot-keys-'));
+  try {
+    const path = join(dir, 'registry.db');
+    const s = new SqliteStore(path, { logger: silentLogger() });
+    const r = await s.load();
+    assert.ok(r.ok);
+    const tx = [{ k: 'keys' as const, id: 4, v: { recoveryKey: 'R', rotations: [statement] } }];
+    for (const c of tx) applyChange(r.value, c);
+    assert.ok((await s.commit(tx)).ok);
+    await s.close();
+    const s2 = new SqliteStore(path, { logger: silentLogger() });
+    const r2 = await s2.load();
+    assert.ok(r2.ok);
+    assert.equal(r2.value.keyHistory.get(4)?.recoveryKey, 'R');
+    assert.equal(r2.value.retiredKeys.get(a0.t.publicKeyB64), 4);
+    const snap = stateFromJson(JSON.parse(JSON.stringify(stateToJson(r2.value, 1))));
+    assert.ok(typeof snap !== 'string');
+    assert.equal(snap.state.retiredKeys.get(a0.t.publicKeyB64), 4);
+    await s2.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
