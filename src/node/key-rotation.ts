@@ -113,14 +113,17 @@ export class KeyRotation {
       this.deps.logger.warn({ nodeId, via }, 'key rotation statement refused: it does not verify against the pinned key');
       return false;
     }
+    const oldKey = t.public_key;
     const saved = this.deps.trust.updateKey(nodeId, chain.key, chain.tsSec);
     if (!saved.ok) {
       this.deps.logger.error({ nodeId, error: saved.error.message }, 'could not persist the rotated key of a peer');
       return false;
     }
-    this.deps.dropPeer(nodeId, pilotError('connection_failed', `node ${nodeId} rotated its key; reconnecting with the new one`));
-    this.deps.events.emit({ type: 'key.rotated', data: { node_id: nodeId, old_public_key: t.public_key, new_public_key: chain.key, by: 'peer' } });
-    this.deps.logger.info({ nodeId, via, old: t.public_key, new: chain.key }, 'trusted peer rotated its key');
+    // A pushed rotation: sessions with the old key go (the peer dropped its side). Found by a lookup: we are in the
+    // middle of reaching it with the new key, and nothing made with the old one is left to drop.
+    if (via === 'push') this.deps.dropPeer(nodeId, pilotError('connection_failed', `node ${nodeId} rotated its key; reconnecting with the new one`));
+    this.deps.events.emit({ type: 'key.rotated', data: { node_id: nodeId, old_public_key: oldKey, new_public_key: chain.key, by: 'peer' } });
+    this.deps.logger.info({ nodeId, via, old: oldKey, new: chain.key }, 'trusted peer rotated its key');
     return true;
   }
 
