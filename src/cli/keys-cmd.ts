@@ -4,25 +4,14 @@
 //   rotate-key: through the running daemon (signed by the current key, or by the recovery key); with the daemon
 //         stopped and the key lost, straight to the registry with the recovery key (--node-id says which node),
 //         writing the new identity file the next `daemon start` uses.
-import { existsSync, readFileSync, renameSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { err, ok, type Result } from '../core/result.js';
-import { generateIdentity, sign, toBase64, type Identity } from '../crypto/identity.js';
-import { signRotation } from '../crypto/key-rotation.js';
 import { homePaths, prepareHome } from '../node/home.js';
-import {
-  createIdentityFile,
-  formatRecoveryKey,
-  parseRecoveryKey,
-  readRecoveryPublic,
-  saveIdentity,
-  writeRecoveryFile,
-  writeRecoveryPublic,
-} from '../node/identity-store.js';
-import { RegistryClient } from '../node/registry-client.js';
+import { createIdentityFile, createRecoveryKey, parseRecoveryKey } from '../node/identity-store.js';
+import { recoverWithRegistry } from '../node/key-rotation.js';
 import type { KeyRotationInfo } from '../node/api.js';
 import { configKey, effectiveValue, loadConfig, parseConfigValue, saveConfig, type ConfigValue } from './config-cmd.js';
-import { defineCommand, type CliContext, type Command } from './command.js';
+import { defineCommand, type Command } from './command.js';
 import { checkNodeId } from './validate.js';
 import { fields } from './output.js';
 
@@ -74,15 +63,11 @@ const init = defineCommand<InitParams>({
     }
     const id = createIdentityFile(identityPath);
     if (!id.ok) return id;
-    let recovery: Identity | null = null;
+    let recovery: { recoveryKey: string; recoveryPublicKey: string } | null = null;
     if (p.hasRecovery) {
-      recovery = generateIdentity();
-      const pub = writeRecoveryPublic(paths.home, recovery.publicKey);
-      if (!pub.ok) return pub;
-      if (p.recoveryFile) {
-        const w = writeRecoveryFile(p.recoveryFile, recovery);
-        if (!w.ok) return w;
-      }
+      const r = createRecoveryKey(paths.home, p.recoveryFile);
+      if (!r.ok) return r;
+      recovery = r.value;
     }
     if (p.settings.length > 0) {
       for (const s of p.settings) cfg.value[s.key] = s.value;
@@ -92,9 +77,9 @@ const init = defineCommand<InitParams>({
     const data = {
       home: paths.home,
       identity_file: identityPath,
-      public_key: toBase64(id.value.publicKey),
-      recovery_key: recovery ? formatRecoveryKey(recovery) : null,
-      recovery_public_key: recovery ? toBase64(recovery.publicKey) : null,
+      public_key: id.value.publicKeyB64,
+      recovery_key: recovery?.recoveryKey ?? null,
+      recovery_public_key: recovery?.recoveryPublicKey ?? null,
       recovery_file: p.recoveryFile,
       config_path: paths.config,
       config: cfg.value,
@@ -116,6 +101,7 @@ const init = defineCommand<InitParams>({
 
 interface RotateParams {
   recoveryText: string | null;
+  recoveryFile: string | null;
   nodeId: number | null;
   registry: string | null;
 }
@@ -137,18 +123,12 @@ const rotateKey = defineCommand<RotateParams>({
     const key = a.flags.get('recovery-key');
     const file = a.flags.get('recovery-file');
     if (typeof key === 'string' && typeof file === 'string') return err('invalid_argument', 'give --recovery-key or --recovery-file, not both');
-    let recoveryText: string | null = typeof key === 'string' ? key : null;
-    if (typeof file === 'string') {
-      try {
-        recoveryText = readFileSync(file, 'utf8');
-      } catch (e) {
-        return err('invalid_argument', `cannot read --recovery-file ${file}: ${(e as Error).message}`);
-      }
-    }
+    const recoveryText: string | null = typeof key === 'string' ? key : null;
     if (recoveryText !== null) {
       const r = parseRecoveryKey(recoveryText);
       if (!r.ok) return r;
     }
+    const recoveryFile = typeof file === 'string' ? file : null;
     const nodeIdText = a.flags.get('node-id');
     let nodeId: number | null = null;
     if (typeof nodeIdText === 'string') {
@@ -156,11 +136,21 @@ const rotateKey = defineCommand<RotateParams>({
       if (!n.ok) return n;
       nodeId = n.value;
     }
-    if (nodeId !== null && recoveryText === null) return err('invalid_argument', '--node-id is for the recovery path: add --recovery-key or --recovery-file');
+    if (nodeId !== null && recoveryText === null && recoveryFile === null) return err('invalid_argument', '--node-id is for the recovery path: add --recovery-key or --recovery-file');
     const registry = a.flags.get('registry');
-    return ok({ recoveryText, nodeId, registry: typeof registry === 'string' ? registry : null });
+    return ok({ recoveryText, recoveryFile, nodeId, registry: typeof registry === 'string' ? registry : null });
   },
-  async run(ctx, p) {
+  async run(ctx, params) {
+    const p = { ...params };
+    if (p.recoveryFile !== null) {
+      try {
+        p.recoveryText = readFileSync(p.recoveryFile, 'utf8');
+      } catch (e) {
+        return err('invalid_argument', `cannot read --recovery-file ${p.recoveryFile}: ${(e as Error).message}`);
+      }
+      const r = parseRecoveryKey(p.recoveryText);
+      if (!r.ok) return r;
+    }
     const c = await ctx.client();
     if (c.ok) {
       const r = await c.value.rotateKey(p.recoveryText !== null ? { recoveryKey: p.recoveryText } : {});
@@ -173,7 +163,20 @@ const rotateKey = defineCommand<RotateParams>({
         hint: 'pilotctl rotate-key --recovery-file PATH --node-id N',
       });
     }
-    const r = await recoverOffline(ctx, p.recoveryText, p.nodeId, p.registry);
+    const paths = homePaths(ctx.home);
+    const home = prepareHome(paths.home);
+    if (!home.ok) return home;
+    const cfg = loadConfig(paths.home);
+    if (!cfg.ok) return cfg;
+    const r = await recoverWithRegistry({
+      registryAddr: p.registry ?? String(effectiveValue(configKey('registry')!, cfg.value, ctx.io.env, paths.home).value),
+      nodeId: p.nodeId,
+      recoveryKeyText: p.recoveryText,
+      identityPath: String(effectiveValue(configKey('identity')!, cfg.value, ctx.io.env, paths.home).value ?? paths.identity),
+      home: paths.home,
+      nowMs: Date.now(),
+      ...(ctx.timeoutMs !== undefined ? { connectTimeoutMs: ctx.timeoutMs } : {}),
+    });
     if (!r.ok) return r;
     return ok({ data: { ...r.value, via: 'registry' }, text: rotatedText(r.value, 'registry') });
   },
@@ -183,61 +186,6 @@ function rotatedText(r: KeyRotationInfo, via: 'daemon' | 'registry'): string {
   const next = via === 'registry' ? '\nnext: pilotctl daemon start (it uses the new key; peers that trust the node follow)\n' : '\ntrusting peers follow without a new handshake; the old key is refused from now on\n';
   return `identity key of node ${r.node_id} rotated (${r.by === 'recovery' ? 'signed by the recovery key' : 'signed by the old key'})\n` +
     fields([['old key', r.old_public_key || '(unknown)'], ['new key', r.new_public_key], ['identity', r.identity_file]]) + next;
-}
-
-/**
- * The lost-key path: the daemon is stopped, so this process talks to the registry itself, rotates node `nodeId`
- * onto a fresh key signed by the recovery key (and the new key), then writes the new identity file (an old one is
- * kept aside as identity.json.retired-<ms>). Errors: the registry's (invalid_argument: no/another recovery key,
- * key_retired), connection_failed, internal. Does network and file-system I/O.
- */
-async function recoverOffline(ctx: CliContext, recoveryText: string, nodeId: number, registryFlag: string | null): Promise<Result<KeyRotationInfo>> {
-  const recovery = parseRecoveryKey(recoveryText);
-  if (!recovery.ok) return recovery;
-  const paths = homePaths(ctx.home);
-  const home = prepareHome(paths.home);
-  if (!home.ok) return home;
-  const cfg = loadConfig(paths.home);
-  if (!cfg.ok) return cfg;
-  const registryAddr = registryFlag ?? String(effectiveValue(configKey('registry')!, cfg.value, ctx.io.env, paths.home).value);
-  const identityPath = String(effectiveValue(configKey('identity')!, cfg.value, ctx.io.env, paths.home).value ?? paths.identity);
-  const next = generateIdentity();
-  let oldKey = '';
-  const client = new RegistryClient({ registryAddr, sign: (m) => sign(next, m), connectTimeoutMs: ctx.timeoutMs ?? 5_000 });
-  try {
-    const conn = await client.connect();
-    if (!conn.ok) return err('connection_failed', `${conn.error.message}: the recovery path talks to the registry directly (plain TCP)`, { hint: 'check --registry / `pilotctl config get registry`' });
-    let tsSec = Math.floor(Date.now() / 1000);
-    for (let attempt = 0; ; attempt++) {
-      const statement = signRotation({ nodeId, next, recovery: recovery.value, tsSec, nonce: randomBytes(16).toString('base64'), oldPublicKeyB64: '' });
-      const r = await client.rotateKey(statement);
-      // A clock off by more than the registry's window: its refusal says its time; once more with that.
-      const serverTime = !r.ok ? r.error.detail?.serverTime : undefined;
-      if (!r.ok && typeof serverTime === 'number' && attempt === 0) {
-        tsSec = serverTime;
-        continue;
-      }
-      if (!r.ok) return r;
-      oldKey = r.value.oldPublicKey;
-      break;
-    }
-  } finally {
-    await client.close();
-  }
-  if (existsSync(identityPath)) {
-    try {
-      renameSync(identityPath, `${identityPath}.retired-${Date.now()}`);
-    } catch (cause) {
-      return err('internal', `the registry moved to the new key, but ${identityPath} could not be moved aside`, { cause, hint: `the new key is not written; move ${identityPath} away and recover again` });
-    }
-  }
-  const saved = saveIdentity(identityPath, next);
-  if (!saved.ok) return saved;
-  if (readRecoveryPublic(paths.home) === null) {
-    const pub = writeRecoveryPublic(paths.home, recovery.value.publicKey);
-    if (!pub.ok) return pub;
-  }
-  return ok({ node_id: nodeId, old_public_key: oldKey, new_public_key: toBase64(next.publicKey), by: 'recovery', identity_file: identityPath });
 }
 
 export const KEY_COMMANDS: Command[] = [init, rotateKey];

@@ -207,13 +207,28 @@ export function readRecoveryPublic(home: string): string | null {
   }
 }
 
+/**
+ * `init`'s recovery key: a fresh key pair, its public half published in the home, its private half written to
+ * `recoveryFile` when given. Returns the printable private key (shown once) and the public key. Does file-system I/O.
+ */
+export function createRecoveryKey(home: string, recoveryFile: string | null): Result<{ recoveryKey: string; recoveryPublicKey: string }> {
+  const recovery = generateIdentity();
+  const pub = writeRecoveryPublic(home, recovery.publicKey);
+  if (!pub.ok) return pub;
+  if (recoveryFile !== null) {
+    const w = writeRecoveryFile(recoveryFile, recovery);
+    if (!w.ok) return w;
+  }
+  return ok({ recoveryKey: formatRecoveryKey(recovery), recoveryPublicKey: toBase64(recovery.publicKey) });
+}
+
 /** Create a new identity file at `path`; already_exists when one is there (never replaced). Does file-system I/O. */
-export function createIdentityFile(path: string): Result<Identity> {
+export function createIdentityFile(path: string): Result<Identity & { publicKeyB64: string }> {
   const existing = loadIdentity(path);
   if (existing.ok) return err('already_exists', `identity ${path} exists already`, { hint: 'this home is initialised; `pilotctl info` shows it (remove the file only to make a NEW node)', detail: { path } });
   if (existing.error.code !== 'not_found') return existing;
   const r = loadOrCreateIdentity(path);
   if (!r.ok) return r;
   if (!r.value.created) return err('already_exists', `identity ${path} was created concurrently`, { detail: { path } });
-  return ok(r.value.identity);
+  return ok({ ...r.value.identity, publicKeyB64: toBase64(r.value.identity.publicKey) });
 }

@@ -5,15 +5,15 @@
 // re-handshake without a trust handshake). Peers' side: a statement pushed by the registry or found in a lookup moves
 // a pin only when it verifies against that pin (or the recovery key learned earlier) — never on the registry's word.
 import { randomBytes } from 'node:crypto';
-import { renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { err, ok, type Result } from '../core/result.js';
 import { pilotError, type PilotError } from '../core/errors.js';
-import { generateIdentity, toBase64, type Identity } from '../crypto/identity.js';
+import { generateIdentity, sign, toBase64, type Identity } from '../crypto/identity.js';
 import { followChain, signRotation, type RotationStatement } from '../crypto/key-rotation.js';
-import { saveIdentity } from './identity-store.js';
+import { parseRecoveryKey, readRecoveryPublic, saveIdentity, writeRecoveryPublic } from './identity-store.js';
 import type { NodeEvents } from './events.js';
-import type { LookupResult, RegistryClient } from './registry-client.js';
+import { RegistryClient, type LookupResult } from './registry-client.js';
 import type { TrustStore } from './trust/store.js';
 
 export interface KeyRotationResult {
@@ -138,4 +138,64 @@ export class KeyRotation {
     const r = this.deps.trust.learnRecoveryKey(nodeId, recoveryKey);
     if (!r.ok) this.deps.logger.warn({ nodeId, error: r.error.message }, 'could not persist a peer recovery key');
   }
+}
+
+/**
+ * The lost-key path (`pilotctl rotate-key --recovery-file … --node-id N` with the daemon stopped): talk to the
+ * registry directly (plain TCP), rotate node `nodeId` onto a fresh key signed by the recovery key (and the new key),
+ * then write the new identity file (an old one there is kept aside as <file>.retired-<ms>) for the next start.
+ * Errors: the registry's (invalid_argument: no or another recovery key, stale; key_retired), connection_failed,
+ * internal. Does network and file-system I/O.
+ */
+export async function recoverWithRegistry(p: {
+  registryAddr: string;
+  nodeId: number;
+  recoveryKeyText: string;
+  identityPath: string;
+  home: string;
+  /** Wall clock, ms (the caller's; the statement's ts and the retired file's name). */
+  nowMs: number;
+  connectTimeoutMs?: number;
+}): Promise<Result<Omit<KeyRotationResult, 'statement'>>> {
+  const recovery = parseRecoveryKey(p.recoveryKeyText);
+  if (!recovery.ok) return recovery;
+  const next = generateIdentity();
+  const client = new RegistryClient({ registryAddr: p.registryAddr, sign: (m) => sign(next, m), connectTimeoutMs: p.connectTimeoutMs ?? 5_000 });
+  let oldKey = '';
+  try {
+    const conn = await client.connect();
+    if (!conn.ok) {
+      return err('connection_failed', `${conn.error.message}: the recovery path talks to the registry directly (plain TCP)`, { hint: 'check --registry / `pilotctl config get registry`' });
+    }
+    let tsSec = Math.floor(p.nowMs / 1000);
+    for (let attempt = 0; ; attempt++) {
+      const statement = signRotation({ nodeId: p.nodeId, next, recovery: recovery.value, tsSec, nonce: randomBytes(16).toString('base64'), oldPublicKeyB64: '' });
+      const r = await client.rotateKey(statement);
+      // A clock off by more than the registry's window: its refusal carries its time; once more with that.
+      const serverTime = r.ok ? undefined : r.error.detail?.serverTime;
+      if (!r.ok && typeof serverTime === 'number' && attempt === 0) {
+        tsSec = serverTime;
+        continue;
+      }
+      if (!r.ok) return r;
+      oldKey = r.value.oldPublicKey;
+      break;
+    }
+  } finally {
+    await client.close();
+  }
+  if (existsSync(p.identityPath)) {
+    try {
+      renameSync(p.identityPath, `${p.identityPath}.retired-${p.nowMs}`);
+    } catch (cause) {
+      return err('internal', `the registry moved to the new key, but ${p.identityPath} could not be moved aside`, { cause, hint: `move ${p.identityPath} away and recover again` });
+    }
+  }
+  const saved = saveIdentity(p.identityPath, next);
+  if (!saved.ok) return saved;
+  if (readRecoveryPublic(p.home) === null) {
+    const pub = writeRecoveryPublic(p.home, recovery.value.publicKey);
+    if (!pub.ok) return pub;
+  }
+  return ok({ node_id: p.nodeId, old_public_key: oldKey, new_public_key: toBase64(next.publicKey), by: 'recovery', identity_file: p.identityPath });
 }
