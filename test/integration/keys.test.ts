@@ -15,6 +15,7 @@ let alphaId = 0;
 let betaId = 0;
 let initKey = '';
 let recoveryFile = '';
+let recoveryKey = '';
 
 const inboxTexts = async (name: string): Promise<string[]> => {
   const r = await c.json(name, ['inbox']);
@@ -35,6 +36,7 @@ before(async () => {
   assert.equal(init.code, 0, explain(init));
   initKey = init.data.public_key;
   assert.match(init.data.recovery_key, /^pilot-recovery-v1:/);
+  recoveryKey = init.data.recovery_key;
   assert.equal(statSync(recoveryFile).mode & 0o777, 0o600);
   assert.equal(init.data.config.registry, c.registry);
   // A second init refuses to replace the identity.
@@ -129,4 +131,21 @@ test('lost key: rotate-key --recovery-file with the daemon stopped; an offline p
   await waitFor('message after recovery', async () => (await inboxTexts('alpha')).includes('after recovery'), 20_000);
   assert.equal(await pinOf('beta', alphaId), recovered);
   assert.deepEqual((await c.ok('alpha', ['pending'])).pending, []);
+});
+
+test('rotate-key --recovery-key through the running daemon: the pushed recovery statement is verified with the learned recovery key', async () => {
+  const before = (await c.ok('alpha', ['info'])).public_key;
+  const r = await c.json('alpha', ['rotate-key', '--recovery-key', recoveryKey]);
+  assert.equal(r.code, 0, explain(r));
+  assert.equal(r.data.by, 'recovery');
+  assert.equal(r.data.via, 'daemon');
+  assert.equal(r.data.old_public_key, before);
+  await waitFor('beta to follow the recovery rotation', async () => (await pinOf('beta', alphaId)) === r.data.new_public_key, 20_000);
+  const sent = await c.json('beta', ['send-message', 'alpha', '--data', 'after recovery rotation', '--timeout', '30s']);
+  assert.equal(sent.code, 0, explain(sent) + '\n' + c.logTail('beta'));
+  await waitFor('message after recovery rotation', async () => (await inboxTexts('alpha')).includes('after recovery rotation'), 20_000);
+  // A malformed recovery key is a usage error, caught before the daemon is asked.
+  const bad = await c.json('alpha', ['rotate-key', '--recovery-key', 'nope']);
+  assert.equal(bad.code, 2, explain(bad));
+  assert.equal(bad.error?.code, 'invalid_argument');
 });
