@@ -109,6 +109,8 @@ export class Daemon implements ServiceHost {
   /** An Identity whose fields are always the current key's (for holders that keep the object: IPC proof, membership). */
   readonly identityRef: Identity;
   private readonly keys: KeyRotation;
+  /** Issue 14: the registry refused our key at start (key_retired); shown by info/daemon start. */
+  private registrationRefusal: PilotError | null = null;
 
   private constructor(
     readonly opts: DaemonOptions,
@@ -351,7 +353,10 @@ export class Daemon implements ServiceHost {
     });
 
     const reg = await this.membership.start();
-    if (!reg.ok) {
+    if (!reg.ok && reg.error.code === 'key_retired') {
+      this.registrationRefusal = pilotError('key_retired', reg.error.message);
+      this.logger.error({ error: reg.error.message }, 'the registry refuses this identity key: it was rotated out of its node');
+    } else if (!reg.ok) {
       // Keep running: the client reconnects with backoff, and tunnels to known peers keep working.
       this.logger.warn({ registry: opts.registry, error: reg.error.message }, 'registry unreachable; retrying in the background');
     }
@@ -544,7 +549,7 @@ export class Daemon implements ServiceHost {
     return ok({
       node_id: m.nodeId,
       address: m.nodeId !== 0 ? m.address : null,
-      ...registryStatus({ nodeId: m.nodeId, isRegistryUp: m.isRegistryUp, registry: this.opts.registry, lastConnectError: this.registry.lastConnectError }),
+      ...registryStatus({ nodeId: m.nodeId, isRegistryUp: m.isRegistryUp, registry: this.opts.registry, lastConnectError: this.registry.lastConnectError, refusal: this.registrationRefusal }),
       beacon: this.opts.beacon,
       nat_reason: natReason({
         transportMode: this.opts.transport,

@@ -103,6 +103,18 @@ test('rotate-key: beta follows without a handshake, a message arrives, the old k
   } finally {
     await rc.close();
   }
+  // A daemon started with the old identity runs unregistered and says why.
+  const oldHome = c.homeOf('old-alpha');
+  mkdirSync(oldHome, { recursive: true, mode: 0o700 });
+  copyFileSync(oldIdentity, join(oldHome, 'identity.json'));
+  const started = await c.json('old-alpha', ['daemon', 'start', '--registry', c.registry, '--beacon', c.beacon, '--listen', '127.0.0.1:0']);
+  try {
+    assert.equal(started.code, 1, explain(started));
+    assert.equal(started.error?.code, 'key_retired', explain(started));
+    assert.match(started.error?.message ?? '', /rotated out of node/, explain(started));
+  } finally {
+    await c.json('old-alpha', ['daemon', 'stop', '--timeout', '5s']);
+  }
 });
 
 test('lost key: rotate-key --recovery-file with the daemon stopped; an offline peer catches up from its lookup', async () => {
