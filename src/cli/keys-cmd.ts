@@ -152,6 +152,11 @@ const rotateKey = defineCommand<RotateParams>({
       if (!r.ok) return r;
     }
     const c = await ctx.client();
+    if (c.ok && p.nodeId !== null) {
+      return err('invalid_argument', '--node-id is for a lost key with the daemon stopped; the running daemon rotates its own node', {
+        hint: 'drop --node-id, or stop the daemon first (pilotctl daemon stop)',
+      });
+    }
     if (c.ok) {
       const r = await c.value.rotateKey(p.recoveryText !== null ? { recoveryKey: p.recoveryText } : {});
       if (!r.ok) return r;
