@@ -71,7 +71,7 @@ async function main(): Promise<number> {
   const innerShutdown = n.shutdown.bind(n);
   // IPC `shutdown` reaches NodeApi.shutdown: stop the whole process, not just the node.
   n.shutdown = () => stop('ipc shutdown');
-  const srv = await serveIpc(n, { socketPath: opts.socket, identity: n.daemon.identity, home: opts.home, logger: logger.child({ component: 'ipc' }) });
+  const srv = await serveIpc(n, { socketPath: opts.socket, identity: n.daemon.identityRef, home: opts.home, logger: logger.child({ component: 'ipc' }) });
   if (!srv.ok) {
     process.stderr.write(`pilot-daemon: ${srv.error.message}\n${srv.error.hint ?? ''}\n`);
     await innerShutdown();

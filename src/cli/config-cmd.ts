@@ -178,7 +178,7 @@ export function loadConfig(home: string): Result<Record<string, unknown>> {
   return ok(r.value ?? {});
 }
 
-function saveConfig(home: string, cfg: Record<string, unknown>): Result<void> {
+export function saveConfig(home: string, cfg: Record<string, unknown>): Result<void> {
   const h = prepareHome(home);
   if (!h.ok) return h;
   const saved = writeFileSafe(homePaths(home).config, JSON.stringify(cfg, null, 2) + '\n');

@@ -198,7 +198,7 @@ const start = defineCommand<Map<string, string | true>>({
   args: [],
   flags: DAEMON_FLAGS,
   returns: 'pid, node_id, address, hostname, socket, log_file',
-  errors: ['already_exists', 'connection_failed', 'timeout', 'internal', 'not_found', 'unsafe_home'],
+  errors: ['already_exists', 'connection_failed', 'timeout', 'internal', 'not_found', 'unsafe_home', 'key_retired'],
   parse(a) {
     const h = a.flags.get('hostname');
     if (typeof h === 'string') {
@@ -299,6 +299,13 @@ const start = defineCommand<Map<string, string | true>>({
       if (i.registered === false) {
         // The daemon runs and keeps retrying; the command says at once that it is not registered, and why.
         const why = i.registry_error?.message ?? 'no answer yet';
+        // Issue 14: an identity key rotated out of its node — no rendezvous will ever take it.
+        if (i.registry_error?.code === 'key_retired') {
+          return err('key_retired', `not registered: ${why}; the daemon (pid ${pid}) runs without a registry`, {
+            hint: i.registry_error.hint ?? '',
+            detail: { pid, registered: false, registry: i.registry, socket: ctx.socketPath, log_file: paths.logFile },
+          });
+        }
         return err('connection_failed', `not registered: no rendezvous at ${i.registry} (${why}); the daemon (pid ${pid}) keeps running and retrying with backoff`, {
           hint: `start one on this machine: pilotctl rendezvous start — or use yours: pilotctl daemon stop && pilotctl daemon start --registry HOST:PORT (pilotctl config set registry HOST:PORT keeps it); pilotctl info shows when it registers`,
           detail: { pid, registered: false, registry: i.registry, socket: ctx.socketPath, log_file: paths.logFile },

@@ -53,6 +53,8 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   'config set': ['pilotctl config set registry 192.168.1.10:9000', 'pilotctl config set public true'],
   'config unset': ['pilotctl config unset registry'],
   'config show': ['pilotctl config show'],
+  init: ['pilotctl init --registry 192.168.1.10:9000 --beacon 192.168.1.10:9001 --hostname my-agent', 'pilotctl init --recovery-file /media/usb/pilot-recovery.json'],
+  'rotate-key': ['pilotctl rotate-key', 'pilotctl rotate-key --recovery-file /media/usb/pilot-recovery.json --node-id 5'],
   context: ['pilotctl --json context'],
   help: ['pilotctl help', 'pilotctl help daemon start'],
   completion: ['source <(pilotctl completion bash)', 'pilotctl completion fish > ~/.config/fish/completions/pilotctl.fish'],

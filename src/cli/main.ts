@@ -21,6 +21,7 @@ import { SKILLS_COMMANDS } from './skills.js';
 import { AUDIT_COMMANDS } from './audit-cmd.js';
 import { POLICY_COMMANDS } from './policy-cmd.js';
 import { WEBHOOK_COMMANDS } from './webhook-cmd.js';
+import { KEY_COMMANDS } from './keys-cmd.js';
 import { writeError, writeJsonOk, type CliIo } from './output.js';
 
 export const EXIT_OK = 0;
@@ -62,6 +63,7 @@ const ERROR_DESCRIPTIONS: Record<keyof typeof ERRORS, string> = {
   policy_denied: "The network's policy denies this connection (the deciding rule is in the message and detail; never retried)",
   permission_denied: 'The caller may not do this (network owner or admin only); do not retry',
   verify_failed: 'An audit export failed verification: the first bad record (line, seq) and why (edited, missing, reordered, bad_signature, torn, truncated, header, wrong_key) are in the message and detail',
+  key_retired: 'The identity key was rotated out of its node (rotate-key): the registry and peers refuse it (use the new identity file)',
 };
 
 const version = defineCommand<null>({
@@ -220,6 +222,7 @@ COMMANDS.push(...DAEMON_COMMANDS, ...RENDEZVOUS_COMMANDS, ...NODE_COMMANDS, ...C
 COMMANDS.push(...MCP_COMMANDS, ...SKILLS_COMMANDS, ...HEALTH_COMMANDS);
 COMMANDS.push(...AUDIT_COMMANDS, ...POLICY_COMMANDS);
 COMMANDS.push(...WEBHOOK_COMMANDS);
+COMMANDS.push(...KEY_COMMANDS); // issue 14: init, rotate-key (src/cli/keys-cmd.ts)
 
 /** Commands that have subcommands (`daemon start`), for a helpful message on `pilotctl daemon`. */
 function subcommandsOf(word: string): string[] {

@@ -35,6 +35,10 @@ export const ERRORS = {
   verify_failed: {
     hint: 'the audit export was changed after the node signed it (edited, records deleted or reordered) or is not signed by the expected key: ask the node for a fresh `pilotctl audit export` and compare',
   },
+  // Issue 14: a key that rotate-key replaced (src/crypto/key-rotation.ts); the registry and peers refuse it.
+  key_retired: {
+    hint: 'this identity key was rotated out of its node: use the identity file rotate-key wrote, or take the node back with `pilotctl rotate-key --recovery-file PATH --node-id N`',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

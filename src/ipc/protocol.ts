@@ -89,6 +89,7 @@ export const IPC_METHODS = [
   'reject',
   'trusted',
   'untrust',
+  'rotate_key',
   'dial',
   'listen',
   'accept',

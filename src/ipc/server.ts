@@ -507,6 +507,13 @@ const HANDLERS: Record<string, Handler> = {
     const nodeId = p.int('node_id', 0, U32);
     return p.error ? null : api.untrust(nodeId);
   }),
+  // Issue 14 (src/node/key-rotation.ts).
+  rotate_key: simple((api, p) => {
+    const recoveryKey = p.optStr('recovery_key');
+    if (p.error) return null;
+    if (!api.rotateKey) return Promise.resolve(err('invalid_argument', 'this node cannot rotate its key'));
+    return api.rotateKey(recoveryKey !== undefined ? { recoveryKey } : {});
+  }),
   send_message: simple((api, p) => {
     const peer = p.str('peer');
     const data = p.bytes('data');

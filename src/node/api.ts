@@ -8,6 +8,15 @@ export type VirtualAddrText = string;
 /** A peer named by virtual address text, hostname, or numeric node id (as text). */
 export type PeerRef = string;
 
+/** What rotate-key returns (issue 14). */
+export interface KeyRotationInfo {
+  node_id: number;
+  old_public_key: string;
+  new_public_key: string;
+  by: 'local' | 'recovery';
+  identity_file: string;
+}
+
 export interface NodeInfo {
   /** 0 until the registry assigned one (`registered` false). */
   node_id: number;
@@ -224,6 +233,11 @@ export interface NodeApi {
   reject(nodeId: number, reason?: string): Promise<Result<{ node_id: number; status: 'rejected' }>>;
   trusted(): Promise<Result<{ trusted: TrustEntry[] }>>;
   untrust(nodeId: number): Promise<Result<{ node_id: number; status: 'untrusted' }>>;
+  /**
+   * Issue 14: rotate the identity key (signed by the current key, or by the recovery key given as `init` printed
+   * it). Peers that trust us follow without a trust handshake. Optional: older nodes lack it.
+   */
+  rotateKey?(opts?: { recoveryKey?: string }): Promise<Result<KeyRotationInfo>>;
 
   dial(peer: PeerRef, port: number, opts?: { timeoutMs?: number }): Promise<Result<PilotStream>>;
   listen(port: number): Result<PortListener>;

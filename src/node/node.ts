@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { err, ok, type Result } from '../core/result.js';
-import type { PilotError } from '../core/errors.js';
+import { pilotError, type PilotError } from '../core/errors.js';
 import type { Micros } from '../core/clock.js';
 import { sign, toBase64, type Identity } from '../crypto/index.js';
-import { loadOrCreateIdentity } from './identity-store.js';
+import { loadOrCreateIdentity, readRecoveryPublic } from './identity-store.js';
+import { KeyRotation, type KeyRotationResult } from './key-rotation.js';
+import { publishDaemonKey } from './daemon-proof.js';
 import { datapathFallbackReason, type Datapath, type RecvBatch } from '../datapath/index.js';
 import { formatAddr, isValidPort } from '../wire/address.js';
 import { isNoiseFamily } from '../wire/noise-frame.js';
@@ -112,17 +114,34 @@ export class Daemon implements ServiceHost {
   private webhooks: WebhookDispatcher | null = null;
   /** peer.connected / peer.disconnected / path.changed from the peer table (src/node/peer-events.ts). */
   private readonly peerEvents: PeerEventTracker;
+  /** Issue 14: the identity key now (rotate-key swaps it); `identityRef` reads through to it. */
+  private currentIdentity: Identity;
+  /** An Identity whose fields are always the current key's (for holders that keep the object: IPC proof, membership). */
+  readonly identityRef: Identity;
+  private readonly keys: KeyRotation;
+  /** Issue 14: the registry refused our key at start (key_retired); shown by info/daemon start. */
+  private registrationRefusal: PilotError | null = null;
 
   private constructor(
     readonly opts: DaemonOptions,
     readonly logger: Logger,
-    readonly identity: Identity,
+    initialIdentity: Identity,
     readonly trust: TrustStore,
     private readonly env: NodeEnv,
     private readonly driver: Driver,
     private readonly addrs: DaemonAddresses,
   ) {
     this.paths = homePaths(opts.home);
+    this.currentIdentity = initialIdentity;
+    const current = () => this.currentIdentity;
+    this.identityRef = {
+      get publicKey() {
+        return current().publicKey;
+      },
+      get secretKey() {
+        return current().secretKey;
+      },
+    };
     this.startedAtMs = env.wall.nowMs();
     this.events = new NodeEvents(() => env.wall.nowMs(), (e, ev) => logger.warn({ err: String(e), event: ev.type }, 'node event listener failed'));
     this.peerEvents = new PeerEventTracker(opts.idleTimeoutMs * 1000);
@@ -151,11 +170,29 @@ export class Daemon implements ServiceHost {
       connect: (host, port) => this.connectRegistry(host, port),
       connectTimeoutMs: REGISTRY_CONNECT_TIMEOUT_MS,
       nowMs: () => env.wall.nowMs(),
-      sign: (msg) => sign(identity, msg),
+      sign: (msg) => sign(this.currentIdentity, msg),
+      recoveryKey: () => recoveryPublicKey,
       logger: logger.child({ component: 'registry' }),
       report: () => this.heartbeatReport(),
     });
+    const recoveryPublicKey = readRecoveryPublic(opts.home);
+    this.keys = new KeyRotation({
+      nodeId: () => this.membership.nodeId,
+      identity: () => this.currentIdentity,
+      setIdentity: (next) => this.setIdentity(next),
+      identityPath: opts.identity,
+      registry: this.registry,
+      trust,
+      dropPeer: (id, reason) => this.dropPeer(id, reason),
+      events: this.events,
+      logger: logger.child({ component: 'keys' }),
+    });
+    this.registry.on((e) => {
+      if (e.kind === 'key_rotated') this.keys.handleStatements(e.statement.node_id, [e.statement], 'push');
+    });
     this.resolver = new PeerResolver({
+      adoptRotation: (id, lookup) => this.keys.adoptRotation(id, lookup),
+      learnRecoveryKey: (id, key) => this.keys.learnRecoveryKey(id, key),
       registry: this.registry,
       trust,
       clock: driver.clock,
@@ -177,7 +214,7 @@ export class Daemon implements ServiceHost {
     });
     this.membership = new Membership({
       registry: this.registry,
-      identity,
+      identity: this.identityRef,
       logger,
       registryAddr: opts.registry,
       registryHost: addrs.registry.host,
@@ -343,7 +380,10 @@ export class Daemon implements ServiceHost {
     });
 
     const reg = await this.membership.start();
-    if (!reg.ok) {
+    if (!reg.ok && reg.error.code === 'key_retired') {
+      this.registrationRefusal = pilotError('key_retired', reg.error.message);
+      this.logger.error({ error: reg.error.message }, 'the registry refuses this identity key: it was rotated out of its node');
+    } else if (!reg.ok) {
       // Keep running: the client reconnects with backoff, and tunnels to known peers keep working.
       this.logger.warn({ registry: opts.registry, error: reg.error.message }, 'registry unreachable; retrying in the background');
     }
@@ -536,6 +576,28 @@ export class Daemon implements ServiceHost {
     }
   }
 
+  get identity(): Identity {
+    return this.currentIdentity;
+  }
+
+  /**
+   * Issue 14: rotate this node's identity key (src/node/key-rotation.ts). `recovery`: sign with the recovery key.
+   * Errors: not_running (unregistered), already_exists (one in flight), the registry's refusal, internal.
+   */
+  rotateKey(opts: { recovery?: Identity } = {}): Promise<Result<KeyRotationResult>> {
+    return this.keys.rotate(opts);
+  }
+
+  /** The new key answers from now on: sessions made with the old one go, peers re-handshake (no trust handshake). */
+  private setIdentity(next: Identity): void {
+    const reason = pilotError('connection_failed', 'this node rotated its key; reconnecting with the new one');
+    for (const id of [...this.tunnels.peers.keys()]) this.conns.closePeer(id, reason);
+    this.currentIdentity = next;
+    this.tunnels.setIdentity(next);
+    const published = publishDaemonKey(this.opts.home, next.publicKey);
+    if (!published.ok) this.logger.error({ error: published.error.message }, 'could not publish the rotated key in identity.pub');
+  }
+
   private dropPeer(nodeId: number, reason: PilotError): void {
     this.emitAll(this.peerEvents.handleClosed(nodeId, reason.message));
     this.conns.closePeer(nodeId, reason);
@@ -565,7 +627,7 @@ export class Daemon implements ServiceHost {
     return ok({
       node_id: m.nodeId,
       address: m.nodeId !== 0 ? m.address : null,
-      ...registryStatus({ nodeId: m.nodeId, isRegistryUp: m.isRegistryUp, registry: this.opts.registry, lastConnectError: this.registry.lastConnectError }),
+      ...registryStatus({ nodeId: m.nodeId, isRegistryUp: m.isRegistryUp, registry: this.opts.registry, lastConnectError: this.registry.lastConnectError, refusal: this.registrationRefusal }),
       beacon: this.opts.beacon,
       nat_reason: natReason({
         transportMode: this.opts.transport,

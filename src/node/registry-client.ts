@@ -57,6 +57,8 @@ import {
   type ResolveOk,
   type ErrorReply,
   type NodeReportWire,
+  type RotationStatement,
+  decodeRotationStatement,
 } from '../wire/registry-messages.js';
 import { Driver, type Deadline } from './driver.js';
 
@@ -104,6 +106,8 @@ export interface RegistryClientOptions {
    * relayed, transport); null or absent sends none. Figures only: the registry decides nothing on them.
    */
   report?: () => NodeReportWire | null;
+  /** Issue 14: this node's recovery public key (base64), sent (and signed) with every register; null: none. */
+  recoveryKey?: () => string | null;
 }
 
 export interface RegisterResult {
@@ -131,6 +135,8 @@ export type RegistryEvent =
   | { kind: 'handshake_request'; via: 'push' | 'poll'; request: HandshakeRequestItem }
   | { kind: 'handshake_response'; via: 'push' | 'poll'; response: HandshakeResponseItem }
   | { kind: 'trust_revoked'; byNodeId: number; timestampSec: number }
+  /** Issue 14: a trust neighbour rotated its key (as the registry pushed it: verify before use). */
+  | { kind: 'key_rotated'; statement: RotationStatement }
   /** After every (re-)register; nodeId may change if the registry lost its state and the key is new to it. */
   | { kind: 'registered'; result: RegisterResult }
   | { kind: 'connected' }
@@ -177,7 +183,7 @@ export class RegistryClient {
   private isPushing = false;
   private isOriginalRegistry = false;
   private readonly seen = new Map<string, number>(); // delivered-event keys → ms, for push/poll dedup
-  private readonly opts: Required<Omit<RegistryClientOptions, 'logger' | 'sign' | 'registryAddr' | 'driver' | 'rng' | 'connect' | 'report'>>;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'logger' | 'sign' | 'registryAddr' | 'driver' | 'rng' | 'connect' | 'report' | 'recoveryKey'>>;
 
   // Session to restore after a reconnect.
   private registration: { listenAddr: string; publicKeyB64: string } | null = null;
@@ -294,6 +300,32 @@ export class RegistryClient {
       await this.subscribePush(false);
     }
     return r;
+  }
+
+  /** Unix seconds on the registry's clock as far as we know it (our clock + the offset a stale-ts refusal taught). */
+  nowSec(): number {
+    return Math.floor(this.opts.nowMs() / 1000) + this.clockOffsetSec;
+  }
+
+  /**
+   * Issue 14: send a signed rotation statement (src/crypto/key-rotation.ts) as rotate_key. On success the
+   * registration moves to the new key (re-registers after a reconnect use it) and the new beacon token is kept.
+   * Errors: the registry's (invalid_argument for a refused signature, already_exists, key_retired), timeout.
+   */
+  async rotateKey(statement: RotationStatement): Promise<Result<{ beaconToken: Uint8Array | null; oldPublicKey: string }>> {
+    const msg: RegistryMessage = { type: 'rotate_key', ...statement };
+    const r = await this.request(msg);
+    if (!r.ok) return r;
+    const tokenText = typeof r.value.beacon_token === 'string' ? r.value.beacon_token : '';
+    const token = tokenText ? Buffer.from(tokenText, 'base64') : null;
+    const beaconToken = token && token.length === BEACON_TOKEN_BYTES ? new Uint8Array(token) : null;
+    if (this.registration) this.registration = { ...this.registration, publicKeyB64: statement.new_public_key };
+    if (this.current) {
+      this.current = { ...this.current, publicKey: statement.new_public_key };
+      if (beaconToken) this.current.beaconToken = beaconToken;
+    }
+    const kept = decodeRotationStatement(r.value.statement);
+    return ok({ beaconToken, oldPublicKey: kept?.old_public_key ?? statement.old_public_key });
   }
 
   async lookup(nodeId: number): Promise<Result<LookupResult>> {
@@ -531,7 +563,11 @@ export class RegistryClient {
     const send = () => {
       const msg: RegistryMessage = { type: 'register', listen_addr: listenAddr, public_key: publicKeyB64 };
       // Signed unless told to behave as an original client: proves the key, so nobody else can move our node.
-      if (this.opts.freshSignatures !== 'never') Object.assign(msg, this.freshSignature(bound.register(publicKeyB64, '', listenAddr)));
+      if (this.opts.freshSignatures !== 'never') {
+        const recoveryKey = this.options.recoveryKey?.() ?? '';
+        if (recoveryKey !== '') msg.recovery_key = recoveryKey;
+        Object.assign(msg, this.freshSignature(bound.register(publicKeyB64, '', listenAddr, recoveryKey)));
+      }
       return this.requestWhenReady(msg, this.opts.requestTimeoutMs, internal);
     };
     let r = await send();
@@ -870,6 +906,9 @@ export class RegistryClient {
       case 'trust_revoked':
         this.reportedTrust.delete(p.byNodeId);
         this.emit({ kind: 'trust_revoked', byNodeId: p.byNodeId, timestampSec: p.timestampSec });
+        return;
+      case 'key_rotated':
+        this.emit({ kind: 'key_rotated', statement: p.statement });
         return;
     }
   }

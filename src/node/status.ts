@@ -10,11 +10,22 @@ export interface RegistryStatusInput {
   isRegistryUp: boolean;
   registry: string;
   lastConnectError: PilotError | null;
+  /** Issue 14: the registry refused our registration itself (key_retired: the key was rotated out). */
+  refusal?: PilotError | null;
 }
 
 /** registered / registry_state / registry_reason / registry_error of `info`. */
 export function registryStatus(s: RegistryStatusInput): Pick<NodeInfo, 'registered' | 'registry_state' | 'registry_reason' | 'registry_error'> {
   const registered = s.nodeId !== 0;
+  if (!registered && s.refusal) {
+    const r = s.refusal;
+    return {
+      registered,
+      registry_state: 'connecting',
+      registry_reason: `not registered: ${s.registry} refused this node (${r.message})`,
+      registry_error: { code: r.code, message: r.message, hint: r.hint ?? '' },
+    };
+  }
   const e = s.lastConnectError;
   let reason: string;
   if (registered && s.isRegistryUp) reason = `registered as node ${s.nodeId} at ${s.registry}`;

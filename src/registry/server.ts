@@ -30,7 +30,10 @@
 //   - owner-based reclaim (a new key taking over a node id by naming its owner) is not honoured: the owner
 //     string is unauthenticated. A known public key still re-gets its node id;
 //   - rotate_key needs a fresh signature over the new key by the old key and by the new key
-//     (`new_key_signature`), and a new key cannot be rotated onto another node's key.
+//     (`new_key_signature`), or (issue 14) by the recovery key the node registered and the new key; a new key
+//     cannot be rotated onto another node's key; the old key is retired (refused by register from then on);
+//     the statement is kept, handed out in lookup_ok.key_rotations and pushed (`push_key_rotated`) to the
+//     node's trust neighbours, who verify it themselves.
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -59,12 +62,15 @@ import {
   type PunchOkWire,
   type PushHandshakeRequestWire,
   type PushHandshakeResponseWire,
+  type PushKeyRotatedWire,
+  type RotationStatement,
   type PushTrustRevokedWire,
   type RegisterOkWire,
   type RegistryRequest,
   type ResolveOkWire,
 } from '../wire/registry-messages.js';
 import { decodeBase64Strict, decodePublicKey, verifyChallenge } from './signature.js';
+import { recoveryText } from '../crypto/key-rotation.js';
 import type { BeaconAuthority, BeaconNodeAuth } from './beacon-authority.js';
 import {
   applyChange,
@@ -151,6 +157,8 @@ const NONCE_MAX_BYTES = 64;
 /** Fresh signatures remembered per node (each for two windows); more are refused until some expire. */
 const MAX_NONCES_PER_SIGNER = 4096;
 const BEACON_TOKEN_LABEL = 'pilot-beacon-token:v1:';
+/** Rotation statements kept per node (lookups hand them out; a peer offline longer than that many rotations re-handshakes). */
+const MAX_KEPT_ROTATIONS = 16;
 
 class ClientConn {
   readonly decoder: RegistryFrameDecoder;
@@ -582,8 +590,7 @@ export class RegistryServer {
    * A fresh signature by `publicKey` over `<text>:<ts>:<nonce>`. `signer` scopes the nonce cache (a node id,
    * or the key itself for register). The nonce is remembered only once the signature verified.
    */
-  private verifyFresh(signer: string, publicKey: Uint8Array, text: string, msg: RegistryRequest): Outcome | null {
-    const sig = msg.signed.signature;
+  private verifyFresh(signer: string, publicKey: Uint8Array, text: string, msg: RegistryRequest, sig = msg.signed.signature): Outcome | null {
     if (!sig) return fail('invalid_argument', 'signature required');
     const ts = msg.signed.ts;
     const nonce = msg.signed.nonce;
@@ -676,7 +683,8 @@ export class RegistryServer {
     if (isSigned) {
       // A valid name cannot hold ':', which keeps the signed string unambiguous.
       if (hostnameProblem) return fail('invalid_argument', `invalid hostname: ${hostnameProblem}`);
-      const denied = this.verifyFresh(`k${pubKeyB64}`, publicKey, bound.register(pubKeyB64, hostname, claimedListenAddr), msg);
+      if (msg.recoveryKey !== '' && !decodePublicKey(msg.recoveryKey)) return fail('invalid_argument', 'invalid recovery_key');
+      const denied = this.verifyFresh(`k${pubKeyB64}`, publicKey, bound.register(pubKeyB64, hostname, claimedListenAddr, msg.recoveryKey), msg);
       if (denied) return denied;
     } else {
       if (this.opts.requireFreshSignatures) {
@@ -685,6 +693,12 @@ export class RegistryServer {
       if ((existing && !existing.isLegacy) || this.state.provenKeys.has(pubKeyB64)) {
         return fail('invalid_argument', `this key registered with a signed registration: register must be signed (ts, nonce, signature)`);
       }
+    }
+    // Issue 14: a key rotated out of its node works nowhere any more (not even as a new node: it was compromised
+    // or replaced), also after the node was reaped.
+    const retiredFrom = this.state.retiredKeys.get(pubKeyB64);
+    if (retiredFrom !== undefined) {
+      return fail('key_retired', `this key was rotated out of node ${retiredFrom}: it cannot register any more`);
     }
     if (knownId === undefined && !this.allowRegistration(conn.remoteIp)) {
       return fail('invalid_argument', `rate limited: too many registrations from ${conn.remoteIp}`);
@@ -749,6 +763,13 @@ export class RegistryServer {
     const changed = !existing || JSON.stringify(existing) !== JSON.stringify(base);
     if (changed) this.put(tx, { k: 'node', id, v: base });
     if (isSigned && !this.state.provenKeys.has(pubKeyB64)) this.put(tx, { k: 'proven', key: pubKeyB64, v: true });
+    if (isSigned && msg.recoveryKey !== '') {
+      // The first recovery key a signed registration names is the node's for good: a thief of the node key cannot
+      // replace it (issue 14, `rotate-key --recovery-file`).
+      const hist = this.state.keyHistory.get(id);
+      if (!hist?.recoveryKey) this.put(tx, { k: 'keys', id, v: { recoveryKey: msg.recoveryKey, rotations: hist?.rotations ?? [] } });
+      else if (hist.recoveryKey !== msg.recoveryKey) (reply as Reply).recovery_key_error = `node ${id} already has another recovery key; it is kept`;
+    }
     conn.legacyNodeId = isSigned ? null : id;
     this.lastSeenMs.set(id, this.nowMs());
     this.opts.logger.debug(
@@ -816,6 +837,11 @@ export class RegistryServer {
     // (PILA), so our daemons skip the Noise attempt; one of ours speaks Noise, so they never accept or offer it
     // v0.5 (no downgrade). Original registries send no such field; original clients ignore it.
     reply.suite = node.isLegacy ? 'v0.5' : 'noise';
+    // Issue 14: the node's rotations (signed statements, verified by the peer against its own pin) and its
+    // recovery key, so a peer that was offline during a rotation catches up on its next lookup.
+    const hist = this.state.keyHistory.get(node.id);
+    if (hist?.rotations.length) reply.key_rotations = hist.rotations;
+    if (hist?.recoveryKey) reply.recovery_key = hist.recoveryKey;
     return { reply };
   }
 
@@ -1106,20 +1132,25 @@ export class RegistryServer {
   }
 
   /**
-   * rotate_key: a fresh signature by the current key over bound.rotateKey (the bare `rotate:<id>` of the
-   * original replays onto any new key), and `new_key_signature` by the new key over the same string (nobody
-   * binds a key they do not hold, which would hand its owner's future registrations this node).
+   * rotate_key, two forms (src/crypto/key-rotation.ts). By key: a fresh signature by the current key over
+   * bound.rotateKey (the bare `rotate:<id>` of the original replays onto any new key), and `new_key_signature`
+   * by the new key over the same string (nobody binds a key they do not hold, which would hand its owner's future
+   * registrations this node). By recovery key (issue 14, the key is lost): `recovery_signature` by the recovery
+   * key the node registered, and `new_key_signature`, over `recover:<id>:<new>:<ts>:<nonce>`. Either way the node
+   * keeps its id, hostname and trust; the old key is retired (refused from then on, also as a new node); the
+   * statement is kept (lookups hand the chain out) and pushed to every node with a trust edge to or from it.
    */
   private rotateKey(msg: RegistryRequest, tx: Change[]): Outcome {
     const id = msg.nodeId;
-    if (!msg.signed.signature) return fail('invalid_argument', 'rotate_key requires a valid signature');
+    const isRecovery = !msg.signed.signature && msg.recoverySignature !== '';
+    if (!msg.signed.signature && !isRecovery) return fail('invalid_argument', 'rotate_key requires a valid signature');
     const newKey = msg.newPublicKey;
     if (!newKey) return fail('invalid_argument', 'rotate_key requires new_public_key');
     const newKeyBytes = decodePublicKey(newKey);
     if (!newKeyBytes) return fail('invalid_argument', 'invalid new_public_key');
     const node = this.nodeOr(id);
     if (!isNode(node)) return node;
-    const text = bound.rotateKey(id, newKey);
+    const text = isRecovery ? recoveryText(id, newKey) : bound.rotateKey(id, newKey);
     const newKeySig = msg.newKeySignature;
     if (!msg.signed.hasTs || !msg.signed.hasNonce) {
       return fail('invalid_argument', 'rotate_key needs ts, nonce and signatures by both keys (replay-safe)');
@@ -1128,20 +1159,61 @@ export class RegistryServer {
     if (!verifyChallenge(newKeyBytes, withFreshness(text, msg.signed.ts, msg.signed.nonce), newKeySig)) {
       return fail('invalid_argument', 'new_key_signature verification failed');
     }
-    const denied = this.authenticate(node, msg, challenge.rotateKey(id), { bound: text, requireFresh: true });
-    if (denied) return denied;
+    const hist = this.state.keyHistory.get(id);
+    const last = hist?.rotations[hist.rotations.length - 1];
+    if (last && msg.signed.ts <= last.ts) return fail('invalid_argument', `rotate_key ts must be later than the node's last rotation (${last.ts})`);
+    if (isRecovery) {
+      const recovery = hist?.recoveryKey ? decodePublicKey(hist.recoveryKey) : null;
+      if (!recovery) return fail('invalid_argument', `node ${id} registered no recovery key`);
+      const denied = this.verifyFresh(`r${id}`, recovery, text, msg, msg.recoverySignature);
+      if (denied) return denied;
+    } else {
+      const denied = this.authenticate(node, msg, challenge.rotateKey(id), { bound: text, requireFresh: true });
+      if (denied) return denied;
+    }
     const holder = this.state.pubKeyIndex.get(newKey);
     if (holder !== undefined && holder !== id) return fail('already_exists', 'new_public_key belongs to another node');
+    if (this.state.retiredKeys.has(newKey)) return fail('key_retired', 'new_public_key was rotated out before: use a fresh key');
     const rotated: NodeRecord = { ...node, publicKey: newKey };
-    this.put(tx, { k: 'pubkey', key: node.publicKey, id: null });
+    // The old key keeps pointing at this node in the key index: retiredKeys refuses it, and its id stays taken.
     this.put(tx, { k: 'pubkey', key: newKey, id });
     this.put(tx, { k: 'node', id, v: rotated });
-    // Both keys proved possession; the old one is no longer this node's (it may register afresh).
+    // Both keys proved possession; the old one is no longer this node's.
     if (this.state.provenKeys.has(node.publicKey)) this.put(tx, { k: 'proven', key: node.publicKey, v: false });
     if (!rotated.isLegacy && !this.state.provenKeys.has(newKey)) this.put(tx, { k: 'proven', key: newKey, v: true });
-    const reply: Reply = { type: 'rotate_key_ok', node_id: id, address: registryAddressText(id), public_key: newKey };
+    const statement: RotationStatement = {
+      node_id: id,
+      old_public_key: node.publicKey,
+      new_public_key: newKey,
+      ts: msg.signed.ts,
+      nonce: msg.signed.nonce,
+      new_key_signature: newKeySig,
+      ...(isRecovery ? { recovery_signature: msg.recoverySignature } : { signature: msg.signed.signature }),
+    };
+    const rotations = [...(hist?.rotations ?? []), statement].slice(-MAX_KEPT_ROTATIONS);
+    this.put(tx, { k: 'keys', id, v: { recoveryKey: hist?.recoveryKey ?? null, rotations } });
+    const reply: Reply = { type: 'rotate_key_ok', node_id: id, address: registryAddressText(id), public_key: newKey, statement };
     if (!rotated.isLegacy) reply.beacon_token = Buffer.from(this.beaconToken(rotated)).toString('base64');
-    return { reply };
+    return {
+      reply,
+      after: () => {
+        const push: PushKeyRotatedWire = { type: 'push_key_rotated', node_id: id, statement };
+        for (const peer of this.trustNeighbours(id)) this.push(peer, push);
+      },
+    };
+  }
+
+  /** Nodes with a trust edge to or from `id` (they pinned its key, or it pinned theirs). */
+  private trustNeighbours(id: number): Set<number> {
+    const out = new Set<number>();
+    for (const edge of this.state.trust) {
+      const gt = edge.indexOf('>');
+      const a = Number(edge.slice(0, gt));
+      const b = Number(edge.slice(gt + 1));
+      if (a === id && b !== id) out.add(b);
+      else if (b === id && a !== id) out.add(a);
+    }
+    return out;
   }
 
   // Polo score: unauthenticated in the original, and original daemons call update_polo_score for peers. It

@@ -25,6 +25,7 @@ import {
   type Change,
   type HandshakeRequestRecord,
   type HandshakeResponseRecord,
+  type KeyHistoryRecord,
   type NodeRecord,
   type RegistryState,
 } from './state.js';
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS intents (edge TEXT PRIMARY KEY) STRICT, WITHOUT ROWID
 CREATE TABLE IF NOT EXISTS proven (key TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, recs TEXT NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS responses (id INTEGER PRIMARY KEY, recs TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS keyhist (id INTEGER PRIMARY KEY, rec TEXT NOT NULL) STRICT;
 `;
 
 export interface SqliteStoreOptions {
@@ -232,6 +234,9 @@ function prepare(db: Database.Database): Record<string, Stmt> {
     inboxDel: db.prepare('DELETE FROM inbox WHERE id = ?'),
     respSet: db.prepare('INSERT INTO responses (id, recs) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET recs = excluded.recs'),
     respDel: db.prepare('DELETE FROM responses WHERE id = ?'),
+    // Key histories (issue 14: rotate-key): one JSON row per node id.
+    keysSet: db.prepare('INSERT INTO keyhist (id, rec) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET rec = excluded.rec'),
+    keysDel: db.prepare('DELETE FROM keyhist WHERE id = ?'),
   };
 }
 
@@ -265,6 +270,10 @@ function writeChange(st: Record<string, Stmt>, c: Change): void {
       if (c.v.length === 0) st.respDel!.run(c.id);
       else st.respSet!.run(c.id, JSON.stringify(c.v));
       return;
+    case 'keys':
+      if (c.v) st.keysSet!.run(c.id, JSON.stringify(c.v));
+      else st.keysDel!.run(c.id);
+      return;
   }
 }
 
@@ -287,6 +296,9 @@ function readState(db: Database.Database): RegistryState {
   for (const r of db.prepare('SELECT id, recs FROM responses').all() as { id: number; recs: string }[]) {
     changes.push({ k: 'responses', id: r.id, v: JSON.parse(r.recs) as HandshakeResponseRecord[] });
   }
+  for (const r of db.prepare('SELECT id, rec FROM keyhist').all() as { id: number; rec: string }[]) {
+    changes.push({ k: 'keys', id: r.id, v: JSON.parse(r.rec) as KeyHistoryRecord });
+  }
   for (const c of changes) {
     if (!isChange(c)) throw new Error(`malformed row ${JSON.stringify(c).slice(0, 200)}`);
     applyChange(s, c);
@@ -304,5 +316,6 @@ function changesOf(s: RegistryState): Change[] {
   for (const key of s.provenKeys) out.push({ k: 'proven', key, v: true });
   for (const [id, v] of s.inbox) out.push({ k: 'inbox', id, v });
   for (const [id, v] of s.responses) out.push({ k: 'responses', id, v });
+  for (const [id, v] of s.keyHistory) out.push({ k: 'keys', id, v });
   return out;
 }

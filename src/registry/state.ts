@@ -2,6 +2,8 @@
 // of full-value Changes (set this key to that value), so replaying a log over a snapshot that already holds
 // them is harmless, and the write-ahead log (store.ts) stores exactly what the server applied.
 
+import { decodeRotationStatement, type RotationStatement } from '../wire/registry-messages.js';
+
 export interface NodeRecord {
   id: number;
   /** base64 Ed25519 public key, as received. */
@@ -37,6 +39,16 @@ export interface HandshakeResponseRecord {
   timestampSec: number;
 }
 
+/**
+ * A node's key history (issue 14), kept by node id and never removed by deregister/reap: its recovery key (public,
+ * learned at its first signed registration that carried one) and the rotation statements it made, oldest first
+ * (src/crypto/key-rotation.ts; the newest MAX_KEPT_ROTATIONS). A key rotated out stays refused after a reap.
+ */
+export interface KeyHistoryRecord {
+  recoveryKey: string | null;
+  rotations: RotationStatement[];
+}
+
 export interface RegistryState {
   nextNodeId: number;
   nodes: Map<number, NodeRecord>;
@@ -58,6 +70,10 @@ export interface RegistryState {
   provenKeys: Set<string>;
   inbox: Map<number, HandshakeRequestRecord[]>;
   responses: Map<number, HandshakeResponseRecord[]>;
+  /** Key histories by node id (issue 14). */
+  keyHistory: Map<number, KeyHistoryRecord>;
+  /** Retired key → the node it was rotated out of; derived from keyHistory by applyChange. */
+  retiredKeys: Map<string, number>;
 }
 
 export type Change =
@@ -68,7 +84,8 @@ export type Change =
   | { k: 'intent'; edge: string; v: boolean }
   | { k: 'proven'; key: string; v: boolean }
   | { k: 'inbox'; id: number; v: HandshakeRequestRecord[] }
-  | { k: 'responses'; id: number; v: HandshakeResponseRecord[] };
+  | { k: 'responses'; id: number; v: HandshakeResponseRecord[] }
+  | { k: 'keys'; id: number; v: KeyHistoryRecord | null };
 
 export function emptyState(): RegistryState {
   return {
@@ -81,6 +98,8 @@ export function emptyState(): RegistryState {
     provenKeys: new Set(),
     inbox: new Map(),
     responses: new Map(),
+    keyHistory: new Map(),
+    retiredKeys: new Map(),
   };
 }
 
@@ -129,6 +148,15 @@ export function applyChange(s: RegistryState, c: Change): void {
       if (c.v.length === 0) s.responses.delete(c.id);
       else s.responses.set(c.id, c.v);
       return;
+    case 'keys': {
+      const old = s.keyHistory.get(c.id);
+      for (const r of old?.rotations ?? []) if (s.retiredKeys.get(r.old_public_key) === c.id) s.retiredKeys.delete(r.old_public_key);
+      if (c.v) {
+        s.keyHistory.set(c.id, c.v);
+        for (const r of c.v.rotations) if (r.old_public_key !== '') s.retiredKeys.set(r.old_public_key, c.id);
+      } else s.keyHistory.delete(c.id);
+      return;
+    }
   }
 }
 
@@ -149,6 +177,8 @@ export interface SnapshotJson {
   proven_keys?: string[];
   inbox: [number, HandshakeRequestRecord[]][];
   responses: [number, HandshakeResponseRecord[]][];
+  /** Absent in snapshots written before issue 14. */
+  key_history?: [number, KeyHistoryRecord][];
 }
 
 export function stateToJson(s: RegistryState, seq: number): SnapshotJson {
@@ -163,6 +193,7 @@ export function stateToJson(s: RegistryState, seq: number): SnapshotJson {
     proven_keys: [...s.provenKeys],
     inbox: [...s.inbox.entries()],
     responses: [...s.responses.entries()],
+    key_history: [...s.keyHistory.entries()],
   };
 }
 
@@ -197,6 +228,11 @@ export function stateFromJson(j: unknown): { state: RegistryState; seq: number }
     if (!Array.isArray(e) || !isUint(e[0]) || !Array.isArray(e[1])) return 'snapshot has malformed responses';
     s.responses.set(e[0], e[1] as HandshakeResponseRecord[]);
   }
+  if (o.key_history !== undefined && !Array.isArray(o.key_history)) return 'snapshot has a malformed key history';
+  for (const e of o.key_history ?? []) {
+    if (!Array.isArray(e) || !isUint(e[0]) || !isKeyHistory(e[1])) return 'snapshot has a malformed key history';
+    applyChange(s, { k: 'keys', id: e[0], v: e[1] });
+  }
   return { state: s, seq: o.seq };
 }
 
@@ -219,9 +255,21 @@ export function isChange(c: unknown): c is Change {
     case 'inbox':
     case 'responses':
       return isUint(o.id) && Array.isArray(o.v);
+    case 'keys':
+      return isUint(o.id) && (o.v === null || isKeyHistory(o.v));
     default:
       return false;
   }
+}
+
+function isKeyHistory(v: unknown): v is KeyHistoryRecord {
+  if (typeof v !== 'object' || v === null) return false;
+  const h = v as Record<string, unknown>;
+  return (
+    (h.recoveryKey === null || typeof h.recoveryKey === 'string') &&
+    Array.isArray(h.rotations) &&
+    h.rotations.every((r) => decodeRotationStatement(r) !== null)
+  );
 }
 
 function isUint(v: unknown): v is number {

@@ -33,6 +33,7 @@ import type {
   ReceivedFile,
   TrustEntry,
   WebhookStatus,
+  KeyRotationInfo,
 } from '../node/api.js';
 
 export interface PilotClientOptions {
@@ -131,6 +132,11 @@ export class PilotClient implements NodeApi {
   }
   untrust(nodeId: number): Promise<Result<{ node_id: number; status: 'untrusted' }>> {
     return this.call('untrust', { node_id: nodeId });
+  }
+
+  /** Issue 14: rotate the daemon's identity key (with `recoveryKey`: signed by the recovery key). */
+  rotateKey(opts: { recoveryKey?: string } = {}): Promise<Result<KeyRotationInfo>> {
+    return this.call('rotate_key', opts.recoveryKey !== undefined ? { recovery_key: opts.recoveryKey } : {});
   }
 
   /** Open a stream to `peer:port`. The returned Duplex is a raw pipe through the daemon: end() = FIN, destroy() = RST. */

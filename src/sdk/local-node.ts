@@ -12,7 +12,9 @@ import { parseAddr } from '../wire/address.js';
 import type { InboxEntryMeta } from '../services/inbox.js';
 import type { StoredReceivedFile } from '../services/received-files.js';
 import { parseDaemonArgs, type DaemonOptions } from '../node/daemon-options.js';
-import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery } from '../node/api.js';
+import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery, KeyRotationInfo } from '../node/api.js';
+import type { Identity } from '../crypto/identity.js';
+import { parseRecoveryKey } from '../node/identity-store.js';
 import {
   startServices,
   ping as pingPeer,
@@ -100,6 +102,18 @@ export class LocalNode implements NodeApi {
   reject = (id: number, reason?: string) => this.daemon.reject(id, reason);
   trusted = () => this.daemon.trusted();
   untrust = (id: number) => this.daemon.untrust(id);
+  rotateKey = async (opts: { recoveryKey?: string } = {}): Promise<Result<KeyRotationInfo>> => {
+    let recovery: Identity | undefined;
+    if (opts.recoveryKey !== undefined) {
+      const r = parseRecoveryKey(opts.recoveryKey);
+      if (!r.ok) return r;
+      recovery = r.value;
+    }
+    const r = await this.daemon.rotateKey(recovery ? { recovery } : {});
+    if (!r.ok) return r;
+    const { node_id, old_public_key, new_public_key, by, identity_file } = r.value;
+    return ok({ node_id, old_public_key, new_public_key, by, identity_file });
+  };
   dial = (p: PeerRef, port: number, o?: { timeoutMs?: number }) => this.daemon.dial(p, port, o);
   listen = (port: number) => this.daemon.listen(port);
   openDatagramSocket = (port: number) => this.daemon.openDatagramSocket(port);

@@ -212,8 +212,12 @@ export const challenge = {
  * listed here sign their `challenge.*` string with ts/nonce: every field they carry is in it already.
  */
 export const bound = {
-  /** register of our clients: the key, the requested hostname ('' for none) and the announced listen address. */
-  register: (publicKeyB64: string, hostname: string, listenAddr: string) => `register:${publicKeyB64}:${hostname}:${listenAddr}`,
+  /**
+   * register of our clients: the key, the requested hostname ('' for none), the recovery public key when one is
+   * sent (issue 14: `recovery=<base64>`, before the listen address, which is last because it may hold ':').
+   */
+  register: (publicKeyB64: string, hostname: string, listenAddr: string, recoveryKeyB64 = '') =>
+    recoveryKeyB64 === '' ? `register:${publicKeyB64}:${hostname}:${listenAddr}` : `register:${publicKeyB64}:${hostname}:recovery=${recoveryKeyB64}:${listenAddr}`,
   setHostname: (nodeId: number, hostname: string) => challenge.setHostnameBound(nodeId, hostname),
   /** Tags after the server's normalisation (leading '#' removed), joined by ','. */
   setTags: (nodeId: number, tags: readonly string[]) => `set_tags:${nodeId}:${tags.join(',')}`,

@@ -160,6 +160,10 @@ export interface LookupOk {
   taskExec: boolean;
   /** Our registry's extension; absent (or unknown) from an original registry. */
   suite?: PeerSuite;
+  /** Our registry (issue 14), to requesters that may know the node: its rotation statements, oldest first. */
+  keyRotations?: RotationStatement[];
+  /** Our registry (issue 14): the node's recovery public key (base64), when it registered one. */
+  recoveryKey?: string;
 }
 
 export function decodeLookupOk(msg: RegistryMessage): Result<LookupOk> {
@@ -180,6 +184,11 @@ export function decodeLookupOk(msg: RegistryMessage): Result<LookupOk> {
   const realEndpoint = optEndpoint(msg, 'real_addr');
   if (realEndpoint) out.realEndpoint = realEndpoint;
   if (msg.suite === 'v0.5' || msg.suite === 'noise') out.suite = msg.suite;
+  if (Array.isArray(msg.key_rotations)) {
+    out.keyRotations = msg.key_rotations.map(decodeRotationStatement).filter((x): x is RotationStatement => x !== null);
+  }
+  const recoveryKey = fieldOptString(msg, 'recovery_key');
+  if (recoveryKey !== undefined) out.recoveryKey = recoveryKey;
   return ok(out);
 }
 
@@ -310,12 +319,57 @@ export function decodePunchOk(msg: RegistryMessage): Result<PunchOk> {
   return ok(out);
 }
 
+// ---- key rotation statements (issue 14; signed and verified in src/crypto/key-rotation.ts) ----
+
+/** A rotation statement as it travels (rotate_key request fields, push_key_rotated, lookup_ok.key_rotations). */
+export interface RotationStatement {
+  node_id: number;
+  /** The key rotated away from (base64). Covered by `signature` (by-key form: it is the signer); informational in the recovery form. */
+  old_public_key: string;
+  new_public_key: string;
+  /** Unix seconds. */
+  ts: number;
+  /** base64 of 8..64 random bytes. */
+  nonce: string;
+  /** By OLD; absent in the recovery form. */
+  signature?: string;
+  /** By NEW (always: nobody rotates onto a key they do not hold). */
+  new_key_signature: string;
+  /** By the recovery key; only in the recovery form. */
+  recovery_signature?: string;
+}
+
+/** A statement from JSON (any input; null unless every field has its type). Total. */
+export function decodeRotationStatement(v: unknown): RotationStatement | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const o = v as Record<string, unknown>;
+  const isStr = (x: unknown): x is string => typeof x === 'string';
+  if (typeof o.node_id !== 'number' || !Number.isInteger(o.node_id) || o.node_id < 0 || o.node_id > 0xffffffff) return null;
+  if (typeof o.ts !== 'number' || !Number.isInteger(o.ts)) return null;
+  if (!isStr(o.old_public_key) || !isStr(o.new_public_key) || !isStr(o.nonce) || !isStr(o.new_key_signature)) return null;
+  if (o.signature !== undefined && !isStr(o.signature)) return null;
+  if (o.recovery_signature !== undefined && !isStr(o.recovery_signature)) return null;
+  const s: RotationStatement = {
+    node_id: o.node_id,
+    old_public_key: o.old_public_key,
+    new_public_key: o.new_public_key,
+    ts: o.ts,
+    nonce: o.nonce,
+    new_key_signature: o.new_key_signature,
+  };
+  if (isStr(o.signature)) s.signature = o.signature;
+  if (isStr(o.recovery_signature)) s.recovery_signature = o.recovery_signature;
+  return s;
+}
+
 // ---- pushes (server → subscribed client) ----
 
 export type RegistryPush =
   | { kind: 'handshake_request'; request: HandshakeRequestItem }
   | { kind: 'handshake_response'; response: HandshakeResponseItem }
-  | { kind: 'trust_revoked'; byNodeId: number; timestampSec: number };
+  | { kind: 'trust_revoked'; byNodeId: number; timestampSec: number }
+  /** Our registry (issue 14): a node we trust (or that trusts us) rotated its key; verify before believing it. */
+  | { kind: 'key_rotated'; statement: RotationStatement };
 
 /** A `push_*` frame; invalid_argument for an unknown push type (the client ignores those). */
 export function decodePush(msg: RegistryMessage): Result<RegistryPush> {
@@ -334,6 +388,10 @@ export function decodePush(msg: RegistryMessage): Result<RegistryPush> {
       });
     case 'push_trust_revoked':
       return ok({ kind: 'trust_revoked', byNodeId: fieldU32(msg, 'node_id'), timestampSec: fieldU32(msg, 'timestamp') });
+    case 'push_key_rotated': {
+      const statement = decodeRotationStatement(msg.statement);
+      return statement ? ok({ kind: 'key_rotated', statement }) : err('invalid_argument', 'push_key_rotated without a well-formed statement');
+    }
     default:
       return err('invalid_argument', `unknown registry push ${JSON.stringify(type).slice(0, 80)}`);
   }
@@ -362,6 +420,12 @@ export interface RegistryRequest {
   publicKey: string;
   newPublicKey: string;
   newKeySignature: string;
+  /** rotate_key (issue 14): the key rotated away from, as the signer believes it ('' when absent). */
+  oldPublicKey: string;
+  /** rotate_key by recovery key (issue 14): signature by the node's recovery key; '' when absent. */
+  recoverySignature: string;
+  /** register (issue 14): the node's recovery public key, base64; '' when absent. */
+  recoveryKey: string;
   /** The announced listen address, as sent (the server sanitises it against the TCP source). */
   listenAddr: string;
   owner: string;
@@ -428,6 +492,9 @@ export function decodeRegistryRequest(msg: RegistryMessage): Result<RegistryRequ
     publicKey: fieldString(msg, 'public_key'),
     newPublicKey: fieldString(msg, 'new_public_key'),
     newKeySignature: fieldString(msg, 'new_key_signature'),
+    oldPublicKey: fieldString(msg, 'old_public_key'),
+    recoverySignature: fieldString(msg, 'recovery_signature'),
+    recoveryKey: fieldString(msg, 'recovery_key'),
     listenAddr: fieldString(msg, 'listen_addr'),
     owner: fieldString(msg, 'owner'),
     justification: fieldString(msg, 'justification'),
@@ -484,6 +551,8 @@ export type PushHandshakeRequestWire = {
 };
 
 export type PushHandshakeResponseWire = { type: 'push_handshake_response'; peer_id: number; from_node_id: number; accept: boolean; timestamp: number };
+
+export type PushKeyRotatedWire = { type: 'push_key_rotated'; node_id: number; statement: RotationStatement };
 
 export type PushTrustRevokedWire = { type: 'push_trust_revoked'; node_id: number; peer_id: number; timestamp: number };
 

@@ -130,7 +130,7 @@ export class NoiseSuite {
   private readonly initiations = new Map<number, TunnelPeer>();
   private readonly replayGuard = createInitiationReplayGuard();
   /** mac1 on every initiation, cookies and per-source limits under load: no DH for a flood. */
-  private readonly handshakeGuard: HandshakeGuard;
+  private handshakeGuard: HandshakeGuard;
   // Data frames are sealed straight into one flat batch and leave in one sendmmsg/GSO call per flush.
   private readonly txBatch = new PacketBatch(TX_BATCH_PACKETS, TX_BATCH_PACKETS * 1472);
   private readonly scratch = new Uint8Array(2048);
@@ -481,6 +481,19 @@ export class NoiseSuite {
 
   close(): void {
     for (const id of [...this.peers.keys()]) this.closePeer(id, null);
+  }
+
+  /**
+   * Issue 14 (rotate-key): answer and initiate with `identity` from now on. Every session made with the old key
+   * is dropped (peers re-handshake with the new one; the caller closes their streams first).
+   */
+  setIdentity(identity: Identity): void {
+    this.close();
+    this.deps.identity = identity;
+    this.handshakeGuard = new HandshakeGuard({
+      staticX25519: identityX25519(identity).publicKey,
+      ...(this.deps.underLoadPerS !== undefined ? { underLoadPerS: this.deps.underLoadPerS } : {}),
+    });
   }
 }
 

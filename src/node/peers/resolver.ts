@@ -32,6 +32,13 @@ export interface ResolverDeps {
   isRelayOnly: boolean;
   /** Public nodes accept a tunnel from anyone whose key the registry binds to the claimed id. */
   isPublic(): boolean;
+  /**
+   * Issue 14: the registry holds another key for a trusted peer: follow the rotation statements of its lookup
+   * from our pin (the node verifies them; never the registry's word alone). True when the pin moved to `lookup.publicKey`.
+   */
+  adoptRotation?(nodeId: number, lookup: LookupResult): boolean;
+  /** Issue 14: a lookup agreed with the pin and named a recovery key: remember it (first one wins). */
+  learnRecoveryKey?(nodeId: number, recoveryKey: string): void;
 }
 
 export class PeerResolver {
@@ -85,10 +92,12 @@ export class PeerResolver {
     // can answer. The registry's key is fetched beside the endpoints only to report a change (identity_changed)
     // at once instead of a handshake that can only time out.
     const [l, r] = await Promise.all([this.lookupNode(nodeId), this.deps.registry.resolve(nodeId)]);
-    let key = trusted ? fromBase64(trusted.public_key) : null;
-    if (trusted && l.ok && l.value.publicKey && l.value.publicKey !== trusted.public_key) {
+    if (trusted && l.ok && l.value.publicKey && l.value.publicKey !== trusted.public_key && !this.deps.adoptRotation?.(nodeId, l.value)) {
       return errFrom(identityChanged(trusted.hostname ?? `node ${nodeId}`, nodeId, 'the registry now holds a different key for it'));
     }
+    const pin = this.deps.trust.getTrusted(nodeId);
+    if (pin && l.ok && l.value.recoveryKey && l.value.publicKey === pin.public_key) this.deps.learnRecoveryKey?.(nodeId, l.value.recoveryKey);
+    let key = pin ? fromBase64(pin.public_key) : null;
     if (!key) {
       if (!l.ok) return errFrom(withCode(l.error, l.error.code === 'not_found' ? 'not_found' : 'connection_failed'));
       key = fromBase64(l.value.publicKey);
@@ -142,7 +151,13 @@ export class PeerResolver {
   async authorize(nodeId: number, key: Uint8Array): Promise<Result<void>> {
     const t = this.deps.trust.getTrusted(nodeId);
     if (t) {
-      return t.public_key === toBase64(key) ? ok() : err('connection_failed', `node ${nodeId} presented a key that differs from the trusted one`);
+      if (t.public_key === toBase64(key)) return ok();
+      // Issue 14: it may have rotated while we were away: its lookup carries the signed statements.
+      if (this.deps.adoptRotation) {
+        const l = await this.lookupNode(nodeId);
+        if (l.ok && l.value.publicKey === toBase64(key) && this.deps.adoptRotation(nodeId, l.value)) return ok();
+      }
+      return err('connection_failed', `node ${nodeId} presented a key that differs from the trusted one`);
     }
     if (!this.deps.isPublic()) return err('connection_failed', `node ${nodeId} is not trusted`);
     const l = await this.lookupNode(nodeId);

@@ -17,6 +17,10 @@ export interface TrustedPeer {
   approved_at: string;
   /** true once the peer approved us too (or we approved a request of theirs after ours). */
   mutual: boolean;
+  /** Issue 14: the peer's recovery public key, learned from a lookup that agreed with the pin (absent: none known). */
+  recovery_key?: string;
+  /** Issue 14: ts of the last rotation statement applied to the pin (absent: none); later ones only. */
+  key_ts?: number;
 }
 
 export interface IncomingRequest {
@@ -121,6 +125,26 @@ export class TrustStore {
     if (!t || t.mutual === mutual) return ok();
     t.mutual = mutual;
     return this.save();
+  }
+  /**
+   * Issue 14: move a pin to the key a verified rotation statement names (src/crypto/key-rotation.ts checks it
+   * first; this only records it). Written at once. False when the peer is not trusted.
+   */
+  updateKey(nodeId: number, publicKey: string, keyTsSec: number): Result<boolean> {
+    const t = this.trusted.get(nodeId);
+    if (!t) return ok(false);
+    t.public_key = publicKey;
+    t.key_ts = keyTsSec;
+    const r = this.save();
+    return r.ok ? ok(true) : r;
+  }
+  /** Issue 14: remember a peer's recovery key (first one wins; a later different one is ignored). */
+  learnRecoveryKey(nodeId: number, recoveryKey: string): Result<boolean> {
+    const t = this.trusted.get(nodeId);
+    if (!t || t.recovery_key !== undefined) return ok(false);
+    t.recovery_key = recoveryKey;
+    const r = this.save();
+    return r.ok ? ok(true) : r;
   }
   removeTrusted(nodeId: number): Result<boolean> {
     const had = this.trusted.delete(nodeId);
