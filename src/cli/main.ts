@@ -10,6 +10,7 @@ import { PilotClient } from '../sdk/client.js';
 import { extractGlobals, GLOBAL_FLAGS, parseCommandArgs, parseDurationMs, usageErr, type FlagSpec } from './args.js';
 import { defineCommand, usageLine, type CliContext, type Command } from './command.js';
 import { NODE_COMMANDS } from './commands.js';
+import { FILES_COMMANDS } from './files-cmd.js';
 import { DAEMON_COMMANDS } from './daemon-ctl.js';
 import { CONFIG_COMMANDS, CONFIG_KEYS } from './config-cmd.js';
 import { completionCommand } from './completion.js';
@@ -56,6 +57,7 @@ const ERROR_DESCRIPTIONS: Record<keyof typeof ERRORS, string> = {
   identity_changed: 'The registry maps a trusted peer (hostname or node id) to another node or key than the pinned one (never retried silently)',
   fingerprint_mismatch: "The rendezvous's TLS certificate is not the pinned (--registry-fingerprint) or first-seen one; the daemon does not use it (never retried silently)",
   proxy_failed: 'The HTTP CONNECT proxy refused or failed the tunnel to the rendezvous (status in the message; check the proxy URL, credentials, NO_PROXY)',
+  hash_mismatch: "The received file's SHA-256 differs from the sender's; it was not kept (send it again)",
 };
 
 const version = defineCommand<null>({
@@ -210,7 +212,7 @@ const help = defineCommand<string | null>({
   },
 });
 
-COMMANDS.push(...DAEMON_COMMANDS, ...RENDEZVOUS_COMMANDS, ...NODE_COMMANDS, ...CONFIG_COMMANDS, context, help, completionCommand(() => COMMANDS, pilotVersion), version, demo);
+COMMANDS.push(...DAEMON_COMMANDS, ...RENDEZVOUS_COMMANDS, ...NODE_COMMANDS, ...FILES_COMMANDS, ...CONFIG_COMMANDS, context, help, completionCommand(() => COMMANDS, pilotVersion), version, demo);
 COMMANDS.push(...MCP_COMMANDS, ...SKILLS_COMMANDS, ...HEALTH_COMMANDS);
 
 /** Commands that have subcommands (`daemon start`), for a helpful message on `pilotctl daemon`. */

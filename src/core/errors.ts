@@ -29,6 +29,10 @@ export const ERRORS = {
   proxy_failed: {
     hint: 'check --proxy / HTTPS_PROXY (http://user:pass@host:port), that the proxy allows CONNECT to the rendezvous port, and NO_PROXY',
   },
+  // A received file's SHA-256 differs from the one its sender offered (issue 14, resumable send-file): not kept.
+  hash_mismatch: {
+    hint: 'the file changed while it was sent, or the data was damaged on the way: send it again (the receiver starts over)',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

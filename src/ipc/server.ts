@@ -521,7 +521,9 @@ const HANDLERS: Record<string, Handler> = {
   }),
   received: simple((api, p) => {
     const clear = p.bool('clear', false);
-    return p.error ? null : api.received({ clear });
+    const limit = p.optInt('limit', 0, U32);
+    const since = p.optStr('since');
+    return p.error ? null : api.received({ clear, limit, since });
   }),
   publish: simple((api, p) => {
     const peer = p.str('peer');

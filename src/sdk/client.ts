@@ -29,6 +29,9 @@ import type {
   PortListener,
   ProgressFn,
   ReceivedFile,
+  ReceivedPageResult,
+  ReceivedQuery,
+  SendFileResult,
   TrustEntry,
 } from '../node/api.js';
 
@@ -196,11 +199,14 @@ export class PilotClient implements NodeApi {
     return ok({ messages, next_since: since, has_more: hasMore });
   }
   /** `path` is resolved against this process's cwd: the daemon reads the file itself. */
-  sendFile(peer: PeerRef, path: string, progress?: ProgressFn): Promise<Result<{ bytes: number; sha256: string; name: string }>> {
+  sendFile(peer: PeerRef, path: string, progress?: ProgressFn): Promise<Result<SendFileResult>> {
     return this.call('send_file', { peer, path: resolvePath(path) }, progressHandler(progress));
   }
-  received(opts: { clear?: boolean } = {}): Promise<Result<{ files: ReceivedFile[]; cleared?: number }>> {
-    return this.call('received', { clear: opts.clear === true });
+  received(opts: ReceivedQuery = {}): Promise<Result<ReceivedPageResult>> {
+    const params: Record<string, unknown> = { clear: opts.clear === true };
+    if (opts.limit !== undefined) params.limit = opts.limit;
+    if (opts.since !== undefined) params.since = opts.since;
+    return this.call('received', params);
   }
   publish(peer: PeerRef, topic: string, data: Uint8Array | string): Promise<Result<{ topic: string; bytes: number }>> {
     return this.call('publish', { peer, topic, data: b64(data) });

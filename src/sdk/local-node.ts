@@ -8,7 +8,7 @@ import { silentLogger } from '../core/logger.js';
 import { Daemon } from '../node/node.js';
 import type { NodeEnv } from '../node/env.js';
 import { parseDaemonArgs, type DaemonOptions } from '../node/daemon-options.js';
-import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery } from '../node/api.js';
+import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery, ReceivedQuery } from '../node/api.js';
 import {
   startServices,
   ping as pingPeer,
@@ -101,12 +101,12 @@ export class LocalNode implements NodeApi {
     return sendFileTo(this.daemon, peer, path, progress);
   }
 
-  async received(opts: { clear?: boolean } = {}) {
+  async received(opts: ReceivedQuery = {}) {
     if (opts.clear) {
       const c = await this.services.received.clear();
       return c.ok ? ok({ files: [], cleared: c.value.cleared }) : c;
     }
-    return this.services.received.list().then((l) => (l.ok ? ok({ files: l.value }) : l));
+    return this.services.received.page({ limit: opts.limit, since: opts.since });
   }
 
   async publish(peer: PeerRef, topic: string, data: Uint8Array) {
