@@ -107,6 +107,7 @@ interface SendFileResultWire {
   protocol?: string;
   resumed_from?: number;
   attempts?: number;
+  resume_offsets?: number[];
   stored_as?: string | null;
   duration_ms?: number;
 }
@@ -121,7 +122,7 @@ const sendFile = defineCommand<{ peer: string; path: string; progress: boolean }
     { name: 'timeout', kind: 'duration', value: '<dur>', description: 'time limit (global flag; default 1h)' },
     { name: 'progress', kind: 'bool', description: 'with --json: progress events as NDJSON lines on stderr (bytes_done, bytes_total, rate_bps, eta_s)' },
   ],
-  returns: 'filename, bytes, destination, ack, sha256, protocol (resumable|single-frame), resumed_from, attempts, stored_as, duration_ms, rate_bps',
+  returns: 'filename, bytes, destination, ack, sha256, protocol (resumable|single-frame), resumed_from, attempts, resume_offsets, stored_as, duration_ms, rate_bps',
   errors: ['not_running', 'not_found', 'connection_failed', 'timeout', 'quota_exceeded', 'hash_mismatch'],
   parse(a, ctx) {
     const peer = checkPeer(a.positional[0]!);
@@ -156,6 +157,7 @@ const sendFile = defineCommand<{ peer: string; path: string; progress: boolean }
       protocol: v.protocol ?? 'single-frame',
       resumed_from: v.resumed_from ?? 0,
       attempts: v.attempts ?? 1,
+      resume_offsets: v.resume_offsets ?? [],
       stored_as: v.stored_as ?? null,
       duration_ms: durationMs,
       rate_bps: rateBps,

@@ -168,6 +168,7 @@ export interface SendFileResult {
   protocol?: 'resumable' | 'single-frame';
   resumed_from?: number;
   attempts?: number;
+  resume_offsets?: number[];
   stored_as?: string | null;
   duration_ms?: number;
 }

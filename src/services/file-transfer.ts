@@ -199,6 +199,8 @@ export interface ResumableSendReport {
   resumed_from: number;
   /** Connections used (1 = never cut). */
   attempts: number;
+  /** The offset the receiver accepted on each connection that got that far: [0, 52428800] = cut once, resumed at 50 MiB. */
+  resume_offsets: number[];
   /** The name the receiver stored it under in its received/. */
   stored_as: string | null;
   duration_ms: number;
@@ -268,6 +270,7 @@ export async function sendFileResumable(
     const retryForMs = opts.retryForMs ?? 120_000;
     let attempts = 0;
     let resumedFrom: number | null = null;
+    const resumeOffsets: number[] = [];
     let target = typeof peer === 'string' ? peer : String(peer);
     let lastProgressMs = Date.now();
     let bestAcked = -1;
@@ -284,6 +287,7 @@ export async function sendFileResumable(
         const a = await sendAttempt(dialed.value, fh, file, progress, opts);
         outcome = a.outcome;
         if (resumedFrom === null && a.accepted !== null) resumedFrom = a.accepted;
+        if (a.accepted !== null) resumeOffsets.push(a.accepted);
         if (a.acked > bestAcked) {
           bestAcked = a.acked;
           lastProgressMs = Date.now();
@@ -301,6 +305,7 @@ export async function sendFileResumable(
           protocol: 'resumable',
           resumed_from: resumedFrom ?? 0,
           attempts,
+          resume_offsets: resumeOffsets,
           stored_as: outcome.storedAs,
           duration_ms: Date.now() - startMs,
         });
@@ -314,7 +319,7 @@ export async function sendFileResumable(
           });
         }
         if (!r.ok) return r;
-        return ok({ ...r.value, protocol: 'single-frame', resumed_from: 0, attempts: attempts + 1, stored_as: null, duration_ms: Date.now() - startMs });
+        return ok({ ...r.value, protocol: 'single-frame', resumed_from: 0, attempts: attempts + 1, resume_offsets: [], stored_as: null, duration_ms: Date.now() - startMs });
       }
       // A first connection that never got an answer is an ordinary dial/peer failure: report it now.
       const hasStarted = bestAcked >= 0 || resumedFrom !== null;
@@ -322,7 +327,7 @@ export async function sendFileResumable(
         const e = outcome.error;
         return err(e.code, e.message, {
           hint: e.hint,
-          detail: { ...e.detail, bytes_acknowledged: Math.max(0, bestAcked), bytes_total: size, attempts, resumable: outcome.retryable && hasStarted },
+          detail: { ...e.detail, bytes_acknowledged: Math.max(0, bestAcked), bytes_total: size, attempts, resume_offsets: resumeOffsets, resumable: outcome.retryable && hasStarted },
         });
       }
       opts.logger?.info({ err: outcome.error.message, attempt: attempts, acked: bestAcked }, 'transfer interrupted; resuming');
