@@ -33,9 +33,17 @@ import {
 export type Micros = number;
 
 export const DEFAULT_ACK_INTERVAL_BYTES = 4 * 1024 * 1024;
+/** …or after this long with new bytes written, so a slow link still sees an ACK about every second. */
+export const DEFAULT_ACK_INTERVAL_US = 1_000_000;
 export const DEFAULT_WINDOW_BYTES = 32 * 1024 * 1024;
-/** No input for this long while waiting on the peer ends the connection (the partial is kept). */
+/** Receiver: no input for this long ends the connection (the partial is kept). */
 export const DEFAULT_IDLE_TIMEOUT_US = 60_000_000;
+/**
+ * Sender: no frame from the receiver for this long while data is unacknowledged ends the attempt, and the
+ * sender redials. A receiver that was killed sends no reset, so this bounds how long a cut goes unnoticed; an
+ * ACK comes every 4 MiB, and a resume reads the partial back first (≈1 s per 200 MB), so 20 s is generous.
+ */
+export const DEFAULT_SENDER_IDLE_TIMEOUT_US = 20_000_000;
 
 // ------------------------------------------------------------------------------------------- receiver
 
@@ -62,6 +70,7 @@ export type ReceiverState = 'await_offer' | 'opening' | 'receiving' | 'checkpoin
 
 export interface ReceiverOptions {
   ackIntervalBytes?: number;
+  ackIntervalUs?: Micros;
   idleTimeoutUs?: Micros;
   /** Offers above this size are refused (0 = no limit). */
   maxFileBytes?: number;
@@ -79,13 +88,17 @@ export class ReceiverMachine {
   private isEndSeen = false;
   private isCheckpointPending = false;
   private lastInputUs: Micros;
+  private lastCheckpointUs: Micros;
   private readonly ackIntervalBytes: number;
+  private readonly ackIntervalUs: Micros;
   private readonly idleTimeoutUs: Micros;
   private readonly maxFileBytes: number;
 
   constructor(now: Micros, opts: ReceiverOptions = {}) {
     this.lastInputUs = now;
+    this.lastCheckpointUs = now;
     this.ackIntervalBytes = opts.ackIntervalBytes ?? DEFAULT_ACK_INTERVAL_BYTES;
+    this.ackIntervalUs = opts.ackIntervalUs ?? DEFAULT_ACK_INTERVAL_US;
     this.idleTimeoutUs = opts.idleTimeoutUs ?? DEFAULT_IDLE_TIMEOUT_US;
     this.maxFileBytes = opts.maxFileBytes ?? 0;
   }
@@ -217,8 +230,10 @@ export class ReceiverMachine {
     if (this.offerValue === null || this.isCheckpointPending) return [];
     const size = this.offerValue.size;
     const isWhole = this.written === size && this.expected === size;
-    if (this.written - this.lastAcked >= this.ackIntervalBytes || (isWhole && this.written > this.lastAcked)) {
+    const isDue = this.written - this.lastAcked >= this.ackIntervalBytes || (this.written > this.lastAcked && this.lastInputUs - this.lastCheckpointUs >= this.ackIntervalUs);
+    if (isDue || (isWhole && this.written > this.lastAcked)) {
       this.isCheckpointPending = true;
+      this.lastCheckpointUs = this.lastInputUs;
       if (this.isEndSeen) this.stateValue = 'checkpointing';
       return [{ kind: 'checkpoint', offset: this.written }];
     }
@@ -320,7 +335,7 @@ export class SenderMachine {
     this.lastInputUs = now;
     this.chunkBytes = opts.chunkBytes ?? XFER_CHUNK_BYTES;
     this.windowBytes = opts.windowBytes ?? DEFAULT_WINDOW_BYTES;
-    this.idleTimeoutUs = opts.idleTimeoutUs ?? DEFAULT_IDLE_TIMEOUT_US;
+    this.idleTimeoutUs = opts.idleTimeoutUs ?? DEFAULT_SENDER_IDLE_TIMEOUT_US;
   }
 
   /** A sender for one connection; send `offerBytes` first. Errors: invalid_argument (name, size, hash). */

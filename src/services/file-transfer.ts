@@ -385,6 +385,13 @@ async function sendAttempt(
     }
   })();
 
+  // The watchdog: a write blocked on a dead receiver (no reset comes from a killed daemon) is ended by the
+  // machine's idle timeout, which destroys the stream and so settles the write.
+  const watchdog = setInterval(() => {
+    if (outcome !== null) return;
+    apply(m.handleTimeout(nowUs()));
+    if (outcome !== null) stream.destroy();
+  }, 1000);
   const w0 = await writeChunk(stream, m.offerBytes);
   if (!w0.ok) apply(m.handleEof());
   while (outcome === null) {
@@ -432,6 +439,7 @@ async function sendAttempt(
     }
     progress?.(m.bytesSent, file.size);
   }
+  clearInterval(watchdog);
   const o = outcome as AttemptOutcome | null;
   if (o !== null && o.kind === 'done') closeStream(stream);
   else if (o !== null && o.kind === 'legacy') closeStream(stream);

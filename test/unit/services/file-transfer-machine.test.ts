@@ -430,3 +430,28 @@ test('frames: round trips, and decoders are total on any type and payload', () =
     { numRuns: 1000 },
   );
 });
+
+test('receiver: on a slow link a checkpoint (and so an ACK) comes about every second, whatever the byte count', () => {
+  const rx = new ReceiverMachine(0, { ackIntervalBytes: 1 << 30 });
+  const offer = encodeOffer({ name: 'a', size: 1000, sha256: sha(Buffer.alloc(1000)) });
+  assert.ok(offer.ok);
+  rx.handleBytes(offer.value, 0);
+  rx.handleOpened(0);
+  rx.handleBytes(encodeData(0, Buffer.alloc(10)), 500_000);
+  assert.deepEqual(rx.handleWritten(10), [], 'half a second: not yet');
+  rx.handleBytes(encodeData(10, Buffer.alloc(10)), 1_200_000);
+  assert.deepEqual(rx.handleWritten(20), [{ kind: 'checkpoint', offset: 20 }]);
+});
+
+test('sender: a receiver silent for the idle timeout while data is unacknowledged ends the attempt (retryable)', () => {
+  const s = SenderMachine.create({ name: 'x', size: 10_000, sha256: sha(Buffer.alloc(10_000)) }, 0, { chunkBytes: 1000, idleTimeoutUs: 5_000_000 });
+  assert.ok(s.ok);
+  s.value.handleBytes(encodeAccept(0), 0);
+  s.value.pollNext(0);
+  assert.deepEqual(s.value.handleTimeout(4_000_000), []);
+  const t = s.value.handleTimeout(5_000_001);
+  assert.equal(t[0]?.kind, 'fail');
+  const f = t[0] as Extract<SenderAction, { kind: 'fail' }>;
+  assert.equal(f.error.code, 'timeout');
+  assert.equal(f.retryable, true);
+});
