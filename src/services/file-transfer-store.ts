@@ -44,7 +44,11 @@ export interface PartialFile {
   /** The checkpointed offset the transfer resumed from. */
   readonly resumedFrom: number;
   append(data: Uint8Array): Promise<Result<void>>;
-  checkpoint(): Promise<Result<number>>;
+  /**
+   * Make the first `upTo` bytes durable (they were appended before this call) and persist upTo as the resume
+   * offset. Appends may continue meanwhile. Resolves with upTo.
+   */
+  checkpoint(upTo: number): Promise<Result<number>>;
   /** SHA-256 of everything appended (hex); ends the hash, call once. */
   digest(): string;
   /** Close the handle, keep both files (a retry resumes). */
@@ -133,7 +137,7 @@ export class PartialStore {
     }
     const now = this.nowMs();
     let removed = 0;
-    const keys = new Set(names.map((n) => n.replace(/\.(part|json)$/, '')));
+    const keys = new Set(names.map((n) => n.replace(/\.json\.[0-9a-f]+\.tmp$/, '').replace(/\.(part|json)$/, '')));
     for (const key of keys) {
       if (this.active.has(key)) continue;
       let newestMs = 0;
@@ -147,6 +151,7 @@ export class PartialStore {
       if (now - newestMs < this.staleMs) continue;
       await fsp.unlink(join(this.dir, `${key}.part`)).catch(() => undefined);
       await fsp.unlink(join(this.dir, `${key}.json`)).catch(() => undefined);
+      for (const n of names) if (n.startsWith(`${key}.json.`) && n.endsWith('.tmp')) await fsp.unlink(join(this.dir, n)).catch(() => undefined);
       removed++;
       this.opts.logger?.info({ key }, 'stale partial transfer removed');
     }
@@ -168,6 +173,11 @@ export class PartialStore {
     const partPath = join(this.dir, `${key}.part`);
     const metaPath = join(this.dir, `${key}.json`);
     const now = this.nowMs();
+    // State-file temps of this key left by a killed daemon (writeFileAtomic's "<file>.<random>.tmp"): no one
+    // else writes this key now.
+    for (const n of await fsp.readdir(this.dir).catch(() => [] as string[])) {
+      if (n.startsWith(`${key}.json.`) && n.endsWith('.tmp')) await fsp.unlink(join(this.dir, n)).catch(() => undefined);
+    }
     let meta = await fsp.readFile(metaPath, 'utf8').then(parseMeta, () => null);
     if (meta !== null && (meta.from_node_id !== from.nodeId || meta.sha256 !== offer.sha256 || meta.size !== offer.size)) meta = null;
     if (meta === null) {
@@ -228,11 +238,13 @@ export class PartialStore {
     let isClosed = false;
     let current = meta;
     let pendingWrite: Promise<unknown> = Promise.resolve();
+    let pendingCheckpoint: Promise<unknown> = Promise.resolve();
     const close = async (): Promise<void> => {
       if (isClosed) return;
       isClosed = true;
       if (this.active.get(key)?.takeOver === takeOver) this.active.delete(key);
-      await pendingWrite.catch(() => undefined);
+      // A checkpoint still writing the state file would bring it back after a discard or publish.
+      await Promise.all([pendingWrite.catch(() => undefined), pendingCheckpoint.catch(() => undefined)]);
       await fh.close().catch(() => undefined);
     };
     let onTakeOver: (() => void) | null = null;
@@ -241,6 +253,20 @@ export class PartialStore {
       await close();
     };
     this.active.set(key, { takeOver });
+    const doCheckpoint = async (upTo: number): Promise<Result<number>> => {
+      if (isClosed) return err('connection_failed', 'transfer taken over by a newer connection');
+      const mark = Math.min(upTo, offset);
+      try {
+        await fh.datasync();
+      } catch (e) {
+        return err('internal', `sync ${partPath}: ${(e as Error).message}`, { cause: e });
+      }
+      // Closed meanwhile (released, discarded, published): the state file is not ours to write any more.
+      if (isClosed) return err('connection_failed', 'transfer ended during a checkpoint');
+      current = { ...current, offset: mark, updated_at_ms: store.nowMs() };
+      const r = await writeFileAtomic(metaPath, JSON.stringify(current));
+      return r.ok ? ok(mark) : r;
+    };
     const store = this;
     const file: PartialFile & { onTakeOver(fn: () => void): void } = {
       key,
@@ -266,16 +292,10 @@ export class PartialStore {
         offset += data.length;
         return ok();
       },
-      async checkpoint() {
-        if (isClosed) return err('connection_failed', 'transfer taken over by a newer connection');
-        try {
-          await fh.datasync();
-        } catch (e) {
-          return err('internal', `sync ${partPath}: ${(e as Error).message}`, { cause: e });
-        }
-        current = { ...current, offset, updated_at_ms: store.nowMs() };
-        const r = await writeFileAtomic(metaPath, JSON.stringify(current));
-        return r.ok ? ok(offset) : r;
+      checkpoint(upTo) {
+        const p = doCheckpoint(upTo);
+        pendingCheckpoint = p;
+        return p;
       },
       digest: () => hash.digest('hex'),
       release: close,

@@ -89,10 +89,17 @@ export async function serveFileTransfer(stream: PilotStream, reader: StreamReade
         return w.ok ? m.handleWritten(a.offset + a.data.length) : m.handleFailed(refusalOf(w.error));
       }
       case 'checkpoint': {
-        const c = await partial!.checkpoint();
-        return c.ok ? m.handleCheckpointed(c.value) : m.handleFailed(refusalOf(c.error));
+        // In the background: the fsync must not stop us reading the stream (the sender's window would drain).
+        // Its outcome goes through the same serial queue as everything else.
+        const p = partial!;
+        checkpointing = p.checkpoint(a.offset).then((c) => {
+          if (p !== partial) return; // released or published meanwhile
+          return enqueue(c.ok ? m.handleCheckpointed(c.value) : m.handleFailed(refusalOf(c.error)));
+        });
+        return [];
       }
       case 'digest':
+        // The machine asks for the digest only once no checkpoint is in flight.
         return m.handleDigest(partial!.digest());
       case 'publish': {
         const o = m.offer!;
@@ -133,22 +140,32 @@ export async function serveFileTransfer(stream: PilotStream, reader: StreamReade
     const queue = [...actions];
     while (queue.length > 0) queue.unshift(...(await exec(queue.shift()!)));
   };
+  // One action at a time, whether it comes from the stream or from a background checkpoint.
+  let chain: Promise<void> = Promise.resolve();
+  let checkpointing: Promise<unknown> = Promise.resolve();
+  const enqueue = (actions: ReceiverAction[]): Promise<void> => {
+    chain = chain.then(() => run(actions));
+    return chain;
+  };
 
   try {
-    await run(m.handleBytes(header, nowUs()));
+    await enqueue(m.handleBytes(header, nowUs()));
     while (!isClosed) {
       const deadline = m.pollTimeout();
       const r = await readOrTimeout(reader, deadline === null ? null : Math.max(0, (deadline - nowUs()) / 1000));
       if (r === 'timeout') {
-        await run(m.handleTimeout(nowUs()));
+        await enqueue(m.handleTimeout(nowUs()));
         continue;
       }
       if (!r.ok || r.value === null) {
-        await run(m.handleEof());
+        await checkpointing.catch(() => undefined);
+        await enqueue(m.handleEof());
         break;
       }
-      await run(m.handleBytes(r.value, nowUs()));
+      await enqueue(m.handleBytes(r.value, nowUs()));
     }
+    await checkpointing.catch(() => undefined);
+    await chain;
   } finally {
     // Whatever happened (a bug included), the partial is let go so a retry can resume it.
     if (partial !== null) await (partial as PartialFile).release();

@@ -83,7 +83,7 @@ test('a partial of the same content from the same sender resumes under any name;
   const p = await store.open({ addr: alice.address, nodeId: 2, hostname: 'alice' }, offer);
   assert.ok(p.ok);
   assert.ok((await p.value.append(file.subarray(0, 1_000_000))).ok);
-  assert.ok((await p.value.checkpoint()).ok);
+  assert.ok((await p.value.checkpoint(1_000_000)).ok);
   assert.ok((await p.value.append(file.subarray(1_000_000, 1_200_000))).ok, 'written but not checkpointed');
   await p.value.release();
 
@@ -109,7 +109,7 @@ test('stale partials are deleted after PARTIAL_STALE_MS; fresh ones stay', async
   const p = await store.open({ addr: 'x', nodeId: 3, hostname: null }, { version: 1, size: 10, sha256: sha(Buffer.alloc(10)), name: 'x' });
   assert.ok(p.ok);
   await p.value.append(Buffer.alloc(5));
-  await p.value.checkpoint();
+  await p.value.checkpoint(5);
   await p.value.release();
   assert.equal(await store.sweep(), 0);
   nowMs += 25 * 60 * 60 * 1000;
