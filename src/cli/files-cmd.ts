@@ -6,7 +6,7 @@ import { basename, join, resolve as resolvePath } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
 import { defineCommand, type CliContext, type Command, type CommandOutput } from './command.js';
 import { formatBytes, table, type CliIo } from './output.js';
-import { checkCount, checkPeer, literalAddress } from './validate.js';
+import { checkCount, checkDuration, checkPeer, literalAddress } from './validate.js';
 import type { PilotClient } from '../sdk/client.js';
 
 const SEND_FILE_DEFAULT_TIMEOUT_MS = 60 * 60_000;
@@ -112,7 +112,7 @@ interface SendFileResultWire {
   duration_ms?: number;
 }
 
-const sendFile = defineCommand<{ peer: string; path: string; progress: boolean }>({
+const sendFile = defineCommand<{ peer: string; path: string; progress: boolean; retryMs: number }>({
   name: 'send-file',
   group: 'Communication',
   summary:
@@ -121,13 +121,21 @@ const sendFile = defineCommand<{ peer: string; path: string; progress: boolean }
   flags: [
     { name: 'timeout', kind: 'duration', value: '<dur>', description: 'time limit (global flag; default 1h)' },
     { name: 'progress', kind: 'bool', description: 'with --json: progress events as NDJSON lines on stderr (bytes_done, bytes_total, rate_bps, eta_s)' },
+    { name: 'retry', kind: 'duration', value: '<dur>', description: 'redial and resume a cut transfer for this long without progress (default: fail at once; running send-file again resumes)' },
   ],
   returns: 'filename, bytes, destination, ack, sha256, protocol (resumable|single-frame), resumed_from, attempts, resume_offsets, stored_as, duration_ms, rate_bps',
   errors: ['not_running', 'not_found', 'connection_failed', 'timeout', 'quota_exceeded', 'hash_mismatch'],
   parse(a, ctx) {
     const peer = checkPeer(a.positional[0]!);
     if (!peer.ok) return peer;
-    return ok({ peer: peer.value, path: resolvePath(ctx.io.cwd, a.positional[1]!), progress: a.flags.get('progress') === true });
+    const retry = a.flags.get('retry');
+    let retryMs = 0;
+    if (retry !== undefined) {
+      const r = checkDuration(retry, 0, 'retry');
+      if (!r.ok) return r;
+      retryMs = r.value;
+    }
+    return ok({ peer: peer.value, path: resolvePath(ctx.io.cwd, a.positional[1]!), progress: a.flags.get('progress') === true, retryMs });
   },
   async run(ctx, p) {
     if (!existsSync(p.path)) return err('not_found', `file not found: ${p.path}`, { hint: 'check the path' });
@@ -138,7 +146,7 @@ const sendFile = defineCommand<{ peer: string; path: string; progress: boolean }
     const mode = ctx.isJson ? (p.progress ? 'json' : 'none') : ctx.io.stderrIsTTY ? 'bar' : 'none';
     const bar = transferProgress(ctx.io, mode, `sending ${basename(p.path)}`);
     const r = await withTimeout(
-      c.value.sendFile(p.peer, p.path, (d, t) => bar.update(d, t)) as Promise<Result<SendFileResultWire>>,
+      c.value.sendFile(p.peer, p.path, (d, t) => bar.update(d, t), { retryForMs: p.retryMs }) as Promise<Result<SendFileResultWire>>,
       ctx.timeoutMs ?? SEND_FILE_DEFAULT_TIMEOUT_MS,
       'send-file',
     );

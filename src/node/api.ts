@@ -266,7 +266,8 @@ export interface NodeApi {
    * `next_since` or an RFC 3339 time. With `clear`: removes every message and returns only `cleared`.
    */
   inbox(opts?: InboxQuery): Promise<Result<InboxPageResult>>;
-  sendFile(peer: PeerRef, path: string, progress?: ProgressFn): Promise<Result<SendFileResult>>;
+  /** `opts.retryForMs`: redial a cut transfer and resume it for this long without progress (default 0: fail at once; a later call resumes). */
+  sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts?: { retryForMs?: number }): Promise<Result<SendFileResult>>;
   /** Received files, oldest first; `limit`/`since` page (see ReceivedQuery). With `clear`: only `cleared`. */
   received(opts?: ReceivedQuery): Promise<Result<ReceivedPageResult>>;
   publish(peer: PeerRef, topic: string, data: Uint8Array): Promise<Result<{ topic: string; bytes: number }>>;

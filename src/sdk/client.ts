@@ -199,8 +199,10 @@ export class PilotClient implements NodeApi {
     return ok({ messages, next_since: since, has_more: hasMore });
   }
   /** `path` is resolved against this process's cwd: the daemon reads the file itself. */
-  sendFile(peer: PeerRef, path: string, progress?: ProgressFn): Promise<Result<SendFileResult>> {
-    return this.call('send_file', { peer, path: resolvePath(path) }, progressHandler(progress));
+  sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts: { retryForMs?: number } = {}): Promise<Result<SendFileResult>> {
+    const params: Record<string, unknown> = { peer, path: resolvePath(path) };
+    if (opts.retryForMs !== undefined && opts.retryForMs > 0) params.retry_ms = opts.retryForMs;
+    return this.call('send_file', params, progressHandler(progress));
   }
   received(opts: ReceivedQuery = {}): Promise<Result<ReceivedPageResult>> {
     const params: Record<string, unknown> = { clear: opts.clear === true };

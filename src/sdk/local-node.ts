@@ -97,8 +97,8 @@ export class LocalNode implements NodeApi {
     return this.services.inbox.page({ limit: opts.limit, maxBytes: opts.maxBytes, since: opts.since });
   }
 
-  async sendFile(peer: PeerRef, path: string, progress?: ProgressFn) {
-    return sendFileTo(this.daemon, peer, path, progress);
+  async sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts: { retryForMs?: number } = {}) {
+    return sendFileTo(this.daemon, peer, path, progress, { retryForMs: opts.retryForMs ?? 0 });
   }
 
   async received(opts: ReceivedQuery = {}) {

@@ -194,7 +194,10 @@ async function readOrTimeout(reader: StreamReader, ms: number | null): Promise<R
 
 export interface ResumableSendOptions {
   timeoutMs?: number;
-  /** Keep redialling a broken transfer for this long without progress (default 120 s). */
+  /**
+   * Keep redialling a transfer cut after the receiver accepted it, for this long without progress (default 0:
+   * report the cut at once — the error's detail says where it stopped, and the next send of the same file resumes).
+   */
   retryForMs?: number;
   logger?: Logger;
   /** Test hooks: chunk and window sizes. */
@@ -284,7 +287,7 @@ export async function sendFileResumable(
     if (!sha.ok) return sha;
     const file = { name, size, sha256: sha.value };
     const timeoutMs = opts.timeoutMs ?? 30_000;
-    const retryForMs = opts.retryForMs ?? 120_000;
+    const retryForMs = opts.retryForMs ?? 0;
     let attempts = 0;
     let resumedFrom: number | null = null;
     const resumeOffsets: number[] = [];
@@ -342,9 +345,12 @@ export async function sendFileResumable(
       const hasStarted = bestAcked >= 0 || resumedFrom !== null;
       if (!outcome.retryable || !hasStarted || Date.now() - lastProgressMs > retryForMs) {
         const e = outcome.error;
-        return err(e.code, e.message, {
-          hint: e.hint,
-          detail: { ...e.detail, bytes_acknowledged: Math.max(0, bestAcked), bytes_total: size, attempts, resume_offsets: resumeOffsets, resumable: outcome.retryable && hasStarted },
+        const isResumable = outcome.retryable && hasStarted;
+        return err(e.code, isResumable ? `transfer cut after ${Math.max(0, bestAcked)} of ${size} bytes: ${e.message}` : e.message, {
+          hint: isResumable
+            ? `send the same file again (pilotctl send-file ${String(peer)} ${path}): it resumes at the receiver's last checkpoint; --retry 5m keeps retrying by itself`
+            : e.hint,
+          detail: { ...e.detail, bytes_acknowledged: Math.max(0, bestAcked), bytes_total: size, attempts, resume_offsets: resumeOffsets, resumable: isResumable },
         });
       }
       opts.logger?.info({ err: outcome.error.message, attempt: attempts, acked: bestAcked }, 'transfer interrupted; resuming');
