@@ -125,6 +125,11 @@ test('received --limit/--since and the throughput of an uncut 200 MB local trans
     `# 200 MB send-file, one host, through both daemons: ${(d.duration_ms / 1000).toFixed(2)} s in the daemon (incl. hashing) = ${mbps.toFixed(1)} MB/s = ${((mbps * 8) / 1000).toFixed(3)} Gbit/s; pilotctl wall ${wallS.toFixed(2)} s`,
   );
 
+  // The same machine, the same minute: a raw stream of 200 MB through the daemons (bench echoes it back, so its
+  // send_mbps is the one-way figure to compare with), for a ratio that the machine's load does not distort.
+  const b = await c.ok('fa', ['bench', 'fb', '200'], { killAfterMs: 5 * 60_000 });
+  console.log(`# same minute, pilotctl bench 200 MB: send ${Number(b.send_mbps).toFixed(1)} MB/s → send-file = ${((mbps / Number(b.send_mbps)) * 100).toFixed(0)} % of the raw stream`);
+
   const page1 = await c.ok('fb', ['received', '--limit', '1']);
   assert.equal(page1.files.length, 1);
   assert.equal(page1.files[0].name, 'small.txt');
