@@ -1,7 +1,6 @@
 // Every pilotctl command that talks to a running daemon. JSON field names follow the original's
 // cmd/pilotctl/main.go (agents parse them); fields are added, never renamed.
-import { existsSync, statSync } from 'node:fs';
-import { basename, join, resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
 import type { BenchResult, PilotStream, PingResult } from '../node/api.js';
 import type { PilotClient } from '../sdk/client.js';

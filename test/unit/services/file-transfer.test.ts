@@ -253,3 +253,62 @@ test('received: --limit/--since page oldest first; a cursor continues strictly a
   assert.equal(bad.error.code, 'invalid_argument');
   await s.value.stop();
 });
+
+/** Speak the transfer protocol by hand on a fresh 1001 connection; returns the frames the receiver sent. */
+async function rawTransfer(client: ReturnType<MemoryNetwork['addHost']>, frames: Uint8Array[]): Promise<string[]> {
+  const { XferFrameReader } = await import('../../../src/services/file-transfer-codec.js');
+  const d = await client.dial('server', PORT_DATAEXCHANGE);
+  assert.ok(d.ok);
+  const st = d.value;
+  st.on('error', () => {});
+  for (const f of frames) st.write(f);
+  st.end();
+  const reader = new XferFrameReader();
+  const got: string[] = [];
+  for await (const chunk of st) reader.push(chunk as Buffer);
+  for (;;) {
+    const f = reader.next();
+    if (!f.ok || f.value === null) break;
+    got.push(f.value.type === 'refuse' ? `refuse:${f.value.refusal.code}` : f.value.type === 'ack' ? 'ack' : f.value.type);
+  }
+  return got;
+}
+
+test('a wrong hash is refused end to end: hash_mismatch, nothing in received/, the partial deleted', async () => {
+  const { encodeOffer, encodeData, encodeEnd } = await import('../../../src/services/file-transfer-codec.js');
+  const net = new MemoryNetwork();
+  const server = net.addHost(1, 'server');
+  const client = net.addHost(2, 'mallory');
+  const svc = start(server);
+  const data = randomBytes(100_000);
+  const offer = encodeOffer({ name: 'evil.bin', size: data.length, sha256: sha(Buffer.from('something else')) });
+  assert.ok(offer.ok);
+  const got = await rawTransfer(client, [offer.value, encodeData(0, data), encodeEnd()]);
+  assert.equal(got[0], 'accept');
+  assert.equal(got[got.length - 1], 'refuse:hash_mismatch');
+  assert.deepEqual((await svc.received.list()).ok && (await svc.received.list()), { ok: true, value: [] });
+  assert.ok(!existsSync(join(server.home, 'received', 'evil.bin')));
+  assert.deepEqual(readdirSync(join(server.home, 'partial')), []);
+  await svc.stop();
+});
+
+test('hostile senders: a gap in the data or a frame of 4 GiB is refused (invalid_argument); the service keeps serving', async () => {
+  const { encodeOffer, encodeData } = await import('../../../src/services/file-transfer-codec.js');
+  const net = new MemoryNetwork();
+  const server = net.addHost(1, 'server');
+  const client = net.addHost(2, 'mallory');
+  const svc = start(server);
+  const offer = encodeOffer({ name: 'x.bin', size: 1000, sha256: sha(Buffer.alloc(1000)) });
+  assert.ok(offer.ok);
+  assert.deepEqual(await rawTransfer(client, [offer.value, encodeData(500, Buffer.alloc(10))]), ['accept', 'refuse:invalid_argument']);
+  const huge = Buffer.alloc(8);
+  huge.writeUInt32BE(0x50460003, 0);
+  huge.writeUInt32BE(0xffffffff, 4);
+  assert.deepEqual(await rawTransfer(client, [offer.value, huge]), ['accept', 'refuse:invalid_argument']);
+  // Still serving: a real send goes through.
+  const p = join(client.home, 'ok.txt');
+  writeFileSync(p, 'fine');
+  const r = await sendFile(client, 'server', p);
+  assert.ok(r.ok);
+  await svc.stop();
+});
