@@ -343,7 +343,7 @@ export async function sendFileResumable(
       }
       // A first connection that never got an answer is an ordinary dial/peer failure: report it now.
       const hasStarted = bestAcked >= 0 || resumedFrom !== null;
-      if (!outcome.retryable || !hasStarted || Date.now() - lastProgressMs > retryForMs) {
+      if (!outcome.retryable || !hasStarted || retryForMs <= 0 || Date.now() - lastProgressMs > retryForMs) {
         const e = outcome.error;
         const isResumable = outcome.retryable && hasStarted;
         return err(e.code, isResumable ? `transfer cut after ${Math.max(0, bestAcked)} of ${size} bytes: ${e.message}` : e.message, {
