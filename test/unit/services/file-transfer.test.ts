@@ -1,7 +1,7 @@
 // The resumable transfer's drivers over in-memory streams and a real disk: a cut transfer resumes from the
 // checkpoint with its hash state rebuilt, nothing partial is listed as received, an original receiver gets the
 // single FILE frame, stale partials are swept.
-import test from 'node:test';
+import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,7 +17,19 @@ import {
   startServices,
   type RunningServices,
 } from '../../../src/services/index.js';
-import { MemoryNetwork } from './memory-host.js';
+import { MemoryNetwork as BaseNetwork } from './memory-host.js';
+
+/** Every network made here, so after() removes their temp homes (some hold 10+ MB files). */
+const networks: BaseNetwork[] = [];
+class MemoryNetwork extends BaseNetwork {
+  constructor() {
+    super();
+    networks.push(this);
+  }
+}
+after(() => {
+  for (const n of networks) n.cleanup();
+});
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
