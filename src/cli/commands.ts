@@ -1,7 +1,6 @@
 // Every pilotctl command that talks to a running daemon. JSON field names follow the original's
 // cmd/pilotctl/main.go (agents parse them); fields are added, never renamed.
-import { existsSync, statSync } from 'node:fs';
-import { basename, join, resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
 import type { BenchResult, PilotStream, PingResult } from '../node/api.js';
 import type { PilotClient } from '../sdk/client.js';
@@ -684,65 +683,6 @@ const inbox = defineCommand<{ clear: boolean; limit: number | undefined; since: 
   },
 });
 
-const sendFile = defineCommand<{ peer: string; path: string }>({
-  name: 'send-file',
-  group: 'Communication',
-  summary: 'Send a file (data exchange, port 1001); progress bar on a terminal',
-  args: [{ name: 'peer', required: true }, { name: 'path', required: true }],
-  flags: [TIMEOUT_FLAG],
-  returns: 'filename, bytes, destination, ack, sha256',
-  errors: ['not_running', 'not_found', 'connection_failed', 'timeout', 'quota_exceeded'],
-  parse(a, ctx) {
-    const peer = checkPeer(a.positional[0]!);
-    if (!peer.ok) return peer;
-    return ok({ peer: peer.value, path: resolvePath(ctx.io.cwd, a.positional[1]!) });
-  },
-  async run(ctx, p) {
-    if (!existsSync(p.path)) return err('not_found', `file not found: ${p.path}`, { hint: 'check the path' });
-    if (!statSync(p.path).isFile()) return err('invalid_argument', `not a regular file: ${p.path}`, { hint: 'send-file sends one file' });
-    const c = await ctx.client();
-    if (!c.ok) return c;
-    const target = await targetOf(c.value, p.peer);
-    const bar = createProgress(ctx.io, ctx.isJson, `sending ${basename(p.path)}`);
-    const r = await withTimeout(c.value.sendFile(p.peer, p.path, (d, t) => bar.update(d, t)), timeoutOr(ctx, 10 * 60_000), 'send-file');
-    bar.finish();
-    if (!r.ok) return r;
-    return out(
-      // The daemon reports whether an ACK came (an ERR ack other than quota_exceeded is not an error).
-      { filename: r.value.name, bytes: r.value.bytes, destination: target, ack: (r.value as { ack?: boolean }).ack ?? true, sha256: r.value.sha256 },
-      `sent ${r.value.name} (${formatBytes(r.value.bytes)}) to ${target}\n  sha256 ${r.value.sha256}\n`,
-    );
-  },
-});
-
-const received = defineCommand<{ clear: boolean }>({
-  name: 'received',
-  group: 'Mailbox',
-  summary: 'List files received via data exchange; --clear deletes them',
-  args: [],
-  flags: clearFlag('delete all received files'),
-  returns: 'files [{name, bytes, modified, path, from, sha256}], total, dir; with --clear: cleared',
-  errors: ['not_running'],
-  parse: (a) => ok({ clear: a.flags.get('clear') === true }),
-  async run(ctx, p) {
-    const c = await ctx.client();
-    if (!c.ok) return c;
-    const r = await c.value.received({ clear: p.clear });
-    if (!r.ok) return r;
-    if (p.clear) {
-      const n = r.value.cleared ?? r.value.files.length;
-      return out({ cleared: n }, `cleared ${n} received file(s)\n`);
-    }
-    const files = r.value.files.map((f) => ({ ...f, bytes: f.size, modified: f.received_at }));
-    const dir = join(ctx.home, 'received');
-    if (files.length === 0) {
-      return out({ files: [], total: 0, dir }, 'no received files\n  files appear here when someone sends: pilotctl send-file <your-hostname> <file>\n');
-    }
-    const text = table(['NAME', 'SIZE', 'FROM', 'RECEIVED'], files.map((f) => [f.name, formatBytes(f.size), f.from, f.received_at])) + `\ntotal: ${files.length}\n`;
-    return out({ files, total: files.length, dir }, text);
-  },
-});
-
 const subscribe = defineCommand<{ peer: string; topic: string; count: number; timeoutMs: number }>({
   name: 'subscribe',
   group: 'Communication',
@@ -1091,8 +1031,6 @@ export const NODE_COMMANDS: Command[] = [
   listen,
   sendMessage,
   inbox,
-  sendFile,
-  received,
   subscribe,
   publish,
   ping,

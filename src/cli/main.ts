@@ -10,6 +10,7 @@ import { PilotClient } from '../sdk/client.js';
 import { extractGlobals, GLOBAL_FLAGS, parseCommandArgs, parseDurationMs, usageErr, type FlagSpec } from './args.js';
 import { defineCommand, usageLine, type CliContext, type Command } from './command.js';
 import { NODE_COMMANDS } from './commands.js';
+import { FILES_COMMANDS } from './files-cmd.js';
 import { DAEMON_COMMANDS } from './daemon-ctl.js';
 import { CONFIG_COMMANDS, CONFIG_KEYS } from './config-cmd.js';
 import { completionCommand } from './completion.js';
@@ -64,6 +65,7 @@ const ERROR_DESCRIPTIONS: Record<keyof typeof ERRORS, string> = {
   permission_denied: 'The caller may not do this (network owner or admin only); do not retry',
   verify_failed: 'An audit export failed verification: the first bad record (line, seq) and why (edited, missing, reordered, bad_signature, torn, truncated, header, wrong_key) are in the message and detail',
   key_retired: 'The identity key was rotated out of its node (rotate-key): the registry and peers refuse it (use the new identity file)',
+  hash_mismatch: "The received file's SHA-256 differs from the sender's; it was not kept (send it again)",
 };
 
 const version = defineCommand<null>({
@@ -218,7 +220,7 @@ const help = defineCommand<string | null>({
   },
 });
 
-COMMANDS.push(...DAEMON_COMMANDS, ...RENDEZVOUS_COMMANDS, ...NODE_COMMANDS, ...CONFIG_COMMANDS, context, help, completionCommand(() => COMMANDS, pilotVersion), version, demo);
+COMMANDS.push(...DAEMON_COMMANDS, ...RENDEZVOUS_COMMANDS, ...NODE_COMMANDS, ...FILES_COMMANDS, ...CONFIG_COMMANDS, context, help, completionCommand(() => COMMANDS, pilotVersion), version, demo);
 COMMANDS.push(...MCP_COMMANDS, ...SKILLS_COMMANDS, ...HEALTH_COMMANDS);
 COMMANDS.push(...AUDIT_COMMANDS, ...POLICY_COMMANDS);
 COMMANDS.push(...WEBHOOK_COMMANDS);

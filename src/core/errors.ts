@@ -39,6 +39,10 @@ export const ERRORS = {
   key_retired: {
     hint: 'this identity key was rotated out of its node: use the identity file rotate-key wrote, or take the node back with `pilotctl rotate-key --recovery-file PATH --node-id N`',
   },
+  // A received file's SHA-256 differs from the one its sender offered (issue 14, resumable send-file): not kept.
+  hash_mismatch: {
+    hint: 'the file changed while it was sent, or the data was damaged on the way: send it again (the receiver starts over)',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

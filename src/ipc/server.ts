@@ -532,7 +532,9 @@ const HANDLERS: Record<string, Handler> = {
   }),
   received: simple((api, p) => {
     const clear = p.bool('clear', false);
-    return p.error ? null : api.received({ clear });
+    const limit = p.optInt('limit', 0, U32);
+    const since = p.optStr('since');
+    return p.error ? null : api.received({ clear, limit, since });
   }),
   publish: simple((api, p) => {
     const peer = p.str('peer');
@@ -585,8 +587,9 @@ const HANDLERS: Record<string, Handler> = {
     const p = new ParamReader(params);
     const peer = p.str('peer');
     const path = p.str('path');
+    const retryForMs = p.optInt('retry_ms', 0, 7 * 24 * 3600 * 1000);
     if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
-    conn.respond(id, await conn.api.sendFile(peer, path, conn.progressFn(id)));
+    conn.respond(id, await conn.api.sendFile(peer, path, conn.progressFn(id), retryForMs === undefined ? {} : { retryForMs }));
   },
 
   bench: async (conn, id, params) => {

@@ -166,6 +166,37 @@ export interface ReceivedFile {
   received_at: string;
 }
 
+/** send-file's result; the fields after `name` are the resumable transfer's (issue 14) and may be absent. */
+export interface SendFileResult {
+  bytes: number;
+  sha256: string;
+  name: string;
+  target?: VirtualAddrText;
+  ack?: boolean;
+  ack_text?: string | null;
+  protocol?: 'resumable' | 'single-frame';
+  resumed_from?: number;
+  attempts?: number;
+  resume_offsets?: number[];
+  stored_as?: string | null;
+  duration_ms?: number;
+}
+
+export interface ReceivedQuery {
+  clear?: boolean;
+  /** At most this many files. */
+  limit?: number;
+  /** An RFC 3339 time (files received at/after it) or a page's next_since. */
+  since?: string;
+}
+
+export interface ReceivedPageResult {
+  files: ReceivedFile[];
+  cleared?: number;
+  has_more?: boolean;
+  next_since?: string | null;
+}
+
 export interface BenchResult {
   bytes: number;
   duration_ms: number;
@@ -249,8 +280,10 @@ export interface NodeApi {
    * `next_since` or an RFC 3339 time. With `clear`: removes every message and returns only `cleared`.
    */
   inbox(opts?: InboxQuery): Promise<Result<InboxPageResult>>;
-  sendFile(peer: PeerRef, path: string, progress?: ProgressFn): Promise<Result<{ bytes: number; sha256: string; name: string }>>;
-  received(opts?: { clear?: boolean }): Promise<Result<{ files: ReceivedFile[]; cleared?: number }>>;
+  /** `opts.retryForMs`: redial a cut transfer and resume it for this long without progress (default 0: fail at once; a later call resumes). */
+  sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts?: { retryForMs?: number }): Promise<Result<SendFileResult>>;
+  /** Received files, oldest first; `limit`/`since` page (see ReceivedQuery). With `clear`: only `cleared`. */
+  received(opts?: ReceivedQuery): Promise<Result<ReceivedPageResult>>;
   publish(peer: PeerRef, topic: string, data: Uint8Array): Promise<Result<{ topic: string; bytes: number }>>;
   /** Events arrive on `onEvent` until the returned close() is called or the peer goes away. */
   subscribe(peer: PeerRef, topic: string, onEvent: (e: EventMessage) => void): Promise<Result<{ close(): void; done: Promise<void> }>>;

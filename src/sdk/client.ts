@@ -31,6 +31,9 @@ import type {
   PortListener,
   ProgressFn,
   ReceivedFile,
+  ReceivedPageResult,
+  ReceivedQuery,
+  SendFileResult,
   TrustEntry,
   WebhookStatus,
   KeyRotationInfo,
@@ -205,11 +208,16 @@ export class PilotClient implements NodeApi {
     return ok({ messages, next_since: since, has_more: hasMore });
   }
   /** `path` is resolved against this process's cwd: the daemon reads the file itself. */
-  sendFile(peer: PeerRef, path: string, progress?: ProgressFn): Promise<Result<{ bytes: number; sha256: string; name: string }>> {
-    return this.call('send_file', { peer, path: resolvePath(path) }, progressHandler(progress));
+  sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts: { retryForMs?: number } = {}): Promise<Result<SendFileResult>> {
+    const params: Record<string, unknown> = { peer, path: resolvePath(path) };
+    if (opts.retryForMs !== undefined && opts.retryForMs > 0) params.retry_ms = opts.retryForMs;
+    return this.call('send_file', params, progressHandler(progress));
   }
-  received(opts: { clear?: boolean } = {}): Promise<Result<{ files: ReceivedFile[]; cleared?: number }>> {
-    return this.call('received', { clear: opts.clear === true });
+  received(opts: ReceivedQuery = {}): Promise<Result<ReceivedPageResult>> {
+    const params: Record<string, unknown> = { clear: opts.clear === true };
+    if (opts.limit !== undefined) params.limit = opts.limit;
+    if (opts.since !== undefined) params.since = opts.since;
+    return this.call('received', params);
   }
   publish(peer: PeerRef, topic: string, data: Uint8Array | string): Promise<Result<{ topic: string; bytes: number }>> {
     return this.call('publish', { peer, topic, data: b64(data) });

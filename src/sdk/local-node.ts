@@ -12,7 +12,7 @@ import { parseAddr } from '../wire/address.js';
 import type { InboxEntryMeta } from '../services/inbox.js';
 import type { StoredReceivedFile } from '../services/received-files.js';
 import { parseDaemonArgs, type DaemonOptions } from '../node/daemon-options.js';
-import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery, KeyRotationInfo } from '../node/api.js';
+import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery, KeyRotationInfo, ReceivedQuery } from '../node/api.js';
 import type { Identity } from '../crypto/identity.js';
 import { parseRecoveryKey } from '../node/identity-store.js';
 import {
@@ -136,16 +136,16 @@ export class LocalNode implements NodeApi {
     return this.services.inbox.page({ limit: opts.limit, maxBytes: opts.maxBytes, since: opts.since });
   }
 
-  async sendFile(peer: PeerRef, path: string, progress?: ProgressFn) {
-    return sendFileTo(this.daemon, peer, path, progress);
+  async sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts: { retryForMs?: number } = {}) {
+    return sendFileTo(this.daemon, peer, path, progress, { retryForMs: opts.retryForMs ?? 0 });
   }
 
-  async received(opts: { clear?: boolean } = {}) {
+  async received(opts: ReceivedQuery = {}) {
     if (opts.clear) {
       const c = await this.services.received.clear();
       return c.ok ? ok({ files: [], cleared: c.value.cleared }) : c;
     }
-    return this.services.received.list().then((l) => (l.ok ? ok({ files: l.value }) : l));
+    return this.services.received.page({ limit: opts.limit, since: opts.since });
   }
 
   async publish(peer: PeerRef, topic: string, data: Uint8Array) {

@@ -34,6 +34,8 @@ import {
 import type { Inbox, InboxEntryMeta } from './inbox.js';
 import type { ReceivedFiles, StoredReceivedFile } from './received-files.js';
 import { closeStream, guardStream, messageOf, StreamReader, withTimeout, writeChunk } from './stream-io.js';
+import { XFER_OFFER } from './file-transfer-codec.js';
+import { sendFileResumable, serveFileTransfer, type FileTransferServerDeps, type ResumableSendOptions, type ResumableSendReport } from './file-transfer.js';
 
 const IO_CHUNK_BYTES = 64 * 1024;
 
@@ -48,6 +50,8 @@ export interface DataExchangeServerDeps {
   maxFileBytes: number;
   onMessage?(m: InboxEntryMeta): void;
   onFile?(f: StoredReceivedFile): void;
+  /** Resumable transfers (file-transfer.ts); without it an OFFER frame is ACKed as unknown, as the original does. */
+  fileTransfer?: FileTransferServerDeps;
 }
 
 /** Read and discard `n` bytes. */
@@ -107,6 +111,11 @@ export async function serveDataExchange(stream: PilotStream, deps: DataExchangeS
     if (!h.ok) {
       log.warn({ err: h.error.message }, 'bad frame, dropping connection');
       stream.destroy();
+      return;
+    }
+    if (h.value.type === XFER_OFFER && deps.fileTransfer !== undefined) {
+      // The connection becomes a resumable transfer (file-transfer-codec.ts) until it ends.
+      await serveFileTransfer(stream, reader, header.value, deps.fileTransfer);
       return;
     }
     const outcome =
@@ -323,6 +332,20 @@ export async function sendMessage(
 }
 
 /**
+ * Send a file: resumable and chunked to a node that speaks it, as one FILE frame (≤ 16 MiB) to an original
+ * receiver (file-transfer.ts). Errors: see sendFileResumable. Does I/O.
+ */
+export function sendFile(
+  host: ServiceHost,
+  peer: PeerRef,
+  path: string,
+  progress?: ProgressFn,
+  opts: SendOptions & ResumableSendOptions = {},
+): Promise<Result<ResumableSendReport>> {
+  return sendFileResumable(host, peer, path, sendFileSingleFrame, progress, opts);
+}
+
+/**
  * Stream a file as one FILE frame (name = basename of `path`), hashing as it goes, then wait (best
  * effort) for the ACK. `progress(bytesSent, fileBytes)` after each chunk. Files over the protocol's
  * 16 MiB frame limit are refused (invalid_argument) since the original's receivers would drop them.
@@ -330,7 +353,7 @@ export async function sendMessage(
  * error, or the file shrank while sending), quota_exceeded (refused by the receiver's storage limit), dial
  * errors, connection_failed. Does I/O.
  */
-export async function sendFile(
+export async function sendFileSingleFrame(
   host: ServiceHost,
   peer: PeerRef,
   path: string,

@@ -12,3 +12,7 @@ export * from './received-files.js';
 export * from './stdio.js';
 export { StreamReader, writeChunk, closeStream, endStream, withTimeout } from './stream-io.js';
 export * from './quota.js';
+export * from './file-transfer.js';
+export * from './file-transfer-codec.js';
+export * from './file-transfer-machine.js';
+export * from './file-transfer-store.js';

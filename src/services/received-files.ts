@@ -224,6 +224,25 @@ export class ReceivedFiles {
     });
   }
 
+  /**
+   * Move a finished, verified file (a resumable transfer's partial, on the same file system) into received/
+   * under a free name and write its sidecar. The caller holds the quota reservation. Errors: internal. Does I/O.
+   */
+  async publish(
+    srcPath: string,
+    f: { requestedName: string; from: VirtualAddrText; fromHostname: string | null; sha256: string; size: number },
+  ): Promise<Result<StoredReceivedFile>> {
+    const made = await ensureDir(this.metaDir);
+    if (!made.ok) return made;
+    const placed = await this.place(srcPath, sanitizeFilename(f.requestedName));
+    if (!placed.ok) return placed;
+    const at = this.now();
+    const meta: Sidecar = { name: placed.value, from: f.from, from_hostname: f.fromHostname, sha256: f.sha256, size: f.size, received_at: rfc3339(at) };
+    const w = await writeFileAtomic(join(this.metaDir, `${placed.value}.json`), JSON.stringify(meta));
+    if (!w.ok) this.logger?.warn({ name: placed.value, err: w.error.message }, 'received: sidecar not written');
+    return ok({ ...meta, path: join(this.dir, placed.value), bytes: f.size, modified: meta.received_at });
+  }
+
   private async place(tmpPath: string, name: string): Promise<Result<string>> {
     for (let i = 0; i < MAX_SUFFIX_TRIES; i++) {
       const candidate = suffixedName(name, i);
@@ -274,6 +293,27 @@ export class ReceivedFiles {
     return ok(out);
   }
 
+  /**
+   * One page of received files, oldest first: at most `limit` (default all), only those received at/after an
+   * RFC 3339 `since` time, or strictly after a previous page's `next_since` cursor ("<received_at>/<name>").
+   * Errors: invalid_argument (since), internal. Does I/O.
+   */
+  async page(opts: { limit?: number; since?: string } = {}): Promise<Result<ReceivedPage>> {
+    let after: { at: string; name: string; isInclusive: boolean } | null = null;
+    if (opts.since !== undefined && opts.since !== '') {
+      const s = parseReceivedSince(opts.since);
+      if (!s.ok) return s;
+      after = s.value;
+    }
+    const l = await this.list();
+    if (!l.ok) return l;
+    const all = after === null ? l.value : l.value.filter((f) => isAfter(f, after!));
+    const limit = opts.limit ?? all.length;
+    const files = all.slice(0, limit);
+    const last = files[files.length - 1];
+    return ok({ files, has_more: all.length > files.length, next_since: last === undefined ? null : `${last.received_at}/${last.name}` });
+  }
+
   private async readSidecar(name: string): Promise<Sidecar | null> {
     try {
       const v = JSON.parse(await fsp.readFile(join(this.metaDir, `${name}.json`), 'utf8')) as Partial<Sidecar> | null;
@@ -314,4 +354,32 @@ export class ReceivedFiles {
     }
     return ok({ cleared });
   }
+}
+
+export interface ReceivedPage {
+  files: StoredReceivedFile[];
+  has_more: boolean;
+  /** Pass as `since` for the next page; null when the page is empty. */
+  next_since: string | null;
+}
+
+function isAfter(f: { received_at: string; name: string }, a: { at: string; name: string; isInclusive: boolean }): boolean {
+  if (a.isInclusive) return Date.parse(f.received_at) >= Date.parse(a.at);
+  return f.received_at > a.at || (f.received_at === a.at && f.name > a.name);
+}
+
+/** `since`: an RFC 3339 time (inclusive) or a next_since cursor "<received_at>/<name>" (exclusive). */
+export function parseReceivedSince(since: string): Result<{ at: string; name: string; isInclusive: boolean }> {
+  const slash = since.indexOf('/');
+  if (slash < 0) {
+    if (!/^\d{4}-\d{2}-\d{2}T/.test(since) || Number.isNaN(Date.parse(since))) {
+      return err('invalid_argument', `invalid --since '${since}'`, { hint: 'an RFC 3339 time like 2026-01-02T03:04:05Z, or the next_since of a previous page' });
+    }
+    return ok({ at: since, name: '', isInclusive: true });
+  }
+  const at = since.slice(0, slash);
+  if (Number.isNaN(Date.parse(at)) || since.length > 1024) {
+    return err('invalid_argument', 'invalid --since cursor', { hint: 'pass the next_since value of the previous page, or an RFC 3339 time' });
+  }
+  return ok({ at, name: since.slice(slash + 1), isInclusive: false });
 }

@@ -17,12 +17,15 @@ import { ReceivedFiles, type StoredReceivedFile } from './received-files.js';
 import { MAX_FRAME_PAYLOAD_BYTES } from './data-exchange-codec.js';
 import { MAX_EVENT_PAYLOAD_BYTES, MAX_TOPIC_BYTES } from './event-stream-codec.js';
 import { messageOf } from './stream-io.js';
+import { PartialStore } from './file-transfer-store.js';
 
 export interface ServiceLimits {
   /** Data exchange frames longer than this drop the connection (original: 16 MiB). */
   maxFramePayloadBytes: number;
-  /** Received files larger than this are discarded with an ERR ack. */
+  /** Received files larger than this are discarded with an ERR ack (single-frame sends). */
   maxFileBytes: number;
+  /** Resumable transfers larger than this are refused (0 = only the storage quotas limit them). */
+  maxTransferFileBytes: number;
   /** Event topic bytes (original: 1024). */
   maxTopicBytes: number;
   /** Event payload bytes (original: 16 MiB). */
@@ -38,6 +41,7 @@ export interface ServiceLimits {
 export const DEFAULT_SERVICE_LIMITS: Readonly<ServiceLimits> = Object.freeze({
   maxFramePayloadBytes: MAX_FRAME_PAYLOAD_BYTES,
   maxFileBytes: MAX_FRAME_PAYLOAD_BYTES,
+  maxTransferFileBytes: 0,
   maxTopicBytes: MAX_TOPIC_BYTES,
   maxEventPayloadBytes: MAX_EVENT_PAYLOAD_BYTES,
   maxConnectionsPerService: 256,
@@ -94,6 +98,9 @@ export function startServices(host: ServiceHost, opts: ServiceOptions): Result<R
   const received =
     opts.received ?? new ReceivedFiles(join(host.home, 'received'), { logger, now: opts.now, ...(q ? { quota: receivedLimitsOf(q) } : {}) });
   const hostnameOf = (id: number): string | null => host.hostnameOf(id);
+  // Resumable transfers keep their partial files outside received/ (file-transfer-store.ts).
+  const partials = new PartialStore(join(host.home, 'partial'), { logger });
+  if (opts.dataExchange) void partials.sweep();
 
   const services: Service[] = [];
   if (opts.echo) services.push({ port: PORT_ECHO, name: 'echo', serve: (s) => serveEcho(s, logger) });
@@ -111,6 +118,7 @@ export function startServices(host: ServiceHost, opts: ServiceOptions): Result<R
           maxFileBytes: limits.maxFileBytes,
           onMessage: opts.onMessage,
           onFile: opts.onFile,
+          fileTransfer: { received, partials, hostnameOf, logger, maxFileBytes: limits.maxTransferFileBytes, onFile: opts.onFile },
         }),
     });
   }

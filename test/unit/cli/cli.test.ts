@@ -372,7 +372,7 @@ test('context lists every command the parser knows, with flags and error codes',
     'handshake', 'pending', 'approve', 'reject', 'trust', 'untrust', 'send', 'recv', 'connect', 'listen', 'send-message', 'inbox', 'send-file',
     'received', 'subscribe', 'publish', 'ping', 'bench', 'traceroute', 'peers', 'connections', 'disconnect', 'config', 'context', 'help', 'version', 'demo'];
   for (const n of required) assert.ok(n in cmds, n);
-  assert.deepEqual(Object.keys(d.error_codes as object).sort(), ['already_exists', 'connection_failed', 'daemon_unverified', 'fingerprint_mismatch', 'identity_changed', 'internal', 'invalid_argument', 'key_retired', 'not_found', 'not_running', 'permission_denied', 'policy_denied', 'proxy_failed', 'quota_exceeded', 'timeout', 'unsafe_home', 'verify_failed']);
+  assert.deepEqual(Object.keys(d.error_codes as object).sort(), ['already_exists', 'connection_failed', 'daemon_unverified', 'fingerprint_mismatch', 'hash_mismatch', 'identity_changed', 'internal', 'invalid_argument', 'key_retired', 'not_found', 'not_running', 'permission_denied', 'policy_denied', 'proxy_failed', 'quota_exceeded', 'timeout', 'unsafe_home', 'verify_failed']);
   assert.ok('--json' in (d.global_flags as object));
   assert.match(cmds.ping!.returns, /results \[\{seq, bytes, rtt_ms/);
   assert.match(cmds.bench!.returns, /send_mbps/);
