@@ -110,6 +110,11 @@ export const IPC_METHODS = [
   'close',
   'stream_status',
   'stream_reset',
+  // issue 14 (msgs)
+  'inbox_wait',
+  'register',
+  'deregister',
+  'lookup',
 ] as const;
 export type IpcMethod = (typeof IPC_METHODS)[number];
 

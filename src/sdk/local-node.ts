@@ -8,7 +8,7 @@ import { silentLogger } from '../core/logger.js';
 import { Daemon } from '../node/node.js';
 import type { NodeEnv } from '../node/env.js';
 import { parseDaemonArgs, type DaemonOptions } from '../node/daemon-options.js';
-import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery } from '../node/api.js';
+import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery, WaitMessageQuery } from '../node/api.js';
 import {
   startServices,
   ping as pingPeer,
@@ -83,9 +83,25 @@ export class LocalNode implements NodeApi {
   peers = () => this.daemon.peers();
   connections = () => this.daemon.connections();
   disconnect = (id: number) => this.daemon.disconnect(id);
+  register = (o?: { listenAddr?: string }) => this.daemon.register(o);
+  deregister = () => this.daemon.deregister();
+  lookup = (nodeId: number) => this.daemon.lookup(nodeId);
 
-  async sendMessage(peer: PeerRef, data: Uint8Array, type: MessageType) {
-    return sendMessageTo(this.daemon, peer, data, type);
+  async sendMessage(peer: PeerRef, data: Uint8Array, type: MessageType, opts: { replyTo?: string } = {}) {
+    return sendMessageTo(this.daemon, peer, data, type, opts.replyTo !== undefined ? { replyTo: opts.replyTo } : {});
+  }
+
+  async waitMessage(q: WaitMessageQuery) {
+    const from = q.from === undefined ? undefined : await this.fromAddress(q.from);
+    const r = await this.services.inbox.waitFor({ replyTo: q.replyTo, ...(from !== undefined ? { from } : {}), ...(q.since !== undefined ? { since: q.since } : {}) }, q.timeoutMs);
+    return r.ok ? ok({ message: r.value }) : r;
+  }
+
+  /** A peer ref as the inbox's `from` compares it: the address when it resolves, else the text (a hostname). */
+  private async fromAddress(ref: string): Promise<string> {
+    if (/^\d/.test(ref)) return ref;
+    const id = await this.daemon.resolveRef(ref);
+    return id.ok ? this.daemon.addressOf(id.value) : ref;
   }
 
   async inbox(opts: InboxQuery = {}) {
@@ -94,7 +110,18 @@ export class LocalNode implements NodeApi {
       const c = await this.services.inbox.clear();
       return c.ok ? ok({ messages: [], cleared: c.value.cleared }) : c;
     }
-    return this.services.inbox.page({ limit: opts.limit, maxBytes: opts.maxBytes, since: opts.since });
+    const from = opts.from === undefined ? undefined : await this.fromAddress(opts.from);
+    const p = await this.services.inbox.page({
+      limit: opts.limit,
+      maxBytes: opts.maxBytes,
+      since: opts.since,
+      before: opts.before,
+      isLatest: opts.latest === true,
+      ...(from !== undefined ? { from } : {}),
+      ...(opts.id !== undefined ? { id: opts.id } : {}),
+      ...(opts.replyTo !== undefined ? { replyTo: opts.replyTo } : {}),
+    });
+    return p;
   }
 
   async sendFile(peer: PeerRef, path: string, progress?: ProgressFn) {
