@@ -17,6 +17,7 @@ import { examplesOf } from './examples.js';
 import { RENDEZVOUS_COMMANDS } from './rendezvous-ctl.js';
 import { MCP_COMMANDS } from './mcp.js';
 import { HEALTH_COMMANDS } from './health.js';
+import { MESSAGE_COMMANDS } from './messages-cmd.js';
 import { SKILLS_COMMANDS } from './skills.js';
 import { writeError, writeJsonOk, type CliIo } from './output.js';
 
@@ -212,6 +213,7 @@ const help = defineCommand<string | null>({
 
 COMMANDS.push(...DAEMON_COMMANDS, ...RENDEZVOUS_COMMANDS, ...NODE_COMMANDS, ...CONFIG_COMMANDS, context, help, completionCommand(() => COMMANDS, pilotVersion), version, demo);
 COMMANDS.push(...MCP_COMMANDS, ...SKILLS_COMMANDS, ...HEALTH_COMMANDS);
+COMMANDS.push(...MESSAGE_COMMANDS);
 
 /** Commands that have subcommands (`daemon start`), for a helpful message on `pilotctl daemon`. */
 function subcommandsOf(word: string): string[] {
