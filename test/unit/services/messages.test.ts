@@ -166,7 +166,7 @@ test('inbox-query: bounds, from, heads', () => {
 
   assert.deepEqual(headFromPrefix('{"id":"1","from":"0:0000.0000.0002","data":"abc'), { id: '1', from: '0:0000.0000.0002' });
   assert.equal(headFromPrefix('{"id":"1","from":"0:0000.0000.0002"'), null, 'cut before data: the caller reads the whole file');
-  assert.equal(headFromPrefix('{"type":"TEXT","data":"'), null);
+  assert.deepEqual(headFromPrefix('{"type":"TEXT","from":"0:0000.0000.0002","data":"'), { type: 'TEXT', from: '0:0000.0000.0002' }, "the original's files: type and from come first too");
 });
 
 test('inbox pages: --latest/--before, --from, limits and scan budgets cover every message once', async () => {
