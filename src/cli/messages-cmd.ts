@@ -12,8 +12,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
 import type { InboxMessage } from '../node/api.js';
 import type { PilotClient } from '../sdk/client.js';
-import { checkReplyTo } from '../services/data-exchange-codec.js';
-import { rfc3339 } from '../services/inbox.js';
+import { checkReplyTo } from '../wire/message-id.js';
 import { parseDurationMs, type FlagSpec, type ParsedArgs } from './args.js';
 import { defineCommand, type CliContext, type Command, type CommandOutput } from './command.js';
 import { escapeText, fields } from './output.js';
@@ -171,7 +170,7 @@ const sendMessage = defineCommand<SendMessageParams>({
     if (!c.ok) return c;
     const target = await targetOf(c.value, p.peer);
     // Before sending: a reply can land before the wait starts; the daemon looks back to here.
-    const sentAt = rfc3339(new Date(Date.now() - 1000));
+    const sentAt = new Date(Date.now() - 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const r = await withTimeout(
       c.value.sendMessage(p.peer, body.value, p.type, p.replyTo !== undefined ? { replyTo: p.replyTo } : {}),
       ctx.timeoutMs ?? DEFAULT_TIMEOUT_MS,

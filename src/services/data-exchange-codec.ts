@@ -19,6 +19,7 @@
 // message itself still lands; the sender then reports id null. Only the frame right after META gets it.
 import { err, ok, type Result } from '../core/result.js';
 import type { MessageType } from '../node/api.js';
+import { checkReplyTo, isMessageId } from '../wire/message-id.js';
 
 export const FRAME_TYPE_TEXT = 1;
 export const FRAME_TYPE_BINARY = 2;
@@ -224,22 +225,7 @@ export function parseAck(text: string | null): ParsedAck {
 
 // ---------------------------------------------------------------- META (message ids, replies)
 
-/** A message id as our receivers assign them (a UUID, lower case). */
-const MESSAGE_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-/** What reply_to may hold: an id of ours, or an id another implementation printed (no spaces, no quotes). */
-const REPLY_TO_RE = /^[A-Za-z0-9._:-]{1,128}$/;
-
-export function isMessageId(s: string): boolean {
-  return MESSAGE_ID_RE.test(s);
-}
-
-/** Errors: invalid_argument (not something a message id can be). */
-export function checkReplyTo(s: string): Result<string> {
-  if (!REPLY_TO_RE.test(s)) {
-    return err('invalid_argument', `invalid message id '${s.length > 64 ? s.slice(0, 64) + '…' : s}'`, { hint: 'pass the id of a message from `pilotctl inbox` (1..128 letters, digits, . _ : -)' });
-  }
-  return ok(s);
-}
+export { checkReplyTo, isMessageId } from '../wire/message-id.js';
 
 export interface MessageMeta {
   replyTo: string | null;
