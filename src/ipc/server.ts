@@ -527,13 +527,21 @@ const HANDLERS: Record<string, Handler> = {
     return p.error ? null : api.inbox(q);
   }),
   // issue 14 (msgs): the reply to a message, waited for in the daemon (call-style; answers when it lands).
-  inbox_wait: simple((api, p) => {
+  inbox_wait: async (conn, id, params) => {
+    const p = new ParamReader(params);
     const replyTo = p.str('reply_to');
     const timeoutMs = p.int('timeout_ms', 1, MAX_TIMEOUT_MS);
     const from = p.optStr('from');
     const since = p.optStr('since');
-    return p.error ? null : api.waitMessage({ replyTo, timeoutMs, ...(from !== undefined ? { from } : {}), ...(since !== undefined ? { since } : {}) });
-  }),
+    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
+    // A client that goes away (pilotctl interrupted) ends its wait; nobody is left to answer.
+    const gone = new AbortController();
+    const onClose = (): void => gone.abort();
+    conn.socket.once('close', onClose);
+    const r = await conn.api.waitMessage({ replyTo, timeoutMs, signal: gone.signal, ...(from !== undefined ? { from } : {}), ...(since !== undefined ? { since } : {}) });
+    conn.socket.removeListener('close', onClose);
+    conn.respond(id, r);
+  },
   register: simple((api, p) => {
     const listenAddr = p.optStr('listen_addr');
     return p.error ? null : api.register(listenAddr !== undefined ? { listenAddr } : {});

@@ -170,6 +170,8 @@ export interface WaitMessageQuery {
   /** Also look at messages stored since this cursor or RFC 3339 time (a reply may land before the wait starts). */
   since?: string;
   timeoutMs: number;
+  /** Ends the wait early (timeout): the IPC server aborts it when its client goes away. */
+  signal?: AbortSignal;
 }
 
 export interface RegisterResult {

@@ -93,7 +93,7 @@ export class LocalNode implements NodeApi {
 
   async waitMessage(q: WaitMessageQuery) {
     const from = q.from === undefined ? undefined : await this.fromAddress(q.from);
-    const r = await this.services.inbox.waitFor({ replyTo: q.replyTo, ...(from !== undefined ? { from } : {}), ...(q.since !== undefined ? { since: q.since } : {}) }, q.timeoutMs);
+    const r = await this.services.inbox.waitFor({ replyTo: q.replyTo, ...(from !== undefined ? { from } : {}), ...(q.since !== undefined ? { since: q.since } : {}) }, q.timeoutMs, q.signal);
     return r.ok ? ok({ message: r.value }) : r;
   }
 

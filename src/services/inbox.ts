@@ -526,6 +526,7 @@ export class Inbox {
     const timer = setTimeout(() => finish(err('timeout', `no matching message within ${timeoutMs} ms`, { hint: 'raise the wait, or check the peer: pilotctl ping <peer>' })), timeoutMs);
     const onAbort = (): void => finish(err('timeout', 'wait cancelled'));
     signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
     if (q.since !== undefined) {
       void (async () => {
         let since: string | undefined = q.since;

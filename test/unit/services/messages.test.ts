@@ -127,6 +127,14 @@ test('reply correlation: the wait ends on the reply to this message, not on a re
   const none = await csvc.inbox.waitFor({ replyTo: 'a1b2c3d4-0000-4000-8000-00000000dead', since: '2000-01-01T00:00:00Z' }, 300);
   assert.equal(none.ok, false);
   assert.equal(!none.ok && none.error.code, 'timeout');
+  // Aborting (the IPC client went away) ends a wait at once.
+  const ac = new AbortController();
+  const t0 = Date.now();
+  const pending = csvc.inbox.waitFor({ replyTo: 'a1b2c3d4-0000-4000-8000-00000000beef' }, 60_000, ac.signal);
+  ac.abort();
+  const aborted = await pending;
+  assert.equal(!aborted.ok && aborted.error.code, 'timeout');
+  assert.ok(Date.now() - t0 < 10_000);
   await svc.stop();
   await csvc.stop();
   net.cleanup();
