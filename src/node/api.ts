@@ -16,7 +16,7 @@ export interface NodeInfo {
   /** Whether the registry has assigned this node its id (issue 17: no fake address while it has not). */
   registered: boolean;
   /** 'registered' (connected), 'reconnecting' (registered before, connection lost), 'connecting' (never registered yet). */
-  registry_state: 'registered' | 'reconnecting' | 'connecting';
+  registry_state: 'registered' | 'reconnecting' | 'connecting' | 'deregistered';
   /** Why the registry is in that state, in one sentence (what to do when it is not registered). */
   registry_reason: string;
   /** The last failure to reach the registry, or null. */

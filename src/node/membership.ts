@@ -32,6 +32,8 @@ export class Membership {
   isPublic: boolean;
   tags: string[] = [];
   isRegistryUp = false;
+  /** `pilotctl deregister` took us out of the registry; `register` (or a restart) brings us back. */
+  isDeregistered = false;
 
   constructor(private readonly deps: MembershipDeps) {
     this.hostname = deps.hostname;
@@ -60,6 +62,7 @@ export class Membership {
     this.nodeId = nodeId;
     this.address = address;
     this.isRegistryUp = true;
+    this.isDeregistered = false;
   }
 
   /** Push hostname, visibility and tags after (re)registration. */
@@ -140,6 +143,7 @@ export class Membership {
     if (!reg.ok) return reg;
     const r = await this.deps.registry.deregister();
     if (!r.ok) return r;
+    this.isDeregistered = true;
     this.deps.logger.info({ nodeId: this.nodeId }, 'deregistered (pilotctl deregister)');
     return ok({ nodeId: this.nodeId });
   }

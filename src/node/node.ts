@@ -515,6 +515,10 @@ export class Daemon implements ServiceHost {
       node_id: m.nodeId,
       address: m.nodeId !== 0 ? m.address : null,
       ...registryStatus({ nodeId: m.nodeId, isRegistryUp: m.isRegistryUp, registry: this.opts.registry, lastConnectError: this.registry.lastConnectError }),
+      // `pilotctl deregister`: not in the registry (the node keeps its id for `pilotctl register`).
+      ...(m.isDeregistered
+        ? { registered: false, registry_state: 'deregistered' as const, registry_reason: `deregistered from ${this.opts.registry} (pilotctl deregister); node ${m.nodeId} comes back with: pilotctl register` }
+        : {}),
       beacon: this.opts.beacon,
       nat_reason: natReason({
         transportMode: this.opts.transport,

@@ -206,6 +206,10 @@ test('lookup, deregister, register: the registry forgets the node and takes it b
   const d = assertOk(await c.json('beta', ['deregister']));
   assert.deepEqual(d, { node_id: beta.nodeId, status: 'deregistered' });
   assertErr(await c.json('alpha', ['lookup', String(beta.nodeId)]), 'not_found');
+  const gone = assertOk(await c.json('beta', ['info']));
+  assert.equal(gone.registered, false);
+  assert.equal(gone.registry_state, 'deregistered');
+  assert.match(gone.registry_reason, /pilotctl register/);
 
   const r = assertOk(await c.json('beta', ['register']));
   assert.equal(r.node_id, beta.nodeId, 'the same key gets the same node id');
@@ -214,6 +218,9 @@ test('lookup, deregister, register: the registry forgets the node and takes it b
   assert.equal(r.network_id, 0);
   const back = assertOk(await c.json('alpha', ['lookup', String(beta.nodeId)]));
   assert.equal(back.node_id, beta.nodeId);
+  const info = assertOk(await c.json('beta', ['info']));
+  assert.equal(info.registered, true);
+  assert.equal(info.registry_state, 'registered');
   assertErr(await c.json('beta', ['register', 'not-an-endpoint']), 'invalid_argument', 2);
   // Messages still flow after re-registering.
   assertOk(await c.json('alpha', ['send-message', 'beta', '--data', 'still here?']));
