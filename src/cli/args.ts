@@ -10,6 +10,11 @@ export interface FlagSpec {
   /** Placeholder shown in usage, e.g. `<dur>`. */
   value?: string;
   description: string;
+  /**
+   * The value may be left out (`--wait`, `--wait 10s`, `--wait=10s`): the next word is taken only when it parses
+   * as this flag's kind (a duration), so `--wait --data x` and `--wait agent-b` leave them alone. Alone → true.
+   */
+  isValueOptional?: boolean;
 }
 
 export interface ArgSpec {
@@ -88,6 +93,13 @@ export function parseCommandArgs(argv: string[], args: ArgSpec[], flags: FlagSpe
     if (spec.kind === 'bool') {
       if (m[2] !== undefined && m[2] !== 'true' && m[2] !== 'false') return usageErr(`--${spec.name} takes no value`, command);
       if (m[2] !== 'false') out.set(spec.name, true);
+      continue;
+    }
+    if (spec.isValueOptional && m[2] === undefined) {
+      const next = argv[i + 1];
+      const isValue = next !== undefined && spec.kind === 'duration' && Number.isFinite(parseDurationMs(next));
+      out.set(spec.name, isValue ? next : true);
+      if (isValue) i++;
       continue;
     }
     const v = m[2] ?? argv[++i];

@@ -584,104 +584,13 @@ const listen = defineCommand<{ port: number; count: number; timeoutMs: number }>
   },
 });
 
-const sendMessage = defineCommand<{ peer: string; data: string; type: 'text' | 'json' | 'binary' }>({
-  name: 'send-message',
-  group: 'Communication',
-  summary: "Send a typed message to a node's inbox (data exchange, port 1001)",
-  args: [{ name: 'peer', required: true }],
-  flags: [
-    { name: 'data', kind: 'string', value: '<text>', description: 'message body (required)' },
-    { name: 'type', kind: 'string', value: 'text|json|binary', description: 'default text' },
-  ],
-  returns: 'target, type, bytes, ack',
-  errors: ['not_running', 'not_found', 'connection_failed', 'timeout', 'quota_exceeded'],
-  parse(a) {
-    const peer = checkPeer(a.positional[0]!);
-    if (!peer.ok) return peer;
-    const data = strFlag(a, 'data');
-    if (data === undefined || data === '') return err('invalid_argument', '--data is required', { hint: 'pilotctl send-message <peer> --data "hello"' });
-    const type = strFlag(a, 'type') ?? 'text';
-    if (type !== 'text' && type !== 'json' && type !== 'binary') {
-      return err('invalid_argument', `unknown type '${type}' (use text, json, or binary)`, { hint: 'see `pilotctl help send-message`' });
-    }
-    if (type === 'json') {
-      try {
-        JSON.parse(data);
-      } catch {
-        return err('invalid_argument', '--data is not valid JSON', { hint: 'quote it: --data \'{"k":"v"}\'' });
-      }
-    }
-    return ok({ peer: peer.value, data, type });
-  },
-  async run(ctx, p) {
-    const c = await ctx.client();
-    if (!c.ok) return c;
-    const target = await targetOf(c.value, p.peer);
-    const r = await withTimeout(c.value.sendMessage(p.peer, Buffer.from(p.data), p.type), timeoutOr(ctx, DEFAULT_TIMEOUT_MS), 'send-message');
-    if (!r.ok) return r;
-    return out({ target, type: p.type, bytes: r.value.bytes, ack: r.value.ack }, `sent ${p.type} message (${r.value.bytes} bytes) to ${target}${r.value.ack ? ', acknowledged' : ''}\n`);
-  },
-});
+// send-message and inbox: src/cli/messages-cmd.ts (issue 14).
 
 function clearFlag(description: string) {
   return [{ name: 'clear', kind: 'bool' as const, description }];
 }
 
-const inbox = defineCommand<{ clear: boolean; limit: number | undefined; since: string | undefined }>({
-  name: 'inbox',
-  group: 'Mailbox',
-  summary: 'List messages received via data exchange (oldest first; --limit/--since page through); --clear deletes them',
-  args: [],
-  flags: [
-    ...clearFlag('delete all messages'),
-    { name: 'limit', kind: 'int', value: '<n>', description: 'at most n messages (default: all)' },
-    { name: 'since', kind: 'string', value: '<cursor|time>', description: 'only messages after a previous next_since, or at/after an RFC 3339 time' },
-  ],
-  returns: 'messages [{id, type, from, from_hostname, data, size, received_at}], total, dir, has_more, next_since; with --clear: cleared',
-  errors: ['not_running', 'invalid_argument'],
-  parse(a) {
-    const clear = a.flags.get('clear') === true;
-    const rawLimit = flag(a, 'limit');
-    let limit: number | undefined;
-    if (rawLimit !== undefined) {
-      const l = checkCount(rawLimit, 0, 'limit');
-      if (!l.ok) return l;
-      limit = l.value;
-    }
-    const since = flag(a, 'since');
-    if (since === true) return err('invalid_argument', '--since needs a value', { hint: 'pilotctl inbox --since <next_since>' });
-    if (clear && (limit !== undefined || since !== undefined)) {
-      return err('invalid_argument', '--clear deletes every message; it takes no --limit or --since', { hint: 'pilotctl inbox --clear' });
-    }
-    return ok({ clear, limit, since });
-  },
-  async run(ctx, p) {
-    const c = await ctx.client();
-    if (!c.ok) return c;
-    if (p.clear) {
-      const r = await c.value.inbox({ clear: true });
-      if (!r.ok) return r;
-      const n = r.value.cleared ?? r.value.messages.length;
-      return out({ cleared: n }, `cleared ${n} message(s)\n`);
-    }
-    const r = await c.value.inbox({ limit: p.limit, since: p.since });
-    if (!r.ok) return r;
-    const msgs = r.value.messages;
-    const dir = join(ctx.home, 'inbox');
-    const page = { has_more: r.value.has_more, next_since: r.value.next_since };
-    if (msgs.length === 0) {
-      const empty = p.since !== undefined ? 'no messages after that point\n' : 'inbox is empty\n  messages appear here when someone sends: pilotctl send-message <your-hostname> --data "hello"\n';
-      return out({ messages: [], total: 0, dir, ...page }, empty);
-    }
-    let text = `Inbox (${msgs.length} messages${page.has_more ? ', more follow' : ''}):\n\n`;
-    for (const m of msgs) {
-      const preview = m.data.length > 80 ? m.data.slice(0, 80) + '...' : m.data;
-      text += `  [${escapeText(m.received_at)}] from ${escapeText(m.from_hostname ?? m.from)} type=${m.type}\n    ${escapeText(preview)}\n`;
-    }
-    text += page.has_more ? `\nnext page: pilotctl inbox --limit ${p.limit ?? msgs.length} --since ${page.next_since}\n` : '\nclear with: pilotctl inbox --clear\n';
-    return out({ messages: msgs, total: msgs.length, dir, ...page }, text);
-  },
-});
+// send-file and received: src/cli/files-cmd.ts (issue 14).
 
 const subscribe = defineCommand<{ peer: string; topic: string; count: number; timeoutMs: number }>({
   name: 'subscribe',
@@ -1029,8 +938,6 @@ export const NODE_COMMANDS: Command[] = [
   send,
   recv,
   listen,
-  sendMessage,
-  inbox,
   subscribe,
   publish,
   ping,

@@ -18,6 +18,7 @@ import { examplesOf } from './examples.js';
 import { RENDEZVOUS_COMMANDS } from './rendezvous-ctl.js';
 import { MCP_COMMANDS } from './mcp.js';
 import { HEALTH_COMMANDS } from './health.js';
+import { MESSAGE_COMMANDS } from './messages-cmd.js';
 import { SKILLS_COMMANDS } from './skills.js';
 import { AUDIT_COMMANDS } from './audit-cmd.js';
 import { POLICY_COMMANDS } from './policy-cmd.js';
@@ -225,6 +226,7 @@ COMMANDS.push(...MCP_COMMANDS, ...SKILLS_COMMANDS, ...HEALTH_COMMANDS);
 COMMANDS.push(...AUDIT_COMMANDS, ...POLICY_COMMANDS);
 COMMANDS.push(...WEBHOOK_COMMANDS);
 COMMANDS.push(...KEY_COMMANDS); // issue 14: init, rotate-key (src/cli/keys-cmd.ts)
+COMMANDS.push(...MESSAGE_COMMANDS);
 
 /** Commands that have subcommands (`daemon start`), for a helpful message on `pilotctl daemon`. */
 function subcommandsOf(word: string): string[] {

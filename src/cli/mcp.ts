@@ -56,7 +56,16 @@ export const MCP_TOOLS: ToolSpec[] = [
   { name: 'approve', command: 'approve', title: 'Approve a trust request', isOpenWorld: true },
   { name: 'reject', command: 'reject', title: 'Reject a trust request', isOpenWorld: true },
   { name: 'trusted', command: 'trust', title: 'Trusted peers', isReadOnly: true },
-  { name: 'send_message', command: 'send-message', title: "Send a message to a node's inbox", hasTimeout: true, isOpenWorld: true },
+  {
+    name: 'send_message',
+    command: 'send-message',
+    title: "Send a message to a node's inbox",
+    description:
+      "Send a typed message to a node's inbox (data exchange, port 1001). The result's `id` names it; the receiver answers with `reply_to` = that id. " +
+      '`wait` (true, or a duration such as 30s) waits for that answer and returns it as `reply` (a timeout error when none comes; a reply to another message does not count)',
+    hasTimeout: true,
+    isOpenWorld: true,
+  },
   { name: 'inbox', command: 'inbox', title: 'Messages received' },
   { name: 'send_file', command: 'send-file', title: 'Send a file to a node', isOpenWorld: true },
   { name: 'received', command: 'received', title: 'Files received' },
@@ -101,6 +110,8 @@ function propertyOf(flagName: string): string {
 }
 
 function flagSchema(f: FlagSpec): Record<string, unknown> {
+  // A flag whose value may be left out (send-message --wait): true for the bare flag, or its value.
+  if (f.isValueOptional) return { type: ['boolean', 'string'], description: `${f.description} (true, or a duration: 500ms, 10s, 2m)` };
   const type = f.kind === 'bool' ? 'boolean' : f.kind === 'int' ? 'integer' : f.kind === 'number' ? 'number' : 'string';
   const extra = f.kind === 'duration' ? ' (a duration: 500ms, 10s, 2m, or a number of seconds)' : '';
   return { type, description: f.description + extra };
@@ -182,7 +193,7 @@ export function toInvocation(tool: ToolSpec, cmd: Command, input: Record<string,
   for (const f of flags) {
     const v = args[propertyOf(f.name)];
     if (v === undefined) continue;
-    if (f.kind === 'bool') {
+    if (f.kind === 'bool' || (f.isValueOptional && typeof v === 'boolean')) {
       if (typeof v !== 'boolean') return bad(propertyOf(f.name), 'true or false');
       if (v) argv.push(`--${f.name}`);
       continue;

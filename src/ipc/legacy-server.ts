@@ -155,9 +155,13 @@ export class LegacyIpcSession {
         const info = await api.info();
         return this.json(LegacyCmd.SetTagsOK, { type: 'set_tags_ok', node_id: info.ok ? info.value.node_id : 0, tags: r.tags.length > 0 ? r.tags : null });
       }
+      // As the original's daemon: the registry's reply, {"type":"deregister_ok"} (issue 14 added NodeApi.deregister).
+      case 'deregister': {
+        const res = await api.deregister();
+        if (!res.ok) return this.fail(`deregister: ${res.error.message}`);
+        return this.json(LegacyCmd.DeregisterOK, { type: 'deregister_ok' });
+      }
       // Not part of NodeApi: refused plainly rather than pretended.
-      case 'deregister':
-        return this.fail('deregister: not supported by this daemon (stop it with `pilotctl daemon stop`)');
       case 'set_webhook':
         return this.fail('set_webhook: webhooks are not supported by this daemon');
       case 'set_task_exec':

@@ -116,6 +116,11 @@ export const IPC_METHODS = [
   'set_webhook',
   'clear_webhook',
   'webhook_status',
+  // issue 14 (msgs)
+  'inbox_wait',
+  'register',
+  'deregister',
+  'lookup',
 ] as const;
 export type IpcMethod = (typeof IPC_METHODS)[number];
 

@@ -521,14 +521,46 @@ const HANDLERS: Record<string, Handler> = {
     if (!['text', 'json', 'binary', 'file'].includes(type) && !p.error) {
       p.error = pilotError('invalid_argument', `unknown message type '${type}' (text, json or binary)`);
     }
-    return p.error ? null : api.sendMessage(peer, data, type as 'text');
+    const replyTo = p.optStr('reply_to');
+    return p.error ? null : api.sendMessage(peer, data, type as 'text', replyTo !== undefined ? { replyTo } : {});
   }),
   inbox: simple((api, p) => {
     const clear = p.bool('clear', false);
-    // Always one bounded page, so any inbox fits in response lines; clients follow next_since.
+    // Always one bounded page, so any inbox fits in response lines; clients follow next_since (next_before).
     const limit = Math.min(p.optInt('limit', 1, U32) ?? INBOX_PAGE_MAX_MESSAGES, INBOX_PAGE_MAX_MESSAGES);
     const since = p.optStr('since');
-    return p.error ? null : api.inbox({ clear, limit, since, maxBytes: INBOX_PAGE_MAX_BYTES });
+    const before = p.optStr('before');
+    const latest = p.bool('latest', false);
+    const from = p.optStr('from');
+    const id = p.optStr('id');
+    const replyTo = p.optStr('reply_to');
+    const q = { clear, limit, since, before, latest, maxBytes: INBOX_PAGE_MAX_BYTES, ...(from !== undefined ? { from } : {}), ...(id !== undefined ? { id } : {}), ...(replyTo !== undefined ? { replyTo } : {}) };
+    return p.error ? null : api.inbox(q);
+  }),
+  // issue 14 (msgs): the reply to a message, waited for in the daemon (call-style; answers when it lands).
+  inbox_wait: async (conn, id, params) => {
+    const p = new ParamReader(params);
+    const replyTo = p.str('reply_to');
+    const timeoutMs = p.int('timeout_ms', 1, MAX_TIMEOUT_MS);
+    const from = p.optStr('from');
+    const since = p.optStr('since');
+    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
+    // A client that goes away (pilotctl interrupted) ends its wait; nobody is left to answer.
+    const gone = new AbortController();
+    const onClose = (): void => gone.abort();
+    conn.socket.once('close', onClose);
+    const r = await conn.api.waitMessage({ replyTo, timeoutMs, signal: gone.signal, ...(from !== undefined ? { from } : {}), ...(since !== undefined ? { since } : {}) });
+    conn.socket.removeListener('close', onClose);
+    conn.respond(id, r);
+  },
+  register: simple((api, p) => {
+    const listenAddr = p.optStr('listen_addr');
+    return p.error ? null : api.register(listenAddr !== undefined ? { listenAddr } : {});
+  }),
+  deregister: simple((api) => api.deregister()),
+  lookup: simple((api, p) => {
+    const nodeId = p.int('node_id', 0, U32);
+    return p.error ? null : api.lookup(nodeId);
   }),
   received: simple((api, p) => {
     const clear = p.bool('clear', false);

@@ -25,7 +25,7 @@ export interface NodeInfo {
   /** Whether the registry has assigned this node its id (issue 17: no fake address while it has not). */
   registered: boolean;
   /** 'registered' (connected), 'reconnecting' (registered before, connection lost), 'connecting' (never registered yet). */
-  registry_state: 'registered' | 'reconnecting' | 'connecting';
+  registry_state: 'registered' | 'reconnecting' | 'connecting' | 'deregistered';
   /** Why the registry is in that state, in one sentence (what to do when it is not registered). */
   registry_reason: string;
   /** The last failure to reach the registry, or null. */
@@ -137,6 +137,8 @@ export interface InboxMessage {
   data: string; // utf8 for text/json, base64 for binary
   size: number;
   received_at: string;
+  /** The id of the message this one answers (send-message --reply-to); absent when it answers none. */
+  reply_to?: string;
 }
 
 export interface InboxQuery {
@@ -146,6 +148,61 @@ export interface InboxQuery {
   /** Stop adding messages once their stored size passes this (one is always returned). */
   maxBytes?: number;
   since?: string;
+  /** Only messages before this cursor (a --latest page's next_before) or RFC 3339 time. */
+  before?: string;
+  /** Newest first (pages on with next_before). */
+  latest?: boolean;
+  /** Only messages from this peer (virtual address, node id or hostname). */
+  from?: string;
+  /** Only this message. */
+  id?: string;
+  /** Only replies to this message id. */
+  replyTo?: string;
+}
+
+/** What NodeApi.sendMessage reports (the original's fields, and what issue 14 added). */
+export interface SendMessageResult {
+  bytes: number;
+  ack: boolean;
+  /** The id the receiver stored it under (replies name it in reply_to); null from a receiver that assigns none. */
+  id?: string | null;
+  ack_text?: string | null;
+  reply_to?: string;
+}
+
+/** NodeApi.waitMessage: the first inbox message that matches, received after `since`. */
+export interface WaitMessageQuery {
+  /** Only replies to this message id. */
+  replyTo: string;
+  /** Only from this peer (virtual address, node id or hostname). */
+  from?: string;
+  /** Also look at messages stored since this cursor or RFC 3339 time (a reply may land before the wait starts). */
+  since?: string;
+  timeoutMs: number;
+  /** Ends the wait early (timeout): the IPC server aborts it when its client goes away. */
+  signal?: AbortSignal;
+}
+
+export interface RegisterResult {
+  node_id: number;
+  address: VirtualAddrText;
+  public_key: string;
+  hostname: string | null;
+  listen_addr: string;
+}
+
+/** A registry lookup by node id, with the original's field names. */
+export interface LookupEntry {
+  node_id: number;
+  address: VirtualAddrText;
+  public_key: string;
+  public: boolean;
+  hostname?: string;
+  tags?: string[];
+  /** Public nodes only: the endpoint they registered. */
+  real_addr?: string;
+  polo_score: number;
+  task_exec: boolean;
 }
 
 export interface InboxPageResult {
@@ -155,6 +212,8 @@ export interface InboxPageResult {
   next_since?: string | null;
   /** More messages follow this page. */
   has_more?: boolean;
+  /** --latest pages: pass as `before` for the next (older) page. */
+  next_before?: string | null;
 }
 
 export interface ReceivedFile {
@@ -274,7 +333,10 @@ export interface NodeApi {
   listen(port: number): Result<PortListener>;
   openDatagramSocket(port: number): Result<DatagramSocket>;
 
-  sendMessage(peer: PeerRef, data: Uint8Array, type: MessageType): Promise<Result<{ bytes: number; ack: boolean }>>;
+  /** `opts.replyTo`: the id of the message this one answers. */
+  sendMessage(peer: PeerRef, data: Uint8Array, type: MessageType, opts?: { replyTo?: string }): Promise<Result<SendMessageResult>>;
+  /** Wait for an inbox message matching `q` (a reply). Errors: timeout, invalid_argument. */
+  waitMessage(q: WaitMessageQuery): Promise<Result<{ message: InboxMessage }>>;
   /**
    * One page of the inbox, oldest first (all of it when no limit/maxBytes is given); `since` = a page's
    * `next_since` or an RFC 3339 time. With `clear`: removes every message and returns only `cleared`.
@@ -290,6 +352,13 @@ export interface NodeApi {
 
   ping(peer: PeerRef, opts: { count: number; intervalMs: number; size?: number; timeoutMs?: number }): Promise<Result<{ results: PingResult[] }>>;
   bench(peer: PeerRef, bytes: number, progress?: ProgressFn): Promise<Result<BenchResult>>;
+
+  /** Register this node's identity with the registry now (again, after deregister); listenAddr overrides the advertised UDP endpoint. */
+  register(opts?: { listenAddr?: string }): Promise<Result<RegisterResult>>;
+  /** Remove this node from the registry (until `register` or a restart). */
+  deregister(): Promise<Result<{ node_id: number; status: 'deregistered' }>>;
+  /** The registry's entry for a node id. Errors: not_found, connection_failed. */
+  lookup(nodeId: number): Promise<Result<LookupEntry>>;
 
   peers(): Promise<Result<{ peers: PeerEntry[] }>>;
   connections(): Promise<Result<{ connections: ConnectionEntry[] }>>;

@@ -9,7 +9,7 @@ import type { RegistryClient, RegistryEvent } from './registry-client.js';
 import type { TrustMachine } from './trust/machine.js';
 
 export interface MembershipDeps {
-  registry: Pick<RegistryClient, 'on' | 'connect' | 'register' | 'prepareRegistration' | 'setHostname' | 'setVisibility' | 'setTags'>;
+  registry: Pick<RegistryClient, 'on' | 'connect' | 'register' | 'prepareRegistration' | 'setHostname' | 'setVisibility' | 'setTags' | 'deregister'>;
   identity: Identity;
   logger: Logger;
   /** host:port of the registry (its host picks the LAN address we advertise). */
@@ -32,6 +32,8 @@ export class Membership {
   isPublic: boolean;
   tags: string[] = [];
   isRegistryUp = false;
+  /** `pilotctl deregister` took us out of the registry; `register` (or a restart) brings us back. */
+  isDeregistered = false;
 
   constructor(private readonly deps: MembershipDeps) {
     this.hostname = deps.hostname;
@@ -60,6 +62,7 @@ export class Membership {
     this.nodeId = nodeId;
     this.address = address;
     this.isRegistryUp = true;
+    this.isDeregistered = false;
   }
 
   /** Push hostname, visibility and tags after (re)registration. */
@@ -115,6 +118,34 @@ export class Membership {
         this.deps.logger.info({ push: e.isPushing, original_registry: e.isOriginalRegistry }, 'registry trust delivery mode');
         break;
     }
+  }
+
+  /**
+   * Register our identity now (`pilotctl register`): again after a deregister, or to announce another UDP
+   * endpoint (`listenAddr`, kept for later re-registrations). The same key gets the same node id.
+   * Errors: connection_failed, timeout (registry).
+   */
+  async register(listenAddr?: string): Promise<Result<{ nodeId: number; address: string; listenAddr: string }>> {
+    const addr = listenAddr ?? this.advertisedListenAddr();
+    const r = await this.deps.registry.register(addr, this.deps.identity.publicKey);
+    if (!r.ok) return r;
+    this.applyRegistration(r.value.nodeId, r.value.address);
+    this.deps.logger.info({ nodeId: r.value.nodeId, listen_addr: addr }, 'registered (pilotctl register)');
+    const d = await this.applyDirectoryState();
+    if (!d.ok) return d;
+    this.deps.onRegistered();
+    return ok({ nodeId: r.value.nodeId, address: r.value.address, listenAddr: addr });
+  }
+
+  /** Remove this node from the registry (`pilotctl deregister`); the client stops re-registering. Errors: connection_failed. */
+  async deregister(): Promise<Result<{ nodeId: number }>> {
+    const reg = this.requireRegistered();
+    if (!reg.ok) return reg;
+    const r = await this.deps.registry.deregister();
+    if (!r.ok) return r;
+    this.isDeregistered = true;
+    this.deps.logger.info({ nodeId: this.nodeId }, 'deregistered (pilotctl deregister)');
+    return ok({ nodeId: this.nodeId });
   }
 
   /** Errors: connection_failed before the first registration. */

@@ -46,7 +46,7 @@ import { LegacySuite } from './peers/legacy-suite.js';
 import { ensureSuite } from './peers/suite-choice.js';
 import { Membership } from './membership.js';
 import { ConnectionTable } from './streams/connection-table.js';
-import { legacyStreams, noiseStreams, type SuiteName } from './streams/stream-suites.js';
+import { legacyStreams, loopbackStreams, noiseStreams, type SuiteName } from './streams/stream-suites.js';
 import { DatagramPorts } from './streams/datagram-ports.js';
 import { DatagramSender } from './streams/datagram-sender.js';
 import { parseDaemonAddresses, type DaemonAddresses, type DaemonOptions } from './daemon-options.js';
@@ -55,7 +55,9 @@ import type {
   ConnectionEntry,
   DatagramSocket,
   FindResult,
+  LookupEntry,
   NodeInfo,
+  RegisterResult,
   PeerEntry,
   PeerRef,
   PendingRequest,
@@ -363,15 +365,29 @@ export class Daemon implements ServiceHost {
           },
           { idleTimeoutUs },
         ),
+        // Talking to ourselves (connect/send-message/subscribe to our own hostname): no tunnel, like localhost.
+        loopbackStreams({
+          deliverSegment: (segment) => {
+            this.loopbackSegments.push(segment);
+            driver.requestFlush();
+          },
+          deliverDatagram: (srcPort, dstPort, data) => {
+            queueMicrotask(() => this.dgrams.deliver(this.addressOf(this.membership.nodeId), this.membership.nodeId, srcPort, dstPort, data));
+          },
+          rng: this.env.rng,
+          options: { idleTimeoutUs },
+        }),
       ],
     });
+    // After the table's flush: what it sent to ourselves arrives as received segments (driven next turn).
+    driver.onFlush(() => this.flushLoopback());
     driver.onFlush(() => this.tunnels.flushTx());
     // Relay frames the turn routed to the WebSocket leave after the tunnels' batch, as one message per ≤ 256 KiB.
     if (this.link) {
       const link = this.link;
       driver.onFlush(() => link.flush());
     }
-    this.dgramSender = new DatagramSender({ resolver: this.resolver, tunnels: this.tunnels, legacy: this.legacy, conns: this.conns, nowUs: this.nowUs });
+    this.dgramSender = new DatagramSender({ selfId: () => this.membership.nodeId, resolver: this.resolver, tunnels: this.tunnels, legacy: this.legacy, conns: this.conns, nowUs: this.nowUs });
     this.dgrams = new DatagramPorts({ send: (to, fromPort, toPort, data) => this.dgramSender.send(to, fromPort, toPort, data), driver });
     // --transport tcp sends no UDP and so takes none either: a peer's direct UDP frame would make the tunnel roam
     // to a path we never send on. The link's datagrams enter handleBatch directly.
@@ -468,6 +484,16 @@ export class Daemon implements ServiceHost {
     } else {
       this.nat.handleControl(peer, plaintext, now);
     }
+  }
+
+  /** Segments our loopback connections sent this turn, handed back to the table as received from ourselves. */
+  private readonly loopbackSegments: Uint8Array[] = [];
+
+  private flushLoopback(): void {
+    if (this.loopbackSegments.length === 0) return;
+    const now = this.nowUs();
+    const self = this.membership.nodeId;
+    for (const segment of this.loopbackSegments.splice(0)) this.conns.handleSegment(self, 'self', segment, now);
   }
 
   private sendToPeer(nodeId: number, plaintext: Uint8Array, now: Micros): Result<void> {
@@ -618,6 +644,7 @@ export class Daemon implements ServiceHost {
   }
 
   hostnameOf(nodeId: number): string | null {
+    if (nodeId !== 0 && nodeId === this.membership.nodeId) return this.membership.hostname;
     return this.resolver.hostnameOf(nodeId);
   }
 
@@ -628,6 +655,10 @@ export class Daemon implements ServiceHost {
       node_id: m.nodeId,
       address: m.nodeId !== 0 ? m.address : null,
       ...registryStatus({ nodeId: m.nodeId, isRegistryUp: m.isRegistryUp, registry: this.opts.registry, lastConnectError: this.registry.lastConnectError, refusal: this.registrationRefusal }),
+      // `pilotctl deregister`: not in the registry (the node keeps its id for `pilotctl register`).
+      ...(m.isDeregistered
+        ? { registered: false, registry_state: 'deregistered' as const, registry_reason: `deregistered from ${this.opts.registry} (pilotctl deregister); node ${m.nodeId} comes back with: pilotctl register` }
+        : {}),
       beacon: this.opts.beacon,
       nat_reason: natReason({
         transportMode: this.opts.transport,
@@ -740,8 +771,12 @@ export class Daemon implements ServiceHost {
     if (!isValidPort(port) || port === 0) return err('invalid_argument', `invalid port ${port}`, { hint: 'ports are 1–65535' });
     const id = await this.resolver.resolveRef(peer);
     if (!id.ok) return id;
-    if (id.value === this.membership.nodeId) return err('invalid_argument', 'cannot dial yourself');
     const timeoutMs = opts.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+    // Our own node, like localhost: no tunnel, no trust needed (the loopback suite).
+    if (id.value === this.membership.nodeId) {
+      if (id.value === 0) return err('connection_failed', 'not registered with the registry yet', { hint: 'wait for `pilotctl info` to show an address' });
+      return this.conns.dial(id.value, port, timeoutMs, 'self');
+    }
     const s = await ensureSuite({ resolver: this.resolver, tunnels: this.tunnels, legacy: this.legacy }, id.value, timeoutMs);
     if (!s.ok) return s;
     if (s.value.suite === 'v0.5') return this.conns.dial(id.value, port, timeoutMs, 'v0.5');
@@ -806,6 +841,35 @@ export class Daemon implements ServiceHost {
     });
   }
 
+  async register(opts: { listenAddr?: string } = {}): Promise<Result<RegisterResult>> {
+    const r = await this.membership.register(opts.listenAddr);
+    if (!r.ok) return r;
+    return ok({ node_id: r.value.nodeId, address: r.value.address, public_key: toBase64(this.identity.publicKey), hostname: this.membership.hostname, listen_addr: r.value.listenAddr });
+  }
+
+  async deregister(): Promise<Result<{ node_id: number; status: 'deregistered' }>> {
+    const r = await this.membership.deregister();
+    return r.ok ? ok({ node_id: r.value.nodeId, status: 'deregistered' }) : r;
+  }
+
+  /** The registry's entry for `nodeId`, in the original's field names. Errors: not_found, connection_failed. */
+  async lookup(nodeId: number): Promise<Result<LookupEntry>> {
+    const l = await this.registry.lookup(nodeId);
+    if (!l.ok) return l;
+    const v = l.value;
+    return ok({
+      node_id: v.nodeId,
+      address: v.address,
+      public_key: v.publicKey,
+      public: v.isPublic,
+      ...(v.hostname !== undefined ? { hostname: v.hostname } : {}),
+      ...(v.tags !== undefined ? { tags: v.tags } : {}),
+      ...(v.realAddr !== undefined ? { real_addr: v.realAddr } : {}),
+      polo_score: v.poloScore,
+      task_exec: v.taskExec,
+    });
+  }
+
   async connections(): Promise<Result<{ connections: ConnectionEntry[] }>> {
     return ok({ connections: this.conns.list() });
   }
@@ -860,7 +924,7 @@ interface SuitePeerRow {
   nodeId: number;
   endpoint: string | null;
   path: PeerEntry['path'];
-  suite: SuiteName | null;
+  suite: Exclude<SuiteName, 'self'> | null;
   lastRecvUs: Micros | null;
   rttUs: number | null;
 }

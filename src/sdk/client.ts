@@ -20,7 +20,12 @@ import type {
   FindResult,
   InboxMessage,
   InboxPageResult,
+  InboxQuery,
+  LookupEntry,
   MessageType,
+  RegisterResult,
+  SendMessageResult,
+  WaitMessageQuery,
   NodeApi,
   NodeInfo,
   PeerEntry,
@@ -177,35 +182,65 @@ export class PilotClient implements NodeApi {
     return r.ok ? ok(s) : r;
   }
 
-  sendMessage(peer: PeerRef, data: Uint8Array | string, type: MessageType): Promise<Result<{ bytes: number; ack: boolean }>> {
-    return this.call('send_message', { peer, data: b64(data), type });
+  /** `opts.replyTo`: the id of the message this answers. The result's `id` is what a reply to this one names. */
+  sendMessage(peer: PeerRef, data: Uint8Array | string, type: MessageType, opts: { replyTo?: string } = {}): Promise<Result<SendMessageResult>> {
+    return this.call('send_message', { peer, data: b64(data), type, ...(opts.replyTo !== undefined ? { reply_to: opts.replyTo } : {}) });
+  }
+  /** Wait (in the daemon) for the reply to a message: the first inbox message with reply_to = q.replyTo. Errors: timeout. */
+  waitMessage(q: WaitMessageQuery): Promise<Result<{ message: InboxMessage }>> {
+    return this.call('inbox_wait', {
+      reply_to: q.replyTo,
+      timeout_ms: Math.max(1, Math.round(q.timeoutMs)),
+      ...(q.from !== undefined ? { from: q.from } : {}),
+      ...(q.since !== undefined ? { since: q.since } : {}),
+    });
+  }
+  register(opts: { listenAddr?: string } = {}): Promise<Result<RegisterResult>> {
+    return this.call('register', opts.listenAddr !== undefined ? { listen_addr: opts.listenAddr } : {});
+  }
+  deregister(): Promise<Result<{ node_id: number; status: 'deregistered' }>> {
+    return this.call('deregister');
+  }
+  lookup(nodeId: number): Promise<Result<LookupEntry>> {
+    return this.call('lookup', { node_id: nodeId });
   }
   /**
    * Inbox messages, oldest first: all of them, or at most `limit` after `since` (a previous `next_since`, or
    * an RFC 3339 time). The daemon answers in bounded pages; this follows them. `has_more`/`next_since` tell
    * where to go on. With `clear`: deletes every message and returns `cleared`.
    */
-  async inbox(opts: { clear?: boolean; limit?: number; since?: string } = {}): Promise<Result<InboxPageResult & { next_since: string | null; has_more: boolean }>> {
+  async inbox(opts: Omit<InboxQuery, 'maxBytes'> = {}): Promise<Result<InboxPageResult & { next_since: string | null; has_more: boolean }>> {
     if (opts.clear === true) {
       const c = await this.call<InboxPageResult>('inbox', { clear: true });
       return c.ok ? ok({ ...c.value, next_since: null, has_more: false }) : c;
     }
     const want = opts.limit ?? Infinity;
     const messages: InboxMessage[] = [];
+    // Oldest-first pages go on after next_since, --latest pages before next_before.
+    const isLatest = opts.latest === true;
     let since = opts.since ?? null;
+    let before = opts.before ?? null;
     let hasMore = true;
     while (hasMore && messages.length < want) {
       const params: Record<string, unknown> = {};
       if (Number.isFinite(want)) params.limit = want - messages.length;
       if (since !== null) params.since = since;
+      if (before !== null) params.before = before;
+      if (isLatest) params.latest = true;
+      if (opts.from !== undefined) params.from = opts.from;
+      if (opts.id !== undefined) params.id = opts.id;
+      if (opts.replyTo !== undefined) params.reply_to = opts.replyTo;
       const page = await this.call<InboxPageResult>('inbox', params);
       if (!page.ok) return page;
       messages.push(...page.value.messages);
-      // A daemon without paging sends everything at once and neither field.
-      hasMore = page.value.has_more === true && page.value.messages.length > 0;
-      since = page.value.next_since ?? since;
+      // A daemon without paging sends everything at once and neither field. A filtered page may be empty and
+      // still have more (it stopped after looking at many files): go on from its cursor.
+      const cursor = isLatest ? (page.value.next_before ?? null) : (page.value.next_since ?? null);
+      hasMore = page.value.has_more === true && cursor !== null;
+      if (isLatest) before = cursor ?? before;
+      else since = cursor ?? since;
     }
-    return ok({ messages, next_since: since, has_more: hasMore });
+    return ok({ messages, next_since: isLatest ? null : since, next_before: isLatest ? before : null, has_more: hasMore });
   }
   /** `path` is resolved against this process's cwd: the daemon reads the file itself. */
   sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts: { retryForMs?: number } = {}): Promise<Result<SendFileResult>> {

@@ -12,7 +12,7 @@ import { parseAddr } from '../wire/address.js';
 import type { InboxEntryMeta } from '../services/inbox.js';
 import type { StoredReceivedFile } from '../services/received-files.js';
 import { parseDaemonArgs, type DaemonOptions } from '../node/daemon-options.js';
-import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery, KeyRotationInfo, ReceivedQuery } from '../node/api.js';
+import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery, KeyRotationInfo, ReceivedQuery, WaitMessageQuery } from '../node/api.js';
 import type { Identity } from '../crypto/identity.js';
 import { parseRecoveryKey } from '../node/identity-store.js';
 import {
@@ -122,9 +122,25 @@ export class LocalNode implements NodeApi {
   disconnect = (id: number) => this.daemon.disconnect(id);
   audit = async (q?: { sinceMs?: number; limit?: number }) => this.daemon.auditList(q);
   auditExport = async () => this.daemon.auditExport();
+  register = (o?: { listenAddr?: string }) => this.daemon.register(o);
+  deregister = () => this.daemon.deregister();
+  lookup = (nodeId: number) => this.daemon.lookup(nodeId);
 
-  async sendMessage(peer: PeerRef, data: Uint8Array, type: MessageType) {
-    return sendMessageTo(this.daemon, peer, data, type);
+  async sendMessage(peer: PeerRef, data: Uint8Array, type: MessageType, opts: { replyTo?: string } = {}) {
+    return sendMessageTo(this.daemon, peer, data, type, opts.replyTo !== undefined ? { replyTo: opts.replyTo } : {});
+  }
+
+  async waitMessage(q: WaitMessageQuery) {
+    const from = q.from === undefined ? undefined : await this.fromAddress(q.from);
+    const r = await this.services.inbox.waitFor({ replyTo: q.replyTo, ...(from !== undefined ? { from } : {}), ...(q.since !== undefined ? { since: q.since } : {}) }, q.timeoutMs, q.signal);
+    return r.ok ? ok({ message: r.value }) : r;
+  }
+
+  /** A peer ref as the inbox's `from` compares it: the address when it resolves, else the text (a hostname). */
+  private async fromAddress(ref: string): Promise<string> {
+    if (/^\d/.test(ref)) return ref;
+    const id = await this.daemon.resolveRef(ref);
+    return id.ok ? this.daemon.addressOf(id.value) : ref;
   }
 
   async inbox(opts: InboxQuery = {}) {
@@ -133,7 +149,18 @@ export class LocalNode implements NodeApi {
       const c = await this.services.inbox.clear();
       return c.ok ? ok({ messages: [], cleared: c.value.cleared }) : c;
     }
-    return this.services.inbox.page({ limit: opts.limit, maxBytes: opts.maxBytes, since: opts.since });
+    const from = opts.from === undefined ? undefined : await this.fromAddress(opts.from);
+    const p = await this.services.inbox.page({
+      limit: opts.limit,
+      maxBytes: opts.maxBytes,
+      since: opts.since,
+      before: opts.before,
+      isLatest: opts.latest === true,
+      ...(from !== undefined ? { from } : {}),
+      ...(opts.id !== undefined ? { id: opts.id } : {}),
+      ...(opts.replyTo !== undefined ? { replyTo: opts.replyTo } : {}),
+    });
+    return p;
   }
 
   async sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts: { retryForMs?: number } = {}) {

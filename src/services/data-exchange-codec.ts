@@ -11,13 +11,24 @@
 // filename, or "ERR <TYPE> save failed: <reason>" (pkg/daemon/services.go, handleDataExchangeConn).
 // Our extension, compatible with that text: a refusal our senders must tell apart carries its error code
 // first, "ERR TEXT save failed: quota_exceeded: <message>"; an original sender just prints the ERR line.
+//
+// Message ids and replies (our extension, issue 14): a sender of ours puts a META frame (type 16, a JSON
+// payload {"v":1} or {"v":1,"reply_to":"<id>"}) right before a TEXT/JSON/BINARY frame on the same connection.
+// Our receiver names the message to come and answers "ACK META <n> bytes id=<uuid>"; the next frame is stored
+// with that id (and reply_to). An original receiver reads type 16 as UNKNOWN(16) and only ACKs it, so the
+// message itself still lands; the sender then reports id null. Only the frame right after META gets it.
 import { err, ok, type Result } from '../core/result.js';
 import type { MessageType } from '../node/api.js';
+import { checkReplyTo, isMessageId } from '../wire/message-id.js';
 
 export const FRAME_TYPE_TEXT = 1;
 export const FRAME_TYPE_BINARY = 2;
 export const FRAME_TYPE_JSON = 3;
 export const FRAME_TYPE_FILE = 4;
+/** Ours: the attributes of the next message frame (see the header comment). */
+export const FRAME_TYPE_META = 16;
+/** A META payload larger than this is read, discarded and refused. */
+export const MAX_META_PAYLOAD_BYTES = 4096;
 
 export const FRAME_HEADER_BYTES = 8;
 export const FILE_NAME_LEN_BYTES = 2;
@@ -41,6 +52,8 @@ export function frameTypeName(type: number): string {
       return 'JSON';
     case FRAME_TYPE_FILE:
       return 'FILE';
+    case FRAME_TYPE_META:
+      return 'META';
     default:
       return `UNKNOWN(${type >>> 0})`;
   }
@@ -208,4 +221,45 @@ export function parseAck(text: string | null): ParsedAck {
     if (reason.startsWith(`${code}: `)) return { kind: 'err', code, reason: reason.slice(code.length + 2) };
   }
   return { kind: 'err', code: null, reason };
+}
+
+// ---------------------------------------------------------------- META (message ids, replies)
+
+export { checkReplyTo, isMessageId } from '../wire/message-id.js';
+
+export interface MessageMeta {
+  replyTo: string | null;
+}
+
+export function encodeMeta(m: MessageMeta): Uint8Array {
+  return Buffer.from(JSON.stringify(m.replyTo === null ? { v: 1 } : { v: 1, reply_to: m.replyTo }), 'utf8');
+}
+
+/** Total: any bytes give a value or invalid_argument. Unknown fields are ignored (newer senders). */
+export function decodeMeta(payload: Uint8Array): Result<MessageMeta> {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'));
+  } catch {
+    return err('invalid_argument', 'META payload is not JSON');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return err('invalid_argument', 'META payload is not an object');
+  const o = v as Record<string, unknown>;
+  if (o.v !== 1) return err('invalid_argument', `unknown META version ${JSON.stringify(o.v)}`);
+  if (o.reply_to === undefined || o.reply_to === null) return ok({ replyTo: null });
+  if (typeof o.reply_to !== 'string') return err('invalid_argument', 'META reply_to is not a string');
+  const r = checkReplyTo(o.reply_to);
+  return r.ok ? ok({ replyTo: r.value }) : r;
+}
+
+/** Our receiver's answer to a META frame: the ACK text plus the id the next message will get. */
+export function metaAckText(payloadBytes: number, id: string): string {
+  return `${ackText(FRAME_TYPE_META, payloadBytes)} id=${id}`;
+}
+
+/** The id in a META ACK; null for anything else (an original receiver's "ACK UNKNOWN(16) …", no ACK). */
+export function parseMetaAck(text: string | null): string | null {
+  if (text === null) return null;
+  const m = /^ACK META \d+ bytes id=(\S+)$/.exec(text);
+  return m !== null && isMessageId(m[1]!) ? m[1]! : null;
 }

@@ -9,7 +9,7 @@
 // `quota_exceeded` (data-exchange-codec.ts); the sending side turns that into the typed error.
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { basename } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
 import type { PilotError } from '../core/errors.js';
@@ -19,6 +19,12 @@ import type { MessageType, PeerRef, PilotStream, ProgressFn, ServiceHost } from 
 import {
   ackText,
   decodeFrameHeader,
+  decodeMeta,
+  encodeMeta,
+  FRAME_TYPE_META,
+  MAX_META_PAYLOAD_BYTES,
+  metaAckText,
+  parseMetaAck,
   encodeFileFramePrefix,
   encodeFrame,
   errAckText,
@@ -94,11 +100,32 @@ function refusal(type: number, e: PilotError): string {
 
 type FrameOutcome = { ack: string } | { drop: string };
 
+/** What a META frame announced for the next frame: the id it gets and what it replies to. */
+interface PendingMeta {
+  id: string;
+  replyTo: string | null;
+}
+
+/** Read a META frame; on success the next message frame gets `meta`. */
+async function receiveMetaFrame(reader: StreamReader, payloadBytes: number): Promise<{ ack: string; meta: PendingMeta | null } | { drop: string }> {
+  if (payloadBytes > MAX_META_PAYLOAD_BYTES) {
+    const d = await drain(reader, payloadBytes);
+    return d.ok ? { ack: errAckText(FRAME_TYPE_META, `META of ${payloadBytes} bytes is too large (max ${MAX_META_PAYLOAD_BYTES})`), meta: null } : { drop: d.error.message };
+  }
+  const p = await reader.readExactStrict(payloadBytes);
+  if (!p.ok) return { drop: p.error.message };
+  const m = decodeMeta(p.value);
+  if (!m.ok) return { ack: errAckText(FRAME_TYPE_META, m.error.message), meta: null };
+  const id = randomUUID();
+  return { ack: metaAckText(payloadBytes, id), meta: { id, replyTo: m.value.replyTo } };
+}
+
 /** Serve one data exchange connection until the peer closes it or breaks the protocol. */
 export async function serveDataExchange(stream: PilotStream, deps: DataExchangeServerDeps): Promise<void> {
   const log = deps.logger.child({ service: 'dataexchange', remote: stream.remoteAddr });
   guardStream(stream, log);
   const reader = new StreamReader(stream);
+  let meta: PendingMeta | null = null;
   for (;;) {
     const header = await reader.readExact(FRAME_HEADER_BYTES);
     if (!header.ok) {
@@ -118,10 +145,16 @@ export async function serveDataExchange(stream: PilotStream, deps: DataExchangeS
       await serveFileTransfer(stream, reader, header.value, deps.fileTransfer);
       return;
     }
-    const outcome =
-      h.value.type === FRAME_TYPE_FILE
-        ? await receiveFileFrame(stream, reader, h.value.payloadBytes, deps, log)
-        : await receiveMessageFrame(stream, reader, h.value.type, h.value.payloadBytes, deps, log);
+    // A META applies to the frame right after it only.
+    const announced = meta;
+    meta = null;
+    let outcome: FrameOutcome;
+    if (h.value.type === FRAME_TYPE_META) {
+      const m = await receiveMetaFrame(reader, h.value.payloadBytes);
+      if ('meta' in m) meta = m.meta;
+      outcome = m;
+    } else if (h.value.type === FRAME_TYPE_FILE) outcome = await receiveFileFrame(stream, reader, h.value.payloadBytes, deps, log);
+    else outcome = await receiveMessageFrame(stream, reader, h.value.type, h.value.payloadBytes, deps, log, announced);
     if ('drop' in outcome) {
       log.debug({ err: outcome.drop }, 'connection dropped');
       stream.destroy();
@@ -143,6 +176,7 @@ async function receiveMessageFrame(
   payloadBytes: number,
   deps: DataExchangeServerDeps,
   log: Logger,
+  meta: PendingMeta | null = null,
 ): Promise<FrameOutcome> {
   const mt = messageTypeOf(type);
   if (mt === null || mt === 'file') {
@@ -155,6 +189,7 @@ async function receiveMessageFrame(
     from_hostname: deps.hostnameOf(stream.remoteNodeId),
     type: mt,
     bytes: payloadBytes,
+    ...(meta ? { id: meta.id, reply_to: meta.replyTo } : {}),
   });
   const r = await pump(reader, payloadBytes, sink.ok ? sink.value : null);
   if ('drop' in r) return r;
@@ -239,6 +274,11 @@ export interface SendOptions {
   timeoutMs?: number;
 }
 
+export interface SendMessageOptions extends SendOptions {
+  /** The id of the message this one answers (stored by the receiver as `reply_to`). */
+  replyTo?: string;
+}
+
 /** The contract's {bytes, ack} plus the original's JSON fields (target, type, and the ACK text). */
 export interface SendMessageReport {
   target: string;
@@ -248,6 +288,10 @@ export interface SendMessageReport {
   ack: boolean;
   /** The ACK frame's text as the original prints it in "ack", e.g. "ACK TEXT 5 bytes"; null if none came. */
   ack_text: string | null;
+  /** The id the receiver stored the message under (replies name it in reply_to); null from an original receiver. */
+  id: string | null;
+  /** What this message answers, when sent with replyTo. */
+  reply_to?: string;
 }
 
 export interface SendFileReport {
@@ -300,7 +344,7 @@ export async function sendMessage(
   peer: PeerRef,
   data: Uint8Array,
   type: MessageType,
-  opts: SendOptions = {},
+  opts: SendMessageOptions = {},
 ): Promise<Result<SendMessageReport>> {
   if (type === 'file') return err('invalid_argument', 'use send-file for files', { hint: 'pilotctl send-file <peer> <path>' });
   if (type !== 'text' && type !== 'json' && type !== 'binary') {
@@ -308,23 +352,31 @@ export async function sendMessage(
   }
   const frame = encodeFrame(frameTypeOf(type), data);
   if (!frame.ok) return frame;
+  const replyTo = opts.replyTo ?? null;
+  const meta = encodeFrame(FRAME_TYPE_META, encodeMeta({ replyTo }));
+  if (!meta.ok) return meta;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
   const dialed = await dialDataExchange(host, peer, timeoutMs);
   if (!dialed.ok) return dialed;
   const stream = dialed.value;
   const reader = new StreamReader(stream);
   try {
-    const w = await writeChunk(stream, frame.value);
+    // META and the message in one write; the two ACKs come back in order.
+    const w = await writeChunk(stream, Buffer.concat([meta.value, frame.value]));
     if (!w.ok) return err('connection_failed', `send: ${w.error.message}`);
-    const ackTextValue = await readAck(stream, reader, timeoutMs);
+    const metaAck = await readAck(stream, reader, timeoutMs);
+    const ackTextValue = metaAck === null ? null : await readAck(stream, reader, timeoutMs);
     const refused = quotaRefusal(stream.remoteAddr, ackTextValue);
     if (refused !== null) return refused;
+    const isAcked = ackTextValue !== null && ackTextValue.startsWith('ACK ');
     return ok({
       target: stream.remoteAddr,
       type,
       bytes: data.length,
-      ack: ackTextValue !== null && ackTextValue.startsWith('ACK '),
+      ack: isAcked,
       ack_text: ackTextValue,
+      id: isAcked ? parseMetaAck(metaAck) : null,
+      ...(replyTo !== null ? { reply_to: replyTo } : {}),
     });
   } finally {
     closeStream(stream);

@@ -12,6 +12,11 @@
 // its final name (rename) only when complete and is deleted on abort. Storage quotas (quota.ts) are checked
 // before the first byte (declared size) and while writing (actual stored size). Listing is paged: files sort
 // by the stamp in their name (no need to open them), `since` is the last key seen.
+//
+// Issue 14: a message carries the id its sender learnt from the META ack and, for a reply, `reply_to`; the id
+// ends the file name (`<TYPE>-<stamp>-<seq>-<id>.json`) so `inbox read ID` needs no file opened. Queries
+// (--from, --before, --latest, read ID, reply waits) are decided in inbox-query.ts; filters read only each
+// file's head (the fields before `data`).
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,6 +28,22 @@ import type { InboxMessage, MessageType, VirtualAddrText } from '../node/api.js'
 import { DEFAULT_STORAGE_QUOTAS } from '../node/daemon-options.js';
 import { codeOf, createExclusive, ensureDir, moveAside, openForScan, sweepStaleTemps, tempNameFor } from './fs-safe.js';
 import { inboxLimitsOf, StorageQuota, type QuotaLimits, type Reservation, type StoredUsage } from './quota.js';
+import {
+  compileFilters,
+  fileStamp,
+  hasFilters,
+  headFromPrefix,
+  idInName,
+  inboxKeyOf,
+  matchesHead,
+  parseBound,
+  selectNames,
+  type CompiledFilters,
+  type InboxFilters,
+  type MessageHead,
+} from './inbox-query.js';
+
+export { fileStamp, inboxKeyOf } from './inbox-query.js';
 
 export type InboxMessageType = Exclude<MessageType, 'file'>;
 
@@ -41,9 +62,13 @@ export interface IncomingMessageMeta {
   type: InboxMessageType;
   /** Payload bytes the sender declared (the frame length). */
   bytes: number;
+  /** The id announced in the sender's META ack (default: a new one). */
+  id?: string;
+  /** The message this one answers (from META). */
+  reply_to?: string | null;
 }
 
-export interface IncomingMessage extends Omit<IncomingMessageMeta, 'bytes'> {
+export interface IncomingMessage extends Omit<IncomingMessageMeta, 'bytes' | 'id'> {
   payload: Uint8Array;
 }
 
@@ -63,25 +88,28 @@ export interface InboxOptions {
   onStored?: (m: InboxEntryMeta) => void;
 }
 
-export interface InboxPageOptions {
+export interface InboxPageOptions extends InboxFilters {
   /** At most this many messages (default: all). */
   limit?: number;
   /** Stop adding messages once their stored size passes this (at least one is always returned). */
   maxBytes?: number;
   /** Only messages after this cursor (a page's next_since) or received at/after this RFC 3339 time. */
   since?: string;
+  /** Only messages before this cursor (a --latest page's next_before) or received before this RFC 3339 time. */
+  before?: string;
+  /** Newest first; the cursor for the next page is then `next_before`. */
+  isLatest?: boolean;
+  /** With filters: stop after looking at this many files (has_more says to go on from the cursor). */
+  maxScanned?: number;
 }
 
 export interface InboxPage {
   messages: StoredInboxMessage[];
-  /** Cursor for the next page: pass it as `since`. null when the page is empty. */
+  /** Cursor for the next page (oldest-first pages): pass it as `since`. null when the page is empty. */
   next_since: string | null;
+  /** Cursor for the next --latest page: pass it as `before`. null unless the page is newest first and not empty. */
+  next_before: string | null;
   has_more: boolean;
-}
-
-/** Listing order key of a file name: the name without `TYPE-` and `.json` (= the stamp, then the id). */
-export function inboxKeyOf(fileName: string): string {
-  return fileName.replace(/\.json$/, '').replace(/^[A-Z]+-/, '');
 }
 
 /**
@@ -89,15 +117,7 @@ export function inboxKeyOf(fileName: string): string {
  * Errors: invalid_argument.
  */
 export function parseSince(since: string): Result<{ key: string; isInclusive: boolean }> {
-  if (/^\d{4}-\d{2}-\d{2}T/.test(since)) {
-    const t = Date.parse(since);
-    if (Number.isNaN(t)) return err('invalid_argument', `invalid --since time '${since}'`, { hint: 'an RFC 3339 time like 2026-01-02T03:04:05Z, or a next_since value' });
-    return ok({ key: fileStamp(new Date(t)), isInclusive: true });
-  }
-  if (since.length > 256 || !/^[\x21-\x7e]*$/.test(since)) {
-    return err('invalid_argument', 'invalid --since cursor', { hint: 'pass the next_since value of the previous page, or an RFC 3339 time' });
-  }
-  return ok({ key: since, isInclusive: false });
+  return parseBound(since, 'since');
 }
 
 /** Streaming JSON-string / base64 encoder for one payload; chunk boundaries may split characters. */
@@ -140,14 +160,6 @@ export function rfc3339(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-/** The original's "20060102-150405.000" stamp (UTC here; the original used local time). */
-export function fileStamp(d: Date): string {
-  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
-  return (
-    `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-` +
-    `${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds(), 3)}`
-  );
-}
 
 const MESSAGE_TYPES: readonly InboxMessageType[] = ['text', 'json', 'binary'];
 
@@ -161,7 +173,7 @@ function parseRecord(fileName: string, value: unknown): StoredInboxMessage | nul
   const computedBytes = encoding === 'base64' ? Buffer.from(v.data, 'base64').length : Buffer.byteLength(v.data, 'utf8');
   const size = typeof v.size === 'number' ? v.size : typeof v.bytes === 'number' ? v.bytes : computedBytes;
   return {
-    id: typeof v.id === 'string' ? v.id : fileName.replace(/\.json$/, ''),
+    id: idOfRecord(fileName, v),
     from: typeof v.from === 'string' ? v.from : '',
     from_hostname: typeof v.from_hostname === 'string' ? v.from_hostname : null,
     type,
@@ -170,8 +182,30 @@ function parseRecord(fileName: string, value: unknown): StoredInboxMessage | nul
     bytes: typeof v.bytes === 'number' ? v.bytes : size,
     encoding,
     received_at: typeof v.received_at === 'string' ? v.received_at : '',
+    ...(typeof v.reply_to === 'string' ? { reply_to: v.reply_to } : {}),
   };
 }
+
+/** A record's id: its own field, else (the original's files) the file name without `.json`. */
+function idOfRecord(fileName: string, v: Record<string, unknown>): string {
+  return typeof v.id === 'string' ? v.id : fileName.replace(/\.json$/, '');
+}
+
+/** The filter fields of a record (or a head parsed from a file's prefix). */
+function headOfRecord(fileName: string, v: Record<string, unknown>): MessageHead {
+  return {
+    id: idOfRecord(fileName, v),
+    from: typeof v.from === 'string' ? v.from : '',
+    from_hostname: typeof v.from_hostname === 'string' ? v.from_hostname : null,
+    reply_to: typeof v.reply_to === 'string' ? v.reply_to : null,
+  };
+}
+
+/** Files a filtered page looks at per call by default; the caller pages on from the cursor. */
+export const INBOX_MAX_SCANNED = 20_000;
+
+/** A stored message arrived (after its file got its name). */
+export type InboxListener = (m: InboxEntryMeta) => void;
 
 export class Inbox {
   private readonly logger: Logger | undefined;
@@ -199,7 +233,7 @@ export class Inbox {
    * quota_exceeded (nothing written), internal (disk). Does I/O.
    */
   async begin(m: IncomingMessageMeta): Promise<Result<IncomingInboxMessage>> {
-    const id = randomUUID();
+    const id = m.id ?? randomUUID();
     const isBinary = m.type === 'binary';
     const fixed = {
       id,
@@ -209,6 +243,7 @@ export class Inbox {
       encoding: isBinary ? ('base64' as const) : ('utf8' as const),
       bytes: m.bytes,
       size: m.bytes,
+      ...(m.reply_to ? { reply_to: m.reply_to } : {}),
     };
     // The sender first (the quota scan reads it from the head), data, then the time it was complete.
     const head = Buffer.from(JSON.stringify(fixed).slice(0, -1) + ',"data":"', 'utf8');
@@ -282,7 +317,7 @@ export class Inbox {
           await abort();
           return err('internal', `cannot write ${tmpPath}: ${(e as Error).message}`, { cause: e, hint: 'check free disk space' });
         }
-        const placed = await self.place(tmpPath, m.type, at);
+        const placed = await self.place(tmpPath, m.type, at, id);
         if (!placed.ok) {
           await abort();
           return placed;
@@ -290,6 +325,7 @@ export class Inbox {
         isDone = true;
         quota.commit();
         self.onStored?.(meta);
+        self.notify(meta);
         return ok(meta);
       },
       abort,
@@ -301,12 +337,12 @@ export class Inbox {
    * handed out and renamed one at a time with a per-process sequence, so listing keys grow in the order
    * messages appear: a pager holding `since` never misses one that lands after its page.
    */
-  private place(tmpPath: string, type: InboxMessageType, at: Date): Promise<Result<void>> {
+  private place(tmpPath: string, type: InboxMessageType, at: Date, id: string): Promise<Result<void>> {
     const run = async (): Promise<Result<void>> => {
       // Never behind the previous name, even if this message's clock read came first (its fsync took longer).
       if (at.getTime() > this.lastPlacedMs) this.lastPlacedMs = at.getTime();
       this.seq = (this.seq + 1) >>> 0;
-      const name = `${type.toUpperCase()}-${fileStamp(new Date(this.lastPlacedMs))}-${this.seq.toString(16).padStart(8, '0')}.json`;
+      const name = `${type.toUpperCase()}-${fileStamp(new Date(this.lastPlacedMs))}-${this.seq.toString(16).padStart(8, '0')}-${id}.json`;
       try {
         await fsp.rename(tmpPath, join(this.dir, name));
         return ok();
@@ -349,33 +385,43 @@ export class Inbox {
   }
 
   /**
-   * One page of messages, oldest first. A file that does not parse is renamed `<name>.corrupt` (never over
-   * another file) and skipped with a warning. Errors: invalid_argument (since), internal. Does I/O.
+   * One page of messages, oldest first (newest first with `isLatest`), cut to since/before and, with filters
+   * (id, from, replyTo), to the messages whose head matches. A file that does not parse is renamed
+   * `<name>.corrupt` (never over another file) and skipped with a warning. Errors: invalid_argument (a bound, from),
+   * internal. Does I/O.
    */
   async page(opts: InboxPageOptions = {}): Promise<Result<InboxPage>> {
     const limit = opts.limit ?? Infinity;
     const maxBytes = opts.maxBytes ?? Infinity;
-    let from: { key: string; isInclusive: boolean } | null = null;
-    if (opts.since !== undefined && opts.since !== '') {
-      const s = parseSince(opts.since);
-      if (!s.ok) return s;
-      from = s.value;
-    }
+    const filters = compileFilters(opts);
+    if (!filters.ok) return filters;
+    const f = filters.value;
+    const isFiltered = hasFilters(f);
+    const maxScanned = isFiltered ? (opts.maxScanned ?? INBOX_MAX_SCANNED) : Infinity;
     const all = await this.names();
     if (!all.ok) return all;
-    const names = from === null ? all.value : all.value.filter((n) => (from.isInclusive ? inboxKeyOf(n) >= from.key : inboxKeyOf(n) > from.key));
+    const picked = selectNames(all.value, { since: opts.since, before: opts.before, isLatest: opts.isLatest });
+    if (!picked.ok) return picked;
+    let names = picked.value;
+    // read ID: names that carry an id are told apart without opening them.
+    if (f.id !== null) names = names.filter((n) => idInName(n) === null || idInName(n) === f.id);
     const messages: StoredInboxMessage[] = [];
     let usedBytes = 0;
     let lastKey: string | null = null;
     let i = 0;
-    for (; i < names.length && messages.length < limit; i++) {
+    for (; i < names.length && messages.length < limit && i < maxScanned; i++) {
       const name = names[i]!;
       const path = join(this.dir, name);
+      lastKey = inboxKeyOf(name);
+      if (isFiltered && !(await this.headMatches(name, f))) continue;
       let text: string;
       try {
         const st = await fsp.lstat(path); // a symlink planted in the inbox is not followed
         if (!st.isFile()) continue;
-        if (messages.length > 0 && usedBytes + st.size > maxBytes) break;
+        if (messages.length > 0 && usedBytes + st.size > maxBytes) {
+          lastKey = i > 0 ? inboxKeyOf(names[i - 1]!) : null;
+          break;
+        }
         text = await fsp.readFile(path, 'utf8');
       } catch (e) {
         if (codeOf(e) === 'ENOENT') continue; // cleared or moved meanwhile
@@ -389,16 +435,120 @@ export class Inbox {
         parsed = undefined;
       }
       const msg = parseRecord(name, parsed);
-      lastKey = inboxKeyOf(name);
       if (msg === null) {
         const moved = await moveAside(path, `${path}.corrupt`);
         this.logger?.warn({ path, kept_as: moved.ok ? moved.value : null }, 'inbox: corrupt message file moved aside');
         continue;
       }
+      if (isFiltered && !matchesHead(msg, f)) continue; // the whole record decides (heads are a shortcut)
       usedBytes += text.length;
       messages.push(msg);
     }
-    return ok({ messages, next_since: lastKey, has_more: i < names.length });
+    const hasMore = i < names.length;
+    const cursor = messages.length > 0 || hasMore ? lastKey : null;
+    return ok({
+      messages,
+      next_since: opts.isLatest ? null : cursor,
+      next_before: opts.isLatest ? cursor : null,
+      has_more: hasMore,
+    });
+  }
+
+  /** Whether a file may match `f`, from its head only (no head readable: true, the whole record decides). */
+  private async headMatches(name: string, f: CompiledFilters): Promise<boolean> {
+    const embedded = idInName(name);
+    if (f.id !== null && embedded !== null && embedded !== f.id) return false;
+    if (f.from === null && f.replyTo === null && (f.id === null || embedded !== null)) return true;
+    let fh: FileHandle | undefined;
+    try {
+      fh = await openForScan(join(this.dir, name));
+      const head = Buffer.alloc(HEAD_BYTES);
+      const { bytesRead } = await fh.read(head, 0, HEAD_BYTES, 0);
+      const h = headFromPrefix(head.subarray(0, bytesRead).toString('utf8'));
+      return h === null ? true : matchesHead(headOfRecord(name, h), f);
+    } catch {
+      return true; // page() reports what it cannot read
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
+  }
+
+  /** One message by id. Errors: not_found, internal. Does I/O. */
+  async read(id: string): Promise<Result<StoredInboxMessage>> {
+    const p = await this.page({ id, limit: 1, maxScanned: Infinity });
+    if (!p.ok) return p;
+    const m = p.value.messages[0];
+    if (!m) return err('not_found', `no message ${id} in the inbox`, { hint: 'list ids with `pilotctl inbox`' });
+    return ok(m);
+  }
+
+  private readonly listeners = new Set<InboxListener>();
+
+  /** Call `fn` for every message stored from now on; returns the unsubscribe function. */
+  onMessage(fn: InboxListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private notify(m: InboxEntryMeta): void {
+    for (const fn of [...this.listeners]) {
+      try {
+        fn(m);
+      } catch (e) {
+        this.logger?.warn({ err: (e as Error).message }, 'inbox listener failed');
+      }
+    }
+  }
+
+  /**
+   * The first message matching `q` (a reply: `replyTo`, optionally `from`) stored since `since` (a cursor or
+   * RFC 3339 time; default: only messages from now on), waiting up to `timeoutMs`. A reply to another message
+   * never ends the wait. `signal` aborts it (timeout). Errors: timeout, invalid_argument, internal. Does I/O.
+   */
+  async waitFor(q: InboxFilters & { since?: string }, timeoutMs: number, signal?: AbortSignal): Promise<Result<StoredInboxMessage>> {
+    const filters = compileFilters(q);
+    if (!filters.ok) return filters;
+    const f = filters.value;
+    if (q.since !== undefined) {
+      const b = parseBound(q.since, 'since');
+      if (!b.ok) return b;
+    }
+    let settle!: (r: Result<StoredInboxMessage>) => void;
+    const done = new Promise<Result<StoredInboxMessage>>((resolve) => (settle = resolve));
+    let isSettled = false;
+    const finish = (r: Result<StoredInboxMessage>): void => {
+      if (isSettled) return;
+      isSettled = true;
+      settle(r);
+    };
+    // Listen first, then look at what is stored already: a reply that lands in between is seen either way.
+    const off = this.onMessage((m) => {
+      if (!matchesHead({ ...m, reply_to: m.reply_to ?? null }, f)) return;
+      void this.read(m.id).then((r) => {
+        if (r.ok) finish(r);
+      });
+    });
+    const timer = setTimeout(() => finish(err('timeout', `no matching message within ${timeoutMs} ms`, { hint: 'raise the wait, or check the peer: pilotctl ping <peer>' })), timeoutMs);
+    const onAbort = (): void => finish(err('timeout', 'wait cancelled'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    if (q.since !== undefined) {
+      void (async () => {
+        let since: string | undefined = q.since;
+        for (;;) {
+          const p = await this.page({ ...q, since, limit: 1 });
+          if (!p.ok) return finish(p);
+          if (p.value.messages[0]) return finish(ok(p.value.messages[0]));
+          if (!p.value.has_more || p.value.next_since === null || isSettled) return;
+          since = p.value.next_since;
+        }
+      })();
+    }
+    const r = await done;
+    off();
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+    return r;
   }
 
   /** All readable messages, oldest first (see page()). Errors: internal. Does I/O. */

@@ -149,7 +149,11 @@ test('send_message and inbox round trip', async () => {
   const a = c.node('alpha');
   const text = `hello over mcp ${randomBytes(4).toString('hex')}`;
   const sent = await ok(alpha, 'send_message', { peer: 'beta', data: text, timeout: '20s' });
-  assert.deepEqual(sent, { target: c.node('beta').address, type: 'text', bytes: Buffer.byteLength(text), ack: true });
+  // The original's fields unchanged; issue 14 added the receiver's message id (and the ACK text).
+  const { id: sentId, ack_text: ackText, ...original } = sent;
+  assert.deepEqual(original, { target: c.node('beta').address, type: 'text', bytes: Buffer.byteLength(text), ack: true });
+  assert.match(sentId, /^[0-9a-f-]{36}$/);
+  assert.equal(ackText, `ACK TEXT ${Buffer.byteLength(text)} bytes`);
   const json = await ok(alpha, 'send_message', { peer: 'beta', data: '{"k":1}', type: 'json' });
   assert.equal(json.type, 'json');
   const inbox = await waitFor('the messages in beta\'s inbox', async () => {
@@ -160,6 +164,21 @@ test('send_message and inbox round trip', async () => {
   assert.ok(m, JSON.stringify(inbox));
   assert.equal(m.from, a.address);
   assert.equal(m.type, 'text');
+  assert.equal(m.id, sentId);
+  // wait (true) + reply_to: beta answers the message alpha waits on.
+  const waiting = ok(alpha, 'send_message', { peer: 'beta', data: 'are you there?', wait: true, timeout: '60s' });
+  const q = await waitFor('the question in beta\'s inbox', async () => {
+    const r = await ok(beta, 'inbox', { latest: true });
+    return r.messages[0]?.data === 'are you there?' ? r.messages[0] : null;
+  });
+  await ok(beta, 'send_message', { peer: 'alpha', data: 'yes', reply_to: q.id });
+  const answered = await waiting;
+  assert.equal(answered.reply.data, 'yes');
+  assert.equal(answered.reply.reply_to, q.id);
+  const inboxNow = await ok(beta, 'inbox');
+  assert.equal(inboxNow.total, inbox.messages.length + 1);
+  inbox.messages = inboxNow.messages;
+  inbox.total = inboxNow.total;
   assert.equal(inbox.total, inbox.messages.length);
   const page = await ok(beta, 'inbox', { limit: 1 });
   assert.equal(page.messages.length, 1);

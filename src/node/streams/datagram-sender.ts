@@ -13,6 +13,8 @@ import type { ConnectionTable } from './connection-table.js';
 const MAX_REF_CACHE = 4096;
 
 export interface DatagramSenderDeps extends SuiteChoiceDeps {
+  /** Our node id (0 until registered): datagrams to it take the loopback suite. */
+  selfId?(): number;
   resolver: Pick<PeerResolver, 'resolveRef' | 'dialPlanFor'>;
   tunnels: Pick<NoiseSuite, 'peers' | 'ensureSession'>;
   conns: Pick<ConnectionTable, 'sendDatagram'>;
@@ -37,6 +39,8 @@ export class DatagramSender {
   private async sendSlow(to: PeerRef, fromPort: number, toPort: number, data: Uint8Array): Promise<Result<void>> {
     const id = await this.deps.resolver.resolveRef(to);
     if (!id.ok) return id;
+    const self = this.deps.selfId?.() ?? 0;
+    if (self !== 0 && id.value === self) return this.deps.conns.sendDatagram(self, 'self', fromPort, toPort, data);
     const s = await ensureSuite(this.deps, id.value, V05_CONNECT_TIMEOUT_MS);
     if (!s.ok) return s;
     if (s.value.suite === 'noise') {

@@ -5,7 +5,9 @@
 //   noise: our transport (transport/connection.ts) in Noise sessions (tunnel manager); connection id demuxes.
 //   v0.5:  the original's transport (transport/legacy-connection.ts) in PILS sessions (peers/legacy-suite.ts);
 //          (local port, remote port) demuxes, as in the original.
-import { err, type Result } from '../../core/result.js';
+//   self:  our transport with no session at all: a node talking to itself (`connect <own hostname> 7`), like
+//          localhost. Both ends live in this one table, so the demux key also names the end (see loopbackStreams).
+import { err, ok, type Result } from '../../core/result.js';
 import type { Micros } from '../../core/clock.js';
 import type { Rng } from '../../core/rng.js';
 import { Connection, type ConnectionOptions } from '../../transport/connection.js';
@@ -23,7 +25,7 @@ import { decodePacket, writePacketUnchecked, FLAG_ACK, FLAG_RST, FLAG_SYN, PACKE
 import { LEGACY_MSS } from '../../wire/legacy-control.js';
 import { readU16 } from '../../wire/bytes.js';
 
-export type SuiteName = 'noise' | 'v0.5';
+export type SuiteName = 'noise' | 'v0.5' | 'self';
 
 /** The demultiplexing fields of one stream segment. */
 export interface SegmentHead {
@@ -145,5 +147,66 @@ export function legacyStreams(sessions: LegacySessions, options: LegacyConnectio
     },
     send: (peer, segment, nowUs) => sessions.sendPlaintext(peer, segment, nowUs),
     sendDatagram: (peer, srcPort, dstPort, data) => sessions.sendDatagram(peer, srcPort, dstPort, data),
+  };
+}
+
+/** What the loopback suite needs of the node: hand segments and datagrams back to it, as from itself. */
+export interface LoopbackDeps {
+  /** Deliver `segment` (a copy the callee may keep) to the table as a segment from this node, later in this turn. */
+  deliverSegment(segment: Uint8Array): void;
+  /** Deliver one datagram (a copy) to this node's datagram port `dstPort`, from `srcPort`. */
+  deliverDatagram(srcPort: number, dstPort: number, data: Uint8Array): void;
+  /** Connection ids. */
+  rng: Rng;
+  options?: ConnectionOptions;
+}
+
+/** Datagrams to ourselves never leave the process; the IPC channel's own cap is the limit. */
+const LOOPBACK_MAX_DATAGRAM_BYTES = 65_535;
+
+/**
+ * The `self` suite: the node's own transport (transport/connection.ts) between two ends in this table, with no
+ * tunnel. A connection id alone cannot tell the dialing end from the accepting one (both see the same id), so the
+ * key is (low 16 bits of the connection id, the port the segment is addressed to): the dialer's segments go to the
+ * service port, the acceptor's to the dialer's ephemeral port. connect() hands out ids whose low 16 bits count
+ * up, so two live loopback connections to one port never share a key.
+ */
+export function loopbackStreams(deps: LoopbackDeps): StreamSuite {
+  const peekBuf: SegmentPeek = { flags: 0, srcPort: 0, dstPort: 0, connId: 0, isSyn: false, isRst: false };
+  const head: SegmentHead = { key: 0, localPort: 0, remotePort: 0, opens: false };
+  const options = deps.options ?? {};
+  const keyOf = (connId: number, localPort: number): number => (connId & 0xffff) * 0x10000 + localPort;
+  let counter = 0;
+  return {
+    name: 'self',
+    maxSegmentBytes: NOISE_TX_BYTES,
+    peek(segment) {
+      if (segment[0] !== KIND_STREAM) return null;
+      const p = peekSegmentHeader(segment, peekBuf);
+      if (!p.ok) return null;
+      head.key = keyOf(p.value.connId, p.value.dstPort);
+      head.localPort = p.value.dstPort;
+      head.remotePort = p.value.srcPort;
+      head.opens = p.value.isSyn && !p.value.isRst;
+      return head;
+    },
+    connect(_peer, localPort, remotePort, nowUs) {
+      counter = (counter + 1) & 0xffff;
+      const connId = (1 + deps.rng.int(0xffff)) * 0x10000 + counter;
+      return { conn: Connection.connect({ ...options, localPort, remotePort, connId }, nowUs), key: keyOf(connId, localPort) };
+    },
+    accept: (_peer, segment, nowUs) => Connection.accept(segment, options, nowUs),
+    resetFor: (segment, buf) => encodeResetFor(segment, buf),
+    send(_peer, segment) {
+      deps.deliverSegment(segment.slice());
+      return ok();
+    },
+    sendDatagram(_peer, srcPort, dstPort, data) {
+      if (data.length > LOOPBACK_MAX_DATAGRAM_BYTES) {
+        return err('invalid_argument', `datagram of ${data.length} bytes is too large`, { hint: `datagrams carry at most ${LOOPBACK_MAX_DATAGRAM_BYTES} bytes; use a stream` });
+      }
+      deps.deliverDatagram(srcPort, dstPort, data.slice());
+      return ok();
+    },
   };
 }

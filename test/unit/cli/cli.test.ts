@@ -213,7 +213,8 @@ test('listen prints datagrams: bounded envelope and unbounded NDJSON', async () 
 
 test('messages and files: send-message, inbox, send-file, received', async () => {
   const m = await ok(['send-message', 'agent-alpha', '--data', 'hello there']);
-  assert.deepEqual(m, { target: '0:0000.0000.0007', type: 'text', bytes: 11, ack: true });
+  // The original's fields, unchanged; issue 14 added id and ack_text (null from a daemon that reports none).
+  assert.deepEqual(m, { target: '0:0000.0000.0007', type: 'text', bytes: 11, ack: true, id: null, ack_text: null });
   assert.match(await text(['send-message', 'agent-alpha', '--data', '{"a":1}', '--type', 'json']), /sent json message/);
   await fails(['send-message', 'agent-alpha', '--data', '{bad', '--type', 'json'], 'invalid_argument', 2);
   await fails(['send-message', 'agent-alpha', '--data', 'x', '--type', 'xml'], 'invalid_argument', 2);

@@ -429,6 +429,21 @@ export class FakeNode implements NodeApi {
     progress?.(bytes, bytes);
     return ok({ bytes, duration_ms: 100, send_mbps: bytes / 1024 / 1024 / 0.1, throughput_mbps: bytes / 1024 / 1024 / 0.1 });
   }
+  // issue 14 (msgs): reply waits and the registry admin commands.
+  async waitMessage(q: { replyTo: string; from?: string; timeoutMs: number }): Promise<Result<{ message: InboxMessage }>> {
+    const m = this.inboxList.find((x) => x.reply_to === q.replyTo);
+    return m ? ok({ message: m }) : err('timeout', `no reply to ${q.replyTo} within ${q.timeoutMs} ms`);
+  }
+  async register(opts: { listenAddr?: string } = {}): Promise<Result<{ node_id: number; address: string; public_key: string; hostname: string | null; listen_addr: string }>> {
+    return ok({ node_id: SELF.node_id, address: SELF.address, public_key: 'SELF', hostname: this.hostname, listen_addr: opts.listenAddr ?? '127.0.0.1:4000' });
+  }
+  async deregister(): Promise<Result<{ node_id: number; status: 'deregistered' }>> {
+    return ok({ node_id: SELF.node_id, status: 'deregistered' });
+  }
+  async lookup(nodeId: number): Promise<Result<{ node_id: number; address: string; public_key: string; public: boolean; polo_score: number; task_exec: boolean }>> {
+    const p = this.resolve(String(nodeId));
+    return p ? ok({ node_id: p.node_id, address: p.address, public_key: p.public_key, public: p.public, polo_score: 0, task_exec: false }) : err('not_found', `node ${nodeId} not found`);
+  }
   async peers(): Promise<Result<{ peers: PeerEntry[] }>> {
     return ok({
       peers: PEERS.map((p) => ({ node_id: p.node_id, address: p.address, hostname: p.hostname, endpoint: '127.0.0.1:4001', path: 'direct', encrypted: true, suite: 'noise', trusted: p.node_id === 7, last_seen_ms: 10, rtt_ms: 0.7, transport: 'udp' })),

@@ -26,6 +26,7 @@ function fixture(opts: { hostname?: string | null; isPublic?: boolean; hostnameR
       setHostname: async (h) => (calls.push(`hostname ${h}`), opts.hostnameResult ?? ok({ hostname: h })),
       setVisibility: async (p) => (calls.push(`public ${p}`), ok({ isPublic: p })),
       setTags: async (t) => (calls.push(`tags ${t.join(',')}`), ok({ tags: t })),
+      deregister: async () => (calls.push('deregister'), ok()),
     },
     identity: generateIdentity(),
     logger: silentLogger(),

@@ -61,7 +61,9 @@ test('send-message text/json/binary: ACK text, inbox fields, one atomic file eac
   const { net, server, client, svc } = setup();
   const t = await sendMessage(client, 'server', Buffer.from('hello world'), 'text');
   assert.ok(t.ok);
-  assert.deepEqual(t.value, { target: server.address, type: 'text', bytes: 11, ack: true, ack_text: 'ACK TEXT 11 bytes' });
+  const { id: sentId, ...rest } = t.value;
+  assert.deepEqual(rest, { target: server.address, type: 'text', bytes: 11, ack: true, ack_text: 'ACK TEXT 11 bytes' });
+  assert.match(String(sentId), /^[0-9a-f-]{36}$/, 'the receiver names the message (META ack)');
   const j = await sendMessage(client, 'server', Buffer.from('{"a":1}'), 'json');
   assert.ok(j.ok && j.value.ack_text === 'ACK JSON 7 bytes');
   const bin = Buffer.from([0, 255, 1, 254]);
@@ -78,14 +80,14 @@ test('send-message text/json/binary: ACK text, inbox fields, one atomic file eac
   assert.equal(text.size, 11);
   assert.equal(text.bytes, 11);
   assert.equal(text.received_at, '2024-05-06T07:08:09Z');
-  assert.match(text.id, /^[0-9a-f-]{36}$/);
+  assert.equal(text.id, sentId, 'stored under the id the sender was told');
   const binary = list.value.find((m) => m.type === 'binary')!;
   assert.equal(binary.encoding, 'base64');
   assert.deepEqual(Buffer.from(binary.data, 'base64'), bin);
 
   const files = readdirSync(join(server.home, 'inbox')).sort();
   assert.equal(files.length, 3);
-  assert.ok(files.every((f) => /^(TEXT|JSON|BINARY)-20240506-070809\.123-[0-9a-f]{8}\.json$/.test(f)), files.join());
+  assert.ok(files.every((f) => /^(TEXT|JSON|BINARY)-20240506-070809\.123-[0-9a-f]{8}-[0-9a-f-]{36}\.json$/.test(f)), files.join());
   const onDisk = JSON.parse(readFileSync(join(server.home, 'inbox', files.find((f) => f.startsWith('TEXT'))!), 'utf8'));
   assert.equal(onDisk.type, 'text');
   assert.equal(onDisk.bytes, 11);
