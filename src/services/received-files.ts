@@ -240,7 +240,9 @@ export class ReceivedFiles {
     const meta: Sidecar = { name: placed.value, from: f.from, from_hostname: f.fromHostname, sha256: f.sha256, size: f.size, received_at: rfc3339(at) };
     const w = await writeFileAtomic(join(this.metaDir, `${placed.value}.json`), JSON.stringify(meta));
     if (!w.ok) this.logger?.warn({ name: placed.value, err: w.error.message }, 'received: sidecar not written');
-    return ok({ ...meta, path: join(this.dir, placed.value), bytes: f.size, modified: meta.received_at });
+    const stored: StoredReceivedFile = { ...meta, path: join(this.dir, placed.value), bytes: f.size, modified: meta.received_at };
+    this.onStored?.(stored); // a resumable transfer's file is received now (webhooks: file.received)
+    return ok(stored);
   }
 
   private async place(tmpPath: string, name: string): Promise<Result<string>> {

@@ -520,7 +520,7 @@ test('config and context', async () => {
     'send-file', 'received', 'subscribe', 'publish', 'ping', 'bench', 'traceroute', 'peers', 'connections', 'disconnect', 'config', 'context',
   ];
   for (const n of names) assert.ok(ctx.commands[n], `context lacks ${n}`);
-  assert.deepEqual(Object.keys(ctx.error_codes).sort(), ['already_exists', 'connection_failed', 'daemon_unverified', 'fingerprint_mismatch', 'identity_changed', 'internal', 'invalid_argument', 'key_retired', 'not_found', 'not_running', 'proxy_failed', 'quota_exceeded', 'timeout', 'unsafe_home']);
+  assert.deepEqual(Object.keys(ctx.error_codes).sort(), ['already_exists', 'connection_failed', 'daemon_unverified', 'fingerprint_mismatch', 'hash_mismatch', 'identity_changed', 'internal', 'invalid_argument', 'key_retired', 'not_found', 'not_running', 'permission_denied', 'policy_denied', 'proxy_failed', 'quota_exceeded', 'timeout', 'unsafe_home', 'verify_failed']);
   assert.ok(ctx.commands['daemon start'].flags.some((f: any) => f.name === '--idle-timeout'), 'daemon start forwards --idle-timeout');
 });
 
