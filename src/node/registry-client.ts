@@ -164,6 +164,7 @@ export class RegistryClient {
   private state: State = 'idle';
   private readyWaiters: (() => void)[] = [];
   private listeners = new Set<(e: RegistryEvent) => void>();
+  private readonly pushFrameListeners = new Set<(m: RegistryMessage) => void>();
   private reconnectAttempt = 0;
   private reconnectTimer: Deadline | null = null;
   private heartbeatTimer: Deadline | null = null;
@@ -225,6 +226,17 @@ export class RegistryClient {
   // ---- lifecycle ----
 
   /** Subscribe to events; returns the unsubscribe function. */
+  /** Push frames this client has no type for (src/node/networks/ decodes its own); returns the unsubscribe. */
+  onPushFrame(listener: (m: RegistryMessage) => void): () => void {
+    this.pushFrameListeners.add(listener);
+    return () => this.pushFrameListeners.delete(listener);
+  }
+
+  /** Fresh signature fields (ts, nonce, signature over `<text>:<ts>:<nonce>`) for requests other rooms build. */
+  freshSignatureFields(text: string): Record<string, unknown> {
+    return this.freshSignature(text);
+  }
+
   on(listener: (e: RegistryEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -892,7 +904,9 @@ export class RegistryClient {
   private onPush(m: RegistryMessage): void {
     const push = decodePush(m);
     if (!push.ok) {
-      this.options.logger?.debug({ type: messageType(m) }, 'unknown registry push ignored');
+      // Pushes of other rooms (push_network_change: src/node/networks/) go to their listeners as frames.
+      if (this.pushFrameListeners.size > 0) for (const l of this.pushFrameListeners) l(m);
+      else this.options.logger?.debug({ type: messageType(m) }, 'unknown registry push ignored');
       return;
     }
     const p = push.value;

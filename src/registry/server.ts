@@ -81,6 +81,7 @@ import {
   type RegistryState,
 } from './state.js';
 import type { RegistryStore } from './store.js';
+import { NetworkRegistry } from './networks.js';
 
 export interface RegistryServerOptions {
   host: string;
@@ -203,6 +204,8 @@ export class RegistryServer {
   private readonly recentEvents: RegistryEvent[] = [];
   private readonly eventListeners = new Set<(e: RegistryEvent) => void>();
   private readonly startedMs: number;
+  /** Custom networks (src/registry/networks.ts): signed membership chains, co-membership for resolve. */
+  private readonly networks: NetworkRegistry;
   readonly stats = {
     requests: 0,
     errors: 0,
@@ -221,6 +224,13 @@ export class RegistryServer {
     this.nowMs = opts.nowMs ?? Date.now;
     this.startedMs = this.nowMs();
     this.beaconSecret = opts.beaconSecret ?? new Uint8Array(randomBytes(32));
+    this.networks = new NetworkRegistry({
+      state,
+      put: (tx, c) => this.put(tx, c),
+      push: (nodeId, msg) => this.push(nodeId, msg),
+      authenticate: (node, msg, text) => this.authenticate(node, msg, text, { requireFresh: true }),
+      logger: opts.logger,
+    });
   }
 
   /** Load the store and listen. internal on a store failure, connection_failed on a bind failure. */
@@ -322,7 +332,7 @@ export class RegistryServer {
       mayPunch: (fromNodeId: number, toNodeId: number): boolean => {
         const to = this.state.nodes.get(toNodeId);
         if (!to || !this.state.nodes.has(fromNodeId)) return false;
-        return to.isPublic || fromNodeId === toNodeId || this.state.trust.has(trustEdge(toNodeId, fromNodeId));
+        return to.isPublic || fromNodeId === toNodeId || this.state.trust.has(trustEdge(toNodeId, fromNodeId)) || this.networks.areCoMembers(fromNodeId, toNodeId);
       },
     };
   }
@@ -528,21 +538,13 @@ export class RegistryServer {
       case 'get_polo_score':
         return this.getPoloScore(msg);
       case 'list_networks':
-        return {
-          reply: {
-            type: 'list_networks_ok',
-            networks: [{ id: 0, name: 'backbone', members: this.state.nodes.size, join_rule: 'open' }],
-          },
-        };
       case 'list_nodes':
-        if (msg.networkId === 0) {
-          return fail('invalid_argument', 'listing backbone nodes is not permitted (use lookup with a specific node_id)');
-        }
-        return fail('not_found', `network ${msg.networkId} not found`);
       case 'create_network':
       case 'join_network':
       case 'leave_network':
-        return fail('invalid_argument', 'custom networks are WIP — only backbone (network 0) is available');
+      case 'network_change':
+      case 'get_network':
+        return this.networks.handle(raw, msg, tx);
       case 'beacon_register':
         return this.beaconRegister();
       case 'beacon_list':
@@ -626,7 +628,8 @@ export class RegistryServer {
 
   /** May `requesterId` see `target`'s endpoint? Public nodes: yes; private: the target must trust it. */
   private mayResolve(requesterId: number, target: NodeRecord): boolean {
-    return target.isPublic || requesterId === target.id || this.state.trust.has(trustEdge(target.id, requesterId));
+    // Members of one custom network resolve each other (the original's resolve does the same).
+    return target.isPublic || requesterId === target.id || this.state.trust.has(trustEdge(target.id, requesterId)) || this.networks.areCoMembers(requesterId, target.id);
   }
 
   /**

@@ -26,6 +26,7 @@ import {
   type HandshakeRequestRecord,
   type HandshakeResponseRecord,
   type KeyHistoryRecord,
+  type NetworkRecord,
   type NodeRecord,
   type RegistryState,
 } from './state.js';
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS proven (key TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, recs TEXT NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS responses (id INTEGER PRIMARY KEY, recs TEXT NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS keyhist (id INTEGER PRIMARY KEY, rec TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS networks (id INTEGER PRIMARY KEY, rec TEXT NOT NULL) STRICT;
 `;
 
 export interface SqliteStoreOptions {
@@ -237,6 +239,8 @@ function prepare(db: Database.Database): Record<string, Stmt> {
     // Key histories (issue 14: rotate-key): one JSON row per node id.
     keysSet: db.prepare('INSERT INTO keyhist (id, rec) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET rec = excluded.rec'),
     keysDel: db.prepare('DELETE FROM keyhist WHERE id = ?'),
+    netSet: db.prepare('INSERT INTO networks (id, rec) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET rec = excluded.rec'),
+    netDel: db.prepare('DELETE FROM networks WHERE id = ?'),
   };
 }
 
@@ -274,6 +278,10 @@ function writeChange(st: Record<string, Stmt>, c: Change): void {
       if (c.v) st.keysSet!.run(c.id, JSON.stringify(c.v));
       else st.keysDel!.run(c.id);
       return;
+    case 'network':
+      if (c.v) st.netSet!.run(c.id, JSON.stringify(c.v));
+      else st.netDel!.run(c.id);
+      return;
   }
 }
 
@@ -299,6 +307,9 @@ function readState(db: Database.Database): RegistryState {
   for (const r of db.prepare('SELECT id, rec FROM keyhist').all() as { id: number; rec: string }[]) {
     changes.push({ k: 'keys', id: r.id, v: JSON.parse(r.rec) as KeyHistoryRecord });
   }
+  for (const r of db.prepare('SELECT id, rec FROM networks').all() as { id: number; rec: string }[]) {
+    changes.push({ k: 'network', id: r.id, v: JSON.parse(r.rec) as NetworkRecord });
+  }
   for (const c of changes) {
     if (!isChange(c)) throw new Error(`malformed row ${JSON.stringify(c).slice(0, 200)}`);
     applyChange(s, c);
@@ -317,5 +328,6 @@ function changesOf(s: RegistryState): Change[] {
   for (const [id, v] of s.inbox) out.push({ k: 'inbox', id, v });
   for (const [id, v] of s.responses) out.push({ k: 'responses', id, v });
   for (const [id, v] of s.keyHistory) out.push({ k: 'keys', id, v });
+  for (const [id, v] of s.networks) out.push({ k: 'network', id, v });
   return out;
 }

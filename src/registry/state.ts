@@ -1,6 +1,7 @@
 // The registry's durable state and the only way to change it: `applyChange`. Every request turns into a list
 // of full-value Changes (set this key to that value), so replaying a log over a snapshot that already holds
 // them is harmless, and the write-ahead log (store.ts) stores exactly what the server applied.
+import type { NetworkChange } from '../crypto/network-chain.js';
 
 import { decodeRotationStatement, type RotationStatement } from '../wire/registry-messages.js';
 
@@ -49,6 +50,12 @@ export interface KeyHistoryRecord {
   rotations: RotationStatement[];
 }
 
+/** A custom network (issue 15): its id and its signed membership chain (src/crypto/network-chain.ts). */
+export interface NetworkRecord {
+  id: number;
+  changes: NetworkChange[];
+}
+
 export interface RegistryState {
   nextNodeId: number;
   nodes: Map<number, NodeRecord>;
@@ -74,6 +81,8 @@ export interface RegistryState {
   keyHistory: Map<number, KeyHistoryRecord>;
   /** Retired key → the node it was rotated out of; derived from keyHistory by applyChange. */
   retiredKeys: Map<string, number>;
+  /** Custom networks by id (1..65535); the chain is the truth, src/registry/networks.ts derives the rest. */
+  networks: Map<number, NetworkRecord>;
 }
 
 export type Change =
@@ -85,7 +94,8 @@ export type Change =
   | { k: 'proven'; key: string; v: boolean }
   | { k: 'inbox'; id: number; v: HandshakeRequestRecord[] }
   | { k: 'responses'; id: number; v: HandshakeResponseRecord[] }
-  | { k: 'keys'; id: number; v: KeyHistoryRecord | null };
+  | { k: 'keys'; id: number; v: KeyHistoryRecord | null }
+  | { k: 'network'; id: number; v: NetworkRecord | null };
 
 export function emptyState(): RegistryState {
   return {
@@ -100,6 +110,7 @@ export function emptyState(): RegistryState {
     responses: new Map(),
     keyHistory: new Map(),
     retiredKeys: new Map(),
+    networks: new Map(),
   };
 }
 
@@ -157,6 +168,10 @@ export function applyChange(s: RegistryState, c: Change): void {
       } else s.keyHistory.delete(c.id);
       return;
     }
+    case 'network':
+      if (c.v) s.networks.set(c.id, c.v);
+      else s.networks.delete(c.id);
+      return;
   }
 }
 
@@ -179,6 +194,8 @@ export interface SnapshotJson {
   responses: [number, HandshakeResponseRecord[]][];
   /** Absent in snapshots written before issue 14. */
   key_history?: [number, KeyHistoryRecord][];
+  /** Absent in snapshots written before networks existed. */
+  networks?: NetworkRecord[];
 }
 
 export function stateToJson(s: RegistryState, seq: number): SnapshotJson {
@@ -194,6 +211,7 @@ export function stateToJson(s: RegistryState, seq: number): SnapshotJson {
     inbox: [...s.inbox.entries()],
     responses: [...s.responses.entries()],
     key_history: [...s.keyHistory.entries()],
+    networks: [...s.networks.values()],
   };
 }
 
@@ -233,6 +251,11 @@ export function stateFromJson(j: unknown): { state: RegistryState; seq: number }
     if (!Array.isArray(e) || !isUint(e[0]) || !isKeyHistory(e[1])) return 'snapshot has a malformed key history';
     applyChange(s, { k: 'keys', id: e[0], v: e[1] });
   }
+  if (o.networks !== undefined && !Array.isArray(o.networks)) return 'snapshot has malformed networks';
+  for (const n of o.networks ?? []) {
+    if (!isNetworkRecord(n)) return 'snapshot has a malformed network';
+    s.networks.set(n.id, n);
+  }
   return { state: s, seq: o.seq };
 }
 
@@ -257,6 +280,8 @@ export function isChange(c: unknown): c is Change {
       return isUint(o.id) && Array.isArray(o.v);
     case 'keys':
       return isUint(o.id) && (o.v === null || isKeyHistory(o.v));
+    case 'network':
+      return isUint(o.id) && (o.v === null || isNetworkRecord(o.v));
     default:
       return false;
   }
@@ -291,4 +316,11 @@ function isNodeRecord(v: unknown): v is NodeRecord {
     typeof n.taskExec === 'boolean' &&
     (n.isLegacy === undefined || typeof n.isLegacy === 'boolean')
   );
+}
+
+/** Structural check only: members re-verify every signature (src/crypto/network-chain.ts) when they fold a chain. */
+function isNetworkRecord(v: unknown): v is NetworkRecord {
+  if (typeof v !== 'object' || v === null) return false;
+  const n = v as Record<string, unknown>;
+  return isUint(n.id) && Array.isArray(n.changes) && n.changes.every((c) => typeof c === 'object' && c !== null);
 }
