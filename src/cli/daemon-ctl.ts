@@ -35,6 +35,7 @@ const DAEMON_FLAGS: FlagSpec[] = [
   { name: 'listen', kind: 'string', value: '<host:port>', description: 'UDP tunnel address (default 0.0.0.0:0)' },
   { name: 'identity', kind: 'string', value: '<path>', description: 'Ed25519 identity file (default <home>/identity.json)' },
   { name: 'hostname', kind: 'string', value: '<name>', description: 'hostname to register' },
+  { name: 'networks', kind: 'string', value: '<a,b>', description: 'custom networks to join at start (open networks, or ones that invited this node; see pilotctl network)' },
   { name: 'public', kind: 'bool', description: 'public node: anyone may look up its endpoint, AND every registered node may open tunnels to it without a handshake (trusted peers are still checked against their pinned keys)' },
   { name: 'log-level', kind: 'string', value: '<level>', description: 'debug, info, warn, error' },
   { name: 'log-format', kind: 'string', value: '<fmt>', description: 'json or pretty' },

@@ -24,6 +24,7 @@ import { AUDIT_COMMANDS } from './audit-cmd.js';
 import { POLICY_COMMANDS } from './policy-cmd.js';
 import { WEBHOOK_COMMANDS } from './webhook-cmd.js';
 import { KEY_COMMANDS } from './keys-cmd.js';
+import { NETWORK_COMMANDS } from './network-cmd.js';
 import { writeError, writeJsonOk, type CliIo } from './output.js';
 
 export const EXIT_OK = 0;
@@ -227,6 +228,7 @@ COMMANDS.push(...AUDIT_COMMANDS, ...POLICY_COMMANDS);
 COMMANDS.push(...WEBHOOK_COMMANDS);
 COMMANDS.push(...KEY_COMMANDS); // issue 14: init, rotate-key (src/cli/keys-cmd.ts)
 COMMANDS.push(...MESSAGE_COMMANDS);
+COMMANDS.push(...NETWORK_COMMANDS);
 
 /** Commands that have subcommands (`daemon start`), for a helpful message on `pilotctl daemon`. */
 function subcommandsOf(word: string): string[] {

@@ -90,6 +90,7 @@ export const IPC_METHODS = [
   'trusted',
   'untrust',
   'rotate_key',
+  'network',
   'dial',
   'listen',
   'accept',

@@ -514,6 +514,16 @@ const HANDLERS: Record<string, Handler> = {
     if (!api.rotateKey) return Promise.resolve(err('invalid_argument', 'this node cannot rotate its key'));
     return api.rotateKey(recoveryKey !== undefined ? { recoveryKey } : {});
   }),
+  network: simple((api, p) => {
+    const op = p.str('op');
+    const params: Record<string, unknown> = { op };
+    for (const k of ['name', 'peer', 'token', 'join_rule', 'new_name'] as const) {
+      const v = p.optStr(k);
+      if (v !== undefined) params[k] = v;
+    }
+    if (op === 'broadcast') params.data = p.bytes('data');
+    return p.error ? null : api.network(params as unknown as Parameters<NodeApi['network']>[0]);
+  }),
   send_message: simple((api, p) => {
     const peer = p.str('peer');
     const data = p.bytes('data');

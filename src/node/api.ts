@@ -1,5 +1,6 @@
 // The contract between the daemon (src/node) and everything above it: ipc/ (which serves it to pilotctl),
 // sdk/ (in-process node) and services/. Types only; the daemon implements NodeApi.
+import type { NetworkOpParams } from './networks/network-ops.js';
 import type { Duplex } from 'node:stream';
 import type { Result } from '../core/result.js';
 
@@ -368,6 +369,8 @@ export interface NodeApi {
   setWebhook?(url: string, opts?: { secret?: string | null; events?: string[] | string | null }): Promise<Result<WebhookStatus>>;
   clearWebhook?(): Promise<Result<{ cleared: boolean; dropped: number }>>;
   webhookStatus?(): Promise<Result<WebhookStatus>>;
+  /** Custom networks (issue 15): create/list/join/leave/members/invite/invites/accept/reject/delete/rename/promote/demote/kick/role/broadcast. */
+  network(params: NetworkOpParams): Promise<Result<unknown>>;
 
   shutdown(): Promise<void>;
 

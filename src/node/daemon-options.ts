@@ -69,6 +69,8 @@ export interface DaemonOptions {
   dataExchange: boolean;
   eventStream: boolean;
   trustAutoApprove: boolean;
+  /** Custom networks (names) to join at start, after registering (issue 15; --networks a,b). */
+  networks: string[];
   /** Fall back to (and race) the beacon relay when no direct path answers. */
   relay: boolean;
   /** Never send directly (tests and relay-only privacy). */
@@ -113,6 +115,7 @@ const VALUE_FLAGS = new Set([
   'home', 'registry', 'beacon', 'listen', 'socket', 'identity', 'hostname', 'log-level', 'log-format', 'config',
   'keepalive', 'idle-timeout', 'beacon2', 'legacy-socket', 'transport', 'compat', 'proxy', 'registry-fingerprint',
   'webhook', 'webhook-secret', 'webhook-events', 'webhook-queue-limit',
+  'networks',
   ...QUOTA_FLAGS.map((q) => q.flag),
 ]);
 
@@ -246,6 +249,7 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     dataExchange: !bool('no-dataexchange', 'no_dataexchange'),
     eventStream: !bool('no-eventstream', 'no_eventstream'),
     trustAutoApprove: bool('trust-auto-approve', 'trust_auto_approve'),
+    networks: pick('networks', null, 'networks', '').split(',').map((n) => n.trim()).filter((n) => n !== ''),
     relay: !bool('no-relay', 'no_relay'),
     relayOnly: bool('relay-only', 'relay_only'),
     legacy: !bool('no-legacy', 'no_legacy'),

@@ -45,6 +45,8 @@ import { NoiseSuite, type TunnelPeer, type UdpEndpoint } from './peers/noise-sui
 import { LegacySuite } from './peers/legacy-suite.js';
 import { ensureSuite } from './peers/suite-choice.js';
 import { Membership } from './membership.js';
+import { NetworkBook } from './networks/network-book.js';
+import { networkOp, type BroadcastSend, type NetworkOpParams } from './networks/network-ops.js';
 import { ConnectionTable } from './streams/connection-table.js';
 import { legacyStreams, loopbackStreams, noiseStreams, type SuiteName } from './streams/stream-suites.js';
 import { DatagramPorts } from './streams/datagram-ports.js';
@@ -123,6 +125,8 @@ export class Daemon implements ServiceHost {
   private readonly keys: KeyRotation;
   /** Issue 14: the registry refused our key at start (key_retired); shown by info/daemon start. */
   private registrationRefusal: PilotError | null = null;
+  /** Custom networks this node is a member of, verified (src/node/networks/): membership is trust for reachability. */
+  readonly networks: NetworkBook;
 
   private constructor(
     readonly opts: DaemonOptions,
@@ -191,6 +195,20 @@ export class Daemon implements ServiceHost {
     });
     this.registry.on((e) => {
       if (e.kind === 'key_rotated') this.keys.handleStatements(e.statement.node_id, [e.statement], 'push');
+    });
+    this.networks = new NetworkBook({
+      registry: this.registry,
+      nodeId: () => this.membership.nodeId,
+      publicKey: () => this.currentIdentity.publicKey,
+      sign: (msg) => sign(this.currentIdentity, msg),
+      nowSec: () => Math.floor(env.wall.nowMs() / 1000),
+      // Pushed like trust revocation: a node that left or was kicked loses its tunnel now, unless trusted otherwise.
+      onMemberGone: (nodeId, name) => {
+        if (this.trust.isTrusted(nodeId) || this.networks.isCoMember(nodeId)) return;
+        this.logger.info({ node_id: nodeId, network: name }, 'no longer a co-member: dropping its tunnel');
+        this.dropPeer(nodeId, { code: 'connection_failed', message: `node ${nodeId} is no longer a member of network ${name}` });
+      },
+      logger: logger.child({ component: 'networks' }),
     });
     this.resolver = new PeerResolver({
       adoptRotation: (id, lookup) => this.keys.adoptRotation(id, lookup),
@@ -296,7 +314,7 @@ export class Daemon implements ServiceHost {
       listenHost: host,
       busyPeers: () => this.conns.peersWithConnections('noise'),
       beaconToken: () => this.registry.beaconToken,
-      acceptsPunchFrom: (id) => this.membership.isPublic || this.trust.isTrusted(id),
+      acceptsPunchFrom: (id) => this.membership.isPublic || this.trust.isTrusted(id) || this.networks.isCoMember(id),
       legacyRelayed: (frame, sender, now) => this.legacy.handleFrame(frame, this.beaconAddr.ip, this.beaconAddr.port, now, sender),
       transport: this.transport,
       link: this.link,
@@ -314,7 +332,7 @@ export class Daemon implements ServiceHost {
       wall: this.env.wall,
       rng: this.env.rng,
       resolvePeer: (nodeId) => this.resolver.contactOf(nodeId),
-      authorize: (nodeId, key) => this.resolver.authorize(nodeId, key),
+      authorize: (nodeId, key) => this.authorizeInitiator(nodeId, key),
       onPlaintext: (peer, plaintext, now) => this.handlePlaintext(peer, plaintext, now),
       relay: () => this.beaconEndpoint,
       onHandshakeStart: (peer) => this.nat.requestPunch(peer.nodeId),
@@ -403,6 +421,11 @@ export class Daemon implements ServiceHost {
       // Keep running: the client reconnects with backoff, and tunnels to known peers keep working.
       this.logger.warn({ registry: opts.registry, error: reg.error.message }, 'registry unreachable; retrying in the background');
     }
+    // Networks: re-learn (and re-verify) our chains after every registration; --networks joins at start.
+    this.registry.on((e) => {
+      if (e.kind === 'registered') void this.networks.refresh();
+    });
+    if (reg.ok) await this.joinStartNetworks();
     this.nat.start(); // discovery now and every 25 s, path checks every second (src/nat/timing.ts)
     // The driver flushes after every deadline it runs.
     driver.every(opts.keepaliveMs, () => this.keepalive());
@@ -622,6 +645,37 @@ export class Daemon implements ServiceHost {
     this.tunnels.setIdentity(next);
     const published = publishDaemonKey(this.opts.home, next.publicKey);
     if (!published.ok) this.logger.error({ error: published.error.message }, 'could not publish the rotated key in identity.pub');
+  }
+
+  /**
+   * May this initiator open a tunnel to us? Trusted with its pinned key, public, or (issue 15) a verified
+   * co-member with the key its network's chain records — the refusal of anyone else happens here.
+   */
+  private async authorizeInitiator(nodeId: number, key: Uint8Array): Promise<Result<void>> {
+    const r = await this.resolver.authorize(nodeId, key);
+    if (r.ok || this.trust.isTrusted(nodeId)) return r;
+    const m = this.networks.authorize(nodeId, key);
+    if (m.ok) return ok();
+    return this.membership.isPublic ? r : err(m.error.code, m.error.message);
+  }
+
+  private async joinStartNetworks(): Promise<void> {
+    await this.networks.refresh();
+    const held = new Set(this.networks.heldNetworks().map((n) => n.name));
+    for (const name of this.opts.networks) {
+      if (held.has(name)) continue;
+      const r = await this.networks.join(name, undefined);
+      const accepted = !r.ok && r.error.code === 'permission_denied' ? await this.networks.accept(name) : r;
+      if (!accepted.ok) this.logger.warn({ network: name, error: accepted.error.message }, 'could not join network at start');
+      else this.logger.info({ network: name, address: accepted.value.address }, 'joined network');
+    }
+  }
+
+  /** NodeApi `network`: one entry point for the network subcommands (src/node/networks/network-ops.ts). */
+  network(params: NetworkOpParams, send?: BroadcastSend): Promise<Result<unknown>> {
+    const reg = this.membership.requireRegistered();
+    if (!reg.ok) return Promise.resolve(reg);
+    return networkOp(this.networks, params, { resolveRef: (ref) => this.resolver.resolveRef(ref), send });
   }
 
   private dropPeer(nodeId: number, reason: PilotError): void {

@@ -204,6 +204,11 @@ export class PilotClient implements NodeApi {
   lookup(nodeId: number): Promise<Result<LookupEntry>> {
     return this.call('lookup', { node_id: nodeId });
   }
+  /** Custom networks (issue 15): `op` is create, list, join, leave, members, invite, invites, accept, reject, delete, rename, promote, demote, kick, role or broadcast. */
+  network(params: { op: string; name?: string; peer?: PeerRef; token?: string; join_rule?: string; new_name?: string; data?: Uint8Array | string }): Promise<Result<unknown>> {
+    const { data, ...rest } = params;
+    return this.call('network', data === undefined ? rest : { ...rest, data: b64(data) });
+  }
   /**
    * Inbox messages, oldest first: all of them, or at most `limit` after `since` (a previous `next_since`, or
    * an RFC 3339 time). The daemon answers in bounded pages; this follows them. `has_more`/`next_since` tell

@@ -11,6 +11,7 @@ import type { NodeEvent } from '../node/events.js';
 import { parseAddr } from '../wire/address.js';
 import type { InboxEntryMeta } from '../services/inbox.js';
 import type { StoredReceivedFile } from '../services/received-files.js';
+import type { NetworkOpParams } from '../node/networks/network-ops.js';
 import { parseDaemonArgs, type DaemonOptions } from '../node/daemon-options.js';
 import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery, KeyRotationInfo, ReceivedQuery, WaitMessageQuery } from '../node/api.js';
 import type { Identity } from '../crypto/identity.js';
@@ -142,6 +143,13 @@ export class LocalNode implements NodeApi {
     const id = await this.daemon.resolveRef(ref);
     return id.ok ? this.daemon.addressOf(id.value) : ref;
   }
+
+  /** Networks; broadcast sends each member one message over the data-exchange service. */
+  network = (p: NetworkOpParams) =>
+    this.daemon.network(p, async (nodeId, data) => {
+      const r = await sendMessageTo(this.daemon, String(nodeId), data, 'text');
+      return r.ok ? ok({ bytes: r.value.bytes, ack: r.value.ack }) : r;
+    });
 
   async inbox(opts: InboxQuery = {}) {
     // --clear answers with the count only: echoing a full inbox back made the reply too large for IPC.

@@ -40,7 +40,8 @@ import type { RegistryClient } from '../registry-client.js';
 export interface NetworkBookDeps {
   registry: Pick<RegistryClient, 'request' | 'freshSignatureFields' | 'onPushFrame' | 'lookup'>;
   nodeId(): number;
-  publicKey: Uint8Array;
+  /** The node's current public key (rotate-key may change it). */
+  publicKey(): Uint8Array;
   sign(msg: Uint8Array): Uint8Array;
   nowSec(): number;
   /** A node stopped being a co-member (left, kicked, we left, network deleted): drop what membership allowed. */
@@ -253,7 +254,7 @@ export class NetworkBook {
     const me = this.deps.nodeId();
     const genesis = makeChange(
       null,
-      { op: 'create', by: me, node_id: me, key: toBase64(this.deps.publicKey), name, join_rule: joinRule, token_check: joinRule === 'token' ? tokenCheckOf(token!) : '', ts: this.deps.nowSec() },
+      { op: 'create', by: me, node_id: me, key: toBase64(this.deps.publicKey()), name, join_rule: joinRule, token_check: joinRule === 'token' ? tokenCheckOf(token!) : '', ts: this.deps.nowSec() },
       this.deps.sign,
     );
     const r = await this.deps.registry.request({ type: 'create_network', node_id: me, name, join_rule: joinRule, token: token ?? '', change: genesis });
@@ -291,7 +292,7 @@ export class NetworkBook {
 
   private async sendJoin(id: number, head: { head: string; seq: number }, token: string | undefined, attempt: number): Promise<Result<NetworkEntry>> {
     const me = this.deps.nodeId();
-    const key = toBase64(this.deps.publicKey);
+    const key = toBase64(this.deps.publicKey());
     const change = makeChange(head, { op: 'join', by: me, node_id: me, key, token_mac: token ? tokenMacOf(token, head.head, me, key) : '', ts: this.deps.nowSec() }, this.deps.sign);
     const r = await this.deps.registry.request({ type: 'join_network', node_id: me, network_id: id, token: token ?? '', change });
     if (!r.ok) {
@@ -329,7 +330,7 @@ export class NetworkBook {
     const v = foldNetworkChain(chain.value.changes);
     if (!v.ok) return v;
     const inv = v.value.invites.get(this.deps.nodeId());
-    if (!inv || inv.key !== toBase64(this.deps.publicKey)) return err('not_found', `no invite to network "${name}"`);
+    if (!inv || inv.key !== toBase64(this.deps.publicKey())) return err('not_found', `no invite to network "${name}"`);
     return this.sendJoin(found.value.id, { head: v.value.head, seq: v.value.seq }, undefined, 0);
   }
 
@@ -342,7 +343,7 @@ export class NetworkBook {
     if (!v.ok) return v;
     if (!v.value.invites.has(this.deps.nodeId())) return err('not_found', `no invite to network "${name}"`);
     const me = this.deps.nodeId();
-    const change = makeChange(v.value, { op: 'decline', by: me, node_id: me, key: toBase64(this.deps.publicKey), ts: this.deps.nowSec() }, this.deps.sign);
+    const change = makeChange(v.value, { op: 'decline', by: me, node_id: me, key: toBase64(this.deps.publicKey()), ts: this.deps.nowSec() }, this.deps.sign);
     const r = await this.deps.registry.request({ type: 'network_change', node_id: me, network_id: found.value.id, change });
     return r.ok ? ok({ network_id: found.value.id, name, status: 'declined' }) : r;
   }
@@ -462,7 +463,7 @@ export class NetworkBook {
     const h = this.byName(name);
     if (!h) return this.notMember(name);
     const me = this.deps.nodeId();
-    const change = makeChange(h.view, { op, by: me, node_id: me, key: toBase64(this.deps.publicKey), ts: this.deps.nowSec() }, this.deps.sign);
+    const change = makeChange(h.view, { op, by: me, node_id: me, key: toBase64(this.deps.publicKey()), ts: this.deps.nowSec() }, this.deps.sign);
     const local = applyNetworkChange(h.view, change);
     if (!local.ok) return errFrom(local.error);
     const r = await this.deps.registry.request({ type, node_id: me, network_id: h.id, change });

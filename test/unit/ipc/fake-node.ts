@@ -454,6 +454,12 @@ export class FakeNode implements NodeApi {
       connections: [{ id: 1, peer: PEERS[0]!.address, peer_node_id: 7, local_port: 49152, remote_port: 7, state: 'ESTABLISHED', cwnd_bytes: 65536, srtt_ms: 0.8, bytes_in_flight: 1200, bytes_sent: 5000, bytes_received: 4000, retransmits: 0 }],
     });
   }
+  /** Networks: the fake knows none (the real ones are tested in test/integration/networks.test.ts). */
+  async network(params: { op: string; name?: string }): Promise<Result<unknown>> {
+    if (params.op === 'list') return ok({ networks: [{ network_id: 0, name: 'backbone', join_rule: 'open', members: 1, role: 'member', invited: false, address: null }] });
+    return err('not_found', `network "${params.name ?? ''}" not found`);
+  }
+
   async disconnect(connectionId: number): Promise<Result<{ id: number }>> {
     if (connectionId !== 1) return err('not_found', `no connection ${connectionId}`);
     return ok({ id: 1 });
