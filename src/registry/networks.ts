@@ -221,6 +221,9 @@ export class NetworkRegistry {
         return fail('invalid_argument', `a node is a member of at most ${MAX_NETWORKS_PER_NODE} networks`);
       }
     }
+    if (change.op === 'rename') {
+      for (const [other, v] of this.views) if (other !== req.networkId && v.name === change.name) return fail('already_exists', `network "${change.name}" already exists`);
+    }
     let token: string | undefined;
     if (change.op === 'join' && view.joinRule === 'token' && !view.invites.has(change.node_id)) {
       if (req.token === '' || tokenCheckOf(req.token) !== view.tokenCheck) return fail('permission_denied', `invalid token for network ${req.networkId}`);
