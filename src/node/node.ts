@@ -209,6 +209,8 @@ export class Daemon implements ServiceHost {
         this.dropPeer(nodeId, { code: 'connection_failed', message: `node ${nodeId} is no longer a member of network ${name}` });
       },
       logger: logger.child({ component: 'networks' }),
+      tokenFile: join(this.paths.home, 'network-tokens.json'),
+      nowMs: () => env.wall.nowMs(),
     });
     this.resolver = new PeerResolver({
       adoptRotation: (id, lookup) => this.keys.adoptRotation(id, lookup),

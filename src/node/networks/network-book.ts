@@ -36,6 +36,7 @@ import {
 } from '../../wire/network-messages.js';
 import { fieldString, fieldU32 } from '../../wire/registry-messages.js';
 import type { RegistryClient } from '../registry-client.js';
+import { readJsonFile, writeJsonFile } from '../json-file.js';
 
 export interface NetworkBookDeps {
   registry: Pick<RegistryClient, 'request' | 'freshSignatureFields' | 'onPushFrame' | 'lookup'>;
@@ -47,6 +48,19 @@ export interface NetworkBookDeps {
   /** A node stopped being a co-member (left, kicked, we left, network deleted): drop what membership allowed. */
   onMemberGone(nodeId: number, networkName: string): void;
   logger: Logger;
+  /** Where the tokens of token networks we are in are kept (0600; checks later token joins after a restart). */
+  tokenFile?: string;
+  nowMs?: () => number;
+}
+
+interface TokenFile {
+  version: 1;
+  tokens: [number, string][];
+}
+
+function isTokenFile(v: unknown): v is TokenFile {
+  const o = v as TokenFile;
+  return typeof v === 'object' && v !== null && o.version === 1 && Array.isArray(o.tokens) && o.tokens.every((t) => Array.isArray(t) && typeof t[0] === 'number' && typeof t[1] === 'string');
 }
 
 interface HeldNetwork {
@@ -78,8 +92,15 @@ export interface NetworkMemberEntry {
 
 export class NetworkBook {
   private readonly held = new Map<number, HeldNetwork>();
+  /** Tokens of token networks by id, persisted in deps.tokenFile. */
+  private readonly tokens = new Map<number, string>();
 
   constructor(private readonly deps: NetworkBookDeps) {
+    if (deps.tokenFile) {
+      const f = readJsonFile<TokenFile>(deps.tokenFile, { version: 1, tokens: [] }, isTokenFile, deps.nowMs?.() ?? 0);
+      if (f.ok) for (const [id, t] of f.value.tokens) this.tokens.set(id, t);
+      else deps.logger.warn({ err: f.error.message }, 'network tokens not loaded');
+    }
     deps.registry.onPushFrame((m) => {
       if (fieldString(m, 'type') === 'push_network_change') void this.handlePush(m);
     });
@@ -161,7 +182,11 @@ export class NetworkBook {
       return err('not_found', `not a member of network ${id}`);
     }
     const old = this.held.get(id);
-    const token = newToken ?? old?.token;
+    const token = newToken ?? old?.token ?? this.tokens.get(id);
+    if (newToken !== undefined && this.tokens.get(id) !== newToken) {
+      this.tokens.set(id, newToken);
+      this.saveTokens();
+    }
     const folded = foldNetworkChain(changes, token === undefined ? {} : { token });
     if (!folded.ok) return folded;
     if (old && (changes.length <= old.view.seq || changeHash(changes[old.view.seq]!) !== old.view.head)) {
@@ -222,6 +247,13 @@ export class NetworkBook {
 
   private forget(id: number): void {
     if (this.held.has(id)) this.replace(id, null);
+    if (this.tokens.delete(id)) this.saveTokens();
+  }
+
+  private saveTokens(): void {
+    if (!this.deps.tokenFile) return;
+    const w = writeJsonFile(this.deps.tokenFile, { version: 1, tokens: [...this.tokens] } satisfies TokenFile);
+    if (!w.ok) this.deps.logger.warn({ err: w.error.message }, 'network tokens not saved');
   }
 
   // ---- operations (NodeApi `network`) ----

@@ -43,6 +43,9 @@ const EVERY_KIND: Change[][] = [
   // Deletions of every kind that has one.
   [{ k: 'node', id: 3, v: null }, { k: 'trust', edge: '2>3', v: false }, { k: 'intent', edge: '2>1', v: false }],
   [{ k: 'pubkey', key: 'k2', id: null }, { k: 'responses', id: 2, v: [] }],
+  // Networks (issue 15): the stored chain as a record; the store checks its shape only (members verify it).
+  [{ k: 'network', id: 1, v: { id: 1, changes: [{ v: 1, seq: 0, op: 'create' }] as never } }, { k: 'network', id: 2, v: { id: 2, changes: [] } }],
+  [{ k: 'network', id: 2, v: null }],
 ];
 
 test('sqlite store: every change kind survives a reopen, deletions included', async () => {
