@@ -168,3 +168,25 @@ test('open and token networks; daemon start --networks joins at start; leave, re
   const e = await c.ok('late', ['connect', 'own', '7', '--message', 'joined at start']);
   assert.equal(e.response, 'joined at start');
 });
+
+test('networks survive a rendezvous restart (--store): chains reload, members stay members', async () => {
+  const s = await Cluster.start('nets-store', ['so', 'sm'], { store: true });
+  try {
+    await s.ok('so', ['network', 'create', 'kept', '--join-rule', 'invite']);
+    await s.ok('so', ['network', 'invite', 'kept', 'sm']);
+    await s.ok('sm', ['network', 'accept', 'kept']);
+    await s.killRendezvous('SIGTERM');
+    await s.startRendezvous();
+    // Daemons re-register on their own; the registry's chain (reloaded and re-verified) still lists both.
+    await waitFor('members after restart', async () => {
+      const r = await s.json('sm', ['network', 'members', 'kept']);
+      return r.code === 0 && r.data.members.length === 2;
+    }, 30_000, 200);
+    const list = await s.ok('so', ['network', 'list']);
+    assert.equal(list.networks.find((n: any) => n.name === 'kept')?.role, 'owner');
+    const e = await s.ok('sm', ['connect', 'so', '7', '--message', 'after restart']);
+    assert.equal(e.response, 'after restart');
+  } finally {
+    await s.close();
+  }
+});
