@@ -18,7 +18,9 @@ export type NodeEvent =
   | { type: 'peer.disconnected'; data: { node_id: number; reason: string } }
   | { type: 'path.changed'; data: { node_id: number; from: 'direct' | 'relay'; to: 'direct' | 'relay' } }
   | { type: 'key.rotated'; data: { node_id: number; old_public_key: string; new_public_key: string; by: 'local' | 'peer' | 'recovery' } }
-  | { type: 'policy.denied'; data: { node_id: number; port: number; network: string; rule: string; count: number } };
+  | { type: 'policy.denied'; data: { node_id: number; port: number; network: string; rule: string; count: number } }
+  /** A verified change of a network this node is (or was, for a kick or leave) a member of (issue 15). */
+  | { type: 'network.changed'; data: { network_id: number; network: string; op: string; node_id: number; by: number; seq: number } };
 
 export type NodeEventType = NodeEvent['type'];
 
@@ -36,6 +38,7 @@ export const NODE_EVENT_TYPES: readonly NodeEventType[] = [
   'path.changed',
   'key.rotated',
   'policy.denied',
+  'network.changed',
 ];
 
 export type NodeEventListener = (e: NodeEvent & { at_ms: number }) => void;

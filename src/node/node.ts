@@ -210,6 +210,7 @@ export class Daemon implements ServiceHost {
       },
       logger: logger.child({ component: 'networks' }),
       tokenFile: join(this.paths.home, 'network-tokens.json'),
+      onChange: (networkId, network, c) => this.events.emit({ type: 'network.changed', data: { network_id: networkId, network, op: c.op, node_id: c.node_id, by: c.by, seq: c.seq } }),
       nowMs: () => env.wall.nowMs(),
     });
     this.resolver = new PeerResolver({

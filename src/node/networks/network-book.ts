@@ -47,6 +47,8 @@ export interface NetworkBookDeps {
   nowSec(): number;
   /** A node stopped being a co-member (left, kicked, we left, network deleted): drop what membership allowed. */
   onMemberGone(nodeId: number, networkName: string): void;
+  /** Every change verified from now on (pushed, ours, or new in a fetched chain), in order (events, audit). */
+  onChange?(networkId: number, networkName: string, change: NetworkChange): void;
   logger: Logger;
   /** Where the tokens of token networks we are in are kept (0600; checks later token joins after a restart). */
   tokenFile?: string;
@@ -192,6 +194,9 @@ export class NetworkBook {
     if (old && (changes.length <= old.view.seq || changeHash(changes[old.view.seq]!) !== old.view.head)) {
       return err('permission_denied', `the registry's chain of network ${old.view.name} does not extend the one we verified (history rewritten?)`);
     }
+    // New to us: everything after what we held, or (first fetch) just the change that made us a member.
+    const fresh = old ? changes.slice(old.view.seq + 1) : changes.slice(-1);
+    for (const c of fresh) this.deps.onChange?.(id, folded.value.name, c);
     const me = this.deps.nodeId();
     if (!folded.value.members.has(me)) {
       this.forget(id);
@@ -226,6 +231,7 @@ export class NetworkBook {
   }
 
   private applyVerified(h: HeldNetwork, change: NetworkChange, view: NetworkView): void {
+    this.deps.onChange?.(h.id, view.name || h.view.name, change);
     if (!view.members.has(this.deps.nodeId())) {
       this.forget(h.id);
       return;
@@ -485,7 +491,10 @@ export class NetworkBook {
     }
     const cur = this.held.get(h.id);
     if (cur && cur.view.seq === change.seq - 1) {
-      if (local.value.isDeleted) this.forget(h.id);
+      if (local.value.isDeleted) {
+        this.deps.onChange?.(h.id, h.view.name, change);
+        this.forget(h.id);
+      }
       else this.applyVerified(cur, change, local.value);
     }
     return ok();

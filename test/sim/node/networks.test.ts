@@ -23,6 +23,10 @@ test('sim networks: members reach each other without a handshake; the receiver r
   const a = n.a!;
   const b = n.b!;
   const c = n.c!;
+  const seen: string[] = [];
+  a.daemon.events.on((e) => {
+    if (e.type === 'network.changed') seen.push(`${e.data.op}:${e.data.node_id}`);
+  });
   await net(w, a, { op: 'create', name: 'lab', join_rule: 'invite' });
   await net(w, a, { op: 'invite', name: 'lab', peer: String(b.nodeId) });
   const joined = await net(w, b, { op: 'accept', name: 'lab' });
@@ -63,4 +67,6 @@ test('sim networks: members reach each other without a handshake; the receiver r
     assert.ok(refused.length > 0, `a logged no refusal of ${x.name}: ${JSON.stringify(a.logs.map((r) => r.msg).slice(-20))}`);
   }
   assert.equal(accepted, 1);
+  // Each verified change is a node event (webhooks, audit): the owner saw the invite, b's join and the kick.
+  assert.deepEqual(seen, ['create:' + a.nodeId, 'invite:' + b.nodeId, 'join:' + b.nodeId, 'remove:' + b.nodeId]);
 });
