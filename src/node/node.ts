@@ -135,6 +135,7 @@ export class Daemon implements ServiceHost {
       : null;
     this.registry = new RegistryClient({
       registryAddr: addrs.registry,
+      registryAlternates: addrs.registryAlternates,
       driver,
       rng: env.rng,
       connect: (host, port) => this.connectRegistry(host, port),

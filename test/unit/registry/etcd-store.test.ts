@@ -12,6 +12,8 @@ import { RegistryServer } from '../../../src/registry/server.js';
 import { applyChange, stateToJson, type Change, type NodeRecord, type RegistryState } from '../../../src/registry/state.js';
 import { EtcdCluster, hasEtcd } from '../../integration/etcd-cluster.js';
 import { RawClient, fresh, newIdentity, registerOurs } from './helpers.js';
+import { RegistryClient } from '../../../src/node/registry-client.js';
+import { signDetached } from '../../../src/registry/signature.js';
 
 const skip = hasEtcd ? false : 'no /usr/bin/etcd';
 
@@ -203,5 +205,54 @@ test('etcd store: two registry replicas — 60 concurrent registrations get uniq
   } finally {
     for (const c of clients) c.close();
     for (const s of servers) await s.close();
+  }
+});
+
+test('registry client failover: --registry a,b over one etcd directory — a dies, the client restores its session on b (same id, hostname, trust)', { skip }, async () => {
+  const prefix = `/t-${randomBytes(4).toString('hex')}/`;
+  const servers: RegistryServer[] = [];
+  const clients: RegistryClient[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const store = new EtcdStore({ endpoints: cluster!.endpoints, prefix, logger: silentLogger() });
+      const r = await RegistryServer.start({ host: '127.0.0.1', port: 0, store, logger: silentLogger() });
+      if (!r.ok) throw new Error(r.error.message);
+      servers.push(r.value);
+    }
+    const [p0, p1] = servers.map((s) => s.address().port);
+    const mk = (id: ReturnType<typeof newIdentity>, first: number, second: number) => {
+      const c = new RegistryClient({
+        registryAddr: { host: '127.0.0.1', port: first },
+        registryAlternates: [{ host: '127.0.0.1', port: second }],
+        sign: (m) => signDetached(id.secretKey, m),
+        requestTimeoutMs: 3000,
+        reconnectInitialDelayMs: 50,
+        reconnectMaxDelayMs: 300,
+      });
+      clients.push(c);
+      return c;
+    };
+    const a = newIdentity();
+    const b = newIdentity();
+    const A = mk(a, p0!, p1!);
+    const B = mk(b, p1!, p0!);
+    const ra = await A.register('127.0.0.1:7001', a.publicKey);
+    const rb = await B.register('127.0.0.1:7002', b.publicKey);
+    assert.ok(ra.ok && rb.ok);
+    assert.ok((await A.setHostname('alpha')).ok);
+    assert.ok((await A.reportTrust(rb.value.nodeId)).ok);
+    assert.equal(A.currentRegistry, `127.0.0.1:${p0}`);
+    await servers[0]!.close();
+    await waitUntil('A moved to replica 1', () => A.isConnected && A.currentRegistry === `127.0.0.1:${p1}`, 15_000);
+    assert.equal(A.nodeId, ra.value.nodeId, 'same node id on the other replica');
+    const found = await B.resolveHostname('alpha');
+    assert.ok(found.ok, JSON.stringify(found));
+    assert.equal(found.value.nodeId, ra.value.nodeId);
+    const resolved = await B.resolve(ra.value.nodeId);
+    assert.ok(resolved.ok, 'the trust a reported survives the move');
+    assert.equal(servers[1]!.currentState.nodes.size, 2);
+  } finally {
+    for (const c of clients) await c.close();
+    for (const s of servers.slice(1)) await s.close();
   }
 });
