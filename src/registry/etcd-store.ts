@@ -13,7 +13,10 @@
 //   an inbox…). The store re-reads every key the failed (and every later, possibly dependent) commit touched,
 //   puts etcd's values into the copy, and answers those commits `conflict` (storeConflict): the server runs the
 //   requests again on the corrected copy (etcd's STM does the same: optimistic, retry on conflict).
-// - Node ids: the `next` key; two replicas allocating the same id both write it, one compare fails.
+// - Node ids: each replica reserves blocks of ID_BLOCK ids with a transaction on the `next` key (the first id
+//   nobody reserved) and hands them out locally (the server's state.nextNodeId points into the current block),
+//   so concurrent registrations on different replicas never contend on one key. The next block is reserved
+//   when half the current one is used; a registration that finds none is held until it comes, then rerun.
 //   Hostnames: a derived key `h/<name>` → id written with the node record, so two replicas cannot give one name
 //   to two nodes (their node keys differ, their hostname key is the same).
 // - Liveness: each replica holds one etcd lease (kept alive by the client; it ends when the replica dies) and
@@ -34,6 +37,8 @@ import { storeConflict, type RegistryStore } from './store.js';
 
 /** etcd's default --max-txn-ops is 128 (compares and operations are counted separately). */
 const MAX_TXN_KEYS = 120;
+/** Node ids reserved per transaction on `next`; a dead replica leaves at most this many unused. */
+const ID_BLOCK = 512;
 const LOAD_PAGE = 5_000;
 
 export interface EtcdStoreOptions {
@@ -67,7 +72,7 @@ export function parseEtcdStoreUrl(text: string): Result<{ endpoints: string[]; p
 }
 
 type Item =
-  | { kind: 'commit'; changes: Change[]; resolve: (r: Result<void>) => void }
+  | { kind: 'commit'; changes: Change[]; resolve: (r: Result<void>) => void; isOutsideBlocks?: boolean }
   | { kind: 'touch'; id: number };
 
 interface Op {
@@ -97,6 +102,11 @@ export class EtcdStore implements RegistryStore {
   private isTxnInFlight = false;
   private heldEvents: { isDelete: boolean; kv: IKeyValue }[] = [];
   private isClosed = false;
+  /** Reserved id blocks, current first; `globalNext` = etcd's `next` (the first id no replica reserved). */
+  private readonly blocks: { start: number; end: number }[] = [];
+  private globalNext = 1;
+  private isReserving = false;
+  private readonly blockWaiters: Item[] = [];
   private readonly pushListeners = new Set<(nodeId: number, msg: Record<string, unknown>) => void>();
   readonly stats = { txns: 0, conflicts: 0, refreshedKeys: 0, watchEvents: 0, pushesOut: 0, pushesIn: 0 };
 
@@ -119,6 +129,8 @@ export class EtcdStore implements RegistryStore {
     try {
       revision = await this.loadAll(state);
       await this.grantLease();
+      await this.reserveBlock();
+      state.nextNodeId = this.blocks[0]!.start;
     } catch (e) {
       await this.close();
       return err('internal', `etcd store at ${this.opts.endpoints.join(',')}: ${(e as Error).message}`, {
@@ -149,9 +161,87 @@ export class EtcdStore implements RegistryStore {
     if (this.isClosed || !this.client) return Promise.resolve(err('internal', 'registry store is closed'));
     if (changes.length === 0) return Promise.resolve(ok());
     return new Promise((resolve) => {
-      this.queue.push({ kind: 'commit', changes, resolve });
+      const item: Item = { kind: 'commit', changes, resolve };
+      // Called right after the server applied the changes (no other request ran in between): a new node's
+      // id must come from our current block; the pointer moves on to the next block when this one is used up.
+      for (const c of changes) {
+        if (c.k !== 'next') continue;
+        const cur = this.blocks[0];
+        const id = c.v - 1;
+        if (!cur || id < cur.start || id >= cur.end) {
+          item.isOutsideBlocks = true;
+          continue;
+        }
+        if (c.v >= cur.end) {
+          this.blocks.shift();
+          if (this.blocks[0]) this.state!.nextNodeId = this.blocks[0].start;
+        }
+      }
+      this.maybeReserve();
+      if (item.isOutsideBlocks) {
+        const cur = this.blocks[0];
+        if (!cur) {
+          this.blockWaiters.push(item); // rerun once a block is there (its id was never reserved)
+          return;
+        }
+        // The pointer left our blocks (cannot happen through the server; a caller set it): back into the
+        // block, and this commit is refused as a conflict so its request runs again.
+        if (this.state!.nextNodeId < cur.start || this.state!.nextNodeId >= cur.end) this.state!.nextNodeId = cur.start;
+      }
+      this.queue.push(item);
       this.kick();
     });
+  }
+
+  /** Reserve the next block when the current one is half used (or gone); wake the held registrations. */
+  private maybeReserve(): void {
+    const cur = this.blocks[0];
+    const isLow = !cur || this.blocks.length < 2 && this.state!.nextNodeId >= cur.start + ID_BLOCK / 2;
+    if (!isLow || this.isReserving || this.isClosed) return;
+    this.isReserving = true;
+    void (async () => {
+      for (let delayMs = 50; !this.isClosed; delayMs = Math.min(delayMs * 2, 2_000)) {
+        try {
+          await this.reserveBlock();
+          break;
+        } catch (e) {
+          this.opts.logger?.warn({ err: (e as Error).message }, 'etcd: reserving node ids failed; retrying');
+          await new Promise((r) => setTimeout(r, delayMs));
+        }
+      }
+      this.isReserving = false;
+      const cur2 = this.blocks[0];
+      if (cur2 && (this.state!.nextNodeId < cur2.start || this.state!.nextNodeId >= cur2.end)) this.state!.nextNodeId = cur2.start;
+      if (this.blockWaiters.length > 0) {
+        this.queue.push(...this.blockWaiters.splice(0));
+        this.kick();
+      }
+      this.maybeReserve();
+    })();
+  }
+
+  /** One block of ids from etcd's `next` (compare-and-set; re-read and retry when another replica won). */
+  private async reserveBlock(): Promise<void> {
+    const key = Buffer.from(`${this.pfx}next`);
+    for (;;) {
+      const start = this.globalNext;
+      const res = await this.client!.kv.txn({
+        compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: Math.max(this.revs.get(`${this.pfx}next`) ?? 0, 0) }],
+        success: [{ request_put: { key, value: Buffer.from(String(start + ID_BLOCK)) } }],
+        failure: [{ request_range: { key } }],
+      });
+      if (res.succeeded) {
+        const rev = Number(res.header.revision);
+        if (Math.abs(this.revs.get(`${this.pfx}next`) ?? 0) < rev) {
+          this.revs.set(`${this.pfx}next`, rev);
+          this.globalNext = start + ID_BLOCK;
+        }
+        this.blocks.push({ start, end: start + ID_BLOCK });
+        return;
+      }
+      const kv = res.responses[0]?.response_range?.kvs?.[0];
+      if (kv) this.applyKey(`${this.pfx}next`, kv.value.toString('utf8'), Number(kv.mod_revision), false);
+    }
   }
 
   /** The node was heard from here: hold its liveness key under this replica's lease (once, not per heartbeat). */
@@ -210,8 +300,7 @@ export class EtcdStore implements RegistryStore {
     try {
       switch (kind) {
         case 'next':
-          c = { k: 'next', v: value === null ? 1 : Number(value) };
-          break;
+          return 'derived'; // the reservation counter, not the server's allocation pointer
         case 'n/':
           c = { k: 'node', id: Number(arg), v: value === null ? null : JSON.parse(value) };
           break;
@@ -259,7 +348,8 @@ export class EtcdStore implements RegistryStore {
       return;
     }
     const rest = key.slice(this.pfx.length);
-    if (rest.startsWith('h/')) this.setHost(rest.slice(2), value === null ? null : Number(value));
+    if (rest === 'next') this.globalNext = value === null ? 1 : Math.max(1, Number(value) || 1);
+    else if (rest.startsWith('h/')) this.setHost(rest.slice(2), value === null ? null : Number(value));
     else if (rest.startsWith('a/')) this.setAlive(Number(rest.slice(2)), value);
     else if (rest.startsWith('push/') && isLive && value !== null) this.deliverPush(Number(rest.slice(5)), value);
   }
@@ -429,8 +519,7 @@ export class EtcdStore implements RegistryStore {
     for (const c of it.changes) {
       switch (c.k) {
         case 'next':
-          out.push(`${this.pfx}next`);
-          break;
+          break; // local to our id block
         case 'node': {
           out.push(this.key('n/', c.id), this.key('a/', c.id));
           const old = this.hostOf.get(c.id);
@@ -482,11 +571,12 @@ export class EtcdStore implements RegistryStore {
         ops.set(this.key('a/', it.id), { value: this.replicaId, withLease: true });
         continue;
       }
+      if (it.isOutsideBlocks) return 'conflict';
       for (const c of it.changes) {
         switch (c.k) {
           case 'next':
-            put(`${this.pfx}next`, String(c.v));
-            break;
+            break; // the id came from our reserved block
+
           case 'node': {
             put(this.key('n/', c.id), c.v === null ? null : JSON.stringify(c.v));
             const old = batchHost.has(c.id) ? batchHost.get(c.id)! : (this.hostOf.get(c.id) ?? null);
