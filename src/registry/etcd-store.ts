@@ -274,8 +274,10 @@ export class EtcdStore implements RegistryStore {
 
   async close(): Promise<void> {
     if (this.isClosed) return;
-    while (this.isFlushing && this.client) await new Promise((r) => setTimeout(r, 5));
+    // Let a transaction in flight finish; not forever (with etcd unreachable the flush retries until closed).
+    for (let waitedMs = 0; this.isFlushing && this.client && waitedMs < 5_000; waitedMs += 5) await new Promise((r) => setTimeout(r, 5));
     this.isClosed = true;
+    for (const it of this.blockWaiters.splice(0)) if (it.kind === 'commit') it.resolve(err('internal', 'registry store is closed'));
     for (const it of this.queue.splice(0)) if (it.kind === 'commit') it.resolve(err('internal', 'registry store is closed'));
     await this.watcher?.cancel().catch(() => undefined);
     // Revoking ends this replica's liveness keys at once (a killed replica's end with the lease TTL).
