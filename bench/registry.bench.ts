@@ -46,7 +46,7 @@ interface Replica {
 async function startRendezvous(store: string): Promise<Replica> {
   const child = spawn(
     process.execPath,
-    [BIN, '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--compat-addr', 'off', '--log-level', 'warn', '--store', store, '--max-connections-per-ip', '4096'],
+    [BIN, '--registry-addr', '127.0.0.1:0', '--beacon-addr', '127.0.0.1:0', '--compat-addr', 'off', '--log-level', 'warn', '--store', store, '--max-connections-per-ip', '4096', '--stale-node-secs', '86400'], // nodes here never heartbeat
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const line = await new Promise<string>((res, rej) => {

@@ -27,7 +27,7 @@ const USAGE = `usage: pilot-rendezvous [--registry-addr HOST:PORT] [--beacon-add
                         [--max-channels-per-ip N] [--max-channels N] [--relay-bytes-per-sec N]
                         [--store PATH|etcd://HOST:PORT[,HOST:PORT…][/prefix]] [--beacon-secret-file PATH]
                         [--dashboard-addr HOST:PORT --admin-token T]
-                        [--require-fresh-signatures] [--max-connections-per-ip N]
+                        [--require-fresh-signatures] [--max-connections-per-ip N] [--stale-node-secs N]
                         [--partial-frame-budget BYTES] [--log-level L] [--log-format json|pretty]
        pilot-rendezvous --print-fingerprint [--json] [--store PATH | --tls-cert PATH --tls-key PATH]
 defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = state in memory only
@@ -42,6 +42,7 @@ defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = 
             directory of --store, or in $HOME/.pilot-rendezvous/ without --store,
           --max-channels-per-ip 256 --max-channels 65536 (open WebSocket channels),
           --relay-bytes-per-sec 67108864 (relay budget per source: UDP endpoint or channel),
+          --stale-node-secs 180 (a node without a heartbeat for this long is removed, as the original),
           --max-connections-per-ip 16 (registry TCP connections from one IP; raise it for NATed fleets),
           --partial-frame-budget 16777216 (bytes of unfinished request frames buffered across all connections)`;
 
@@ -61,6 +62,7 @@ async function main(): Promise<number> {
         'beacon-addr2': { type: 'string' },
         store: { type: 'string' },
         'beacon-secret-file': { type: 'string' },
+        'stale-node-secs': { type: 'string' },
         'dashboard-addr': { type: 'string' },
         'admin-token': { type: 'string' },
         'require-fresh-signatures': { type: 'boolean', default: false },
@@ -130,6 +132,11 @@ async function main(): Promise<number> {
   const maxChannelsPerIp = positiveInt(args['max-channels-per-ip']);
   const maxChannels = positiveInt(args['max-channels']);
   const relayBytesPerSec = positiveInt(args['relay-bytes-per-sec']);
+  const staleNodeSecs = positiveInt(args['stale-node-secs']);
+  if (staleNodeSecs === null) {
+    process.stderr.write(`--stale-node-secs takes a positive integer\n${USAGE}\n`);
+    return 2;
+  }
   if (maxPerIp === null || frameBudget === null || maxChannelsPerIp === null || maxChannels === null || relayBytesPerSec === null) {
     process.stderr.write(`--max-connections-per-ip, --partial-frame-budget, --max-channels-per-ip, --max-channels and --relay-bytes-per-sec take a positive integer\n${USAGE}\n`);
     return 2;
@@ -179,6 +186,7 @@ async function main(): Promise<number> {
     observedEndpoint: (id) => beacon?.observedEndpoint(id) ?? null,
     requireFreshSignatures: args['require-fresh-signatures'],
     ...(beaconSecret ? { beaconSecret } : {}),
+    ...(staleNodeSecs !== undefined ? { staleNodeMs: staleNodeSecs * 1000 } : {}),
     ...(maxPerIp !== undefined ? { maxConnectionsPerIp: maxPerIp } : {}),
     ...(frameBudget !== undefined ? { maxPendingFrameBytesTotal: frameBudget } : {}),
   });

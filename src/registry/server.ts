@@ -1272,8 +1272,12 @@ export class RegistryServer {
       }
     }
     if (tx.length > 0) {
-      const r = await this.opts.store.commit(tx);
-      if (!r.ok) this.opts.logger.error({ err: r.error }, 'registry reap commit failed');
+      // One commit per reaped node: a shared store's transactions hold a bounded number of keys (etcd: 128).
+      const perNode = new Map<number, Change[]>();
+      for (const c of tx) if (c.k === 'node') perNode.set(c.id, [...(perNode.get(c.id) ?? []), c]);
+      const results = await Promise.all([...perNode.values()].map((changes) => this.opts.store.commit(changes)));
+      const failed = results.filter((r) => !r.ok);
+      if (failed.length > 0 && !failed[0]!.ok) this.opts.logger.error({ err: failed[0]!.error, failed: failed.length }, 'registry reap commit failed');
     }
   }
 
