@@ -10,6 +10,7 @@ export const ETCD_BIN = process.env.PILOT_ETCD_BIN ?? '/usr/bin/etcd';
 export const hasEtcd = existsSync(ETCD_BIN);
 
 const livePids = new Set<number>();
+const liveDirs = new Set<string>();
 let isExitHookSet = false;
 function track(pid: number): void {
   livePids.add(pid);
@@ -23,6 +24,7 @@ function track(pid: number): void {
         /* gone */
       }
     }
+    for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
   });
 }
 
@@ -63,6 +65,7 @@ export class EtcdCluster {
       members.push({ name: `m${i}`, clientPort, peerPort, child: null, endpoint: `127.0.0.1:${clientPort}` });
     }
     const c = new EtcdCluster(dir, members);
+    liveDirs.add(dir);
     try {
       for (const m of members) c.spawnMember(m);
       await Promise.all(members.map((m) => c.waitHealthy(m, opts.timeoutMs ?? 30_000)));
@@ -142,5 +145,6 @@ export class EtcdCluster {
   async stop(): Promise<void> {
     for (let i = 0; i < this.members.length; i++) await this.kill(i);
     rmSync(this.dir, { recursive: true, force: true });
+    liveDirs.delete(this.dir);
   }
 }
