@@ -279,9 +279,10 @@ export class EtcdStore implements RegistryStore {
     this.isClosed = true;
     for (const it of this.blockWaiters.splice(0)) if (it.kind === 'commit') it.resolve(err('internal', 'registry store is closed'));
     for (const it of this.queue.splice(0)) if (it.kind === 'commit') it.resolve(err('internal', 'registry store is closed'));
-    await this.watcher?.cancel().catch(() => undefined);
+    // Bounded: a watch stream that is reconnecting may never answer its cancel.
+    await withinMs(this.watcher?.cancel(), 2_000);
     // Revoking ends this replica's liveness keys at once (a killed replica's end with the lease TTL).
-    await this.lease?.revoke().catch(() => undefined);
+    await withinMs(this.lease?.revoke(), 3_000);
     this.client?.close();
     this.client = null;
   }
@@ -707,6 +708,18 @@ export class EtcdStore implements RegistryStore {
       });
     }
   }
+}
+
+/** Wait for `p` (errors ignored), at most `ms`. */
+function withinMs(p: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (!p) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    p.then(
+      () => (clearTimeout(t), resolve()),
+      () => (clearTimeout(t), resolve()),
+    );
+  });
 }
 
 /** The first key after every key starting with `prefix` (etcd's range_end for a prefix). */
