@@ -9,6 +9,7 @@
 // `--print-fingerprint` prints the compat certificate's SHA-256 fingerprint and exits (making the self-signed
 // certificate first when there is none), so the operator can hand it to nodes before the first start.
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { createLogger, type LogFormat } from '../core/logger.js';
 import { BeaconServer } from '../registry/beacon.js';
 import { compatCertDir, loadCompatCert, SELF_SIGNED_FILE } from '../registry/compat-cert.js';
@@ -16,6 +17,7 @@ import { CompatServer } from '../registry/compat-server.js';
 import { RegistryServer } from '../registry/server.js';
 import { MemoryStore, type RegistryStore } from '../registry/store.js';
 import { SqliteStore } from '../registry/sqlite-store.js';
+import { EtcdStore, parseEtcdStoreUrl } from '../registry/etcd-store.js';
 import { Dashboard } from '../registry/dashboard.js';
 import { DEFAULT_COMPAT_PORT } from '../wire/compat-frames.js';
 import { DEFAULT_BEACON_PORT, DEFAULT_REGISTRY_PORT, formatHostPort as joinHostPort, parseHostPort, type HostPort } from '../wire/endpoint.js';
@@ -23,12 +25,15 @@ import { DEFAULT_BEACON_PORT, DEFAULT_REGISTRY_PORT, formatHostPort as joinHostP
 const USAGE = `usage: pilot-rendezvous [--registry-addr HOST:PORT] [--beacon-addr HOST:PORT] [--beacon-addr2 HOST:PORT]
                         [--compat-addr HOST:PORT|off] [--tls-cert PATH --tls-key PATH]
                         [--max-channels-per-ip N] [--max-channels N] [--relay-bytes-per-sec N]
-                        [--store PATH] [--dashboard-addr HOST:PORT --admin-token T]
-                        [--require-fresh-signatures] [--max-connections-per-ip N]
+                        [--store PATH|etcd://HOST:PORT[,HOST:PORT…][/prefix]] [--beacon-secret-file PATH]
+                        [--dashboard-addr HOST:PORT --admin-token T]
+                        [--require-fresh-signatures] [--max-connections-per-ip N] [--stale-node-secs N]
                         [--partial-frame-budget BYTES] [--log-level L] [--log-format json|pretty]
        pilot-rendezvous --print-fingerprint [--json] [--store PATH | --tls-cert PATH --tls-key PATH]
 defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = state in memory only
-          (--store PATH: a SQLite database; a previous JSON+log store at PATH is migrated once, old files kept),
+          (--store PATH: a SQLite database; a previous JSON+log store at PATH is migrated once, old files kept;
+           --store etcd://…: the directory in etcd, shared by every replica given the same members and prefix
+           (default prefix /pilot/); give the replicas one --beacon-secret-file so their beacon tokens agree),
           no dashboard (--dashboard-addr: the live dashboard, /api/stats, /metrics; needs --admin-token or
             PILOT_ADMIN_TOKEN, at least 16 characters),
           --compat-addr 0.0.0.0:${DEFAULT_COMPAT_PORT} (registry over TLS + beacon/relay over WebSocket for nodes without UDP;
@@ -37,6 +42,7 @@ defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = 
             directory of --store, or in $HOME/.pilot-rendezvous/ without --store,
           --max-channels-per-ip 256 --max-channels 65536 (open WebSocket channels),
           --relay-bytes-per-sec 67108864 (relay budget per source: UDP endpoint or channel),
+          --stale-node-secs 180 (a node without a heartbeat for this long is removed, as the original),
           --max-connections-per-ip 16 (registry TCP connections from one IP; raise it for NATed fleets),
           --partial-frame-budget 16777216 (bytes of unfinished request frames buffered across all connections)`;
 
@@ -55,6 +61,8 @@ async function main(): Promise<number> {
         'beacon-addr': { type: 'string', default: `:${DEFAULT_BEACON_PORT}` },
         'beacon-addr2': { type: 'string' },
         store: { type: 'string' },
+        'beacon-secret-file': { type: 'string' },
+        'stale-node-secs': { type: 'string' },
         'dashboard-addr': { type: 'string' },
         'admin-token': { type: 'string' },
         'require-fresh-signatures': { type: 'boolean', default: false },
@@ -88,7 +96,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const certOpts = {
-    dir: compatCertDir(args.store),
+    dir: compatCertDir(args.store?.startsWith('etcd://') ? undefined : args.store),
     ...(args['tls-cert'] !== undefined ? { certPath: args['tls-cert'] } : {}),
     ...(args['tls-key'] !== undefined ? { keyPath: args['tls-key'] } : {}),
   };
@@ -124,6 +132,11 @@ async function main(): Promise<number> {
   const maxChannelsPerIp = positiveInt(args['max-channels-per-ip']);
   const maxChannels = positiveInt(args['max-channels']);
   const relayBytesPerSec = positiveInt(args['relay-bytes-per-sec']);
+  const staleNodeSecs = positiveInt(args['stale-node-secs']);
+  if (staleNodeSecs === null) {
+    process.stderr.write(`--stale-node-secs takes a positive integer\n${USAGE}\n`);
+    return 2;
+  }
   if (maxPerIp === null || frameBudget === null || maxChannelsPerIp === null || maxChannels === null || relayBytesPerSec === null) {
     process.stderr.write(`--max-connections-per-ip, --partial-frame-budget, --max-channels-per-ip, --max-channels and --relay-bytes-per-sec take a positive integer\n${USAGE}\n`);
     return 2;
@@ -140,9 +153,29 @@ async function main(): Promise<number> {
   }
   const logger = createLogger({ level: args['log-level'], format: format as LogFormat, name: 'pilot-rendezvous' });
 
-  const store: RegistryStore = args.store
-    ? new SqliteStore(args.store, { logger: logger.child({ part: 'store' }) })
-    : new MemoryStore();
+  const etcdUrl = args.store?.startsWith('etcd://') ? parseEtcdStoreUrl(args.store) : null;
+  if (etcdUrl && !etcdUrl.ok) {
+    process.stderr.write(`${etcdUrl.error.message}\n${USAGE}\n`);
+    return 2;
+  }
+  let beaconSecret: Uint8Array | undefined;
+  if (args['beacon-secret-file'] !== undefined) {
+    try {
+      beaconSecret = new Uint8Array(readFileSync(args['beacon-secret-file']));
+    } catch (e) {
+      process.stderr.write(`pilot-rendezvous: cannot read --beacon-secret-file: ${(e as Error).message}\n`);
+      return 1;
+    }
+    if (beaconSecret.length < 32) {
+      process.stderr.write(`pilot-rendezvous: --beacon-secret-file must hold at least 32 bytes (e.g. head -c 32 /dev/urandom > FILE)\n`);
+      return 2;
+    }
+  }
+  const store: RegistryStore = etcdUrl?.ok
+    ? new EtcdStore({ ...etcdUrl.value, logger: logger.child({ part: 'store' }) })
+    : args.store
+      ? new SqliteStore(args.store, { logger: logger.child({ part: 'store' }) })
+      : new MemoryStore();
   // The registry first: the beacon asks it who a node is (its beacon token) and who may punch whom.
   let beacon: BeaconServer | null = null;
   const registry = await RegistryServer.start({
@@ -152,6 +185,8 @@ async function main(): Promise<number> {
     logger: logger.child({ part: 'registry' }),
     observedEndpoint: (id) => beacon?.observedEndpoint(id) ?? null,
     requireFreshSignatures: args['require-fresh-signatures'],
+    ...(beaconSecret ? { beaconSecret } : {}),
+    ...(staleNodeSecs !== undefined ? { staleNodeMs: staleNodeSecs * 1000 } : {}),
     ...(maxPerIp !== undefined ? { maxConnectionsPerIp: maxPerIp } : {}),
     ...(frameBudget !== undefined ? { maxPendingFrameBytesTotal: frameBudget } : {}),
   });

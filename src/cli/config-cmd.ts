@@ -17,7 +17,7 @@ import { defineCommand, type CliContext, type Command } from './command.js';
 import { table } from './output.js';
 
 export type ConfigValue = string | number | boolean;
-type Kind = 'hostport' | 'bool' | 'duration' | 'size' | 'count' | 'hostname' | 'path' | 'url' | 'text' | readonly string[];
+type Kind = 'hostport' | 'hostports' | 'bool' | 'duration' | 'size' | 'count' | 'hostname' | 'path' | 'url' | 'text' | readonly string[];
 
 export interface ConfigKey {
   /** The key in config.json (what pilot-daemon reads). */
@@ -34,7 +34,7 @@ const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'
 
 /** Every setting pilot-daemon reads from config.json. */
 export const CONFIG_KEYS: readonly ConfigKey[] = [
-  { key: 'registry', kind: 'hostport', env: 'PILOT_REGISTRY', dflt: DEFAULT_REGISTRY_ADDR, description: 'rendezvous registry (TCP)' },
+  { key: 'registry', kind: 'hostports', env: 'PILOT_REGISTRY', dflt: DEFAULT_REGISTRY_ADDR, description: 'rendezvous registry (TCP); a:9000,b:9000 = replicas, tried in turn' },
   { key: 'beacon', kind: 'hostport', env: 'PILOT_BEACON', dflt: DEFAULT_BEACON_ADDR, description: 'rendezvous beacon (UDP, NAT discovery and relay)' },
   { key: 'beacon2', kind: 'hostport', env: 'PILOT_BEACON2', dflt: null, description: 'second beacon address (another IP of the rendezvous)' },
   { key: 'listen', kind: 'hostport', dflt: '0.0.0.0:0', description: 'UDP tunnel address' },
@@ -82,6 +82,7 @@ function kindText(kind: Kind): string {
   if (typeof kind !== 'string') return kind.join(', ');
   return {
     hostport: 'HOST:PORT',
+    hostports: 'HOST:PORT[,HOST:PORT…]',
     bool: 'true or false',
     duration: 'a duration like 500ms, 15s, 2m',
     size: 'a size like 64MiB, 512MB, 2GiB or a byte count (0 = no limit)',
@@ -126,6 +127,8 @@ export function parseConfigValue(k: ConfigKey, raw: string): Result<ConfigValue>
   switch (kind) {
     case 'hostport':
       return parseHostPort(v).ok && v !== '' ? ok(v) : bad();
+    case 'hostports':
+      return v !== '' && v.split(',').every((x) => parseHostPort(x).ok) ? ok(v) : bad();
     case 'bool': {
       const b = v.toLowerCase();
       if (['true', 'yes', 'on', '1'].includes(b)) return ok(true);
@@ -153,7 +156,7 @@ export function parseConfigValue(k: ConfigKey, raw: string): Result<ConfigValue>
 function example(k: ConfigKey): string {
   const kind = k.kind;
   if (typeof kind !== 'string') return kind[0]!;
-  return { hostport: k.key === 'listen' ? '0.0.0.0:4000' : '10.0.0.5:9000', bool: 'true', duration: '30s', size: '64MiB', count: '100', hostname: 'my-agent', path: '/path/to/file', url: 'http://proxy.example:3128', text: 'value' }[kind];
+  return { hostport: k.key === 'listen' ? '0.0.0.0:4000' : '10.0.0.5:9000', hostports: '10.0.0.5:9000,10.0.0.6:9000', bool: 'true', duration: '30s', size: '64MiB', count: '100', hostname: 'my-agent', path: '/path/to/file', url: 'http://proxy.example:3128', text: 'value' }[kind];
 }
 
 export interface EffectiveValue {

@@ -29,7 +29,7 @@ const LOG_TAIL_LINES = 20;
 /** Flags forwarded to pilot-daemon as given (the original's daemon flags, plus --home/--socket added by us). */
 const DAEMON_FLAGS: FlagSpec[] = [
   { name: 'foreground', kind: 'bool', description: 'run in this terminal instead of detaching' },
-  { name: 'registry', kind: 'string', value: '<host:port>', description: 'registry address (env PILOT_REGISTRY)' },
+  { name: 'registry', kind: 'string', value: '<host:port>', description: 'registry address (env PILOT_REGISTRY); a:9000,b:9000 = replicas, tried in turn' },
   { name: 'beacon', kind: 'string', value: '<host:port>', description: 'beacon address for NAT discovery' },
   { name: 'beacon2', kind: 'string', value: '<host:port>', description: 'second beacon address (another IP of the rendezvous) for NAT classification (env PILOT_BEACON2)' },
   { name: 'listen', kind: 'string', value: '<host:port>', description: 'UDP tunnel address (default 0.0.0.0:0)' },
@@ -212,7 +212,8 @@ const start = defineCommand<Map<string, string | true>>({
     }
     for (const k of ['registry', 'beacon', 'listen', 'compat']) {
       const v = a.flags.get(k);
-      if (typeof v === 'string' && !parseHostPort(v).ok) {
+      // --registry may list replicas of one directory: a:9000,b:9000 (the daemon fails over between them).
+      if (typeof v === 'string' && !(k === 'registry' ? v.split(',') : [v]).every((x) => parseHostPort(x).ok)) {
         return err('invalid_argument', `--${k} '${v}' is not host:port`, { hint: `e.g. --${k} ${DEFAULT_REGISTRY_ADDR}` });
       }
     }

@@ -54,7 +54,7 @@ export const QUOTA_FLAGS: ReadonlyArray<{ flag: string; key: keyof StorageQuotas
 
 export interface DaemonOptions {
   home: string;
-  registry: string; // host:port (TCP), as given
+  registry: string; // host:port (TCP), as given; `a:9000,b:9000` = replicas of one directory, tried in turn
   beacon: string; // host:port (UDP), as given
   /** A second beacon address (another IP of the rendezvous) for NAT classification; null = none. */
   beacon2: string | null;
@@ -129,8 +129,10 @@ export function isHostPort(s: string): boolean {
  * parses them once (the SDK merges its own options over the flags' first) and the node passes these values.
  */
 export interface DaemonAddresses {
-  /** Registry TCP address; no host → 127.0.0.1. */
+  /** Registry TCP address; no host → 127.0.0.1. The first of --registry's list. */
   registry: HostPort;
+  /** The rest of `--registry a:9000,b:9000` (replicas sharing one directory): the client fails over to them. */
+  registryAlternates: HostPort[];
   /** Beacon UDP endpoint; `localhost` → 127.0.0.1. */
   beacon: UdpEndpoint;
   beacon2: UdpEndpoint | null;
@@ -148,7 +150,14 @@ type AddressOptions = Pick<DaemonOptions, 'registry' | 'beacon' | 'beacon2' | 'l
 
 export function parseDaemonAddresses(o: AddressOptions): Result<DaemonAddresses> {
   const parsed: Partial<Record<'registry' | 'beacon' | 'listen' | 'beacon2', HostPort>> = {};
-  for (const [k, v] of [['registry', o.registry], ['beacon', o.beacon], ['listen', o.listen], ['beacon2', o.beacon2]] as const) {
+  const [firstRegistry, ...restRegistries] = o.registry.split(',');
+  const registryAlternates: HostPort[] = [];
+  for (const v of restRegistries) {
+    const hp = parseHostPort(v, { minPort: 1 });
+    if (!hp.ok) return err('invalid_argument', `--registry: '${v}' is not host:port`, { hint: 'e.g. --registry a.example:9000,b.example:9000' });
+    registryAlternates.push({ host: hp.value.host || '127.0.0.1', port: hp.value.port });
+  }
+  for (const [k, v] of [['registry', firstRegistry!], ['beacon', o.beacon], ['listen', o.listen], ['beacon2', o.beacon2]] as const) {
     if (v === null) continue;
     const hp = parseHostPort(v);
     if (!hp.ok) return err('invalid_argument', `--${k} '${v}' is not host:port`, { hint: `e.g. --${k} ${DEFAULT_REGISTRY_ADDR}` });
@@ -175,6 +184,7 @@ export function parseDaemonAddresses(o: AddressOptions): Result<DaemonAddresses>
   }
   return ok({
     registry,
+    registryAlternates,
     beacon: flagEndpoint(parsed.beacon!),
     beacon2: parsed.beacon2 ? flagEndpoint(parsed.beacon2) : null,
     listen: { host: parsed.listen!.host || '0.0.0.0', port: parsed.listen!.port },

@@ -171,6 +171,7 @@ export class Daemon implements ServiceHost {
       : null;
     this.registry = new RegistryClient({
       registryAddr: addrs.registry,
+      registryAlternates: addrs.registryAlternates,
       driver,
       rng: env.rng,
       connect: (host, port) => this.connectRegistry(host, port),
@@ -731,6 +732,8 @@ export class Daemon implements ServiceHost {
       tags: m.tags,
       registry: this.opts.registry,
       registry_connected: m.isRegistryUp,
+      // With --registry a,b (replicas of one directory): the one in use now.
+      registry_active: this.registry.currentRegistry,
       listen: `${a.ip}:${a.port}`,
       public_endpoint: this.nat.publicEndpoint,
       nat_type: this.nat.natType,

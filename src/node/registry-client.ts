@@ -69,6 +69,12 @@ export type FreshSignatureMode = 'auto' | 'always' | 'never';
 export interface RegistryClientOptions {
   /** Registry TCP address: parsed (flags do that), or `host:port` text (parsed here; no host → 127.0.0.1). */
   registryAddr: HostPort | string;
+  /**
+   * Further registries serving the same directory (replicas over one etcd store, issue 16): when the current one
+   * fails (connect refused or timed out, connection lost) the next is tried at once, and the session is restored
+   * there (re-register with the same key → the same node id). Backoff grows only after a full round.
+   */
+  registryAlternates?: HostPort[];
   /** Ed25519 detached signature over `msg` with the node's identity. */
   sign: (msg: Uint8Array) => Uint8Array;
   logger?: Logger;
@@ -171,7 +177,10 @@ export class RegistryClient {
   private pollTimer: Deadline | null = null;
   /** register() calls in flight: the first connect's restore leaves registering to them (one register, not two). */
   private registerCalls = 0;
-  private readonly target: Result<HostPort>;
+  private target: Result<HostPort>;
+  /** registryAddr, then registryAlternates; `target` is targets[targetIndex]. */
+  private readonly targets: Result<HostPort>[];
+  private targetIndex = 0;
   private readonly driver: Driver;
   private readonly ownsDriver: boolean;
   private readonly rng: Rng;
@@ -184,7 +193,7 @@ export class RegistryClient {
   private isPushing = false;
   private isOriginalRegistry = false;
   private readonly seen = new Map<string, number>(); // delivered-event keys → ms, for push/poll dedup
-  private readonly opts: Required<Omit<RegistryClientOptions, 'logger' | 'sign' | 'registryAddr' | 'driver' | 'rng' | 'connect' | 'report' | 'recoveryKey'>>;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'logger' | 'sign' | 'registryAddr' | 'registryAlternates' | 'driver' | 'rng' | 'connect' | 'report' | 'recoveryKey'>>;
 
   // Session to restore after a reconnect.
   private registration: { listenAddr: string; publicKeyB64: string } | null = null;
@@ -209,6 +218,7 @@ export class RegistryClient {
     this.isFresh = this.opts.freshSignatures !== 'never';
     const addr = options.registryAddr;
     this.target = typeof addr === 'string' ? parseHostPort(addr, { minPort: 1, defaultHost: '127.0.0.1' }) : ok(addr);
+    this.targets = [this.target, ...(options.registryAlternates ?? []).map((a) => ok(a))];
     this.ownsDriver = options.driver === undefined;
     // Its own driver's timers hold the process (a caller awaiting a reply or a reconnect must not see the event
     // loop run dry, as with the real timers' unref'd ones); close() releases them.
@@ -220,7 +230,13 @@ export class RegistryClient {
   /** `host:port` of the registry, for messages. */
   private get addrText(): string {
     const a = this.options.registryAddr;
-    return typeof a === 'string' ? a : `${a.host}:${a.port}`;
+    if (this.targetIndex === 0 || !this.target.ok) return typeof a === 'string' ? a : `${a.host}:${a.port}`;
+    return `${this.target.value.host}:${this.target.value.port}`;
+  }
+
+  /** The registry in use now (or being dialled), `host:port`. */
+  get currentRegistry(): string {
+    return this.addrText;
   }
 
   // ---- lifecycle ----
@@ -863,9 +879,19 @@ export class RegistryClient {
   private scheduleReconnect(reason: string): void {
     if (this.state === 'closed') return;
     this.state = 'connecting';
-    const base = Math.min(this.opts.reconnectMaxDelayMs, this.opts.reconnectInitialDelayMs * 2 ** this.reconnectAttempt);
+    // With alternates: the next one now (a short jittered pause); the backoff grows once every one failed.
+    let isNextRound = true;
+    if (this.targets.length > 1) {
+      const from = this.addrText;
+      this.targetIndex = (this.targetIndex + 1) % this.targets.length;
+      this.target = this.targets[this.targetIndex]!;
+      isNextRound = this.targetIndex === 0;
+      this.options.logger?.info({ from, to: this.addrText, reason }, 'registry failover: trying the next registry');
+    }
+    const attempt = isNextRound ? this.reconnectAttempt : 0;
+    const base = Math.min(this.opts.reconnectMaxDelayMs, this.opts.reconnectInitialDelayMs * 2 ** attempt);
     const delayMs = Math.round(base * (0.5 + this.rng.next() * 0.5)); // jitter: many daemons, one registry restart
-    this.reconnectAttempt = Math.min(this.reconnectAttempt + 1, 30);
+    if (isNextRound) this.reconnectAttempt = Math.min(this.reconnectAttempt + 1, 30);
     this.options.logger?.debug({ reason, delayMs }, 'registry reconnect scheduled');
     this.reconnectTimer?.cancel();
     this.reconnectTimer = this.driver.after(delayMs, () => {

@@ -80,7 +80,7 @@ import {
   type NodeRecord,
   type RegistryState,
 } from './state.js';
-import type { RegistryStore } from './store.js';
+import { isStoreConflict, type RegistryStore } from './store.js';
 import { NetworkRegistry } from './networks.js';
 
 export interface RegistryServerOptions {
@@ -140,6 +140,8 @@ export interface RegistryDashboardStats {
 }
 
 const MAX_EVENTS = 200;
+/** Runs of one request against a shared store that keeps reporting conflicts, before it is answered `internal`. */
+const MAX_STORE_ATTEMPTS = 10;
 /** Daemons heartbeat every 30 s (the original's interval): two missed beats and a node no longer counts as online. */
 const ONLINE_WITHIN_MS = 75_000;
 interface Outcome {
@@ -206,6 +208,9 @@ export class RegistryServer {
   private readonly startedMs: number;
   /** Custom networks (src/registry/networks.ts): signed membership chains, co-membership for resolve. */
   private readonly networks: NetworkRegistry;
+  /** Nonces recorded by the request being handled (forgotten when the store asks for a rerun). */
+  private attemptNonces: string[] | null = null;
+  private unsubscribeRemotePush: (() => void) | null = null;
   readonly stats = {
     requests: 0,
     errors: 0,
@@ -277,6 +282,7 @@ export class RegistryServer {
     // Loaded nodes get a fresh grace period: the registry, not the nodes, was away.
     const now = this.nowMs();
     for (const id of this.state.nodes.keys()) this.lastSeenMs.set(id, now);
+    this.unsubscribeRemotePush = this.opts.store.onRemotePush?.((id, msg) => this.pushLocal(id, msg)) ?? null;
     this.timer = setInterval(() => void this.housekeeping(), 30_000);
     this.timer.unref();
   }
@@ -299,6 +305,7 @@ export class RegistryServer {
   /** Stop accepting, drop connections, flush the store. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.unsubscribeRemotePush?.();
     await new Promise<void>((resolve) => {
       if (this.server) this.server.close(() => resolve());
       for (const c of this.conns) c.sock.destroy();
@@ -441,18 +448,31 @@ export class RegistryServer {
     try {
       while (conn.queue.length > 0 && !conn.isClosed) {
         const msg = conn.queue.shift()!;
-        const tx: Change[] = [];
+        let tx: Change[] = [];
         let outcome: Outcome;
-        try {
-          outcome = this.handle(msg, conn, tx);
-        } catch (e) {
-          // A bug, not the client's fault: answer like any failure and keep serving.
-          this.opts.logger.error({ err: e, type: msg.type }, 'registry handler threw');
-          outcome = { reply: errorReply('internal', 'request failed') };
-        }
-        if (tx.length > 0) {
+        // A shared store (etcd) refuses a commit when another replica changed the same keys first; it has put
+        // their current values into our state, so the request runs again (its nonces may be used again).
+        for (let attempt = 1; ; attempt++) {
+          tx = [];
+          this.attemptNonces = [];
+          try {
+            outcome = this.handle(msg, conn, tx);
+          } catch (e) {
+            // A bug, not the client's fault: answer like any failure and keep serving.
+            this.opts.logger.error({ err: e, type: msg.type }, 'registry handler threw');
+            outcome = { reply: errorReply('internal', 'request failed') };
+          }
+          const nonces = this.attemptNonces;
+          this.attemptNonces = null;
+          if (tx.length === 0) break;
           const committed = await this.opts.store.commit(tx);
-          if (!committed.ok) outcome = { reply: errorReply('internal', 'request failed: store unavailable') };
+          if (committed.ok) break;
+          if (isStoreConflict(committed) && attempt < MAX_STORE_ATTEMPTS && !conn.isClosed) {
+            this.forgetNonces(nonces);
+            continue;
+          }
+          outcome = { reply: errorReply('internal', 'request failed: store unavailable') };
+          break;
         }
         this.stats.requests++;
         if (outcome.reply.type === 'error') this.stats.errors++;
@@ -478,10 +498,28 @@ export class RegistryServer {
   }
 
   private push(nodeId: number, msg: Reply): void {
+    // A shared store hands it to the other replicas too: the node may be subscribed at one of them.
+    this.opts.store.publish?.(nodeId, msg);
+    this.pushLocal(nodeId, msg);
+  }
+
+  private pushLocal(nodeId: number, msg: Reply): void {
     const conn = this.subscribers.get(nodeId);
     if (!conn || conn.isClosed) return;
     this.stats.pushes++;
     this.write(conn, msg);
+  }
+
+  /** Nonces recorded by a request attempt the store refused (conflict): the rerun may present them again. */
+  private forgetNonces(keys: string[] | null): void {
+    for (const k of keys ?? []) {
+      const n = this.nonces.get(k);
+      if (!n) continue;
+      this.nonces.delete(k);
+      const left = (this.noncesPerSigner.get(n.signer) ?? 1) - 1;
+      if (left > 0) this.noncesPerSigner.set(n.signer, left);
+      else this.noncesPerSigner.delete(n.signer);
+    }
   }
 
   private put(tx: Change[], c: Change): void {
@@ -617,6 +655,7 @@ export class RegistryServer {
     if (held >= MAX_NONCES_PER_SIGNER) return fail('invalid_argument', 'too many signed requests; slow down');
     // Kept for two windows: a ts anywhere inside ±window stays refused until it can no longer pass the ts check.
     this.nonces.set(nonceKey, { signer, expiresMs: nowMs + 2 * windowSec * 1000 });
+    this.attemptNonces?.push(nonceKey);
     this.noncesPerSigner.set(signer, held + 1);
     return null;
   }
@@ -775,6 +814,7 @@ export class RegistryServer {
     }
     conn.legacyNodeId = isSigned ? null : id;
     this.lastSeenMs.set(id, this.nowMs());
+    this.opts.store.touch?.(id);
     this.opts.logger.debug(
       { nodeId: id, listenAddr, signed: isSigned, mode: existing ? 'existing' : knownId ? 'reclaimed' : 'new' },
       'registered node',
@@ -960,6 +1000,7 @@ export class RegistryServer {
     if (denied) return denied;
     const now = this.nowMs();
     this.lastSeenMs.set(id, now); // liveness is not logged: a restart grants a fresh grace period anyway
+    this.opts.store.touch?.(id);
     if (msg.report) this.reports.set(id, msg.report);
     return { reply: { type: 'heartbeat_ok', time: Math.floor(now / 1000) } };
   }
@@ -1290,6 +1331,12 @@ export class RegistryServer {
     const staleMs = this.opts.staleNodeMs ?? 3 * 60_000;
     const tx: Change[] = [];
     for (const id of this.state.nodes.keys()) {
+      // Shared store: a node registered at another replica (first seen here now) gets a grace period, and one
+      // another replica holds alive is not ours to reap.
+      if (!this.lastSeenMs.has(id) || this.opts.store.isAliveElsewhere?.(id)) {
+        this.lastSeenMs.set(id, now);
+        continue;
+      }
       const seen = this.lastSeenMs.get(id) ?? 0;
       if (now - seen > staleMs) {
         this.opts.logger.info({ nodeId: id }, 'registry reaping stale node');
@@ -1300,8 +1347,12 @@ export class RegistryServer {
       }
     }
     if (tx.length > 0) {
-      const r = await this.opts.store.commit(tx);
-      if (!r.ok) this.opts.logger.error({ err: r.error }, 'registry reap commit failed');
+      // One commit per reaped node: a shared store's transactions hold a bounded number of keys (etcd: 128).
+      const perNode = new Map<number, Change[]>();
+      for (const c of tx) if (c.k === 'node') perNode.set(c.id, [...(perNode.get(c.id) ?? []), c]);
+      const results = await Promise.all([...perNode.values()].map((changes) => this.opts.store.commit(changes)));
+      const failed = results.filter((r) => !r.ok);
+      if (failed.length > 0 && !failed[0]!.ok) this.opts.logger.error({ err: failed[0]!.error, failed: failed.length }, 'registry reap commit failed');
     }
   }
 

@@ -34,6 +34,26 @@ export interface RegistryStore {
   commit(changes: Change[]): Promise<Result<void>>;
   /** Flush, write a final snapshot, close files. */
   close(): Promise<void>;
+  // Shared stores (etcd, several replicas; src/registry/etcd-store.ts). A commit may then fail with
+  // storeConflict: another replica changed a key the request wrote, the loaded state has been corrected, and
+  // the server runs the request again. The methods below are absent for single-process stores.
+  /** This replica heard from the node (register, heartbeat): hold its liveness here. */
+  touch?(nodeId: number): void;
+  /** Another replica holds the node alive: the reaper leaves it alone. */
+  isAliveElsewhere?(nodeId: number): boolean;
+  /** Deliver a push to the node at whichever replica it is subscribed (no I/O wait; best effort). */
+  publish?(nodeId: number, msg: Record<string, unknown>): void;
+  /** Pushes published by other replicas; returns the unsubscribe. */
+  onRemotePush?(fn: (nodeId: number, msg: Record<string, unknown>) => void): () => void;
+}
+
+/** A commit refused because another replica changed the same keys first (the request is to be run again). */
+export function storeConflict(message: string): Result<never> {
+  return err('internal', `registry store conflict: ${message}`, { detail: { storeConflict: true } });
+}
+
+export function isStoreConflict(r: Result<unknown>): boolean {
+  return !r.ok && r.error.detail?.storeConflict === true;
 }
 
 /** No persistence (tests, `pilot-rendezvous` without --store). */
