@@ -13,7 +13,7 @@
 //
 //   npm run bench                      full run (~10 min on the 2-core VM)
 //   npm run bench -- --quick           200 MiB streams, 2,000 pings, 1,000 idle peers: a sanity check
-//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,direct,rss,dgram,streams,servicePing,paths  (direct: only the relay rows)
+//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,direct,rss,dgram,streams,servicePing,paths,registry  (direct: only the relay rows)
 //   PILOT_BENCH_RDV_PROF=DIR writes a CPU profile of every rendezvous the bench starts into DIR (the relay rows' relay)
 //            --profile[=stream,dgram64] also run --cpu-prof passes (1 stream and a 64 B flood, local and via the
 //                                      daemon: daemon and SDK processes both) and
@@ -875,6 +875,18 @@ async function main(): Promise<void> {
   writeFileSync(`${base}.json`, JSON.stringify(json, null, 2) + '\n');
   writeFileSync(`${base}.svg`, chart());
   process.stdout.write(`\nwrote ${base}.json and ${base}.svg (${json.seconds} s)\n`);
+  // The registry's figures by store (issue 16: SQLite vs etcd, 1 and 3 replicas, RSS with 100,000 nodes).
+  if (!SKIP.has('registry')) {
+    log('registry bench (bench/registry.bench.ts; --skip=registry leaves it out)');
+    const HERE_DIR = dirname(fileURLToPath(import.meta.url));
+    await new Promise<void>((done) => {
+      const c = spawn(process.execPath, [join(HERE_DIR, 'registry.bench.js'), ...(isQuick ? ['--quick'] : [])], { stdio: 'inherit' });
+      c.once('exit', (code) => {
+        if (code !== 0) process.stdout.write(`registry bench exited with ${code}\n`);
+        done();
+      });
+    });
+  }
 }
 
 main()
