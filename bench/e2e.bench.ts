@@ -858,7 +858,7 @@ async function main(): Promise<void> {
   if (notes.length) process.stdout.write(`\nNotes\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
   mkdirSync(RESULTS, { recursive: true });
   // A run with --skip measures a part: it never overwrites the last whole run's figures.
-  const base = join(RESULTS, (isQuick ? 'e2e-quick' : 'e2e') + (SKIP.size > 0 ? '-partial' : ''));
+  const base = join(RESULTS, (isQuick ? 'e2e-quick' : 'e2e') + ([...SKIP].some((k) => k !== 'registry') ? '-partial' : ''));
   const json = {
     host: hostname(),
     date: new Date().toISOString(),
