@@ -377,7 +377,9 @@ export function parseReceivedSince(since: string): Result<{ at: string; name: st
     if (!/^\d{4}-\d{2}-\d{2}T/.test(since) || Number.isNaN(Date.parse(since))) {
       return err('invalid_argument', `invalid --since '${since}'`, { hint: 'an RFC 3339 time like 2026-01-02T03:04:05Z, or the next_since of a previous page' });
     }
-    return ok({ at: since, name: '', isInclusive: true });
+    // received_at is UTC to the second: compare in that form (an offset or milliseconds would mis-sort as text,
+    // and a file received later in the same second as `since` is at/after it).
+    return ok({ at: rfc3339(new Date(Date.parse(since))), name: '', isInclusive: true });
   }
   const at = since.slice(0, slash);
   if (Number.isNaN(Date.parse(at)) || since.length > 1024) {
