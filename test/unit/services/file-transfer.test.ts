@@ -94,17 +94,37 @@ test('without retryForMs a cut is reported at once (resumable, with a hint); sen
   const net = new MemoryNetwork();
   const server = net.addHost(1, 'server');
   const client = net.addHost(2, 'alice');
-  const file = randomBytes(10 * 1024 * 1024);
+  const file = randomBytes(40 * 1024 * 1024); // past the 32 MiB window: the sender waits for checkpoints
   const path = join(client.home, 'again.bin');
   writeFileSync(path, file);
   let svc = start(server);
   let isStopping = false;
-  const first = await sendFile(client, 'server', path, (done) => {
-    if (done >= 6 * 1024 * 1024 && !isStopping) {
+  // Cut once the receiver has checkpointed ≥ 4 MiB (what the sender has sent says nothing about that on a
+  // loaded machine: its window is 32 MiB).
+  const checkpointed = (): number => {
+    const dir = join(server.home, 'partial');
+    let best = 0;
+    try {
+      for (const n of readdirSync(dir)) {
+        if (!n.endsWith('.json')) continue;
+        try {
+          best = Math.max(best, Number(JSON.parse(readFileSync(join(dir, n), 'utf8')).offset) || 0);
+        } catch {
+          /* being rewritten */
+        }
+      }
+    } catch {
+      /* not made yet */
+    }
+    return best;
+  };
+  const first = await sendFile(client, 'server', path, () => {
+    if (!isStopping && checkpointed() >= 4 * 1024 * 1024) {
       isStopping = true;
       void svc.stop();
     }
   });
+  assert.ok(isStopping, 'the receiver checkpointed 4 MiB before the end');
   assert.ok(!first.ok);
   assert.ok(['connection_failed', 'timeout'].includes(first.error.code), first.error.code);
   assert.equal(first.error.detail?.resumable, true);
