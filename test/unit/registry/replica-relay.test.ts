@@ -6,6 +6,8 @@ import dgram from 'node:dgram';
 import fc from 'fast-check';
 import { silentLogger } from '../../../src/core/logger.js';
 import { BeaconServer, type ReplicaRelayOptions } from '../../../src/registry/beacon.js';
+import { EtcdStore } from '../../../src/registry/etcd-store.js';
+import { EtcdCluster, hasEtcd } from '../../integration/etcd-cluster.js';
 import {
   decodeBeaconMessage,
   encodeBeaconMessage,
@@ -211,5 +213,33 @@ test('replica relay: two beacons forward to each other through the directory; fo
     p2.close();
     evil.close();
     await Promise.all([a.close(), b.close(), plain.close()]);
+  }
+});
+
+test('etcd store: a replica\'s beacon address and which replica holds a node, seen by another replica; gone with its lease', { skip: hasEtcd ? false : 'no /usr/bin/etcd', timeout: 60_000 }, async () => {
+  const cluster = await EtcdCluster.start(1);
+  const prefix = `/rr-${Date.now()}/`;
+  const open = async (replicaId: string) => {
+    const s = new EtcdStore({ endpoints: cluster.endpoints, prefix, replicaId, logger: silentLogger() });
+    const r = await s.load();
+    assert.ok(r.ok, !r.ok ? r.error.message : '');
+    return s;
+  };
+  const one = await open('r1');
+  const two = await open('r2');
+  try {
+    assert.equal(two.beaconAddressOf('r1'), null);
+    assert.ok((await one.advertiseBeacon('127.0.0.1:9101')).ok);
+    assert.equal(one.beaconAddressOf('r1'), '127.0.0.1:9101');
+    one.touch(42);
+    await until(() => two.beaconAddressOf('r1') === '127.0.0.1:9101' && two.holderOf(42) === 'r1', 'r2 sees r1\'s beacon and node 42', 10_000);
+    assert.equal(two.holderOf(43), null);
+    // r1 closes (its lease revoked): its beacon address and liveness keys go.
+    await one.close();
+    await until(() => two.beaconAddressOf('r1') === null && two.holderOf(42) === null, 'r1\'s keys gone', 10_000);
+  } finally {
+    await one.close();
+    await two.close();
+    await cluster.stop();
   }
 });
