@@ -361,8 +361,10 @@ function replicaRelayVia(store: EtcdStore, beaconSecret: Uint8Array): ReplicaRel
   const parsed = new Map<string, { address: string; port: number } | null>();
   return {
     key: replicaRelayKey(beaconSecret),
+    onObserved: (nodeId) => store.observedAtBeacon(nodeId),
     peerBeaconFor: (nodeId) => {
-      const replica = store.holderOf(nodeId);
+      // The replica whose beacon observed the node; else the one holding its registry session.
+      const replica = store.beaconHolderOf(nodeId) ?? store.holderOf(nodeId);
       if (replica === null || replica === store.replicaId) return null;
       const text = store.beaconAddressOf(replica);
       if (text === null) return null;

@@ -33,7 +33,8 @@
 //   replicas' shared beacon secret). The receiving beacon checks the MAC, the counter (near our clock, not seen
 //   before in a window of REPLAY_WINDOW per origin beacon), charges the source's relay budget, and delivers it
 //   as a relay deliver to its node; it never forwards one again (no loops). Refusals are counted in
-//   stats.replicaRefused and stats.replicaReplayed. The directory lookup is injected (`peerBeaconFor`).
+//   stats.replicaRefused and stats.replicaReplayed. The directory lookup is injected (`peerBeaconFor`), and so
+//   is the note that this beacon observed a node (`onObserved`, called on every recording discover/punch).
 // Without `authority` the beacon behaves as the original (every message unauthenticated) and says so once.
 // Left open: legacy nodes stay as exposed as in the original (anyone can claim a legacy node id).
 import { randomBytes } from 'node:crypto';
@@ -126,6 +127,8 @@ export interface ReplicaRelayOptions {
   peerBeaconFor(nodeId: number): Remote | null;
   /** This beacon's id in the frames it forwards; default random. */
   beaconId?: number;
+  /** Called on every discover / punch request that records a node's endpoint here (the directory notes it). */
+  onObserved?(nodeId: number): void;
 }
 
 /** Counters remembered below the highest seen from one origin beacon (UDP reorders; a replay is refused). */
@@ -633,6 +636,7 @@ export class BeaconServer {
     this.forget(nodeId);
     this.nodes.set(nodeId, { ip: at.ip, port: at.port, channel: at.channel, seenMs: nowMs });
     at.channel?.nodeIds.add(nodeId);
+    this.opts.replicaRelay?.onObserved?.(nodeId);
     if (this.nodes.size > (this.opts.maxNodes ?? DEFAULT_MAX_NODES)) this.forget(this.nodes.keys().next().value!);
   }
 

@@ -99,6 +99,9 @@ export class EtcdStore implements RegistryStore {
   private readonly touching = new Set<number>();
   /** Beacon addresses the replicas publish (`b/<replica>` → `ip:port`, under their leases). */
   private readonly beacons = new Map<string, string>();
+  /** Which replica's beacon observed a node last (`bn/<id>` → replica id, under that replica's lease). */
+  private readonly beaconHolder = new Map<number, string>();
+  private readonly beaconTouching = new Set<number>();
   /** What this replica publishes as `b/<replicaId>` (again after a new lease). */
   private advertisedBeacon: string | null = null;
   private queue: Item[] = [];
@@ -266,6 +269,27 @@ export class EtcdStore implements RegistryStore {
     return this.alive.get(nodeId) ?? null;
   }
 
+  /**
+   * This replica's beacon observed the node's endpoint: hold `bn/<id>` = this replica under the lease, so other
+   * replicas' beacons relay frames for it here (also when its registry session is on another replica). One put
+   * per node until another replica takes it over or the lease ends; fire and forget.
+   */
+  observedAtBeacon(nodeId: number): void {
+    if (this.isClosed || !this.client || this.leaseId === null) return;
+    if (this.beaconHolder.get(nodeId) === this.replicaId || this.beaconTouching.has(nodeId)) return;
+    this.beaconTouching.add(nodeId);
+    // The map follows the watch only (our own put comes back through it), so a later put by another replica wins.
+    this.client.kv
+      .put({ key: Buffer.from(this.key('bn/', nodeId)), value: Buffer.from(this.replicaId), lease: this.leaseId })
+      .catch((e: Error) => this.opts.logger?.warn({ err: e.message, nodeId }, 'etcd: recording the beacon of a node failed'))
+      .finally(() => this.beaconTouching.delete(nodeId));
+  }
+
+  /** The replica whose beacon last observed `nodeId` (`bn/<id>`); null when none holds it. */
+  beaconHolderOf(nodeId: number): string | null {
+    return this.beaconHolder.get(nodeId) ?? null;
+  }
+
   /** The beacon address (`ip:port`) replica `replicaId` publishes; null when it publishes none (or is gone). */
   beaconAddressOf(replicaId: string): string | null {
     return this.beacons.get(replicaId) ?? null;
@@ -370,6 +394,7 @@ export class EtcdStore implements RegistryStore {
         case 'h/':
         case 'a/':
         case 'b/':
+        case 'bn/':
         case 'push/':
           return 'derived';
         default:
@@ -397,7 +422,10 @@ export class EtcdStore implements RegistryStore {
     if (rest === 'next') this.globalNext = value === null ? 1 : Math.max(1, Number(value) || 1);
     else if (rest.startsWith('h/')) this.setHost(rest.slice(2), value === null ? null : Number(value));
     else if (rest.startsWith('a/')) this.setAlive(Number(rest.slice(2)), value);
-    else if (rest.startsWith('b/')) {
+    else if (rest.startsWith('bn/')) {
+      if (value === null) this.beaconHolder.delete(Number(rest.slice(3)));
+      else this.beaconHolder.set(Number(rest.slice(3)), value);
+    } else if (rest.startsWith('b/')) {
       if (value === null) this.beacons.delete(rest.slice(2));
       else this.beacons.set(rest.slice(2), value);
     } else if (rest.startsWith('push/') && isLive && value !== null) this.deliverPush(Number(rest.slice(5)), value);

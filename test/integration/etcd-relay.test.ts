@@ -1,7 +1,9 @@
 // Issue 16, relay across replicas: one etcd member, two pilot-rendezvous replicas sharing it (one beacon
 // secret), daemon a with --registry/--beacon of replica 0, daemon b of replica 1, both --relay-only. Each
 // beacon knows only its own daemon; a relay frame for the other goes to the other replica's beacon (0x08,
-// address from `b/<replica>` in etcd). They trust each other and echo a stream byte-exact.
+// address from `b/<replica>` in etcd). They trust each other and echo a stream byte-exact. Then daemon c with
+// the registry of replica 1 but the beacon of replica 0: replica 1's beacon finds c's beacon through `bn/<id>`
+// (which beacon observed it), not its registry session, and b reaches c too.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -52,6 +54,20 @@ test('etcd: two --relay-only daemons on different replicas relay through both be
     assert.equal(peers.peers.find((p: any) => p.node_id === c!.node('b').nodeId)?.path, 'relay');
     // And the other way: a ping b → a.
     assert.ok(await c.ok('b', ['ping', 'a', '--count', '2', '--interval', '100ms']));
+
+    // c: registry of replica 1, beacon of replica 0. b (beacon 1) → c goes to beacon 0 via bn/<c>.
+    c.registry = replicas[1]!.registry;
+    c.beacon = replicas[0]!.beacon;
+    await c.startDaemon('c', ['--relay-only']);
+    await c.trust('b', 'c', 'registry and beacon on different replicas');
+    const e2 = await (await c.client('b')).dial(String(c.node('c').nodeId), 7, { timeoutMs: 20_000 });
+    assert.ok(e2.ok, !e2.ok ? e2.error.message : '');
+    e2.value.on('error', () => {});
+    const p2 = randomBytes(256 * 1024);
+    const back2 = readBytes(e2.value, p2.length, 60_000);
+    e2.value.write(p2);
+    assert.equal(sha256(await back2), sha256(p2));
+    e2.value.end();
   } finally {
     await c?.close();
     for (const r of replicas) {

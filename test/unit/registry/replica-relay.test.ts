@@ -216,7 +216,7 @@ test('replica relay: two beacons forward to each other through the directory; fo
   }
 });
 
-test('etcd store: a replica\'s beacon address and which replica holds a node, seen by another replica; gone with its lease', { skip: hasEtcd ? false : 'no /usr/bin/etcd', timeout: 60_000 }, async () => {
+test('etcd store: a replica\'s beacon address, which replica holds a node and whose beacon observed it, seen by another replica; gone with its lease', { skip: hasEtcd ? false : 'no /usr/bin/etcd', timeout: 60_000 }, async () => {
   const cluster = await EtcdCluster.start(1);
   const prefix = `/rr-${Date.now()}/`;
   const open = async (replicaId: string) => {
@@ -234,9 +234,17 @@ test('etcd store: a replica\'s beacon address and which replica holds a node, se
     one.touch(42);
     await until(() => two.beaconAddressOf('r1') === '127.0.0.1:9101' && two.holderOf(42) === 'r1', 'r2 sees r1\'s beacon and node 42', 10_000);
     assert.equal(two.holderOf(43), null);
+    // The beacon of r2 observes node 42 (its registry session stays on r1): bn/42 says r2, on both.
+    assert.equal(two.beaconHolderOf(42), null);
+    two.observedAtBeacon(42);
+    two.observedAtBeacon(42);
+    await until(() => one.beaconHolderOf(42) === 'r2' && two.beaconHolderOf(42) === 'r2', 'bn/42 = r2 on both', 10_000);
+    // …then r1's beacon: the last observer wins.
+    one.observedAtBeacon(42);
+    await until(() => one.beaconHolderOf(42) === 'r1' && two.beaconHolderOf(42) === 'r1', 'bn/42 = r1 on both', 10_000);
     // r1 closes (its lease revoked): its beacon address and liveness keys go.
     await one.close();
-    await until(() => two.beaconAddressOf('r1') === null && two.holderOf(42) === null, 'r1\'s keys gone', 10_000);
+    await until(() => two.beaconAddressOf('r1') === null && two.holderOf(42) === null && two.beaconHolderOf(42) === null, 'r1\'s keys gone', 10_000);
   } finally {
     await one.close();
     await two.close();
