@@ -10,8 +10,10 @@
 // certificate first when there is none), so the operator can hand it to nodes before the first start.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { createLogger, type LogFormat } from '../core/logger.js';
-import { BeaconServer } from '../registry/beacon.js';
+import { BeaconServer, type ReplicaRelayOptions } from '../registry/beacon.js';
+import { replicaRelayKey } from '../wire/beacon-message.js';
 import { compatCertDir, loadCompatCert, SELF_SIGNED_FILE } from '../registry/compat-cert.js';
 import { CompatServer } from '../registry/compat-server.js';
 import { RegistryServer } from '../registry/server.js';
@@ -26,6 +28,7 @@ const USAGE = `usage: pilot-rendezvous [--registry-addr HOST:PORT] [--beacon-add
                         [--compat-addr HOST:PORT|off] [--tls-cert PATH --tls-key PATH]
                         [--max-channels-per-ip N] [--max-channels N] [--relay-bytes-per-sec N]
                         [--store PATH|etcd://HOST:PORT[,HOST:PORT…][/prefix]] [--beacon-secret-file PATH]
+                        [--beacon-advertise IP:PORT]
                         [--dashboard-addr HOST:PORT --admin-token T]
                         [--require-fresh-signatures] [--max-connections-per-ip N] [--stale-node-secs N]
                         [--partial-frame-budget BYTES] [--log-level L] [--log-format json|pretty]
@@ -33,7 +36,9 @@ const USAGE = `usage: pilot-rendezvous [--registry-addr HOST:PORT] [--beacon-add
 defaults: --registry-addr 0.0.0.0:9000 --beacon-addr 0.0.0.0:9001, no --store = state in memory only
           (--store PATH: a SQLite database; a previous JSON+log store at PATH is migrated once, old files kept;
            --store etcd://…: the directory in etcd, shared by every replica given the same members and prefix
-           (default prefix /pilot/); give the replicas one --beacon-secret-file so their beacon tokens agree),
+           (default prefix /pilot/); give the replicas one --beacon-secret-file so their beacon tokens agree
+           and their beacons relay to each other; --beacon-advertise: the beacon address the other replicas
+           send to, needed when --beacon-addr is a wildcard (default: --beacon-addr with the bound port)),
           no dashboard (--dashboard-addr: the live dashboard, /api/stats, /metrics; needs --admin-token or
             PILOT_ADMIN_TOKEN, at least 16 characters),
           --compat-addr 0.0.0.0:${DEFAULT_COMPAT_PORT} (registry over TLS + beacon/relay over WebSocket for nodes without UDP;
@@ -62,6 +67,7 @@ async function main(): Promise<number> {
         'beacon-addr2': { type: 'string' },
         store: { type: 'string' },
         'beacon-secret-file': { type: 'string' },
+        'beacon-advertise': { type: 'string' },
         'stale-node-secs': { type: 'string' },
         'dashboard-addr': { type: 'string' },
         'admin-token': { type: 'string' },
@@ -171,8 +177,16 @@ async function main(): Promise<number> {
       return 2;
     }
   }
-  const store: RegistryStore = etcdUrl?.ok
-    ? new EtcdStore({ ...etcdUrl.value, logger: logger.child({ part: 'store' }) })
+  const advertise = args['beacon-advertise'] !== undefined ? parseHostPort(args['beacon-advertise']) : null;
+  if (advertise && (!advertise.ok || !isIP(advertise.value.host) || advertise.value.port === 0)) {
+    process.stderr.write(`--beacon-advertise must be IP:PORT (an address the other replicas reach)
+${USAGE}
+`);
+    return 2;
+  }
+  const etcdStore = etcdUrl?.ok ? new EtcdStore({ ...etcdUrl.value, logger: logger.child({ part: 'store' }) }) : null;
+  const store: RegistryStore = etcdStore
+    ? etcdStore
     : args.store
       ? new SqliteStore(args.store, { logger: logger.child({ part: 'store' }) })
       : new MemoryStore();
@@ -202,6 +216,7 @@ async function main(): Promise<number> {
     logger: logger.child({ part: 'beacon' }),
     authority: registry.value.beaconAuthority(),
     ...(relayBytesPerSec !== undefined ? { relayBytesPerSec } : {}),
+    ...(etcdStore && beaconSecret ? { replicaRelay: replicaRelayVia(etcdStore, beaconSecret) } : {}),
   });
   if (!started.ok) {
     logger.fatal({ err: started.error }, started.error.message);
@@ -209,6 +224,20 @@ async function main(): Promise<number> {
     return 1;
   }
   beacon = started.value;
+  if (etcdStore) {
+    // Publish where the other replicas' beacons send relay frames for the nodes held here.
+    const bound = beacon.address();
+    const host = advertise?.ok ? advertise.value.host : beaconAddr.host;
+    const port = advertise?.ok ? advertise.value.port : bound.port;
+    if (!beaconSecret) {
+      logger.warn('etcd store without --beacon-secret-file: beacon tokens differ across replicas and beacons do not relay to each other');
+    } else if (!isIP(host) || host === '0.0.0.0' || host === '::') {
+      logger.warn({ beacon: beaconAddr.host }, 'beacon listens on a wildcard address: give --beacon-advertise IP:PORT so other replicas can relay to this one');
+    } else {
+      const r = await etcdStore.advertiseBeacon(joinHostPort(host, port));
+      if (!r.ok) logger.warn({ err: r.error.message }, 'beacon address not published: other replicas cannot relay to this one');
+    }
+  }
 
   // The compat port last: it hands connections to both.
   let compat: CompatServer | null = null;
@@ -326,3 +355,27 @@ main().then(
     process.exit(1);
   },
 );
+
+/** The beacon's view of the shared directory: which other replica's beacon holds a node (issue 16). */
+function replicaRelayVia(store: EtcdStore, beaconSecret: Uint8Array): ReplicaRelayOptions {
+  const parsed = new Map<string, { address: string; port: number } | null>();
+  return {
+    key: replicaRelayKey(beaconSecret),
+    onObserved: (nodeId) => store.observedAtBeacon(nodeId),
+    peerBeaconFor: (nodeId) => {
+      // The replica whose beacon observed the node; else the one holding its registry session.
+      const replica = store.beaconHolderOf(nodeId) ?? store.holderOf(nodeId);
+      if (replica === null || replica === store.replicaId) return null;
+      const text = store.beaconAddressOf(replica);
+      if (text === null) return null;
+      let peer = parsed.get(text);
+      if (peer === undefined) {
+        const hp = parseHostPort(text);
+        peer = hp.ok && isIP(hp.value.host) ? { address: hp.value.host, port: hp.value.port } : null;
+        if (parsed.size > 4096) parsed.clear();
+        parsed.set(text, peer);
+      }
+      return peer;
+    },
+  };
+}

@@ -27,8 +27,17 @@
 //   buffers MAX_CHANNEL_BUFFERED_BYTES; observedEndpoint() is null for channel nodes; a channel's close forgets
 //   the endpoints that pointed at it; a message that is not whole records (or a text message) closes it with
 //   CLOSE_PROTOCOL_ERROR.
+// - relay across rendezvous replicas (issue 16, `replicaRelay`): a relay frame for a destination this beacon
+//   has not observed, which the shared directory says another replica holds, goes to that replica's beacon as
+//   0x08 replica relay (src/wire/beacon-message.ts: origin beacon id, sender, dest, counter, MAC keyed from the
+//   replicas' shared beacon secret). The receiving beacon checks the MAC, the counter (near our clock, not seen
+//   before in a window of REPLAY_WINDOW per origin beacon), charges the source's relay budget, and delivers it
+//   as a relay deliver to its node; it never forwards one again (no loops). Refusals are counted in
+//   stats.replicaRefused and stats.replicaReplayed. The directory lookup is injected (`peerBeaconFor`), and so
+//   is the note that this beacon observed a node (`onObserved`, called on every recording discover/punch).
 // Without `authority` the beacon behaves as the original (every message unauthenticated) and says so once.
 // Left open: legacy nodes stay as exposed as in the original (anyone can claim a legacy node id).
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../core/logger.js';
 import { err, ok, type Result } from '../core/result.js';
@@ -36,7 +45,10 @@ import {
   decodeBeaconMessage,
   encodeAuthenticatedBeaconMessage,
   encodeBeaconMessage,
+  encodeReplicaRelay,
   verifyBeaconAuth,
+  verifyReplicaRelay,
+  type ReplicaRelayMessage,
   writeRelayDeliver,
   type BeaconAuth,
   type BeaconMessage,
@@ -100,6 +112,47 @@ export interface BeaconServerOptions {
   maxNodes?: number;
   /** Wall clock in ms (tests). */
   nowMs?: () => number;
+  /** Relay to and from the beacons of other rendezvous replicas (see the file comment). Absent: none. */
+  replicaRelay?: ReplicaRelayOptions;
+}
+
+/** What the beacon needs to relay across replicas: the shared key and the directory lookup. */
+export interface ReplicaRelayOptions {
+  /** replicaRelayKey(shared beacon secret): the same on every replica. */
+  key: Uint8Array;
+  /**
+   * The UDP address of the beacon of the replica the shared directory says holds `nodeId`, when that is another
+   * replica; null otherwise (unknown node, held here, or that replica publishes no beacon address).
+   */
+  peerBeaconFor(nodeId: number): Remote | null;
+  /** This beacon's id in the frames it forwards; default random. */
+  beaconId?: number;
+  /** Called on every discover / punch request that records a node's endpoint here (the directory notes it). */
+  onObserved?(nodeId: number): void;
+}
+
+/** Counters remembered below the highest seen from one origin beacon (UDP reorders; a replay is refused). */
+export const REPLAY_WINDOW = 4096;
+/** Origin beacons whose replay windows are kept. */
+const MAX_ORIGINS = 1024;
+
+/** The counters seen from one origin beacon: the highest, and a bitmap of the REPLAY_WINDOW below it. */
+class ReplayWindow {
+  private top = -1;
+  private readonly bits = new Uint8Array(REPLAY_WINDOW);
+  /** Accept `c` (true, and remember it) unless seen already or below the window. */
+  accept(c: number): boolean {
+    if (c > this.top) {
+      const gap = this.top < 0 ? REPLAY_WINDOW : Math.min(c - this.top, REPLAY_WINDOW);
+      for (let i = 1; i <= gap; i++) this.bits[(c - gap + i) % REPLAY_WINDOW] = 0;
+      this.top = c;
+      this.bits[c % REPLAY_WINDOW] = 1;
+      return true;
+    }
+    if (this.top - c >= REPLAY_WINDOW || this.bits[c % REPLAY_WINDOW] === 1) return false;
+    this.bits[c % REPLAY_WINDOW] = 1;
+    return true;
+  }
 }
 
 /** A beacon channel's state inside the beacon. */
@@ -220,13 +273,27 @@ export class BeaconServer {
     channelBufferDropped: 0,
     /** WebSocket messages sent on channels (each one or more records). */
     channelMessagesSent: 0,
+    /** Relay frames handed to another replica's beacon (0x08), and 0x08 frames delivered here. */
+    replicaForwarded: 0,
+    replicaDelivered: 0,
+    /** 0x08 frames refused: no replica relay configured, or a MAC that does not verify. */
+    replicaRefused: 0,
+    /** 0x08 frames refused: counter already seen, below the window, or far from our clock. */
+    replicaReplayed: 0,
   };
+  /** Replay windows per origin beacon id (bounded, oldest first). */
+  private readonly origins = new Map<number, ReplayWindow>();
+  /** Our counter for the 0x08 frames we send. */
+  private replicaCounter = 0;
+  private readonly beaconId: number;
 
   private constructor(
     private readonly sock: BeaconSocket,
     private readonly sock2: BeaconSocket | null,
     private readonly opts: BeaconServerOptions,
-  ) {}
+  ) {
+    this.beaconId = opts.replicaRelay?.beaconId ?? randomBytes(4).readUInt32BE(0);
+  }
 
   /**
    * A beacon over sockets the caller owns (a simulated network: test/sim): `primary` answers everything,
@@ -348,6 +415,11 @@ export class BeaconServer {
       if (!isSecondary) this.handleRelay(m, from, budget, nowMs);
       return;
     }
+    if (m.kind === 'replica_relay') {
+      if (!isSecondary && !from.channel) this.handleReplicaRelay(m, from, budget, nowMs);
+      else this.stats.replicaRefused++;
+      return;
+    }
     if (!budget.control.take(1, nowMs)) return this.limited(from);
     switch (m.kind) {
       case 'discover': {
@@ -428,10 +500,68 @@ export class BeaconServer {
     }
     const dest = this.nodes.get(m.destNodeId);
     if (!dest) {
+      if (!this.forwardToReplica(m, nowMs)) this.stats.relayDropped++;
+      return;
+    }
+    this.deliver(dest, m.senderNodeId, m.payload);
+  }
+
+  /** A relay frame for a node another replica holds: to that replica's beacon as 0x08. False: nobody to send to. */
+  private forwardToReplica(m: Extract<BeaconMessage, { kind: 'relay' }>, nowMs: number): boolean {
+    const rr = this.opts.replicaRelay;
+    const peer = rr?.peerBeaconFor(m.destNodeId);
+    if (!rr || !peer) return false;
+    this.replicaCounter = Math.max(this.replicaCounter + 1, nowMs * 1000);
+    const bytes = encodeReplicaRelay(rr.key, {
+      originBeaconId: this.beaconId,
+      senderNodeId: m.senderNodeId,
+      destNodeId: m.destNodeId,
+      counter: this.replicaCounter,
+      payload: m.payload,
+    });
+    if (!bytes.ok) return false;
+    this.sock.send(bytes.value, normaliseIp(peer.address), peer.port);
+    this.stats.replicaForwarded++;
+    return true;
+  }
+
+  /** A 0x08 frame from another replica's beacon: authenticated, fresh, for a node observed here → delivered. */
+  private handleReplicaRelay(m: ReplicaRelayMessage, from: Endpoint, budget: SourceBudget, nowMs: number): void {
+    if (!budget.relay.take(m.payload.length + 37, nowMs)) return this.limited(from);
+    const rr = this.opts.replicaRelay;
+    if (!rr || !verifyReplicaRelay(m, rr.key)) {
+      this.stats.replicaRefused++;
+      this.opts.logger.debug({ from: `${from.ip}:${from.port}` }, 'beacon replica relay refused (not authenticated)');
+      return;
+    }
+    const skewMs = this.opts.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    if (Math.abs(m.counter / 1000 - nowMs) > skewMs) {
+      this.stats.replicaReplayed++;
+      return;
+    }
+    let w = this.origins.get(m.originBeaconId);
+    if (!w) {
+      w = new ReplayWindow();
+      this.origins.set(m.originBeaconId, w);
+      if (this.origins.size > MAX_ORIGINS) this.origins.delete(this.origins.keys().next().value!);
+    }
+    if (!w.accept(m.counter)) {
+      this.stats.replicaReplayed++;
+      return;
+    }
+    const dest = this.nodes.get(m.destNodeId);
+    if (!dest) {
+      // Never forwarded again: a stale directory must not make frames loop between replicas.
       this.stats.relayDropped++;
       return;
     }
-    if (dest.channel && !this.hasChannelRoom(dest.channel, 7 + m.payload.length)) {
+    this.stats.replicaDelivered++;
+    this.deliver(dest, m.senderNodeId, m.payload);
+  }
+
+  /** A relay deliver of `payload` from `senderNodeId` to an observed endpoint (UDP or channel). */
+  private deliver(dest: Observed, senderNodeId: number, payload: Uint8Array): void {
+    if (dest.channel && !this.hasChannelRoom(dest.channel, 7 + payload.length)) {
       this.stats.relayDropped++;
       this.stats.channelBufferDropped++;
       return;
@@ -439,20 +569,20 @@ export class BeaconServer {
     const state = dest.channel;
     if (state) {
       // Written straight into the channel's message for this turn's flush.
-      if (state.isClosed || !state.batch.pushRelayDeliver(m.senderNodeId, m.payload)) return;
-      this.noteBatched(state, 5 + m.payload.length);
+      if (state.isClosed || !state.batch.pushRelayDeliver(senderNodeId, payload)) return;
+      this.noteBatched(state, 5 + payload.length);
     } else if (this.sock.copiesOnSend) {
       // The socket copies into its send batch: one scratch buffer serves every frame.
-      const n = writeRelayDeliver(this.relayScratch, m.senderNodeId, m.payload);
+      const n = writeRelayDeliver(this.relayScratch, senderNodeId, payload);
       this.sock.send(this.relayScratch.subarray(0, n), dest.ip, dest.port);
     } else {
       // dgram owns the buffer until the send callback, so each relayed frame gets its own.
-      const out = Buffer.allocUnsafe(5 + m.payload.length);
-      writeRelayDeliver(out, m.senderNodeId, m.payload);
+      const out = Buffer.allocUnsafe(5 + payload.length);
+      writeRelayDeliver(out, senderNodeId, payload);
       this.sock.send(out, dest.ip, dest.port);
     }
     this.stats.relayed++;
-    this.stats.relayedBytes += m.payload.length;
+    this.stats.relayedBytes += payload.length;
   }
 
   /** May `bytes` more be queued on the channel (queued on the socket + this turn's batch, under the cap)? */
@@ -506,6 +636,7 @@ export class BeaconServer {
     this.forget(nodeId);
     this.nodes.set(nodeId, { ip: at.ip, port: at.port, channel: at.channel, seenMs: nowMs });
     at.channel?.nodeIds.add(nodeId);
+    this.opts.replicaRelay?.onObserved?.(nodeId);
     if (this.nodes.size > (this.opts.maxNodes ?? DEFAULT_MAX_NODES)) this.forget(this.nodes.keys().next().value!);
   }
 

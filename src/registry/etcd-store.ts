@@ -97,6 +97,13 @@ export class EtcdStore implements RegistryStore {
   /** Liveness keys: node id → replica id holding it. */
   private readonly alive = new Map<number, string>();
   private readonly touching = new Set<number>();
+  /** Beacon addresses the replicas publish (`b/<replica>` → `ip:port`, under their leases). */
+  private readonly beacons = new Map<string, string>();
+  /** Which replica's beacon observed a node last (`bn/<id>` → replica id, under that replica's lease). */
+  private readonly beaconHolder = new Map<number, string>();
+  private readonly beaconTouching = new Set<number>();
+  /** What this replica publishes as `b/<replicaId>` (again after a new lease). */
+  private advertisedBeacon: string | null = null;
   private queue: Item[] = [];
   private isFlushing = false;
   private isTxnInFlight = false;
@@ -257,6 +264,59 @@ export class EtcdStore implements RegistryStore {
     return holder !== undefined && holder !== this.replicaId;
   }
 
+  /** The replica whose liveness key holds `nodeId` (the one the node talks to now); null when none. */
+  holderOf(nodeId: number): string | null {
+    return this.alive.get(nodeId) ?? null;
+  }
+
+  /**
+   * This replica's beacon observed the node's endpoint: hold `bn/<id>` = this replica under the lease, so other
+   * replicas' beacons relay frames for it here (also when its registry session is on another replica). One put
+   * per node until another replica takes it over or the lease ends; fire and forget.
+   */
+  observedAtBeacon(nodeId: number): void {
+    if (this.isClosed || !this.client || this.leaseId === null) return;
+    if (this.beaconHolder.get(nodeId) === this.replicaId || this.beaconTouching.has(nodeId)) return;
+    this.beaconTouching.add(nodeId);
+    // The map follows the watch only (our own put comes back through it), so a later put by another replica wins.
+    this.client.kv
+      .put({ key: Buffer.from(this.key('bn/', nodeId)), value: Buffer.from(this.replicaId), lease: this.leaseId })
+      .catch((e: Error) => this.opts.logger?.warn({ err: e.message, nodeId }, 'etcd: recording the beacon of a node failed'))
+      .finally(() => this.beaconTouching.delete(nodeId));
+  }
+
+  /** The replica whose beacon last observed `nodeId` (`bn/<id>`); null when none holds it. */
+  beaconHolderOf(nodeId: number): string | null {
+    return this.beaconHolder.get(nodeId) ?? null;
+  }
+
+  /** The beacon address (`ip:port`) replica `replicaId` publishes; null when it publishes none (or is gone). */
+  beaconAddressOf(replicaId: string): string | null {
+    return this.beacons.get(replicaId) ?? null;
+  }
+
+  /**
+   * Publish this replica's beacon address (`ip:port`, reachable by the other replicas) as `b/<replicaId>` under
+   * the lease, so their beacons can relay frames to nodes held here (src/registry/beacon.ts). Kept across a
+   * new lease.
+   */
+  async advertiseBeacon(addr: string): Promise<Result<void>> {
+    this.advertisedBeacon = addr;
+    return this.putBeacon();
+  }
+
+  private async putBeacon(): Promise<Result<void>> {
+    if (this.isClosed || !this.client || this.leaseId === null || this.advertisedBeacon === null) return err('internal', 'etcd store not ready');
+    try {
+      await this.client.kv.put({ key: Buffer.from(this.key('b/', this.replicaId)), value: Buffer.from(this.advertisedBeacon), lease: this.leaseId });
+      this.beacons.set(this.replicaId, this.advertisedBeacon);
+      return ok(undefined);
+    } catch (e) {
+      this.opts.logger?.warn({ err: (e as Error).message }, 'etcd: publishing the beacon address failed');
+      return err('internal', `etcd: publishing the beacon address failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
   /** Hand a push to every replica (the one where the node is subscribed delivers it). Fire and forget. */
   publish(nodeId: number, msg: Record<string, unknown>): void {
     if (this.isClosed || !this.client || this.leaseId === null) return;
@@ -333,6 +393,8 @@ export class EtcdStore implements RegistryStore {
           break;
         case 'h/':
         case 'a/':
+        case 'b/':
+        case 'bn/':
         case 'push/':
           return 'derived';
         default:
@@ -360,7 +422,13 @@ export class EtcdStore implements RegistryStore {
     if (rest === 'next') this.globalNext = value === null ? 1 : Math.max(1, Number(value) || 1);
     else if (rest.startsWith('h/')) this.setHost(rest.slice(2), value === null ? null : Number(value));
     else if (rest.startsWith('a/')) this.setAlive(Number(rest.slice(2)), value);
-    else if (rest.startsWith('push/') && isLive && value !== null) this.deliverPush(Number(rest.slice(5)), value);
+    else if (rest.startsWith('bn/')) {
+      if (value === null) this.beaconHolder.delete(Number(rest.slice(3)));
+      else this.beaconHolder.set(Number(rest.slice(3)), value);
+    } else if (rest.startsWith('b/')) {
+      if (value === null) this.beacons.delete(rest.slice(2));
+      else this.beacons.set(rest.slice(2), value);
+    } else if (rest.startsWith('push/') && isLive && value !== null) this.deliverPush(Number(rest.slice(5)), value);
   }
 
   private setHost(name: string, id: number | null): void {
@@ -441,6 +509,7 @@ export class EtcdStore implements RegistryStore {
     for (let delayMs = 200; !this.isClosed; delayMs = Math.min(delayMs * 2, 5_000)) {
       try {
         await this.grantLease();
+        if (this.advertisedBeacon !== null) void this.putBeacon();
         return;
       } catch (e) {
         this.opts.logger?.warn({ err: (e as Error).message }, 'etcd lease grant failed; retrying');

@@ -6,6 +6,11 @@
 //   0x05 relay           [u32 sender][u32 dest][opaque frame]      node → beacon (or beacon → peer beacon)
 //   0x06 relay deliver   [u32 sender][opaque frame]                beacon → dest node
 //   0x07 sync (gossip)   [u32 beacon id][u16 count][u32 node]*     beacon ↔ beacon
+// Ours (issue 16), beacon → beacon of another rendezvous replica only (never to or from a node):
+//   0x08 replica relay   [u32 origin beacon][u32 sender][u32 dest][u64 counter][16 MAC][opaque frame]
+//        MAC = HMAC-SHA256(replica relay key, every byte but the MAC), truncated; the key is derived from the
+//        replicas' shared beacon secret (replicaRelayKey). The counter is µs since the epoch, increasing per
+//        origin beacon; the receiver keeps a window of recent counters per origin (src/registry/beacon.ts).
 // As in the original, trailing bytes after the fixed part are ignored (the Go code only checks minimum length).
 //
 // Our extension (issue 10), invisible to the original because it only appends: discover, punch request and
@@ -35,6 +40,10 @@ export const BEACON_PUNCH_COMMAND = 0x04;
 export const BEACON_RELAY = 0x05;
 export const BEACON_RELAY_DELIVER = 0x06;
 export const BEACON_SYNC = 0x07;
+export const BEACON_REPLICA_RELAY = 0x08;
+
+/** Bytes a 0x08 replica relay adds in front of the frame (type, origin, sender, dest, counter, MAC). */
+export const REPLICA_RELAY_HEADER_BYTES = 1 + 4 + 4 + 4 + 8 + 16;
 
 /** Bytes of the MAC in the authentication trailer (HMAC-SHA256 truncated, as RFC 2104 §5 allows). */
 export const BEACON_MAC_BYTES = 16;
@@ -67,7 +76,24 @@ export type BeaconMessage =
   | ({ kind: 'punch_command'; peerNodeId?: number; auth?: BeaconAuth } & BeaconEndpoint)
   | { kind: 'relay'; senderNodeId: number; destNodeId: number; payload: Uint8Array }
   | { kind: 'relay_deliver'; senderNodeId: number; payload: Uint8Array }
-  | { kind: 'sync'; beaconId: number; nodeIds: number[] };
+  | { kind: 'sync'; beaconId: number; nodeIds: number[] }
+  | ReplicaRelayMessage;
+
+/**
+ * A relay frame one replica's beacon hands to another's (0x08). Decoding does not check the MAC:
+ * verifyReplicaRelay does. Views alias the datagram.
+ */
+export interface ReplicaRelayMessage {
+  kind: 'replica_relay';
+  originBeaconId: number;
+  senderNodeId: number;
+  destNodeId: number;
+  counter: number;
+  mac: Uint8Array;
+  payload: Uint8Array;
+  /** The bytes before the MAC (the MAC covers them, then the payload). */
+  head: Uint8Array;
+}
 
 /** Beacon messages use one-byte types below 0x10 (tunnel frames start with the ASCII magic `PIL…`). */
 export function isBeaconMessage(buf: Uint8Array): boolean {
@@ -118,6 +144,21 @@ export function decodeBeaconMessage(buf: Uint8Array): Result<BeaconMessage> {
       const nodeIds = new Array<number>(count);
       for (let i = 0; i < count; i++) nodeIds[i] = readU32(body, 6 + 4 * i);
       return ok({ kind: 'sync', beaconId: readU32(body, 0), nodeIds });
+    }
+    case BEACON_REPLICA_RELAY: {
+      if (buf.length < REPLICA_RELAY_HEADER_BYTES) return short('replica relay');
+      const hi = readU32(buf, 13);
+      if (hi > 0x1f_ffff) return err('invalid_argument', 'beacon replica relay counter out of range');
+      return ok({
+        kind: 'replica_relay',
+        originBeaconId: readU32(buf, 1),
+        senderNodeId: readU32(buf, 5),
+        destNodeId: readU32(buf, 9),
+        counter: hi * 0x1_0000_0000 + readU32(buf, 17),
+        head: buf.subarray(0, 21),
+        mac: buf.subarray(21, REPLICA_RELAY_HEADER_BYTES),
+        payload: buf.subarray(REPLICA_RELAY_HEADER_BYTES),
+      });
     }
     default:
       return err('invalid_argument', `unknown beacon message type 0x${buf[0]!.toString(16).padStart(2, '0')}`);
@@ -180,6 +221,9 @@ export function encodeBeaconMessage(msg: BeaconMessage): Result<Uint8Array> {
       }
       return ok(out);
     }
+    case 'replica_relay':
+      // Needs the key: encodeReplicaRelay.
+      return bad('kind (replica relay is encoded with encodeReplicaRelay)');
     default:
       return err('invalid_argument', 'unknown beacon message kind');
   }
@@ -213,6 +257,47 @@ export function encodeAuthenticatedBeaconMessage(msg: BeaconMessage, token: Uint
 export function verifyBeaconAuth(auth: BeaconAuth, token: Uint8Array): boolean {
   if (token.length !== BEACON_TOKEN_BYTES || auth.mac.length !== BEACON_MAC_BYTES) return false;
   return timingSafeEqual(beaconMac(token, auth.signed), auth.mac);
+}
+
+/** Label of the replica relay key's derivation (kept apart from the beacon tokens derived from the same secret). */
+const REPLICA_RELAY_KEY_LABEL = 'pilot-node beacon replica relay v1';
+
+/** The replica relay MAC key from the replicas' shared beacon secret (--beacon-secret-file). */
+export function replicaRelayKey(beaconSecret: Uint8Array): Uint8Array {
+  return new Uint8Array(createHmac('sha256', beaconSecret).update(REPLICA_RELAY_KEY_LABEL, 'utf8').digest());
+}
+
+/**
+ * A 0x08 replica relay datagram, MACed with `key` (replicaRelayKey). invalid_argument for non-u32 ids, a bad
+ * counter, or a datagram over 65,507 bytes (the UDP maximum).
+ */
+export function encodeReplicaRelay(
+  key: Uint8Array,
+  m: { originBeaconId: number; senderNodeId: number; destNodeId: number; counter: number; payload: Uint8Array },
+): Result<Uint8Array> {
+  if (!isU32(m.originBeaconId) || !isU32(m.senderNodeId) || !isU32(m.destNodeId)) return bad('node or beacon id');
+  if (!Number.isSafeInteger(m.counter) || m.counter < 0) return bad('counter');
+  if (REPLICA_RELAY_HEADER_BYTES + m.payload.length > 65_507) return bad('length (over a UDP datagram)');
+  const out = new Uint8Array(REPLICA_RELAY_HEADER_BYTES + m.payload.length);
+  out[0] = BEACON_REPLICA_RELAY;
+  writeU32(out, 1, m.originBeaconId);
+  writeU32(out, 5, m.senderNodeId);
+  writeU32(out, 9, m.destNodeId);
+  writeU32(out, 13, Math.floor(m.counter / 0x1_0000_0000));
+  writeU32(out, 17, m.counter % 0x1_0000_0000);
+  out.set(m.payload, REPLICA_RELAY_HEADER_BYTES);
+  out.set(replicaMac(key, out.subarray(0, 21), m.payload), 21);
+  return ok(out);
+}
+
+/** True when the replica relay's MAC is `key`'s (constant time). */
+export function verifyReplicaRelay(m: ReplicaRelayMessage, key: Uint8Array): boolean {
+  if (m.mac.length !== BEACON_MAC_BYTES || m.head.length !== 21) return false;
+  return timingSafeEqual(replicaMac(key, m.head, m.payload), m.mac);
+}
+
+function replicaMac(key: Uint8Array, head: Uint8Array, payload: Uint8Array): Uint8Array {
+  return createHmac('sha256', key).update(head).update(payload).digest().subarray(0, BEACON_MAC_BYTES);
 }
 
 function beaconMac(token: Uint8Array, signed: Uint8Array): Uint8Array {
