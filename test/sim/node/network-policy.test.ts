@@ -1,6 +1,7 @@
 // Network policies in simulated time (issue 15): a policy an owner signs into the chain reaches every member
 // within 1 s (the membership push); the receiving daemon enforces it — a SYN to a denied port is refused and
-// audited (policy.denied) even from a sender that does not check the policy itself; a sender that holds the policy gets policy_denied naming the rule before anything leaves.
+// audited (policy.denied) even from a sender that does not check the policy itself, and a denied datagram is
+// dropped there; a sender that holds the policy gets policy_denied naming the rule before anything leaves.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { nodesOrSkip } from './helpers.js';
@@ -74,6 +75,14 @@ test(`sim policy: ${MEMBERS} members get a policy change within 1 s; the receive
   assert.ok(d7.ok, d7.ok ? '' : `${d7.error.code}: ${d7.error.message}`);
   d7.value.destroy();
 
+  // Datagrams: the sender that holds the policy refuses to send one to a denied port.
+  const ra = a.daemon.openDatagramSocket(1001);
+  const rOk = a.daemon.openDatagramSocket(2000);
+  const sb = b.daemon.openDatagramSocket(3000);
+  assert.ok(ra.ok && rOk.ok && sb.ok);
+  const g1 = await w.wait(sb.value.send(String(a.nodeId), 1001, new Uint8Array([1])), 10_000, 'datagram 1001');
+  assert.equal(!g1.ok && g1.error.code, 'policy_denied');
+
   // A sender that ignores the policy (a stale or modified daemon): the receiver refuses the SYN and audits it.
   (b.daemon.networks as unknown as { checkPolicy: () => null }).checkPolicy = () => null;
   const d2 = await w.wait(b.daemon.dial(String(a.nodeId), 1001, { timeoutMs: 3_000 }), 20_000, 'dial 1001 unchecked');
@@ -82,6 +91,18 @@ test(`sim policy: ${MEMBERS} members get a policy change within 1 s; the receive
   assert.equal(accepted1001, 0);
   await w.expect(() => denials.length >= 1, 5_000, 'a policy.denied event at the receiver');
   assert.deepEqual(denials[0], { node_id: b.nodeId, port: 1001, network: 'lab', rule: '{"action":"deny","ports":[1001],"from":"*","to":"*"}', count: 1 });
+
+  // A datagram to a denied port from such a sender is dropped at the receiver (and audited); an allowed one arrives.
+  const before = denials.length;
+  const g2 = await w.wait(sb.value.send(String(a.nodeId), 1001, new Uint8Array([2])), 10_000, 'datagram 1001 unchecked');
+  assert.ok(g2.ok, g2.ok ? '' : g2.error.message);
+  const g3 = await w.wait(sb.value.send(String(a.nodeId), 2000, new Uint8Array([3])), 10_000, 'datagram 2000');
+  assert.ok(g3.ok, g3.ok ? '' : g3.error.message);
+  const got = await w.wait(rOk.value.recv(5_000), 10_000, 'recv 2000');
+  assert.deepEqual(got && [...got.data], [3]);
+  await w.expect(() => denials.slice(before).some((d) => d.port === 1001), 5_000, 'the datagram denial audited');
+  const none = await w.wait(ra.value.recv(1_000), 10_000, 'recv 1001');
+  assert.equal(none, null, 'a denied datagram was delivered');
 
   // Clearing the policy reaches the members again; the port opens.
   const cleared = await net(w, owner, { op: 'policy_set', name: 'lab', policy: '' });
