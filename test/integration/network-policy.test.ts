@@ -52,6 +52,9 @@ test('policy set/get; the policy denies port 1001 but allows 7', async () => {
   const got = await c.ok('mem', ['policy', 'get', 'pol']);
   assert.equal(got.policy, POLICY);
   assert.equal(got.default, 'allow');
+  const text = await c.text('mem', ['policy', 'get', 'pol']);
+  assert.equal(text.code, 0);
+  assert.equal(text.stdout.trim(), POLICY);
 
   const msg = await c.json('mem', ['send-message', 'own', '--data', 'hello']);
   assert.notEqual(msg.code, 0, explain(msg));
