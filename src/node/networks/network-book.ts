@@ -16,6 +16,7 @@ import {
   foldNetworkChain,
   JOIN_RULES,
   makeChange,
+  MAX_CHAIN_POLICY_CHARS,
   networkNameProblem,
   tokenCheckOf,
   tokenMacOf,
@@ -187,6 +188,7 @@ export class NetworkBook {
   async setPolicy(name: string, text: string): Promise<Result<{ network_id: number; name: string; sha256: string | null; seq: number; rules: number }>> {
     const h = this.byName(name);
     if (!h) return this.notMember(name);
+    if (text.length > MAX_CHAIN_POLICY_CHARS) return err('invalid_argument', `a network policy is at most ${MAX_CHAIN_POLICY_CHARS} characters (this one has ${text.length})`, { hint: 'merge rules: port ranges ("1000-1999"), lists of selectors, role: and tag: selectors' });
     let rules = 0;
     if (text !== '') {
       const p = parsePolicy(text, 'policy');
