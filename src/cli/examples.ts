@@ -90,6 +90,8 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   'audit export': ['pilotctl audit export audit-agent-b.jsonl'],
   'audit verify': ['pilotctl audit verify audit-agent-b.jsonl', 'pilotctl audit verify audit-agent-b.jsonl --public-key ~/.pilot/identity.pub'],
   'policy validate': ['pilotctl policy validate policy.json'],
+  'policy get': ['pilotctl policy get lab', 'pilotctl --json policy get lab'],
+  'policy set': ['pilotctl policy set lab policy.json'],
   'policy test': ['pilotctl policy test policy.json --from agent-a --to agent-b --port 1001', 'pilotctl policy test policy.json --from 12 --from-tags ci --from-role admin --to builder --port dataexchange'],
 };
 

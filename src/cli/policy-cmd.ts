@@ -1,7 +1,8 @@
 // `pilotctl policy` (issue 15), offline on a policy file (the language: src/policy/, docs/policy.md):
 //   policy validate FILE                         parse + check; invalid_argument names FILE:line:column and why
 //   policy test FILE --from A --to B --port P    may A reach B on port P, and by which rule
-// `policy get|set NAME` need networks (the registry side) and are not here yet.
+//   policy get NAME                              the network's policy, as the daemon's verified chain holds it
+//   policy set NAME FILE                         validated here first, then signed (owner/admin) into the chain
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
@@ -11,6 +12,11 @@ import { defineCommand, type Command } from './command.js';
 import { escapeText, fields } from './output.js';
 
 function readPolicyFile(path: string, shownName: string): Result<Policy> {
+  const t = readPolicyText(path, shownName);
+  return t.ok ? parsePolicy(t.value, shownName) : t;
+}
+
+function readPolicyText(path: string, shownName: string): Result<string> {
   let text: string;
   try {
     const st = statSync(path);
@@ -21,7 +27,7 @@ function readPolicyFile(path: string, shownName: string): Result<Policy> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return err('not_found', `no such file: ${shownName}`, { hint: 'docs/policy.md has examples to start from' });
     return err('internal', `cannot read ${shownName}: ${(e as Error).message}`, { cause: e });
   }
-  return parsePolicy(text, shownName);
+  return ok(text);
 }
 
 const validate = defineCommand<{ path: string; name: string }>({
@@ -102,4 +108,69 @@ const policyTest = defineCommand<TestParams>({
   },
 });
 
-export const POLICY_COMMANDS: Command[] = [validate, policyTest];
+interface NetPolicyResult {
+  network_id: number;
+  name: string;
+  policy?: string | null;
+  sha256: string | null;
+  seq: number | null;
+  rules: number;
+  default?: string | null;
+}
+
+const get = defineCommand<{ name: string }>({
+  name: 'policy get',
+  group: 'Audit and policy',
+  summary: "Show a network's policy (the text its owner or an admin signed into the network's chain)",
+  args: [{ name: 'network', required: true }],
+  flags: [],
+  returns: 'network_id, name, policy (the text; null = no policy: membership alone decides), sha256, seq (the chain change that set it), rules, default',
+  errors: ['not_found', 'not_running', 'connection_failed'],
+  parse(a) {
+    return ok({ name: a.positional[0]! });
+  },
+  async run(ctx, p) {
+    const c = await ctx.client();
+    if (!c.ok) return c;
+    const r = await c.value.network({ op: 'policy_get', name: p.name });
+    if (!r.ok) return r;
+    const d = r.value as NetPolicyResult;
+    const text = d.policy ? `${d.policy}${d.policy.endsWith('\n') ? '' : '\n'}` : `network ${escapeText(d.name)} has no policy (members may reach each other on every port)\n`;
+    return ok({ data: d, text });
+  },
+});
+
+const set = defineCommand<{ name: string; path: string; file: string }>({
+  name: 'policy set',
+  group: 'Audit and policy',
+  summary: "Set a network's policy (owner or admin): validated here, signed into the network's chain, enforced by every member within ~1 s",
+  args: [
+    { name: 'network', required: true },
+    { name: 'file', required: true, description: 'the policy (JSON; docs/policy.md); an empty file clears the policy' },
+  ],
+  flags: [],
+  returns: 'network_id, name, sha256 (null = cleared), seq, rules',
+  errors: ['not_found', 'permission_denied', 'not_running', 'connection_failed', 'internal'],
+  parse(a, ctx) {
+    return ok({ name: a.positional[0]!, path: resolve(ctx.io.cwd, a.positional[1]!), file: a.positional[1]! });
+  },
+  async run(ctx, p) {
+    const t = readPolicyText(p.path, p.file);
+    if (!t.ok) return t;
+    // Validated before anything is signed or sent: invalid_argument names FILE:line:column (an empty file clears).
+    const isEmpty = t.value.trim() === '';
+    if (!isEmpty) {
+      const pol = parsePolicy(t.value, p.file);
+      if (!pol.ok) return pol;
+    }
+    const c = await ctx.client();
+    if (!c.ok) return c;
+    const r = await c.value.network({ op: 'policy_set', name: p.name, policy: isEmpty ? '' : t.value });
+    if (!r.ok) return r;
+    const d = r.value as NetPolicyResult;
+    const text = d.sha256 === null ? `policy of ${escapeText(d.name)} cleared (seq ${d.seq})\n` : `policy of ${escapeText(d.name)} set: ${d.rules} rule${d.rules === 1 ? '' : 's'}, sha256 ${d.sha256} (seq ${d.seq})\n`;
+    return ok({ data: d, text });
+  },
+});
+
+export const POLICY_COMMANDS: Command[] = [validate, policyTest, get, set];

@@ -12,10 +12,12 @@ import { fromBase64, verify } from './identity.js';
 
 export type NetworkRole = 'owner' | 'admin' | 'member';
 export type JoinRule = 'open' | 'token' | 'invite';
-export type ChangeOp = 'create' | 'invite' | 'join' | 'decline' | 'leave' | 'remove' | 'promote' | 'demote' | 'rename' | 'delete';
+export type ChangeOp = 'create' | 'invite' | 'join' | 'decline' | 'leave' | 'remove' | 'promote' | 'demote' | 'rename' | 'delete' | 'policy';
 
 export const JOIN_RULES: readonly JoinRule[] = ['open', 'token', 'invite'];
-const OPS: readonly ChangeOp[] = ['create', 'invite', 'join', 'decline', 'leave', 'remove', 'promote', 'demote', 'rename', 'delete'];
+const OPS: readonly ChangeOp[] = ['create', 'invite', 'join', 'decline', 'leave', 'remove', 'promote', 'demote', 'rename', 'delete', 'policy'];
+/** Largest policy text a `policy` change carries (UTF-16 units; the registry frames it whole). '' clears the policy. */
+export const MAX_CHAIN_POLICY_CHARS = 64 * 1024;
 /** Ops the subject signs itself (by === node_id, key = the subject's key). */
 const SELF_OPS: readonly ChangeOp[] = ['create', 'join', 'decline', 'leave'];
 /** Changes in one chain; the registry refuses more (each member re-verifies all of them). */
@@ -48,6 +50,10 @@ export interface NetworkChange {
   ts: number;
   /** base64 Ed25519 signature over signingText(change). */
   sig: string;
+  /** policy only: the policy document (docs/policy.md); '' clears it. Absent on every other op. */
+  policy?: string;
+  /** policy only: hex sha256 of `policy` (signed; checked by every verifier). */
+  policy_sha256?: string;
 }
 
 export interface NetworkMember {
@@ -71,6 +77,11 @@ export interface NetworkView {
   seq: number;
   genesis: string;
   isDeleted: boolean;
+  /** The network's policy text and its sha256 (set by the last `policy` change; '' = none: membership alone decides). Parse it with src/policy. */
+  policy: string;
+  policySha256: string;
+  /** seq of the change that set the policy (-1: none). */
+  policySeq: number;
 }
 
 export interface FoldOptions {
@@ -80,7 +91,14 @@ export interface FoldOptions {
 
 /** Text an Ed25519 signature covers: the label and every field but sig, in a fixed order. */
 export function signingText(c: Omit<NetworkChange, 'sig'>): string {
-  return SIGN_LABEL + JSON.stringify([c.v, c.seq, c.prev, c.op, c.by, c.node_id, c.key, c.name, c.join_rule, c.token_check, c.token_mac, c.ts]);
+  const fields: unknown[] = [c.v, c.seq, c.prev, c.op, c.by, c.node_id, c.key, c.name, c.join_rule, c.token_check, c.token_mac, c.ts];
+  // A policy change also signs its text and hash (other ops sign exactly what they did before the op existed).
+  if (c.op === 'policy') fields.push(c.policy ?? '', c.policy_sha256 ?? '');
+  return SIGN_LABEL + JSON.stringify(fields);
+}
+
+export function policySha256Of(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 /** hex sha256 of the signed text and the signature: what the next change names as prev. */
@@ -99,7 +117,7 @@ export function tokenMacOf(token: string, prev: string, nodeId: number, key: str
 /** Build and sign a change that extends `view` (or a genesis when view is null). `sign` signs bytes with the node key. */
 export function makeChange(
   view: Pick<NetworkView, 'head' | 'seq'> | null,
-  fields: Partial<Omit<NetworkChange, 'v' | 'seq' | 'prev' | 'sig'>> & { op: ChangeOp; by: number; node_id: number; ts: number },
+  fields: Partial<Omit<NetworkChange, 'v' | 'seq' | 'prev' | 'sig' | 'policy_sha256'>> & { op: ChangeOp; by: number; node_id: number; ts: number },
   sign: (msg: Uint8Array) => Uint8Array,
 ): NetworkChange {
   const unsigned: Omit<NetworkChange, 'sig'> = {
@@ -115,6 +133,7 @@ export function makeChange(
     token_check: fields.token_check ?? '',
     token_mac: fields.token_mac ?? '',
     ts: fields.ts,
+    ...(fields.op === 'policy' ? { policy: fields.policy ?? '', policy_sha256: policySha256Of(fields.policy ?? '') } : {}),
   };
   const sig = Buffer.from(sign(Buffer.from(signingText(unsigned), 'utf8'))).toString('base64');
   return { ...unsigned, sig };
@@ -161,6 +180,13 @@ export function decodeNetworkChange(v: unknown): Result<NetworkChange> {
   }
   if (!OPS.includes(o.op as ChangeOp)) return err('invalid_argument', `network change: unknown op ${JSON.stringify(o.op).slice(0, 40)}`);
   if (joinRule !== '' && !JOIN_RULES.includes(joinRule as JoinRule)) return err('invalid_argument', 'network change: bad join_rule');
+  let policy: { policy: string; policy_sha256: string } | null = null;
+  if (o.op === 'policy') {
+    const text = str('policy', MAX_CHAIN_POLICY_CHARS);
+    const hash = str('policy_sha256', 64);
+    if (text === null || hash === null) return err('invalid_argument', `network change: a policy change needs policy (≤ ${MAX_CHAIN_POLICY_CHARS} chars) and policy_sha256`);
+    policy = { policy: text, policy_sha256: hash };
+  }
   return ok({
     v: 1,
     seq,
@@ -175,11 +201,12 @@ export function decodeNetworkChange(v: unknown): Result<NetworkChange> {
     token_mac: tokenMac,
     ts,
     sig,
+    ...(policy ?? {}),
   });
 }
 
 function emptyView(): NetworkView {
-  return { name: '', joinRule: 'open', tokenCheck: '', members: new Map(), invites: new Map(), head: '', seq: -1, genesis: '', isDeleted: false };
+  return { name: '', joinRule: 'open', tokenCheck: '', members: new Map(), invites: new Map(), head: '', seq: -1, genesis: '', isDeleted: false, policy: '', policySha256: '', policySeq: -1 };
 }
 
 function copyView(v: NetworkView): NetworkView {
@@ -294,6 +321,14 @@ export function applyNetworkChange(view: NetworkView | null, c: NetworkChange, o
       next.name = c.name;
       return ok(next);
     }
+    case 'policy':
+      // Text checks (does it parse?) are the setter's and each enforcer's (src/policy); the chain checks who signed and the hash.
+      if (!isAdmin) return denied(`node ${c.by} (${role}) cannot set the policy: owner or admin only`);
+      if (policySha256Of(c.policy ?? '') !== c.policy_sha256) return err('invalid_argument', 'policy change: policy_sha256 does not match the policy text');
+      next.policy = c.policy ?? '';
+      next.policySha256 = c.policy_sha256;
+      next.policySeq = c.seq;
+      return ok(next);
     case 'delete':
       if (role !== 'owner') return denied(`node ${c.by} (${role}) cannot delete: owner only`);
       next.isDeleted = true;

@@ -517,7 +517,7 @@ const HANDLERS: Record<string, Handler> = {
   network: simple((api, p) => {
     const op = p.str('op');
     const params: Record<string, unknown> = { op };
-    for (const k of ['name', 'peer', 'token', 'join_rule', 'new_name'] as const) {
+    for (const k of ['name', 'peer', 'token', 'join_rule', 'new_name', 'policy'] as const) {
       const v = p.optStr(k);
       if (v !== undefined) params[k] = v;
     }

@@ -362,7 +362,10 @@ export class Daemon implements ServiceHost {
       isPublic: () => this.membership.isPublic,
       contact: (id) => this.resolver.contactOf(id),
       onStreamSegment: (from, inner, now) => this.conns.handleSegment(from, 'v0.5', inner, now),
-      deliverDatagram: (from, sp, dp, data) => this.dgrams.deliver(this.addressOf(from), from, sp, dp, data),
+      deliverDatagram: (from, sp, dp, data) => {
+        if (this.isPolicyDenied(from, dp)) return;
+        this.dgrams.deliver(this.addressOf(from), from, sp, dp, data);
+      },
       allowInsecureLegacy: opts.allowInsecureLegacy,
     });
     // One table for both suites; a connection's suite is its peer's. The table registers its own flusher on the
@@ -372,6 +375,9 @@ export class Daemon implements ServiceHost {
       driver,
       rng: this.env.rng,
       addressOf: (nodeId) => this.addressOf(nodeId),
+      // Network policies (issue 15): the receiver decides (RST + policy.denied); the dialer checks the same signed policy first for a typed error.
+      admit: (peer, port) => !this.isPolicyDenied(peer, port),
+      mayDial: (peer, port) => this.policyForDial(peer, port),
       suites: [
         noiseStreams({
           send: (peer, plaintext, now) => this.sendToPeer(peer, plaintext, now),
@@ -507,7 +513,7 @@ export class Daemon implements ServiceHost {
       this.conns.handleSegment(peer.nodeId, 'noise', plaintext, now);
     } else if (kind === KIND_DATAGRAM) {
       const d = decodeDatagram(plaintext);
-      if (d.ok) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
+      if (d.ok && !this.isPolicyDenied(peer.nodeId, d.value.dstPort)) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
     } else {
       this.nat.handleControl(peer, plaintext, now);
     }
@@ -680,6 +686,28 @@ export class Daemon implements ServiceHost {
     const reg = this.membership.requireRegistered();
     if (!reg.ok) return Promise.resolve(reg);
     return networkOp(this.networks, params, { resolveRef: (ref) => this.resolver.resolveRef(ref), send });
+  }
+
+  /** Inbound from `from` to our `port`: does a shared network's policy refuse it? Then a policy.denied event (audit, webhooks). */
+  private isPolicyDenied(from: number, port: number): boolean {
+    const me = this.membership.nodeId;
+    if (from === me) return false;
+    const d = this.networks.checkPolicy(from, me, port);
+    if (!d) return false;
+    this.events.emit({ type: 'policy.denied', data: { node_id: from, port, network: d.network, rule: d.decision.rule, count: 1 } });
+    return true;
+  }
+
+  /** Outbound: the same signed policy, checked before the SYN so the caller gets policy_denied naming the rule. */
+  private policyForDial(peer: number, port: number): Result<void> {
+    const me = this.membership.nodeId;
+    if (peer === me) return ok();
+    const d = this.networks.checkPolicy(me, peer, port);
+    if (!d) return ok();
+    const rule = d.decision.rule_index === null ? d.decision.rule : `rule ${d.decision.rule_index + 1} ${d.decision.rule}`;
+    return err('policy_denied', `network ${d.network}'s policy denies port ${port} to node ${peer}: ${rule}`, {
+      detail: { network: d.network, network_id: d.networkId, port, node_id: peer, rule: d.decision.rule, rule_index: d.decision.rule_index, line: d.decision.line },
+    });
   }
 
   private dropPeer(nodeId: number, reason: PilotError): void {

@@ -47,6 +47,8 @@ export interface NetworkHost {
 /** uint16 address space of the original; 0 is the backbone. */
 const MAX_NETWORK_ID = 0xffff;
 const MAX_NETWORKS_PER_NODE = 256;
+/** All policy texts of one chain together (get_network sends the whole chain in one frame of ≤ 1 MiB). */
+const MAX_CHAIN_POLICY_TOTAL = 256 * 1024;
 
 export class NetworkRegistry {
   /** Verified views, derived from the chains in state (rebuilt at start, kept in step with every change). */
@@ -220,6 +222,12 @@ export class NetworkRegistry {
       if (change.op === 'join' && (this.memberOf.get(change.node_id)?.size ?? 0) >= MAX_NETWORKS_PER_NODE) {
         return fail('invalid_argument', `a node is a member of at most ${MAX_NETWORKS_PER_NODE} networks`);
       }
+    }
+    if (change.op === 'policy') {
+      // Every get_network frames the whole chain: bound what policy changes add to it (a frame is ≤ 1 MiB).
+      let bytes = (change.policy ?? '').length;
+      for (const old of rec.changes) bytes += old.policy?.length ?? 0;
+      if (bytes > MAX_CHAIN_POLICY_TOTAL) return fail('invalid_argument', `policy changes of network ${req.networkId} would exceed ${MAX_CHAIN_POLICY_TOTAL} chars in all`);
     }
     if (change.op === 'rename') {
       for (const [other, v] of this.views) if (other !== req.networkId && v.name === change.name) return fail('already_exists', `network "${change.name}" already exists`);

@@ -205,7 +205,7 @@ export class PilotClient implements NodeApi {
     return this.call('lookup', { node_id: nodeId });
   }
   /** Custom networks (issue 15): `op` is create, list, join, leave, members, invite, invites, accept, reject, delete, rename, promote, demote, kick, role or broadcast. */
-  network(params: { op: string; name?: string; peer?: PeerRef; token?: string; join_rule?: string; new_name?: string; data?: Uint8Array | string }): Promise<Result<unknown>> {
+  network(params: { op: string; name?: string; peer?: PeerRef; token?: string; join_rule?: string; new_name?: string; policy?: string; data?: Uint8Array | string }): Promise<Result<unknown>> {
     const { data, ...rest } = params;
     return this.call('network', data === undefined ? rest : { ...rest, data: b64(data) });
   }

@@ -13,7 +13,7 @@ export const ALLOWED: Record<string, string[]> = {
   nat: ['core', 'wire'],
   datapath: ['core', 'wire', 'crypto'],
   registry: ['core', 'wire', 'crypto', 'datapath'], // datapath: the beacon's UDP socket (src/registry/beacon-socket.ts)
-  node: ['core', 'wire', 'crypto', 'transport', 'nat', 'datapath'],
+  node: ['core', 'wire', 'crypto', 'transport', 'nat', 'datapath', 'policy'],
   services: ['core', 'wire', 'node'],
   ipc: ['core', 'wire', 'node'],
   policy: ['core', 'wire'], // the policy language (issue 15), pure

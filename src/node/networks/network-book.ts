@@ -16,6 +16,7 @@ import {
   foldNetworkChain,
   JOIN_RULES,
   makeChange,
+  MAX_CHAIN_POLICY_CHARS,
   networkNameProblem,
   tokenCheckOf,
   tokenMacOf,
@@ -35,6 +36,7 @@ import {
   type NetworkSummary,
 } from '../../wire/network-messages.js';
 import { fieldString, fieldU32 } from '../../wire/registry-messages.js';
+import { evaluate, parsePolicy, type Decision, type Policy } from '../../policy/index.js';
 import type { RegistryClient } from '../registry-client.js';
 import { readJsonFile, writeJsonFile } from '../json-file.js';
 
@@ -134,10 +136,69 @@ export class NetworkBook {
       const m = h.view.members.get(nodeId);
       if (!m) continue;
       if (m.key !== text) return err('connection_failed', `node ${nodeId} presented a key that differs from the one network ${h.view.name} records`);
-      // POLICY HOOK (issue 15): evaluate(h.id's policy, {from: nodeId, to: me, port}) — deny → policy_denied.
+      // The policy is per port: checkPolicy, at each SYN and datagram (the tunnel itself is membership's).
       return ok({ networkId: h.id });
     }
     return err('connection_failed', `node ${nodeId} is not trusted and shares no network with us`);
+  }
+
+  /**
+   * May `from` reach `to` on `port` under the policies of the networks both are members of (one of them is
+   * us)? null when allowed (no shared network has a policy, or every one that has allows it); else the first
+   * denying network's decision. Pure over the verified chains; a policy that does not parse denies nothing
+   * (setPolicy refuses such text, so only a foreign setter could sign one; it is logged once).
+   */
+  checkPolicy(from: number, to: number, port: number): { network: string; networkId: number; decision: Decision } | null {
+    for (const h of this.held.values()) {
+      if (h.view.policy === '') continue;
+      const a = h.view.members.get(from);
+      const b = h.view.members.get(to);
+      if (!a || !b) continue;
+      const policy = this.parsedPolicy(h);
+      if (!policy) continue;
+      const d = evaluate(policy, { node_id: from, roles: [a.role] }, { node_id: to, roles: [b.role] }, port);
+      if (!d.allow) return { network: h.view.name, networkId: h.id, decision: d };
+    }
+    return null;
+  }
+
+  private readonly policyCache = new Map<string, Policy | null>();
+
+  private parsedPolicy(h: HeldNetwork): Policy | null {
+    const key = h.view.policySha256;
+    if (this.policyCache.has(key)) return this.policyCache.get(key)!;
+    const r = parsePolicy(h.view.policy, `${h.view.name} policy`);
+    if (!r.ok) this.deps.logger.warn({ network: h.view.name, err: r.error.message }, 'network policy does not parse: not enforced');
+    if (this.policyCache.size >= 64) this.policyCache.clear();
+    this.policyCache.set(key, r.ok ? r.value : null);
+    return r.ok ? r.value : null;
+  }
+
+  /** `policy get NAME`: the network's policy text as the verified chain holds it (null: none). */
+  getPolicy(name: string): Result<{ network_id: number; name: string; policy: string | null; sha256: string | null; seq: number | null; rules: number; default: string | null }> {
+    const h = this.byName(name);
+    if (!h) return this.notMember(name);
+    const v = h.view;
+    if (v.policy === '') return ok({ network_id: h.id, name: v.name, policy: null, sha256: null, seq: null, rules: 0, default: null });
+    const p = this.parsedPolicy(h);
+    return ok({ network_id: h.id, name: v.name, policy: v.policy, sha256: v.policySha256, seq: v.policySeq, rules: p?.rules.length ?? 0, default: p?.default ?? null });
+  }
+
+  /** `policy set NAME FILE` (owner or admin): validate, sign a `policy` change, push it through the registry. '' clears. */
+  async setPolicy(name: string, text: string): Promise<Result<{ network_id: number; name: string; sha256: string | null; seq: number; rules: number }>> {
+    const h = this.byName(name);
+    if (!h) return this.notMember(name);
+    if (text.length > MAX_CHAIN_POLICY_CHARS) return err('invalid_argument', `a network policy is at most ${MAX_CHAIN_POLICY_CHARS} characters (this one has ${text.length})`, { hint: 'merge rules: port ranges ("1000-1999"), lists of selectors, role: and tag: selectors' });
+    let rules = 0;
+    if (text !== '') {
+      const p = parsePolicy(text, 'policy');
+      if (!p.ok) return p;
+      rules = p.value.rules.length;
+    }
+    const r = await this.adminChange(h, 'policy', this.deps.nodeId(), { policy: text });
+    if (!r.ok) return r;
+    const cur = this.held.get(h.id);
+    return ok({ network_id: h.id, name: h.view.name, sha256: text === '' ? null : (cur?.view.policySha256 ?? null), seq: cur?.view.policySeq ?? -1, rules });
   }
 
   /** Networks (id → name) this node is a member of, verified. */
@@ -478,7 +539,7 @@ export class NetworkBook {
   }
 
   /** A change an owner or admin signs (invite, remove, promote, demote, rename, delete); our view decides first. */
-  private async adminChange(h: HeldNetwork, op: ChangeOp, subject: number, fields: { key?: string; name?: string }): Promise<Result<void>> {
+  private async adminChange(h: HeldNetwork, op: ChangeOp, subject: number, fields: { key?: string; name?: string; policy?: string }): Promise<Result<void>> {
     const me = this.deps.nodeId();
     const change = makeChange(h.view, { op, by: me, node_id: subject, ...fields, ts: this.deps.nowSec() }, this.deps.sign);
     // Fold it locally first: a member's kick is permission_denied here, with the same words as the registry's.

@@ -5,7 +5,7 @@ import type { PeerRef } from '../api.js';
 import { parseJoinRule, type NetworkBook } from './network-book.js';
 
 export const NETWORK_OPS = [
-  'create', 'list', 'join', 'leave', 'members', 'invite', 'invites', 'accept', 'reject', 'delete', 'rename', 'promote', 'demote', 'kick', 'role', 'broadcast',
+  'create', 'list', 'join', 'leave', 'members', 'invite', 'invites', 'accept', 'reject', 'delete', 'rename', 'promote', 'demote', 'kick', 'role', 'broadcast', 'policy_get', 'policy_set',
 ] as const;
 export type NetworkOp = (typeof NETWORK_OPS)[number];
 
@@ -19,6 +19,8 @@ export interface NetworkOpParams {
   join_rule?: string;
   /** rename: the new name. */
   new_name?: string;
+  /** policy_set: the policy text ('' clears it). */
+  policy?: string;
   /** broadcast: the message. */
   data?: Uint8Array;
 }
@@ -60,6 +62,11 @@ export async function networkOp(book: NetworkBook, p: NetworkOpParams, deps: Net
     case 'rename':
       if (!p.new_name) return err('invalid_argument', 'network rename needs the new name');
       return book.rename(name, p.new_name);
+    case 'policy_get':
+      return book.getPolicy(name);
+    case 'policy_set':
+      if (p.policy === undefined) return err('invalid_argument', 'network policy_set needs the policy text');
+      return book.setPolicy(name, p.policy);
     case 'broadcast':
       return broadcast(book, name, p.data ?? new Uint8Array(0), deps.send);
     case 'invite':

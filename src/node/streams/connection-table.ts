@@ -24,6 +24,10 @@ export interface ConnectionTableDeps {
   /** The suites a peer's connections can go through. */
   suites: StreamSuite[];
   addressOf(nodeId: number): string;
+  /** May `peer` open a connection to our `port` (a network policy, issue 15)? false: answered with RST, like a closed port. */
+  admit?(peer: number, port: number): boolean;
+  /** May we dial peer:port? An error (policy_denied) fails the dial before a SYN leaves. */
+  mayDial?(peer: number, port: number): Result<void>;
 }
 
 interface Entry extends DrivenConnection {
@@ -126,6 +130,8 @@ export class ConnectionTable {
     if (!Number.isInteger(remotePort) || remotePort < 1 || remotePort > 65535) return err('invalid_argument', `invalid port ${remotePort}`, { hint: 'ports are 1–65535' });
     const s = this.suites.get(suite);
     if (!s) return err('invalid_argument', `no ${suite} suite here`);
+    const allowed = this.deps.mayDial?.(peer, remotePort);
+    if (allowed && !allowed.ok) return allowed;
     const driver = this.deps.driver;
     const localPort = this.ephemeralPort(peer, remotePort);
     const { conn, key } = s.suite.connect(peer, localPort, remotePort, driver.nowUs());
@@ -201,7 +207,7 @@ export class ConnectionTable {
       const remotePort = h.remotePort;
       const key = h.key;
       const l = this.listeners.get(port);
-      if (!l || l.isClosed || this.countAccepted(port) >= MAX_BACKLOG) {
+      if (!l || l.isClosed || this.countAccepted(port) >= MAX_BACKLOG || (this.deps.admit && !this.deps.admit(peer, port))) {
         this.deps.logger.debug({ peer, port, suite }, 'SYN to a port nobody listens on');
         const rst = s.suite.resetFor(segment, s.txBuf);
         if (rst > 0) s.suite.send(peer, s.txBuf.subarray(0, rst), now);
@@ -299,6 +305,8 @@ export class ConnectionTable {
   sendDatagram(peer: number, suite: SuiteName, srcPort: number, dstPort: number, data: Uint8Array): Result<void> {
     const s = this.suites.get(suite);
     if (!s) return err('invalid_argument', `no ${suite} suite here`);
+    const allowed = this.deps.mayDial?.(peer, dstPort);
+    if (allowed && !allowed.ok) return allowed;
     return s.suite.sendDatagram(peer, srcPort, dstPort, data, this.deps.driver.nowUs());
   }
 

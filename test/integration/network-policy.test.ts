@@ -1,0 +1,75 @@
+// Network policies between real daemons (issue 15): `policy set` (owner/admin; validated locally first) signs
+// the policy into the network's chain; it reaches the members through the membership push; a member's
+// send-message (port 1001) then fails with policy_denied naming the rule, while connect to port 7 works.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cluster, explain, waitFor } from './harness.js';
+
+let c: Cluster;
+let dir: string;
+const POLICY = '{"default":"allow","rules":[{"action":"deny","ports":[1001],"from":"*","to":"*"}]}';
+
+before(async () => {
+  c = await Cluster.start('npol', ['own', 'mem']);
+  dir = mkdtempSync(join(tmpdir(), 'pi-npol-files-'));
+});
+
+after(async () => {
+  await c?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('policy set/get; the policy denies port 1001 but allows 7', async () => {
+  await c.ok('own', ['network', 'create', 'pol', '--join-rule', 'open']);
+  await c.ok('mem', ['network', 'join', 'pol']);
+  await waitFor('own to see mem as a member', async () => (await c.ok('own', ['network', 'members', 'pol'])).members.length === 2, 15_000, 50);
+
+  const none = await c.ok('mem', ['policy', 'get', 'pol']);
+  assert.equal(none.policy, null);
+
+  // An invalid file never leaves pilotctl: invalid_argument naming file:line:column.
+  const badFile = join(dir, 'bad.json');
+  writeFileSync(badFile, '{\n  "default": "allow",\n  "rules": [{"action": "maybe"}]\n}\n');
+  const bad = await c.json('own', ['policy', 'set', 'pol', badFile]);
+  assert.notEqual(bad.code, 0, explain(bad));
+  assert.equal(bad.error?.code, 'invalid_argument');
+  assert.match(bad.error?.message ?? '', /bad\.json:3:\d+/);
+
+  const file = join(dir, 'policy.json');
+  writeFileSync(file, POLICY);
+  // A plain member may not set it.
+  const denied = await c.json('mem', ['policy', 'set', 'pol', file]);
+  assert.equal(denied.error?.code, 'permission_denied', explain(denied));
+
+  const set = await c.ok('own', ['policy', 'set', 'pol', file]);
+  assert.equal(set.rules, 1);
+  assert.match(set.sha256, /^[0-9a-f]{64}$/);
+  // Pushed to the member, which verified it itself.
+  await waitFor('mem to hold the policy', async () => (await c.ok('mem', ['policy', 'get', 'pol'])).sha256 === set.sha256, 15_000, 50);
+  const got = await c.ok('mem', ['policy', 'get', 'pol']);
+  assert.equal(got.policy, POLICY);
+  assert.equal(got.default, 'allow');
+  const text = await c.text('mem', ['policy', 'get', 'pol']);
+  assert.equal(text.code, 0);
+  assert.equal(text.stdout.trim(), POLICY);
+
+  const msg = await c.json('mem', ['send-message', 'own', '--data', 'hello']);
+  assert.notEqual(msg.code, 0, explain(msg));
+  assert.equal(msg.error?.code, 'policy_denied', explain(msg));
+  assert.match(msg.error?.message ?? '', /"ports":\[1001\]/, 'the message names the rule');
+
+  const echo = await c.ok('mem', ['connect', 'own', '7', '--message', 'still allowed']);
+  assert.equal(echo.response, 'still allowed');
+
+  // Clearing (an empty file) opens the port again.
+  const empty = join(dir, 'empty.json');
+  writeFileSync(empty, '');
+  const cleared = await c.ok('own', ['policy', 'set', 'pol', empty]);
+  assert.equal(cleared.sha256, null);
+  await waitFor('mem to see the policy cleared', async () => (await c.ok('mem', ['policy', 'get', 'pol'])).policy === null, 15_000, 50);
+  const ok = await c.ok('mem', ['send-message', 'own', '--data', 'hello again']);
+  assert.ok(ok);
+});
