@@ -115,6 +115,7 @@ export class EtcdStore implements RegistryStore {
   private isReserving = false;
   private readonly blockWaiters: Item[] = [];
   private readonly pushListeners = new Set<(nodeId: number, msg: Record<string, unknown>) => void>();
+  private readonly stateListeners = new Set<(c: Change) => void>();
   readonly stats = { txns: 0, conflicts: 0, refreshedKeys: 0, watchEvents: 0, pushesOut: 0, pushesIn: 0 };
 
   constructor(private readonly opts: EtcdStoreOptions) {
@@ -332,6 +333,11 @@ export class EtcdStore implements RegistryStore {
     return () => this.pushListeners.delete(fn);
   }
 
+  onStateChange(fn: (c: Change) => void): () => void {
+    this.stateListeners.add(fn);
+    return () => this.stateListeners.delete(fn);
+  }
+
   async close(): Promise<void> {
     if (this.isClosed) return;
     // Let a transaction in flight finish; not forever (with etcd unreachable the flush retries until closed).
@@ -416,6 +422,7 @@ export class EtcdStore implements RegistryStore {
     }
     if (c !== 'derived') {
       applyChange(this.state!, c);
+      if (isLive) for (const fn of this.stateListeners) fn(c);
       return;
     }
     const rest = key.slice(this.pfx.length);

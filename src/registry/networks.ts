@@ -67,6 +67,18 @@ export class NetworkRegistry {
     }
   }
 
+  /** The state's chain of network `id` changed outside this replica's requests (etcd): refold its view. */
+  refresh(id: number): void {
+    const rec = this.host.state.networks.get(id);
+    if (!rec) return this.dropView(id);
+    const v = foldNetworkChain(rec.changes);
+    if (!v.ok) {
+      this.host.logger.error({ networkId: id, err: v.error.message }, 'network chain from the shared store does not verify; network ignored');
+      return this.dropView(id);
+    }
+    this.setView(id, v.value);
+  }
+
   /** Do `a` and `b` share a custom network? (resolve, punch, and the hostname of a private node.) */
   areCoMembers(a: number, b: number): boolean {
     const na = this.memberOf.get(a);

@@ -211,6 +211,7 @@ export class RegistryServer {
   /** Nonces recorded by the request being handled (forgotten when the store asks for a rerun). */
   private attemptNonces: string[] | null = null;
   private unsubscribeRemotePush: (() => void) | null = null;
+  private unsubscribeStateChange: (() => void) | null = null;
   readonly stats = {
     requests: 0,
     errors: 0,
@@ -283,6 +284,10 @@ export class RegistryServer {
     const now = this.nowMs();
     for (const id of this.state.nodes.keys()) this.lastSeenMs.set(id, now);
     this.unsubscribeRemotePush = this.opts.store.onRemotePush?.((id, msg) => this.pushLocal(id, msg)) ?? null;
+    // Another replica's network change (etcd): this replica's verified view of that network follows it.
+    this.unsubscribeStateChange = this.opts.store.onStateChange?.((c) => {
+      if (c.k === 'network') this.networks.refresh(c.id);
+    }) ?? null;
     this.timer = setInterval(() => void this.housekeeping(), 30_000);
     this.timer.unref();
   }
@@ -306,6 +311,7 @@ export class RegistryServer {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.unsubscribeRemotePush?.();
+    this.unsubscribeStateChange?.();
     await new Promise<void>((resolve) => {
       if (this.server) this.server.close(() => resolve());
       for (const c of this.conns) c.sock.destroy();

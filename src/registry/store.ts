@@ -45,6 +45,9 @@ export interface RegistryStore {
   publish?(nodeId: number, msg: Record<string, unknown>): void;
   /** Pushes published by other replicas; returns the unsubscribe. */
   onRemotePush?(fn: (nodeId: number, msg: Record<string, unknown>) => void): () => void;
+  /** Changes this replica's state took from the shared store (another replica's commits, seen by the watch):
+   *  what the server derives from the state (the networks' verified views) follows them. */
+  onStateChange?(fn: (c: Change) => void): () => void;
 }
 
 /** A commit refused because another replica changed the same keys first (the request is to be run again). */

@@ -9,7 +9,7 @@ import { bound, challenge } from '../../../src/wire/registry-frame.js';
 import { EtcdStore, parseEtcdStoreUrl } from '../../../src/registry/etcd-store.js';
 import { isStoreConflict } from '../../../src/registry/store.js';
 import { RegistryServer } from '../../../src/registry/server.js';
-import { applyChange, stateToJson, type Change, type NodeRecord, type RegistryState } from '../../../src/registry/state.js';
+import { applyChange, stateToJson, type Change, type NetworkRecord, type NodeRecord, type RegistryState } from '../../../src/registry/state.js';
 import { EtcdCluster, hasEtcd } from '../../integration/etcd-cluster.js';
 import { RawClient, fresh, newIdentity, registerOurs } from './helpers.js';
 import { RegistryClient } from '../../../src/node/registry-client.js';
@@ -90,6 +90,31 @@ test('etcd store: every change kind reaches a live replica (watch) and a fresh l
     // The old hostname was released in etcd: another node may take it.
     assert.ok((await commit(b, [{ k: 'node', id: 2, v: node(2, 'alpha') }])).ok);
   } finally {
+    await a.store.close();
+    await b.store.close();
+  }
+});
+
+test('etcd store: key histories and network chains reach a live replica, which hears them (onStateChange), and a fresh load', { skip, timeout: 90_000 }, async () => {
+  const prefix = `/t-${randomBytes(4).toString('hex')}/`;
+  const a = await openStore(prefix);
+  const b = await openStore(prefix);
+  const heard: string[] = [];
+  const off = b.store.onStateChange((c) => heard.push(`${c.k}${'id' in c ? c.id : ''}`));
+  try {
+    const net = { id: 7, changes: [{ op: 'create', name: 'lab' }] } as unknown as NetworkRecord;
+    assert.ok((await commit(a, [{ k: 'node', id: 1, v: node(1) }, { k: 'keys', id: 1, v: { recoveryKey: 'rk', rotations: [] } }])).ok);
+    assert.ok((await commit(a, [{ k: 'network', id: 7, v: net }])).ok);
+    await waitUntil('replica b has the network', () => b.state.networks.has(7));
+    assert.deepEqual(b.state.networks.get(7), net);
+    await waitUntil('replica b heard both', () => heard.includes('network7') && heard.includes('keys1'));
+    const c = await openStore(prefix);
+    assert.deepEqual(shape(c.state), shape(a.state));
+    await c.store.close();
+    assert.ok((await commit(a, [{ k: 'network', id: 7, v: null }])).ok);
+    await waitUntil('the deletion reached b', () => !b.state.networks.has(7));
+  } finally {
+    off();
     await a.store.close();
     await b.store.close();
   }
