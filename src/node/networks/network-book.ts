@@ -145,7 +145,7 @@ export class NetworkBook {
   /**
    * May `from` reach `to` on `port` under the policies of the networks both are members of (one of them is
    * us)? null when allowed (no shared network has a policy, or every one that has allows it); else the first
-   * denying network's decision. Pure over the verified chains; a policy that does not parse denies nothing
+   * denying network's decision. Pure over the verified chains; a policy that does not parse denies everything
    * (setPolicy refuses such text, so only a foreign setter could sign one; it is logged once).
    */
   checkPolicy(from: number, to: number, port: number): { network: string; networkId: number; decision: Decision } | null {
@@ -155,8 +155,10 @@ export class NetworkBook {
       const b = h.view.members.get(to);
       if (!a || !b) continue;
       const policy = this.parsedPolicy(h);
-      if (!policy) continue;
-      const d = evaluate(policy, { node_id: from, roles: [a.role] }, { node_id: to, roles: [b.role] }, port);
+      // A signed policy that does not parse denies everything (fail closed): its signer meant to restrict.
+      const d: Decision = policy
+        ? evaluate(policy, { node_id: from, roles: [a.role] }, { node_id: to, roles: [b.role] }, port)
+        : { allow: false, action: 'deny', rule_index: null, rule: 'policy does not parse', line: null, reason: `network ${h.view.name}'s signed policy does not parse: everything is denied until an owner sets a valid one` };
       if (!d.allow) return { network: h.view.name, networkId: h.id, decision: d };
     }
     return null;
@@ -168,7 +170,7 @@ export class NetworkBook {
     const key = h.view.policySha256;
     if (this.policyCache.has(key)) return this.policyCache.get(key)!;
     const r = parsePolicy(h.view.policy, `${h.view.name} policy`);
-    if (!r.ok) this.deps.logger.warn({ network: h.view.name, err: r.error.message }, 'network policy does not parse: not enforced');
+    if (!r.ok) this.deps.logger.warn({ network: h.view.name, err: r.error.message }, 'network policy does not parse: everything is denied (fail closed)');
     if (this.policyCache.size >= 64) this.policyCache.clear();
     this.policyCache.set(key, r.ok ? r.value : null);
     return r.ok ? r.value : null;
