@@ -4,7 +4,7 @@
 // messages appended (what `info` shows: why neither the plain registry port nor the compat port answered).
 // The registry's routes come from src/nat/transport-choice.ts (registryRoutes); node.ts only supplies dialers.
 import { errFrom, ok, type Result } from '../../core/result.js';
-import type { PilotError } from '../../core/errors.js';
+import { pilotError, type PilotError } from '../../core/errors.js';
 
 export interface FirstOfOptions<R, T> {
   routes: readonly R[];
@@ -27,7 +27,11 @@ export function dialFirstOf<R, T>(o: FirstOfOptions<R, T>): Promise<Result<{ rou
       const i = started++;
       headStart?.cancel();
       headStart = started < o.routes.length ? o.after(o.headStartMs, startNext) : null;
-      void o.dial(o.routes[i]!).then((r) => {
+      // A dialer that throws or rejects is a failed route, never an unhandled rejection in a timer.
+      const dialed = Promise.resolve()
+        .then(() => o.dial(o.routes[i]!))
+        .catch((e: unknown): Result<T> => errFrom(pilotError('internal', `dial failed: ${e instanceof Error ? e.message : String(e)}`)));
+      void dialed.then((r) => {
         if (isSettled) {
           if (r.ok) o.dispose(r.value);
           return;

@@ -112,3 +112,20 @@ test('first-of: one route is one dial', async () => {
   assert.ok(r.ok);
   assert.equal(t.count, 0);
 });
+
+test('first-of: a dialer that throws or rejects is a failed route (the other one still runs)', async () => {
+  const t = manualTimers();
+  const r = await dialFirstOf<string, string>({
+    routes: ['plain', 'tls'],
+    dial: (route) => {
+      if (route === 'plain') throw new Error('EINVAL');
+      return Promise.reject(new Error('tls exploded'));
+    },
+    dispose: () => undefined,
+    headStartMs: 500,
+    after: t.after,
+  });
+  assert.ok(!r.ok);
+  assert.equal(r.error.code, 'internal');
+  assert.match(r.error.message, /EINVAL.*tls exploded/);
+});
