@@ -137,8 +137,9 @@ describe('compat link', () => {
     // The bound is 500 ms with these timings; the slack covers a loaded machine (the default bound is 20 s).
     assert.ok(ms <= 400 + 100 + 1500, `within the bound (${ms} ms)`);
     assert.equal(link.lastError?.code, 'timeout');
-    await until('registered again', () => link.isRegistered, 3000);
-    assert.equal(link.lastError, null);
+    // Registered again on a new connection, and the error cleared with it (the old state may still read
+    // registered for a moment after the half-open was noticed).
+    await until('registered again, error cleared', () => link.isRegistered && link.lastError === null, 5000);
     link.close();
   });
 
