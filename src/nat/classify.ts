@@ -34,6 +34,9 @@ export interface DiscoverObservation {
   observed: UdpEndpoint;
   /** When the *first* discover of this (socket, server) flow was sent: orders the NAT's port allocations. */
   firstSentUs: Micros;
+  /** The order that first discover left in (discovers to both beacon addresses leave at the same `now`: this,
+   *  not the order their replies came back, is the order the NAT allocated ports in). */
+  sendSeq?: number;
 }
 
 export interface FilteringEvidence {
@@ -74,7 +77,7 @@ export const MAX_SEQUENTIAL_DELTA = 32;
 export function classifyNat(input: ClassifyInput): NatClassification {
   // One entry per flow (socket, server): the first observation wins (later ones are the same flow).
   const flows = new Map<string, DiscoverObservation>();
-  for (const o of [...input.observations].sort((a, b) => a.firstSentUs - b.firstSentUs)) {
+  for (const o of [...input.observations].sort((a, b) => a.firstSentUs - b.firstSentUs || (a.sendSeq ?? 0) - (b.sendSeq ?? 0))) {
     const k = `${o.socket}|${o.server.ip}|${o.server.port}`;
     if (!flows.has(k)) flows.set(k, o);
   }

@@ -130,6 +130,8 @@ export class PathEngine {
   private natNextPort: number | null = null;
   private natPortDelta: number | null = null;
   private readonly discoverSentUs = new Map<string, Micros>();
+  /** The order each beacon address got its first discover (ties at one `now` are broken by it, see classify.ts). */
+  private readonly discoverSendSeq = new Map<string, number>();
   private readonly natObservations = new Map<string, DiscoverObservation>();
   /** Destinations the tunnel socket has sent to, and how many were new since the last classification. */
   private readonly contacted = new Set<string>();
@@ -226,7 +228,10 @@ export class PathEngine {
     if (this.opts.nodeId() === 0) return;
     for (const b of this.opts.beacons) {
       const key = formatEndpoint(b);
-      if (!this.discoverSentUs.has(key)) this.discoverSentUs.set(key, now);
+      if (!this.discoverSentUs.has(key)) {
+        this.discoverSentUs.set(key, now);
+        this.discoverSendSeq.set(key, this.discoverSendSeq.size);
+      }
       this.push({ kind: 'beacon', to: b, message: { kind: 'discover' } });
     }
   }
@@ -235,7 +240,7 @@ export class PathEngine {
     const key = formatEndpoint(from);
     const sent = this.discoverSentUs.get(key);
     if (sent === undefined) return;
-    this.natObservations.set(key, { socket: 0, localPort: this.opts.localPort(), server: from, observed, firstSentUs: sent });
+    this.natObservations.set(key, { socket: 0, localPort: this.opts.localPort(), server: from, observed, firstSentUs: sent, sendSeq: this.discoverSendSeq.get(key) ?? 0 });
     const c = classifyNat({ observations: [...this.natObservations.values()], localIps: this.opts.localIps() });
     if (c.summary !== this.natType) this.log('info', 'NAT classified', { nat: c.summary, kind: c.kind });
     this.natType = c.kind === 'unknown' ? null : c.summary;

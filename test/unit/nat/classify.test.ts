@@ -79,4 +79,16 @@ describe(`nat classify (PILOT_SEED=${seed})`, () => {
     assert.equal(c.kind, 'none');
     assert.equal(c.summary, 'none (public address) via 198.18.101.10:40000');
   });
+
+  it('discovers sent at one instant: the send order, not the order the replies came back, orders the flows', () => {
+    // The NAT gave 20000 to the flow to B1 (sent first) and 20001 to B2; B2's reply arrived first.
+    const obs: DiscoverObservation[] = [
+      { socket: 0, localPort: 40000, server: B2, observed: { ip: '198.18.1.1', port: 20001 }, firstSentUs: 5, sendSeq: 1 },
+      { socket: 0, localPort: 40000, server: B1, observed: { ip: '198.18.1.1', port: 20000 }, firstSentUs: 5, sendSeq: 0 },
+    ];
+    const c = classifyNat({ observations: obs, localIps: ['192.168.1.2'] });
+    assert.equal(c.kind, 'symmetric-sequential');
+    assert.equal(c.portDelta, 1);
+    assert.equal(c.nextPort, 20002);
+  });
 });
