@@ -7,8 +7,7 @@
 // arrive (at most one 64 KiB chunk per connection in memory), and send-file streams from disk (the frame
 // length is known up front from stat). Storage quotas refuse a frame with an ERR ack carrying
 // `quota_exceeded` (data-exchange-codec.ts); the sending side turns that into the typed error.
-import { promises as fsp } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { openFileToSend } from './fs-safe.js';
 import { createHash, randomUUID } from 'node:crypto';
 import { basename } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
@@ -412,19 +411,11 @@ export async function sendFileSingleFrame(
   progress?: ProgressFn,
   opts: SendOptions = {},
 ): Promise<Result<SendFileReport>> {
-  let fh: FileHandle;
+  const opened = await openFileToSend(path);
+  if (!opened.ok) return opened;
+  const { fh } = opened.value;
   try {
-    fh = await fsp.open(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return err('not_found', `file not found: ${path}`, { hint: 'check the path' });
-    if (code === 'EACCES' || code === 'EPERM') return err('internal', `permission denied: ${path}`, { hint: 'check the file permissions' });
-    return err('internal', `read file: ${messageOf(e)}`, { cause: e });
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) return err('invalid_argument', `not a regular file: ${path}`);
-    const fileBytes = st.size;
+    const fileBytes = opened.value.size;
     const name = basename(path);
     const prefix = encodeFileFramePrefix(name, fileBytes);
     if (!prefix.ok) return prefix;

@@ -23,6 +23,7 @@ import { ReceiverMachine, SenderMachine, refusalOf, type ReceiverAction, type Se
 import { MAX_FRAME_PAYLOAD_BYTES } from './data-exchange-codec.js';
 import { XFER_CHUNK_BYTES, XFER_MAX_FRAME_PAYLOAD_BYTES, type Offer } from './file-transfer-codec.js';
 import { closeStream, guardStream, messageOf, StreamReader, writeChunk } from './stream-io.js';
+import { openFileToSend } from './fs-safe.js';
 import type { Reservation } from './quota.js';
 
 /** The largest file an original receiver takes (its 16 MiB frame minus the name field, roughly). */
@@ -269,19 +270,11 @@ export async function sendFileResumable(
   opts: ResumableSendOptions = {},
 ): Promise<Result<ResumableSendReport>> {
   const startMs = Date.now();
-  let fh: FileHandle;
+  const opened = await openFileToSend(path);
+  if (!opened.ok) return opened;
+  const { fh } = opened.value;
   try {
-    fh = await fsp.open(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return err('not_found', `file not found: ${path}`, { hint: 'check the path' });
-    if (code === 'EACCES' || code === 'EPERM') return err('internal', `permission denied: ${path}`, { hint: 'check the file permissions' });
-    return err('internal', `read file: ${messageOf(e)}`, { cause: e });
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) return err('invalid_argument', `not a regular file: ${path}`);
-    const size = st.size;
+    const size = opened.value.size;
     const name = basename(path);
     const sha = await hashFile(fh, size);
     if (!sha.ok) return sha;
@@ -355,7 +348,7 @@ export async function sendFileResumable(
       }
       opts.logger?.info({ err: outcome.error.message, attempt: attempts, acked: bestAcked }, 'transfer interrupted; resuming');
       const st2 = await fh.stat().catch(() => null);
-      if (st2 === null || st2.size !== size || st2.mtimeMs !== st.mtimeMs) {
+      if (st2 === null || st2.size !== size || st2.mtimeMs !== opened.value.mtimeMs) {
         return err('invalid_argument', `file changed while sending: ${path}`, { hint: 'send it again once it stops changing' });
       }
       await new Promise((r) => setTimeout(r, backoffMs));

@@ -110,3 +110,29 @@ export async function ensureDir(dir: string): Promise<Result<void>> {
 }
 
 export { codeOf };
+
+/**
+ * Open a file to send it (send-file, both protocols): the handle, its size and mtime. not_found when it is missing,
+ * internal when it cannot be read, invalid_argument when it is not a regular file (the handle is closed then).
+ * The caller closes the handle.
+ */
+export async function openFileToSend(path: string): Promise<Result<{ fh: FileHandle; size: number; mtimeMs: number }>> {
+  let fh: FileHandle;
+  try {
+    fh = await fsp.open(path, 'r');
+  } catch (e) {
+    const code = codeOf(e);
+    if (code === 'ENOENT') return err('not_found', `file not found: ${path}`, { hint: 'check the path' });
+    if (code === 'EACCES' || code === 'EPERM') return err('internal', `permission denied: ${path}`, { hint: 'check the file permissions' });
+    return err('internal', `read file: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  try {
+    const st = await fh.stat();
+    if (st.isFile()) return ok({ fh, size: st.size, mtimeMs: st.mtimeMs });
+    await fh.close().catch(() => undefined);
+    return err('invalid_argument', `not a regular file: ${path}`);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    return err('internal', `read file: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
