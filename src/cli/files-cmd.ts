@@ -6,7 +6,7 @@ import { basename, join, resolve as resolvePath } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
 import { defineCommand, type CliContext, type Command, type CommandOutput } from './command.js';
 import { formatBytes, table, type CliIo } from './output.js';
-import { checkCount, checkDuration, checkPeer, literalAddress } from './validate.js';
+import { checkOptionalCount, checkDuration, checkPeer, literalAddress } from './validate.js';
 import type { PilotClient } from '../sdk/client.js';
 
 const SEND_FILE_DEFAULT_TIMEOUT_MS = 60 * 60_000;
@@ -194,13 +194,9 @@ const received = defineCommand<{ clear: boolean; limit: number | undefined; sinc
   errors: ['not_running'],
   parse(a) {
     const clear = a.flags.get('clear') === true;
-    const rawLimit = a.flags.get('limit');
-    let limit: number | undefined;
-    if (rawLimit !== undefined) {
-      const l = checkCount(rawLimit, 0, 'limit');
-      if (!l.ok) return l;
-      limit = l.value;
-    }
+    const l = checkOptionalCount(a.flags.get('limit'), 'limit');
+    if (!l.ok) return l;
+    const limit = l.value;
     const since = a.flags.get('since');
     if (since === true) return err('invalid_argument', '--since needs a value', { hint: 'pilotctl received --since 2026-01-02T03:04:05Z' });
     if (since !== undefined && !/^\d{4}-\d{2}-\d{2}T/.test(since)) {

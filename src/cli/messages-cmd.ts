@@ -17,7 +17,7 @@ import { parseDurationMs, type FlagSpec, type ParsedArgs } from './args.js';
 import { defineCommand, type CliContext, type Command, type CommandOutput } from './command.js';
 import { escapeText, fields } from './output.js';
 import { readAllStdin } from './stream-io.js';
-import { checkCount, checkNodeId, checkPeer, checkPort, literalAddress } from './validate.js';
+import { checkOptionalCount, checkNodeId, checkPeer, checkPort, literalAddress } from './validate.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** `--wait` without a value waits this long (or the global --timeout). */
@@ -247,13 +247,9 @@ const inbox = defineCommand<InboxParams>({
   errors: ['not_running', 'invalid_argument'],
   parse(a) {
     const clear = a.flags.get('clear') === true;
-    const rawLimit = a.flags.get('limit');
-    let limit: number | undefined;
-    if (rawLimit !== undefined) {
-      const l = checkCount(rawLimit, 0, 'limit');
-      if (!l.ok) return l;
-      limit = l.value;
-    }
+    const l = checkOptionalCount(a.flags.get('limit'), 'limit');
+    if (!l.ok) return l;
+    const limit = l.value;
     const since = checkTime(a.flags.get('since'), 'since');
     if (!since.ok) return since;
     const before = checkTime(a.flags.get('before'), 'before');

@@ -55,6 +55,11 @@ export function checkCount(s: string | true | undefined, dflt: number, name = 'c
   return ok(Number(s));
 }
 
+/** An optional count flag (e.g. --limit): undefined when absent, else as checkCount. */
+export function checkOptionalCount(s: string | true | undefined, name: string, min = 1): Result<number | undefined> {
+  return s === undefined ? ok(undefined) : checkCount(s, 0, name, min);
+}
+
 export function checkDuration(s: string | true | undefined, dfltMs: number, name = 'timeout'): Result<number> {
   if (s === undefined) return ok(dfltMs);
   const ms = s === true ? NaN : parseDurationMs(s);
