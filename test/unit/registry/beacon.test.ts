@@ -1,50 +1,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import { silentLogger } from '../../../src/core/logger.js';
 import { BeaconServer } from '../../../src/registry/beacon.js';
-import { decodeBeaconMessage, encodeBeaconMessage, type BeaconMessage } from '../../../src/wire/beacon-message.js';
-
-class Peer {
-  readonly inbox: BeaconMessage[] = [];
-  private waiters: (() => void)[] = [];
-  private constructor(readonly sock: dgram.Socket) {
-    sock.on('message', (m) => {
-      const d = decodeBeaconMessage(m);
-      if (d.ok) this.inbox.push(d.value.kind === 'relay_deliver' ? { ...d.value, payload: Uint8Array.from(d.value.payload) } : d.value);
-      for (const w of this.waiters.splice(0)) w();
-    });
-  }
-  static async open(): Promise<Peer> {
-    const sock = dgram.createSocket('udp4');
-    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-    return new Peer(sock);
-  }
-  get port(): number {
-    return this.sock.address().port;
-  }
-  send(m: BeaconMessage, port: number): void {
-    const e = encodeBeaconMessage(m);
-    assert.ok(e.ok);
-    this.sock.send(e.value, port, '127.0.0.1');
-  }
-  async next(kind: BeaconMessage['kind'], timeoutMs = 2000): Promise<BeaconMessage> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.inbox.findIndex((m) => m.kind === kind);
-      if (i >= 0) return this.inbox.splice(i, 1)[0]!;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error('timeout waiting for ' + kind);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.waiters.push(() => (clearTimeout(t), r()));
-      });
-    }
-  }
-  close(): void {
-    this.sock.close();
-  }
-}
+import { BeaconPeer } from './beacon-peer.js';
 
 async function startBeacon(extra = {}) {
   const r = await BeaconServer.start({ host: '127.0.0.1', port: 0, host2: '127.0.0.1', port2: 0, logger: silentLogger(), ...extra });
@@ -54,8 +12,8 @@ async function startBeacon(extra = {}) {
 
 test('beacon: discover answers the observed endpoint on both ports; punch tells both sides', async () => {
   const b = await startBeacon();
-  const p1 = await Peer.open();
-  const p2 = await Peer.open();
+  const p1 = await BeaconPeer.open();
+  const p2 = await BeaconPeer.open();
   try {
     const port = b.address().port;
     p1.send({ kind: 'discover', nodeId: 1 }, port);
@@ -85,9 +43,9 @@ test('beacon: discover answers the observed endpoint on both ports; punch tells 
 
 test('beacon: relay forwards opaque frames; spoofed senders and unknown targets are dropped; rate limited', async () => {
   const b = await startBeacon({ relayBytesPerSec: 10_000 });
-  const p1 = await Peer.open();
-  const p2 = await Peer.open();
-  const evil = await Peer.open();
+  const p1 = await BeaconPeer.open();
+  const p2 = await BeaconPeer.open();
+  const evil = await BeaconPeer.open();
   try {
     const port = b.address().port;
     for (const [p, id] of [[p1, 1], [p2, 2], [evil, 3]] as const) {

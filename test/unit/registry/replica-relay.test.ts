@@ -2,7 +2,6 @@
 // 127.0.0.1 forwarding to each other through an injected directory lookup.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import fc from 'fast-check';
 import { silentLogger } from '../../../src/core/logger.js';
 import { BeaconServer, type ReplicaRelayOptions } from '../../../src/registry/beacon.js';
@@ -15,8 +14,8 @@ import {
   replicaRelayKey,
   REPLICA_RELAY_HEADER_BYTES,
   verifyReplicaRelay,
-  type BeaconMessage,
 } from '../../../src/wire/beacon-message.js';
+import { BeaconPeer } from './beacon-peer.js';
 
 const SECRET = new Uint8Array(32).fill(7);
 const KEY = replicaRelayKey(SECRET);
@@ -62,47 +61,6 @@ test('replica relay codec: total on hostile input', () => {
   );
 });
 
-class Peer {
-  readonly inbox: BeaconMessage[] = [];
-  private waiters: (() => void)[] = [];
-  private constructor(readonly sock: dgram.Socket) {
-    sock.on('message', (m) => {
-      const d = decodeBeaconMessage(m);
-      if (d.ok) this.inbox.push(d.value.kind === 'relay_deliver' ? { ...d.value, payload: Uint8Array.from(d.value.payload) } : d.value);
-      for (const w of this.waiters.splice(0)) w();
-    });
-  }
-  static async open(): Promise<Peer> {
-    const sock = dgram.createSocket('udp4');
-    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-    return new Peer(sock);
-  }
-  send(m: BeaconMessage, port: number): void {
-    const e = encodeBeaconMessage(m);
-    assert.ok(e.ok);
-    this.sock.send(e.value, port, '127.0.0.1');
-  }
-  sendRaw(b: Uint8Array, port: number): void {
-    this.sock.send(b, port, '127.0.0.1');
-  }
-  async next(kind: BeaconMessage['kind'], timeoutMs = 5000): Promise<BeaconMessage> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.inbox.findIndex((m) => m.kind === kind);
-      if (i >= 0) return this.inbox.splice(i, 1)[0]!;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error('timeout waiting for ' + kind);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.waiters.push(() => (clearTimeout(t), r()));
-      });
-    }
-  }
-  close(): void {
-    this.sock.close();
-  }
-}
-
 async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
@@ -136,9 +94,9 @@ test('replica relay: two beacons forward to each other through the directory; fo
   const plain = await beacon(); // no replica relay configured
   addr.a = a.address().port;
   addr.b = b.address().port;
-  const p1 = await Peer.open();
-  const p2 = await Peer.open();
-  const evil = await Peer.open();
+  const p1 = await BeaconPeer.open(5000);
+  const p2 = await BeaconPeer.open(5000);
+  const evil = await BeaconPeer.open(5000);
   try {
     p1.send({ kind: 'discover', nodeId: 1 }, addr.a);
     p2.send({ kind: 'discover', nodeId: 2 }, addr.b);
