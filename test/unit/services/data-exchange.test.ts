@@ -4,7 +4,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../../../src/core/logger.js';
-import { PORT_DATAEXCHANGE } from '../../../src/wire/address.js';
 import {
   encodeFileFrame,
   encodeFrame,
@@ -15,8 +14,7 @@ import {
   startServices,
   type ServiceOptions,
 } from '../../../src/services/index.js';
-import { StreamReader, writeChunk } from '../../../src/services/stream-io.js';
-import { MemoryNetwork, type MemoryHost } from './memory-host.js';
+import { MemoryNetwork, rawExchange, type MemoryHost } from './memory-host.js';
 
 const FIXED_NOW = new Date('2024-05-06T07:08:09.123Z');
 
@@ -34,27 +32,6 @@ function setup(extra: Partial<ServiceOptions> = {}) {
   });
   assert.ok(svc.ok);
   return { net, server, client, svc: svc.value };
-}
-
-/** Write raw bytes on a fresh 1001 connection and collect the ACK frames' text. */
-async function rawExchange(client: MemoryHost, bytes: Uint8Array, acks: number): Promise<string[]> {
-  const d = await client.dial('server', PORT_DATAEXCHANGE);
-  assert.ok(d.ok);
-  const s = d.value;
-  s.on('error', () => {});
-  const reader = new StreamReader(s);
-  assert.ok((await writeChunk(s, bytes)).ok);
-  const out: string[] = [];
-  for (let i = 0; i < acks; i++) {
-    const h = await reader.readExactStrict(8);
-    assert.ok(h.ok, 'ack header');
-    assert.equal(h.value.readUInt32BE(0), FRAME_TYPE_TEXT);
-    const p = await reader.readExactStrict(h.value.readUInt32BE(4));
-    assert.ok(p.ok);
-    out.push(p.value.toString());
-  }
-  s.end();
-  return out;
 }
 
 test('send-message text/json/binary: ACK text, inbox fields, one atomic file each', async () => {

@@ -2,12 +2,16 @@
 // pair of linked Duplex streams. Semantics mirror PilotDuplex (src/node/pilot-stream.ts): end() = FIN
 // (the peer reads EOF, half-open allowed), destroy() before an orderly close = RST (the peer is
 // destroyed with an error), a small highWaterMark so backpressure actually happens.
+import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { err, ok, type Result } from '../../../src/core/result.js';
 import type { PilotStream, PortListener, ServiceHost } from '../../../src/node/api.js';
+import { PORT_DATAEXCHANGE } from '../../../src/wire/address.js';
+import { FRAME_TYPE_TEXT } from '../../../src/services/data-exchange-codec.js';
+import { StreamReader, writeChunk } from '../../../src/services/stream-io.js';
 
 export class MemoryStream extends Duplex implements PilotStream {
   peer!: MemoryStream;
@@ -178,4 +182,25 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs 
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** Write raw bytes on a fresh 1001 connection and collect the ACK frames' text. */
+export async function rawExchange(client: MemoryHost, bytes: Uint8Array, acks: number): Promise<string[]> {
+  const d = await client.dial('server', PORT_DATAEXCHANGE);
+  assert.ok(d.ok);
+  const s = d.value;
+  s.on('error', () => {});
+  const reader = new StreamReader(s);
+  assert.ok((await writeChunk(s, bytes)).ok);
+  const out: string[] = [];
+  for (let i = 0; i < acks; i++) {
+    const h = await reader.readExactStrict(8);
+    assert.ok(h.ok, 'ack header');
+    assert.equal(h.value.readUInt32BE(0), FRAME_TYPE_TEXT);
+    const p = await reader.readExactStrict(h.value.readUInt32BE(4));
+    assert.ok(p.ok);
+    out.push(p.value.toString());
+  }
+  s.end();
+  return out;
 }

@@ -5,12 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../../src/core/logger.js';
-import { PORT_DATAEXCHANGE } from '../../../src/wire/address.js';
 import { encodeFrame, FRAME_TYPE_TEXT, sendMessage, startServices, Inbox } from '../../../src/services/index.js';
 import { decodeMeta, encodeMeta, FRAME_TYPE_META, metaAckText, parseMetaAck } from '../../../src/services/data-exchange-codec.js';
 import { compileFilters, headFromPrefix, matchesHead, parseBound, parseFrom, selectNames } from '../../../src/services/inbox-query.js';
-import { StreamReader, writeChunk } from '../../../src/services/stream-io.js';
-import { MemoryNetwork, type MemoryHost } from './memory-host.js';
+import { MemoryNetwork, rawExchange, type MemoryHost } from './memory-host.js';
 
 function setup() {
   const net = new MemoryNetwork();
@@ -22,25 +20,6 @@ function setup() {
   const csvc = startServices(client, opts);
   assert.ok(svc.ok && csvc.ok);
   return { net, server, client, other, svc: svc.value, csvc: csvc.value };
-}
-
-async function rawExchange(client: MemoryHost, bytes: Uint8Array, acks: number): Promise<string[]> {
-  const d = await client.dial('server', PORT_DATAEXCHANGE);
-  assert.ok(d.ok);
-  const s = d.value;
-  s.on('error', () => {});
-  const reader = new StreamReader(s);
-  assert.ok((await writeChunk(s, bytes)).ok);
-  const out: string[] = [];
-  for (let i = 0; i < acks; i++) {
-    const h = await reader.readExactStrict(8);
-    assert.ok(h.ok);
-    const p = await reader.readExactStrict(h.value.readUInt32BE(4));
-    assert.ok(p.ok);
-    out.push(p.value.toString());
-  }
-  s.end();
-  return out;
 }
 
 const frame = (type: number, payload: Uint8Array): Buffer => {
