@@ -14,6 +14,7 @@
 //
 // Every decoder is total: any bytes give a value or an error, never a throw.
 import { err, ok, type Result } from '../core/result.js';
+import { ByteQueue } from '../wire/byte-queue.js';
 import { isErrorCode, type ErrorCode } from '../core/errors.js';
 import { FRAME_HEADER_BYTES } from './data-exchange-codec.js';
 
@@ -233,58 +234,24 @@ export function decodeXferFrame(type: number, p: Uint8Array): Result<XferFrame> 
  * of step). Total.
  */
 export class XferFrameReader {
-  private chunks: Uint8Array[] = [];
-  private buffered = 0;
+  private readonly queue = new ByteQueue();
   private failure: Result<never> | null = null;
 
   constructor(private readonly maxPayloadBytes = XFER_MAX_FRAME_PAYLOAD_BYTES) {}
 
   get bufferedBytes(): number {
-    return this.buffered;
+    return this.queue.length;
   }
 
   push(bytes: Uint8Array): void {
-    if (bytes.length === 0) return;
-    this.chunks.push(bytes);
-    this.buffered += bytes.length;
-  }
-
-  private peek(n: number): Uint8Array {
-    const first = this.chunks[0]!;
-    if (first.length >= n) return first.subarray(0, n);
-    const out = new Uint8Array(n);
-    let off = 0;
-    for (const c of this.chunks) {
-      const k = Math.min(c.length, n - off);
-      out.set(c.subarray(0, k), off);
-      off += k;
-      if (off === n) break;
-    }
-    return out;
-  }
-
-  private consume(n: number): Uint8Array {
-    const out = this.peek(n);
-    let left = n;
-    while (left > 0) {
-      const c = this.chunks[0]!;
-      if (c.length <= left) {
-        left -= c.length;
-        this.chunks.shift();
-      } else {
-        this.chunks[0] = c.subarray(left);
-        left = 0;
-      }
-    }
-    this.buffered -= n;
-    return out;
+    this.queue.push(bytes);
   }
 
   /** The next whole frame; ok(null) when more bytes are needed. */
   next(): Result<XferFrame | null> {
     if (this.failure !== null) return this.failure;
-    if (this.buffered < FRAME_HEADER_BYTES) return ok(null);
-    const h = this.peek(FRAME_HEADER_BYTES);
+    if (this.queue.length < FRAME_HEADER_BYTES) return ok(null);
+    const h = this.queue.peek(FRAME_HEADER_BYTES);
     const dv = new DataView(h.buffer, h.byteOffset, FRAME_HEADER_BYTES);
     const type = dv.getUint32(0, false);
     const len = dv.getUint32(4, false);
@@ -292,8 +259,8 @@ export class XferFrameReader {
       this.failure = err('invalid_argument', `frame too large: ${len} bytes (max ${this.maxPayloadBytes})`);
       return this.failure;
     }
-    if (this.buffered < FRAME_HEADER_BYTES + len) return ok(null);
-    const whole = this.consume(FRAME_HEADER_BYTES + len);
+    if (this.queue.length < FRAME_HEADER_BYTES + len) return ok(null);
+    const whole = this.queue.take(FRAME_HEADER_BYTES + len);
     const f = decodeXferFrame(type, whole.subarray(FRAME_HEADER_BYTES));
     if (!f.ok) this.failure = f;
     return f;

@@ -3,6 +3,7 @@
 // Also the ASCII challenges that signed requests cover, shared by the server (src/registry) and the daemon's
 // client (src/node/registry-client.ts). Pure: bytes in, values out, never throws on input.
 import { createHash } from 'node:crypto';
+import { ByteQueue } from './byte-queue.js';
 import { err, ok, type Result } from '../core/result.js';
 import { readU32, writeU32 } from './bytes.js';
 
@@ -71,15 +72,14 @@ export function decodeRegistryBody(body: Uint8Array): Result<RegistryMessage> {
  * bad JSON) it stays failed — the stream is out of sync, the caller closes that connection.
  */
 export class RegistryFrameDecoder {
-  private chunks: Uint8Array[] = [];
-  private bufferedBytes = 0;
+  private readonly queue = new ByteQueue();
   private failure: Result<never> | null = null;
 
   constructor(private readonly maxFrameBytes: number = REGISTRY_MAX_FRAME_BYTES) {}
 
   /** Bytes held waiting for the rest of a frame. */
   get pendingBytes(): number {
-    return this.bufferedBytes;
+    return this.queue.length;
   }
 
   /**
@@ -87,87 +87,40 @@ export class RegistryFrameDecoder {
    * (a peer dripping 1-byte segments makes one chunk object per byte).
    */
   get pendingCost(): number {
-    return this.bufferedBytes + this.chunks.length * REGISTRY_CHUNK_OVERHEAD_BYTES;
+    return this.queue.length + this.queue.chunkCount * REGISTRY_CHUNK_OVERHEAD_BYTES;
   }
 
   /** Drop whatever is held (the connection is gone); the decoder stays usable. */
   clear(): void {
-    this.reset();
+    this.queue.clear();
   }
 
   /** Append a chunk and return every message it completes (possibly none). */
   push(chunk: Uint8Array): Result<RegistryMessage[]> {
     if (this.failure) return this.failure;
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.bufferedBytes += chunk.length;
-    }
+    this.queue.push(chunk);
     const out: RegistryMessage[] = [];
-    while (this.bufferedBytes >= 4) {
-      const head = this.peek(4);
+    while (this.queue.length >= 4) {
+      const head = this.queue.peek(4);
       const bodyBytes = readU32(head, 0);
       if (bodyBytes > this.maxFrameBytes) {
         this.failure = err('invalid_argument', `registry frame of ${bodyBytes} bytes exceeds ${this.maxFrameBytes}`, {
           detail: { frameBytes: bodyBytes, maxFrameBytes: this.maxFrameBytes },
         });
-        this.reset();
+        this.queue.clear();
         return this.failure;
       }
-      if (this.bufferedBytes < 4 + bodyBytes) break;
-      const frame = this.take(4 + bodyBytes);
+      if (this.queue.length < 4 + bodyBytes) break;
+      const frame = this.queue.take(4 + bodyBytes);
       const msg = decodeRegistryBody(frame.subarray(4));
       if (!msg.ok) {
         this.failure = msg;
-        this.reset();
+        this.queue.clear();
         return msg;
       }
       out.push(msg.value);
     }
     return ok(out);
-  }
-
-  private reset(): void {
-    this.chunks = [];
-    this.bufferedBytes = 0;
-  }
-
-  /** First n buffered bytes, without consuming. */
-  private peek(n: number): Uint8Array {
-    const first = this.chunks[0]!;
-    if (first.length >= n) return first.subarray(0, n);
-    const out = new Uint8Array(n);
-    let off = 0;
-    for (const c of this.chunks) {
-      const take = Math.min(c.length, n - off);
-      out.set(c.subarray(0, take), off);
-      off += take;
-      if (off === n) break;
-    }
-    return out;
-  }
-
-  /** Consume and return the first n buffered bytes. */
-  private take(n: number): Uint8Array {
-    const first = this.chunks[0]!;
-    if (first.length >= n) {
-      const out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      this.bufferedBytes -= n;
-      return out;
-    }
-    const out = new Uint8Array(n);
-    let off = 0;
-    while (off < n) {
-      const c = this.chunks[0]!;
-      const take = Math.min(c.length, n - off);
-      out.set(c.subarray(0, take), off);
-      off += take;
-      if (take === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(take);
-    }
-    this.bufferedBytes -= n;
-    return out;
   }
 }
 
