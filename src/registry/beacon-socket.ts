@@ -9,8 +9,7 @@ import dgram from 'node:dgram';
 import { isIPv4, type AddressInfo } from 'node:net';
 import type { Logger } from '../core/logger.js';
 import { err, ok, type Result } from '../core/result.js';
-import { openDatapath } from '../datapath/index.js';
-import { META_STRIDE, type Datapath } from '../datapath/types.js';
+import { openDatapath, PacketBatch, ipv4ToU32, type Datapath } from '../datapath/index.js';
 
 export interface BeaconSocket {
   /** True when `send` copies `data` before returning (the caller may reuse it at once). */
@@ -51,31 +50,14 @@ const OUT_MAX_PACKETS = 256;
 const OUT_BUF_BYTES = 512 * 1024;
 
 export function datapathBeaconSocket(dp: Datapath): BeaconSocket {
-  const buf = new Uint8Array(OUT_BUF_BYTES);
-  const meta = new Uint32Array(OUT_MAX_PACKETS * META_STRIDE);
-  let count = 0;
-  let used = 0;
+  const out = new PacketBatch(OUT_MAX_PACKETS, OUT_BUF_BYTES);
   let isInBatch = false;
   let isFlushQueued = false;
-  const ipCache = new Map<string, number>();
-  const ipU32 = (ip: string): number | null => {
-    let v = ipCache.get(ip);
-    if (v === undefined) {
-      const t = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-      if (!isIPv4(t)) return null;
-      const p = t.split('.').map(Number);
-      v = ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
-      if (ipCache.size > 65_536) ipCache.clear();
-      ipCache.set(ip, v);
-    }
-    return v;
-  };
   const flush = (): void => {
     isFlushQueued = false;
-    if (count === 0) return;
-    dp.sendBatch({ buf, meta, count });
-    count = 0;
-    used = 0;
+    if (out.count === 0) return;
+    dp.sendBatch(out);
+    out.reset();
   };
   const flushLater = (): void => {
     if (isFlushQueued) return;
@@ -85,18 +67,14 @@ export function datapathBeaconSocket(dp: Datapath): BeaconSocket {
   return {
     copiesOnSend: true,
     send: (data, ip, port) => {
-      const a = ipU32(ip);
-      if (a === null) return; // an IPv6 peer cannot be reached from an IPv4 socket; UDP drops it
-      if (data.length > buf.length) return;
-      if (count === OUT_MAX_PACKETS || used + data.length > buf.length) flush();
-      buf.set(data, used);
-      const m = count * META_STRIDE;
-      meta[m] = used;
-      meta[m + 1] = data.length;
-      meta[m + 2] = a;
-      meta[m + 3] = port;
-      used += data.length;
-      count++;
+      const a = ipv4ToU32(ip.startsWith('::ffff:') ? ip.slice(7) : ip);
+      if (a < 0 || data.length > OUT_BUF_BYTES) return; // an IPv6 peer cannot be reached from an IPv4 socket; UDP drops it
+      let off = out.reserve(data.length, a, port);
+      if (off < 0) {
+        flush();
+        off = out.reserve(data.length, a, port);
+      }
+      out.buf.set(data, off);
       if (!isInBatch) flushLater();
     },
     onReceive: (fn) =>
