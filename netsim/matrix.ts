@@ -621,9 +621,42 @@ export interface UpgradeStreamResult {
  * more (echoStream with a hold): the sender keeps writing while only the relay has been seen, and only ends once
  * a direct sample follows a relay one. Gives up with an error when no upgrade is seen in `maxUpgradeMs`.
  */
+/**
+ * Drop (or stop dropping) UDP between the two agents' public addresses at the internet router, so the pair has
+ * only the relay (the rendezvous stays reachable). Hosts without a NAT router use their own address.
+ */
+export async function blockDirect(topo: Topology, hostA: string, hostB: string, isBlocked: boolean): Promise<Result<void>> {
+  const [a, b] = [topo.publicIpOf(hostA), topo.publicIpOf(hostB)];
+  const rules = isBlocked
+    ? `table ip pn_block
+delete table ip pn_block
+table ip pn_block {
+  chain pair {
+    type filter hook forward priority -10; policy accept;
+    ip saddr ${a} ip daddr ${b} meta l4proto udp drop
+    ip saddr ${b} ip daddr ${a} meta l4proto udp drop
+  }
+}
+`
+    : `table ip pn_block
+delete table ip pn_block
+`;
+  const r = await topo.exec('inet', ['nft', '-f', '-'], { input: rules });
+  if (!r.ok) return r;
+  if (r.value.code !== 0) return err('internal', `nft in the internet router: ${r.value.stderr.trim()}`);
+  return ok();
+}
+
 export async function streamAcrossUpgrade(
   s: PairSession,
-  opts: { afterBytes?: number; maxUpgradeMs?: number; sampleMs?: number; chunkBytes?: number } = {},
+  opts: {
+    afterBytes?: number;
+    maxUpgradeMs?: number;
+    sampleMs?: number;
+    chunkBytes?: number;
+    /** Called once when this many relay samples were seen while the stream runs (e.g. to unblock the direct path). */
+    onRelaySamples?: { count: number; fn: () => Promise<void> };
+  } = {},
 ): Promise<UpgradeStreamResult> {
   const maxUpgradeMs = opts.maxUpgradeMs ?? 120_000;
   const sampleMs = opts.sampleMs ?? 250;
@@ -635,12 +668,18 @@ export async function streamAcrossUpgrade(
   const t0 = Date.now();
   let isUpgraded = false;
   let isDone = false;
+  let isHookRun = false;
   const sampler = (async () => {
     while (!isDone) {
       const p = await client.peers();
       const path = p.ok ? (p.value.peers.find((x) => x.node_id === s.b.nodeId)?.path ?? 'none') : 'none';
       pathSamples.push(path);
       if (!isUpgraded && path === 'direct' && pathSamples.includes('relay')) isUpgraded = true;
+      const hook = opts.onRelaySamples;
+      if (hook && !isHookRun && pathSamples.filter((x) => x === 'relay').length >= hook.count) {
+        isHookRun = true;
+        await hook.fn();
+      }
       await sleep(sampleMs);
     }
   })();

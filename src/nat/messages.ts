@@ -21,14 +21,20 @@ export interface NatInfo {
   /** Port the sender's NAT gives its next new flow (sequential), 0 when unknown. */
   nextPort: number;
   portDelta: number;
+  /**
+   * The sender started its traversal again (its last one found no direct path): the receiver answers with its
+   * own NAT info so both take their roles anew. Byte 12, bit 0; a 12-byte message (older senders) has none.
+   */
+  isRestart?: boolean;
 }
 
 export function encodeNatInfo(m: NatInfo): Result<Uint8Array> {
   const ip = m.publicEndpoint.ip.split('.').map(Number);
   if (ip.length !== 4 || ip.some((b) => !Number.isInteger(b) || b < 0 || b > 255)) return err('invalid_argument', 'nat info: ipv4 only');
-  const out = new Uint8Array(NAT_INFO_BYTES);
+  const out = new Uint8Array(NAT_INFO_BYTES + 1);
   const v = new DataView(out.buffer);
   out[0] = NAT_INFO;
+  out[NAT_INFO_BYTES] = m.isRestart ? 1 : 0;
   out[1] = NAT_KINDS.indexOf(m.kind);
   out.set(ip, 2);
   v.setUint16(6, m.publicEndpoint.port);
@@ -47,5 +53,6 @@ export function decodeNatInfo(b: Uint8Array): Result<NatInfo> {
     publicEndpoint: { ip: `${b[2]}.${b[3]}.${b[4]}.${b[5]}`, port: v.getUint16(6) },
     nextPort: v.getUint16(8),
     portDelta: v.getInt16(10),
+    isRestart: b.length > NAT_INFO_BYTES && (b[NAT_INFO_BYTES]! & 1) === 1,
   });
 }

@@ -43,8 +43,8 @@ export type PathAction =
   | { kind: 'beacon'; to: UdpEndpoint; message: { kind: 'discover' } | { kind: 'punch_request'; toNodeId: number } }
   /** A plaintext in the peer's session: on its current path, or to `to` from the tunnel socket. */
   | { kind: 'control'; peer: number; plaintext: Uint8Array; to?: UdpEndpoint }
-  /** Our NAT info (natInfo(), taken when executed) in the peer's session, on its path. */
-  | { kind: 'nat_info'; peer: number }
+  /** Our NAT info (natInfo(isRestart), taken when executed) in the peer's session, on its path. */
+  | { kind: 'nat_info'; peer: number; isRestart?: boolean }
   /** Authenticated keepalives to the peer's direct candidates (the tunnel's probeDirect). */
   | { kind: 'probe_direct'; peer: number }
   /** Open `count` extra sockets for the peer (indices 1..count); call handleSocketsOpened when bound. */
@@ -143,6 +143,8 @@ export class PathEngine {
   private readonly birthdayAttempts = new Map<number, number>();
   /** Peers we told our NAT kind (over the relay), so each side can pick its role. */
   private readonly natInfoSent = new Set<number>();
+  /** Relayed peers' next traversal retry and its gap (see NatTiming.traversalRetryUs). */
+  private readonly retries = new Map<number, { atUs: Micros; gapUs: Micros }>();
   private readonly easy = new Map<number, EasyRun>();
   private readonly hard = new Map<number, HardRun>();
   /** Highest counter of a MACed punch command the beacon sent us. */
@@ -371,20 +373,20 @@ export class PathEngine {
   }
 
   /** Tell a relayed peer our NAT kind, public endpoint and predicted next port (once, until a retry). */
-  private sendNatInfo(peer: number): void {
+  private sendNatInfo(peer: number, isRestart = false): void {
     if (this.natInfoSent.has(peer) || this.natKind === 'unknown' || !this.publicEndpoint) return;
     this.natInfoSent.add(peer);
-    this.push({ kind: 'nat_info', peer });
+    this.push(isRestart ? { kind: 'nat_info', peer, isRestart } : { kind: 'nat_info', peer });
   }
 
   /**
    * The NAT info plaintext as of now: the driver takes it when it executes a 'nat_info' action, after the
    * actions before it (whose new flows move the predicted next port) went out.
    */
-  natInfo(): Uint8Array | null {
+  natInfo(isRestart = false): Uint8Array | null {
     const ep = this.publicEndpoint ? parseReachableEndpoint(this.publicEndpoint) : null;
     if (!ep || this.natKind === 'unknown') return null;
-    const m = encodeNatInfo({ kind: this.natKind, publicEndpoint: ep, nextPort: this.predictedNextPort(), portDelta: this.natPortDelta ?? 0 });
+    const m = encodeNatInfo({ kind: this.natKind, publicEndpoint: ep, nextPort: this.predictedNextPort(), portDelta: this.natPortDelta ?? 0, isRestart });
     return m.ok ? m.value : null;
   }
 
@@ -392,6 +394,12 @@ export class PathEngine {
   private handleNatInfo(peer: PeerView, m: NatInfo, now: Micros): void {
     if (!peer.isRelayed || this.opts.relayOnly) return;
     const id = peer.nodeId;
+    if (m.isRestart && !this.isTraversing(id)) {
+      // The peer starts over (its last traversal ended without a direct path, or a direct path died): ours
+      // ended too, so answer with our info again and take our role anew (a kept birthday winner is stale).
+      if (this.hard.get(id)?.winner != null) this.stopBirthday(id, true);
+      this.natInfoSent.delete(id);
+    }
     const isRetry = this.hard.has(id) || this.easy.has(id);
     const ip = m.publicEndpoint.ip;
     this.relayedPeerIps.set(ip, id);
@@ -548,12 +556,13 @@ export class PathEngine {
     this.later(now, tick);
   }
 
-  private stopBirthday(peer: number): void {
+  /** End the birthday run with `peer`; its winner socket stays open (it carries the path) unless `closeWinner`. */
+  private stopBirthday(peer: number, closeWinner = false): void {
     const run = this.hard.get(peer);
     if (run) {
       if (run.window) this.cancel(run.window);
       this.hard.delete(peer);
-      this.push({ kind: 'close_sockets', peer, keep: run.winner === null ? [] : [run.winner] });
+      this.push({ kind: 'close_sockets', peer, keep: run.winner === null || closeWinner ? [] : [run.winner] });
     }
     this.easy.delete(peer);
   }
@@ -589,9 +598,11 @@ export class PathEngine {
         if (!this.opts.relayOnly) {
           this.push({ kind: 'probe_direct', peer: peer.nodeId });
           this.sendNatInfo(peer.nodeId);
+          this.retryTraversal(peer.nodeId, now);
         }
         continue;
       }
+      this.retries.delete(peer.nodeId);
       if (!busy.has(peer.nodeId)) continue;
       const silentUs = now - peer.lastRecvUs;
       if (silentUs >= this.t.pathDeadUs && this.opts.hasRelay) {
@@ -603,6 +614,33 @@ export class PathEngine {
         this.push({ kind: 'control', peer: peer.nodeId, plaintext: Uint8Array.of(PATH_PROBE) });
       }
     }
+  }
+
+  /** A birthday run of ours is looking for a hit (a run that found one keeps only its winner). */
+  private isTraversing(peer: number): boolean {
+    return this.easy.has(peer) || this.hard.get(peer)?.winner === null;
+  }
+
+  /**
+   * A relayed peer we planned a traversal with and whose runs have ended: after traversalRetryUs (doubling to
+   * traversalRetryMaxUs) send our NAT info marked as a restart; the peer answers with its own and both sides take
+   * their roles again. Without this a pair whose first traversal failed — a path blocked for a while, mappings
+   * expired, a direct path that died under load — stayed on the relay for good.
+   */
+  private retryTraversal(peer: number, now: Micros): void {
+    if (!this.strategies.has(peer) || this.isTraversing(peer)) return;
+    const r = this.retries.get(peer);
+    if (!r) {
+      this.retries.set(peer, { atUs: now + this.t.traversalRetryUs, gapUs: this.t.traversalRetryUs });
+      return;
+    }
+    if (now < r.atUs) return;
+    r.gapUs = Math.min(r.gapUs * 2, this.t.traversalRetryMaxUs);
+    r.atUs = now + r.gapUs;
+    this.log('info', 'no direct path yet; starting the traversal again', { peer, next_retry_s: Math.round(r.gapUs / 1e6) });
+    if (this.hard.get(peer)?.winner != null) this.stopBirthday(peer, true);
+    this.natInfoSent.delete(peer);
+    this.sendNatInfo(peer, true);
   }
 
   // ---------------------------------------------------------------------------------------------------

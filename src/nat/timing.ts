@@ -26,6 +26,13 @@ export interface NatTiming {
   birthday2dPredictedPorts: number;
   birthday2dAttempts: number;
   birthday2dRetryUs: Micros;
+  /**
+   * A relayed peer whose traversal ended without a direct path (or whose direct path died) is tried again this
+   * long after, the gap doubling up to traversalRetryMaxUs (reset when a direct path opens): mappings and NAT
+   * behaviour change, a blocked path opens again.
+   */
+  traversalRetryUs: Micros;
+  traversalRetryMaxUs: Micros;
   /** Path liveness runs this often: relayed peers are probed directly, busy silent peers probed / moved. */
   pathCheckIntervalUs: Micros;
   /** A busy peer silent this long is asked for a sign of life… */
@@ -57,6 +64,8 @@ export const NAT_TIMING: NatTiming = {
   birthday2dPredictedPorts: 264,
   birthday2dAttempts: 8,
   birthday2dRetryUs: 2_000_000,
+  traversalRetryUs: 15_000_000,
+  traversalRetryMaxUs: 300_000_000,
   pathCheckIntervalUs: 1_000_000,
   pathProbeAfterUs: 1_000_000,
   pathDeadUs: 3_000_000,

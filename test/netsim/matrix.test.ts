@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { netsimUnavailableReason } from '../../netsim/exec.js';
 import {
+  blockDirect,
   matrixCells,
   matrixMarkdown,
   runTrial,
@@ -99,9 +100,11 @@ describe('netsim NAT traversal matrix (real daemons)', { skip: why ?? false }, (
     'symmetric-random',
     (s) => assert.ok(s.every((p) => p !== 'direct')),
   );
-  // The upgrade by construction, not by timing: the stream keeps writing while only the relay has been seen and
-  // ends 10 MB after a direct sample follows a relay one (the relay can move 10 MB before birthday probing
-  // finds the direct path, so a fixed-size file raced the upgrade and lost in 2 of 3 runs).
+  // The upgrade by construction, not by timing: UDP between the two NATs is dropped at the internet router until
+  // the stream has run on the relay (three relay samples), then allowed; the stream keeps writing until a direct
+  // sample follows a relay one and ends 10 MB later. (Letting birthday probing race the set-up failed both ways:
+  // the relay finished a fixed-size file first, or the pair was direct before the stream began.) With the
+  // block in place the first traversal may fail; the engine tries again (NatTiming.traversalRetryUs).
   it('10 MB byte-exact across a relay→direct upgrade mid-transfer (port-restricted ↔ random symmetric)', { timeout: 300_000 }, async (t) => {
     let outcome: UpgradeStreamResult | null = null;
     const dir = mkdtempSync(join(tmpdir(), 'pn-matrix-'));
@@ -109,9 +112,20 @@ describe('netsim NAT traversal matrix (real daemons)', { skip: why ?? false }, (
       'port-restricted-cone',
       'symmetric-random',
       async (ctx) => {
+        const blocked = await blockDirect(ctx.topo, ctx.a.name, ctx.b.name, true);
+        assert.ok(blocked.ok, blocked.ok ? '' : blocked.error.message);
         const s = await startPairSession(ctx, { dir });
         assert.ok(s.ok, s.ok ? '' : s.error.message);
-        outcome = await streamAcrossUpgrade(s.value, { afterBytes: 10 * 1024 * 1024 });
+        outcome = await streamAcrossUpgrade(s.value, {
+          afterBytes: 10 * 1024 * 1024,
+          onRelaySamples: {
+            count: 3,
+            fn: async () => {
+              const r = await blockDirect(ctx.topo, ctx.a.name, ctx.b.name, false);
+              assert.ok(r.ok, r.ok ? '' : r.error.message);
+            },
+          },
+        });
       },
       { rendezvousExtraIps: 1, timeoutMs: 280_000 },
     );

@@ -57,6 +57,11 @@ export class ExtraSockets {
     return this.sets.get(peer)?.sockets[index - 1] ?? null;
   }
 
+  /** Is `sock` one of `peer`'s open sockets? */
+  isOpen(peer: number, sock: object): boolean {
+    return this.sets.get(peer)?.sockets.includes(sock as Datapath) ?? false;
+  }
+
   /** Every open socket of `peer` sends a punch (PILP) to each target. */
   prime(peer: number, targets: UdpEndpoint[]): void {
     const set = this.sets.get(peer);

@@ -63,6 +63,8 @@ export class PathDriver {
   readonly engine: PathEngine;
   private readonly beacon: BeaconClient;
   private readonly extra: ExtraSockets;
+  /** Each peer's direct path as it was when the engine moved it to the relay (probed while relayed). */
+  private readonly lastDirect = new Map<number, UdpEndpoint>();
   private deadline: Deadline | null = null;
   private deadlineAtUs: Micros | null = null;
   /** The transport choice (deps.transport, or UDP only). */
@@ -329,14 +331,23 @@ export class PathDriver {
       }
       case 'nat_info': {
         const peer = tunnels.peers.get(a.peer);
-        const m = this.engine.natInfo();
+        const m = this.engine.natInfo(a.isRestart === true);
         if (!peer || !m) return false;
         tunnels.sendPlaintext(peer, m, now);
         return true;
       }
       case 'probe_direct': {
         const peer = tunnels.peers.get(a.peer);
-        if (peer) tunnels.probeDirect(peer, now);
+        if (!peer) {
+          this.lastDirect.delete(a.peer);
+          return false;
+        }
+        // The direct path we left when it went silent: its mappings may still be open (a peer starved of CPU
+        // falls silent too), and one authenticated packet through it moves both sides back (roaming).
+        const last = this.lastDirect.get(a.peer);
+        const isOpen = last && (!last.via || this.extra.isOpen(a.peer, last.via));
+        if (last && !isOpen) this.lastDirect.delete(a.peer);
+        tunnels.probeDirect(peer, now, isOpen && last ? [last] : []);
         return false;
       }
       case 'open_sockets': {
@@ -359,6 +370,8 @@ export class PathDriver {
         if (!peer) return false;
         const p = a.path;
         if (p.kind === 'relay') {
+          const cur = peer.endpoint;
+          if (cur && cur.relayTo === undefined) this.lastDirect.set(a.peer, cur);
           if (this.deps.beaconEndpoint) peer.endpoint = { ...this.deps.beaconEndpoint, relayTo: peer.nodeId };
         } else if (p.socket === 0) {
           peer.endpoint = { ip: p.endpoint.ip, port: p.endpoint.port };

@@ -461,9 +461,10 @@ export class NoiseSuite {
     const seen = new Set<string>();
     for (const ep of [...peer.candidates, ...extra]) {
       const k = `${ep.ip}:${ep.port}`;
-      if (ep.relayTo !== undefined || seen.has(k)) continue;
+      if (ep.relayTo !== undefined || (seen.has(k) && !ep.via)) continue;
       seen.add(k);
-      this.sendPlaintext(peer, KEEPALIVE, now, { ip: ep.ip, port: ep.port });
+      // An extra socket (`via`: a birthday winner) reaches a peer whose NAT only answers that socket's mapping.
+      this.sendPlaintext(peer, KEEPALIVE, now, ep.via ? { ip: ep.ip, port: ep.port, via: ep.via } : { ip: ep.ip, port: ep.port });
     }
     this.deps.driver.requestFlush();
   }

@@ -17,10 +17,15 @@ it('nat messages round-trip', () => {
     const e = encodeNatInfo(m);
     assert.ok(e.ok);
     assert.equal(e.value[0], NAT_INFO);
-    assert.equal(e.value.length, NAT_INFO_BYTES);
+    assert.equal(e.value.length, NAT_INFO_BYTES + 1);
     const d = decodeNatInfo(e.value);
     assert.ok(d.ok, JSON.stringify(m));
-    assert.deepEqual(d.value, m);
+    assert.deepEqual(d.value, { ...m, isRestart: false });
+    const r = decodeNatInfo(encodeNatInfo({ ...m, isRestart: true }).ok ? (encodeNatInfo({ ...m, isRestart: true }) as { value: Uint8Array }).value : new Uint8Array());
+    assert.ok(r.ok && r.value.isRestart === true, 'restart flag round-trips');
+    // a 12-byte message (before the flag byte) is still read, as no restart
+    const old = decodeNatInfo(e.value.subarray(0, NAT_INFO_BYTES));
+    assert.ok(old.ok && old.value.isRestart === false);
   }
   assert.equal(encodeNatInfo({ ...msgs[0]!, publicEndpoint: { ip: '2001:db8::1', port: 1 } }).ok, false, 'ipv4 only');
 });

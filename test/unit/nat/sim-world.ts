@@ -356,7 +356,7 @@ export class World {
         this.tunnelSend(h, a.plaintext, a.to);
         return;
       case 'nat_info': {
-        const m = h.engine.natInfo();
+        const m = h.engine.natInfo(a.isRestart === true);
         if (m) this.tunnelSend(h, m, undefined);
         return;
       }

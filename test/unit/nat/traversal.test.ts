@@ -111,6 +111,35 @@ describe(`nat traversal in the NAT model (PILOT_SEED=${seed})`, () => {
     assert.ok(w.bothDirectNow(), `recovered: ${w.describe()}`);
   });
 
+  it('birthday pair whose first traversal was blocked: tried again, direct once the path opens', () => {
+    const w = new World('port-restricted-cone', 'symmetric-random', { seed });
+    w.a.isBusy = w.b.isBusy = true;
+    w.isDirectCut = true;
+    w.run(30 * S, false);
+    assert.ok(!w.bothDirectNow(), `blocked: ${w.describe()}`);
+    assert.ok(w.a.pathHistory.some((x) => x.path.kind === 'relay'), 'on the relay while blocked');
+    const openedAt = w.now;
+    w.isDirectCut = false;
+    w.run(120 * S);
+    assert.ok(w.bothDirectNow(), `direct after the block: ${w.describe()}`);
+    // the first retry is 15 s after the failed run, then 30 s, 60 s: well inside 2 minutes
+    assert.ok(w.now - openedAt <= 100 * S, `direct ${(w.now - openedAt) / 1e6} s after the path opened`);
+  });
+
+  it('birthday pair whose direct path died: back to direct when it returns', () => {
+    const w = new World('port-restricted-cone', 'symmetric-random', { seed });
+    w.a.isBusy = w.b.isBusy = true;
+    w.run(30 * S);
+    assert.ok(w.bothDirectNow(), `first direct: ${w.describe()}`);
+    const cutAt = w.now;
+    w.isDirectCut = true;
+    w.run(10 * S, false);
+    assert.ok(w.a.pathHistory.some((x) => x.at > cutAt && x.path.kind === 'relay'), 'moved to the relay');
+    w.isDirectCut = false;
+    w.run(120 * S);
+    assert.ok(w.bothDirectNow(), `direct again: ${w.describe()}`);
+  });
+
   it('an active path dies: detected within 4 s of the first unanswered send', () => {
     const w = new World('none', 'port-restricted-cone', { seed });
     w.a.isBusy = true;
