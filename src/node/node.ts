@@ -3,7 +3,6 @@
 // (composed above it, in sdk/local-node.ts). Decisions live in the rooms: trust/ (the trust state machine),
 // peers/ (who a peer is, the Noise suite), membership.ts (the registry), streams/, the NAT traversal.
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { err, ok, type Result } from '../core/result.js';
 import { pilotError, type PilotError } from '../core/errors.js';
@@ -18,14 +17,12 @@ import { isNoiseFamily } from '../wire/noise-frame.js';
 import { isPilp } from '../wire/legacy-frame.js';
 import { isBeaconMessage } from '../wire/beacon-message.js';
 import type { NodeReportWire } from '../wire/registry-messages.js';
-import { COMPAT_ALPN_REGISTRY } from '../wire/compat-frames.js';
 import { formatHostPort } from '../wire/endpoint.js';
-import { COMPAT_TIMING, TransportChoice, type RegistryRoute } from '../nat/index.js';
+import { COMPAT_TIMING, TransportChoice } from '../nat/index.js';
 import { CompatLink } from './compat/link.js';
-import type { CompatConnection } from './compat/dial.js';
 import { KNOWN_RENDEZVOUS_FILE } from './compat/known-rendezvous.js';
 import { proxyFor, type ProxyConfig } from './compat/proxy.js';
-import { dialFirstOf } from './compat/first-of.js';
+import { RegistryRoutes } from './compat/registry-routes.js';
 import { NodeEvents, type NodeEvent } from './events.js';
 import { PeerEventTracker, type PeerPathView } from './peer-events.js';
 import { WebhookDispatcher, type WebhookStatus } from './webhooks/dispatcher.js';
@@ -108,7 +105,8 @@ export class Daemon implements ServiceHost {
   /** The proxy the compat connections go through (NO_PROXY considered), or null. */
   private readonly compatProxy: ProxyConfig | null;
   /** The last failure of a registry connection over TLS (compat); null after a success. */
-  private registryTlsError: PilotError | null = null;
+  /** How the registry is reached (plain TCP, TLS on the compat port) and the compat port's one TLS dial. */
+  private readonly routes: RegistryRoutes;
   private readonly nowUs = (): Micros => this.driver.nowUs();
   /** What happened in this node (src/node/events.ts): webhooks and the audit log listen. */
   readonly events: NodeEvents;
@@ -157,13 +155,25 @@ export class Daemon implements ServiceHost {
     const hasCompat = env.dialCompat !== undefined && opts.transport !== 'udp' && this.beaconEndpoint !== null;
     this.compatProxy = proxyFor(addrs.proxy, addrs.noProxy, addrs.compat.host, addrs.compat.port);
     this.transport = new TransportChoice({ mode: opts.transport, hasCompat, isRegistryProxied: this.compatProxy !== null });
+    this.routes = new RegistryRoutes({
+      env,
+      driver,
+      transport: this.transport,
+      isUdpOnly: opts.transport === 'udp' || this.beaconEndpoint === null,
+      compat: addrs.compat,
+      pinned: addrs.registryFingerprint,
+      proxy: this.compatProxy,
+      knownFile: join(this.paths.home, KNOWN_RENDEZVOUS_FILE),
+      connectTimeoutMs: REGISTRY_CONNECT_TIMEOUT_MS,
+      logger: logger.child({ component: 'compat' }),
+    });
     this.link = hasCompat
       ? new CompatLink({
           driver,
           rng: env.rng,
           logger: logger.child({ component: 'compat' }),
           target: addrs.compat,
-          dial: () => this.dialCompat(['http/1.1'], COMPAT_TIMING.linkDialTimeoutUs / 1000),
+          dial: () => this.routes.dialCompat(['http/1.1'], COMPAT_TIMING.linkDialTimeoutUs / 1000),
           encodeDiscover: () => this.nat.encodeDiscover(),
           onDatagrams: (batch) => this.handleBatch(batch),
           beacon: this.beaconAddr,
@@ -174,7 +184,7 @@ export class Daemon implements ServiceHost {
       registryAlternates: addrs.registryAlternates,
       driver,
       rng: env.rng,
-      connect: (host, port) => this.connectRegistry(host, port),
+      connect: (host, port) => this.routes.connect(host, port),
       connectTimeoutMs: REGISTRY_CONNECT_TIMEOUT_MS,
       nowMs: () => env.wall.nowMs(),
       sign: (msg) => sign(this.currentIdentity, msg),
@@ -535,89 +545,9 @@ export class Daemon implements ServiceHost {
     return this.tunnels.sendPlaintext(peer, plaintext, now);
   }
 
-  // ---------------------------------------------------------------------------------------------------
-  // Compat transport: the registry's connection (plain TCP or TLS on the compat port) and the one TLS dial
-
-  /** The registry client's connect: today's plain stream in udp mode (and simulations), else as the choice says. */
-  private connectRegistry(host: string, port: number): Duplex | Promise<Result<Duplex>> {
-    if (!this.env.dialCompat || this.opts.transport === 'udp' || this.beaconEndpoint === null) return this.env.connectRegistry(host, port);
-    const dial = (route: RegistryRoute): Promise<Result<Duplex>> => (route === 'tls' ? this.dialRegistryTls() : this.dialRegistryPlain(host, port));
-    return dialFirstOf({
-      routes: this.transport.registryRoutes,
-      dial,
-      dispose: (s) => s.destroy(),
-      headStartMs: this.transport.timing.registryFallbackDelayUs / 1000,
-      after: (ms, fn) => this.driver.after(ms, fn),
-    }).then((r) => {
-      if (!r.ok) return r;
-      this.transport.handleRegistryConnected(r.value.route);
-      return ok(r.value.value);
-    });
-  }
-
-  /** Plain TCP to the registry port (one route of connectRegistry). */
-  private dialRegistryPlain(host: string, port: number): Promise<Result<Duplex>> {
-    const s = this.env.connectRegistry(host, port);
-    return new Promise((resolve) => {
-      const done = (r: Result<Duplex>): void => {
-        timer.cancel();
-        s.off('connect', onConnect);
-        s.off('error', onError);
-        s.off('close', onClose);
-        resolve(r);
-      };
-      const fail = (why: string): void => {
-        s.on('error', () => undefined);
-        s.destroy();
-        done(err('connection_failed', `registry ${formatHostPort(host, port)}: ${why}`));
-      };
-      const onConnect = (): void => {
-        this.registryTlsError = null; // a TLS failure on the way here is not the state any more
-        done(ok(s));
-      };
-      const onError = (e: Error): void => fail(e.message);
-      const onClose = (): void => fail('connection closed');
-      // Ends no later than the registry client's own connect timeout (same length, armed after this one).
-      const timer = this.driver.after(REGISTRY_CONNECT_TIMEOUT_MS, () => fail('connect timeout'));
-      s.once('connect', onConnect);
-      s.once('error', onError);
-      s.once('close', onClose);
-    });
-  }
-
-  /** The registry over TLS on the compat port (ALPN pilot-registry). */
-  private async dialRegistryTls(): Promise<Result<Duplex>> {
-    // Within the registry client's connect timeout (armed after this dial's deadline, so this one ends first).
-    let r = await this.dialCompat([COMPAT_ALPN_REGISTRY], REGISTRY_CONNECT_TIMEOUT_MS);
-    if (r.ok && r.value.alpnProtocol !== COMPAT_ALPN_REGISTRY) {
-      r.value.socket.destroy();
-      r = err('connection_failed', `the compat port ${formatHostPort(this.addrs.compat.host, this.addrs.compat.port)} did not take ALPN ${COMPAT_ALPN_REGISTRY} (a rendezvous without the compat transport?)`, {
-        hint: 'update the rendezvous, or check --compat',
-      });
-    }
-    this.registryTlsError = r.ok ? null : r.error;
-    return r.ok ? ok(r.value.socket) : r;
-  }
-
-  /** One verified TLS connection to the compat port (src/node/compat/dial.ts), for the registry and the link. */
-  private dialCompat(alpn: string[], timeoutMs: number): Promise<Result<CompatConnection>> {
-    const target = this.addrs.compat;
-    return this.env.dialCompat!({
-      target,
-      alpn,
-      proxy: this.compatProxy,
-      pinned: this.addrs.registryFingerprint,
-      knownFile: join(this.paths.home, KNOWN_RENDEZVOUS_FILE),
-      timeoutMs,
-      after: (ms, fn) => this.driver.after(ms, fn),
-      nowMs: () => this.env.wall.nowMs(),
-      logger: this.logger.child({ component: 'compat' }),
-    });
-  }
-
   /** info's transport_error: the link's last failure, else the TLS registry's. */
   private get transportError(): PilotError | null {
-    return this.link?.lastError ?? this.registryTlsError;
+    return this.link?.lastError ?? this.routes.tlsError;
   }
 
   private keepalive(): void {
