@@ -26,8 +26,8 @@
 // - Pushes across replicas: `publish` writes `push/<id>` = {origin replica, message} under the lease; every
 //   replica sees the put through its watch and delivers it to the node if it is subscribed there.
 // Reads the server makes but does not write (e.g. "the target node exists") are not compared: they can be a
-// watch lag (milliseconds) old. Left: a watch that falls behind a compaction is not reloaded (etcd compacts only
-// when configured to; the watch then ends with an error, logged).
+// watch lag (milliseconds) old. A watch that ends (it fell behind a compaction, or etcd cancelled it) is
+// followed by a resync: everything read again at one revision, the differences applied as live changes.
 import { Etcd3, type IKeyValue, type IRequestOp, type ICompare, type Lease, type Watcher } from 'etcd3';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../core/logger.js';
@@ -116,7 +116,7 @@ export class EtcdStore implements RegistryStore {
   private readonly blockWaiters: Item[] = [];
   private readonly pushListeners = new Set<(nodeId: number, msg: Record<string, unknown>) => void>();
   private readonly stateListeners = new Set<(c: Change) => void>();
-  readonly stats = { txns: 0, conflicts: 0, refreshedKeys: 0, watchEvents: 0, pushesOut: 0, pushesIn: 0 };
+  readonly stats = { txns: 0, conflicts: 0, refreshedKeys: 0, watchEvents: 0, pushesOut: 0, pushesIn: 0, resyncs: 0 };
 
   constructor(private readonly opts: EtcdStoreOptions) {
     this.pfx = opts.prefix ?? '/pilot/';
@@ -147,13 +147,7 @@ export class EtcdStore implements RegistryStore {
       });
     }
     try {
-      const w = await client.watch().prefix(this.pfx).startRevision(String(revision + 1)).create();
-      this.watcher = w;
-      w.on('data', (res) => {
-        for (const ev of res.events) this.onEvent(ev.type === 'Delete', ev.kv);
-      });
-      w.on('error', (e) => this.opts.logger?.error({ err: e.message }, 'etcd watch failed; this replica no longer sees other replicas\' changes'));
-      w.on('disconnected', () => this.opts.logger?.warn('etcd watch disconnected; reconnecting'));
+      await this.watchFrom(revision + 1);
     } catch (e) {
       await this.close();
       return err('internal', `etcd watch on ${this.pfx} failed: ${(e as Error).message}`, { cause: e });
@@ -481,10 +475,57 @@ export class EtcdStore implements RegistryStore {
     this.applyKey(key, isDelete ? null : kv.value.toString('utf8'), rev, true);
   }
 
+  /** Follow every change under the prefix from `revision`; a watch that ends (compaction, cancel) resyncs. */
+  private async watchFrom(revision: number): Promise<void> {
+    const w = await this.client!.watch().prefix(this.pfx).startRevision(String(revision)).create();
+    this.watcher = w;
+    w.on('data', (res) => {
+      for (const ev of res.events) this.onEvent(ev.type === 'Delete', ev.kv);
+    });
+    w.on('error', (e) => {
+      if (this.isClosed || this.watcher !== w) return;
+      this.opts.logger?.warn({ err: e.message }, 'etcd watch ended (a compaction past our revision?); reloading and watching again');
+      this.watcher = null;
+      void this.resync();
+    });
+    w.on('disconnected', () => this.opts.logger?.warn('etcd watch disconnected; reconnecting'));
+  }
+
+  /**
+   * After the watch ended: read everything again at one revision, apply what changed since our copy (as live
+   * changes: listeners hear them, e.g. network views), delete what is gone, and watch from there. Retried with
+   * backoff while etcd is unreachable.
+   */
+  private async resync(): Promise<void> {
+    for (let delayMs = 200; !this.isClosed; delayMs = Math.min(delayMs * 2, 5_000)) {
+      try {
+        const seen = new Set<string>();
+        const revision = await this.readAll((key, value, rev) => {
+          seen.add(key);
+          if (Math.abs(this.revs.get(key) ?? 0) < rev) this.applyKey(key, value, rev, true);
+        });
+        for (const [key, rev] of [...this.revs]) if (rev > 0 && !seen.has(key)) this.applyKey(key, null, revision, true);
+        this.stats.resyncs++;
+        await this.watchFrom(revision + 1);
+        this.opts.logger?.info({ revision }, 'etcd store resynced');
+        return;
+      } catch (e) {
+        this.opts.logger?.warn({ err: (e as Error).message }, 'etcd resync failed; retrying');
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+    }
+  }
+
   // ---- load ----
 
   /** Every key under the prefix at one revision, a page at a time; returns that revision. */
   private async loadAll(state: RegistryState): Promise<number> {
+    void state;
+    return this.readAll((key, value, rev) => this.applyKey(key, value, rev, false));
+  }
+
+  /** Every key under the prefix at one revision, a page at a time, to `each`; returns that revision. */
+  private async readAll(each: (key: string, value: string, rev: number) => void): Promise<number> {
     const kv = this.client!.kv;
     const end = prefixEnd(this.pfx);
     let from = Buffer.from(this.pfx);
@@ -492,11 +533,10 @@ export class EtcdStore implements RegistryStore {
     for (;;) {
       const res = await kv.range({ key: from, range_end: end, limit: LOAD_PAGE, ...(revision ? { revision } : {}) });
       if (!revision) revision = Number(res.header.revision);
-      for (const item of res.kvs) this.applyKey(item.key.toString('utf8'), item.value.toString('utf8'), Number(item.mod_revision), false);
+      for (const item of res.kvs) each(item.key.toString('utf8'), item.value.toString('utf8'), Number(item.mod_revision));
       if (!res.more || res.kvs.length === 0) break;
       from = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])]);
     }
-    void state;
     return revision;
   }
 

@@ -120,6 +120,82 @@ test('etcd store: key histories and network chains reach a live replica, which h
   }
 });
 
+/** A TCP relay to one etcd member that can cut every connection and refuse new ones for a while. */
+async function cuttableProxy(target: string): Promise<{ endpoint: string; cut(): void; restore(): void; close(): void }> {
+  const { createServer, connect } = await import('node:net');
+  const u = new URL(target);
+  const socks = new Set<import('node:net').Socket>();
+  let isCut = false;
+  const server = createServer((c) => {
+    if (isCut) return void c.destroy();
+    const up = connect(Number(u.port), u.hostname);
+    for (const s of [c, up]) {
+      socks.add(s);
+      s.on('close', () => socks.delete(s));
+      s.on('error', () => undefined);
+    }
+    c.pipe(up).pipe(c);
+    c.on('close', () => up.destroy());
+    up.on('close', () => c.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    cut() {
+      isCut = true;
+      for (const s of socks) s.destroy();
+    },
+    restore() {
+      isCut = false;
+    },
+    close() {
+      for (const s of socks) s.destroy();
+      server.close();
+    },
+  };
+}
+
+test('etcd store: a replica whose watch fell behind a compaction resyncs (changes and deletions it missed reach it and its listeners)', { skip, timeout: 90_000 }, async () => {
+  const prefix = `/t-${randomBytes(4).toString('hex')}/`;
+  const a = await openStore(prefix);
+  const proxy = await cuttableProxy(cluster!.endpoints[0]!);
+  const bStore = new EtcdStore({ endpoints: [proxy.endpoint], prefix, logger: silentLogger() });
+  const loaded = await bStore.load();
+  assert.ok(loaded.ok, loaded.ok ? '' : loaded.error.message);
+  const b = { store: bStore, state: loaded.value };
+  const heard: string[] = [];
+  const off = b.store.onStateChange((c) => heard.push(`${c.k}${'id' in c ? c.id : ''}`));
+  try {
+    assert.ok((await commit(a, [{ k: 'node', id: 1, v: node(1, 'one') }])).ok);
+    await waitUntil('b has node 1', () => b.state.nodes.has(1));
+    proxy.cut();
+    // While b cannot hear: a network appears, node 1 goes, and etcd compacts past b's last revision.
+    const net = { id: 9, changes: [{ op: 'create', name: 'missed' }] } as unknown as NetworkRecord;
+    assert.ok((await commit(a, [{ k: 'network', id: 9, v: net }])).ok);
+    assert.ok((await commit(a, [{ k: 'node', id: 1, v: null }])).ok);
+    const { Etcd3 } = await import('etcd3');
+    const admin = new Etcd3({ hosts: cluster!.endpoints });
+    const rev = Number((await admin.kv.range({ key: Buffer.from(prefix), range_end: Buffer.from(prefix + '\xff') })).header.revision);
+    await admin.kv.compact({ revision: String(rev), physical: true });
+    admin.close();
+    proxy.restore();
+    await waitUntil('b resynced', () => b.store.stats.resyncs >= 1, 30_000);
+    await waitUntil('b has the network it missed', () => b.state.networks.has(9), 10_000);
+    assert.deepEqual(b.state.networks.get(9), net);
+    await waitUntil('b saw the deletion it missed', () => !b.state.nodes.has(1), 10_000);
+    assert.ok(heard.includes('network9'), `listeners heard the resync: ${heard.join(',')}`);
+    // and the new watch works
+    assert.ok((await commit(a, [{ k: 'node', id: 2, v: node(2) }])).ok);
+    await waitUntil('b follows again', () => b.state.nodes.has(2), 10_000);
+  } finally {
+    off();
+    await a.store.close();
+    await b.store.close();
+    proxy.close();
+  }
+});
+
 test('etcd store: node ids come from per-replica blocks; one key registered on two replicas at once — one wins, the other gets a conflict and etcd\'s values', { skip, timeout: 90_000 }, async () => {
   const prefix = `/t-${randomBytes(4).toString('hex')}/`;
   const a = await openStore(prefix);
