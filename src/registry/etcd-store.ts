@@ -32,7 +32,7 @@ import { Etcd3, type IKeyValue, type IRequestOp, type ICompare, type Lease, type
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../core/logger.js';
 import { err, ok, type Result } from '../core/result.js';
-import { applyChange, emptyState, isChange, type Change, type RegistryState } from './state.js';
+import { applyChange, emptyState, isChange, type Change, type NetworkRecord, type RegistryState } from './state.js';
 import { storeConflict, type RegistryStore } from './store.js';
 
 /** etcd's default --max-txn-ops is 128 (compares and operations are counted separately). */
@@ -94,6 +94,9 @@ export class EtcdStore implements RegistryStore {
   /** Derived hostname keys as etcd holds them: name → id, and id → name. */
   private readonly hostOwner = new Map<string, number>();
   private readonly hostOf = new Map<number, string>();
+  /** Derived network-name keys (`nn/<name>` → network id), so two replicas cannot create or rename to one name. */
+  private readonly netNameOwner = new Map<string, number>();
+  private readonly netNameOf = new Map<number, string>();
   /** Liveness keys: node id → replica id holding it. */
   private readonly alive = new Map<number, string>();
   private readonly touching = new Set<number>();
@@ -392,6 +395,7 @@ export class EtcdStore implements RegistryStore {
           c = { k: 'network', id: Number(arg), v: value === null ? null : JSON.parse(value) };
           break;
         case 'h/':
+        case 'nn/':
         case 'a/':
         case 'b/':
         case 'bn/':
@@ -422,6 +426,7 @@ export class EtcdStore implements RegistryStore {
     const rest = key.slice(this.pfx.length);
     if (rest === 'next') this.globalNext = value === null ? 1 : Math.max(1, Number(value) || 1);
     else if (rest.startsWith('h/')) this.setHost(rest.slice(2), value === null ? null : Number(value));
+    else if (rest.startsWith('nn/')) this.setNetName(rest.slice(3), value === null ? null : Number(value));
     else if (rest.startsWith('a/')) this.setAlive(Number(rest.slice(2)), value);
     else if (rest.startsWith('bn/')) {
       if (value === null) this.beaconHolder.delete(Number(rest.slice(3)));
@@ -439,6 +444,16 @@ export class EtcdStore implements RegistryStore {
     else {
       this.hostOwner.set(name, id);
       this.hostOf.set(id, name);
+    }
+  }
+
+  private setNetName(name: string, id: number | null): void {
+    const old = this.netNameOwner.get(name);
+    if (old !== undefined && this.netNameOf.get(old) === name) this.netNameOf.delete(old);
+    if (id === null) this.netNameOwner.delete(name);
+    else {
+      this.netNameOwner.set(name, id);
+      this.netNameOf.set(id, name);
     }
   }
 
@@ -603,6 +618,7 @@ export class EtcdStore implements RegistryStore {
           this.revs.set(key, op.value === null ? -rev : rev);
           const rest = key.slice(this.pfx.length);
           if (rest.startsWith('h/')) this.setHost(rest.slice(2), op.value === null ? null : Number(op.value));
+          else if (rest.startsWith('nn/')) this.setNetName(rest.slice(3), op.value === null ? null : Number(op.value));
           else if (rest.startsWith('a/')) this.setAlive(Number(rest.slice(2)), op.value);
         }
         this.releaseEvents();
@@ -673,9 +689,14 @@ export class EtcdStore implements RegistryStore {
         case 'keys':
           out.push(this.key('kh/', c.id));
           break;
-        case 'network':
+        case 'network': {
           out.push(this.key('net/', c.id));
+          const old = this.netNameOf.get(c.id);
+          if (old !== undefined) out.push(this.key('nn/', old));
+          const next = c.v ? networkNameOf(c.v) : null;
+          if (next) out.push(this.key('nn/', next));
           break;
+        }
       }
     }
     return out;
@@ -691,6 +712,8 @@ export class EtcdStore implements RegistryStore {
     const compared = new Set<string>();
     const batchHost = new Map<number, string | null>(); // id → hostname as this batch leaves it
     const hostHolder = new Map<string, number | null>(); // name → id as this batch leaves it
+    const batchNet = new Map<number, string | null>(); // network id → name as this batch leaves it
+    const netHolder = new Map<string, number | null>(); // network name → id as this batch leaves it
     const put = (key: string, value: string | null, compare = true): void => {
       ops.delete(key); // keep insertion order = last write
       ops.set(key, { value, withLease: false });
@@ -747,9 +770,23 @@ export class EtcdStore implements RegistryStore {
           case 'keys': // a node's key history (issue 14: rotate-key)
             put(this.key('kh/', c.id), c.v === null ? null : JSON.stringify(c.v));
             break;
-          case 'network': // a network's signed membership chain (issue 15)
+          case 'network': { // a network's signed membership chain (issue 15), and its name's derived key
             put(this.key('net/', c.id), c.v === null ? null : JSON.stringify(c.v));
+            const old = batchNet.has(c.id) ? batchNet.get(c.id)! : (this.netNameOf.get(c.id) ?? null);
+            const next = c.v ? networkNameOf(c.v) : null;
+            if (old !== null && old !== next) {
+              put(this.key('nn/', old), null);
+              netHolder.set(old, null);
+            }
+            if (next !== null && old !== next) {
+              const holder = netHolder.has(next) ? netHolder.get(next)! : (this.netNameOwner.get(next) ?? null);
+              if (holder !== null && holder !== c.id) return 'conflict';
+              put(this.key('nn/', next), String(c.id));
+              netHolder.set(next, c.id);
+            }
+            batchNet.set(c.id, next);
             break;
+          }
         }
       }
     }
@@ -789,6 +826,13 @@ export class EtcdStore implements RegistryStore {
       // (already_exists) instead of conflicting again until the watch brings it.
       const holders: string[] = [];
       for (const k of keys) {
+        if (k.startsWith(`${this.pfx}nn/`)) {
+          // A network name another replica's network holds: read that network too, so the rerun answers
+          // already_exists.
+          const holder = this.netNameOwner.get(k.slice(this.pfx.length + 3));
+          if (holder !== undefined && !this.state!.networks.has(holder) && !refreshed.has(this.key('net/', holder))) holders.push(this.key('net/', holder));
+          continue;
+        }
         if (!k.startsWith(`${this.pfx}h/`)) continue;
         const name = k.slice(this.pfx.length + 2);
         const holder = this.hostOwner.get(name);
@@ -837,8 +881,10 @@ export class EtcdStore implements RegistryStore {
         if (Math.abs(this.revs.get(key) ?? 0) > at) return;
         const kv = res.responses[j]?.response_range?.kvs?.[0];
         this.stats.refreshedKeys++;
-        if (kv) this.applyKey(key, kv.value.toString('utf8'), Number(kv.mod_revision), false);
-        else this.applyKey(key, null, at, false);
+        // Live: these are other replicas' changes our copy had not heard (the watch will skip them now), so
+        // listeners (the server's network views) hear them here.
+        if (kv) this.applyKey(key, kv.value.toString('utf8'), Number(kv.mod_revision), true);
+        else this.applyKey(key, null, at, true);
       });
     }
   }
@@ -867,4 +913,13 @@ function prefixEnd(prefix: string): Buffer {
     }
   }
   return Buffer.from([0]);
+}
+
+/** A network record's current name: its last create or rename change's (the chain's own order). */
+export function networkNameOf(rec: NetworkRecord): string | null {
+  let name: string | null = null;
+  for (const c of rec.changes as unknown as { op?: unknown; name?: unknown }[]) {
+    if ((c.op === 'create' || c.op === 'rename') && typeof c.name === 'string') name = c.name;
+  }
+  return name;
 }

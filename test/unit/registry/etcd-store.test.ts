@@ -250,6 +250,40 @@ test('etcd store: one hostname for two nodes on two replicas — only one gets i
   }
 });
 
+test('etcd store: one network name created on two replicas at once — only one gets it; a rename onto a taken name conflicts', { skip, timeout: 90_000 }, async () => {
+  const prefix = `/t-${randomBytes(4).toString('hex')}/`;
+  const a = await openStore(prefix);
+  const b = await openStore(prefix);
+  const net = (id: number, ...names: string[]): NetworkRecord =>
+    ({ id, changes: names.map((name, i) => ({ op: i === 0 ? 'create' : 'rename', name })) }) as unknown as NetworkRecord;
+  try {
+    const [ra, rb] = await Promise.all([commit(a, [{ k: 'network', id: 11, v: net(11, 'lab') }]), commit(b, [{ k: 'network', id: 12, v: net(12, 'lab') }])]);
+    assert.equal([ra, rb].filter((r) => r.ok).length, 1, 'exactly one replica creates "lab"');
+    assert.ok(isStoreConflict(ra.ok ? rb : ra));
+    const winner = ra.ok ? 11 : 12;
+    const loser = ra.ok ? b : a;
+    // The conflict re-read brought the winner's network, so the server's rerun sees the name taken.
+    assert.ok(loser.state.networks.has(winner), 'the loser holds the winning network after the conflict');
+    loser.state.networks.delete(21 - winner + 2); // our own refused record (applied optimistically) goes
+    // A second network, then a rename onto the taken name: refused; onto a free one: fine, and the old name is free.
+    const other = winner === 11 ? 13 : 14;
+    assert.ok((await commit(loser, [{ k: 'network', id: other, v: net(other, 'ops') }])).ok);
+    assert.ok(isStoreConflict(await commit(loser, [{ k: 'network', id: other, v: net(other, 'ops', 'lab') }])));
+    assert.ok((await commit(loser, [{ k: 'network', id: other, v: net(other, 'ops', 'ops2') }])).ok);
+    const winnerSide = ra.ok ? a : b;
+    await waitUntil('the rename reached the other replica', () => winnerSide.state.networks.get(other)?.changes.length === 2);
+    const r15 = await commit(winnerSide, [{ k: 'network', id: 15, v: net(15, 'ops') }]);
+    assert.ok(r15.ok, `"ops" is free again after the rename: ${JSON.stringify(r15)}`);
+    // Deleting a network frees its name.
+    assert.ok((await commit(winnerSide, [{ k: 'network', id: winner, v: null }])).ok);
+    await waitUntil('the deletion reached the loser', () => !loser.state.networks.has(winner));
+    assert.ok((await commit(loser, [{ k: 'network', id: 16, v: net(16, 'lab') }])).ok, '"lab" is free again after the delete');
+  } finally {
+    await a.store.close();
+    await b.store.close();
+  }
+});
+
 test('etcd store: two registry replicas — 60 concurrent registrations get unique ids, a handshake push crosses replicas', { skip, timeout: 90_000 }, async () => {
   const prefix = `/t-${randomBytes(4).toString('hex')}/`;
   const servers: RegistryServer[] = [];
