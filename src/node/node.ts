@@ -28,7 +28,7 @@ import { PeerEventTracker, type PeerPathView } from './peer-events.js';
 import { WebhookDispatcher, type WebhookStatus } from './webhooks/dispatcher.js';
 import { makeTarget } from './webhooks/config.js';
 import { AUDIT_FILE, AuditLog, type AuditExport, type AuditPage } from './audit/log.js';
-import { KIND_DATAGRAM, KIND_STREAM, decodeDatagram } from '../wire/segment.js';
+import { KIND_DATAGRAM, KIND_NOTICE, KIND_STREAM, decodeDatagram, decodePolicyResetReason, encodePolicyResetReason, type PolicyResetReason } from '../wire/segment.js';
 import { Driver } from './driver.js';
 import { datapathReason, heartbeatReport, natReason, registryStatus, transportReason } from './status.js';
 import { realEnv, type NodeEnv } from './env.js';
@@ -71,6 +71,10 @@ export const VERSION = '0.1.0';
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
 /** A registry connect (plain TCP; the TLS route has the compat dial's own deadline) must open within this. */
 const REGISTRY_CONNECT_TIMEOUT_MS = 5_000;
+/** A receiver tells a sender of refused datagrams at most this often (issue 15)… */
+const DENIAL_NOTICE_GAP_US = 100_000;
+/** …and the sender's next sends to that port fail for this long (then go out again: the policy may change). */
+const DENIAL_MEMORY_US = 10_000_000;
 /** A dial that hears nothing from the peer this long re-handshakes (the peer may have restarted). */
 const DIAL_REHANDSHAKE_AFTER_MS = 600;
 
@@ -373,7 +377,7 @@ export class Daemon implements ServiceHost {
       contact: (id) => this.resolver.contactOf(id),
       onStreamSegment: (from, inner, now) => this.conns.handleSegment(from, 'v0.5', inner, now),
       deliverDatagram: (from, sp, dp, data) => {
-        if (this.isPolicyDenied(from, dp)) return;
+        if (this.policyDenial(from, dp)) return;
         this.dgrams.deliver(this.addressOf(from), from, sp, dp, data);
       },
       allowInsecureLegacy: opts.allowInsecureLegacy,
@@ -385,9 +389,13 @@ export class Daemon implements ServiceHost {
       driver,
       rng: this.env.rng,
       addressOf: (nodeId) => this.addressOf(nodeId),
-      // Network policies (issue 15): the receiver decides (RST + policy.denied); the dialer checks the same signed policy first for a typed error.
-      admit: (peer, port) => !this.isPolicyDenied(peer, port),
-      mayDial: (peer, port) => this.policyForDial(peer, port),
+      // Network policies (issue 15): the receiver decides — an RST whose trailer names the rule (the dialer's
+      // policy_denied) and a policy.denied event (audit, webhooks) — also when the dialer's copy is stale.
+      admit: (peer, port) => {
+        const d = this.policyDenial(peer, port);
+        return d ? encodePolicyResetReason(d) : null;
+      },
+      maySendDatagram: (peer, port) => this.datagramDenial(peer, port),
       suites: [
         noiseStreams({
           send: (peer, plaintext, now) => this.sendToPeer(peer, plaintext, now),
@@ -523,7 +531,13 @@ export class Daemon implements ServiceHost {
       this.conns.handleSegment(peer.nodeId, 'noise', plaintext, now);
     } else if (kind === KIND_DATAGRAM) {
       const d = decodeDatagram(plaintext);
-      if (d.ok && !this.isPolicyDenied(peer.nodeId, d.value.dstPort)) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
+      if (!d.ok) return;
+      const denial = this.policyDenial(peer.nodeId, d.value.dstPort);
+      if (!denial) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
+      else this.noticeDenial(peer.nodeId, denial, now);
+    } else if (kind === KIND_NOTICE) {
+      const why = decodePolicyResetReason(plaintext.subarray(1));
+      if (why) this.handleDenialNotice(peer.nodeId, why, now);
     } else {
       this.nat.handleControl(peer, plaintext, now);
     }
@@ -618,26 +632,57 @@ export class Daemon implements ServiceHost {
     return networkOp(this.networks, params, { resolveRef: (ref) => this.resolver.resolveRef(ref), send });
   }
 
-  /** Inbound from `from` to our `port`: does a shared network's policy refuse it? Then a policy.denied event (audit, webhooks). */
-  private isPolicyDenied(from: number, port: number): boolean {
+  /**
+   * Inbound from `from` to our `port`: does a shared network's policy refuse it? Then a policy.denied event
+   * (audit, webhooks) and the reason the sender is told (the RST trailer, a datagram notice).
+   */
+  private policyDenial(from: number, port: number): PolicyResetReason | null {
     const me = this.membership.nodeId;
-    if (from === me) return false;
+    if (from === me) return null;
     const d = this.networks.checkPolicy(from, me, port);
-    if (!d) return false;
+    if (!d) return null;
     this.events.emit({ type: 'policy.denied', data: { node_id: from, port, network: d.network, rule: d.decision.rule, count: 1 } });
-    return true;
+    return { network: d.network, network_id: d.networkId, port, rule: d.decision.rule, rule_index: d.decision.rule_index, line: d.decision.line };
   }
 
-  /** Outbound: the same signed policy, checked before the SYN so the caller gets policy_denied naming the rule. */
-  private policyForDial(peer: number, port: number): Result<void> {
-    const me = this.membership.nodeId;
-    if (peer === me) return ok();
-    const d = this.networks.checkPolicy(me, peer, port);
-    if (!d) return ok();
-    const rule = d.decision.rule_index === null ? d.decision.rule : `rule ${d.decision.rule_index + 1} ${d.decision.rule}`;
-    return err('policy_denied', `network ${d.network}'s policy denies port ${port} to node ${peer}: ${rule}`, {
-      detail: { network: d.network, network_id: d.networkId, port, node_id: peer, rule: d.decision.rule, rule_index: d.decision.rule_index, line: d.decision.line },
+  /** Last denial notice sent per peer (µs): at most one per DENIAL_NOTICE_GAP_US, however many datagrams we drop. */
+  private readonly noticeSentUs = new Map<number, Micros>();
+  /** Datagram destinations a peer told us its policy refuses, until when (µs), and the error its sends then get. */
+  private readonly deniedDatagrams = new Map<string, { untilUs: Micros; error: PilotError }>();
+
+  private noticeDenial(peer: number, why: PolicyResetReason, now: Micros): void {
+    const last = this.noticeSentUs.get(peer);
+    if (last !== undefined && now - last < DENIAL_NOTICE_GAP_US) return;
+    if (this.noticeSentUs.size >= 4096) this.noticeSentUs.clear();
+    this.noticeSentUs.set(peer, now);
+    const reason = encodePolicyResetReason(why);
+    const notice = new Uint8Array(1 + reason.length);
+    notice[0] = KIND_NOTICE;
+    notice.set(reason, 1);
+    this.sendToPeer(peer, notice, now);
+  }
+
+  /** A peer refused our datagrams to `why.port`: the next sends there fail with policy_denied for a while. */
+  private handleDenialNotice(peer: number, why: PolicyResetReason, now: Micros): void {
+    const rule = why.rule_index === null ? why.rule : `rule ${why.rule_index + 1} ${why.rule}`;
+    const error = pilotError('policy_denied', `node ${peer} refused datagrams to port ${why.port}: network ${why.network}'s policy, ${rule}`, {
+      hint: 'the receiving node refused them; `pilotctl policy get NETWORK` shows the policy',
+      detail: { ...why, node_id: peer },
     });
+    if (this.deniedDatagrams.size >= 4096) this.deniedDatagrams.clear();
+    this.deniedDatagrams.set(`${peer}:${why.port}`, { untilUs: now + DENIAL_MEMORY_US, error });
+    this.logger.info({ peer, port: why.port, network: why.network, rule: why.rule }, 'peer refused our datagrams (network policy)');
+  }
+
+  private datagramDenial(peer: number, port: number): Result<void> {
+    const k = `${peer}:${port}`;
+    const d = this.deniedDatagrams.get(k);
+    if (!d) return ok();
+    if (this.nowUs() >= d.untilUs) {
+      this.deniedDatagrams.delete(k);
+      return ok();
+    }
+    return { ok: false, error: d.error };
   }
 
   private dropPeer(nodeId: number, reason: PilotError): void {

@@ -54,8 +54,7 @@ import {
   SYN_OPTIONS_BYTES,
   TRANSPORT_VERSION,
   type SegmentFields,
-  type SegmentHeader,
-} from '../wire/segment.js';
+  type SegmentHeader, decodePolicyResetReason } from '../wire/segment.js';
 import type { AckSample, CongestionController, CongestionControllerFactory } from './congestion/controller.js';
 import { bbrFactory } from './congestion/bbr.js';
 import { Pacer } from './pacer.js';
@@ -407,7 +406,7 @@ export class Connection implements StreamConnection {
       });
     if (this.phase === Phase.Closed) return ok();
     if (f.flags & FLAG_RST) {
-      this.onPeerReset();
+      this.onPeerReset(f.payloadBytes > 0 ? segment.subarray(f.payloadOffset) : null);
       return ok();
     }
     const pn = unwrapU32(f.pn, this.largestRxPn + 1);
@@ -952,7 +951,17 @@ export class Connection implements StreamConnection {
     }
   }
 
-  private onPeerReset(): void {
+  private onPeerReset(reason: Uint8Array | null): void {
+    // A refused SYN may say why (a network policy, issue 15): the dialer's error names the rule.
+    const why = reason && this.phase === Phase.SynSent ? decodePolicyResetReason(reason) : null;
+    if (why) {
+      const rule = why.rule_index === null ? why.rule : `rule ${why.rule_index + 1} ${why.rule}`;
+      this.closeWith(pilotError('policy_denied', `network ${why.network}'s policy denies port ${why.port}: ${rule}`, {
+        hint: 'the receiving node refused it; `pilotctl policy get NETWORK` shows the policy',
+        detail: { ...why },
+      }));
+      return;
+    }
     const err = pilotError('connection_failed', this.phase === Phase.SynSent ? 'connection refused by the peer' : 'connection reset by the peer');
     this.closeWith(err);
   }

@@ -30,6 +30,8 @@ import { readU16, readU32, writeU16, writeU32, isU16, isU32 } from './bytes.js';
 
 export const KIND_STREAM = 0x01;
 export const KIND_DATAGRAM = 0x02;
+/** A notice from the receiver (issue 15): [0x03][a reset reason, e.g. RESET_REASON_POLICY + JSON] — a datagram it refused. */
+export const KIND_NOTICE = 0x03;
 
 export const FLAG_SYN = 0x01;
 export const FLAG_ACK = 0x02;
@@ -312,7 +314,7 @@ export function decodeSynOptions(buf: Uint8Array, off: number, len: number): Res
  * Write an RST answering `segment` (swapped ports, same connId) — what the node sends for a segment that
  * matches no connection (except an RST, which is never answered). Returns the length, 0 if no reply is due.
  */
-export function encodeResetFor(segment: Uint8Array, buf: Uint8Array): number {
+export function encodeResetFor(segment: Uint8Array, buf: Uint8Array, reason?: Uint8Array): number {
   if (segment.length < SEGMENT_HEADER_BYTES || segment[0] !== KIND_STREAM) return 0;
   if ((segment[OFF_FLAGS]! & FLAG_RST) !== 0 || buf.length < SEGMENT_HEADER_BYTES) return 0;
   buf.fill(0, 0, SEGMENT_HEADER_BYTES);
@@ -321,7 +323,63 @@ export function encodeResetFor(segment: Uint8Array, buf: Uint8Array): number {
   writeU16(buf, OFF_SRC_PORT, readU16(segment, OFF_DST_PORT));
   writeU16(buf, OFF_DST_PORT, readU16(segment, OFF_SRC_PORT));
   writeU32(buf, OFF_CONN_ID, readU32(segment, OFF_CONN_ID));
+  // The reason trailer rides as the RST's payload (a receiver that knows none ignores an RST's payload).
+  if (reason && reason.length > 0 && reason.length <= MAX_RESET_REASON_BYTES && buf.length >= SEGMENT_HEADER_BYTES + reason.length) {
+    buf.set(reason, SEGMENT_HEADER_BYTES);
+    return SEGMENT_HEADER_BYTES + reason.length;
+  }
   return SEGMENT_HEADER_BYTES;
+}
+
+/**
+ * Why a SYN was refused, carried after the RST's header (issue 15): a network policy denied it. Layout:
+ * [u8 RESET_REASON_POLICY][UTF-8 JSON {network, network_id, port, rule, rule_index, line}], ≤ 512 bytes.
+ */
+export const RESET_REASON_POLICY = 0x01;
+export const MAX_RESET_REASON_BYTES = 512;
+
+export interface PolicyResetReason {
+  network: string;
+  network_id: number;
+  port: number;
+  rule: string;
+  /** 0-based; null = the policy's default decided. */
+  rule_index: number | null;
+  line: number | null;
+}
+
+/** The trailer for a policy refusal; the rule text is cut to fit. */
+export function encodePolicyResetReason(r: PolicyResetReason): Uint8Array {
+  const enc = new TextEncoder();
+  let rule = r.rule;
+  for (;;) {
+    const body = enc.encode(JSON.stringify({ ...r, rule }));
+    if (body.length + 1 <= MAX_RESET_REASON_BYTES || rule.length === 0) {
+      const out = new Uint8Array(1 + body.length);
+      out[0] = RESET_REASON_POLICY;
+      out.set(body, 1);
+      return out.length <= MAX_RESET_REASON_BYTES ? out : Uint8Array.of(RESET_REASON_POLICY);
+    }
+    rule = rule.slice(0, Math.floor(rule.length / 2)) + '…';
+  }
+}
+
+/** Total: any bytes → the policy reason, or null (none, unknown kind, malformed). */
+export function decodePolicyResetReason(b: Uint8Array): PolicyResetReason | null {
+  if (b.length < 2 || b.length > MAX_RESET_REASON_BYTES || b[0] !== RESET_REASON_POLICY) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(b.subarray(1)));
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const o = v as Record<string, unknown>;
+  const u32 = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 0xffffffff;
+  const optU32 = (x: unknown): x is number | null => x === null || u32(x);
+  if (typeof o.network !== 'string' || o.network.length > 63 || !u32(o.network_id) || !u32(o.port) || o.port > 65535) return null;
+  if (typeof o.rule !== 'string' || !optU32(o.rule_index) || !optU32(o.line)) return null;
+  return { network: o.network, network_id: o.network_id, port: o.port, rule: o.rule, rule_index: o.rule_index, line: o.line };
 }
 
 export interface Datagram {

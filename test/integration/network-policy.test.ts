@@ -60,6 +60,11 @@ test('policy set/get; the policy denies port 1001 but allows 7', async () => {
   assert.notEqual(msg.code, 0, explain(msg));
   assert.equal(msg.error?.code, 'policy_denied', explain(msg));
   assert.match(msg.error?.message ?? '', /"ports":\[1001\]/, 'the message names the rule');
+  // The receiver decided (its RST named the rule) and keeps the record: a policy.denied entry in its audit log.
+  await waitFor('own to audit the refusal', async () => {
+    const log = await c.ok('own', ['audit']);
+    return JSON.stringify(log).includes('policy.denied');
+  }, 10_000, 50);
 
   const echo = await c.ok('mem', ['connect', 'own', '7', '--message', 'still allowed']);
   assert.equal(echo.response, 'still allowed');

@@ -24,10 +24,14 @@ export interface ConnectionTableDeps {
   /** The suites a peer's connections can go through. */
   suites: StreamSuite[];
   addressOf(nodeId: number): string;
-  /** May `peer` open a connection to our `port` (a network policy, issue 15)? false: answered with RST, like a closed port. */
-  admit?(peer: number, port: number): boolean;
-  /** May we dial peer:port? An error (policy_denied) fails the dial before a SYN leaves. */
-  mayDial?(peer: number, port: number): Result<void>;
+  /**
+   * May `peer` open a connection to our `port` (a network policy, issue 15)? null: yes; bytes: no — answered with
+   * an RST carrying them as its reason trailer (wire/segment.ts), so the dialer learns which rule refused it.
+   */
+  admit?(peer: number, port: number): Uint8Array | null;
+  /** May we send a datagram to peer:port? An error (policy_denied the peer told us of) fails the send. Dials have no such
+   *  check: the receiver decides, and its RST says why. */
+  maySendDatagram?(peer: number, port: number): Result<void>;
 }
 
 interface Entry extends DrivenConnection {
@@ -130,8 +134,6 @@ export class ConnectionTable {
     if (!Number.isInteger(remotePort) || remotePort < 1 || remotePort > 65535) return err('invalid_argument', `invalid port ${remotePort}`, { hint: 'ports are 1–65535' });
     const s = this.suites.get(suite);
     if (!s) return err('invalid_argument', `no ${suite} suite here`);
-    const allowed = this.deps.mayDial?.(peer, remotePort);
-    if (allowed && !allowed.ok) return allowed;
     const driver = this.deps.driver;
     const localPort = this.ephemeralPort(peer, remotePort);
     const { conn, key } = s.suite.connect(peer, localPort, remotePort, driver.nowUs());
@@ -207,9 +209,10 @@ export class ConnectionTable {
       const remotePort = h.remotePort;
       const key = h.key;
       const l = this.listeners.get(port);
-      if (!l || l.isClosed || this.countAccepted(port) >= MAX_BACKLOG || (this.deps.admit && !this.deps.admit(peer, port))) {
-        this.deps.logger.debug({ peer, port, suite }, 'SYN to a port nobody listens on');
-        const rst = s.suite.resetFor(segment, s.txBuf);
+      const refusal = l && !l.isClosed ? (this.deps.admit?.(peer, port) ?? null) : null;
+      if (!l || l.isClosed || this.countAccepted(port) >= MAX_BACKLOG || refusal !== null) {
+        this.deps.logger.debug({ peer, port, suite, refused: refusal !== null }, 'SYN refused (no listener, backlog full, or a policy)');
+        const rst = s.suite.resetFor(segment, s.txBuf, refusal ?? undefined);
         if (rst > 0) s.suite.send(peer, s.txBuf.subarray(0, rst), now);
         return;
       }
@@ -305,7 +308,7 @@ export class ConnectionTable {
   sendDatagram(peer: number, suite: SuiteName, srcPort: number, dstPort: number, data: Uint8Array): Result<void> {
     const s = this.suites.get(suite);
     if (!s) return err('invalid_argument', `no ${suite} suite here`);
-    const allowed = this.deps.mayDial?.(peer, dstPort);
+    const allowed = this.deps.maySendDatagram?.(peer, dstPort);
     if (allowed && !allowed.ok) return allowed;
     return s.suite.sendDatagram(peer, srcPort, dstPort, data, this.deps.driver.nowUs());
   }

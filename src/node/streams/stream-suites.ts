@@ -45,8 +45,8 @@ export interface StreamSuite {
   peek(segment: Uint8Array): SegmentHead | null;
   connect(peer: number, localPort: number, remotePort: number, nowUs: Micros): { conn: StreamConnection; key: number };
   accept(peer: number, segment: Uint8Array, nowUs: Micros): Result<StreamConnection>;
-  /** Write the RST answering a SYN nobody takes into `buf`; 0 for none. */
-  resetFor(segment: Uint8Array, buf: Uint8Array): number;
+  /** Write the RST answering a SYN nobody takes into `buf` (with `reason`'s trailer where the suite has one); 0 for none. */
+  resetFor(segment: Uint8Array, buf: Uint8Array, reason?: Uint8Array): number;
   /** Seal and send one segment through the peer's session of this suite. */
   send(peer: number, segment: Uint8Array, nowUs: Micros): Result<void>;
   /** One unreliable datagram through the peer's session. Errors: invalid_argument (too large), connection_failed. */
@@ -88,7 +88,7 @@ export function noiseStreams(deps: NoiseStreamsDeps): StreamSuite {
       return { conn: Connection.connect({ ...options, localPort, remotePort, connId }, nowUs), key: connId };
     },
     accept: (_peer, segment, nowUs) => Connection.accept(segment, options, nowUs),
-    resetFor: (segment, buf) => encodeResetFor(segment, buf),
+    resetFor: (segment, buf, reason) => encodeResetFor(segment, buf, reason),
     send: (peer, segment, nowUs) => deps.send(peer, segment, nowUs),
     sendDatagram(peer, srcPort, dstPort, data, nowUs) {
       if (data.length + DATAGRAM_HEADER_BYTES > deps.maxPlaintextBytes(peer)) {
@@ -196,7 +196,7 @@ export function loopbackStreams(deps: LoopbackDeps): StreamSuite {
       return { conn: Connection.connect({ ...options, localPort, remotePort, connId }, nowUs), key: keyOf(connId, localPort) };
     },
     accept: (_peer, segment, nowUs) => Connection.accept(segment, options, nowUs),
-    resetFor: (segment, buf) => encodeResetFor(segment, buf),
+    resetFor: (segment, buf, reason) => encodeResetFor(segment, buf, reason),
     send(_peer, segment) {
       deps.deliverSegment(segment.slice());
       return ok();

@@ -65,42 +65,52 @@ test(`sim policy: ${MEMBERS} members get a policy change within 1 s; the receive
     }
   })();
 
-  // The sender holds the policy: policy_denied naming the rule, before a SYN leaves.
+  // The receiver decides: its RST names the rule, the dialer gets policy_denied with it, and the receiver
+  // audits the refusal (policy.denied) — every time, whatever the dialer's copy of the policy says.
   const d1 = await w.wait(b.daemon.dial(String(a.nodeId), 1001, { timeoutMs: 3_000 }), 20_000, 'dial 1001');
   assert.equal(d1.ok, false);
   assert.equal(!d1.ok && d1.error.code, 'policy_denied');
-  assert.match(!d1.ok ? d1.error.message : '', /rule 1 .*1001/);
+  assert.match(!d1.ok ? d1.error.message : '', /network lab's policy denies port 1001: rule 1 /);
+  const det = (!d1.ok ? d1.error.detail : {}) as Record<string, unknown>;
+  assert.equal(typeof det.network_id, 'number');
+  assert.deepEqual({ ...det, network_id: 0 }, { network: 'lab', network_id: 0, port: 1001, rule: '{"action":"deny","ports":[1001],"from":"*","to":"*"}', rule_index: 0, line: 1 });
+  assert.equal(accepted1001, 0);
+  await w.expect(() => denials.length >= 1, 5_000, 'a policy.denied event at the receiver');
+  assert.deepEqual(denials[0], { node_id: b.nodeId, port: 1001, network: 'lab', rule: '{"action":"deny","ports":[1001],"from":"*","to":"*"}', count: 1 });
   // Port 7 is allowed.
   const d7 = await w.wait(b.daemon.dial(String(a.nodeId), 7, { timeoutMs: 3_000 }), 20_000, 'dial 7');
   assert.ok(d7.ok, d7.ok ? '' : `${d7.error.code}: ${d7.error.message}`);
   d7.value.destroy();
 
-  // Datagrams: the sender that holds the policy refuses to send one to a denied port.
+  // A sender whose copy of the policy is stale (or that ignores it): the same refusal, decided by the receiver.
+  (b.daemon.networks as unknown as { checkPolicy: () => null }).checkPolicy = () => null;
+  const seen = denials.length;
+  const d2 = await w.wait(b.daemon.dial(String(a.nodeId), 1001, { timeoutMs: 3_000 }), 20_000, 'dial 1001, stale sender');
+  assert.equal(d2.ok, false, 'the receiver accepted a denied port');
+  assert.equal(!d2.ok && d2.error.code, 'policy_denied');
+  assert.equal(accepted1001, 0);
+  await w.expect(() => denials.length > seen, 5_000, 'the receiver audited it again');
+
+  // Datagrams: the receiver drops a denied one (and audits it) and tells the sender, whose next sends to that
+  // port fail with policy_denied; an allowed one arrives.
   const ra = a.daemon.openDatagramSocket(1001);
   const rOk = a.daemon.openDatagramSocket(2000);
   const sb = b.daemon.openDatagramSocket(3000);
   assert.ok(ra.ok && rOk.ok && sb.ok);
-  const g1 = await w.wait(sb.value.send(String(a.nodeId), 1001, new Uint8Array([1])), 10_000, 'datagram 1001');
-  assert.equal(!g1.ok && g1.error.code, 'policy_denied');
-
-  // A sender that ignores the policy (a stale or modified daemon): the receiver refuses the SYN and audits it.
-  (b.daemon.networks as unknown as { checkPolicy: () => null }).checkPolicy = () => null;
-  const d2 = await w.wait(b.daemon.dial(String(a.nodeId), 1001, { timeoutMs: 3_000 }), 20_000, 'dial 1001 unchecked');
-  assert.equal(d2.ok, false, 'the receiver accepted a denied port');
-  assert.equal(!d2.ok && d2.error.code, 'connection_failed');
-  assert.equal(accepted1001, 0);
-  await w.expect(() => denials.length >= 1, 5_000, 'a policy.denied event at the receiver');
-  assert.deepEqual(denials[0], { node_id: b.nodeId, port: 1001, network: 'lab', rule: '{"action":"deny","ports":[1001],"from":"*","to":"*"}', count: 1 });
-
-  // A datagram to a denied port from such a sender is dropped at the receiver (and audited); an allowed one arrives.
   const before = denials.length;
-  const g2 = await w.wait(sb.value.send(String(a.nodeId), 1001, new Uint8Array([2])), 10_000, 'datagram 1001 unchecked');
-  assert.ok(g2.ok, g2.ok ? '' : g2.error.message);
+  const g1 = await w.wait(sb.value.send(String(a.nodeId), 1001, new Uint8Array([1])), 10_000, 'datagram 1001');
+  assert.ok(g1.ok, g1.ok ? '' : g1.error.message);
+  await w.expect(() => denials.slice(before).some((d) => d.port === 1001), 5_000, 'the datagram denial audited at the receiver');
+  let g2: Awaited<ReturnType<typeof sb.value.send>> | null = null;
+  await w.expect(() => {
+    void sb.value.send(String(a.nodeId), 1001, new Uint8Array([2])).then((r) => (g2 = r));
+    return g2 !== null && !(g2 as { ok: boolean }).ok;
+  }, 5_000, 'the sender learns of the refusal');
+  assert.equal(g2 && !(g2 as { ok: boolean }).ok && (g2 as unknown as { error: { code: string } }).error.code, 'policy_denied');
   const g3 = await w.wait(sb.value.send(String(a.nodeId), 2000, new Uint8Array([3])), 10_000, 'datagram 2000');
   assert.ok(g3.ok, g3.ok ? '' : g3.error.message);
   const got = await w.wait(rOk.value.recv(5_000), 10_000, 'recv 2000');
   assert.deepEqual(got && [...got.data], [3]);
-  await w.expect(() => denials.slice(before).some((d) => d.port === 1001), 5_000, 'the datagram denial audited');
   const none = await w.wait(ra.value.recv(1_000), 10_000, 'recv 1001');
   assert.equal(none, null, 'a denied datagram was delivered');
 

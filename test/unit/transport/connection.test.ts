@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Rng, seedFromEnv } from '../../../src/core/rng.js';
 import { Connection } from '../../../src/transport/connection.js';
 import { unwrapU32 } from '../../../src/transport/sequence.js';
-import { decodeSegment, encodeSegment, FLAG_ACK, FLAG_SYN, MAX_SEGMENT_BYTES } from '../../../src/wire/segment.js';
+import { decodeSegment, encodePolicyResetReason, encodeResetFor, encodeSegment, FLAG_ACK, FLAG_SYN, MAX_SEGMENT_BYTES } from '../../../src/wire/segment.js';
 
 function handshake(clientOpts = {}, serverOpts = {}) {
   const buf = new Uint8Array(MAX_SEGMENT_BYTES);
@@ -43,6 +43,28 @@ test('three-way handshake: connected on both sides, RTT sampled from the SYN exc
   assert.equal(server.stats().srttUs, 20_000);
   const d = decodeSegment(syn);
   assert.ok(d.ok && d.value.flags === FLAG_SYN && d.value.connId === 42);
+});
+
+test('a refused SYN: an RST with a policy reason fails the dial with policy_denied naming the rule; a bare RST is connection_failed', () => {
+  const buf = new Uint8Array(MAX_SEGMENT_BYTES);
+  for (const withReason of [true, false]) {
+    const client = Connection.connect({ localPort: 1000, remotePort: 1001, connId: 5 }, 0);
+    const syn = buf.slice(0, client.pollTransmit(0, buf));
+    const why = { network: 'lab', network_id: 2, port: 1001, rule: '{"action":"deny"}', rule_index: 0, line: 3 };
+    const rst = new Uint8Array(1500);
+    const n = encodeResetFor(syn, rst, withReason ? encodePolicyResetReason(why) : undefined);
+    assert.ok(client.handle(rst.subarray(0, n), 1000).ok);
+    let ev;
+    const closes: { error: { code: string; message: string; detail?: unknown } | null }[] = [];
+    while ((ev = client.pollEvent())) if (ev.kind === 'closed') closes.push(ev as never);
+    const closed = closes[0];
+    assert.ok(closed?.error);
+    if (withReason) {
+      assert.equal(closed.error.code, 'policy_denied');
+      assert.match(closed.error.message, /network lab's policy denies port 1001: rule 1 /);
+      assert.deepEqual(closed.error.detail, why);
+    } else assert.equal(closed.error.code, 'connection_failed');
+  }
 });
 
 test('accept rejects what is not a well-formed SYN', () => {

@@ -5,7 +5,11 @@ import fc from 'fast-check';
 import { Rng, seedFromEnv } from '../../../src/core/rng.js';
 import {
   decodeDatagram,
+  decodePolicyResetReason,
   decodeSegment,
+  encodePolicyResetReason,
+  MAX_RESET_REASON_BYTES,
+  RESET_REASON_POLICY,
   decodeSynOptions,
   encodeDatagram,
   encodeResetFor,
@@ -104,6 +108,43 @@ test('encodeResetFor answers a segment with an RST on swapped ports, never an RS
   assert.deepEqual([d.value.flags, d.value.srcPort, d.value.dstPort, d.value.connId], [FLAG_RST, 20, 10, 77]);
   assert.equal(encodeResetFor(out.subarray(0, len), new Uint8Array(64)), 0);
   assert.equal(encodeResetFor(new Uint8Array(3), out), 0);
+});
+
+test('an RST may carry a policy reason: round trip, a long rule cut to fit, hostile trailers read as none', () => {
+  const seg = new Uint8Array(64);
+  const n = encodeSegment({ flags: FLAG_SYN, srcPort: 50000, dstPort: 1001, connId: 9, pn: 0, seq: 0 }, seg);
+  assert.ok(n.ok);
+  const why = { network: 'lab', network_id: 3, port: 1001, rule: '{"action":"deny","ports":[1001]}', rule_index: 0, line: 4 };
+  const out = new Uint8Array(1500);
+  const len = encodeResetFor(seg.subarray(0, n.value), out, encodePolicyResetReason(why));
+  const d = decodeSegment(out.subarray(0, len));
+  assert.ok(d.ok && (d.value.flags & FLAG_RST) !== 0);
+  assert.deepEqual(decodePolicyResetReason(out.subarray(SEGMENT_HEADER_BYTES, len)), why);
+  const long = encodePolicyResetReason({ ...why, rule: 'x'.repeat(5000), rule_index: null, line: null });
+  assert.ok(long.length <= MAX_RESET_REASON_BYTES);
+  const back = decodePolicyResetReason(long);
+  assert.ok(back && back.rule.endsWith('…') && back.rule_index === null);
+  // no trailer: as before
+  assert.equal(encodeResetFor(seg.subarray(0, n.value), out), SEGMENT_HEADER_BYTES);
+  const enc = new TextEncoder();
+  for (const bad of [
+    new Uint8Array(0),
+    Uint8Array.of(RESET_REASON_POLICY),
+    Uint8Array.of(2, 123, 125),
+    Uint8Array.of(RESET_REASON_POLICY, 0xff, 0xfe),
+    Uint8Array.of(RESET_REASON_POLICY, ...enc.encode('[]')),
+    Uint8Array.of(RESET_REASON_POLICY, ...enc.encode(JSON.stringify({ ...why, port: 70000 }))),
+    Uint8Array.of(RESET_REASON_POLICY, ...enc.encode(JSON.stringify({ ...why, rule_index: -1 }))),
+    Uint8Array.of(RESET_REASON_POLICY, ...enc.encode(JSON.stringify({ ...why, network: 5 }))),
+    new Uint8Array(MAX_RESET_REASON_BYTES + 1).fill(RESET_REASON_POLICY),
+  ]) assert.equal(decodePolicyResetReason(bad), null);
+  const rng = new Rng(seedFromEnv());
+  for (let i = 0; i < 5000; i++) {
+    const b = new Uint8Array(rng.int(80));
+    rng.fill(b);
+    if (b.length > 0) b[0] = RESET_REASON_POLICY;
+    decodePolicyResetReason(b);
+  }
 });
 
 test('100,000 random and mutated inputs never make a decoder throw', () => {
