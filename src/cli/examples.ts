@@ -46,6 +46,7 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   'network promote': ['pilotctl network promote research agent-b'],
   'network demote': ['pilotctl network demote research agent-b'],
   'network kick': ['pilotctl network kick research agent-b'],
+  'network tag': ['pilotctl network tag research agent-b --tags gpu,eu', 'pilotctl network tag research agent-b --tags ""'],
   'network role': ['pilotctl network role research'],
   broadcast: ['pilotctl broadcast research --data "standup in 5"'],
   connect: ['pilotctl connect agent-b 7 --message hello', 'pilotctl connect agent-b'],

@@ -14,6 +14,8 @@ interface NetParams {
   join_rule?: string;
   new_name?: string;
   data?: string;
+  /** tag: comma-separated tags ('' clears). */
+  tags?: string;
 }
 
 type ArgName = 'name' | 'peer' | 'new_name';
@@ -42,7 +44,7 @@ const SUBS: Sub[] = [
   { op: 'list', summary: 'List networks (your role and invites included)', args: [], flags: [], returns: 'networks [{network_id, name, join_rule, members, role, invited, address}]', errors: COMMON_ERRORS },
   { op: 'join', summary: 'Join an open or token network (signed by your key)', args: ['name'], flags: [TOKEN_FLAG], returns: 'network_id, name, join_rule, members, role, address', errors: [...COMMON_ERRORS, 'permission_denied', 'already_exists'] },
   { op: 'leave', summary: 'Leave a network', args: ['name'], flags: [], returns: 'network_id, name, status', errors: COMMON_ERRORS },
-  { op: 'members', summary: 'Members of a network, from its verified chain', args: ['name'], flags: [], returns: 'network_id, name, members [{node_id, address, hostname, role, public_key}]', errors: COMMON_ERRORS },
+  { op: 'members', summary: 'Members of a network, from its verified chain', args: ['name'], flags: [], returns: 'network_id, name, members [{node_id, address, hostname, role, public_key, tags, network_hostname}]', errors: COMMON_ERRORS },
   { op: 'invite', summary: 'Invite a node (owner or admin)', args: ['name', 'peer'], flags: [], returns: 'network_id, name, node_id, status', errors: [...COMMON_ERRORS, 'permission_denied', 'already_exists'] },
   { op: 'invites', summary: 'Networks that invited this node', args: [], flags: [], returns: 'invites [{network_id, name, join_rule}]', errors: COMMON_ERRORS },
   { op: 'accept', summary: 'Accept an invite: join the network', args: ['name'], flags: [], returns: 'network_id, name, join_rule, members, role, address', errors: [...COMMON_ERRORS, 'permission_denied'] },
@@ -53,6 +55,14 @@ const SUBS: Sub[] = [
   { op: 'demote', summary: 'Make an admin a member (owner)', args: ['name', 'peer'], flags: [], returns: 'network_id, name, node_id, role', errors: [...COMMON_ERRORS, 'permission_denied'] },
   { op: 'kick', summary: 'Remove a member (owner or admin); its reach ends at once', args: ['name', 'peer'], flags: [], returns: 'network_id, name, node_id, status', errors: [...COMMON_ERRORS, 'permission_denied'] },
   { op: 'role', summary: 'Your role in a network', args: ['name'], flags: [], returns: 'network_id, name, role', errors: COMMON_ERRORS },
+  {
+    op: 'tag',
+    summary: "Set a member's tags in the network (owner or admin; policy `tag:` selectors match them)",
+    args: ['name', 'peer'],
+    flags: [{ name: 'tags', kind: 'string', value: '<a,b>', description: 'comma-separated tags, replacing the earlier ones ("" clears)' }],
+    returns: 'network_id, name, node_id, tags',
+    errors: [...COMMON_ERRORS, 'permission_denied', 'invalid_argument'],
+  },
 ];
 
 const ARG_LABEL: Record<ArgName, string> = { name: 'network', peer: 'peer', new_name: 'new_name' };
@@ -112,6 +122,15 @@ function subcommand(s: Sub): Command {
         p.join_rule = rule;
       }
       if (s.op === 'create' && p.join_rule === 'token' && !p.token) return err('invalid_argument', 'a token network needs --token');
+      if (s.op === 'tag') {
+        const tags = a.flags.get('tags');
+        if (typeof tags !== 'string') return err('invalid_argument', 'network tag needs --tags a,b (--tags "" clears)');
+        const list = tags.split(',').map((t) => t.trim()).filter((t) => t !== '');
+        const bad = list.find((t) => !/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(t));
+        if (bad !== undefined) return err('invalid_argument', `tag '${bad}' must be lowercase alphanumeric with hyphens (≤ 32 chars)`);
+        if (list.length > 16) return err('invalid_argument', `at most 16 tags per member, got ${list.length}`);
+        p.tags = list.join(',');
+      }
       return ok(p);
     },
     async run(ctx, p): Promise<Result<CommandOutput>> {

@@ -12,14 +12,18 @@ import { fromBase64, verify } from './identity.js';
 
 export type NetworkRole = 'owner' | 'admin' | 'member';
 export type JoinRule = 'open' | 'token' | 'invite';
-export type ChangeOp = 'create' | 'invite' | 'join' | 'decline' | 'leave' | 'remove' | 'promote' | 'demote' | 'rename' | 'delete' | 'policy';
+export type ChangeOp = 'create' | 'invite' | 'join' | 'decline' | 'leave' | 'remove' | 'promote' | 'demote' | 'rename' | 'delete' | 'policy' | 'tags' | 'hostname';
 
 export const JOIN_RULES: readonly JoinRule[] = ['open', 'token', 'invite'];
-const OPS: readonly ChangeOp[] = ['create', 'invite', 'join', 'decline', 'leave', 'remove', 'promote', 'demote', 'rename', 'delete', 'policy'];
+const OPS: readonly ChangeOp[] = ['create', 'invite', 'join', 'decline', 'leave', 'remove', 'promote', 'demote', 'rename', 'delete', 'policy', 'tags', 'hostname'];
+/** A member's tags in a network (policy `tag:` selectors), set by an owner or admin: at most this many, each like a node tag. */
+export const MAX_MEMBER_TAGS = 16;
+const TAG_RE = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
+const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Largest policy text a `policy` change carries (UTF-16 units; the registry frames it whole). '' clears the policy. */
 export const MAX_CHAIN_POLICY_CHARS = 64 * 1024;
 /** Ops the subject signs itself (by === node_id, key = the subject's key). */
-const SELF_OPS: readonly ChangeOp[] = ['create', 'join', 'decline', 'leave'];
+const SELF_OPS: readonly ChangeOp[] = ['create', 'join', 'decline', 'leave', 'hostname'];
 /** Changes in one chain; the registry refuses more (each member re-verifies all of them). */
 export const MAX_CHAIN_CHANGES = 10_000;
 const SIGN_LABEL = 'pilot-network-change:v1:';
@@ -54,6 +58,10 @@ export interface NetworkChange {
   policy?: string;
   /** policy only: hex sha256 of `policy` (signed; checked by every verifier). */
   policy_sha256?: string;
+  /** tags only (an owner or admin signs): the subject's tags in this network, replacing its earlier ones. */
+  tags?: string[];
+  /** hostname only (the member signs, with the key the chain records): its hostname in this network ('' clears). */
+  hostname?: string;
 }
 
 export interface NetworkMember {
@@ -62,6 +70,10 @@ export interface NetworkMember {
   role: NetworkRole;
   /** seq of the change that made it a member. */
   sinceSeq: number;
+  /** Its hostname as it signed it ('hostname' op; unique in the network), for policy hostname selectors. */
+  hostname?: string;
+  /** Its tags as an owner or admin set them ('tags' op), for policy `tag:` selectors. */
+  tags?: readonly string[];
 }
 
 /** What a chain says, after verifying every change. */
@@ -94,6 +106,8 @@ export function signingText(c: Omit<NetworkChange, 'sig'>): string {
   const fields: unknown[] = [c.v, c.seq, c.prev, c.op, c.by, c.node_id, c.key, c.name, c.join_rule, c.token_check, c.token_mac, c.ts];
   // A policy change also signs its text and hash (other ops sign exactly what they did before the op existed).
   if (c.op === 'policy') fields.push(c.policy ?? '', c.policy_sha256 ?? '');
+  if (c.op === 'tags') fields.push(c.tags ?? []);
+  if (c.op === 'hostname') fields.push(c.hostname ?? '');
   return SIGN_LABEL + JSON.stringify(fields);
 }
 
@@ -134,6 +148,8 @@ export function makeChange(
     token_mac: fields.token_mac ?? '',
     ts: fields.ts,
     ...(fields.op === 'policy' ? { policy: fields.policy ?? '', policy_sha256: policySha256Of(fields.policy ?? '') } : {}),
+    ...(fields.op === 'tags' ? { tags: [...(fields.tags ?? [])] } : {}),
+    ...(fields.op === 'hostname' ? { hostname: fields.hostname ?? '' } : {}),
   };
   const sig = Buffer.from(sign(Buffer.from(signingText(unsigned), 'utf8'))).toString('base64');
   return { ...unsigned, sig };
@@ -187,6 +203,20 @@ export function decodeNetworkChange(v: unknown): Result<NetworkChange> {
     if (text === null || hash === null) return err('invalid_argument', `network change: a policy change needs policy (≤ ${MAX_CHAIN_POLICY_CHARS} chars) and policy_sha256`);
     policy = { policy: text, policy_sha256: hash };
   }
+  let tags: { tags: string[] } | null = null;
+  if (o.op === 'tags') {
+    const t = o.tags;
+    if (!Array.isArray(t) || t.length > MAX_MEMBER_TAGS || !t.every((x) => typeof x === 'string' && TAG_RE.test(x))) {
+      return err('invalid_argument', `network change: tags must be at most ${MAX_MEMBER_TAGS} tags, each lowercase alphanumeric with hyphens (≤ 32 chars)`);
+    }
+    tags = { tags: [...(t as string[])] };
+  }
+  let hostname: { hostname: string } | null = null;
+  if (o.op === 'hostname') {
+    const h = o.hostname;
+    if (typeof h !== 'string' || (h !== '' && !HOSTNAME_RE.test(h))) return err('invalid_argument', 'network change: hostname must be a hostname (or empty)');
+    hostname = { hostname: h };
+  }
   return ok({
     v: 1,
     seq,
@@ -202,6 +232,8 @@ export function decodeNetworkChange(v: unknown): Result<NetworkChange> {
     ts,
     sig,
     ...(policy ?? {}),
+    ...(tags ?? {}),
+    ...(hostname ?? {}),
   });
 }
 
@@ -329,6 +361,24 @@ export function applyNetworkChange(view: NetworkView | null, c: NetworkChange, o
       next.policySha256 = c.policy_sha256;
       next.policySeq = c.seq;
       return ok(next);
+    case 'tags':
+      if (!isAdmin) return denied(`node ${c.by} (${role}) cannot set tags: owner or admin only`);
+      if (!target) return err('not_found', `node ${c.node_id} is not a member`);
+      next.members.set(c.node_id, { ...target, tags: [...(c.tags ?? [])] });
+      return ok(next);
+    case 'hostname': {
+      // Self-signed with the key the chain holds for this member (a node id another key registered is not it).
+      if (!target || target.key !== c.key) return err('not_found', `node ${c.node_id} is not a member`);
+      const name = c.hostname ?? '';
+      if (name !== '') {
+        for (const m of cur.members.values()) {
+          if (m.nodeId !== c.node_id && m.hostname === name) return err('already_exists', `hostname ${name} is taken in this network by node ${m.nodeId}`);
+        }
+      }
+      const { hostname: _old, ...rest } = target;
+      next.members.set(c.node_id, name === '' ? rest : { ...rest, hostname: name });
+      return ok(next);
+    }
     case 'delete':
       if (role !== 'owner') return denied(`node ${c.by} (${role}) cannot delete: owner only`);
       next.isDeleted = true;

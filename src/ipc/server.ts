@@ -522,6 +522,7 @@ const HANDLERS: Record<string, Handler> = {
       if (v !== undefined) params[k] = v;
     }
     if (op === 'broadcast') params.data = p.bytes('data');
+    if (op === 'tag') params.tags = (p.optStr('tags') ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '');
     return p.error ? null : api.network(params as unknown as Parameters<NodeApi['network']>[0]);
   }),
   send_message: simple((api, p) => {

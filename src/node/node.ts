@@ -623,13 +623,18 @@ export class Daemon implements ServiceHost {
       if (!accepted.ok) this.logger.warn({ network: name, error: accepted.error.message }, 'could not join network at start');
       else this.logger.info({ network: name, address: accepted.value.address }, 'joined network');
     }
+    await this.networks.publishHostname(this.membership.hostname ?? '');
   }
 
   /** NodeApi `network`: one entry point for the network subcommands (src/node/networks/network-ops.ts). */
   network(params: NetworkOpParams, send?: BroadcastSend): Promise<Result<unknown>> {
     const reg = this.membership.requireRegistered();
     if (!reg.ok) return Promise.resolve(reg);
-    return networkOp(this.networks, params, { resolveRef: (ref) => this.resolver.resolveRef(ref), send });
+    return networkOp(this.networks, params, { resolveRef: (ref) => this.resolver.resolveRef(ref), send }).then(async (r) => {
+      // A new membership carries our hostname (policy hostname selectors match it), signed by us.
+      if (r.ok && (params.op === 'create' || params.op === 'join' || params.op === 'accept')) await this.networks.publishHostname(this.membership.hostname ?? '');
+      return r;
+    });
   }
 
   /**
@@ -759,8 +764,16 @@ export class Daemon implements ServiceHost {
     return heartbeatReport(this.nat?.natKind ?? null, this.tunnels?.peers.values() ?? [], this.transport.carrier);
   }
 
-  setHostname = (hostname: string): Promise<Result<{ hostname: string }>> => this.membership.setHostname(hostname);
-  clearHostname = (): Promise<Result<{ hostname: null }>> => this.membership.clearHostname();
+  setHostname = async (hostname: string): Promise<Result<{ hostname: string }>> => {
+    const r = await this.membership.setHostname(hostname);
+    if (r.ok) void this.networks.publishHostname(r.value.hostname);
+    return r;
+  };
+  clearHostname = async (): Promise<Result<{ hostname: null }>> => {
+    const r = await this.membership.clearHostname();
+    if (r.ok) void this.networks.publishHostname('');
+    return r;
+  };
   setVisibility = (isPublic: boolean): Promise<Result<{ public: boolean }>> => this.membership.setVisibility(isPublic);
   setTags = (tags: string[]): Promise<Result<{ tags: string[] }>> => this.membership.setTags(tags);
 

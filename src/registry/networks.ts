@@ -235,6 +235,11 @@ export class NetworkRegistry {
         return fail('invalid_argument', `a node is a member of at most ${MAX_NETWORKS_PER_NODE} networks`);
       }
     }
+    if (change.op === 'hostname' && change.hostname) {
+      // A member's hostname in a network is the one it registered (the chain keeps it unique among members).
+      const subject = this.host.state.nodes.get(change.node_id);
+      if (!subject || subject.hostname !== change.hostname) return fail('permission_denied', `hostname ${change.hostname} is not the registered hostname of node ${change.node_id}`);
+    }
     if (change.op === 'policy') {
       // Every get_network frames the whole chain: bound what policy changes add to it (a frame is ≤ 1 MiB).
       let bytes = (change.policy ?? '').length;

@@ -205,9 +205,12 @@ export class PilotClient implements NodeApi {
     return this.call('lookup', { node_id: nodeId });
   }
   /** Custom networks (issue 15): `op` is create, list, join, leave, members, invite, invites, accept, reject, delete, rename, promote, demote, kick, role or broadcast. */
-  network(params: { op: string; name?: string; peer?: PeerRef; token?: string; join_rule?: string; new_name?: string; policy?: string; data?: Uint8Array | string }): Promise<Result<unknown>> {
-    const { data, ...rest } = params;
-    return this.call('network', data === undefined ? rest : { ...rest, data: b64(data) });
+  network(params: { op: string; name?: string; peer?: PeerRef; token?: string; join_rule?: string; new_name?: string; policy?: string; data?: Uint8Array | string; /** tag: the member's tags (a list, or comma-separated) */ tags?: string[] | string }): Promise<Result<unknown>> {
+    const { data, tags, ...rest } = params;
+    const wire: Record<string, unknown> = { ...rest };
+    if (tags !== undefined) wire.tags = Array.isArray(tags) ? tags.join(',') : tags;
+    if (data !== undefined) wire.data = b64(data);
+    return this.call('network', wire);
   }
   /**
    * Inbox messages, oldest first: all of them, or at most `limit` after `since` (a previous `next_since`, or

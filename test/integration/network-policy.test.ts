@@ -78,3 +78,36 @@ test('policy set/get; the policy denies port 1001 but allows 7', async () => {
   const ok = await c.ok('mem', ['send-message', 'own', '--data', 'hello again']);
   assert.ok(ok);
 });
+
+test('tag and hostname selectors match at enforcement: the owner tags a member, the member signs its hostname', async () => {
+  await c.ok('own', ['network', 'create', 'sel', '--join-rule', 'open']);
+  await c.ok('mem', ['network', 'join', 'sel']);
+  // The member (hostname "mem") signed its registered hostname into the chain; the owner sees it in `members`.
+  await waitFor('mem hostname in the chain', async () => {
+    const m = (await c.ok('own', ['network', 'members', 'sel'])).members as { network_hostname: string | null }[];
+    return m.some((x) => x.network_hostname === 'mem');
+  }, 15_000, 50);
+  const byTag = join(dir, 'by-tag.json');
+  writeFileSync(byTag, '{"default":"allow","rules":[{"action":"deny","ports":[7],"from":"tag:untrusted","to":"*"}]}');
+  const set = await c.ok('own', ['policy', 'set', 'sel', byTag]);
+  await waitFor('mem to hold the policy', async () => (await c.ok('mem', ['policy', 'get', 'sel'])).sha256 === set.sha256, 15_000, 50);
+  // Untagged: allowed. Tagged by the owner: denied by the rule, at the owner's daemon.
+  assert.equal((await c.ok('mem', ['connect', 'own', '7', '--message', 'before tag'])).response, 'before tag');
+  const denied = await c.json('mem', ['network', 'tag', 'sel', 'mem', '--tags', 'untrusted']);
+  assert.equal(denied.error?.code, 'permission_denied', explain(denied));
+  const tagged = await c.ok('own', ['network', 'tag', 'sel', 'mem', '--tags', 'untrusted']);
+  assert.deepEqual(tagged.tags, ['untrusted']);
+  await waitFor('the refusal by tag', async () => (await c.json('mem', ['connect', 'own', '7', '--message', 'x'])).error?.code === 'policy_denied', 15_000, 100);
+  const r = await c.json('mem', ['connect', 'own', '7', '--message', 'x']);
+  assert.match(r.error?.message ?? '', /tag:untrusted/, explain(r));
+  // A hostname selector: deny from "mem" to the owner, on port 7 — after clearing the tag it is the hostname that denies.
+  await c.ok('own', ['network', 'tag', 'sel', 'mem', '--tags', '']);
+  const byName = join(dir, 'by-name.json');
+  writeFileSync(byName, '{"default":"allow","rules":[{"action":"deny","ports":[7],"from":"mem","to":"*"}]}');
+  const set2 = await c.ok('own', ['policy', 'set', 'sel', byName]);
+  await waitFor('mem to hold the second policy', async () => (await c.ok('mem', ['policy', 'get', 'sel'])).sha256 === set2.sha256, 15_000, 50);
+  await waitFor('the refusal by hostname', async () => {
+    const x = await c.json('mem', ['connect', 'own', '7', '--message', 'y']);
+    return x.error?.code === 'policy_denied' && /"from":"mem"/.test(x.error.message ?? '');
+  }, 15_000, 100);
+});

@@ -92,6 +92,10 @@ export interface NetworkMemberEntry {
   hostname: string | null;
   role: NetworkRole;
   public_key: string;
+  /** Its tags in this network (an owner or admin sets them: `network tag`). */
+  tags: string[];
+  /** The hostname it signed into this network's chain (policy hostname selectors match it); null before it did. */
+  network_hostname: string | null;
 }
 
 export class NetworkBook {
@@ -157,7 +161,7 @@ export class NetworkBook {
       const policy = this.parsedPolicy(h);
       // A signed policy that does not parse denies everything (fail closed): its signer meant to restrict.
       const d: Decision = policy
-        ? evaluate(policy, { node_id: from, roles: [a.role] }, { node_id: to, roles: [b.role] }, port)
+        ? evaluate(policy, subjectOf(a), subjectOf(b), port)
         : { allow: false, action: 'deny', rule_index: null, rule: 'policy does not parse', line: null, reason: `network ${h.view.name}'s signed policy does not parse: everything is denied until an owner sets a valid one` };
       if (!d.allow) return { network: h.view.name, networkId: h.id, decision: d };
     }
@@ -503,8 +507,31 @@ export class NetworkBook {
     }
     const members = [...h.view.members.values()]
       .sort((a, b) => a.nodeId - b.nodeId)
-      .map((m) => ({ node_id: m.nodeId, address: registryAddressText(m.nodeId, h.id), hostname: hostnames.get(m.nodeId) ?? null, role: m.role, public_key: m.key }));
+      .map((m) => ({ node_id: m.nodeId, address: registryAddressText(m.nodeId, h.id), hostname: hostnames.get(m.nodeId) ?? null, role: m.role, public_key: m.key, tags: [...(m.tags ?? [])], network_hostname: m.hostname ?? null }));
     return ok({ network_id: h.id, name: h.view.name, members });
+  }
+
+  /** `network tag NAME PEER --tags a,b`: an owner or admin sets a member's tags in the network ([] clears). */
+  async setTags(name: string, peerId: number, tags: string[]): Promise<Result<{ network_id: number; name: string; node_id: number; tags: string[] }>> {
+    const h = this.byName(name);
+    if (!h) return this.notMember(name);
+    const r = await this.adminChange(h, 'tags', peerId, { tags });
+    return r.ok ? ok({ network_id: h.id, name: h.view.name, node_id: peerId, tags }) : r;
+  }
+
+  /**
+   * Sign our hostname into every network we are in whose chain holds another one for us (after a join, an
+   * accept, a create, or `set-hostname`), so hostname selectors of the networks' policies match us. Failures
+   * are logged per network (the registry checks it is our registered hostname).
+   */
+  async publishHostname(hostname: string): Promise<void> {
+    const me = this.deps.nodeId();
+    for (const h of [...this.held.values()]) {
+      const mine = h.view.members.get(me);
+      if (!mine || (mine.hostname ?? '') === hostname) continue;
+      const r = await this.adminChange(h, 'hostname', me, { key: toBase64(this.deps.publicKey()), hostname });
+      if (!r.ok) this.deps.logger.warn({ network: h.view.name, hostname, err: r.error.message }, 'could not sign our hostname into the network');
+    }
   }
 
   role(name: string): Result<{ network_id: number; name: string; role: NetworkRole }> {
@@ -541,7 +568,7 @@ export class NetworkBook {
   }
 
   /** A change an owner or admin signs (invite, remove, promote, demote, rename, delete); our view decides first. */
-  private async adminChange(h: HeldNetwork, op: ChangeOp, subject: number, fields: { key?: string; name?: string; policy?: string }): Promise<Result<void>> {
+  private async adminChange(h: HeldNetwork, op: ChangeOp, subject: number, fields: { key?: string; name?: string; policy?: string; tags?: string[]; hostname?: string }): Promise<Result<void>> {
     const me = this.deps.nodeId();
     const change = makeChange(h.view, { op, by: me, node_id: subject, ...fields, ts: this.deps.nowSec() }, this.deps.sign);
     // Fold it locally first: a member's kick is permission_denied here, with the same words as the registry's.
@@ -610,4 +637,9 @@ export class NetworkBook {
 
 export function parseJoinRule(s: string): Result<JoinRule> {
   return (JOIN_RULES as readonly string[]).includes(s) ? ok(s as JoinRule) : err('invalid_argument', `--join-rule must be one of ${JOIN_RULES.join(', ')}`);
+}
+
+/** A member as a policy subject: node id, role, and the hostname and tags the chain holds for it. */
+function subjectOf(m: { nodeId: number; role: string; hostname?: string; tags?: readonly string[] }): { node_id: number; roles: string[]; hostname: string | null; tags: readonly string[] } {
+  return { node_id: m.nodeId, roles: [m.role], hostname: m.hostname ?? null, tags: m.tags ?? [] };
 }

@@ -5,7 +5,7 @@ import type { PeerRef } from '../api.js';
 import { parseJoinRule, type NetworkBook } from './network-book.js';
 
 export const NETWORK_OPS = [
-  'create', 'list', 'join', 'leave', 'members', 'invite', 'invites', 'accept', 'reject', 'delete', 'rename', 'promote', 'demote', 'kick', 'role', 'broadcast', 'policy_get', 'policy_set',
+  'create', 'list', 'join', 'leave', 'members', 'invite', 'invites', 'accept', 'reject', 'delete', 'rename', 'promote', 'demote', 'kick', 'role', 'broadcast', 'policy_get', 'policy_set', 'tag',
 ] as const;
 export type NetworkOp = (typeof NETWORK_OPS)[number];
 
@@ -23,6 +23,8 @@ export interface NetworkOpParams {
   policy?: string;
   /** broadcast: the message. */
   data?: Uint8Array;
+  /** tag: the member's tags in the network ([] clears). */
+  tags?: string[];
 }
 
 /** Delivers one broadcast copy to one member (the data-exchange message service); `ack`: the member confirmed. */
@@ -69,6 +71,13 @@ export async function networkOp(book: NetworkBook, p: NetworkOpParams, deps: Net
       return book.setPolicy(name, p.policy);
     case 'broadcast':
       return broadcast(book, name, p.data ?? new Uint8Array(0), deps.send);
+    case 'tag': {
+      if (p.peer === undefined || String(p.peer) === '') return err('invalid_argument', 'network tag needs a peer');
+      if (!Array.isArray(p.tags)) return err('invalid_argument', 'network tag needs --tags a,b (empty clears)');
+      const id = await deps.resolveRef(p.peer);
+      if (!id.ok) return id;
+      return book.setTags(name, id.value, p.tags);
+    }
     case 'invite':
     case 'promote':
     case 'demote':

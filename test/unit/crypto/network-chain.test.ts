@@ -115,3 +115,38 @@ test('decodeNetworkChange is total and round-trips', () => {
     assert.equal(r.ok, false);
   }
 });
+
+test('tags (owner or admin signs) and hostnames (the member signs, unique in the network) follow the chain', () => {
+  let v = must(applyNetworkChange(null, genesis('open')));
+  for (const [id, who] of [[2, alice], [3, bob]] as const) {
+    v = must(applyNetworkChange(v, makeChange(v, { op: 'join', by: id, node_id: id, key: key(who), ts: 2 }, signer(who))));
+  }
+  // The owner tags alice; alice cannot tag herself or bob.
+  v = must(applyNetworkChange(v, makeChange(v, { op: 'tags', by: 1, node_id: 2, tags: ['gpu', 'eu-1'], ts: 3 }, signer(owner))));
+  assert.deepEqual(v.members.get(2)?.tags, ['gpu', 'eu-1']);
+  const selfTag = applyNetworkChange(v, makeChange(v, { op: 'tags', by: 2, node_id: 2, tags: ['admin'], ts: 4 }, signer(alice)));
+  assert.equal(!selfTag.ok && selfTag.error.code, 'permission_denied');
+  // Alice signs her hostname; bob cannot take it, nor sign one for alice; mallory's key is not alice's.
+  v = must(applyNetworkChange(v, makeChange(v, { op: 'hostname', by: 2, node_id: 2, key: key(alice), hostname: 'agent-a', ts: 5 }, signer(alice))));
+  assert.equal(v.members.get(2)?.hostname, 'agent-a');
+  const taken = applyNetworkChange(v, makeChange(v, { op: 'hostname', by: 3, node_id: 3, key: key(bob), hostname: 'agent-a', ts: 6 }, signer(bob)));
+  assert.equal(!taken.ok && taken.error.code, 'already_exists');
+  const forBob = applyNetworkChange(v, makeChange(v, { op: 'hostname', by: 3, node_id: 2, key: key(bob), hostname: 'x', ts: 6 }, signer(bob)));
+  assert.equal(forBob.ok, false);
+  const forged = applyNetworkChange(v, makeChange(v, { op: 'hostname', by: 2, node_id: 2, key: key(mallory), hostname: 'evil', ts: 6 }, signer(mallory)));
+  assert.equal(forged.ok, false);
+  // A promotion keeps tags and hostname; the fields are signed (a changed tag does not verify).
+  v = must(applyNetworkChange(v, makeChange(v, { op: 'promote', by: 1, node_id: 2, ts: 7 }, signer(owner))));
+  assert.deepEqual([v.members.get(2)?.role, v.members.get(2)?.hostname, v.members.get(2)?.tags], ['admin', 'agent-a', ['gpu', 'eu-1']]);
+  const t = makeChange(v, { op: 'tags', by: 1, node_id: 3, tags: ['web'], ts: 8 }, signer(owner));
+  const tampered = applyNetworkChange(v, { ...t, tags: ['db'] });
+  assert.equal(!tampered.ok && tampered.error.code, 'permission_denied');
+  // Decoding: round trip, and bad tags / hostnames refused.
+  const d = decodeNetworkChange(JSON.parse(JSON.stringify(t)));
+  assert.ok(d.ok && d.value.tags?.[0] === 'web');
+  assert.equal(decodeNetworkChange({ ...t, tags: ['Bad Tag'] }).ok, false);
+  assert.equal(decodeNetworkChange({ ...t, tags: 'web' }).ok, false);
+  assert.equal(decodeNetworkChange({ ...t, tags: Array(17).fill('a') }).ok, false);
+  const h = makeChange(v, { op: 'hostname', by: 3, node_id: 3, key: key(bob), hostname: 'agent-b', ts: 9 }, signer(bob));
+  assert.equal(decodeNetworkChange({ ...h, hostname: 'NOT A HOST' }).ok, false);
+});
