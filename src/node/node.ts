@@ -329,6 +329,7 @@ export class Daemon implements ServiceHost {
       udp: {
         send: (data, ip, port) => socket.send(data, ip, port),
         sendBatch: (batch) => socket.sendBatch(batch),
+        keys: socket.tunnelKeys,
       },
       logger: this.logger.child({ component: 'tunnel' }),
       nowUs: this.nowUs,
@@ -499,7 +500,7 @@ export class Daemon implements ServiceHost {
     const now = this.nowUs();
     for (let i = 0; i < batch.count; i++) {
       const p = batch.payload(i);
-      if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), now);
+      if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), now, undefined, undefined, batch.status?.[i] ?? 0);
       else if (isBeaconMessage(p)) this.nat.handleBeacon(p, batch.ip(i), batch.port(i), now);
       else if (isPilp(p)) this.nat.handlePunch(batch.ip(i), batch.port(i));
       else this.legacy.handleFrame(p, batch.ip(i), batch.port(i), now);
