@@ -292,11 +292,21 @@ export class NoiseSession implements TunnelSession {
    * Errors carry detail.reason: malformed | wrong_index | replay | expired.
    */
   acceptOpened(frame: Uint8Array, now: Micros): Result<Uint8Array> {
-    if (noiseFrameKind(frame) !== 'data') return openFailure('malformed', 'not a Noise data frame');
-    const reason = this.admit(frame, 0, now);
+    const reason = this.acceptOpenedAt(frame, 0, frame.length, now);
     if (reason !== null) return openFailure(reason, OPEN_MESSAGES[reason]);
-    this.accept(readU64LE(frame, 8));
     return ok(frame.subarray(NOISE_DATA_HEADER_BYTES, frame.length - NOISE_TAG_BYTES));
+  }
+
+  /**
+   * acceptOpened for the frame at buf[off, off + len) without views or Result objects (the per-packet receive
+   * path): null when taken — its plaintext is buf[off + 16, off + len - 16) — else the failure reason.
+   */
+  acceptOpenedAt(buf: Uint8Array, off: number, len: number, now: Micros): TunnelFailureReason | null {
+    if (len < NOISE_DATA_OVERHEAD_BYTES || off + len > buf.length || noiseFrameKindAt(buf, off) !== 'data') return 'malformed';
+    const reason = this.admit(buf, off, now);
+    if (reason !== null) return reason;
+    this.accept(readU64LE(buf, off + 8));
+    return null;
   }
 
   /** The checks before (or, for acceptOpened, instead of) decryption; null when the frame may be taken. */

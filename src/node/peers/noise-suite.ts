@@ -19,8 +19,8 @@ import {
   type NoiseSession,
   type Identity,
 } from '../../crypto/index.js';
-import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse, readU32LE, NOISE_DATA_HEADER_BYTES, NOISE_DATA_OVERHEAD_BYTES } from '../../wire/noise-frame.js';
-import { PacketBatch, ipv4ToU32 } from '../../datapath/packet-batch.js';
+import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse, readU32LE, NOISE_DATA_HEADER_BYTES, NOISE_DATA_OVERHEAD_BYTES, NOISE_TAG_BYTES } from '../../wire/noise-frame.js';
+import { PacketBatch, ipv4ToU32, u32ToIpv4 } from '../../datapath/packet-batch.js';
 import { RECV_FORGED, RECV_OPENED, type TunnelKeyTable } from '../../datapath/types.js';
 import type { UdpEndpoint as WireUdpEndpoint } from '../../wire/endpoint.js';
 import { RELAY_HEADER_BYTES, writeRelayHeader } from '../../wire/beacon-message.js';
@@ -379,6 +379,28 @@ export class NoiseSuite {
       return true;
     }
     return false;
+  }
+
+  /**
+   * A data frame the tunnel socket's reader thread already authenticated and decrypted in place
+   * (RecvBatch.status = RECV_OPENED), at buf[off, off + len) from ipU32:port: the session checks replay and
+   * expiry, the peer's path is noted, the plaintext goes up. The per-packet receive path of the native
+   * datapath: it makes one view (the plaintext), no Result and no address string unless the peer moved.
+   */
+  handleOpened(buf: Uint8Array, off: number, len: number, ipU32: number, port: number, now: Micros): void {
+    const entry = this.byIndex.get(readU32LE(buf, off + 4));
+    if (!entry || entry.session.acceptOpenedAt(buf, off, len, now) !== null) return;
+    const peer = entry.peer;
+    peer.lastRecvUs = now;
+    const cur = peer.endpoint;
+    if (cur && cur.relayTo === undefined && cur.via === undefined && cur.port === port && (cur.ipU32 ?? (cur.ipU32 = ipv4ToU32(cur.ip))) === ipU32) {
+      peer.lastDirectRecvUs = now;
+    } else {
+      this.notePath(peer, u32ToIpv4(ipU32), port, now, undefined);
+    }
+    const body = off + NOISE_DATA_HEADER_BYTES;
+    const end = off + len - NOISE_TAG_BYTES;
+    if (end > body && buf[body] !== KEEPALIVE_BYTE) this.deps.onPlaintext(peer, buf.subarray(body, end), now);
   }
 
   /**
