@@ -30,7 +30,8 @@ const LO = '127.0.0.1';
 const SELF = fileURLToPath(import.meta.url);
 
 export type BenchImpl = 'dgram' | 'native' | 'native-nogso';
-export type BenchCrypto = 'none' | 'chacha20-poly1305' | 'aes-256-gcm';
+/** 'keytable': PND1 frames sealed in the send call and opened on the reader thread (Datapath.tunnelKeys, issue 18). */
+export type BenchCrypto = 'none' | 'chacha20-poly1305' | 'aes-256-gcm' | 'keytable';
 
 export interface ThroughputResult {
   impl: BenchImpl;
@@ -69,8 +70,20 @@ async function open(impl: BenchImpl | 'dgram' | 'native'): Promise<Datapath> {
 
 const KEY = new Uint8Array(32).fill(42);
 
+const KEYTABLE_INDEX = 0x01020304;
+
+/** PND1 header at every packet of the batch: magic, receiver index, counter 0 (the pump writes counters). */
+function writePnd1Headers(batch: PacketBatch): void {
+  for (let i = 0; i < batch.count; i++) {
+    const o = batch.offset(i);
+    batch.buf.set([0x50, 0x4e, 0x44, 0x31], o);
+    new DataView(batch.buf.buffer, batch.buf.byteOffset).setUint32(o + 4, KEYTABLE_INDEX, true);
+    batch.buf.fill(0, o + 8, o + 16);
+  }
+}
+
 async function aeadFor(impl: BenchImpl, crypto: BenchCrypto): Promise<AeadBatch | null> {
-  if (crypto === 'none') return null;
+  if (crypto === 'none' || crypto === 'keytable') return null;
   if (impl === 'dgram') return createJsAead(crypto, KEY); // the fallback stack: dgram + sodium-native/node:crypto
   const r = await createAeadBatch({ algorithm: crypto, key: KEY });
   if (!r.ok) throw new Error(r.error.message);
@@ -82,6 +95,7 @@ async function aeadFor(impl: BenchImpl, crypto: BenchCrypto): Promise<AeadBatch 
 async function childRx(impl: BenchImpl, crypto: BenchCrypto): Promise<void> {
   const dp = await open(impl);
   const aead = await aeadFor(impl, crypto);
+  if (crypto === 'keytable' && !dp.tunnelKeys?.install(KEYTABLE_INDEX, KEY, KEY)) throw new Error(`${impl}: no tunnel key table`);
   const status = new Uint8Array(4096);
   let packets = 0;
   let bytes = 0;
@@ -94,6 +108,8 @@ async function childRx(impl: BenchImpl, crypto: BenchCrypto): Promise<void> {
     if (aead) {
       const good = aead.open(b.buf, b.meta, b.count, status);
       forged += b.count - good;
+    } else if (crypto === 'keytable') {
+      for (let i = 0; i < b.count; i++) if (b.status?.[i] !== 1) forged++;
     }
     packets += b.count;
     for (let i = 0; i < b.count; i++) bytes += b.length(i);
@@ -115,6 +131,11 @@ async function childTx(impl: BenchImpl, crypto: BenchCrypto, port: number, durat
   const batch = new PacketBatch(BATCH_PACKETS, BATCH_PACKETS * PACKET_BYTES);
   const ip = ipv4ToU32(LO);
   for (let i = 0; i < BATCH_PACKETS; i++) batch.buf.fill(i, batch.reserve(PACKET_BYTES, ip, port), (i + 1) * PACKET_BYTES);
+  if (crypto === 'keytable') {
+    if (!dp.tunnelKeys?.install(KEYTABLE_INDEX, KEY, KEY)) throw new Error(`${impl}: no tunnel key table`);
+    writePnd1Headers(batch);
+    batch.keys = new Uint32Array(BATCH_PACKETS).fill(KEYTABLE_INDEX);
+  }
   let counter = 0;
   let sent = 0;
   let offered = 0;
@@ -122,7 +143,7 @@ async function childTx(impl: BenchImpl, crypto: BenchCrypto, port: number, durat
   const pump = (): void => {
     // A few batches per turn, then yield so timers and the loop stay alive.
     for (let k = 0; k < 8; k++) {
-      if (aead) {
+      if (aead || batch.keys) {
         for (let i = 0; i < BATCH_PACKETS; i++) {
           const o = i * PACKET_BYTES + NOISE_DATA_LAYOUT.nonceOffset;
           const c = counter++;
@@ -131,7 +152,7 @@ async function childTx(impl: BenchImpl, crypto: BenchCrypto, port: number, durat
           batch.buf[o + 2] = c >>> 16;
           batch.buf[o + 3] = c >>> 24;
         }
-        aead.seal(batch.buf, batch.meta, batch.count);
+        aead?.seal(batch.buf, batch.meta, batch.count);
       }
       sent += dp.sendBatch(batch);
       offered += BATCH_PACKETS;
@@ -338,7 +359,7 @@ export async function runDatapathBench(opts: { quick?: boolean } = {}): Promise<
     ['dgram', 'chacha20-poly1305'],
   ];
   if (hasNative) {
-    configs.push(['native-nogso', 'none'], ['native', 'none'], ['native', 'chacha20-poly1305'], ['native', 'aes-256-gcm']);
+    configs.push(['native-nogso', 'none'], ['native', 'none'], ['native', 'chacha20-poly1305'], ['native', 'keytable'], ['native', 'aes-256-gcm']);
   }
   const throughput: ThroughputResult[] = [];
   for (const [impl, crypto] of configs) throughput.push(await runThroughput(impl, crypto, ms));

@@ -14,15 +14,24 @@ export interface NativeBinding {
   udpLocalPort(h: NativeSocketHandle): number;
   /** Features in effect now (GSO drops out when the kernel refuses it). */
   udpFeatures(h: NativeSocketHandle): number;
-  /** Packets handed to the kernel, or -errno when none was. */
-  udpSend(h: NativeSocketHandle, buf: Uint8Array, meta: Uint32Array, count: number): number;
+  /** Packets handed to the kernel, or -errno when none was. With `keys`, packet i is first sealed in place
+   *  (ChaCha20-Poly1305, PND1 layout: header = associated data, counter = nonce tail) with the send key of
+   *  session keys[i]; 0 = send as it is. An unknown key id: -ENOKEY and nothing is sealed or sent. */
+  udpSend(h: NativeSocketHandle, buf: Uint8Array, meta: Uint32Array, count: number, keys?: Uint32Array): number;
+  /** Install a Noise session's keys under its local index (replacing keys there). 0 | -errno. */
+  udpSetSession(h: NativeSocketHandle, localIndex: number, sendKey: Uint8Array, recvKey: Uint8Array): number;
+  /** Forget and wipe a session's keys. 0 | -ENOENT. */
+  udpRemoveSession(h: NativeSocketHandle, localIndex: number): number;
   /** Once per socket. `onBatch(slot, count, errno)` runs on the JS thread; slot s's packets sit at
-   *  buf[s*msgsPerSlot*elemBytes ...] with meta (offsets relative to the slot) at meta[s*metaPerSlot*4 ...];
-   *  the slot returns to the reader when onBatch returns. */
+   *  buf[s*msgsPerSlot*elemBytes ...] with meta (offsets relative to the slot) at meta[s*metaPerSlot*4 ...]
+   *  and a verdict per packet at status[s*metaPerSlot ...]: 0 = not opened (not a PND1 frame, or no keys
+   *  for its receiver index), 1 = opened in place (plaintext at [16, length-16)), 2 = forged. The slot
+   *  returns to the reader when onBatch returns. */
   udpStartRecv(
     h: NativeSocketHandle,
     buf: Uint8Array,
     meta: Uint32Array,
+    status: Uint8Array,
     slots: number,
     msgsPerSlot: number,
     elemBytes: number,

@@ -326,6 +326,26 @@ impl Aead {
         }
     }
 
+    /// The Noise data-frame layout (PND1, src/wire/noise-frame.ts): the 16-byte header is the associated
+    /// data and its bytes 8..16 the u64 LE counter, i.e. the nonce's tail.
+    pub const NOISE_DATA: Layout = Layout { header_bytes: 16, aad_bytes: 16, nonce_offset: 8, nonce_bytes: 8 };
+
+    /// Seal one packet in place; false (nothing written) when it is too short for the layout.
+    #[inline]
+    pub fn seal_packet(&self, pkt: &mut [u8]) -> bool {
+        if self.destroyed || !self.fits(pkt.len()) {
+            return false;
+        }
+        self.seal_one(pkt);
+        true
+    }
+
+    /// Open one packet in place; false when forged or too short.
+    #[inline]
+    pub fn open_packet(&self, pkt: &mut [u8]) -> bool {
+        !self.destroyed && self.fits(pkt.len()) && self.open_one(pkt)
+    }
+
     /// Seal `count` packets. All bounds are checked first so a bad batch changes nothing: -EINVAL.
     pub fn seal_batch(&self, buf: &mut [u8], meta: &[u32], count: usize) -> i32 {
         if self.destroyed {
@@ -366,6 +386,11 @@ impl Aead {
         good
     }
 }
+
+// The OpenSSL backend's contexts are raw pointers; an Aead moves between threads (the socket's key table) but
+// is only ever used by one thread at a time: the receive table under its mutex by the reader thread, the send
+// table by the JS thread alone (src/udp.rs).
+unsafe impl Send for Aead {}
 
 impl Drop for Aead {
     fn drop(&mut self) {

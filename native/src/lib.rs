@@ -64,29 +64,58 @@ unsafe extern "C" fn udp_features(env: napi_env, info: napi_callback_info) -> na
     }
 }
 
-/// udpSend(handle, buf: Uint8Array, meta: Uint32Array, count) → packets sent | -errno
+/// udpSend(handle, buf: Uint8Array, meta: Uint32Array, count, keys?: Uint32Array) → packets sent | -errno.
+/// With keys, packet i is sealed first with session keys[i] (0 = as it is): seal + sendmmsg in one call.
 unsafe extern "C" fn udp_send(env: napi_env, info: napi_callback_info) -> napi_value {
-    let a = args::<4>(env, info);
+    let a = args::<5>(env, info);
     let (Some(s), Some(buf), Some(meta), Some(n)) =
         (sock_of(env, a[0]), get_u8s(env, a[1]), get_u32s(env, a[2]), get_u32(env, a[3]))
     else {
         return int(env, -EINVAL);
     };
-    int(env, s.send_batch(buf, meta, n as usize))
+    let keys = if is_nullish(env, a[4]) {
+        None
+    } else {
+        match get_u32s(env, a[4]) {
+            Some(k) => Some(&*k),
+            None => return int(env, -EINVAL),
+        }
+    };
+    int(env, s.send_batch(buf, meta, n as usize, keys))
 }
 
-/// udpStartRecv(handle, buf, meta, slots, msgsPerSlot, elemBytes, metaPerSlot, onBatch) → 0 | -errno
-unsafe extern "C" fn udp_start_recv(env: napi_env, info: napi_callback_info) -> napi_value {
-    let a = args::<8>(env, info);
-    let (Some(s), Some(slots), Some(msgs), Some(elem), Some(mps)) =
-        (sock_of(env, a[0]), get_u32(env, a[3]), get_u32(env, a[4]), get_u32(env, a[5]), get_u32(env, a[6]))
+/// udpSetSession(handle, localIndex, sendKey: Uint8Array(32), recvKey: Uint8Array(32)) → 0 | -errno
+unsafe extern "C" fn udp_set_session(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<4>(env, info);
+    let (Some(s), Some(index), Some(tx), Some(rx)) = (sock_of(env, a[0]), get_u32(env, a[1]), get_u8s(env, a[2]), get_u8s(env, a[3]))
     else {
         return int(env, -EINVAL);
     };
-    if a[7].is_null() {
+    int(env, s.set_session(index, tx, rx))
+}
+
+/// udpRemoveSession(handle, localIndex) → 0 | -ENOENT | -errno
+unsafe extern "C" fn udp_remove_session(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<2>(env, info);
+    let (Some(s), Some(index)) = (sock_of(env, a[0]), get_u32(env, a[1])) else {
+        return int(env, -EINVAL);
+    };
+    int(env, s.remove_session(index))
+}
+
+/// udpStartRecv(handle, buf, meta, status: Uint8Array, slots, msgsPerSlot, elemBytes, metaPerSlot, onBatch)
+/// → 0 | -errno
+unsafe extern "C" fn udp_start_recv(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<9>(env, info);
+    let (Some(s), Some(slots), Some(msgs), Some(elem), Some(mps)) =
+        (sock_of(env, a[0]), get_u32(env, a[4]), get_u32(env, a[5]), get_u32(env, a[6]), get_u32(env, a[7]))
+    else {
+        return int(env, -EINVAL);
+    };
+    if a[8].is_null() {
         return int(env, -EINVAL);
     }
-    int(env, s.start_recv(env, a[1], a[2], a[7], slots as usize, msgs as usize, elem as usize, mps as usize))
+    int(env, s.start_recv(env, a[1], a[2], a[3], a[8], slots as usize, msgs as usize, elem as usize, mps as usize))
 }
 
 unsafe extern "C" fn udp_ref(env: napi_env, info: napi_callback_info) -> napi_value {
@@ -237,6 +266,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
     export(env, exports, "udpLocalPort", udp_local_port);
     export(env, exports, "udpFeatures", udp_features);
     export(env, exports, "udpSend", udp_send);
+    export(env, exports, "udpSetSession", udp_set_session);
+    export(env, exports, "udpRemoveSession", udp_remove_session);
     export(env, exports, "udpStartRecv", udp_start_recv);
     export(env, exports, "udpRef", udp_ref);
     export(env, exports, "udpClose", udp_close);

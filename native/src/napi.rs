@@ -43,6 +43,7 @@ extern "C" {
         this: *mut napi_value,
         data: *mut *mut c_void,
     ) -> napi_status;
+    pub fn napi_typeof(env: napi_env, v: napi_value, r: *mut i32) -> napi_status;
     pub fn napi_get_value_uint32(env: napi_env, v: napi_value, r: *mut u32) -> napi_status;
     pub fn napi_get_value_int32(env: napi_env, v: napi_value, r: *mut i32) -> napi_status;
     pub fn napi_get_value_bool(env: napi_env, v: napi_value, r: *mut bool) -> napi_status;
@@ -112,6 +113,12 @@ pub unsafe fn args<const N: usize>(env: napi_env, info: napi_callback_info) -> [
 pub unsafe fn get_u32(env: napi_env, v: napi_value) -> Option<u32> {
     let mut r = 0u32;
     (!v.is_null() && napi_get_value_uint32(env, v, &mut r) == NAPI_OK).then_some(r)
+}
+
+/// True for `undefined` and `null` (optional arguments).
+pub unsafe fn is_nullish(env: napi_env, v: napi_value) -> bool {
+    let mut t = -1i32;
+    v.is_null() || (napi_typeof(env, v, &mut t) == NAPI_OK && (t == 0 || t == 1))
 }
 
 pub unsafe fn get_bool(env: napi_env, v: napi_value) -> Option<bool> {

@@ -23,6 +23,7 @@ pub const POLLOUT: c_short = 4;
 pub const EFD_CLOEXEC: c_int = 0o2000000;
 pub const EFD_NONBLOCK: c_int = 0o4000;
 
+pub const ENOENT: c_int = 2;
 pub const EINTR: c_int = 4;
 pub const EIO: c_int = 5;
 pub const EAGAIN: c_int = 11;
@@ -32,6 +33,7 @@ pub const EMSGSIZE: c_int = 90;
 pub const ENOPROTOOPT: c_int = 92;
 pub const EOPNOTSUPP: c_int = 95;
 pub const ENOBUFS: c_int = 105;
+pub const ENOKEY: c_int = 126;
 pub const EBADF: c_int = 9;
 
 #[repr(C)]

@@ -11,12 +11,22 @@
 //! run on the second core while JS handles the previous slot (the ring pipelines them), and a batch is
 //! sent as soon as recvmmsg returns anything, so latency stays one wakeup (no timer, no fill target).
 //! Backpressure: when all slots are with JS the thread waits, the kernel buffer fills, the kernel drops.
+//!
+//! Tunnel keys (issue 18): JS installs each Noise session's two keys once, under the session's local index.
+//! The reader then opens every PND1 data frame addressed to a known index in place, before JS sees the slot,
+//! and writes a verdict per packet (status: 0 = not opened — not a data frame or an unknown index, JS decides;
+//! 1 = authentic, plaintext at [16, len-16); 2 = forged). Replay and expiry stay in JS (src/crypto/session.ts,
+//! one implementation), which is correct after authentication. On send, `send_batch` seals every packet whose
+//! key id is non-zero with that session's send key (the header and counter JS wrote are the nonce and
+//! associated data) and hands the whole flush to sendmmsg/GSO in the same call.
 use crate::napi::*;
 use crate::sys::*;
+use crate::aead::{Aead, ALG_CHACHA20_POLY1305};
 use std::cell::UnsafeCell;
+use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -70,6 +80,7 @@ struct Recv {
     shared: Arc<RecvShared>,
     buf_ref: napi_ref,
     meta_ref: napi_ref,
+    status_ref: napi_ref,
     tsfn: napi_threadsafe_function,
 }
 unsafe impl Send for Recv {}
@@ -86,8 +97,14 @@ pub struct Sock {
     send: UnsafeCell<SendScratch>,
     recv: Mutex<Option<Recv>>,
     hook_arg: Mutex<usize>,
+    /// Receive keys by local session index; the reader holds the lock for one batch.
+    rx_keys: Mutex<HashMap<u32, Aead>>,
+    /// rx_keys.len(), read without the lock so a socket without tunnels never takes it.
+    rx_key_count: AtomicUsize,
+    /// Send keys by the same index; JS thread only (like `send`).
+    tx_keys: UnsafeCell<HashMap<u32, Aead>>,
 }
-// `send` is only touched from the JS thread (udpSend); everything else is atomics or mutexes.
+// `send` and `tx_keys` are only touched from the JS thread (udpSend); everything else is atomics or mutexes.
 unsafe impl Sync for Sock {}
 unsafe impl Send for Sock {}
 
@@ -145,6 +162,9 @@ impl Sock {
                 send: UnsafeCell::new(scratch),
                 recv: Mutex::new(None),
                 hook_arg: Mutex::new(0),
+                rx_keys: Mutex::new(HashMap::new()),
+                rx_key_count: AtomicUsize::new(0),
+                tx_keys: UnsafeCell::new(HashMap::new()),
             }))
         }
     }
@@ -161,19 +181,78 @@ impl Sock {
         *self.hook_arg.lock().unwrap() = p;
     }
 
-    /// Send `count` packets described by meta (stride 4: off, len, ip, port) from `buf`.
+    /// Install a tunnel session's keys (ChaCha20-Poly1305, PND1 layout) under its local index; replaces
+    /// keys already there. 0 | -errno. JS thread only.
+    pub fn set_session(&self, index: u32, tx: &[u8], rx: &[u8]) -> i32 {
+        if index == 0 {
+            return -EINVAL;
+        }
+        let (t, r) = match (Aead::new(ALG_CHACHA20_POLY1305, tx, Aead::NOISE_DATA), Aead::new(ALG_CHACHA20_POLY1305, rx, Aead::NOISE_DATA)) {
+            (Ok(t), Ok(r)) => (t, r),
+            (Err(e), _) | (_, Err(e)) => return -e,
+        };
+        unsafe { (*self.tx_keys.get()).insert(index, t) };
+        let mut g = self.rx_keys.lock().unwrap();
+        g.insert(index, r);
+        self.rx_key_count.store(g.len(), SeqCst);
+        0
+    }
+
+    /// Forget (and wipe) a session's keys. 0 when it was there, -ENOENT otherwise. JS thread only.
+    pub fn remove_session(&self, index: u32) -> i32 {
+        let had_tx = unsafe { (*self.tx_keys.get()).remove(&index) }.is_some();
+        let mut g = self.rx_keys.lock().unwrap();
+        let had_rx = g.remove(&index).is_some();
+        self.rx_key_count.store(g.len(), SeqCst);
+        if had_tx || had_rx {
+            0
+        } else {
+            -ENOENT
+        }
+    }
+
+    /// Send `count` packets described by meta (stride 4: off, len, ip, port) from `buf`. With `keys`, packet
+    /// i is first sealed in place with session keys[i]'s send key (0 = send as it is); an unknown key id
+    /// fails the whole call with -ENOKEY before anything is sealed or sent (never a clear frame).
     /// Returns packets handed to the kernel, or -errno when none was. JS thread only.
-    pub fn send_batch(&self, buf: &[u8], meta: &[u32], count: usize) -> i32 {
+    pub fn send_batch(&self, buf: &mut [u8], meta: &[u32], count: usize, keys: Option<&[u32]>) -> i32 {
         if self.is_closed() {
             return -EBADF;
         }
-        if meta.len() < count * 4 {
+        if meta.len() < count * 4 || keys.is_some_and(|k| k.len() < count) {
             return -EINVAL;
         }
         for i in 0..count {
             let (off, len) = (meta[i * 4] as usize, meta[i * 4 + 1] as usize);
             if off + len > buf.len() || meta[i * 4 + 3] > 0xffff {
                 return -EINVAL;
+            }
+        }
+        if let Some(keys) = keys {
+            let table = unsafe { &*self.tx_keys.get() };
+            for &k in &keys[..count] {
+                if k != 0 && !table.contains_key(&k) {
+                    return -ENOKEY;
+                }
+            }
+            let mut last: Option<(u32, &Aead)> = None;
+            for i in 0..count {
+                let k = keys[i];
+                if k == 0 {
+                    continue;
+                }
+                let a = match last {
+                    Some((lk, a)) if lk == k => a,
+                    _ => {
+                        let a = &table[&k];
+                        last = Some((k, a));
+                        a
+                    }
+                };
+                let (off, len) = (meta[i * 4] as usize, meta[i * 4 + 1] as usize);
+                if !a.seal_packet(&mut buf[off..off + len]) {
+                    return -EINVAL; // shorter than header + tag: a caller bug; nothing of this batch was sent
+                }
             }
         }
         let s = unsafe { &mut *self.send.get() };
@@ -302,12 +381,14 @@ impl Sock {
     }
 
     /// Begin receiving: `slots` ring slots, each `msgs` datagrams of `elem_bytes` (64 KiB with GRO) and
-    /// room for `meta_per_slot` packets in meta. `on_batch(slot, count, errno)` runs on the JS thread.
+    /// room for `meta_per_slot` packets in meta and status (one verdict byte per packet, see the top).
+    /// `on_batch(slot, count, errno)` runs on the JS thread.
     pub unsafe fn start_recv(
         self: &Arc<Self>,
         env: napi_env,
         buf_v: napi_value,
         meta_v: napi_value,
+        status_v: napi_value,
         cb: napi_value,
         slots: usize,
         msgs: usize,
@@ -321,14 +402,18 @@ impl Sock {
         if guard.is_some() {
             return -crate::sys::EINVAL;
         }
-        let (Some(buf), Some(meta)) = (get_u8s(env, buf_v), get_u32s(env, meta_v)) else {
+        let (Some(buf), Some(meta), Some(status)) = (get_u8s(env, buf_v), get_u32s(env, meta_v), get_u8s(env, status_v)) else {
             return -EINVAL;
         };
         if slots == 0 || slots > 255 || msgs == 0 || msgs > 1024 || elem_bytes == 0 || meta_per_slot < msgs {
             return -EINVAL;
         }
         let slot_bytes = msgs * elem_bytes;
-        if buf.len() < slots * slot_bytes || meta.len() < slots * meta_per_slot * 4 || slot_bytes > u32::MAX as usize {
+        if buf.len() < slots * slot_bytes
+            || meta.len() < slots * meta_per_slot * 4
+            || status.len() < slots * meta_per_slot
+            || slot_bytes > u32::MAX as usize
+        {
             return -EINVAL;
         }
         let shared = Arc::new(RecvShared {
@@ -337,9 +422,10 @@ impl Sock {
             tsfn_alive: Mutex::new(true),
             stopped: AtomicBool::new(false),
         });
-        let (mut buf_ref, mut meta_ref) = (ptr::null_mut(), ptr::null_mut());
+        let (mut buf_ref, mut meta_ref, mut status_ref) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
         napi_create_reference(env, buf_v, 1, &mut buf_ref);
         napi_create_reference(env, meta_v, 1, &mut meta_ref);
+        napi_create_reference(env, status_v, 1, &mut status_ref);
         let ctx = Arc::into_raw(shared.clone()) as *mut c_void;
         let mut tsfn = ptr::null_mut();
         let st = napi_create_threadsafe_function(
@@ -359,11 +445,13 @@ impl Sock {
             drop(Arc::from_raw(ctx as *const RecvShared));
             napi_delete_reference(env, buf_ref);
             napi_delete_reference(env, meta_ref);
+            napi_delete_reference(env, status_ref);
             return -EINVAL;
         }
         let cfg = RecvCfg {
             buf: buf.as_mut_ptr() as usize,
             meta: meta.as_mut_ptr() as usize,
+            status: status.as_mut_ptr() as usize,
             slots,
             msgs,
             elem_bytes,
@@ -382,10 +470,11 @@ impl Sock {
                 napi_release_threadsafe_function(tsfn, TSFN_RELEASE);
                 napi_delete_reference(env, buf_ref);
                 napi_delete_reference(env, meta_ref);
+                napi_delete_reference(env, status_ref);
                 return -ENOMEM;
             }
         };
-        *guard = Some(Recv { thread: Some(thread), shared, buf_ref, meta_ref, tsfn });
+        *guard = Some(Recv { thread: Some(thread), shared, buf_ref, meta_ref, status_ref, tsfn });
         0
     }
 
@@ -424,6 +513,7 @@ impl Sock {
             let env = self.env as napi_env;
             napi_delete_reference(env, r.buf_ref);
             napi_delete_reference(env, r.meta_ref);
+            napi_delete_reference(env, r.status_ref);
         }
         close(self.fd);
         close(self.wake_fd);
@@ -449,6 +539,7 @@ pub unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
 struct RecvCfg {
     buf: usize,
     meta: usize,
+    status: usize,
     slots: usize,
     msgs: usize,
     elem_bytes: usize,
@@ -474,6 +565,45 @@ fn gro_segment_size(h: &msghdr) -> Option<usize> {
         off += (c.cmsg_len + 7) & !7;
     }
     None
+}
+
+const PND1: [u8; 4] = *b"PND1";
+const NOISE_DATA_MIN_BYTES: usize = 32;
+const STATUS_NOT_OPENED: u8 = 0;
+const STATUS_OPENED: u8 = 1;
+const STATUS_FORGED: u8 = 2;
+
+/// Open, in place, every PND1 frame of a filled slot whose receiver index has keys (see the top).
+fn open_slot(sock: &Sock, base: *mut u8, slot_bytes: usize, meta: &[u32], status: &mut [u8]) {
+    status.fill(STATUS_NOT_OPENED);
+    if sock.rx_key_count.load(Relaxed) == 0 {
+        return;
+    }
+    let table = sock.rx_keys.lock().unwrap();
+    let mut last: Option<(u32, &Aead)> = None;
+    for (i, st) in status.iter_mut().enumerate() {
+        let (off, len) = (meta[i * 4] as usize, meta[i * 4 + 1] as usize);
+        if len < NOISE_DATA_MIN_BYTES || off + len > slot_bytes {
+            continue;
+        }
+        // In bounds: off + len <= slot_bytes, and the slot is ours until it is delivered.
+        let pkt = unsafe { std::slice::from_raw_parts_mut(base.add(off), len) };
+        if pkt[..4] != PND1 {
+            continue;
+        }
+        let index = u32::from_le_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+        let a = match last {
+            Some((k, a)) if k == index => a,
+            _ => match table.get(&index) {
+                Some(a) => {
+                    last = Some((index, a));
+                    a
+                }
+                None => continue,
+            },
+        };
+        *st = if a.open_packet(pkt) { STATUS_OPENED } else { STATUS_FORGED };
+    }
 }
 
 fn reader(sock: Arc<Sock>, shared: Arc<RecvShared>, cfg: RecvCfg) {
@@ -589,6 +719,8 @@ fn reader(sock: Arc<Sock>, shared: Arc<RecvShared>, cfg: RecvCfg) {
         if n == 0 {
             continue; // only truncated datagrams: reuse the slot
         }
+        let status = unsafe { std::slice::from_raw_parts_mut((cfg.status as *mut u8).add(slot * cfg.meta_per_slot), n) };
+        open_slot(&sock, base as *mut u8, slot_bytes, meta, status);
         sock.stats.rx_packets.fetch_add(n as u64, Relaxed);
         sock.stats.rx_bytes.fetch_add(bytes, Relaxed);
         sock.stats.rx_batches.fetch_add(1, Relaxed);

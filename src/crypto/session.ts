@@ -95,6 +95,12 @@ export class NoiseSession implements TunnelSession {
   private readonly replay = new ReplayWindow();
   private sendCounter = 0;
   private received = 0;
+  /**
+   * Non-zero while the datapath's key table holds this session's keys under this id (src/datapath
+   * TunnelKeyTable; the Noise suite sets it): frames are then sealed by the datapath in its send call
+   * (prepareInPlace here) and opened on its reader thread (acceptOpened here).
+   */
+  datapathKeyId = 0;
   private confirmed: boolean;
   private destroyed = false;
 
@@ -195,6 +201,29 @@ export class NoiseSession implements TunnelSession {
     return ok(plaintextLength + NOISE_DATA_OVERHEAD_BYTES);
   }
 
+  /**
+   * Like sealInPlace, but leaves the encryption to the datapath's key table (datapathKeyId): checks the
+   * limits, takes the next counter and writes the header (the AEAD's associated data and nonce); the tag
+   * space stays unwritten. Returns the frame length (plaintext + 32).
+   */
+  prepareInPlace(buf: Uint8Array, offset: number, plaintextLength: number, now: Micros): Result<number> {
+    if (plaintextLength > MAX_NOISE_PLAINTEXT_BYTES) {
+      return fail('invalid_argument', `plaintext of ${plaintextLength} bytes exceeds ${MAX_NOISE_PLAINTEXT_BYTES}`, 'too_large');
+    }
+    if (offset < 0 || offset + plaintextLength + NOISE_DATA_OVERHEAD_BYTES > buf.length) {
+      return fail('invalid_argument', 'frame does not fit the buffer', 'no_room');
+    }
+    const refusal = this.sendRefusal(now, 1);
+    if (refusal !== null) return refusal;
+    writeNoiseDataHeader(buf, offset, this.remoteIndex, this.sendCounter++);
+    return ok(plaintextLength + NOISE_DATA_OVERHEAD_BYTES);
+  }
+
+  /** The two keys, for the datapath's key table only (they cross to it once per session). */
+  exportKeys(): { sendKey: Uint8Array; recvKey: Uint8Array } {
+    return { sendKey: this.sendKey, recvKey: this.recvKey };
+  }
+
   private sealAt(buf: Uint8Array, off: number, n: number): void {
     const counter = this.sendCounter++;
     writeNoiseDataHeader(buf, off, this.remoteIndex, counter);
@@ -256,12 +285,51 @@ export class NoiseSession implements TunnelSession {
     return reason === null ? ok(target) : openFailure(reason, OPEN_MESSAGES[reason]);
   }
 
-  /** Returns null on success; the failure reason otherwise. `n` = ciphertext length (frame - 32). */
-  private openInto(buf: Uint8Array, off: number, n: number, target: Uint8Array, now: Micros): TunnelFailureReason | null {
+  /**
+   * A frame the datapath already authenticated and decrypted in place with this session's receive key (its
+   * reader thread, src/datapath native): everything open() checks besides the AEAD — framing, expiry, index,
+   * counter limit, replay window — and the window update. Returns a view of the plaintext inside `frame`.
+   * Errors carry detail.reason: malformed | wrong_index | replay | expired.
+   */
+  acceptOpened(frame: Uint8Array, now: Micros): Result<Uint8Array> {
+    const reason = this.acceptOpenedAt(frame, 0, frame.length, now);
+    if (reason !== null) return openFailure(reason, OPEN_MESSAGES[reason]);
+    return ok(frame.subarray(NOISE_DATA_HEADER_BYTES, frame.length - NOISE_TAG_BYTES));
+  }
+
+  /**
+   * acceptOpened for the frame at buf[off, off + len) without views or Result objects (the per-packet receive
+   * path): null when taken — its plaintext is buf[off + 16, off + len - 16) — else the failure reason.
+   */
+  acceptOpenedAt(buf: Uint8Array, off: number, len: number, now: Micros): TunnelFailureReason | null {
+    if (len < NOISE_DATA_OVERHEAD_BYTES || off + len > buf.length || noiseFrameKindAt(buf, off) !== 'data') return 'malformed';
+    const reason = this.admit(buf, off, now);
+    if (reason !== null) return reason;
+    this.accept(readU64LE(buf, off + 8));
+    return null;
+  }
+
+  /** The checks before (or, for acceptOpened, instead of) decryption; null when the frame may be taken. */
+  private admit(buf: Uint8Array, off: number, now: Micros): TunnelFailureReason | null {
     if (this.isExpired(now)) return 'expired';
     if (readU32LE(buf, off + 4) !== this.localIndex) return 'wrong_index';
     const counter = readU64LE(buf, off + 8);
     if (counter >= this.limits.rejectAfterMessages || !this.replay.check(counter)) return 'replay';
+    return null;
+  }
+
+  /** An authentic frame with this counter was taken. */
+  private accept(counter: number): void {
+    this.replay.update(counter);
+    this.received++;
+    this.confirmed = true;
+  }
+
+  /** Returns null on success; the failure reason otherwise. `n` = ciphertext length (frame - 32). */
+  private openInto(buf: Uint8Array, off: number, n: number, target: Uint8Array, now: Micros): TunnelFailureReason | null {
+    const refused = this.admit(buf, off, now);
+    if (refused !== null) return refused;
+    const counter = readU64LE(buf, off + 8);
     writeNonce(this.recvNonce, counter);
     const body = off + NOISE_DATA_HEADER_BYTES;
     const authentic = openDetached(
@@ -273,9 +341,7 @@ export class NoiseSession implements TunnelSession {
       target,
     );
     if (!authentic) return 'auth';
-    this.replay.update(counter);
-    this.received++;
-    this.confirmed = true;
+    this.accept(counter);
     return null;
   }
 

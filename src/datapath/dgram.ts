@@ -58,16 +58,23 @@ class DgramDatapath implements Datapath {
 
   sendBatch(batch: SendBatch): number {
     if (this.isClosed) return 0;
-    const { buf, meta, count } = batch;
+    const { buf, meta, count, keys } = batch;
+    let sent = 0;
     for (let i = 0; i < count; i++) {
+      // No key table here (tunnelKeys is absent): a packet left for the datapath to seal is never sent in clear.
+      if (keys && keys[i] !== 0) {
+        this.counters.txDropped++;
+        continue;
+      }
       const m = i * META_STRIDE;
       const off = meta[m]!;
       const len = meta[m + 1]!;
       this.socket.send(Buffer.from(buf.subarray(off, off + len)), meta[m + 3]!, u32ToIpv4(meta[m + 2]!));
       this.counters.txBytes += len;
+      sent++;
     }
-    this.counters.txPackets += count;
-    return count;
+    this.counters.txPackets += sent;
+    return sent;
   }
 
   onReceive(handler: (batch: RecvBatch) => void): void {

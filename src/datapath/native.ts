@@ -3,11 +3,23 @@
 //
 // Receive path: the addon's reader thread fills a ring of RECV_SLOTS slots in one JS-owned buffer
 // (recvmmsg + UDP_GRO, split by segment size) and calls back once per slot; the slot goes back to the
-// reader when the handler returns, so handlers must copy what they keep.
+// reader when the handler returns, so handlers must copy what they keep. With tunnel keys installed
+// (tunnelKeys), the reader has already opened the PND1 frames it holds keys for (batch.status), and
+// sendBatch seals the packets marked in batch.keys in the same call that sends them.
 import { err, ok, type Logger, type Result } from '../core/index.js';
 import { bindError, errnoName } from './errors.js';
 import { PacketBatch, ipv4ToU32 } from './packet-batch.js';
-import { META_STRIDE, type AeadAlgorithm, type AeadBatch, type AeadLayout, type Datapath, type DatapathStats, type RecvBatch, type SendBatch } from './types.js';
+import {
+  META_STRIDE,
+  type AeadAlgorithm,
+  type AeadBatch,
+  type AeadLayout,
+  type Datapath,
+  type DatapathStats,
+  type RecvBatch,
+  type SendBatch,
+  type TunnelKeyTable,
+} from './types.js';
 import type { NativeAeadHandle, NativeBinding, NativeSocketHandle } from '../../native/index.js';
 
 const FEATURE_GSO = 1;
@@ -33,6 +45,8 @@ export async function loadNative(): Promise<Result<NativeBinding>> {
         new URL('../../../native/index.js', import.meta.url).href,
       ])) as { loadNativeBinding: () => Loaded } | null;
       loaded = mod ? mod.loadNativeBinding() : { ok: false, reason: 'native/index.js not found' };
+      // An addon built from an older checkout has other call signatures: refuse it rather than misuse it.
+      if (loaded.ok && typeof loaded.binding.udpSetSession !== 'function') loaded = { ok: false, reason: 'native addon is out of date (no udpSetSession)' };
     } catch (cause) {
       loaded = { ok: false, reason: `native loader failed: ${String(cause)}`, cause };
     }
@@ -70,6 +84,8 @@ class NativeDatapath implements Datapath {
   private readonly statsOut = new Float64Array(10);
   private recvErrno = 0;
   private isRefd = true;
+  private hasLoggedKeyError = false;
+  readonly tunnelKeys: TunnelKeyTable;
 
   constructor(
     private readonly b: NativeBinding,
@@ -78,6 +94,12 @@ class NativeDatapath implements Datapath {
     private readonly logger: Logger,
   ) {
     this.localAddress = { ip, port: b.udpLocalPort(h) };
+    this.tunnelKeys = {
+      install: (localIndex, sendKey, recvKey) => !this.isClosed && b.udpSetSession(h, localIndex, sendKey, recvKey) === 0,
+      remove: (localIndex) => {
+        if (!this.isClosed) b.udpRemoveSession(h, localIndex);
+      },
+    };
   }
 
   send(data: Uint8Array, ip: string, port: number): number {
@@ -93,7 +115,11 @@ class NativeDatapath implements Datapath {
 
   sendBatch(batch: SendBatch): number {
     if (this.isClosed || batch.count === 0) return 0;
-    const r = this.b.udpSend(this.h, batch.buf, batch.meta, batch.count);
+    const r = this.b.udpSend(this.h, batch.buf, batch.meta, batch.count, batch.keys ?? undefined);
+    if (r < 0 && errnoName(r) === 'ENOKEY' && !this.hasLoggedKeyError) {
+      this.hasLoggedKeyError = true;
+      this.logger.error({ count: batch.count }, 'datapath(native): batch names a session key the socket does not hold; nothing sent (bug)');
+    }
     return r > 0 ? r : 0;
   }
 
@@ -104,15 +130,16 @@ class NativeDatapath implements Datapath {
     const slotBytes = RECV_MSGS_PER_SLOT * RECV_ELEM_BYTES;
     const buf = new Uint8Array(RECV_SLOTS * slotBytes);
     const meta = new Uint32Array(RECV_SLOTS * RECV_META_PER_SLOT * META_STRIDE);
+    const status = new Uint8Array(RECV_SLOTS * RECV_META_PER_SLOT);
     for (let s = 0; s < RECV_SLOTS; s++) {
-      this.slots.push(
-        new PacketBatch(
-          buf.subarray(s * slotBytes, (s + 1) * slotBytes),
-          meta.subarray(s * RECV_META_PER_SLOT * META_STRIDE, (s + 1) * RECV_META_PER_SLOT * META_STRIDE),
-        ),
+      const slot = new PacketBatch(
+        buf.subarray(s * slotBytes, (s + 1) * slotBytes),
+        meta.subarray(s * RECV_META_PER_SLOT * META_STRIDE, (s + 1) * RECV_META_PER_SLOT * META_STRIDE),
       );
+      slot.status = status.subarray(s * RECV_META_PER_SLOT, (s + 1) * RECV_META_PER_SLOT);
+      this.slots.push(slot);
     }
-    const r = this.b.udpStartRecv(this.h, buf, meta, RECV_SLOTS, RECV_MSGS_PER_SLOT, RECV_ELEM_BYTES, RECV_META_PER_SLOT, this.onBatch);
+    const r = this.b.udpStartRecv(this.h, buf, meta, status, RECV_SLOTS, RECV_MSGS_PER_SLOT, RECV_ELEM_BYTES, RECV_META_PER_SLOT, this.onBatch);
     if (r < 0) this.logger.error({ errno: errnoName(r) }, 'datapath(native): cannot start receiving');
     else if (!this.isRefd) this.b.udpRef(this.h, false);
   }

@@ -42,6 +42,10 @@ export class PacketBatch implements SendBatch, RecvBatch {
   count = 0;
   /** Bytes of `buf` used by push/reserve. */
   bytesUsed = 0;
+  /** Send side: per-packet session key id to seal with (SendBatch.keys); the filler sets each entry. */
+  keys: Uint32Array | null = null;
+  /** Receive side: per-packet verdicts (RecvBatch.status). */
+  status: Uint8Array | null = null;
 
   constructor(capacityPackets: number, bufBytes: number);
   constructor(buf: Uint8Array, meta: Uint32Array);

@@ -12,6 +12,28 @@ export interface SendBatch {
   readonly buf: Uint8Array;
   readonly meta: Uint32Array;
   readonly count: number;
+  /** Only for a datapath with `tunnelKeys`: keys[i] ≠ 0 = seal packet i (a PND1 frame whose header and
+   * counter are written, tag space reserved) with that session's send key in the same call. A datapath
+   * without a key table drops such packets rather than send them in clear. */
+  readonly keys?: Uint32Array | null;
+}
+
+/** Verdicts in RecvBatch.status. */
+export const RECV_NOT_OPENED = 0; // not a PND1 frame, or no keys for its receiver index: the caller decides
+export const RECV_OPENED = 1; // authentic; decrypted in place, plaintext at [offset + 16, offset + length - 16)
+export const RECV_FORGED = 2; // a PND1 frame for a known index that failed authentication: drop it
+
+/**
+ * The datapath's table of Noise session keys (native datapath only): per-packet AEAD moves off the JS thread
+ * — the reader thread opens PND1 frames for installed indices before JS sees the batch (RecvBatch.status),
+ * and sendBatch seals packets marked in SendBatch.keys. Replay windows, limits and expiry stay with the
+ * session (src/crypto/session.ts). Keys cross once per session.
+ */
+export interface TunnelKeyTable {
+  /** Install (or replace) a session's keys under its local index (non-zero u32). False when refused. */
+  install(localIndex: number, sendKey: Uint8Array, recvKey: Uint8Array): boolean;
+  /** Forget and wipe them. Unknown indices are a no-op. */
+  remove(localIndex: number): void;
 }
 
 /** Received packets. Valid only during the handler call: the memory is reused for the next batch, so copy
@@ -21,6 +43,9 @@ export interface RecvBatch {
   readonly count: number;
   readonly buf: Uint8Array;
   readonly meta: Uint32Array;
+  /** Per packet RECV_NOT_OPENED | RECV_OPENED | RECV_FORGED, or null/absent when nothing was opened
+   * (a datapath without tunnelKeys). */
+  readonly status?: Uint8Array | null;
   /** View of packet i (no copy; a fresh subarray object). */
   payload(i: number): Uint8Array;
   offset(i: number): number;
@@ -56,6 +81,8 @@ export interface Datapath {
   readonly kind: DatapathKind;
   /** Bound address; port is the real one when 0 was asked for. */
   readonly localAddress: { ip: string; port: number };
+  /** Session key table for in-datapath AEAD (native); absent elsewhere (callers seal and open themselves). */
+  readonly tunnelKeys?: TunnelKeyTable | null;
   /** Send one datagram (IPv4 literal). Returns 1 when the OS took it, 0 when dropped or closed. No throw. */
   send(data: Uint8Array, ip: string, port: number): number;
   /** Send many datagrams in one call (native: sendmmsg + UDP GSO for same-size runs to one peer).

@@ -11,7 +11,7 @@ import { sign, toBase64, type Identity } from '../crypto/index.js';
 import { loadOrCreateIdentity, readRecoveryPublic } from './identity-store.js';
 import { KeyRotation, type KeyRotationResult } from './key-rotation.js';
 import { publishDaemonKey } from './daemon-proof.js';
-import { datapathFallbackReason, type Datapath, type RecvBatch } from '../datapath/index.js';
+import { datapathFallbackReason, RECV_OPENED, type Datapath, type RecvBatch } from '../datapath/index.js';
 import { formatAddr, isValidPort } from '../wire/address.js';
 import { isNoiseFamily } from '../wire/noise-frame.js';
 import { isPilp } from '../wire/legacy-frame.js';
@@ -343,6 +343,7 @@ export class Daemon implements ServiceHost {
       udp: {
         send: (data, ip, port) => socket.send(data, ip, port),
         sendBatch: (batch) => socket.sendBatch(batch),
+        keys: socket.tunnelKeys,
       },
       logger: this.logger.child({ component: 'tunnel' }),
       nowUs: this.nowUs,
@@ -515,9 +516,15 @@ export class Daemon implements ServiceHost {
 
   private handleBatch(batch: RecvBatch): void {
     const now = this.nowUs();
+    const status = batch.status;
     for (let i = 0; i < batch.count; i++) {
+      // Opened on the native reader thread (src/datapath tunnelKeys): straight to the tunnel's fast path.
+      if (status && status[i] === RECV_OPENED) {
+        this.tunnels.handleOpened(batch.buf, batch.offset(i), batch.length(i), batch.ipU32(i), batch.port(i), now);
+        continue;
+      }
       const p = batch.payload(i);
-      if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), now);
+      if (isNoiseFamily(p)) this.tunnels.handleFrame(p, batch.ip(i), batch.port(i), now, undefined, undefined, status?.[i] ?? 0);
       else if (isBeaconMessage(p)) this.nat.handleBeacon(p, batch.ip(i), batch.port(i), now);
       else if (isPilp(p)) this.nat.handlePunch(batch.ip(i), batch.port(i));
       else this.legacy.handleFrame(p, batch.ip(i), batch.port(i), now);

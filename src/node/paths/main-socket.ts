@@ -10,7 +10,7 @@
 //                      so the frames follow the registration); everything else to UDP (auto);
 //   'link-only'        relay frames to the link, everything else is dropped: no UDP is sent at all (tcp).
 // Frames are not touched: the link carries the same bytes UDP would.
-import type { Datapath, SendBatch } from '../../datapath/index.js';
+import type { Datapath, SendBatch, TunnelKeyTable } from '../../datapath/index.js';
 import { ipv4ToU32, META_STRIDE } from '../../datapath/index.js';
 import { BEACON_RELAY } from '../../wire/beacon-message.js';
 import type { UdpEndpoint } from '../peers/noise-suite.js';
@@ -34,6 +34,7 @@ export class MainSocket {
   private beaconIpU32 = -1;
   private beaconPort = -1;
   private scratchMeta = new Uint32Array(0);
+  private scratchKeys = new Uint32Array(0);
   readonly stats = { toLink: 0, linkDropped: 0, udpSuppressed: 0 };
 
   constructor(
@@ -44,6 +45,11 @@ export class MainSocket {
       this.beaconIpU32 = ipv4ToU32(opts.beacon.ip);
       this.beaconPort = opts.beacon.port;
     }
+  }
+
+  /** The datapath's session key table (native: AEAD in the send call and on the reader thread), or null. */
+  get tunnelKeys(): TunnelKeyTable | null {
+    return this.datapath.tunnelKeys ?? null;
   }
 
   get route(): SocketRoute {
@@ -89,8 +95,9 @@ export class MainSocket {
       return;
     }
     const link = this.opts.link!;
-    const { buf, meta, count } = batch;
+    const { buf, meta, count, keys } = batch;
     if (this.scratchMeta.length < count * META_STRIDE) this.scratchMeta = new Uint32Array(count * META_STRIDE);
+    if (keys && this.scratchKeys.length < count) this.scratchKeys = new Uint32Array(count);
     const kept = this.scratchMeta;
     let n = 0;
     for (let i = 0; i < count; i++) {
@@ -107,12 +114,13 @@ export class MainSocket {
         continue;
       }
       kept.set(meta.subarray(m, m + META_STRIDE), n * META_STRIDE);
+      if (keys) this.scratchKeys[n] = keys[i]!;
       n++;
     }
     // The batch's buffer is reused once this returns: the link encodes its records now.
     link.seal();
     if (n === count) void this.datapath.sendBatch(batch);
-    else if (n > 0) void this.datapath.sendBatch({ buf, meta: kept, count: n });
+    else if (n > 0) void this.datapath.sendBatch({ buf, meta: kept, count: n, keys: keys ? this.scratchKeys : null });
   }
 
   get localPort(): number {

@@ -19,8 +19,9 @@ import {
   type NoiseSession,
   type Identity,
 } from '../../crypto/index.js';
-import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse, readU32LE, NOISE_DATA_HEADER_BYTES, NOISE_DATA_OVERHEAD_BYTES } from '../../wire/noise-frame.js';
-import { PacketBatch, ipv4ToU32 } from '../../datapath/packet-batch.js';
+import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse, readU32LE, NOISE_DATA_HEADER_BYTES, NOISE_DATA_OVERHEAD_BYTES, NOISE_TAG_BYTES } from '../../wire/noise-frame.js';
+import { PacketBatch, ipv4ToU32, u32ToIpv4 } from '../../datapath/packet-batch.js';
+import { RECV_FORGED, RECV_OPENED, type TunnelKeyTable } from '../../datapath/types.js';
 import type { UdpEndpoint as WireUdpEndpoint } from '../../wire/endpoint.js';
 import { RELAY_HEADER_BYTES, writeRelayHeader } from '../../wire/beacon-message.js';
 
@@ -38,6 +39,9 @@ export interface UdpSender {
   send(data: Uint8Array, ip: string, port: number): void;
   /** Many datagrams in one call (sendmmsg / GSO on the native datapath). */
   sendBatch(batch: PacketBatch): void;
+  /** The socket's session key table (native datapath): sessions installed there are sealed in the send call
+   * and opened on the reader thread; without it the suite seals and opens in JS. */
+  readonly keys?: TunnelKeyTable | null;
 }
 
 export interface PeerContact {
@@ -135,8 +139,12 @@ export class NoiseSuite {
   private readonly txBatch = new PacketBatch(TX_BATCH_PACKETS, TX_BATCH_PACKETS * 1472);
   private readonly scratch = new Uint8Array(2048);
   private lastTimestampS = 0;
+  private readonly keys: TunnelKeyTable | null;
 
   constructor(private readonly deps: TunnelDeps) {
+    this.keys = deps.udp.keys ?? null;
+    // Every entry is written per packet (0 = sealed here), so the array is reused as it is.
+    if (this.keys) this.txBatch.keys = new Uint32Array(TX_BATCH_PACKETS);
     this.handshakeGuard = new HandshakeGuard({
       staticX25519: identityX25519(deps.identity).publicKey,
       ...(deps.underLoadPerS !== undefined ? { underLoadPerS: deps.underLoadPerS } : {}),
@@ -292,22 +300,38 @@ export class NoiseSuite {
   }
 
   private install(peer: TunnelPeer, session: NoiseSession): void {
-    if (peer.previous) this.byIndex.delete(peer.previous.localIndex);
+    if (peer.previous) this.forget(peer.previous);
     peer.previous = peer.current;
     peer.current = session;
     this.byIndex.set(session.localIndex, { peer, session });
+    // Keys cross to the datapath once; if it refuses them, this session is sealed and opened here instead.
+    if (this.keys) {
+      const { sendKey, recvKey } = session.exportKeys();
+      if (this.keys.install(session.localIndex, sendKey, recvKey)) session.datapathKeyId = session.localIndex;
+    }
     this.deps.onSessionUp?.(peer);
+  }
+
+  private forget(session: NoiseSession): void {
+    this.byIndex.delete(session.localIndex);
+    if (session.datapathKeyId !== 0) {
+      this.keys?.remove(session.datapathKeyId);
+      session.datapathKeyId = 0;
+    }
   }
 
   /**
    * Handle one UDP payload of the Noise family. Returns false if it is not ours (caller tries other decoders).
+   * `verdict` is the datapath's (RecvBatch.status): RECV_OPENED = already authenticated and decrypted in place
+   * with this index's keys (the session still checks replay and expiry), RECV_FORGED = drop, else open here.
    */
-  handleFrame(buf: Uint8Array, ip: string, port: number, now: Micros, relayedFrom?: number, via?: UdpEndpoint['via']): boolean {
+  handleFrame(buf: Uint8Array, ip: string, port: number, now: Micros, relayedFrom?: number, via?: UdpEndpoint['via'], verdict = 0): boolean {
     const kind = noiseFrameKind(buf);
     if (kind === 'data') {
+      if (verdict === RECV_FORGED) return true;
       const entry = this.byIndex.get(peekNoiseDataReceiver(buf));
       if (!entry) return true;
-      const r = entry.session.open(buf, now);
+      const r = verdict === RECV_OPENED ? entry.session.acceptOpened(buf, now) : entry.session.open(buf, now);
       if (!r.ok) return true;
       const peer = entry.peer;
       peer.lastRecvUs = now;
@@ -355,6 +379,28 @@ export class NoiseSuite {
       return true;
     }
     return false;
+  }
+
+  /**
+   * A data frame the tunnel socket's reader thread already authenticated and decrypted in place
+   * (RecvBatch.status = RECV_OPENED), at buf[off, off + len) from ipU32:port: the session checks replay and
+   * expiry, the peer's path is noted, the plaintext goes up. The per-packet receive path of the native
+   * datapath: it makes one view (the plaintext), no Result and no address string unless the peer moved.
+   */
+  handleOpened(buf: Uint8Array, off: number, len: number, ipU32: number, port: number, now: Micros): void {
+    const entry = this.byIndex.get(readU32LE(buf, off + 4));
+    if (!entry || entry.session.acceptOpenedAt(buf, off, len, now) !== null) return;
+    const peer = entry.peer;
+    peer.lastRecvUs = now;
+    const cur = peer.endpoint;
+    if (cur && cur.relayTo === undefined && cur.via === undefined && cur.port === port && (cur.ipU32 ?? (cur.ipU32 = ipv4ToU32(cur.ip))) === ipU32) {
+      peer.lastDirectRecvUs = now;
+    } else {
+      this.notePath(peer, u32ToIpv4(ipU32), port, now, undefined);
+    }
+    const body = off + NOISE_DATA_HEADER_BYTES;
+    const end = off + len - NOISE_TAG_BYTES;
+    if (end > body && buf[body] !== KEEPALIVE_BYTE) this.deps.onPlaintext(peer, buf.subarray(body, end), now);
   }
 
   /**
@@ -426,7 +472,11 @@ export class NoiseSuite {
     }
     if (wrapBytes > 0) writeRelayHeader(this.txBatch.buf, off, this.deps.nodeId(), ep.relayTo!);
     this.txBatch.buf.set(plaintext, off + wrapBytes + NOISE_DATA_HEADER_BYTES);
-    const r = s.sealInPlace(this.txBatch.buf, off + wrapBytes, plaintext.length, now);
+    // Direct frames of a session the datapath holds keys for are sealed in its send call (one call per flush);
+    // relay-wrapped frames (the frame sits behind the relay header) are sealed here.
+    const keyId = wrapBytes === 0 ? s.datapathKeyId : 0;
+    if (this.txBatch.keys) this.txBatch.keys[this.txBatch.count - 1] = keyId;
+    const r = keyId !== 0 ? s.prepareInPlace(this.txBatch.buf, off, plaintext.length, now) : s.sealInPlace(this.txBatch.buf, off + wrapBytes, plaintext.length, now);
     if (!r.ok) {
       this.txBatch.count--;
       this.txBatch.bytesUsed = off;
@@ -474,7 +524,7 @@ export class NoiseSuite {
     const peer = this.peers.get(nodeId);
     if (!peer) return;
     this.dropInitiation(peer);
-    for (const s of [peer.current, peer.previous]) if (s) this.byIndex.delete(s.localIndex);
+    for (const s of [peer.current, peer.previous]) if (s) this.forget(s);
     peer.current = peer.previous = null;
     if (reason) this.settle(peer, { ok: false, error: reason });
     this.peers.delete(nodeId);

@@ -256,3 +256,46 @@ test('sealInPlace writes header and tag around a plaintext already in the buffer
   assert.deepEqual(o.value, msg);
   assert.equal(a.sealInPlace(buf, 100, 200, 0).ok, false, 'does not fit');
 });
+
+test('prepareInPlace + the datapath\'s batch AEAD give the frames sealInPlace gives; acceptOpened keeps replay, index and expiry', async () => {
+  const { createJsAead, NOISE_DATA_LAYOUT } = await import('../../../src/datapath/index.js');
+  const [a, b] = sessions({ rejectAfterTimeUs: 1000 });
+  const plain = bytes(100);
+  const buf = new Uint8Array(2 * 200);
+  buf.set(plain, NOISE_DATA_HEADER_BYTES);
+  const prepared = a.prepareInPlace(buf, 0, plain.length, 0);
+  assert.ok(prepared.ok);
+  assert.equal(prepared.value, plain.length + 32);
+  assert.equal(a.packetsSent, 1);
+  // The datapath seals with the session's send key (keys cross once: exportKeys).
+  const aead = createJsAead('chacha20-poly1305', a.exportKeys().sendKey, NOISE_DATA_LAYOUT);
+  const meta = new Uint32Array([0, prepared.value, 0, 0]);
+  assert.equal(aead.seal(buf, meta, 1), 1);
+  const frame = buf.slice(0, prepared.value);
+  // Byte-identical to what the session would seal itself for that counter: b opens it in JS.
+  const opened = b.open(frame.slice(), 0);
+  assert.ok(opened.ok);
+  assert.deepEqual(opened.value, plain);
+  // A frame the datapath opened in place (the receive key table): acceptOpened checks what the AEAD does not.
+  const [c, d] = sessions({ rejectAfterTimeUs: 1000 });
+  const sealed = c.seal(plain, 0);
+  assert.ok(sealed.ok);
+  const rxAead = createJsAead('chacha20-poly1305', d.exportKeys().recvKey, NOISE_DATA_LAYOUT);
+  const inPlace = sealed.value.slice();
+  const status = new Uint8Array(1);
+  assert.equal(rxAead.open(inPlace, new Uint32Array([0, inPlace.length, 0, 0]), 1, status), 1);
+  const accepted = d.acceptOpened(inPlace, 0);
+  assert.ok(accepted.ok);
+  assert.deepEqual(accepted.value, plain);
+  assert.ok(d.isConfirmed);
+  const replayed = d.acceptOpened(inPlace, 0);
+  assert.equal(!replayed.ok && replayed.error.detail?.reason, 'replay');
+  const wrong = c.acceptOpened(inPlace, 0); // c's index is not the receiver's
+  assert.equal(!wrong.ok && wrong.error.detail?.reason, 'wrong_index');
+  const second = c.seal(plain, 0);
+  assert.ok(second.ok);
+  const expired = d.acceptOpened(second.value.slice(), 1000);
+  assert.equal(!expired.ok && expired.error.detail?.reason, 'expired');
+  assert.equal(!d.acceptOpened(new Uint8Array(10), 0).ok, true, 'short bytes are malformed, not a throw');
+  assert.equal(d.packetsReceived, 1);
+});

@@ -10,6 +10,43 @@ import { Driver } from '../../../src/node/driver.js';
 import { generateIdentity } from '../../../src/crypto/identity.js';
 import { noiseFrameKind } from '../../../src/wire/noise-frame.js';
 import { NoiseSuite, type TunnelDeps } from '../../../src/node/peers/noise-suite.js';
+import { createJsAead, ipv4ToU32, type AeadBatch, type TunnelKeyTable } from '../../../src/datapath/index.js';
+
+/**
+ * The native socket's tunnel key table, in JS (src/datapath/types.ts TunnelKeyTable): seals the packets a batch
+ * marks, and opens PND1 frames for installed indices before the suite sees them, as the reader thread does.
+ */
+class FakeKeyTable implements TunnelKeyTable {
+  readonly tx = new Map<number, AeadBatch>();
+  readonly rx = new Map<number, AeadBatch>();
+  sealed = 0;
+  opened = 0;
+  install(localIndex: number, sendKey: Uint8Array, recvKey: Uint8Array): boolean {
+    this.tx.set(localIndex, createJsAead('chacha20-poly1305', sendKey));
+    this.rx.set(localIndex, createJsAead('chacha20-poly1305', recvKey));
+    return true;
+  }
+  remove(localIndex: number): void {
+    this.tx.delete(localIndex);
+    this.rx.delete(localIndex);
+  }
+  seal(frame: Uint8Array, keyId: number): void {
+    const a = this.tx.get(keyId);
+    assert.ok(a, `sealed with key ${keyId}, which the table does not hold`);
+    assert.equal(a.seal(frame, new Uint32Array([0, frame.length, 0, 0]), 1), 1);
+    this.sealed++;
+  }
+  /** true when opened (authentic) in place; null when not ours to open. */
+  open(frame: Uint8Array): boolean | null {
+    if (noiseFrameKind(frame) !== 'data') return null;
+    const a = this.rx.get(new DataView(frame.buffer, frame.byteOffset).getUint32(4, true));
+    if (!a) return null;
+    const status = new Uint8Array(1);
+    a.open(frame, new Uint32Array([0, frame.length, 0, 0]), 1, status);
+    if (status[0] === 1) this.opened++;
+    return status[0] === 1;
+  }
+}
 
 /** Real timers that keep the test's event loop alive (realTimers unref: a daemon's socket keeps it alive). */
 const timers: Timers = { set: (ms, fn) => setTimeout(fn, ms), clear: (h) => clearTimeout(h as NodeJS.Timeout), soon: (fn) => void setImmediate(fn) };
@@ -20,19 +57,32 @@ interface Node {
   tm: NoiseSuite;
   sentKinds: string[];
   authorizeCalls: number;
+  keys: FakeKeyTable | null;
+  plaintexts: string[];
+  lastOpened: Uint8Array | null;
 }
 
-function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boolean } = {}) {
+function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boolean; keyTable?: boolean } = {}) {
   const nodes = new Map<string, Node>();
   const drivers: Driver[] = [];
   const make = (id: number): Node => {
     const identity = generateIdentity();
     const ip = `10.0.0.${id}`;
-    const node = { id, ip, sentKinds: [], authorizeCalls: 0, identity } as unknown as Node & { identity: typeof identity };
-    const send = (data: Uint8Array, toIp: string, toPort: number) => {
+    const keys = opts.keyTable ? new FakeKeyTable() : null;
+    const node = { id, ip, sentKinds: [], authorizeCalls: 0, identity, keys, plaintexts: [], lastOpened: null } as unknown as Node & { identity: typeof identity };
+    const send = (data: Uint8Array, toIp: string, toPort: number, keyId = 0) => {
       node.sentKinds.push(noiseFrameKind(data) ?? 'other');
       const copy = data.slice();
-      setImmediate(() => nodes.get(`${toIp}:${toPort}`)?.tm.handleFrame(copy, ip, 1, monotonicClock.nowUs()));
+      if (keyId !== 0) keys!.seal(copy, keyId);
+      setImmediate(() => {
+        const to = nodes.get(`${toIp}:${toPort}`);
+        if (!to) return;
+        const opened = to.keys?.open(copy) ?? null;
+        if (opened === true) {
+          to.lastOpened = copy;
+          to.tm.handleOpened(copy, 0, copy.length, ipv4ToU32(ip), 1, monotonicClock.nowUs());
+        } else to.tm.handleFrame(copy, ip, 1, monotonicClock.nowUs(), undefined, undefined, opened === false ? 2 : 0);
+      });
     };
     const driver = new Driver(monotonicClock, timers);
     drivers.push(driver);
@@ -42,8 +92,9 @@ function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boo
       udp: {
         send,
         sendBatch: (b) => {
-          for (let i = 0; i < b.count; i++) send(b.payload(i), b.ip(i), b.port(i));
+          for (let i = 0; i < b.count; i++) send(b.payload(i), b.ip(i), b.port(i), b.keys?.[i] ?? 0);
         },
+        keys,
       },
       logger: silentLogger(),
       nowUs: () => monotonicClock.nowUs(),
@@ -58,7 +109,7 @@ function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boo
         node.authorizeCalls++;
         return (opts.authorize ?? (() => true))(peerId) ? ok() : err('connection_failed', `node ${peerId} is not trusted`);
       },
-      onPlaintext: () => {},
+      onPlaintext: (_peer, plaintext) => node.plaintexts.push(new TextDecoder().decode(plaintext)),
       relay: () => null,
       handshakeTimeoutMs: 1500,
       ...(opts.underLoadPerS !== undefined ? { underLoadPerS: opts.underLoadPerS } : {}),
@@ -92,6 +143,32 @@ test('the receiver refuses an initiator it does not authorize: no response, no s
     assert.ok(b.authorizeCalls >= 1, 'the receiver asked');
     assert.equal(b.sentKinds.filter((k) => k === 'response').length, 0, 'and sent nothing back');
     assert.equal(b.tm.peers.get(a.id)?.isUp ?? false, false);
+  } finally {
+    close();
+  }
+});
+
+test('with a datapath key table: keys cross at session up and go at close, frames are sealed and opened there, replay is still refused', async () => {
+  const { a, b, close } = network({ keyTable: true });
+  try {
+    const r = await a.tm.ensureSession(b.id);
+    assert.ok(r.ok, !r.ok ? r.error.message : '');
+    const peerOfB = r.value;
+    assert.equal(a.keys!.tx.size, 1);
+    await new Promise((res) => setTimeout(res, 20)); // b installs on the initiation, a's keepalive confirms
+    assert.equal(b.keys!.tx.size, 1);
+    for (const m of ['one', 'two']) assert.ok(a.tm.sendPlaintext(peerOfB, new TextEncoder().encode(m), monotonicClock.nowUs()).ok);
+    a.tm.flushTx();
+    await new Promise((res) => setTimeout(res, 20));
+    assert.deepEqual(b.plaintexts, ['one', 'two']);
+    assert.ok(a.keys!.sealed >= 2, 'the table sealed the data frames');
+    assert.ok(b.keys!.opened >= 2, 'and the receiving table opened them');
+    // The same authentic frame again: the session's replay window refuses it.
+    b.tm.handleOpened(b.lastOpened!, 0, b.lastOpened!.length, ipv4ToU32(a.ip), 1, monotonicClock.nowUs());
+    assert.deepEqual(b.plaintexts, ['one', 'two']);
+    a.tm.closePeer(b.id);
+    assert.equal(a.keys!.tx.size, 0, 'closing the peer removes its keys');
+    assert.equal(a.keys!.rx.size, 0);
   } finally {
     close();
   }
