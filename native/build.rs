@@ -29,4 +29,8 @@ fn main() {
     // may leave them undefined on Linux.
     println!("cargo:rustc-cdylib-link-arg=-Wl,--unresolved-symbols=ignore-all");
     println!("cargo:rerun-if-changed=build.rs");
+    // Installing (or removing) libsodium-dev after a build must change the backend at the next build.
+    for lib in ["/usr/lib/x86_64-linux-gnu/libsodium.so", "/usr/lib/libsodium.so", "/usr/local/lib/libsodium.so"] {
+        println!("cargo:rerun-if-changed={lib}");
+    }
 }
