@@ -121,4 +121,15 @@ test(`sim policy: ${MEMBERS} members get a policy change within 1 s; the receive
   const d3 = await w.wait(b.daemon.dial(String(a.nodeId), 1001, { timeoutMs: 3_000 }), 20_000, 'dial 1001 after clear');
   assert.ok(d3.ok, d3.ok ? '' : `${d3.error.code}: ${d3.error.message}`);
   d3.value.destroy();
+
+  // A signed policy that does not parse (pilotctl refuses to sign one; a foreign signer could) denies
+  // everything between members — fail closed — until an owner sets a valid one.
+  type Book = { byName(n: string): unknown; adminChange(h: unknown, op: string, subject: number, f: { policy: string }): Promise<{ ok: boolean }> };
+  const book = owner.daemon.networks as unknown as Book;
+  const signed = await w.wait(book.adminChange(book.byName('lab'), 'policy', owner.nodeId, { policy: '{"default": "allow", "rules": [' }), 10_000, 'sign a broken policy');
+  assert.ok(signed.ok, 'the chain takes any text an admin signs');
+  await w.expect(() => { const g = a.daemon.networks.getPolicy('lab'); return g.ok && g.value.policy !== null; }, 5_000, 'a holds the broken policy');
+  const d4 = await w.wait(b.daemon.dial(String(a.nodeId), 7, { timeoutMs: 3_000 }), 20_000, 'dial 7 under a broken policy');
+  assert.equal(!d4.ok && d4.error.code, 'policy_denied', 'an unparseable policy denies everything');
+  assert.match(!d4.ok ? d4.error.message : '', /does not parse/);
 });
