@@ -48,7 +48,7 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   'network kick': ['pilotctl network kick research agent-b'],
   'network tag': ['pilotctl network tag research agent-b --tags gpu,eu', 'pilotctl network tag research agent-b --tags ""'],
   'network role': ['pilotctl network role research'],
-  broadcast: ['pilotctl broadcast research --data "standup in 5"'],
+  broadcast: ['pilotctl broadcast research --data "standup in 5"', 'pilotctl broadcast research --datagram --port 1234 --data tick'],
   connect: ['pilotctl connect agent-b 7 --message hello', 'pilotctl connect agent-b'],
   send: ['pilotctl send agent-b 1000 --data "hello"'],
   recv: ['pilotctl recv 1000 --count 1', 'pilotctl --json recv 1000 --timeout 30s'],

@@ -16,6 +16,9 @@ interface NetParams {
   data?: string;
   /** tag: comma-separated tags ('' clears). */
   tags?: string;
+  /** broadcast --datagram --port P */
+  datagram?: boolean;
+  port?: number;
 }
 
 type ArgName = 'name' | 'peer' | 'new_name';
@@ -144,26 +147,40 @@ function subcommand(s: Sub): Command {
 const broadcast = defineCommand<NetParams>({
   name: 'broadcast',
   group: 'Networks',
-  summary: 'Send a message to every member of a network (fanned out by your daemon, one copy each, a result per member)',
+  summary: 'Send a message (or with --datagram, a datagram to --port) to every member of a network: fanned out by your daemon, one copy each, a result per member',
   args: [
     { name: 'network', required: true },
     { name: 'message', required: false },
   ],
-  flags: [{ name: 'data', kind: 'string', value: '<text>', description: 'the message (or give it as the second argument)' }],
-  returns: 'network_id, name, bytes, sent, failed, results [{node_id, status, ack, error}]',
+  flags: [
+    { name: 'data', kind: 'string', value: '<text>', description: 'the message (or give it as the second argument)' },
+    { name: 'datagram', kind: 'bool', description: 'one unacknowledged datagram per member instead of a message (status "sent")' },
+    { name: 'port', kind: 'int', value: '<port>', description: 'with --datagram: the members\' port (1-65535; sent from the same port)' },
+  ],
+  returns: 'network_id, name, bytes, sent, failed, results [{node_id, status, ack, error}] (+ port, datagram with --datagram)',
   errors: [...COMMON_ERRORS],
   parse(a) {
     const flag = a.flags.get('data');
     const data = typeof flag === 'string' ? flag : a.positional[1];
     if (data === undefined) return err('invalid_argument', 'broadcast needs a message: --data TEXT');
-    return ok({ op: 'broadcast', name: a.positional[0]!, data });
+    const p: NetParams = { op: 'broadcast', name: a.positional[0]!, data };
+    const portText = a.flags.get('port');
+    const port = typeof portText === 'string' && /^\d{1,5}$/.test(portText) ? Number(portText) : undefined;
+    if (a.flags.get('datagram') === true) {
+      if (port === undefined || port < 1 || port > 65535) return err('invalid_argument', 'broadcast --datagram needs --port 1-65535', { hint: 'e.g. pilotctl broadcast lab --datagram --port 1234 --data hi' });
+      if (Buffer.byteLength(data) > 1400) return err('invalid_argument', `a datagram carries at most 1400 bytes here, got ${Buffer.byteLength(data)}`, { hint: 'broadcast without --datagram sends a message of any size' });
+      p.datagram = true;
+      p.port = port;
+    } else if (portText !== undefined) return err('invalid_argument', '--port is for --datagram broadcasts');
+    return ok(p);
   },
   async run(ctx, p) {
     const r = await call(ctx, p);
     if (!r.ok) return r;
     const d = r.value as { name: string; sent: number; failed: number; results: { node_id: number; status: string; error?: { message: string } }[] };
     const lines = d.results.map((x) => `  node ${x.node_id}: ${x.status}${x.error ? ` (${x.error.message})` : ''}`);
-    return ok({ data: d, text: [`broadcast to ${d.name}: ${d.sent} delivered, ${d.failed} failed`, ...lines].join('\n') + '\n' });
+    const what = p.datagram ? `datagrams to port ${String(p.port)}: ${d.sent} sent` : `${d.sent} delivered`;
+    return ok({ data: d, text: [`broadcast to ${d.name}: ${what}, ${d.failed} failed`, ...lines].join('\n') + '\n' });
   },
 });
 

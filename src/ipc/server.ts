@@ -521,7 +521,12 @@ const HANDLERS: Record<string, Handler> = {
       const v = p.optStr(k);
       if (v !== undefined) params[k] = v;
     }
-    if (op === 'broadcast') params.data = p.bytes('data');
+    if (op === 'broadcast') {
+      params.data = p.bytes('data');
+      if (p.optStr('datagram') === 'true') params.datagram = true;
+      const port = p.optInt('port', 1, 65535);
+      if (port !== undefined) params.port = port;
+    }
     if (op === 'tag') params.tags = (p.optStr('tags') ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '');
     return p.error ? null : api.network(params as unknown as Parameters<NodeApi['network']>[0]);
   }),

@@ -637,7 +637,8 @@ export class Daemon implements ServiceHost {
   network(params: NetworkOpParams, send?: BroadcastSend): Promise<Result<unknown>> {
     const reg = this.membership.requireRegistered();
     if (!reg.ok) return Promise.resolve(reg);
-    return networkOp(this.networks, params, { resolveRef: (ref) => this.resolver.resolveRef(ref), send }).then(async (r) => {
+    const sendDatagram = (nodeId: number, port: number, data: Uint8Array): Promise<Result<void>> => this.dgramSender.send(String(nodeId), port, port, data);
+    return networkOp(this.networks, params, { resolveRef: (ref) => this.resolver.resolveRef(ref), send, sendDatagram }).then(async (r) => {
       // A new membership carries our hostname (policy hostname selectors match it), signed by us.
       if (r.ok && (params.op === 'create' || params.op === 'join' || params.op === 'accept')) await this.networks.publishHostname(this.membership.hostname ?? '');
       return r;

@@ -205,9 +205,10 @@ export class PilotClient implements NodeApi {
     return this.call('lookup', { node_id: nodeId });
   }
   /** Custom networks (issue 15): `op` is create, list, join, leave, members, invite, invites, accept, reject, delete, rename, promote, demote, kick, role or broadcast. */
-  network(params: { op: string; name?: string; peer?: PeerRef; token?: string; join_rule?: string; new_name?: string; policy?: string; data?: Uint8Array | string; /** tag: the member's tags (a list, or comma-separated) */ tags?: string[] | string }): Promise<Result<unknown>> {
-    const { data, tags, ...rest } = params;
+  network(params: { op: string; name?: string; peer?: PeerRef; token?: string; join_rule?: string; new_name?: string; policy?: string; data?: Uint8Array | string; /** tag: the member's tags (a list, or comma-separated) */ tags?: string[] | string; /** broadcast: datagrams to this port */ datagram?: boolean; port?: number }): Promise<Result<unknown>> {
+    const { data, tags, datagram, ...rest } = params;
     const wire: Record<string, unknown> = { ...rest };
+    if (datagram) wire.datagram = 'true';
     if (tags !== undefined) wire.tags = Array.isArray(tags) ? tags.join(',') : tags;
     if (data !== undefined) wire.data = b64(data);
     return this.call('network', wire);

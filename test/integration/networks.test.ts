@@ -86,6 +86,20 @@ test('create → invite → accept → reach without handshake → broadcast →
   const inbox = await c.ok('mem', ['inbox']);
   assert.ok(inbox.messages.some((m: any) => String(m.data ?? m.content ?? '').includes('standup in 5') || JSON.stringify(m).includes('standup in 5')), JSON.stringify(inbox).slice(0, 400));
 
+  // Datagram broadcast: one datagram per member to --port, a result each ('sent': datagrams are not acknowledged).
+  const mc = await c.client('mem');
+  const sock = await mc.openDatagramSocketAsync(1234);
+  assert.ok(sock.ok, sock.ok ? '' : sock.error.message);
+  const bd = await c.ok('own', ['broadcast', 'lab', '--datagram', '--port', '1234', '--data', 'ping all']);
+  assert.deepEqual([bd.datagram, bd.port, bd.sent, bd.failed], [true, 1234, 1, 0], JSON.stringify(bd));
+  assert.deepEqual(bd.results.map((r: any) => [r.node_id, r.status]), [[id('mem'), 'sent']]);
+  const dg = await sock.value.recv(5_000);
+  assert.equal(dg && Buffer.from(dg.data).toString(), 'ping all');
+  assert.equal(dg?.fromPort ?? 1234, 1234);
+  sock.value.close();
+  const noPort = await c.json('own', ['broadcast', 'lab', '--datagram', '--data', 'x']);
+  assert.equal(noPort.error?.code, 'invalid_argument', explain(noPort));
+
   // A member may not kick (or invite): permission_denied, and nothing changes.
   const denied = await c.json('mem', ['network', 'kick', 'lab', 'own']);
   assert.equal(denied.code, 1, explain(denied));

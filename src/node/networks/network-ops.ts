@@ -25,14 +25,21 @@ export interface NetworkOpParams {
   data?: Uint8Array;
   /** tag: the member's tags in the network ([] clears). */
   tags?: string[];
+  /** broadcast: one datagram per member to `port` instead of an acknowledged message. */
+  datagram?: boolean;
+  port?: number;
 }
 
 /** Delivers one broadcast copy to one member (the data-exchange message service); `ack`: the member confirmed. */
 export type BroadcastSend = (nodeId: number, data: Uint8Array) => Promise<Result<{ bytes: number; ack: boolean }>>;
 
+/** Sends one datagram to member `nodeId`'s `port` (from the same port number). */
+export type BroadcastDatagram = (nodeId: number, port: number, data: Uint8Array) => Promise<Result<void>>;
+
 export interface NetworkOpDeps {
   resolveRef(ref: PeerRef): Promise<Result<number>>;
   send?: BroadcastSend | undefined;
+  sendDatagram?: BroadcastDatagram | undefined;
 }
 
 export async function networkOp(book: NetworkBook, p: NetworkOpParams, deps: NetworkOpDeps): Promise<Result<unknown>> {
@@ -70,6 +77,10 @@ export async function networkOp(book: NetworkBook, p: NetworkOpParams, deps: Net
       if (p.policy === undefined) return err('invalid_argument', 'network policy_set needs the policy text');
       return book.setPolicy(name, p.policy);
     case 'broadcast':
+      if (p.datagram) {
+        if (p.port === undefined || !Number.isInteger(p.port) || p.port < 1 || p.port > 65535) return err('invalid_argument', 'a datagram broadcast needs --port 1-65535');
+        return broadcastDatagram(book, name, p.port, p.data ?? new Uint8Array(0), deps.sendDatagram);
+      }
       return broadcast(book, name, p.data ?? new Uint8Array(0), deps.send);
     case 'tag': {
       if (p.peer === undefined || String(p.peer) === '') return err('invalid_argument', 'network tag needs a peer');
@@ -99,7 +110,10 @@ export interface BroadcastResult {
   bytes: number;
   sent: number;
   failed: number;
-  results: { node_id: number; status: 'delivered' | 'failed'; ack?: boolean; error?: { code: string; message: string } }[];
+  results: { node_id: number; status: 'delivered' | 'sent' | 'failed'; ack?: boolean; error?: { code: string; message: string } }[];
+  /** Datagram broadcasts: the port, and `sent` counts datagrams handed to each member's tunnel (no acknowledgement). */
+  port?: number;
+  datagram?: boolean;
 }
 
 /**
@@ -118,4 +132,23 @@ async function broadcast(book: NetworkBook, name: string, data: Uint8Array, send
   );
   const sent = results.filter((r) => r.status === 'delivered').length;
   return ok({ network_id: m.value.networkId, name, bytes: data.length, sent, failed: results.length - sent, results });
+}
+
+/**
+ * One datagram to every other member's `port`, each once, with each member's result: 'sent' (left in its tunnel:
+ * datagrams are not acknowledged; a member whose policy refuses the port answers with a notice, and later sends
+ * there fail with policy_denied) or 'failed' (no route, too large, a refusal we know of).
+ */
+async function broadcastDatagram(book: NetworkBook, name: string, port: number, data: Uint8Array, send: BroadcastDatagram | undefined): Promise<Result<BroadcastResult>> {
+  if (!send) return err('invalid_argument', 'datagram broadcast needs the daemon');
+  const m = book.membersOf(name);
+  if (!m.ok) return m;
+  const results = await Promise.all(
+    m.value.nodeIds.map(async (nodeId): Promise<BroadcastResult['results'][number]> => {
+      const r = await send(nodeId, port, data);
+      return r.ok ? { node_id: nodeId, status: 'sent' } : { node_id: nodeId, status: 'failed', error: { code: r.error.code, message: r.error.message } };
+    }),
+  );
+  const sent = results.filter((r) => r.status === 'sent').length;
+  return ok({ network_id: m.value.networkId, name, bytes: data.length, sent, failed: results.length - sent, results, port, datagram: true });
 }
