@@ -12,10 +12,10 @@ import { fromBase64, verify } from './identity.js';
 
 export type NetworkRole = 'owner' | 'admin' | 'member';
 export type JoinRule = 'open' | 'token' | 'invite';
-export type ChangeOp = 'create' | 'invite' | 'join' | 'decline' | 'leave' | 'remove' | 'promote' | 'demote' | 'rename' | 'delete' | 'policy' | 'tags' | 'hostname';
+export type ChangeOp = 'create' | 'invite' | 'join' | 'decline' | 'leave' | 'remove' | 'promote' | 'demote' | 'rename' | 'delete' | 'policy' | 'tags' | 'hostname' | 'rekey';
 
 export const JOIN_RULES: readonly JoinRule[] = ['open', 'token', 'invite'];
-const OPS: readonly ChangeOp[] = ['create', 'invite', 'join', 'decline', 'leave', 'remove', 'promote', 'demote', 'rename', 'delete', 'policy', 'tags', 'hostname'];
+const OPS: readonly ChangeOp[] = ['create', 'invite', 'join', 'decline', 'leave', 'remove', 'promote', 'demote', 'rename', 'delete', 'policy', 'tags', 'hostname', 'rekey'];
 /** A member's tags in a network (policy `tag:` selectors), set by an owner or admin: at most this many, each like a node tag. */
 export const MAX_MEMBER_TAGS = 16;
 const TAG_RE = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
@@ -262,6 +262,8 @@ export function applyNetworkChange(view: NetworkView | null, c: NetworkChange, o
   if ((c.op === 'create') !== (view === null || cur.seq === -1)) return err('invalid_argument', 'create must be the first change, and only it');
   const isSelf = SELF_OPS.includes(c.op);
   if (isSelf && c.by !== c.node_id) return denied(`${c.op} must be signed by node ${c.node_id} itself`);
+  // rekey: a member names its new key, signed with the key the chain holds for it (verified below as a member's).
+  if (c.op === 'rekey' && c.by !== c.node_id) return denied(`rekey must be signed by node ${c.node_id} itself, with its current key`);
   // The key that must have signed: the subject's own for self ops (checked against the chain below), else the signer's as a member.
   const signer = isSelf ? null : cur.members.get(c.by);
   if (!isSelf && !signer) return denied(`node ${c.by} is not a member of the network`);
@@ -361,6 +363,14 @@ export function applyNetworkChange(view: NetworkView | null, c: NetworkChange, o
       next.policySha256 = c.policy_sha256;
       next.policySeq = c.seq;
       return ok(next);
+    case 'rekey': {
+      // The member rotated its key (rotate-key): the old key signed this, naming the new one.
+      const nk = fromBase64(c.key);
+      if (!nk || nk.length !== 32) return err('invalid_argument', 'rekey needs the new base64 Ed25519 key');
+      if (c.key === target!.key) return err('invalid_argument', 'rekey names the key the member already has');
+      next.members.set(c.node_id, { ...target!, key: c.key });
+      return ok(next);
+    }
     case 'tags':
       if (!isAdmin) return denied(`node ${c.by} (${role}) cannot set tags: owner or admin only`);
       if (!target) return err('not_found', `node ${c.node_id} is not a member`);

@@ -594,8 +594,12 @@ export class Daemon implements ServiceHost {
    * Issue 14: rotate this node's identity key (src/node/key-rotation.ts). `recovery`: sign with the recovery key.
    * Errors: not_running (unregistered), already_exists (one in flight), the registry's refusal, internal.
    */
-  rotateKey(opts: { recovery?: Identity } = {}): Promise<Result<KeyRotationResult>> {
-    return this.keys.rotate(opts);
+  async rotateKey(opts: { recovery?: Identity } = {}): Promise<Result<KeyRotationResult>> {
+    const old = this.currentIdentity;
+    const r = await this.keys.rotate(opts);
+    // Our networks' chains still hold the old key: sign the new one in with the old (co-members admit it at once).
+    if (r.ok) await this.networks.rekey((m) => sign(old, m), toBase64(this.currentIdentity.publicKey));
+    return r;
   }
 
   /** The new key answers from now on: sessions made with the old one go, peers re-handshake (no trust handshake). */

@@ -226,8 +226,8 @@ export class NetworkRegistry {
     const expected = req.type === 'join_network' ? 'join' : req.type === 'leave_network' ? 'leave' : null;
     if (expected && change.op !== expected) return fail('invalid_argument', `${req.type} carries a ${expected} change`);
     if (change.op === 'create') return fail('invalid_argument', 'create only through create_network');
-    // One node id, one key: a join or invite names the key that node registered.
-    if (change.op === 'join' || change.op === 'invite') {
+    // One node id, one key: a join, invite or rekey names the key that node registered.
+    if (change.op === 'join' || change.op === 'invite' || change.op === 'rekey') {
       const subject = this.host.state.nodes.get(change.node_id);
       if (!subject) return fail('not_found', `node ${change.node_id} not registered`);
       if (subject.publicKey !== change.key) return fail('permission_denied', `the change names another key than node ${change.node_id} registered`);

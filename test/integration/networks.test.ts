@@ -100,6 +100,19 @@ test('create → invite → accept → reach without handshake → broadcast →
   const noPort = await c.json('own', ['broadcast', 'lab', '--datagram', '--data', 'x']);
   assert.equal(noPort.error?.code, 'invalid_argument', explain(noPort));
 
+  // The member rotates its key: its daemon signs the new key into the chain with the old one (rekey), so the
+  // owner admits it at once — no re-invite, still no handshake.
+  const rot = await c.ok('mem', ['rotate-key']);
+  assert.ok(rot);
+  await waitFor('the owner to hold mem\'s new key', async () => {
+    const m = (await c.ok('own', ['network', 'members', 'lab'])).members as { node_id: number; public_key: string }[];
+    const mine = (await c.ok('mem', ['info'])) as { public_key?: string };
+    return m.some((x) => x.node_id === id('mem') && (mine.public_key === undefined || x.public_key === mine.public_key) && x.public_key !== undefined);
+  }, 15_000, 50);
+  await waitFor('reach after the rotation', async () => (await c.json('mem', ['connect', 'own', '7', '--message', 'rotated'])).data?.response === 'rotated', 15_000, 100);
+  const back = await c.ok('own', ['connect', 'mem', '7', '--message', 'owner to rotated member']);
+  assert.equal(back.response, 'owner to rotated member');
+
   // A member may not kick (or invite): permission_denied, and nothing changes.
   const denied = await c.json('mem', ['network', 'kick', 'lab', 'own']);
   assert.equal(denied.code, 1, explain(denied));

@@ -534,6 +534,27 @@ export class NetworkBook {
     }
   }
 
+  /**
+   * After rotate-key: in every network we are in, a `rekey` change signed with the OLD key (the one each chain
+   * holds for us) names the new one, so co-members admit the new key at once (no re-invite). Per-network failures
+   * are logged and returned.
+   */
+  async rekey(signWithOld: (msg: Uint8Array) => Uint8Array, newKey: string): Promise<{ network: string; error: string }[]> {
+    const me = this.deps.nodeId();
+    const failed: { network: string; error: string }[] = [];
+    for (const h of [...this.held.values()]) {
+      const mine = h.view.members.get(me);
+      if (!mine || mine.key === newKey) continue;
+      const change = makeChange(h.view, { op: 'rekey', by: me, node_id: me, key: newKey, ts: this.deps.nowSec() }, signWithOld);
+      const r = await this.submit(h, change);
+      if (!r.ok) {
+        failed.push({ network: h.view.name, error: r.error.message });
+        this.deps.logger.warn({ network: h.view.name, err: r.error.message }, 'could not sign the rotated key into the network');
+      }
+    }
+    return failed;
+  }
+
   role(name: string): Result<{ network_id: number; name: string; role: NetworkRole }> {
     const h = this.byName(name);
     if (!h) return this.notMember(name);
@@ -570,7 +591,12 @@ export class NetworkBook {
   /** A change an owner or admin signs (invite, remove, promote, demote, rename, delete); our view decides first. */
   private async adminChange(h: HeldNetwork, op: ChangeOp, subject: number, fields: { key?: string; name?: string; policy?: string; tags?: string[]; hostname?: string }): Promise<Result<void>> {
     const me = this.deps.nodeId();
-    const change = makeChange(h.view, { op, by: me, node_id: subject, ...fields, ts: this.deps.nowSec() }, this.deps.sign);
+    return this.submit(h, makeChange(h.view, { op, by: me, node_id: subject, ...fields, ts: this.deps.nowSec() }, this.deps.sign));
+  }
+
+  /** Fold a signed change locally, send it to the registry, and apply it to our view when the registry took it. */
+  private async submit(h: HeldNetwork, change: NetworkChange): Promise<Result<void>> {
+    const me = this.deps.nodeId();
     // Fold it locally first: a member's kick is permission_denied here, with the same words as the registry's.
     const local = applyNetworkChange(h.view, change);
     if (!local.ok) return errFrom(local.error);

@@ -150,3 +150,24 @@ test('tags (owner or admin signs) and hostnames (the member signs, unique in the
   const h = makeChange(v, { op: 'hostname', by: 3, node_id: 3, key: key(bob), hostname: 'agent-b', ts: 9 }, signer(bob));
   assert.equal(decodeNetworkChange({ ...h, hostname: 'NOT A HOST' }).ok, false);
 });
+
+test('rekey: a member names its new key, signed with the key the chain holds; nobody else can', () => {
+  const fresh = generateIdentity();
+  let v = must(applyNetworkChange(null, genesis('open')));
+  v = must(applyNetworkChange(v, makeChange(v, { op: 'join', by: 2, node_id: 2, key: key(alice), ts: 2 }, signer(alice))));
+  // Signed with the new key (a thief holding only the new key, or a registry): refused.
+  const withNew = applyNetworkChange(v, makeChange(v, { op: 'rekey', by: 2, node_id: 2, key: key(fresh), ts: 3 }, signer(fresh)));
+  assert.equal(!withNew.ok && withNew.error.code, 'permission_denied');
+  // For someone else: refused.
+  const forAlice = applyNetworkChange(v, makeChange(v, { op: 'rekey', by: 1, node_id: 2, key: key(fresh), ts: 3 }, signer(owner)));
+  assert.equal(forAlice.ok, false);
+  // By alice with her old key: the chain holds the new one; later changes verify with it.
+  const same = applyNetworkChange(v, makeChange(v, { op: 'rekey', by: 2, node_id: 2, key: key(alice), ts: 3 }, signer(alice)));
+  assert.equal(same.ok, false, 'rekey to the same key');
+  v = must(applyNetworkChange(v, makeChange(v, { op: 'rekey', by: 2, node_id: 2, key: key(fresh), ts: 4 }, signer(alice))));
+  assert.equal(v.members.get(2)?.key, key(fresh));
+  assert.equal(v.members.get(2)?.role, 'member');
+  const oldLeave = applyNetworkChange(v, makeChange(v, { op: 'leave', by: 2, node_id: 2, key: key(alice), ts: 5 }, signer(alice)));
+  assert.equal(oldLeave.ok, false, 'the old key is no longer the member');
+  must(applyNetworkChange(v, makeChange(v, { op: 'leave', by: 2, node_id: 2, key: key(fresh), ts: 5 }, signer(fresh))));
+});
