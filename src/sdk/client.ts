@@ -5,6 +5,7 @@ import { pilotError, type PilotError } from '../core/errors.js';
 import { err, errFrom, ok, type Result } from '../core/result.js';
 import { callOnce, connectIpc, openDatagramChannel, openRawStream, SpareConnection, type DaemonTarget, type IpcConnection, type RawConnectionSource } from '../ipc/client.js';
 import { IpcDatagramChannel } from '../ipc/datagram-channel.js';
+import { bench as echoBench } from '../services/echo.js';
 import type { IpcMethod, RequestId } from '../ipc/protocol.js';
 import { resolveDaemonTarget } from '../ipc/paths.js';
 import type { PingOptions } from '../ipc/server.js';
@@ -319,8 +320,13 @@ export class PilotClient implements NodeApi {
     return this.call('ping', params, onResult ? (event, data) => event === 'result' && onResult(data as PingResult) : undefined);
   }
 
-  bench(peer: PeerRef, bytes: number, progress?: ProgressFn): Promise<Result<BenchResult>> {
-    return this.call('bench', { peer, bytes }, progressHandler(progress));
+  /**
+   * Throughput through the peer's echo port, streamed from this process over the IPC stream (the path this
+   * client's own streams take; `pilotctl bench` uses it). The daemon's `bench` IPC method (inside the daemon)
+   * stays for other clients.
+   */
+  bench(peer: PeerRef, bytes: number, progress?: ProgressFn, opts: { timeoutMs?: number } = {}): Promise<Result<BenchResult>> {
+    return echoBench(this, peer, bytes, progress, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
   }
 
   peers(): Promise<Result<{ peers: PeerEntry[] }>> {

@@ -159,7 +159,7 @@ export interface BenchOptions {
  * Errors: invalid_argument (bytes), connection_failed (dial or write failed), timeout (dial).
  */
 export async function bench(
-  host: ServiceHost,
+  host: Pick<ServiceHost, 'dial'>,
   peer: PeerRef,
   bytes: number,
   progress?: ProgressFn,
