@@ -502,7 +502,21 @@ export class Connection implements StreamConnection {
   /** Copy received in-order bytes into `into`; returns the count (0: nothing readable now). */
   read(into: Uint8Array): number {
     const n = this.recvBuf.read(into);
-    if (n === 0) return 0;
+    if (n > 0) this.afterRead();
+    return n;
+  }
+
+  /**
+   * Take up to maxBytes received in-order bytes as a view of the receive buffer, without a copy; the view
+   * stays valid and unchanged while the caller holds it. Null when nothing is readable now.
+   */
+  readView(maxBytes: number): Uint8Array | null {
+    const view = this.recvBuf.readView(maxBytes);
+    if (view !== null) this.afterRead();
+    return view;
+  }
+
+  private afterRead(): void {
     // 'readable' is edge-triggered: it fires again only after the application drained what was readable.
     if (this.recvBuf.readableBytes === 0) this.isReadableSignalled = false;
     if (this.phase !== Phase.Closed && !this.isPeerFinReceived) {
@@ -511,7 +525,6 @@ export class Connection implements StreamConnection {
       if (this.recvBuf.limitOffset - this.lastAdvertisedLimit >= this.windowUpdateBytes) this.isAckNow = true;
     }
     this.checkFinished();
-    return n;
   }
 
   /** Bytes readable now. */

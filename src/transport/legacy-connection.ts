@@ -586,6 +586,14 @@ export class LegacyConnection implements StreamConnection {
     return n;
   }
 
+  /** Up to maxBytes in-order bytes as a fresh array (this transport's chunks are the peer's segments). */
+  readView(maxBytes: number): Uint8Array | null {
+    const n = Math.min(maxBytes, this.recvBytes);
+    if (n <= 0) return null;
+    const out = new Uint8Array(n);
+    return out.subarray(0, this.read(out));
+  }
+
   /** Copy received in-order bytes into `into`; returns the count. */
   read(into: Uint8Array): number {
     let n = 0;

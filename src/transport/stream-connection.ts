@@ -22,6 +22,8 @@ export interface StreamConnection {
   /** Bytes taken (0: wait for 'writable'; −1: the send side is closed). */
   write(data: Uint8Array): number;
   read(into: Uint8Array): number;
+  /** Up to maxBytes in-order bytes the caller may keep (no copy where the transport can); null: none now. */
+  readView(maxBytes: number): Uint8Array | null;
   readonly readableBytes: number;
   /** Send FIN after the queued data. Idempotent. */
   finish(): void;

@@ -79,11 +79,11 @@ export function streamEndpointFor(
       return n;
     },
     readableBytes: () => conn.readableBytes,
-    read: (into) => {
-      const n = conn.read(into);
+    readView: (maxBytes) => {
+      const view = conn.readView(maxBytes);
       // Reading opens the receive window (and may complete a peer's FIN): let the connection send.
-      if (n > 0) markDirty();
-      return n;
+      if (view !== null) markDirty();
+      return view;
     },
     finish: () => {
       conn.finish();

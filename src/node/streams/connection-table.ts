@@ -255,13 +255,16 @@ export class ConnectionTable {
     if (e.isClosed) return;
     const conn = e.conn;
     const buf = this.suites.get(e.suite.name)!.txBuf;
+    // Events first: the stream reads what arrived (opening the window) and writes more before we transmit, so
+    // one ACK per received batch carries the new window instead of an ACK now and a window update next drive.
+    const early = dispatchEvents(e);
     for (;;) {
       const n = conn.pollTransmit(now, buf);
       if (n === 0) break;
       // No session now: the transport retransmits or times out.
       if (!e.suite.send(e.peer, buf.subarray(0, n), now).ok) break;
     }
-    const closed = dispatchEvents(e);
+    const closed = early ?? dispatchEvents(e);
     if (closed) {
       this.kill(e, closed.error, false);
       return;

@@ -9,8 +9,8 @@ export interface StreamEndpoint {
   write(data: Uint8Array): number;
   /** Bytes buffered in order and ready to read. */
   readableBytes(): number;
-  /** Bytes copied into `into`; 0 means nothing buffered right now. */
-  read(into: Uint8Array): number;
+  /** Up to maxBytes buffered bytes the stream may keep (a view, no copy); null means nothing buffered now. */
+  readView(maxBytes: number): Uint8Array | null;
   /** Queue FIN after all written data. */
   finish(): void;
   /** Abort with RST. */
@@ -18,7 +18,6 @@ export interface StreamEndpoint {
 }
 
 const MAX_READ_CHUNK_BYTES = 1024 * 1024;
-const EMPTY = Buffer.alloc(0);
 
 export class PilotDuplex extends Duplex implements PilotStream {
   private pendingWrite: { data: Uint8Array; cb: (e?: Error | null) => void } | null = null;
@@ -70,18 +69,16 @@ export class PilotDuplex extends Duplex implements PilotStream {
 
   private pumpRead(): void {
     while (this.wantsRead) {
-      // Exactly what is buffered (capped): small reads come from Node's pool, large ones avoid over-allocating.
-      const available = Math.min(this.endpoint.readableBytes(), MAX_READ_CHUNK_BYTES);
-      const buf = available > 0 ? Buffer.allocUnsafe(available) : EMPTY;
-      const n = available > 0 ? this.endpoint.read(buf) : 0;
-      if (n === 0) {
+      // The transport's own memory, as large as it holds contiguously (capped): no copy, no allocation.
+      const view = this.endpoint.readView(MAX_READ_CHUNK_BYTES);
+      if (view === null) {
         if (this.isPeerFinished) {
           this.wantsRead = false;
           this.push(null);
         }
         return;
       }
-      this.wantsRead = this.push(n === buf.length ? buf : buf.subarray(0, n));
+      this.wantsRead = this.push(Buffer.from(view.buffer, view.byteOffset, view.length));
     }
   }
 

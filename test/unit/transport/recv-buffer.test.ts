@@ -54,6 +54,49 @@ test('RecvBuffer reassembles like a naive model, within its window, for any arri
   );
 });
 
+test('RecvBuffer across chunks: copies and views agree with the stream, and views stay intact after later inserts', () => {
+  const stream = new Uint8Array(900_000).map((_, i) => (i * 151 + (i >> 9)) & 0xff);
+  const big: fc.Arbitrary<{ kind: 'insert' | 'read' | 'view'; at: number; len: number }> = fc.record({
+    kind: fc.constantFrom('insert' as const, 'insert' as const, 'insert' as const, 'read' as const, 'view' as const),
+    at: fc.integer({ min: 0, max: 900_000 }),
+    len: fc.integer({ min: 1, max: 90_000 }),
+  });
+  fc.assert(
+    fc.property(fc.integer({ min: 1500, max: 600_000 }), fc.array(big, { minLength: 5, maxLength: 80 }), (windowBytes, ops) => {
+      const rb = new RecvBuffer(windowBytes);
+      const views: Array<{ offset: number; view: Uint8Array }> = [];
+      let readOffset = 0;
+      for (const op of ops) {
+        if (op.kind === 'insert') {
+          // Mostly near the read point so data arrives; the rest is out of order or beyond the window.
+          const offset = op.at % 3 === 0 ? op.at : Math.min(stream.length - 1, rb.contiguousEnd + (op.at % 4000));
+          const len = Math.min(op.len, stream.length - offset);
+          rb.insert(offset, stream, offset, len);
+        } else if (op.kind === 'read') {
+          const into = new Uint8Array(op.len);
+          const n = rb.read(into);
+          assert.equal(n, Math.min(op.len, rb.contiguousEnd - readOffset));
+          assert.deepEqual(into.subarray(0, n), stream.subarray(readOffset, readOffset + n));
+          readOffset += n;
+        } else {
+          const avail = rb.contiguousEnd - readOffset;
+          const v = rb.readView(op.len);
+          if (avail === 0) assert.equal(v, null);
+          else {
+            assert.ok(v !== null && v.length > 0 && v.length <= Math.min(op.len, avail));
+            views.push({ offset: readOffset, view: v });
+            readOffset += v.length;
+          }
+        }
+        assert.equal(rb.readOffset, readOffset);
+        assert.ok(rb.contiguousEnd >= readOffset && rb.contiguousEnd <= readOffset + windowBytes);
+      }
+      for (const { offset, view } of views) assert.deepEqual(view, stream.subarray(offset, offset + view.length));
+    }),
+    { numRuns: 300, seed: seedFromEnv() | 0 },
+  );
+});
+
 test('SendBuffer: writes, copies out by stream offset across ring wrap and growth, frees on ack', () => {
   fc.assert(
     fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 0, max: 5000 })), { maxLength: 60 }), (steps) => {
