@@ -294,16 +294,94 @@ export interface StreamOpenResult {
 }
 
 /**
- * Send one dial/accept request on a fresh connection and read exactly its response line. On success the socket
- * is handed over with any bytes that followed the response (`rest`, already stream data).
+ * One verified connection kept ready for the next dial/accept/datagram_channel, so those cost one round trip
+ * (the request) instead of connect + auth + request. Connecting and verifying run in the background after each
+ * take (prime()); an idle spare is unref'd, so it never keeps a process alive, and one the daemon closes (or
+ * that receives anything: an honest daemon sends nothing unasked) is dropped.
+ */
+export class SpareConnection {
+  private spare: VerifiedSocket | null = null;
+  private connecting: Promise<void> | null = null;
+  private isClosed = false;
+
+  constructor(readonly target: DaemonTarget) {}
+
+  /** The spare if one is ready and alive, else a fresh verified connection. Call prime() after using it. */
+  async take(): Promise<Result<VerifiedSocket & { isSpare: boolean }>> {
+    if (this.spare === null && this.connecting !== null) await this.connecting;
+    const s = this.spare;
+    this.spare = null;
+    if (s !== null && !s.socket.destroyed && s.socket.readable) {
+      detachIdle(s.socket);
+      s.socket.ref();
+      return ok({ ...s, isSpare: true });
+    }
+    s?.socket.destroy();
+    const fresh = await connectSocket(this.target);
+    return fresh.ok ? ok({ ...fresh.value, isSpare: false }) : fresh;
+  }
+
+  /** Start verifying the next spare in the background (no-op when one is ready or on its way). */
+  prime(): void {
+    if (this.isClosed || this.spare !== null || this.connecting !== null) return;
+    this.connecting = connectSocket(this.target).then((r) => {
+      this.connecting = null;
+      if (!r.ok) return; // no daemon now: the next take() connects (and reports) itself
+      if (this.isClosed) return void r.value.socket.destroy();
+      const socket = r.value.socket;
+      const drop = (): void => {
+        if (this.spare?.socket === socket) this.spare = null;
+        detachIdle(socket);
+        socket.destroy();
+      };
+      socket.unref();
+      socket.on('data', drop);
+      socket.once('end', drop);
+      socket.once('close', drop);
+      socket.once('error', drop);
+      (socket as Socket & { [IDLE_DROP]?: () => void })[IDLE_DROP] = drop;
+      socket.resume(); // flowing, so a daemon that goes away shows up as 'end' here and not at the next dial
+      this.spare = r.value;
+    });
+  }
+
+  close(): void {
+    this.isClosed = true;
+    this.spare?.socket.destroy();
+    this.spare = null;
+  }
+}
+
+const IDLE_DROP = Symbol('idleDrop');
+function detachIdle(socket: Socket): void {
+  const s = socket as Socket & { [IDLE_DROP]?: () => void };
+  const drop = s[IDLE_DROP];
+  if (!drop) return;
+  delete s[IDLE_DROP];
+  socket.removeListener('data', drop);
+  socket.removeListener('end', drop);
+  socket.removeListener('close', drop);
+  socket.removeListener('error', drop);
+  socket.pause();
+}
+
+/** Where a raw connection comes from: a fresh verified connection to `target`, or `spare`'s. */
+export interface RawConnectionSource {
+  target: DaemonTarget;
+  spare?: SpareConnection | undefined;
+}
+
+/**
+ * Send one dial/accept request on a fresh (or spare) connection and read exactly its response line. On success
+ * the socket is handed over with any bytes that followed the response (`rest`, already stream data).
  * `{closed: true}` from accept (listener gone) comes back as ok(null).
  */
 export async function openRawStream(
-  target: DaemonTarget,
+  source: DaemonTarget | RawConnectionSource,
   method: 'dial' | 'accept',
   params: Record<string, unknown>,
 ): Promise<Result<{ socket: Socket; meta: StreamOpenResult; rest: Buffer } | null>> {
-  const r = await openRawConnection<StreamOpenResult>(target, method, params);
+  const r = await openRawConnection<StreamOpenResult>(sourceOf(source), method, params);
   if (!r.ok) return r;
   if (r.value === null) return ok(null);
   return ok({ socket: r.value.socket, meta: r.value.result, rest: r.value.rest });
@@ -318,39 +396,63 @@ export interface DatagramChannelResult {
 
 /** `datagram_channel {port}` on a fresh connection (see openRawStream); the socket then speaks datagram-frames.ts. */
 export async function openDatagramChannel(
-  target: DaemonTarget,
+  source: DaemonTarget | RawConnectionSource,
   port: number,
 ): Promise<Result<{ socket: Socket; result: DatagramChannelResult; rest: Buffer }>> {
-  const r = await openRawConnection<DatagramChannelResult>(target, 'datagram_channel', { port });
+  const r = await openRawConnection<DatagramChannelResult>(sourceOf(source), 'datagram_channel', { port });
   if (!r.ok) return r;
   if (r.value === null) return err('internal', 'daemon answered datagram_channel without a channel');
   return ok(r.value);
 }
 
+function sourceOf(s: DaemonTarget | RawConnectionSource): RawConnectionSource {
+  return 'target' in s ? s : { target: s };
+}
+
+/** A spare the daemon dropped before answering (it restarted since) is retried once on a fresh connection. */
+const SPARE_GONE = Symbol('spareGone');
+
 /**
- * One request that turns a fresh connection into something other than JSON lines (dial, accept,
- * datagram_channel): read exactly its response line and hand the socket over, paused, with the bytes after it.
+ * One request that turns a connection into something other than JSON lines (dial, accept, datagram_channel):
+ * read exactly its response line and hand the socket over, paused, with the bytes after it.
  */
 async function openRawConnection<T>(
-  target: DaemonTarget,
+  source: RawConnectionSource,
   method: 'dial' | 'accept' | 'datagram_channel',
   params: Record<string, unknown>,
 ): Promise<Result<{ socket: Socket; result: T; rest: Buffer } | null>> {
-  const s = await connectSocket(target);
+  const s = source.spare ? await source.spare.take() : await connectSocket(source.target);
   if (!s.ok) return s;
-  const socket = s.value.socket;
+  const isSpare = 'isSpare' in s.value && s.value.isSpare === true;
+  const r = await requestOn<T>(s.value.socket, method, params, isSpare);
+  // The next spare is verified while the caller uses this one: after the answer, and a turn later, so its
+  // file checks and connect are not in the way of the stream's first bytes.
+  const spare = source.spare;
+  if (spare) setImmediate(() => spare.prime());
+  if (r === SPARE_GONE) return openRawConnection({ target: source.target }, method, params);
+  return r;
+}
+
+function requestOn<T>(
+  socket: Socket,
+  method: 'dial' | 'accept' | 'datagram_channel',
+  params: Record<string, unknown>,
+  isSpare: boolean,
+): Promise<Result<{ socket: Socket; result: T; rest: Buffer } | null> | typeof SPARE_GONE> {
   return new Promise((resolve) => {
     const splitter = new LineSplitter(MAX_RESPONSE_LINE_BYTES);
-    const finish = (r: Result<{ socket: Socket; result: T; rest: Buffer } | null>): void => {
+    let hasAnswer = false;
+    const finish = (r: Result<{ socket: Socket; result: T; rest: Buffer } | null> | typeof SPARE_GONE): void => {
       socket.removeListener('data', onData);
       socket.removeListener('end', onClose);
       socket.removeListener('close', onClose);
       socket.removeListener('error', onClose);
-      if (!r.ok || r.value === null) socket.destroy();
+      if (r === SPARE_GONE || !r.ok || r.value === null) socket.destroy();
       else socket.pause();
       resolve(r);
     };
     const onData = (chunk: Buffer): void => {
+      hasAnswer = true;
       splitter.push(chunk);
       const line = splitter.next();
       if (line === null) {
@@ -370,7 +472,7 @@ async function openRawConnection<T>(
     };
     // A daemon that dies before answering only half-closes this allowHalfOpen socket: 'close' never comes,
     // and with nothing left to wait for, pilotctl used to exit 13 (unsettled await) without a word.
-    const onClose = (): void => finish(err('not_running', 'daemon closed the connection'));
+    const onClose = (): void => finish(isSpare && !hasAnswer ? SPARE_GONE : err('not_running', 'daemon closed the connection'));
     socket.on('data', onData);
     socket.once('end', onClose);
     socket.once('close', onClose);

@@ -1,12 +1,20 @@
 // A PilotStream on the client side of the control socket: the Unix socket is the raw byte pipe.
 // end() = FIN (socket half-close). destroy() before both sides finished = RST: we tell the daemon with
 // `stream_reset` first, because on a Unix socket a close looks exactly like a half-close to the other side.
-// For the same reason, at EOF we ask `stream_status` whether the peer finished or reset.
+// For the same reason, at EOF we ask `stream_status` whether the peer finished or reset. Both go over the
+// PilotClient's control connection when there is one (one round trip), else over a throwaway one (callOnce).
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { PilotException, pilotError } from '../core/errors.js';
 import type { PilotStream } from '../node/api.js';
+import type { Result } from '../core/result.js';
 import { callOnce, type DaemonTarget, type StreamOpenResult } from './client.js';
+import type { IpcMethod } from './protocol.js';
+
+/** How a stream reaches the daemon out of band (stream_status / stream_reset). */
+export interface StreamControl {
+  call<T>(method: IpcMethod, params: Record<string, unknown>): Promise<Result<T>>;
+}
 
 /** Longest we hold a destroy() to deliver the RST to the daemon. */
 const RESET_DELIVERY_TIMEOUT_MS = 1000;
@@ -19,14 +27,16 @@ export class IpcStream extends Duplex implements PilotStream {
   /** The daemon's handle for this stream (for stream_status / stream_reset). */
   readonly token: string;
   private isResetByPeer = false;
+  private readonly control: StreamControl;
 
   constructor(
     private readonly socket: Socket,
     meta: StreamOpenResult,
     rest: Buffer,
-    private readonly target: DaemonTarget,
+    control: DaemonTarget | StreamControl,
   ) {
     super({ allowHalfOpen: true });
+    this.control = 'call' in control ? control : { call: (method, params) => callOnce(control, method, params) };
     this.remoteAddr = meta.remote_addr;
     this.remoteNodeId = meta.remote_node_id;
     this.remotePort = meta.remote_port;
@@ -50,7 +60,7 @@ export class IpcStream extends Duplex implements PilotStream {
 
   private async handleEof(): Promise<void> {
     this.isCheckingEof = true;
-    const r = await callOnce<{ state: string }>(this.target, 'stream_status', { stream: this.token });
+    const r = await this.control.call<{ state: string }>('stream_status', { stream: this.token });
     this.isCheckingEof = false;
     if (this.destroyed) return;
     if (r.ok && r.value.state === 'reset') {
@@ -94,6 +104,6 @@ export class IpcStream extends Duplex implements PilotStream {
       this.socket.destroy();
       cb(error);
     };
-    void callOnce(this.target, 'stream_reset', { stream: this.token }).then(done);
+    void this.control.call('stream_reset', { stream: this.token }).then(done);
   }
 }

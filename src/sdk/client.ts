@@ -3,12 +3,12 @@
 import { resolve as resolvePath } from 'node:path';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, errFrom, ok, type Result } from '../core/result.js';
-import { connectIpc, openDatagramChannel, openRawStream, type DaemonTarget, type IpcConnection } from '../ipc/client.js';
+import { callOnce, connectIpc, openDatagramChannel, openRawStream, SpareConnection, type DaemonTarget, type IpcConnection, type RawConnectionSource } from '../ipc/client.js';
 import { IpcDatagramChannel } from '../ipc/datagram-channel.js';
 import type { IpcMethod, RequestId } from '../ipc/protocol.js';
 import { resolveDaemonTarget } from '../ipc/paths.js';
 import type { PingOptions } from '../ipc/server.js';
-import { IpcStream } from '../ipc/stream.js';
+import { IpcStream, type StreamControl } from '../ipc/stream.js';
 import type {
   AuditExport,
   AuditPage,
@@ -60,12 +60,29 @@ function b64(data: Uint8Array | string): string {
 
 export class PilotClient implements NodeApi {
   private conn: IpcConnection | null;
+  /** A verified connection kept ready: dial, accept and datagram channels cost one round trip, not three. */
+  private readonly spare: SpareConnection;
+  /** @internal where dial/accept/datagram_channel connections come from (the spare, else a fresh one). */
+  readonly rawSource: RawConnectionSource;
+  /**
+   * @internal stream_status / stream_reset for this client's streams: over the control connection while it is
+   * open, else on a throwaway one (a stream may outlive close(); that must not reopen a lasting connection).
+   */
+  readonly streamControl: StreamControl;
 
   private constructor(
     readonly target: DaemonTarget,
     conn: IpcConnection,
   ) {
     this.conn = conn;
+    this.spare = new SpareConnection(target);
+    this.rawSource = { target, spare: this.spare };
+    this.streamControl = {
+      call: (method, params) => {
+        const c = this.conn;
+        return c !== null && !c.isClosed ? c.call(method, params) : callOnce(target, method, params);
+      },
+    };
   }
 
   get socketPath(): string {
@@ -102,6 +119,7 @@ export class PilotClient implements NodeApi {
   close(): void {
     this.conn?.close();
     this.conn = null;
+    this.spare.close();
   }
 
   info(): Promise<Result<NodeInfo>> {
@@ -151,10 +169,10 @@ export class PilotClient implements NodeApi {
   async dial(peer: PeerRef, port: number, opts: { timeoutMs?: number } = {}): Promise<Result<PilotStream>> {
     const params: Record<string, unknown> = { peer, port };
     if (opts.timeoutMs !== undefined) params.timeout_ms = Math.max(1, Math.round(opts.timeoutMs));
-    const r = await openRawStream(this.target, 'dial', params);
+    const r = await openRawStream(this.rawSource, 'dial', params);
     if (!r.ok) return r;
     if (r.value === null) return err('internal', 'daemon answered dial without a stream');
-    return ok(new IpcStream(r.value.socket, r.value.meta, r.value.rest, this.target));
+    return ok(new IpcStream(r.value.socket, r.value.meta, r.value.rest, this.streamControl));
   }
 
   /**
@@ -397,13 +415,13 @@ class ClientListener implements PortListener {
   async accept(): Promise<PilotStream | null> {
     const r = await this.ready;
     if (!r.ok || this.isClosed || this.key === null) return null;
-    const s = await openRawStream(this.client.target, 'accept', { listener: this.key });
+    const s = await openRawStream(this.client.rawSource, 'accept', { listener: this.key });
     if (!s.ok) {
       if (!this.isClosed) this.error = s.error;
       return null;
     }
     if (s.value === null) return null;
-    return new IpcStream(s.value.socket, s.value.meta, s.value.rest, this.client.target);
+    return new IpcStream(s.value.socket, s.value.meta, s.value.rest, this.client.streamControl);
   }
 
   close(): void {
@@ -431,7 +449,7 @@ class ClientDatagramSocket implements DatagramSocket {
   }
 
   private async register(): Promise<Result<void>> {
-    const r = await openDatagramChannel(this.client.target, this.port);
+    const r = await openDatagramChannel(this.client.rawSource, this.port);
     if (!r.ok) {
       this.error = r.error;
       this.isClosed = true;
