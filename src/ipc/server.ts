@@ -45,6 +45,8 @@ export interface IpcServer {
   close(): Promise<void>;
 }
 
+/** Write (and read) buffer of each client socket before backpressure (see serveIpc). */
+const SOCKET_HIGH_WATER_BYTES = 1024 * 1024;
 /** How long a finished stream's outcome stays queryable by `stream_status`. */
 const STREAM_OUTCOME_TTL_MS = 30_000;
 /** Progress events are throttled to this interval (the last one is always sent). */
@@ -71,7 +73,9 @@ export async function serveIpc(api: NodeApi, opts: IpcServerOptions): Promise<Re
   const published = publishDaemonKey(opts.home, opts.identity.publicKey);
   if (!published.ok) return published;
   const state = new ServerState(api, logger, opts.identity);
-  const server = createServer({ allowHalfOpen: true }, (socket) => state.accept(socket));
+  // 1 MiB write buffer per client: the stream bridge pauses the PilotStream when socket.write says "full", and
+  // at the default 16 KiB that is after nearly every read of the transport's buffer (chunks are ~400 KiB).
+  const server = createServer({ allowHalfOpen: true, highWaterMark: SOCKET_HIGH_WATER_BYTES }, (socket) => state.accept(socket));
   const listening = await new Promise<Result<void>>((resolve) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       resolve(err('internal', `cannot listen on ${opts.socketPath}: ${e.message}`, { cause: e })),
