@@ -411,7 +411,7 @@ export class EtcdStore implements RegistryStore {
   }
 
   /** One key's new value in our copy (load, watch, refresh): the state, or the derived maps. */
-  private applyKey(key: string, value: string | null, rev: number, isLive: boolean): void {
+  private applyKey(key: string, value: string | null, rev: number, isLive: boolean, deliversPush = isLive): void {
     this.revs.set(key, value === null ? -rev : rev);
     const c = this.decode(key, value);
     if (c === null) {
@@ -434,7 +434,7 @@ export class EtcdStore implements RegistryStore {
     } else if (rest.startsWith('b/')) {
       if (value === null) this.beacons.delete(rest.slice(2));
       else this.beacons.set(rest.slice(2), value);
-    } else if (rest.startsWith('push/') && isLive && value !== null) this.deliverPush(Number(rest.slice(5)), value);
+    } else if (rest.startsWith('push/') && deliversPush && value !== null) this.deliverPush(Number(rest.slice(5)), value);
   }
 
   private setHost(name: string, id: number | null): void {
@@ -881,10 +881,11 @@ export class EtcdStore implements RegistryStore {
         if (Math.abs(this.revs.get(key) ?? 0) > at) return;
         const kv = res.responses[j]?.response_range?.kvs?.[0];
         this.stats.refreshedKeys++;
-        // Live: these are other replicas' changes our copy had not heard (the watch will skip them now), so
-        // listeners (the server's network views) hear them here.
-        if (kv) this.applyKey(key, kv.value.toString('utf8'), Number(kv.mod_revision), true);
-        else this.applyKey(key, null, at, true);
+        // Live: these are other replicas' changes our copy had not heard (the watch will skip them now), so the
+        // listeners (the server's network views) hear them here; pushes stay the watch's alone (a re-read never
+        // delivers one again).
+        if (kv) this.applyKey(key, kv.value.toString('utf8'), Number(kv.mod_revision), true, false);
+        else this.applyKey(key, null, at, true, false);
       });
     }
   }
