@@ -475,6 +475,9 @@ export async function transferFile(s: PairSession, bytes = 10 * 1024 * 1024, tim
   const elapsedMs = Date.now() - t0;
   isDone = true;
   await sampler;
+  // And the path the transfer ended on: a fast transfer can finish between two samples (10 MB in 345 ms
+  // here), which left only the "none" taken before the dial.
+  samples.push((await peerPath(s)).path);
   rmSync(dir, { recursive: true, force: true });
   if (!r.ok) return { isExact: false, bytes, elapsedMs, pathSamples: samples, error: r.error.message };
   const rec = await s.ctl(s.b, ['received'], 10_000);
