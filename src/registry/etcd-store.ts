@@ -92,11 +92,9 @@ export class EtcdStore implements RegistryStore {
   /** etcd key → mod revision our copy reflects; negative = deleted at that revision; absent = never seen. */
   private readonly revs = new Map<string, number>();
   /** Derived hostname keys as etcd holds them: name → id, and id → name. */
-  private readonly hostOwner = new Map<string, number>();
-  private readonly hostOf = new Map<number, string>();
+  private readonly hosts = new NameIndex();
   /** Derived network-name keys (`nn/<name>` → network id), so two replicas cannot create or rename to one name. */
-  private readonly netNameOwner = new Map<string, number>();
-  private readonly netNameOf = new Map<number, string>();
+  private readonly netNames = new NameIndex();
   /** Liveness keys: node id → replica id holding it. */
   private readonly alive = new Map<number, string>();
   private readonly touching = new Set<number>();
@@ -425,8 +423,8 @@ export class EtcdStore implements RegistryStore {
     }
     const rest = key.slice(this.pfx.length);
     if (rest === 'next') this.globalNext = value === null ? 1 : Math.max(1, Number(value) || 1);
-    else if (rest.startsWith('h/')) this.setHost(rest.slice(2), value === null ? null : Number(value));
-    else if (rest.startsWith('nn/')) this.setNetName(rest.slice(3), value === null ? null : Number(value));
+    else if (rest.startsWith('h/')) this.hosts.set(rest.slice(2), value === null ? null : Number(value));
+    else if (rest.startsWith('nn/')) this.netNames.set(rest.slice(3), value === null ? null : Number(value));
     else if (rest.startsWith('a/')) this.setAlive(Number(rest.slice(2)), value);
     else if (rest.startsWith('bn/')) {
       if (value === null) this.beaconHolder.delete(Number(rest.slice(3)));
@@ -435,26 +433,6 @@ export class EtcdStore implements RegistryStore {
       if (value === null) this.beacons.delete(rest.slice(2));
       else this.beacons.set(rest.slice(2), value);
     } else if (rest.startsWith('push/') && deliversPush && value !== null) this.deliverPush(Number(rest.slice(5)), value);
-  }
-
-  private setHost(name: string, id: number | null): void {
-    const old = this.hostOwner.get(name);
-    if (old !== undefined && this.hostOf.get(old) === name) this.hostOf.delete(old);
-    if (id === null) this.hostOwner.delete(name);
-    else {
-      this.hostOwner.set(name, id);
-      this.hostOf.set(id, name);
-    }
-  }
-
-  private setNetName(name: string, id: number | null): void {
-    const old = this.netNameOwner.get(name);
-    if (old !== undefined && this.netNameOf.get(old) === name) this.netNameOf.delete(old);
-    if (id === null) this.netNameOwner.delete(name);
-    else {
-      this.netNameOwner.set(name, id);
-      this.netNameOf.set(id, name);
-    }
   }
 
   private setAlive(id: number, holder: string | null): void {
@@ -617,8 +595,8 @@ export class EtcdStore implements RegistryStore {
         for (const [key, op] of built.ops) {
           this.revs.set(key, op.value === null ? -rev : rev);
           const rest = key.slice(this.pfx.length);
-          if (rest.startsWith('h/')) this.setHost(rest.slice(2), op.value === null ? null : Number(op.value));
-          else if (rest.startsWith('nn/')) this.setNetName(rest.slice(3), op.value === null ? null : Number(op.value));
+          if (rest.startsWith('h/')) this.hosts.set(rest.slice(2), op.value === null ? null : Number(op.value));
+          else if (rest.startsWith('nn/')) this.netNames.set(rest.slice(3), op.value === null ? null : Number(op.value));
           else if (rest.startsWith('a/')) this.setAlive(Number(rest.slice(2)), op.value);
         }
         this.releaseEvents();
@@ -663,7 +641,7 @@ export class EtcdStore implements RegistryStore {
           break; // local to our id block
         case 'node': {
           out.push(this.key('n/', c.id), this.key('a/', c.id));
-          const old = this.hostOf.get(c.id);
+          const old = this.hosts.of.get(c.id);
           if (old !== undefined) out.push(this.key('h/', old));
           if (c.v?.hostname) out.push(this.key('h/', c.v.hostname));
           break;
@@ -691,7 +669,7 @@ export class EtcdStore implements RegistryStore {
           break;
         case 'network': {
           out.push(this.key('net/', c.id));
-          const old = this.netNameOf.get(c.id);
+          const old = this.netNames.of.get(c.id);
           if (old !== undefined) out.push(this.key('nn/', old));
           const next = c.v ? networkNameOf(c.v) : null;
           if (next) out.push(this.key('nn/', next));
@@ -710,10 +688,24 @@ export class EtcdStore implements RegistryStore {
   private build(batch: Item[]): { ops: Map<string, Op>; compare: ICompare[]; success: IRequestOp[] } | 'conflict' {
     const ops = new Map<string, Op>();
     const compared = new Set<string>();
-    const batchHost = new Map<number, string | null>(); // id → hostname as this batch leaves it
-    const hostHolder = new Map<string, number | null>(); // name → id as this batch leaves it
-    const batchNet = new Map<number, string | null>(); // network id → name as this batch leaves it
-    const netHolder = new Map<string, number | null>(); // network name → id as this batch leaves it
+    const hostClaims = new BatchClaims(this.hosts); // hostnames as this batch leaves them
+    const netClaims = new BatchClaims(this.netNames); // network names as this batch leaves them
+    /** Move `id`'s derived unique-name key (`prefix`) to `next` in this batch; false when another id holds it. */
+    const claim = (claims: BatchClaims, prefix: string, id: number, next: string | null): boolean => {
+      const old = claims.nameOf(id);
+      if (old !== null && old !== next) {
+        put(this.key(prefix, old), null);
+        claims.holders.set(old, null);
+      }
+      if (next !== null && old !== next) {
+        const holder = claims.holderOf(next);
+        if (holder !== null && holder !== id) return false;
+        put(this.key(prefix, next), String(id));
+        claims.holders.set(next, id);
+      }
+      claims.names.set(id, next);
+      return true;
+    };
     const put = (key: string, value: string | null, compare = true): void => {
       ops.delete(key); // keep insertion order = last write
       ops.set(key, { value, withLease: false });
@@ -733,19 +725,7 @@ export class EtcdStore implements RegistryStore {
 
           case 'node': {
             put(this.key('n/', c.id), c.v === null ? null : JSON.stringify(c.v));
-            const old = batchHost.has(c.id) ? batchHost.get(c.id)! : (this.hostOf.get(c.id) ?? null);
-            const next = c.v?.hostname ? c.v.hostname : null;
-            if (old !== null && old !== next) {
-              put(this.key('h/', old), null);
-              hostHolder.set(old, null);
-            }
-            if (next !== null && old !== next) {
-              const holder = hostHolder.has(next) ? hostHolder.get(next)! : (this.hostOwner.get(next) ?? null);
-              if (holder !== null && holder !== c.id) return 'conflict';
-              put(this.key('h/', next), String(c.id));
-              hostHolder.set(next, c.id);
-            }
-            batchHost.set(c.id, next);
+            if (!claim(hostClaims, 'h/', c.id, c.v?.hostname ? c.v.hostname : null)) return 'conflict';
             if (c.v === null) put(this.key('a/', c.id), null);
             break;
           }
@@ -772,19 +752,7 @@ export class EtcdStore implements RegistryStore {
             break;
           case 'network': { // a network's signed membership chain (issue 15), and its name's derived key
             put(this.key('net/', c.id), c.v === null ? null : JSON.stringify(c.v));
-            const old = batchNet.has(c.id) ? batchNet.get(c.id)! : (this.netNameOf.get(c.id) ?? null);
-            const next = c.v ? networkNameOf(c.v) : null;
-            if (old !== null && old !== next) {
-              put(this.key('nn/', old), null);
-              netHolder.set(old, null);
-            }
-            if (next !== null && old !== next) {
-              const holder = netHolder.has(next) ? netHolder.get(next)! : (this.netNameOwner.get(next) ?? null);
-              if (holder !== null && holder !== c.id) return 'conflict';
-              put(this.key('nn/', next), String(c.id));
-              netHolder.set(next, c.id);
-            }
-            batchNet.set(c.id, next);
+            if (!claim(netClaims, 'nn/', c.id, c.v ? networkNameOf(c.v) : null)) return 'conflict';
             break;
           }
         }
@@ -829,13 +797,13 @@ export class EtcdStore implements RegistryStore {
         if (k.startsWith(`${this.pfx}nn/`)) {
           // A network name another replica's network holds: read that network too, so the rerun answers
           // already_exists.
-          const holder = this.netNameOwner.get(k.slice(this.pfx.length + 3));
+          const holder = this.netNames.owner.get(k.slice(this.pfx.length + 3));
           if (holder !== undefined && !this.state!.networks.has(holder) && !refreshed.has(this.key('net/', holder))) holders.push(this.key('net/', holder));
           continue;
         }
         if (!k.startsWith(`${this.pfx}h/`)) continue;
         const name = k.slice(this.pfx.length + 2);
-        const holder = this.hostOwner.get(name);
+        const holder = this.hosts.owner.get(name);
         if (holder === undefined || this.state!.hostnameIndex.get(name) === holder) continue;
         const rec = this.state!.nodes.get(holder);
         if (rec?.hostname === name) applyChange(this.state!, { k: 'node', id: holder, v: rec }); // re-derive the index
@@ -914,6 +882,35 @@ function prefixEnd(prefix: string): Buffer {
     }
   }
   return Buffer.from([0]);
+}
+
+/** A derived unique-name key family as etcd holds it (`h/` hostnames, `nn/` network names): name ↔ id. */
+class NameIndex {
+  readonly owner = new Map<string, number>();
+  readonly of = new Map<number, string>();
+
+  set(name: string, id: number | null): void {
+    const old = this.owner.get(name);
+    if (old !== undefined && this.of.get(old) === name) this.of.delete(old);
+    if (id === null) this.owner.delete(name);
+    else {
+      this.owner.set(name, id);
+      this.of.set(id, name);
+    }
+  }
+}
+
+/** One transaction's view of a NameIndex: what the batch changed so far, else the index. */
+class BatchClaims {
+  readonly names = new Map<number, string | null>();
+  readonly holders = new Map<string, number | null>();
+  constructor(private readonly index: NameIndex) {}
+  nameOf(id: number): string | null {
+    return this.names.has(id) ? this.names.get(id)! : (this.index.of.get(id) ?? null);
+  }
+  holderOf(name: string): number | null {
+    return this.holders.has(name) ? this.holders.get(name)! : (this.index.owner.get(name) ?? null);
+  }
 }
 
 /** A network record's current name: its last create or rename change's (the chain's own order). */
