@@ -189,16 +189,21 @@ export class NoiseSession implements TunnelSession {
    * and tag are written around it. Returns the frame length (plaintext + 32).
    */
   sealInPlace(buf: Uint8Array, offset: number, plaintextLength: number, now: Micros): Result<number> {
+    const refusal = this.inPlaceRefusal(buf, offset, plaintextLength, now);
+    if (refusal !== null) return refusal;
+    this.sealAt(buf, offset, plaintextLength);
+    return ok(plaintextLength + NOISE_DATA_OVERHEAD_BYTES);
+  }
+
+  /** Why a frame of `plaintextLength` at buf[offset…] cannot be sent now (too large, no room, limits); null: it can. */
+  private inPlaceRefusal(buf: Uint8Array, offset: number, plaintextLength: number, now: Micros): Result<never> | null {
     if (plaintextLength > MAX_NOISE_PLAINTEXT_BYTES) {
       return fail('invalid_argument', `plaintext of ${plaintextLength} bytes exceeds ${MAX_NOISE_PLAINTEXT_BYTES}`, 'too_large');
     }
     if (offset < 0 || offset + plaintextLength + NOISE_DATA_OVERHEAD_BYTES > buf.length) {
       return fail('invalid_argument', 'frame does not fit the buffer', 'no_room');
     }
-    const refusal = this.sendRefusal(now, 1);
-    if (refusal !== null) return refusal;
-    this.sealAt(buf, offset, plaintextLength);
-    return ok(plaintextLength + NOISE_DATA_OVERHEAD_BYTES);
+    return this.sendRefusal(now, 1);
   }
 
   /**
@@ -207,13 +212,7 @@ export class NoiseSession implements TunnelSession {
    * space stays unwritten. Returns the frame length (plaintext + 32).
    */
   prepareInPlace(buf: Uint8Array, offset: number, plaintextLength: number, now: Micros): Result<number> {
-    if (plaintextLength > MAX_NOISE_PLAINTEXT_BYTES) {
-      return fail('invalid_argument', `plaintext of ${plaintextLength} bytes exceeds ${MAX_NOISE_PLAINTEXT_BYTES}`, 'too_large');
-    }
-    if (offset < 0 || offset + plaintextLength + NOISE_DATA_OVERHEAD_BYTES > buf.length) {
-      return fail('invalid_argument', 'frame does not fit the buffer', 'no_room');
-    }
-    const refusal = this.sendRefusal(now, 1);
+    const refusal = this.inPlaceRefusal(buf, offset, plaintextLength, now);
     if (refusal !== null) return refusal;
     writeNoiseDataHeader(buf, offset, this.remoteIndex, this.sendCounter++);
     return ok(plaintextLength + NOISE_DATA_OVERHEAD_BYTES);
