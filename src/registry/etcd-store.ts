@@ -23,6 +23,12 @@
 //   writes `a/<id>` = its replica id under that lease when a node registers or heartbeats there. The server's
 //   reaper leaves a node alone while another replica holds it (isAliveElsewhere). A dead replica's `a/` keys
 //   vanish with its lease, and its nodes (unless they moved) are reaped by the others after the usual 3 min.
+// - Outcome of a transaction: every transaction also puts `tx/<replica>` = a value unique to it (under the
+//   lease). A transaction that failed or threw may still have committed (etcd3 retries a call whose deadline
+//   passed; the first attempt can have landed, the retry then fails its compares): before treating it as a
+//   conflict the store reads that key, and when it holds this transaction's value the transaction committed.
+//   Without it such a request ran again on its own committed result (a handshake request answered "already
+//   pending", a registration twice).
 // - Pushes across replicas: `publish` writes `push/<id>` = {origin replica, message} under the lease; every
 //   replica sees the put through its watch and delivers it to the node if it is subscribed there.
 // Reads the server makes but does not write (e.g. "the target node exists") are not compared: they can be a
@@ -117,7 +123,10 @@ export class EtcdStore implements RegistryStore {
   private readonly blockWaiters: Item[] = [];
   private readonly pushListeners = new Set<(nodeId: number, msg: Record<string, unknown>) => void>();
   private readonly stateListeners = new Set<(c: Change) => void>();
-  readonly stats = { txns: 0, conflicts: 0, refreshedKeys: 0, watchEvents: 0, pushesOut: 0, pushesIn: 0, resyncs: 0 };
+  readonly stats = { txns: 0, conflicts: 0, refreshedKeys: 0, watchEvents: 0, pushesOut: 0, pushesIn: 0, resyncs: 0, landedAfterFailure: 0 };
+  /** This process's transactions' outcome markers: `tx/<replicaId>` = `${txnNonce}:${txnSeq}`. */
+  private readonly txnNonce = randomBytes(6).toString('hex');
+  private txnSeq = 0;
 
   constructor(private readonly opts: EtcdStoreOptions) {
     this.pfx = opts.prefix ?? '/pilot/';
@@ -394,6 +403,7 @@ export class EtcdStore implements RegistryStore {
           break;
         case 'h/':
         case 'nn/':
+        case 'tx/':
         case 'a/':
         case 'b/':
         case 'bn/':
@@ -575,23 +585,38 @@ export class EtcdStore implements RegistryStore {
           await this.recover(batch, 'conflict');
           continue;
         }
-        let res;
+        const marker = `${this.txnNonce}:${++this.txnSeq}`;
+        const markerOp: { key: Buffer; value: Buffer; lease?: string } = { key: Buffer.from(this.key('tx/', this.replicaId)), value: Buffer.from(marker) };
+        if (this.leaseId !== null) markerOp.lease = this.leaseId;
+        built.success.push({ request_put: markerOp });
+        let rev: number | null = null;
+        let cause: unknown = null;
         this.isTxnInFlight = true;
         try {
           this.stats.txns++;
-          res = await this.client!.kv.txn({ compare: built.compare, success: built.success, failure: [] });
+          const res = await this.client!.kv.txn({ compare: built.compare, success: built.success, failure: [] });
+          if (res.succeeded) rev = Number(res.header.revision);
         } catch (e) {
-          this.releaseEvents();
-          this.opts.logger?.warn({ err: (e as Error).message }, 'etcd transaction failed');
-          await this.recover(batch, 'unavailable', e);
-          continue;
+          cause = e;
+          this.opts.logger?.warn({ err: (e as Error).message }, 'etcd transaction failed; reading its outcome');
         }
-        if (!res.succeeded) {
+        // Failed or threw: it may still have committed in an attempt whose answer was lost (events stay held
+        // meanwhile, as for a transaction in flight).
+        if (rev === null) {
+          const landed = await this.landedRevision(marker);
+          if (landed === 'unknown') {
+            this.releaseEvents();
+            await this.recover(batch, 'unavailable', cause);
+            continue;
+          }
+          if (landed !== null) this.stats.landedAfterFailure++;
+          rev = landed;
+        }
+        if (rev === null) {
           this.releaseEvents();
           await this.recover(batch, 'conflict');
           continue;
         }
-        const rev = Number(res.header.revision);
         for (const [key, op] of built.ops) {
           this.revs.set(key, op.value === null ? -rev : rev);
           const rest = key.slice(this.pfx.length);
@@ -825,6 +850,25 @@ export class EtcdStore implements RegistryStore {
       if (it.kind === 'commit') it.resolve(result);
       else this.touching.delete(it.id);
     }
+  }
+
+  /**
+   * Whether the transaction that put `marker` committed: its revision, null when it did not, 'unknown' when
+   * etcd did not answer (closing, or 5 tries over ~6 s).
+   */
+  private async landedRevision(marker: string): Promise<number | null | 'unknown'> {
+    const key = Buffer.from(this.key('tx/', this.replicaId));
+    for (let attempt = 0, delayMs = 100; attempt < 5 && !this.isClosed; attempt++, delayMs = Math.min(delayMs * 2, 2_000)) {
+      try {
+        const res = await this.client!.kv.txn({ compare: [], success: [{ request_range: { key } }], failure: [] });
+        const kv = res.responses[0]?.response_range?.kvs?.[0];
+        return kv && kv.value.toString('utf8') === marker ? Number(kv.mod_revision) : null;
+      } catch (e) {
+        this.opts.logger?.warn({ err: (e as Error).message }, 'etcd: reading a transaction\'s outcome failed; retrying');
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+    }
+    return 'unknown';
   }
 
   private async refreshUntilDone(keys: string[]): Promise<void> {

@@ -250,6 +250,59 @@ test('etcd store: one hostname for two nodes on two replicas — only one gets i
   }
 });
 
+type Txn = (req: unknown) => Promise<{ succeeded: boolean }>;
+/** Replace the store's etcd `kv.txn` once (the next write transaction) with `wrap(realTxn, req)`. */
+function faultNextWrite(store: EtcdStore, wrap: (real: Txn, req: unknown) => Promise<{ succeeded: boolean }>): void {
+  const kv = (store as unknown as { client: { kv: { txn: Txn } } }).client.kv;
+  const real = kv.txn.bind(kv);
+  let isDone = false;
+  kv.txn = (req: unknown) => {
+    const isWrite = ((req as { success: object[] }).success ?? []).some((op) => 'request_put' in op || 'request_delete_range' in op);
+    if (isDone || !isWrite) return real(req);
+    isDone = true;
+    return wrap(real, req);
+  };
+}
+
+test('etcd store: a transaction that committed but whose answer was lost (thrown, or a client retry that failed its compares) counts as committed, not as a conflict to run again', { skip, timeout: 90_000 }, async () => {
+  const prefix = `/t-${randomBytes(4).toString('hex')}/`;
+  const a = await openStore(prefix);
+  try {
+    // The answer lost: etcd committed, the call threw (a deadline that passed just after the commit).
+    faultNextWrite(a.store, async (real, req) => {
+      await real(req);
+      throw new Error('4 DEADLINE_EXCEEDED: Deadline exceeded');
+    });
+    const r1 = await commit(a, [{ k: 'inbox', id: 5, v: [{ fromNodeId: 1, justification: 'j', timestampSec: 1 }] }]);
+    assert.ok(r1.ok, `committed, so answered ok: ${JSON.stringify(r1)}`);
+    // etcd3's own retry: the first attempt committed, the second failed the compares the first made stale.
+    faultNextWrite(a.store, async (real, req) => {
+      await real(req);
+      return real(req);
+    });
+    const r2 = await commit(a, [{ k: 'inbox', id: 5, v: [{ fromNodeId: 1, justification: 'j', timestampSec: 1 }, { fromNodeId: 2, justification: 'j', timestampSec: 1 }] }]);
+    assert.ok(r2.ok, `committed, so not a conflict: ${JSON.stringify(r2)}`);
+    assert.equal(a.store.stats.landedAfterFailure, 2);
+    // A transaction that did not commit (and threw) is still not reported committed: a rerun (conflict) or internal.
+    faultNextWrite(a.store, async () => {
+      throw new Error('14 UNAVAILABLE: connection refused');
+    });
+    const r3 = await commit(a, [{ k: 'inbox', id: 6, v: [{ fromNodeId: 3, justification: 'j', timestampSec: 1 }] }]);
+    assert.ok(!r3.ok && isStoreConflict(r3), 'not committed: the server runs it again');
+    // The next commit goes through, and a fresh load sees exactly what etcd holds.
+    assert.ok((await commit(a, [{ k: 'inbox', id: 6, v: [{ fromNodeId: 3, justification: 'j', timestampSec: 1 }] }])).ok);
+    const fresh = await openStore(prefix);
+    try {
+      assert.deepEqual(fresh.state.inbox.get(5)?.map((r) => r.fromNodeId), [1, 2]);
+      assert.deepEqual(fresh.state.inbox.get(6)?.map((r) => r.fromNodeId), [3]);
+    } finally {
+      await fresh.store.close();
+    }
+  } finally {
+    await a.store.close();
+  }
+});
+
 test('etcd store: one network name created on two replicas at once — only one gets it; a rename onto a taken name conflicts', { skip, timeout: 90_000 }, async () => {
   const prefix = `/t-${randomBytes(4).toString('hex')}/`;
   const a = await openStore(prefix);
