@@ -13,7 +13,7 @@
 //
 //   npm run bench                      full run (~10 min on the 2-core VM)
 //   npm run bench -- --quick           200 MiB streams, 2,000 pings, 1,000 idle peers: a sanity check
-//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,direct,rss,dgram,streams,servicePing,paths,registry  (direct: only the relay rows)
+//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,direct,rss,dgram,streams,pmtu,servicePing,paths,registry  (direct: only the relay rows)
 //   PILOT_BENCH_RDV_PROF=DIR writes a CPU profile of every rendezvous the bench starts into DIR (the relay rows' relay)
 //            --profile[=stream,dgram64] also run --cpu-prof passes (1 stream and a 64 B flood, local and via the
 //                                      daemon: daemon and SDK processes both) and
@@ -349,8 +349,10 @@ interface PilotPair {
   stop(): Promise<void>;
 }
 
-async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { registry: string; beacon: string }, tag: string, execArgv: string[] = [], daemonArgs: string[] = []): Promise<PilotPair> {
+async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { registry: string; beacon: string }, tag: string, execArgv: string[] = [], extraDaemonArgs: string[] = [], pmtud = false): Promise<PilotPair> {
   const env = datapathEnv(dp);
+  // Every row but the *-pmtu ones measures 1452-byte datagrams (what the internet carries; the issue's targets).
+  const daemonArgs = pmtud ? extraDaemonArgs : ['--no-pmtud', ...extraDaemonArgs];
   const names = [`${tag}-srv`, `${tag}-cli`];
   let daemons: DaemonProc[] = [];
   let ws: Worker[];
@@ -358,7 +360,7 @@ async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { r
     ws = await Promise.all(
       names.map((n) => {
         const prof = execArgv.length ? [...execArgv, '--cpu-prof-name', `${n}.cpuprofile`] : [];
-        return worker(n, 'pilot-worker.js', [JSON.stringify({ mode, home: join(TMP, n), ...rdv, hostname: n })], env, prof);
+        return worker(n, 'pilot-worker.js', [JSON.stringify({ mode, home: join(TMP, n), ...rdv, hostname: n, pmtud })], env, prof);
       }),
     );
   } else {
@@ -411,6 +413,25 @@ async function runPilot(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { re
       }
     }
     results[key] = { ...results[key], ...row };
+  } finally {
+    await pair.stop();
+  }
+}
+
+/**
+ * Path MTU discovery (issue 18): the same one stream with DPLPMTUD on (loopback's route MTU lets it find 65,000-byte
+ * datagrams), beside the 1452-byte rows the targets use.
+ */
+async function runPilotPmtu(mode: 'local' | 'ipc', rdv: { registry: string; beacon: string }): Promise<void> {
+  const key = `pilot-native-${mode}-pmtu`;
+  log(key);
+  const pair = await pilotPair('native', mode, rdv, key, [], [], true);
+  try {
+    log(`  ${key}: 1 stream, ${STREAM_BYTES / MiB} MiB`);
+    const r = await throughput(pair.server, pair.client, pair.cpuPids, 's1', 1);
+    results[key] = { ...results[key], datapath: pair.datapath, stream1Gbps: r.gbps, cpuSPerGb: r.cpuSPerGb, stream1Complete: r.isComplete };
+  } catch (e) {
+    note(`${key}: ${(e as Error).message.split('\n')[0]}`);
   } finally {
     await pair.stop();
   }
@@ -871,6 +892,7 @@ async function main(): Promise<void> {
         }
       }
       if (!SKIP.has('rss')) await runRss(dp, rdv);
+      if (dp === 'native' && !SKIP.has('streams') && !SKIP.has('pmtu')) for (const mode of MODES) await runPilotPmtu(mode, rdv);
     }
     if (!SKIP.has('paths') && !SKIP.has('pilot') && dps.includes('native')) await runRelayPaths();
     if (isProfiling) profiles = await runProfiles(rdv);

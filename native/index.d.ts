@@ -12,6 +12,8 @@ export interface NativeBinding {
   /** features bit 1 = try UDP GSO on send, bit 2 = enable UDP_GRO on receive. */
   udpOpen(ipU32: number, port: number, rcvbufBytes: number, sndbufBytes: number, features: number): NativeSocketHandle | number;
   udpLocalPort(h: NativeSocketHandle): number;
+  /** The route MTU towards ipU32:port (IP_MTU), or -errno. Absent in addons built before it. */
+  routeMtu?(ipU32: number, port: number): number;
   /** Features in effect now (GSO drops out when the kernel refuses it). */
   udpFeatures(h: NativeSocketHandle): number;
   /** Packets handed to the kernel, or -errno when none was. With `keys`, packet i is first sealed in place

@@ -16,6 +16,8 @@ export interface WorkerConfig {
   registry?: string;
   beacon?: string;
   hostname?: string;
+  /** Path MTU discovery (default off here: the target rows measure 1452-byte datagrams). */
+  pmtud?: boolean;
 }
 
 interface PilotTarget {
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
         hostname: cfg.hostname ?? null,
         listen: '127.0.0.1:0',
         trustAutoApprove: true,
+        pmtud: cfg.pmtud === true,
       }),
       'createNode',
     );

@@ -48,6 +48,31 @@ unsafe extern "C" fn udp_open(env: napi_env, info: napi_callback_info) -> napi_v
     }
 }
 
+/// routeMtu(ipU32, port) → the MTU of the route to ip:port (the local link's, or a smaller one the kernel
+/// learned) | -errno. A throwaway connected UDP socket; nothing is sent. DPLPMTUD (src/transport/pmtud.ts)
+/// never probes above it, so its probes are not fragmented at the first hop.
+unsafe extern "C" fn route_mtu(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<2>(env, info);
+    let (Some(ip), Some(port)) = (get_u32(env, a[0]), get_u32(env, a[1])) else {
+        return int(env, -EINVAL);
+    };
+    if port > 0xffff {
+        return int(env, -EINVAL);
+    }
+    let fd = sys::socket(sys::AF_INET, sys::SOCK_DGRAM | sys::SOCK_CLOEXEC, 0);
+    if fd < 0 {
+        return int(env, -sys::errno());
+    }
+    let addr = sys::sockaddr_in::v4(ip, port as u16);
+    let r = if sys::connect(fd, &addr, std::mem::size_of::<sys::sockaddr_in>() as u32) < 0 {
+        -sys::errno()
+    } else {
+        sys::getsockopt_int(fd, sys::IPPROTO_IP, sys::IP_MTU) // -errno on failure
+    };
+    sys::close(fd);
+    int(env, r)
+}
+
 unsafe extern "C" fn udp_local_port(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<1>(env, info);
     match sock_of(env, a[0]) {
@@ -264,6 +289,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
     export(env, exports, "version", version);
     export(env, exports, "udpOpen", udp_open);
     export(env, exports, "udpLocalPort", udp_local_port);
+    export(env, exports, "routeMtu", route_mtu);
     export(env, exports, "udpFeatures", udp_features);
     export(env, exports, "udpSend", udp_send);
     export(env, exports, "udpSetSession", udp_set_session);

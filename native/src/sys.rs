@@ -13,6 +13,8 @@ pub const SO_RCVBUF: c_int = 8;
 pub const SO_SNDBUFFORCE: c_int = 32;
 pub const SO_RCVBUFFORCE: c_int = 33;
 pub const IPPROTO_UDP: c_int = 17;
+pub const IPPROTO_IP: c_int = 0;
+pub const IP_MTU: c_int = 14;
 pub const SOL_UDP: c_int = 17;
 pub const UDP_SEGMENT: c_int = 103;
 pub const UDP_GRO: c_int = 104;
@@ -123,6 +125,7 @@ pub struct timespec {
 extern "C" {
     pub fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
     pub fn bind(fd: c_int, addr: *const sockaddr_in, len: u32) -> c_int;
+    pub fn connect(fd: c_int, addr: *const sockaddr_in, len: u32) -> c_int;
     pub fn getsockname(fd: c_int, addr: *mut sockaddr_in, len: *mut u32) -> c_int;
     pub fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: u32) -> c_int;
     pub fn getsockopt(fd: c_int, level: c_int, name: c_int, val: *mut c_void, len: *mut u32) -> c_int;

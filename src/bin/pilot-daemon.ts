@@ -14,7 +14,7 @@ const USAGE = `pilot-daemon [--home DIR] [--registry HOST:PORT] [--beacon HOST:P
              [--socket PATH] [--identity PATH] [--hostname NAME] [--public] [--trust-auto-approve]
              [--log-level debug|info|warn|error] [--log-format json|pretty]
              [--no-echo] [--no-dataexchange] [--no-eventstream] [--config FILE]
-             [--keepalive 15s] [--idle-timeout 60s] [--beacon2 HOST:PORT] [--no-relay] [--relay-only]
+             [--keepalive 15s] [--idle-timeout 60s] [--beacon2 HOST:PORT] [--no-relay] [--relay-only] [--no-pmtud]
              [--no-legacy] [--allow-insecure-legacy] [--legacy-socket /tmp/pilot.sock]
 compat transport (networks that block UDP or allow only an HTTPS proxy):
              [--transport auto|udp|tcp]   auto (default): UDP; relay over the WebSocket on the rendezvous TLS

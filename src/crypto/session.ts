@@ -6,6 +6,7 @@ import sodium from 'sodium-native';
 import { err, ok, type Micros, type Result } from '../core/index.js';
 import {
   MAX_NOISE_PLAINTEXT_BYTES,
+  MAX_NOISE_FRAME_PLAINTEXT_BYTES,
   NOISE_DATA_HEADER_BYTES,
   NOISE_DATA_OVERHEAD_BYTES,
   NOISE_TAG_BYTES,
@@ -160,8 +161,8 @@ export class NoiseSession implements TunnelSession {
    */
   seal(plaintext: Uint8Array, now: Micros, out?: Uint8Array): Result<Uint8Array> {
     const n = plaintext.length;
-    if (n > MAX_NOISE_PLAINTEXT_BYTES) {
-      return fail('invalid_argument', `plaintext of ${n} bytes exceeds ${MAX_NOISE_PLAINTEXT_BYTES}`, 'too_large');
+    if (n > MAX_NOISE_FRAME_PLAINTEXT_BYTES) {
+      return fail('invalid_argument', `plaintext of ${n} bytes exceeds ${MAX_NOISE_FRAME_PLAINTEXT_BYTES}`, 'too_large');
     }
     const refusal = this.sendRefusal(now, 1);
     if (refusal !== null) return refusal;
@@ -197,8 +198,8 @@ export class NoiseSession implements TunnelSession {
 
   /** Why a frame of `plaintextLength` at buf[offset…] cannot be sent now (too large, no room, limits); null: it can. */
   private inPlaceRefusal(buf: Uint8Array, offset: number, plaintextLength: number, now: Micros): Result<never> | null {
-    if (plaintextLength > MAX_NOISE_PLAINTEXT_BYTES) {
-      return fail('invalid_argument', `plaintext of ${plaintextLength} bytes exceeds ${MAX_NOISE_PLAINTEXT_BYTES}`, 'too_large');
+    if (plaintextLength > MAX_NOISE_FRAME_PLAINTEXT_BYTES) {
+      return fail('invalid_argument', `plaintext of ${plaintextLength} bytes exceeds ${MAX_NOISE_FRAME_PLAINTEXT_BYTES}`, 'too_large');
     }
     if (offset < 0 || offset + plaintextLength + NOISE_DATA_OVERHEAD_BYTES > buf.length) {
       return fail('invalid_argument', 'frame does not fit the buffer', 'no_room');
@@ -249,8 +250,8 @@ export class NoiseSession implements TunnelSession {
     }
     for (let i = 0; i < count; i++) {
       const n = lengths[i]!;
-      if (n > MAX_NOISE_PLAINTEXT_BYTES) {
-        return fail('invalid_argument', `packet ${i}: plaintext of ${n} bytes exceeds ${MAX_NOISE_PLAINTEXT_BYTES}`, 'too_large');
+      if (n > MAX_NOISE_FRAME_PLAINTEXT_BYTES) {
+        return fail('invalid_argument', `packet ${i}: plaintext of ${n} bytes exceeds ${MAX_NOISE_FRAME_PLAINTEXT_BYTES}`, 'too_large');
       }
       if (offsets[i]! + n + NOISE_DATA_OVERHEAD_BYTES > buf.length) {
         return fail('invalid_argument', `packet ${i}: frame does not fit the buffer`, 'no_room');

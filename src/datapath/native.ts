@@ -113,6 +113,13 @@ class NativeDatapath implements Datapath {
     return r > 0 ? r : 0;
   }
 
+  routeMtu(ip: string, port: number): number | null {
+    const ipU32 = ipv4ToU32(ip);
+    if (this.isClosed || ipU32 < 0 || typeof this.b.routeMtu !== 'function') return null;
+    const r = this.b.routeMtu(ipU32, port);
+    return r > 0 ? r : null;
+  }
+
   sendBatch(batch: SendBatch): number {
     if (this.isClosed || batch.count === 0) return 0;
     const r = this.b.udpSend(this.h, batch.buf, batch.meta, batch.count, batch.keys ?? undefined);

@@ -88,6 +88,9 @@ export interface Datapath {
   /** Send many datagrams in one call (native: sendmmsg + UDP GSO for same-size runs to one peer).
    * Returns packets handed to the OS; the rest were dropped (full socket buffer), as UDP may. */
   sendBatch(batch: SendBatch): number;
+  /** The MTU of the route to `ip` (IP_MTU of a connected throwaway socket): DPLPMTUD's probe ceiling. Absent
+   * where the datapath cannot tell (node:dgram), and null on failure: path MTU discovery then stays off. */
+  routeMtu?(ip: string, port: number): number | null;
   /** Set the receive handler (replaces the previous one); receiving starts on the first call. The handler
    * gets whole batches, never single packets, on the JS thread. */
   onReceive(handler: (batch: RecvBatch) => void): void;

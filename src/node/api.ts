@@ -78,6 +78,10 @@ export interface PeerEntry {
   rtt_ms: number | null;
   /** 'wss' when the path is the relay and our relay frames go over the WebSocket; else 'udp'. */
   transport: 'udp' | 'wss';
+  /** Largest UDP payload the path carries (path MTU discovery; 1452 until a probe confirms more), null: no path. */
+  path_mtu?: number | null;
+  /** Path MTU discovery on this path: 'search', 'complete', or 'off' (relay, extra socket, --no-pmtud, v0.5). */
+  pmtud?: 'off' | 'search' | 'complete';
 }
 
 export interface ConnectionEntry {

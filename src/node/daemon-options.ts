@@ -75,6 +75,8 @@ export interface DaemonOptions {
   relay: boolean;
   /** Never send directly (tests and relay-only privacy). */
   relayOnly: boolean;
+  /** Path MTU discovery on direct paths (DPLPMTUD; --no-pmtud keeps every datagram at 1452 bytes). */
+  pmtud: boolean;
   /** Speak the original v0.5 suite (PILA/PILS) to peers that do not answer Noise. */
   legacy: boolean;
   /** Accept the original's plaintext PILT / unauthenticated PILK frames (off: refused). */
@@ -110,7 +112,7 @@ export interface DaemonOptions {
 
 export const TRANSPORT_MODES: readonly TransportMode[] = ['auto', 'udp', 'tcp'];
 
-const BOOL_FLAGS = new Set(['public', 'no-echo', 'no-dataexchange', 'no-eventstream', 'trust-auto-approve', 'foreground', 'no-relay', 'relay-only', 'no-legacy', 'allow-insecure-legacy']);
+const BOOL_FLAGS = new Set(['public', 'no-echo', 'no-dataexchange', 'no-eventstream', 'trust-auto-approve', 'foreground', 'no-relay', 'relay-only', 'no-pmtud', 'no-legacy', 'allow-insecure-legacy']);
 const VALUE_FLAGS = new Set([
   'home', 'registry', 'beacon', 'listen', 'socket', 'identity', 'hostname', 'log-level', 'log-format', 'config',
   'keepalive', 'idle-timeout', 'beacon2', 'legacy-socket', 'transport', 'compat', 'proxy', 'registry-fingerprint',
@@ -262,6 +264,7 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv = process
     networks: pick('networks', null, 'networks', '').split(',').map((n) => n.trim()).filter((n) => n !== ''),
     relay: !bool('no-relay', 'no_relay'),
     relayOnly: bool('relay-only', 'relay_only'),
+    pmtud: !bool('no-pmtud', 'no_pmtud'),
     legacy: !bool('no-legacy', 'no_legacy'),
     allowInsecureLegacy: bool('allow-insecure-legacy', 'allow_insecure_legacy'),
     legacySocket: pick('legacy-socket', null, 'legacy_socket', '') || null,

@@ -13,7 +13,7 @@ import { KeyRotation, type KeyRotationResult } from './key-rotation.js';
 import { publishDaemonKey } from './daemon-proof.js';
 import { datapathFallbackReason, RECV_OPENED, type Datapath, type RecvBatch } from '../datapath/index.js';
 import { formatAddr, isValidPort } from '../wire/address.js';
-import { isNoiseFamily } from '../wire/noise-frame.js';
+import { isNoiseFamily, NOISE_DATA_OVERHEAD_BYTES } from '../wire/noise-frame.js';
 import { isPilp } from '../wire/legacy-frame.js';
 import { isBeaconMessage } from '../wire/beacon-message.js';
 import type { NodeReportWire } from '../wire/registry-messages.js';
@@ -28,7 +28,7 @@ import { PeerEventTracker, type PeerPathView } from './peer-events.js';
 import { WebhookDispatcher, type WebhookStatus } from './webhooks/dispatcher.js';
 import { makeTarget } from './webhooks/config.js';
 import { AUDIT_FILE, AuditLog, type AuditExport, type AuditPage } from './audit/log.js';
-import { KIND_DATAGRAM, KIND_NOTICE, KIND_STREAM, decodeDatagram, decodePolicyResetReason, encodePolicyResetReason, type PolicyResetReason } from '../wire/segment.js';
+import { KIND_DATAGRAM, KIND_NOTICE, KIND_STREAM, MAX_SEGMENT_BYTES, decodeDatagram, decodePolicyResetReason, encodePolicyResetReason, type PolicyResetReason } from '../wire/segment.js';
 import { Driver } from './driver.js';
 import { datapathReason, heartbeatReport, natReason, registryStatus, transportReason } from './status.js';
 import { realEnv, type NodeEnv } from './env.js';
@@ -344,7 +344,10 @@ export class Daemon implements ServiceHost {
         send: (data, ip, port) => socket.send(data, ip, port),
         sendBatch: (batch) => socket.sendBatch(batch),
         keys: socket.tunnelKeys,
+        routeMtu: (ip, port) => socket.routeMtu(ip, port),
       },
+      pmtud: opts.pmtud !== false,
+      onPathMtu: (peer, bytes) => this.conns.setPathSegmentBytes(peer.nodeId, 'noise', bytes),
       logger: this.logger.child({ component: 'tunnel' }),
       nowUs: this.nowUs,
       driver,
@@ -401,6 +404,7 @@ export class Daemon implements ServiceHost {
         noiseStreams({
           send: (peer, plaintext, now) => this.sendToPeer(peer, plaintext, now),
           maxPlaintextBytes: (peer) => this.tunnels.peers.get(peer)?.current?.maxPlaintextBytes ?? 0,
+          pathSegmentBytes: (peer) => this.tunnels.peers.get(peer)?.pathPlaintextBytes ?? MAX_SEGMENT_BYTES,
           rng: this.env.rng,
           options: { idleTimeoutUs },
         }),
@@ -902,6 +906,8 @@ export class Daemon implements ServiceHost {
           suite: p.isUp ? 'noise' : null,
           lastRecvUs: p.lastRecvUs > 0 ? p.lastRecvUs : null,
           rttUs: p.rttUs,
+          pathMtu: p.isUp ? p.pathPlaintextBytes + NOISE_DATA_OVERHEAD_BYTES : null,
+          pmtud: p.pmtu?.phase ?? 'off',
         })),
       ...this.legacy.peers().map((p): SuitePeerRow => ({
         nodeId: p.nodeId,
@@ -910,6 +916,8 @@ export class Daemon implements ServiceHost {
         suite: 'v0.5',
         lastRecvUs: p.lastRecvUs,
         rttUs: null,
+        pathMtu: null,
+        pmtud: 'off',
       })),
     ];
     return ok({
@@ -925,6 +933,8 @@ export class Daemon implements ServiceHost {
         last_seen_ms: r.lastRecvUs !== null ? Math.round((now - r.lastRecvUs) / 1000) : null,
         rtt_ms: r.rttUs !== null ? Math.round(r.rttUs / 10) / 100 : null,
         transport: r.path === 'relay' && this.transport.carrier === 'wss' ? 'wss' : 'udp',
+        path_mtu: r.pathMtu,
+        pmtud: r.pmtud,
       })),
     });
   }
@@ -1015,6 +1025,8 @@ interface SuitePeerRow {
   suite: Exclude<SuiteName, 'self'> | null;
   lastRecvUs: Micros | null;
   rttUs: number | null;
+  pathMtu: number | null;
+  pmtud: 'off' | 'search' | 'complete';
 }
 
 /** A PilotError as info shows it: {code, message, hint}. */

@@ -78,7 +78,16 @@ export function parseEtcdStoreUrl(text: string): Result<{ endpoints: string[]; p
 }
 
 type Item =
-  | { kind: 'commit'; changes: Change[]; resolve: (r: Result<void>) => void; isOutsideBlocks?: boolean }
+  | {
+      kind: 'commit';
+      changes: Change[];
+      resolve: (r: Result<void>) => void;
+      isOutsideBlocks?: boolean;
+      /** Another replica's change to one of its keys reached our copy while it waited: its values are stale. */
+      isStale?: boolean;
+      /** keysOf(this), once. */
+      keys?: Set<string>;
+    }
   | { kind: 'touch'; id: number };
 
 interface Op {
@@ -421,6 +430,15 @@ export class EtcdStore implements RegistryStore {
   /** One key's new value in our copy (load, watch, refresh): the state, or the derived maps. */
   private applyKey(key: string, value: string | null, rev: number, isLive: boolean, deliversPush = isLive): void {
     this.revs.set(key, value === null ? -rev : rev);
+    // A commit still queued that writes this key was computed on the value this one replaces: sent as it is,
+    // its compare (against the revision our copy now has) would pass and overwrite the other replica's change.
+    if (isLive) {
+      for (const it of this.queue) {
+        if (it.kind !== 'commit' || it.isStale) continue;
+        it.keys ??= new Set(this.keysOf(it));
+        if (it.keys.has(key)) it.isStale = true;
+      }
+    }
     const c = this.decode(key, value);
     if (c === null) {
       this.opts.logger?.warn({ key: key.slice(0, 120) }, 'etcd store: ignoring a malformed key');
@@ -742,7 +760,7 @@ export class EtcdStore implements RegistryStore {
         ops.set(this.key('a/', it.id), { value: this.replicaId, withLease: true });
         continue;
       }
-      if (it.isOutsideBlocks) return 'conflict';
+      if (it.isOutsideBlocks || it.isStale) return 'conflict';
       for (const c of it.changes) {
         switch (c.k) {
           case 'next':

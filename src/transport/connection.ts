@@ -48,6 +48,7 @@ import {
   FLAG_RST,
   FLAG_SYN,
   MAX_SEGMENT_BYTES,
+  MAX_PATH_SEGMENT_BYTES,
   MIN_SEGMENT_BYTES,
   SACK_BLOCK_BYTES,
   SEGMENT_HEADER_BYTES,
@@ -99,8 +100,12 @@ const EV_FINISHED: ConnEvent = Object.freeze({ kind: 'finished' });
 
 /** Tuning shared by both ends; every field has a default. */
 export interface ConnectionOptions {
-  /** Largest plaintext segment incl. the kind byte (default 1420; the SYN exchange takes the minimum). */
+  /** Largest plaintext segment incl. the kind byte this end accepts, advertised in the SYN (default 64,968: what
+   *  a discovered path MTU may carry); each end sends at most the other's. */
   maxSegmentBytes?: number;
+  /** Largest segment the path carries now (default 1420; the tunnel's path MTU discovery raises it later with
+   *  setPathSegmentBytes). Segments are min(this, the peer's advertised size). */
+  pathSegmentBytes?: number;
   /** Receive window = receive buffer, bytes (default 4 MiB). */
   recvBufferBytes?: number;
   /** Unacknowledged + unsent bytes the application may queue (default 4 MiB). */
@@ -183,7 +188,7 @@ const U16_MAX = 0xffff;
 const U32_MAX = 0xffffffff;
 
 const DEFAULTS = {
-  maxSegmentBytes: MAX_SEGMENT_BYTES,
+  maxSegmentBytes: MAX_PATH_SEGMENT_BYTES,
   recvBufferBytes: 4 * 1024 * 1024,
   sendBufferBytes: 4 * 1024 * 1024,
   idleTimeoutUs: 30_000_000,
@@ -207,8 +212,13 @@ export class Connection implements StreamConnection {
   private phase: Phase;
 
   // configuration
+  /** Segment size we send: min(ownMss, peerMss, pathMss). */
   private mss: number;
   private maxPayload: number;
+  /** What we accept (advertised in our SYN). */
+  private readonly ownMss: number;
+  private peerMss: number;
+  private pathMss: number;
   private readonly idleTimeoutUs: Micros;
   private readonly keepaliveIntervalUs: Micros;
   private readonly maxAckDelayUs: Micros;
@@ -320,7 +330,10 @@ export class Connection implements StreamConnection {
     this.connId = cfg.connId >>> 0;
     this.isClient = isClient;
     this.phase = isClient ? Phase.SynSent : Phase.SynReceived;
-    this.mss = clampInt(cfg.maxSegmentBytes ?? DEFAULTS.maxSegmentBytes, MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES);
+    this.ownMss = clampInt(cfg.maxSegmentBytes ?? DEFAULTS.maxSegmentBytes, MIN_SEGMENT_BYTES, MAX_PATH_SEGMENT_BYTES);
+    this.peerMss = this.ownMss;
+    this.pathMss = clampInt(cfg.pathSegmentBytes ?? MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, MAX_PATH_SEGMENT_BYTES);
+    this.mss = Math.min(this.ownMss, this.pathMss);
     this.maxPayload = this.mss - SEGMENT_HEADER_BYTES;
     this.idleTimeoutUs = cfg.idleTimeoutUs ?? DEFAULTS.idleTimeoutUs;
     this.keepaliveIntervalUs = cfg.keepaliveIntervalUs ?? DEFAULTS.keepaliveIntervalUs;
@@ -673,13 +686,34 @@ export class Connection implements StreamConnection {
   }
 
   private onSynOptions(peerMss: number, peerMaxAckDelayUs: Micros, peerSeq: number, peerWindow: number): void {
-    if (peerMss < this.mss) {
-      this.mss = Math.max(MIN_SEGMENT_BYTES, peerMss);
-      this.maxPayload = this.mss - SEGMENT_HEADER_BYTES;
-    }
+    this.peerMss = Math.max(MIN_SEGMENT_BYTES, peerMss);
+    this.resize();
     this.peerMaxAckDelayUs = Math.min(peerMaxAckDelayUs, 1_000_000);
     this.peerIsn = peerSeq >>> 0;
     if (peerWindow > 0) this.sendLimit = Math.max(this.sendLimit, peerWindow);
+  }
+
+  /**
+   * The path now carries segments of up to `bytes` (the tunnel's path MTU discovery, src/transport/pmtud.ts).
+   * New segments take the new size at once; retransmissions larger than a reduced one are split.
+   */
+  setPathSegmentBytes(bytes: number): void {
+    this.pathMss = clampInt(bytes, MIN_SEGMENT_BYTES, MAX_PATH_SEGMENT_BYTES);
+    this.resize();
+  }
+
+  /** The segment size in use (min of ours, the peer's and the path's). */
+  get segmentBytes(): number {
+    return this.mss;
+  }
+
+  private resize(): void {
+    const mss = Math.min(this.ownMss, this.peerMss, this.pathMss);
+    if (mss === this.mss) return;
+    this.mss = mss;
+    this.maxPayload = mss - SEGMENT_HEADER_BYTES;
+    this.pacer.setMss(mss);
+    this.cc?.setMss?.(mss);
   }
 
   private becomeEstablished(nowUs: Micros): void {
@@ -1188,7 +1222,11 @@ export class Connection implements StreamConnection {
       const isFin = (this.sb.flags[s]! & PKT_FIN) !== 0;
       if (off + len > this.sndUna || (isFin && !this.isFinAcked)) {
         this.retransmits++;
-        return this.writeChunk(nowUs, buf, off < this.sndUna ? this.sndUna : off, off < this.sndUna ? Math.max(0, off + len - this.sndUna) : len, isFin, false);
+        const from = off < this.sndUna ? this.sndUna : off;
+        const n = off < this.sndUna ? Math.max(0, off + len - this.sndUna) : len;
+        // A chunk sent before the segment size shrank: its first segment's worth elicits the ACK as well.
+        if (n > this.maxPayload) return this.writeChunk(nowUs, buf, from, this.maxPayload, false, false);
+        return this.writeChunk(nowUs, buf, from, n, isFin, false);
       }
     }
     return this.writeControl(nowUs, buf, FLAG_ACK | FLAG_PING, 0);
@@ -1198,11 +1236,19 @@ export class Connection implements StreamConnection {
     let off = this.retxOffset[this.retxHead]!;
     const raw = this.retxLen[this.retxHead]!;
     let len = raw & ~RETX_FIN;
-    const isFin = (raw & RETX_FIN) !== 0;
-    this.popRetransmit();
+    let isFin = (raw & RETX_FIN) !== 0;
     if (off < this.sndUna) {
       len = Math.max(0, off + len - this.sndUna);
       off = this.sndUna;
+    }
+    if (len > this.maxPayload) {
+      // Sent before the path's segment size shrank: the rest stays at the head of the queue.
+      this.retxOffset[this.retxHead] = off + this.maxPayload;
+      this.retxLen[this.retxHead] = (len - this.maxPayload) | (isFin ? RETX_FIN : 0);
+      len = this.maxPayload;
+      isFin = false;
+    } else {
+      this.popRetransmit();
     }
     this.retransmits++;
     return this.writeChunk(nowUs, buf, off, len, isFin, false);
@@ -1291,7 +1337,7 @@ export class Connection implements StreamConnection {
       tx.window = Math.min(this.recvBuf.maxBytes, U32_MAX);
     }
     const optOff = SEGMENT_HEADER_BYTES + sackCount * SACK_BLOCK_BYTES;
-    encodeSynOptions({ version: TRANSPORT_VERSION, maxSegmentBytes: this.mss, maxAckDelayUs: this.maxAckDelayUs }, buf, optOff);
+    encodeSynOptions({ version: TRANSPORT_VERSION, maxSegmentBytes: this.ownMss, maxAckDelayUs: this.maxAckDelayUs }, buf, optOff);
     const pn = this.sb.onSent(nowUs, optOff + SYN_OPTIONS_BYTES, PKT_ACK_ELICITING | PKT_SYN, 0, 0, 0, 0, 0);
     tx.pn = pn >>> 0;
     writeSegmentHeader(buf, tx);

@@ -12,7 +12,7 @@ export class Pacer {
   private readonly burstUs: Micros;
 
   constructor(
-    private readonly mssBytes: number,
+    private mssBytes: number,
     nowUs: Micros,
     burstUs: Micros = 2_000,
   ) {
@@ -43,6 +43,10 @@ export class Pacer {
     if (this.tokensBytes >= bytes - 1e-6) return 0; // float slack: a refill computed to the µs may miss by ulps
     // Round up to a whole µs so a caller that sleeps exactly until the returned time is never still short.
     return nowUs + Math.ceil(((bytes - this.tokensBytes) * 1e6) / rateBps);
+  }
+
+  setMss(mssBytes: number): void {
+    this.mssBytes = mssBytes;
   }
 
   onSent(bytes: number): void {

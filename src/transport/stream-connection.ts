@@ -33,4 +33,6 @@ export interface StreamConnection {
   isDrained(): boolean;
   state(): ConnState;
   stats(): ConnectionStats;
+  /** The path's segment size changed (path MTU discovery; our transport only). */
+  setPathSegmentBytes?(bytes: number): void;
 }

@@ -20,6 +20,9 @@ export const NOISE_DATA_HEADER_BYTES = 16;
 /** Header plus tag: what a data frame adds to its plaintext. */
 export const NOISE_DATA_OVERHEAD_BYTES = NOISE_DATA_HEADER_BYTES + NOISE_TAG_BYTES;
 export const MAX_NOISE_PLAINTEXT_BYTES = MAX_UDP_PAYLOAD_BYTES - NOISE_DATA_OVERHEAD_BYTES; // 1420
+/** The largest plaintext a session seals at all: what a path MTU discovered on loopback, a LAN or jumbo frames
+ *  carries (src/transport/pmtud.ts MAX_PLPMTU = 65,000 UDP bytes). Every path carries MAX_NOISE_PLAINTEXT_BYTES. */
+export const MAX_NOISE_FRAME_PLAINTEXT_BYTES = 65_000 - NOISE_DATA_OVERHEAD_BYTES;
 export const NOISE_INITIATION_HEADER_BYTES = 8;
 export const NOISE_RESPONSE_HEADER_BYTES = 12;
 /** mac1 and mac2 each; both trail every PNI1 frame. */

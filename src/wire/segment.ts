@@ -33,6 +33,13 @@ export const KIND_DATAGRAM = 0x02;
 /** A notice from the receiver (issue 15): [0x03][a reset reason, e.g. RESET_REASON_POLICY + JSON] — a datagram it refused. */
 export const KIND_NOTICE = 0x03;
 
+/** Path MTU probe (issue 18, src/transport/pmtud.ts): [kind][u32 probe id][padding to the probed size]. */
+export const KIND_PMTU_PROBE = 0x04;
+/** Its acknowledgement: [kind][u32 probe id][u32 plaintext bytes received]. */
+export const KIND_PMTU_ACK = 0x05;
+export const PMTU_PROBE_MIN_BYTES = 5;
+export const PMTU_ACK_BYTES = 9;
+
 export const FLAG_SYN = 0x01;
 export const FLAG_ACK = 0x02;
 export const FLAG_FIN = 0x04;
@@ -42,6 +49,9 @@ export const FLAG_PING = 0x20;
 
 /** Default and maximum plaintext per tunnel frame: UDP 1452 − 32 bytes of frame header and AEAD tag. */
 export const MAX_SEGMENT_BYTES = 1420;
+/** The largest segment a connection advertises and sends when its tunnel's path MTU allows (65,000-byte UDP
+ *  payloads on loopback; src/transport/pmtud.ts). Still fits the SYN option's u16. */
+export const MAX_PATH_SEGMENT_BYTES = 65_000 - 32;
 export const SEGMENT_HEADER_BYTES = 35;
 export const SACK_BLOCK_BYTES = 4;
 export const DATAGRAM_HEADER_BYTES = 5;
@@ -408,3 +418,30 @@ export function decodeDatagram(buf: Uint8Array): Result<Datagram> {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** A probe of `plaintextBytes` (≥ 5) into buf (zero padding); returns its length, 0 when it does not fit. */
+export function encodePmtuProbe(id: number, plaintextBytes: number, buf: Uint8Array): number {
+  if (plaintextBytes < PMTU_PROBE_MIN_BYTES || plaintextBytes > buf.length) return 0;
+  buf[0] = KIND_PMTU_PROBE;
+  writeU32(buf, 1, id >>> 0);
+  buf.fill(0, PMTU_PROBE_MIN_BYTES, plaintextBytes);
+  return plaintextBytes;
+}
+
+/** The probe id of a KIND_PMTU_PROBE plaintext; null when malformed. */
+export function decodePmtuProbe(plaintext: Uint8Array): number | null {
+  return plaintext.length >= PMTU_PROBE_MIN_BYTES && plaintext[0] === KIND_PMTU_PROBE ? readU32(plaintext, 1) : null;
+}
+
+export function encodePmtuAck(id: number, receivedBytes: number, buf: Uint8Array): number {
+  if (buf.length < PMTU_ACK_BYTES) return 0;
+  buf[0] = KIND_PMTU_ACK;
+  writeU32(buf, 1, id >>> 0);
+  writeU32(buf, 5, receivedBytes >>> 0);
+  return PMTU_ACK_BYTES;
+}
+
+export function decodePmtuAck(plaintext: Uint8Array): { id: number; receivedBytes: number } | null {
+  if (plaintext.length < PMTU_ACK_BYTES || plaintext[0] !== KIND_PMTU_ACK) return null;
+  return { id: readU32(plaintext, 1), receivedBytes: readU32(plaintext, 5) };
+}

@@ -78,6 +78,18 @@ test('two daemons: a 4 MB stream both ways, a message, a 5 MB file, pub/sub', as
   console.log(`# 4 MB over a stream n1→n2 (SDK, SHA-256 checked): ${Math.round(ms)} ms, ${(4 / (ms / 1000)).toFixed(1)} MB/s`);
   srv.close();
 
+  // Path MTU discovery (issue 18): on loopback (route MTU 65536) the native datapath finds 65,000-byte
+  // datagrams; node:dgram cannot read the route MTU and stays at 1452.
+  const info = await cl('n1').info();
+  assert.ok(info.ok);
+  const peer = await waitFor('n1 to finish path MTU discovery to n2', async () => {
+    const r = await cl('n1').peers();
+    const p = r.ok ? r.value.peers.find((x) => x.node_id === id('n2')) : undefined;
+    return p && p.pmtud !== 'search' ? p : undefined;
+  });
+  if (info.value.datapath === 'native') assert.deepEqual([peer.path_mtu, peer.pmtud], [65_000, 'complete']);
+  else assert.deepEqual([peer.path_mtu, peer.pmtud], [1452, 'off']);
+
   // Echo both ways at once on one stream: 1 MB in, 1 MB back, byte-identical.
   const e = await cl('n2').dial('n1', 7);
   assert.ok(e.ok);

@@ -52,6 +52,13 @@ export class MainSocket {
     return this.datapath.tunnelKeys ?? null;
   }
 
+  /** The route MTU towards ip:port for path MTU discovery; null when frames may leave by the link (TCP/WS)
+   *  or the datapath cannot tell. */
+  routeMtu(ip: string, port: number): number | null {
+    if (this.routeNow !== 'udp' || !this.datapath.routeMtu) return null;
+    return this.datapath.routeMtu(ip, port);
+  }
+
   get route(): SocketRoute {
     return this.routeNow;
   }

@@ -1,6 +1,8 @@
 // The Noise suite: encrypted tunnels to peers — Noise IK handshakes (with retries), session installation and
 // rekey, sealing outgoing plaintexts and opening incoming PND1 frames. Its timers are the node's Driver's; the
 // crypto below it stays sans-IO. One TunnelPeer per remote node id.
+import { PathMtu, BASE_PLPMTU, MAX_PLPMTU } from '../../transport/pmtud.js';
+import { decodePmtuAck, decodePmtuProbe, encodePmtuAck, encodePmtuProbe, KIND_PMTU_ACK, KIND_PMTU_PROBE } from '../../wire/segment.js';
 import type { Logger } from 'pino';
 import { err, ok, type Result } from '../../core/result.js';
 import type { PilotError } from '../../core/errors.js';
@@ -42,6 +44,8 @@ export interface UdpSender {
   /** The socket's session key table (native datapath): sessions installed there are sealed in the send call
    * and opened on the reader thread; without it the suite seals and opens in JS. */
   readonly keys?: TunnelKeyTable | null;
+  /** The local route's MTU towards ip:port (native datapath over UDP); absent or null: no path MTU discovery. */
+  routeMtu?(ip: string, port: number): number | null;
 }
 
 export interface PeerContact {
@@ -80,6 +84,10 @@ export interface TunnelDeps {
   directOnlyAttempts?: number;
   /** Initiations a second (with a valid mac1) above which we answer with cookies (src/crypto/cookie.ts). */
   underLoadPerS?: number;
+  /** Path MTU discovery on direct paths (DPLPMTUD, src/transport/pmtud.ts). Default true. */
+  pmtud?: boolean;
+  /** The largest plaintext a peer's path carries changed (streams resize their segments). */
+  onPathMtu?(peer: TunnelPeer, plaintextBytes: number): void;
 }
 
 interface SessionEntry {
@@ -110,7 +118,17 @@ export class TunnelPeer {
   /** The peer's cookie (it was under load and asked for mac2), and when it arrived. */
   cookie: Uint8Array | null = null;
   cookieAtUs: Micros = 0;
+  /** DPLPMTUD on the current direct path (null: relayed, an extra socket, or discovery off: 1452 bytes). */
+  pmtu: PathMtu | null = null;
+  pmtuTimer: Deadline | null = null;
+  /** The endpoint `pmtu` measures (ip:port). */
+  pmtuPath = '';
   constructor(readonly nodeId: number) {}
+
+  /** The largest plaintext a frame on the current path may carry. */
+  get pathPlaintextBytes(): number {
+    return (this.pmtu?.plpmtu ?? BASE_PLPMTU) - NOISE_DATA_OVERHEAD_BYTES;
+  }
 
   get isUp(): boolean {
     return this.current !== null;
@@ -136,7 +154,10 @@ export class NoiseSuite {
   /** mac1 on every initiation, cookies and per-source limits under load: no DH for a flood. */
   private handshakeGuard: HandshakeGuard;
   // Data frames are sealed straight into one flat batch and leave in one sendmmsg/GSO call per flush.
-  private readonly txBatch = new PacketBatch(TX_BATCH_PACKETS, TX_BATCH_PACKETS * 1472);
+  // Room for 64 base-size frames, or 16 of the largest a discovered path MTU allows.
+  private readonly txBatch = new PacketBatch(TX_BATCH_PACKETS, 16 * MAX_PLPMTU);
+  private probeBuf: Uint8Array | null = null;
+  private readonly ackBuf = new Uint8Array(16);
   private readonly scratch = new Uint8Array(2048);
   private lastTimestampS = 0;
   private readonly keys: TunnelKeyTable | null;
@@ -310,6 +331,74 @@ export class NoiseSuite {
       if (this.keys.install(session.localIndex, sendKey, recvKey)) session.datapathKeyId = session.localIndex;
     }
     this.deps.onSessionUp?.(peer);
+    if (!peer.pmtu) this.pathChanged(peer, this.deps.nowUs());
+  }
+
+  /** Plaintext of an authentic frame: path MTU probes and their acks are the suite's, the rest the node's. */
+  private deliver(peer: TunnelPeer, plaintext: Uint8Array, now: Micros): void {
+    const kind = plaintext[0];
+    if (kind === KIND_PMTU_PROBE) {
+      const id = decodePmtuProbe(plaintext);
+      // Answer on the path it came by (sendPlaintext uses the peer's current endpoint, which this frame set).
+      if (id !== null) this.sendPlaintext(peer, this.ackBuf.subarray(0, encodePmtuAck(id, plaintext.length, this.ackBuf)), now);
+      return;
+    }
+    if (kind === KIND_PMTU_ACK) {
+      const a = decodePmtuAck(plaintext);
+      if (a && peer.pmtu) {
+        const before = peer.pmtu.changes;
+        peer.pmtu.onAck(a.id, now);
+        if (peer.pmtu.changes !== before) this.deps.onPathMtu?.(peer, peer.pathPlaintextBytes);
+        this.pumpPmtu(peer, now);
+      }
+      return;
+    }
+    this.deps.onPlaintext(peer, plaintext, now);
+  }
+
+  /**
+   * The peer's path changed (or its first session came up): path MTU discovery starts over on a direct UDP path
+   * the datapath can measure, and is off (1452) on the relay, an extra socket, or without a route MTU.
+   */
+  private pathChanged(peer: TunnelPeer, now: Micros): void {
+    const ep = peer.endpoint;
+    const before = peer.pathPlaintextBytes;
+    const key = ep ? `${ep.ip}:${ep.port}` : '';
+    const isMeasurable = this.deps.pmtud !== false && ep !== null && ep.relayTo === undefined && !ep.via && this.deps.udp.routeMtu !== undefined;
+    if (!isMeasurable) {
+      peer.pmtu = null;
+      peer.pmtuPath = '';
+      peer.pmtuTimer?.cancel();
+      peer.pmtuTimer = null;
+    } else if (peer.pmtuPath !== key || !peer.pmtu) {
+      peer.pmtu = new PathMtu(this.deps.udp.routeMtu!(ep.ip, ep.port), now);
+      peer.pmtuPath = key;
+      this.pumpPmtu(peer, now);
+    }
+    if (peer.pathPlaintextBytes !== before) this.deps.onPathMtu?.(peer, peer.pathPlaintextBytes);
+  }
+
+  /** Send the probe discovery asks for now, and wake it at its next deadline. */
+  private pumpPmtu(peer: TunnelPeer, now: Micros): void {
+    const m = peer.pmtu;
+    if (!m) return;
+    const before = m.changes;
+    const probe = peer.current ? m.poll(now) : null;
+    if (m.changes !== before) this.deps.onPathMtu?.(peer, peer.pathPlaintextBytes);
+    if (probe) {
+      this.probeBuf ??= new Uint8Array(MAX_PLPMTU);
+      const n = encodePmtuProbe(probe.id, probe.bytes - NOISE_DATA_OVERHEAD_BYTES, this.probeBuf);
+      if (n > 0) this.sendPlaintext(peer, this.probeBuf.subarray(0, n), now);
+    }
+    peer.pmtuTimer?.cancel();
+    peer.pmtuTimer = null;
+    const at = m.deadlineUs;
+    if (at !== Infinity) {
+      peer.pmtuTimer = this.deps.driver.at(at, () => {
+        peer.pmtuTimer = null;
+        if (peer.pmtu === m) this.pumpPmtu(peer, this.deps.nowUs());
+      });
+    }
   }
 
   private forget(session: NoiseSession): void {
@@ -336,7 +425,7 @@ export class NoiseSuite {
       const peer = entry.peer;
       peer.lastRecvUs = now;
       this.notePath(peer, ip, port, now, relayedFrom, via);
-      if (r.value.length > 0 && r.value[0] !== KEEPALIVE_BYTE) this.deps.onPlaintext(peer, r.value, now);
+      if (r.value.length > 0 && r.value[0] !== KEEPALIVE_BYTE) this.deliver(peer, r.value, now);
       return true;
     }
     if (kind === 'initiation') {
@@ -400,7 +489,7 @@ export class NoiseSuite {
     }
     const body = off + NOISE_DATA_HEADER_BYTES;
     const end = off + len - NOISE_TAG_BYTES;
-    if (end > body && buf[body] !== KEEPALIVE_BYTE) this.deps.onPlaintext(peer, buf.subarray(body, end), now);
+    if (end > body && buf[body] !== KEEPALIVE_BYTE) this.deliver(peer, buf.subarray(body, end), now);
   }
 
   /**
@@ -408,6 +497,12 @@ export class NoiseSuite {
    * packet does not pull a peer off a direct path that is still alive; the relay keeps carrying stragglers.
    */
   private notePath(peer: TunnelPeer, ip: string, port: number, now: Micros, relayedFrom: number | undefined, via?: UdpEndpoint['via']): void {
+    const before = peer.endpoint;
+    this.notePathOnly(peer, ip, port, now, relayedFrom, via);
+    if (peer.endpoint !== before && peer.current) this.pathChanged(peer, now);
+  }
+
+  private notePathOnly(peer: TunnelPeer, ip: string, port: number, now: Micros, relayedFrom: number | undefined, via?: UdpEndpoint['via']): void {
     const cur = peer.endpoint;
     if (relayedFrom === undefined) {
       peer.lastDirectRecvUs = now;
@@ -526,6 +621,8 @@ export class NoiseSuite {
     this.dropInitiation(peer);
     for (const s of [peer.current, peer.previous]) if (s) this.forget(s);
     peer.current = peer.previous = null;
+    peer.pmtuTimer?.cancel();
+    peer.pmtuTimer = null;
     if (reason) this.settle(peer, { ok: false, error: reason });
     this.peers.delete(nodeId);
   }

@@ -317,6 +317,13 @@ export class ConnectionTable {
   }
 
   /** Peers with at least one connection (of `suite`, when given). */
+  /** The peer's path now carries segments of `bytes` (path MTU discovery): its connections of `suite` resize. */
+  setPathSegmentBytes(peer: number, suite: SuiteName, bytes: number): void {
+    const m = this.byPeer.get(peer);
+    if (!m) return;
+    for (const e of m.values()) if (e.suite.name === suite) e.conn.setPathSegmentBytes?.(bytes);
+  }
+
   peersWithConnections(suite?: SuiteName): number[] {
     const out: number[] = [];
     for (const [p, m] of this.byPeer) {

@@ -15,6 +15,7 @@ import { LegacyConnection, legacyRstFor, type LegacyConnectionOptions } from '..
 import type { StreamConnection } from '../../transport/stream-connection.js';
 import {
   DATAGRAM_HEADER_BYTES,
+  MAX_PATH_SEGMENT_BYTES,
   encodeDatagram,
   encodeResetFor,
   peekSegmentHeader,
@@ -58,12 +59,15 @@ export interface NoiseStreamsDeps {
   send(peer: number, plaintext: Uint8Array, nowUs: Micros): Result<void>;
   /** The largest plaintext the peer's current session carries (0: no session). */
   maxPlaintextBytes(peer: number): number;
+  /** The largest stream segment the peer's current path carries (path MTU discovery); absent: 1420. */
+  pathSegmentBytes?(peer: number): number;
   /** Connection ids. */
   rng: Rng;
   options?: ConnectionOptions;
 }
 
-const NOISE_TX_BYTES = 2048;
+/** Our transport's largest segment (a path MTU discovered on loopback); connections send what their path carries. */
+const NOISE_TX_BYTES = MAX_PATH_SEGMENT_BYTES;
 
 export function noiseStreams(deps: NoiseStreamsDeps): StreamSuite {
   const peekBuf: SegmentPeek = { flags: 0, srcPort: 0, dstPort: 0, connId: 0, isSyn: false, isRst: false };
@@ -83,11 +87,17 @@ export function noiseStreams(deps: NoiseStreamsDeps): StreamSuite {
       head.opens = p.value.isSyn && !p.value.isRst;
       return head;
     },
-    connect(_peer, localPort, remotePort, nowUs) {
+    connect(peer, localPort, remotePort, nowUs) {
       const connId = 1 + deps.rng.int(0xfffffffe);
-      return { conn: Connection.connect({ ...options, localPort, remotePort, connId }, nowUs), key: connId };
+      const conn = Connection.connect({ ...options, localPort, remotePort, connId }, nowUs);
+      if (deps.pathSegmentBytes) conn.setPathSegmentBytes(deps.pathSegmentBytes(peer));
+      return { conn, key: connId };
     },
-    accept: (_peer, segment, nowUs) => Connection.accept(segment, options, nowUs),
+    accept(peer, segment, nowUs) {
+      const a = Connection.accept(segment, options, nowUs);
+      if (a.ok && deps.pathSegmentBytes) a.value.setPathSegmentBytes(deps.pathSegmentBytes(peer));
+      return a;
+    },
     resetFor: (segment, buf, reason) => encodeResetFor(segment, buf, reason),
     send: (peer, segment, nowUs) => deps.send(peer, segment, nowUs),
     sendDatagram(peer, srcPort, dstPort, data, nowUs) {

@@ -43,9 +43,10 @@ const ACK_EPOCH_RESET_BYTES = 1 << 30;
 export class Bbr implements CongestionController {
   readonly name = 'bbr';
   private mode: Mode = Mode.Startup;
-  private readonly mss: number;
-  private readonly minCwnd: number;
-  private readonly initialCwnd: number;
+  private mss: number;
+  private minCwnd: number;
+  private initialCwnd: number;
+  private readonly minCwndSegments: number;
   private cwnd: number;
   private pacingRate: number;
   private pacingGain = HIGH_GAIN;
@@ -75,7 +76,8 @@ export class Bbr implements CongestionController {
 
   constructor(init: CongestionInit, opts: BbrOptions = {}) {
     this.mss = init.mssBytes;
-    this.minCwnd = (opts.minCwndSegments ?? 4) * init.mssBytes;
+    this.minCwndSegments = opts.minCwndSegments ?? 4;
+    this.minCwnd = this.minCwndSegments * init.mssBytes;
     this.initialCwnd = initialWindowBytes(init.mssBytes);
     this.cwnd = this.initialCwnd;
     this.minRttStampUs = init.nowUs;
@@ -88,6 +90,13 @@ export class Bbr implements CongestionController {
 
   cwndBytes(): number {
     return this.cwnd;
+  }
+  setMss(mssBytes: number): void {
+    this.mss = mssBytes;
+    this.minCwnd = this.minCwndSegments * mssBytes;
+    this.initialCwnd = initialWindowBytes(mssBytes);
+    if (this.cwnd < this.minCwnd) this.cwnd = this.minCwnd;
+    if (this.deliveredBytes === 0 && this.cwnd < this.initialCwnd) this.cwnd = this.initialCwnd;
   }
   pacingRateBps(): number {
     return this.pacingRate;

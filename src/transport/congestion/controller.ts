@@ -45,6 +45,8 @@ export interface CongestionController {
   pacingRateBps(): number;
   /** Extra state for stats and tests (e.g. the BBR mode). */
   debugState(): string;
+  /** The segment size changed (path MTU discovery): windows counted in segments follow it. */
+  setMss?(mssBytes: number): void;
 }
 
 export interface CongestionInit {

@@ -8,7 +8,7 @@ const PACING_GAIN = 1.25;
 
 export class NewReno implements CongestionController {
   readonly name = 'newreno';
-  private readonly mss: number;
+  private mss: number;
   private cwnd: number;
   private ssthreshBytes = Infinity;
   private recoveryStartUs = -Infinity;
@@ -22,6 +22,10 @@ export class NewReno implements CongestionController {
 
   cwndBytes(): number {
     return this.cwnd;
+  }
+  setMss(mssBytes: number): void {
+    this.mss = mssBytes;
+    if (this.cwnd < 2 * mssBytes) this.cwnd = 2 * mssBytes;
   }
   pacingRateBps(): number {
     return this.srttUs > 0 ? (PACING_GAIN * this.cwnd * 1e6) / this.srttUs : Infinity;

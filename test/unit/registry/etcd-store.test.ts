@@ -303,6 +303,42 @@ test('etcd store: a transaction that committed but whose answer was lost (thrown
   }
 });
 
+test('etcd store: a commit queued behind a transaction in flight, whose key another replica changes meanwhile, conflicts instead of overwriting that change', { skip, timeout: 90_000 }, async () => {
+  const prefix = `/t-${randomBytes(4).toString('hex')}/`;
+  const a = await openStore(prefix);
+  const b = await openStore(prefix);
+  const req = (from: number) => ({ fromNodeId: from, justification: 'j', timestampSec: 1 });
+  try {
+    assert.ok((await commit(a, [{ k: 'inbox', id: 5, v: [req(1)] }])).ok);
+    await waitUntil('b sees the inbox', () => b.state.inbox.get(5)?.length === 1);
+    // b's first transaction (another key) stays in flight while a's change to inbox 5 lands.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    faultNextWrite(b.store, async (real, r) => {
+      await gate;
+      return real(r);
+    });
+    const first = commit(b, [{ k: 'inbox', id: 9, v: [req(4)] }]);
+    await new Promise((r) => setImmediate(r));
+    const queued = commit(b, [{ k: 'inbox', id: 5, v: [req(1), req(2)] }]); // computed on [1]
+    assert.ok((await commit(a, [{ k: 'inbox', id: 5, v: [req(1), req(3)] }])).ok);
+    await new Promise((r) => setTimeout(r, 300)); // a's change reaches b's watch (held: b has a transaction in flight)
+    release();
+    assert.ok((await first).ok);
+    assert.ok(isStoreConflict(await queued), 'computed on a value another replica replaced: run again');
+    assert.deepEqual(b.state.inbox.get(5)?.map((r) => r.fromNodeId), [1, 3], 'b\'s copy holds etcd\'s value for the rerun');
+    const fresh = await openStore(prefix);
+    try {
+      assert.deepEqual(fresh.state.inbox.get(5)?.map((r) => r.fromNodeId), [1, 3], 'a\'s request is not overwritten');
+    } finally {
+      await fresh.store.close();
+    }
+  } finally {
+    await a.store.close();
+    await b.store.close();
+  }
+});
+
 test('etcd store: one network name created on two replicas at once — only one gets it; a rename onto a taken name conflicts', { skip, timeout: 90_000 }, async () => {
   const prefix = `/t-${randomBytes(4).toString('hex')}/`;
   const a = await openStore(prefix);
