@@ -829,8 +829,11 @@ export class EtcdStore implements RegistryStore {
     const refreshed = new Set<string>();
     let pending = [...batch, ...this.queue.splice(0)];
     while (pending.length > 0 && !this.isClosed) {
+      // Every round reads all its items' keys, also ones an earlier round read: an item queued during an earlier
+      // read may have been computed on the corrected copy, and then its own (uncommitted) values sit there —
+      // kept, its rerun would find them ("handshake request already pending" from itself).
       const keys = new Set<string>();
-      for (const it of pending) for (const k of this.keysOf(it)) if (!refreshed.has(k)) keys.add(k);
+      for (const it of pending) for (const k of this.keysOf(it)) keys.add(k);
       await this.refreshUntilDone([...keys]);
       for (const k of keys) refreshed.add(k);
       // A hostname etcd gives to another node: read that node too, so the rerun sees who holds the name
