@@ -98,11 +98,19 @@ export class PathMtu {
     this.nextProbeAtUs = this.plpmtu > BASE_PLPMTU ? nowUs + CONFIRM_INTERVAL_US : nowUs + RAISE_INTERVAL_US;
   }
 
-  /** The probe to send now, if any (one outstanding at a time). */
-  poll(nowUs: Micros): PmtuProbe | null {
+  /**
+   * The probe to send now, if any (one outstanding at a time). `isIdle`: no data crossed the path lately — a
+   * confirmation then waits another interval (an idle path costs no large probes; traffic that resumes on a
+   * black hole is confirmed within one interval).
+   */
+  poll(nowUs: Micros, isIdle = false): PmtuProbe | null {
     this.onTimer(nowUs);
     if (this.phase === 'off' || this.outstandingId !== 0 || nowUs < this.nextProbeAtUs) return null;
     if (this.phase === 'complete' && !this.isConfirming) {
+      if (this.plpmtu > BASE_PLPMTU && isIdle) {
+        this.nextProbeAtUs = nowUs + CONFIRM_INTERVAL_US;
+        return null;
+      }
       if (this.plpmtu > BASE_PLPMTU) {
         // Confirmation: is the raised PLPMTU still carried?
         this.isConfirming = true;

@@ -1,7 +1,7 @@
 // The Noise suite: encrypted tunnels to peers — Noise IK handshakes (with retries), session installation and
 // rekey, sealing outgoing plaintexts and opening incoming PND1 frames. Its timers are the node's Driver's; the
 // crypto below it stays sans-IO. One TunnelPeer per remote node id.
-import { PathMtu, BASE_PLPMTU, MAX_PLPMTU } from '../../transport/pmtud.js';
+import { PathMtu, BASE_PLPMTU, CONFIRM_INTERVAL_US, MAX_PLPMTU } from '../../transport/pmtud.js';
 import { decodePmtuAck, decodePmtuProbe, encodePmtuAck, encodePmtuProbe, KIND_PMTU_ACK, KIND_PMTU_PROBE } from '../../wire/segment.js';
 import type { Logger } from 'pino';
 import { err, ok, type Result } from '../../core/result.js';
@@ -123,6 +123,8 @@ export class TunnelPeer {
   pmtuTimer: Deadline | null = null;
   /** The endpoint `pmtu` measures (ip:port). */
   pmtuPath = '';
+  /** Last plaintext sent that was neither a keepalive nor path MTU discovery's own. */
+  lastDataSendUs: Micros = 0;
   constructor(readonly nodeId: number) {}
 
   /** The largest plaintext a frame on the current path may carry. */
@@ -383,7 +385,7 @@ export class NoiseSuite {
     const m = peer.pmtu;
     if (!m) return;
     const before = m.changes;
-    const probe = peer.current ? m.poll(now) : null;
+    const probe = peer.current ? m.poll(now, now - peer.lastDataSendUs > CONFIRM_INTERVAL_US) : null;
     if (m.changes !== before) this.deps.onPathMtu?.(peer, peer.pathPlaintextBytes);
     if (probe) {
       this.probeBuf ??= new Uint8Array(MAX_PLPMTU);
@@ -580,6 +582,8 @@ export class NoiseSuite {
     }
     this.deps.driver.requestFlush();
     peer.lastSendUs = now;
+    const kind = plaintext[0];
+    if (kind !== KEEPALIVE_BYTE && kind !== KIND_PMTU_PROBE && kind !== KIND_PMTU_ACK) peer.lastDataSendUs = now;
     if (s.needsRekey(now) && !peer.initiation && !peer.isResolving) void this.startHandshake(peer);
     return ok();
   }

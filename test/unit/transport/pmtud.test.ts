@@ -93,6 +93,16 @@ test('pmtud: confirmation every CONFIRM_INTERVAL; a black hole (MAX_PROBES losse
   assert.equal(m.poll(now)?.bytes, MAX_PLPMTU, 'and the search starts over');
 });
 
+test('pmtud: an idle path is not confirmed (no large probes) until data crosses it again', () => {
+  const m = new PathMtu(65_536, 0);
+  m.onAck(m.poll(0)!.id, 1);
+  let now = 1 + CONFIRM_INTERVAL_US;
+  assert.equal(m.poll(now, true), null);
+  assert.equal(m.deadlineUs, now + CONFIRM_INTERVAL_US);
+  now += CONFIRM_INTERVAL_US;
+  assert.equal(m.poll(now, false)?.bytes, MAX_PLPMTU, 'busy again: confirmed at the next interval');
+});
+
 test('pmtud: reset (a new path) returns to the base and searches from the top', () => {
   const m = new PathMtu(65_536, 0);
   m.onAck(m.poll(0)!.id, 1);
