@@ -16,7 +16,8 @@
 //   MTU shrinks therefore loses at most ~CONFIRM_INTERVAL_US + 3 probe timeouts of large datagrams.
 // - Raise (§5.3.3): RAISE_INTERVAL_US after a search that found nothing above the base, it searches again (a
 //   PLPMTU found below the ceiling is only confirmed, not raised: a new path resets the search anyway).
-// - reset(): the path changed (roaming, relay, another socket): back to BASE_PLPMTU and search from the top.
+// - A new path (roaming, relay, another socket) gets a new PathMtu (its route MTU may differ): BASE_PLPMTU and a
+//   search from the top.
 import type { Micros } from '../core/clock.js';
 
 export const BASE_PLPMTU = 1452;
@@ -50,7 +51,7 @@ export class PathMtu {
   private nextProbeAtUs: Micros = 0;
   private nextId = 1;
   private isConfirming = false;
-  /** Changes of plpmtu so far (a caller compares to see whether to tell its connections). */
+  /** How many times plpmtu changed (an observable for tests and stats). */
   changes = 0;
 
   /** `routeMtu`: the local route's MTU towards the peer (IP_MTU), or null when unknown (probing off). */
@@ -59,13 +60,6 @@ export class PathMtu {
     this.ceiling = c > BASE_PLPMTU ? c : BASE_PLPMTU;
     this.phase = this.ceiling > BASE_PLPMTU ? 'search' : 'off';
     if (this.phase === 'search') this.startSearch(nowUs, BASE_PLPMTU);
-  }
-
-  /** The path changed: back to the base, and search again from the top. */
-  reset(nowUs: Micros): void {
-    if (this.plpmtu !== BASE_PLPMTU) this.changes++;
-    this.plpmtu = BASE_PLPMTU;
-    if (this.phase !== 'off') this.startSearch(nowUs, BASE_PLPMTU);
   }
 
   private startSearch(nowUs: Micros, above: number): void {

@@ -1,8 +1,6 @@
 // The Noise suite: encrypted tunnels to peers — Noise IK handshakes (with retries), session installation and
 // rekey, sealing outgoing plaintexts and opening incoming PND1 frames. Its timers are the node's Driver's; the
 // crypto below it stays sans-IO. One TunnelPeer per remote node id.
-import { PathMtu, BASE_PLPMTU, CONFIRM_INTERVAL_US, MAX_PLPMTU } from '../../transport/pmtud.js';
-import { decodePmtuAck, decodePmtuProbe, encodePmtuAck, encodePmtuProbe, KIND_PMTU_ACK, KIND_PMTU_PROBE } from '../../wire/segment.js';
 import type { Logger } from 'pino';
 import { err, ok, type Result } from '../../core/result.js';
 import type { PilotError } from '../../core/errors.js';
@@ -21,11 +19,13 @@ import {
   type NoiseSession,
   type Identity,
 } from '../../crypto/index.js';
+import { decodePmtuAck, decodePmtuProbe, encodePmtuAck, encodePmtuProbe, KIND_PMTU_ACK, KIND_PMTU_PROBE } from '../../wire/segment.js';
 import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse, readU32LE, NOISE_DATA_HEADER_BYTES, NOISE_DATA_OVERHEAD_BYTES, NOISE_TAG_BYTES } from '../../wire/noise-frame.js';
 import { PacketBatch, ipv4ToU32, u32ToIpv4 } from '../../datapath/packet-batch.js';
 import { RECV_FORGED, RECV_OPENED, type TunnelKeyTable } from '../../datapath/types.js';
 import type { UdpEndpoint as WireUdpEndpoint } from '../../wire/endpoint.js';
 import { RELAY_HEADER_BYTES, writeRelayHeader } from '../../wire/beacon-message.js';
+import { PathMtu, BASE_PLPMTU, CONFIRM_INTERVAL_US, MAX_PLPMTU } from '../../transport/pmtud.js';
 
 /** A path to a peer: a UDP endpoint (src/wire/endpoint.ts) and how to send there. */
 export interface UdpEndpoint extends WireUdpEndpoint {
@@ -125,6 +125,8 @@ export class TunnelPeer {
   pmtuPath = '';
   /** Last plaintext sent that was neither a keepalive nor path MTU discovery's own. */
   lastDataSendUs: Micros = 0;
+  /** pathPlaintextBytes as last told to onPathMtu. */
+  reportedPathBytes = BASE_PLPMTU - NOISE_DATA_OVERHEAD_BYTES;
   constructor(readonly nodeId: number) {}
 
   /** The largest plaintext a frame on the current path may carry. */
@@ -348,9 +350,7 @@ export class NoiseSuite {
     if (kind === KIND_PMTU_ACK) {
       const a = decodePmtuAck(plaintext);
       if (a && peer.pmtu) {
-        const before = peer.pmtu.changes;
         peer.pmtu.onAck(a.id, now);
-        if (peer.pmtu.changes !== before) this.deps.onPathMtu?.(peer, peer.pathPlaintextBytes);
         this.pumpPmtu(peer, now);
       }
       return;
@@ -364,7 +364,6 @@ export class NoiseSuite {
    */
   private pathChanged(peer: TunnelPeer, now: Micros): void {
     const ep = peer.endpoint;
-    const before = peer.pathPlaintextBytes;
     const key = ep ? `${ep.ip}:${ep.port}` : '';
     const isMeasurable = this.deps.pmtud !== false && ep !== null && ep.relayTo === undefined && !ep.via && this.deps.udp.routeMtu !== undefined;
     if (!isMeasurable) {
@@ -377,16 +376,23 @@ export class NoiseSuite {
       peer.pmtuPath = key;
       this.pumpPmtu(peer, now);
     }
-    if (peer.pathPlaintextBytes !== before) this.deps.onPathMtu?.(peer, peer.pathPlaintextBytes);
+    this.reportPathMtu(peer);
+  }
+
+  /** Tell onPathMtu when the peer's path size differs from what it was last told (one place for every cause). */
+  private reportPathMtu(peer: TunnelPeer): void {
+    const bytes = peer.pathPlaintextBytes;
+    if (bytes === peer.reportedPathBytes) return;
+    peer.reportedPathBytes = bytes;
+    this.deps.onPathMtu?.(peer, bytes);
   }
 
   /** Send the probe discovery asks for now, and wake it at its next deadline. */
   private pumpPmtu(peer: TunnelPeer, now: Micros): void {
     const m = peer.pmtu;
     if (!m) return;
-    const before = m.changes;
     const probe = peer.current ? m.poll(now, now - peer.lastDataSendUs > CONFIRM_INTERVAL_US) : null;
-    if (m.changes !== before) this.deps.onPathMtu?.(peer, peer.pathPlaintextBytes);
+    this.reportPathMtu(peer); // an ack or a lost confirmation may have changed it
     if (probe) {
       this.probeBuf ??= new Uint8Array(MAX_PLPMTU);
       const n = encodePmtuProbe(probe.id, probe.bytes - NOISE_DATA_OVERHEAD_BYTES, this.probeBuf);

@@ -1,5 +1,5 @@
 // DPLPMTUD state machine (src/transport/pmtud.ts): the search from the route's ceiling down, lost probes,
-// confirmation and black holes, path resets, and probing off where the route does not carry more than the base.
+// confirmation and black holes, idle paths, and probing off where the route does not carry more than the base.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { BASE_PLPMTU, CONFIRM_INTERVAL_US, MAX_PLPMTU, MAX_PROBES, PROBE_TIMEOUT_US, PathMtu, RAISE_INTERVAL_US } from '../../../src/transport/pmtud.js';
@@ -101,15 +101,6 @@ test('pmtud: an idle path is not confirmed (no large probes) until data crosses 
   assert.equal(m.deadlineUs, now + CONFIRM_INTERVAL_US);
   now += CONFIRM_INTERVAL_US;
   assert.equal(m.poll(now, false)?.bytes, MAX_PLPMTU, 'busy again: confirmed at the next interval');
-});
-
-test('pmtud: reset (a new path) returns to the base and searches from the top', () => {
-  const m = new PathMtu(65_536, 0);
-  m.onAck(m.poll(0)!.id, 1);
-  m.reset(10);
-  assert.equal(m.plpmtu, BASE_PLPMTU);
-  assert.equal(m.phase, 'search');
-  assert.equal(m.poll(10)?.bytes, MAX_PLPMTU);
 });
 
 test('pmtu probe and ack frames: round trip; hostile input decodes to null', () => {
