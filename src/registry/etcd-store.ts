@@ -879,29 +879,30 @@ export class EtcdStore implements RegistryStore {
    */
   private async landedRevision(marker: string): Promise<number | null | 'unknown'> {
     const key = Buffer.from(this.key('tx/', this.replicaId));
-    for (let attempt = 0, delayMs = 100; attempt < 5 && !this.isClosed; attempt++, delayMs = Math.min(delayMs * 2, 2_000)) {
-      try {
-        const res = await this.client!.kv.txn({ compare: [], success: [{ request_range: { key } }], failure: [] });
-        const kv = res.responses[0]?.response_range?.kvs?.[0];
-        return kv && kv.value.toString('utf8') === marker ? Number(kv.mod_revision) : null;
-      } catch (e) {
-        this.opts.logger?.warn({ err: (e as Error).message }, 'etcd: reading a transaction\'s outcome failed; retrying');
-        await new Promise((r) => setTimeout(r, delayMs));
-      }
-    }
-    return 'unknown';
+    const read = async (): Promise<number | null> => {
+      const res = await this.client!.kv.txn({ compare: [], success: [{ request_range: { key } }], failure: [] });
+      const kv = res.responses[0]?.response_range?.kvs?.[0];
+      return kv && kv.value.toString('utf8') === marker ? Number(kv.mod_revision) : null;
+    };
+    const r = await this.retrying(read, 'etcd: reading a transaction\'s outcome failed; retrying', {}, 5);
+    return r.done ? r.value : 'unknown';
   }
 
   private async refreshUntilDone(keys: string[]): Promise<void> {
-    for (let delayMs = 100; !this.isClosed; delayMs = Math.min(delayMs * 2, 2_000)) {
+    await this.retrying(() => this.refresh(keys), 'etcd re-read after a failed transaction failed; retrying', { keys: keys.length });
+  }
+
+  /** `fn` until it resolves (backoff 100 ms doubling to 2 s), at most `attempts` times; not done when closed first. */
+  private async retrying<T>(fn: () => Promise<T>, warning: string, fields: object, attempts = Infinity): Promise<{ done: true; value: T } | { done: false }> {
+    for (let attempt = 0, delayMs = 100; attempt < attempts && !this.isClosed; attempt++, delayMs = Math.min(delayMs * 2, 2_000)) {
       try {
-        await this.refresh(keys);
-        return;
+        return { done: true, value: await fn() };
       } catch (e) {
-        this.opts.logger?.warn({ err: (e as Error).message, keys: keys.length }, 'etcd re-read after a failed transaction failed; retrying');
+        this.opts.logger?.warn({ err: (e as Error).message, ...fields }, warning);
         await new Promise((r) => setTimeout(r, delayMs));
       }
     }
+    return { done: false };
   }
 
   /** etcd's current values of `keys` into our copy (unless the watch already brought something newer). */

@@ -251,17 +251,24 @@ test('etcd store: one hostname for two nodes on two replicas — only one gets i
 });
 
 type Txn = (req: unknown) => Promise<{ succeeded: boolean }>;
-/** Replace the store's etcd `kv.txn` once (the next write transaction) with `wrap(realTxn, req)`. */
-function faultNextWrite(store: EtcdStore, wrap: (real: Txn, req: unknown) => Promise<{ succeeded: boolean }>): void {
+/** Route every etcd `kv.txn` of the store through `fn(realTxn, req, isWrite)`. */
+function interceptTxn(store: EtcdStore, fn: (real: Txn, req: unknown, isWrite: boolean) => Promise<{ succeeded: boolean }>): void {
   const kv = (store as unknown as { client: { kv: { txn: Txn } } }).client.kv;
   const real = kv.txn.bind(kv);
-  let isDone = false;
   kv.txn = (req: unknown) => {
     const isWrite = ((req as { success: object[] }).success ?? []).some((op) => 'request_put' in op || 'request_delete_range' in op);
+    return fn(real, req, isWrite);
+  };
+}
+
+/** Replace the store's next write transaction with `wrap(realTxn, req)` (reads and later writes go through). */
+function faultNextWrite(store: EtcdStore, wrap: (real: Txn, req: unknown) => Promise<{ succeeded: boolean }>): void {
+  let isDone = false;
+  interceptTxn(store, (real, req, isWrite) => {
     if (isDone || !isWrite) return real(req);
     isDone = true;
     return wrap(real, req);
-  };
+  });
 }
 
 test('etcd store: a transaction that committed but whose answer was lost (thrown, or a client retry that failed its compares) counts as committed, not as a conflict to run again', { skip, timeout: 90_000 }, async () => {
@@ -346,19 +353,16 @@ test('etcd store: a commit computed on the corrected copy while a failed transac
   try {
     assert.ok((await commit(a, [{ k: 'inbox', id: 5, v: [req(1)] }])).ok);
     // Reads (the recovery's re-reads) wait at gates the test opens one by one.
-    const kv = (a.store as unknown as { client: { kv: { txn: Txn } } }).client.kv;
-    const real = kv.txn.bind(kv);
     const gates: Array<() => void> = [];
     let isFaulted = false;
-    kv.txn = async (r: unknown) => {
-      const isWrite = ((r as { success: object[] }).success ?? []).some((op) => 'request_put' in op || 'request_delete_range' in op);
+    interceptTxn(a.store, async (real, r, isWrite) => {
       if (isWrite && !isFaulted) {
         isFaulted = true;
         return { succeeded: false }; // another replica changed a key first
       }
       if (!isWrite && isFaulted) await new Promise<void>((res) => gates.push(res));
       return real(r);
-    };
+    });
     const waitGate = async (n: number) => waitUntil(`read ${n} waiting`, () => gates.length >= n);
     const x = commit(a, [{ k: 'inbox', id: 5, v: [req(1), req(2)] }]);
     await waitGate(1); // the outcome marker read
