@@ -192,7 +192,11 @@ export class RegistryClient {
   private isFresh: boolean;
   private isPushing = false;
   private isOriginalRegistry = false;
-  private readonly seen = new Map<string, number>(); // delivered-event keys → ms, for push/poll dedup
+  /**
+   * Handshake items delivered by one source (push or poll) that the other has not yet delivered: the other's
+   * copy of the same item is then skipped. Key → the source, how many copies wait, when first seen (ms).
+   */
+  private readonly unpaired = new Map<string, { via: 'push' | 'poll'; count: number; atMs: number }>();
   private readonly opts: Required<Omit<RegistryClientOptions, 'logger' | 'sign' | 'registryAddr' | 'registryAlternates' | 'driver' | 'rng' | 'connect' | 'report' | 'recoveryKey'>>;
 
   // Session to restore after a reconnect.
@@ -694,18 +698,27 @@ export class RegistryClient {
     }
   }
 
-  /** Handshake items may come by push and again by poll: deliver each once. */
+  /**
+   * Handshake items may come by push and again by poll (the registry queues what it pushes until the next
+   * poll): deliver each once. A copy is skipped only when the *other* source already delivered the same item
+   * and that copy is not yet paired: two answers from one peer in the same second (approve, untrust, approve
+   * again) are two items of one source, and both are delivered.
+   */
   private deliverOnce(e: Extract<RegistryEvent, { kind: 'handshake_request' | 'handshake_response' }>): void {
     const key =
       e.kind === 'handshake_request'
-        ? // Justification too: a node may ask again (after a rejection) within the same second.
-          `q:${e.request.fromNodeId}:${e.request.timestampSec}:${e.request.justification}`
+        ? `q:${e.request.fromNodeId}:${e.request.timestampSec}:${e.request.justification}`
         : `r:${e.response.fromNodeId}:${e.response.accept}:${e.response.timestampSec}`;
     const now = this.opts.nowMs();
-    if (this.seen.has(key)) return;
-    this.seen.set(key, now);
-    if (this.seen.size > 4096) {
-      for (const [k, t] of this.seen) if (now - t > 10 * 60_000 || this.seen.size > 4096) this.seen.delete(k);
+    const u = this.unpaired.get(key);
+    if (u && u.via !== e.via) {
+      if (--u.count === 0) this.unpaired.delete(key);
+      return;
+    }
+    if (u) u.count++;
+    else this.unpaired.set(key, { via: e.via, count: 1, atMs: now });
+    if (this.unpaired.size > 4096) {
+      for (const [k, v] of this.unpaired) if (now - v.atMs > 10 * 60_000 || this.unpaired.size > 4096) this.unpaired.delete(k);
     }
     this.emit(e);
   }

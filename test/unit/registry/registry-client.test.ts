@@ -104,6 +104,42 @@ test('client: typed requests, push events under 1 s, trust flow', async () => {
   }
 });
 
+test('client: two answers from one peer in the same second are both delivered (push); the poll\'s copies are not delivered again', async () => {
+  // The registry's timestamps are seconds: approve, untrust, ask again, approve again can fall in one second.
+  // The push/poll dedup keyed on (peer, accept, second) dropped the second approval (the requester then waited
+  // forever as "outgoing"; webhooks.test.ts failed when both approvals fell in one second).
+  const frozenMs = 1_800_000_000_500;
+  const { server, port } = await startServer({ nowMs: () => frozenMs });
+  const a = newIdentity();
+  const b = newIdentity();
+  const A = client(port, a, { nowMs: () => frozenMs });
+  const B = client(port, b, { nowMs: () => frozenMs });
+  try {
+    assert.ok((await A.c.register('127.0.0.1:5101', a.publicKey)).ok);
+    assert.ok((await B.c.register('127.0.0.1:5102', b.publicKey)).ok);
+    for (const round of [1, 2]) {
+      assert.ok((await A.c.requestHandshake(2, `round ${round}`)).ok, `request ${round}`);
+      await B.waitEvent((e) => e.kind === 'handshake_request');
+      assert.ok((await B.c.respondHandshake(1, true)).ok);
+      const resp = await A.waitEvent((e) => e.kind === 'handshake_response');
+      assert.ok(resp.kind === 'handshake_response' && resp.via === 'push' && resp.response.accept, `accept ${round} delivered`);
+      if (round === 1) {
+        assert.ok((await B.c.revokeTrust(1)).ok);
+        await A.waitEvent((e) => e.kind === 'trust_revoked');
+      }
+    }
+    // Both accepts sit in the registry's queue too: the poll returns them, and neither is delivered again.
+    const polled = await A.c.pollHandshakes();
+    assert.ok(polled.ok && polled.value.responses.length === 2, JSON.stringify(polled));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(A.events.filter((e) => e.kind === 'handshake_response').length, 0);
+  } finally {
+    await A.c.close();
+    await B.c.close();
+    await server.close();
+  }
+});
+
 test('client: survives a registry restart (same store): same id, hostname and push restored', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pilot-rc-'));
   const path = join(dir, 'reg.json');
