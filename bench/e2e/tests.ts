@@ -3,6 +3,8 @@
 // socket, raw node:dgram) — so Pilot and its baselines execute the exact same loop in the same kind of
 // process. Servers and clients live in different processes; timestamps are CLOCK_MONOTONIC µs (monoUs) so
 // the orchestrator can subtract a client's start from a server's last byte.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { monoUs } from './rpc.js';
 
 /** What we need of a stream: node Duplex and streamx Duplex (secret-stream) both fit. */
@@ -179,11 +181,16 @@ export function testHandlers(streams: StreamSide | null, dgrams: DgramSide | nul
       return { startUs, endUs: monoUs(), written };
     },
 
-    /** Ping-pong over one established stream: `count` round trips of `size` bytes. */
+    /**
+     * Ping-pong over one established stream: `warmup` round trips (default 10), then `count` measured ones of
+     * `size` bytes. The warm-up round trips are summarised too (`cold`): what a fresh connection's first
+     * exchanges cost while the JIT compiles the path.
+     */
     async pingStream(a) {
       const s = track(await needStreams().dial(a.target));
       const size = Number(a.size ?? 64);
       const count = Number(a.count);
+      const warmup = Number(a.warmup ?? 10);
       const msg = new Uint8Array(size).fill(7);
       const rtts: number[] = [];
       let got = 0;
@@ -196,16 +203,21 @@ export function testHandlers(streams: StreamSide | null, dgrams: DgramSide | nul
           w();
         }
       });
-      for (let i = 0; i < count + 10; i++) {
+      const cold: number[] = [];
+      for (let i = 0; i < count + warmup; i++) {
         got = 0;
         const t0 = monoUs();
         const arrived = new Promise<void>((r) => (wake = r));
         s.write(msg);
         await arrived;
-        if (i >= 10) rtts.push(monoUs() - t0); // 10 warm-up round trips
+        (i >= warmup ? rtts : cold).push(monoUs() - t0);
       }
       s.destroy();
-      return summarize(rtts);
+      // PILOT_BENCH_RTT_DUMP=DIR keeps every round trip (µs, one per line) for a histogram.
+      const dump = process.env.PILOT_BENCH_RTT_DUMP;
+      if (dump) writeFileSync(join(dump, `ping-${process.pid}-${Date.now()}.txt`), rtts.map((x) => x.toFixed(0)).join('\n'));
+      const c = summarize(cold);
+      return { ...summarize(rtts), coldP50Us: c.p50Us, coldP99Us: c.p99Us };
     },
 
     /** Dial → first byte from the server, `targets.length` times in sequence; sample 0 is the coldest. */
