@@ -2,10 +2,13 @@ import { pilotError, type ErrorCode, type PilotError } from './errors.js';
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: PilotError };
 
+/** The one `ok()` without a value (hot paths return it per packet; results are never mutated). */
+const OK_VOID: { ok: true; value: undefined } = Object.freeze({ ok: true, value: undefined });
+
 export function ok<T>(value: T): Result<T>;
 export function ok(): Result<void>;
 export function ok<T>(value?: T): Result<T | undefined> {
-  return { ok: true, value };
+  return arguments.length === 0 ? OK_VOID : { ok: true, value };
 }
 
 export function err<T = never>(

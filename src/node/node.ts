@@ -18,6 +18,7 @@ import { isPilp } from '../wire/legacy-frame.js';
 import { isBeaconMessage } from '../wire/beacon-message.js';
 import type { NodeReportWire } from '../wire/registry-messages.js';
 import { formatHostPort } from '../wire/endpoint.js';
+import { readU16 } from '../wire/bytes.js';
 import { COMPAT_TIMING, TransportChoice } from '../nat/index.js';
 import { CompatLink } from './compat/link.js';
 import { KNOWN_RENDEZVOUS_FILE } from './compat/known-rendezvous.js';
@@ -28,7 +29,7 @@ import { PeerEventTracker, type PeerPathView } from './peer-events.js';
 import { WebhookDispatcher, type WebhookStatus } from './webhooks/dispatcher.js';
 import { makeTarget } from './webhooks/config.js';
 import { AUDIT_FILE, AuditLog, type AuditExport, type AuditPage } from './audit/log.js';
-import { KIND_DATAGRAM, KIND_NOTICE, KIND_STREAM, MAX_SEGMENT_BYTES, decodeDatagram, decodePolicyResetReason, encodePolicyResetReason, type PolicyResetReason } from '../wire/segment.js';
+import { DATAGRAM_HEADER_BYTES, KIND_DATAGRAM, KIND_NOTICE, KIND_STREAM, MAX_SEGMENT_BYTES, decodePolicyResetReason, encodePolicyResetReason, type PolicyResetReason } from '../wire/segment.js';
 import { Driver } from './driver.js';
 import { datapathReason, heartbeatReport, natReason, registryStatus, transportReason } from './status.js';
 import { realEnv, type NodeEnv } from './env.js';
@@ -541,10 +542,12 @@ export class Daemon implements ServiceHost {
     if (kind === KIND_STREAM) {
       this.conns.handleSegment(peer.nodeId, 'noise', plaintext, now);
     } else if (kind === KIND_DATAGRAM) {
-      const d = decodeDatagram(plaintext);
-      if (!d.ok) return;
-      const denial = this.policyDenial(peer.nodeId, d.value.dstPort);
-      if (!denial) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, d.value.srcPort, d.value.dstPort, d.value.payload);
+      // The per-datagram receive path: the header read in place (decodeDatagram's checks, without its records).
+      if (plaintext.length < DATAGRAM_HEADER_BYTES) return;
+      const srcPort = readU16(plaintext, 1);
+      const dstPort = readU16(plaintext, 3);
+      const denial = this.policyDenial(peer.nodeId, dstPort);
+      if (!denial) this.dgrams.deliver(this.addressOf(peer.nodeId), peer.nodeId, srcPort, dstPort, plaintext.subarray(DATAGRAM_HEADER_BYTES));
       else this.noticeDenial(peer.nodeId, denial, now);
     } else if (kind === KIND_NOTICE) {
       const why = decodePolicyResetReason(plaintext.subarray(1));
@@ -696,6 +699,7 @@ export class Daemon implements ServiceHost {
   }
 
   private datagramDenial(peer: number, port: number): Result<void> {
+    if (this.deniedDatagrams.size === 0) return ok(); // the per-datagram fast path: no notices held
     const k = `${peer}:${port}`;
     const d = this.deniedDatagrams.get(k);
     if (!d) return ok();
@@ -721,8 +725,17 @@ export class Daemon implements ServiceHost {
     return this.resolver.resolveRef(ref);
   }
 
+  /** Formatted addresses by node id (every received datagram names its sender); bounded. */
+  private readonly addresses = new Map<number, string>();
+
   addressOf(nodeId: number): string {
-    return formatAddr({ network: 0, node: nodeId });
+    let a = this.addresses.get(nodeId);
+    if (a === undefined) {
+      if (this.addresses.size >= 4096) this.addresses.clear();
+      a = formatAddr({ network: 0, node: nodeId });
+      this.addresses.set(nodeId, a);
+    }
+    return a;
   }
 
   hostnameOf(nodeId: number): string | null {

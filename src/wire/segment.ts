@@ -410,6 +410,18 @@ export function encodeDatagram(d: Datagram, buf: Uint8Array): Result<number> {
   return ok(total);
 }
 
+/** encodeDatagram without the record and the Result (the per-datagram send path): the length, or -1 when a port is
+ * out of range or `buf` is too small. */
+export function encodeDatagramInto(srcPort: number, dstPort: number, payload: Uint8Array, buf: Uint8Array): number {
+  const total = DATAGRAM_HEADER_BYTES + payload.length;
+  if (!isU16(srcPort) || !isU16(dstPort) || buf.length < total) return -1;
+  buf[0] = KIND_DATAGRAM;
+  writeU16(buf, 1, srcPort);
+  writeU16(buf, 3, dstPort);
+  buf.set(payload, DATAGRAM_HEADER_BYTES);
+  return total;
+}
+
 /** Decode a datagram; `payload` is a view into `buf`. Never throws. Errors: invalid_argument. */
 export function decodeDatagram(buf: Uint8Array): Result<Datagram> {
   if (buf.length < DATAGRAM_HEADER_BYTES) return err('invalid_argument', `datagram too short: ${buf.length} bytes`);

@@ -153,6 +153,7 @@ export class NetworkBook {
    * (setPolicy refuses such text, so only a foreign setter could sign one; it is logged once).
    */
   checkPolicy(from: number, to: number, port: number): { network: string; networkId: number; decision: Decision } | null {
+    if (this.held.size === 0) return null; // per SYN and per datagram: no networks, no policy
     for (const h of this.held.values()) {
       if (h.view.policy === '') continue;
       const a = h.view.members.get(from);

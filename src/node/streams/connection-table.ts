@@ -307,13 +307,13 @@ export class ConnectionTable {
     return ok({ id });
   }
 
-  /** One datagram from our `srcPort` to peer:dstPort through the peer's session of `suite`. */
-  sendDatagram(peer: number, suite: SuiteName, srcPort: number, dstPort: number, data: Uint8Array): Result<void> {
+  /** One datagram from our `srcPort` to peer:dstPort through the peer's session of `suite` (`nowUs`: the caller's clock read). */
+  sendDatagram(peer: number, suite: SuiteName, srcPort: number, dstPort: number, data: Uint8Array, nowUs?: Micros): Result<void> {
     const s = this.suites.get(suite);
     if (!s) return err('invalid_argument', `no ${suite} suite here`);
     const allowed = this.deps.maySendDatagram?.(peer, dstPort);
     if (allowed && !allowed.ok) return allowed;
-    return s.suite.sendDatagram(peer, srcPort, dstPort, data, this.deps.driver.nowUs());
+    return s.suite.sendDatagram(peer, srcPort, dstPort, data, nowUs ?? this.deps.driver.nowUs());
   }
 
   /** Peers with at least one connection (of `suite`, when given). */

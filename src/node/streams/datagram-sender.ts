@@ -30,8 +30,9 @@ export class DatagramSender {
   send(to: PeerRef, fromPort: number, toPort: number, data: Uint8Array): Promise<Result<void>> {
     const known = this.refs.get(to);
     const peer = known === undefined ? undefined : this.deps.tunnels.peers.get(known);
-    if (peer?.current && !peer.current.isExpired(this.deps.nowUs())) {
-      return Promise.resolve(this.deps.conns.sendDatagram(peer.nodeId, 'noise', fromPort, toPort, data));
+    if (peer?.current) {
+      const now = this.deps.nowUs();
+      if (!peer.current.isExpired(now)) return Promise.resolve(this.deps.conns.sendDatagram(peer.nodeId, 'noise', fromPort, toPort, data, now));
     }
     return this.sendSlow(to, fromPort, toPort, data);
   }

@@ -16,7 +16,7 @@ import type { StreamConnection } from '../../transport/stream-connection.js';
 import {
   DATAGRAM_HEADER_BYTES,
   MAX_PATH_SEGMENT_BYTES,
-  encodeDatagram,
+  encodeDatagramInto,
   encodeResetFor,
   peekSegmentHeader,
   KIND_STREAM,
@@ -104,9 +104,9 @@ export function noiseStreams(deps: NoiseStreamsDeps): StreamSuite {
       if (data.length + DATAGRAM_HEADER_BYTES > deps.maxPlaintextBytes(peer)) {
         return err('invalid_argument', `datagram of ${data.length} bytes is too large`, { hint: 'datagrams carry at most 1415 bytes; use a stream' });
       }
-      const n = encodeDatagram({ srcPort, dstPort, payload: data }, dgramBuf);
-      if (!n.ok) return n;
-      return deps.send(peer, dgramBuf.subarray(0, n.value), nowUs);
+      const n = encodeDatagramInto(srcPort, dstPort, data, dgramBuf);
+      if (n < 0) return err('invalid_argument', 'datagram port out of range');
+      return deps.send(peer, dgramBuf.subarray(0, n), nowUs);
     },
   };
 }
