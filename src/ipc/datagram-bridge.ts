@@ -32,7 +32,8 @@ export function bridgeDatagrams(socket: Socket, sock: DatagramSocket, rest: Buff
   const pump = async (): Promise<void> => {
     for (;;) {
       if (socket.writableLength > HIGH_WATER_BYTES) await drained(socket);
-      const d = await sock.recv();
+      // What is queued is taken in this turn (one promise per burst, not per datagram); then wait for more.
+      const d = sock.tryRecv() ?? (await sock.recv());
       if (d === null || isDone || socket.destroyed) break;
       if (d.from !== lastFrom) {
         lastFrom = d.from;

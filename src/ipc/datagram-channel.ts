@@ -159,6 +159,10 @@ export class IpcDatagramChannel implements DatagramSocket {
     return this.drainPromise;
   }
 
+  tryRecv(): Datagram | null {
+    return this.queue.shift() ?? null;
+  }
+
   recv(timeoutMs?: number): Promise<Datagram | null> {
     const d = this.queue.shift();
     if (d) return Promise.resolve(d);

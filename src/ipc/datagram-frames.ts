@@ -109,6 +109,29 @@ export function encodeRef(ref: string): Buffer | null {
   return b.length === 0 || b.length > MAX_REF_BYTES ? null : b;
 }
 
+/**
+ * The last ref/address decoded, kept with its bytes: a channel's frames name the same peer again and again, and
+ * comparing ≤ 255 bytes costs less than decoding them into a new string per frame.
+ */
+class LastText {
+  private bytes = Buffer.alloc(0);
+  private text = '';
+  decode(buf: Buffer, start: number, end: number, encoding: 'utf8' | 'latin1'): string {
+    const n = end - start;
+    const last = this.bytes;
+    if (n === last.length) {
+      let i = 0;
+      while (i < n && buf[start + i] === last[i]) i++;
+      if (i === n) return this.text;
+    }
+    this.text = buf.toString(encoding, start, end);
+    this.bytes = Buffer.from(buf.subarray(start, end));
+    return this.text;
+  }
+}
+const refText = new LastText();
+const addrText = new LastText();
+
 /** Parse one frame body (after the len field). Returns an error for anything malformed; never throws. */
 export function decodeFrame(buf: Buffer, start: number, end: number): Result<ChannelFrame> {
   const len = end - start;
@@ -125,7 +148,7 @@ export function decodeFrame(buf: Buffer, start: number, end: number): Result<Cha
       kind: FRAME_SEND,
       seq: buf.readUInt32BE(start + 1),
       port: buf.readUInt16BE(start + 5),
-      to: buf.toString('utf8', start + SEND_FIXED, payloadAt),
+      to: refText.decode(buf, start + SEND_FIXED, payloadAt, 'utf8'),
       payload: buf.subarray(payloadAt, end),
     });
   }
@@ -140,7 +163,7 @@ export function decodeFrame(buf: Buffer, start: number, end: number): Result<Cha
       fromNodeId: buf.readUInt32BE(start + 1),
       fromPort: buf.readUInt16BE(start + 5),
       port: buf.readUInt16BE(start + 7),
-      from: buf.toString('latin1', start + RECV_FIXED, payloadAt),
+      from: addrText.decode(buf, start + RECV_FIXED, payloadAt, 'latin1'),
       payload: buf.subarray(payloadAt, end),
     });
   }
@@ -223,16 +246,23 @@ const BATCH_BYTES = 64 * 1024;
  */
 export class FrameBatch {
   private buf: Buffer | null = null;
+  /** [start, used) is queued; [0, start) was handed to the socket (never touched again); [used, end) is free. */
+  private start = 0;
   private used = 0;
   private isFlushScheduled = false;
 
   constructor(private readonly socket: { write(b: Uint8Array): unknown; readonly destroyed: boolean }) {}
 
-  /** A buffer with room for an `n`-byte frame at `offset` (writes out a full one first). */
+  /**
+   * A buffer with room for an `n`-byte frame at `offset`. The buffer outlives its writes: later turns fill the
+   * rest of it (the socket keeps the written slices), so a turn of a few frames does not cost a 64 KiB buffer.
+   */
   room(n: number): Buffer {
     if (this.buf === null || this.used + n > this.buf.length) {
       this.write();
       this.buf = Buffer.allocUnsafe(Math.max(BATCH_BYTES, n));
+      this.start = 0;
+      this.used = 0;
     }
     return this.buf;
   }
@@ -243,7 +273,7 @@ export class FrameBatch {
 
   /** Bytes queued here, not yet handed to the socket. */
   get pendingBytes(): number {
-    return this.used;
+    return this.used - this.start;
   }
 
   /** The frame written into room()'s buffer ends at `end`; it leaves by the end of this turn. */
@@ -265,8 +295,7 @@ export class FrameBatch {
   };
 
   private write(): void {
-    if (this.buf !== null && this.used > 0 && !this.socket.destroyed) this.socket.write(this.buf.subarray(0, this.used));
-    this.buf = null;
-    this.used = 0;
+    if (this.buf !== null && this.used > this.start && !this.socket.destroyed) this.socket.write(this.buf.subarray(this.start, this.used));
+    this.start = this.used;
   }
 }

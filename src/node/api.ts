@@ -303,6 +303,8 @@ export interface DatagramSocket {
   send(to: PeerRef, port: number, data: Uint8Array): Promise<Result<void>>;
   /** Next datagram, or null on close / timeout. */
   recv(timeoutMs?: number): Promise<Datagram | null>;
+  /** The next datagram already queued, without waiting (null when none is): drain a burst in one turn. */
+  tryRecv(): Datagram | null;
   close(): void;
 }
 

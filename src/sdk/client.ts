@@ -496,6 +496,10 @@ class ClientDatagramSocket implements DatagramSocket {
     return this.channel.recv(timeoutMs);
   }
 
+  tryRecv(): Datagram | null {
+    return this.channel?.tryRecv() ?? null;
+  }
+
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;

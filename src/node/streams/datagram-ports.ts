@@ -33,6 +33,10 @@ class BoundSocket implements DatagramSocket {
     this.queue.push(d);
   }
 
+  tryRecv(): Datagram | null {
+    return this.queue.shift() ?? null;
+  }
+
   recv(timeoutMs?: number): Promise<Datagram | null> {
     const d = this.queue.shift();
     if (d) return Promise.resolve(d);

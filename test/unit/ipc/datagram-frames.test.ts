@@ -10,6 +10,7 @@ import {
   FRAME_RECV,
   FRAME_RESULT,
   FRAME_SEND,
+  FrameBatch,
   FrameDecoder,
   MAX_CHANNEL_PAYLOAD_BYTES,
   MAX_FRAME_LEN,
@@ -155,4 +156,42 @@ test('refs are 1..255 bytes', () => {
   assert.equal(encodeRef(''), null);
   assert.equal(encodeRef('a'.repeat(256)), null);
   assert.equal(encodeRef('a'.repeat(255))!.length, 255);
+});
+
+test('FrameBatch: later turns fill the rest of one buffer, and what was handed to the socket is never written again', async () => {
+  const writes: Buffer[] = [];
+  const copies: Buffer[] = [];
+  const socket = { destroyed: false, write: (b: Uint8Array) => (writes.push(b as Buffer), copies.push(Buffer.from(b)), true) };
+  const out = new FrameBatch(socket);
+  const ref = encodeRef('beta')!;
+  const turns = 50;
+  for (let t = 0; t < turns; t++) {
+    for (let i = 0; i < 3; i++) {
+      const payload = Buffer.alloc(60, t * 3 + i);
+      const buf = out.room(sendFrameBytes(ref.length, payload.length));
+      out.commit(writeSendFrame(buf, out.offset, t * 3 + i, 7000, ref, payload));
+    }
+    assert.ok(out.pendingBytes > 0);
+    await new Promise((r) => setImmediate(r)); // the end-of-turn write
+    assert.equal(out.pendingBytes, 0);
+  }
+  assert.equal(writes.length, turns, 'one socket write per turn');
+  // Every write is a slice of a shared buffer: the bytes the socket got are still what was written then.
+  assert.ok(writes.some((w, i) => i > 0 && w.buffer === writes[i - 1]!.buffer), 'turns share a buffer');
+  writes.forEach((w, i) => assert.deepEqual(Buffer.from(w), copies[i], `write ${i} unchanged after later turns`));
+  const { d, got } = collect([FRAME_SEND]);
+  assert.ok(d.push(Buffer.concat(copies)).ok);
+  assert.equal(got.length, turns * 3);
+  got.forEach((f, i) => assert.ok(f.kind === FRAME_SEND && f.seq === i && f.payload[0] === (i & 0xff) && f.to === 'beta'));
+});
+
+test('refs and addresses decode right when frames alternate between peers (the decoder keeps the last one)', () => {
+  const names = ['beta', 'gamma', 'beta', 'beta', '0:0000.0000.0005', 'betb', 'beta', 'b'];
+  const { d, got } = collect([FRAME_SEND]);
+  assert.ok(d.push(Buffer.concat(names.map((n, i) => sendFrame(i + 1, 80, n, Buffer.from([i]))))).ok);
+  assert.deepEqual(got.map((f) => (f.kind === FRAME_SEND ? f.to : null)), names);
+  const c = collect([FRAME_RECV]);
+  const addrs = ['0:0000.0000.0002', '0:0000.0000.0003', '0:0000.0000.0003', '0:0000.0000.0002', 'x'];
+  assert.ok(c.d.push(Buffer.concat(addrs.map((a, i) => recvFrame(i, 1, 2, a, Buffer.from([i]))))).ok);
+  assert.deepEqual(c.got.map((f) => (f.kind === FRAME_RECV ? f.from : null)), addrs);
 });

@@ -134,6 +134,9 @@ class FakeDatagramSocket implements DatagramSocket {
     if (w) w(d);
     else this.queue.push(d);
   }
+  tryRecv(): Datagram | null {
+    return this.queue.shift() ?? null;
+  }
   recv(timeoutMs?: number): Promise<Datagram | null> {
     const d = this.queue.shift();
     if (d) return Promise.resolve(d);
