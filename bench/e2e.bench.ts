@@ -64,9 +64,6 @@ const PINGS = isQuick ? 2000 : 10_000;
  * 3,000), so the measured round trips are steady state; the warm-up's own p50/p99 are reported as "cold".
  */
 const PING_WARMUP = 2000;
-/** Dials before the measured ones, the same for every transport (the dial path tiers up too: pilot via the daemon
- * p50 3.1 → 1.8 ms between its first 200 dials and dials 1,300–1,500); reported as the "cold" dial rows. */
-const SETUP_WARMUP = 200;
 const SETUPS = isQuick ? 50 : 200;
 const FLOOD_MS = isQuick ? 1000 : 3000;
 const IDLE_PEERS = isQuick ? 1000 : 10_000;
@@ -96,8 +93,6 @@ interface Figures {
   dgramPingLost: number;
   setupP50Us: number;
   setupP99Us: number;
-  setupWarmupP50Us: number;
-  setupWarmupP99Us: number;
   setupColdUs: number;
   dgram64Pps: number;
   dgram64TxPps: number;
@@ -268,10 +263,10 @@ async function streamSuite(label: string, server: Worker, client: Worker, cpuPid
     }
   };
   // Setup first: for Pilot, sample 0 is then the cold dial (Noise IK handshake + registry resolve).
-  await step(`connection setup ×${SETUPS} after ${SETUP_WARMUP} warm-up dials`, async () => {
-    const targets = await server.call<unknown[]>('serveSetup', { test: 'setup', count: SETUPS + 1 + SETUP_WARMUP });
-    const r = await client.call<{ first: number; p50Us: number; p99Us: number; coldP50Us: number; coldP99Us: number }>('setup', { targets, warmup: SETUP_WARMUP });
-    Object.assign(row, { setupColdUs: r.first, setupP50Us: r.p50Us, setupP99Us: r.p99Us, setupWarmupP50Us: r.coldP50Us, setupWarmupP99Us: r.coldP99Us });
+  await step(`connection setup ×${SETUPS}`, async () => {
+    const targets = await server.call<unknown[]>('serveSetup', { test: 'setup', count: SETUPS + 1 });
+    const r = await client.call<{ first: number; p50Us: number; p99Us: number }>('setup', { targets });
+    Object.assign(row, { setupColdUs: r.first, setupP50Us: r.p50Us, setupP99Us: r.p99Us });
   });
   if (!SKIP.has('throughput')) {
     await step(`1 stream, ${STREAM_BYTES / MiB} MiB`, async () => {
@@ -720,8 +715,6 @@ const METRICS: MetricDef[] = [
   { key: 'streamPingColdP99Us', label: `stream ping p99, first ${PING_WARMUP} (warm-up)`, unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
   { key: 'setupP50Us', label: 'dial → first byte p50', unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
   { key: 'setupP99Us', label: 'dial → first byte p99', unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
-  { key: 'setupWarmupP50Us', label: `dial → first byte p50, dials 2–${SETUP_WARMUP + 1} (warm-up)`, unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
-  { key: 'setupWarmupP99Us', label: `dial → first byte p99, dials 2–${SETUP_WARMUP + 1} (warm-up)`, unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
   { key: 'adjUdpPingP50Us', label: 'raw UDP ping p50, adjacent run', unit: 'µs', isHigherBetter: false, baselines: [] },
   { key: 'adjUdpPingP99Us', label: 'raw UDP ping p99, adjacent run', unit: 'µs', isHigherBetter: false, baselines: [] },
   { key: 'setupColdUs', label: 'first dial (Pilot: cold tunnel; TLS: full handshake)', unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },

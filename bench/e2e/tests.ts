@@ -220,13 +220,9 @@ export function testHandlers(streams: StreamSide | null, dgrams: DgramSide | nul
       return { ...summarize(rtts), coldP50Us: c.p50Us, coldP99Us: c.p99Us };
     },
 
-    /**
-     * Dial → first byte from the server, `targets.length` times in sequence; sample 0 is the coldest (`first`),
-     * the next `warmup` are summarised apart (`warmP50Us`…: the path while the JIT tiers it up), the rest measured.
-     */
+    /** Dial → first byte from the server, `targets.length` times in sequence; sample 0 is the coldest. */
     async setup(a) {
       const targets = a.targets as unknown[];
-      const warmup = Number(a.warmup ?? 0);
       const samples: number[] = [];
       for (const t of targets) {
         const t0 = monoUs();
@@ -235,8 +231,7 @@ export function testHandlers(streams: StreamSide | null, dgrams: DgramSide | nul
         samples.push(monoUs() - t0);
         s.destroy();
       }
-      const w = summarize(samples.slice(1, 1 + warmup));
-      return { first: samples[0], ...summarize(samples.slice(1 + warmup)), coldP50Us: w.p50Us, coldP99Us: w.p99Us };
+      return { first: samples[0], ...summarize(samples.slice(1)) };
     },
 
     closeStreams() {
