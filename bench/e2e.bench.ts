@@ -854,11 +854,16 @@ function checkTargets(): TargetCheck[] {
       add('cold first dial (reported)', c, `${(r.setupColdUs / 1e3).toFixed(1)} ms (TLS full handshake ${(tls.setupColdUs / 1e3).toFixed(1)} ms)`, '—', null, '');
     }
     if (r.rssIdleMb !== undefined && r.rssBaseMb !== undefined) {
-      // With fewer peers (--quick) the per-peer growth is projected linearly to 10,000.
+      // With fewer peers (--quick) the per-peer growth is projected linearly to 10,000 and reported, not judged: the
+      // growth is far from linear (V8's heap reservations dominate the first thousand: 33 KiB/peer at 1,000 peers,
+      // 8.6 KiB/peer at 10,000 in the full run), so the projection overstates it ~2.5x.
       const mb = ((r.rssBaseMb + ((r.rssIdleMb - r.rssBaseMb) * 10_000) / IDLE_PEERS) * MiB) / 1e6;
       const perPeerKb = (((r.rssIdleMb - r.rssBaseMb) * MiB) / IDLE_PEERS / 1024).toFixed(1);
-      add('10,000 idle peers ≤ 200 MB', c, `${mb.toFixed(0)} MB${IDLE_PEERS < 10_000 ? ' (projected)' : ''}, ${perPeerKb} KiB/peer`, '≤ 200 MB',
-        mb <= 200, `+${(mb - 200).toFixed(0)} MB`);
+      if (IDLE_PEERS < 10_000) {
+        add('10,000 idle peers ≤ 200 MB [reported: the full run measures it]', c, `${mb.toFixed(0)} MB projected from ${IDLE_PEERS}, ${perPeerKb} KiB/peer`, '—', null, '');
+      } else {
+        add('10,000 idle peers ≤ 200 MB', c, `${mb.toFixed(0)} MB, ${perPeerKb} KiB/peer`, '≤ 200 MB', mb <= 200, `+${(mb - 200).toFixed(0)} MB`);
+      }
     }
   }
   for (const c of cols().filter((x) => x.includes('-relay-'))) {
