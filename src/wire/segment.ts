@@ -403,11 +403,7 @@ export function encodeDatagram(d: Datagram, buf: Uint8Array): Result<number> {
   if (!isU16(d.srcPort) || !isU16(d.dstPort)) return err('invalid_argument', 'datagram port out of range');
   const total = DATAGRAM_HEADER_BYTES + d.payload.length;
   if (buf.length < total) return err('invalid_argument', `buffer too small: ${buf.length} < ${total}`);
-  buf[0] = KIND_DATAGRAM;
-  writeU16(buf, 1, d.srcPort);
-  writeU16(buf, 3, d.dstPort);
-  buf.set(d.payload, DATAGRAM_HEADER_BYTES);
-  return ok(total);
+  return ok(encodeDatagramInto(d.srcPort, d.dstPort, d.payload, buf));
 }
 
 /** encodeDatagram without the record and the Result (the per-datagram send path): the length, or -1 when a port is
