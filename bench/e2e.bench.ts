@@ -13,7 +13,7 @@
 //
 //   npm run bench                      full run (~10 min on the 2-core VM)
 //   npm run bench -- --quick           200 MiB streams, 2,000 pings, 1,000 idle peers: a sanity check
-//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,direct,rss,dgram,streams,throughput,pmtu,servicePing,paths,registry  (direct: only the relay rows;
+//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,direct,rss,dgram,streams,throughput,pmtu,chacha,servicePing,paths,registry  (direct: only the relay rows;
 //                                      throughput: the stream suites without their 1- and 8-stream transfers)
 //   PILOT_BENCH_RDV_PROF=DIR writes a CPU profile of every rendezvous the bench starts into DIR (the relay rows' relay)
 //            --profile[=stream,dgram64] also run --cpu-prof passes (1 stream and a 64 B flood, local and via the
@@ -116,6 +116,8 @@ interface Figures {
   relayCpuSPerGb: number;
   relayGbpsPerCore: number;
   datapath: string;
+  /** The data frames' AEAD the pair agreed on (peers' `cipher`). */
+  cipher: string;
 }
 type Row = Partial<Figures>;
 const results: Record<string, Row> = {};
@@ -357,11 +359,13 @@ interface PilotPair {
   client: Worker;
   cpuPids: number[];
   datapath: string;
+  /** The data cipher of the client's session to the server, once a stream has run (null: no session). */
+  cipher(): Promise<string | null>;
   stop(): Promise<void>;
 }
 
-async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { registry: string; beacon: string }, tag: string, execArgv: string[] = [], extraDaemonArgs: string[] = [], pmtud = false): Promise<PilotPair> {
-  const env = datapathEnv(dp);
+async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { registry: string; beacon: string }, tag: string, execArgv: string[] = [], extraDaemonArgs: string[] = [], pmtud = false, extraEnv: NodeJS.ProcessEnv = {}): Promise<PilotPair> {
+  const env = { ...datapathEnv(dp), ...extraEnv };
   // Every row but the *-pmtu ones measures 1452-byte datagrams (what the internet carries; the issue's targets).
   const daemonArgs = pmtud ? extraDaemonArgs : ['--no-pmtud', ...extraDaemonArgs];
   const names = [`${tag}-srv`, `${tag}-cli`];
@@ -389,6 +393,10 @@ async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { r
     server,
     client,
     datapath: si.datapath,
+    async cipher() {
+      const peers = await client.call<Array<{ node_id: number; cipher?: string | null }>>('peers');
+      return peers.find((p) => p.node_id === si.node_id)?.cipher ?? null;
+    },
     cpuPids: [...ws.map((w) => w.pid), ...daemons.map((d) => d.pid)],
     async stop() {
       await stopWorkers(server, client);
@@ -404,6 +412,7 @@ async function runPilot(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { re
   try {
     const row: Row = { datapath: pair.datapath };
     if (!SKIP.has('streams')) Object.assign(row, await streamSuite(key, pair.server, pair.client, pair.cpuPids));
+    row.cipher = (await pair.cipher().catch(() => null)) ?? undefined;
     if (!SKIP.has('dgram')) {
       Object.assign(row, await dgramSuite(key, pair.server, pair.client));
       // The VM is shared: raw UDP again right after, so the µs targets compare like with like.
@@ -441,6 +450,26 @@ async function runPilotPmtu(mode: 'local' | 'ipc', rdv: { registry: string; beac
     log(`  ${key}: 1 stream, ${STREAM_BYTES / MiB} MiB`);
     const r = await throughput(pair.server, pair.client, pair.cpuPids, 's1', 1);
     results[key] = { ...results[key], datapath: pair.datapath, stream1Gbps: r.gbps, cpuSPerGb: r.cpuSPerGb, stream1Complete: r.isComplete };
+  } catch (e) {
+    note(`${key}: ${(e as Error).message.split('\n')[0]}`);
+  } finally {
+    await pair.stop();
+  }
+}
+
+/**
+ * The data cipher (issue 18): the same one stream with AES-256-GCM turned off (PILOT_DATA_CIPHER=chacha20-poly1305
+ * on both ends), beside the rows above, which use whatever the pair agreed on (AES-256-GCM with hardware AES).
+ */
+async function runPilotChacha(mode: 'local' | 'ipc', rdv: { registry: string; beacon: string }): Promise<void> {
+  const key = `pilot-native-${mode}-chacha`;
+  log(key);
+  const pair = await pilotPair('native', mode, rdv, key, [], [], false, { PILOT_DATA_CIPHER: 'chacha20-poly1305' });
+  try {
+    log(`  ${key}: 1 stream, ${STREAM_BYTES / MiB} MiB`);
+    const r = await throughput(pair.server, pair.client, pair.cpuPids, 's1', 1);
+    const cipher = (await pair.cipher().catch(() => null)) ?? undefined;
+    results[key] = { ...results[key], datapath: pair.datapath, cipher, stream1Gbps: r.gbps, cpuSPerGb: r.cpuSPerGb, stream1Complete: r.isComplete };
   } catch (e) {
     note(`${key}: ${(e as Error).message.split('\n')[0]}`);
   } finally {
@@ -789,7 +818,9 @@ function report(): { text: string; ratios: Record<string, Record<string, Record<
     ['target', 'config', 'measured', 'goal', 'result'],
     targets.map((t) => [t.target, t.config, t.measured, t.goal, t.isMet === null ? 'n/a' : t.isMet ? 'met' : `MISSED ${t.by}`]),
   );
-  return { text: `${main}\n\nRatios: higher is better for Gbit/s and pps, lower for µs and s/GB\n${ratioTable}\n\nTargets (issue 18; the relay's: issue 13)\n${targetTable}`, ratios, targets };
+  const ciphers = cs.filter((c) => results[c]?.cipher).map((c) => `${c} ${results[c]!.cipher}`);
+  const cipherLine = ciphers.length ? `\nData cipher agreed: ${ciphers.join('; ')}\n` : '';
+  return { text: `${main}\n${cipherLine}\nRatios: higher is better for Gbit/s and pps, lower for µs and s/GB\n${ratioTable}\n\nTargets (issue 18; the relay's: issue 13)\n${targetTable}`, ratios, targets };
 }
 
 interface TargetCheck {
@@ -808,12 +839,13 @@ function checkTargets(): TargetCheck[] {
   const tls = results.tls;
   const add = (target: string, config: string, measured: string, goal: string, isMet: boolean | null, by: string): void => {
     // The *-pmtu rows (path MTU discovery found larger datagrams) are reported beside the targets, not judged.
-    if (config.endsWith('-pmtu')) out.push({ target: `${target} [reported]`, config, measured, goal: '—', isMet: null, by });
+    // So are the *-chacha rows (AES-256-GCM turned off, for the comparison).
+    if (config.endsWith('-pmtu') || config.endsWith('-chacha')) out.push({ target: `${target} [reported]`, config, measured, goal: '—', isMet: null, by });
     else out.push({ target, config, measured, goal, isMet, by });
   };
   for (const c of cols().filter((x) => x.startsWith('pilot-') && !x.includes('-relay-'))) {
     const r = results[c]!;
-    const isIpc = c.endsWith('-ipc') || c.endsWith('-ipc-pmtu');
+    const isIpc = c.endsWith('-ipc') || c.endsWith('-ipc-pmtu') || c.endsWith('-ipc-chacha');
     const via = isIpc ? 'via the daemon' : 'in-process';
     if (r.stream1Gbps !== undefined && hp?.stream1Gbps) {
       const k = isIpc ? 3 : 4;
@@ -913,6 +945,7 @@ async function main(): Promise<void> {
       }
       if (!SKIP.has('rss')) await runRss(dp, rdv);
       if (dp === 'native' && !SKIP.has('streams') && !SKIP.has('pmtu')) for (const mode of MODES) await runPilotPmtu(mode, rdv);
+      if (dp === 'native' && !SKIP.has('streams') && !SKIP.has('throughput') && !SKIP.has('chacha')) for (const mode of MODES) await runPilotChacha(mode, rdv);
     }
     if (!SKIP.has('paths') && !SKIP.has('pilot') && dps.includes('native')) await runRelayPaths();
     if (isProfiling) profiles = await runProfiles(rdv);

@@ -20,8 +20,12 @@ export interface NativeBinding {
    *  (ChaCha20-Poly1305, PND1 layout: header = associated data, counter = nonce tail) with the send key of
    *  session keys[i]; 0 = send as it is. An unknown key id: -ENOKEY and nothing is sealed or sent. */
   udpSend(h: NativeSocketHandle, buf: Uint8Array, meta: Uint32Array, count: number, keys?: Uint32Array): number;
-  /** Install a Noise session's keys under its local index (replacing keys there). 0 | -errno. */
-  udpSetSession(h: NativeSocketHandle, localIndex: number, sendKey: Uint8Array, recvKey: Uint8Array): number;
+  /** Install a Noise session's keys under its local index (replacing keys there); `alg` = its data cipher
+   * (1 ChaCha20-Poly1305, the default; 2 AES-256-GCM). 0 | -errno (-EOPNOTSUPP: no AES-GCM in this build/CPU). */
+  udpSetSession(h: NativeSocketHandle, localIndex: number, sendKey: Uint8Array, recvKey: Uint8Array, alg?: number): number;
+  /** Bitmask of the data ciphers udpSetSession takes: 1 ChaCha20-Poly1305, 2 AES-256-GCM. Absent in older builds
+   * (and when the AEAD library did not initialise): ChaCha20-Poly1305 only. */
+  udpSessionCiphers?(): number;
   /** Forget and wipe a session's keys. 0 | -ENOENT. */
   udpRemoveSession(h: NativeSocketHandle, localIndex: number): number;
   /** Once per socket. `onBatch(slot, count, errno)` runs on the JS thread; slot s's packets sit at

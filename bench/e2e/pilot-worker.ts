@@ -155,6 +155,10 @@ async function main(): Promise<void> {
     async connections() {
       return unwrap(await api.connections(), 'connections').connections;
     },
+    /** The peers table (`pilotctl peers`): path, cipher, path MTU. */
+    async peers() {
+      return unwrap(await api.peers(), 'peers').peers;
+    },
     /** `pilotctl ping` semantics: the echo service, one dial per probe. */
     async servicePing(a) {
       const r = unwrap(await api.ping(String(a.peer), { count: Number(a.count), intervalMs: 0, size: 64, timeoutMs: 120_000 }), 'ping');

@@ -109,14 +109,21 @@ unsafe extern "C" fn udp_send(env: napi_env, info: napi_callback_info) -> napi_v
     int(env, s.send_batch(buf, meta, n as usize, keys))
 }
 
-/// udpSetSession(handle, localIndex, sendKey: Uint8Array(32), recvKey: Uint8Array(32)) → 0 | -errno
+/// udpSetSession(handle, localIndex, sendKey: Uint8Array(32), recvKey: Uint8Array(32), alg?: 1 | 2) → 0 | -errno
 unsafe extern "C" fn udp_set_session(env: napi_env, info: napi_callback_info) -> napi_value {
-    let a = args::<4>(env, info);
+    let a = args::<5>(env, info);
     let (Some(s), Some(index), Some(tx), Some(rx)) = (sock_of(env, a[0]), get_u32(env, a[1]), get_u8s(env, a[2]), get_u8s(env, a[3]))
     else {
         return int(env, -EINVAL);
     };
-    int(env, s.set_session(index, tx, rx))
+    // The data cipher (1 = ChaCha20-Poly1305, the default when absent; 2 = AES-256-GCM).
+    let alg = if is_nullish(env, a[4]) { aead::ALG_CHACHA20_POLY1305 } else {
+        match get_u32(env, a[4]) {
+            Some(v) => v,
+            None => return int(env, -EINVAL),
+        }
+    };
+    int(env, s.set_session(index, tx, rx, alg))
 }
 
 /// udpRemoveSession(handle, localIndex) → 0 | -ENOENT | -errno
@@ -207,6 +214,14 @@ unsafe extern "C" fn aead_available(env: napi_env, info: napi_callback_info) -> 
     boolean(env, ok)
 }
 
+/// udpSessionCiphers() → bitmask of the data ciphers udpSetSession takes here: 1 ChaCha20-Poly1305, 2 AES-256-GCM
+/// (libsodium: only with AES-NI; OpenSSL EVP: always — the caller also checks the CPU). Its presence says the
+/// addon knows udpSetSession's `alg` argument.
+unsafe extern "C" fn udp_session_ciphers(env: napi_env, _info: napi_callback_info) -> napi_value {
+    let aes = if aead::aes_gcm_available() { 2 } else { 0 };
+    int(env, 1 | aes)
+}
+
 /// aeadCreate(alg, key: Uint8Array(32), headerBytes, aadBytes, nonceOffset, nonceBytes) → handle | -errno
 unsafe extern "C" fn aead_create(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<6>(env, info);
@@ -293,6 +308,9 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
     export(env, exports, "udpFeatures", udp_features);
     export(env, exports, "udpSend", udp_send);
     export(env, exports, "udpSetSession", udp_set_session);
+    if aead_ok {
+        export(env, exports, "udpSessionCiphers", udp_session_ciphers);
+    }
     export(env, exports, "udpRemoveSession", udp_remove_session);
     export(env, exports, "udpStartRecv", udp_start_recv);
     export(env, exports, "udpRef", udp_ref);

@@ -21,7 +21,7 @@
 //! associated data) and hands the whole flush to sendmmsg/GSO in the same call.
 use crate::napi::*;
 use crate::sys::*;
-use crate::aead::{Aead, ALG_CHACHA20_POLY1305};
+use crate::aead::{Aead, ALG_AES256_GCM, ALG_CHACHA20_POLY1305};
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
@@ -181,13 +181,14 @@ impl Sock {
         *self.hook_arg.lock().unwrap() = p;
     }
 
-    /// Install a tunnel session's keys (ChaCha20-Poly1305, PND1 layout) under its local index; replaces
-    /// keys already there. 0 | -errno. JS thread only.
-    pub fn set_session(&self, index: u32, tx: &[u8], rx: &[u8]) -> i32 {
-        if index == 0 {
+    /// Install a tunnel session's keys (PND1 layout; `alg` = the data cipher the handshake agreed:
+    /// ChaCha20-Poly1305 or AES-256-GCM) under its local index; replaces keys already there. 0 | -errno
+    /// (-EOPNOTSUPP: no AES-GCM here). JS thread only.
+    pub fn set_session(&self, index: u32, tx: &[u8], rx: &[u8], alg: u32) -> i32 {
+        if index == 0 || (alg != ALG_CHACHA20_POLY1305 && alg != ALG_AES256_GCM) {
             return -EINVAL;
         }
-        let (t, r) = match (Aead::new(ALG_CHACHA20_POLY1305, tx, Aead::NOISE_DATA), Aead::new(ALG_CHACHA20_POLY1305, rx, Aead::NOISE_DATA)) {
+        let (t, r) = match (Aead::new(alg, tx, Aead::NOISE_DATA), Aead::new(alg, rx, Aead::NOISE_DATA)) {
             (Ok(t), Ok(r)) => (t, r),
             (Err(e), _) | (_, Err(e)) => return -e,
         };

@@ -35,6 +35,18 @@ import {
   type X25519KeyPair,
 } from './identity.js';
 import { DEFAULT_SESSION_LIMITS, NoiseSession, type SessionLimits } from './session.js';
+import {
+  acceptChoice,
+  chooseCipher,
+  decodeEarlyRecords,
+  DEFAULT_DATA_CIPHER,
+  encodeEarlyRecords,
+  offerFor,
+  RECORD_HEADER_BYTES,
+  type DataCipher,
+  type DataCipherSupport,
+  type FrameAead,
+} from './data-cipher.js';
 
 export const NOISE_PROTOCOL_NAME = 'Noise_IK_25519_ChaChaPoly_BLAKE2b';
 /** Binds both sides to this protocol and version: a peer with another prologue fails to decrypt msg1. */
@@ -51,12 +63,17 @@ const RESP_PAYLOAD_FIXED_BYTES = 8;
 const MSG1_FIXED_BYTES = DH_BYTES + (DH_BYTES + AEAD_TAG_BYTES) + AEAD_TAG_BYTES; // e, enc(s), payload tag
 const MSG2_FIXED_BYTES = DH_BYTES + AEAD_TAG_BYTES;
 
-/** Largest early data in msg1 so the PNI1 frame (with mac1 and mac2) fits one UDP payload (1264). */
+// The early-data area of each payload is a record list (src/crypto/data-cipher.ts): the data-cipher record and the
+// application's early data. Room is kept for an offer of every cipher we know (2) and for a choice (1).
+const MAX_OFFER_RECORD_BYTES = RECORD_HEADER_BYTES + 2;
+const MAX_CHOICE_RECORD_BYTES = RECORD_HEADER_BYTES + 1;
+/** Largest application early data in msg1 so the PNI1 frame (with mac1 and mac2) fits one UDP payload (1256). */
 export const MAX_INITIATION_EARLY_DATA_BYTES =
-  MAX_UDP_PAYLOAD_BYTES - NOISE_INITIATION_HEADER_BYTES - MSG1_FIXED_BYTES - INIT_PAYLOAD_FIXED_BYTES - NOISE_INITIATION_MACS_BYTES;
-/** Largest early data in msg2 (1384). */
+  MAX_UDP_PAYLOAD_BYTES - NOISE_INITIATION_HEADER_BYTES - MSG1_FIXED_BYTES - INIT_PAYLOAD_FIXED_BYTES - NOISE_INITIATION_MACS_BYTES -
+  MAX_OFFER_RECORD_BYTES - RECORD_HEADER_BYTES;
+/** Largest application early data in msg2 (1377). */
 export const MAX_RESPONSE_EARLY_DATA_BYTES =
-  MAX_UDP_PAYLOAD_BYTES - NOISE_RESPONSE_HEADER_BYTES - MSG2_FIXED_BYTES - RESP_PAYLOAD_FIXED_BYTES;
+  MAX_UDP_PAYLOAD_BYTES - NOISE_RESPONSE_HEADER_BYTES - MSG2_FIXED_BYTES - RESP_PAYLOAD_FIXED_BYTES - MAX_CHOICE_RECORD_BYTES - RECORD_HEADER_BYTES;
 
 /** Fills a buffer with random bytes; injectable for deterministic tests. Default: libsodium randombytes_buf. */
 export type RandomSource = (buf: Uint8Array) => void;
@@ -398,6 +415,8 @@ export interface InitiatorOptions {
   limits?: Partial<SessionLimits>;
   /** A cookie from the responder's PNC1 reply (less than COOKIE_LIFETIME_US old): mac2 is computed with it. */
   cookie?: Uint8Array | null;
+  /** Data ciphers we can run beyond ChaCha20-Poly1305 (offered in msg1); absent = ChaCha20-Poly1305 only. */
+  dataCiphers?: DataCipherSupport;
 }
 
 export interface ResponderOptions {
@@ -412,6 +431,8 @@ export interface ResponderOptions {
   earlyData?: Uint8Array;
   random?: RandomSource;
   limits?: Partial<SessionLimits>;
+  /** Data ciphers we can run beyond ChaCha20-Poly1305: the one we prefer among the initiator's offer is chosen. */
+  dataCiphers?: DataCipherSupport;
 }
 
 export interface Responded {
@@ -424,6 +445,23 @@ export interface Responded {
   earlyData: Uint8Array;
   /** PNR1 frame to send back. */
   message: Uint8Array;
+}
+
+/** The session's AEADs for `cipher` (none for ChaCha20-Poly1305); null when the support cannot make them. */
+function aeadsFor(
+  cipher: DataCipher,
+  support: DataCipherSupport | undefined,
+  sendKey: Uint8Array,
+  recvKey: Uint8Array,
+): { send: FrameAead; recv: FrameAead } | undefined | null {
+  if (cipher === DEFAULT_DATA_CIPHER) return undefined;
+  const send = support?.create(cipher, sendKey) ?? null;
+  const recv = send === null ? null : (support?.create(cipher, recvKey) ?? null);
+  if (send === null || recv === null) {
+    send?.destroy();
+    return null;
+  }
+  return { send, recv };
 }
 
 function hsFail<T>(message: string, reason: string, code: 'invalid_argument' | 'connection_failed' = 'invalid_argument'): Result<T> {
@@ -444,6 +482,8 @@ export class NoiseInitiation {
   private readonly s: X25519KeyPair;
   private readonly e: X25519KeyPair;
   private readonly limits: Partial<SessionLimits> | undefined;
+  private readonly offer: DataCipher[] | null;
+  private readonly dataCiphers: DataCipherSupport | undefined;
 
   /** @internal use createInitiator */
   constructor(args: {
@@ -457,7 +497,11 @@ export class NoiseInitiation {
     limits: Partial<SessionLimits> | undefined;
     sentMac1: Uint8Array;
     remoteX25519: Uint8Array;
+    offer: DataCipher[] | null;
+    dataCiphers: DataCipherSupport | undefined;
   }) {
+    this.offer = args.offer;
+    this.dataCiphers = args.dataCiphers;
     this.sentMac1 = args.sentMac1;
     this.remoteX25519 = args.remoteX25519;
     this.localIndex = args.localIndex;
@@ -508,10 +552,21 @@ export class NoiseInitiation {
     if (this.remoteNodeId !== undefined && responderNodeId !== this.remoteNodeId) {
       return hsFail(`responder claims node ${responderNodeId}, expected ${this.remoteNodeId}`, 'node_mismatch');
     }
+    const records = decodeEarlyRecords(payload.subarray(RESP_PAYLOAD_FIXED_BYTES));
+    const cipher = acceptChoice(this.offer, records.ciphers);
+    if (!cipher.ok) return hsFail(`Noise response: ${cipher.error.message}`, 'cipher');
     const [sendKey, recvKey] = sym.split();
+    const aead = aeadsFor(cipher.value, this.dataCiphers, sendKey, recvKey);
+    if (aead === null) {
+      sodium.sodium_memzero(sendKey);
+      sodium.sodium_memzero(recvKey);
+      return hsFail(`cannot key ${cipher.value} for the data frames`, 'cipher', 'connection_failed');
+    }
     const session = new NoiseSession({
       sendKey,
       recvKey,
+      cipher: cipher.value,
+      ...(aead ? { aead } : {}),
       localIndex: this.localIndex,
       remoteIndex: frame.value.senderIndex,
       isInitiator: true,
@@ -525,7 +580,7 @@ export class NoiseInitiation {
     this.sym.wipe();
     this.sym = null;
     sodium.sodium_memzero(this.e.secretKey);
-    return ok({ session, earlyData: payload.subarray(RESP_PAYLOAD_FIXED_BYTES) });
+    return ok({ session, earlyData: records.appData });
   }
 }
 
@@ -553,12 +608,14 @@ export function createInitiator(opts: InitiatorOptions): Result<{ state: NoiseIn
   const s = identityX25519(opts.local);
   const e = generateEphemeral(opts.random);
 
-  const payload = new Uint8Array(INIT_PAYLOAD_FIXED_BYTES + earlyData.length);
+  const offer = offerFor(opts.dataCiphers);
+  const area = encodeEarlyRecords(offer, earlyData);
+  const payload = new Uint8Array(INIT_PAYLOAD_FIXED_BYTES + area.length);
   payload.set(opts.local.publicKey, 0);
   writeU32LE(payload, 32, opts.localNodeId);
   writeU32LE(payload, 36, opts.localIndex);
   encodeTimestamp(payload, 40, opts.timestampS);
-  payload.set(earlyData, INIT_PAYLOAD_FIXED_BYTES);
+  payload.set(area, INIT_PAYLOAD_FIXED_BYTES);
 
   const sym = newPilotSymmetric(rs.value);
   const msg1 = writeIkMessage1(sym, s, e, rs.value, payload);
@@ -576,6 +633,8 @@ export function createInitiator(opts: InitiatorOptions): Result<{ state: NoiseIn
     limits: opts.limits,
     sentMac1,
     remoteX25519: rs.value,
+    offer,
+    dataCiphers: opts.dataCiphers,
   });
   return ok({ state, message });
 }
@@ -619,20 +678,34 @@ export function respond(message: Uint8Array, opts: ResponderOptions): Result<Res
     return hsFail('replayed or stale initiation', 'replay');
   }
 
+  // The data cipher: our preference among the initiator's offer (ChaCha20-Poly1305 without one).
+  const records = decodeEarlyRecords(p.subarray(INIT_PAYLOAD_FIXED_BYTES));
+  const cipher = chooseCipher(records.ciphers, opts.dataCiphers);
   const e = generateEphemeral(opts.random);
-  const payload2 = new Uint8Array(RESP_PAYLOAD_FIXED_BYTES + earlyData.length);
+  const area = encodeEarlyRecords(records.ciphers === null ? null : [cipher], earlyData);
+  const payload2 = new Uint8Array(RESP_PAYLOAD_FIXED_BYTES + area.length);
   writeU32LE(payload2, 0, opts.localIndex);
   writeU32LE(payload2, 4, opts.localNodeId);
-  payload2.set(earlyData, RESP_PAYLOAD_FIXED_BYTES);
+  payload2.set(area, RESP_PAYLOAD_FIXED_BYTES);
   const msg2 = writeIkMessage2(sym, e, read.re, read.rs, payload2);
   sodium.sodium_memzero(e.secretKey);
   if (msg2 === null) return hsFail('initiator ephemeral key is a low-order point', 'auth');
   opts.replayGuard?.record(remoteEd25519, timestampS);
 
   const [recvKey, sendKey] = sym.split();
+  const aead = aeadsFor(cipher, opts.dataCiphers, sendKey, recvKey);
+  if (aead === null) {
+    // The support listed a cipher it then could not key: no session (the initiator retries and gets a new try).
+    sym.wipe();
+    sodium.sodium_memzero(sendKey);
+    sodium.sodium_memzero(recvKey);
+    return hsFail(`cannot key ${cipher} for the data frames`, 'cipher', 'connection_failed');
+  }
   const session = new NoiseSession({
     sendKey,
     recvKey,
+    cipher,
+    ...(aead ? { aead } : {}),
     localIndex: opts.localIndex,
     remoteIndex: frame.value.senderIndex,
     isInitiator: false,
@@ -648,7 +721,7 @@ export function respond(message: Uint8Array, opts: ResponderOptions): Result<Res
     remoteEd25519,
     remoteNodeId,
     timestampS,
-    earlyData: p.subarray(INIT_PAYLOAD_FIXED_BYTES),
+    earlyData: records.appData,
     message: encodeNoiseResponse(opts.localIndex, frame.value.senderIndex, msg2),
   });
 }

@@ -16,6 +16,7 @@ import {
   writeNoiseDataHeader,
 } from '../wire/noise-frame.js';
 import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, openDetached, sealDetached, writeNonce } from './aead.js';
+import { DEFAULT_DATA_CIPHER, type DataCipher, type FrameAead } from './data-cipher.js';
 import { ReplayWindow } from './replay-window.js';
 import type { TunnelFailureReason, TunnelSession } from './tunnel-session.js';
 
@@ -53,6 +54,11 @@ export interface NoiseSessionInit {
   /** Noise handshake hash h: a unique channel binding for this session. */
   handshakeHash: Uint8Array;
   limits?: Partial<SessionLimits>;
+  /** The data frames' AEAD agreed in the handshake (src/crypto/data-cipher.ts); default ChaCha20-Poly1305. */
+  cipher?: DataCipher;
+  /** Required for any cipher but ChaCha20-Poly1305 (which runs here through libsodium): one AEAD per direction,
+   * keyed with sendKey and recvKey. The session owns them (destroy() destroys them). */
+  aead?: { send: FrameAead; recv: FrameAead };
 }
 
 function fail<T>(code: 'invalid_argument' | 'connection_failed', message: string, reason: TunnelFailureReason): Result<T> {
@@ -88,7 +94,15 @@ export class NoiseSession implements TunnelSession {
   readonly remoteNodeId: number;
   readonly handshakeHash: Uint8Array;
   readonly limits: Readonly<SessionLimits>;
+  /** The data frames' AEAD. */
+  readonly cipher: DataCipher;
 
+  /** Non-null for a cipher other than ChaCha20-Poly1305: the frames are sealed and opened through these. */
+  private readonly txAead: FrameAead | null;
+  private readonly rxAead: FrameAead | null;
+  private readonly oneMeta = new Uint32Array(4);
+  private readonly oneStatus = new Uint8Array(1);
+  private openScratch: Uint8Array | null = null;
   private readonly sendKey: Uint8Array;
   private readonly recvKey: Uint8Array;
   private readonly sendNonce = new Uint8Array(AEAD_NONCE_BYTES);
@@ -119,6 +133,10 @@ export class NoiseSession implements TunnelSession {
     this.remoteNodeId = init.remoteNodeId;
     this.handshakeHash = init.handshakeHash;
     this.limits = Object.freeze({ ...DEFAULT_SESSION_LIMITS, ...init.limits });
+    this.cipher = init.cipher ?? DEFAULT_DATA_CIPHER;
+    if (this.cipher !== DEFAULT_DATA_CIPHER && init.aead === undefined) throw new RangeError(`a ${this.cipher} session needs its AEADs`);
+    this.txAead = this.cipher === DEFAULT_DATA_CIPHER ? null : init.aead!.send;
+    this.rxAead = this.cipher === DEFAULT_DATA_CIPHER ? null : init.aead!.recv;
     // The initiator has seen msg2, proof the responder holds the keys. The responder waits for the first data
     // packet (WireGuard's key confirmation) before the node should prefer this session for sending.
     this.confirmed = init.isInitiator;
@@ -171,6 +189,11 @@ export class NoiseSession implements TunnelSession {
     if (out === undefined) frame = new Uint8Array(frameLength);
     else if (out.length < frameLength) return fail('invalid_argument', 'output buffer too small', 'no_room');
     else frame = out;
+    if (this.txAead !== null) {
+      frame.set(plaintext, NOISE_DATA_HEADER_BYTES);
+      this.sealAt(frame, 0, n);
+      return ok(frame.length === frameLength ? frame : frame.subarray(0, frameLength));
+    }
     const counter = this.sendCounter++;
     writeNoiseDataHeader(frame, 0, this.remoteIndex, counter);
     writeNonce(this.sendNonce, counter);
@@ -227,6 +250,13 @@ export class NoiseSession implements TunnelSession {
   private sealAt(buf: Uint8Array, off: number, n: number): void {
     const counter = this.sendCounter++;
     writeNoiseDataHeader(buf, off, this.remoteIndex, counter);
+    if (this.txAead !== null) {
+      this.oneMeta[0] = off;
+      this.oneMeta[1] = n + NOISE_DATA_OVERHEAD_BYTES;
+      // Bounds were checked by every caller; a refusal here is a bug, and a frame left unsealed must not leave.
+      if (this.txAead.seal(buf, this.oneMeta, 1) !== 1) throw new RangeError('data frame AEAD refused a checked frame');
+      return;
+    }
     writeNonce(this.sendNonce, counter);
     const body = buf.subarray(off + NOISE_DATA_HEADER_BYTES, off + NOISE_DATA_HEADER_BYTES + n);
     sealDetached(
@@ -330,6 +360,11 @@ export class NoiseSession implements TunnelSession {
     const refused = this.admit(buf, off, now);
     if (refused !== null) return refused;
     const counter = readU64LE(buf, off + 8);
+    if (this.rxAead !== null) {
+      if (!this.openWith(this.rxAead, buf, off, n, target)) return 'auth';
+      this.accept(counter);
+      return null;
+    }
     writeNonce(this.recvNonce, counter);
     const body = off + NOISE_DATA_HEADER_BYTES;
     const authentic = openDetached(
@@ -343,6 +378,30 @@ export class NoiseSession implements TunnelSession {
     if (!authentic) return 'auth';
     this.accept(counter);
     return null;
+  }
+
+  /** Open the frame at buf[off, off + n + 32) with `aead` into `target` (in place, or through a scratch copy so
+   * the frame is left as it was). A forgery zeroes `target`, as libsodium does on the ChaCha20-Poly1305 path. */
+  private openWith(aead: FrameAead, buf: Uint8Array, off: number, n: number, target: Uint8Array): boolean {
+    const frameLength = n + NOISE_DATA_OVERHEAD_BYTES;
+    const isInPlace = target.buffer === buf.buffer && target.byteOffset === buf.byteOffset + off + NOISE_DATA_HEADER_BYTES;
+    let work = buf;
+    let at = off;
+    if (!isInPlace) {
+      if (this.openScratch === null || this.openScratch.length < frameLength) this.openScratch = new Uint8Array(Math.max(2048, frameLength));
+      work = this.openScratch;
+      work.set(buf.subarray(off, off + frameLength), 0);
+      at = 0;
+    }
+    this.oneMeta[0] = at;
+    this.oneMeta[1] = frameLength;
+    const isAuthentic = aead.open(work, this.oneMeta, 1, this.oneStatus) === 1 && this.oneStatus[0] === 1;
+    if (!isAuthentic) {
+      target.fill(0);
+      return false;
+    }
+    if (!isInPlace) target.set(work.subarray(NOISE_DATA_HEADER_BYTES, NOISE_DATA_HEADER_BYTES + n));
+    return true;
   }
 
   /**
@@ -374,9 +433,14 @@ export class NoiseSession implements TunnelSession {
 
   /** Wipe the keys; the session then refuses everything. */
   destroy(): void {
+    if (!this.destroyed) {
+      this.txAead?.destroy();
+      this.rxAead?.destroy();
+    }
     this.destroyed = true;
     sodium.sodium_memzero(this.sendKey);
     sodium.sodium_memzero(this.recvKey);
+    if (this.openScratch !== null) sodium.sodium_memzero(this.openScratch);
   }
 }
 

@@ -6,7 +6,9 @@
 // reader when the handler returns, so handlers must copy what they keep. With tunnel keys installed
 // (tunnelKeys), the reader has already opened the PND1 frames it holds keys for (batch.status), and
 // sendBatch seals the packets marked in batch.keys in the same call that sends them.
+import { readFileSync } from 'node:fs';
 import { err, ok, type Logger, type Result } from '../core/index.js';
+import type { DataCipherSupport } from '../crypto/data-cipher.js';
 import { bindError, errnoName } from './errors.js';
 import { PacketBatch, ipv4ToU32 } from './packet-batch.js';
 import {
@@ -95,10 +97,12 @@ class NativeDatapath implements Datapath {
   ) {
     this.localAddress = { ip, port: b.udpLocalPort(h) };
     this.tunnelKeys = {
-      install: (localIndex, sendKey, recvKey) => !this.isClosed && b.udpSetSession(h, localIndex, sendKey, recvKey) === 0,
+      install: (localIndex, sendKey, recvKey, cipher = 'chacha20-poly1305') =>
+        !this.isClosed && b.udpSetSession(h, localIndex, sendKey, recvKey, ALG_IDS[cipher]) === 0,
       remove: (localIndex) => {
         if (!this.isClosed) b.udpRemoveSession(h, localIndex);
       },
+      dataCiphers: nativeDataCiphers(b),
     };
   }
 
@@ -218,6 +222,42 @@ export async function openNativeDatapath(opts: NativeDatapathOptions): Promise<R
 }
 
 const ALG_IDS: Record<AeadAlgorithm, number> = { 'chacha20-poly1305': 1, 'aes-256-gcm': 2 };
+
+/** The CPU has AES instructions (x86 AES-NI, ARMv8 AES): read once from /proc/cpuinfo; false elsewhere. */
+let cpuAes: boolean | null = null;
+export function hasHardwareAes(): boolean {
+  if (cpuAes === null) {
+    try {
+      const info = readFileSync('/proc/cpuinfo', 'utf8');
+      cpuAes = /^(flags|Features)\s*:.*\baes\b/m.test(info);
+    } catch {
+      cpuAes = false;
+    }
+  }
+  return cpuAes;
+}
+
+/**
+ * Which data ciphers beyond ChaCha20-Poly1305 the socket's key table runs: AES-256-GCM when the addon takes it
+ * (udpSessionCiphers) and the CPU has AES instructions — a software AES is neither fast nor constant-time, so it
+ * is never offered. PILOT_DATA_CIPHER=chacha20-poly1305 turns the offer off (comparisons, or a peer to debug).
+ */
+function nativeDataCiphers(b: NativeBinding): DataCipherSupport | null {
+  if (process.env.PILOT_DATA_CIPHER === 'chacha20-poly1305') return null;
+  if (typeof b.udpSessionCiphers !== 'function' || (b.udpSessionCiphers() & 2) === 0 || !hasHardwareAes()) return null;
+  return {
+    ciphers: ['aes-256-gcm'],
+    create: (cipher, key) => {
+      if (cipher !== 'aes-256-gcm') return null;
+      const l = NOISE_LAYOUT;
+      const h = b.aeadCreate(ALG_IDS[cipher], key, l.headerBytes, l.aadBytes, l.nonceOffset, l.nonceBytes);
+      return typeof h === 'number' ? null : new NativeAead(b, h, cipher, l);
+    },
+  };
+}
+
+/** PND1's AEAD layout (the same as aead.ts's NOISE_DATA_LAYOUT; that module imports this one). */
+const NOISE_LAYOUT: Readonly<AeadLayout> = Object.freeze({ headerBytes: 16, aadBytes: 16, nonceOffset: 8, nonceBytes: 8 });
 
 class NativeAead implements AeadBatch {
   readonly kind = 'native' as const;

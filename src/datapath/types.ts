@@ -2,6 +2,7 @@
 // as one flat buffer plus a meta array with stride 4 — [offset, length, ipU32, port] per packet — the
 // layout the native addon reads and writes directly (native/index.d.ts).
 import type { PilotError } from '../core/index.js';
+import type { DataCipher, DataCipherSupport } from '../crypto/data-cipher.js';
 
 /** u32 slots per packet in a meta array: offset, length, ipU32, port. */
 export const META_STRIDE = 4;
@@ -30,8 +31,12 @@ export const RECV_FORGED = 2; // a PND1 frame for a known index that failed auth
  * session (src/crypto/session.ts). Keys cross once per session.
  */
 export interface TunnelKeyTable {
-  /** Install (or replace) a session's keys under its local index (non-zero u32). False when refused. */
-  install(localIndex: number, sendKey: Uint8Array, recvKey: Uint8Array): boolean;
+  /** Install (or replace) a session's keys under its local index (non-zero u32), for its data cipher (default
+   * ChaCha20-Poly1305). False when refused. */
+  install(localIndex: number, sendKey: Uint8Array, recvKey: Uint8Array, cipher?: DataCipher): boolean;
+  /** Data ciphers beyond ChaCha20-Poly1305 this table holds, with a maker of JS-side AEADs for them (frames the
+   * datapath does not seal or open itself: relay-wrapped, extra sockets); null = ChaCha20-Poly1305 only. */
+  readonly dataCiphers?: DataCipherSupport | null;
   /** Forget and wipe them. Unknown indices are a no-op. */
   remove(localIndex: number): void;
 }

@@ -240,6 +240,8 @@ class ClientConn {
   private hasClientEnded = false;
 
   private readonly onData = (chunk: Buffer): void => {
+    // Past an oversized line the client has been answered and is being dropped: its further bytes are not kept.
+    if (this.splitter.isOverflowed && !this.isRaw) return;
     this.splitter.push(chunk);
     this.drain();
   };
@@ -254,6 +256,7 @@ class ClientConn {
       this.respond(null, err('invalid_argument', `request line exceeds ${MAX_REQUEST_LINE_BYTES} bytes`));
       this.socket.end();
       this.socket.destroySoon();
+      this.socket.pause();
     }
   }
 

@@ -73,6 +73,9 @@ export interface PeerEntry {
   path: 'direct' | 'relay' | 'none';
   encrypted: boolean;
   suite: 'noise' | 'legacy' | null;
+  /** The data frames' AEAD: agreed per Noise session (AES-256-GCM when both peers have hardware AES), AES-256-GCM
+   * for the v0.5 suite; null without a session. */
+  cipher?: 'chacha20-poly1305' | 'aes-256-gcm' | null;
   trusted: boolean;
   last_seen_ms: number | null;
   rtt_ms: number | null;

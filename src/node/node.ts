@@ -917,6 +917,7 @@ export class Daemon implements ServiceHost {
           endpoint: p.endpoint ? `${p.endpoint.ip}:${p.endpoint.port}` : null,
           path: !p.isUp ? 'none' : p.isRelayed ? 'relay' : 'direct',
           suite: p.isUp ? 'noise' : null,
+          cipher: p.isUp ? (p.current?.cipher ?? null) : null,
           lastRecvUs: p.lastRecvUs > 0 ? p.lastRecvUs : null,
           rttUs: p.rttUs,
           pathMtu: p.isUp ? p.pathPlaintextBytes + NOISE_DATA_OVERHEAD_BYTES : null,
@@ -927,6 +928,7 @@ export class Daemon implements ServiceHost {
         endpoint: p.endpoint,
         path: p.isRelayed ? 'relay' : 'direct',
         suite: 'v0.5',
+        cipher: 'aes-256-gcm',
         lastRecvUs: p.lastRecvUs,
         rttUs: null,
         pathMtu: null,
@@ -942,6 +944,7 @@ export class Daemon implements ServiceHost {
         path: r.path,
         encrypted: r.suite !== null,
         suite: r.suite === 'v0.5' ? 'legacy' : r.suite,
+        cipher: r.cipher,
         trusted: this.trust.isTrusted(r.nodeId),
         last_seen_ms: r.lastRecvUs !== null ? Math.round((now - r.lastRecvUs) / 1000) : null,
         rtt_ms: r.rttUs !== null ? Math.round(r.rttUs / 10) / 100 : null,
@@ -1036,6 +1039,7 @@ interface SuitePeerRow {
   endpoint: string | null;
   path: PeerEntry['path'];
   suite: Exclude<SuiteName, 'self'> | null;
+  cipher: PeerEntry['cipher'];
   lastRecvUs: Micros | null;
   rttUs: number | null;
   pathMtu: number | null;

@@ -113,14 +113,23 @@ test('malformed control-socket lines get error answers and do not disturb other 
   for (const l of lines.filter((x) => x.ok === false)) assert.equal(typeof l.error.code, 'string');
 
   // Meanwhile and afterwards, pilotctl is served normally.
+  // The client reads, as every real client does: it gets the answer, then the daemon's close. (A client that never
+  // reads and has handed all its bytes to the kernel cannot notice a close until it reads or writes again.)
   const big = createConnection(sock);
   big.on('error', () => {});
+  let bigAnswer = '';
+  big.on('data', (b: Buffer) => (bigAnswer += b.toString()));
   await new Promise<void>((r) => big.once('connect', () => r()));
   const closed = new Promise<void>((r) => big.once('close', () => r()));
   big.write(Buffer.alloc(2 * 1024 * 1024, 0x61)); // a 2 MB line with no newline: over the limit, that client is dropped
   const [ok1] = await Promise.all([c.ok('fa', ['info']), Promise.race([closed, sleep(30_000)])]);
   assert.equal(ok1.node_id, id('fa'));
   assert.ok(big.destroyed || big.closed, 'the oversized client is dropped');
+  const bigLines = bigAnswer.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  assert.equal(bigLines.length, 1, bigAnswer);
+  assert.equal(bigLines[0].ok, false);
+  assert.equal(bigLines[0].error.code, 'invalid_argument');
+  assert.match(bigLines[0].error.message, /exceeds 1048576 bytes/);
   raw.destroy();
   // A client that vanishes mid-call does not hurt the daemon either.
   const quitter = createConnection(sock);

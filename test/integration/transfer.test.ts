@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, explain, readBytes, waitFor } from './harness.js';
+import { hasHardwareAes } from '../../src/datapath/native.js';
 import type { PilotClient } from '../../src/sdk/client.js';
 import type { PilotStream, ReceivedFile } from '../../src/node/api.js';
 
@@ -89,6 +90,10 @@ test('two daemons: a 4 MB stream both ways, a message, a 5 MB file, pub/sub', as
   });
   if (info.value.datapath === 'native') assert.deepEqual([peer.path_mtu, peer.pmtud], [65_000, 'complete']);
   else assert.deepEqual([peer.path_mtu, peer.pmtud], [1452, 'off']);
+  // The data cipher (issue 18): two native datapaths on a CPU with AES instructions agree on AES-256-GCM (the 4 MB
+  // above and the echo below ran on it); otherwise ChaCha20-Poly1305.
+  const aes = info.value.datapath === 'native' && hasHardwareAes() && process.env.PILOT_DATA_CIPHER !== 'chacha20-poly1305';
+  assert.equal(peer.cipher, aes ? 'aes-256-gcm' : 'chacha20-poly1305');
 
   // Echo both ways at once on one stream: 1 MB in, 1 MB back, byte-identical.
   const e = await cl('n2').dial('n1', 7);

@@ -14,8 +14,12 @@ describe('netsim link impairment', { skip: why ?? false }, () => {
     const r = await runLinkCheck({ delayMs: 20 }, 20);
     assert.ok(r.ok, r.ok ? '' : r.error.message);
     t.diagnostic(`rtt median ${r.value.rttMedianMs?.toFixed(2)} min ${r.value.rttMinMs?.toFixed(2)} max ${r.value.rttMaxMs?.toFixed(2)} ms, build ${r.value.buildMs.toFixed(0)} ms`);
+    // The fastest of 20 round trips is the link's own delay: at least the 40 ms configured, and not much more
+    // (a doubled or stacked delay fails). The median is reported, not judged: on a busy 2-core machine the
+    // userspace link and the pinger wait for a CPU (a CI run saw median 61 ms beside a parallel build).
     assert.ok(r.value.rttMinMs !== null && r.value.rttMinMs >= 39.5, `min rtt ${r.value.rttMinMs}`);
-    assert.ok(r.value.rttMedianMs !== null && r.value.rttMedianMs < 50, `median rtt ${r.value.rttMedianMs}`);
+    assert.ok(r.value.rttMinMs < 55, `min rtt ${r.value.rttMinMs}: more delay than configured`);
+    assert.ok(r.value.rttMedianMs !== null, 'a median was measured');
   });
 
   it('loss: 20% configured drops ~20% of a 1000-datagram burst', { timeout: 60_000 }, async (t) => {

@@ -266,6 +266,7 @@ export class NoiseSuite {
       timestampS: ts,
       now,
       cookie: hasCookie ? peer.cookie : null,
+      ...(this.keys?.dataCiphers ? { dataCiphers: this.keys.dataCiphers } : {}),
     });
     if (!init.ok) {
       this.settle(peer, init);
@@ -332,7 +333,7 @@ export class NoiseSuite {
     // Keys cross to the datapath once; if it refuses them, this session is sealed and opened here instead.
     if (this.keys) {
       const { sendKey, recvKey } = session.exportKeys();
-      if (this.keys.install(session.localIndex, sendKey, recvKey)) session.datapathKeyId = session.localIndex;
+      if (this.keys.install(session.localIndex, sendKey, recvKey, session.cipher)) session.datapathKeyId = session.localIndex;
     }
     this.deps.onSessionUp?.(peer);
     if (!peer.pmtu) this.pathChanged(peer, this.deps.nowUs());
@@ -529,6 +530,7 @@ export class NoiseSuite {
       localIndex,
       now,
       replayGuard: this.replayGuard,
+      ...(this.keys?.dataCiphers ? { dataCiphers: this.keys.dataCiphers } : {}),
     });
     if (!r.ok) {
       this.deps.logger.debug({ from: `${ip}:${port}`, error: r.error.message }, 'dropped handshake initiation');

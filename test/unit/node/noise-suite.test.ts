@@ -11,6 +11,7 @@ import { generateIdentity } from '../../../src/crypto/identity.js';
 import { noiseFrameKind } from '../../../src/wire/noise-frame.js';
 import { NoiseSuite, type TunnelDeps } from '../../../src/node/peers/noise-suite.js';
 import { createJsAead, ipv4ToU32, type AeadBatch, type TunnelKeyTable } from '../../../src/datapath/index.js';
+import type { DataCipher, DataCipherSupport } from '../../../src/crypto/data-cipher.js';
 
 /**
  * The native socket's tunnel key table, in JS (src/datapath/types.ts TunnelKeyTable): seals the packets a batch
@@ -19,11 +20,17 @@ import { createJsAead, ipv4ToU32, type AeadBatch, type TunnelKeyTable } from '..
 class FakeKeyTable implements TunnelKeyTable {
   readonly tx = new Map<number, AeadBatch>();
   readonly rx = new Map<number, AeadBatch>();
+  readonly ciphers = new Map<number, DataCipher>();
   sealed = 0;
   opened = 0;
-  install(localIndex: number, sendKey: Uint8Array, recvKey: Uint8Array): boolean {
-    this.tx.set(localIndex, createJsAead('chacha20-poly1305', sendKey));
-    this.rx.set(localIndex, createJsAead('chacha20-poly1305', recvKey));
+  readonly dataCiphers: DataCipherSupport | null;
+  constructor(aes: boolean) {
+    this.dataCiphers = aes ? { ciphers: ['aes-256-gcm'], create: (c, key) => createJsAead(c, key) } : null;
+  }
+  install(localIndex: number, sendKey: Uint8Array, recvKey: Uint8Array, cipher: DataCipher = 'chacha20-poly1305'): boolean {
+    this.tx.set(localIndex, createJsAead(cipher, sendKey));
+    this.rx.set(localIndex, createJsAead(cipher, recvKey));
+    this.ciphers.set(localIndex, cipher);
     return true;
   }
   remove(localIndex: number): void {
@@ -62,13 +69,13 @@ interface Node {
   lastOpened: Uint8Array | null;
 }
 
-function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boolean; keyTable?: boolean } = {}) {
+function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boolean; keyTable?: boolean; aes?: (id: number) => boolean } = {}) {
   const nodes = new Map<string, Node>();
   const drivers: Driver[] = [];
   const make = (id: number): Node => {
     const identity = generateIdentity();
     const ip = `10.0.0.${id}`;
-    const keys = opts.keyTable ? new FakeKeyTable() : null;
+    const keys = opts.keyTable ? new FakeKeyTable(opts.aes?.(id) ?? false) : null;
     const node = { id, ip, sentKinds: [], authorizeCalls: 0, identity, keys, plaintexts: [], lastOpened: null } as unknown as Node & { identity: typeof identity };
     const send = (data: Uint8Array, toIp: string, toPort: number, keyId = 0) => {
       node.sentKinds.push(noiseFrameKind(data) ?? 'other');
@@ -171,5 +178,30 @@ test('with a datapath key table: keys cross at session up and go at close, frame
     assert.equal(a.keys!.rx.size, 0);
   } finally {
     close();
+  }
+});
+
+test('data cipher: key tables with AES on both sides agree on AES-256-GCM (installed so, data flows); one side without → ChaCha20-Poly1305', async () => {
+  for (const [aes, want] of [
+    [() => true, 'aes-256-gcm'],
+    [(id: number) => id === 1, 'chacha20-poly1305'],
+    [(id: number) => id === 2, 'chacha20-poly1305'],
+  ] as const) {
+    const { a, b, close } = network({ keyTable: true, aes });
+    try {
+      const r = await a.tm.ensureSession(b.id);
+      assert.ok(r.ok, !r.ok ? r.error.message : '');
+      await new Promise((res) => setTimeout(res, 20));
+      assert.equal(r.value.current?.cipher, want);
+      assert.deepEqual([...a.keys!.ciphers.values()], [want], 'installed in the initiator\'s table with the agreed cipher');
+      assert.deepEqual([...b.keys!.ciphers.values()], [want], "and in the responder's");
+      for (const m of ['x', 'y']) assert.ok(a.tm.sendPlaintext(r.value, new TextEncoder().encode(m), monotonicClock.nowUs()).ok);
+      a.tm.flushTx();
+      await new Promise((res) => setTimeout(res, 20));
+      assert.deepEqual(b.plaintexts, ['x', 'y'], `data flows on ${want}`);
+      assert.ok(b.keys!.opened >= 2);
+    } finally {
+      close();
+    }
   }
 });
