@@ -6,6 +6,10 @@
 // rate-limits each source, so the peers spread over SOCKETS source ports and retry with mac2 at once.
 import dgram from 'node:dgram';
 import { createInitiator, type Identity, type NoiseInitiation, type NoiseSession } from '../../src/crypto/index.js';
+import type { DataCipherSupport } from '../../src/crypto/data-cipher.js';
+import { createJsAead } from '../../src/datapath/aead.js';
+
+const SWARM_CIPHERS: DataCipherSupport = { ciphers: ['aes-256-gcm'], create: (c, key) => createJsAead(c, key) };
 import { decodeNoiseResponse, noiseFrameKind, readU32LE } from '../../src/wire/noise-frame.js';
 import { serveRpc, monoUs } from './rpc.js';
 import { SWARM_NODE_ID_BASE, swarmIdentity } from './swarm-identity.js';
@@ -90,6 +94,9 @@ async function connectAll(a: Record<string, unknown>): Promise<unknown> {
       timestampS: ts,
       now: monoUs(),
       cookie: cookies[p.i % SOCKETS]!,
+      // Offer AES-256-GCM as a new peer with hardware AES does: the daemon's idle sessions are then the kind it
+      // holds for such peers (their JS-side AEADs are made on first use, so idle ones cost nothing extra).
+      dataCiphers: SWARM_CIPHERS,
     });
     if (!init.ok) throw new Error(init.error.message);
     p.initiation = init.value.state;

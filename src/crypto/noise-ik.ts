@@ -447,21 +447,10 @@ export interface Responded {
   message: Uint8Array;
 }
 
-/** The session's AEADs for `cipher` (none for ChaCha20-Poly1305); null when the support cannot make them. */
-function aeadsFor(
-  cipher: DataCipher,
-  support: DataCipherSupport | undefined,
-  sendKey: Uint8Array,
-  recvKey: Uint8Array,
-): { send: FrameAead; recv: FrameAead } | undefined | null {
-  if (cipher === DEFAULT_DATA_CIPHER) return undefined;
-  const send = support?.create(cipher, sendKey) ?? null;
-  const recv = send === null ? null : (support?.create(cipher, recvKey) ?? null);
-  if (send === null || recv === null) {
-    send?.destroy();
-    return null;
-  }
-  return { send, recv };
+/** The session's AEAD maker for `cipher` (none for ChaCha20-Poly1305, which the session runs itself). */
+function cipherInit(cipher: DataCipher, support: DataCipherSupport | undefined): { cipher: DataCipher; makeAead?: (key: Uint8Array) => FrameAead | null } {
+  if (cipher === DEFAULT_DATA_CIPHER) return { cipher };
+  return { cipher, makeAead: (key) => support?.create(cipher, key) ?? null };
 }
 
 function hsFail<T>(message: string, reason: string, code: 'invalid_argument' | 'connection_failed' = 'invalid_argument'): Result<T> {
@@ -556,17 +545,10 @@ export class NoiseInitiation {
     const cipher = acceptChoice(this.offer, records.ciphers);
     if (!cipher.ok) return hsFail(`Noise response: ${cipher.error.message}`, 'cipher');
     const [sendKey, recvKey] = sym.split();
-    const aead = aeadsFor(cipher.value, this.dataCiphers, sendKey, recvKey);
-    if (aead === null) {
-      sodium.sodium_memzero(sendKey);
-      sodium.sodium_memzero(recvKey);
-      return hsFail(`cannot key ${cipher.value} for the data frames`, 'cipher', 'connection_failed');
-    }
     const session = new NoiseSession({
       sendKey,
       recvKey,
-      cipher: cipher.value,
-      ...(aead ? { aead } : {}),
+      ...cipherInit(cipher.value, this.dataCiphers),
       localIndex: this.localIndex,
       remoteIndex: frame.value.senderIndex,
       isInitiator: true,
@@ -693,19 +675,10 @@ export function respond(message: Uint8Array, opts: ResponderOptions): Result<Res
   opts.replayGuard?.record(remoteEd25519, timestampS);
 
   const [recvKey, sendKey] = sym.split();
-  const aead = aeadsFor(cipher, opts.dataCiphers, sendKey, recvKey);
-  if (aead === null) {
-    // The support listed a cipher it then could not key: no session (the initiator retries and gets a new try).
-    sym.wipe();
-    sodium.sodium_memzero(sendKey);
-    sodium.sodium_memzero(recvKey);
-    return hsFail(`cannot key ${cipher} for the data frames`, 'cipher', 'connection_failed');
-  }
   const session = new NoiseSession({
     sendKey,
     recvKey,
-    cipher,
-    ...(aead ? { aead } : {}),
+    ...cipherInit(cipher, opts.dataCiphers),
     localIndex: opts.localIndex,
     remoteIndex: frame.value.senderIndex,
     isInitiator: false,

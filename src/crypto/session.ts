@@ -56,9 +56,10 @@ export interface NoiseSessionInit {
   limits?: Partial<SessionLimits>;
   /** The data frames' AEAD agreed in the handshake (src/crypto/data-cipher.ts); default ChaCha20-Poly1305. */
   cipher?: DataCipher;
-  /** Required for any cipher but ChaCha20-Poly1305 (which runs here through libsodium): one AEAD per direction,
-   * keyed with sendKey and recvKey. The session owns them (destroy() destroys them). */
-  aead?: { send: FrameAead; recv: FrameAead };
+  /** Required for any cipher but ChaCha20-Poly1305 (which runs here through libsodium): makes the AEAD for one
+   * direction's key. Called on first use only — with a datapath key table the frames are sealed and opened there
+   * and these are never made (no memory per idle session). The session owns what it makes (destroy()). */
+  makeAead?: (key: Uint8Array) => FrameAead | null;
 }
 
 function fail<T>(code: 'invalid_argument' | 'connection_failed', message: string, reason: TunnelFailureReason): Result<T> {
@@ -97,9 +98,11 @@ export class NoiseSession implements TunnelSession {
   /** The data frames' AEAD. */
   readonly cipher: DataCipher;
 
-  /** Non-null for a cipher other than ChaCha20-Poly1305: the frames are sealed and opened through these. */
-  private readonly txAead: FrameAead | null;
-  private readonly rxAead: FrameAead | null;
+  /** For a cipher other than ChaCha20-Poly1305 the frames are sealed and opened through these, made on first use
+   * (undefined: not yet; null: the maker could not make one — such frames are refused, never sent in clear). */
+  private readonly makeAead: ((key: Uint8Array) => FrameAead | null) | null;
+  private txAead: FrameAead | null | undefined;
+  private rxAead: FrameAead | null | undefined;
   private readonly oneMeta = new Uint32Array(4);
   private readonly oneStatus = new Uint8Array(1);
   private openScratch: Uint8Array | null = null;
@@ -134,9 +137,8 @@ export class NoiseSession implements TunnelSession {
     this.handshakeHash = init.handshakeHash;
     this.limits = Object.freeze({ ...DEFAULT_SESSION_LIMITS, ...init.limits });
     this.cipher = init.cipher ?? DEFAULT_DATA_CIPHER;
-    if (this.cipher !== DEFAULT_DATA_CIPHER && init.aead === undefined) throw new RangeError(`a ${this.cipher} session needs its AEADs`);
-    this.txAead = this.cipher === DEFAULT_DATA_CIPHER ? null : init.aead!.send;
-    this.rxAead = this.cipher === DEFAULT_DATA_CIPHER ? null : init.aead!.recv;
+    if (this.cipher !== DEFAULT_DATA_CIPHER && init.makeAead === undefined) throw new RangeError(`a ${this.cipher} session needs an AEAD maker`);
+    this.makeAead = this.cipher === DEFAULT_DATA_CIPHER ? null : init.makeAead!;
     // The initiator has seen msg2, proof the responder holds the keys. The responder waits for the first data
     // packet (WireGuard's key confirmation) before the node should prefer this session for sending.
     this.confirmed = init.isInitiator;
@@ -167,6 +169,7 @@ export class NoiseSession implements TunnelSession {
 
   private sendRefusal(now: Micros, packets: number): Result<never> | null {
     if (this.isExpired(now)) return fail('connection_failed', 'session expired: rekey', 'expired');
+    if (this.makeAead !== null && this.sendAead() === null) return fail('connection_failed', `cannot key ${this.cipher}: rekey`, 'expired');
     if (this.sendCounter + packets > this.limits.rejectAfterMessages) {
       return fail('connection_failed', 'session counter exhausted: rekey', 'exhausted');
     }
@@ -189,7 +192,7 @@ export class NoiseSession implements TunnelSession {
     if (out === undefined) frame = new Uint8Array(frameLength);
     else if (out.length < frameLength) return fail('invalid_argument', 'output buffer too small', 'no_room');
     else frame = out;
-    if (this.txAead !== null) {
+    if (this.makeAead !== null) {
       frame.set(plaintext, NOISE_DATA_HEADER_BYTES);
       this.sealAt(frame, 0, n);
       return ok(frame.length === frameLength ? frame : frame.subarray(0, frameLength));
@@ -242,6 +245,17 @@ export class NoiseSession implements TunnelSession {
     return ok(plaintextLength + NOISE_DATA_OVERHEAD_BYTES);
   }
 
+  /** This session's AEAD for sending (a non-ChaCha cipher), made on first use; null when it cannot be made. */
+  private sendAead(): FrameAead | null {
+    if (this.txAead === undefined) this.txAead = this.makeAead!(this.sendKey);
+    return this.txAead;
+  }
+
+  private recvAead(): FrameAead | null {
+    if (this.rxAead === undefined) this.rxAead = this.makeAead!(this.recvKey);
+    return this.rxAead;
+  }
+
   /** The two keys, for the datapath's key table only (they cross to it once per session). */
   exportKeys(): { sendKey: Uint8Array; recvKey: Uint8Array } {
     return { sendKey: this.sendKey, recvKey: this.recvKey };
@@ -250,11 +264,12 @@ export class NoiseSession implements TunnelSession {
   private sealAt(buf: Uint8Array, off: number, n: number): void {
     const counter = this.sendCounter++;
     writeNoiseDataHeader(buf, off, this.remoteIndex, counter);
-    if (this.txAead !== null) {
+    if (this.makeAead !== null) {
       this.oneMeta[0] = off;
       this.oneMeta[1] = n + NOISE_DATA_OVERHEAD_BYTES;
-      // Bounds were checked by every caller; a refusal here is a bug, and a frame left unsealed must not leave.
-      if (this.txAead.seal(buf, this.oneMeta, 1) !== 1) throw new RangeError('data frame AEAD refused a checked frame');
+      // sendRefusal made the AEAD and the callers checked the bounds: a refusal here is a bug, and a frame left
+      // unsealed must not leave.
+      if (this.txAead!.seal(buf, this.oneMeta, 1) !== 1) throw new RangeError('data frame AEAD refused a checked frame');
       return;
     }
     writeNonce(this.sendNonce, counter);
@@ -360,8 +375,9 @@ export class NoiseSession implements TunnelSession {
     const refused = this.admit(buf, off, now);
     if (refused !== null) return refused;
     const counter = readU64LE(buf, off + 8);
-    if (this.rxAead !== null) {
-      if (!this.openWith(this.rxAead, buf, off, n, target)) return 'auth';
+    if (this.makeAead !== null) {
+      const aead = this.recvAead();
+      if (aead === null || !this.openWith(aead, buf, off, n, target)) return 'auth';
       this.accept(counter);
       return null;
     }

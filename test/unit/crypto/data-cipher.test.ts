@@ -155,15 +155,25 @@ test('handshake: application early data travels beside the offer, up to its limi
   assert.equal(done.session.cipher, 'aes-256-gcm');
 });
 
-test('handshake: a support that cannot key its cipher after all fails the handshake, never a half-keyed session', () => {
+test('AES AEADs are made on first use only; a support that cannot make one refuses frames, never sends them in clear', () => {
+  let made = 0;
+  const counting: DataCipherSupport = { ciphers: ['aes-256-gcm'], create: (c, key) => (made++, createJsAead(c, key)) };
+  const { si, sr } = handshake({ a: counting, b: counting });
+  assert.equal(made, 0, 'no AEAD per idle session (a datapath key table does the work on the direct path)');
+  exchange(si, sr);
+  assert.equal(made, 4, 'one per direction per side, on first use');
   const broken: DataCipherSupport = { ciphers: ['aes-256-gcm'], create: () => null };
-  const a = generateIdentity();
-  const b = generateIdentity();
-  const init = createInitiator({ local: a, localNodeId: 1, localIndex: 5, remoteStatic: b.publicKey, timestampS: 1, now: 0, random, dataCiphers: JS_AES });
-  assert.ok(init.ok);
-  const r = respond(init.value.message, { local: b, localNodeId: 2, localIndex: 6, now: 0, random, dataCiphers: broken });
-  assert.ok(!r.ok);
-  assert.equal(r.error.detail?.reason, 'cipher');
+  const h = handshake({ a: broken, b: JS_AES });
+  assert.equal(h.si.cipher, 'aes-256-gcm');
+  const f = h.si.seal(enc.encode('secret'), 100);
+  assert.ok(!f.ok, 'no AEAD: the frame is refused');
+  assert.equal(f.error.code, 'connection_failed');
+  assert.equal(h.si.packetsSent, 0);
+  const back = h.sr.seal(enc.encode('to a'), 100);
+  assert.ok(back.ok);
+  const o = h.si.open(back.value, 100);
+  assert.ok(!o.ok);
+  assert.equal(o.error.detail?.reason, 'auth');
 });
 
 test('AES-256-GCM session: replay, forgery, out buffers and batches behave as on ChaCha', () => {
