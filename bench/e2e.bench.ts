@@ -30,7 +30,7 @@ import { PilotClient } from '../src/sdk/client.js';
 import { toBase64 } from '../src/crypto/index.js';
 import { loadNative } from '../src/datapath/native.js';
 import { spawnWorker, type Worker } from './e2e/rpc.js';
-import { cpuOf, rssBytes } from './e2e/proc.js';
+import { cpuOf, cpuSplit, rssBytes } from './e2e/proc.js';
 import { renderChart, type ChartPanel } from './e2e/svg.js';
 import { summarizeProfile, formatSummary } from './e2e/cpuprofile.js';
 import { SWARM_NODE_ID_BASE, swarmIdentity } from './e2e/swarm-identity.js';
@@ -230,6 +230,7 @@ async function stopDaemon(d: DaemonProc): Promise<void> {
 
 interface SinkResult {
   bytes: number;
+  chunks?: number;
   firstUs: number;
   lastUs: number;
   isComplete: boolean;
@@ -238,6 +239,7 @@ interface SinkResult {
 async function throughput(server: Worker, client: Worker, cpuPids: number[], test: string, streams: number, relayPids: number[] = []): Promise<{ gbps: number; cpuSPerGb: number; relayCpuSPerGb: number; isComplete: boolean }> {
   const targets = await server.call<unknown[]>('serveSink', { test, count: streams });
   const cpu0 = cpuOf(cpuPids);
+  const split0 = cpuPids.map(cpuSplit);
   const relay0 = relayPids.length ? cpuOf(relayPids) : 0;
   const [snd, sink] = await Promise.all([
     client.call<{ startUs: number }>('send', { targets, bytesPerStream: Math.floor(STREAM_BYTES / streams), maxMs: STREAM_MAX_MS }),
@@ -250,6 +252,14 @@ async function throughput(server: Worker, client: Worker, cpuPids: number[], tes
   const seconds = (sink.lastUs - snd.startUs) / 1e6;
   if (!sink.isComplete) note(`${server.name}: ${test} incomplete — ${(sink.bytes / MiB).toFixed(0)} MiB of ${(STREAM_BYTES / MiB).toFixed(0)} MiB in ${STREAM_MAX_MS / 1000} s`);
   const gb = sink.bytes / 1e9;
+  // Where the CPU went, per process (user / system s per GB): local pairs are [server, client]; via the daemon
+  // [server SDK, client SDK, server daemon, client daemon].
+  const names = cpuPids.length === 4 ? ['srv-sdk', 'cli-sdk', 'srv-daemon', 'cli-daemon'] : ['srv', 'cli'];
+  log(`    reads at the sink: ${sink.chunks ? `${sink.chunks} of ${(sink.bytes / sink.chunks / 1024).toFixed(1)} KiB on average` : 'n/a'}`);
+  log(`    cpu s/GB user+sys: ${cpuPids.map((pid, i) => {
+    const [u, sy] = cpuSplit(pid);
+    return `${names[i] ?? pid} ${((u - split0[i]![0]) / gb).toFixed(2)}+${((sy - split0[i]![1]) / gb).toFixed(2)}`;
+  }).join(', ')}`);
   return { gbps: (sink.bytes * 8) / seconds / 1e9, cpuSPerGb: (cpu1 - cpu0) / gb, relayCpuSPerGb: (relay1 - relay0) / gb, isComplete: sink.isComplete };
 }
 

@@ -16,6 +16,17 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** [user, system] CPU seconds of `pid` so far; NaNs when unavailable. */
+export function cpuSplit(pid: number): [number, number] {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return [Number(rest[11]) / CLOCK_TICKS_PER_S, Number(rest[12]) / CLOCK_TICKS_PER_S];
+  } catch {
+    return [NaN, NaN];
+  }
+}
+
 /** Resident set size of `pid` in bytes (VmRSS); NaN when unavailable. */
 export function rssBytes(pid: number): number {
   try {

@@ -40,6 +40,8 @@ export interface DgramSide {
 
 interface SinkState {
   bytes: number;
+  /** 'data' events: bytes / chunks = the average read the application saw. */
+  chunks: number;
   streams: number;
   firstUs: number;
   lastUs: number;
@@ -110,7 +112,7 @@ export function testHandlers(streams: StreamSide | null, dgrams: DgramSide | nul
     /** Throughput sink: count bytes of every inbound stream of `test`. */
     async serveSink(a) {
       const test = String(a.test);
-      const st: SinkState = { bytes: 0, streams: 0, firstUs: 0, lastUs: 0 };
+      const st: SinkState = { bytes: 0, chunks: 0, streams: 0, firstUs: 0, lastUs: 0 };
       sinks.set(test, st);
       return needStreams().serve(test, Number(a.count ?? 1), (s) => {
         track(s);
@@ -120,6 +122,7 @@ export function testHandlers(streams: StreamSide | null, dgrams: DgramSide | nul
           if (st.firstUs === 0) st.firstUs = now;
           st.lastUs = now;
           st.bytes += b.byteLength;
+          st.chunks++;
         });
         s.on('end', () => void s.end());
       });
