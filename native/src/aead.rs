@@ -78,6 +78,42 @@ mod backend {
     }
 }
 
+/// Ids for `Aead`s (libsodium build): the per-thread AES state slot is keyed by them, so a freed Aead's memory
+/// reused by a new one can never be mistaken for it.
+#[cfg(pilot_sodium)]
+static NEXT_AEAD_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// One expanded AES-256-GCM state per thread (the JS thread seals, the socket's reader thread opens): the state
+/// of the Aead that used it last. Wiped when that Aead is wiped on this thread, when another key replaces it,
+/// and at thread exit.
+#[cfg(pilot_sodium)]
+struct AesSlot {
+    id: u64,
+    state: Vec<u128>,
+}
+
+#[cfg(pilot_sodium)]
+impl AesSlot {
+    fn clear(&mut self) {
+        if !self.state.is_empty() {
+            backend::wipe(self.state.as_mut_ptr() as *mut u8, self.state.len() * 16);
+        }
+        self.id = 0;
+    }
+}
+
+#[cfg(pilot_sodium)]
+impl Drop for AesSlot {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+#[cfg(pilot_sodium)]
+thread_local! {
+    static AES_SLOT: std::cell::RefCell<AesSlot> = const { std::cell::RefCell::new(AesSlot { id: 0, state: Vec::new() }) };
+}
+
 /// Which library does the AEAD work in this build ("libsodium" or "openssl-evp").
 pub const BACKEND: &str = backend::NAME;
 
@@ -125,9 +161,13 @@ pub struct Aead {
     #[cfg_attr(not(pilot_sodium), allow(dead_code))]
     alg: u32,
     layout: Layout,
-    /// libsodium: ChaCha's 32-byte key, or AES-GCM's expanded state (needs 16-byte alignment, hence u128).
+    /// libsodium: the 32-byte key (ChaCha's, or AES-GCM's raw key: its expanded state lives in a per-thread
+    /// one-slot cache, see `AesSlot`, so an idle session holds 32 bytes per direction instead of 512).
     #[cfg(pilot_sodium)]
     key: Vec<u128>,
+    /// Unique per Aead ever made in this process (never reused): what the AES state cache is keyed by.
+    #[cfg(pilot_sodium)]
+    id: u64,
     /// OpenSSL: one keyed context per direction, re-armed with a nonce per packet.
     #[cfg(not(pilot_sodium))]
     enc: *mut c_void,
@@ -139,24 +179,18 @@ pub struct Aead {
 impl Aead {
     #[cfg(pilot_sodium)]
     pub fn new(alg: u32, key: &[u8], layout: Layout) -> Result<Aead, c_int> {
-        use backend::*;
         if key.len() != KEY_BYTES || !layout.valid() {
             return Err(crate::sys::EINVAL);
         }
         match alg {
-            ALG_CHACHA20_POLY1305 => {
-                let mut k = vec![0u128; 2];
-                unsafe { std::ptr::copy_nonoverlapping(key.as_ptr(), k.as_mut_ptr() as *mut u8, KEY_BYTES) };
-                Ok(Aead { alg, layout, key: k, destroyed: false })
-            }
-            ALG_AES256_GCM => {
-                if !aes_gcm_available() {
+            ALG_CHACHA20_POLY1305 | ALG_AES256_GCM => {
+                if alg == ALG_AES256_GCM && !aes_gcm_available() {
                     return Err(crate::sys::EOPNOTSUPP);
                 }
-                let words = unsafe { crypto_aead_aes256gcm_statebytes() }.div_ceil(16);
-                let mut st = vec![0u128; words];
-                unsafe { crypto_aead_aes256gcm_beforenm(st.as_mut_ptr() as *mut u8, key.as_ptr()) };
-                Ok(Aead { alg, layout, key: st, destroyed: false })
+                let mut k = vec![0u128; 2];
+                unsafe { std::ptr::copy_nonoverlapping(key.as_ptr(), k.as_mut_ptr() as *mut u8, KEY_BYTES) };
+                let id = NEXT_AEAD_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(Aead { alg, layout, key: k, id, destroyed: false })
             }
             _ => Err(crate::sys::EINVAL),
         }
@@ -196,7 +230,36 @@ impl Aead {
     #[cfg(pilot_sodium)]
     pub fn wipe(&mut self) {
         backend::wipe(self.key.as_mut_ptr() as *mut u8, self.key.len() * 16);
+        // This thread's expanded AES state, if it is ours. (Another thread's slot keeps it until that thread
+        // expands another key or exits; both wipe it.)
+        let id = self.id;
+        AES_SLOT.with(|c| {
+            if let Ok(mut slot) = c.try_borrow_mut() {
+                if slot.id == id {
+                    slot.clear();
+                }
+            }
+        });
         self.destroyed = true;
+    }
+
+    /// Run `f` with this Aead's expanded AES-256-GCM state: this thread's slot, expanded from the raw key when
+    /// the slot last held another Aead's (~100 ns; a batch of one session's packets expands once).
+    #[cfg(pilot_sodium)]
+    #[inline]
+    fn with_aes_state<R>(&self, f: impl FnOnce(*const u8) -> R) -> R {
+        AES_SLOT.with(|c| {
+            let mut slot = c.borrow_mut();
+            if slot.id != self.id {
+                if slot.state.is_empty() {
+                    let words = unsafe { backend::crypto_aead_aes256gcm_statebytes() }.div_ceil(16);
+                    slot.state = vec![0u128; words];
+                }
+                unsafe { backend::crypto_aead_aes256gcm_beforenm(slot.state.as_mut_ptr() as *mut u8, self.key.as_ptr() as *const u8) };
+                slot.id = self.id;
+            }
+            f(slot.state.as_ptr() as *const u8)
+        })
     }
 
     #[cfg(not(pilot_sodium))]
@@ -263,9 +326,11 @@ impl Aead {
                     x.body, x.tag, none, x.body, x.body_len as u64, x.aad, x.aad_len as u64, null, x.nonce.as_ptr(), k,
                 );
             } else {
-                crypto_aead_aes256gcm_encrypt_detached_afternm(
-                    x.body, x.tag, none, x.body, x.body_len as u64, x.aad, x.aad_len as u64, null, x.nonce.as_ptr(), k,
-                );
+                self.with_aes_state(|st| {
+                    crypto_aead_aes256gcm_encrypt_detached_afternm(
+                        x.body, x.tag, none, x.body, x.body_len as u64, x.aad, x.aad_len as u64, null, x.nonce.as_ptr(), st,
+                    )
+                });
             }
         }
     }
@@ -283,9 +348,11 @@ impl Aead {
                     x.body, none, x.body, x.body_len as u64, x.tag, x.aad, x.aad_len as u64, x.nonce.as_ptr(), k,
                 )
             } else {
-                crypto_aead_aes256gcm_decrypt_detached_afternm(
-                    x.body, none, x.body, x.body_len as u64, x.tag, x.aad, x.aad_len as u64, x.nonce.as_ptr(), k,
-                )
+                self.with_aes_state(|st| {
+                    crypto_aead_aes256gcm_decrypt_detached_afternm(
+                        x.body, none, x.body, x.body_len as u64, x.tag, x.aad, x.aad_len as u64, x.nonce.as_ptr(), st,
+                    )
+                })
             }
         };
         r == 0

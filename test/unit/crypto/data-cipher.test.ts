@@ -17,6 +17,7 @@ import {
   type DataCipherSupport,
 } from '../../../src/crypto/data-cipher.js';
 import { createJsAead } from '../../../src/datapath/aead.js';
+import type { AeadBatch } from '../../../src/datapath/types.js';
 import { createNativeAead } from '../../../src/datapath/native.js';
 import { MAX_UDP_PAYLOAD_BYTES } from '../../../src/wire/noise-frame.js';
 
@@ -235,4 +236,46 @@ test('AES-256-GCM frames are the same bytes whether node:crypto or the native ad
   assert.deepEqual(a.subarray(16, 316), frame.subarray(16, 316));
   native.value.destroy();
   js.destroy();
+});
+
+test('native AES-256-GCM: several keys used in turn on one thread (its one expanded-state slot) seal and open right', async (t) => {
+  const layout = { headerBytes: 16, aadBytes: 16, nonceOffset: 8, nonceBytes: 8 as const };
+  const keys = [1, 2, 3].map((k) => new Uint8Array(32).fill(k));
+  const natives: AeadBatch[] = [];
+  for (const k of keys) {
+    const n = await createNativeAead('aes-256-gcm', k, layout);
+    if (!n.ok) {
+      t.skip(`native AES-256-GCM unavailable here: ${n.error.message}`);
+      return;
+    }
+    natives.push(n.value);
+  }
+  const jss = keys.map((k) => createJsAead('aes-256-gcm', k));
+  const meta = Uint32Array.of(0, 16 + 100 + 16, 0, 0);
+  const status = new Uint8Array(1);
+  for (const order of [[0, 1, 2, 0, 0, 2, 1], [2, 2, 0, 1, 0]]) {
+    for (const i of order) {
+      const frame = new Uint8Array(132);
+      rng.fill(frame);
+      const a = frame.slice();
+      const b = frame.slice();
+      assert.equal(natives[i]!.seal(a, meta, 1), 1);
+      assert.equal(jss[i]!.seal(b, meta, 1), 1);
+      assert.deepEqual(a, b, `key ${i}: native and node:crypto agree`);
+      // Opened by the other key: forged; by its own: the plaintext again.
+      assert.equal(natives[(i + 1) % 3]!.open(a.slice(), meta, 1, status), 0);
+      assert.equal(natives[i]!.open(a, meta, 1, status), 1);
+      assert.deepEqual(a.subarray(16, 116), frame.subarray(16, 116));
+    }
+  }
+  // A destroyed key's slot is cleared; the others still work.
+  natives[0]!.destroy();
+  const f = new Uint8Array(132);
+  assert.equal(natives[0]!.seal(f, meta, 1), -1, 'destroyed: refused');
+  const g = f.slice();
+  assert.equal(natives[1]!.seal(f, meta, 1), 1);
+  assert.equal(jss[1]!.seal(g, meta, 1), 1);
+  assert.deepEqual(f, g);
+  for (const n of natives.slice(1)) n.destroy();
+  for (const j of jss) j.destroy();
 });
