@@ -169,9 +169,14 @@ export class NoiseSession implements TunnelSession {
     return this.destroyed || now - this.createdAtUs >= this.limits.rejectAfterTimeUs;
   }
 
+  /** Sealing here (not in the datapath's key table) with a non-ChaCha cipher needs its AEAD: made now if not yet. */
+  private aeadRefusal(): Result<never> | null {
+    if (this.makeAead === null || this.sendAead() !== null) return null;
+    return fail('connection_failed', `cannot key ${this.cipher}: rekey`, 'expired');
+  }
+
   private sendRefusal(now: Micros, packets: number): Result<never> | null {
     if (this.isExpired(now)) return fail('connection_failed', 'session expired: rekey', 'expired');
-    if (this.makeAead !== null && this.sendAead() === null) return fail('connection_failed', `cannot key ${this.cipher}: rekey`, 'expired');
     if (this.sendCounter + packets > this.limits.rejectAfterMessages) {
       return fail('connection_failed', 'session counter exhausted: rekey', 'exhausted');
     }
@@ -187,7 +192,7 @@ export class NoiseSession implements TunnelSession {
     if (n > MAX_NOISE_FRAME_PLAINTEXT_BYTES) {
       return fail('invalid_argument', `plaintext of ${n} bytes exceeds ${MAX_NOISE_FRAME_PLAINTEXT_BYTES}`, 'too_large');
     }
-    const refusal = this.sendRefusal(now, 1);
+    const refusal = this.sendRefusal(now, 1) ?? this.aeadRefusal();
     if (refusal !== null) return refusal;
     const frameLength = n + NOISE_DATA_OVERHEAD_BYTES;
     let frame: Uint8Array;
@@ -218,7 +223,7 @@ export class NoiseSession implements TunnelSession {
    * and tag are written around it. Returns the frame length (plaintext + 32).
    */
   sealInPlace(buf: Uint8Array, offset: number, plaintextLength: number, now: Micros): Result<number> {
-    const refusal = this.inPlaceRefusal(buf, offset, plaintextLength, now);
+    const refusal = this.inPlaceRefusal(buf, offset, plaintextLength, now) ?? this.aeadRefusal();
     if (refusal !== null) return refusal;
     this.sealAt(buf, offset, plaintextLength);
     return ok(plaintextLength + NOISE_DATA_OVERHEAD_BYTES);
@@ -269,7 +274,7 @@ export class NoiseSession implements TunnelSession {
     if (this.makeAead !== null) {
       ONE_META[0] = off;
       ONE_META[1] = n + NOISE_DATA_OVERHEAD_BYTES;
-      // sendRefusal made the AEAD and the callers checked the bounds: a refusal here is a bug, and a frame left
+      // aeadRefusal made the AEAD and the callers checked the bounds: a refusal here is a bug, and a frame left
       // unsealed must not leave.
       if (this.txAead!.seal(buf, ONE_META, 1) !== 1) throw new RangeError('data frame AEAD refused a checked frame');
       return;
@@ -304,7 +309,7 @@ export class NoiseSession implements TunnelSession {
         return fail('invalid_argument', `packet ${i}: frame does not fit the buffer`, 'no_room');
       }
     }
-    const refusal = this.sendRefusal(now, count);
+    const refusal = this.sendRefusal(now, count) ?? this.aeadRefusal();
     if (refusal !== null) return refusal;
     for (let i = 0; i < count; i++) {
       const n = lengths[i]!;

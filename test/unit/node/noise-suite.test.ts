@@ -24,8 +24,10 @@ class FakeKeyTable implements TunnelKeyTable {
   sealed = 0;
   opened = 0;
   readonly dataCiphers: DataCipherSupport | null;
+  /** JS-side AEADs made through dataCiphers (frames the table does not seal or open itself). */
+  jsAeadsMade = 0;
   constructor(aes: boolean) {
-    this.dataCiphers = aes ? { ciphers: ['aes-256-gcm'], create: (c, key) => createJsAead(c, key) } : null;
+    this.dataCiphers = aes ? { ciphers: ['aes-256-gcm'], create: (c, key) => (this.jsAeadsMade++, createJsAead(c, key)) } : null;
   }
   install(localIndex: number, sendKey: Uint8Array, recvKey: Uint8Array, cipher: DataCipher = 'chacha20-poly1305'): boolean {
     this.tx.set(localIndex, createJsAead(cipher, sendKey));
@@ -200,6 +202,7 @@ test('data cipher: key tables with AES on both sides agree on AES-256-GCM (insta
       await new Promise((res) => setTimeout(res, 20));
       assert.deepEqual(b.plaintexts, ['x', 'y'], `data flows on ${want}`);
       assert.ok(b.keys!.opened >= 2);
+      assert.equal(a.keys!.jsAeadsMade + b.keys!.jsAeadsMade, 0, 'the direct path is sealed and opened in the tables alone');
     } finally {
       close();
     }
