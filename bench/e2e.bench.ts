@@ -570,6 +570,17 @@ async function runRss(dp: 'native' | 'dgram', rdv: { registry: string; beacon: s
     // reading 2 s after the burst reported beside it.
     await sleep(2000);
     const rssAfterBurst = rssBytes(d.pid);
+    // The swarm retries what the burst dropped: wait (up to 60 s) until the daemon holds every peer, so the idle
+    // reading below is of idle peers, not of a daemon still answering handshakes.
+    const settleStart = Date.now();
+    for (;;) {
+      const cs = await PilotClient.connect({ home });
+      const n = cs.ok ? await cs.value.info() : null;
+      if (cs.ok) cs.value.close();
+      if ((n?.ok && n.value.peers >= IDLE_PEERS) || Date.now() - settleStart > 60_000) break;
+      await sleep(500);
+    }
+    log(`  all peers up ${((Date.now() - settleStart) / 1000).toFixed(1)} s after the 2 s reading`);
     const curve: number[] = [];
     for (let i = 0; i < 18; i++) {
       await sleep(1000);

@@ -853,7 +853,7 @@ const peers = defineCommand<{ search: string | undefined }>({
   summary: 'List known peers with their path (direct/relay), encryption and RTT',
   args: [],
   flags: [{ name: 'search', kind: 'string', value: '<query>', description: 'filter by node id, address, hostname or endpoint' }],
-  returns: "peers [{node_id, address, hostname, endpoint, path, encrypted, suite, cipher ('aes-256-gcm' when both peers have hardware AES, else 'chacha20-poly1305'; null without a session), trusted, last_seen_ms, rtt_ms, transport ('wss' when the path is relay and our relay frames go over the WebSocket, else 'udp'), path_mtu, pmtud}], total",
+  returns: "peers [{node_id, address, hostname, endpoint, path, encrypted, suite, cipher ('aes-256-gcm' when both peers have hardware AES, else 'chacha20-poly1305'; null without a session), trusted, last_seen_ms, rtt_ms, transport ('wss' when the path is relay and our relay frames go over the WebSocket, else 'udp'), path_mtu, pmtud ('search', 'complete', 'idle' until the first data, 'off')}], total",
   errors: ['not_running'],
   parse: (a) => ok({ search: strFlag(a, 'search')?.toLowerCase() }),
   async run(ctx, p) {

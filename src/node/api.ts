@@ -83,8 +83,9 @@ export interface PeerEntry {
   transport: 'udp' | 'wss';
   /** Largest UDP payload the path carries (path MTU discovery; 1452 until a probe confirms more), null: no path. */
   path_mtu?: number | null;
-  /** Path MTU discovery on this path: 'search', 'complete', or 'off' (relay, extra socket, --no-pmtud, v0.5). */
-  pmtud?: 'off' | 'search' | 'complete';
+  /** Path MTU discovery on this path: 'search', 'complete', 'idle' (starts with the first data sent to the peer), or
+   * 'off' (relay, extra socket, --no-pmtud, v0.5). */
+  pmtud?: 'off' | 'idle' | 'search' | 'complete';
 }
 
 export interface ConnectionEntry {

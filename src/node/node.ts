@@ -921,7 +921,7 @@ export class Daemon implements ServiceHost {
           lastRecvUs: p.lastRecvUs > 0 ? p.lastRecvUs : null,
           rttUs: p.rttUs,
           pathMtu: p.isUp ? p.pathPlaintextBytes + NOISE_DATA_OVERHEAD_BYTES : null,
-          pmtud: p.pmtu?.phase ?? 'off',
+          pmtud: p.isPmtuDeferred ? 'idle' : (p.pmtu?.phase ?? 'off'),
         })),
       ...this.legacy.peers().map((p): SuitePeerRow => ({
         nodeId: p.nodeId,
@@ -1043,7 +1043,7 @@ interface SuitePeerRow {
   lastRecvUs: Micros | null;
   rttUs: number | null;
   pathMtu: number | null;
-  pmtud: 'off' | 'search' | 'complete';
+  pmtud: NonNullable<PeerEntry['pmtud']>;
 }
 
 /** A PilotError as info shows it: {code, message, hint}. */

@@ -123,6 +123,9 @@ export class TunnelPeer {
   pmtuTimer: Deadline | null = null;
   /** The endpoint `pmtu` measures (ip:port). */
   pmtuPath = '';
+  /** Discovery waits for this peer's first data: a peer that only ever exchanges keepalives is never probed (a
+   * daemon with 10,000 idle peers sent each a search of up to 65,000-byte probes nobody needed: +40 MiB RSS). */
+  isPmtuDeferred = false;
   /** Last plaintext sent that was neither a keepalive nor path MTU discovery's own. */
   lastDataSendUs: Micros = 0;
   /** pathPlaintextBytes as last told to onPathMtu. */
@@ -367,12 +370,14 @@ export class NoiseSuite {
     const ep = peer.endpoint;
     const key = ep ? `${ep.ip}:${ep.port}` : '';
     const isMeasurable = this.deps.pmtud !== false && ep !== null && ep.relayTo === undefined && !ep.via && this.deps.udp.routeMtu !== undefined;
-    if (!isMeasurable) {
+    if (!isMeasurable || peer.lastDataSendUs === 0) {
       peer.pmtu = null;
       peer.pmtuPath = '';
       peer.pmtuTimer?.cancel();
       peer.pmtuTimer = null;
+      peer.isPmtuDeferred = isMeasurable; // sendPlaintext starts it with the first data
     } else if (peer.pmtuPath !== key || !peer.pmtu) {
+      peer.isPmtuDeferred = false;
       peer.pmtu = new PathMtu(this.deps.udp.routeMtu!(ep.ip, ep.port), now);
       peer.pmtuPath = key;
       this.pumpPmtu(peer, now);
@@ -591,8 +596,10 @@ export class NoiseSuite {
     this.deps.driver.requestFlush();
     peer.lastSendUs = now;
     const kind = plaintext[0];
-    if (kind !== KEEPALIVE_BYTE && kind !== KIND_PMTU_PROBE && kind !== KIND_PMTU_ACK) peer.lastDataSendUs = now;
+    const isData = kind !== KEEPALIVE_BYTE && kind !== KIND_PMTU_PROBE && kind !== KIND_PMTU_ACK;
+    if (isData) peer.lastDataSendUs = now;
     if (s.needsRekey(now) && !peer.initiation && !peer.isResolving) void this.startHandshake(peer);
+    if (isData && peer.isPmtuDeferred) this.pathChanged(peer, now); // the first data: discovery starts now
     return ok();
   }
 

@@ -71,7 +71,7 @@ interface Node {
   lastOpened: Uint8Array | null;
 }
 
-function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boolean; keyTable?: boolean; aes?: (id: number) => boolean } = {}) {
+function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boolean; keyTable?: boolean; aes?: (id: number) => boolean; routeMtu?: number } = {}) {
   const nodes = new Map<string, Node>();
   const drivers: Driver[] = [];
   const make = (id: number): Node => {
@@ -104,6 +104,7 @@ function network(opts: { underLoadPerS?: number; authorize?: (id: number) => boo
           for (let i = 0; i < b.count; i++) send(b.payload(i), b.ip(i), b.port(i), b.keys?.[i] ?? 0);
         },
         keys,
+        ...(opts.routeMtu !== undefined ? { routeMtu: () => opts.routeMtu! } : {}),
       },
       logger: silentLogger(),
       nowUs: () => monotonicClock.nowUs(),
@@ -206,5 +207,25 @@ test('data cipher: key tables with AES on both sides agree on AES-256-GCM (insta
     } finally {
       close();
     }
+  }
+});
+
+test('path MTU discovery waits for the first data: a peer that only exchanges keepalives is never probed', async () => {
+  const { a, b, close } = network({ routeMtu: 9000 });
+  try {
+    const r = await a.tm.ensureSession(b.id);
+    assert.ok(r.ok, !r.ok ? r.error.message : '');
+    await new Promise((res) => setTimeout(res, 50));
+    const peer = r.value;
+    assert.equal(peer.pmtu, null, 'no search on an idle session');
+    assert.equal(peer.isPmtuDeferred, true);
+    assert.equal(peer.pathPlaintextBytes, 1452 - 32);
+    assert.ok(a.tm.sendPlaintext(peer, new TextEncoder().encode('data'), monotonicClock.nowUs()).ok);
+    const pmtu = (peer as { pmtu: { phase: string } | null }).pmtu; // (assert.equal above narrowed peer.pmtu to null)
+    assert.ok(pmtu !== null, 'the first data starts the search');
+    assert.equal(pmtu.phase, 'search');
+    assert.equal(peer.isPmtuDeferred, false);
+  } finally {
+    close();
   }
 });
