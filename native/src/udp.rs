@@ -21,7 +21,7 @@
 //! associated data) and hands the whole flush to sendmmsg/GSO in the same call.
 use crate::napi::*;
 use crate::sys::*;
-use crate::aead::{Aead, ALG_AES256_GCM, ALG_CHACHA20_POLY1305};
+use crate::aead::Aead;
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
@@ -185,7 +185,7 @@ impl Sock {
     /// ChaCha20-Poly1305 or AES-256-GCM) under its local index; replaces keys already there. 0 | -errno
     /// (-EOPNOTSUPP: no AES-GCM here). JS thread only.
     pub fn set_session(&self, index: u32, tx: &[u8], rx: &[u8], alg: u32) -> i32 {
-        if index == 0 || (alg != ALG_CHACHA20_POLY1305 && alg != ALG_AES256_GCM) {
+        if index == 0 {
             return -EINVAL;
         }
         let (t, r) = match (Aead::new(alg, tx, Aead::NOISE_DATA), Aead::new(alg, rx, Aead::NOISE_DATA)) {

@@ -6,19 +6,12 @@ import sodium from 'sodium-native';
 import { err, ok, type Result } from '../core/index.js';
 import { NOISE_DATA_HEADER_BYTES } from '../wire/noise-frame.js';
 import { createNativeAead } from './native.js';
-import { META_STRIDE, type AeadAlgorithm, type AeadBatch, type AeadLayout } from './types.js';
+import { META_STRIDE, NOISE_DATA_LAYOUT, type AeadAlgorithm, type AeadBatch, type AeadLayout } from './types.js';
 
 export const AEAD_TAG_BYTES = 16;
 export const AEAD_KEY_BYTES = 32;
 
-/** PND1 data frames (src/wire/noise-frame.ts): magic | receiver u32 | counter u64 LE | ciphertext | tag;
- * the 16-byte header is the associated data and the counter is the nonce tail. */
-export const NOISE_DATA_LAYOUT: Readonly<AeadLayout> = Object.freeze({
-  headerBytes: NOISE_DATA_HEADER_BYTES,
-  aadBytes: NOISE_DATA_HEADER_BYTES,
-  nonceOffset: 8,
-  nonceBytes: 8,
-});
+export { NOISE_DATA_LAYOUT };
 
 export interface AeadBatchOptions {
   algorithm: AeadAlgorithm;

@@ -13,6 +13,7 @@ import { bindError, errnoName } from './errors.js';
 import { PacketBatch, ipv4ToU32 } from './packet-batch.js';
 import {
   META_STRIDE,
+  NOISE_DATA_LAYOUT,
   type AeadAlgorithm,
   type AeadBatch,
   type AeadLayout,
@@ -249,15 +250,12 @@ function nativeDataCiphers(b: NativeBinding): DataCipherSupport | null {
     ciphers: ['aes-256-gcm'],
     create: (cipher, key) => {
       if (cipher !== 'aes-256-gcm') return null;
-      const l = NOISE_LAYOUT;
+      const l = NOISE_DATA_LAYOUT;
       const h = b.aeadCreate(ALG_IDS[cipher], key, l.headerBytes, l.aadBytes, l.nonceOffset, l.nonceBytes);
       return typeof h === 'number' ? null : new NativeAead(b, h, cipher, l);
     },
   };
 }
-
-/** PND1's AEAD layout (the same as aead.ts's NOISE_DATA_LAYOUT; that module imports this one). */
-const NOISE_LAYOUT: Readonly<AeadLayout> = Object.freeze({ headerBytes: 16, aadBytes: 16, nonceOffset: 8, nonceBytes: 8 });
 
 class NativeAead implements AeadBatch {
   readonly kind = 'native' as const;

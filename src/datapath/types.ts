@@ -2,10 +2,20 @@
 // as one flat buffer plus a meta array with stride 4 — [offset, length, ipU32, port] per packet — the
 // layout the native addon reads and writes directly (native/index.d.ts).
 import type { PilotError } from '../core/index.js';
+import { NOISE_DATA_HEADER_BYTES } from '../wire/noise-frame.js';
 import type { DataCipher, DataCipherSupport } from '../crypto/data-cipher.js';
 
 /** u32 slots per packet in a meta array: offset, length, ipU32, port. */
 export const META_STRIDE = 4;
+
+/** PND1 data frames (src/wire/noise-frame.ts): magic | receiver u32 | counter u64 LE | ciphertext | tag;
+ * the 16-byte header is the associated data and the counter is the nonce tail. */
+export const NOISE_DATA_LAYOUT: Readonly<AeadLayout> = Object.freeze({
+  headerBytes: NOISE_DATA_HEADER_BYTES,
+  aadBytes: NOISE_DATA_HEADER_BYTES,
+  nonceOffset: 8,
+  nonceBytes: 8,
+});
 
 /** Packets to send: `buf` holds them, `meta[i*4 ..]` = offset, length, ipU32, port. The caller may reuse
  * `buf` and `meta` as soon as sendBatch returns (both implementations copy or hand the bytes over). */

@@ -23,6 +23,7 @@ import { decodePmtuAck, decodePmtuProbe, encodePmtuAck, encodePmtuProbe, KIND_PM
 import { noiseFrameKind, peekNoiseDataReceiver, decodeNoiseResponse, readU32LE, NOISE_DATA_HEADER_BYTES, NOISE_DATA_OVERHEAD_BYTES, NOISE_TAG_BYTES } from '../../wire/noise-frame.js';
 import { PacketBatch, ipv4ToU32, u32ToIpv4 } from '../../datapath/packet-batch.js';
 import { RECV_FORGED, RECV_OPENED, type TunnelKeyTable } from '../../datapath/types.js';
+import type { DataCipherSupport } from '../../crypto/data-cipher.js';
 import type { UdpEndpoint as WireUdpEndpoint } from '../../wire/endpoint.js';
 import { RELAY_HEADER_BYTES, writeRelayHeader } from '../../wire/beacon-message.js';
 import { PathMtu, BASE_PLPMTU, CONFIRM_INTERVAL_US, MAX_PLPMTU } from '../../transport/pmtud.js';
@@ -168,9 +169,12 @@ export class NoiseSuite {
   private readonly scratch = new Uint8Array(2048);
   private lastTimestampS = 0;
   private readonly keys: TunnelKeyTable | null;
+  /** What both handshake sides offer or accept beyond ChaCha20-Poly1305: the key table's data ciphers. */
+  private readonly cipherOpts: { dataCiphers?: DataCipherSupport };
 
   constructor(private readonly deps: TunnelDeps) {
     this.keys = deps.udp.keys ?? null;
+    this.cipherOpts = this.keys?.dataCiphers ? { dataCiphers: this.keys.dataCiphers } : {};
     // Every entry is written per packet (0 = sealed here), so the array is reused as it is.
     if (this.keys) this.txBatch.keys = new Uint32Array(TX_BATCH_PACKETS);
     this.handshakeGuard = new HandshakeGuard({
@@ -269,7 +273,7 @@ export class NoiseSuite {
       timestampS: ts,
       now,
       cookie: hasCookie ? peer.cookie : null,
-      ...(this.keys?.dataCiphers ? { dataCiphers: this.keys.dataCiphers } : {}),
+      ...this.cipherOpts,
     });
     if (!init.ok) {
       this.settle(peer, init);
@@ -535,7 +539,7 @@ export class NoiseSuite {
       localIndex,
       now,
       replayGuard: this.replayGuard,
-      ...(this.keys?.dataCiphers ? { dataCiphers: this.keys.dataCiphers } : {}),
+      ...this.cipherOpts,
     });
     if (!r.ok) {
       this.deps.logger.debug({ from: `${ip}:${port}`, error: r.error.message }, 'dropped handshake initiation');
