@@ -19,7 +19,8 @@
 //            --profile[=stream,dgram64] also run --cpu-prof passes (1 stream and a 64 B flood, local and via the
 //                                      daemon: daemon and SDK processes both) and
 //                                      summarise them; profiles are kept in bench/results/profiles/ (not committed)
-//            --perf                    with --profile: also `perf record -e cpu-clock` both local stream endpoints
+//            --perf                    with --profile: also `perf record -e cpu-clock` the stream's processes (both local
+//                                      endpoints; via the daemon: both daemons and both SDKs)
 //                                      (JIT frames via --perf-basic-prof) and print the top symbols per DSO
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, openSync, closeSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -386,15 +387,15 @@ async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { r
   if (mode === 'local') {
     ws = await Promise.all(
       names.map((n) => {
-        const prof = execArgv.length ? [...execArgv, '--cpu-prof-name', `${n}.cpuprofile`] : [];
+        const prof = withName(execArgv, `${n}.cpuprofile`);
         return worker(n, 'pilot-worker.js', [JSON.stringify({ mode, home: join(TMP, n), ...rdv, hostname: n, pmtud })], env, prof);
       }),
     );
   } else {
-    daemons = await Promise.all(names.map((n) => startDaemon(n, rdv, env, execArgv.length ? [...execArgv, '--cpu-prof-name', `${n}-daemon.cpuprofile`] : [], daemonArgs)));
+    daemons = await Promise.all(names.map((n) => startDaemon(n, rdv, env, withName(execArgv, `${n}-daemon.cpuprofile`), daemonArgs)));
     // The SDK side is profiled too: for datagrams its half of the channel is half the IPC cost.
     ws = await Promise.all(names.map((n, i) => worker(n, 'pilot-worker.js', [JSON.stringify({ mode, home: daemons[i]!.home })], process.env,
-      execArgv.length ? [...execArgv, '--cpu-prof-name', `${n}-sdk.cpuprofile`] : [])));
+      withName(execArgv, `${n}-sdk.cpuprofile`))));
   }
   const [server, client] = ws as [Worker, Worker];
   const [si, ci] = await Promise.all([server.call<{ node_id: number; datapath: string }>('info'), client.call<{ node_id: number; datapath: string }>('info')]);
@@ -642,9 +643,16 @@ async function runLiveHeap(dp: 'native' | 'dgram', rdv: { registry: string; beac
 // ------------------------------------------------------------------------------------------------------------
 // Profiling: --cpu-prof on both endpoints during a stream (local and daemon) and a 64 B datagram flood.
 
-/** perf record (software clock; this VM has no hardware counters) for `seconds`, then the top symbols. */
+/** execArgv plus the profile's file name when it asks for --cpu-prof. */
+function withName(execArgv: string[], name: string): string[] {
+  return execArgv.includes('--cpu-prof') ? [...execArgv, '--cpu-prof-name', name] : execArgv;
+}
+
+/** perf record (software clock; this VM has no hardware counters) for `seconds`, then the top symbols per thread and DSO. */
+
 async function perfRecord(tag: string, pids: number[], seconds: number): Promise<void> {
-  const file = join(TMP, `${tag}.perf.data`);
+  const file = join(RESULTS, 'profiles', `${tag}.perf.data`);
+  mkdirSync(join(RESULTS, 'profiles'), { recursive: true });
   await sleep(500);
   const rec = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '999', '-g', '-o', file, '-p', pids.join(','), '--', 'sleep', String(seconds)], { stdio: 'ignore' });
   children.add(rec);
@@ -658,9 +666,14 @@ async function perfRecord(tag: string, pids: number[], seconds: number): Promise
     });
     const lines = text.split('\n').filter((l) => /^\s+\d/.test(l)).slice(0, 30);
     log(`${tag}: perf (self, ≥1.5%)\n${lines.join('\n')}`);
+    const byDso = execFileSync('perf', ['report', '-i', file, '--no-children', '--sort', 'pid,dso', '--stdio', '-g', 'none', '--percent-limit', '0.5'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    log(`${tag}: perf by thread and DSO (≥0.5%)\n${byDso.split('\n').filter((l) => /^\s+\d/.test(l)).slice(0, 40).join('\n')}`);
     const keep = join(RESULTS, 'profiles');
     mkdirSync(keep, { recursive: true });
-    writeFileSync(join(keep, `${tag}.perf.txt`), text);
+    writeFileSync(join(keep, `${tag}.perf.txt`), text + '\n' + byDso);
   } catch (e) {
     note(`${tag}: perf report failed: ${(e as Error).message.split('\n')[0]}`);
   }
@@ -713,12 +726,13 @@ async function runProfiles(rdv: { registry: string; beacon: string }): Promise<R
       const dir = join(TMP, tag);
       mkdirSync(dir);
       log(`${tag}: --cpu-prof`);
-      const withPerf = isPerf && mode === 'local' && what === 'stream';
-      const pair = await pilotPair(dp, mode, rdv, tag, ['--cpu-prof', '--cpu-prof-dir', dir, ...(withPerf ? ['--perf-basic-prof'] : [])]);
+      const withPerf = isPerf && what === 'stream';
+      // With perf, perf is the profile: V8's sampler thread would be a tenth of what perf sees.
+      const pair = await pilotPair(dp, mode, rdv, tag, withPerf ? ['--perf-basic-prof'] : ['--cpu-prof', '--cpu-prof-dir', dir]);
       try {
         if (what === 'stream') {
           const tp = throughput(pair.server, pair.client, pair.cpuPids, 'prof', 1);
-          if (withPerf) void perfRecord(tag, [pair.client.pid, pair.server.pid], isQuick ? 2 : 5);
+          if (withPerf) void perfRecord(tag, mode === 'local' ? [pair.client.pid, pair.server.pid] : pair.cpuPids, isQuick ? 1 : 2);
           const conn = await sampleConnections(pair.client, tp);
           const t = await tp;
           out[`${tag}-transport`] = { gbps: t.gbps, ...conn };
