@@ -651,8 +651,9 @@ function withName(execArgv: string[], name: string): string[] {
 /** perf record (software clock; this VM has no hardware counters) for `seconds`, then the top symbols per thread and DSO. */
 
 async function perfRecord(tag: string, pids: number[], seconds: number): Promise<void> {
-  const file = join(RESULTS, 'profiles', `${tag}.perf.data`);
-  mkdirSync(join(RESULTS, 'profiles'), { recursive: true });
+  const keep = join(RESULTS, 'profiles');
+  mkdirSync(keep, { recursive: true });
+  const file = join(keep, `${tag}.perf.data`);
   await sleep(500);
   const rec = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '999', '-g', '-o', file, '-p', pids.join(','), '--', 'sleep', String(seconds)], { stdio: 'ignore' });
   children.add(rec);
@@ -671,8 +672,6 @@ async function perfRecord(tag: string, pids: number[], seconds: number): Promise
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     log(`${tag}: perf by thread and DSO (≥0.5%)\n${byDso.split('\n').filter((l) => /^\s+\d/.test(l)).slice(0, 40).join('\n')}`);
-    const keep = join(RESULTS, 'profiles');
-    mkdirSync(keep, { recursive: true });
     writeFileSync(join(keep, `${tag}.perf.txt`), text + '\n' + byDso);
   } catch (e) {
     note(`${tag}: perf report failed: ${(e as Error).message.split('\n')[0]}`);
@@ -725,16 +724,17 @@ async function runProfiles(rdv: { registry: string; beacon: string }): Promise<R
       const tag = `prof-${dp}-${mode}-${what}`;
       const dir = join(TMP, tag);
       mkdirSync(dir);
-      log(`${tag}: --cpu-prof`);
       const withPerf = isPerf && what === 'stream';
+      log(`${tag}: ${withPerf ? 'perf record' : '--cpu-prof'}`);
       // With perf, perf is the profile: V8's sampler thread would be a tenth of what perf sees.
       const pair = await pilotPair(dp, mode, rdv, tag, withPerf ? ['--perf-basic-prof'] : ['--cpu-prof', '--cpu-prof-dir', dir]);
       try {
         if (what === 'stream') {
           const tp = throughput(pair.server, pair.client, pair.cpuPids, 'prof', 1);
-          if (withPerf) void perfRecord(tag, mode === 'local' ? [pair.client.pid, pair.server.pid] : pair.cpuPids, isQuick ? 1 : 2);
+          const perf = withPerf ? perfRecord(tag, pair.cpuPids, isQuick ? 1 : 2) : null;
           const conn = await sampleConnections(pair.client, tp);
           const t = await tp;
+          await perf; // before the pair stops: perf killed with its targets reports nothing
           out[`${tag}-transport`] = { gbps: t.gbps, ...conn };
           log(`  ${tag}: ${t.gbps.toFixed(2)} Gbit/s; sender median cwnd ${conn.cwndKiB?.toFixed(0)} KiB, srtt ${conn.srttMs?.toFixed(2)} ms, ` +
             `in flight ${conn.inFlightKiB?.toFixed(0)} KiB (cwnd/srtt = ${conn.bdpGbpsAtSrtt?.toFixed(2)} Gbit/s), retransmits ${conn.retransmits}`);
