@@ -22,11 +22,13 @@
 //            --perf                    with --profile: also `perf record -e cpu-clock` the stream's processes (both local
 //                                      endpoints; via the daemon: both daemons and both SDKs)
 //                                      (JIT frames via --perf-basic-prof) and print the top symbols per DSO
+//            --gc                      with --profile: the stream passes count every process's GCs (major,
+//                                      minor, incremental marking; count and pause ms per GB) instead of --cpu-prof
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, openSync, closeSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PilotClient } from '../src/sdk/client.js';
 import { toBase64 } from '../src/crypto/index.js';
 import { loadNative } from '../src/datapath/native.js';
@@ -54,6 +56,8 @@ const isProfiling = flag('profile') !== null;
 /** --profile=dgram64 (or stream): only those passes. */
 const PROFILE_ONLY = flag('profile') ? new Set(flag('profile')!.split(',')) : null;
 const isPerf = flag('perf') !== null;
+/** --gc with --profile: the stream passes count each process's garbage collections (bench/e2e/gc-count.ts). */
+const isGc = flag('gc') !== null;
 
 const MiB = 1024 * 1024;
 const STREAM_BYTES = isQuick ? 200 * MiB : 1024 * MiB;
@@ -239,7 +243,7 @@ interface SinkResult {
   isComplete: boolean;
 }
 
-async function throughput(server: Worker, client: Worker, cpuPids: number[], test: string, streams: number, relayPids: number[] = []): Promise<{ gbps: number; cpuSPerGb: number; relayCpuSPerGb: number; isComplete: boolean }> {
+async function throughput(server: Worker, client: Worker, cpuPids: number[], test: string, streams: number, relayPids: number[] = []): Promise<{ gbps: number; gb: number; cpuSPerGb: number; relayCpuSPerGb: number; isComplete: boolean }> {
   const targets = await server.call<unknown[]>('serveSink', { test, count: streams });
   const cpu0 = cpuOf(cpuPids);
   const split0 = cpuPids.map(cpuSplit);
@@ -263,7 +267,7 @@ async function throughput(server: Worker, client: Worker, cpuPids: number[], tes
     const [u, sy] = cpuSplit(pid);
     return `${names[i] ?? pid} ${((u - split0[i]![0]) / gb).toFixed(2)}+${((sy - split0[i]![1]) / gb).toFixed(2)}`;
   }).join(', ')}`);
-  return { gbps: (sink.bytes * 8) / seconds / 1e9, cpuSPerGb: (cpu1 - cpu0) / gb, relayCpuSPerGb: (relay1 - relay0) / gb, isComplete: sink.isComplete };
+  return { gbps: (sink.bytes * 8) / seconds / 1e9, gb, cpuSPerGb: (cpu1 - cpu0) / gb, relayCpuSPerGb: (relay1 - relay0) / gb, isComplete: sink.isComplete };
 }
 
 async function streamSuite(label: string, server: Worker, client: Worker, cpuPids: number[]): Promise<Row> {
@@ -643,6 +647,23 @@ async function runLiveHeap(dp: 'native' | 'dgram', rdv: { registry: string; beac
 // ------------------------------------------------------------------------------------------------------------
 // Profiling: --cpu-prof on both endpoints during a stream (local and daemon) and a 64 B datagram flood.
 
+/** The GC counts the stream pass's processes wrote (bench/e2e/gc-count.ts), logged per process and per GB. */
+function reportGc(dir: string, pids: number[], gb: number): Record<string, unknown> {
+  const names = pids.length === 4 ? ['srv-sdk', 'cli-sdk', 'srv-daemon', 'cli-daemon'] : ['srv', 'cli'];
+  const out: Record<string, unknown> = {};
+  pids.forEach((pid, i) => {
+    const f = join(dir, `${pid}.json`);
+    const name = names[i] ?? String(pid);
+    if (!existsSync(f)) return void log(`    gc ${name}: no counts (the process did not exit cleanly)`);
+    const c = JSON.parse(readFileSync(f, 'utf8')) as { major: number; minor: number; incremental: number; majorMs: number; minorMs: number; incrementalMs: number };
+    out[name] = { ...c, gb };
+    const per = (x: number): string => (gb > 0 ? (x / gb).toFixed(1) : '?');
+    log(`    gc ${name}: ${c.major} major (${c.majorMs.toFixed(0)} ms), ${c.minor} minor (${c.minorMs.toFixed(0)} ms), ${c.incremental} incremental marking` +
+      ` — per GB: ${per(c.major)} major, ${per(c.minor)} minor, ${per(c.majorMs + c.minorMs + c.incrementalMs)} ms paused`);
+  });
+  return out;
+}
+
 /** execArgv plus the profile's file name when it asks for --cpu-prof. */
 function withName(execArgv: string[], name: string): string[] {
   return execArgv.includes('--cpu-prof') ? [...execArgv, '--cpu-prof-name', name] : execArgv;
@@ -725,9 +746,16 @@ async function runProfiles(rdv: { registry: string; beacon: string }): Promise<R
       const dir = join(TMP, tag);
       mkdirSync(dir);
       const withPerf = isPerf && what === 'stream';
-      log(`${tag}: ${withPerf ? 'perf record' : '--cpu-prof'}`);
+      const withGc = isGc && what === 'stream';
+      log(`${tag}: ${[withPerf && 'perf record', withGc && 'GC counts', !withPerf && !withGc && '--cpu-prof'].filter(Boolean).join(' + ')}`);
       // With perf, perf is the profile: V8's sampler thread would be a tenth of what perf sees.
-      const pair = await pilotPair(dp, mode, rdv, tag, withPerf ? ['--perf-basic-prof'] : ['--cpu-prof', '--cpu-prof-dir', dir]);
+      const execArgv = [
+        ...(withPerf ? ['--perf-basic-prof'] : []),
+        ...(withGc ? ['--import', `${pathToFileURL(join(HERE, 'e2e', 'gc-count.js')).href}?dir=${encodeURIComponent(dir)}`] : []),
+        ...(!withPerf && !withGc ? ['--cpu-prof', '--cpu-prof-dir', dir] : []),
+      ];
+      const pair = await pilotPair(dp, mode, rdv, tag, execArgv);
+      let gbMoved = 0;
       try {
         if (what === 'stream') {
           const tp = throughput(pair.server, pair.client, pair.cpuPids, 'prof', 1);
@@ -735,6 +763,7 @@ async function runProfiles(rdv: { registry: string; beacon: string }): Promise<R
           const conn = await sampleConnections(pair.client, tp);
           const t = await tp;
           await perf; // before the pair stops: perf killed with its targets reports nothing
+          gbMoved = t.gb;
           out[`${tag}-transport`] = { gbps: t.gbps, ...conn };
           log(`  ${tag}: ${t.gbps.toFixed(2)} Gbit/s; sender median cwnd ${conn.cwndKiB?.toFixed(0)} KiB, srtt ${conn.srttMs?.toFixed(2)} ms, ` +
             `in flight ${conn.inFlightKiB?.toFixed(0)} KiB (cwnd/srtt = ${conn.bdpGbpsAtSrtt?.toFixed(2)} Gbit/s), retransmits ${conn.retransmits}`);
@@ -747,6 +776,7 @@ async function runProfiles(rdv: { registry: string; beacon: string }): Promise<R
       } finally {
         await pair.stop();
       }
+      if (withGc) out[`${tag}-gc`] = reportGc(dir, pair.cpuPids, gbMoved);
       const sums = readdirSync(dir)
         .filter((f) => f.endsWith('.cpuprofile'))
         .map((f) => summarizeProfile(join(dir, f), 20));

@@ -220,13 +220,14 @@ export class NoiseSession implements TunnelSession {
 
   /**
    * Zero-copy seal: the plaintext already sits at buf[offset + 16, offset + 16 + plaintextLength); the header
-   * and tag are written around it. Returns the frame length (plaintext + 32).
+   * and tag are written around it; the frame is plaintextLength + NOISE_DATA_OVERHEAD_BYTES long. Per packet:
+   * the answer is ok()'s one shared object, so a sealed packet allocates nothing.
    */
-  sealInPlace(buf: Uint8Array, offset: number, plaintextLength: number, now: Micros): Result<number> {
+  sealInPlace(buf: Uint8Array, offset: number, plaintextLength: number, now: Micros): Result<void> {
     const refusal = this.inPlaceRefusal(buf, offset, plaintextLength, now) ?? this.aeadRefusal();
     if (refusal !== null) return refusal;
     this.sealAt(buf, offset, plaintextLength);
-    return ok(plaintextLength + NOISE_DATA_OVERHEAD_BYTES);
+    return ok();
   }
 
   /** Why a frame of `plaintextLength` at buf[offset…] cannot be sent now (too large, no room, limits); null: it can. */
@@ -243,13 +244,13 @@ export class NoiseSession implements TunnelSession {
   /**
    * Like sealInPlace, but leaves the encryption to the datapath's key table (datapathKeyId): checks the
    * limits, takes the next counter and writes the header (the AEAD's associated data and nonce); the tag
-   * space stays unwritten. Returns the frame length (plaintext + 32).
+   * space stays unwritten. The frame is plaintextLength + NOISE_DATA_OVERHEAD_BYTES long; nothing is allocated.
    */
-  prepareInPlace(buf: Uint8Array, offset: number, plaintextLength: number, now: Micros): Result<number> {
+  prepareInPlace(buf: Uint8Array, offset: number, plaintextLength: number, now: Micros): Result<void> {
     const refusal = this.inPlaceRefusal(buf, offset, plaintextLength, now);
     if (refusal !== null) return refusal;
     writeNoiseDataHeader(buf, offset, this.remoteIndex, this.sendCounter++);
-    return ok(plaintextLength + NOISE_DATA_OVERHEAD_BYTES);
+    return ok();
   }
 
   /** This session's AEAD for sending (a non-ChaCha cipher), made on first use; null when it cannot be made. */

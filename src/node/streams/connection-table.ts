@@ -90,11 +90,15 @@ export class ConnectionTable {
   private readonly suites = new Map<SuiteName, { suite: StreamSuite; index: number; txBuf: Uint8Array }>();
   private readonly dirty: Entry[] = [];
   private readonly txBuf: Uint8Array;
+  /** The last segment view of txBuf handed to a suite: most segments are full-sized, so drive reuses it
+   *  rather than allocating a subarray per packet (a per-packet allocation the daemon's GC profile found). */
+  private txView: Uint8Array;
   private nextId = 1;
 
   constructor(private readonly deps: ConnectionTableDeps) {
     const size = Math.max(...deps.suites.map((s) => s.maxSegmentBytes));
     this.txBuf = new Uint8Array(size);
+    this.txView = this.txBuf.subarray(0, 0);
     deps.suites.forEach((suite, index) => this.suites.set(suite.name, { suite, index, txBuf: this.txBuf.subarray(0, suite.maxSegmentBytes) }));
     deps.driver.onFlush(() => this.flush());
   }
@@ -262,7 +266,7 @@ export class ConnectionTable {
       const n = conn.pollTransmit(now, buf);
       if (n === 0) break;
       // No session now: the transport retransmits or times out.
-      if (!e.suite.send(e.peer, buf.subarray(0, n), now).ok) break;
+      if (!e.suite.send(e.peer, this.segmentView(n), now).ok) break;
     }
     const closed = early ?? dispatchEvents(e);
     if (closed) {
@@ -270,6 +274,12 @@ export class ConnectionTable {
       return;
     }
     armTimer(e, this.deps.driver);
+  }
+
+  /** txBuf[0, n): every suite's txBuf starts at txBuf's start, so one view serves them all. */
+  private segmentView(n: number): Uint8Array {
+    if (this.txView.length !== n) this.txView = this.txBuf.subarray(0, n);
+    return this.txView;
   }
 
   private kill(e: Entry, error: PilotError | null, sendReset: boolean): void {
