@@ -22,14 +22,18 @@
 //            --perf                    with --profile: also `perf record -e cpu-clock` the stream's processes (both local
 //                                      endpoints; via the daemon: both daemons and both SDKs)
 //                                      (JIT frames via --perf-basic-prof) and print the top symbols per DSO
+//            --user-heap               start the in-process and SDK workers (the user's processes) with the heap flag
+//                                      pilot-daemon and pilotctl start with (src/core/heap-flags.ts); default: bare
 //            --gc                      with --profile: the stream passes count every process's GCs (major,
-//                                      minor, incremental marking; count and pause ms per GB) instead of --cpu-prof
+//                                      minor, incremental marking; count and pause ms per GB) instead of --cpu-prof;
+//                                      --gc=heap adds V8's sampling heap profiler: where what reached a major GC was allocated
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PilotClient } from '../src/sdk/client.js';
+import { DATA_PLANE_HEAP_FLAGS } from '../src/core/heap-flags.js';
 import { toBase64 } from '../src/crypto/index.js';
 import { loadNative } from '../src/datapath/native.js';
 import { spawnWorker, type Worker } from './e2e/rpc.js';
@@ -58,6 +62,12 @@ const PROFILE_ONLY = flag('profile') ? new Set(flag('profile')!.split(',')) : nu
 const isPerf = flag('perf') !== null;
 /** --gc with --profile: the stream passes count each process's garbage collections (bench/e2e/gc-count.ts). */
 const isGc = flag('gc') !== null;
+/** --user-heap: the in-process and SDK workers (the user's processes) start with the heap flag pilot-daemon and
+ *  pilotctl start with (core/heap-flags.ts), as the README's performance notes suggest; without it they run bare. */
+const isUserHeap = flag('user-heap') !== null;
+const USER_FLAGS: string[] = isUserHeap ? [...DATA_PLANE_HEAP_FLAGS] : [];
+/** --gc=heap: also V8's sampling heap profiler, reporting where what survived to a major GC was allocated. */
+const isGcHeap = flag('gc') === 'heap';
 
 const MiB = 1024 * 1024;
 const STREAM_BYTES = isQuick ? 200 * MiB : 1024 * MiB;
@@ -202,7 +212,8 @@ async function startDaemon(name: string, rdv: { registry: string; beacon: string
   const logFd = openSync(join(home, 'stdio.log'), 'a');
   const child = spawn(
     process.execPath,
-    [...execArgv, join(BIN, 'pilot-daemon.js'), '--home', home, '--registry', rdv.registry, '--beacon', rdv.beacon, '--hostname', name,
+    // As pilotctl daemon start runs it (core/heap-flags.ts); the SDK workers are the user's processes, run bare.
+    [...DATA_PLANE_HEAP_FLAGS, ...execArgv, join(BIN, 'pilot-daemon.js'), '--home', home, '--registry', rdv.registry, '--beacon', rdv.beacon, '--hostname', name,
       '--listen', '127.0.0.1:0', '--trust-auto-approve', '--log-level', 'warn', ...extra],
     { stdio: ['ignore', logFd, logFd], env },
   );
@@ -391,7 +402,7 @@ async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { r
   if (mode === 'local') {
     ws = await Promise.all(
       names.map((n) => {
-        const prof = withName(execArgv, `${n}.cpuprofile`);
+        const prof = [...USER_FLAGS, ...withName(execArgv, `${n}.cpuprofile`)];
         return worker(n, 'pilot-worker.js', [JSON.stringify({ mode, home: join(TMP, n), ...rdv, hostname: n, pmtud })], env, prof);
       }),
     );
@@ -399,7 +410,7 @@ async function pilotPair(dp: 'native' | 'dgram', mode: 'local' | 'ipc', rdv: { r
     daemons = await Promise.all(names.map((n) => startDaemon(n, rdv, env, withName(execArgv, `${n}-daemon.cpuprofile`), daemonArgs)));
     // The SDK side is profiled too: for datagrams its half of the channel is half the IPC cost.
     ws = await Promise.all(names.map((n, i) => worker(n, 'pilot-worker.js', [JSON.stringify({ mode, home: daemons[i]!.home })], process.env,
-      withName(execArgv, `${n}-sdk.cpuprofile`))));
+      [...USER_FLAGS, ...withName(execArgv, `${n}-sdk.cpuprofile`)])));
   }
   const [server, client] = ws as [Worker, Worker];
   const [si, ci] = await Promise.all([server.call<{ node_id: number; datapath: string }>('info'), client.call<{ node_id: number; datapath: string }>('info')]);
@@ -655,11 +666,15 @@ function reportGc(dir: string, pids: number[], gb: number): Record<string, unkno
     const f = join(dir, `${pid}.json`);
     const name = names[i] ?? String(pid);
     if (!existsSync(f)) return void log(`    gc ${name}: no counts (the process did not exit cleanly)`);
-    const c = JSON.parse(readFileSync(f, 'utf8')) as { major: number; minor: number; incremental: number; majorMs: number; minorMs: number; incrementalMs: number };
-    out[name] = { ...c, gb };
+    const c = JSON.parse(readFileSync(f, 'utf8')) as { major: number; minor: number; incremental: number; majorMs: number; minorMs: number; incrementalMs: number; externalMemoryMajor: number; peakArrayBuffersMiB: number };
+    const heapFile = join(dir, `${pid}-heap.json`);
+    const heap = existsSync(heapFile) ? (JSON.parse(readFileSync(heapFile, 'utf8')) as Array<{ site: string; mib: number }>) : null;
+    out[name] = { ...c, gb, ...(heap ? { promotedSites: heap } : {}) };
     const per = (x: number): string => (gb > 0 ? (x / gb).toFixed(1) : '?');
-    log(`    gc ${name}: ${c.major} major (${c.majorMs.toFixed(0)} ms), ${c.minor} minor (${c.minorMs.toFixed(0)} ms), ${c.incremental} incremental marking` +
+    log(`    gc ${name}: ${c.major} major (${c.majorMs.toFixed(0)} ms; ${c.externalMemoryMajor} for external memory), ${c.minor} minor (${c.minorMs.toFixed(0)} ms), ` +
+      `${c.incremental} incremental marking, ArrayBuffers peak ${c.peakArrayBuffersMiB} MiB` +
       ` — per GB: ${per(c.major)} major, ${per(c.minor)} minor, ${per(c.majorMs + c.minorMs + c.incrementalMs)} ms paused`);
+    if (heap) for (const h of heap.slice(0, 12)) log(`      ${h.mib.toFixed(1).padStart(7)} MiB reached a major GC: ${h.site}`);
   });
   return out;
 }
@@ -751,7 +766,7 @@ async function runProfiles(rdv: { registry: string; beacon: string }): Promise<R
       // With perf, perf is the profile: V8's sampler thread would be a tenth of what perf sees.
       const execArgv = [
         ...(withPerf ? ['--perf-basic-prof'] : []),
-        ...(withGc ? ['--import', `${pathToFileURL(join(HERE, 'e2e', 'gc-count.js')).href}?dir=${encodeURIComponent(dir)}`] : []),
+        ...(withGc ? ['--import', `${pathToFileURL(join(HERE, 'e2e', 'gc-count.js')).href}?dir=${encodeURIComponent(dir)}${isGcHeap ? '&heap=1' : ''}`] : []),
         ...(!withPerf && !withGc ? ['--cpu-prof', '--cpu-prof-dir', dir] : []),
       ];
       const pair = await pilotPair(dp, mode, rdv, tag, execArgv);
@@ -1007,7 +1022,8 @@ async function main(): Promise<void> {
     }
     return true;
   });
-  log(`pilot-node e2e bench${isQuick ? ' --quick' : ''}: streams ${STREAM_BYTES / MiB} MiB, ${PINGS} pings, ${SETUPS} dials, ${IDLE_PEERS} idle peers; datapaths ${dps.join(',')}; modes ${MODES.join(',')}`);
+  log(`pilot-node e2e bench${isQuick ? ' --quick' : ''}: streams ${STREAM_BYTES / MiB} MiB, ${PINGS} pings, ${SETUPS} dials, ${IDLE_PEERS} idle peers; datapaths ${dps.join(',')}; modes ${MODES.join(',')}; ` +
+    `daemons start with ${DATA_PLANE_HEAP_FLAGS.join(' ')}, user processes (in-process, SDK) ${isUserHeap ? 'too (--user-heap)' : 'bare (--user-heap: with it)'}`);
   const rdv = await startRendezvous();
   let profiles: Record<string, unknown> | null = null;
   try {

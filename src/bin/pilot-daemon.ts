@@ -1,5 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
 // pilot-daemon: one per agent. Flags as the original's daemon (see src/node/daemon-options.ts).
+import { DATA_PLANE_HEAP_FLAGS, hasDataPlaneHeap, startHeapKeeper } from '../core/heap-flags.js';
 import { rmSync } from 'node:fs';
 import { createLogger } from '../core/logger.js';
 import { writeFileSafe } from '../core/safe-file.js';
@@ -49,6 +50,10 @@ async function main(): Promise<number> {
   }
   const opts = parsed.value;
   const logger = createLogger({ level: opts.logLevel, format: opts.logFormat, name: 'pilot-daemon' });
+  if (!hasDataPlaneHeap()) {
+    logger.info({ hint: `start node with ${DATA_PLANE_HEAP_FLAGS.join(' ')} (pilotctl daemon start and the pilot-daemon bin do)` },
+      'started without the data plane\'s heap flag: streams through this daemon spend more CPU in garbage collection');
+  }
   const node = await createNode({ ...opts, logger });
   if (!node.ok) {
     logger.fatal({ code: node.error.code, hint: node.error.hint }, node.error.message);
@@ -56,11 +61,16 @@ async function main(): Promise<number> {
     return 1;
   }
   const n = node.value;
+  const heapLog = logger.child({ component: 'heap' });
+  const stopHeapKeeper = await startHeapKeeper({
+    onCollect: (before, after, ms) => heapLog.debug({ before_mb: +(before / 1e6).toFixed(1), after_mb: +(after / 1e6).toFixed(1), ms: +ms.toFixed(1) }, 'collected'),
+  });
   let isStopping = false;
   const stop = async (why: string) => {
     if (isStopping) return;
     isStopping = true;
     logger.info({ why }, 'shutting down');
+    stopHeapKeeper();
     await ipc.close().catch(() => undefined);
     if (legacyIpc?.ok) await legacyIpc.value.close().catch(() => undefined);
     await innerShutdown(why);

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
 // pilotctl: the Pilot Protocol CLI (see src/cli/main.ts). First SIGINT asks streaming commands to stop and
 // print what they have; a second one exits at once.
 import { fileURLToPath } from 'node:url';

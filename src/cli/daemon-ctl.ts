@@ -2,6 +2,7 @@
 // (IPC shutdown) and then firmly (SIGTERM, SIGKILL) — but only a process shown to be this home's daemon: the
 // pid it signed on the verified control socket, or (daemon hung) what /proc says runs there. A pid file naming
 // someone else's process (pid reuse, or planted) is never signalled.
+import { DATA_PLANE_HEAP_FLAGS } from '../core/heap-flags.js';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -162,14 +163,16 @@ function logTail(logFile: string): string {
 
 /**
  * argv prefix that runs pilot-daemon: PILOT_DAEMON_BIN if set, else the script beside this pilotctl
- * (pilot-daemon.js when compiled, pilot-daemon.ts through tsx when run from source).
+ * (pilot-daemon.js when compiled, pilot-daemon.ts through tsx when run from source), with the data plane's
+ * heap flag (core/heap-flags.ts).
  */
 export function daemonCommand(io: { scriptPath: string; env: NodeJS.ProcessEnv }): Result<string[]> {
   const override = io.env.PILOT_DAEMON_BIN;
   const candidates = override ? [override] : [join(dirname(io.scriptPath), 'pilot-daemon.js'), join(dirname(io.scriptPath), 'pilot-daemon.ts')];
   for (const c of candidates) {
     if (!existsSync(c)) continue;
-    return ok(c.endsWith('.ts') ? [process.execPath, '--import', 'tsx', c] : [process.execPath, c]);
+    // The data plane's heap flag (core/heap-flags.ts): V8 takes it only on the command line.
+    return ok(c.endsWith('.ts') ? [process.execPath, ...DATA_PLANE_HEAP_FLAGS, '--import', 'tsx', c] : [process.execPath, ...DATA_PLANE_HEAP_FLAGS, c]);
   }
   return err('not_found', `pilot-daemon not found next to ${io.scriptPath}`, { hint: 'build the project (npm run build) or set PILOT_DAEMON_BIN' });
 }
