@@ -3,10 +3,10 @@
 // Node 20's defaults a small heap (10–15 MB live) gets an old-generation limit a megabyte or two above its live
 // size, so the few objects per packet that survive two scavenges (stream bookkeeping, Node's stream internals)
 // start a mark-compact every 20–30 MB of traffic — 30–50 per GB in each daemon and in the receiving SDK, with
-// their concurrent marking threads, the page faults of re-mapping the freed read buffers, ~45 % of the
-// IPC path's CPU. An initial old space of 64 MB holds the limit at 64 MB: one mark-compact in 4 GiB, and the
-// path's CPU per GB drops from ~8.6 to ~4.8 s/GB. It reserves nothing (the limit is not memory in use); a
-// busy daemon may hold up to that much garbage before it collects.
+// their concurrent marking threads and the page faults of re-mapping the freed read buffers. An initial old
+// space of 64 MB holds the limit at 64 MB: one mark-compact per 1–4 GiB; each daemon drops from 3.0–3.9 to
+// 2.4–2.6 s/GB, and the bench's daemon path from 8.6 to 6.9 s/GB (6.1 with the SDK side flagged too). It
+// reserves nothing (the limit is not memory in use); the heap keeper below bounds what an idle daemon holds.
 //
 // V8 reads the flag only at start (v8.setFlagsFromString later has no effect, and NODE_OPTIONS refuses it), so
 // it rides on the command line: the bins' shebangs and every spawn of a daemon (daemonCommand).
