@@ -7,6 +7,10 @@
 // binding.cc `on_udx_stream_read` hands JS the filled buffer). A view is safe because nothing is ever written
 // below contiguousEnd again (duplicates are trimmed to it) and a chunk a view was taken from is never reused.
 import { RangeSet } from './range-set.js';
+import { ViewCache } from '../core/view-cache.js';
+
+/** Payload views of segments in the receive ring (core/view-cache.ts): insert's copy allocates nothing per packet. */
+const payloadViews = new ViewCache();
 
 /** The first chunk is small so a connection that carries little costs little; later ones are larger. */
 const FIRST_CHUNK_BYTES = 64 * 1024;
@@ -65,7 +69,7 @@ export class RecvBuffer {
       const idx = pos - this.chunkStart[i]!;
       const room = c.length - idx;
       const n = end - pos < room ? end - pos : room;
-      c.set(n === src.length && srcOff === 0 ? src : src.subarray(srcOff, srcOff + n), idx);
+      c.set(n === src.length && srcOff === 0 ? src : payloadViews.view(src, srcOff, srcOff + n), idx);
       pos += n;
       srcOff += n;
       i++;

@@ -1,6 +1,7 @@
 // The Noise suite: encrypted tunnels to peers — Noise IK handshakes (with retries), session installation and
 // rekey, sealing outgoing plaintexts and opening incoming PND1 frames. Its timers are the node's Driver's; the
 // crypto below it stays sans-IO. One TunnelPeer per remote node id.
+import { ViewCache } from '../../core/view-cache.js';
 import type { Logger } from 'pino';
 import { err, ok, type Result } from '../../core/result.js';
 import type { PilotError } from '../../core/errors.js';
@@ -167,6 +168,8 @@ export class NoiseSuite {
   private probeBuf: Uint8Array | null = null;
   private readonly ackBuf = new Uint8Array(16);
   private readonly scratch = new Uint8Array(2048);
+  /** Plaintext views into the datapath's receive ring (handleOpened), made once per region (core/view-cache.ts). */
+  private readonly openedViews = new ViewCache();
   private lastTimestampS = 0;
   private readonly keys: TunnelKeyTable | null;
   /** What both handshake sides offer or accept beyond ChaCha20-Poly1305: the key table's data ciphers. */
@@ -492,7 +495,8 @@ export class NoiseSuite {
    * A data frame the tunnel socket's reader thread already authenticated and decrypted in place
    * (RecvBatch.status = RECV_OPENED), at buf[off, off + len) from ipU32:port: the session checks replay and
    * expiry, the peer's path is noted, the plaintext goes up. The per-packet receive path of the native
-   * datapath: it makes one view (the plaintext), no Result and no address string unless the peer moved.
+   * datapath: no Result, no address string unless the peer moved, and the plaintext's view is the one made for
+   * that region of the ring before (ViewCache) — nothing allocated per packet in the steady state.
    */
   handleOpened(buf: Uint8Array, off: number, len: number, ipU32: number, port: number, now: Micros): void {
     const entry = this.byIndex.get(readU32LE(buf, off + 4));
@@ -507,7 +511,8 @@ export class NoiseSuite {
     }
     const body = off + NOISE_DATA_HEADER_BYTES;
     const end = off + len - NOISE_TAG_BYTES;
-    if (end > body && buf[body] !== KEEPALIVE_BYTE) this.deliver(peer, buf.subarray(body, end), now);
+    if (end <= body || buf[body] === KEEPALIVE_BYTE) return;
+    this.deliver(peer, this.openedViews.view(buf, body, end), now);
   }
 
   /**
