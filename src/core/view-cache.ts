@@ -4,16 +4,19 @@
 // GCs. The ring's layout repeats (the reader thread fills the same message slots, a stream's datagrams have one
 // size), so the view made for a region last time fits this time.
 //
-// One large buffer at a time (≥ MIN_CACHED_BUFFER_BYTES: a receive ring, not a packet): direct-mapped by the
-// region's offset (1 KiB granularity), checked on exact offset and length. A view of another large buffer
-// switches the cache to it (the datapath reopened its socket: the old ring is let go); views of small buffers
-// (one datagram each, the node:dgram datapath) are made fresh and not kept, so the cache never holds garbage.
+// Large buffers only (≥ MIN_CACHED_BUFFER_BYTES: a receive ring, not a packet), each with its own table,
+// direct-mapped by the region's offset (1 KiB granularity) and checked on exact offset and length. The tables
+// sit in a WeakMap keyed by the buffer's memory, so a ring nobody else holds (a reopened socket's old one) goes
+// with its views, and several nodes in one process (each its own ring) do not evict each other. Views of small
+// buffers (one datagram each, the node:dgram datapath) are made fresh and never kept. The ring in use last stays
+// referenced until another one is used (one ring per cache, at most).
 
 const SHIFT = 10;
 export const MIN_CACHED_BUFFER_BYTES = 256 * 1024;
 const MAX_ENTRIES = 1 << 16;
 
 export class ViewCache {
+  private readonly tables = new WeakMap<ArrayBufferLike, Array<Uint8Array | null>>();
   private views: Array<Uint8Array | null> = [];
   private mask = 0;
   private current: ArrayBufferLike | null = null;
@@ -35,10 +38,15 @@ export class ViewCache {
   }
 
   private use(memory: ArrayBufferLike): void {
-    let n = 1;
-    while (n < Math.ceil(memory.byteLength / (1 << SHIFT)) && n < MAX_ENTRIES) n *= 2;
-    this.views = new Array<Uint8Array | null>(n).fill(null);
-    this.mask = n - 1;
+    let views = this.tables.get(memory);
+    if (views === undefined) {
+      let n = 1;
+      while (n < Math.ceil(memory.byteLength / (1 << SHIFT)) && n < MAX_ENTRIES) n *= 2;
+      views = new Array<Uint8Array | null>(n).fill(null);
+      this.tables.set(memory, views);
+    }
+    this.views = views;
+    this.mask = views.length - 1;
     this.current = memory;
   }
 }
