@@ -1,8 +1,8 @@
 #!/usr/bin/env -S node --initial-old-space-size=64
 // pilot-daemon: one per agent. Flags as the original's daemon (see src/node/daemon-options.ts).
-import { DATA_PLANE_HEAP_FLAGS, hasDataPlaneHeap, startHeapKeeper } from '../core/heap-flags.js';
 import { rmSync } from 'node:fs';
 import { createLogger } from '../core/logger.js';
+import { DATA_PLANE_HEAP_FLAGS, hasDataPlaneHeap, startHeapKeeper } from '../core/heap-flags.js';
 import { writeFileSafe } from '../core/safe-file.js';
 import { parseDaemonArgs } from '../node/daemon-options.js';
 import { homePaths } from '../node/home.js';

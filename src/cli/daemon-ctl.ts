@@ -2,10 +2,10 @@
 // (IPC shutdown) and then firmly (SIGTERM, SIGKILL) — but only a process shown to be this home's daemon: the
 // pid it signed on the verified control socket, or (daemon hung) what /proc says runs there. A pid file naming
 // someone else's process (pid reuse, or planted) is never signalled.
-import { DATA_PLANE_HEAP_FLAGS } from '../core/heap-flags.js';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { DATA_PLANE_HEAP_FLAGS } from '../core/heap-flags.js';
 import { readJsonObjectFile } from '../core/json-text.js';
 import { isErrorCode, type ErrorCode } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';

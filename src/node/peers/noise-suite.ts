@@ -1,10 +1,10 @@
 // The Noise suite: encrypted tunnels to peers — Noise IK handshakes (with retries), session installation and
 // rekey, sealing outgoing plaintexts and opening incoming PND1 frames. Its timers are the node's Driver's; the
 // crypto below it stays sans-IO. One TunnelPeer per remote node id.
-import { ViewCache } from '../../core/view-cache.js';
 import type { Logger } from 'pino';
 import { err, ok, type Result } from '../../core/result.js';
 import type { PilotError } from '../../core/errors.js';
+import { ViewCache } from '../../core/view-cache.js';
 import type { Micros, WallClock } from '../../core/clock.js';
 import type { Rng } from '../../core/rng.js';
 import type { Deadline, Driver } from '../driver.js';
