@@ -5,7 +5,6 @@
 // in ipc mode it must be set on the daemon).
 import type { NodeApi, DatagramSocket, PortListener, PilotStream } from '../../src/node/api.js';
 import type { Result } from '../../src/core/result.js';
-import { createNode } from '../../src/sdk/local-node.js';
 import { PilotClient } from '../../src/sdk/client.js';
 import { serveRpc } from './rpc.js';
 import { testHandlers, type ByteStream, type DgramSide, type StreamSide } from './tests.js';
@@ -38,6 +37,8 @@ async function main(): Promise<void> {
   let api: NodeApi;
   let client: PilotClient | null = null;
   if (cfg.mode === 'local') {
+    // Only here: an SDK process (ipc mode) loads what a PilotClient app loads, not the node stack (src/sdk/index.ts).
+    const { createNode } = await import('../../src/sdk/local-node.js');
     api = unwrap(
       await createNode({
         home: cfg.home,
