@@ -254,6 +254,12 @@ interface SinkResult {
   isComplete: boolean;
 }
 
+/** Names of a pair's cpuPids: local pairs are [server, client]; via the daemon [server SDK, client SDK, server
+ *  daemon, client daemon]. */
+function pairProcessNames(pids: number[]): string[] {
+  return pids.length === 4 ? ['srv-sdk', 'cli-sdk', 'srv-daemon', 'cli-daemon'] : ['srv', 'cli'];
+}
+
 async function throughput(server: Worker, client: Worker, cpuPids: number[], test: string, streams: number, relayPids: number[] = []): Promise<{ gbps: number; gb: number; cpuSPerGb: number; relayCpuSPerGb: number; isComplete: boolean }> {
   const targets = await server.call<unknown[]>('serveSink', { test, count: streams });
   const cpu0 = cpuOf(cpuPids);
@@ -270,9 +276,8 @@ async function throughput(server: Worker, client: Worker, cpuPids: number[], tes
   const seconds = (sink.lastUs - snd.startUs) / 1e6;
   if (!sink.isComplete) note(`${server.name}: ${test} incomplete — ${(sink.bytes / MiB).toFixed(0)} MiB of ${(STREAM_BYTES / MiB).toFixed(0)} MiB in ${STREAM_MAX_MS / 1000} s`);
   const gb = sink.bytes / 1e9;
-  // Where the CPU went, per process (user / system s per GB): local pairs are [server, client]; via the daemon
-  // [server SDK, client SDK, server daemon, client daemon].
-  const names = cpuPids.length === 4 ? ['srv-sdk', 'cli-sdk', 'srv-daemon', 'cli-daemon'] : ['srv', 'cli'];
+  // Where the CPU went, per process (user / system s per GB).
+  const names = pairProcessNames(cpuPids);
   log(`    reads at the sink: ${sink.chunks ? `${sink.chunks} of ${(sink.bytes / sink.chunks / 1024).toFixed(1)} KiB on average` : 'n/a'}`);
   log(`    cpu s/GB user+sys: ${cpuPids.map((pid, i) => {
     const [u, sy] = cpuSplit(pid);
@@ -660,7 +665,7 @@ async function runLiveHeap(dp: 'native' | 'dgram', rdv: { registry: string; beac
 
 /** The GC counts the stream pass's processes wrote (bench/e2e/gc-count.ts), logged per process and per GB. */
 function reportGc(dir: string, pids: number[], gb: number): Record<string, unknown> {
-  const names = pids.length === 4 ? ['srv-sdk', 'cli-sdk', 'srv-daemon', 'cli-daemon'] : ['srv', 'cli'];
+  const names = pairProcessNames(pids);
   const out: Record<string, unknown> = {};
   pids.forEach((pid, i) => {
     const f = join(dir, `${pid}.json`);

@@ -6,7 +6,8 @@ import { PerformanceObserver, constants, type PerformanceEntry } from 'node:perf
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const dir = new URL(import.meta.url).searchParams.get('dir');
+const params = new URL(import.meta.url).searchParams;
+const dir = params.get('dir');
 if (dir) {
   const counts = { major: 0, minor: 0, incremental: 0, weakcb: 0, majorMs: 0, minorMs: 0, incrementalMs: 0, externalMemoryMajor: 0, peakArrayBuffersMiB: 0 };
   const take = (entries: PerformanceEntry[]): void => {
@@ -41,7 +42,7 @@ if (dir) {
 
 // ?heap=1: V8's sampling heap profiler, keeping samples that survived to a major GC (what promotion costs),
 // summarised on exit into DIR/<pid>-heap.json: the allocation sites by bytes, heaviest first.
-if (dir && new URL(import.meta.url).searchParams.get('heap') === '1') {
+if (dir && params.get('heap') === '1') {
   const { Session } = await import('node:inspector');
   const session = new Session();
   session.connect();

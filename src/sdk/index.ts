@@ -16,7 +16,7 @@ export { parseAddr, formatAddr, type VirtualAddr } from '../wire/address.js';
 export type { LocalNode, NodeOptions } from './local-node.js';
 
 /** An in-process node (see LocalNode); the same call as before, the module loads on the first one. */
-export async function createNode(options: NodeOptions = {}, env?: NodeEnv): Promise<Result<LocalNode>> {
+export async function createNode(options?: NodeOptions, env?: NodeEnv): Promise<Result<LocalNode>> {
   const m = await import('./local-node.js');
   return m.createNode(options, env);
 }

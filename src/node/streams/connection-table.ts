@@ -217,7 +217,7 @@ export class ConnectionTable {
       if (!l || l.isClosed || this.countAccepted(port) >= MAX_BACKLOG || refusal !== null) {
         this.deps.logger.debug({ peer, port, suite, refused: refusal !== null }, 'SYN refused (no listener, backlog full, or a policy)');
         const rst = s.suite.resetFor(segment, s.txBuf, refusal ?? undefined);
-        if (rst > 0) s.suite.send(peer, s.txBuf.subarray(0, rst), now);
+        if (rst > 0) s.suite.send(peer, this.segmentView(rst), now);
         return;
       }
       const a = s.suite.accept(peer, segment, now);
@@ -289,7 +289,7 @@ export class ConnectionTable {
       const now = this.deps.driver.nowUs();
       const buf = this.suites.get(e.suite.name)!.txBuf;
       const n = e.conn.pollTransmit(now, buf);
-      if (n > 0) e.suite.send(e.peer, buf.subarray(0, n), now);
+      if (n > 0) e.suite.send(e.peer, this.segmentView(n), now);
     }
     e.isClosed = true;
     disarmTimer(e);
