@@ -16,7 +16,8 @@
 //   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,direct,rss,dgram,streams,throughput,pmtu,chacha,servicePing,paths,registry  (direct: only the relay rows;
 //                                      throughput: the stream suites without their 1- and 8-stream transfers)
 //   PILOT_BENCH_RDV_PROF=DIR writes a CPU profile of every rendezvous the bench starts into DIR (the relay rows' relay)
-//            --profile[=stream,dgram64] also run --cpu-prof passes (1 stream and a 64 B flood, local and via the
+//            --profile[=stream,dgram64,setup] also run --cpu-prof passes (1 stream and a 64 B flood, local and via the
+//                                      daemon; setup: back-to-back dials, only when named)
 //                                      daemon: daemon and SDK processes both) and
 //                                      summarise them; profiles are kept in bench/results/profiles/ (not committed)
 //            --perf                    with --profile: also `perf record -e cpu-clock` the stream's processes (both local
@@ -760,8 +761,9 @@ async function sampleConnections(client: Worker, during: Promise<unknown>): Prom
 async function runProfiles(rdv: { registry: string; beacon: string }): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   for (const dp of DATAPATHS) {
-    for (const [mode, what] of [['local', 'stream'], ['ipc', 'stream'], ['local', 'dgram64'], ['ipc', 'dgram64']] as const) {
-      if (PROFILE_ONLY !== null && !PROFILE_ONLY.has(what)) continue;
+    for (const [mode, what] of [['local', 'stream'], ['ipc', 'stream'], ['local', 'dgram64'], ['ipc', 'dgram64'], ['local', 'setup'], ['ipc', 'setup']] as const) {
+      // setup (dial → first byte, back to back) only when asked for by name: --profile=setup
+      if (PROFILE_ONLY !== null ? !PROFILE_ONLY.has(what) : what === 'setup') continue;
       const tag = `prof-${dp}-${mode}-${what}`;
       const dir = join(TMP, tag);
       mkdirSync(dir);
@@ -787,6 +789,11 @@ async function runProfiles(rdv: { registry: string; beacon: string }): Promise<R
           out[`${tag}-transport`] = { gbps: t.gbps, ...conn };
           log(`  ${tag}: ${t.gbps.toFixed(2)} Gbit/s; sender median cwnd ${conn.cwndKiB?.toFixed(0)} KiB, srtt ${conn.srttMs?.toFixed(2)} ms, ` +
             `in flight ${conn.inFlightKiB?.toFixed(0)} KiB (cwnd/srtt = ${conn.bdpGbpsAtSrtt?.toFixed(2)} Gbit/s), retransmits ${conn.retransmits}`);
+        } else if (what === 'setup') {
+          const n = isQuick ? 500 : 2000;
+          const targets = await pair.server.call<unknown[]>('serveSetup', { test: 'prof', count: n });
+          const r = await pair.client.call<{ p50Us: number; p99Us: number }>('setup', { targets }, 300_000);
+          log(`  ${tag}: ${n} dials, dial → first byte p50 ${r.p50Us.toFixed(0)} µs, p99 ${r.p99Us.toFixed(0)} µs`);
         } else {
           const t = await pair.server.call('dgramServeSink', { test: 'prof' });
           await pair.client.call('dgramFlood', { target: t, size: 64, durationMs: FLOOD_MS * 2 }, 300_000);

@@ -294,61 +294,78 @@ export interface StreamOpenResult {
 }
 
 /**
- * One verified connection kept ready for the next dial/accept/datagram_channel, so those cost one round trip
- * (the request) instead of connect + auth + request. Connecting and verifying run in the background after each
- * take (prime()); an idle spare is unref'd, so it never keeps a process alive, and one the daemon closes (or
- * that receives anything: an honest daemon sends nothing unasked) is dropped.
+ * Verified connections kept ready for the next dial/accept/datagram_channel, so those cost one round trip (the
+ * request) instead of connect + auth + request. Connecting and verifying run in the background after each take
+ * (prime()). Two are kept: an app that dials (or accepts) back to back takes the second while the first
+ * refill is still verifying, so no dial waits on a connect + auth round trip. An idle spare is unref'd, so it
+ * never keeps a process alive, and one the daemon closes (or that receives anything: an honest daemon sends
+ * nothing unasked) is dropped.
  */
 export class SpareConnection {
-  private spare: VerifiedSocket | null = null;
-  private connecting: Promise<void> | null = null;
+  private readonly ready: VerifiedSocket[] = [];
+  private connecting = 0;
+  /** take() calls waiting for a connect in flight (none was ready). */
+  private readonly waiting: Array<() => void> = [];
   private isClosed = false;
 
-  constructor(readonly target: DaemonTarget) {}
+  constructor(
+    readonly target: DaemonTarget,
+    readonly capacity = 2,
+  ) {}
 
-  /** The spare if one is ready and alive, else a fresh verified connection. Call prime() after using it. */
+  /** A spare if one is ready and alive (or on its way), else a fresh verified connection. Call prime() after. */
   async take(): Promise<Result<VerifiedSocket & { isSpare: boolean }>> {
-    if (this.spare === null && this.connecting !== null) await this.connecting;
-    const s = this.spare;
-    this.spare = null;
-    if (s !== null && !s.socket.destroyed && s.socket.readable) {
-      detachIdle(s.socket);
-      s.socket.ref();
-      return ok({ ...s, isSpare: true });
+    if (this.ready.length === 0 && this.connecting > 0) await new Promise<void>((r) => this.waiting.push(r));
+    for (let s = this.ready.shift(); s !== undefined; s = this.ready.shift()) {
+      if (!s.socket.destroyed && s.socket.readable) {
+        detachIdle(s.socket);
+        s.socket.ref();
+        return ok({ ...s, isSpare: true });
+      }
+      s.socket.destroy();
     }
-    s?.socket.destroy();
     const fresh = await connectSocket(this.target);
     return fresh.ok ? ok({ ...fresh.value, isSpare: false }) : fresh;
   }
 
-  /** Start verifying the next spare in the background (no-op when one is ready or on its way). */
+  /** Start verifying spares in the background until `capacity` are ready or on their way. */
   prime(): void {
-    if (this.isClosed || this.spare !== null || this.connecting !== null) return;
-    this.connecting = connectSocket(this.target).then((r) => {
-      this.connecting = null;
-      if (!r.ok) return; // no daemon now: the next take() connects (and reports) itself
-      if (this.isClosed) return void r.value.socket.destroy();
-      const socket = r.value.socket;
-      const drop = (): void => {
-        if (this.spare?.socket === socket) this.spare = null;
-        detachIdle(socket);
-        socket.destroy();
-      };
-      socket.unref();
-      socket.on('data', drop);
-      socket.once('end', drop);
-      socket.once('close', drop);
-      socket.once('error', drop);
-      (socket as Socket & { [IDLE_DROP]?: () => void })[IDLE_DROP] = drop;
-      socket.resume(); // flowing, so a daemon that goes away shows up as 'end' here and not at the next dial
-      this.spare = r.value;
+    while (!this.isClosed && this.ready.length + this.connecting < this.capacity) this.connectOne();
+  }
+
+  private connectOne(): void {
+    this.connecting++;
+    void connectSocket(this.target).then((r) => {
+      this.connecting--;
+      if (r.ok && this.isClosed) r.value.socket.destroy();
+      else if (r.ok) this.keep(r.value);
+      // no daemon now (!r.ok): a waiting take() connects (and reports) itself
+      this.waiting.shift()?.();
     });
+  }
+
+  private keep(v: VerifiedSocket): void {
+    const socket = v.socket;
+    const drop = (): void => {
+      const i = this.ready.indexOf(v);
+      if (i >= 0) this.ready.splice(i, 1);
+      detachIdle(socket);
+      socket.destroy();
+    };
+    socket.unref();
+    socket.on('data', drop);
+    socket.once('end', drop);
+    socket.once('close', drop);
+    socket.once('error', drop);
+    (socket as Socket & { [IDLE_DROP]?: () => void })[IDLE_DROP] = drop;
+    socket.resume(); // flowing, so a daemon that goes away shows up as 'end' here and not at the next dial
+    this.ready.push(v);
   }
 
   close(): void {
     this.isClosed = true;
-    this.spare?.socket.destroy();
-    this.spare = null;
+    for (const s of this.ready.splice(0)) s.socket.destroy();
+    for (const w of this.waiting.splice(0)) w();
   }
 }
 

@@ -5,7 +5,7 @@
 // PilotClient's control connection when there is one (one round trip), else over a throwaway one (callOnce).
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { PilotException, pilotError } from '../core/errors.js';
+import { eventException, PilotException, pilotError } from '../core/errors.js';
 import type { PilotStream } from '../node/api.js';
 import type { Result } from '../core/result.js';
 import { callOnce, type DaemonTarget, type StreamOpenResult } from './client.js';
@@ -50,7 +50,7 @@ export class IpcStream extends Duplex implements PilotStream {
     socket.on('error', (e) => this.destroy(new PilotException(pilotError('connection_failed', `stream socket: ${e.message}`))));
     socket.on('close', () => {
       if (!this.destroyed && !this.readableEnded && !this.isCheckingEof) {
-        this.destroy(new PilotException(pilotError('connection_failed', 'daemon closed the stream')));
+        this.destroy(eventException(pilotError('connection_failed', 'daemon closed the stream')));
       }
     });
     socket.resume();
@@ -65,7 +65,7 @@ export class IpcStream extends Duplex implements PilotStream {
     if (this.destroyed) return;
     if (r.ok && r.value.state === 'reset') {
       this.isResetByPeer = true;
-      this.destroy(new PilotException(pilotError('connection_failed', 'stream reset by peer')));
+      this.destroy(eventException(pilotError('connection_failed', 'stream reset by peer')));
       return;
     }
     this.push(null);

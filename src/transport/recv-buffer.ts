@@ -12,8 +12,8 @@ import { ViewCache } from '../core/view-cache.js';
 /** Payload views of segments in the receive ring (core/view-cache.ts): insert's copy allocates nothing per packet. */
 const payloadViews = new ViewCache();
 
-/** The first chunk is small so a connection that carries little costs little; later ones are larger. */
-const FIRST_CHUNK_BYTES = 64 * 1024;
+/** The first chunk is small so a connection that carries little costs little; each next one doubles, to 256 KiB. */
+const FIRST_CHUNK_BYTES = 4 * 1024;
 const CHUNK_BYTES = 256 * 1024;
 
 export class RecvBuffer {
@@ -24,7 +24,8 @@ export class RecvBuffer {
   private readonly isShared: boolean[] = [];
   /** A drained chunk nobody holds a view of, reused for the next allocation. */
   private spare: Uint8Array | null = null;
-  private hasAllocated = false;
+  /** The size of the next chunk allocated (FIRST_CHUNK_BYTES, doubling to CHUNK_BYTES). */
+  private nextChunkBytes = FIRST_CHUNK_BYTES;
   /** Stream offset of the next byte the application reads. */
   readOffset = 0;
   /** Stream offset of the first byte not yet received in order (rcv.nxt). */
@@ -152,8 +153,8 @@ export class RecvBuffer {
         c = this.spare;
         this.spare = null;
       } else {
-        c = new Uint8Array(this.hasAllocated ? CHUNK_BYTES : Math.min(FIRST_CHUNK_BYTES, CHUNK_BYTES));
-        this.hasAllocated = true;
+        c = new Uint8Array(this.nextChunkBytes);
+        if (this.nextChunkBytes < CHUNK_BYTES) this.nextChunkBytes = Math.min(CHUNK_BYTES, this.nextChunkBytes * 2);
       }
       this.chunks.push(c);
       this.chunkStart.push(next);

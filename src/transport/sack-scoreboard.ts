@@ -46,7 +46,7 @@ export class SackScoreboard {
   newlyLost: Float64Array = new Float64Array(64);
   newlyLostCount = 0;
 
-  constructor(initialCapacity = 256) {
+  constructor(initialCapacity = 32) {
     let cap = 16;
     while (cap < initialCapacity) cap *= 2;
     this.mask = cap - 1;

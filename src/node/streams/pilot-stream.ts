@@ -1,7 +1,7 @@
 // Node Duplex over one transport connection. The daemon's connection table implements StreamEndpoint
 // and calls the handle* methods when the sans-IO Connection reports events.
 import { Duplex } from 'node:stream';
-import { PilotException, pilotError, type PilotError } from '../../core/errors.js';
+import { eventException, PilotException, pilotError, type PilotError } from '../../core/errors.js';
 import type { PilotStream } from '../api.js';
 
 export interface StreamEndpoint {
@@ -116,7 +116,7 @@ export class PilotDuplex extends Duplex implements PilotStream {
   handleClosed(error: PilotError | null): void {
     this.isClosedByTransport = true;
     if (error) {
-      this.destroy(new PilotException(error));
+      this.destroy(eventException(error));
     } else {
       this.handleFinished();
     }

@@ -5,7 +5,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PilotException } from '../../../src/core/errors.js';
-import { callOnce, connectIpc, openRawStream } from '../../../src/ipc/client.js';
+import { callOnce, connectIpc, openRawStream, SpareConnection } from '../../../src/ipc/client.js';
 import { LineSplitter, MAX_REQUEST_LINE_BYTES } from '../../../src/ipc/protocol.js';
 import { serveIpc, type IpcServer } from '../../../src/ipc/server.js';
 import { IpcStream } from '../../../src/ipc/stream.js';
@@ -388,4 +388,28 @@ test('dial: a daemon that dies before answering (its socket only half-closes) â†
     srv.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('spares: two verified connections wait ready, so back-to-back dials connect nothing on their way', async () => {
+  const base = server.connectionCount;
+  const spare = new SpareConnection(daemonAt(sock));
+  spare.prime();
+  for (let i = 0; i < 100 && server.connectionCount < base + 2; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(server.connectionCount, base + 2, 'two spares connected and verified in the background');
+  // Two takes in a row, no prime between them: both are spares (with one spare kept, the second connected fresh).
+  const a = await spare.take();
+  const b = await spare.take();
+  assert.ok(a.ok && b.ok);
+  assert.equal(a.value.isSpare, true);
+  assert.equal(b.value.isSpare, true);
+  assert.equal(server.connectionCount, base + 2, 'no connection was opened for them');
+  // A take while the refills are still verifying waits for one rather than opening a third connection.
+  spare.prime();
+  const c = await spare.take();
+  assert.ok(c.ok);
+  assert.equal(c.value.isSpare, true);
+  for (const v of [a.value, b.value, c.value]) v.socket.destroy();
+  spare.close();
+  for (let i = 0; i < 100 && server.connectionCount > base; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(server.connectionCount, base, 'close() drops the idle spare');
 });
