@@ -110,6 +110,8 @@ interface Figures {
   setupP50Us: number;
   setupP99Us: number;
   setupColdUs: number;
+  /** CPU µs per dial, all of the pair's processes. */
+  setupCpuUs: number;
   dgram64Pps: number;
   dgram64TxPps: number;
   dgram1200Pps: number;
@@ -301,8 +303,16 @@ async function streamSuite(label: string, server: Worker, client: Worker, cpuPid
   // Setup first: for Pilot, sample 0 is then the cold dial (Noise IK handshake + registry resolve).
   await step(`connection setup ×${SETUPS}`, async () => {
     const targets = await server.call<unknown[]>('serveSetup', { test: 'setup', count: SETUPS + 1 });
+    const split0 = cpuPids.map(cpuSplit);
     const r = await client.call<{ first: number; p50Us: number; p99Us: number }>('setup', { targets });
-    Object.assign(row, { setupColdUs: r.first, setupP50Us: r.p50Us, setupP99Us: r.p99Us });
+    // CPU per dial, every process of the pair (steadier than the latency on a shared VM; includes the cold one)
+    const names = pairProcessNames(cpuPids);
+    const perDial = cpuPids.map((pid, i) => {
+      const [u, sy] = cpuSplit(pid);
+      return ((u - split0[i]![0] + sy - split0[i]![1]) * 1e6) / targets.length;
+    });
+    log(`    cpu µs per dial: ${cpuPids.map((pid, i) => `${names[i] ?? pid} ${perDial[i]!.toFixed(0)}`).join(', ')}`);
+    Object.assign(row, { setupColdUs: r.first, setupP50Us: r.p50Us, setupP99Us: r.p99Us, setupCpuUs: perDial.reduce((a, b) => a + b, 0) });
   });
   if (!SKIP.has('throughput')) {
     await step(`1 stream, ${STREAM_BYTES / MiB} MiB`, async () => {
@@ -850,6 +860,7 @@ const METRICS: MetricDef[] = [
   { key: 'setupP99Us', label: 'dial → first byte p99', unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
   { key: 'adjUdpPingP50Us', label: 'raw UDP ping p50, adjacent run', unit: 'µs', isHigherBetter: false, baselines: [] },
   { key: 'adjUdpPingP99Us', label: 'raw UDP ping p99, adjacent run', unit: 'µs', isHigherBetter: false, baselines: [] },
+  { key: 'setupCpuUs', label: 'CPU per dial, all processes', unit: 'µs', isHigherBetter: false, baselines: [] },
   { key: 'setupColdUs', label: 'first dial (Pilot: cold tunnel; TLS: full handshake)', unit: 'µs', isHigherBetter: false, baselines: ['tcp', 'tls', 'hp'] },
   { key: 'servicePingP50Us', label: 'pilotctl ping p50 (dial+echo)', unit: 'µs', isHigherBetter: false, baselines: [] },
   { key: 'rssIdleMb', label: `daemon RSS, ${IDLE_PEERS} idle peers`, unit: 'MiB', isHigherBetter: false, baselines: [] },

@@ -6,7 +6,7 @@ import { lstatSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, errFrom, ok, type Result } from '../core/result.js';
-import { checkDaemonProof, newAuthNonce, readDaemonKey } from '../node/daemon-proof.js';
+import { checkDaemonProof, checkResumedProof, newAuthNonce, readDaemonKey, ticketOf, type ResumeTicket } from '../node/daemon-proof.js';
 import {
   encodeLine,
   fromWireError,
@@ -86,11 +86,27 @@ function rawConnect(socketPath: string): Promise<Result<Socket>> {
 }
 
 /**
- * Send `auth` with a fresh nonce and read exactly its response line; nothing else is written before it verifies.
- * Bytes that follow the response stay buffered in `rest` (there are none from an honest daemon).
+ * Resumption tickets of the daemons this process verified (src/node/daemon-proof.ts), by socket and home: a later
+ * connection to the same daemon process is checked with an HMAC instead of an Ed25519 signature and a read of
+ * the key file. A daemon that restarted does not know the ticket and answers with a full proof.
  */
-function authenticate(socket: Socket, target: DaemonTarget, key: Uint8Array): Promise<Result<{ pid: number; rest: Buffer }>> {
+const tickets = new Map<string, ResumeTicket>();
+const ticketKey = (t: DaemonTarget): string => `${t.socketPath}\0${t.home}`;
+
+/**
+ * Send `auth` with a fresh nonce and read exactly its response line; nothing else is written before it verifies.
+ * With a ticket, the answer is the ticket's mac (or, from a daemon that does not know it, a full proof, checked
+ * against the home's key like any first connection). Bytes that follow the response stay buffered in `rest`
+ * (there are none from an honest daemon).
+ */
+function authenticate(
+  socket: Socket,
+  target: DaemonTarget,
+  ticket: ResumeTicket | null,
+  homeKey: Uint8Array | null,
+): Promise<Result<{ pid: number; rest: Buffer }>> {
   const nonce = newAuthNonce();
+  const nonceB64 = Buffer.from(nonce.buffer, nonce.byteOffset, nonce.byteLength).toString('base64');
   return new Promise((resolve) => {
     const splitter = new LineSplitter(MAX_RESPONSE_LINE_BYTES);
     const unverified = (why: string): Result<never> =>
@@ -105,6 +121,21 @@ function authenticate(socket: Socket, target: DaemonTarget, key: Uint8Array): Pr
       socket.removeListener('error', onClose);
       socket.pause();
       resolve(r);
+    };
+    /** The answer's proof: the ticket's mac, else a full proof against the home's published key. */
+    const check = (proof: unknown): Result<{ pid: number }> => {
+      if (ticket !== null) {
+        const resumed = checkResumedProof(ticket, nonce, proof, target.socketPath);
+        if (!resumed.ok || resumed.value !== null) return resumed as Result<{ pid: number }>;
+      }
+      const key = homeKey !== null ? ok(homeKey) : readDaemonKey(target.home);
+      if (!key.ok) return key;
+      const checked = checkDaemonProof(key.value, nonce, proof, target.socketPath);
+      if (checked.ok) {
+        const t = ticketOf(proof);
+        if (t !== null) tickets.set(ticketKey(target), t);
+      }
+      return checked;
     };
     const onData = (chunk: Buffer): void => {
       splitter.push(chunk);
@@ -121,7 +152,7 @@ function authenticate(socket: Socket, target: DaemonTarget, key: Uint8Array): Pr
       }
       if (typeof msg !== 'object' || msg === null || msg.id !== 'auth') return finish(unverified('no answer to auth'));
       if (msg.ok !== true) return finish(unverified(`auth refused (${fromWireError(msg.error).message})`));
-      const checked = checkDaemonProof(key, nonce, msg.result, target.socketPath);
+      const checked = check(msg.result);
       if (!checked.ok) return finish(checked);
       finish(ok({ pid: checked.value.pid, rest: splitter.takeRest() }));
     };
@@ -132,7 +163,8 @@ function authenticate(socket: Socket, target: DaemonTarget, key: Uint8Array): Pr
     socket.once('end', onClose);
     socket.once('close', onClose);
     socket.once('error', onClose);
-    socket.write(encodeLine({ id: 'auth', method: 'auth', params: { nonce: Buffer.from(nonce).toString('base64') } }));
+    const params = ticket !== null ? { nonce: nonceB64, ticket: ticket.id } : { nonce: nonceB64, want_ticket: true };
+    socket.write(encodeLine({ id: 'auth', method: 'auth', params }));
   });
 }
 
@@ -144,15 +176,17 @@ function authenticate(socket: Socket, target: DaemonTarget, key: Uint8Array): Pr
 export async function connectSocket(target: DaemonTarget): Promise<Result<VerifiedSocket>> {
   const file = checkSocketFile(target.socketPath);
   if (!file.ok) return file;
-  const key = readDaemonKey(target.home);
+  const ticket = tickets.get(ticketKey(target)) ?? null;
+  // A first connection needs the home's key; a resumed one reads it only if the daemon answers with a full proof.
+  const key = ticket === null ? readDaemonKey(target.home) : null;
   const s = await rawConnect(target.socketPath);
   if (!s.ok) return s;
   const socket = s.value;
-  if (!key.ok) {
+  if (key !== null && !key.ok) {
     socket.destroy();
     return key;
   }
-  const a = await authenticate(socket, target, key.value);
+  const a = await authenticate(socket, target, ticket, key?.ok === true ? key.value : null);
   if (!a.ok) {
     socket.destroy();
     return a;

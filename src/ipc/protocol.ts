@@ -13,6 +13,9 @@
 // answered with {"public_key","pid","signature"}: the daemon's Ed25519 signature over
 // "pilot-ipc-auth:v1:<nonce>:<pid>". The client checks it against <home>/identity.pub before sending anything
 // else (src/node/daemon-proof.ts); the daemon does not require it (the socket's 0600 mode guards the daemon).
+// With "want_ticket":true the answer also carries a ticket {id, key}; a later connection sends
+// {"nonce","ticket":"<id>"} and gets {"pid","mac"}: HMAC-SHA256(key, "pilot-ipc-resume:v1:<nonce>:<pid>"), or a
+// full proof with a fresh ticket from a daemon that did not issue it (it restarted).
 //
 // Byte streams: after `dial` or `accept` succeeds, that connection carries the stream's raw bytes (no framing);
 // half-close = FIN. An abort travels out of band so it can't be confused with FIN: the SDK sends

@@ -9,7 +9,7 @@ import { silentLogger } from '../core/logger.js';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { DatagramSocket, NodeApi, PilotStream, PingResult, PortListener } from '../node/api.js';
-import { proveDaemon, publishDaemonKey, type Identity } from '../node/daemon-proof.js';
+import { DaemonProver, publishDaemonKey, type Identity } from '../node/daemon-proof.js';
 import { bridgeDatagrams } from './datagram-bridge.js';
 import { MAX_CHANNEL_PAYLOAD_BYTES } from './datagram-frames.js';
 import { ParamReader } from './params.js';
@@ -177,12 +177,16 @@ class ServerState {
   readonly datagramSockets = new Map<string, DatagramSocket>();
   readonly streams = new Map<string, StreamEntry>();
   private nextConnSeq = 1;
+  /** Answers `auth`: the node key's signature, and the cheap proof for clients holding a ticket. */
+  readonly prover: DaemonProver;
 
   constructor(
     readonly api: NodeApi,
     readonly logger: Logger,
     readonly identity: Identity,
-  ) {}
+  ) {
+    this.prover = new DaemonProver(identity, process.pid);
+  }
 
   accept(socket: Socket): void {
     const conn = new ClientConn(this, socket, this.nextConnSeq++);
@@ -473,8 +477,7 @@ const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
 const HANDLERS: Record<string, Handler> = {
   // The client's first request on every connection: prove the node key on its nonce before it sends anything.
   auth: async (conn, id, params) => {
-    const nonce = typeof params === 'object' && params !== null ? (params as Record<string, unknown>).nonce : undefined;
-    conn.respond(id, proveDaemon(conn.server.identity, nonce, process.pid));
+    conn.respond(id, conn.server.prover.answer(params));
   },
   info: simple((api) => api.info()),
   set_hostname: simple((api, p) => {

@@ -3,12 +3,12 @@
 // `pilotctl send-message` data. Each attack below failed (or hung) on the old code.
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { chownSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateIdentity } from '../../../src/crypto/identity.js';
-import { callOnce, connectIpc } from '../../../src/ipc/client.js';
+import { callOnce, connectIpc, connectSocket } from '../../../src/ipc/client.js';
 import { serveIpc, type IpcServer } from '../../../src/ipc/server.js';
 import { IPC_AUTH_DOMAIN, proveDaemon, publishDaemonKey } from '../../../src/node/daemon-proof.js';
 import { prepareHome } from '../../../src/node/home.js';
@@ -180,5 +180,93 @@ test('the real daemon proves its key and pid; the proof is domain-separated and 
     assert.ok(p.ok);
   } finally {
     await srv.value.close();
+  }
+});
+
+test('resumption: later connections prove the daemon with the ticket; an impostor that takes the socket after it is still refused', async () => {
+  const h = join(dir, 'resume-home');
+  assert.ok(prepareHome(h).ok);
+  const target = { socketPath: join(h, 'pilot.sock'), home: h };
+  const srv = await serveIpc(new FakeNode(), { socketPath: target.socketPath, ...ipcAuth(h) });
+  assert.ok(srv.ok);
+  try {
+    for (let i = 0; i < 3; i++) {
+      const s = await connectSocket(target);
+      assert.ok(s.ok, s.ok ? '' : s.error.message);
+      assert.equal(s.value.daemonPid, process.pid);
+      s.value.socket.destroy();
+      // After the first, the client resumes: it no longer needs the key file (nor checks a signature).
+      if (i === 0) renameSync(join(h, 'identity.pub'), join(h, 'identity.pub.away'));
+    }
+    renameSync(join(h, 'identity.pub.away'), join(h, 'identity.pub'));
+    // A raw look at what the daemon answers a ticket: {pid, mac}, no signature; another nonce, another mac.
+    const ask = async (params: Record<string, unknown>): Promise<Record<string, unknown>> => {
+      const raw = await new Promise<Socket>((r) => {
+        const sock: Socket = createConnection(target.socketPath, () => r(sock));
+      });
+      const line = await new Promise<string>((r) => {
+        let buf = '';
+        raw.on('data', (b: Buffer) => {
+          buf += b.toString();
+          if (buf.includes('\n')) r(buf.slice(0, buf.indexOf('\n')));
+        });
+        raw.write(JSON.stringify({ id: 'auth', method: 'auth', params }) + '\n');
+      });
+      raw.destroy();
+      return (JSON.parse(line) as { result: Record<string, unknown> }).result;
+    };
+    const first = await ask({ nonce: Buffer.alloc(32, 1).toString('base64'), want_ticket: true });
+    assert.equal(typeof first.signature, 'string');
+    const ticket = first.ticket as { id: string; key: string };
+    assert.equal(Buffer.from(ticket.key, 'base64').length, 32);
+    const resumed = await ask({ nonce: Buffer.alloc(32, 2).toString('base64'), ticket: ticket.id });
+    assert.equal(resumed.signature, undefined);
+    assert.equal(resumed.pid, process.pid);
+    const other = await ask({ nonce: Buffer.alloc(32, 3).toString('base64'), ticket: ticket.id });
+    assert.notEqual(other.mac, resumed.mac);
+    // A ticket this daemon did not issue (another instance) gets a full proof and a fresh ticket.
+    const stale = await ask({ nonce: Buffer.alloc(32, 4).toString('base64'), ticket: '0123456789abcdef.00' });
+    assert.equal(typeof stale.signature, 'string');
+    assert.notEqual((stale.ticket as { id: string }).id, ticket.id);
+  } finally {
+    await srv.value.close();
+  }
+  // The daemon is gone; an impostor with its own key takes the socket. The client holds a ticket: the impostor
+  // cannot compute its mac, so it answers with a full proof of its own key, which the home's key refuses.
+  mkdirSync(join(dir, 'resume-impostor'), { mode: 0o700 });
+  const impostor = new FakeNode();
+  const bad = await serveIpc(impostor, { socketPath: target.socketPath, identity: generateIdentity(), home: join(dir, 'resume-impostor') });
+  assert.ok(bad.ok);
+  try {
+    const r = await connectIpc(target);
+    assert.ok(!r.ok);
+    assert.equal(r.error.code, 'daemon_unverified');
+    assert.match(r.error.message, /does not verify against the node key/);
+  } finally {
+    await bad.value.close();
+  }
+  // A squatter that answers the ticket with a made-up mac is refused too, and gets nothing but the auth line.
+  const sq = createServer({ allowHalfOpen: true }, (s) => {
+    s.on('data', () => s.write(JSON.stringify({ id: 'auth', ok: true, result: { pid: 4242, mac: Buffer.alloc(32).toString('base64') } }) + '\n'));
+    s.on('end', () => s.destroy());
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => sq.listen(target.socketPath, () => r()));
+  try {
+    const r = await callOnce(target, 'send_message', { to: 'agent-alpha', data: SECRET });
+    assert.ok(!r.ok);
+    assert.equal(r.error.code, 'daemon_unverified');
+    assert.match(r.error.message, /resumption proof is wrong/);
+  } finally {
+    await new Promise<void>((r) => sq.close(() => r()));
+  }
+  // The real daemon back (a new process would have a new instance): the stale ticket gets a full proof, verified.
+  const again = await serveIpc(new FakeNode(), { socketPath: target.socketPath, ...ipcAuth(h) });
+  assert.ok(again.ok);
+  try {
+    const r = await callOnce(target, 'info');
+    assert.ok(r.ok, r.ok ? '' : r.error.message);
+  } finally {
+    await again.value.close();
   }
 });
