@@ -247,6 +247,13 @@ export class IpcConnection {
     });
   }
 
+  /** Send a request whose answer nobody waits for (a quiet stream_reset); the answer, if any, is dropped. */
+  notify(method: IpcMethod, params: Record<string, unknown> = {}): boolean {
+    if (this.closeError || this.socket.destroyed) return false;
+    this.socket.write(encodeLine({ id: this.nextId++, method, params }));
+    return true;
+  }
+
   /**
    * An open-style call (subscribe, listen, open_datagram): after a successful response, events keep flowing to
    * `onEvent` until an `end` event, `closeStream(id)` or the connection closing (then `end` is synthesised).

@@ -19,7 +19,8 @@
 //
 // Byte streams: after `dial` or `accept` succeeds, that connection carries the stream's raw bytes (no framing);
 // half-close = FIN. An abort travels out of band so it can't be confused with FIN: the SDK sends
-// `stream_reset {stream}` before closing the socket, and on EOF asks `stream_status {stream}` whether the peer
+// `stream_reset {stream}` (with "quiet":true over a lasting control connection: no answer, and the daemon closes
+// the stream socket) before closing the socket, and on EOF asks `stream_status {stream}` whether the peer
 // finished or reset (see src/ipc/stream.ts).
 //
 // Datagrams, fast: after `datagram_channel {port}` answers {port, socket, max_payload_bytes}, that connection is

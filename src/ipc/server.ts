@@ -779,7 +779,8 @@ const HANDLERS: Record<string, Handler> = {
       e.stream.destroy();
       e.socket.destroy();
     }
-    conn.respond(id, ok({ stream: token, state: e.state }));
+    // quiet: the SDK's destroy() does not wait for an answer (it left the stream socket for us to close)
+    if (!p.bool('quiet', false)) conn.respond(id, ok({ stream: token, state: e.state }));
   },
 
   open_datagram: async (conn, id, params) => {

@@ -1,6 +1,7 @@
 // A PilotStream on the client side of the control socket: the Unix socket is the raw byte pipe.
 // end() = FIN (socket half-close). destroy() before both sides finished = RST: we tell the daemon with
-// `stream_reset` first, because on a Unix socket a close looks exactly like a half-close to the other side.
+// `stream_reset` first, because on a Unix socket a close looks exactly like a half-close to the other side (over
+// an open control connection quietly: no answer, and the daemon closes the stream socket).
 // For the same reason, at EOF we ask `stream_status` whether the peer finished or reset. Both go over the
 // PilotClient's control connection when there is one (one round trip), else over a throwaway one (callOnce).
 import { Duplex } from 'node:stream';
@@ -14,6 +15,8 @@ import type { IpcMethod } from './protocol.js';
 /** How a stream reaches the daemon out of band (stream_status / stream_reset). */
 export interface StreamControl {
   call<T>(method: IpcMethod, params: Record<string, unknown>): Promise<Result<T>>;
+  /** Send a request nobody waits for, on a connection that is open now; false if there is none. */
+  notify?(method: IpcMethod, params: Record<string, unknown>): boolean;
 }
 
 /** Longest we hold a destroy() to deliver the RST to the daemon. */
@@ -43,18 +46,25 @@ export class IpcStream extends Duplex implements PilotStream {
     this.localPort = meta.local_port;
     this.token = meta.stream;
     if (rest.length > 0) this.push(rest);
-    socket.on('data', (chunk: Buffer) => {
-      if (!this.push(chunk)) socket.pause();
-    });
-    socket.on('end', () => void this.handleEof());
-    socket.on('error', (e) => this.destroy(new PilotException(pilotError('connection_failed', `stream socket: ${e.message}`))));
-    socket.on('close', () => {
-      if (!this.destroyed && !this.readableEnded && !this.isCheckingEof) {
-        this.destroy(eventException(pilotError('connection_failed', 'daemon closed the stream')));
-      }
-    });
+    socket.on('data', this.onSocketData);
+    socket.on('end', this.onSocketEnd);
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onSocketClose);
     socket.resume();
   }
+
+  private readonly onSocketData = (chunk: Buffer): void => {
+    if (!this.push(chunk)) this.socket.pause();
+  };
+  private readonly onSocketEnd = (): void => void this.handleEof();
+  private readonly onSocketError = (e: Error): void => {
+    this.destroy(new PilotException(pilotError('connection_failed', `stream socket: ${e.message}`)));
+  };
+  private readonly onSocketClose = (): void => {
+    if (!this.destroyed && !this.readableEnded && !this.isCheckingEof) {
+      this.destroy(eventException(pilotError('connection_failed', 'daemon closed the stream')));
+    }
+  };
 
   private isCheckingEof = false;
 
@@ -94,7 +104,25 @@ export class IpcStream extends Duplex implements PilotStream {
       cb(error);
       return;
     }
-    // Abort: make sure the daemon RSTs instead of reading our close as FIN, then drop the socket.
+    // Abort: the daemon must RST instead of reading our close as FIN. Over an open control connection the
+    // reset goes unanswered (quiet) and we leave the socket open: the daemon resets the stream and closes the
+    // socket itself, so no close of ours can be read as FIN first. The stream is gone for the app at once.
+    if (this.control.notify?.('stream_reset', { stream: this.token, quiet: true }) === true) {
+      const socket = this.socket;
+      socket.removeListener('data', this.onSocketData);
+      socket.removeListener('end', this.onSocketEnd);
+      socket.removeListener('error', this.onSocketError);
+      socket.removeListener('close', this.onSocketClose);
+      const timer = setTimeout(() => socket.destroy(), RESET_DELIVERY_TIMEOUT_MS);
+      timer.unref();
+      socket.on('error', () => socket.destroy());
+      socket.once('end', () => socket.destroy());
+      socket.once('close', () => clearTimeout(timer));
+      socket.resume();
+      cb(error);
+      return;
+    }
+    // Else: the reset's answer first, then drop the socket.
     const timer = setTimeout(() => done(), RESET_DELIVERY_TIMEOUT_MS);
     let isDone = false;
     const done = (): void => {

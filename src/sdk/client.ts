@@ -83,6 +83,7 @@ export class PilotClient implements NodeApi {
         const c = this.conn;
         return c !== null && !c.isClosed ? c.call(method, params) : callOnce(target, method, params);
       },
+      notify: (method, params) => this.conn?.notify(method, params) === true,
     };
   }
 

@@ -257,6 +257,39 @@ test('dial: client destroy() resets the remote stream instead of FIN', async () 
   assert.ok(server.destroyed);
 });
 
+test('dial: destroy() over a control connection is a quiet stream_reset: not answered, the daemon closes the socket', async () => {
+  const c = await connectIpc(daemonAt(sock));
+  assert.ok(c.ok);
+  const ctl = c.value;
+  const answers: string[] = [];
+  ctl.socket.on('data', (b: Buffer) => answers.push(b.toString()));
+  const before = node.serverStreams.length;
+  const r = await openRawStream(daemonAt(sock), 'dial', { peer: 'agent-alpha', port: 1000 });
+  assert.ok(r.ok && r.value);
+  const raw = r.value.socket;
+  const s = new IpcStream(raw, r.value.meta, r.value.rest, { call: (m, p) => ctl.call(m, p), notify: (m, p) => ctl.notify(m, p) });
+  const server = node.serverStreams[before]!;
+  const seen = new Promise<string>((resolve) => {
+    server.on('end', () => resolve('end'));
+    server.on('error', () => resolve('error'));
+    server.on('close', () => resolve('close'));
+  });
+  const rawClosed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
+  s.write('partial');
+  await new Promise((r2) => setTimeout(r2, 10));
+  s.destroy();
+  assert.ok(s.destroyed);
+  assert.equal(raw.destroyed, false, 'the SDK left the socket for the daemon to close');
+  assert.notEqual(await seen, 'end');
+  await rawClosed;
+  const st = await ctl.call<{ state: string }>('stream_status', { stream: s.token });
+  assert.ok(st.ok);
+  assert.equal(st.value.state, 'reset');
+  // The only line on the control connection is stream_status's answer: the quiet reset got none.
+  assert.equal(answers.join('').trim().split('\n').length, 1);
+  ctl.close();
+});
+
 test('dial: a failure leaves a usable control connection and a clear error', async () => {
   const r = await openRawStream(daemonAt(sock), 'dial', { peer: 'agent-alpha', port: 4444 });
   assert.ok(!r.ok);
