@@ -774,13 +774,17 @@ const HANDLERS: Record<string, Handler> = {
     if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
     const e = conn.server.streams.get(token);
     if (!e) return conn.respond(id, err('not_found', `no stream ${token}`));
+    // quiet: the SDK's destroy() does not wait for an answer, and it left the stream socket for us to close
+    const isQuiet = p.bool('quiet', false);
     if (e.state === 'open') {
       conn.server.settleStream(token, 'reset');
       e.stream.destroy();
       e.socket.destroy();
+    } else if (isQuiet) {
+      // The peer finished first: closing the socket is the SDK's close (an abort of our half, as before)
+      e.socket.destroy();
     }
-    // quiet: the SDK's destroy() does not wait for an answer (it left the stream socket for us to close)
-    if (!p.bool('quiet', false)) conn.respond(id, ok({ stream: token, state: e.state }));
+    if (!isQuiet) conn.respond(id, ok({ stream: token, state: e.state }));
   },
 
   open_datagram: async (conn, id, params) => {

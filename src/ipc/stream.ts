@@ -106,8 +106,9 @@ export class IpcStream extends Duplex implements PilotStream {
     }
     // Abort: the daemon must RST instead of reading our close as FIN. Over an open control connection the
     // reset goes unanswered (quiet) and we leave the socket open: the daemon resets the stream and closes the
-    // socket itself, so no close of ours can be read as FIN first. The stream is gone for the app at once.
-    if (this.control.notify?.('stream_reset', { stream: this.token, quiet: true }) === true) {
+    // socket itself, so no close of ours can be read as FIN first. The stream is gone for the app at once. Not
+    // once the socket has ended: we would never see the daemon close it (its EOF has come already).
+    if (!this.socket.readableEnded && this.control.notify?.('stream_reset', { stream: this.token, quiet: true }) === true) {
       const socket = this.socket;
       socket.removeListener('data', this.onSocketData);
       socket.removeListener('end', this.onSocketEnd);

@@ -290,6 +290,24 @@ test('dial: destroy() over a control connection is a quiet stream_reset: not ans
   ctl.close();
 });
 
+test('dial: destroy() after the peer finished closes the stream socket at once (the reset is answered: its EOF has come)', async () => {
+  const c = await connectIpc(daemonAt(sock));
+  assert.ok(c.ok);
+  const ctl = c.value;
+  const r = await openRawStream(daemonAt(sock), 'dial', { peer: 'agent-alpha', port: 13 });
+  assert.ok(r.ok && r.value);
+  const raw = r.value.socket;
+  const s = new IpcStream(raw, r.value.meta, r.value.rest, { call: (m, p) => ctl.call(m, p), notify: (m, p) => ctl.notify(m, p) });
+  const got = await collect(s); // port 13 says hello and FINs
+  assert.equal(got.data, 'hello');
+  const t0 = Date.now();
+  const rawClosed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
+  s.destroy(); // our half was never ended: an abort
+  await rawClosed;
+  assert.ok(Date.now() - t0 < 500, 'the daemon closed the socket, not our 1 s fallback');
+  ctl.close();
+});
+
 test('dial: a failure leaves a usable control connection and a clear error', async () => {
   const r = await openRawStream(daemonAt(sock), 'dial', { peer: 'agent-alpha', port: 4444 });
   assert.ok(!r.ok);
