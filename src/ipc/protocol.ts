@@ -21,7 +21,9 @@
 // half-close = FIN. An abort travels out of band so it can't be confused with FIN: the SDK sends
 // `stream_reset {stream}` (with "quiet":true over a lasting control connection: no answer, and the daemon closes
 // the stream socket) before closing the socket, and on EOF asks `stream_status {stream}` whether the peer
-// finished or reset (see src/ipc/stream.ts).
+// finished or reset (see src/ipc/stream.ts). A client that opened `stream_outcomes` (open-style; answers {sink})
+// and passes `outcomes: <sink>` with dial/accept hears {"event":"outcome","data":{"stream","state"}} on that
+// connection before the stream socket ends, instead of asking (none for its own resets).
 //
 // Datagrams, fast: after `datagram_channel {port}` answers {port, socket, max_payload_bytes}, that connection is
 // a binary duplex for the bound port (the JSON `open_datagram` / `datagram_send` pair stays for pilotctl and the
@@ -114,6 +116,7 @@ export const IPC_METHODS = [
   'disconnect',
   'shutdown',
   'close',
+  'stream_outcomes',
   'stream_status',
   'stream_reset',
   'audit',

@@ -59,6 +59,8 @@ interface StreamEntry {
   state: StreamState;
   stream: PilotStream;
   socket: Socket;
+  /** The `stream_outcomes` sink the client named at dial/accept: told the outcome before the socket ends. */
+  sink: string | undefined;
 }
 
 /**
@@ -176,6 +178,8 @@ class ServerState {
   readonly listeners = new Map<string, PortListener>();
   readonly datagramSockets = new Map<string, DatagramSocket>();
   readonly streams = new Map<string, StreamEntry>();
+  /** `stream_outcomes` registrations by key: how to tell that client a stream's outcome. */
+  readonly outcomeSinks = new Map<string, (token: string, state: 'fin' | 'reset') => void>();
   private nextConnSeq = 1;
   /** Answers `auth`: the node key's signature, and the cheap proof for clients holding a ticket. */
   readonly prover: DaemonProver;
@@ -202,18 +206,23 @@ class ServerState {
     for (const e of this.streams.values()) if (e.state === 'open') e.stream.destroy();
   }
 
-  registerStream(stream: PilotStream, socket: Socket): string {
+  registerStream(stream: PilotStream, socket: Socket, sink: string | undefined): string {
     const token = randomBytes(12).toString('hex');
-    this.streams.set(token, { state: 'open', stream, socket });
+    this.streams.set(token, { state: 'open', stream, socket, sink });
     return token;
   }
 
-  /** Record a stream's outcome; forget it a while later so `stream_status` still answers after the close. */
-  settleStream(token: string, state: 'fin' | 'reset'): void {
+  /**
+   * Record a stream's outcome; forget it a while later so `stream_status` still answers after the close. A
+   * client that named a sink is told here, before the caller ends or closes the stream socket — unless the
+   * client itself caused it (`isFromClient`: its reset, or its socket went away).
+   */
+  settleStream(token: string, state: 'fin' | 'reset', isFromClient = false): void {
     const e = this.streams.get(token);
     if (!e || e.state !== 'open') return;
     e.state = state;
     setTimeout(() => this.streams.delete(token), STREAM_OUTCOME_TTL_MS).unref();
+    if (!isFromClient && e.sink !== undefined) this.outcomeSinks.get(e.sink)?.(token, state);
   }
 }
 
@@ -379,8 +388,8 @@ class ClientConn {
   }
 
   /** dial/accept succeeded: answer, then this socket is the stream's byte pipe. */
-  switchToRaw(id: RequestId, stream: PilotStream): void {
-    const token = this.state.registerStream(stream, this.socket);
+  switchToRaw(id: RequestId, stream: PilotStream, sink: string | undefined): void {
+    const token = this.state.registerStream(stream, this.socket, sink);
     this.respond(id, ok({
       stream: token,
       remote_addr: stream.remoteAddr,
@@ -437,7 +446,7 @@ function bridge(state: ServerState, token: string, socket: Socket, stream: Pilot
     if (stream.destroyed) return;
     if (!hasSocketEnded) {
       // The client vanished without FIN (crash, or destroy without stream_reset): abort like TCP would.
-      state.settleStream(token, 'reset');
+      state.settleStream(token, 'reset', true);
       stream.destroy();
     } else if (!stream.readableEnded) {
       // The client finished writing and stopped reading: let our FIN drain, discard what the peer still sends.
@@ -718,6 +727,7 @@ const HANDLERS: Record<string, Handler> = {
   accept: async (conn, id, params) => {
     const p = new ParamReader(params);
     const key = p.str('listener');
+    const sink = p.optStr('outcomes');
     if (p.error) {
       conn.respond(id, { ok: false, error: invalid(p) });
       return conn.abortSwitch();
@@ -736,7 +746,7 @@ const HANDLERS: Record<string, Handler> = {
       stream.destroy();
       return;
     }
-    conn.switchToRaw(id, stream);
+    conn.switchToRaw(id, stream, sink);
   },
 
   dial: async (conn, id, params) => {
@@ -744,6 +754,7 @@ const HANDLERS: Record<string, Handler> = {
     const peer = p.str('peer');
     const port = p.int('port', 0, 65535);
     const timeoutMs = p.optInt('timeout_ms', 1, MAX_TIMEOUT_MS);
+    const sink = p.optStr('outcomes');
     if (p.error) {
       conn.respond(id, { ok: false, error: invalid(p) });
       return conn.abortSwitch();
@@ -757,7 +768,16 @@ const HANDLERS: Record<string, Handler> = {
       r.value.destroy();
       return;
     }
-    conn.switchToRaw(id, r.value);
+    conn.switchToRaw(id, r.value, sink);
+  },
+
+  // Open-style: this connection hears `outcome {stream, state}` for every stream dialed or accepted with
+  // `outcomes: <sink>`, before that stream's socket ends: the SDK's EOF then needs no stream_status round trip.
+  stream_outcomes: async (conn, id) => {
+    const key = conn.resourceKey(id);
+    conn.server.outcomeSinks.set(key, (token, state) => conn.event(id, 'outcome', { stream: token, state }));
+    conn.addResource(id, () => conn.server.outcomeSinks.delete(key));
+    conn.respond(id, ok({ sink: key }));
   },
 
   stream_status: async (conn, id, params) => {
@@ -777,7 +797,7 @@ const HANDLERS: Record<string, Handler> = {
     // quiet: the SDK's destroy() does not wait for an answer, and it left the stream socket for us to close
     const isQuiet = p.bool('quiet', false);
     if (e.state === 'open') {
-      conn.server.settleStream(token, 'reset');
+      conn.server.settleStream(token, 'reset', true);
       e.stream.destroy();
       e.socket.destroy();
     } else if (isQuiet) {

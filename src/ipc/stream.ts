@@ -17,6 +17,88 @@ export interface StreamControl {
   call<T>(method: IpcMethod, params: Record<string, unknown>): Promise<Result<T>>;
   /** Send a request nobody waits for, on a connection that is open now; false if there is none. */
   notify?(method: IpcMethod, params: Record<string, unknown>): boolean;
+  /** The outcome the daemon pushed for a stream opened with a sink (OutcomeSink), or null: ask stream_status. */
+  outcome?(token: string): Promise<'fin' | 'reset' | null>;
+  /** This stream will not ask for its outcome. */
+  forget?(token: string): void;
+}
+
+/** Outcomes kept for streams that have not reached EOF yet; past this the oldest go (they ask instead). */
+const MAX_KEPT_OUTCOMES = 4096;
+/** The daemon pushes the outcome before it ends the socket; this is only a backstop before asking. */
+const OUTCOME_WAIT_MS = 2000;
+
+type Outcome = 'fin' | 'reset';
+type OpenSink = (onEvent: (event: string, data: unknown) => void) => Promise<Result<{ sink: string }>>;
+
+/**
+ * The client end of `stream_outcomes` (protocol.ts): registered once on a control connection, named in every
+ * dial/accept, it holds the outcomes the daemon pushes so that a stream's EOF costs no stream_status round trip.
+ */
+export class OutcomeSink {
+  private key: string | null = null;
+  private isStarting = false;
+  private readonly arrived = new Map<string, Outcome>();
+  private readonly waiters = new Map<string, (o: Outcome | null) => void>();
+
+  constructor(private readonly openSink: OpenSink) {}
+
+  /** The sink to name in dial/accept params, or undefined while it registers (the first call starts that). */
+  param(): string | undefined {
+    if (this.key !== null) return this.key;
+    if (!this.isStarting) {
+      this.isStarting = true;
+      void this.openSink(this.onEvent).then((r) => {
+        this.isStarting = false;
+        if (r.ok) this.key = r.value.sink;
+      });
+    }
+    return undefined;
+  }
+
+  private readonly onEvent = (event: string, data: unknown): void => {
+    if (event === 'end') {
+      // the control connection went away: streams still waiting ask stream_status; the next dial re-registers
+      this.key = null;
+      for (const w of this.waiters.values()) w(null);
+      this.waiters.clear();
+      return;
+    }
+    const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
+    if (event !== 'outcome' || typeof d.stream !== 'string' || (d.state !== 'fin' && d.state !== 'reset')) return;
+    const w = this.waiters.get(d.stream);
+    if (w) {
+      this.waiters.delete(d.stream);
+      w(d.state);
+      return;
+    }
+    this.arrived.set(d.stream, d.state);
+    if (this.arrived.size > MAX_KEPT_OUTCOMES) this.arrived.delete(this.arrived.keys().next().value as string);
+  };
+
+  wait(token: string): Promise<Outcome | null> {
+    const o = this.arrived.get(token);
+    if (o !== undefined) {
+      this.arrived.delete(token);
+      return Promise.resolve(o);
+    }
+    if (this.key === null) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(token);
+        resolve(null);
+      }, OUTCOME_WAIT_MS);
+      timer.unref();
+      this.waiters.set(token, (x) => {
+        clearTimeout(timer);
+        resolve(x);
+      });
+    });
+  }
+
+  forget(token: string): void {
+    this.arrived.delete(token);
+  }
 }
 
 /** Longest we hold a destroy() to deliver the RST to the daemon. */
@@ -61,23 +143,29 @@ export class IpcStream extends Duplex implements PilotStream {
     this.destroy(new PilotException(pilotError('connection_failed', `stream socket: ${e.message}`)));
   };
   private readonly onSocketClose = (): void => {
-    if (!this.destroyed && !this.readableEnded && !this.isCheckingEof) {
+    if (!this.destroyed && !this.readableEnded && !this.isCheckingEof && !this.isEofPushed) {
       this.destroy(eventException(pilotError('connection_failed', 'daemon closed the stream')));
     }
   };
 
   private isCheckingEof = false;
+  private isEofPushed = false;
 
   private async handleEof(): Promise<void> {
     this.isCheckingEof = true;
-    const r = await this.control.call<{ state: string }>('stream_status', { stream: this.token });
+    let state: string | null = (await this.control.outcome?.(this.token)) ?? null;
+    if (state === null) {
+      const r = await this.control.call<{ state: string }>('stream_status', { stream: this.token });
+      state = r.ok ? r.value.state : null;
+    }
     this.isCheckingEof = false;
     if (this.destroyed) return;
-    if (r.ok && r.value.state === 'reset') {
+    if (state === 'reset') {
       this.isResetByPeer = true;
       this.destroy(eventException(pilotError('connection_failed', 'stream reset by peer')));
       return;
     }
+    this.isEofPushed = true; // the app may not have read to the end yet: our close of the socket is no error
     this.push(null);
     if (this.writableFinished) this.socket.destroy();
   }
@@ -98,6 +186,7 @@ export class IpcStream extends Duplex implements PilotStream {
   }
 
   override _destroy(error: Error | null, cb: (e: Error | null) => void): void {
+    this.control.forget?.(this.token);
     const isClean = this.readableEnded && this.writableFinished;
     if (isClean || this.isResetByPeer || this.socket.destroyed) {
       this.socket.destroy();

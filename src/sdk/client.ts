@@ -9,7 +9,7 @@ import { bench as echoBench } from '../services/echo.js';
 import type { IpcMethod, RequestId } from '../ipc/protocol.js';
 import { resolveDaemonTarget } from '../ipc/paths.js';
 import type { PingOptions } from '../ipc/server.js';
-import { IpcStream, type StreamControl } from '../ipc/stream.js';
+import { IpcStream, OutcomeSink, type StreamControl } from '../ipc/stream.js';
 import type {
   AuditExport,
   AuditPage,
@@ -70,6 +70,10 @@ export class PilotClient implements NodeApi {
    * open, else on a throwaway one (a stream may outlive close(); that must not reopen a lasting connection).
    */
   readonly streamControl: StreamControl;
+  /** @internal outcomes the daemon pushes for this client's streams (their EOF then asks nothing). */
+  readonly outcomes: OutcomeSink;
+  /** @internal streamControl for a stream opened with the sink named. */
+  readonly sinkControl: StreamControl;
 
   private constructor(
     readonly target: DaemonTarget,
@@ -84,6 +88,15 @@ export class PilotClient implements NodeApi {
         return c !== null && !c.isClosed ? c.call(method, params) : callOnce(target, method, params);
       },
       notify: (method, params) => this.conn?.notify(method, params) === true,
+    };
+    this.outcomes = new OutcomeSink(async (onEvent) => {
+      const r = await this.openResource<{ sink: string }>('stream_outcomes', {}, onEvent);
+      return r.ok ? ok(r.value.result) : r;
+    });
+    this.sinkControl = {
+      ...this.streamControl,
+      outcome: (token) => this.outcomes.wait(token),
+      forget: (token) => this.outcomes.forget(token),
     };
   }
 
@@ -171,10 +184,12 @@ export class PilotClient implements NodeApi {
   async dial(peer: PeerRef, port: number, opts: { timeoutMs?: number } = {}): Promise<Result<PilotStream>> {
     const params: Record<string, unknown> = { peer, port };
     if (opts.timeoutMs !== undefined) params.timeout_ms = Math.max(1, Math.round(opts.timeoutMs));
+    const sink = this.outcomes.param();
+    if (sink !== undefined) params.outcomes = sink;
     const r = await openRawStream(this.rawSource, 'dial', params);
     if (!r.ok) return r;
     if (r.value === null) return err('internal', 'daemon answered dial without a stream');
-    return ok(new IpcStream(r.value.socket, r.value.meta, r.value.rest, this.streamControl));
+    return ok(new IpcStream(r.value.socket, r.value.meta, r.value.rest, sink !== undefined ? this.sinkControl : this.streamControl));
   }
 
   /**
@@ -426,13 +441,14 @@ class ClientListener implements PortListener {
   async accept(): Promise<PilotStream | null> {
     const r = await this.ready;
     if (!r.ok || this.isClosed || this.key === null) return null;
-    const s = await openRawStream(this.client.rawSource, 'accept', { listener: this.key });
+    const sink = this.client.outcomes.param();
+    const s = await openRawStream(this.client.rawSource, 'accept', sink !== undefined ? { listener: this.key, outcomes: sink } : { listener: this.key });
     if (!s.ok) {
       if (!this.isClosed) this.error = s.error;
       return null;
     }
     if (s.value === null) return null;
-    return new IpcStream(s.value.socket, s.value.meta, s.value.rest, this.client.streamControl);
+    return new IpcStream(s.value.socket, s.value.meta, s.value.rest, sink !== undefined ? this.client.sinkControl : this.client.streamControl);
   }
 
   close(): void {
