@@ -187,7 +187,7 @@ class ServerState {
   constructor(
     readonly api: NodeApi,
     readonly logger: Logger,
-    readonly identity: Identity,
+    identity: Identity,
   ) {
     this.prover = new DaemonProver(identity, process.pid);
   }

@@ -86,6 +86,14 @@ export interface ResumedProof {
   mac: string;
 }
 
+function isPid(pid: unknown): pid is number {
+  return typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 0;
+}
+
+function noValidProof(socketPath: string): Result<never> {
+  return err('daemon_unverified', `the process on ${socketPath} gave no valid proof of the node key`, { detail: { socket: socketPath } });
+}
+
 function badNonce(): Result<never> {
   return err('invalid_argument', `auth nonce must be base64 of ${IPC_AUTH_NONCE_BYTES} bytes`);
 }
@@ -100,9 +108,7 @@ export function checkResumedProof(ticket: ResumeTicket, nonce: Uint8Array, proof
   if (typeof p.mac !== 'string') return ok(null);
   const pid = p.pid;
   const mac = fromBase64(p.mac);
-  if (mac === null || typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) {
-    return err('daemon_unverified', `the process on ${socketPath} gave no valid proof of the node key`, { detail: { socket: socketPath } });
-  }
+  if (mac === null || !isPid(pid)) return noValidProof(socketPath);
   const expected = hmac(ticket.key, `${IPC_RESUME_DOMAIN}${toBase64(nonce)}:${pid}`);
   if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) {
     return err('daemon_unverified', `the process on ${socketPath} is not the daemon this client verified: its resumption proof is wrong`, {
@@ -140,9 +146,7 @@ export function checkDaemonProof(expected: Uint8Array, nonce: Uint8Array, proof:
   const p = (typeof proof === 'object' && proof !== null ? proof : {}) as Record<string, unknown>;
   const sig = typeof p.signature === 'string' ? fromBase64(p.signature) : null;
   const pid = p.pid;
-  if (sig === null || typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) {
-    return err('daemon_unverified', `the process on ${socketPath} gave no valid proof of the node key`, { detail: { socket: socketPath } });
-  }
+  if (sig === null || !isPid(pid)) return noValidProof(socketPath);
   if (!verify(expected, proofMessage(nonce, pid), sig)) {
     return err('daemon_unverified', `the process on ${socketPath} is not this home's daemon: its proof does not verify against the node key`, {
       detail: { socket: socketPath, expected_public_key: toBase64(expected), claimed_public_key: typeof p.public_key === 'string' ? p.public_key : null },
