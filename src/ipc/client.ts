@@ -463,6 +463,14 @@ export async function openDatagramChannel(
   return ok(r.value);
 }
 
+/** `stream_channel` on a fresh (or spare) connection; the socket then speaks stream-frames.ts (stream-channel.ts). */
+export async function openStreamChannelSocket(source: RawConnectionSource): Promise<Result<{ socket: Socket; windowBytes: number; rest: Buffer }>> {
+  const r = await openRawConnection<{ window_bytes: number }>(source, 'stream_channel', {});
+  if (!r.ok) return r;
+  if (r.value === null || typeof r.value.result?.window_bytes !== 'number') return err('internal', 'daemon answered stream_channel without a channel');
+  return ok({ socket: r.value.socket, windowBytes: r.value.result.window_bytes, rest: r.value.rest });
+}
+
 function sourceOf(s: DaemonTarget | RawConnectionSource): RawConnectionSource {
   return 'target' in s ? s : { target: s };
 }
@@ -476,7 +484,7 @@ const SPARE_GONE = Symbol('spareGone');
  */
 async function openRawConnection<T>(
   source: RawConnectionSource,
-  method: 'dial' | 'accept' | 'datagram_channel',
+  method: 'dial' | 'accept' | 'datagram_channel' | 'stream_channel',
   params: Record<string, unknown>,
 ): Promise<Result<{ socket: Socket; result: T; rest: Buffer } | null>> {
   const s = source.spare ? await source.spare.take() : await connectSocket(source.target);
@@ -493,7 +501,7 @@ async function openRawConnection<T>(
 
 function requestOn<T>(
   socket: Socket,
-  method: 'dial' | 'accept' | 'datagram_channel',
+  method: 'dial' | 'accept' | 'datagram_channel' | 'stream_channel',
   params: Record<string, unknown>,
   isSpare: boolean,
 ): Promise<Result<{ socket: Socket; result: T; rest: Buffer } | null> | typeof SPARE_GONE> {

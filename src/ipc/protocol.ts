@@ -17,7 +17,11 @@
 // {"nonce","ticket":"<id>"} and gets {"pid","mac"}: HMAC-SHA256(key, "pilot-ipc-resume:v1:<nonce>:<pid>"), or a
 // full proof with a fresh ticket from a daemon that did not issue it (it restarted).
 //
-// Byte streams: after `dial` or `accept` succeeds, that connection carries the stream's raw bytes (no framing);
+// Byte streams, as the SDK opens them: after `stream_channel` answers {window_bytes}, that connection carries
+// all of the client's streams in frames (OPEN → OPENED for dial/accept, DATA within per-stream credit, FIN,
+// RST: src/ipc/stream-frames.ts), so a dial costs no connection and its end no status question.
+// Byte streams, one per connection (simple clients; the SDK does not use these): after `dial` or `accept`
+// succeeds, that connection carries the stream's raw bytes (no framing);
 // half-close = FIN. An abort travels out of band so it can't be confused with FIN: the SDK sends
 // `stream_reset {stream}` (with "quiet":true over a lasting control connection: no answer, and the daemon closes
 // the stream socket) before closing the socket, and on EOF asks `stream_status {stream}` whether the peer
@@ -103,6 +107,7 @@ export const IPC_METHODS = [
   'open_datagram',
   'datagram_send',
   'datagram_channel',
+  'stream_channel',
   'send_message',
   'inbox',
   'send_file',

@@ -11,7 +11,9 @@ import { err, ok, type Result } from '../core/result.js';
 import type { DatagramSocket, NodeApi, PilotStream, PingResult, PortListener } from '../node/api.js';
 import { DaemonProver, publishDaemonKey, type Identity } from '../node/daemon-proof.js';
 import { bridgeDatagrams } from './datagram-bridge.js';
+import { bridgeStreamChannel } from './stream-channel-bridge.js';
 import { MAX_CHANNEL_PAYLOAD_BYTES } from './datagram-frames.js';
+import { STREAM_WINDOW_BYTES } from './stream-frames.js';
 import { ParamReader } from './params.js';
 import {
   encodeLine,
@@ -294,7 +296,7 @@ class ClientConn {
       this.respond(id, err('invalid_argument', `unknown method ${JSON.stringify(method)}`));
       return;
     }
-    if (method === 'dial' || method === 'accept' || method === 'datagram_channel') {
+    if (method === 'dial' || method === 'accept' || method === 'datagram_channel' || method === 'stream_channel') {
       if (this.inflight > 0 || this.resources.size > 0) {
         this.respond(id, err('invalid_argument', `${method} needs a fresh connection (it becomes the byte stream)`));
         return;
@@ -385,6 +387,15 @@ class ClientConn {
     this.isSwitching = false;
     this.socket.removeListener('data', this.onData);
     bridgeDatagrams(this.socket, sock, this.splitter.takeRest(), this.hasClientEnded);
+  }
+
+  /** stream_channel: answer, then this socket carries many streams in frames (stream-frames.ts). */
+  switchToStreamChannel(id: RequestId): void {
+    this.respond(id, ok({ window_bytes: STREAM_WINDOW_BYTES }));
+    this.isRaw = true;
+    this.isSwitching = false;
+    this.socket.removeListener('data', this.onData);
+    bridgeStreamChannel(this.socket, { api: this.state.api, listeners: this.state.listeners, logger: this.state.logger }, this.splitter.takeRest(), this.hasClientEnded);
   }
 
   /** dial/accept succeeded: answer, then this socket is the stream's byte pipe. */
@@ -769,6 +780,11 @@ const HANDLERS: Record<string, Handler> = {
       return;
     }
     conn.switchToRaw(id, r.value, sink);
+  },
+
+  // The SDK's streams: this connection becomes a stream channel (many streams in frames, stream-frames.ts).
+  stream_channel: async (conn, id) => {
+    conn.switchToStreamChannel(id);
   },
 
   // Open-style: this connection hears `outcome {stream, state}` for every stream dialed or accepted with

@@ -3,13 +3,13 @@
 import { resolve as resolvePath } from 'node:path';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, errFrom, ok, type Result } from '../core/result.js';
-import { callOnce, connectIpc, openDatagramChannel, openRawStream, SpareConnection, type DaemonTarget, type IpcConnection, type RawConnectionSource } from '../ipc/client.js';
+import { connectIpc, openDatagramChannel, openStreamChannelSocket, SpareConnection, type DaemonTarget, type IpcConnection, type RawConnectionSource } from '../ipc/client.js';
 import { IpcDatagramChannel } from '../ipc/datagram-channel.js';
 import { bench as echoBench } from '../services/echo.js';
 import type { IpcMethod, RequestId } from '../ipc/protocol.js';
 import { resolveDaemonTarget } from '../ipc/paths.js';
 import type { PingOptions } from '../ipc/server.js';
-import { IpcStream, OutcomeSink, type StreamControl } from '../ipc/stream.js';
+import { StreamChannel } from '../ipc/stream-channel.js';
 import type {
   AuditExport,
   AuditPage,
@@ -61,19 +61,10 @@ function b64(data: Uint8Array | string): string {
 
 export class PilotClient implements NodeApi {
   private conn: IpcConnection | null;
-  /** A verified connection kept ready: dial, accept and datagram channels cost one round trip, not three. */
+  /** A verified connection kept ready: the stream channel and datagram channels open in one round trip, not three. */
   private readonly spare: SpareConnection;
-  /** @internal where dial/accept/datagram_channel connections come from (the spare, else a fresh one). */
+  /** @internal where stream_channel / datagram_channel connections come from (the spare, else a fresh one). */
   readonly rawSource: RawConnectionSource;
-  /**
-   * @internal stream_status / stream_reset for this client's streams: over the control connection while it is
-   * open, else on a throwaway one (a stream may outlive close(); that must not reopen a lasting connection).
-   */
-  readonly streamControl: StreamControl;
-  /** @internal outcomes the daemon pushes for this client's streams (their EOF then asks nothing). */
-  readonly outcomes: OutcomeSink;
-  /** @internal streamControl for a stream opened with the sink named. */
-  readonly sinkControl: StreamControl;
 
   private constructor(
     readonly target: DaemonTarget,
@@ -82,22 +73,6 @@ export class PilotClient implements NodeApi {
     this.conn = conn;
     this.spare = new SpareConnection(target);
     this.rawSource = { target, spare: this.spare };
-    this.streamControl = {
-      call: (method, params) => {
-        const c = this.conn;
-        return c !== null && !c.isClosed ? c.call(method, params) : callOnce(target, method, params);
-      },
-      notify: (method, params) => this.conn?.notify(method, params) === true,
-    };
-    this.outcomes = new OutcomeSink(async (onEvent) => {
-      const r = await this.openResource<{ sink: string }>('stream_outcomes', {}, onEvent);
-      return r.ok ? ok(r.value.result) : r;
-    });
-    this.sinkControl = {
-      ...this.streamControl,
-      outcome: (token) => this.outcomes.wait(token),
-      forget: (token) => this.outcomes.forget(token),
-    };
   }
 
   get socketPath(): string {
@@ -132,10 +107,15 @@ export class PilotClient implements NodeApi {
 
   /** Close the control connection. Streams, listeners and subscriptions opened through it close too. */
   close(): void {
+    this.isClosed = true;
     this.conn?.close();
     this.conn = null;
     this.spare.close();
+    this.channel?.close(); // its open streams live on until they finish
+    this.channel = null;
   }
+
+  private isClosed = false;
 
   info(): Promise<Result<NodeInfo>> {
     return this.call('info');
@@ -180,16 +160,42 @@ export class PilotClient implements NodeApi {
     return this.call('rotate_key', opts.recoveryKey !== undefined ? { recovery_key: opts.recoveryKey } : {});
   }
 
-  /** Open a stream to `peer:port`. The returned Duplex is a raw pipe through the daemon: end() = FIN, destroy() = RST. */
+  /** Open a stream to `peer:port`. The returned Duplex goes through the daemon: end() = FIN, destroy() = RST. */
   async dial(peer: PeerRef, port: number, opts: { timeoutMs?: number } = {}): Promise<Result<PilotStream>> {
     const params: Record<string, unknown> = { peer, port };
     if (opts.timeoutMs !== undefined) params.timeout_ms = Math.max(1, Math.round(opts.timeoutMs));
-    const sink = this.outcomes.param();
-    if (sink !== undefined) params.outcomes = sink;
-    const r = await openRawStream(this.rawSource, 'dial', params);
+    const r = await this.openStream('dial', params);
     if (!r.ok) return r;
     if (r.value === null) return err('internal', 'daemon answered dial without a stream');
-    return ok(new IpcStream(r.value.socket, r.value.meta, r.value.rest, sink !== undefined ? this.sinkControl : this.streamControl));
+    return ok(r.value);
+  }
+
+  /**
+   * @internal dial/accept on this client's stream channel (src/ipc/stream-channel.ts): one connection carries all
+   * its streams, opened on first use and again if the daemon restarted since.
+   */
+  async openStream(method: 'dial' | 'accept', params: Record<string, unknown>): Promise<Result<PilotStream | null>> {
+    const ch = await this.streamChannel();
+    if (!ch.ok) return ch;
+    return ch.value.open(method, params);
+  }
+
+  private channel: StreamChannel | null = null;
+  private channelOpening: Promise<Result<StreamChannel>> | null = null;
+
+  private streamChannel(): Promise<Result<StreamChannel>> {
+    if (this.channel?.isUsable) return Promise.resolve(ok(this.channel));
+    if (this.channelOpening === null) {
+      this.channelOpening = openStreamChannelSocket(this.rawSource).then((r) => {
+        this.channelOpening = null;
+        if (!r.ok) return r;
+        const ch = new StreamChannel(r.value.socket, r.value.windowBytes, r.value.rest);
+        if (this.isClosed) ch.close();
+        else this.channel = ch;
+        return ok(ch);
+      });
+    }
+    return this.channelOpening;
   }
 
   /**
@@ -441,14 +447,12 @@ class ClientListener implements PortListener {
   async accept(): Promise<PilotStream | null> {
     const r = await this.ready;
     if (!r.ok || this.isClosed || this.key === null) return null;
-    const sink = this.client.outcomes.param();
-    const s = await openRawStream(this.client.rawSource, 'accept', sink !== undefined ? { listener: this.key, outcomes: sink } : { listener: this.key });
+    const s = await this.client.openStream('accept', { listener: this.key });
     if (!s.ok) {
       if (!this.isClosed) this.error = s.error;
       return null;
     }
-    if (s.value === null) return null;
-    return new IpcStream(s.value.socket, s.value.meta, s.value.rest, sink !== undefined ? this.client.sinkControl : this.client.streamControl);
+    return s.value;
   }
 
   close(): void {

@@ -161,56 +161,6 @@ test('dial returns a Duplex; listen/accept over loopback', async () => {
   l1.value.close();
 });
 
-test('stream outcomes are pushed: FIN and RST reach the stream without a stream_status round trip', async () => {
-  // The first dial registers the client's outcome sink; streams opened after it learn FIN/RST from the daemon.
-  const first = await client.dial('agent-alpha', 13);
-  assert.ok(first.ok);
-  first.value.resume();
-  await new Promise((r) => first.value.on('end', r));
-  first.value.destroy();
-  const asked: string[] = [];
-  const ctl = client.sinkControl as { call: (m: string, p: Record<string, unknown>) => Promise<unknown> };
-  const call = ctl.call;
-  ctl.call = (m, p) => {
-    asked.push(m);
-    return call(m, p);
-  };
-  try {
-    const fin = await client.dial('agent-alpha', 13); // the peer says hello and FINs
-    assert.ok(fin.ok);
-    let text = '';
-    fin.value.on('data', (b: Buffer) => (text += b.toString()));
-    await new Promise((r) => fin.value.on('end', r));
-    assert.equal(text, 'hello');
-    fin.value.end();
-    const rst = await client.dial('agent-alpha', 9); // the peer resets at the first byte
-    assert.ok(rst.ok);
-    const e = await new Promise<Error>((r) => {
-      rst.value.on('error', r);
-      rst.value.write('x');
-    });
-    assert.match(e.message, /reset by peer/);
-    // Accepted streams too.
-    const l = await client.listenAsync(7100);
-    assert.ok(l.ok);
-    const acceptP = l.value.accept();
-    const d = await client.dial('test-node', 7100);
-    assert.ok(d.ok);
-    const srv = await acceptP;
-    assert.ok(srv);
-    srv.resume();
-    d.value.end('bye');
-    await new Promise((r) => srv.on('end', r));
-    srv.end();
-    d.value.resume();
-    await new Promise((r) => d.value.on('end', r));
-    l.value.close();
-    assert.deepEqual(asked.filter((m) => m === 'stream_status'), [], 'an EOF asked the daemon');
-  } finally {
-    ctl.call = call;
-  }
-});
-
 test('datagram sockets: send to self and recv with timeout', async () => {
   const s = await client.openDatagramSocketAsync(8000);
   assert.ok(s.ok);
