@@ -124,9 +124,13 @@ export function bridgeStreamChannel(socket: Socket, deps: StreamChannelDeps, res
     });
     stream.on('close', () => {
       if (entries.get(id) !== e) return;
-      // Closed without 'end' or 'error' (destroyed under us): an abort for the client.
-      if (!stream.readableEnded) send(frame(FRAME_RST, id));
-      finish(id);
+      if (!stream.readableEnded) {
+        // Closed without 'end' or 'error' (destroyed under us): an abort for the client.
+        send(frame(FRAME_RST, id));
+        finish(id);
+      } else if (!e.isEndHeld) {
+        finish(id);
+      } // else done both ways here, but the piece held for credit and the FIN still go out on the next CREDIT
     });
   };
 

@@ -140,7 +140,7 @@ test('credit: megabytes both ways, and a stream nobody reads does not stall the 
   assert.equal((await rest).length, STREAM_WINDOW_BYTES * 2);
 });
 
-test('a peer that sends past the credit and FINs at once: all its bytes come before the EOF', async () => {
+test('a peer that sends past the credit and FINs at once: all its bytes come before the EOF', { timeout: 10_000 }, async () => {
   const l = await client.listenAsync(7300);
   assert.ok(l.ok);
   const acceptP = l.value.accept();
@@ -157,6 +157,27 @@ test('a peer that sends past the credit and FINs at once: all its bytes come bef
   d.value.resume();
   assert.equal((await got).length, big.length);
   d.value.end();
+  l.value.close();
+});
+
+test('the same after our own FIN: the daemon keeps the stream until the held piece and its FIN went out', { timeout: 10_000 }, async () => {
+  const l = await client.listenAsync(7301);
+  assert.ok(l.ok);
+  const acceptP = l.value.accept();
+  const d = await client.dial('test-node', 7301);
+  assert.ok(d.ok);
+  const srv = await acceptP;
+  assert.ok(srv);
+  d.value.pause();
+  d.value.end(); // both directions finish on the daemon's side while most of the reply waits for our credit
+  srv.resume();
+  await new Promise((r) => srv.on('end', r));
+  const big = Buffer.alloc(STREAM_WINDOW_BYTES * 3 + 4096, 9);
+  srv.end(big);
+  await new Promise((r) => setTimeout(r, 50));
+  const got = readAll(d.value);
+  d.value.resume();
+  assert.equal((await got).length, big.length);
   l.value.close();
 });
 
