@@ -374,6 +374,14 @@ class ClientConn {
     this.drain();
   }
 
+  /** The socket stops speaking JSON lines: the bytes after the switching request's line go to its new owner. */
+  private handOver(): Buffer {
+    this.isRaw = true;
+    this.isSwitching = false;
+    this.socket.removeListener('data', this.onData);
+    return this.splitter.takeRest();
+  }
+
   /** datagram_channel succeeded: answer, then this socket carries binary datagram frames (datagram-frames.ts). */
   switchToDatagramChannel(id: RequestId, sock: DatagramSocket): void {
     const key = this.resourceKey(id);
@@ -383,19 +391,13 @@ class ClientConn {
       sock.close();
     });
     this.respond(id, ok({ port: sock.port, socket: key, max_payload_bytes: MAX_CHANNEL_PAYLOAD_BYTES }));
-    this.isRaw = true;
-    this.isSwitching = false;
-    this.socket.removeListener('data', this.onData);
-    bridgeDatagrams(this.socket, sock, this.splitter.takeRest(), this.hasClientEnded);
+    bridgeDatagrams(this.socket, sock, this.handOver(), this.hasClientEnded);
   }
 
   /** stream_channel: answer, then this socket carries many streams in frames (stream-frames.ts). */
   switchToStreamChannel(id: RequestId): void {
     this.respond(id, ok({ window_bytes: STREAM_WINDOW_BYTES }));
-    this.isRaw = true;
-    this.isSwitching = false;
-    this.socket.removeListener('data', this.onData);
-    bridgeStreamChannel(this.socket, { api: this.state.api, listeners: this.state.listeners, logger: this.state.logger }, this.splitter.takeRest(), this.hasClientEnded);
+    bridgeStreamChannel(this.socket, { api: this.state.api, listeners: this.state.listeners, logger: this.state.logger }, this.handOver(), this.hasClientEnded);
   }
 
   /** dial/accept succeeded: answer, then this socket is the stream's byte pipe. */
@@ -408,10 +410,7 @@ class ClientConn {
       remote_port: stream.remotePort,
       local_port: stream.localPort,
     }));
-    this.isRaw = true;
-    this.isSwitching = false;
-    this.socket.removeListener('data', this.onData);
-    bridge(this.state, token, this.socket, stream, this.splitter.takeRest(), this.hasClientEnded);
+    bridge(this.state, token, this.socket, stream, this.handOver(), this.hasClientEnded);
   }
 }
 

@@ -14,23 +14,19 @@ import {
   creditOf,
   CREDIT_STEP_BYTES,
   frame,
-  frameHeader,
   FrameParser,
   FRAME_CREDIT,
-  FRAME_DATA,
   FRAME_FIN,
   FRAME_OPEN,
   FRAME_OPENED,
   FRAME_RST,
   jsonOf,
-  MAX_DATA_FRAME_BYTES,
   STREAM_WINDOW_BYTES,
+  writeData,
 } from './stream-frames.js';
 
 /** Longest a dial may ask to wait (as the JSON dial). */
 const MAX_TIMEOUT_MS = 10 * 60_000;
-/** DATA payloads under this go out as one buffer with their header; larger ones as two writes (no copy). */
-const COPY_BELOW_BYTES = 16 * 1024;
 
 export interface StreamChannelDeps {
   api: NodeApi;
@@ -67,17 +63,7 @@ export function bridgeStreamChannel(socket: Socket, deps: StreamChannelDeps, res
   };
 
   const sendData = (id: number, data: Buffer): void => {
-    for (let off = 0; off < data.length; off += MAX_DATA_FRAME_BYTES) {
-      const piece = data.subarray(off, Math.min(data.length, off + MAX_DATA_FRAME_BYTES));
-      if (piece.length < COPY_BELOW_BYTES) {
-        send(frame(FRAME_DATA, id, piece));
-      } else if (!isClosed && !socket.destroyed) {
-        socket.cork();
-        socket.write(frameHeader(FRAME_DATA, id, piece.length));
-        socket.write(piece);
-        socket.uncork();
-      }
-    }
+    if (!isClosed && !socket.destroyed) writeData(socket, id, data);
   };
 
   /** Stream data toward the client, within its credit; what does not fit is held and the stream paused. */

@@ -13,21 +13,16 @@ import {
   creditOf,
   CREDIT_STEP_BYTES,
   frame,
-  frameHeader,
   FrameParser,
   FRAME_CREDIT,
-  FRAME_DATA,
   FRAME_FIN,
   FRAME_OPEN,
   FRAME_OPENED,
   FRAME_RST,
   jsonOf,
-  MAX_DATA_FRAME_BYTES,
   MAX_STREAM_ID,
+  writeData,
 } from './stream-frames.js';
-
-/** DATA payloads under this go out copied behind their header in one buffer; larger ones as two writes. */
-const COPY_BELOW_BYTES = 16 * 1024;
 
 type Opening = (r: Result<ChannelStream | null>) => void;
 
@@ -91,15 +86,7 @@ export class StreamChannel {
 
   /** @internal */
   sendData(id: number, data: Buffer): void {
-    if (this.isClosed) return;
-    if (data.length < COPY_BELOW_BYTES) {
-      this.socket.write(frame(FRAME_DATA, id, data));
-      return;
-    }
-    this.socket.cork();
-    this.socket.write(frameHeader(FRAME_DATA, id, data.length));
-    this.socket.write(data);
-    this.socket.uncork();
+    if (!this.isClosed) writeData(this.socket, id, data);
   }
 
   /** @internal The stream's id is finished on both sides (or reset): no more frames for it. */
@@ -214,9 +201,9 @@ export class ChannelStream extends Duplex implements PilotStream {
   private pump(): void {
     const p = this.pendingWrite;
     if (p === null) return;
-    while (p.data.length > 0 && this.credit > 0) {
-      const n = Math.min(p.data.length, this.credit, MAX_DATA_FRAME_BYTES);
-      this.channel.sendData(this.id, n === p.data.length ? p.data : p.data.subarray(0, n));
+    const n = Math.min(p.data.length, this.credit);
+    if (n > 0) {
+      this.channel.sendData(this.id, n === p.data.length ? p.data : p.data.subarray(0, n)); // split into frames there
       this.credit -= n;
       p.data = p.data.subarray(n);
     }

@@ -15,6 +15,8 @@
 // past the window, an unknown type or an oversized control frame is a protocol error: the channel closes and
 // every stream on it is reset. Parsing is streaming: a DATA payload is handed on in the pieces the reads
 // brought (no reassembly, no copy); control frames are assembled (they are small).
+import type { Socket } from 'node:net';
+
 export const FRAME_OPEN = 1;
 export const FRAME_OPENED = 2;
 export const FRAME_DATA = 3;
@@ -51,6 +53,24 @@ export function frame(type: number, id: number, payload: Uint8Array | null = nul
   b.writeUInt32BE(len, 5);
   if (payload !== null) b.set(payload, FRAME_HEADER_BYTES);
   return b;
+}
+
+/** DATA payloads under this go out copied behind their header in one buffer; larger ones as two writes, no copy. */
+const COPY_BELOW_BYTES = 16 * 1024;
+
+/** Write `data` as DATA frames of at most MAX_DATA_FRAME_BYTES each. */
+export function writeData(socket: Socket, id: number, data: Buffer): void {
+  for (let off = 0; off < data.length; off += MAX_DATA_FRAME_BYTES) {
+    const piece = off === 0 && data.length <= MAX_DATA_FRAME_BYTES ? data : data.subarray(off, Math.min(data.length, off + MAX_DATA_FRAME_BYTES));
+    if (piece.length < COPY_BELOW_BYTES) {
+      socket.write(frame(FRAME_DATA, id, piece));
+      continue;
+    }
+    socket.cork();
+    socket.write(frameHeader(FRAME_DATA, id, piece.length));
+    socket.write(piece);
+    socket.uncork();
+  }
 }
 
 export function creditFrame(id: number, bytes: number): Buffer {

@@ -21,7 +21,7 @@ import {
   STREAM_WINDOW_BYTES,
 } from '../../../src/ipc/stream-frames.js';
 import { PilotClient } from '../../../src/sdk/index.js';
-import type { PilotStream } from '../../../src/node/api.js';
+import type { PilotStream, PortListener } from '../../../src/node/api.js';
 import { daemonAt, FakeNode, ipcAuth } from './fake-node.js';
 
 let dir: string;
@@ -55,6 +55,18 @@ function readAll(s: PilotStream): Promise<Buffer> {
     s.on('end', () => resolve(Buffer.concat(parts)));
     s.on('error', reject);
   });
+}
+
+/** Listen on `port`, dial it through the client, and accept: both ends of one stream through the channel. */
+async function acceptedPair(port: number): Promise<{ l: PortListener; d: PilotStream; srv: PilotStream }> {
+  const l = await client.listenAsync(port);
+  assert.ok(l.ok);
+  const acceptP = l.value.accept();
+  const d = await client.dial('test-node', port);
+  assert.ok(d.ok);
+  const srv = await acceptP;
+  assert.ok(srv);
+  return { l: l.value, d: d.value, srv };
 }
 
 test('frames: split at every byte boundary, the same frames come out', () => {
@@ -141,62 +153,44 @@ test('credit: megabytes both ways, and a stream nobody reads does not stall the 
 });
 
 test('a peer that sends past the credit and FINs at once: all its bytes come before the EOF', { timeout: 10_000 }, async () => {
-  const l = await client.listenAsync(7300);
-  assert.ok(l.ok);
-  const acceptP = l.value.accept();
-  const d = await client.dial('test-node', 7300);
-  assert.ok(d.ok);
-  const srv = await acceptP;
-  assert.ok(srv);
-  d.value.pause(); // the daemon holds what the window does not cover, and the peer's FIN arrives meanwhile
+  const { l, d, srv } = await acceptedPair(7300);
+  d.pause(); // the daemon holds what the window does not cover, and the peer's FIN arrives meanwhile
   const big = Buffer.alloc(STREAM_WINDOW_BYTES * 3 + 4096, 7);
   srv.end(big);
   srv.resume();
   await new Promise((r) => setTimeout(r, 50));
-  const got = readAll(d.value);
-  d.value.resume();
+  const got = readAll(d);
+  d.resume();
   assert.equal((await got).length, big.length);
-  d.value.end();
-  l.value.close();
+  d.end();
+  l.close();
 });
 
 test('the same after our own FIN: the daemon keeps the stream until the held piece and its FIN went out', { timeout: 10_000 }, async () => {
-  const l = await client.listenAsync(7301);
-  assert.ok(l.ok);
-  const acceptP = l.value.accept();
-  const d = await client.dial('test-node', 7301);
-  assert.ok(d.ok);
-  const srv = await acceptP;
-  assert.ok(srv);
-  d.value.pause();
-  d.value.end(); // both directions finish on the daemon's side while most of the reply waits for our credit
+  const { l, d, srv } = await acceptedPair(7301);
+  d.pause();
+  d.end(); // both directions finish on the daemon's side while most of the reply waits for our credit
   srv.resume();
   await new Promise((r) => srv.on('end', r));
   const big = Buffer.alloc(STREAM_WINDOW_BYTES * 3 + 4096, 9);
   srv.end(big);
   await new Promise((r) => setTimeout(r, 50));
-  const got = readAll(d.value);
-  d.value.resume();
+  const got = readAll(d);
+  d.resume();
   assert.equal((await got).length, big.length);
-  l.value.close();
+  l.close();
 });
 
 test('accept over the channel, and destroy() resets the daemon side', async () => {
-  const l = await client.listenAsync(7200);
-  assert.ok(l.ok);
-  const acceptP = l.value.accept();
-  const d = await client.dial('test-node', 7200);
-  assert.ok(d.ok);
-  const srv = await acceptP;
-  assert.ok(srv);
+  const { l, d, srv } = await acceptedPair(7200);
   const got = readAll(srv);
-  d.value.end('bye');
+  d.end('bye');
   assert.equal((await got).toString(), 'bye');
   srv.end('ok');
-  assert.equal((await readAll(d.value)).toString(), 'ok');
+  assert.equal((await readAll(d)).toString(), 'ok');
   // A pending accept answers null when the listener closes.
-  const pending = l.value.accept();
-  l.value.close();
+  const pending = l.accept();
+  l.close();
   assert.equal(await pending, null);
 
   const x = await client.dial('agent-alpha', 7);
