@@ -105,9 +105,9 @@ export class PilotClient implements NodeApi {
     return c.value.call<T>(method, params, onEvent);
   }
 
-  /** Close the control connection. Streams, listeners and subscriptions opened through it close too. */
+  /** Close the control connection. Listeners and subscriptions opened through it close too; open streams run on until they finish. */
   close(): void {
-    this.isClosed = true;
+    this.closeCount++;
     this.conn?.close();
     this.conn = null;
     this.spare.close();
@@ -115,7 +115,8 @@ export class PilotClient implements NodeApi {
     this.channel = null;
   }
 
-  private isClosed = false;
+  /** A stream channel that was opening when close() came is closed as it arrives (later calls open a new one). */
+  private closeCount = 0;
 
   info(): Promise<Result<NodeInfo>> {
     return this.call('info');
@@ -186,11 +187,12 @@ export class PilotClient implements NodeApi {
   private streamChannel(): Promise<Result<StreamChannel>> {
     if (this.channel?.isUsable) return Promise.resolve(ok(this.channel));
     if (this.channelOpening === null) {
+      const closeCount = this.closeCount;
       this.channelOpening = openStreamChannelSocket(this.rawSource).then((r) => {
         this.channelOpening = null;
         if (!r.ok) return r;
         const ch = new StreamChannel(r.value.socket, r.value.windowBytes, r.value.rest);
-        if (this.isClosed) ch.close();
+        if (this.closeCount !== closeCount) ch.close();
         else this.channel = ch;
         return ok(ch);
       });

@@ -217,6 +217,13 @@ test('the daemon going away fails open streams; a new dial reopens the channel',
   const again = await c.value.dial('agent-alpha', 13);
   assert.ok(again.ok, again.ok ? '' : again.error.message);
   assert.equal((await readAll(again.value)).toString(), 'hello');
+  again.value.end();
+  // After close(), a dial opens a new channel, as every other call reconnects.
+  c.value.close();
+  const afterClose = await c.value.dial('agent-alpha', 13);
+  assert.ok(afterClose.ok, afterClose.ok ? '' : afterClose.error.message);
+  assert.equal((await readAll(afterClose.value)).toString(), 'hello');
+  afterClose.value.end();
   c.value.close();
   await second.value.close();
 });
