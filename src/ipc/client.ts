@@ -247,13 +247,6 @@ export class IpcConnection {
     });
   }
 
-  /** Send a request whose answer nobody waits for (a quiet stream_reset); the answer, if any, is dropped. */
-  notify(method: IpcMethod, params: Record<string, unknown> = {}): boolean {
-    if (this.closeError || this.socket.destroyed) return false;
-    this.socket.write(encodeLine({ id: this.nextId++, method, params }));
-    return true;
-  }
-
   /**
    * An open-style call (subscribe, listen, open_datagram): after a successful response, events keep flowing to
    * `onEvent` until an `end` event, `closeStream(id)` or the connection closing (then `end` is synthesised).
@@ -325,126 +318,6 @@ export async function connectIpc(target: DaemonTarget): Promise<Result<IpcConnec
   return ok(new IpcConnection(s.value.socket, target, s.value.daemonPid));
 }
 
-/** The daemon's answer to a successful dial/accept, after which the socket carries raw stream bytes. */
-export interface StreamOpenResult {
-  stream: string;
-  remote_addr: string;
-  remote_node_id: number;
-  remote_port: number;
-  local_port: number;
-}
-
-/**
- * Verified connections kept ready for the next dial/accept/datagram_channel, so those cost one round trip (the
- * request) instead of connect + auth + request. Connecting and verifying run in the background after each take
- * (prime()). Two are kept: an app that dials (or accepts) back to back takes the second while the first
- * refill is still verifying, so no dial waits on a connect + auth round trip. An idle spare is unref'd, so it
- * never keeps a process alive, and one the daemon closes (or that receives anything: an honest daemon sends
- * nothing unasked) is dropped.
- */
-export class SpareConnection {
-  private readonly ready: VerifiedSocket[] = [];
-  private connecting = 0;
-  /** take() calls waiting for a connect in flight (none was ready). */
-  private readonly waiting: Array<() => void> = [];
-  private isClosed = false;
-
-  constructor(
-    readonly target: DaemonTarget,
-    readonly capacity = 2,
-  ) {}
-
-  /** A spare if one is ready and alive (or on its way), else a fresh verified connection. Call prime() after. */
-  async take(): Promise<Result<VerifiedSocket & { isSpare: boolean }>> {
-    if (this.ready.length === 0 && this.connecting > 0) await new Promise<void>((r) => this.waiting.push(r));
-    for (let s = this.ready.shift(); s !== undefined; s = this.ready.shift()) {
-      if (!s.socket.destroyed && s.socket.readable) {
-        detachIdle(s.socket);
-        s.socket.ref();
-        return ok({ ...s, isSpare: true });
-      }
-      s.socket.destroy();
-    }
-    const fresh = await connectSocket(this.target);
-    return fresh.ok ? ok({ ...fresh.value, isSpare: false }) : fresh;
-  }
-
-  /** Start verifying spares in the background until `capacity` are ready or on their way. */
-  prime(): void {
-    while (!this.isClosed && this.ready.length + this.connecting < this.capacity) this.connectOne();
-  }
-
-  private connectOne(): void {
-    this.connecting++;
-    void connectSocket(this.target).then((r) => {
-      this.connecting--;
-      if (r.ok && this.isClosed) r.value.socket.destroy();
-      else if (r.ok) this.keep(r.value);
-      // no daemon now (!r.ok): a waiting take() connects (and reports) itself
-      this.waiting.shift()?.();
-    });
-  }
-
-  private keep(v: VerifiedSocket): void {
-    const socket = v.socket;
-    const drop = (): void => {
-      const i = this.ready.indexOf(v);
-      if (i >= 0) this.ready.splice(i, 1);
-      detachIdle(socket);
-      socket.destroy();
-    };
-    socket.unref();
-    socket.on('data', drop);
-    socket.once('end', drop);
-    socket.once('close', drop);
-    socket.once('error', drop);
-    (socket as Socket & { [IDLE_DROP]?: () => void })[IDLE_DROP] = drop;
-    socket.resume(); // flowing, so a daemon that goes away shows up as 'end' here and not at the next dial
-    this.ready.push(v);
-  }
-
-  close(): void {
-    this.isClosed = true;
-    for (const s of this.ready.splice(0)) s.socket.destroy();
-    for (const w of this.waiting.splice(0)) w();
-  }
-}
-
-const IDLE_DROP = Symbol('idleDrop');
-function detachIdle(socket: Socket): void {
-  const s = socket as Socket & { [IDLE_DROP]?: () => void };
-  const drop = s[IDLE_DROP];
-  if (!drop) return;
-  delete s[IDLE_DROP];
-  socket.removeListener('data', drop);
-  socket.removeListener('end', drop);
-  socket.removeListener('close', drop);
-  socket.removeListener('error', drop);
-  socket.pause();
-}
-
-/** Where a raw connection comes from: a fresh verified connection to `target`, or `spare`'s. */
-export interface RawConnectionSource {
-  target: DaemonTarget;
-  spare?: SpareConnection | undefined;
-}
-
-/**
- * Send one dial/accept request on a fresh (or spare) connection and read exactly its response line. On success
- * the socket is handed over with any bytes that followed the response (`rest`, already stream data).
- * `{closed: true}` from accept (listener gone) comes back as ok(null).
- */
-export async function openRawStream(
-  source: DaemonTarget | RawConnectionSource,
-  method: 'dial' | 'accept',
-  params: Record<string, unknown>,
-): Promise<Result<{ socket: Socket; meta: StreamOpenResult; rest: Buffer } | null>> {
-  const r = await openRawConnection<StreamOpenResult>(sourceOf(source), method, params);
-  if (!r.ok) return r;
-  if (r.value === null) return ok(null);
-  return ok({ socket: r.value.socket, meta: r.value.result, rest: r.value.rest });
-}
-
 /** The daemon's answer to `datagram_channel`, after which the socket carries binary datagram frames. */
 export interface DatagramChannelResult {
   port: number;
@@ -452,73 +325,55 @@ export interface DatagramChannelResult {
   max_payload_bytes: number;
 }
 
-/** `datagram_channel {port}` on a fresh connection (see openRawStream); the socket then speaks datagram-frames.ts. */
+/** `datagram_channel {port}` on a fresh connection; the socket then speaks datagram-frames.ts. */
 export async function openDatagramChannel(
-  source: DaemonTarget | RawConnectionSource,
+  target: DaemonTarget,
   port: number,
 ): Promise<Result<{ socket: Socket; result: DatagramChannelResult; rest: Buffer }>> {
-  const r = await openRawConnection<DatagramChannelResult>(sourceOf(source), 'datagram_channel', { port });
-  if (!r.ok) return r;
-  if (r.value === null) return err('internal', 'daemon answered datagram_channel without a channel');
-  return ok(r.value);
+  const r = await openRawConnection<DatagramChannelResult>(target, 'datagram_channel', { port });
+  return r;
 }
 
-/** `stream_channel` on a fresh (or spare) connection; the socket then speaks stream-frames.ts (stream-channel.ts). */
-export async function openStreamChannelSocket(source: RawConnectionSource): Promise<Result<{ socket: Socket; windowBytes: number; rest: Buffer }>> {
-  const r = await openRawConnection<{ window_bytes: number }>(source, 'stream_channel', {});
+/** `stream_channel` on a fresh connection; the socket then speaks stream-frames.ts (stream-channel.ts). */
+export async function openStreamChannelSocket(target: DaemonTarget): Promise<Result<{ socket: Socket; windowBytes: number; rest: Buffer }>> {
+  const r = await openRawConnection<{ window_bytes: number }>(target, 'stream_channel', {});
   if (!r.ok) return r;
-  if (r.value === null || typeof r.value.result?.window_bytes !== 'number') return err('internal', 'daemon answered stream_channel without a channel');
+  if (typeof r.value.result.window_bytes !== 'number') return err('internal', 'daemon answered stream_channel without a channel');
   return ok({ socket: r.value.socket, windowBytes: r.value.result.window_bytes, rest: r.value.rest });
 }
 
-function sourceOf(s: DaemonTarget | RawConnectionSource): RawConnectionSource {
-  return 'target' in s ? s : { target: s };
-}
-
-/** A spare the daemon dropped before answering (it restarted since) is retried once on a fresh connection. */
-const SPARE_GONE = Symbol('spareGone');
-
 /**
- * One request that turns a connection into something other than JSON lines (dial, accept, datagram_channel):
- * read exactly its response line and hand the socket over, paused, with the bytes after it.
+ * One request that turns a connection into something other than JSON lines (datagram_channel, stream_channel)
+ * on a fresh verified connection: read exactly its response line and hand the socket over, paused, with the
+ * bytes after it.
  */
 async function openRawConnection<T>(
-  source: RawConnectionSource,
-  method: 'dial' | 'accept' | 'datagram_channel' | 'stream_channel',
+  target: DaemonTarget,
+  method: 'datagram_channel' | 'stream_channel',
   params: Record<string, unknown>,
-): Promise<Result<{ socket: Socket; result: T; rest: Buffer } | null>> {
-  const s = source.spare ? await source.spare.take() : await connectSocket(source.target);
+): Promise<Result<{ socket: Socket; result: T; rest: Buffer }>> {
+  const s = await connectSocket(target);
   if (!s.ok) return s;
-  const isSpare = 'isSpare' in s.value && s.value.isSpare === true;
-  const r = await requestOn<T>(s.value.socket, method, params, isSpare);
-  // The next spare is verified while the caller uses this one: after the answer, and a turn later, so its
-  // file checks and connect are not in the way of the stream's first bytes.
-  const spare = source.spare;
-  if (spare) setImmediate(() => spare.prime());
-  if (r === SPARE_GONE) return openRawConnection({ target: source.target }, method, params);
-  return r;
+  return requestOn<T>(s.value.socket, method, params);
 }
 
 function requestOn<T>(
   socket: Socket,
-  method: 'dial' | 'accept' | 'datagram_channel' | 'stream_channel',
+  method: 'datagram_channel' | 'stream_channel',
   params: Record<string, unknown>,
-  isSpare: boolean,
-): Promise<Result<{ socket: Socket; result: T; rest: Buffer } | null> | typeof SPARE_GONE> {
+): Promise<Result<{ socket: Socket; result: T; rest: Buffer }>> {
   return new Promise((resolve) => {
     const splitter = new LineSplitter(MAX_RESPONSE_LINE_BYTES);
-    let hasAnswer = false;
-    const finish = (r: Result<{ socket: Socket; result: T; rest: Buffer } | null> | typeof SPARE_GONE): void => {
+    const finish = (r: Result<{ socket: Socket; result: T; rest: Buffer }>): void => {
       socket.removeListener('data', onData);
       socket.removeListener('end', onClose);
       socket.removeListener('close', onClose);
       socket.removeListener('error', onClose);
-      if (r === SPARE_GONE || !r.ok || r.value === null) socket.destroy();
+      if (!r.ok) socket.destroy();
       else socket.pause();
       resolve(r);
     };
     const onData = (chunk: Buffer): void => {
-      hasAnswer = true;
       splitter.push(chunk);
       const line = splitter.next();
       if (line === null) {
@@ -532,13 +387,12 @@ function requestOn<T>(
         return finish(err('internal', 'daemon sent malformed JSON'));
       }
       if (msg.ok !== true) return finish(errFrom(fromWireError(msg.error)));
-      const result = msg.result as Record<string, unknown> | null;
-      if (result === null || result.closed === true) return finish(ok(null));
-      finish(ok({ socket, result: result as unknown as T, rest: splitter.takeRest() }));
+      if (typeof msg.result !== 'object' || msg.result === null) return finish(err('internal', `daemon answered ${method} without a result`));
+      finish(ok({ socket, result: msg.result as T, rest: splitter.takeRest() }));
     };
     // A daemon that dies before answering only half-closes this allowHalfOpen socket: 'close' never comes,
     // and with nothing left to wait for, pilotctl used to exit 13 (unsettled await) without a word.
-    const onClose = (): void => finish(isSpare && !hasAnswer ? SPARE_GONE : err('not_running', 'daemon closed the connection'));
+    const onClose = (): void => finish(err('not_running', 'daemon closed the connection'));
     socket.on('data', onData);
     socket.once('end', onClose);
     socket.once('close', onClose);
@@ -548,7 +402,7 @@ function requestOn<T>(
   });
 }
 
-/** One request on a throwaway connection (stream_status / stream_reset, `daemon status`). */
+/** One request on a throwaway connection (`daemon status`, tests). */
 export async function callOnce<T = unknown>(
   target: DaemonTarget,
   method: IpcMethod,

@@ -20,14 +20,8 @@
 // Byte streams, as the SDK opens them: after `stream_channel` answers {window_bytes}, that connection carries
 // all of the client's streams in frames (OPEN → OPENED for dial/accept, DATA within per-stream credit, FIN,
 // RST: src/ipc/stream-frames.ts), so a dial costs no connection and its end no status question.
-// Byte streams, one per connection (simple clients; the SDK does not use these): after `dial` or `accept`
-// succeeds, that connection carries the stream's raw bytes (no framing);
-// half-close = FIN. An abort travels out of band so it can't be confused with FIN: the SDK sends
-// `stream_reset {stream}` (with "quiet":true over a lasting control connection: no answer, and the daemon closes
-// the stream socket) before closing the socket, and on EOF asks `stream_status {stream}` whether the peer
-// finished or reset (see src/ipc/stream.ts). A client that opened `stream_outcomes` (open-style; answers {sink})
-// and passes `outcomes: <sink>` with dial/accept hears {"event":"outcome","data":{"stream","state"}} on that
-// connection before the stream socket ends, instead of asking (none for its own resets).
+// Listeners: `listen {port}` (open-style, answers {port, listener}) on a control connection; the channel's
+// OPEN {"method":"accept","params":{"listener"}} takes the next stream from it ({closed:true} once it closes).
 //
 // Datagrams, fast: after `datagram_channel {port}` answers {port, socket, max_payload_bytes}, that connection is
 // a binary duplex for the bound port (the JSON `open_datagram` / `datagram_send` pair stays for pilotctl and the
@@ -101,9 +95,7 @@ export const IPC_METHODS = [
   'untrust',
   'rotate_key',
   'network',
-  'dial',
   'listen',
-  'accept',
   'open_datagram',
   'datagram_send',
   'datagram_channel',
@@ -121,9 +113,6 @@ export const IPC_METHODS = [
   'disconnect',
   'shutdown',
   'close',
-  'stream_outcomes',
-  'stream_status',
-  'stream_reset',
   'audit',
   'audit_export',
   'set_webhook',
@@ -191,7 +180,7 @@ export class LineSplitter {
     return line;
   }
 
-  /** Bytes after the last line taken (used when a connection turns into a raw stream). */
+  /** Bytes after the last line taken (used when a connection stops speaking JSON lines: a stream or datagram channel). */
   takeRest(): Buffer {
     const rest = this.buf;
     this.buf = Buffer.alloc(0);

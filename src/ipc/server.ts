@@ -1,6 +1,5 @@
 // Daemon side of the control socket: serves a NodeApi to pilotctl and SDK clients (protocol in protocol.ts).
 // One misbehaving client (garbage, oversized lines, vanishing mid-call) only ever loses its own connection.
-import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -8,7 +7,7 @@ import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
-import type { DatagramSocket, NodeApi, PilotStream, PingResult, PortListener } from '../node/api.js';
+import type { DatagramSocket, NodeApi, PingResult, PortListener } from '../node/api.js';
 import { DaemonProver, publishDaemonKey, type Identity } from '../node/daemon-proof.js';
 import { bridgeDatagrams } from './datagram-bridge.js';
 import { bridgeStreamChannel } from './stream-channel-bridge.js';
@@ -49,21 +48,10 @@ export interface IpcServer {
 
 /** Write (and read) buffer of each client socket before backpressure (see serveIpc). */
 const SOCKET_HIGH_WATER_BYTES = 1024 * 1024;
-/** How long a finished stream's outcome stays queryable by `stream_status`. */
-const STREAM_OUTCOME_TTL_MS = 30_000;
 /** Progress events are throttled to this interval (the last one is always sent). */
 const PROGRESS_INTERVAL_MS = 100;
 /** Unix socket paths longer than this fail to bind on Linux (sun_path is 108 bytes with the NUL). */
 const MAX_SOCKET_PATH_BYTES = 107;
-
-type StreamState = 'open' | 'fin' | 'reset';
-interface StreamEntry {
-  state: StreamState;
-  stream: PilotStream;
-  socket: Socket;
-  /** The `stream_outcomes` sink the client named at dial/accept: told the outcome before the socket ends. */
-  sink: string | undefined;
-}
 
 /**
  * Listen on `opts.socketPath` (created 0600; parent directory created 0700) and serve `api` until close().
@@ -77,8 +65,8 @@ export async function serveIpc(api: NodeApi, opts: IpcServerOptions): Promise<Re
   const published = publishDaemonKey(opts.home, opts.identity.publicKey);
   if (!published.ok) return published;
   const state = new ServerState(api, logger, opts.identity);
-  // 1 MiB write buffer per client: the stream bridge pauses the PilotStream when socket.write says "full", and
-  // at the default 16 KiB that is after nearly every read of the transport's buffer (chunks are ~400 KiB).
+  // 1 MiB socket buffers per client: a stream channel writes the transport's chunks (~400 KiB) as DATA frames
+  // within each stream's credit, and at the default 16 KiB nearly every such write would report "full".
   const server = createServer({ allowHalfOpen: true, highWaterMark: SOCKET_HIGH_WATER_BYTES }, (socket) => state.accept(socket));
   const listening = await new Promise<Result<void>>((resolve) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
@@ -179,9 +167,6 @@ class ServerState {
   readonly conns = new Set<ClientConn>();
   readonly listeners = new Map<string, PortListener>();
   readonly datagramSockets = new Map<string, DatagramSocket>();
-  readonly streams = new Map<string, StreamEntry>();
-  /** `stream_outcomes` registrations by key: how to tell that client a stream's outcome. */
-  readonly outcomeSinks = new Map<string, (token: string, state: 'fin' | 'reset') => void>();
   private nextConnSeq = 1;
   /** Answers `auth`: the node key's signature, and the cheap proof for clients holding a ticket. */
   readonly prover: DaemonProver;
@@ -205,34 +190,15 @@ class ServerState {
 
   closeAll(): void {
     for (const c of this.conns) c.socket.destroy();
-    for (const e of this.streams.values()) if (e.state === 'open') e.stream.destroy();
   }
 
-  registerStream(stream: PilotStream, socket: Socket, sink: string | undefined): string {
-    const token = randomBytes(12).toString('hex');
-    this.streams.set(token, { state: 'open', stream, socket, sink });
-    return token;
-  }
-
-  /**
-   * Record a stream's outcome; forget it a while later so `stream_status` still answers after the close. A
-   * client that named a sink is told here, before the caller ends or closes the stream socket — unless the
-   * client itself caused it (`isFromClient`: its reset, or its socket went away).
-   */
-  settleStream(token: string, state: 'fin' | 'reset', isFromClient = false): void {
-    const e = this.streams.get(token);
-    if (!e || e.state !== 'open') return;
-    e.state = state;
-    setTimeout(() => this.streams.delete(token), STREAM_OUTCOME_TTL_MS).unref();
-    if (!isFromClient && e.sink !== undefined) this.outcomeSinks.get(e.sink)?.(token, state);
-  }
 }
 
 type Handler = (conn: ClientConn, id: RequestId, params: unknown) => Promise<void>;
 
 class ClientConn {
   private readonly splitter = new LineSplitter(MAX_REQUEST_LINE_BYTES);
-  /** While a dial/accept is in flight no further lines are parsed: the bytes may be stream data. */
+  /** While a datagram_channel / stream_channel is being answered no further lines are parsed: the bytes may be frames. */
   private isSwitching = false;
   private isRaw = false;
   private inflight = 0;
@@ -296,7 +262,7 @@ class ClientConn {
       this.respond(id, err('invalid_argument', `unknown method ${JSON.stringify(method)}`));
       return;
     }
-    if (method === 'dial' || method === 'accept' || method === 'datagram_channel' || method === 'stream_channel') {
+    if (method === 'datagram_channel' || method === 'stream_channel') {
       if (this.inflight > 0 || this.resources.size > 0) {
         this.respond(id, err('invalid_argument', `${method} needs a fresh connection (it becomes the byte stream)`));
         return;
@@ -368,7 +334,7 @@ class ClientConn {
     return `${this.seq}.${String(id)}`;
   }
 
-  /** dial/accept failed: the connection stays a control connection; parse what was buffered meanwhile. */
+  /** datagram_channel failed: the connection stays a control connection; parse what was buffered meanwhile. */
   abortSwitch(): void {
     this.isSwitching = false;
     this.drain();
@@ -399,72 +365,6 @@ class ClientConn {
     this.respond(id, ok({ window_bytes: STREAM_WINDOW_BYTES }));
     bridgeStreamChannel(this.socket, { api: this.state.api, listeners: this.state.listeners, logger: this.state.logger }, this.handOver(), this.hasClientEnded);
   }
-
-  /** dial/accept succeeded: answer, then this socket is the stream's byte pipe. */
-  switchToRaw(id: RequestId, stream: PilotStream, sink: string | undefined): void {
-    const token = this.state.registerStream(stream, this.socket, sink);
-    this.respond(id, ok({
-      stream: token,
-      remote_addr: stream.remoteAddr,
-      remote_node_id: stream.remoteNodeId,
-      remote_port: stream.remotePort,
-      local_port: stream.localPort,
-    }));
-    bridge(this.state, token, this.socket, stream, this.handOver(), this.hasClientEnded);
-  }
-}
-
-/**
- * Raw byte pipe between a client socket and a PilotStream. socket EOF → stream.end() (FIN);
- * stream end → socket.end(); stream error (peer RST) → socket destroyed and the outcome recorded as `reset`.
- */
-function bridge(state: ServerState, token: string, socket: Socket, stream: PilotStream, rest: Buffer, hasEnded: boolean): void {
-  let hasSocketEnded = hasEnded;
-  if (rest.length > 0) stream.write(rest);
-  if (hasEnded) stream.end();
-
-  socket.on('data', (chunk: Buffer) => {
-    if (!stream.write(chunk)) socket.pause();
-  });
-  stream.on('drain', () => socket.resume());
-  socket.on('end', () => {
-    hasSocketEnded = true;
-    if (!stream.destroyed) stream.end();
-  });
-
-  const onStreamData = (chunk: Buffer): void => {
-    if (!socket.write(chunk)) stream.pause();
-  };
-  stream.on('data', onStreamData);
-  socket.on('drain', () => stream.resume());
-  stream.on('end', () => {
-    state.settleStream(token, 'fin');
-    if (!socket.destroyed) socket.end();
-  });
-  stream.on('error', () => {
-    state.settleStream(token, 'reset');
-    socket.destroy();
-  });
-  stream.on('close', () => {
-    // Closed without 'end' (destroyed without error): still an abort from the client's point of view.
-    if (!stream.readableEnded) {
-      state.settleStream(token, 'reset');
-      socket.destroy();
-    }
-  });
-  socket.on('close', () => {
-    if (stream.destroyed) return;
-    if (!hasSocketEnded) {
-      // The client vanished without FIN (crash, or destroy without stream_reset): abort like TCP would.
-      state.settleStream(token, 'reset', true);
-      stream.destroy();
-    } else if (!stream.readableEnded) {
-      // The client finished writing and stopped reading: let our FIN drain, discard what the peer still sends.
-      stream.removeListener('data', onStreamData);
-      stream.resume();
-    }
-  });
-  socket.on('error', () => socket.destroy());
 }
 
 // --- handlers -------------------------------------------------------------------------------------------
@@ -734,92 +634,9 @@ const HANDLERS: Record<string, Handler> = {
     conn.respond(id, ok({ port, listener: key }));
   },
 
-  accept: async (conn, id, params) => {
-    const p = new ParamReader(params);
-    const key = p.str('listener');
-    const sink = p.optStr('outcomes');
-    if (p.error) {
-      conn.respond(id, { ok: false, error: invalid(p) });
-      return conn.abortSwitch();
-    }
-    const listener = conn.server.listeners.get(key);
-    if (!listener) {
-      conn.respond(id, err('not_found', `no listener ${key}`, { hint: 'listen first; listeners close with their connection' }));
-      return conn.abortSwitch();
-    }
-    const stream = await listener.accept();
-    if (stream === null) {
-      conn.respond(id, ok({ closed: true }));
-      return conn.abortSwitch();
-    }
-    if (!conn.isOpen) {
-      stream.destroy();
-      return;
-    }
-    conn.switchToRaw(id, stream, sink);
-  },
-
-  dial: async (conn, id, params) => {
-    const p = new ParamReader(params);
-    const peer = p.str('peer');
-    const port = p.int('port', 0, 65535);
-    const timeoutMs = p.optInt('timeout_ms', 1, MAX_TIMEOUT_MS);
-    const sink = p.optStr('outcomes');
-    if (p.error) {
-      conn.respond(id, { ok: false, error: invalid(p) });
-      return conn.abortSwitch();
-    }
-    const r = await conn.api.dial(peer, port, timeoutMs === undefined ? undefined : { timeoutMs });
-    if (!r.ok) {
-      conn.respond(id, r);
-      return conn.abortSwitch();
-    }
-    if (!conn.isOpen) {
-      r.value.destroy();
-      return;
-    }
-    conn.switchToRaw(id, r.value, sink);
-  },
-
   // The SDK's streams: this connection becomes a stream channel (many streams in frames, stream-frames.ts).
   stream_channel: async (conn, id) => {
     conn.switchToStreamChannel(id);
-  },
-
-  // Open-style: this connection hears `outcome {stream, state}` for every stream dialed or accepted with
-  // `outcomes: <sink>`, before that stream's socket ends: the SDK's EOF then needs no stream_status round trip.
-  stream_outcomes: async (conn, id) => {
-    const key = conn.resourceKey(id);
-    conn.server.outcomeSinks.set(key, (token, state) => conn.event(id, 'outcome', { stream: token, state }));
-    conn.addResource(id, () => conn.server.outcomeSinks.delete(key));
-    conn.respond(id, ok({ sink: key }));
-  },
-
-  stream_status: async (conn, id, params) => {
-    const p = new ParamReader(params);
-    const token = p.str('stream');
-    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
-    const e = conn.server.streams.get(token);
-    conn.respond(id, ok({ stream: token, state: e ? e.state : 'unknown' }));
-  },
-
-  stream_reset: async (conn, id, params) => {
-    const p = new ParamReader(params);
-    const token = p.str('stream');
-    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
-    const e = conn.server.streams.get(token);
-    if (!e) return conn.respond(id, err('not_found', `no stream ${token}`));
-    // quiet: the SDK's destroy() does not wait for an answer, and it left the stream socket for us to close
-    const isQuiet = p.bool('quiet', false);
-    if (e.state === 'open') {
-      conn.server.settleStream(token, 'reset', true);
-      e.stream.destroy();
-      e.socket.destroy();
-    } else if (isQuiet) {
-      // The peer finished first: closing the socket is the SDK's close (an abort of our half, as before)
-      e.socket.destroy();
-    }
-    if (!isQuiet) conn.respond(id, ok({ stream: token, state: e.state }));
   },
 
   open_datagram: async (conn, id, params) => {

@@ -1,5 +1,5 @@
 // Daemon side of a stream channel (`stream_channel`, framing in stream-frames.ts): many PilotStreams over one
-// client socket. OPEN dials or accepts through the same NodeApi as the JSON `dial` / `accept`; every stream then
+// client socket. OPEN dials (NodeApi.dial) or accepts on a listener the client opened with JSON `listen`; every stream then
 // moves DATA within the credit its client grants, and FIN / RST travel in band, so nothing about a stream's end
 // needs a second connection or a status question. The socket closing resets every stream still on it, as a
 // client that vanished without FIN would.
@@ -25,7 +25,7 @@ import {
   writeData,
 } from './stream-frames.js';
 
-/** Longest a dial may ask to wait (as the JSON dial). */
+/** Longest a dial may ask to wait; a larger timeout_ms is invalid_argument. */
 const MAX_TIMEOUT_MS = 10 * 60_000;
 
 export interface StreamChannelDeps {

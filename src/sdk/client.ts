@@ -3,7 +3,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, errFrom, ok, type Result } from '../core/result.js';
-import { connectIpc, openDatagramChannel, openStreamChannelSocket, SpareConnection, type DaemonTarget, type IpcConnection, type RawConnectionSource } from '../ipc/client.js';
+import { connectIpc, openDatagramChannel, openStreamChannelSocket, type DaemonTarget, type IpcConnection } from '../ipc/client.js';
 import { IpcDatagramChannel } from '../ipc/datagram-channel.js';
 import { bench as echoBench } from '../services/echo.js';
 import type { IpcMethod, RequestId } from '../ipc/protocol.js';
@@ -61,18 +61,12 @@ function b64(data: Uint8Array | string): string {
 
 export class PilotClient implements NodeApi {
   private conn: IpcConnection | null;
-  /** A verified connection kept ready: the stream channel and datagram channels open in one round trip, not three. */
-  private readonly spare: SpareConnection;
-  /** @internal where stream_channel / datagram_channel connections come from (the spare, else a fresh one). */
-  readonly rawSource: RawConnectionSource;
 
   private constructor(
     readonly target: DaemonTarget,
     conn: IpcConnection,
   ) {
     this.conn = conn;
-    this.spare = new SpareConnection(target);
-    this.rawSource = { target, spare: this.spare };
   }
 
   get socketPath(): string {
@@ -110,7 +104,6 @@ export class PilotClient implements NodeApi {
     this.closeCount++;
     this.conn?.close();
     this.conn = null;
-    this.spare.close();
     this.channel?.close(); // its open streams live on until they finish
     this.channel = null;
   }
@@ -188,7 +181,7 @@ export class PilotClient implements NodeApi {
     if (this.channel?.isUsable) return Promise.resolve(ok(this.channel));
     if (this.channelOpening === null) {
       const closeCount = this.closeCount;
-      this.channelOpening = openStreamChannelSocket(this.rawSource).then((r) => {
+      this.channelOpening = openStreamChannelSocket(this.target).then((r) => {
         this.channelOpening = null;
         if (!r.ok) return r;
         const ch = new StreamChannel(r.value.socket, r.value.windowBytes, r.value.rest);
@@ -482,7 +475,7 @@ class ClientDatagramSocket implements DatagramSocket {
   }
 
   private async register(): Promise<Result<void>> {
-    const r = await openDatagramChannel(this.client.rawSource, this.port);
+    const r = await openDatagramChannel(this.client.target, this.port);
     if (!r.ok) {
       this.error = r.error;
       this.isClosed = true;

@@ -5,10 +5,11 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PilotException } from '../../../src/core/errors.js';
-import { callOnce, connectIpc, openRawStream, SpareConnection } from '../../../src/ipc/client.js';
+import { callOnce, connectIpc, openStreamChannelSocket } from '../../../src/ipc/client.js';
 import { LineSplitter, MAX_REQUEST_LINE_BYTES } from '../../../src/ipc/protocol.js';
 import { serveIpc, type IpcServer } from '../../../src/ipc/server.js';
-import { IpcStream } from '../../../src/ipc/stream.js';
+import { PilotClient } from '../../../src/sdk/index.js';
+import type { PilotStream } from '../../../src/node/api.js';
 import { daemonAt, FakeNode, ipcAuth, TEST_IDENTITY } from './fake-node.js';
 import { proveDaemon, publishDaemonKey } from '../../../src/node/daemon-proof.js';
 
@@ -16,6 +17,7 @@ let dir: string;
 let sock: string;
 let node: FakeNode;
 let server: IpcServer;
+let client: PilotClient;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pilot-ipc-'));
@@ -24,9 +26,13 @@ before(async () => {
   const r = await serveIpc(node, { socketPath: sock, ...ipcAuth(dirname(sock)) });
   assert.ok(r.ok, r.ok ? '' : r.error.message);
   server = r.value;
+  const c = await PilotClient.connect({ socketPath: sock, home: dirname(sock) });
+  assert.ok(c.ok, c.ok ? '' : c.error.message);
+  client = c.value;
 });
 
 after(async () => {
+  client.close();
   await server.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -68,10 +74,11 @@ function collect(stream: NodeJS.ReadableStream): Promise<{ data: string; error: 
   });
 }
 
-async function dial(peer: string, port: number): Promise<IpcStream> {
-  const r = await openRawStream(daemonAt(sock), 'dial', { peer, port });
-  assert.ok(r.ok && r.value, 'dial failed');
-  return new IpcStream(r.value.socket, r.value.meta, r.value.rest, daemonAt(sock));
+/** A stream dialed through the SDK (over its stream channel, src/ipc/stream-channel.ts). */
+async function dial(peer: string, port: number): Promise<PilotStream> {
+  const r = await client.dial(peer, port);
+  assert.ok(r.ok, r.ok ? '' : r.error.message);
+  return r.value;
 }
 
 test('socket file is created with mode 0600', () => {
@@ -104,7 +111,7 @@ test('no daemon â†’ not_running', async () => {
   const r = await connectIpc(daemonAt(join(dir, 'nobody.sock')));
   assert.ok(!r.ok);
   assert.equal(r.error.code, 'not_running');
-  const s = await openRawStream(daemonAt(join(dir, 'nobody.sock')), 'dial', { peer: 'x', port: 1 });
+  const s = await openStreamChannelSocket(daemonAt(join(dir, 'nobody.sock')));
   assert.ok(!s.ok);
   assert.equal(s.error.code, 'not_running');
 });
@@ -257,90 +264,23 @@ test('dial: client destroy() resets the remote stream instead of FIN', async () 
   assert.ok(server.destroyed);
 });
 
-test('dial: destroy() over a control connection is a quiet stream_reset: not answered, the daemon closes the socket', async () => {
-  const c = await connectIpc(daemonAt(sock));
-  assert.ok(c.ok);
-  const ctl = c.value;
-  const answers: string[] = [];
-  ctl.socket.on('data', (b: Buffer) => answers.push(b.toString()));
-  const before = node.serverStreams.length;
-  const r = await openRawStream(daemonAt(sock), 'dial', { peer: 'agent-alpha', port: 1000 });
-  assert.ok(r.ok && r.value);
-  const raw = r.value.socket;
-  const s = new IpcStream(raw, r.value.meta, r.value.rest, { call: (m, p) => ctl.call(m, p), notify: (m, p) => ctl.notify(m, p) });
-  const server = node.serverStreams[before]!;
-  const seen = new Promise<string>((resolve) => {
-    server.on('end', () => resolve('end'));
-    server.on('error', () => resolve('error'));
-    server.on('close', () => resolve('close'));
-  });
-  const rawClosed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
-  s.write('partial');
-  await new Promise((r2) => setTimeout(r2, 10));
-  s.destroy();
-  assert.ok(s.destroyed);
-  assert.equal(raw.destroyed, false, 'the SDK left the socket for the daemon to close');
-  assert.notEqual(await seen, 'end');
-  await rawClosed;
-  const st = await ctl.call<{ state: string }>('stream_status', { stream: s.token });
-  assert.ok(st.ok);
-  assert.equal(st.value.state, 'reset');
-  // The only line on the control connection is stream_status's answer: the quiet reset got none.
-  assert.equal(answers.join('').trim().split('\n').length, 1);
-  ctl.close();
-});
-
-test('dial: destroy() after the peer finished closes the stream socket at once (the reset is answered: its EOF has come)', async () => {
-  const c = await connectIpc(daemonAt(sock));
-  assert.ok(c.ok);
-  const ctl = c.value;
-  const r = await openRawStream(daemonAt(sock), 'dial', { peer: 'agent-alpha', port: 13 });
-  assert.ok(r.ok && r.value);
-  const raw = r.value.socket;
-  const s = new IpcStream(raw, r.value.meta, r.value.rest, { call: (m, p) => ctl.call(m, p), notify: (m, p) => ctl.notify(m, p) });
-  const got = await collect(s); // port 13 says hello and FINs
-  assert.equal(got.data, 'hello');
-  const t0 = Date.now();
-  const rawClosed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
-  s.destroy(); // our half was never ended: an abort
-  await rawClosed;
-  assert.ok(Date.now() - t0 < 500, 'the daemon closed the socket, not our 1 s fallback');
-  ctl.close();
-});
-
-test('dial: a failure leaves a usable control connection and a clear error', async () => {
-  const r = await openRawStream(daemonAt(sock), 'dial', { peer: 'agent-alpha', port: 4444 });
-  assert.ok(!r.ok);
-  assert.equal(r.error.code, 'connection_failed');
-  const bad = await openRawStream(daemonAt(sock), 'dial', { peer: 'agent-alpha', port: 70000 });
-  assert.ok(!bad.ok);
-  assert.equal(bad.error.code, 'invalid_argument');
-});
-
-test('listen + accept: a local dial arrives as a raw stream', async () => {
+test('listen: a second listener on a port is already_exists (accept itself goes over the stream channel)', async () => {
   const c = await connectIpc(daemonAt(sock));
   assert.ok(c.ok);
   const l = await c.value.open<{ listener: string }>('listen', { port: 5000 }, () => {});
   assert.ok(l.ok);
   const dup = await c.value.call('listen', { port: 5000 });
   assert.ok(!dup.ok && dup.error.code === 'already_exists');
-  const acceptP = openRawStream(daemonAt(sock), 'accept', { listener: l.value.result.listener });
-  const client = await dial('test-node', 5000);
-  const a = await acceptP;
-  assert.ok(a.ok && a.value);
-  const srv = new IpcStream(a.value.socket, a.value.meta, a.value.rest, daemonAt(sock));
-  const got = collect(srv);
-  client.end('ping over loopback');
-  assert.equal((await got).data, 'ping over loopback');
-  const back = collect(client);
-  srv.end('pong');
-  assert.equal((await back).data, 'pong');
-  // Closing the listener ends pending accepts with {closed: true}.
-  const pendingAccept = openRawStream(daemonAt(sock), 'accept', { listener: l.value.result.listener });
-  await new Promise((r) => setTimeout(r, 20));
-  await c.value.closeStream(l.value.id);
-  const closed = await pendingAccept;
-  assert.ok(closed.ok && closed.value === null);
+  c.value.close();
+});
+
+test('the JSON dial and accept of the connection-per-stream protocol are gone: unknown method', async () => {
+  const c = await connectIpc(daemonAt(sock));
+  assert.ok(c.ok);
+  for (const m of ['dial', 'accept', 'stream_status', 'stream_reset', 'stream_outcomes']) {
+    const r = await c.value.call(m as 'info', { peer: 'agent-alpha', port: 7 });
+    assert.ok(!r.ok && r.error.code === 'invalid_argument' && /unknown method/.test(r.error.message), m);
+  }
   c.value.close();
 });
 
@@ -405,11 +345,11 @@ test('LineSplitter: lines across chunks, rest after a line, overflow', () => {
   assert.ok(s.isOverflowed);
 });
 
-test('dial: a daemon that dies before answering (its socket only half-closes) â†’ not_running, not a hang', async () => {
+test('stream_channel: a daemon that dies before answering (its socket only half-closes) â†’ not_running, not a hang', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pilot-ipc-'));
   const path = join(dir, 'dying.sock');
   const conns: import('node:net').Socket[] = [];
-  // It is our daemon (it proves the node key on the client's nonce), and it dies on the dial request.
+  // It is our daemon (it proves the node key on the client's nonce), and it dies on the stream_channel request.
   assert.ok(publishDaemonKey(dir, TEST_IDENTITY.publicKey).ok);
   const srv = createServer({ allowHalfOpen: true }, (s) => {
     conns.push(s);
@@ -428,7 +368,7 @@ test('dial: a daemon that dies before answering (its socket only half-closes) â†
   await new Promise<void>((r) => srv.listen(path, () => r()));
   try {
     const r = await Promise.race([
-      openRawStream(daemonAt(path), 'dial', { peer: 'x', port: 7 }),
+      openStreamChannelSocket(daemonAt(path)),
       new Promise<'hang'>((res) => setTimeout(() => res('hang'), 3000).unref()),
     ]);
     assert.notEqual(r, 'hang');
@@ -439,28 +379,4 @@ test('dial: a daemon that dies before answering (its socket only half-closes) â†
     srv.close();
     rmSync(dir, { recursive: true, force: true });
   }
-});
-
-test('spares: two verified connections wait ready, so back-to-back dials connect nothing on their way', async () => {
-  const base = server.connectionCount;
-  const spare = new SpareConnection(daemonAt(sock));
-  spare.prime();
-  for (let i = 0; i < 100 && server.connectionCount < base + 2; i++) await new Promise((r) => setTimeout(r, 10));
-  assert.equal(server.connectionCount, base + 2, 'two spares connected and verified in the background');
-  // Two takes in a row, no prime between them: both are spares (with one spare kept, the second connected fresh).
-  const a = await spare.take();
-  const b = await spare.take();
-  assert.ok(a.ok && b.ok);
-  assert.equal(a.value.isSpare, true);
-  assert.equal(b.value.isSpare, true);
-  assert.equal(server.connectionCount, base + 2, 'no connection was opened for them');
-  // A take while the refills are still verifying waits for one rather than opening a third connection.
-  spare.prime();
-  const c = await spare.take();
-  assert.ok(c.ok);
-  assert.equal(c.value.isSpare, true);
-  for (const v of [a.value, b.value, c.value]) v.socket.destroy();
-  spare.close();
-  for (let i = 0; i < 100 && server.connectionCount > base; i++) await new Promise((r) => setTimeout(r, 10));
-  assert.equal(server.connectionCount, base, 'close() drops the idle spare');
 });

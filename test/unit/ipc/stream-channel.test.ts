@@ -130,6 +130,12 @@ test('many dials share one connection: echo, FIN and RST arrive in band', async 
   assert.match(e.message, /reset by peer/);
   const refused = await client.dial('agent-alpha', 4444);
   assert.ok(!refused.ok && refused.error.code === 'connection_failed');
+  const badPort = await client.dial('agent-alpha', 70000);
+  assert.ok(!badPort.ok && badPort.error.code === 'invalid_argument', 'the daemon checks an OPEN\'s params');
+  const ok = await client.dial('agent-alpha', 7); // and the channel carries on after both
+  assert.ok(ok.ok);
+  ok.value.end('after');
+  assert.equal((await readAll(ok.value)).toString(), 'after');
 });
 
 test('credit: megabytes both ways, and a stream nobody reads does not stall the others', async () => {
