@@ -1,5 +1,6 @@
 // `npm run bench`: end-to-end benchmarks (issue 5). Every endpoint runs in its own process on loopback:
-//   baselines   raw node:dgram, node:net TCP, node:tls 1.3, udx-native + @hyperswarm/secret-stream
+//   baselines   raw node:dgram, node:net TCP, node:tls 1.3, udx-native + @hyperswarm/secret-stream, and `chain`:
+//               the daemon path's four processes and three kernel hops with plain pipes (a floor, not a rival)
 //   Pilot       for each datapath (native addon, node:dgram fallback) and each way in:
 //                 local — createNode in two child processes (tunnel + transport + datapath, no IPC hop)
 //                 ipc   — two pilot-daemon processes, driven through PilotClient (what pilotctl users get)
@@ -13,7 +14,7 @@
 //
 //   npm run bench                      full run (~10 min on the 2-core VM)
 //   npm run bench -- --quick           200 MiB streams, 2,000 pings, 1,000 idle peers: a sanity check
-//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,pilot,direct,rss,dgram,streams,throughput,pmtu,chacha,servicePing,paths,registry  (direct: only the relay rows;
+//   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,chain,pilot,direct,rss,dgram,streams,throughput,pmtu,chacha,servicePing,paths,registry  (direct: only the relay rows;
 //                                      throughput: the stream suites without their 1- and 8-stream transfers)
 //   PILOT_BENCH_RDV_PROF=DIR writes a CPU profile of every rendezvous the bench starts into DIR (the relay rows' relay)
 //            --profile[=stream,dgram64,setup] also run --cpu-prof passes (1 stream and a 64 B flood, local and via the
@@ -260,8 +261,11 @@ interface SinkResult {
 /** Names of a pair's cpuPids: local pairs are [server, client]; via the daemon [server SDK, client SDK, server
  *  daemon, client daemon]. */
 function pairProcessNames(pids: number[]): string[] {
+  if (pids.length === 4 && processNames.has(pids[2]!)) return pids.map((p) => processNames.get(p) ?? String(p));
   return pids.length === 4 ? ['srv-sdk', 'cli-sdk', 'srv-daemon', 'cli-daemon'] : ['srv', 'cli'];
 }
+/** Names for the chain baseline's processes (its relays stand where the daemons stand). */
+const processNames = new Map<number, string>();
 
 async function throughput(server: Worker, client: Worker, cpuPids: number[], test: string, streams: number, relayPids: number[] = []): Promise<{ gbps: number; gb: number; cpuSPerGb: number; relayCpuSPerGb: number; isComplete: boolean }> {
   const targets = await server.call<unknown[]>('serveSink', { test, count: streams });
@@ -380,6 +384,22 @@ async function runBaselines(): Promise<void> {
     }
     results[kind] = await streamSuite(kind, server, client, [server.pid, client.pid]);
     await stopWorkers(server, client);
+  }
+  if (!SKIP.has('chain')) {
+    // The floor of the daemon path's topology: 4 processes, Unix → TCP → Unix, no Pilot code (baseline-worker.ts).
+    log('baseline chain (the daemon path without Pilot: client → relay → relay → server, plain pipes)');
+    const dir = join(TMP, 'chain');
+    mkdirSync(dir);
+    const relayB = await worker('chain-relay-b', 'baseline-worker.js', ['relay', 'b', dir]);
+    const relayA = await worker('chain-relay-a', 'baseline-worker.js', ['relay', 'a', dir]);
+    const { port } = await relayB.call<{ port: number }>('listen');
+    const { path } = await relayA.call<{ path: string }>('listen', { port });
+    const server = await worker('chain-server', 'baseline-worker.js', ['chain', dir]);
+    const client = await worker('chain-client', 'baseline-worker.js', ['chain', dir, path]);
+    const pids = [server.pid, client.pid, relayB.pid, relayA.pid];
+    ['srv', 'cli', 'relay-srv', 'relay-cli'].forEach((n, i) => processNames.set(pids[i]!, n));
+    results.chain = await streamSuite('chain', server, client, pids);
+    await stopWorkers(server, client, relayA, relayB);
   }
   log('baseline udp');
   const server = await worker('udp-server', 'baseline-worker.js', ['udp']);
@@ -735,6 +755,8 @@ interface ConnSample {
   srtt_ms: number;
   bytes_in_flight: number;
   retransmits: number;
+  packets_sent: number;
+  packets_received: number;
   bytes_sent: number;
 }
 
@@ -764,6 +786,8 @@ async function sampleConnections(client: Worker, during: Promise<unknown>): Prom
     srttMs: med((s) => s.srtt_ms),
     inFlightKiB: med((s) => s.bytes_in_flight) / 1024,
     retransmits: samples.length ? samples[samples.length - 1]!.retransmits : NaN,
+    // The sender receives only ACKs: how many data packets each ACK answered.
+    packetsPerAck: samples.length ? samples[samples.length - 1]!.packets_sent / Math.max(1, samples[samples.length - 1]!.packets_received) : NaN,
     bdpGbpsAtSrtt: (med((s) => s.cwnd_bytes) * 8) / (med((s) => s.srtt_ms) / 1000) / 1e9,
   };
 }
@@ -798,7 +822,8 @@ async function runProfiles(rdv: { registry: string; beacon: string }): Promise<R
           gbMoved = t.gb;
           out[`${tag}-transport`] = { gbps: t.gbps, ...conn };
           log(`  ${tag}: ${t.gbps.toFixed(2)} Gbit/s; sender median cwnd ${conn.cwndKiB?.toFixed(0)} KiB, srtt ${conn.srttMs?.toFixed(2)} ms, ` +
-            `in flight ${conn.inFlightKiB?.toFixed(0)} KiB (cwnd/srtt = ${conn.bdpGbpsAtSrtt?.toFixed(2)} Gbit/s), retransmits ${conn.retransmits}`);
+            `in flight ${conn.inFlightKiB?.toFixed(0)} KiB (cwnd/srtt = ${conn.bdpGbpsAtSrtt?.toFixed(2)} Gbit/s), retransmits ${conn.retransmits}, ` +
+            `${conn.packetsPerAck?.toFixed(1)} data packets per ACK`);
         } else if (what === 'setup') {
           const n = isQuick ? 500 : 2000;
           const targets = await pair.server.call<unknown[]>('serveSetup', { test: 'prof', count: n });
@@ -878,7 +903,7 @@ const ADJACENT: Partial<Record<keyof Figures, keyof Figures>> = {
 
 function cols(): string[] {
   const pilot = Object.keys(results).filter((k) => k.startsWith('pilot-')).sort();
-  return [...['udp', 'tcp', 'tls', 'hp'].filter((k) => results[k]), ...pilot];
+  return [...['udp', 'tcp', 'tls', 'hp', 'chain'].filter((k) => results[k]), ...pilot];
 }
 
 function val(row: Row | undefined, m: MetricDef): number | null {
@@ -996,6 +1021,16 @@ function checkTargets(): TargetCheck[] {
     if (r.setupP50Us !== undefined && tls?.setupP50Us !== undefined) {
       add('dial → first byte, live tunnel ≤ TLS', c, `p50 ${(r.setupP50Us / 1e3).toFixed(2)} ms (TLS ${(tls.setupP50Us / 1e3).toFixed(2)})`,
         `≤ ${(tls.setupP50Us / 1e3).toFixed(2)} ms`, r.setupP50Us <= tls.setupP50Us, `+${((r.setupP50Us - tls.setupP50Us) / 1e3).toFixed(2)} ms`);
+    }
+    // Via the daemon: what the same four processes and three kernel hops cost with no Pilot code (the chain
+    // baseline), so a miss says how much is this topology on this machine and how much is ours.
+    const ch = results.chain;
+    if (isIpc && ch && (r.streamPingP50Us !== undefined || r.stream1Gbps !== undefined)) {
+      const parts: string[] = [];
+      if (r.streamPingP50Us !== undefined && ch.streamPingP50Us !== undefined) parts.push(`ping p50 ${r.streamPingP50Us.toFixed(0)} µs (chain ${ch.streamPingP50Us.toFixed(0)})`);
+      if (r.stream1Gbps !== undefined && ch.stream1Gbps !== undefined) parts.push(`1 stream ${r.stream1Gbps.toFixed(2)} Gbit/s (chain ${ch.stream1Gbps.toFixed(2)})`);
+      if (r.cpuSPerGb !== undefined && ch.cpuSPerGb !== undefined) parts.push(`${r.cpuSPerGb.toFixed(2)} s/GB (chain ${ch.cpuSPerGb.toFixed(2)})`);
+      if (parts.length) add('the same topology without Pilot (reported)', c, parts.join('; '), '—', null, '');
     }
     if (r.setupColdUs !== undefined && tls?.setupColdUs !== undefined) {
       add('cold first dial (reported)', c, `${(r.setupColdUs / 1e3).toFixed(1)} ms (TLS full handshake ${(tls.setupColdUs / 1e3).toFixed(1)} ms)`, '—', null, '');

@@ -4,6 +4,11 @@
 // TLS clients resume sessions (as https.Agent does), so a repeated dial is a resumed handshake and only the
 // first is a full one — like Pilot, whose first dial makes the tunnel and later ones reuse it.
 //   hp   udx-native + @hyperswarm/secret-stream   udp  raw node:dgram (datagram tests only)
+//   chain  the daemon path's topology with no Pilot code, a floor rather than a rival: the client dials a relay
+//        process over a Unix socket, that relay pipes over loopback TCP to a second relay, which pipes over a
+//        Unix socket to the server (argv[3] = a directory for the sockets; the client's argv[4] = the first
+//        relay's socket). Four processes and three kernel hops, as SDK → daemon → daemon → SDK; no crypto, no
+//        transport, no framing. `relay` (argv[3] a or b) is one relay, written as a user writes a relay: pipe().
 // Ideas from ../shared/baselines/{tcp,tls,hp,tx,rx}.js, re-shaped to the common loops in tests.ts.
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
@@ -157,6 +162,83 @@ function udpSide(): DgramSide {
   };
 }
 
+/** chain: servers on Unix sockets in `dir`; a dial goes through `relayA` and names its server in a first line. */
+function chainSide(dir: string, relayA: string | null): StreamSide {
+  const servers = new Map<string, string>();
+  return {
+    async serve(test, count, onStream) {
+      let path = servers.get(test);
+      if (!path) {
+        path = join(dir, `srv-${test}.sock`);
+        const srv = net.createServer({ allowHalfOpen: true }, (c) => onStream(c as unknown as ByteStream));
+        await new Promise<void>((r) => srv.listen(path, r));
+        servers.set(test, path);
+      }
+      return Array.from({ length: count }, () => ({ path }));
+    },
+    dial(target) {
+      const { path } = target as { path: string };
+      if (relayA === null) return Promise.reject(new Error('chain: this worker has no relay to dial through'));
+      return new Promise((resolve, reject) => {
+        const c = net.connect({ path: relayA, allowHalfOpen: true }, () => {
+          c.write(`${path}\n`);
+          resolve(c as unknown as ByteStream);
+        });
+        c.once('error', reject);
+      });
+    },
+  };
+}
+
+/** Pipe two sockets both ways; FIN travels (allowHalfOpen), an error on either closes both. */
+function splice(x: net.Socket, y: net.Socket): void {
+  x.pipe(y);
+  y.pipe(x);
+  const kill = (): void => {
+    x.destroy();
+    y.destroy();
+  };
+  x.once('error', kill);
+  y.once('error', kill);
+}
+
+/** Relay a: Unix socket in → TCP to relay b. Relay b: TCP in → the Unix socket named by the stream's first line. */
+function relayHandlers(role: string, dir: string): Record<string, (a: Record<string, unknown>) => unknown> {
+  return {
+    async listen(a) {
+      if (role === 'a') {
+        const path = join(dir, 'relay-a.sock');
+        const port = Number(a.port);
+        const srv = net.createServer({ allowHalfOpen: true }, (c) => {
+          const up = net.connect({ port, host: LO, allowHalfOpen: true, noDelay: true });
+          splice(c, up);
+        });
+        await new Promise<void>((r) => srv.listen(path, r));
+        return { path };
+      }
+      const srv = net.createServer({ allowHalfOpen: true, noDelay: true }, (c) => {
+        let head = Buffer.alloc(0);
+        const onHead = (b: Buffer): void => {
+          head = Buffer.concat([head, b]);
+          const nl = head.indexOf(10);
+          if (nl < 0) return;
+          c.off('data', onHead);
+          c.pause();
+          const down = net.connect({ path: head.subarray(0, nl).toString(), allowHalfOpen: true }, () => {
+            if (nl + 1 < head.length) down.write(head.subarray(nl + 1));
+            splice(c, down);
+            c.resume();
+          });
+          down.once('error', () => c.destroy());
+        };
+        c.on('data', onHead);
+      });
+      await new Promise<void>((r) => srv.listen(0, LO, r));
+      return { port: (srv.address() as net.AddressInfo).port };
+    },
+  };
+}
+
 const kind = process.argv[2];
 if (kind === 'hp') {
   const hp = hpSide();
@@ -167,6 +249,10 @@ if (kind === 'hp') {
   serveRpc(testHandlers(tlsSide(process.argv[3]!), null));
 } else if (kind === 'udp') {
   serveRpc(testHandlers(null, udpSide()));
+} else if (kind === 'chain') {
+  serveRpc(testHandlers(chainSide(process.argv[3]!, process.argv[4] ?? null), null));
+} else if (kind === 'relay') {
+  serveRpc(relayHandlers(process.argv[3]!, process.argv[4]!));
 } else {
   process.stderr.write(`baseline-worker: unknown kind ${kind}\n`);
   process.exit(2);

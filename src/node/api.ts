@@ -101,6 +101,9 @@ export interface ConnectionEntry {
   bytes_sent: number;
   bytes_received: number;
   retransmits: number;
+  /** Transport packets sent and received on this connection (a bulk sender's received ones are ACKs). */
+  packets_sent: number;
+  packets_received: number;
 }
 
 export interface TrustEntry {

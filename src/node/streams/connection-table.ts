@@ -367,6 +367,8 @@ export class ConnectionTable {
         bytes_sent: s.bytesSent,
         bytes_received: s.bytesReceived,
         retransmits: s.retransmits,
+        packets_sent: s.packetsSent,
+        packets_received: s.packetsReceived,
       };
     });
   }

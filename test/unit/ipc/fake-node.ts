@@ -454,7 +454,7 @@ export class FakeNode implements NodeApi {
   }
   async connections(): Promise<Result<{ connections: ConnectionEntry[] }>> {
     return ok({
-      connections: [{ id: 1, peer: PEERS[0]!.address, peer_node_id: 7, local_port: 49152, remote_port: 7, state: 'ESTABLISHED', cwnd_bytes: 65536, srtt_ms: 0.8, bytes_in_flight: 1200, bytes_sent: 5000, bytes_received: 4000, retransmits: 0 }],
+      connections: [{ id: 1, peer: PEERS[0]!.address, peer_node_id: 7, local_port: 49152, remote_port: 7, state: 'ESTABLISHED', cwnd_bytes: 65536, srtt_ms: 0.8, bytes_in_flight: 1200, bytes_sent: 5000, bytes_received: 4000, retransmits: 0, packets_sent: 5, packets_received: 4 }],
     });
   }
   /** Networks: the fake knows none (the real ones are tested in test/integration/networks.test.ts). */
