@@ -17,7 +17,7 @@
 //   options: --datapaths=native,dgram  --modes=local,ipc  --skip=baselines,chain,pilot,direct,rss,dgram,streams,throughput,pmtu,chacha,servicePing,paths,registry  (direct: only the relay rows;
 //                                      throughput: the stream suites without their 1- and 8-stream transfers)
 //   PILOT_BENCH_RDV_PROF=DIR writes a CPU profile of every rendezvous the bench starts into DIR (the relay rows' relay)
-//            --profile[=stream,dgram64,setup] also run --cpu-prof passes (1 stream and a 64 B flood, local and via the
+//            --profile[=stream,dgram64,setup,ping] also run --cpu-prof passes (1 stream and a 64 B flood, local and via the
 //                                      daemon; setup: back-to-back dials, only when named)
 //                                      daemon: daemon and SDK processes both) and
 //                                      summarise them; profiles are kept in bench/results/profiles/ (not committed)
@@ -795,9 +795,9 @@ async function sampleConnections(client: Worker, during: Promise<unknown>): Prom
 async function runProfiles(rdv: { registry: string; beacon: string }): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   for (const dp of DATAPATHS) {
-    for (const [mode, what] of [['local', 'stream'], ['ipc', 'stream'], ['local', 'dgram64'], ['ipc', 'dgram64'], ['local', 'setup'], ['ipc', 'setup']] as const) {
-      // setup (dial → first byte, back to back) only when asked for by name: --profile=setup
-      if (PROFILE_ONLY !== null ? !PROFILE_ONLY.has(what) : what === 'setup') continue;
+    for (const [mode, what] of [['local', 'stream'], ['ipc', 'stream'], ['local', 'dgram64'], ['ipc', 'dgram64'], ['local', 'setup'], ['ipc', 'setup'], ['local', 'ping'], ['ipc', 'ping']] as const) {
+      // setup (dial → first byte, back to back) and ping (stream ping-pong) only when asked for by name
+      if (PROFILE_ONLY !== null ? !PROFILE_ONLY.has(what) : what === 'setup' || what === 'ping') continue;
       const tag = `prof-${dp}-${mode}-${what}`;
       const dir = join(TMP, tag);
       mkdirSync(dir);
@@ -808,7 +808,7 @@ async function runProfiles(rdv: { registry: string; beacon: string }): Promise<R
       const execArgv = [
         ...(withPerf ? ['--perf-basic-prof'] : []),
         ...(withGc ? ['--import', `${pathToFileURL(join(HERE, 'e2e', 'gc-count.js')).href}?dir=${encodeURIComponent(dir)}${isGcHeap ? '&heap=1' : ''}`] : []),
-        ...(!withPerf && !withGc ? ['--cpu-prof', '--cpu-prof-dir', dir] : []),
+        ...(!withPerf && !withGc ? ['--cpu-prof', '--cpu-prof-dir', dir, ...(what === 'ping' ? ['--cpu-prof-interval', '50'] : [])] : []),
       ];
       const pair = await pilotPair(dp, mode, rdv, tag, execArgv);
       let gbMoved = 0;
@@ -824,6 +824,10 @@ async function runProfiles(rdv: { registry: string; beacon: string }): Promise<R
           log(`  ${tag}: ${t.gbps.toFixed(2)} Gbit/s; sender median cwnd ${conn.cwndKiB?.toFixed(0)} KiB, srtt ${conn.srttMs?.toFixed(2)} ms, ` +
             `in flight ${conn.inFlightKiB?.toFixed(0)} KiB (cwnd/srtt = ${conn.bdpGbpsAtSrtt?.toFixed(2)} Gbit/s), retransmits ${conn.retransmits}, ` +
             `${conn.packetsPerAck?.toFixed(1)} data packets per ACK`);
+        } else if (what === 'ping') {
+          const [target] = await pair.server.call<unknown[]>('serveEcho', { test: 'prof', count: 1 });
+          const r = await pair.client.call<{ p50Us: number; p99Us: number }>('pingStream', { target, count: PINGS, size: 64, warmup: PING_WARMUP }, 300_000);
+          log(`  ${tag}: ${PINGS} round trips (50 µs sampling), p50 ${r.p50Us.toFixed(0)} µs, p99 ${r.p99Us.toFixed(0)} µs`);
         } else if (what === 'setup') {
           const n = isQuick ? 500 : 2000;
           const targets = await pair.server.call<unknown[]>('serveSetup', { test: 'prof', count: n });
