@@ -191,7 +191,6 @@ class ServerState {
   closeAll(): void {
     for (const c of this.conns) c.socket.destroy();
   }
-
 }
 
 type Handler = (conn: ClientConn, id: RequestId, params: unknown) => Promise<void>;
