@@ -780,14 +780,15 @@ async function sampleConnections(client: Worker, during: Promise<unknown>): Prom
     const v = samples.map(f).sort((a, b) => a - b);
     return v.length ? v[Math.floor(v.length / 2)]! : NaN;
   };
+  const last = samples.at(-1);
   return {
     samples: samples.length,
     cwndKiB: med((s) => s.cwnd_bytes) / 1024,
     srttMs: med((s) => s.srtt_ms),
     inFlightKiB: med((s) => s.bytes_in_flight) / 1024,
-    retransmits: samples.length ? samples[samples.length - 1]!.retransmits : NaN,
+    retransmits: last ? last.retransmits : NaN,
     // The sender receives only ACKs: how many data packets each ACK answered.
-    packetsPerAck: samples.length ? samples[samples.length - 1]!.packets_sent / Math.max(1, samples[samples.length - 1]!.packets_received) : NaN,
+    packetsPerAck: last ? last.packets_sent / Math.max(1, last.packets_received) : NaN,
     bdpGbpsAtSrtt: (med((s) => s.cwnd_bytes) * 8) / (med((s) => s.srtt_ms) / 1000) / 1e9,
   };
 }

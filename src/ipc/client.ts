@@ -330,8 +330,7 @@ export async function openDatagramChannel(
   target: DaemonTarget,
   port: number,
 ): Promise<Result<{ socket: Socket; result: DatagramChannelResult; rest: Buffer }>> {
-  const r = await openRawConnection<DatagramChannelResult>(target, 'datagram_channel', { port });
-  return r;
+  return openRawConnection<DatagramChannelResult>(target, 'datagram_channel', { port });
 }
 
 /** `stream_channel` on a fresh connection; the socket then speaks stream-frames.ts (stream-channel.ts). */
