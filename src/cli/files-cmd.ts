@@ -8,6 +8,8 @@ import { defineCommand, type CliContext, type Command, type CommandOutput } from
 import { formatBytes, table, type CliIo } from './output.js';
 import { checkOptionalCount, checkDuration, checkPeer, literalAddress } from './validate.js';
 import type { PilotClient } from '../sdk/client.js';
+import { sizeBytes } from '../node/daemon-options.js';
+import { MIN_RATE_LIMIT_BYTES_PER_SEC } from '../node/api.js';
 
 const SEND_FILE_DEFAULT_TIMEOUT_MS = 60 * 60_000;
 const REDRAW_INTERVAL_MS = 200;
@@ -112,7 +114,7 @@ interface SendFileResultWire {
   duration_ms?: number;
 }
 
-const sendFile = defineCommand<{ peer: string; path: string; progress: boolean; retryMs: number }>({
+const sendFile = defineCommand<{ peer: string; path: string; progress: boolean; retryMs: number; rateBps: number | null }>({
   name: 'send-file',
   group: 'Communication',
   summary:
@@ -122,8 +124,9 @@ const sendFile = defineCommand<{ peer: string; path: string; progress: boolean; 
     { name: 'timeout', kind: 'duration', value: '<dur>', description: 'time limit (global flag; default 1h)' },
     { name: 'progress', kind: 'bool', description: 'with --json: progress events as NDJSON lines on stderr (bytes_done, bytes_total, rate_bps, eta_s)' },
     { name: 'retry', kind: 'duration', value: '<dur>', description: 'redial and resume a cut transfer for this long without progress (default: fail at once; running send-file again resumes)' },
+    { name: 'limit-rate', kind: 'string', value: '<size>', description: 'cap the sending rate at this many bytes per second, e.g. 512K, 10M, 1.5G (K/M/G = KiB/MiB/GiB; at least 16K; default: no cap)' },
   ],
-  returns: 'filename, bytes, destination, ack, sha256, protocol (resumable|single-frame), resumed_from, attempts, resume_offsets, stored_as, duration_ms, rate_bps',
+  returns: 'filename, bytes, destination, ack, sha256, protocol (resumable|single-frame), resumed_from, attempts, resume_offsets, stored_as, duration_ms, rate_bps, limit_rate_bps (the --limit-rate cap, or null)',
   errors: ['not_running', 'not_found', 'connection_failed', 'timeout', 'quota_exceeded', 'hash_mismatch'],
   parse(a, ctx) {
     const peer = checkPeer(a.positional[0]!);
@@ -135,7 +138,16 @@ const sendFile = defineCommand<{ peer: string; path: string; progress: boolean; 
       if (!r.ok) return r;
       retryMs = r.value;
     }
-    return ok({ peer: peer.value, path: resolvePath(ctx.io.cwd, a.positional[1]!), progress: a.flags.get('progress') === true, retryMs });
+    const limit = a.flags.get('limit-rate');
+    let rateBps: number | null = null;
+    if (limit !== undefined) {
+      const n = limit === true ? NaN : sizeBytes(limit);
+      if (!Number.isSafeInteger(n) || n < MIN_RATE_LIMIT_BYTES_PER_SEC) {
+        return err('invalid_argument', `invalid --limit-rate '${String(limit)}'`, { hint: 'a rate in bytes per second of at least 16K, e.g. 512K, 10M or 1.5G (K/M/G = KiB/MiB/GiB)' });
+      }
+      rateBps = n;
+    }
+    return ok({ peer: peer.value, path: resolvePath(ctx.io.cwd, a.positional[1]!), progress: a.flags.get('progress') === true, retryMs, rateBps });
   },
   async run(ctx, p) {
     if (!existsSync(p.path)) return err('not_found', `file not found: ${p.path}`, { hint: 'check the path' });
@@ -146,7 +158,9 @@ const sendFile = defineCommand<{ peer: string; path: string; progress: boolean; 
     const mode = ctx.isJson ? (p.progress ? 'json' : 'none') : ctx.io.stderrIsTTY ? 'bar' : 'none';
     const bar = transferProgress(ctx.io, mode, `sending ${basename(p.path)}`);
     const r = await withTimeout(
-      c.value.sendFile(p.peer, p.path, (d, t) => bar.update(d, t), { retryForMs: p.retryMs }) as Promise<Result<SendFileResultWire>>,
+      c.value.sendFile(p.peer, p.path, (d, t) => bar.update(d, t), p.rateBps === null ? { retryForMs: p.retryMs } : { retryForMs: p.retryMs, rateBytesPerSec: p.rateBps }) as Promise<
+        Result<SendFileResultWire>
+      >,
       ctx.timeoutMs ?? SEND_FILE_DEFAULT_TIMEOUT_MS,
       'send-file',
     );
@@ -169,6 +183,7 @@ const sendFile = defineCommand<{ peer: string; path: string; progress: boolean; 
       stored_as: v.stored_as ?? null,
       duration_ms: durationMs,
       rate_bps: rateBps,
+      limit_rate_bps: p.rateBps,
     };
     let text = `sent ${v.name} (${formatBytes(v.bytes)}) to ${target}`;
     if (rateBps !== null) text += ` in ${((durationMs ?? 0) / 1000).toFixed(1)} s (${formatBytes(rateBps)}/s)`;

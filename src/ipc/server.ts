@@ -7,7 +7,7 @@ import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
-import type { DatagramSocket, NodeApi, PingResult, PortListener } from '../node/api.js';
+import { MIN_RATE_LIMIT_BYTES_PER_SEC, type DatagramSocket, type NodeApi, type PingResult, type PortListener, type SendFileOptions } from '../node/api.js';
 import { DaemonProver, publishDaemonKey, type Identity } from '../node/daemon-proof.js';
 import { bridgeDatagrams } from './datagram-bridge.js';
 import { bridgeStreamChannel } from './stream-channel-bridge.js';
@@ -564,8 +564,12 @@ const HANDLERS: Record<string, Handler> = {
     const peer = p.str('peer');
     const path = p.str('path');
     const retryForMs = p.optInt('retry_ms', 0, 7 * 24 * 3600 * 1000);
+    const rateBytesPerSec = p.optInt('rate_bps', MIN_RATE_LIMIT_BYTES_PER_SEC, Number.MAX_SAFE_INTEGER);
     if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
-    conn.respond(id, await conn.api.sendFile(peer, path, conn.progressFn(id), retryForMs === undefined ? {} : { retryForMs }));
+    const opts: SendFileOptions = {};
+    if (retryForMs !== undefined) opts.retryForMs = retryForMs;
+    if (rateBytesPerSec !== undefined) opts.rateBytesPerSec = rateBytesPerSec;
+    conn.respond(id, await conn.api.sendFile(peer, path, conn.progressFn(id), opts));
   },
 
   bench: async (conn, id, params) => {

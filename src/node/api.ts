@@ -10,6 +10,17 @@ export type VirtualAddrText = string;
 export type PeerRef = string;
 
 /** What rotate-key returns (issue 14). */
+/** The smallest sendFile rate cap, bytes per second. */
+export const MIN_RATE_LIMIT_BYTES_PER_SEC = 16 * 1024;
+
+/** Options of sendFile. */
+export interface SendFileOptions {
+  /** Redial a cut transfer and resume it for this long without progress (default 0: fail at once; a later call resumes). */
+  retryForMs?: number;
+  /** Cap the sending rate at this many bytes per second (at least 16 KiB/s; default: no cap). */
+  rateBytesPerSec?: number;
+}
+
 export interface KeyRotationInfo {
   node_id: number;
   old_public_key: string;
@@ -356,8 +367,8 @@ export interface NodeApi {
    * `next_since` or an RFC 3339 time. With `clear`: removes every message and returns only `cleared`.
    */
   inbox(opts?: InboxQuery): Promise<Result<InboxPageResult>>;
-  /** `opts.retryForMs`: redial a cut transfer and resume it for this long without progress (default 0: fail at once; a later call resumes). */
-  sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts?: { retryForMs?: number }): Promise<Result<SendFileResult>>;
+  /** See SendFileOptions: retry a cut transfer for a while, cap the sending rate. */
+  sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts?: SendFileOptions): Promise<Result<SendFileResult>>;
   /** Received files, oldest first; `limit`/`since` page (see ReceivedQuery). With `clear`: only `cleared`. */
   received(opts?: ReceivedQuery): Promise<Result<ReceivedPageResult>>;
   publish(peer: PeerRef, topic: string, data: Uint8Array): Promise<Result<{ topic: string; bytes: number }>>;

@@ -26,6 +26,7 @@ import type {
   MessageType,
   RegisterResult,
   SendMessageResult,
+  SendFileOptions,
   WaitMessageQuery,
   NodeApi,
   NodeInfo,
@@ -288,9 +289,10 @@ export class PilotClient implements NodeApi {
     return ok({ messages, next_since: isLatest ? null : since, next_before: isLatest ? before : null, has_more: hasMore });
   }
   /** `path` is resolved against this process's cwd: the daemon reads the file itself. */
-  sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts: { retryForMs?: number } = {}): Promise<Result<SendFileResult>> {
+  sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts: SendFileOptions = {}): Promise<Result<SendFileResult>> {
     const params: Record<string, unknown> = { peer, path: resolvePath(path) };
     if (opts.retryForMs !== undefined && opts.retryForMs > 0) params.retry_ms = opts.retryForMs;
+    if (opts.rateBytesPerSec !== undefined) params.rate_bps = opts.rateBytesPerSec;
     return this.call('send_file', params, progressHandler(progress));
   }
   received(opts: ReceivedQuery = {}): Promise<Result<ReceivedPageResult>> {

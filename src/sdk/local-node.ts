@@ -3,7 +3,8 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { ok, type Result } from '../core/result.js';
+import { err, ok, type Result } from '../core/result.js';
+import { MIN_RATE_LIMIT_BYTES_PER_SEC } from '../node/api.js';
 import { silentLogger } from '../core/logger.js';
 import { Daemon } from '../node/node.js';
 import type { NodeEnv } from '../node/env.js';
@@ -13,7 +14,7 @@ import type { InboxEntryMeta } from '../services/inbox.js';
 import type { StoredReceivedFile } from '../services/received-files.js';
 import type { NetworkOpParams } from '../node/networks/network-ops.js';
 import { parseDaemonArgs, type DaemonOptions } from '../node/daemon-options.js';
-import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery, KeyRotationInfo, ReceivedQuery, WaitMessageQuery } from '../node/api.js';
+import type { NodeApi, PeerRef, MessageType, ProgressFn, EventMessage, PingResult, InboxQuery, KeyRotationInfo, ReceivedQuery, SendFileOptions, WaitMessageQuery } from '../node/api.js';
 import type { Identity } from '../crypto/identity.js';
 import { parseRecoveryKey } from '../node/identity-store.js';
 import {
@@ -171,8 +172,11 @@ export class LocalNode implements NodeApi {
     return p;
   }
 
-  async sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts: { retryForMs?: number } = {}) {
-    return sendFileTo(this.daemon, peer, path, progress, { retryForMs: opts.retryForMs ?? 0 });
+  async sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts: SendFileOptions = {}) {
+    if (opts.rateBytesPerSec !== undefined && !(Number.isSafeInteger(opts.rateBytesPerSec) && opts.rateBytesPerSec >= MIN_RATE_LIMIT_BYTES_PER_SEC)) {
+      return err('invalid_argument', `rateBytesPerSec ${opts.rateBytesPerSec}: at least ${MIN_RATE_LIMIT_BYTES_PER_SEC} bytes per second`, { hint: 'leave it out for no cap' });
+    }
+    return sendFileTo(this.daemon, peer, path, progress, { retryForMs: opts.retryForMs ?? 0, rateBytesPerSec: opts.rateBytesPerSec });
   }
 
   async received(opts: ReceivedQuery = {}) {

@@ -44,6 +44,8 @@ export const DEFAULT_IDLE_TIMEOUT_US = 60_000_000;
  * ACK comes every 4 MiB, and a resume reads the partial back first (≈1 s per 200 MB), so 20 s is generous.
  */
 export const DEFAULT_SENDER_IDLE_TIMEOUT_US = 20_000_000;
+/** The smallest DATA chunk under a rate cap (the smallest cap is MIN_RATE_LIMIT_BYTES_PER_SEC in node/api.ts). */
+export const PACED_MIN_CHUNK_BYTES = 4096;
 
 // ------------------------------------------------------------------------------------------- receiver
 
@@ -313,6 +315,8 @@ export interface SenderOptions {
   chunkBytes?: number;
   windowBytes?: number;
   idleTimeoutUs?: Micros;
+  /** Cap on the sending rate in bytes per second (send-file --limit-rate); absent = as fast as the window allows. */
+  rateBytesPerSec?: number;
 }
 
 export class SenderMachine {
@@ -325,6 +329,10 @@ export class SenderMachine {
   private readonly chunkBytes: number;
   private readonly windowBytes: number;
   private readonly idleTimeoutUs: Micros;
+  private readonly rateBytesPerSec: number | null;
+  /** Pacing: when DATA started (ACCEPT) and from which offset; null before. */
+  private paceStartUs: Micros | null = null;
+  private paceStartOffset = 0;
 
   private constructor(
     private readonly file: { name: string; size: number; sha256: string },
@@ -333,9 +341,13 @@ export class SenderMachine {
     opts: SenderOptions,
   ) {
     this.lastInputUs = now;
-    this.chunkBytes = opts.chunkBytes ?? XFER_CHUNK_BYTES;
     this.windowBytes = opts.windowBytes ?? DEFAULT_WINDOW_BYTES;
     this.idleTimeoutUs = opts.idleTimeoutUs ?? DEFAULT_SENDER_IDLE_TIMEOUT_US;
+    this.rateBytesPerSec = opts.rateBytesPerSec !== undefined && opts.rateBytesPerSec > 0 ? opts.rateBytesPerSec : null;
+    // Under a low cap, smaller chunks (a quarter second's worth, at least 4 KiB): data keeps arriving, so the
+    // receiver keeps acknowledging (at least once a second while data flows) and neither side's idle timer fires.
+    const chunk = opts.chunkBytes ?? XFER_CHUNK_BYTES;
+    this.chunkBytes = this.rateBytesPerSec === null ? chunk : Math.min(chunk, Math.max(PACED_MIN_CHUNK_BYTES, Math.floor(this.rateBytesPerSec / 4)));
   }
 
   /** A sender for one connection; send `offerBytes` first. Errors: invalid_argument (name, size, hash). */
@@ -398,11 +410,29 @@ export class SenderMachine {
     }
     if (this.sent - this.acked >= this.windowBytes) return null;
     const length = Math.min(this.chunkBytes, this.file.size - this.sent);
+    const paced = this.pacedUntilFor(length);
+    if (paced !== null && paced > now) return null;
     const offset = this.sent;
     // While the window was full the silence is the receiver's; once it has room again, its clock restarts.
     if (this.sent - this.acked === 0) this.lastInputUs = Math.max(this.lastInputUs, now);
     this.sent += length;
     return { kind: 'data', offset, length, header: encodeDataHeader(offset, length) };
+  }
+
+  /**
+   * With a rate cap: the time the next DATA chunk may go (pollNext returns null before it), else null. The
+   * driver waits until min(this, pollTimeout()) when pollNext has nothing.
+   */
+  pacedUntil(): Micros | null {
+    if (this.stateValue !== 'sending' || this.sent === this.file.size) return null;
+    return this.pacedUntilFor(Math.min(this.chunkBytes, this.file.size - this.sent));
+  }
+
+  /** One chunk of burst: chunk k of the attempt may go once the chunks before it fit the rate. */
+  private pacedUntilFor(length: number): Micros | null {
+    if (this.rateBytesPerSec === null || this.paceStartUs === null) return null;
+    const due = this.sent - this.paceStartOffset + length - this.chunkBytes;
+    return due <= 0 ? null : this.paceStartUs + (due / this.rateBytesPerSec) * 1e6;
   }
 
   private get isFinished(): boolean {
@@ -432,6 +462,8 @@ export class SenderMachine {
         this.acked = f.offset;
         this.resumedFromValue = f.offset;
         this.stateValue = 'sending';
+        this.paceStartUs = this.lastInputUs;
+        this.paceStartOffset = f.offset;
         return [];
       }
     }

@@ -201,6 +201,8 @@ export interface ResumableSendOptions {
    */
   retryForMs?: number;
   logger?: Logger;
+  /** Cap the sending rate at this many bytes per second (pilotctl send-file --limit-rate); absent = no cap. */
+  rateBytesPerSec?: number;
   /** Test hooks: chunk and window sizes. */
   chunkBytes?: number;
   windowBytes?: number;
@@ -367,7 +369,7 @@ async function sendAttempt(
   progress: ProgressFn | undefined,
   opts: ResumableSendOptions,
 ): Promise<{ outcome: AttemptOutcome; accepted: number | null; acked: number }> {
-  const mk = SenderMachine.create(file, nowUs(), { chunkBytes: opts.chunkBytes ?? XFER_CHUNK_BYTES, windowBytes: opts.windowBytes });
+  const mk = SenderMachine.create(file, nowUs(), { chunkBytes: opts.chunkBytes ?? XFER_CHUNK_BYTES, windowBytes: opts.windowBytes, rateBytesPerSec: opts.rateBytesPerSec });
   if (!mk.ok) return { outcome: { kind: 'fail', error: mk.error, retryable: false, wasAccepted: false }, accepted: null, acked: -1 };
   const m = mk.value;
   const reader = new StreamReader(stream);
@@ -413,7 +415,10 @@ async function sendAttempt(
   while (outcome === null) {
     const next = m.pollNext(nowUs());
     if (next === null) {
-      const deadline = m.pollTimeout();
+      // The receiver's deadline, or sooner the pacing of --limit-rate.
+      const idle = m.pollTimeout();
+      const paced = m.pacedUntil();
+      const deadline = idle === null ? paced : paced === null ? idle : Math.min(idle, paced);
       const waitMs = deadline === null ? 1000 : Math.max(1, (deadline - nowUs()) / 1000);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, waitMs);

@@ -57,13 +57,21 @@ function progressEvents(stderr: string): Array<{ bytes_done: number; bytes_total
     .map((l) => JSON.parse(l));
 }
 
-test('a 200 MB send-file cut by a receiver restart mid-way resumes when retried and completes with the right hash', { timeout: 15 * 60_000 }, async () => {
+test('a 200 MB send-file cut by a receiver restart mid-way resumes when retried and completes with the right hash', { timeout: 15 * 60_000 }, async (t) => {
   const src = join(c.root, 'big-cut.bin');
   const expected = makeFile(src, FILE_BYTES);
-  const run = spawnPilotctl(['--home', c.homeOf('fa'), '--json', 'send-file', 'fb', src, '--progress'], { killAfterMs: 10 * 60_000 });
+  // Capped at 20 MiB/s, so the 200 MB take ≥ 9.5 s whatever the machine: the cut at a quarter (≈ 2.4 s in) lands
+  // mid-way, not after a fast machine has already finished (which it did uncapped in CI).
+  const limitBps = 20 * 1024 * 1024;
+  const run = spawnPilotctl(['--home', c.homeOf('fa'), '--json', 'send-file', 'fb', src, '--progress', '--limit-rate', '20M'], { killAfterMs: 10 * 60_000 });
   // Cut once a quarter has gone out: SIGKILL the receiving daemon (no orderly close), then start it again.
   await waitFor('a quarter of the file sent', () => progressEvents(run.stderr()).some((e) => e.bytes_done >= FILE_BYTES / 4), 180_000, 100);
   await c.killDaemon('fb');
+  let isRestarted = false;
+  t.after(async () => {
+    if (!isRestarted) await c.startDaemon('fb'); // the next test needs it, whatever failed here
+  });
+  assert.ok(progressEvents(run.stderr()).every((e) => e.bytes_done < FILE_BYTES), 'the cut came before the end');
   const partialDir = join(c.homeOf('fb'), 'partial');
   const parts = readdirSync(partialDir);
   assert.ok(parts.some((n) => n.endsWith('.part')) && parts.some((n) => n.endsWith('.json')), `partial + its state in partial/: ${parts}`);
@@ -78,8 +86,12 @@ test('a 200 MB send-file cut by a receiver restart mid-way resumes when retried 
   assert.match(cutErr.hint, /send the same file again/);
   const progress = progressEvents(cut.stderr);
   assert.ok(progress.length >= 1 && progress.every((e) => e.bytes_total === FILE_BYTES && typeof e.rate_bps === 'number'));
+  // The cap held: the rate since the first event (one chunk of burst allowed) stays under it, give or take 10 %.
+  const fastest = Math.max(...progress.slice(1).map((e) => e.rate_bps));
+  assert.ok(fastest <= limitBps * 1.1, `--limit-rate 20M: ${fastest} B/s at most`);
 
   await c.startDaemon('fb');
+  isRestarted = true;
   assert.equal((await c.ok('fb', ['received'])).total, 0, 'a partial is never listed as received');
   // The retry: the same command again (with --retry, in case the restarted receiver is not reachable at once).
   const r = await c.json('fa', ['send-file', 'fb', src, '--retry', '2m'], { killAfterMs: 10 * 60_000 });

@@ -234,11 +234,17 @@ test('messages and files: send-message, inbox, send-file, received', async () =>
   assert.equal(bar.code, 0, bar.stderr);
   assert.match(bar.stderr, /\rsending notes\.txt \[#+\] 100%/);
   await fails(['send-file', 'agent-alpha', join(dir, 'missing.txt')], 'not_found', 1);
+  // --limit-rate: a size per second, parsed at the edge, carried to the daemon, reported back.
+  const lim = await ok(['send-file', 'agent-alpha', file, '--limit-rate', '1.5M']);
+  assert.equal(lim.limit_rate_bps, 1.5 * 1024 * 1024);
+  assert.equal(node.lastSendFileOpts?.rateBytesPerSec, 1.5 * 1024 * 1024);
+  assert.equal(f.limit_rate_bps, null, 'no cap unless asked');
+  for (const bad of ['fast', '10K', '0', '1.5']) await fails(['send-file', 'agent-alpha', file, '--limit-rate', bad], 'invalid_argument', 2);
   const rec = await ok(['received']);
-  assert.equal(rec.total, 2);
+  assert.equal(rec.total, 3);
   assert.equal((rec.files as Array<{ bytes: number }>)[0]!.bytes, 5000);
   assert.match(await text(['received']), /NAME +SIZE +FROM +RECEIVED\nnotes\.txt +4\.9 KB/);
-  assert.deepEqual(await ok(['received', '--clear']), { cleared: 2 });
+  assert.deepEqual(await ok(['received', '--clear']), { cleared: 3 });
 });
 
 test('subscribe and publish', async () => {

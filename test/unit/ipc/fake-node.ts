@@ -28,6 +28,7 @@ import type {
   PortListener,
   ProgressFn,
   ReceivedFile,
+  SendFileOptions,
   TrustEntry,
 } from '../../../src/node/api.js';
 import type { PingOptions } from '../../../src/ipc/server.js';
@@ -364,7 +365,10 @@ export class FakeNode implements NodeApi {
   inboxCalls: InboxQuery[] = [];
   /** When set, sendMessage/sendFile fail with it (e.g. quota_exceeded from the receiver). */
   sendError: ReturnType<typeof pilotError> | null = null;
-  async sendFile(peer: PeerRef, path: string, progress?: ProgressFn): Promise<Result<{ bytes: number; sha256: string; name: string }>> {
+  /** The options of the last sendFile call (what came over IPC). */
+  lastSendFileOpts: SendFileOptions | undefined;
+  async sendFile(peer: PeerRef, path: string, progress?: ProgressFn, opts?: SendFileOptions): Promise<Result<{ bytes: number; sha256: string; name: string }>> {
+    this.lastSendFileOpts = opts;
     if (this.sendError) return { ok: false, error: this.sendError };
     const p = this.resolve(peer);
     if (!p) return err('not_found', `cannot resolve '${peer}'`);

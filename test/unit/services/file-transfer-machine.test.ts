@@ -455,3 +455,39 @@ test('sender: a receiver silent for the idle timeout while data is unacknowledge
   assert.equal(f.error.code, 'timeout');
   assert.equal(f.retryable, true);
 });
+
+test('sender: a rate cap paces DATA (one chunk of burst, then rate × time), and pacedUntil says when the next goes', () => {
+  const file = fileOf(100 * 1024);
+  // 64 KiB/s, 16 KiB chunks (a quarter second's worth is 16 KiB, so the 32 KiB chunk asked for is cut to it).
+  const s = SenderMachine.create({ name: 'x', size: file.length, sha256: sha(file) }, 0, { chunkBytes: 32 * 1024, windowBytes: 1 << 20, rateBytesPerSec: 64 * 1024 });
+  assert.ok(s.ok);
+  const m = s.value;
+  assert.equal(m.pacedUntil(), null, 'nothing to pace before ACCEPT');
+  m.handleBytes(encodeAccept(0), 1_000_000);
+  const first = m.pollNext(1_000_000);
+  assert.equal(first?.kind, 'data');
+  assert.equal((first as { length: number }).length, 16 * 1024);
+  assert.equal(m.pollNext(1_000_000), null, 'the second chunk waits');
+  assert.equal(m.pacedUntil(), 1_250_000, '16 KiB at 64 KiB/s = 250 ms after the start');
+  assert.equal(m.pollNext(1_249_999), null);
+  assert.equal(m.pollNext(1_250_000)?.kind, 'data');
+  // Over 1 s of sending (from ACCEPT at t=1 s to t=2 s): at most rate × 1 s + one chunk.
+  let sent = 2 * 16 * 1024;
+  for (let t = 1_250_000; t <= 2_000_000; t += 1000) if (m.pollNext(t)?.kind === 'data') sent += 16 * 1024;
+  assert.equal(sent, 64 * 1024 + 16 * 1024);
+  assert.equal(m.bytesSent, sent);
+  // The idle timer is the receiver's only: pacing does not end the attempt while the receiver acknowledges.
+  m.handleBytes(encodeAck(sent), 2_000_000);
+  assert.deepEqual(m.handleTimeout(2_000_001), []);
+});
+
+test('sender: without a cap pacedUntil is null and DATA goes as fast as the window allows', () => {
+  const file = fileOf(10_000);
+  const s = SenderMachine.create({ name: 'x', size: file.length, sha256: sha(file) }, 0, { chunkBytes: 1000, windowBytes: 1 << 20 });
+  assert.ok(s.ok);
+  s.value.handleBytes(encodeAccept(0), 0);
+  let n = 0;
+  while (s.value.pollNext(0)?.kind === 'data') n++;
+  assert.equal(n, 10);
+  assert.equal(s.value.pacedUntil(), null);
+});
