@@ -199,7 +199,9 @@ test('a receiver SIGKILLed during bench: the sender gets an error within the idl
 test('a receiver SIGKILLed during send-file: the sender gets an error within the idle timeout', async () => {
   const file = join(c.root, 'big.bin');
   writeFileSync(file, randomBytes(16_000_000)); // the data exchange frame limit is 16 MiB
-  await killMidTransfer('fc', ['send-file', 'fc', file, '--timeout', '60s'], 'send-file 16 MB');
+  // Capped at 4 MiB/s (≥ 3.8 s): uncapped, 16 MB through two local daemons takes ≈ 0.1 s, about as long as
+  // noticing it is under way and killing the receiver, so the kill could come after the end.
+  await killMidTransfer('fc', ['send-file', 'fc', file, '--timeout', '60s', '--limit-rate', '4M'], 'send-file 16 MB');
 });
 
 // Crashed the dialing daemon (an unlistened PilotDuplex error) until 58d624d.
