@@ -506,12 +506,11 @@ class ClientDatagramSocket implements DatagramSocket {
     });
   }
 
-  async recv(timeoutMs?: number): Promise<Datagram | null> {
-    if (this.channel === null) {
-      const r = await this.ready;
-      if (!r.ok || this.channel === null) return null;
-    }
-    return this.channel.recv(timeoutMs);
+  recv(timeoutMs?: number): Promise<Datagram | null> {
+    // Not async: once registered, the channel's promise is returned as it is (an async wrapper cost two more
+    // promises and microtask hops per datagram, 7 % of the receiving SDK's profile in a 64 B flood).
+    if (this.channel !== null) return this.channel.recv(timeoutMs);
+    return this.ready.then((r) => (!r.ok || this.channel === null ? null : this.channel.recv(timeoutMs)));
   }
 
   tryRecv(): Datagram | null {
