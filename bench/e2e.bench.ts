@@ -336,6 +336,21 @@ async function streamSuite(label: string, server: Worker, client: Worker, cpuPid
   return row;
 }
 
+interface DgramCounters {
+  node: { dropped_queue_full: number; datapath_rx_dropped: number } | null;
+  socketDrops: number;
+  viaDaemon: boolean;
+}
+
+/** Pilot workers only (the baselines have no such call): null where it is not there. */
+async function dgramCounters(w: Worker): Promise<DgramCounters | null> {
+  try {
+    return await w.call<DgramCounters>('datagramCounters', {}, 10_000);
+  } catch {
+    return null;
+  }
+}
+
 async function dgramSuite(label: string, server: Worker, client: Worker): Promise<Row> {
   const row: Row = {};
   try {
@@ -347,9 +362,22 @@ async function dgramSuite(label: string, server: Worker, client: Worker): Promis
       log(`  ${label}: datagram flood ${size} B, ${FLOOD_MS} ms`);
       const test = `dsink${size}`;
       const t = await server.call('dgramServeSink', { test });
+      const c0 = await dgramCounters(server);
       const f = await client.call<{ sent: number; startUs: number; endUs: number }>('dgramFlood', { target: t, size, durationMs: FLOOD_MS }, FLOOD_MS + 120_000);
       await sleep(300);
       const st = await server.call<{ count: number; firstUs: number; lastUs: number }>('dgramSinkStatus', { test });
+      const c1 = await dgramCounters(server);
+      if (c0 !== null && c1 !== null && c0.node !== null && c1.node !== null) {
+        // Where the missing datagrams went, at the receiving end (the rest were lost before it: the kernel's buffers).
+        const queue = c1.node.dropped_queue_full - c0.node.dropped_queue_full;
+        const ring = c1.node.datapath_rx_dropped - c0.node.datapath_rx_dropped;
+        const app = c1.socketDrops - c0.socketDrops;
+        const other = Math.max(0, f.sent - st.count - queue - ring - app);
+        log(
+          `    ${size} B: ${f.sent} sent, ${st.count} arrived; dropped: ${queue} in the ${c1.viaDaemon ? "daemon's" : "node's"} socket queue, ` +
+            `${c1.viaDaemon ? `${app} in the SDK's channel queue, ` : ''}${ring} in the datapath ring, ${other} elsewhere (kernel socket buffers, either end)`,
+        );
+      }
       const rx = st.count > 1 ? st.count / ((st.lastUs - st.firstUs) / 1e6) : 0;
       const tx = f.sent / ((f.endUs - f.startUs) / 1e6);
       // rx counts only what arrived; delivered % says how much of what was sent that is.

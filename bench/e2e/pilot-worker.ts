@@ -134,6 +134,13 @@ async function main(): Promise<void> {
   serveRpc({
     ...testHandlers(streams, dgrams),
     info: () => me,
+    /** Where datagrams were dropped: the node's counters (the daemon's, via IPC) and this process's socket queues. */
+    async datagramCounters() {
+      const i = await api.info();
+      let socketDrops = 0;
+      for (const s of sockets) socketDrops += s.dropped;
+      return { node: i.ok ? (i.value.datagrams ?? null) : null, socketDrops, viaDaemon: client !== null };
+    },
     async trust(a) {
       return unwrap(await api.handshake(String(a.peer), 'e2e bench'), 'handshake');
     },

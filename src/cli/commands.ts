@@ -2,7 +2,7 @@
 // cmd/pilotctl/main.go (agents parse them); fields are added, never renamed.
 import { join, resolve as resolvePath } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
-import type { BenchResult, PilotStream, PingResult } from '../node/api.js';
+import type { BenchResult, NodeInfo, PilotStream, PingResult } from '../node/api.js';
 import type { PilotClient } from '../sdk/client.js';
 import type { ParsedArgs } from './args.js';
 import { defineCommand, type CliContext, type Command, type CommandOutput } from './command.js';
@@ -69,6 +69,16 @@ const noArgs = (): Result<null> => ok(null);
 
 // --- discovery / identity -------------------------------------------------------------------------------
 
+/** info's Datagrams row: received, and the drops only where there were any. */
+function datagramLine(d: NonNullable<NodeInfo['datagrams']>): string {
+  const drops = [
+    d.dropped_queue_full > 0 ? `${d.dropped_queue_full} dropped (a socket's queue full: read faster)` : '',
+    d.dropped_no_listener > 0 ? `${d.dropped_no_listener} to unbound ports` : '',
+    d.datapath_rx_dropped > 0 ? `${d.datapath_rx_dropped} tunnel packets dropped by the datapath` : '',
+  ].filter((x) => x !== '');
+  return `${d.received} received${drops.length > 0 ? ', ' + drops.join(', ') : ''}`;
+}
+
 const info = defineCommand<null>({
   name: 'info',
   group: 'Diagnostics',
@@ -78,7 +88,7 @@ const info = defineCommand<null>({
   returns:
     'node_id (0 until registered), address (null until registered), registered, registry_state, registry_reason, registry_error, beacon, nat_reason, datapath_reason, ' +
     'hostname, public_key, public, tags, registry, registry_connected, listen, public_endpoint, nat_type, uptime_secs, peers, connections, datapath, version, ' +
-    "transport ('udp'|'wss': what carries relay frames), transport_mode ('auto'|'udp'|'tcp'), transport_reason (why), compat (host:port of the rendezvous TLS port), proxy (URL without password, or null), transport_error (null or {code, message, hint})",
+    "transport ('udp'|'wss': what carries relay frames), transport_mode ('auto'|'udp'|'tcp'), transport_reason (why), compat (host:port of the rendezvous TLS port), proxy (URL without password, or null), transport_error (null or {code, message, hint}), datagrams ({received, dropped_no_listener, dropped_queue_full, datapath_rx_dropped, datapath_rx_packets}: what reached bound datagram ports and what was dropped where)",
   errors: ['not_running'],
   parse: noArgs,
   async run(ctx) {
@@ -105,6 +115,7 @@ const info = defineCommand<null>({
         ['NAT', i.nat_type ?? i.nat_reason ?? null],
         ['Peers', i.peers],
         ['Connections', i.connections],
+        ['Datagrams', i.datagrams ? datagramLine(i.datagrams) : null],
         ['Datapath', i.datapath_reason ? `${i.datapath} — ${i.datapath_reason}` : i.datapath],
         ['Transport', i.transport ? `${i.transport} (mode ${i.transport_mode})` : null],
         ['Why', i.transport_reason ?? null],

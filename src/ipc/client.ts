@@ -248,7 +248,7 @@ export class IpcConnection {
   }
 
   /**
-   * An open-style call (subscribe, listen, open_datagram): after a successful response, events keep flowing to
+   * An open-style call (subscribe, listen): after a successful response, events keep flowing to
    * `onEvent` until an `end` event, `closeStream(id)` or the connection closing (then `end` is synthesised).
    */
   async open<T = unknown>(

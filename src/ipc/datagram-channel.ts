@@ -1,9 +1,9 @@
 // Client side of a binary datagram channel (`datagram_channel`, framing in datagram-frames.ts): a DatagramSocket
 // whose socket to the daemon carries frames, many per write and per read.
 //
-// send() semantics (UDP-like, but with the JSON path's errors where they matter): the first send to each peer
-// ref is confirmed (seq > 0) and resolves with the daemon's verdict, so an unknown name or an untrusted peer
-// fails that call as `datagram_send` did. After a confirmed success, sends to that ref are fire-and-forget: they
+// send() semantics (UDP-like, but with the node's errors where they matter): the first send to each peer ref is
+// confirmed (seq > 0) and resolves with the daemon's verdict, so an unknown name or an untrusted peer fails that
+// call. After a confirmed success, sends to that ref are fire-and-forget: they
 // resolve ok once queued (or, past HIGH_WATER_BYTES in the socket, once it drains), and a later failure (a
 // payload over the tunnel's limit, a lost session) arrives as a RESULT with seq 0: it is counted in
 // `sendErrors`, kept in `lastSendError`, and makes the next send to that ref a confirmed one again.
@@ -42,6 +42,8 @@ export class IpcDatagramChannel implements DatagramSocket {
   /** Fire-and-forget sends the daemon reported as failed (RESULT seq 0, including `suppressed` ones). */
   sendErrors = 0;
   lastSendError: PilotError | null = null;
+  /** Datagrams this side's queue dropped because the application did not read them fast enough. */
+  dropped = 0;
   /** Why the channel closed, when it was not close(). */
   error: PilotError | null = null;
   private isClosed = false;
@@ -80,7 +82,10 @@ export class IpcDatagramChannel implements DatagramSocket {
       const d: Datagram = { from: f.from, fromNodeId: f.fromNodeId, fromPort: f.fromPort, port: f.port, data: f.payload };
       const w = this.waiters.shift();
       if (w) return w(d);
-      if (this.queue.length >= MAX_QUEUED_DATAGRAMS) this.queue.shift();
+      if (this.queue.length >= MAX_QUEUED_DATAGRAMS) {
+        this.queue.shift();
+        this.dropped++;
+      }
       this.queue.push(d);
       return;
     }

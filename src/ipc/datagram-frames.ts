@@ -8,8 +8,7 @@
 //
 // seq 0 = fire-and-forget (UDP-like: no answer unless the send fails, then a RESULT with seq 0 and detail
 // {to, port}); seq > 0 asks for a RESULT either way. The SDK confirms the first send to each peer ref so a
-// wrong name or an untrusted peer fails that send() exactly as the JSON `datagram_send` does, and sends the rest
-// fire-and-forget.
+// wrong name or an untrusted peer fails that send() at once, and sends the rest fire-and-forget.
 import { pilotError, type PilotError } from '../core/errors.js';
 import { err, ok, type Result } from '../core/result.js';
 import { fromWireError, toWireError } from './protocol.js';

@@ -5,7 +5,7 @@
 //   response  {"id":7,"ok":true,"result":{…}}  |  {"id":7,"ok":false,"error":{"code":"timeout","message":…,"hint":…}}
 //
 // Call-style methods (ping, send_file, bench) send their events before the response. Open-style methods
-// (subscribe, listen, open_datagram) answer first and then push events on the same id until an `end` event
+// (subscribe, listen) answer first and then push events on the same id until an `end` event
 // or until the client sends {"method":"close","params":{"target":id}} / closes the connection.
 //
 // Authentication: a client's first request on every connection is
@@ -23,16 +23,16 @@
 // Listeners: `listen {port}` (open-style, answers {port, listener}) on a control connection; the channel's
 // OPEN {"method":"accept","params":{"listener"}} takes the next stream from it ({closed:true} once it closes).
 //
-// Datagrams, fast: after `datagram_channel {port}` answers {port, socket, max_payload_bytes}, that connection is
-// a binary duplex for the bound port (the JSON `open_datagram` / `datagram_send` pair stays for pilotctl and the
-// original's contract). Every frame is [u32 BE len][u8 kind][body] — len counts kind + body — and many frames
-// share one write and one read:
+// Datagrams: after `datagram_channel {port}` answers {port, socket, max_payload_bytes}, that connection is a
+// binary duplex for the bound port, the only way a client binds one (the JSON `open_datagram` / `datagram_send`
+// pair, base64 per datagram, is gone: unknown method). Every frame is [u32 BE len][u8 kind][body] — len counts
+// kind + body — and many frames share one write and one read:
 //   SEND   client → daemon  [1][u32 seq][u16 dst port][u8 ref len][peer ref, utf8][payload]
 //   RECV   daemon → client  [2][u32 from node id][u16 from port][u16 dst port][u8 addr len][from addr][payload]
 //   RESULT daemon → client  [3][u32 seq][JSON WireError, or empty = success]
 // Sends are fire-and-forget like UDP when seq = 0: only a failure is answered (RESULT seq 0, detail {to, port,
 // suppressed}; at most one per 100 ms, the rest counted in `suppressed`). seq > 0 asks for a RESULT either way;
-// the SDK uses it for the first send to each peer ref, so a wrong name fails that send() as `datagram_send` would.
+// the SDK uses it for the first send to each peer ref, so a wrong name fails that send() at once.
 // Payloads are at most 65,535 bytes (MAX_CHANNEL_PAYLOAD_BYTES); the tunnel's own limit (≈1415 B) comes back
 // as invalid_argument in a RESULT. A bad length (0 or > MAX_FRAME_LEN), an unknown kind or a kind the side must
 // not receive is answered by one RESULT seq 0 (invalid_argument) and the channel closes. Either side closes the
@@ -96,8 +96,6 @@ export const IPC_METHODS = [
   'rotate_key',
   'network',
   'listen',
-  'open_datagram',
-  'datagram_send',
   'datagram_channel',
   'stream_channel',
   'send_message',

@@ -166,7 +166,6 @@ async function prepareSocketPath(path: string): Promise<Result<void>> {
 class ServerState {
   readonly conns = new Set<ClientConn>();
   readonly listeners = new Map<string, PortListener>();
-  readonly datagramSockets = new Map<string, DatagramSocket>();
   private nextConnSeq = 1;
   /** Answers `auth`: the node key's signature, and the cheap proof for clients holding a ticket. */
   readonly prover: DaemonProver;
@@ -350,11 +349,7 @@ class ClientConn {
   /** datagram_channel succeeded: answer, then this socket carries binary datagram frames (datagram-frames.ts). */
   switchToDatagramChannel(id: RequestId, sock: DatagramSocket): void {
     const key = this.resourceKey(id);
-    this.state.datagramSockets.set(key, sock);
-    this.addResource(id, () => {
-      this.state.datagramSockets.delete(key);
-      sock.close();
-    });
+    this.addResource(id, () => sock.close());
     this.respond(id, ok({ port: sock.port, socket: key, max_payload_bytes: MAX_CHANNEL_PAYLOAD_BYTES }));
     bridgeDatagrams(this.socket, sock, this.handOver(), this.hasClientEnded);
   }
@@ -642,41 +637,7 @@ const HANDLERS: Record<string, Handler> = {
     conn.switchToStreamChannel(id);
   },
 
-  open_datagram: async (conn, id, params) => {
-    const p = new ParamReader(params);
-    const port = p.int('port', 1, 65535);
-    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
-    const r = conn.api.openDatagramSocket(port);
-    if (!r.ok) return conn.respond(id, r);
-    const sock = r.value;
-    const key = conn.resourceKey(id);
-    let isClosed = false;
-    conn.server.datagramSockets.set(key, sock);
-    conn.addResource(id, () => {
-      isClosed = true;
-      conn.server.datagramSockets.delete(key);
-      sock.close();
-    });
-    conn.respond(id, ok({ port, socket: key }));
-    // Pump detached: the request is answered, and an in-flight handler would keep a half-closed client open.
-    void (async () => {
-      for (;;) {
-        const d = await sock.recv();
-        if (d === null || isClosed) break;
-        conn.event(id, 'datagram', {
-          from: d.from,
-          from_node_id: d.fromNodeId,
-          from_port: d.fromPort,
-          port: d.port,
-          data: Buffer.from(d.data).toString('base64'),
-        });
-      }
-      conn.closeResource(id);
-      conn.event(id, 'end', {});
-    })();
-  },
-
-  // Like open_datagram, but the answer turns this connection into a binary datagram channel (protocol.ts).
+  // The answer turns this connection into a binary datagram channel for the bound port (protocol.ts).
   datagram_channel: async (conn, id, params) => {
     const p = new ParamReader(params);
     const port = p.int('port', 1, 65535);
@@ -696,16 +657,4 @@ const HANDLERS: Record<string, Handler> = {
     conn.switchToDatagramChannel(id, r.value);
   },
 
-  datagram_send: async (conn, id, params) => {
-    const p = new ParamReader(params);
-    const key = p.str('socket');
-    const to = p.str('to');
-    const port = p.int('port', 0, 65535);
-    const data = p.bytes('data');
-    if (p.error) return conn.respond(id, { ok: false, error: invalid(p) });
-    const sock = conn.server.datagramSockets.get(key);
-    if (!sock) return conn.respond(id, err('not_found', `no datagram socket ${key}`));
-    const r = await sock.send(to, port, data);
-    conn.respond(id, r.ok ? ok({ bytes: data.length }) : r);
-  },
 };

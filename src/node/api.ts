@@ -74,6 +74,21 @@ export interface NodeInfo {
   proxy: string | null;
   /** The last compat failure (fingerprint_mismatch, proxy_failed, connection_failed, timeout, …), or null. */
   transport_error: { code: string; message: string; hint: string | null } | null;
+  /** Datagrams on virtual ports since the start, and where any were dropped (a flood shows which queue is short). */
+  datagrams?: DatagramCountersInfo;
+}
+
+export interface DatagramCountersInfo {
+  /** Reached a bound socket. */
+  received: number;
+  /** Arrived for a port nobody has bound. */
+  dropped_no_listener: number;
+  /** A bound socket's queue (4096 datagrams) was full: the oldest went. Through the daemon this is the client
+   * not reading its channel fast enough. */
+  dropped_queue_full: number;
+  /** Tunnel packets the datapath dropped before decryption (its receive ring full), of rx_packets read. */
+  datapath_rx_dropped: number;
+  datapath_rx_packets: number;
 }
 
 export interface PeerEntry {
@@ -323,6 +338,8 @@ export interface DatagramSocket {
   recv(timeoutMs?: number): Promise<Datagram | null>;
   /** The next datagram already queued, without waiting (null when none is): drain a burst in one turn. */
   tryRecv(): Datagram | null;
+  /** Datagrams this socket's own receive queue dropped, oldest first, because it was full (not read fast enough). */
+  readonly dropped: number;
   close(): void;
 }
 

@@ -57,6 +57,7 @@ import type {
   FindResult,
   LookupEntry,
   NodeInfo,
+  DatagramCountersInfo,
   RegisterResult,
   PeerEntry,
   PeerRef,
@@ -785,7 +786,20 @@ export class Daemon implements ServiceHost {
       compat: formatHostPort(this.addrs.compat.host, this.addrs.compat.port),
       proxy: this.compatProxy?.display ?? null,
       transport_error: errorView(this.transportError),
+      datagrams: this.datagramCounters(),
     });
+  }
+
+  private datagramCounters(): DatagramCountersInfo {
+    const c = this.dgrams.counters;
+    const st = this.datapath.stats();
+    return {
+      received: c.received,
+      dropped_no_listener: c.droppedNoListener,
+      dropped_queue_full: c.droppedQueueFull,
+      datapath_rx_dropped: st.rxDropped,
+      datapath_rx_packets: st.rxPackets,
+    };
   }
 
   /** What our heartbeats tell the rendezvous's dashboard; null before the NAT is classified. */

@@ -495,6 +495,10 @@ class ClientDatagramSocket implements DatagramSocket {
   get lastSendError(): PilotError | null {
     return this.channel?.lastSendError ?? null;
   }
+  /** Dropped by this process's receive queue (the daemon's own queue drops count in info().datagrams). */
+  get dropped(): number {
+    return this.channel?.dropped ?? 0;
+  }
 
   send(to: PeerRef, port: number, data: Uint8Array): Promise<Result<void>> {
     // The hot path stays synchronous up to the channel: no await per datagram once registered.

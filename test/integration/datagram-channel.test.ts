@@ -87,6 +87,15 @@ test('64-byte datagrams go both ways through the channel, with sender addresses'
     assert.ok(echoed >= seen.size);
     assert.equal(sa.sendErrors, 0);
     assert.equal(sb.sendErrors, 0);
+    // info().datagrams counts what reached the bound ports, and where any were dropped (none at this pace).
+    const ib = await cb.info();
+    assert.ok(ib.ok);
+    const dg = ib.value.datagrams!;
+    assert.ok(dg.received >= echoed, `beta's daemon counted ${dg.received} received, ${echoed} echoed`);
+    assert.equal(dg.dropped_queue_full, 0);
+    assert.equal(dg.datapath_rx_dropped, 0);
+    assert.ok(dg.datapath_rx_packets >= dg.received);
+    assert.equal(sb.dropped, 0);
   } finally {
     sa.close();
     sb.close();

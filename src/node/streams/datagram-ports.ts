@@ -15,6 +15,7 @@ class BoundSocket implements DatagramSocket {
   private readonly queue: Datagram[] = [];
   private readonly waiters: ((d: Datagram | null) => void)[] = [];
   isClosed = false;
+  dropped = 0;
   constructor(
     readonly port: number,
     private readonly owner: DatagramPorts,
@@ -29,7 +30,11 @@ class BoundSocket implements DatagramSocket {
   push(d: Datagram): void {
     const w = this.waiters.shift();
     if (w) return w(d);
-    if (this.queue.length >= MAX_QUEUED_DATAGRAMS) this.queue.shift();
+    if (this.queue.length >= MAX_QUEUED_DATAGRAMS) {
+      this.queue.shift();
+      this.dropped++;
+      this.owner.counters.droppedQueueFull++;
+    }
     this.queue.push(d);
   }
 
@@ -66,8 +71,19 @@ class BoundSocket implements DatagramSocket {
   }
 }
 
+/** What arrived on virtual datagram ports, and what was dropped where (info's `datagrams`). */
+export interface DatagramCounters {
+  /** Handed to a bound socket's queue (or straight to a waiting recv). */
+  received: number;
+  /** No socket bound on the port (UDP semantics: dropped). */
+  droppedNoListener: number;
+  /** The socket's queue was full (MAX_QUEUED_DATAGRAMS): its oldest datagram was dropped. */
+  droppedQueueFull: number;
+}
+
 export class DatagramPorts {
   private readonly sockets = new Map<number, BoundSocket>();
+  readonly counters: DatagramCounters = { received: 0, droppedNoListener: 0, droppedQueueFull: 0 };
   constructor(private readonly deps: DatagramPortsDeps) {}
 
   open(port: number): Result<DatagramSocket> {
@@ -85,7 +101,11 @@ export class DatagramPorts {
   /** A datagram from the tunnel; dropped when nobody listens (UDP semantics). */
   deliver(from: string, fromNodeId: number, fromPort: number, port: number, data: Uint8Array): void {
     const s = this.sockets.get(port);
-    if (!s) return;
+    if (!s) {
+      this.counters.droppedNoListener++;
+      return;
+    }
+    this.counters.received++;
     s.push({ from, fromNodeId, fromPort, port, data: data.slice() });
   }
 

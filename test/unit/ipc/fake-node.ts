@@ -123,6 +123,7 @@ class FakeDatagramSocket implements DatagramSocket {
   private queue: Datagram[] = [];
   private waiters: Array<(d: Datagram | null) => void> = [];
   isClosed = false;
+  readonly dropped = 0;
   constructor(
     readonly port: number,
     private readonly node: FakeNode,

@@ -32,3 +32,15 @@ test('tryRecv takes the queued datagrams in order, then null; recv still waits f
   s.value.close();
   assert.equal(s.value.tryRecv(), null);
 });
+
+test('counters: received, no listener, queue full (drop-oldest, counted on the socket and the node)', () => {
+  const p = ports();
+  const s = p.open(7001);
+  assert.ok(s.ok);
+  p.deliver('0:0000.0000.0002', 2, 9000, 7999, new Uint8Array([1])); // nobody on 7999
+  for (let i = 0; i < 4096 + 10; i++) p.deliver('0:0000.0000.0002', 2, i, 7001, new Uint8Array([i & 0xff]));
+  assert.deepEqual(p.counters, { received: 4106, droppedNoListener: 1, droppedQueueFull: 10 });
+  assert.equal(s.value.dropped, 10);
+  assert.equal(s.value.tryRecv()?.fromPort, 10, 'the oldest ten went');
+  s.value.close();
+});
