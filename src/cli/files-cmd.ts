@@ -158,9 +158,7 @@ const sendFile = defineCommand<{ peer: string; path: string; progress: boolean; 
     const mode = ctx.isJson ? (p.progress ? 'json' : 'none') : ctx.io.stderrIsTTY ? 'bar' : 'none';
     const bar = transferProgress(ctx.io, mode, `sending ${basename(p.path)}`);
     const r = await withTimeout(
-      c.value.sendFile(p.peer, p.path, (d, t) => bar.update(d, t), p.rateBps === null ? { retryForMs: p.retryMs } : { retryForMs: p.retryMs, rateBytesPerSec: p.rateBps }) as Promise<
-        Result<SendFileResultWire>
-      >,
+      c.value.sendFile(p.peer, p.path, (d, t) => bar.update(d, t), { retryForMs: p.retryMs, rateBytesPerSec: p.rateBps ?? undefined }) as Promise<Result<SendFileResultWire>>,
       ctx.timeoutMs ?? SEND_FILE_DEFAULT_TIMEOUT_MS,
       'send-file',
     );

@@ -9,7 +9,6 @@ export type VirtualAddrText = string;
 /** A peer named by virtual address text, hostname, or numeric node id (as text). */
 export type PeerRef = string;
 
-/** What rotate-key returns (issue 14). */
 /** The smallest sendFile rate cap, bytes per second. */
 export const MIN_RATE_LIMIT_BYTES_PER_SEC = 16 * 1024;
 
@@ -21,6 +20,7 @@ export interface SendFileOptions {
   rateBytesPerSec?: number;
 }
 
+/** What rotate-key returns (issue 14). */
 export interface KeyRotationInfo {
   node_id: number;
   old_public_key: string;
